@@ -154,8 +154,13 @@ def gradient(xp: ModuleType, x: Array, alpha: Parameter, beta: Parameter) -> Arr
     """
     in_place = _in_place_ok(xp, x, alpha, beta)
     e = _sigmoid_exp(xp, x, alpha, in_place)
-    denominator = e + 1.0
-    denominator = _mul(denominator, denominator, in_place)
+    rounded = e + 1.0
+    # (1 + e)**2 from the rounded sum alone loses up to 1.5 ulp. Fast2Sum gives
+    # what the rounding dropped exactly (|e| <= 1), ``lost = e - (rounded - 1)``,
+    # and (1 + e)**2 = rounded * (rounded + 2 * lost) to within one rounding.
+    twice_lost = _mul(_add(rounded - 1.0, -e, in_place), -2.0, in_place)
+    denominator = _mul(_add(twice_lost, rounded, in_place), rounded, in_place)
+    del rounded
     bell = _div(_mul(e, alpha, in_place), denominator, in_place)
     del denominator
     shifted = _add(xp.clip(x, min=_RIGHT_BRANCH_FLOOR), 1.0, in_place)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import s2nn_xp
+import s2nn_xp._compat as compat
 from tests._support import (
     SPECIAL_X,
     backend_name,
@@ -18,14 +19,173 @@ from tests._support import (
     xp_assert_close,
 )
 
+FUNCTIONS = {
+    "forward": (s2nn_xp.forward, ref_forward, ()),
+    "origin": (s2nn_xp.origin, ref_origin, ("alpha", "beta", "epsilon")),
+    "gradient": (s2nn_xp.gradient, ref_gradient, ("alpha", "beta")),
+}
+# Powers of two for alpha keep alpha * x exact, so what is measured is the
+# formula's own error (see test_alpha_rounding_is_the_only_extra_error).
+PARAMETERS = [
+    {"alpha": 4.0, "beta": 1.0, "epsilon": 1e-8},
+    {"alpha": 8.0, "beta": 2.0, "epsilon": 1e-8},
+    {"alpha": 0.5, "beta": 1.7, "epsilon": 0.0},
+]
 
-def test_special_values_float64(xp):
-    x = xp.asarray(SPECIAL_X, dtype=xp.float64)
-    for fn, ref in [
-        (s2nn_xp.forward, ref_forward),
-        (s2nn_xp.origin, ref_origin),
-        (s2nn_xp.gradient, ref_gradient),
-    ]:
+
+def _call(name, x, params):
+    fn, ref, names = FUNCTIONS[name]
+    kwargs = {k: params[k] for k in names}
+    return fn(x, **kwargs), reference(ref, to_numpy(x), **kwargs)
+
+
+def _grid(alpha: float, n: int = 400, bound: float = 700.0) -> np.ndarray:
+    """Points with |alpha * x| <= bound, dense near 0, both signs."""
+    rng = np.random.default_rng(20260128)
+    mags = np.concatenate(
+        [
+            rng.uniform(0, bound / alpha, n),
+            np.logspace(-300, np.log10(bound / alpha), n),
+        ]
+    )
+    return np.concatenate([-mags, mags, [-1.0, -0.0, 0.0, 1.0]])
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("params", PARAMETERS, ids=lambda p: f"a{p['alpha']}")
+def test_float64_within_2_ulp(xp, name, params):
+    x = xp.asarray(_grid(params["alpha"]), dtype=xp.float64)
+    got, want = _call(name, x, params)
+    err = ulp_error(to_numpy(got), want, np.float64)
+    assert err.max() <= 2.0, (
+        f"max error {err.max()} ulp at x={to_numpy(x)[err.argmax()]}"
+    )
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_special_values_exact(xp, name):
+    for dtype in (xp.float64, xp.float32):
+        with np.errstate(over="ignore"):  # +-1e300 -> +-inf in float32 is intended
+            x = xp.asarray(
+                SPECIAL_X.astype(to_numpy(xp.asarray(0.0, dtype=dtype)).dtype)
+            )
+        got, want = _call(name, x, PARAMETERS[0])
+        with np.errstate(over="ignore"):  # 1e300 -> inf in float32 is intended
+            want = want.astype(to_numpy(got).dtype)  # the reference rounded once
         xp_assert_close(
-            fn(x), reference(ref, SPECIAL_X), xp=xp, rtol=4e-16, dtype=xp.float64
+            got, want, xp=xp, rtol=4 * np.finfo(want.dtype).eps, dtype=dtype
         )
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_float32_within_4_ulp(xp, name):
+    x64 = _grid(4.0, bound=20.0).astype(np.float32)
+    x = xp.asarray(x64, dtype=xp.float32)
+    got, want = _call(name, x, PARAMETERS[0])
+    err = ulp_error(to_numpy(got), want, np.float32)
+    assert err.max() <= 4.0, f"max error {err.max()} ulp at x={x64[err.argmax()]}"
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+def test_16bit_computed_in_float32_rounded_once(xp, name, dtype_name):
+    dtype = getattr(compat.array_namespace(xp.asarray(0.0)), dtype_name, None)
+    if dtype is None and backend_name(xp) == "dask" and dtype_name == "float16":
+        dtype = np.float16  # dask arrays take NumPy dtypes
+    if dtype is None:
+        pytest.skip(f"{backend_name(xp)} has no {dtype_name}")
+    ns = compat.array_namespace(xp.asarray(0.0))
+    x = ns.astype(xp.asarray(_grid(4.0, n=100, bound=20.0)), dtype)
+    got, _ = _call(name, x, PARAMETERS[0])
+    assert got.dtype == dtype
+    # One rounding of the float32 result: identical to rounding it ourselves.
+    fn, _, names = FUNCTIONS[name]
+    via_float32 = fn(ns.astype(x, ns.float32), **{k: PARAMETERS[0][k] for k in names})
+    xp_assert_close(got, ns.astype(via_float32, dtype), xp=xp, rtol=0)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_integer_and_bool_promote_to_default_float(xp, name):
+    default = xp.asarray(0.5).dtype  # the namespace's default real floating dtype
+    for ints in (xp.asarray([-2, 0, 3]), xp.asarray([True, False])):
+        got, want = _call(name, ints, PARAMETERS[0])
+        xp_assert_close(
+            got,
+            want,
+            xp=xp,
+            rtol=1e-7 if default == xp.float32 else 1e-15,
+            dtype=default,
+        )
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_complex_input_raises(xp, name):
+    if not hasattr(xp, "complex64"):
+        pytest.skip("no complex dtype")
+    x = xp.asarray([1 + 1j, -1j], dtype=xp.complex64)
+    with pytest.raises(TypeError, match="complex"):
+        FUNCTIONS[name][0](x)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("shape", [(), (0,), (3, 0, 2), (2, 3, 4)])
+def test_shape_and_dtype_preserved(xp, name, shape):
+    rng = np.random.default_rng(0)
+    x = xp.asarray(rng.normal(size=shape).astype(np.float32))
+    got, want = _call(name, x, PARAMETERS[0])
+    assert tuple(got.shape) == shape
+    xp_assert_close(got, want, xp=xp, rtol=2e-6, dtype=xp.float32)
+
+
+@pytest.mark.parametrize("name", ["origin", "gradient"])
+def test_per_neuron_parameters_broadcast(xp, name):
+    rng = np.random.default_rng(1)
+    x_np = rng.normal(size=(5, 3))
+    alphas, betas = (
+        np.array([2.0, 4.0, 8.0]),
+        np.array([[0.5], [1.0], [2.0], [3.0], [4.0]]),
+    )
+    fn, ref, _ = FUNCTIONS[name]
+    got = fn(xp.asarray(x_np), alpha=xp.asarray(alphas), beta=xp.asarray(betas))
+    want = np.empty_like(x_np)
+    for i in range(5):
+        for j in range(3):
+            want[i, j] = ref(x_np[i, j], alpha=alphas[j], beta=betas[i, 0])
+    xp_assert_close(got, want, xp=xp, rtol=1e-14, dtype=xp.float64)
+
+
+def test_array_parameters_follow_x_dtype(xp):
+    x = xp.asarray([-0.5, 0.5], dtype=xp.float32)
+    got = s2nn_xp.gradient(x, alpha=xp.asarray([4.0, 4.0], dtype=xp.float64))
+    assert got.dtype == xp.float32
+
+
+def test_input_is_not_modified(xp):
+    values = np.array([-2.0, -0.5, 0.0, 0.5, np.nan])
+    x = xp.asarray(values)
+    for fn in (s2nn_xp.forward, s2nn_xp.origin, s2nn_xp.gradient, s2nn_xp.s2nn):
+        fn(x)
+    np.testing.assert_array_equal(to_numpy(x), values)
+
+
+def test_values_agree_with_numpy_float64(xp):
+    """Every backend gives the NumPy float64 numbers (the reference path)."""
+    x_np = _grid(4.0, n=200, bound=50.0)
+    x = xp.asarray(x_np)
+    for fn in (s2nn_xp.forward, s2nn_xp.origin, s2nn_xp.gradient):
+        xp_assert_close(fn(x), fn(x_np), xp=xp, rtol=4e-16)
+
+
+def test_alpha_rounding_is_the_only_extra_error():
+    """For alpha that is no power of two, alpha * x is rounded before exp.
+
+    The error is then about |alpha * x| / 2 ulp, as in every implementation
+    that forms alpha * x; with that product computed exactly (here: x chosen
+    so that it is) the result is again within 2 ulp.
+    """
+    alpha = 3.0
+    x = -np.arange(1, 200, dtype=np.float64) / 4  # 3 * x is exact for these
+    err = ulp_error(
+        s2nn_xp.gradient(x, alpha), reference(ref_gradient, x, alpha=alpha), np.float64
+    )
+    assert err.max() <= 2.0

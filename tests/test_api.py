@@ -1,0 +1,234 @@
+"""The public API's contract: signatures, errors, the S2NN object, vjp."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import s2nn_xp
+from tests._support import ref_gradient, reference
+from tests.conftest import require
+
+require("numpy")
+
+X = np.array([-2.0, -1.0, -0.5, 0.0, 0.5, 3.0])
+
+
+def test_import_touches_no_framework():
+    code = (
+        "import sys, s2nn_xp, numpy as np\n"
+        "s2nn_xp.s2nn(np.ones(3)); s2nn_xp.vjp([1.0])[1](1.0)\n"
+        "loaded = [m for m in ('jax', 'torch', 'cupy', 'dask') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_python_scalars_and_lists_are_numpy_input():
+    scalar = s2nn_xp.gradient(0.0)
+    assert isinstance(scalar, np.ndarray | np.generic)
+    assert scalar.shape == ()
+    assert scalar.dtype == np.float64
+    np.testing.assert_allclose(
+        s2nn_xp.gradient([[-1, 0], [1, 2]]),
+        s2nn_xp.gradient(np.array([[-1.0, 0.0], [1.0, 2.0]])),
+    )
+    assert s2nn_xp.forward(-0.0) == 1.0
+
+
+def test_explicit_namespace():
+    import array_api_compat.numpy as xp
+
+    np.testing.assert_array_equal(s2nn_xp.forward(X, xp=xp), (X >= 0).astype(float))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("alpha", 0.0),
+        ("alpha", -1.0),
+        ("alpha", np.inf),
+        ("alpha", np.nan),
+        ("beta", 0.0),
+        ("beta", -2),
+        ("beta", np.inf),
+        ("epsilon", -1e-9),
+        ("epsilon", np.nan),
+        ("epsilon", np.inf),
+    ],
+)
+@pytest.mark.parametrize(
+    "fn", [s2nn_xp.origin, s2nn_xp.s2nn, s2nn_xp.vjp, s2nn_xp.S2NN]
+)
+def test_bad_parameter_values_raise_value_error_naming_them(fn, name, value):
+    if fn is s2nn_xp.S2NN:
+        call = lambda: fn(**{name: value})  # noqa: E731
+    else:
+        call = lambda: fn(X, **{name: value})  # noqa: E731
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_gradient_checks_its_parameters():
+    with pytest.raises(ValueError, match="beta"):
+        s2nn_xp.gradient(X, beta=0.0)
+    with pytest.raises(ValueError, match="alpha"):
+        s2nn_xp.gradient(X, alpha=np.array([1.0, -1.0, 1.0, 1.0, 1.0, 1.0]))
+
+
+def test_epsilon_zero_is_allowed():
+    assert s2nn_xp.origin(np.array([0.0]), epsilon=0.0)[0] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (True, "bool"),
+        (1 + 2j, "complex"),
+        ("4", "str"),
+        (None, "NoneType"),
+        (np.array([1 + 1j]), "dtype"),
+        (np.array([True]), "dtype"),
+    ],
+)
+def test_bad_parameter_types_raise_type_error(value, match):
+    with pytest.raises(TypeError, match=match):
+        s2nn_xp.origin(X, alpha=value)
+
+
+def test_parameter_shape_must_broadcast_to_x():
+    with pytest.raises(ValueError, match=r"alpha of shape \(4,\)"):
+        s2nn_xp.gradient(X, alpha=np.ones(4))
+    with pytest.raises(ValueError, match="beta"):
+        s2nn_xp.gradient(X[:1], beta=np.ones(6))  # would grow x's shape
+
+
+def test_per_neuron_parameters_as_lists():
+    x = np.zeros((2, 3))
+    np.testing.assert_allclose(
+        s2nn_xp.gradient(x, beta=[1.0, 2.0, 3.0]),
+        np.broadcast_to([1.0, 2.0, 3.0], (2, 3)),
+    )
+
+
+def test_mixed_libraries_raise_type_error():
+    strict = pytest.importorskip("array_api_strict")
+    with pytest.raises(TypeError, match="alpha"):
+        s2nn_xp.gradient(X, alpha=strict.asarray(4.0))
+
+
+@pytest.mark.parametrize("bad", [np.array(["a"]), np.array([object()]), "text"])
+def test_non_numeric_input_raises_type_error(bad):
+    with pytest.raises(TypeError, match="x must"):
+        s2nn_xp.gradient(bad)
+
+
+def test_nan_propagates_everywhere():
+    x = np.array([np.nan])
+    for fn in (s2nn_xp.forward, s2nn_xp.origin, s2nn_xp.gradient, s2nn_xp.s2nn):
+        assert np.isnan(fn(x)).all()
+    y, pullback = s2nn_xp.vjp(x)
+    assert np.isnan(y).all() and np.isnan(pullback(1.0)).all()
+
+
+def test_s2nn_is_forward_or_origin_on_numpy():
+    np.testing.assert_array_equal(s2nn_xp.s2nn(X), s2nn_xp.forward(X))
+    np.testing.assert_array_equal(
+        s2nn_xp.s2nn(X, 8.0, 2.0, origin=True), s2nn_xp.origin(X, 8.0, 2.0)
+    )
+
+
+class TestVJP:
+    def test_pullback_is_cotangent_times_gradient(self):
+        rng = np.random.default_rng(3)
+        x, ct = rng.normal(size=(4, 5)), rng.normal(size=(4, 5))
+        y, pullback = s2nn_xp.vjp(x, 2.0, 0.5)
+        np.testing.assert_array_equal(y, s2nn_xp.forward(x))
+        np.testing.assert_allclose(
+            pullback(ct),
+            ct * reference(ref_gradient, x, alpha=2.0, beta=0.5),
+            rtol=1e-15,
+        )
+
+    def test_origin_mode(self):
+        y, pullback = s2nn_xp.vjp(X, origin=True)
+        np.testing.assert_array_equal(y, s2nn_xp.origin(X))
+        np.testing.assert_array_equal(pullback(np.ones_like(X)), s2nn_xp.gradient(X))
+
+    def test_dtype_follows_x(self):
+        x = X.astype(np.float16)
+        y, pullback = s2nn_xp.vjp(x)
+        assert y.dtype == np.float16
+        assert pullback(np.ones(6, dtype=np.float64)).dtype == np.float16
+        assert pullback(1).dtype == np.float16
+
+    def test_cotangent_broadcasts_to_x_only(self):
+        _, pullback = s2nn_xp.vjp(np.zeros((2, 3)))
+        np.testing.assert_array_equal(
+            pullback(np.array([1.0, 2.0, 3.0])),
+            np.broadcast_to([1.0, 2.0, 3.0], (2, 3)),
+        )
+        with pytest.raises(ValueError, match="cotangent"):
+            pullback(np.ones(4))
+        with pytest.raises(ValueError, match="cotangent"):
+            pullback(np.ones((5, 2, 3)))
+
+    def test_bad_cotangents(self):
+        _, pullback = s2nn_xp.vjp(X)
+        with pytest.raises(TypeError, match="cotangent"):
+            pullback(np.ones(6, dtype=complex))
+        strict = pytest.importorskip("array_api_strict")
+        with pytest.raises(TypeError, match="cotangent"):
+            pullback(strict.ones(6))
+
+    def test_pullback_reusable_and_x_untouched(self):
+        x = X.copy()
+        _, pullback = s2nn_xp.vjp(x)
+        first = pullback(np.ones(6))
+        np.testing.assert_array_equal(pullback(np.ones(6)), first)
+        np.testing.assert_array_equal(x, X)
+
+
+class TestS2NNObject:
+    def test_repr_exact(self):
+        assert repr(s2nn_xp.S2NN()) == "S2NN(alpha=4.0, beta=1.0, epsilon=1e-08)"
+        assert repr(s2nn_xp.S2NN(8, 2)) == "S2NN(alpha=8.0, beta=2.0, epsilon=1e-08)"
+
+    def test_equality_and_hash(self):
+        a, b = s2nn_xp.S2NN(4.0, 1.0), s2nn_xp.S2NN(alpha=4, beta=1.0, epsilon=1e-8)
+        assert a == b and hash(a) == hash(b)
+        assert a != s2nn_xp.S2NN(alpha=5.0)
+        assert len({a, b, s2nn_xp.S2NN(beta=2.0)}) == 2
+        b.origin = True
+        assert a != b and hash(a) == hash(b)
+        assert a != "S2NN"
+
+    def test_array_parameters_compare_by_identity(self):
+        alpha = np.array([4.0, 8.0])
+        a = s2nn_xp.S2NN(alpha=alpha)
+        assert a == s2nn_xp.S2NN(alpha=alpha)
+        assert a != s2nn_xp.S2NN(alpha=alpha.copy())
+        assert hash(a) == hash(s2nn_xp.S2NN(alpha=alpha))
+
+    def test_call_and_methods(self):
+        fn = s2nn_xp.S2NN(alpha=8.0, beta=2.0)
+        np.testing.assert_array_equal(fn(X), s2nn_xp.forward(X))
+        np.testing.assert_array_equal(fn.surrogate_fun(X), s2nn_xp.origin(X, 8.0, 2.0))
+        np.testing.assert_array_equal(
+            fn.surrogate_grad(X), s2nn_xp.gradient(X, 8.0, 2.0)
+        )
+        fn.origin = True
+        np.testing.assert_array_equal(fn(X), s2nn_xp.origin(X, 8.0, 2.0))
+        y, pullback = fn.vjp(X)
+        np.testing.assert_array_equal(y, s2nn_xp.origin(X, 8.0, 2.0))
+        np.testing.assert_array_equal(pullback(1.0), s2nn_xp.gradient(X, 8.0, 2.0))
+
+    def test_origin_must_be_bool(self):
+        fn = s2nn_xp.S2NN()
+        with pytest.raises(TypeError, match="origin"):
+            fn.origin = 1
+        with pytest.raises(TypeError, match="origin"):
+            s2nn_xp.S2NN(origin="yes")

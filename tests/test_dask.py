@@ -1,0 +1,78 @@
+"""Dask: the math stays lazy, and runs chunk by chunk on a local cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import s2nn_xp
+from tests._support import ref_gradient, ref_origin
+from tests.conftest import require
+
+da = require("dask")
+import dask  # noqa: E402
+
+FUNCTIONS = [
+    ("forward", lambda x, **kw: s2nn_xp.forward(x)),
+    ("origin", s2nn_xp.origin),
+    ("gradient", s2nn_xp.gradient),
+    ("s2nn", s2nn_xp.s2nn),
+]
+
+
+def _forbid_compute(*args, **kwargs):
+    raise AssertionError("computed eagerly: the math must build a lazy graph")
+
+
+@pytest.mark.parametrize(("name", "fn"), FUNCTIONS)
+def test_no_compute_while_building(name, fn):
+    x = da.linspace(-3, 3, 1000, chunks=100)
+    alpha = da.full((1000,), 4.0, chunks=100)
+    with dask.config.set(scheduler=_forbid_compute):
+        y = fn(x, alpha=alpha) if name != "forward" else fn(x)
+        _, pullback = s2nn_xp.vjp(x, alpha=alpha)
+        ct = pullback(da.ones_like(x))
+    assert isinstance(y, da.Array)
+    assert isinstance(ct, da.Array)
+    assert y.chunks == x.chunks
+
+
+def test_chunks_agree_with_numpy():
+    x_np = np.linspace(-5, 5, 2001)
+    x = da.from_array(x_np, chunks=250)
+    np.testing.assert_allclose(
+        s2nn_xp.gradient(x).compute(), s2nn_xp.gradient(x_np), rtol=0
+    )
+
+
+@pytest.mark.slow
+def test_distributed_local_cluster_two_workers():
+    distributed = pytest.importorskip("distributed")
+    x_np = np.linspace(-6, 6, 40_000).reshape(200, 200)
+    x = da.from_array(x_np, chunks=(50, 100))
+    betas = da.from_array(np.linspace(0.5, 2.0, 200), chunks=100)
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        assert len(client.scheduler_info()["workers"]) == 2
+        grad, origin = client.compute(
+            [s2nn_xp.gradient(x, beta=betas), s2nn_xp.origin(x, beta=betas)], sync=True
+        )
+        _, pullback = s2nn_xp.vjp(x)
+        ct = pullback(da.ones_like(x)).compute()
+    b = np.linspace(0.5, 2.0, 200)
+    sample = (slice(None, None, 7), slice(None, None, 11))
+    want_grad = np.vectorize(ref_gradient)(x_np, 4.0, b)[sample]
+    want_origin = np.vectorize(ref_origin)(x_np, 4.0, b)[sample]
+    # The workers run the same NumPy operations: the same bits as in-process.
+    np.testing.assert_array_equal(grad, s2nn_xp.gradient(x_np, beta=b))
+    np.testing.assert_array_equal(origin, s2nn_xp.origin(x_np, beta=b))
+    np.testing.assert_allclose(grad[sample], want_grad, rtol=1e-15)
+    np.testing.assert_allclose(origin[sample], want_origin, rtol=1e-15)
+    np.testing.assert_array_equal(ct, s2nn_xp.gradient(x_np))
