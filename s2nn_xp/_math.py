@@ -71,11 +71,22 @@ def _div(a: Array, b: Any, in_place: bool) -> Array:
     return a / b
 
 
+def _sub(a: Array, b: Any, in_place: bool) -> Array:
+    if in_place:
+        a -= b
+        return a
+    return a - b
+
+
 def _add(a: Array, b: Any, in_place: bool) -> Array:
     if in_place:
         a += b
         return a
     return a + b
+
+
+def _is_one(value: Parameter) -> bool:
+    return isinstance(value, float) and value == 1.0
 
 
 def _step(xp: ModuleType, x: Array) -> Array:
@@ -108,7 +119,7 @@ def _select(
         step += 1.0
     else:
         left = left * (step - 1.0)
-    right = _mul(step, right_numerator, in_place)
+    right = step if _is_one(right_numerator) else _mul(step, right_numerator, in_place)
     if right_denominator is not None:
         right = _div(right, right_denominator, in_place)
     if in_place:
@@ -158,8 +169,9 @@ def gradient(xp: ModuleType, x: Array, alpha: Parameter, beta: Parameter) -> Arr
     # (1 + e)**2 from the rounded sum alone loses up to 1.5 ulp. Fast2Sum gives
     # what the rounding dropped exactly (|e| <= 1), ``lost = e - (rounded - 1)``,
     # and (1 + e)**2 = rounded * (rounded + 2 * lost) to within one rounding.
-    twice_lost = _mul(_add(rounded - 1.0, -e, in_place), -2.0, in_place)
-    denominator = _mul(_add(twice_lost, rounded, in_place), rounded, in_place)
+    minus_lost = _sub(rounded - 1.0, e, in_place)
+    denominator = _sub(rounded, _mul(minus_lost, 2.0, in_place), False)
+    denominator = _mul(denominator, rounded, in_place)
     del rounded
     bell = _div(_mul(e, alpha, in_place), denominator, in_place)
     del denominator
