@@ -48,7 +48,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def numpy(session: nox.Session) -> None:
     """NumPy, the float64 reference backend; also the API and packaging tests."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,strict]")
     _pytest(session, "numpy")
 
 

@@ -101,7 +101,7 @@ def origin(
     >>> import numpy as np
     >>> import s2nn_xp
     >>> s2nn_xp.origin(np.array([-1.0, 0.0, 1.0]))
-    array([0.01798621, 0.50000001, 1.19314718])
+    array([0.01798621, 0.50000001, 1.19314719])
     """
     kernel = _dispatch.implementation("origin", x)
     if kernel is not None:
