@@ -46,6 +46,26 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def package(session: nox.Session) -> None:
+    """Build the sdist and wheel, install the wheel, and check what it ships."""
+    session.install("build>=1", "twine>=5")
+    dist = os.path.join(session.create_tmp(), "dist")
+    shutil.rmtree(dist, ignore_errors=True)  # no wheel of an earlier run
+    session.run("python", "-m", "build", "--outdir", dist)
+    session.run("twine", "check", "--strict", f"{dist}/*")
+    wheels = [f for f in os.listdir(dist) if f.endswith(".whl")]
+    session.install(os.path.join(dist, wheels[0]))
+    check = (
+        "import importlib.resources as r, sys, numpy as np, s2nn_xp; "
+        "assert r.files('s2nn_xp').joinpath('py.typed').is_file(); "
+        "assert s2nn_xp.S2NN()(np.array([0.0]))[0] == 1.0; "
+        "assert 'torch' not in sys.modules and 'jax' not in sys.modules; "
+        "print('s2nn_xp', s2nn_xp.__version__, 'wheel OK')"
+    )
+    session.run("python", "-c", check, external=False)
+
+
+@nox.session
 def numpy(session: nox.Session) -> None:
     """NumPy, the float64 reference backend; also the API and packaging tests."""
     session.install("-e", ".[test,strict]")
