@@ -68,14 +68,14 @@ def package(session: nox.Session) -> None:
 @nox.session
 def numpy(session: nox.Session) -> None:
     """NumPy, the float64 reference backend; also the API and packaging tests."""
-    session.install("-e", ".[test,strict]")
+    session.install("-e", ".[test,strict,plot]")
     _pytest(session, "numpy")
 
 
 @nox.session(name="array_api_strict")
 def array_api_strict(session: nox.Session) -> None:
     """array-api-strict: proves the math uses nothing outside the standard."""
-    session.install("-e", ".[test,strict]")
+    session.install("-e", ".[test,strict,plot]")
     _pytest(session, "array_api_strict")
 
 
