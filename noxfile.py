@@ -22,6 +22,7 @@ nox.options.sessions = [
     "jax",
     "torch",
     "cupy",
+    "examples",
 ]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
@@ -99,6 +100,19 @@ def torch(session: nox.Session) -> None:
     session.install(TORCH)
     session.install("-e", ".[test]")
     _pytest(session, "torch")
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """The digits training example, shortened, in PyTorch and JAX."""
+    session.install(TORCH)
+    session.install("-e", ".[test,jax,examples]")
+    session.run(
+        "pytest",
+        "tests/test_examples.py",
+        *session.posargs,
+        env={"S2NN_XP_BACKENDS": "torch,jax"},
+    )
 
 
 @nox.session
