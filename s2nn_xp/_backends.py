@@ -9,9 +9,12 @@ against the code.
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -38,6 +41,8 @@ class Backend:
         Floating dtypes supported.
     fused
         Where fused kernels run, if anywhere.
+    adapter
+        The package module that attaches the backend, if any.
     """
 
     name: str
@@ -46,6 +51,7 @@ class Backend:
     transforms: tuple[str, ...]
     dtypes: tuple[str, ...]
     fused: str = "no (the array-API math)"
+    adapter: str | None = None
     _hooks: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
 
     def load(self) -> ModuleType:
@@ -64,6 +70,24 @@ class Backend:
         """The installed version of the backend's library."""
         top_level = importlib.import_module(self.module.partition(".")[0])
         return str(getattr(top_level, "__version__", "unknown"))
+
+    def dispatched(self) -> tuple[str, ...]:
+        """The public functions the adapter implements for this backend.
+
+        Read from the adapter's source, so it works where the library itself
+        is not installed (as for CuPy without a GPU).
+        """
+        if self.adapter is None:
+            return ()
+        spec = importlib.util.find_spec(self.adapter)
+        tree = ast.parse(Path(spec.origin).read_text())
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                getattr(target, "id", None) == "DISPATCHED" for target in node.targets
+            ):
+                return tuple(ast.literal_eval(node.value))
+        msg = f"{self.adapter} defines no DISPATCHED tuple"
+        raise LookupError(msg)
 
     def devices(self) -> list[str]:
         """The devices arrays of this backend can live on here."""
@@ -284,6 +308,7 @@ BACKENDS: dict[str, Backend] = {
             ),
             ("float16", "bfloat16", "float32", "float64"),
             "no (XLA fuses the math under jit)",
+            "s2nn_xp.jax",
             _hooks={
                 "devices": _jax_devices,
                 "asarray": _jax_asarray,
@@ -310,6 +335,7 @@ BACKENDS: dict[str, Backend] = {
             ),
             ("float16", "bfloat16", "float32", "float64"),
             "CUDA tensors in eager mode (Triton)",
+            "s2nn_xp.torch",
             _hooks={
                 "devices": _torch_devices,
                 "asarray": _torch_asarray,
@@ -326,6 +352,7 @@ BACKENDS: dict[str, Backend] = {
             (),
             _NUMPY_DTYPES,
             "always (CuPy kernels)",
+            "s2nn_xp.cupy",
             _hooks={
                 "devices": _cupy_devices,
                 "to_numpy": _cupy_to_numpy,

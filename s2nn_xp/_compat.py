@@ -21,7 +21,6 @@ from array_api_compat import (
     is_jax_namespace,
     is_numpy_namespace,
     is_torch_array,
-    is_torch_namespace,
 )
 
 __all__ = [
@@ -40,6 +39,15 @@ __all__ = [
     "is_torch_namespace",
     "namespace_of",
 ]
+
+
+def is_torch_namespace(xp: ModuleType) -> bool:
+    """Whether `xp` is PyTorch's namespace (plain or array-api-compat's).
+
+    The same test as array-api-compat's, without its ``lru_cache``, which
+    ``torch.compile`` warns about when it traces the math.
+    """
+    return getattr(xp, "__name__", None) in ("torch", "array_api_compat.torch")
 
 
 def as_array(x: Any) -> Any:

@@ -51,6 +51,8 @@ def _in_place_ok(xp: ModuleType, *arrays: Any) -> bool:
         return True
     import torch
 
+    if torch.compiler.is_compiling():  # functional code for Inductor to fuse
+        return False
     tensors = [a for a in arrays if isinstance(a, torch.Tensor)]
     if any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors):
         return False

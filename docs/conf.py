@@ -1,0 +1,54 @@
+"""Sphinx configuration of the s2nn_xp documentation."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE / "_ext"))
+
+import s2nn_xp  # noqa: E402
+
+project = "s2nn_xp"
+author = "the s2nn_xp developers"
+copyright = "2026, the s2nn_xp developers"
+release = version = s2nn_xp.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.doctest",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+    "matplotlib.sphinxext.plot_directive",
+    "s2nn_docs",
+]
+
+# CuPy needs a CUDA driver to import; its module is documented from source.
+autodoc_mock_imports = ["cupy", "cupyx"]
+autosummary_generate = True
+autodoc_typehints = "none"
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_validation_checks = {"GL08"}  # every public object has a docstring
+
+plot_include_source = True
+plot_html_show_source_link = False
+plot_html_show_formats = False
+plot_formats = [("png", 110)]
+
+doctest_global_setup = """
+import numpy as np
+np.set_printoptions(legacy=False)
+"""
+
+intersphinx_mapping = {}
+html_theme = "pydata_sphinx_theme"
+html_title = f"s2nn_xp {version}"
+html_static_path = ["_static"]
+html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
+exclude_patterns = ["_build"]
+nitpicky = False
