@@ -23,6 +23,7 @@ nox.options.sessions = [
     "torch",
     "cupy",
     "examples",
+    "docs",
 ]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
@@ -122,3 +123,13 @@ def cupy(session: nox.Session) -> None:
         session.skip("no CUDA device here (nvidia-smi not found): cupy tests not run")
     session.install("-e", ".[test,cupy]")
     _pytest(session, "cupy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation (warnings are errors) and run its examples."""
+    session.install(TORCH)
+    session.install("-e", ".[docs,jax,dask]")
+    build = ("sphinx-build", "-W", "--keep-going", "-q", "docs")
+    session.run(*build, "-b", "html", "docs/_build/html")
+    session.run(*build, "-b", "doctest", "docs/_build/doctest")

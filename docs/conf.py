@@ -40,6 +40,10 @@ plot_html_show_source_link = False
 plot_html_show_formats = False
 plot_formats = [("png", 110)]
 
+# The doctest builder runs the ``.. doctest::`` blocks of these pages; the
+# docstrings' examples run in each backend's test session (tests/test_docs.py),
+# where that backend (and, for CuPy, a GPU) is present.
+doctest_test_doctest_blocks = ""
 doctest_global_setup = """
 import numpy as np
 np.set_printoptions(legacy=False)

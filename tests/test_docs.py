@@ -8,13 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
-
-require("numpy")
+from tests.conftest import selected_backends
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Module -> the backend whose session runs its examples.
+DOCSTRING_MODULES = {
+    "s2nn_xp._api": "numpy",
+    "s2nn_xp._validation": "numpy",
+    "s2nn_xp.jax": "jax",
+    "s2nn_xp.torch": "torch",
+    "s2nn_xp.cupy": "cupy",
+}
+
+
+@pytest.mark.skipif("numpy" not in selected_backends(), reason="numpy not selected")
 def test_readme_examples():
     result = doctest.testfile(
         str(ROOT / "README.md"),
@@ -25,8 +34,15 @@ def test_readme_examples():
     assert result.failed == 0
 
 
-@pytest.mark.parametrize("module", ["s2nn_xp._api", "s2nn_xp._validation"])
+@pytest.mark.parametrize("module", DOCSTRING_MODULES)
 def test_docstring_examples(module):
+    backend = DOCSTRING_MODULES[module]
+    if backend not in selected_backends():
+        pytest.skip(f"{backend} not selected")
+    if backend == "cupy":
+        from tests.conftest import load_backend
+
+        load_backend("cupy")  # skips without a GPU
     result = doctest.testmod(
         importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE
     )
