@@ -38,6 +38,8 @@ Parameter = float | Array
 # Lowest value the ``x >= 0`` branch's input is clipped to. Any value in
 # (-1, 0) keeps ``x + 1`` positive; -0.5 keeps it at least 0.5.
 _RIGHT_BRANCH_FLOOR = -0.5
+# exp underflows to exactly 0 below this in every floating dtype.
+_EXP_FLOOR = -1000.0
 
 
 def _in_place_ok(xp: ModuleType, *arrays: Any) -> bool:
@@ -97,8 +99,14 @@ def _step(xp: ModuleType, x: Array) -> Array:
 
 
 def _sigmoid_exp(xp: ModuleType, x: Array, alpha: Parameter, in_place: bool) -> Array:
-    """``exp(alpha * min(x, 0))``: the sigmoid branch's exponential, in (0, 1]."""
-    z = _mul(xp.clip(x, max=0.0), alpha, in_place)
+    """``exp(alpha * clip(x, -1000 / alpha, 0))``: the sigmoid branch's exponential.
+
+    The upper clip keeps ``exp`` from overflowing in the other branch. The
+    lower one changes no value (``exp(-1000)`` is 0 in every float dtype) but
+    keeps derivatives in ``alpha`` finite at ``x = -inf`` and huge ``|x|``
+    (``x**k * 0`` instead of ``inf * 0``).
+    """
+    z = _mul(xp.clip(x, min=_EXP_FLOOR / alpha, max=0.0), alpha, in_place)
     return xp.exp(z)
 
 

@@ -1,0 +1,226 @@
+"""JAX adapter: the S2NN spike with its surrogate derivatives in every transform.
+
+:func:`s2nn` returns the spike (the Heaviside step), or with ``origin=True``
+the smooth origin function, through a :func:`jax.custom_jvp` whose tangent is
+the surrogate model of ``SPEC.md``::
+
+    d s2nn = gradient(x) * dx + d origin / d alpha * dalpha
+                              + d origin / d beta * dbeta
+
+Every term comes from :mod:`s2nn_xp._math`; no formula is written here. The
+parameter terms are the forward-mode derivative (:func:`jax.jvp`) of
+``_math.origin`` in the parameters that carry a tangent, and derivatives of
+higher order are JAX's derivatives of ``_math.gradient``, whose guards are
+exact. Because the rule is a JVP, it serves forward and reverse mode alike
+(``grad``, ``vjp``, ``jvp``, ``linearize``, ``hessian``), and ``vmap``,
+``jit``, ``checkpoint`` and ``lax.scan`` see only ordinary JAX operations.
+A call that is not differentiated computes the primal alone (the rule is
+only traced under differentiation), and tangents that JAX knows to be zero
+are skipped (symbolic zeros): differentiating in ``x`` alone computes no
+parameter derivative.
+
+Parameters are traced, never static. Each call runs one compiled function
+(:func:`jax.jit`) to which Python-number parameters are passed as traced
+scalars after they are checked in Python: changing ``alpha`` or ``beta``
+between calls (a schedule, a hyper-parameter search, a learnable parameter
+under the caller's ``jit``) reuses the compiled code instead of compiling
+again, and the dtype of ``x`` decides the dtype of the computation, as a Python
+number would. Array parameters (per-neuron values, learnable ones) may be
+tracers and are differentiable; their derivatives are summed over the axes
+they are broadcast along. Their values are not checked (they may be tracers):
+keep ``alpha``, ``beta > 0``. ``epsilon`` is a constant: its derivative is 0.
+
+This module is imported by :func:`s2nn_xp.s2nn` when a JAX array arrives;
+``s2nn_xp.s2nn`` and :class:`s2nn_xp.S2NN` on JAX arrays call :func:`s2nn`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.custom_derivatives import SymbolicZero
+
+from . import _math
+from ._validation import finish, prepare, validate_parameter
+
+__all__ = ["s2nn"]
+
+DISPATCHED = ("s2nn",)
+"""Public functions of :mod:`s2nn_xp` this adapter implements for JAX arrays."""
+
+ArrayLike = Any
+"""A JAX or NumPy array, or a Python number or (nested) list of numbers."""
+Parameter = Any
+"""A positive Python number, or an array broadcasting to ``x`` (per neuron)."""
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+def _surrogate(
+    x: jax.Array,
+    alpha: jax.Array,
+    beta: jax.Array,
+    epsilon: jax.Array,
+    with_origin: bool,
+) -> jax.Array:
+    """The primal: the spike, or the origin function; all in the compute dtype."""
+    if with_origin:
+        return _math.origin(jnp, x, alpha, beta, epsilon)
+    return _math.forward(jnp, x)
+
+
+def _is_zero(tangent: Any) -> bool:
+    return type(tangent) is SymbolicZero
+
+
+def _surrogate_jvp(
+    with_origin: bool, primals: tuple[Any, ...], tangents: tuple[Any, ...]
+) -> tuple[jax.Array, jax.Array]:
+    """The surrogate model's tangent; ``epsilon``'s tangent is ignored."""
+    x, alpha, beta, epsilon = primals
+    x_dot, alpha_dot, beta_dot, _ = tangents
+    # The primal output goes through the custom rule again, so that derivatives
+    # of the tangent below (second order and up) see the surrogate as well.
+    y = _surrogate(x, alpha, beta, epsilon, with_origin)
+    terms = []
+    if not _is_zero(x_dot):
+        terms.append(_math.gradient(jnp, x, alpha, beta) * x_dot)
+    params = {"alpha": alpha, "beta": beta}
+    moving = {
+        name: dot
+        for name, dot in (("alpha", alpha_dot), ("beta", beta_dot))
+        if not _is_zero(dot)
+    }
+    if moving:
+
+        def origin_of(*values: jax.Array) -> jax.Array:
+            varied = {**params, **dict(zip(moving, values, strict=True))}
+            return _math.origin(jnp, x, epsilon=epsilon, **varied)
+
+        _, param_term = jax.jvp(
+            origin_of,
+            tuple(params[name] for name in moving),
+            tuple(moving.values()),
+        )
+        terms.append(param_term)
+    if not terms:
+        return y, jnp.zeros_like(y)
+    return y, functools.reduce(jnp.add, terms)
+
+
+_surrogate.defjvp(_surrogate_jvp, symbolic_zeros=True)
+
+
+@functools.partial(jax.jit, static_argnames=("with_origin",))
+def _compiled(
+    x: jax.Array,
+    alpha: Any,
+    beta: Any,
+    epsilon: Any,
+    *,
+    with_origin: bool,
+) -> jax.Array:
+    """Dtype rules, shape checks and the custom-JVP call, as one computation."""
+    prepared = prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
+    params = prepared.params
+    result = _surrogate(
+        prepared.x, params["alpha"], params["beta"], params["epsilon"], with_origin
+    )
+    return finish(result, prepared)
+
+
+def _as_jax(name: str, value: Any) -> Any:
+    """A JAX array, or a checked Python float, for the compiled function."""
+    if isinstance(value, jax.Array):
+        return value
+    if isinstance(value, np.ndarray | np.generic | list | tuple):
+        return jnp.asarray(value)
+    if isinstance(value, float):  # checked by validate_parameter
+        return value
+    msg = (
+        f"{name} must be a JAX or NumPy array or a Python number, "
+        f"not {type(value).__module__}.{type(value).__qualname__}"
+    )
+    raise TypeError(msg)
+
+
+def s2nn(
+    x: ArrayLike,
+    /,
+    alpha: Parameter = 4.0,
+    beta: Parameter = 1.0,
+    epsilon: Parameter = 1e-8,
+    *,
+    origin: bool = False,
+) -> jax.Array:
+    """The S2NN spike function for JAX, differentiable by its surrogate model.
+
+    The value is the spike (or the smooth origin function); every derivative
+    of every order, in forward and reverse mode and in ``x``, ``alpha`` and
+    ``beta``, is that of the surrogate model of ``SPEC.md``: ``d/dx`` is
+    :func:`s2nn_xp.gradient`, ``d/d alpha`` and ``d/d beta`` are those of
+    :func:`s2nn_xp.origin`, and ``d^2/dx^2`` is the derivative of the gradient.
+
+    Parameters
+    ----------
+    x : array_like
+        Membrane potential minus threshold: a JAX array (or tracer), or
+        NumPy / Python input, which becomes a JAX array. float16 and bfloat16
+        are computed in float32 and rounded once; integer and bool input is
+        promoted to JAX's default floating dtype; complex input raises.
+    alpha : float or array, default 4.0
+        Steepness of the sigmoid branch (``x < 0``). A Python number must be
+        finite and > 0; an array (per-neuron values, or a learnable
+        parameter) must broadcast to `x` and may be a tracer.
+    beta : float or array, default 1.0
+        Scale of the logarithmic branch (``x >= 0``), as `alpha`.
+    epsilon : float or array, default 1e-8
+        Offset inside the logarithm of the origin function; finite and >= 0.
+        A constant: nothing is differentiated with respect to it.
+    origin : bool, default False
+        Return the smooth origin function instead of the spike; the
+        derivatives stay those of the surrogate model.
+
+    Returns
+    -------
+    jax.Array
+        1 where ``x >= 0`` (``-0.0`` too), 0 where ``x < 0``, NaN for NaN (or
+        the origin function's values); `x`'s shape, dtype and sharding.
+
+    Raises
+    ------
+    ValueError
+        A Python-number parameter out of its range, or an array parameter
+        that does not broadcast to `x`; the message names the parameter.
+    TypeError
+        Complex or non-numeric `x` or parameters, or a non-bool `origin`.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from s2nn_xp.jax import s2nn
+    >>> x = jnp.array([-1.0, 0.0, 1.0], dtype=jnp.float32)
+    >>> s2nn(x)
+    Array([0., 1., 1.], dtype=float32)
+    >>> jax.grad(lambda x: s2nn(x).sum())(x)
+    Array([0.07065082, 1.        , 0.5       ], dtype=float32)
+
+    A learnable, per-neuron ``beta``:
+
+    >>> beta = jnp.array([1.0, 2.0, 3.0], dtype=jnp.float32)
+    >>> jax.grad(lambda beta: s2nn(x + 1.0, beta=beta).sum())(beta)
+    Array([9.9999999e-09, 6.9314718e-01, 1.0986123e+00], dtype=float32)
+    """
+    if not isinstance(origin, bool):
+        msg = f"origin must be a bool, not {type(origin).__name__}"
+        raise TypeError(msg)
+    arguments = {"alpha": alpha, "beta": beta, "epsilon": epsilon}
+    for name, value in arguments.items():
+        arguments[name] = _as_jax(name, validate_parameter(name, value))
+    if not isinstance(x, jax.Array):
+        x = jnp.asarray(x)
+    return _compiled(x, **arguments, with_origin=origin)
