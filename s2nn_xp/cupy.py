@@ -1,0 +1,739 @@
+"""CuPy adapter: fused CUDA kernels for the S2NN functions on GPU arrays.
+
+CuPy has no autodiff: CuPy users run the forward and the backward pass
+themselves. This module gives them each step as one kernel launch instead of a
+chain of ufuncs (a chain for the gradient costs about 20 times the memory
+traffic floor on an H200):
+
+* :func:`forward`, :func:`origin` and :func:`gradient`: one launch each;
+* :func:`forward_and_gradient`: the spike and the surrogate gradient in one
+  pass over ``x``;
+* :func:`vjp`: the spike (or the origin function) and the gradient its
+  pullback needs, in one pass; the pullback is one more launch
+  (``cotangent * gradient``) and holds the gradient, not ``x``, so changing
+  ``x`` afterwards (a membrane reset in place, say) does not change it.
+
+:func:`s2nn_xp.forward`, :func:`~s2nn_xp.origin`, :func:`~s2nn_xp.gradient`,
+:func:`~s2nn_xp.s2nn` and :func:`~s2nn_xp.vjp` call these functions for CuPy
+arrays (see :data:`DISPATCHED`); importing this module directly also gives
+``out=`` arrays for preallocated buffers.
+
+Every function takes CuPy arrays of any shape (0-d and empty too) and
+layout (non-contiguous views too) and keeps their shape and dtype: float16
+(computed in float32 and rounded once), float32 and float64; integer and bool
+input is promoted to float64, complex input raises ``TypeError``, as in
+``SPEC.md``. Parameters are positive finite Python numbers (checked, with a
+``ValueError`` naming the parameter) or CuPy arrays that broadcast to ``x``
+(per-neuron values, converted to the compute dtype; their values are not
+checked, since that would wait for the GPU). Kernels run on ``x``'s device, on
+that device's current stream, and return without synchronising.
+
+Values are those of ``SPEC.md``: NaN gives NaN in all three functions;
+``+inf`` gives spike 1, origin ``+inf`` and gradient 0; ``-inf`` gives 0, 0
+and 0; ``x <= -1`` gives finite values; ``-0.0`` spikes. The kernels select the
+branch of each element rather than blending both branches arithmetically (a
+blend such as ``a * mask + b * (1 - mask)`` returns NaN at ``x = -1``, where
+``b = beta / (x + 1)`` is infinite). Their source, with the formulas, is
+:mod:`s2nn_xp._cupy_kernels`.
+
+How the work is launched: arrays that share one memory order (all
+C-contiguous or all Fortran-contiguous) with 16-byte-aligned data, and
+parameters that are Python numbers, go to a kernel that moves 16 bytes per
+load and store and keeps several loads in flight per thread (the memory
+bandwidth bound); everything else (strided views, broadcast parameters or
+cotangents) goes to a ``cupy.ElementwiseKernel`` with the same device
+functions. Kernels are compiled on first use and cached by CuPy.
+
+Examples
+--------
+>>> import cupy
+>>> import s2nn_xp.cupy as s2nn_cupy
+>>> x = cupy.asarray([-1.0, 0.0, 1.0])
+>>> spike, grad = s2nn_cupy.forward_and_gradient(x)
+>>> spike
+array([0., 1., 1.])
+>>> grad
+array([0.07065082, 1.        , 0.5       ])
+>>> s2nn_cupy.gradient(x.astype(cupy.float16)).dtype
+dtype('float16')
+>>> out = cupy.empty_like(x)
+>>> s2nn_cupy.gradient(x, alpha=8.0, out=out) is out
+True
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _compat, _cupy_kernels
+from ._api import ALPHA, BETA, EPSILON
+from ._validation import _broadcasts_to, _describe, _input_dtypes, validate_parameter
+
+try:
+    import cupy
+except ImportError as exc:
+    msg = (
+        "s2nn_xp.cupy needs CuPy, which is not installed. Install the CuPy wheel "
+        'for your CUDA version: `pip install "s2nn-xp[cupy]"` (CUDA 12, the '
+        "cupy-cuda12x wheel) or `pip install cupy-cuda13x` (CUDA 13)."
+    )
+    raise ImportError(msg) from exc
+
+__all__ = [
+    "DISPATCHED",
+    "forward",
+    "forward_and_gradient",
+    "gradient",
+    "origin",
+    "s2nn",
+    "vjp",
+]
+
+DISPATCHED = ("forward", "origin", "gradient", "s2nn", "vjp")
+"""Public functions of :mod:`s2nn_xp` this adapter implements for CuPy arrays."""
+
+ArrayLike = Any
+"""A CuPy array, or a Python number or (nested) list of numbers."""
+Parameter = Any
+"""A positive Python number, or a CuPy array broadcasting to ``x`` (per neuron)."""
+
+# Launch configuration of the contiguous kernels (see _set_launch_configuration).
+_BLOCK_SIZE = 256
+_CHUNKS_PER_THREAD = 4
+
+_ALIGNMENT = _cupy_kernels.CHUNK_BYTES
+_FLOAT_COMPUTE = {
+    np.dtype(np.float16): np.dtype(np.float32),
+    np.dtype(np.float32): np.dtype(np.float32),
+    np.dtype(np.float64): np.dtype(np.float64),
+}
+
+# (operation, dtypes of the arrays, inputs first) -> (contiguous kernel, chunk);
+# keyed by dtype objects, which hash fast (dtype.name is slow to compute)
+_CONTIGUOUS_SPECS = {
+    (spec.operation, tuple(np.dtype(d) for d in spec.inputs + spec.outputs)): (
+        spec,
+        spec.chunk,
+    )
+    for dtype in _FLOAT_COMPUTE
+    for spec in _cupy_kernels.contiguous_kernels(dtype.name)
+}
+# dtype name of x -> (cupy.RawModule, {kernel name: RawKernel})
+_contiguous_modules: dict[str, tuple[Any, dict[str, Any]]] = {}
+# (operation, compute dtype) -> cupy.ElementwiseKernel
+_elementwise_kernels: dict[tuple[str, np.dtype], Any] = {}
+
+
+# --- Arguments ---------------------------------------------------------------
+
+
+def _input(x: ArrayLike) -> tuple[Any, np.dtype, np.dtype]:
+    """``x`` as the CuPy array the kernels read, its compute and result dtypes."""
+    if not isinstance(x, cupy.ndarray):
+        if not isinstance(x, numbers.Number | list | tuple):
+            msg = (
+                f"x must be a CuPy array, not {_describe(x)} (move host data to "
+                "the GPU with cupy.asarray)"
+            )
+            raise TypeError(msg)
+        x = cupy.asarray(x)
+    compute = _FLOAT_COMPUTE.get(x.dtype)
+    if compute is not None:  # float16 is read as is and widened in the kernel
+        return x, compute, x.dtype
+    compute, result = _input_dtypes(_compat.array_namespace(x), x)  # raises
+    return x.astype(compute), np.dtype(compute), np.dtype(result)
+
+
+def _same_device(a: Any, x: Any) -> bool:
+    return a.device.id == x.device.id
+
+
+def _parameter(name: str, value: Parameter, x: Any, compute: np.dtype) -> Any:
+    """A Python number as a scalar of the compute dtype; arrays checked and cast."""
+    if type(value) is float and 0.0 < value < math.inf:  # valid for all three
+        return compute.type(value)
+    value = validate_parameter(name, value)
+    if isinstance(value, float):
+        return compute.type(value)
+    if isinstance(value, list | tuple):
+        value = cupy.asarray(value)
+    elif not isinstance(value, cupy.ndarray):
+        msg = (
+            "arrays from different libraries cannot be mixed (x: cupy.ndarray, "
+            f"{name}: {_describe(value)})"
+        )
+        raise TypeError(msg)
+    if value.dtype.kind not in "fiu":
+        msg = f"{name} must have a real numeric dtype, not {value.dtype}"
+        raise TypeError(msg)
+    if not _broadcasts_to(value.shape, x.shape):
+        msg = (
+            f"{name} of shape {value.shape} does not broadcast to the shape of "
+            f"x, {x.shape}"
+        )
+        raise ValueError(msg)
+    if not _same_device(value, x):
+        msg = f"{name} is on device {value.device.id}, x on device {x.device.id}"
+        raise ValueError(msg)
+    return value.astype(compute, copy=False)
+
+
+def _same_memory(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` are the same elements in the same places."""
+    return (
+        a.data.ptr == b.data.ptr
+        and a.shape == b.shape
+        and a.strides == b.strides
+        and a.dtype.itemsize == b.dtype.itemsize
+    )
+
+
+def _output(
+    name: str, out: Any, like: Any, dtype: np.dtype, inputs: Sequence[Any]
+) -> Any:
+    """A new result array, or ``out`` checked against ``like`` and ``inputs``.
+
+    ``out`` may be one of ``inputs`` itself (in place); it may not overlap one
+    otherwise, since elements could then be read after they were written.
+    """
+    if out is None:
+        return cupy.empty_like(like, dtype=dtype)
+    if not isinstance(out, cupy.ndarray):
+        msg = f"{name} must be a CuPy array, not {_describe(out)}"
+        raise TypeError(msg)
+    if out.shape != like.shape:
+        msg = f"{name} has shape {out.shape}; it must have the shape of x, {like.shape}"
+        raise ValueError(msg)
+    if out.dtype != dtype:
+        msg = f"{name} has dtype {out.dtype}; the result has dtype {dtype}"
+        raise TypeError(msg)
+    if not _same_device(out, like):
+        msg = f"{name} is on device {out.device.id}, x on device {like.device.id}"
+        raise ValueError(msg)
+    for array in inputs:
+        if (
+            isinstance(array, cupy.ndarray)
+            and cupy.may_share_memory(out, array)
+            and not _same_memory(out, array)
+        ):
+            msg = (
+                f"{name} overlaps an input without being that input itself; pass "
+                "the input itself (to compute in place) or a separate array"
+            )
+            raise ValueError(msg)
+    return out
+
+
+def _outputs(
+    out: Any, like: Any, dtypes: tuple[np.dtype, np.dtype], inputs: Sequence[Any]
+) -> tuple[Any, Any]:
+    """The two result arrays of a two-output function, from ``out=(a, b)``."""
+    if out is None:
+        out = (None, None)
+    if not isinstance(out, tuple | list) or len(out) != 2:
+        msg = f"out must be None or a pair of CuPy arrays, not {_describe(out)}"
+        raise TypeError(msg)
+    first = _output("out[0]", out[0], like, dtypes[0], inputs)
+    second = _output("out[1]", out[1], like, dtypes[1], inputs)
+    if cupy.may_share_memory(first, second):
+        msg = "out[0] and out[1] must not overlap"
+        raise ValueError(msg)
+    return first, second
+
+
+# --- Launching ---------------------------------------------------------------
+
+
+def _set_launch_configuration(block_size: int, chunks_per_thread: int) -> None:
+    """Threads per block and 16-byte chunks per thread of the contiguous kernels.
+
+    For tuning (``benchmarks/bench_cupy.py --sweep``); kernels compiled before
+    are dropped, and later calls compile the new configuration.
+    """
+    global _BLOCK_SIZE, _CHUNKS_PER_THREAD
+    if block_size < 32 or block_size > 1024 or block_size % 32:
+        msg = f"block_size must be a multiple of 32 in [32, 1024], not {block_size}"
+        raise ValueError(msg)
+    if chunks_per_thread < 1:
+        msg = f"chunks_per_thread must be >= 1, not {chunks_per_thread}"
+        raise ValueError(msg)
+    _BLOCK_SIZE, _CHUNKS_PER_THREAD = int(block_size), int(chunks_per_thread)
+    _contiguous_modules.clear()
+
+
+def _contiguous_kernel(spec: _cupy_kernels.KernelSpec) -> Any:
+    """The compiled ``RawKernel`` of ``spec`` (its module compiles on first use)."""
+    dtype_name = spec.inputs[0]
+    entry = _contiguous_modules.get(dtype_name)
+    if entry is None:
+        module = cupy.RawModule(
+            code=_cupy_kernels.contiguous_source(
+                dtype_name, chunks_per_thread=_CHUNKS_PER_THREAD
+            ),
+            options=_cupy_kernels.COMPILE_OPTIONS,
+        )
+        entry = _contiguous_modules[dtype_name] = (module, {})
+    module, kernels = entry
+    kernel = kernels.get(spec.name)
+    if kernel is None:
+        kernel = kernels[spec.name] = module.get_function(spec.name)
+    return kernel
+
+
+def _contiguous_layout(arrays: Sequence[Any]) -> bool:
+    """Whether the contiguous kernels can take ``arrays``.
+
+    True for CuPy arrays of one shape and one memory order (all C- or all
+    Fortran-contiguous) with 16-byte-aligned data: element ``i`` of each then
+    sits at byte ``i * itemsize`` of its data, and 16 bytes move at once.
+    """
+    shape = arrays[0].shape
+    c_order = f_order = True
+    for a in arrays:
+        if not isinstance(a, cupy.ndarray) or a.shape != shape:
+            return False
+        if a.data.ptr % _ALIGNMENT:
+            return False
+        flags = a.flags
+        c_order = c_order and flags.c_contiguous
+        f_order = f_order and flags.f_contiguous
+    return c_order or f_order
+
+
+def _launch(
+    operation: str,
+    inputs: Sequence[Any],
+    parameters: Sequence[Any],
+    outputs: Sequence[Any],
+    compute: np.dtype,
+) -> None:
+    """Run ``operation`` from ``inputs`` and ``parameters`` into ``outputs``.
+
+    The contiguous kernel where the arrays allow it, else the elementwise one.
+    ``inputs`` are ``x``, or for the pullback the cotangent (an array or a
+    compute-dtype scalar) and the gradient; the outputs have ``x``'s shape.
+    """
+    size = outputs[0].size
+    if size == 0:
+        return
+    arrays = (*inputs, *outputs)
+    scalar_parameters = True
+    for parameter in parameters:
+        scalar_parameters = scalar_parameters and not isinstance(
+            parameter, cupy.ndarray
+        )
+    if scalar_parameters and _contiguous_layout(arrays):
+        found = _CONTIGUOUS_SPECS.get((operation, tuple(a.dtype for a in arrays)))
+        if found is not None:
+            spec, chunk = found
+            blocks = max(1, -(-(size // chunk) // (_BLOCK_SIZE * _CHUNKS_PER_THREAD)))
+            _contiguous_kernel(spec)(
+                (blocks,), (_BLOCK_SIZE,), (*arrays, np.int64(size), *parameters)
+            )
+            return
+    if operation == "pullback" and not isinstance(inputs[0], cupy.ndarray):
+        operation = "pullback_scalar"
+    kernel = _elementwise_kernels.get((operation, compute))
+    if kernel is None:
+        code = _cupy_kernels.elementwise_spec(operation, compute.name)
+        kernel = _elementwise_kernels[operation, compute] = cupy.ElementwiseKernel(
+            code.in_params,
+            code.out_params,
+            code.operation,
+            name=code.name,
+            preamble=_cupy_kernels.DEVICE_MATH,
+            options=_cupy_kernels.COMPILE_OPTIONS,
+        )
+    kernel(*inputs, *parameters, *outputs)
+
+
+# --- Public functions --------------------------------------------------------
+
+
+def forward(x: ArrayLike, /, *, out: Any | None = None) -> Any:
+    """The spike, in one kernel launch: 1 where ``x >= 0``, 0 where ``x < 0``.
+
+    Parameters
+    ----------
+    x : cupy.ndarray or array_like
+        Membrane potential minus threshold: a CuPy array of any shape and
+        layout; Python numbers and lists are copied to the current device.
+    out : cupy.ndarray, optional
+        Where to write the result: ``x``'s shape and (result) dtype, on its
+        device; ``x`` itself computes in place. A new array by default.
+
+    Returns
+    -------
+    cupy.ndarray
+        1 where ``x >= 0`` (``-0.0`` included), 0 where ``x < 0``, NaN where
+        `x` is NaN; `x`'s shape and dtype (float64 for integer input).
+
+    Raises
+    ------
+    TypeError
+        Input that is no CuPy array or number, complex input, or `out` of
+        another type or dtype.
+    ValueError
+        `out` of another shape or device, or partly overlapping `x`.
+
+    Examples
+    --------
+    >>> import cupy
+    >>> import s2nn_xp.cupy as s2nn_cupy
+    >>> s2nn_cupy.forward(cupy.asarray([-1.0, -0.0, 0.5, cupy.nan]))
+    array([ 0.,  1.,  1., nan])
+    """
+    x, compute, result = _input(x)
+    with x.device:
+        out = _output("out", out, x, result, (x,))
+        _launch("forward", (x,), (), (out,), compute)
+    return out
+
+
+def origin(
+    x: ArrayLike,
+    /,
+    alpha: Parameter = ALPHA,
+    beta: Parameter = BETA,
+    epsilon: Parameter = EPSILON,
+    *,
+    out: Any | None = None,
+) -> Any:
+    """The smooth original function, in one kernel launch.
+
+    ``sigmoid(alpha * x)`` for ``x < 0`` and ``beta * log1p(x + epsilon) + 0.5``
+    for ``x >= 0``.
+
+    Parameters
+    ----------
+    x : cupy.ndarray or array_like
+        Input, as for :func:`forward`.
+    alpha : float or cupy.ndarray, default 4.0
+        Steepness of the sigmoid branch; finite and > 0. Arrays broadcast to
+        `x` (one value per neuron).
+    beta : float or cupy.ndarray, default 1.0
+        Scale of the logarithmic branch; finite and > 0.
+    epsilon : float or cupy.ndarray, default 1e-8
+        Offset inside the logarithm; finite and >= 0.
+    out : cupy.ndarray, optional
+        Where to write the result, as for :func:`forward`.
+
+    Returns
+    -------
+    cupy.ndarray
+        `x`'s shape and dtype; NaN for NaN, ``+inf`` for ``+inf`` and 0 for
+        ``-inf``.
+
+    Raises
+    ------
+    ValueError
+        A parameter out of its range or not broadcasting to `x`, or a bad
+        `out`; the message names the argument.
+    TypeError
+        Complex or non-numeric input or parameters, arrays of another library.
+
+    Examples
+    --------
+    >>> import cupy
+    >>> import s2nn_xp.cupy as s2nn_cupy
+    >>> s2nn_cupy.origin(cupy.asarray([-1.0, 0.0, 1.0]))
+    array([0.01798621, 0.50000001, 1.19314719])
+    """
+    x, compute, result = _input(x)
+    with x.device:
+        parameters = (
+            _parameter("alpha", alpha, x, compute),
+            _parameter("beta", beta, x, compute),
+            _parameter("epsilon", epsilon, x, compute),
+        )
+        out = _output("out", out, x, result, (x, *parameters))
+        _launch("origin", (x,), parameters, (out,), compute)
+    return out
+
+
+def gradient(
+    x: ArrayLike,
+    /,
+    alpha: Parameter = ALPHA,
+    beta: Parameter = BETA,
+    *,
+    out: Any | None = None,
+) -> Any:
+    """The surrogate gradient, in one kernel launch.
+
+    ``alpha * s * (1 - s)`` with ``s = sigmoid(alpha * x)`` for ``x < 0``, and
+    ``beta / (x + 1)`` for ``x >= 0``.
+
+    Parameters
+    ----------
+    x : cupy.ndarray or array_like
+        Input, as for :func:`forward`.
+    alpha, beta : float or cupy.ndarray
+        As for :func:`origin`.
+    out : cupy.ndarray, optional
+        Where to write the result, as for :func:`forward`.
+
+    Returns
+    -------
+    cupy.ndarray
+        `x`'s shape and dtype; positive and finite for finite `x` (also at
+        and below ``x = -1``), 0 at ``+-inf``, NaN for NaN.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`origin`.
+
+    Examples
+    --------
+    >>> import cupy
+    >>> import s2nn_xp.cupy as s2nn_cupy
+    >>> s2nn_cupy.gradient(cupy.asarray([-1.0, 0.0, 1.0]))
+    array([0.07065082, 1.        , 0.5       ])
+    """
+    x, compute, result = _input(x)
+    with x.device:
+        parameters = (
+            _parameter("alpha", alpha, x, compute),
+            _parameter("beta", beta, x, compute),
+        )
+        out = _output("out", out, x, result, (x, *parameters))
+        _launch("gradient", (x,), parameters, (out,), compute)
+    return out
+
+
+def forward_and_gradient(
+    x: ArrayLike,
+    /,
+    alpha: Parameter = ALPHA,
+    beta: Parameter = BETA,
+    *,
+    out: tuple[Any | None, Any | None] | None = None,
+) -> tuple[Any, Any]:
+    """The spike and the surrogate gradient, in one pass over `x`.
+
+    Equal to ``(forward(x), gradient(x, alpha, beta))`` at the cost of one
+    read of `x`.
+
+    Parameters
+    ----------
+    x : cupy.ndarray or array_like
+        Input, as for :func:`forward`.
+    alpha, beta : float or cupy.ndarray
+        As for :func:`origin`.
+    out : pair of cupy.ndarray or None, optional
+        Where to write the spike and the gradient; either may be None (a new
+        array). The spike may be written into `x` itself.
+
+    Returns
+    -------
+    spike, grad : cupy.ndarray
+        `x`'s shape and dtype.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`origin`; also for overlapping `out` arrays.
+
+    Examples
+    --------
+    >>> import cupy
+    >>> import s2nn_xp.cupy as s2nn_cupy
+    >>> spike, grad = s2nn_cupy.forward_and_gradient(cupy.asarray([-1.0, 1.0]))
+    >>> spike, grad
+    (array([0., 1.]), array([0.07065082, 0.5       ]))
+    """
+    x, compute, result = _input(x)
+    with x.device:
+        parameters = (
+            _parameter("alpha", alpha, x, compute),
+            _parameter("beta", beta, x, compute),
+        )
+        spike, grad = _outputs(out, x, (result, result), (x, *parameters))
+        _launch("forward_and_gradient", (x,), parameters, (spike, grad), compute)
+    return spike, grad
+
+
+def s2nn(
+    x: ArrayLike,
+    /,
+    alpha: Parameter = ALPHA,
+    beta: Parameter = BETA,
+    epsilon: Parameter = EPSILON,
+    *,
+    origin: bool = False,
+    out: Any | None = None,
+) -> Any:
+    """The spike function: :func:`forward`, or :func:`origin` when `origin`.
+
+    CuPy has no autodiff, so there is no derivative to attach; use
+    :func:`vjp` (or :func:`forward_and_gradient`) to train. The parameters are
+    checked either way.
+
+    Parameters
+    ----------
+    x : cupy.ndarray or array_like
+        Input, as for :func:`forward`.
+    alpha, beta, epsilon : float or cupy.ndarray
+        As for :func:`origin`.
+    origin : bool, default False
+        Return the smooth origin function instead of the spike.
+    out : cupy.ndarray, optional
+        Where to write the result, as for :func:`forward`.
+
+    Returns
+    -------
+    cupy.ndarray
+        ``forward(x)``, or ``origin(x, alpha, beta, epsilon)``.
+
+    Examples
+    --------
+    >>> import cupy
+    >>> import s2nn_xp.cupy as s2nn_cupy
+    >>> s2nn_cupy.s2nn(cupy.asarray([-0.5, 0.5]))
+    array([0., 1.])
+    """
+    if origin:
+        return _origin(x, alpha, beta, epsilon, out=out)
+    for name, value in (("alpha", alpha), ("beta", beta), ("epsilon", epsilon)):
+        validate_parameter(name, value)
+    return forward(x, out=out)
+
+
+_origin = origin
+
+
+class _Pullback:
+    """``pullback(cotangent, *, out=None) -> cotangent * gradient``, one launch.
+
+    Holds the gradient computed by :func:`vjp` (in the compute dtype: float32
+    for float16 input), so the result is rounded once to the result dtype.
+    """
+
+    __slots__ = ("_compute", "_dtype", "_gradient")
+
+    def __init__(self, gradient: Any, dtype: np.dtype, compute: np.dtype) -> None:
+        self._gradient = gradient
+        self._dtype = dtype
+        self._compute = compute
+
+    def _cotangent(self, cotangent: ArrayLike) -> Any:
+        """A Python number as a compute-dtype scalar, or the checked array."""
+        grad = self._gradient
+        if isinstance(cotangent, numbers.Real) and not isinstance(
+            cotangent, bool | np.bool_
+        ):
+            return self._compute.type(cotangent)
+        if isinstance(cotangent, list | tuple | numbers.Number):
+            cotangent = cupy.asarray(cotangent)
+        elif not isinstance(cotangent, cupy.ndarray):
+            msg = (
+                "arrays from different libraries cannot be mixed (x: "
+                f"cupy.ndarray, cotangent: {_describe(cotangent)})"
+            )
+            raise TypeError(msg)
+        if cotangent.dtype.kind not in "fiu":
+            msg = f"cotangent must have a real numeric dtype, not {cotangent.dtype}"
+            raise TypeError(msg)
+        if cotangent.ndim > grad.ndim:
+            msg = (
+                f"cotangent of shape {cotangent.shape} has more dimensions than "
+                f"x, {grad.shape}"
+            )
+            raise ValueError(msg)
+        if not _broadcasts_to(cotangent.shape, grad.shape):
+            msg = (
+                f"cotangent of shape {cotangent.shape} does not broadcast to the "
+                f"shape of x, {grad.shape}"
+            )
+            raise ValueError(msg)
+        if not _same_device(cotangent, grad):
+            msg = (
+                f"cotangent is on device {cotangent.device.id}, x on device "
+                f"{grad.device.id}"
+            )
+            raise ValueError(msg)
+        return cotangent
+
+    def __call__(self, cotangent: ArrayLike, /, *, out: Any | None = None) -> Any:
+        """``cotangent * gradient(x, alpha, beta)`` in `x`'s dtype and shape.
+
+        Parameters
+        ----------
+        cotangent : cupy.ndarray or float
+            A CuPy array of a real dtype that broadcasts to `x`, or a number.
+        out : cupy.ndarray, optional
+            Where to write the result: `x`'s shape and result dtype; the
+            cotangent itself computes in place.
+        """
+        grad = self._gradient
+        with grad.device:
+            cotangent = self._cotangent(cotangent)
+            out = _output("out", out, grad, self._dtype, (cotangent,))
+            _launch("pullback", (cotangent, grad), (), (out,), self._compute)
+        return out
+
+
+def vjp(
+    x: ArrayLike,
+    /,
+    alpha: Parameter = ALPHA,
+    beta: Parameter = BETA,
+    epsilon: Parameter = EPSILON,
+    *,
+    origin: bool = False,
+) -> tuple[Any, Any]:
+    """The spike and its pullback: one launch now, one per pullback call.
+
+    The first launch writes the spike (or the origin function) and the
+    surrogate gradient, which the pullback keeps; calling the pullback
+    multiplies a cotangent by it in one more launch. Memory: one array of `x`'s
+    shape in the compute dtype, held by the pullback.
+
+    Parameters
+    ----------
+    x : cupy.ndarray or array_like
+        Input, as for :func:`forward`.
+    alpha, beta, epsilon : float or cupy.ndarray
+        As for :func:`origin`.
+    origin : bool, default False
+        Return :func:`origin` values instead of spikes.
+
+    Returns
+    -------
+    y : cupy.ndarray
+        ``forward(x)``, or ``origin(x, alpha, beta, epsilon)``.
+    pullback : callable
+        ``pullback(cotangent, *, out=None)`` returns ``cotangent *
+        gradient(x, alpha, beta)`` in `x`'s shape and dtype, rounded once;
+        `cotangent` is a CuPy array of a real dtype broadcasting to `x`, or a
+        number. It does not read `x` again.
+
+    Examples
+    --------
+    >>> import cupy
+    >>> import s2nn_xp.cupy as s2nn_cupy
+    >>> spikes, pullback = s2nn_cupy.vjp(cupy.asarray([-1.0, 0.0, 1.0]))
+    >>> spikes
+    array([0., 1., 1.])
+    >>> pullback(cupy.asarray([1.0, 2.0, 2.0]))
+    array([0.07065082, 2.        , 1.        ])
+    """
+    x, compute, result = _input(x)
+    with x.device:
+        alpha = _parameter("alpha", alpha, x, compute)
+        beta = _parameter("beta", beta, x, compute)
+        epsilon = _parameter("epsilon", epsilon, x, compute)
+        y = cupy.empty_like(x, dtype=result)
+        grad = cupy.empty_like(x, dtype=compute)
+        if origin:
+            operation, parameters = "origin_and_gradient", (alpha, beta, epsilon)
+        else:
+            operation, parameters = "forward_and_gradient", (alpha, beta)
+        _launch(operation, (x,), parameters, (y, grad), compute)
+    return y, _Pullback(grad, result, compute)
