@@ -184,9 +184,7 @@ def run_plot(args: argparse.Namespace) -> int:
         if not (np.isfinite(alpha) and alpha > 0 and np.isfinite(beta) and beta > 0):
             _fail(f"--alpha and --beta must be finite and > 0, not {alpha}, {beta}")
     if args.out is not None and args.out.suffix.lower() not in PLOT_SUFFIXES:
-        _fail(
-            f"--out must end in {', '.join(PLOT_SUFFIXES)}, not {args.out.name!r}"
-        )
+        _fail(f"--out must end in {', '.join(PLOT_SUFFIXES)}, not {args.out.name!r}")
     try:
         import matplotlib
     except ImportError:
@@ -344,6 +342,37 @@ def bench_records(
     return records
 
 
+BENCH_HEADER = (
+    "backend",
+    "dtype",
+    "size",
+    "op",
+    "median us",
+    "floor us",
+    "x floor",
+    "x anchor",
+)
+
+
+def bench_row(record: dict) -> tuple[str, ...]:
+    """One record of :func:`bench_records` as the text cells of the table."""
+    anchors = ", ".join(
+        f"{key[len('ratio_to_') :]} {value:.2f}x"
+        for key, value in record.items()
+        if key.startswith("ratio_to_") and key != "ratio_to_floor"
+    )
+    return (
+        record["backend"],
+        record["dtype"],
+        str(record["size"]),
+        record["op"],
+        f"{record['seconds'] * 1e6:.1f}",
+        f"{record['floor_seconds'] * 1e6:.1f}",
+        f"{record['ratio_to_floor']:.2f}",
+        anchors or "-",
+    )
+
+
 def run_bench(args: argparse.Namespace) -> int:
     """Time the backends and print (and optionally save) the figures."""
     chosen = []
@@ -360,38 +389,7 @@ def run_bench(args: argparse.Namespace) -> int:
         print(message, file=sys.stderr, flush=True)
 
     records = bench_records(chosen, args.size, args.dtype, args.repeats, progress)
-    rows = []
-    for r in records:
-        anchors = ", ".join(
-            f"{k[9:]} {v:.2f}x"
-            for k, v in r.items()
-            if k.startswith("ratio_to_") and k != "ratio_to_floor"
-        )
-        rows.append(
-            (
-                r["backend"],
-                r["dtype"],
-                r["size"],
-                r["op"],
-                f"{r['seconds'] * 1e6:.1f}",
-                f"{r['floor_seconds'] * 1e6:.1f}",
-                f"{r['ratio_to_floor']:.2f}",
-                anchors or "-",
-            )
-        )
-    _print_table(
-        (
-            "backend",
-            "dtype",
-            "size",
-            "op",
-            "median us",
-            "floor us",
-            "x floor",
-            "x anchor",
-        ),
-        rows,
-    )
+    _print_table(BENCH_HEADER, [bench_row(r) for r in records])
     print(
         f"medians of {args.repeats} runs after warm-up; floor: copy (forward, "
         "gradient) or copy + x*g (forward+backward) of the same bytes, same run"

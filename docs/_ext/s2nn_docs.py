@@ -15,6 +15,7 @@ from docutils import nodes
 from docutils.parsers.rst import Directive
 
 from s2nn_xp._backends import BACKENDS
+from s2nn_xp._cli import BENCH_HEADER, bench_row
 
 HEADER = (
     "backend",
@@ -81,36 +82,7 @@ class BenchTable(Directive):
         """The table node."""
         source = Path(self.state.document.settings.env.srcdir) / self.arguments[0]
         records = json.loads(source.read_text())
-        header = (
-            "backend",
-            "op",
-            "dtype",
-            "size",
-            "median (ms)",
-            "floor (ms)",
-            "x floor",
-            "x anchor",
-        )
-        body = []
-        for r in records:
-            anchors = ", ".join(
-                f"{key[len('ratio_to_') :]} {value:.2f}"
-                for key, value in r.items()
-                if key.startswith("ratio_to_") and key != "ratio_to_floor"
-            )
-            body.append(
-                (
-                    r["backend"],
-                    r["op"],
-                    r["dtype"],
-                    f"2^{r['size'].bit_length() - 1}",
-                    f"{r['seconds'] * 1e3:.2f}",
-                    f"{r['floor_seconds'] * 1e3:.2f}",
-                    f"{r['ratio_to_floor']:.2f}",
-                    anchors or "-",
-                )
-            )
-        return [table(header, body)]
+        return [table(BENCH_HEADER, [bench_row(r) for r in records])]
 
 
 def setup(app):
