@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -23,15 +24,32 @@ DOCSTRING_MODULES = {
 }
 
 
-@pytest.mark.skipif("numpy" not in selected_backends(), reason="numpy not selected")
-def test_readme_examples():
-    result = doctest.testfile(
-        str(ROOT / "README.md"),
-        module_relative=False,
-        optionflags=doctest.NORMALIZE_WHITESPACE,
+def readme_examples() -> dict[str, str]:
+    """The README's ``>>>`` blocks, joined per framework they import."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    by_framework: dict[str, str] = {}
+    for block in blocks:
+        if ">>>" not in block:
+            continue
+        framework = next(
+            (f for f in ("jax", "torch") if f"import {f}" in block), "numpy"
+        )
+        by_framework[framework] = by_framework.get(framework, "") + block + "\n"
+    return by_framework
+
+
+@pytest.mark.parametrize("framework", ["numpy", "jax", "torch"])
+def test_readme_examples(framework):
+    if framework not in selected_backends():
+        pytest.skip(f"{framework} not selected")
+    text = readme_examples()[framework]
+    test = doctest.DocTestParser().get_doctest(
+        text, {}, f"README[{framework}]", "README.md", 0
     )
-    assert result.attempted > 0
-    assert result.failed == 0
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+    assert test.examples
 
 
 @pytest.mark.parametrize("module", DOCSTRING_MODULES)
