@@ -21,6 +21,7 @@ nox.options.sessions = [
     "dask",
     "jax",
     "torch",
+    "clients",
     "cupy",
     "examples",
     "docs",
@@ -29,6 +30,8 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 TORCH = os.environ.get("S2NN_XP_TORCH", "torch==2.13.0")
+# Triton for its interpreter (TRITON_INTERPRET=1): the CUDA kernels' tests.
+TRITON = os.environ.get("S2NN_XP_TRITON", "triton==3.8.0")
 
 
 def _pytest(session: nox.Session, backend: str) -> None:
@@ -97,10 +100,35 @@ def jax(session: nox.Session) -> None:
 
 @nox.session
 def torch(session: nox.Session) -> None:
-    """PyTorch on the CPU (CUDA tests skip without a GPU)."""
-    session.install(TORCH)
+    """PyTorch on the CPU (CUDA tests skip without a GPU).
+
+    Triton comes too (CPU builds of torch do not bring it), so that the fused
+    CUDA kernels of the torch adapter run on the CPU in Triton's interpreter.
+    """
+    session.install(TORCH, TRITON)
     session.install("-e", ".[test]")
     _pytest(session, "torch")
+
+
+@nox.session
+def clients(session: nox.Session) -> None:
+    """The torch adapter as a drop-in surrogate of spikingjelly and snntorch.
+
+    spikingjelly's metadata asks for torchvision, torchaudio and tensorboard
+    (and through them for a multi-GB CUDA build of torch), none of which its
+    neurons use: it is installed without dependencies, plus the two modules
+    its neuron and surrogate code imports.
+    """
+    session.install(TORCH)
+    session.install("-e", ".[test]")
+    session.install("--no-deps", "spikingjelly==2.0.0", "snntorch==1.0.0")
+    session.install("loguru>=0.7,<1", "tqdm")
+    session.run(
+        "pytest",
+        "tests/test_clients_torch.py",
+        *session.posargs,
+        env={"S2NN_XP_BACKENDS": "torch", "PYTHONHASHSEED": "0"},
+    )
 
 
 @nox.session

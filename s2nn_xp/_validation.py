@@ -16,7 +16,15 @@ from typing import Any
 
 from . import _compat
 
-__all__ = ["Prepared", "finish", "prepare", "validate_parameter"]
+__all__ = [
+    "Prepared",
+    "broadcasts_to",
+    "describe",
+    "finish",
+    "input_dtypes",
+    "prepare",
+    "validate_parameter",
+]
 
 # Parameter name -> (lower bound, whether the bound itself is allowed).
 _BOUNDS: dict[str, tuple[float, bool]] = {
@@ -48,7 +56,7 @@ class Prepared:
     params: dict[str, Any]
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
@@ -98,11 +106,11 @@ def validate_parameter(name: str, value: Any) -> Any:
         raise TypeError(msg)
     if _compat.is_array_api_obj(value) or isinstance(value, list | tuple):
         return value
-    msg = f"{name} must be a real number or an array, not {_describe(value)}"
+    msg = f"{name} must be a real number or an array, not {describe(value)}"
     raise TypeError(msg)
 
 
-def _broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...]) -> bool:
+def broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...]) -> bool:
     """Whether an array of ``shape`` broadcasts to exactly ``target``."""
     if len(shape) > len(target):
         return False
@@ -114,7 +122,7 @@ def _broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...]) -> bool:
     return True
 
 
-def _input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
+def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
     """(compute dtype, result dtype) for ``x`` by SPEC.md's dtype rules."""
     dtype = x.dtype
     try:
@@ -144,7 +152,7 @@ def _prepare_array_parameter(
     if not xp.isdtype(dtype, ("real floating", "integral")):
         msg = f"{name} must have a real numeric dtype, not {dtype}"
         raise TypeError(msg)
-    if not _broadcasts_to(tuple(value.shape), tuple(x.shape)):
+    if not broadcasts_to(tuple(value.shape), tuple(x.shape)):
         msg = (
             f"{name} of shape {tuple(value.shape)} does not broadcast to the "
             f"shape of x, {tuple(x.shape)}"
@@ -181,7 +189,7 @@ def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepar
     arrays = {n: v for n, v in params.items() if _compat.is_array_api_obj(v)}
     if xp is None:
         xp = _compat.namespace_of(x, *arrays.values(), names=("x", *arrays))
-    compute_dtype, result_dtype = _input_dtypes(xp, x)
+    compute_dtype, result_dtype = input_dtypes(xp, x)
     if x.dtype != compute_dtype:
         x = xp.astype(x, compute_dtype)
     for name, value in params.items():

@@ -72,7 +72,7 @@ import numpy as np
 
 from . import _compat, _cupy_kernels
 from ._api import ALPHA, BETA, EPSILON
-from ._validation import _broadcasts_to, _describe, _input_dtypes, validate_parameter
+from ._validation import broadcasts_to, describe, input_dtypes, validate_parameter
 
 try:
     import cupy
@@ -137,7 +137,7 @@ def _input(x: ArrayLike) -> tuple[Any, np.dtype, np.dtype]:
     if not isinstance(x, cupy.ndarray):
         if not isinstance(x, numbers.Number | list | tuple):
             msg = (
-                f"x must be a CuPy array, not {_describe(x)} (move host data to "
+                f"x must be a CuPy array, not {describe(x)} (move host data to "
                 "the GPU with cupy.asarray)"
             )
             raise TypeError(msg)
@@ -145,7 +145,7 @@ def _input(x: ArrayLike) -> tuple[Any, np.dtype, np.dtype]:
     compute = _FLOAT_COMPUTE.get(x.dtype)
     if compute is not None:  # float16 is read as is and widened in the kernel
         return x, compute, x.dtype
-    compute, result = _input_dtypes(_compat.array_namespace(x), x)  # raises
+    compute, result = input_dtypes(_compat.array_namespace(x), x)  # raises
     return x.astype(compute), np.dtype(compute), np.dtype(result)
 
 
@@ -165,13 +165,13 @@ def _parameter(name: str, value: Parameter, x: Any, compute: np.dtype) -> Any:
     elif not isinstance(value, cupy.ndarray):
         msg = (
             "arrays from different libraries cannot be mixed (x: cupy.ndarray, "
-            f"{name}: {_describe(value)})"
+            f"{name}: {describe(value)})"
         )
         raise TypeError(msg)
     if value.dtype.kind not in "fiu":
         msg = f"{name} must have a real numeric dtype, not {value.dtype}"
         raise TypeError(msg)
-    if not _broadcasts_to(value.shape, x.shape):
+    if not broadcasts_to(value.shape, x.shape):
         msg = (
             f"{name} of shape {value.shape} does not broadcast to the shape of "
             f"x, {x.shape}"
@@ -204,7 +204,7 @@ def _output(
     if out is None:
         return cupy.empty_like(like, dtype=dtype)
     if not isinstance(out, cupy.ndarray):
-        msg = f"{name} must be a CuPy array, not {_describe(out)}"
+        msg = f"{name} must be a CuPy array, not {describe(out)}"
         raise TypeError(msg)
     if out.shape != like.shape:
         msg = f"{name} has shape {out.shape}; it must have the shape of x, {like.shape}"
@@ -236,7 +236,7 @@ def _outputs(
     if out is None:
         out = (None, None)
     if not isinstance(out, tuple | list) or len(out) != 2:
-        msg = f"out must be None or a pair of CuPy arrays, not {_describe(out)}"
+        msg = f"out must be None or a pair of CuPy arrays, not {describe(out)}"
         raise TypeError(msg)
     first = _output("out[0]", out[0], like, dtypes[0], inputs)
     second = _output("out[1]", out[1], like, dtypes[1], inputs)
@@ -634,7 +634,7 @@ class _Pullback:
         elif not isinstance(cotangent, cupy.ndarray):
             msg = (
                 "arrays from different libraries cannot be mixed (x: "
-                f"cupy.ndarray, cotangent: {_describe(cotangent)})"
+                f"cupy.ndarray, cotangent: {describe(cotangent)})"
             )
             raise TypeError(msg)
         if cotangent.dtype.kind not in "fiu":
@@ -646,7 +646,7 @@ class _Pullback:
                 f"x, {grad.shape}"
             )
             raise ValueError(msg)
-        if not _broadcasts_to(cotangent.shape, grad.shape):
+        if not broadcasts_to(cotangent.shape, grad.shape):
             msg = (
                 f"cotangent of shape {cotangent.shape} does not broadcast to the "
                 f"shape of x, {grad.shape}"

@@ -1,0 +1,263 @@
+"""Fused Triton kernels for CUDA tensors: the forward and the backward in one pass each.
+
+:mod:`s2nn_xp.torch` calls :func:`spike` and :func:`spike_vjp` for CUDA
+tensors in eager mode where no autodiff system records the operations and the
+parameters are Python numbers; everything else takes the pure torch path
+(the array-API math of :mod:`s2nn_xp._math`), and so does all of
+:func:`torch.compile`, whose Inductor fuses that path by itself.
+
+These kernels are the one place outside ``_math`` where the S2NN formulas are
+written, as a fused kernel must; the tests check them against ``_math`` (also
+on the CPU, through Triton's interpreter, ``TRITON_INTERPRET=1``). The
+numerics follow ``_math``: both branch inputs are guarded before use (the
+sigmoid branch sees ``min(x, 0)``, the ``x >= 0`` branch ``max(x, -0.5)``), the
+sigmoid is ``e / (1 + e)`` with ``e = exp(alpha * min(x, 0)) <= 1``,
+``(1 + e)**2`` keeps the rounding error of ``1 + e`` (Fast2Sum), NaN input
+gives NaN, and 16-bit inputs are computed in float32 and rounded once.
+On a GPU, ``exp`` and ``log1p`` are libdevice's accurate versions and the
+divisions are correctly rounded, not the fast approximations Triton uses by
+default (``ex2.approx`` of ``z * log2(e)`` can be off by several ulp at
+``|alpha * x| = 20``); the interpreter, which has no libdevice, uses NumPy's
+``exp`` and a ``log1p`` from NumPy's ``log`` instead. float64 tensors take
+the pure torch path (see :func:`launchable`).
+
+Importing this module never fails: :data:`AVAILABLE` is False where Triton
+is not installed, and the caller keeps the pure torch path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # Triton ships with CUDA builds of torch only
+    triton = None
+    tl = None
+
+__all__ = ["AVAILABLE", "INTERPRETED", "launchable", "spike", "spike_vjp"]
+
+AVAILABLE = triton is not None
+"""Whether Triton imports, so that the kernels below exist."""
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
+"""Whether Triton runs kernels in its NumPy interpreter (CPU tensors)."""
+
+_BLOCK = 1024
+"""Elements per program: 8 per thread with 4 warps."""
+
+_WARPS = 4
+
+if AVAILABLE:
+    try:
+        from triton.language.extra import libdevice
+    except ImportError:  # pragma: no cover - very old Triton
+        from triton.language.extra.cuda import libdevice
+
+    @triton.jit
+    def _exp(z, use_libdevice: tl.constexpr):
+        if use_libdevice:
+            return libdevice.exp(z)
+        else:
+            return tl.exp(z)
+
+    @triton.jit
+    def _log1p(t, use_libdevice: tl.constexpr):
+        if use_libdevice:
+            return libdevice.log1p(t)
+        else:
+            # The interpreter has no libdevice: log1p(t) in float64 as
+            # log(u) * t / (u - 1) with u = 1 + t, which corrects the rounding
+            # of u (t itself where u rounds to 1). The guards keep NumPy from
+            # meeting inf / inf or 0 / 0 in lanes that are not taken.
+            wide = t.to(tl.float64)
+            finite = wide < float("inf")
+            safe = tl.where(finite, wide, 1.0)
+            one_plus = safe + 1.0
+            shift = one_plus - 1.0
+            exact = shift == 0.0
+            ratio = safe / tl.where(exact, 1.0, shift)
+            result = tl.where(exact, safe, tl.log(one_plus) * ratio)
+            return tl.where(finite, result, wide).to(t.dtype)
+
+    @triton.jit
+    def _load_float32(pointer, offsets, mask):
+        return tl.load(pointer + offsets, mask=mask, other=0.0).to(tl.float32)
+
+    @triton.jit
+    def _offsets(n, block: tl.constexpr):
+        start = tl.program_id(0).to(tl.int64) * block
+        offsets = start + tl.arange(0, block)
+        return offsets, offsets < n
+
+    @triton.jit
+    def _spike_kernel(
+        x_ptr,
+        y_ptr,
+        n,
+        alpha,
+        beta,
+        epsilon,
+        with_origin: tl.constexpr,
+        use_libdevice: tl.constexpr,
+        block: tl.constexpr,
+    ):
+        """Write forward(x), or origin(x) when `with_origin`, to y."""
+        offsets, mask = _offsets(n, block)
+        x = _load_float32(x_ptr, offsets, mask)
+        if with_origin:
+            e = _exp(tl.minimum(x, 0.0) * alpha, use_libdevice)
+            sigmoid = tl.div_rn(e, e + 1.0)
+            tail = _log1p(tl.maximum(x, -0.5) + epsilon, use_libdevice) * beta + 0.5
+            y = tl.where(x >= 0.0, tail, sigmoid)
+        else:
+            y = tl.where(x >= 0.0, 1.0, 0.0).to(x.dtype)
+        y = tl.where(x != x, x, y)  # NaN stays NaN
+        tl.store(y_ptr + offsets, y.to(y_ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _spike_vjp_kernel(
+        cotangent_ptr,
+        x_ptr,
+        out_ptr,
+        n,
+        alpha,
+        beta,
+        use_libdevice: tl.constexpr,
+        block: tl.constexpr,
+    ):
+        """Write cotangent * gradient(x) to out."""
+        offsets, mask = _offsets(n, block)
+        x = _load_float32(x_ptr, offsets, mask)
+        cotangent = _load_float32(cotangent_ptr, offsets, mask)
+        e = _exp(tl.minimum(x, 0.0) * alpha, use_libdevice)
+        rounded = e + 1.0
+        lost = e - (rounded - 1.0)  # exact: Fast2Sum, |e| <= 1
+        bell = tl.div_rn(e * alpha, rounded * (rounded + 2.0 * lost))
+        tail = tl.div_rn(beta + tl.zeros_like(x), tl.maximum(x, -0.5) + 1.0)
+        grad = tl.where(x >= 0.0, tail, bell)
+        grad = tl.where(x != x, x, grad)  # NaN stays NaN
+        result = grad * cotangent
+        tl.store(out_ptr + offsets, result.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+def _dense(x: torch.Tensor) -> torch.Tensor:
+    """``x`` itself where its elements fill its memory in some order, else a copy.
+
+    The kernels run over memory, flat; a result made with
+    :func:`torch.empty_like` has the same layout (row-major, channels-last).
+    """
+    if (
+        x.is_contiguous()
+        or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))
+        or (x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d))
+    ):
+        return x
+    return x.contiguous()
+
+
+def launchable(x: torch.Tensor) -> bool:
+    """Whether the kernels take ``x``: float16, bfloat16 and float32 tensors.
+
+    Triton passes Python-float parameters as float32 scalars, as the pure
+    torch path rounds them for these dtypes; float64 tensors, which would need
+    float64 parameters, take the pure torch path.
+    """
+    return x.dtype in (torch.float16, torch.bfloat16, torch.float32)
+
+
+def _grid(n: int) -> tuple[int]:
+    return (triton.cdiv(n, _BLOCK),)
+
+
+def _device_guard(x: torch.Tensor) -> Any:
+    """Launch on ``x``'s GPU (Triton uses the current device and stream)."""
+    if x.device.type == "cuda":
+        return torch.cuda.device(x.device)
+    return contextlib.nullcontext()  # the interpreter: CPU tensors
+
+
+def spike(
+    x: torch.Tensor, alpha: float, beta: float, epsilon: float, *, origin: bool
+) -> torch.Tensor:
+    """``forward(x)`` (or ``origin(x, ...)``) in one kernel, in ``x``'s dtype.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        A real floating CUDA tensor (a CPU tensor under the interpreter).
+    alpha, beta, epsilon : float
+        Checked Python-number parameters.
+    origin : bool
+        Compute the origin function instead of the spike.
+
+    Returns
+    -------
+    torch.Tensor
+        A new tensor of ``x``'s shape, dtype and (dense) layout.
+    """
+    x = _dense(x)
+    y = torch.empty_like(x)
+    n = x.numel()
+    if n:
+        with _device_guard(x):
+            _spike_kernel[_grid(n)](
+                x,
+                y,
+                n,
+                alpha,
+                beta,
+                epsilon,
+                with_origin=origin,
+                use_libdevice=not INTERPRETED,
+                block=_BLOCK,
+                num_warps=_WARPS,
+            )
+    return y
+
+
+def spike_vjp(
+    cotangent: torch.Tensor, x: torch.Tensor, alpha: float, beta: float
+) -> torch.Tensor:
+    """``cotangent * gradient(x, alpha, beta)`` in one kernel, in ``x``'s dtype.
+
+    Parameters
+    ----------
+    cotangent : torch.Tensor
+        The incoming gradient; it must broadcast to ``x``.
+    x : torch.Tensor
+        The saved input (a real floating CUDA tensor).
+    alpha, beta : float
+        Checked Python-number parameters.
+
+    Returns
+    -------
+    torch.Tensor
+        A new tensor of ``x``'s shape, dtype and (dense) layout.
+    """
+    x = _dense(x)
+    if cotangent.shape != x.shape or cotangent.stride() != x.stride():
+        # An expanded or differently laid out cotangent (``y.sum()`` gives a
+        # broadcast one): copy it into x's layout so that both run flat.
+        cotangent = torch.empty_like(x, dtype=cotangent.dtype).copy_(cotangent)
+    out = torch.empty_like(x)
+    n = x.numel()
+    if n:
+        with _device_guard(x):
+            _spike_vjp_kernel[_grid(n)](
+                cotangent,
+                x,
+                out,
+                n,
+                alpha,
+                beta,
+                use_libdevice=not INTERPRETED,
+                block=_BLOCK,
+                num_warps=_WARPS,
+            )
+    return out

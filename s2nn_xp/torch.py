@@ -1,0 +1,668 @@
+"""PyTorch adapter: the S2NN spike with its surrogate derivatives in every transform.
+
+:func:`s2nn` returns the spike (the Heaviside step), or with ``origin=True``
+the smooth origin function, through a :class:`torch.autograd.Function` whose
+derivatives are those of the surrogate model of ``SPEC.md``::
+
+    d s2nn = gradient(x) * dx + d origin / d alpha * dalpha
+                              + d origin / d beta * dbeta
+
+Every term comes from :mod:`s2nn_xp._math`; no formula is written here:
+
+* the ``x`` term is ``_math.gradient`` times the cotangent (reverse mode) or
+  the tangent (forward mode);
+* the parameter terms are PyTorch's own derivatives of ``_math.origin`` in the
+  tensor parameters that need one (:func:`torch.func.vjp`), summed by
+  autograd over the axes the parameters are broadcast along;
+* derivatives of higher order are PyTorch's derivatives of those ordinary
+  operations, whose guards are exact (``create_graph=True``, ``hessian``).
+
+The function supports ``backward()``, :func:`torch.autograd.grad` (double
+backward included), :func:`torch.autograd.gradcheck`, and the
+:mod:`torch.func` transforms ``grad``, ``vjp``, ``jvp``, ``vmap``, ``jacrev``,
+``jacfwd`` and ``hessian``. Under :func:`torch.compile` it traces into the
+graph with no graph break: Dynamo refuses an ``autograd.Function`` with a
+custom forward-mode rule, so while compiling the same function is applied
+through a subclass that has none (forward-mode AD is not compiled anyway).
+Python-number parameters enter the traced graph as 0-d tensors, so that a
+number that changes between calls (which Dynamo makes symbolic) traces too.
+
+The backward keeps exactly one tensor of ``x``'s size, ``x`` itself (in its
+own dtype), plus any tensor parameters; the gradient is computed only in the
+backward, so a call that is not differentiated computes the forward alone.
+16-bit inputs are computed in float32 and rounded once.
+
+Fast paths, used only where no autodiff system records the operations (a
+plain forward, a first-order backward) and the parameters are Python numbers:
+
+* CUDA tensors in eager mode run the forward and the backward as one fused
+  Triton kernel each (:mod:`s2nn_xp._triton`) where Triton is installed;
+  under :func:`torch.compile` the pure torch operations are traced instead, so
+  that Inductor fuses them with their neighbours.
+* Large contiguous CPU tensors are computed block by block, so that the
+  intermediate arrays of ``_math`` stay in the processor's cache.
+
+This module is imported by :func:`s2nn_xp.s2nn` when a tensor arrives;
+``s2nn_xp.s2nn`` and :class:`s2nn_xp.S2NN` on tensors call :func:`s2nn`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+import array_api_compat.torch as _xp
+import torch
+from torch import nn
+
+from . import _math
+from ._api import ALPHA, BETA, EPSILON
+from ._validation import broadcasts_to, validate_parameter
+
+__all__ = ["S2NN", "s2nn"]
+
+DISPATCHED = ("s2nn",)
+"""Public functions of :mod:`s2nn_xp` this adapter implements for tensors."""
+
+Parameter = float | torch.Tensor
+"""A positive Python number, or a tensor broadcasting to ``x`` (per neuron)."""
+
+_PARAMETER_NAMES = ("alpha", "beta", "epsilon")
+
+# Device types whose tensors take the fused Triton kernels. The tests add
+# "cpu" to run them through Triton's interpreter (TRITON_INTERPRET=1).
+_FUSED_DEVICES = ("cuda",)
+
+# Bytes of one block on the CPU fast path. The temporaries of ``_math`` for a
+# block of this size stay in the processor's caches, where each of their
+# passes costs a fraction of a pass over main memory; much smaller blocks pay
+# more in per-operation overhead than they save.
+_CPU_BLOCK_BYTES = 1 << 20
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for 16-bit (and narrower) floats, the dtype itself otherwise."""
+    return torch.float32 if dtype.itemsize < 4 else dtype
+
+
+def _is_wrapped(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` lives inside a :mod:`torch.func` transform."""
+    return torch._C._functorch.is_functorch_wrapped_tensor(tensor)
+
+
+def _records(*values: Any) -> bool:
+    """Whether autograd would record operations on any of the tensors."""
+    return torch.is_grad_enabled() and any(
+        isinstance(v, torch.Tensor) and v.requires_grad for v in values
+    )
+
+
+def _plain_eager(x: torch.Tensor, parameters: Sequence[Any], *others: Any) -> bool:
+    """Whether a fast path may run: eager, outside every transform, not recorded.
+
+    The fast paths take Python-number parameters only; tensor parameters (per
+    neuron, learnable) take the general path.
+    """
+    if torch.compiler.is_compiling():
+        return False
+    if not all(isinstance(p, float) for p in parameters):
+        return False
+    tensors = (x, *others)
+    return not (any(_is_wrapped(t) for t in tensors) or _records(*tensors))
+
+
+def _fused_kernels(
+    x: torch.Tensor, parameters: Sequence[Any], *others: torch.Tensor
+) -> ModuleType | None:
+    """The Triton kernels module where the fused CUDA path applies, else None."""
+    if x.device.type not in _FUSED_DEVICES or not _plain_eager(x, parameters, *others):
+        return None
+    try:
+        from . import _triton
+    except ImportError:  # pragma: no cover - _triton itself guards the import
+        return None
+    return _triton if _triton.AVAILABLE and _triton.launchable(x) else None
+
+
+def _cpu_block(x: torch.Tensor, parameters: Sequence[Any], *others: Any) -> int:
+    """Elements per block where the CPU block-by-block path applies, else 0."""
+    block = _CPU_BLOCK_BYTES // _compute_dtype(x.dtype).itemsize
+    usable = (
+        x.device.type == "cpu"
+        and x.numel() >= 2 * block
+        and x.is_contiguous()
+        and all(o.is_contiguous() and o.shape == x.shape for o in others)
+        and _plain_eager(x, parameters, *others)
+    )
+    return block if usable else 0
+
+
+def _blockwise(
+    compute: Callable[..., torch.Tensor],
+    block: int,
+    out: torch.Tensor,
+    *inputs: torch.Tensor,
+) -> torch.Tensor:
+    """``out[...] = compute(*inputs)``, block by block over the flat arrays.
+
+    ``compute`` takes blocks of ``inputs`` and the matching block of ``out``
+    to write into; all tensors are contiguous and of one shape.
+    """
+    flat_out = out.view(-1)
+    flat_inputs = [t.view(-1) for t in inputs]
+    for start in range(0, flat_out.numel(), block):
+        part = slice(start, start + block)
+        compute(*(t[part] for t in flat_inputs), out=flat_out[part])
+    return out
+
+
+# --- The primal and the derivatives, all from _math ------------------------
+
+
+def _primal(
+    x: torch.Tensor,
+    alpha: Parameter,
+    beta: Parameter,
+    epsilon: Parameter,
+    with_origin: bool,
+) -> torch.Tensor:
+    """The spike (or origin function) of ``x``, in ``x``'s dtype."""
+    parameters = (alpha, beta, epsilon)
+    kernels = _fused_kernels(x, parameters)
+    if kernels is not None:
+        return kernels.spike(x, alpha, beta, epsilon, origin=with_origin)
+    compute_dtype = _compute_dtype(x.dtype)
+
+    def primal_block(
+        x_block: torch.Tensor, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        x_block = x_block.to(compute_dtype)
+        if with_origin:
+            y = _math.origin(_xp, x_block, alpha, beta, epsilon)
+        else:
+            y = _math.forward(_xp, x_block)
+        if out is None:
+            return y.to(x.dtype)
+        return out.copy_(y)
+
+    block = _cpu_block(x, parameters)
+    if block:
+        return _blockwise(primal_block, block, torch.empty_like(x), x)
+    return primal_block(x)
+
+
+def _gradient_vjp(
+    cotangent: torch.Tensor, x: torch.Tensor, alpha: Parameter, beta: Parameter
+) -> torch.Tensor:
+    """``cotangent * gradient(x, alpha, beta)`` in ``x``'s dtype."""
+    parameters = (alpha, beta)
+    kernels = _fused_kernels(x, parameters, cotangent)
+    if kernels is not None:
+        return kernels.spike_vjp(cotangent, x, alpha, beta)
+    compute_dtype = _compute_dtype(x.dtype)
+
+    def vjp_block(
+        cotangent_block: torch.Tensor,
+        x_block: torch.Tensor,
+        out: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        grad = _math.gradient(_xp, x_block.to(compute_dtype), alpha, beta)
+        cotangent_block = cotangent_block.to(compute_dtype)
+        if out is not None:
+            return torch.mul(grad, cotangent_block, out=out)
+        # Out of place: the cotangent may be batched (vmap, batched gradcheck)
+        # where the gradient is not.
+        return (grad * cotangent_block).to(x.dtype)
+
+    block = _cpu_block(x, parameters, cotangent)
+    if block:
+        return _blockwise(vjp_block, block, torch.empty_like(x), cotangent, x)
+    return vjp_block(cotangent, x)
+
+
+def _gradient_jvp(
+    tangent: torch.Tensor, x: torch.Tensor, alpha: Parameter, beta: Parameter
+) -> torch.Tensor:
+    """``tangent * gradient(x, alpha, beta)`` in the compute dtype."""
+    compute_dtype = _compute_dtype(x.dtype)
+    grad = _math.gradient(_xp, x.to(compute_dtype), alpha, beta)
+    return grad * tangent.to(compute_dtype)
+
+
+def _origin_of_parameters(
+    x: torch.Tensor, parameters: dict[str, Parameter], names: Sequence[str]
+) -> Callable[..., torch.Tensor]:
+    """``_math.origin`` of ``x`` as a function of the parameters named ``names``."""
+    compute_x = x.to(_compute_dtype(x.dtype))
+
+    def origin_of(*values: torch.Tensor) -> torch.Tensor:
+        return _math.origin(
+            _xp, compute_x, **{**parameters, **dict(zip(names, values, strict=True))}
+        )
+
+    return origin_of
+
+
+def _parameter_vjp(
+    cotangent: torch.Tensor,
+    x: torch.Tensor,
+    parameters: dict[str, Parameter],
+    names: Sequence[str],
+) -> tuple[torch.Tensor, ...]:
+    """Cotangents of the parameters ``names``: reverse-mode AD of ``_math.origin``.
+
+    Each is ``d origin / d parameter * cotangent`` summed to the parameter's
+    shape (autograd sums over the broadcast axes).
+    """
+    origin_of = _origin_of_parameters(x, parameters, names)
+    _, pullback = torch.func.vjp(origin_of, *(parameters[n] for n in names))
+    compute_dtype = _compute_dtype(x.dtype)
+    return pullback(cotangent.to(compute_dtype))
+
+
+def _parameter_jvp(
+    x: torch.Tensor,
+    parameters: dict[str, Parameter],
+    tangents: dict[str, torch.Tensor],
+) -> torch.Tensor:
+    """``sum of d origin / d p * tangent_p`` over the parameters with tangents.
+
+    ``d origin / d p`` comes elementwise from reverse-mode AD of
+    ``_math.origin`` in ``p`` broadcast to ``x``'s shape, pulled back with
+    ones (origin is elementwise). :func:`torch.func.jvp` would be the direct
+    way, but forward-mode AD cannot nest inside the forward-mode rule that
+    :mod:`torch.autograd.forward_ad` is running.
+    """
+    names = tuple(tangents)
+    compute_x = x.to(_compute_dtype(x.dtype))
+    origin_of = _origin_of_parameters(x, parameters, names)
+    broadcast = [parameters[n].expand_as(compute_x) for n in names]
+    _, pullback = torch.func.vjp(origin_of, *broadcast)
+    partials = pullback(torch.ones_like(compute_x))
+    terms = [
+        partial * tangents[n].to(partial.dtype)
+        for n, partial in zip(names, partials, strict=True)
+    ]
+    return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+# --- The autograd.Function -------------------------------------------------
+
+
+def _save(
+    ctx: Any, x: torch.Tensor, parameters: Sequence[Parameter]
+) -> list[torch.Tensor]:
+    """Keep ``x`` and the tensor parameters; Python numbers go on ``ctx``."""
+    tensors = [x] + [p for p in parameters if isinstance(p, torch.Tensor)]
+    ctx.save_for_backward(*tensors)
+    ctx.numbers = tuple(None if isinstance(p, torch.Tensor) else p for p in parameters)
+    return tensors
+
+
+def _restore(ctx: Any) -> tuple[torch.Tensor, dict[str, Parameter]]:
+    x, *tensors = ctx.saved_tensors
+    tensors = iter(tensors)
+    parameters = {
+        name: next(tensors) if number is None else number
+        for name, number in zip(_PARAMETER_NAMES, ctx.numbers, strict=True)
+    }
+    return x, parameters
+
+
+class _SpikeTraceable(torch.autograd.Function):
+    """The spike with the surrogate VJP; the variant :func:`torch.compile` traces.
+
+    Inputs: ``x`` (any real floating dtype), ``alpha``, ``beta``, ``epsilon``
+    (Python floats, or tensors in ``x``'s compute dtype) and ``with_origin``.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        x: torch.Tensor,
+        alpha: Parameter,
+        beta: Parameter,
+        epsilon: Parameter,
+        with_origin: bool,
+    ) -> torch.Tensor:
+        return _primal(x, alpha, beta, epsilon, with_origin)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        x, alpha, beta, epsilon, _ = inputs
+        _save(ctx, x, (alpha, beta, epsilon))
+
+    @staticmethod
+    def backward(ctx: Any, cotangent: torch.Tensor) -> tuple[Any, ...]:
+        x, parameters = _restore(ctx)
+        needs_x, needs_alpha, needs_beta = ctx.needs_input_grad[:3]
+        grad_x = None
+        if needs_x:
+            grad_x = _gradient_vjp(
+                cotangent, x, parameters["alpha"], parameters["beta"]
+            )
+        names = [
+            name
+            for name, needed in (("alpha", needs_alpha), ("beta", needs_beta))
+            if needed
+        ]
+        grads = dict.fromkeys(("alpha", "beta"))
+        if names:
+            grads.update(
+                zip(
+                    names,
+                    _parameter_vjp(cotangent, x, parameters, names),
+                    strict=True,
+                )
+            )
+        return grad_x, grads["alpha"], grads["beta"], None, None
+
+
+class _Spike(_SpikeTraceable):
+    """:class:`_SpikeTraceable` with a forward-mode rule (``torch.func.jvp``)."""
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        x, alpha, beta, epsilon, _ = inputs
+        ctx.save_for_forward(*_save(ctx, x, (alpha, beta, epsilon)))
+
+    @staticmethod
+    def jvp(
+        ctx: Any,
+        x_tangent: torch.Tensor | None,
+        alpha_tangent: torch.Tensor | None,
+        beta_tangent: torch.Tensor | None,
+        *_: Any,
+    ) -> torch.Tensor:
+        x, parameters = _restore(ctx)
+        terms = []
+        if x_tangent is not None:
+            alpha, beta = parameters["alpha"], parameters["beta"]
+            terms.append(_gradient_jvp(x_tangent, x, alpha, beta))
+        parameter_tangents = {
+            name: t
+            for name, t in (("alpha", alpha_tangent), ("beta", beta_tangent))
+            if t is not None
+        }
+        if parameter_tangents:
+            terms.append(_parameter_jvp(x, parameters, parameter_tangents))
+        if not terms:  # only epsilon has a tangent: it is a constant
+            return torch.zeros_like(x)
+        tangent = terms[0] if len(terms) == 1 else terms[0] + terms[1]
+        return tangent.to(x.dtype)
+
+
+# --- Public API -------------------------------------------------------------
+
+
+def _prepare_x(x: Any) -> torch.Tensor:
+    """``x`` as a real floating tensor (integers and bools promoted)."""
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x)
+    if x.is_complex():
+        msg = f"x must be real; complex input (dtype {x.dtype}) is not supported"
+        raise TypeError(msg)
+    if not x.is_floating_point():
+        x = x.to(torch.get_default_dtype())
+    return x
+
+
+def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
+    """A checked Python float, or a tensor in ``x``'s compute dtype and device."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and torch.compiler.is_compiling():
+        # Dynamo makes a number argument that changes between calls symbolic,
+        # which array_api_compat's clip cannot take (math.isnan of it); a
+        # 0-d tensor it can, and a constant one costs nothing in the graph.
+        value = _traced_number(name, float(value))
+        return torch.full((), value, dtype=_compute_dtype(x.dtype), device=x.device)
+    if not isinstance(value, torch.Tensor):
+        value = validate_parameter(name, value)
+        if isinstance(value, float):
+            return value
+        value = torch.as_tensor(value, device=x.device)
+    if value.is_complex() or value.dtype == torch.bool:
+        msg = f"{name} must have a real numeric dtype, not {value.dtype}"
+        raise TypeError(msg)
+    if not broadcasts_to(tuple(value.shape), tuple(x.shape)):
+        msg = (
+            f"{name} of shape {tuple(value.shape)} does not broadcast to the "
+            f"shape of x, {tuple(x.shape)}"
+        )
+        raise ValueError(msg)
+    value = value.to(device=x.device, dtype=_compute_dtype(x.dtype))
+    return value.detach() if name == "epsilon" else value  # a constant
+
+
+def _traced_number(name: str, value: float) -> float:
+    """``validate_parameter`` for a float that torch.compile may trace symbolically.
+
+    Dynamo makes a float argument that changes between calls symbolic, and
+    cannot trace ``math.isfinite`` of it; ``lower < value < inf`` checks the
+    same (NaN fails every comparison) with comparisons it turns into guards.
+    """
+    if name == "epsilon":
+        valid, relation = 0.0 <= value < math.inf, ">="
+    else:
+        valid, relation = 0.0 < value < math.inf, ">"
+    if not valid:
+        msg = f"{name} must be finite and {relation} 0.0"
+        raise ValueError(msg)
+    return value
+
+
+def s2nn(
+    x: torch.Tensor,
+    alpha: Parameter = ALPHA,
+    beta: Parameter = BETA,
+    epsilon: Parameter = EPSILON,
+    *,
+    origin: bool = False,
+) -> torch.Tensor:
+    """The S2NN spike with its surrogate derivatives, for PyTorch.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Membrane potential minus threshold, of any shape, device and memory
+        format. Integer and bool tensors are promoted to the default floating
+        dtype; complex tensors raise. Python numbers and lists are converted
+        with :func:`torch.as_tensor`.
+    alpha : float or torch.Tensor, default 4.0
+        Steepness of the sigmoid branch; finite and > 0. A tensor broadcasting
+        to `x` gives per-neuron values and, with ``requires_grad``, is learned.
+    beta : float or torch.Tensor, default 1.0
+        Scale of the logarithmic branch; finite and > 0; tensors as `alpha`.
+    epsilon : float or torch.Tensor, default 1e-8
+        Offset inside the logarithm of the origin function; finite and >= 0.
+        A constant: it gets no gradient.
+    origin : bool, default False
+        Return the smooth origin function instead of the spike; the
+        derivatives are the same.
+
+    Returns
+    -------
+    torch.Tensor
+        1 where ``x >= 0`` (``-0.0`` too), 0 where ``x < 0``, NaN where `x`
+        is NaN (or the origin function); `x`'s shape, device and floating
+        dtype. Its derivatives are the surrogate model's: ``gradient(x)`` in
+        `x`, ``d origin / d alpha`` and ``d origin / d beta`` in tensor
+        parameters, to every order.
+
+    Raises
+    ------
+    ValueError
+        A Python-number parameter out of its range, or a tensor parameter
+        that does not broadcast to `x`; the message names the parameter.
+    TypeError
+        Complex input, or a parameter that is no real number or tensor.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from s2nn_xp.torch import s2nn
+    >>> x = torch.tensor([-1.0, 0.0, 1.0], requires_grad=True)
+    >>> y = s2nn(x)
+    >>> y
+    tensor([0., 1., 1.], grad_fn=<_SpikeBackward>)
+    >>> y.sum().backward()
+    >>> x.grad
+    tensor([0.0707, 1.0000, 0.5000])
+
+    Learnable per-neuron parameters get the derivative of the origin function:
+
+    >>> alpha = torch.tensor([4.0, 2.0], requires_grad=True)
+    >>> s2nn(torch.tensor([[-0.5, -0.5]]), alpha).sum().backward()
+    >>> alpha.grad
+    tensor([-0.0525, -0.0983])
+    """
+    x = _prepare_x(x)
+    if not isinstance(origin, bool):
+        msg = f"origin must be a bool, not {type(origin).__name__}"
+        raise TypeError(msg)
+    alpha, beta, epsilon = (
+        _prepare_parameter(name, value, x)
+        for name, value in zip(_PARAMETER_NAMES, (alpha, beta, epsilon), strict=True)
+    )
+    function = _SpikeTraceable if torch.compiler.is_compiling() else _Spike
+    return function.apply(x, alpha, beta, epsilon, origin)
+
+
+class S2NN(nn.Module):
+    """The S2NN spike function as a :class:`torch.nn.Module`.
+
+    A drop-in surrogate spike function for spiking-network libraries: use it
+    as ``surrogate_function=`` of a SpikingJelly neuron or ``spike_grad=`` of
+    an snnTorch neuron.
+
+    Parameters
+    ----------
+    alpha, beta : float or array_like, default 4.0 and 1.0
+        As for :func:`s2nn`. Tensors, lists and arrays give per-neuron values
+        (they must broadcast to the inputs).
+    epsilon : float or array_like, default 1e-8
+        As for :func:`s2nn`; always a constant.
+    origin : bool, default False
+        Return the smooth origin function instead of the spike; a settable
+        attribute.
+    learnable : bool, default False
+        Register `alpha` and `beta` as :class:`torch.nn.Parameter` s (in the
+        default floating dtype, of the shape given) so that an optimizer
+        trains them. Otherwise Python numbers stay constants and tensors are
+        buffers (they follow :meth:`~torch.nn.Module.to`).
+
+    Raises
+    ------
+    ValueError
+        A parameter out of its range (tensor values are checked here too).
+    TypeError
+        A parameter that is no real number or array, or a non-bool flag.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from s2nn_xp.torch import S2NN
+    >>> spike = S2NN()
+    >>> spike
+    S2NN(alpha=4.0, beta=1.0, epsilon=1e-08)
+    >>> spike(torch.tensor([-0.5, 0.5]))
+    tensor([0., 1.])
+    >>> learned = S2NN(alpha=[4.0, 2.0], learnable=True)
+    >>> [name for name, _ in learned.named_parameters()]
+    ['alpha', 'beta']
+    >>> learned.alpha.shape
+    torch.Size([2])
+    """
+
+    def __init__(
+        self,
+        alpha: Parameter | Sequence[float] = ALPHA,
+        beta: Parameter | Sequence[float] = BETA,
+        epsilon: Parameter | Sequence[float] = EPSILON,
+        origin: bool = False,
+        learnable: bool = False,
+    ) -> None:
+        super().__init__()
+        if not isinstance(learnable, bool):
+            msg = f"learnable must be a bool, not {type(learnable).__name__}"
+            raise TypeError(msg)
+        self.learnable = learnable
+        self.origin = origin
+        self._register("alpha", alpha, learnable)
+        self._register("beta", beta, learnable)
+        self._register("epsilon", epsilon, False)
+
+    def _register(self, name: str, value: Any, learnable: bool) -> None:
+        if not isinstance(value, torch.Tensor):
+            value = validate_parameter(name, value)
+            if isinstance(value, float) and not learnable:
+                setattr(self, name, value)
+                return
+        value = torch.as_tensor(value)
+        if value.is_complex() or value.dtype == torch.bool:
+            msg = f"{name} must have a real numeric dtype, not {value.dtype}"
+            raise TypeError(msg)
+        if not value.is_floating_point():
+            value = value.to(torch.get_default_dtype())
+        value = value.detach().clone()
+        # Concrete values: check them as Python numbers are checked.
+        lower = 0.0
+        in_range = value >= lower if name == "epsilon" else value > lower
+        if not bool(torch.all(torch.isfinite(value) & in_range)):
+            relation = ">=" if name == "epsilon" else ">"
+            msg = f"{name} must be finite and {relation} {lower}"
+            raise ValueError(msg)
+        if learnable:
+            self.register_parameter(name, nn.Parameter(value))
+        else:
+            self.register_buffer(name, value)
+
+    @property
+    def origin(self) -> bool:
+        """Whether calls return the smooth function instead of the spike."""
+        return self._origin
+
+    @origin.setter
+    def origin(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            msg = f"origin must be a bool, not {type(value).__name__}"
+            raise TypeError(msg)
+        self._origin = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``s2nn(x, alpha, beta, epsilon, origin=self.origin)``."""
+        return s2nn(x, self.alpha, self.beta, self.epsilon, origin=self.origin)
+
+    def surrogate_fun(self, x: torch.Tensor) -> torch.Tensor:
+        """The smooth origin function (no surrogate derivative attached)."""
+        from . import _api
+
+        return _api.origin(x, self.alpha, self.beta, self.epsilon)
+
+    def surrogate_grad(self, x: torch.Tensor) -> torch.Tensor:
+        """The surrogate gradient of `x`."""
+        from . import _api
+
+        return _api.gradient(x, self.alpha, self.beta)
+
+    def extra_repr(self) -> str:
+        """``alpha=..., beta=..., epsilon=...`` as the core class prints them."""
+        parts = [
+            f"{name}={_describe(getattr(self, name))}" for name in _PARAMETER_NAMES
+        ]
+        if self.origin:
+            parts.append("origin=True")
+        if self.learnable:
+            parts.append("learnable=True")
+        return ", ".join(parts)
+
+
+def _describe(value: Parameter) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    if value.ndim == 0:
+        return repr(float(value.detach()))
+    return f"tensor(shape={tuple(value.shape)})"

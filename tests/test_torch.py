@@ -1,0 +1,1061 @@
+"""The PyTorch adapter: values, surrogate derivatives of every order, transforms.
+
+Reference values are the mpmath functions of ``tests/_support.py`` (SPEC.md
+written out independently), or the float64 NumPy core, never the adapter.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import require
+
+torch = require("torch")
+
+import torch._dynamo as dynamo  # noqa: E402
+from functorch.compile import make_boxed_func  # noqa: E402
+from torch import nn  # noqa: E402
+from torch._dynamo.backends.common import aot_autograd  # noqa: E402
+from torch.autograd import forward_ad  # noqa: E402
+
+import s2nn_xp  # noqa: E402
+import s2nn_xp._math  # noqa: E402
+import s2nn_xp._triton  # noqa: E402
+import s2nn_xp.torch  # noqa: E402
+from s2nn_xp.torch import S2NN, s2nn  # noqa: E402
+from tests._support import (  # noqa: E402
+    SPECIAL_X,
+    ref_dgradient_dalpha,
+    ref_dgradient_dbeta,
+    ref_dgradient_dx,
+    ref_dorigin_dalpha,
+    ref_dorigin_dbeta,
+    ref_forward,
+    ref_gradient,
+    ref_origin,
+    reference,
+    ulp_error,
+)
+
+# Warnings from inside torch itself, not from this package:
+# - torch 2.13 and 2.14 warn that torch.jit.script (and in 2.13, from
+#   Inductor, torch.jit.script_method) is deprecated, from their own code: the
+#   loading of the JVP decompositions of forward-mode AD (a DeprecationWarning
+#   in 2.13, a FutureWarning in 2.14);
+# - Dynamo of torch 2.13 instantiates torch.autograd.Function itself when it
+#   traces any autograd.Function, which warns that it should not be.
+pytestmark = [
+    pytest.mark.filterwarnings(r"ignore:`torch\.jit\.script(_method)?` is deprecated"),
+    pytest.mark.filterwarnings(
+        r"ignore:<class 'torch\.autograd\.function\.Function'> should not be "
+        r"instantiated:DeprecationWarning"
+    ),
+]
+
+REPO = Path(__file__).resolve().parents[1]
+CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device")
+
+# Points on both branches, dense near the kink, |alpha * x| <= 80.
+_rng = np.random.default_rng(20260128)
+GRID = np.concatenate(
+    [
+        _rng.uniform(-20.0, 20.0, 400),
+        -np.logspace(-12, np.log10(20.0), 100),
+        np.logspace(-12, np.log10(20.0), 100),
+        [-1.0, -0.5, -0.0, 0.0, 0.5, 1.0],
+    ]
+)
+
+
+def f64(a) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu()
+        if a.dtype == torch.bfloat16:
+            a = a.float()
+        a = a.numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+def tensor(values, dtype=torch.float64, **kwargs) -> torch.Tensor:
+    return torch.tensor(np.asarray(values), dtype=dtype, **kwargs)
+
+
+def derivative(fn, x: torch.Tensor, order: int = 1) -> torch.Tensor:
+    """Elementwise ``d^order fn / dx^order`` of an elementwise ``fn``."""
+    x = x.detach().requires_grad_(True)
+    out = fn(x)
+    for _ in range(order):
+        (out,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return out.detach()
+
+
+# --- the module, dispatch and the core class -----------------------------------
+
+
+def test_module_contract():
+    assert s2nn_xp.torch.DISPATCHED == ("s2nn",)
+    assert s2nn_xp.torch.__all__ == ["S2NN", "s2nn"]
+
+
+def test_public_api_dispatches_to_the_adapter():
+    x = tensor(GRID, requires_grad=True)
+    spike = s2nn_xp.s2nn(x)
+    assert spike.grad_fn is not None
+    (grad,) = torch.autograd.grad(spike.sum(), x)
+    np.testing.assert_allclose(f64(grad), reference(ref_gradient, GRID), rtol=1e-15)
+    (class_grad,) = torch.autograd.grad(s2nn_xp.S2NN()(x).sum(), x)
+    np.testing.assert_array_equal(f64(class_grad), f64(grad))
+    origin_fn = s2nn_xp.S2NN(alpha=2.0, beta=0.5)
+    origin_fn.origin = True
+    np.testing.assert_allclose(
+        f64(origin_fn(x)), reference(ref_origin, GRID, alpha=2.0, beta=0.5), rtol=1e-15
+    )
+
+
+def test_python_and_numpy_input_become_tensors():
+    for x in (0.5, [-1.0, 1.0], np.array([-1.0, 1.0])):
+        y = s2nn(x)
+        assert isinstance(y, torch.Tensor)
+        np.testing.assert_array_equal(f64(y), np.asarray(x) >= 0)
+    y = s2nn(torch.tensor([-1.0, 1.0]), alpha=np.array([2.0, 3.0]), beta=[1.0, 2.0])
+    assert y.dtype == torch.float32
+
+
+# --- values and first derivatives ----------------------------------------------
+
+
+@pytest.mark.parametrize("with_origin", [False, True], ids=["spike", "origin"])
+def test_special_values_and_their_gradient(with_origin):
+    x = tensor(SPECIAL_X, requires_grad=True)
+    y = s2nn(x, origin=with_origin)
+    want = reference(ref_origin if with_origin else ref_forward, SPECIAL_X)
+    np.testing.assert_allclose(f64(y), want, rtol=4e-16, strict=True)
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    np.testing.assert_allclose(
+        f64(grad), reference(ref_gradient, SPECIAL_X), rtol=4e-16, strict=True
+    )
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"alpha": 2.5, "beta": 0.75}, {"alpha": 0.5, "beta": 3.0}]
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_grad_is_the_surrogate_gradient(dtype, params):
+    grid = GRID.astype(np.float32) if dtype == torch.float32 else GRID
+    grad = derivative(lambda x: s2nn(x, **params), tensor(grid, dtype))
+    assert grad.dtype == dtype
+    core = s2nn_xp.gradient(tensor(grid, dtype), **params)
+    np.testing.assert_array_equal(f64(grad), f64(core))  # the same math, bit for bit
+    if dtype == torch.float64 and params.get("alpha", 4.0) != 2.5:
+        # alpha a power of two: alpha * x is exact, so 2 ulp hold for every
+        # x; otherwise exp magnifies the rounding of alpha * x by |alpha * x|.
+        want = reference(ref_gradient, grid, **params)
+        assert ulp_error(f64(grad), want, np.float64).max() <= 2.0
+
+
+def test_float32_gradient_within_4_ulp_where_alpha_x_is_exact():
+    """|alpha * x| <= 20 with alpha a power of two (so alpha * x is exact)."""
+    for alpha in (4.0, 1.0, 0.5):
+        x = np.linspace(-20.0 / alpha, 20.0 / alpha, 4001).astype(np.float32)
+        grad = derivative(lambda t, a=alpha: s2nn(t, a), tensor(x, torch.float32))
+        want = reference(ref_gradient, x, alpha=alpha)
+        assert ulp_error(f64(grad), want, np.float32).max() <= 4.0
+
+
+def test_vjp_with_any_cotangent_and_retain_graph():
+    x = tensor(GRID, requires_grad=True)
+    y = s2nn(x)
+    cotangent = tensor(_rng.standard_normal(GRID.shape))
+    y.backward(cotangent, retain_graph=True)
+    want = cotangent.numpy() * reference(ref_gradient, GRID)
+    np.testing.assert_allclose(f64(x.grad), want, rtol=1e-15)
+    y.backward(cotangent)  # the graph is kept: gradients accumulate
+    np.testing.assert_allclose(f64(x.grad), 2 * want, rtol=1e-15)
+
+
+# --- derivatives of higher order -------------------------------------------------
+
+
+def test_double_backward_is_the_derivative_of_the_gradient():
+    x = tensor(GRID)
+    second = derivative(s2nn, x, 2)
+    np.testing.assert_allclose(
+        f64(second), reference(ref_dgradient_dx, GRID), rtol=1e-12, atol=1e-14
+    )
+    # The same through create_graph with a cotangent that is itself a variable.
+    x = x.clone().requires_grad_(True)
+    cotangent = torch.full_like(x, 3.0, requires_grad=True)
+    (grad,) = torch.autograd.grad(s2nn(x), x, cotangent, create_graph=True)
+    d_x, d_cotangent = torch.autograd.grad(grad.sum(), (x, cotangent))
+    np.testing.assert_allclose(
+        f64(d_x), 3.0 * reference(ref_dgradient_dx, GRID), rtol=1e-12, atol=1e-14
+    )
+    np.testing.assert_allclose(
+        f64(d_cotangent), reference(ref_gradient, GRID), rtol=1e-15
+    )
+
+
+def _hard_x(dtype):
+    """Kink, -1, and the largest finite magnitudes of `dtype`."""
+    big = float(torch.finfo(dtype).max) / 2
+    return torch.tensor(
+        [-big, -1e4, -2.0, -1.0, -0.5, -0.0, 0.0, 1e4, big], dtype=dtype
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_every_x_derivative_to_third_order_is_finite(dtype):
+    x = torch.cat([_hard_x(dtype), torch.tensor([-np.inf, np.inf], dtype=dtype)])
+    for order, with_origin in itertools.product((1, 2, 3), (False, True)):
+        values = derivative(lambda t, o=with_origin: s2nn(t, origin=o), x, order)
+        assert torch.isfinite(values).all(), (order, with_origin, values)
+
+
+def _all_derivatives(x, alpha=4.0, beta=1.0, orders=(1, 2)):
+    """Every derivative in (x, alpha, beta) of the given orders, elementwise.
+
+    Keys name the variables in the order differentiated: ``"xa"`` is
+    ``d/d alpha (d s2nn / dx)``. ``alpha`` and ``beta`` are per-element
+    tensors, so each derivative is elementwise.
+    """
+    inputs = {
+        "x": x.detach().clone().requires_grad_(True),
+        "a": torch.full_like(x, alpha).requires_grad_(True),
+        "b": torch.full_like(x, beta).requires_grad_(True),
+    }
+    y = s2nn(inputs["x"], inputs["a"], inputs["b"])
+    out = {}
+    for order in orders:
+        for combo in itertools.product("xab", repeat=order):
+            value = y
+            for variable in combo:
+                (value,) = torch.autograd.grad(
+                    value.sum(), inputs[variable], create_graph=True, allow_unused=True
+                )
+                if value is None:
+                    value = torch.zeros_like(x, requires_grad=True)
+            out["".join(combo)] = f64(value)
+    return out
+
+
+def _not_finite(derivatives, x):
+    return {
+        key: f64(x)[~np.isfinite(values)].tolist()
+        for key, values in derivatives.items()
+        if not np.isfinite(values).all()
+    }
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mixed_derivatives_are_finite(dtype):
+    x = _hard_x(dtype)
+    assert _not_finite(_all_derivatives(x, orders=(1, 2)), x) == {}
+    moderate = x[1:-1]
+    assert _not_finite(_all_derivatives(moderate, orders=(3,)), moderate) == {}
+
+
+def test_mixed_second_derivatives_are_spec():
+    x = tensor(GRID)
+    derivatives = _all_derivatives(x, alpha=3.0, beta=1.5)
+    want_xa = reference(ref_dgradient_dalpha, GRID, alpha=3.0)
+    np.testing.assert_allclose(derivatives["xa"], want_xa, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(derivatives["ax"], want_xa, rtol=1e-12, atol=1e-15)
+    want_xb = reference(ref_dgradient_dbeta, GRID)
+    np.testing.assert_allclose(derivatives["xb"], want_xb, rtol=1e-15)
+    # d/dx (d origin / d beta) = 1 / (x + 1 + epsilon): origin has epsilon,
+    # the gradient has not (SPEC), so the two orders differ by that much.
+    np.testing.assert_allclose(
+        derivatives["bx"], want_xb * (GRID + 1) / (GRID + 1 + 1e-8), rtol=1e-15
+    )
+    np.testing.assert_allclose(
+        derivatives["xx"],
+        reference(ref_dgradient_dx, GRID, alpha=3.0, beta=1.5),
+        rtol=1e-12,
+        atol=1e-14,
+    )
+
+
+def test_parameter_derivatives_at_infinity():
+    """SPEC: finite at +inf except d/d beta = log1p(inf) = inf."""
+    derivatives = _all_derivatives(torch.tensor([np.inf], dtype=torch.float64))
+    assert derivatives.pop("b") == np.inf
+    assert derivatives["a"] == 0.0 and derivatives["x"] == 0.0
+    assert _not_finite(derivatives, torch.tensor([np.inf])) == {}
+
+
+def test_alpha_derivatives_at_minus_infinity_are_zero():
+    derivatives = _all_derivatives(torch.tensor([-np.inf], dtype=torch.float64))
+    assert derivatives["a"] == 0.0
+    assert _not_finite(derivatives, torch.tensor([-np.inf])) == {}
+
+
+def test_nan_in_gives_nan_out():
+    x = torch.tensor([np.nan], dtype=torch.float64)
+    for with_origin in (False, True):
+        assert torch.isnan(s2nn(x, origin=with_origin)).all()
+    derivatives = _all_derivatives(x)
+    for key in ("x", "a", "b", "xa", "xb", "aa"):
+        assert np.isnan(derivatives[key]).all(), key
+
+
+@pytest.mark.xfail(
+    reason=(
+        "core _math on torch: the branch guards use xp.clip, and the backward "
+        "of torch.clamp is grad * (min <= x <= max), 0 where x is NaN, so "
+        "every derivative in x of the core's gradient/origin is 0 at NaN"
+    ),
+    strict=True,
+)
+def test_second_x_derivatives_at_nan_are_nan():
+    derivatives = _all_derivatives(torch.tensor([np.nan], dtype=torch.float64))
+    for key in ("xx", "ax", "bx"):
+        assert np.isnan(derivatives[key]).all(), key
+
+
+# --- autograd checks against the surrogate model --------------------------------
+
+
+def _away_from_the_kink(n, seed=0):
+    """Points with |x| >= 0.05, where finite differences see one branch."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.05, 3.0, n) * rng.choice([-1.0, 1.0], n)
+    return x
+
+
+def test_gradcheck_and_gradgradcheck_of_the_origin_model():
+    """With epsilon = 0 the origin function's slope is exactly the gradient."""
+    x = tensor(_away_from_the_kink(12).reshape(3, 4), requires_grad=True)
+    alpha = torch.tensor([3.0, 4.0, 5.0, 6.0], dtype=torch.float64, requires_grad=True)
+    beta = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+
+    def model(x, alpha, beta):
+        return s2nn(x, alpha, beta, 0.0, origin=True)
+
+    assert torch.autograd.gradcheck(
+        model, (x, alpha, beta), check_forward_ad=True, check_batched_grad=True
+    )
+    assert torch.autograd.gradgradcheck(
+        model, (x, alpha, beta), check_fwd_over_rev=True, check_batched_grad=True
+    )
+
+
+def test_gradcheck_of_the_spike_uses_the_surrogate_derivatives():
+    """The spike has the origin model's derivatives: only the values differ."""
+    x = tensor(_away_from_the_kink(8), requires_grad=True)
+    for fn in (lambda t: s2nn(t), lambda t: s2nn(t, origin=True)):
+        jacobian = torch.autograd.functional.jacobian(fn, x)
+        np.testing.assert_allclose(
+            np.diag(f64(jacobian)), reference(ref_gradient, f64(x)), rtol=1e-15
+        )
+
+
+# --- torch.func -----------------------------------------------------------------
+
+
+def test_func_grad_vjp_jvp_and_forward_ad():
+    x = tensor(GRID)
+    want = reference(ref_gradient, GRID)
+    grad = torch.func.grad(lambda t: s2nn(t).sum())(x)
+    np.testing.assert_allclose(f64(grad), want, rtol=1e-15)
+    cotangent = tensor(_rng.standard_normal(GRID.shape))
+    y, pullback = torch.func.vjp(s2nn, x)
+    np.testing.assert_array_equal(f64(y), reference(ref_forward, GRID))
+    np.testing.assert_allclose(f64(pullback(cotangent)[0]), f64(cotangent) * want)
+    for with_origin in (False, True):
+        y, tangent = torch.func.jvp(
+            lambda t, o=with_origin: s2nn(t, origin=o), (x,), (cotangent,)
+        )
+        np.testing.assert_allclose(f64(tangent), f64(cotangent) * want, rtol=1e-15)
+    with forward_ad.dual_level():
+        dual = forward_ad.make_dual(x, cotangent)
+        tangent = forward_ad.unpack_dual(s2nn(dual)).tangent
+    np.testing.assert_allclose(f64(tangent), f64(cotangent) * want, rtol=1e-15)
+
+
+@pytest.mark.parametrize(("in_dims", "out_dims"), [(0, 0), (1, 0), (1, 1)])
+def test_vmap_over_any_axis(in_dims, out_dims):
+    x = tensor(GRID[:600].reshape(20, 30))
+    alpha = torch.linspace(1.0, 8.0, 30 if in_dims == 0 else 20, dtype=torch.float64)
+    got = torch.func.vmap(
+        lambda t: s2nn(t, alpha, origin=True), in_dims=in_dims, out_dims=out_dims
+    )(x)
+    moved = torch.movedim(x, in_dims, 0)
+    want = s2nn(moved, alpha, origin=True)
+    np.testing.assert_array_equal(f64(got), f64(torch.movedim(want, 0, out_dims)))
+    # vmap of grad: per-example gradients.
+    per_example = torch.func.vmap(
+        torch.func.grad(lambda t: s2nn(t, alpha).sum()), in_dims=in_dims
+    )(x)
+    np.testing.assert_allclose(
+        f64(per_example),
+        f64(s2nn_xp.gradient(moved, alpha)),
+        rtol=1e-15,
+    )
+
+
+def test_jacrev_jacfwd_and_hessian():
+    x = tensor(GRID[:64])
+    want = reference(ref_gradient, GRID[:64])
+    for jacobian in (torch.func.jacrev, torch.func.jacfwd):
+        matrix = f64(jacobian(s2nn)(x))
+        np.testing.assert_allclose(np.diag(matrix), want, rtol=1e-15)
+        assert not (matrix - np.diag(np.diag(matrix))).any()
+    hessian = f64(torch.func.hessian(lambda t: s2nn(t).sum())(x))
+    np.testing.assert_allclose(
+        np.diag(hessian),
+        reference(ref_dgradient_dx, GRID[:64]),
+        rtol=1e-12,
+        atol=1e-14,
+    )
+    forward_over_reverse = torch.func.jacfwd(torch.func.grad(lambda t: s2nn(t).sum()))
+    np.testing.assert_allclose(f64(forward_over_reverse(x)), hessian, rtol=1e-13)
+
+
+def test_func_transforms_of_learnable_parameters():
+    x = tensor(GRID)
+    alpha = torch.tensor(3.0, dtype=torch.float64)
+    d_alpha = torch.func.grad(lambda a: s2nn(x, a).sum())(alpha)
+    want = reference(ref_dorigin_dalpha, GRID, alpha=3.0)
+    np.testing.assert_allclose(float(d_alpha), want.sum(), rtol=1e-13)
+    _, tangent = torch.func.jvp(lambda a: s2nn(x, a), (alpha,), (torch.ones(()),))
+    np.testing.assert_allclose(f64(tangent), want, rtol=1e-13, atol=1e-300)
+    hessian = torch.func.hessian(lambda a: s2nn(x, a).sum())(alpha)
+    want_second = torch.func.grad(
+        lambda a: torch.func.grad(lambda b: s2nn(x, b, epsilon=0.0).sum())(a)
+    )(alpha)
+    np.testing.assert_allclose(float(hessian), float(want_second), rtol=1e-12)
+
+
+# --- learnable parameters ----------------------------------------------------
+
+
+def test_scalar_parameter_gradients_are_spec():
+    x = tensor(GRID)
+    cotangent = tensor(_rng.standard_normal(GRID.shape))
+    alpha = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    beta = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    (s2nn(x, alpha, beta) * cotangent).sum().backward()
+    want_alpha = (f64(cotangent) * reference(ref_dorigin_dalpha, GRID, alpha=3.0)).sum()
+    want_beta = (f64(cotangent) * reference(ref_dorigin_dbeta, GRID)).sum()
+    np.testing.assert_allclose(float(alpha.grad), want_alpha, rtol=1e-13)
+    np.testing.assert_allclose(float(beta.grad), want_beta, rtol=1e-13)
+
+
+@pytest.mark.parametrize("with_origin", [False, True], ids=["spike", "origin"])
+def test_per_neuron_parameter_gradients_sum_over_the_batch(with_origin):
+    batch, neurons = 12, 50
+    x64 = GRID[: batch * neurons].reshape(batch, neurons)
+    cotangent = _rng.standard_normal(x64.shape)
+    alpha = torch.linspace(0.5, 8.0, neurons, dtype=torch.float64, requires_grad=True)
+    beta = torch.linspace(0.2, 3.0, neurons, dtype=torch.float64, requires_grad=True)
+    y = s2nn(tensor(x64), alpha, beta, origin=with_origin)
+    (y * tensor(cotangent)).sum().backward()
+    assert alpha.grad.shape == beta.grad.shape == (neurons,)
+    want_alpha = np.vectorize(ref_dorigin_dalpha)(x64, f64(alpha))
+    want_beta = reference(ref_dorigin_dbeta, x64)
+    np.testing.assert_allclose(
+        f64(alpha.grad), (cotangent * want_alpha).sum(0), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        f64(beta.grad), (cotangent * want_beta).sum(0), rtol=1e-12
+    )
+
+
+def test_parameter_gradients_keep_their_dtype_and_python_numbers_stay_constant():
+    x = torch.tensor(GRID, dtype=torch.float32, requires_grad=True)
+    alpha64 = torch.full(GRID.shape, 4.0, dtype=torch.float64, requires_grad=True)
+    beta16 = torch.tensor(1.0, dtype=torch.float16, requires_grad=True)
+    y = s2nn(x, alpha64, beta16)
+    assert y.dtype == torch.float32
+    y.sum().backward()
+    assert alpha64.grad.dtype == torch.float64 and beta16.grad.dtype == torch.float16
+    # Python numbers are constants: x is the only input of the graph.
+    assert len(s2nn(x, 4.0, 1.0).grad_fn.next_functions) == 1
+
+
+def test_epsilon_is_a_constant():
+    x = tensor(GRID)
+    epsilon = torch.tensor(1e-3, dtype=torch.float64, requires_grad=True)
+    y = s2nn(x, epsilon=epsilon, origin=True)
+    np.testing.assert_allclose(
+        f64(y), reference(ref_origin, GRID, epsilon=1e-3), rtol=1e-15
+    )
+    assert not y.requires_grad  # nothing to differentiate in epsilon
+
+
+def test_parameter_derivatives_only_where_needed(monkeypatch):
+    """Constant parameters (numbers, tensors without grad) cost no derivative."""
+    calls = {"vjp": 0}
+    original = s2nn_xp.torch._parameter_vjp
+
+    def counting(*args, **kwargs):
+        calls["vjp"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(s2nn_xp.torch, "_parameter_vjp", counting)
+    x = tensor(GRID, requires_grad=True)
+    for alpha in (4.0, torch.tensor(4.0, dtype=torch.float64)):
+        torch.autograd.grad(s2nn(x, alpha).sum(), x)
+    assert calls["vjp"] == 0
+    alpha = torch.tensor(4.0, dtype=torch.float64, requires_grad=True)
+    torch.autograd.grad(s2nn(x.detach(), alpha).sum(), alpha)
+    assert calls["vjp"] == 1
+
+
+# --- memory: what the backward keeps, what a forward computes ---------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_backward_saves_exactly_x(dtype):
+    x = torch.randn(64, 32, dtype=dtype, requires_grad=True)
+    packed = []
+
+    def pack(t):
+        packed.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = s2nn(x, 3.0, 0.5)
+    assert len(packed) == 1
+    assert packed[0].dtype == dtype and packed[0].shape == x.shape
+    assert packed[0].data_ptr() == x.data_ptr()  # x itself, not a copy
+    (saved,) = y.grad_fn.saved_tensors
+    assert saved.data_ptr() == x.data_ptr()
+    # Per-neuron parameters add only themselves.
+    alpha = torch.full((32,), 4.0, requires_grad=True)
+    packed.clear()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        s2nn(x, alpha)
+    assert [tuple(t.shape) for t in packed] == [(64, 32), (32,)]
+
+
+def test_forward_computes_no_gradient(monkeypatch):
+    calls = {"gradient": 0}
+    original = s2nn_xp._math.gradient
+
+    def counting(*args, **kwargs):
+        calls["gradient"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(s2nn_xp._math, "gradient", counting)
+    x = torch.randn(1000, requires_grad=True)
+    with torch.no_grad():
+        s2nn(x)
+    s2nn(x.detach())
+    y = s2nn(x)
+    assert calls["gradient"] == 0
+    y.sum().backward()
+    assert calls["gradient"] == 1
+
+
+# --- dtypes, layouts, devices -----------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("with_origin", [False, True], ids=["spike", "origin"])
+def test_16_bit_is_computed_in_float32_and_rounded_once(dtype, with_origin):
+    x16 = torch.tensor(GRID, dtype=dtype, requires_grad=True)
+    cotangent16 = torch.tensor(_rng.standard_normal(GRID.shape), dtype=dtype)
+    y = s2nn(x16, 2.5, 0.75, origin=with_origin)
+    y.backward(cotangent16)
+    assert y.dtype == x16.grad.dtype == dtype
+    x32 = x16.detach().float()
+    core = s2nn_xp.origin if with_origin else lambda t, *p: s2nn_xp.forward(t)
+    np.testing.assert_array_equal(f64(y), f64(core(x32, 2.5, 0.75).to(dtype)))
+    want = (s2nn_xp.gradient(x32, 2.5, 0.75) * cotangent16.float()).to(dtype)
+    np.testing.assert_array_equal(f64(x16.grad), f64(want))
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.bool, torch.uint8])
+def test_integer_and_bool_input_is_promoted(dtype):
+    x = torch.tensor([-3, 0, 1, 2]).to(dtype)
+    for with_origin, want in ((False, ref_forward), (True, ref_origin)):
+        y = s2nn(x, origin=with_origin)
+        assert y.dtype == torch.get_default_dtype()
+        np.testing.assert_allclose(f64(y), reference(want, f64(x)), rtol=1e-7)
+
+
+def test_non_contiguous_and_channels_last_input():
+    base = torch.tensor(GRID[:480].reshape(2, 3, 8, 10), requires_grad=True)
+    cotangent = torch.tensor(_rng.standard_normal((2, 3, 8, 10)))
+    layouts = {
+        "channels_last": base.detach().to(memory_format=torch.channels_last),
+        "transposed": base.detach().transpose(1, 3).contiguous().transpose(1, 3),
+        "strided": torch.stack([base.detach()] * 2, dim=-1)[..., 0],
+    }
+    want_grad = cotangent.numpy() * reference(ref_gradient, f64(base))
+    for name, x in layouts.items():
+        x = x.requires_grad_(True)
+        for with_origin in (False, True):
+            y = s2nn(x, origin=with_origin)
+            want = reference(ref_origin if with_origin else ref_forward, f64(base))
+            np.testing.assert_allclose(f64(y), want, rtol=4e-16, err_msg=name)
+            (grad,) = torch.autograd.grad(y, x, cotangent)
+            np.testing.assert_allclose(f64(grad), want_grad, rtol=1e-15, err_msg=name)
+        if name == "channels_last":
+            assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_autocast_on_the_cpu():
+    torch.manual_seed(0)
+    layer = nn.Linear(16, 8)
+    x = torch.randn(4, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        hidden = layer(x)
+        spikes = S2NN()(hidden)
+        assert spikes.dtype == hidden.dtype == torch.bfloat16
+        loss = (spikes * torch.arange(8.0)).sum()
+    loss.backward()
+    assert layer.weight.grad is not None
+    assert torch.isfinite(layer.weight.grad).all() and layer.weight.grad.abs().sum() > 0
+    want = s2nn_xp.forward(hidden.detach().float()).to(torch.bfloat16)
+    assert torch.equal(spikes, want)
+
+
+@pytest.mark.parametrize("with_origin", [False, True], ids=["spike", "origin"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_large_cpu_input_block_by_block_is_bit_identical(dtype, with_origin):
+    """The cache-blocked CPU path computes exactly the unblocked math."""
+    n = 3 * s2nn_xp.torch._CPU_BLOCK_BYTES // 4 + 17  # several blocks and a tail
+    rng = np.random.default_rng(1)
+    values = rng.standard_normal(n) * 4
+    values[:6] = [np.nan, np.inf, -np.inf, -0.0, 0.0, -1.0]
+    x = torch.tensor(values, dtype=dtype, requires_grad=True)
+    cotangent = torch.tensor(rng.standard_normal(n), dtype=dtype)
+    y = s2nn(x, 2.5, 0.75, origin=with_origin)
+    (grad,) = torch.autograd.grad(y, x, cotangent)
+    xp = s2nn_xp._math  # the unblocked math on the whole array, by hand
+    import array_api_compat.torch as torch_xp
+
+    compute = x.detach().float() if dtype == torch.float16 else x.detach()
+    want_y = (
+        xp.origin(torch_xp, compute, 2.5, 0.75, 1e-8)
+        if with_origin
+        else xp.forward(torch_xp, compute)
+    ).to(dtype)
+    want_grad = (
+        xp.gradient(torch_xp, compute, 2.5, 0.75) * cotangent.to(compute.dtype)
+    ).to(dtype)
+    np.testing.assert_array_equal(f64(y), f64(want_y))
+    np.testing.assert_array_equal(f64(grad), f64(want_grad))
+
+
+@needs_cuda
+@pytest.mark.parametrize(
+    "dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+)
+@pytest.mark.parametrize("with_origin", [False, True], ids=["spike", "origin"])
+def test_cuda_agrees_with_the_cpu(dtype, with_origin):
+    x_cpu = torch.tensor(np.concatenate([GRID, SPECIAL_X]), dtype=dtype)
+    cotangent = torch.randn(x_cpu.shape, dtype=dtype)
+    results = {}
+    for device in ("cpu", "cuda"):
+        x = x_cpu.to(device).requires_grad_(True)
+        y = s2nn(x, origin=with_origin)
+        (grad,) = torch.autograd.grad(y, x, cotangent.to(device))
+        results[device] = (f64(y), f64(grad))
+    rtol = {torch.float64: 1e-15, torch.float32: 4 * 2.0**-23}.get(dtype, 2.0**-7)
+    for cpu, cuda in zip(results["cpu"], results["cuda"], strict=True):
+        np.testing.assert_allclose(cuda, cpu, rtol=rtol, atol=1e-30)
+
+
+@needs_cuda
+def test_cuda_double_backward_and_learnable_parameters():
+    x = torch.tensor(GRID, device="cuda", requires_grad=True)
+    alpha = torch.tensor(3.0, device="cuda", dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(s2nn(x, alpha).sum(), x, create_graph=True)
+    (second,) = torch.autograd.grad(grad.sum(), x)
+    np.testing.assert_allclose(
+        f64(second),
+        reference(ref_dgradient_dx, GRID, alpha=3.0),
+        rtol=1e-12,
+        atol=1e-14,
+    )
+
+
+@needs_cuda
+def test_cuda_eager_runs_one_fused_kernel_each_way(monkeypatch):
+    kernels = pytest.importorskip("s2nn_xp._triton")
+    if not kernels.AVAILABLE:
+        pytest.skip("Triton is not installed")
+    calls = {"spike": 0, "spike_vjp": 0}
+    for name in calls:
+        original = getattr(kernels, name)
+
+        def counting(*args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(kernels, name, counting)
+    x = torch.randn(4, 8, 6, 5, device="cuda").to(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    y = s2nn(x)
+    y.sum().backward()  # an expanded cotangent
+    assert calls == {"spike": 1, "spike_vjp": 1}
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    want = s2nn_xp.gradient(x.detach().double().cpu()).float()
+    torch.testing.assert_close(x.grad.cpu(), want, rtol=4 * 2.0**-23, atol=1e-30)
+
+
+@needs_cuda
+def test_cuda_autocast_and_compile():
+    torch.manual_seed(0)
+    layer = nn.Linear(16, 8).cuda()
+    x = torch.randn(4, 16, device="cuda")
+    with torch.autocast("cuda", dtype=torch.float16):
+        spikes = S2NN()(layer(x))
+        assert spikes.dtype == torch.float16
+        (spikes * torch.arange(8.0, device="cuda")).sum().backward()
+    assert torch.isfinite(layer.weight.grad).all()
+    module = TinySNN(learnable=True).cuda()
+    inputs = torch.randn(3, 2, 12, device="cuda") * 2
+
+    def run(fn):
+        module.zero_grad()
+        out = fn(inputs)
+        out.square().sum().backward()
+        return out.detach(), [p.grad.clone() for p in module.parameters()]
+
+    eager_out, eager_grads = run(module)
+    out, grads = run(torch.compile(module, fullgraph=True))
+    torch.testing.assert_close(out, eager_out, rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads, eager_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+# --- the fused CUDA path: where it applies, and without Triton --------------------
+
+
+def test_no_kernels_where_triton_is_missing():
+    """The module imports without Triton and the adapter keeps the torch path."""
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["triton"] = None  # import triton now raises ImportError
+        import torch
+        import s2nn_xp._triton as kernels
+        import s2nn_xp.torch as adapter
+        assert not kernels.AVAILABLE
+        adapter._FUSED_DEVICES = ("cpu",)
+        x = torch.tensor([-1.0, 0.0, 1.0], requires_grad=True)
+        adapter.s2nn(x).sum().backward()
+        assert x.grad.tolist()[1:] == [1.0, 0.5], x.grad
+        print("ok")
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert completed.stdout.strip() == "ok"
+
+
+def test_fused_path_is_not_taken_where_it_does_not_apply(monkeypatch):
+    monkeypatch.setattr(s2nn_xp.torch, "_FUSED_DEVICES", ("cpu",))
+    x = torch.randn(10)
+    assert s2nn_xp.torch._fused_kernels(x, (4.0, 1.0)) is not None
+    assert s2nn_xp.torch._fused_kernels(x.double(), (4.0, 1.0)) is None  # float64
+    assert s2nn_xp.torch._fused_kernels(x, (torch.tensor(4.0), 1.0)) is None
+    with torch.enable_grad():
+        assert s2nn_xp.torch._fused_kernels(x.requires_grad_(), (4.0, 1.0)) is None
+    monkeypatch.setattr(s2nn_xp._triton, "AVAILABLE", False)
+    assert s2nn_xp.torch._fused_kernels(x.detach(), (4.0, 1.0)) is None
+
+
+# --- torch.compile --------------------------------------------------------------
+
+
+class TinySNN(nn.Module):
+    """Two linear layers of leaky integrate-and-fire neurons over a few steps."""
+
+    def __init__(self, learnable=False):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 16)
+        self.fc2 = nn.Linear(16, 4)
+        self.spike = S2NN(alpha=[4.0] * 16, learnable=learnable)
+
+    def forward(self, inputs):  # inputs: (time, batch, 12)
+        membrane = inputs.new_zeros(inputs.shape[1], 16)
+        counts = 0
+        for step in inputs:
+            membrane = 0.9 * membrane + self.fc1(step)
+            spikes = self.spike(membrane - 1.0)
+            membrane = membrane - spikes  # soft reset
+            counts = counts + self.fc2(spikes)
+        return counts
+
+
+def _gradients(module, inputs, run=None):
+    """Output and parameter gradients of ``run`` (``module`` or its compiled form)."""
+    module.zero_grad()
+    out = (module if run is None else run)(inputs)
+    out.square().sum().backward()
+    return out.detach(), {n: p.grad.clone() for n, p in module.named_parameters()}
+
+
+class _GraphRecorder:
+    """An aot_autograd backend that keeps the forward and backward graphs."""
+
+    def __init__(self):
+        self.graphs = {"forward": [], "backward": []}
+
+        def keep(kind):
+            def compiler(graph, example_inputs):
+                self.graphs[kind].append(graph)
+                return make_boxed_func(graph.forward)
+
+            return compiler
+
+        self.backend = aot_autograd(
+            fw_compiler=keep("forward"), bw_compiler=keep("backward")
+        )
+
+    def targets(self, kind):
+        return {
+            str(node.target)
+            for graph in self.graphs[kind]
+            for node in graph.graph.nodes
+            if node.op == "call_function"
+        }
+
+
+@pytest.fixture(autouse=False)
+def fresh_dynamo():
+    dynamo.reset()
+    yield
+    dynamo.reset()
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+@pytest.mark.parametrize("with_origin", [False, True], ids=["spike", "origin"])
+def test_compiled_function_has_no_graph_break(with_origin):
+    def fn(x, weight):
+        return s2nn(x @ weight, 2.0, 0.5, origin=with_origin).sum(dim=-1)
+
+    x = torch.randn(8, 12, requires_grad=True)
+    weight = torch.randn(12, 6, requires_grad=True)
+    explanation = dynamo.explain(fn)(x, weight)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+    recorder = _GraphRecorder()
+    compiled = torch.compile(fn, backend=recorder.backend, fullgraph=True)
+    for function in (compiled, fn):
+        out = function(x, weight)
+        grads = torch.autograd.grad(out.square().sum(), (x, weight))
+        if function is compiled:
+            compiled_out, compiled_grads = out, grads
+    torch.testing.assert_close(compiled_out, out, rtol=0, atol=0)
+    for got, want in zip(compiled_grads, grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+    # The surrogate gradient runs inside the compiled backward graph.
+    assert "aten.exp.default" in recorder.targets("backward")
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_compiled_function_with_changing_float_parameters():
+    """Dynamo makes a changing float argument symbolic: still one graph, no break."""
+
+    def fn(x, alpha, beta):
+        return s2nn(x, alpha, beta, origin=True)
+
+    x = tensor(GRID, requires_grad=True)
+    compiled = torch.compile(fn, backend="aot_eager", fullgraph=True)
+    for alpha, beta in ((2.0, 1.0), (3.0, 0.5), (4.5, 2.0)):
+        y = compiled(x, alpha, beta)
+        (grad,) = torch.autograd.grad(y.sum(), x)
+        eager = fn(x, alpha, beta)
+        (eager_grad,) = torch.autograd.grad(eager.sum(), x)
+        torch.testing.assert_close(y, eager, rtol=1e-15, atol=0)
+        torch.testing.assert_close(grad, eager_grad, rtol=1e-15, atol=0)
+        want_grad = reference(ref_gradient, GRID, alpha=alpha, beta=beta)
+        np.testing.assert_allclose(f64(grad), want_grad, rtol=1e-13)
+    # A bad value raises in the traced code: fullgraph reports it as
+    # unsupported, without fullgraph the error comes out as in eager mode.
+    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+        torch.compile(fn, backend="aot_eager")(x, -1.0, 1.0)
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+@pytest.mark.parametrize("learnable", [False, True])
+def test_compiled_snn_module_matches_eager(learnable):
+    torch.manual_seed(0)
+    module = TinySNN(learnable=learnable)
+    inputs = torch.randn(5, 3, 12) * 2
+    explanation = dynamo.explain(module)(inputs)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    eager_out, eager_grads = _gradients(module, inputs)
+    compiled = torch.compile(module, backend="aot_eager", fullgraph=True)
+    out, grads = _gradients(module, inputs, compiled)
+    torch.testing.assert_close(out, eager_out, rtol=1e-6, atol=1e-6)
+    assert grads.keys() == eager_grads.keys()
+    if learnable:
+        assert {"spike.alpha", "spike.beta"} <= grads.keys()
+        assert grads["spike.alpha"].abs().sum() > 0
+    for name in grads:
+        torch.testing.assert_close(grads[name], eager_grads[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_inductor_compiles_forward_and_backward():
+    """The default backend: Inductor generates code for both graphs."""
+    torch.manual_seed(0)
+    module = TinySNN(learnable=True)
+    inputs = torch.randn(3, 2, 12) * 2
+    eager_out, eager_grads = _gradients(module, inputs)
+    out, grads = _gradients(module, inputs, torch.compile(module, fullgraph=True))
+    torch.testing.assert_close(out, eager_out, rtol=1e-5, atol=1e-5)
+    for name in grads:
+        torch.testing.assert_close(grads[name], eager_grads[name], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_compile_and_forward_mode_in_one_session():
+    """Dynamo refuses an autograd.Function with a custom jvp; jvp needs one."""
+    x = tensor(GRID[:50])
+    tangent = torch.ones_like(x)
+    compiled = torch.compile(lambda t: s2nn(t) * 2, backend="aot_eager", fullgraph=True)
+    for _ in range(2):
+        np.testing.assert_array_equal(
+            f64(compiled(x)), 2 * reference(ref_forward, GRID[:50])
+        )
+        _, out_tangent = torch.func.jvp(s2nn, (x,), (tangent,))
+        np.testing.assert_allclose(
+            f64(out_tangent), reference(ref_gradient, GRID[:50]), rtol=1e-15
+        )
+
+
+# --- the nn.Module ------------------------------------------------------------------
+
+
+def test_module_repr_parameters_and_buffers():
+    assert repr(S2NN()) == "S2NN(alpha=4.0, beta=1.0, epsilon=1e-08)"
+    assert repr(S2NN(2, 0.5, 0, origin=True)) == (
+        "S2NN(alpha=2.0, beta=0.5, epsilon=0.0, origin=True)"
+    )
+    learned = S2NN(alpha=[4.0, 2.0], learnable=True)
+    assert repr(learned) == (
+        "S2NN(alpha=tensor(shape=(2,)), beta=1.0, epsilon=1e-08, learnable=True)"
+    )
+    assert dict(learned.named_parameters()).keys() == {"alpha", "beta"}
+    assert isinstance(learned.alpha, nn.Parameter) and learned.alpha.shape == (2,)
+    assert learned.beta.shape == () and learned.beta.dtype == torch.float32
+    assert list(S2NN().parameters()) == []
+    buffered = S2NN(alpha=torch.tensor([3.0, 4.0]))
+    assert dict(buffered.named_buffers()).keys() == {"alpha"}
+    assert buffered.to(torch.float64).alpha.dtype == torch.float64
+    assert "alpha" in buffered.state_dict()
+
+
+def test_module_calls_and_surrogate_methods():
+    spike = S2NN(alpha=2.0, beta=0.5)
+    x = tensor(GRID, requires_grad=True)
+    y = spike(x)
+    np.testing.assert_array_equal(f64(y), reference(ref_forward, GRID))
+    spike.origin = True
+    np.testing.assert_allclose(
+        f64(spike(x)), reference(ref_origin, GRID, alpha=2.0, beta=0.5), rtol=1e-15
+    )
+    np.testing.assert_allclose(
+        f64(spike.surrogate_fun(x)),
+        reference(ref_origin, GRID, alpha=2.0, beta=0.5),
+        rtol=1e-15,
+    )
+    np.testing.assert_allclose(
+        f64(spike.surrogate_grad(x)),
+        reference(ref_gradient, GRID, alpha=2.0, beta=0.5),
+        rtol=1e-15,
+    )
+    with pytest.raises(TypeError, match="origin"):
+        spike.origin = 1
+
+
+def test_learnable_module_trains():
+    torch.manual_seed(0)
+    module = TinySNN(learnable=True)
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.05)
+    inputs = torch.randn(4, 8, 12) * 2
+    target = torch.randint(0, 4, (8,))
+    alpha_before = module.spike.alpha.detach().clone()
+    losses = []
+    for _ in range(5):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(module(inputs), target)
+        loss.backward()
+        for parameter in module.parameters():
+            assert torch.isfinite(parameter.grad).all()
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.isfinite(losses).all()
+    assert not torch.equal(module.spike.alpha.detach(), alpha_before)
+
+
+# --- errors ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"alpha": 0.0}, ValueError, "alpha"),
+        ({"alpha": -1.0}, ValueError, "alpha"),
+        ({"beta": float("inf")}, ValueError, "beta"),
+        ({"beta": float("nan")}, ValueError, "beta"),
+        ({"epsilon": -1e-9}, ValueError, "epsilon"),
+        ({"alpha": True}, TypeError, "alpha"),
+        ({"beta": 1j}, TypeError, "beta"),
+        ({"alpha": "4"}, TypeError, "alpha"),
+        ({"alpha": torch.ones(3)}, ValueError, "alpha"),
+        ({"beta": torch.ones(2, 1, 4)}, ValueError, "beta"),
+        ({"alpha": torch.ones(4, dtype=torch.complex64)}, TypeError, "alpha"),
+        ({"origin": 1}, TypeError, "origin"),
+    ],
+)
+def test_bad_arguments_raise_errors_naming_them(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        s2nn(torch.zeros(2, 4), **kwargs)
+
+
+def test_complex_input_raises_type_error():
+    with pytest.raises(TypeError, match="complex"):
+        s2nn(torch.zeros(3, dtype=torch.complex64))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"alpha": 0.0}, ValueError, "alpha"),
+        ({"alpha": [1.0, -1.0]}, ValueError, "alpha"),
+        ({"beta": torch.tensor([1.0, float("nan")])}, ValueError, "beta"),
+        ({"epsilon": [-1.0]}, ValueError, "epsilon"),
+        ({"alpha": torch.tensor([1j])}, TypeError, "alpha"),
+        ({"learnable": 1}, TypeError, "learnable"),
+        ({"origin": None}, TypeError, "origin"),
+    ],
+)
+def test_module_checks_its_parameters(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        S2NN(**kwargs)
+
+
+def test_no_warnings_in_a_training_step():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        module = S2NN(alpha=[4.0, 3.0], learnable=True)
+        x = torch.randn(5, 2, requires_grad=True)
+        module(x).sum().backward()
+        repr(module)

@@ -1,0 +1,288 @@
+"""The fused Triton kernels of the CUDA path, checked against the array-API math.
+
+Without a GPU the kernels run in Triton's interpreter (``TRITON_INTERPRET=1``,
+on CPU tensors) in a subprocess, since the variable must be set before Triton
+is imported; the adapter is pointed at them by adding "cpu" to its fused
+devices, so the whole eager path (autograd, dtypes, layouts) runs through
+them. The kernels' GPU branch (libdevice ``exp``/``log1p``, correctly rounded
+division) is compiled to PTX here, which needs no GPU; on a machine with one,
+``tests/test_torch.py`` compares CUDA results with the CPU's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import require
+
+torch = require("torch")
+triton = pytest.importorskip("triton", reason="Triton is not installed")
+
+import s2nn_xp._triton  # noqa: E402
+import s2nn_xp.torch  # noqa: E402
+from tests._support import (  # noqa: E402
+    SPECIAL_X,
+    ref_gradient,
+    ref_origin,
+    reference,
+    ulp_error,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+ALPHAS = (4.0, 2.0, 1.0, 0.5)  # powers of two: alpha * x is exact in float32
+BETAS = (1.0, 0.75)
+
+# Run under the interpreter: every kernel output the tests below look at,
+# saved to an .npz file (16-bit results widened to float32 without rounding).
+_INTERPRETER_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import torch
+    import array_api_compat.torch as xp
+    from s2nn_xp import _math, _triton
+    import s2nn_xp.torch as adapter
+    assert _triton.INTERPRETED and _triton.AVAILABLE
+
+    out, alphas, betas = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    special = np.array([float(v) for v in json.loads(sys.argv[4])])
+    results = {}
+    def seeded(seed):
+        return torch.Generator().manual_seed(seed)
+    def keep(name, tensor):
+        results[name] = tensor.detach().float().numpy()
+
+    # float32 against the mpmath reference, |alpha * x| <= 20
+    for a in alphas:
+        for b in betas:
+            x = torch.linspace(-20 / a, 20 / a, 4001, dtype=torch.float32)
+            keep(f"origin_{a}_{b}", _triton.spike(x, a, b, 1e-8, origin=True))
+            keep(f"grad_{a}_{b}", _triton.spike_vjp(torch.ones_like(x), x, a, b))
+            keep(f"x_{a}_{b}", x)
+
+    # alpha * x rounded: against the float32 math itself
+    x = torch.linspace(-8.0, 8.0, 4001, dtype=torch.float32)
+    for a in (2.5, 0.3):
+        keep(f"kernel_grad_{a}", _triton.spike_vjp(torch.ones_like(x), x, a, 1.0))
+        keep(f"math_grad_{a}", _math.gradient(xp, x, a, 1.0))
+        keep(f"kernel_origin_{a}", _triton.spike(x, a, 1.0, 1e-8, origin=True))
+        keep(f"math_origin_{a}", _math.origin(xp, x, a, 1.0, 1e-8))
+
+    # special values: kernels and math on the same float32 inputs
+    x = torch.tensor(special, dtype=torch.float32)
+    keep("special_x", x)
+    for origin in (False, True):
+        y = _triton.spike(x, 4.0, 1.0, 1e-8, origin=origin)
+        keep(f"special_kernel_{origin}", y)
+    keep("special_kernel_grad", _triton.spike_vjp(torch.ones_like(x), x, 4.0, 1.0))
+    keep("special_math_grad", _math.gradient(xp, x, 4.0, 1.0))
+    keep("special_math_origin", _math.origin(xp, x, 4.0, 1.0, 1e-8))
+    keep("special_math_forward", _math.forward(xp, x))
+
+    # 16-bit: computed in float32, rounded once, like the math
+    for dtype in (torch.float16, torch.bfloat16):
+        name = str(dtype).split(".")[1]
+        x16 = (torch.randn(5000, generator=seeded(0)) * 3).to(dtype)
+        g16 = torch.randn(5000, generator=seeded(1)).to(dtype)
+        keep(f"{name}_kernel_grad", _triton.spike_vjp(g16, x16, 2.5, 0.75))
+        keep(f"{name}_math_grad",
+             (_math.gradient(xp, x16.float(), 2.5, 0.75) * g16.float()).to(dtype))
+        keep(f"{name}_kernel_origin", _triton.spike(x16, 2.5, 0.75, 1e-8, origin=True))
+        keep(f"{name}_math_origin",
+             _math.origin(xp, x16.float(), 2.5, 0.75, 1e-8).to(dtype))
+        results[f"{name}_dtypes"] = np.array(
+            [str(_triton.spike(x16, 4.0, 1.0, 0.0, origin=False).dtype),
+             str(_triton.spike_vjp(g16, x16, 4.0, 1.0).dtype)])
+
+    # layouts: channels-last keeps its layout, strided and expanded operands
+    x = torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last)
+    y = _triton.spike(x, 4.0, 1.0, 1e-8, origin=True)
+    kept = y.is_contiguous(memory_format=torch.channels_last)
+    results["channels_last_kept"] = np.array(kept)
+    keep("channels_last_error", y - _math.origin(xp, x.contiguous(), 4.0, 1.0, 1e-8))
+    strided = torch.randn(6, 8)[:, ::2]
+    expanded = torch.ones(()).expand(6, 4)
+    grad = _triton.spike_vjp(expanded, strided, 4.0, 1.0)
+    keep("strided_error", grad - _math.gradient(xp, strided, 4.0, 1.0))
+    results["empty_shape"] = np.array(_triton.spike(torch.empty(0, 3), 4.0, 1.0, 0.0,
+                                                    origin=False).shape)
+
+    # the adapter's eager path, routed through the kernels
+    calls = {"spike": 0, "spike_vjp": 0}
+    for name in calls:
+        original = getattr(_triton, name)
+        def counting(*args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+        setattr(_triton, name, counting)
+    adapter._FUSED_DEVICES = ("cpu",)
+    x = (torch.randn(300, generator=seeded(2)) * 3).requires_grad_()
+    g = torch.randn(300)
+    y = adapter.s2nn(x, 2.5, 0.75)
+    y.backward(g)
+    results["adapter_calls"] = np.array([calls["spike"], calls["spike_vjp"]])
+    keep("adapter_grad_error", x.grad - _math.gradient(xp, x.detach(), 2.5, 0.75) * g)
+    keep("adapter_y_error", y - _math.forward(xp, x.detach()))
+    # double backward, tensor parameters and torch.func use the torch path
+    (grad,) = torch.autograd.grad(adapter.s2nn(x, 2.5).sum(), x, create_graph=True)
+    grad.sum().backward()
+    adapter.s2nn(x, torch.tensor(2.5, requires_grad=True)).sum().backward()
+    torch.func.grad(lambda t: adapter.s2nn(t).sum())(x.detach())
+    results["calls_after_other_paths"] = np.array([calls["spike"], calls["spike_vjp"]])
+    np.savez(out, **results)
+    print("done")
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def interpreted(tmp_path_factory):
+    """The kernels' outputs under Triton's interpreter (one subprocess)."""
+    out = tmp_path_factory.mktemp("triton") / "results.npz"
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(REPO)}
+    env.pop("PYTHONWARNINGS", None)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _INTERPRETER_SCRIPT,
+            str(out),
+            json.dumps(ALPHAS),
+            json.dumps(BETAS),
+            json.dumps([v if np.isfinite(v) else str(v) for v in SPECIAL_X.tolist()]),
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    with np.load(out) as data:
+        return dict(data)
+
+
+def test_float32_within_4_ulp_of_the_reference(interpreted):
+    worst = {}
+    for alpha in ALPHAS:
+        for beta in BETAS:
+            x = interpreted[f"x_{alpha}_{beta}"].astype(np.float64)
+            params = {"alpha": alpha, "beta": beta}
+            grad = interpreted[f"grad_{alpha}_{beta}"]
+            origin = interpreted[f"origin_{alpha}_{beta}"]
+            worst[alpha, beta] = (
+                ulp_error(grad, reference(ref_gradient, x, **params), np.float32).max(),
+                ulp_error(origin, reference(ref_origin, x, **params), np.float32).max(),
+            )
+    assert max(max(w) for w in worst.values()) <= 4.0, worst
+
+
+def test_float32_agrees_with_the_math_for_any_alpha(interpreted):
+    for alpha in (2.5, 0.3):
+        for name in ("grad", "origin"):
+            kernel = interpreted[f"kernel_{name}_{alpha}"]
+            math = interpreted[f"math_{name}_{alpha}"]
+            assert ulp_error(kernel, math, np.float32).max() <= 4.0, (alpha, name)
+
+
+def test_special_values_exact(interpreted):
+    x = interpreted["special_x"]
+    np.testing.assert_array_equal(
+        interpreted["special_kernel_False"], interpreted["special_math_forward"]
+    )
+    exact = np.isnan(x) | np.isinf(x) | (x == 0)  # NaN, +-inf, -0.0, 0
+    for kernel, math in (
+        ("special_kernel_True", "special_math_origin"),
+        ("special_kernel_grad", "special_math_grad"),
+    ):
+        got, want = interpreted[kernel], interpreted[math]
+        np.testing.assert_array_equal(got[exact], want[exact])
+        assert np.isfinite(got[np.isfinite(x)]).all()  # -1 and below included
+        assert ulp_error(got[~exact], want[~exact], np.float32).max() <= 4.0
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_16_bit_is_computed_in_float32_and_rounded_once(interpreted, dtype):
+    assert interpreted[f"{dtype}_dtypes"].tolist() == [f"torch.{dtype}"] * 2
+    bits = {"float16": 10, "bfloat16": 7}[dtype]
+    for name in ("grad", "origin"):
+        kernel = interpreted[f"{dtype}_kernel_{name}"].astype(np.float64)
+        math = interpreted[f"{dtype}_math_{name}"].astype(np.float64)
+        # Equal but where float32 results of the two differ across a
+        # rounding boundary of the 16-bit format: one 16-bit ulp at most.
+        spacing = np.maximum(np.abs(math) * 2.0**-bits, 2.0**-24)
+        assert (np.abs(kernel - math) <= spacing).all(), name
+        if dtype == "float16":  # the interpreter rounds to bfloat16 by its own
+            # emulation (half up, no ties-to-even); to float16 by NumPy's.
+            assert np.mean(kernel == math) > 0.99, name
+
+
+def test_layouts_and_empty_input(interpreted):
+    assert interpreted["channels_last_kept"]
+    assert np.abs(interpreted["channels_last_error"]).max() <= 2e-7
+    assert np.abs(interpreted["strided_error"]).max() <= 1e-6
+    assert interpreted["empty_shape"].tolist() == [0, 3]
+
+
+def test_adapter_eager_path_runs_one_kernel_each_way(interpreted):
+    assert interpreted["adapter_calls"].tolist() == [1, 1]
+    assert not interpreted["adapter_y_error"].any()
+    assert np.abs(interpreted["adapter_grad_error"]).max() <= 1e-6
+    # The backward of create_graph, tensor parameters and torch.func took the
+    # torch path. Forwards run the kernel wherever nothing records them: also
+    # under create_graph and torch.func.grad (which runs the forward on plain
+    # tensors), not with a tensor parameter.
+    assert interpreted["calls_after_other_paths"].tolist() == [3, 1]
+
+
+def test_gpu_branch_compiles_with_accurate_math():
+    """Compile both kernels for sm_80 and sm_90 (no GPU needed) and look at the PTX."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    kernels = s2nn_xp._triton
+    signatures = [
+        (
+            kernels._spike_kernel,
+            {"x_ptr": "*bf16", "y_ptr": "*bf16", "n": "i64"},
+            {"with_origin": True},
+        ),
+        (
+            kernels._spike_vjp_kernel,
+            {
+                "cotangent_ptr": "*fp32",
+                "x_ptr": "*fp32",
+                "out_ptr": "*fp32",
+                "n": "i32",
+            },
+            {},
+        ),
+    ]
+    for capability in (80, 90):
+        for kernel, pointers, extra in signatures:
+            names = kernel.arg_names
+            constants = {"use_libdevice": True, "block": 1024, **extra}
+            signature = {
+                name: pointers.get(name, "constexpr" if name in constants else "fp32")
+                for name in names
+            }
+            source = ASTSource(
+                fn=kernel,
+                signature=signature,
+                constexprs={(names.index(k),): v for k, v in constants.items()},
+            )
+            ptx = triton.compile(source, target=GPUTarget("cuda", capability, 32)).asm[
+                "ptx"
+            ]
+            assert "div.rn.f32" in ptx  # correctly rounded division
+            assert "div.full.f32" not in ptx and "div.approx.f32" not in ptx
