@@ -13,8 +13,8 @@
 
 Both evaluate the device functions of :data:`DEVICE_MATH`, the only place
 outside :mod:`s2nn_xp._math` where the S2NN formulas are written. They follow
-``_math`` operation by operation (the same Fast2Sum denominator, the same order
-of roundings; kernels are compiled with ``--fmad=false`` so no rounding is
+``_math`` operation by operation (the same ``(e + 2) * e + 1`` denominator, the
+same order of roundings; kernels are compiled with ``--fmad=false`` so no rounding is
 fused away), but select the branch with a conditional instead of blending the
 two: an untaken branch is never evaluated into the result, so ``x <= -1`` and
 ``exp`` overflow need no guard, and NaN goes to the ``x >= 0`` branch, which
@@ -100,12 +100,10 @@ S2NN_DEVICE C s2nn_sigmoid_branch(C e) {
     return e / (e + C(1));
 }
 
-// alpha * e / (1 + e)^2 with (1 + e)^2 from Fast2Sum: x < 0 only.
+// alpha * e / (1 + e)^2 with (1 + e)^2 = (e + 2) * e + 1: x < 0 only.
 template <typename C>
 S2NN_DEVICE C s2nn_bell_branch(C e, C alpha) {
-    const C rounded = e + C(1);
-    const C minus_lost = (rounded - C(1)) - e;  // exact, since |e| <= 1
-    const C denominator = (rounded - minus_lost * C(2)) * rounded;
+    const C denominator = (e + C(2)) * e + C(1);
     return (e * alpha) / denominator;
 }
 

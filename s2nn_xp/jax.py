@@ -207,7 +207,7 @@ def s2nn(
     >>> s2nn(x)
     Array([0., 1., 1.], dtype=float32)
     >>> jax.grad(lambda x: s2nn(x).sum())(x)
-    Array([0.07065082, 1.        , 0.5       ], dtype=float32)
+    Array([0.07065083, 1.        , 0.5       ], dtype=float32)
 
     A learnable, per-neuron ``beta``:
 

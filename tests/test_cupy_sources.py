@@ -797,7 +797,7 @@ class TestEmulatedKernels:
         assert got.dtype == np.float32
         assert max_ulp(got, reference_values(name, x_np), np.float32) <= 4
 
-    def test_fast2sum_denominator_keeps_float32_gradient_accurate(self, fake):
+    def test_bell_denominator_keeps_float32_gradient_accurate(self, fake):
         """With the host's correctly rounded expf the bell branch stays within
         3 ulp; (1 + e)**2 from the rounded sum alone would reach 3.6."""
         x_np = grid(4.0, 3000, 20.0).astype(np.float32)
