@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import doctest
 import importlib
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,25 @@ def readme_examples() -> dict[str, str]:
     return by_framework
 
 
+@contextlib.contextmanager
+def jax_defaults():
+    """JAX's default configuration (32-bit), as a reader of the docs has it.
+
+    The ``xp`` fixture turns on ``jax_enable_x64`` for the whole session; the
+    documented outputs are those of a fresh interpreter.
+    """
+    jax = sys.modules.get("jax")
+    if jax is None:
+        yield
+        return
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", before)
+
+
 @pytest.mark.parametrize("framework", ["numpy", "jax", "torch"])
 def test_readme_examples(framework):
     if framework not in selected_backends():
@@ -47,7 +68,8 @@ def test_readme_examples(framework):
         text, {}, f"README[{framework}]", "README.md", 0
     )
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-    runner.run(test)
+    with jax_defaults():
+        runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
     assert test.examples
 
@@ -61,7 +83,8 @@ def test_docstring_examples(module):
         from tests.conftest import load_backend
 
         load_backend("cupy")  # skips without a GPU
-    result = doctest.testmod(
-        importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE
-    )
+    with jax_defaults():
+        result = doctest.testmod(
+            importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE
+        )
     assert result.failed == 0
