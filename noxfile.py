@@ -16,6 +16,7 @@ import nox
 
 nox.options.sessions = [
     "lint",
+    "package",
     "numpy",
     "array_api_strict",
     "dask",
@@ -112,22 +113,28 @@ def torch(session: nox.Session) -> None:
 
 @nox.session
 def clients(session: nox.Session) -> None:
-    """The torch adapter as a drop-in surrogate of spikingjelly and snntorch.
+    """s2nn_xp inside the SNN libraries users have, in PyTorch and in JAX.
 
-    spikingjelly's metadata asks for torchvision, torchaudio and tensorboard
-    (and through them for a multi-GB CUDA build of torch), none of which its
-    neurons use: it is installed without dependencies, plus the two modules
-    its neuron and surrogate code imports.
+    PyTorch: spikingjelly and snntorch neurons with ``s2nn_xp.torch.S2NN`` as
+    their surrogate. spikingjelly's metadata asks for torchvision, torchaudio
+    and tensorboard (and through them for a multi-GB CUDA build of torch), none
+    of which its neurons use: it is installed without dependencies, plus the
+    two modules its neuron and surrogate code imports.
+
+    JAX: braintools' S2NN (the anchor) side by side, and brainstate and
+    brainpy neurons with ``s2nn_xp.S2NN`` as ``spk_fun``.
     """
     session.install(TORCH)
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,jax]")
     session.install("--no-deps", "spikingjelly==2.0.0", "snntorch==1.0.0")
     session.install("loguru>=0.7,<1", "tqdm")
+    session.install("brainstate==0.5.4", "braintools==0.3.0", "brainpy==2.8.2")
     session.run(
         "pytest",
         "tests/test_clients_torch.py",
+        "tests/test_clients_jax.py",
         *session.posargs,
-        env={"S2NN_XP_BACKENDS": "torch", "PYTHONHASHSEED": "0"},
+        env={"S2NN_XP_BACKENDS": "torch,jax", "PYTHONHASHSEED": "0"},
     )
 
 

@@ -1,0 +1,140 @@
+"""``s2nn_xp`` as the spike function of the JAX SNN libraries users have.
+
+braintools' ``surrogate.S2NN`` is the JAX anchor: the same spikes and first
+derivative, and (unlike it) the SPEC second derivative. brainstate networks and
+brainpy's ``state.LIF`` take the function as ``spk_fun``; a few steps of a
+network through them must give finite, nonzero gradients. Each library's tests
+are skipped where it is not installed (``nox -s clients`` installs them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import require
+
+require("jax")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import s2nn_xp  # noqa: E402
+import s2nn_xp.jax  # noqa: E402
+from tests._support import SPECIAL_X, ref_dgradient_dx, reference  # noqa: E402
+
+# Both branches, dense near the kink; |alpha * x| <= 80, so no float32 value is
+# subnormal (XLA on the CPU flushes those to zero).
+_rng = np.random.default_rng(20261128)
+GRID = np.concatenate(
+    [
+        _rng.uniform(-20.0, 20.0, 200),
+        -np.logspace(-8, np.log10(20.0), 50),
+        np.logspace(-8, np.log10(20.0), 50),
+        [-1.0, -0.0, 0.0],
+    ]
+).astype(np.float32)
+
+
+def _grad(fn, order=1):
+    """The elementwise ``order``-th derivative of ``fn`` in x."""
+    for _ in range(order):
+        fn = jax.grad(lambda x, fn=fn: fn(x).sum())
+    return fn
+
+
+def test_first_derivative_agrees_with_braintools_and_the_second_does_not():
+    surrogate = pytest.importorskip("braintools.surrogate")
+    theirs = surrogate.S2NN(alpha=4.0, beta=1.0)
+    ours = s2nn_xp.S2NN(alpha=4.0, beta=1.0)
+    x = jnp.asarray(GRID)
+    np.testing.assert_array_equal(ours(x), theirs(x))
+    np.testing.assert_allclose(_grad(ours)(x), _grad(theirs)(x), rtol=4e-6, atol=1e-30)
+    # braintools' second derivative is 0; SPEC's is d gradient / dx.
+    assert not np.asarray(_grad(theirs, 2)(x)).any()
+    want = reference(ref_dgradient_dx, GRID.astype(np.float64))
+    np.testing.assert_allclose(_grad(ours, 2)(x), want, rtol=1e-4, atol=1e-5)
+
+
+def test_braintools_gives_spike_0_for_nan_and_s2nn_xp_gives_nan():
+    """The documented difference in the special values, checked on both."""
+    surrogate = pytest.importorskip("braintools.surrogate")
+    special = np.append(SPECIAL_X.astype(np.float64), np.nan)
+    too_big = np.isfinite(special) & (np.abs(special) > np.finfo(np.float32).max)
+    special = special[~too_big]  # finite in float32
+    x = jnp.asarray(special, dtype=jnp.float32)
+    nan = np.isnan(special)
+    theirs = np.asarray(surrogate.S2NN()(x))
+    ours = np.asarray(s2nn_xp.S2NN()(x))
+    assert (theirs[nan] == 0).all()
+    assert np.isnan(ours[nan]).all()
+    np.testing.assert_array_equal(ours[~nan], theirs[~nan])
+
+
+def test_as_spike_function_of_a_brainstate_network():
+    brainstate = pytest.importorskip("brainstate")
+
+    class LIF(brainstate.nn.Dynamics):
+        """A brainstate LIF layer that takes its spike function as ``spk_fun``."""
+
+        def __init__(self, size, spk_fun, tau=5.0, v_th=1.0):
+            super().__init__(size)
+            self.spk_fun, self.decay, self.v_th = spk_fun, float(np.exp(-1 / tau)), v_th
+
+        def init_state(self, batch_size=None, **kwargs):
+            self.v = brainstate.HiddenState(jnp.zeros((batch_size, *self.in_size)))
+
+        def update(self, current):
+            v = self.decay * self.v.value + current
+            spike = self.spk_fun(v - self.v_th)
+            self.v.value = v - spike * self.v_th
+            return spike
+
+    class Network(brainstate.nn.Module):
+        def __init__(self, spk_fun):
+            super().__init__()
+            self.weights = brainstate.ParamState(jnp.full((6, 4), 0.4))
+            self.neurons = LIF(4, spk_fun)
+
+        def update(self, inputs):
+            return self.neurons(inputs @ self.weights.value)
+
+    inputs = jax.random.uniform(jax.random.key(2), (15, 3, 6))
+    for spk_fun in (s2nn_xp.S2NN(), s2nn_xp.jax.s2nn):
+        net = Network(spk_fun)
+        brainstate.nn.init_all_states(net, batch_size=3)
+
+        def loss(net=net):
+            spikes = brainstate.transform.for_loop(net.update, inputs)
+            return spikes.mean()
+
+        grads = brainstate.transform.grad(loss, net.states(brainstate.ParamState))()
+        values = jax.tree.leaves(grads)
+        assert values and all(np.isfinite(v).all() for v in values)
+        assert any(np.abs(v).max() > 0 for v in values)
+
+
+def test_as_spk_fun_of_brainpy_state_lif():
+    brainpy = pytest.importorskip("brainpy")
+    if not hasattr(getattr(brainpy, "state", None), "LIF"):
+        pytest.skip("brainpy.state.LIF is not available")
+    brainstate = pytest.importorskip("brainstate")
+    units = pytest.importorskip("brainunit")
+
+    neurons = brainpy.state.LIF(4, spk_fun=s2nn_xp.S2NN(), tau=5.0 * units.ms)
+    brainstate.nn.init_all_states(neurons, batch_size=2)
+    weights = brainstate.ParamState(jnp.full((3, 4), 2.0))
+    inputs = jnp.ones((10, 2, 3))
+
+    def loss():
+        def step(current):
+            return neurons((current @ weights.value) * units.mA)
+
+        return brainstate.transform.for_loop(step, inputs).mean()
+
+    with brainstate.environ.context(dt=0.1 * units.ms):
+        rate = float(loss())
+        grads = np.asarray(brainstate.transform.grad(loss, weights)())
+    assert 0 < rate < 1  # the neurons spike, but not at every step
+    assert np.isfinite(grads).all()
+    assert np.abs(grads).max() > 0
