@@ -26,6 +26,7 @@ from array_api_compat import (
 __all__ = [
     "array_namespace",
     "as_array",
+    "clip",
     "device",
     "is_array_api_obj",
     "is_cupy_array",
@@ -48,6 +49,43 @@ def is_torch_namespace(xp: ModuleType) -> bool:
     ``torch.compile`` warns about when it traces the math.
     """
     return getattr(xp, "__name__", None) in ("torch", "array_api_compat.torch")
+
+
+def clip(
+    xp: ModuleType, x: Any, low: Any, high: float | None, *, recorded: bool = False
+) -> Any:
+    """``xp.clip(x, min=low, max=high)`` with NaN kept, for every library and tracer.
+
+    array-api-compat's ``clip`` checks Python-number bounds with
+    ``math.isnan`` and ``torch.result_type``, which ``torch.compile`` cannot
+    put in a graph (a graph break inside the S2NN function, fatal with
+    ``fullgraph=True``), and on Dask it needs known chunk sizes. Those two
+    libraries get their own elementwise operations instead. Where autograd
+    records the operation (``recorded``), PyTorch gets ``maximum`` and
+    ``minimum``, whose backward passes NaN through (``clamp``'s gives 0 at
+    NaN, which would make derivatives of the math 0 instead of NaN there).
+    """
+    if is_torch_namespace(xp):
+        import torch
+
+        if not recorded:
+            if any(isinstance(bound, torch.Tensor) for bound in (low, high)):
+                return xp.clip(x, min=low, max=high)
+            return torch.clamp(x, low, high)
+
+        def as_tensor(bound: Any) -> Any:
+            if isinstance(bound, torch.Tensor):
+                return bound
+            return torch.full((), bound, dtype=x.dtype, device=x.device)
+
+        if high is not None:
+            x = torch.minimum(x, as_tensor(high))
+        return x if low is None else torch.maximum(x, as_tensor(low))
+    if getattr(xp, "__name__", None) in ("dask.array", "array_api_compat.dask.array"):
+        if high is not None:
+            x = xp.minimum(x, high)
+        return x if low is None else xp.maximum(x, low)
+    return xp.clip(x, min=low, max=high)
 
 
 def as_array(x: Any) -> Any:

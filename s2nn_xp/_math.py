@@ -14,10 +14,13 @@ How the numerics are kept safe and fast:
   The clip points sit inside the *other* branch, so derivatives of the taken
   branch are exact, ties included (``x = 0`` is never clipped by the right
   branch's guard).
-* Branches are selected by multiplying with the 0/1 step ``h`` rather than
-  with ``where``: both guarded branches are finite, so ``left * (1 - h) +
-  right * h`` is exact, and NaN input (for which ``h`` is 0 but both branches
-  are NaN) stays NaN. NumPy's ``where`` on a random mask costs ten times a
+* Branches are selected by multiplying with the step ``h`` (the spike itself:
+  1 for ``x >= 0``, 0 for ``x < 0``, NaN for NaN) rather than with ``where``:
+  both guarded branches are finite, so ``left * (1 - h) + right * h`` is
+  exact, and for NaN input every term, and every derivative of every term in
+  ``x`` or a parameter, is NaN. A 0/1 mask would give NaN values but 0 for
+  derivatives that pass through the mask (XLA rewrites ``mask * y`` into a
+  select). NumPy's ``where`` on a random mask costs ten times a
   multiplication, which made the guarded formula slower than the naive one.
 * Temporaries are updated in place where no autodiff system records the
   operations, which halves the memory traffic on NumPy and CuPy.
@@ -86,9 +89,15 @@ def _is_one(value: Parameter) -> bool:
     return isinstance(value, float) and value == 1.0
 
 
-def _step(xp: ModuleType, x: Array) -> Array:
-    """1.0 where ``x >= 0`` (``-0.0`` included), 0.0 where ``x < 0`` or NaN."""
-    return xp.astype(x >= 0, x.dtype)
+def _step(xp: ModuleType, x: Array, in_place: bool) -> Array:
+    """The spike: 1 where ``x >= 0`` (``-0.0`` too), 0 where ``x < 0``, NaN for NaN.
+
+    Computed as ``floor(clip(x, -1, 0)) + 1``, which propagates NaN without a
+    ``where``: ``clip`` maps ``x < 0`` into ``[-1, 0)`` (floor -1) and
+    ``x >= 0`` to ``0`` (floor 0).
+    """
+    spike = xp.floor(_compat.clip(xp, x, -1.0, 0.0, recorded=not in_place))
+    return _add(spike, 1.0, in_place)
 
 
 def _sigmoid_exp(xp: ModuleType, x: Array, alpha: Parameter, in_place: bool) -> Array:
@@ -99,7 +108,8 @@ def _sigmoid_exp(xp: ModuleType, x: Array, alpha: Parameter, in_place: bool) -> 
     keeps derivatives in ``alpha`` finite at ``x = -inf`` and huge ``|x|``
     (``x**k * 0`` instead of ``inf * 0``).
     """
-    z = _mul(xp.clip(x, min=_EXP_FLOOR / alpha, max=0.0), alpha, in_place)
+    guarded = _compat.clip(xp, x, _EXP_FLOOR / alpha, 0.0, recorded=not in_place)
+    z = _mul(guarded, alpha, in_place)
     return xp.exp(z)
 
 
@@ -113,7 +123,8 @@ def _select(
     """``left * (1 - step) + step * right_numerator / right_denominator``.
 
     Both branches must be finite wherever they are not selected; ``step`` is
-    0 or 1, so the selected branch comes through unrounded. Overwrites
+    0 or 1 (NaN for NaN input), so the selected branch comes through
+    unrounded. Overwrites
     ``step`` and ``left`` when ``in_place``.
     """
     if in_place:
@@ -132,14 +143,8 @@ def _select(
 
 
 def forward(xp: ModuleType, x: Array) -> Array:
-    """The spike: 1 where ``x >= 0`` (``-0.0`` too), 0 where ``x < 0``, NaN for NaN.
-
-    Computed as ``floor(clip(x, -1, 0)) + 1``, which propagates NaN without a
-    ``where``: ``clip`` maps ``x < 0`` into ``[-1, 0)`` (floor -1) and
-    ``x >= 0`` to ``0`` (floor 0).
-    """
-    spike = xp.floor(xp.clip(x, min=-1.0, max=0.0))
-    return _add(spike, 1.0, _in_place_ok(xp, x))
+    """The spike: 1 where ``x >= 0`` (``-0.0`` too), 0 where ``x < 0``, NaN for NaN."""
+    return _step(xp, x, _in_place_ok(xp, x))
 
 
 def origin(
@@ -153,10 +158,10 @@ def origin(
     in_place = _in_place_ok(xp, x, alpha, beta, epsilon)
     e = _sigmoid_exp(xp, x, alpha, in_place)
     sigmoid = _div(e, e + 1.0, in_place)  # e / (1 + e), stable since e <= 1
-    tail = xp.clip(x, min=_RIGHT_BRANCH_FLOOR)
+    tail = _compat.clip(xp, x, _RIGHT_BRANCH_FLOOR, None, recorded=not in_place)
     tail = xp.log1p(_add(tail, epsilon, in_place))
     tail = _add(_mul(tail, beta, in_place), 0.5, in_place)
-    return _select(_step(xp, x), sigmoid, tail, None, in_place)
+    return _select(_step(xp, x, in_place), sigmoid, tail, None, in_place)
 
 
 def gradient(xp: ModuleType, x: Array, alpha: Parameter, beta: Parameter) -> Array:
@@ -173,5 +178,6 @@ def gradient(xp: ModuleType, x: Array, alpha: Parameter, beta: Parameter) -> Arr
     denominator = _add(_mul(e + 2.0, e, in_place), 1.0, in_place)
     bell = _div(_mul(e, alpha, in_place), denominator, in_place)
     del denominator  # free it before the right branch allocates
-    shifted = _add(xp.clip(x, min=_RIGHT_BRANCH_FLOOR), 1.0, in_place)
-    return _select(_step(xp, x), bell, beta, shifted, in_place)
+    shifted = _compat.clip(xp, x, _RIGHT_BRANCH_FLOOR, None, recorded=not in_place)
+    shifted = _add(shifted, 1.0, in_place)
+    return _select(_step(xp, x, in_place), bell, beta, shifted, in_place)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 
 import pytest
 
@@ -72,6 +73,18 @@ def require(name: str):
         return load_backend(name)
     except pytest.skip.Exception as exc:
         pytest.skip(str(exc), allow_module_level=True)
+
+
+@pytest.fixture(autouse=True)
+def _jax_x64():
+    """Keep ``jax_enable_x64`` on for every test once JAX is in use.
+
+    The ``xp`` fixture turns it on when JAX loads; some libraries that tests
+    import (brainstate, braintools) turn it off again when they load.
+    """
+    jax = sys.modules.get("jax")
+    if jax is not None and "jax" in selected_backends():
+        jax.config.update("jax_enable_x64", True)
 
 
 @pytest.fixture(params=selected_backends())

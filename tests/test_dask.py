@@ -76,3 +76,15 @@ def test_distributed_local_cluster_two_workers():
     np.testing.assert_allclose(grad[sample], want_grad, rtol=1e-15)
     np.testing.assert_allclose(origin[sample], want_origin, rtol=1e-15)
     np.testing.assert_array_equal(ct, s2nn_xp.gradient(x_np))
+
+
+@pytest.mark.parametrize(("name", "fn"), FUNCTIONS)
+def test_unknown_chunk_sizes(name, fn):
+    """Boolean indexing leaves chunk sizes unknown; the math must not need them."""
+    values = np.linspace(-3, 3, 101)
+    x = da.from_array(values, chunks=25)
+    kept = x[x > -1.0]
+    assert any(np.isnan(size) for size in kept.chunks[0])
+    np.testing.assert_array_equal(
+        fn(kept).compute(), fn(values[values > -1.0]), err_msg=name
+    )
