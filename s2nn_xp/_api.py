@@ -7,7 +7,13 @@ from types import ModuleType
 from typing import Any
 
 from . import _compat, _dispatch, _math
-from ._validation import Prepared, finish, prepare, validate_parameter
+from ._validation import (
+    Prepared,
+    finish,
+    prepare,
+    validate_flag,
+    validate_parameter,
+)
 
 __all__ = ["S2NN", "forward", "gradient", "origin", "s2nn", "vjp"]
 
@@ -91,7 +97,10 @@ def origin(
     Raises
     ------
     ValueError
-        A parameter out of its range, or an array parameter that does not
+        A parameter out of its range (Python numbers, lists and NumPy or
+        array-api-strict arrays are checked; arrays of other libraries may
+        sit on a GPU or be traced, and are not), a number that overflows the
+        dtype `x` is computed in, or an array parameter that does not
         broadcast to `x`; the message names the parameter.
     TypeError
         Complex or non-numeric input or parameters.
@@ -195,6 +204,7 @@ def s2nn(
     >>> s2nn_xp.s2nn(np.array([-0.5, 0.5]))
     array([0., 1.])
     """
+    origin = validate_flag("origin", origin)
     kernel = _dispatch.implementation("s2nn", x)
     if kernel is not None:
         return kernel(x, alpha, beta, epsilon, origin=origin)
@@ -250,6 +260,7 @@ def vjp(
     >>> pullback(np.array([1.0, 2.0, 2.0]))
     array([0.07065082, 2.        , 1.        ])
     """
+    origin = validate_flag("origin", origin)
     kernel = _dispatch.implementation("vjp", x)
     if kernel is not None:
         return kernel(x, alpha, beta, epsilon, origin=origin)
@@ -343,10 +354,7 @@ class S2NN:
 
     @origin.setter
     def origin(self, value: bool) -> None:
-        if not isinstance(value, bool):
-            msg = f"origin must be a bool, not {type(value).__name__}"
-            raise TypeError(msg)
-        self._origin = value
+        self._origin = validate_flag("origin", value)
 
     def __call__(self, x: ArrayLike) -> Array:
         """``s2nn(x, alpha, beta, epsilon, origin=self.origin)``."""
@@ -368,9 +376,10 @@ class S2NN:
         return (self.alpha, self.beta, self.epsilon)
 
     def __repr__(self) -> str:
+        flag = ", origin=True" if self.origin else ""
         return (
             f"{type(self).__name__}(alpha={self.alpha!r}, beta={self.beta!r}, "
-            f"epsilon={self.epsilon!r})"
+            f"epsilon={self.epsilon!r}{flag})"
         )
 
     def __eq__(self, other: object) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -19,10 +20,12 @@ from . import _compat
 __all__ = [
     "Prepared",
     "broadcasts_to",
+    "check_representable",
     "describe",
     "finish",
     "input_dtypes",
     "prepare",
+    "validate_flag",
     "validate_parameter",
 ]
 
@@ -60,6 +63,44 @@ def describe(value: Any) -> str:
     return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
+def _is_bool(value: Any) -> bool:
+    """Whether ``value`` is a Python or NumPy bool."""
+    numpy = sys.modules.get("numpy")
+    return isinstance(value, bool) or (
+        numpy is not None and isinstance(value, numpy.bool_)
+    )
+
+
+def validate_flag(name: str, value: Any) -> bool:
+    """``value`` as a bool (Python's or NumPy's); anything else raises TypeError."""
+    if _is_bool(value):
+        return bool(value)
+    msg = f"{name} must be a bool, not {describe(value)}"
+    raise TypeError(msg)
+
+
+def check_representable(name: str, value: float, dtype: Any, largest: float) -> float:
+    """Raise ValueError unless the Python number ``value`` is finite in ``dtype``.
+
+    ``largest`` is ``finfo(dtype).max``. A parameter that overflows the dtype
+    the computation runs in would become ``inf`` and make NaN (``0 * inf``)
+    in the branch that is not taken.
+    """
+    if abs(value) > largest:
+        msg = f"{name}={value!r} overflows {dtype}, the dtype x is computed in"
+        raise ValueError(msg)
+    return value
+
+
+def _check_values(name: str, values: Any) -> None:
+    """Check concrete parameter values (a NumPy array) against the bounds."""
+    import numpy as np
+
+    lower, inclusive = _BOUNDS[name]
+    in_range = values >= lower if inclusive else values > lower
+    _check_bound(name, bool(np.all(np.isfinite(values) & in_range)))
+
+
 def _check_bound(name: str, ok: bool) -> None:
     lower, inclusive = _BOUNDS[name]
     if not ok:
@@ -82,6 +123,8 @@ def validate_parameter(name: str, value: Any) -> Any:
     -------
     float or array
         ``float(value)`` for numbers, ``value`` itself for anything array-like.
+        Lists, tuples and NumPy arrays (host data) have their values checked;
+        arrays of other libraries may live on a GPU or be traced, and are not.
 
     Raises
     ------
@@ -90,11 +133,14 @@ def validate_parameter(name: str, value: Any) -> Any:
     ValueError
         For a number outside the parameter's range, or not finite.
     """
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if _is_bool(value):
         msg = f"{name} must be a real number or array, not a bool"
         raise TypeError(msg)
     if isinstance(value, numbers.Real):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond float64
+            value = math.inf
         lower, inclusive = _BOUNDS[name]
         _check_bound(
             name,
@@ -104,7 +150,20 @@ def validate_parameter(name: str, value: Any) -> Any:
     if isinstance(value, numbers.Complex):
         msg = f"{name} must be real, not complex ({value!r})"
         raise TypeError(msg)
-    if _compat.is_array_api_obj(value) or isinstance(value, list | tuple):
+    if isinstance(value, list | tuple) or type(value).__module__ == "numpy":
+        import numpy as np
+
+        try:
+            values = np.asarray(value)
+        except ValueError as exc:  # ragged nested lists
+            msg = f"{name} is no rectangular array of numbers: {exc}"
+            raise ValueError(msg) from exc
+        if values.dtype.kind not in "fiu":
+            msg = f"{name} must have a real numeric dtype, not {values.dtype}"
+            raise TypeError(msg)
+        _check_values(name, values)
+        return value
+    if _compat.is_array_api_obj(value):
         return value
     msg = f"{name} must be a real number or an array, not {describe(value)}"
     raise TypeError(msg)
@@ -158,12 +217,10 @@ def _prepare_array_parameter(
             f"shape of x, {tuple(x.shape)}"
         )
         raise ValueError(msg)
-    if _compat.is_numpy_namespace(xp):  # concrete values: check them now
+    if getattr(xp, "__name__", None) == "array_api_strict":  # host data: check it
         import numpy as np
 
-        lower, inclusive = _BOUNDS[name]
-        in_range = value >= lower if inclusive else value > lower
-        _check_bound(name, bool(np.all(np.isfinite(value) & in_range)))
+        _check_values(name, np.from_dlpack(value))
     return xp.astype(value, compute_dtype, copy=False)
 
 
@@ -192,14 +249,24 @@ def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepar
     compute_dtype, result_dtype = input_dtypes(xp, x)
     if x.dtype != compute_dtype:
         x = xp.astype(x, compute_dtype)
+    largest = float(xp.finfo(compute_dtype).max)
     for name, value in params.items():
-        if not isinstance(value, float):
+        if isinstance(value, float):
+            check_representable(name, value, compute_dtype, largest)
+        else:
             params[name] = _prepare_array_parameter(xp, name, value, x, compute_dtype)
     return Prepared(xp=xp, x=x, dtype=result_dtype, params=params)
 
 
 def finish(result: Any, prepared: Prepared) -> Any:
-    """Round ``result`` once, from the compute dtype to the result dtype."""
+    """Round ``result`` once, from the compute dtype to the result dtype.
+
+    NumPy turns 0-d results of its ufuncs into scalars; they become 0-d
+    arrays again, as the array API returns.
+    """
     if result.dtype != prepared.dtype:
-        return prepared.xp.astype(result, prepared.dtype)
+        result = prepared.xp.astype(result, prepared.dtype)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(result, numpy.generic):
+        return numpy.asarray(result)
     return result

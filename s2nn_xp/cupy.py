@@ -63,7 +63,6 @@ True
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -72,7 +71,14 @@ import numpy as np
 
 from . import _compat, _cupy_kernels
 from ._api import ALPHA, BETA, EPSILON
-from ._validation import broadcasts_to, describe, input_dtypes, validate_parameter
+from ._validation import (
+    broadcasts_to,
+    check_representable,
+    describe,
+    input_dtypes,
+    validate_flag,
+    validate_parameter,
+)
 
 try:
     import cupy
@@ -155,11 +161,12 @@ def _same_device(a: Any, x: Any) -> bool:
 
 def _parameter(name: str, value: Parameter, x: Any, compute: np.dtype) -> Any:
     """A Python number as a scalar of the compute dtype; arrays checked and cast."""
-    if type(value) is float and 0.0 < value < math.inf:  # valid for all three
+    largest = float(np.finfo(compute).max)
+    if type(value) is float and 0.0 < value <= largest:  # valid for all three
         return compute.type(value)
     value = validate_parameter(name, value)
     if isinstance(value, float):
-        return compute.type(value)
+        return compute.type(check_representable(name, value, compute, largest))
     if isinstance(value, list | tuple):
         value = cupy.asarray(value)
     elif not isinstance(value, cupy.ndarray):
@@ -598,7 +605,7 @@ def s2nn(
     >>> s2nn_cupy.s2nn(cupy.asarray([-0.5, 0.5]))
     array([0., 1.])
     """
-    if origin:
+    if validate_flag("origin", origin):
         return _origin(x, alpha, beta, epsilon, out=out)
     for name, value in (("alpha", alpha), ("beta", beta), ("epsilon", epsilon)):
         validate_parameter(name, value)
@@ -724,6 +731,7 @@ def vjp(
     >>> pullback(cupy.asarray([1.0, 2.0, 2.0]))
     array([0.07065082, 2.        , 1.        ])
     """
+    origin = validate_flag("origin", origin)
     x, compute, result = _input(x)
     with x.device:
         alpha = _parameter("alpha", alpha, x, compute)

@@ -45,7 +45,14 @@ import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from . import _math
-from ._validation import finish, prepare, validate_parameter
+from ._validation import (
+    check_representable,
+    finish,
+    input_dtypes,
+    prepare,
+    validate_flag,
+    validate_parameter,
+)
 
 __all__ = ["s2nn"]
 
@@ -215,12 +222,15 @@ def s2nn(
     >>> jax.grad(lambda beta: s2nn(x + 1.0, beta=beta).sum())(beta)
     Array([9.9999999e-09, 6.9314718e-01, 1.0986123e+00], dtype=float32)
     """
-    if not isinstance(origin, bool):
-        msg = f"origin must be a bool, not {type(origin).__name__}"
-        raise TypeError(msg)
-    arguments = {"alpha": alpha, "beta": beta, "epsilon": epsilon}
-    for name, value in arguments.items():
-        arguments[name] = _as_jax(name, validate_parameter(name, value))
+    origin = validate_flag("origin", origin)
     if not isinstance(x, jax.Array):
         x = jnp.asarray(x)
+    compute_dtype = input_dtypes(jnp, x)[0]
+    largest = float(jnp.finfo(compute_dtype).max)
+    arguments = {"alpha": alpha, "beta": beta, "epsilon": epsilon}
+    for name, value in arguments.items():
+        value = validate_parameter(name, value)
+        if isinstance(value, float):
+            check_representable(name, value, compute_dtype, largest)
+        arguments[name] = _as_jax(name, value)
     return _compiled(x, **arguments, with_origin=origin)

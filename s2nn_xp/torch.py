@@ -59,7 +59,12 @@ from torch import nn
 
 from . import _math
 from ._api import ALPHA, BETA, EPSILON
-from ._validation import broadcasts_to, validate_parameter
+from ._validation import (
+    broadcasts_to,
+    check_representable,
+    validate_flag,
+    validate_parameter,
+)
 
 __all__ = ["S2NN", "s2nn"]
 
@@ -413,16 +418,18 @@ def _prepare_x(x: Any) -> torch.Tensor:
 def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
     """A checked Python float, or a tensor in ``x``'s compute dtype and device."""
     number = isinstance(value, int | float) and not isinstance(value, bool)
+    compute_dtype = _compute_dtype(x.dtype)
     if number and torch.compiler.is_compiling():
         # Dynamo makes a number argument that changes between calls symbolic,
-        # which array_api_compat's clip cannot take (math.isnan of it); a
-        # 0-d tensor it can, and a constant one costs nothing in the graph.
-        value = _traced_number(name, float(value))
-        return torch.full((), value, dtype=_compute_dtype(x.dtype), device=x.device)
+        # and cannot trace math.isfinite of it; a 0-d tensor of it costs
+        # nothing in the graph.
+        value = _traced_number(name, float(value), compute_dtype)
+        return torch.full((), value, dtype=compute_dtype, device=x.device)
     if not isinstance(value, torch.Tensor):
         value = validate_parameter(name, value)
         if isinstance(value, float):
-            return value
+            largest = torch.finfo(compute_dtype).max
+            return check_representable(name, value, compute_dtype, largest)
         value = torch.as_tensor(value, device=x.device)
     if value.is_complex() or value.dtype == torch.bool:
         msg = f"{name} must have a real numeric dtype, not {value.dtype}"
@@ -437,13 +444,15 @@ def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
     return value.detach() if name == "epsilon" else value  # a constant
 
 
-def _traced_number(name: str, value: float) -> float:
+def _traced_number(name: str, value: float, compute_dtype: torch.dtype) -> float:
     """``validate_parameter`` for a float that torch.compile may trace symbolically.
 
     Dynamo makes a float argument that changes between calls symbolic, and
-    cannot trace ``math.isfinite`` of it; ``lower < value < inf`` checks the
-    same (NaN fails every comparison) with comparisons it turns into guards.
+    cannot trace ``math.isfinite`` of it; ``lower < value <= largest`` checks
+    the same (NaN fails every comparison) with comparisons it turns into
+    guards, and that the value stays finite in the compute dtype.
     """
+    largest = torch.finfo(compute_dtype).max
     if name == "epsilon":
         valid, relation = 0.0 <= value < math.inf, ">="
     else:
@@ -451,7 +460,7 @@ def _traced_number(name: str, value: float) -> float:
     if not valid:
         msg = f"{name} must be finite and {relation} 0.0"
         raise ValueError(msg)
-    return value
+    return check_representable(name, value, compute_dtype, largest)
 
 
 def s2nn(
@@ -520,9 +529,7 @@ def s2nn(
     tensor([-0.0525, -0.0983])
     """
     x = _prepare_x(x)
-    if not isinstance(origin, bool):
-        msg = f"origin must be a bool, not {type(origin).__name__}"
-        raise TypeError(msg)
+    origin = validate_flag("origin", origin)
     alpha, beta, epsilon = (
         _prepare_parameter(name, value, x)
         for name, value in zip(_PARAMETER_NAMES, (alpha, beta, epsilon), strict=True)
@@ -586,13 +593,10 @@ class S2NN(nn.Module):
         learnable: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(learnable, bool):
-            msg = f"learnable must be a bool, not {type(learnable).__name__}"
-            raise TypeError(msg)
-        self.learnable = learnable
+        self.learnable = validate_flag("learnable", learnable)
         self.origin = origin
-        self._register("alpha", alpha, learnable)
-        self._register("beta", beta, learnable)
+        self._register("alpha", alpha, self.learnable)
+        self._register("beta", beta, self.learnable)
         self._register("epsilon", epsilon, False)
 
     def _register(self, name: str, value: Any, learnable: bool) -> None:
@@ -627,10 +631,7 @@ class S2NN(nn.Module):
 
     @origin.setter
     def origin(self, value: bool) -> None:
-        if not isinstance(value, bool):
-            msg = f"origin must be a bool, not {type(value).__name__}"
-            raise TypeError(msg)
-        self._origin = value
+        self._origin = validate_flag("origin", value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``s2nn(x, alpha, beta, epsilon, origin=self.origin)``."""

@@ -16,7 +16,7 @@ X = np.array([-2.0, -1.0, -0.5, 0.0, 0.5, 3.0])
 
 def test_python_scalars_and_lists_are_numpy_input():
     scalar = s2nn_xp.gradient(0.0)
-    assert isinstance(scalar, np.ndarray | np.generic)
+    assert isinstance(scalar, np.ndarray)  # 0-d array, as the array API returns
     assert scalar.shape == ()
     assert scalar.dtype == np.float64
     np.testing.assert_allclose(
@@ -183,6 +183,22 @@ class TestS2NNObject:
     def test_repr_exact(self):
         assert repr(s2nn_xp.S2NN()) == "S2NN(alpha=4.0, beta=1.0, epsilon=1e-08)"
         assert repr(s2nn_xp.S2NN(8, 2)) == "S2NN(alpha=8.0, beta=2.0, epsilon=1e-08)"
+        # Unequal objects print differently: the flag shows when it is set.
+        fn = s2nn_xp.S2NN(origin=True)
+        assert repr(fn) == "S2NN(alpha=4.0, beta=1.0, epsilon=1e-08, origin=True)"
+        fn.origin = np.False_
+        assert fn.origin is False
+        assert repr(fn) == repr(s2nn_xp.S2NN())
+
+    def test_origin_attribute_takes_bools_only(self):
+        fn = s2nn_xp.S2NN()
+        fn.origin = np.True_
+        assert fn.origin is True
+        for bad in ("yes", None, 1):
+            with pytest.raises(TypeError, match="origin must be a bool, not"):
+                fn.origin = bad
+        with pytest.raises(TypeError, match="origin must be a bool"):
+            s2nn_xp.S2NN(origin="yes")
 
     def test_equality_and_hash(self):
         a, b = s2nn_xp.S2NN(4.0, 1.0), s2nn_xp.S2NN(alpha=4, beta=1.0, epsilon=1e-8)

@@ -136,6 +136,7 @@ def test_shape_and_dtype_preserved(xp, name, shape):
     x = xp.asarray(rng.normal(size=shape).astype(np.float32))
     got, want = _call(name, x, PARAMETERS[0])
     assert tuple(got.shape) == shape
+    assert type(got) is type(x)  # 0-d too: an array, not a NumPy scalar
     xp_assert_close(got, want, xp=xp, rtol=2e-6, dtype=xp.float32)
 
 
@@ -160,6 +161,61 @@ def test_array_parameters_follow_x_dtype(xp):
     x = xp.asarray([-0.5, 0.5], dtype=xp.float32)
     got = s2nn_xp.gradient(x, alpha=xp.asarray([4.0, 4.0], dtype=xp.float64))
     assert got.dtype == xp.float32
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta", "epsilon"])
+def test_parameter_beyond_the_compute_dtype_raises(xp, name):
+    """A number finite in float64 but inf in the compute dtype would make NaN."""
+    x = xp.asarray([-1.0, 0.0, 1.0], dtype=xp.float32)
+    with pytest.raises(ValueError, match=rf"{name}=1e\+300 overflows .*float32"):
+        s2nn_xp.origin(x, **{name: 1e300})
+    with pytest.raises(ValueError, match=rf"{name}=1e\+300 overflows"):
+        s2nn_xp.s2nn(x, **{name: 1e300}, origin=True)
+    big = float(np.finfo(np.float32).max)  # the largest allowed: no NaN
+    assert not np.isnan(to_numpy(s2nn_xp.origin(x, **{name: big}))).any()
+    if name != "epsilon":
+        assert not np.isnan(to_numpy(s2nn_xp.gradient(x, **{name: big}))).any()
+    x64 = xp.asarray([-1.0, 0.0, 1.0], dtype=xp.float64)
+    assert np.isfinite(to_numpy(s2nn_xp.gradient(x64, alpha=1e300, beta=1e300))).all()
+
+
+def test_huge_integer_parameter_raises_value_error(xp):
+    with pytest.raises(ValueError, match="alpha must be finite"):
+        s2nn_xp.s2nn(xp.asarray([0.0]), alpha=10**400)
+
+
+@pytest.mark.parametrize("value", [[4.0, -2.0, 1.0], (1.0, np.nan, 1.0)])
+def test_list_parameter_values_are_checked(xp, value):
+    x = xp.asarray([-1.0, 0.0, 1.0])
+    for fn in (s2nn_xp.gradient, s2nn_xp.s2nn):
+        with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+            fn(x, alpha=value)
+    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+        s2nn_xp.s2nn(x, alpha=np.asarray(value))
+
+
+@pytest.mark.backends("numpy", "array_api_strict")
+def test_host_array_parameter_values_are_checked(xp):
+    """Arrays whose values live on the host are checked like numbers."""
+    x = xp.asarray([-1.0, 0.0, 1.0])
+    for name, value in (("alpha", -2.0), ("beta", 0.0), ("epsilon", np.inf)):
+        bad = xp.asarray([1.0, value, 1.0])
+        with pytest.raises(ValueError, match=f"{name} must be finite"):
+            s2nn_xp.s2nn(x, **{name: bad}, origin=True)
+
+
+@pytest.mark.parametrize("origin", ["yes", None, 1])
+def test_origin_must_be_a_bool(xp, origin):
+    x = xp.asarray([0.0])
+    for fn in (s2nn_xp.s2nn, s2nn_xp.vjp):
+        with pytest.raises(TypeError, match="origin must be a bool"):
+            fn(x, origin=origin)
+
+
+def test_numpy_bool_is_a_bool(xp):
+    x = xp.asarray([0.0])
+    want = to_numpy(s2nn_xp.origin(x))
+    np.testing.assert_array_equal(to_numpy(s2nn_xp.s2nn(x, origin=np.True_)), want)
 
 
 def test_input_is_not_modified(xp):
