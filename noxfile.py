@@ -46,9 +46,24 @@ def _pytest(session: nox.Session, backend: str) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check."""
-    session.install("ruff>=0.6")
+    session.install("ruff==0.17.6")  # pinned: new rules must not fail CI
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+_SDIST_CHECK = """
+import pathlib, sys, tarfile
+(sdist,) = pathlib.Path(sys.argv[1]).glob("*.tar.gz")
+names = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
+need = {"tests/conftest.py", "tests/_support.py", "tests/__init__.py",
+        "CHANGELOG.md", "LICENSE", "noxfile.py", "docs/conf.py",
+        "examples/train_digits.py", "benchmarks/bench_core.py", "s2nn_xp/py.typed"}
+missing = sorted(need - names)
+assert not missing, f"sdist lacks {missing}"
+stray = sorted(n for n in names if "__pycache__" in n or n.startswith("docs/_build"))
+assert not stray, f"sdist carries {stray[:5]}"
+print(sdist.name, "carries", len(names), "files")
+"""
 
 
 @nox.session
@@ -59,6 +74,8 @@ def package(session: nox.Session) -> None:
     shutil.rmtree(dist, ignore_errors=True)  # no wheel of an earlier run
     session.run("python", "-m", "build", "--outdir", dist)
     session.run("twine", "check", "--strict", f"{dist}/*")
+    # The sdist carries what its tests and docs need.
+    session.run("python", "-c", _SDIST_CHECK, dist, external=False)
     wheels = [f for f in os.listdir(dist) if f.endswith(".whl")]
     session.install(os.path.join(dist, wheels[0]))
     check = (

@@ -235,3 +235,15 @@ class TestS2NNObject:
             fn.origin = 1
         with pytest.raises(TypeError, match="origin"):
             s2nn_xp.S2NN(origin="yes")
+
+
+def test_version_is_the_changelogs_newest_and_the_metadata():
+    import importlib.metadata
+    import re
+    from pathlib import Path
+
+    changelog = Path(__file__).resolve().parents[1] / "CHANGELOG.md"
+    newest = re.search(r"^## \[([^\]]+)\]", changelog.read_text(), re.MULTILINE)
+    assert newest is not None
+    assert newest.group(1) == s2nn_xp.__version__
+    assert importlib.metadata.version("s2nn-xp") == s2nn_xp.__version__
