@@ -3,7 +3,7 @@
 ``prepare`` turns the caller's arguments into what the math needs (``x`` in the
 dtype the computation runs in, parameters as Python floats or arrays of that
 dtype) and raises the package's errors for anything outside the rules of
-SPEC.md. ``finish`` rounds a result back to the caller's dtype.
+the docs' *Definition* page. ``finish`` rounds a result back to the caller's dtype.
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...]) -> bool:
 
 
 def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
-    """(compute dtype, result dtype) for ``x`` by SPEC.md's dtype rules."""
+    """(compute dtype, result dtype) for ``x`` by the *Definition*'s dtype rules."""
     dtype = x.dtype
     try:
         if xp.isdtype(dtype, "real floating"):

@@ -21,14 +21,14 @@ arrays (see :data:`DISPATCHED`); importing this module directly also gives
 Every function takes CuPy arrays of any shape (0-d and empty too) and
 layout (non-contiguous views too) and keeps their shape and dtype: float16
 (computed in float32 and rounded once), float32 and float64; integer and bool
-input is promoted to float64, complex input raises ``TypeError``, as in
-``SPEC.md``. Parameters are positive finite Python numbers (checked, with a
-``ValueError`` naming the parameter) or CuPy arrays that broadcast to ``x``
-(per-neuron values, converted to the compute dtype; their values are not
-checked, since that would wait for the GPU). Kernels run on ``x``'s device, on
+input is promoted to float64, complex input raises ``TypeError``, as the
+docs' *Definition* page says. Parameters are positive finite Python numbers
+or lists (checked, with a ``ValueError`` naming the parameter) or CuPy arrays
+that broadcast to ``x`` (per-neuron values, converted to the compute dtype;
+their values are not checked, since that would wait for the GPU). Kernels run on ``x``'s device, on
 that device's current stream, and return without synchronising.
 
-Values are those of ``SPEC.md``: NaN gives NaN in all three functions;
+Values are those of the *Definition*: NaN gives NaN in all three functions;
 ``+inf`` gives spike 1, origin ``+inf`` and gradient 0; ``-inf`` gives 0, 0
 and 0; ``x <= -1`` gives finite values; ``-0.0`` spikes. The kernels select the
 branch of each element rather than blending both branches arithmetically (a

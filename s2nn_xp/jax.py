@@ -2,7 +2,7 @@
 
 :func:`s2nn` returns the spike (the Heaviside step), or with ``origin=True``
 the smooth origin function, through a :func:`jax.custom_jvp` whose tangent is
-the surrogate model of ``SPEC.md``::
+the surrogate model (the docs' *Definition* page)::
 
     d s2nn = gradient(x) * dx + d origin / d alpha * dalpha
                               + d origin / d beta * dbeta
@@ -167,7 +167,7 @@ def s2nn(
 
     The value is the spike (or the smooth origin function); every derivative
     of every order, in forward and reverse mode and in ``x``, ``alpha`` and
-    ``beta``, is that of the surrogate model of ``SPEC.md``: ``d/dx`` is
+    ``beta``, is that of the surrogate model: ``d/dx`` is
     :func:`s2nn_xp.gradient`, ``d/d alpha`` and ``d/d beta`` are those of
     :func:`s2nn_xp.origin`, and ``d^2/dx^2`` is the derivative of the gradient.
 

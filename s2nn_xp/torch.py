@@ -2,7 +2,7 @@
 
 :func:`s2nn` returns the spike (the Heaviside step), or with ``origin=True``
 the smooth origin function, through a :class:`torch.autograd.Function` whose
-derivatives are those of the surrogate model of ``SPEC.md``::
+derivatives are those of the surrogate model (the docs' *Definition* page)::
 
     d s2nn = gradient(x) * dx + d origin / d alpha * dalpha
                               + d origin / d beta * dbeta
