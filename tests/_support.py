@@ -125,6 +125,14 @@ def ref_dorigin_dalpha(x: float, alpha=4.0) -> float:
     return float(mpmath.mpf(x) * s * (1 - s))
 
 
+def ref_dorigin_dalpha2(x: float, alpha=4.0) -> float:
+    """d^2 origin / d alpha^2 = x^2 s (1-s)(1-2s) for x < 0, else 0."""
+    if x >= 0 or math.isinf(x):
+        return 0.0
+    s = _mp_sigmoid(mpmath.mpf(alpha) * mpmath.mpf(x))
+    return float(mpmath.mpf(x) ** 2 * s * (1 - s) * (1 - 2 * s))
+
+
 def ref_dorigin_dbeta(x: float, epsilon=1e-8) -> float:
     if x < 0:
         return 0.0

@@ -38,6 +38,7 @@ from tests._support import (  # noqa: E402
     ref_dgradient_dbeta,
     ref_dgradient_dx,
     ref_dorigin_dalpha,
+    ref_dorigin_dalpha2,
     ref_dorigin_dbeta,
     ref_forward,
     ref_gradient,
@@ -258,10 +259,18 @@ def _not_finite(derivatives, x):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_mixed_derivatives_are_finite(dtype):
+    """Orders 1 to 3 in (x, alpha, beta), at -1, the kink and the largest values."""
     x = _hard_x(dtype)
-    assert _not_finite(_all_derivatives(x, orders=(1, 2)), x) == {}
-    moderate = x[1:-1]
-    assert _not_finite(_all_derivatives(moderate, orders=(3,)), moderate) == {}
+    assert _not_finite(_all_derivatives(x, orders=(1, 2, 3)), x) == {}
+
+
+def test_second_parameter_derivatives_are_spec():
+    """d^2/d alpha^2 of origin, and 0 for beta twice or alpha and beta."""
+    derivatives = _all_derivatives(tensor(GRID), alpha=3.0, beta=1.5, orders=(2,))
+    want = reference(ref_dorigin_dalpha2, GRID, alpha=3.0)
+    np.testing.assert_allclose(derivatives["aa"], want, rtol=1e-11, atol=1e-15)
+    for key in ("ab", "ba", "bb"):
+        assert not derivatives[key].any(), key
 
 
 def test_mixed_second_derivatives_are_spec():
@@ -287,15 +296,17 @@ def test_mixed_second_derivatives_are_spec():
 
 def test_parameter_derivatives_at_infinity():
     """SPEC: finite at +inf except d/d beta = log1p(inf) = inf."""
-    derivatives = _all_derivatives(torch.tensor([np.inf], dtype=torch.float64))
+    x = torch.tensor([np.inf], dtype=torch.float64)
+    derivatives = _all_derivatives(x, orders=(1, 2, 3))
     assert derivatives.pop("b") == np.inf
     assert derivatives["a"] == 0.0 and derivatives["x"] == 0.0
     assert _not_finite(derivatives, torch.tensor([np.inf])) == {}
 
 
 def test_alpha_derivatives_at_minus_infinity_are_zero():
-    derivatives = _all_derivatives(torch.tensor([-np.inf], dtype=torch.float64))
-    assert derivatives["a"] == 0.0
+    x = torch.tensor([-np.inf], dtype=torch.float64)
+    derivatives = _all_derivatives(x, orders=(1, 2, 3))
+    assert derivatives["a"] == 0.0 and derivatives["aa"] == 0.0
     assert _not_finite(derivatives, torch.tensor([-np.inf])) == {}
 
 
@@ -385,6 +396,24 @@ def test_func_grad_vjp_jvp_and_forward_ad():
         dual = forward_ad.make_dual(x, cotangent)
         tangent = forward_ad.unpack_dual(s2nn(dual)).tangent
     np.testing.assert_allclose(f64(tangent), f64(cotangent) * want, rtol=1e-15)
+
+
+def test_vmap_over_per_sample_parameters():
+    """Per-sample alpha and beta gradients: vmap of grad over a batch of parameters."""
+    rows = GRID[:60].reshape(6, 10)
+    alphas, betas = np.linspace(1.0, 6.0, 6), np.linspace(0.5, 3.0, 6)
+
+    def loss(alpha, beta, x):
+        return s2nn(x, alpha, beta).sum()
+
+    d_alpha, d_beta = torch.func.vmap(torch.func.grad(loss, argnums=(0, 1)))(
+        tensor(alphas), tensor(betas), tensor(rows)
+    )
+    for i in range(6):
+        want_alpha = reference(ref_dorigin_dalpha, rows[i], alpha=alphas[i]).sum()
+        want_beta = reference(ref_dorigin_dbeta, rows[i]).sum()
+        np.testing.assert_allclose(f64(d_alpha[i]), want_alpha, rtol=1e-12)
+        np.testing.assert_allclose(f64(d_beta[i]), want_beta, rtol=1e-12)
 
 
 @pytest.mark.parametrize(("in_dims", "out_dims"), [(0, 0), (1, 0), (1, 1)])
