@@ -487,6 +487,23 @@ def test_16_bit_is_computed_in_float32_and_rounded_once(dtype):
         np.testing.assert_array_equal(grad, wide_grad.astype(dtype))
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_16_bit_cotangents_and_tangents_are_rounded_once(dtype):
+    """A random 16-bit cotangent or tangent times the float32 gradient, rounded once."""
+    x = jnp.asarray(GRID / 4, dtype=dtype)
+    wide = x.astype(jnp.float32)
+    direction = jnp.asarray(_rng.standard_normal(GRID.shape), dtype=dtype)
+    want = (s2nn_xp.gradient(wide) * direction.astype(jnp.float32)).astype(dtype)
+    for with_origin in (False, True):
+        spike = functools.partial(s2nn, origin=with_origin)
+        _, pullback = jax.vjp(spike, x)
+        (cotangent,) = pullback(direction)
+        _, tangent = jax.jvp(spike, (x,), (direction,))
+        assert cotangent.dtype == tangent.dtype == dtype
+        np.testing.assert_array_equal(cotangent, want)
+        np.testing.assert_array_equal(tangent, want)
+
+
 def test_float32_values_and_cotangents_stay_float32():
     x = jnp.asarray(GRID, dtype=jnp.float32)
     y, pullback = jax.vjp(s2nn, x)

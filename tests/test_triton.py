@@ -138,6 +138,16 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     adapter.s2nn(x, torch.tensor(2.5, requires_grad=True)).sum().backward()
     torch.func.grad(lambda t: adapter.s2nn(t).sum())(x.detach())
     results["calls_after_other_paths"] = np.array([calls["spike"], calls["spike_vjp"]])
+    # under torch.compile the torch path is traced (for Inductor to fuse)
+    compiled = torch.compile(lambda t: adapter.s2nn(t, 2.5, 0.75),
+                             backend="aot_eager", fullgraph=True)
+    x_compiled = x.detach().clone().requires_grad_()
+    y_compiled = compiled(x_compiled)
+    y_compiled.backward(g)
+    results["calls_after_compile"] = np.array([calls["spike"], calls["spike_vjp"]])
+    keep("compiled_y_error", y_compiled - _math.forward(xp, x.detach()))
+    keep("compiled_grad_error",
+         x_compiled.grad - _math.gradient(xp, x.detach(), 2.5, 0.75) * g)
     np.savez(out, **results)
     print("done")
     """
@@ -243,6 +253,13 @@ def test_adapter_eager_path_runs_one_kernel_each_way(interpreted):
     # under create_graph and torch.func.grad (which runs the forward on plain
     # tensors), not with a tensor parameter.
     assert interpreted["calls_after_other_paths"].tolist() == [3, 1]
+
+
+def test_no_kernel_under_torch_compile(interpreted):
+    """torch.compile traces the torch path (Inductor fuses it); same values."""
+    assert interpreted["calls_after_compile"].tolist() == [3, 1]
+    assert not interpreted["compiled_y_error"].any()
+    assert np.abs(interpreted["compiled_grad_error"]).max() <= 1e-6
 
 
 def test_gpu_branch_compiles_with_accurate_math():
