@@ -1,10 +1,10 @@
 """What each array backend is and can do: the registry behind the CLI and docs.
 
-A :class:`Backend` knows how to import its library lazily, move NumPy data in
-and out, wait for its device, and take the autodiff gradient of
-:func:`s2nn_xp.s2nn` the way users of that library do. Its ``capabilities``
-are the facts the documentation's backend table prints; the tests check them
-against the code.
+A :class:`Backend` knows how to import its library lazily, tell whether it
+has a device here, move NumPy data in and out, wait for its device, compile
+functions and take the autodiff gradient of :func:`s2nn_xp.s2nn` the way
+users of that library do. Its ``capabilities`` are the facts the
+documentation's backend table prints; the tests check them against the code.
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ class Backend:
         Where fused kernels run, if anywhere.
     adapter
         The package module that attaches the backend, if any.
+    device_kinds
+        The kinds of device its arrays can live on (what :meth:`devices`
+        lists here is checked against them).
     """
 
     name: str
@@ -52,6 +55,7 @@ class Backend:
     dtypes: tuple[str, ...]
     fused: str = "no (the array-API math)"
     adapter: str | None = None
+    device_kinds: tuple[str, ...] = ("cpu",)
     _hooks: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
 
     def load(self) -> ModuleType:
@@ -65,6 +69,18 @@ class Backend:
         except ImportError:
             return False
         return True
+
+    def has_device(self) -> bool:
+        """Whether the library finds a device to run on here.
+
+        False where it imports but has no device, or fails to tell (as for
+        CuPy on a machine without a usable CUDA GPU); True for the libraries
+        that run on the CPU.
+        """
+        try:
+            return bool(self._hooks.get("has_device", lambda: True)())
+        except Exception:  # a runtime that cannot even count its devices
+            return False
 
     def version(self) -> str:
         """The installed version of the backend's library."""
@@ -114,6 +130,13 @@ class Backend:
     def forward_and_backward(self) -> Callable[[Any, Any], Any]:
         """``(x, cotangent) -> (spike, input gradient)``, jitted for JAX."""
         return self._hooks.get("forward_and_backward", _vjp_round_trip)()
+
+    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """`fn` compiled the way the library's users run it.
+
+        ``jax.jit`` for JAX; `fn` itself for the libraries that run eagerly.
+        """
+        return self._hooks.get("jit", lambda f: f)(fn)
 
 
 def _pullback_gradient(x: Any, alpha: float, beta: float) -> Any:
@@ -173,6 +196,12 @@ def _jax_synchronize(result: Any) -> None:
     import jax
 
     jax.block_until_ready(result)
+
+
+def _jax_jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+    import jax
+
+    return jax.jit(fn)
 
 
 def _jax_gradient(x: Any, alpha: float, beta: float) -> Any:
@@ -248,6 +277,12 @@ def _torch_forward_and_backward() -> Callable[[Any, Any], Any]:
     return round_trip
 
 
+def _cupy_has_device() -> bool:
+    import cupy
+
+    return cupy.cuda.runtime.getDeviceCount() > 0
+
+
 def _cupy_devices() -> list[str]:
     import cupy
 
@@ -309,12 +344,14 @@ BACKENDS: dict[str, Backend] = {
             ("float16", "bfloat16", "float32", "float64"),
             "no (XLA fuses the math under jit)",
             "s2nn_xp.jax",
+            ("cpu", "gpu", "tpu"),
             _hooks={
                 "devices": _jax_devices,
                 "asarray": _jax_asarray,
                 "synchronize": _jax_synchronize,
                 "autodiff_gradient": _jax_gradient,
                 "forward_and_backward": _jax_forward_and_backward,
+                "jit": _jax_jit,
             },
         ),
         Backend(
@@ -336,6 +373,7 @@ BACKENDS: dict[str, Backend] = {
             ("float16", "bfloat16", "float32", "float64"),
             "CUDA tensors in eager mode (Triton)",
             "s2nn_xp.torch",
+            ("cpu", "cuda"),
             _hooks={
                 "devices": _torch_devices,
                 "asarray": _torch_asarray,
@@ -353,7 +391,9 @@ BACKENDS: dict[str, Backend] = {
             _NUMPY_DTYPES,
             "always (CuPy kernels)",
             "s2nn_xp.cupy",
+            ("cuda",),
             _hooks={
+                "has_device": _cupy_has_device,
                 "devices": _cupy_devices,
                 "to_numpy": _cupy_to_numpy,
                 "synchronize": _cupy_synchronize,
@@ -373,5 +413,5 @@ def get(name: str) -> Backend:
 
 
 def available() -> list[Backend]:
-    """The backends whose library imports here."""
-    return [b for b in BACKENDS.values() if b.is_installed()]
+    """The backends whose library imports here and finds a device to run on."""
+    return [b for b in BACKENDS.values() if b.is_installed() and b.has_device()]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -18,7 +19,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
-from ._backends import BACKENDS, Backend, available, get
+from ._backends import BACKENDS, Backend, get
 from ._compat import array_namespace
 
 __all__ = ["main"]
@@ -95,6 +96,17 @@ def run_info(args: argparse.Namespace) -> int:
     for backend in BACKENDS.values():
         if not backend.is_installed():
             rows.append((backend.name, "-", "-", backend.autodiff, "not installed"))
+            continue
+        if not backend.has_device():
+            rows.append(
+                (
+                    backend.name,
+                    backend.version(),
+                    "none",
+                    backend.autodiff,
+                    "installed, no device (skipped)",
+                )
+            )
             continue
         try:
             devices = ", ".join(backend.devices()) or "none"
@@ -183,8 +195,11 @@ def run_plot(args: argparse.Namespace) -> int:
     for alpha, beta in pairs:
         if not (np.isfinite(alpha) and alpha > 0 and np.isfinite(beta) and beta > 0):
             _fail(f"--alpha and --beta must be finite and > 0, not {alpha}, {beta}")
-    if args.out is not None and args.out.suffix.lower() not in PLOT_SUFFIXES:
-        _fail(f"--out must end in {', '.join(PLOT_SUFFIXES)}, not {args.out.name!r}")
+    if args.out is not None:
+        if args.out.suffix.lower() not in PLOT_SUFFIXES:
+            suffixes = ", ".join(PLOT_SUFFIXES)
+            _fail(f"--out must end in {suffixes}, not {args.out.name!r}")
+        _check_writable("--out", args.out)
     try:
         import matplotlib
     except ImportError:
@@ -197,7 +212,10 @@ def run_plot(args: argparse.Namespace) -> int:
 
         plt.show()
         return 0
-    fig.savefig(args.out)
+    try:
+        fig.savefig(args.out)
+    except OSError as exc:
+        _fail(f"--out: cannot write {str(args.out)!r}: {exc.strerror or exc}")
     print(f"wrote {args.out}")
     return 0
 
@@ -224,33 +242,60 @@ def parse_size(text: str) -> int:
     return size
 
 
+def parse_repeats(text: str) -> int:
+    """``15`` -> 15, a count of timed runs of at least 1 (argparse type)."""
+    try:
+        repeats = int(text)
+    except ValueError:
+        repeats = 0
+    if repeats < 1:
+        msg = f"must be a whole number >= 1, not {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return repeats
+
+
 def median_seconds(
-    fn: Callable[[], Any], sync: Callable[[Any], None], repeats: int, warmup: int = 2
-) -> float:
-    """Median wall time of `fn`, synchronised, after `warmup` calls."""
-    for _ in range(warmup):
-        sync(fn())
-    times = []
+    cases: dict[str, Callable[[], Any]],
+    sync: Callable[[Any], None],
+    repeats: int,
+    warmup: int = 2,
+) -> dict[str, float]:
+    """Median wall time of each case, synchronised, after `warmup` calls each.
+
+    The cases take turns in every repeat, so a burst of load on a shared
+    machine slows them all alike rather than one case's whole run.
+    """
+    for fn in cases.values():
+        for _ in range(warmup):
+            sync(fn())
+    times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        sync(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            sync(fn())
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _cases(backend: Backend, x: Any, cotangent: Any) -> dict[str, Callable[[], Any]]:
     import s2nn_xp
 
     xp = array_namespace(x)
-    round_trip = backend.forward_and_backward()
-    forward, gradient = s2nn_xp.s2nn, s2nn_xp.gradient
-    if backend.name == "jax":
-        import jax
 
-        forward, gradient = jax.jit(s2nn_xp.s2nn), jax.jit(s2nn_xp.gradient)
+    def copy(v: Any) -> Any:
+        return xp.asarray(v, copy=True)
+
+    def scale(v: Any, ct: Any) -> Any:
+        return v * ct
+
+    # The floors are compiled like the ops (jitted for JAX), so the ratio
+    # compares like with like.
+    copy, scale = backend.jit(copy), backend.jit(scale)
+    forward, gradient = backend.jit(s2nn_xp.s2nn), backend.jit(s2nn_xp.gradient)
+    round_trip = backend.forward_and_backward()
     return {
-        "copy": lambda: xp.asarray(x, copy=True),
-        "x*g": lambda: x * cotangent,
+        "copy": lambda: copy(x),
+        "x*g": lambda: scale(x, cotangent),
         "forward": lambda: forward(x),
         "forward+backward": lambda: round_trip(x, cotangent),
         "gradient": lambda: gradient(x),
@@ -311,14 +356,15 @@ def bench_records(
         xp = array_namespace(x)
         x = xp.astype(x, getattr(xp, dtype))
         cotangent = x * 0 + 1
-        timed = {
-            name: median_seconds(fn, backend.synchronize, repeats)
-            for name, fn in _cases(backend, x, cotangent).items()
-        }
-        anchors = {
-            name: median_seconds(fn, backend.synchronize, repeats)
-            for name, fn in _anchor_cases(backend, x, cotangent).items()
-        }
+        cases = _cases(backend, x, cotangent)
+        anchor_cases = _anchor_cases(backend, x, cotangent)
+        medians = median_seconds(
+            {**cases, **{f"anchor {n}": fn for n, fn in anchor_cases.items()}},
+            backend.synchronize,
+            repeats,
+        )
+        timed = {name: medians[name] for name in cases}
+        anchors = {name: medians[f"anchor {name}"] for name in anchor_cases}
         floors = {
             "forward": timed["copy"],
             "gradient": timed["copy"],
@@ -373,29 +419,61 @@ def bench_row(record: dict) -> tuple[str, ...]:
     )
 
 
-def run_bench(args: argparse.Namespace) -> int:
-    """Time the backends and print (and optionally save) the figures."""
+def _bench_backends(names: Sequence[str] | None) -> list[Backend]:
+    """The backends named (each installed with a device), or all usable ones."""
     chosen = []
-    for name in args.backend or [b.name for b in available()]:
+    if not names:
+        for backend in BACKENDS.values():
+            if not backend.is_installed():
+                continue
+            if backend.has_device():
+                chosen.append(backend)
+            else:
+                _note(f"{backend.name} is installed but has no device; skipped")
+        return chosen
+    for name in dict.fromkeys(names):
         backend = get(name)
         if not backend.is_installed():
             _fail(f"backend {name!r} is not installed here")
+        if not backend.has_device():
+            _fail(f"backend {name!r} is installed but has no device here")
         chosen.append(backend)
-    for dtype in args.dtype:
+    return chosen
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Time the backends and print (and optionally save) the figures."""
+    if args.json is not None:
+        _check_writable("--json", args.json)
+    dtypes = list(dict.fromkeys(args.dtype))
+    for dtype in dtypes:
         if dtype not in KNOWN_DTYPES:
             _fail(f"unknown dtype {dtype!r}; known: {', '.join(KNOWN_DTYPES)}")
+    chosen = _bench_backends(args.backend)
+    lacking = [
+        f"{b.name} has no {d} (only {', '.join(b.dtypes)})"
+        for b in chosen
+        for d in dtypes
+        if d not in b.dtypes
+    ]
+    if not chosen or len(lacking) == len(chosen) * len(dtypes):
+        _fail("nothing to run: " + ("; ".join(lacking) or "no usable backend here"))
+    for message in lacking:
+        _note(f"{message}; skipped")
 
-    def progress(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    records = bench_records(chosen, args.size, args.dtype, args.repeats, progress)
+    sizes = list(dict.fromkeys(args.size))
+    records = bench_records(chosen, sizes, dtypes, args.repeats, _progress)
     _print_table(BENCH_HEADER, [bench_row(r) for r in records])
     print(
-        f"medians of {args.repeats} runs after warm-up; floor: copy (forward, "
-        "gradient) or copy + x*g (forward+backward) of the same bytes, same run"
+        f"medians of {args.repeats} runs after warm-up, the cases taking turns; "
+        "floor: copy (forward, gradient) or copy + x*g (forward+backward) of "
+        "the same bytes, same run"
     )
     if args.json is not None:
-        args.json.write_text(json.dumps(records, indent=2) + "\n")
+        try:
+            args.json.write_text(json.dumps(records, indent=2) + "\n")
+        except OSError as exc:
+            _fail(f"--json: cannot write {str(args.json)!r}: {exc.strerror or exc}")
         print(f"wrote {args.json}")
     return 0
 
@@ -409,6 +487,25 @@ class _UsageError(Exception):
 
 def _fail(message: str) -> NoReturn:
     raise _UsageError(message)
+
+
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr, flush=True)
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _check_writable(option: str, path: Path) -> None:
+    """Fail (before any work) unless a file can be written at `path`."""
+    folder = path.parent
+    if not folder.is_dir():
+        _fail(f"{option}: cannot write {str(path)!r}: no directory {str(folder)!r}")
+    if path.is_dir():
+        _fail(f"{option}: cannot write {str(path)!r}: it is a directory")
+    if not os.access(folder, os.W_OK):
+        _fail(f"{option}: cannot write {str(path)!r}: {str(folder)!r} is read-only")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -456,9 +553,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--backend",
-        action="append",
+        nargs="+",
+        action="extend",
         metavar="B",
-        help=f"one of {', '.join(BACKENDS)} (repeatable; default: all installed)",
+        help=f"any of {', '.join(BACKENDS)} (default: all installed with a device)",
     )
     bench.add_argument(
         "--size",
@@ -475,7 +573,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="D",
         help=f"any of {', '.join(KNOWN_DTYPES)}",
     )
-    bench.add_argument("--repeats", type=int, default=15, help="timed runs per case")
+    bench.add_argument(
+        "--repeats",
+        type=parse_repeats,
+        default=15,
+        help="timed runs per case (at least 1)",
+    )
     bench.add_argument(
         "--json", type=Path, metavar="FILE", help="also write every figure as JSON"
     )

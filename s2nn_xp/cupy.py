@@ -25,8 +25,9 @@ input is promoted to float64, complex input raises ``TypeError``, as the
 docs' *Definition* page says. Parameters are positive finite Python numbers
 or lists (checked, with a ``ValueError`` naming the parameter) or CuPy arrays
 that broadcast to ``x`` (per-neuron values, converted to the compute dtype;
-their values are not checked, since that would wait for the GPU). Kernels run on ``x``'s device, on
-that device's current stream, and return without synchronising.
+their values are not checked, since that would wait for the GPU). Kernels
+run on ``x``'s device, on that device's current stream, and return without
+synchronising.
 
 Values are those of the *Definition*: NaN gives NaN in all three functions;
 ``+inf`` gives spike 1, origin ``+inf`` and gradient 0; ``-inf`` gives 0, 0

@@ -50,6 +50,11 @@ def test_the_row_of_this_backend(xp):
     assert (adapter is None) == (name in ("numpy", "array_api_strict", "dask"))
     grad = to_numpy(backend.autodiff_gradient(x, 4.0, 1.0))
     np.testing.assert_allclose(grad, s2nn_xp.gradient(X), rtol=1e-6)
+    # The devices found here are of the kinds the table lists ("cuda:0" is
+    # "cuda", JAX's "TFRT_CPU_0" or "cpu:0" is "cpu").
+    for device in backend.devices():
+        kind = device.lower().replace("tfrt_", "").split(":")[0].rstrip("_0123456789")
+        assert kind in backend.device_kinds, (device, backend.device_kinds)
 
 
 def _jax_transforms():

@@ -30,14 +30,13 @@ HEADER = (
 
 def rows() -> list[tuple[str, ...]]:
     """One row of text cells per backend."""
-    devices = {"jax": "CPU, GPU, TPU", "torch": "CPU, CUDA", "cupy": "CUDA"}
     return [
         (
             b.name,
             b.autodiff,
             ", ".join(b.transforms) or "- (use s2nn_xp.vjp)",
             ", ".join(b.dtypes),
-            devices.get(b.name, "CPU"),
+            ", ".join(kind.upper() for kind in b.device_kinds),
             b.fused,
             ", ".join(b.dispatched()) or "- (array-API math)",
         )
