@@ -163,6 +163,17 @@ def test_array_parameters_follow_x_dtype(xp):
     assert got.dtype == xp.float32
 
 
+def test_array_parameters_are_used_in_the_compute_dtype(xp):
+    """A float64 parameter array meets float32 input as float32 values."""
+    x_np = np.linspace(-3.0, 3.0, 101, dtype=np.float32)
+    third = np.full(101, 1 / 3)  # not a float32 number
+    x = xp.asarray(x_np)
+    for fn, name in ((s2nn_xp.gradient, "alpha"), (s2nn_xp.origin, "beta")):
+        got = to_numpy(fn(x, **{name: xp.asarray(third)}))
+        want = to_numpy(fn(x, **{name: xp.asarray(third.astype(np.float32))}))
+        np.testing.assert_array_equal(got, want, err_msg=name)
+
+
 @pytest.mark.parametrize("name", ["alpha", "beta", "epsilon"])
 def test_parameter_beyond_the_compute_dtype_raises(xp, name):
     """A number finite in float64 but inf in the compute dtype would make NaN."""
