@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
-from ._backends import BACKENDS, Backend, get
+from ._backends import BACKENDS, Backend, available, get
 from ._compat import array_namespace
 
 __all__ = ["main"]
@@ -421,16 +421,13 @@ def bench_row(record: dict) -> tuple[str, ...]:
 
 def _bench_backends(names: Sequence[str] | None) -> list[Backend]:
     """The backends named (each installed with a device), or all usable ones."""
-    chosen = []
     if not names:
+        usable = available()
         for backend in BACKENDS.values():
-            if not backend.is_installed():
-                continue
-            if backend.has_device():
-                chosen.append(backend)
-            else:
+            if backend not in usable and backend.is_installed():
                 _note(f"{backend.name} is installed but has no device; skipped")
-        return chosen
+        return usable
+    chosen = []
     for name in dict.fromkeys(names):
         backend = get(name)
         if not backend.is_installed():
@@ -489,12 +486,12 @@ def _fail(message: str) -> NoReturn:
     raise _UsageError(message)
 
 
-def _note(message: str) -> None:
-    print(f"note: {message}", file=sys.stderr, flush=True)
-
-
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _note(message: str) -> None:
+    _progress(f"note: {message}")
 
 
 def _check_writable(option: str, path: Path) -> None:

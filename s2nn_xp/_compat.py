@@ -13,6 +13,7 @@ from array_api_compat import (
     array_namespace,
     device,
     is_array_api_obj,
+    is_array_api_strict_namespace,
     is_cupy_array,
     is_cupy_namespace,
     is_dask_array,
@@ -29,6 +30,7 @@ __all__ = [
     "clip",
     "device",
     "is_array_api_obj",
+    "is_array_api_strict_namespace",
     "is_cupy_array",
     "is_cupy_namespace",
     "is_dask_array",
@@ -81,7 +83,7 @@ def clip(
         if high is not None:
             x = torch.minimum(x, as_tensor(high))
         return x if low is None else torch.maximum(x, as_tensor(low))
-    if getattr(xp, "__name__", None) in ("dask.array", "array_api_compat.dask.array"):
+    if is_dask_namespace(xp):
         if high is not None:
             x = xp.minimum(x, high)
         return x if low is None else xp.maximum(x, low)

@@ -124,8 +124,7 @@ def _select(
 
     Both branches must be finite wherever they are not selected; ``step`` is
     0 or 1 (NaN for NaN input), so the selected branch comes through
-    unrounded. Overwrites
-    ``step`` and ``left`` when ``in_place``.
+    unrounded. Overwrites ``step`` and ``left`` when ``in_place``.
     """
     if in_place:
         step -= 1.0  # -1 where x < 0 or NaN, 0 elsewhere

@@ -217,7 +217,7 @@ def _prepare_array_parameter(
             f"shape of x, {tuple(x.shape)}"
         )
         raise ValueError(msg)
-    if getattr(xp, "__name__", None) == "array_api_strict":  # host data: check it
+    if _compat.is_array_api_strict_namespace(xp):  # host data: check it
         import numpy as np
 
         _check_values(name, np.from_dlpack(value))
