@@ -22,6 +22,7 @@ import jax.numpy as jnp  # noqa: E402
 import s2nn_xp  # noqa: E402
 import s2nn_xp.jax  # noqa: E402
 from tests._support import SPECIAL_X, ref_dgradient_dx, reference  # noqa: E402
+from tests.test_jax import grad_x  # noqa: E402
 
 # Both branches, dense near the kink; |alpha * x| <= 80, so no float32 value is
 # subnormal (XLA on the CPU flushes those to zero).
@@ -36,24 +37,19 @@ GRID = np.concatenate(
 ).astype(np.float32)
 
 
-def _grad(fn, order=1):
-    """The elementwise ``order``-th derivative of ``fn`` in x."""
-    for _ in range(order):
-        fn = jax.grad(lambda x, fn=fn: fn(x).sum())
-    return fn
-
-
 def test_first_derivative_agrees_with_braintools_and_the_second_does_not():
     surrogate = pytest.importorskip("braintools.surrogate")
     theirs = surrogate.S2NN(alpha=4.0, beta=1.0)
     ours = s2nn_xp.S2NN(alpha=4.0, beta=1.0)
     x = jnp.asarray(GRID)
     np.testing.assert_array_equal(ours(x), theirs(x))
-    np.testing.assert_allclose(_grad(ours)(x), _grad(theirs)(x), rtol=4e-6, atol=1e-30)
+    np.testing.assert_allclose(
+        grad_x(ours)(x), grad_x(theirs)(x), rtol=4e-6, atol=1e-30
+    )
     # braintools' second derivative is 0; SPEC's is d gradient / dx.
-    assert not np.asarray(_grad(theirs, 2)(x)).any()
+    assert not np.asarray(grad_x(theirs, 2)(x)).any()
     want = reference(ref_dgradient_dx, GRID.astype(np.float64))
-    np.testing.assert_allclose(_grad(ours, 2)(x), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(grad_x(ours, 2)(x), want, rtol=1e-4, atol=1e-5)
 
 
 def test_braintools_gives_spike_0_for_nan_and_s2nn_xp_gives_nan():
