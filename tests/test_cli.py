@@ -389,3 +389,55 @@ def test_module_and_console_script_run():
     script = shutil.which("s2nn-xp")
     if script is not None:  # installed (the nox sessions install the package)
         subprocess.run([script, "--help"], capture_output=True, check=True)
+
+
+def test_plot_without_out_needs_a_display(monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    monkeypatch.setattr(matplotlib, "get_backend", lambda: "agg")
+    assert "no display to show the figure on" in usage_error("plot", capsys=capsys)
+
+
+def test_plot_without_out_shows_the_figure_on_a_display(monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    shown = []
+    monkeypatch.setattr(matplotlib, "get_backend", lambda: "TkAgg")
+    monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
+    code, _, _ = run("plot", capsys=capsys)
+    assert code == 0
+    assert len(shown) == 1
+    assert len(shown[0].axes) == 2  # gradients and origin, side by side
+    plt.close("all")
+
+
+def test_bench_reports_each_anchor_beside_forward_and_backward(
+    tmp_path, capsys, monkeypatch
+):
+    """Anchors (spikingjelly, braintools where installed) are timed in the same run."""
+    anchored = []
+
+    def fake_anchors(backend, x, cotangent):
+        anchored.append(backend.name)
+        return {"anchorlib": lambda: x * cotangent}
+
+    monkeypatch.setattr(_cli, "_anchor_cases", fake_anchors)
+    out = tmp_path / "bench.json"
+    code, stdout, _ = run(
+        "bench", "--backend", "numpy", *TINY, "--json", str(out), capsys=capsys
+    )
+    assert code == 0
+    assert anchored == ["numpy"]
+    (record,) = [
+        r for r in json.loads(out.read_text()) if r["op"] == "forward+backward"
+    ]
+    assert record["anchorlib_seconds"] > 0
+    assert record["ratio_to_anchorlib"] == pytest.approx(
+        record["seconds"] / record["anchorlib_seconds"]
+    )
+    assert "anchorlib" in stdout
+    others = [r for r in json.loads(out.read_text()) if r["op"] != "forward+backward"]
+    assert all("ratio_to_anchorlib" not in r for r in others)

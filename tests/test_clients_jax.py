@@ -134,3 +134,16 @@ def test_as_spk_fun_of_brainpy_state_lif():
     assert 0 < rate < 1  # the neurons spike, but not at every step
     assert np.isfinite(grads).all()
     assert np.abs(grads).max() > 0
+
+
+def test_bench_anchor_is_braintools_forward_and_backward():
+    """``s2nn-xp bench`` times braintools on the same arrays, doing the same work."""
+    pytest.importorskip("braintools")
+    from s2nn_xp import _backends, _cli
+
+    x = jnp.asarray(GRID)
+    cotangent = jnp.ones_like(x)
+    anchors = _cli._anchor_cases(_backends.get("jax"), x, cotangent)
+    spike, grad = anchors["braintools"]()
+    np.testing.assert_array_equal(spike, s2nn_xp.s2nn(x))
+    np.testing.assert_allclose(grad, s2nn_xp.gradient(x), rtol=4e-6, atol=1e-30)

@@ -159,3 +159,17 @@ def s2nn_xp_gradient(x):
     import s2nn_xp
 
     return s2nn_xp.gradient(x)
+
+
+def test_bench_anchor_is_spikingjelly_forward_and_backward():
+    """``s2nn-xp bench`` times spikingjelly on the same arrays, doing the same work."""
+    pytest.importorskip("spikingjelly")
+    import s2nn_xp
+    from s2nn_xp import _backends, _cli
+
+    x = torch.linspace(-3.0, 3.0, 301)
+    cotangent = torch.full_like(x, 2.0)
+    anchors = _cli._anchor_cases(_backends.get("torch"), x, cotangent)
+    spike, grad = anchors["spikingjelly"]()
+    torch.testing.assert_close(spike, s2nn_xp.forward(x))
+    torch.testing.assert_close(grad, 2.0 * s2nn_xp.gradient(x), rtol=1e-5, atol=1e-7)
