@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import selected_backends
+from tests.conftest import load_backend, selected_backends
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,6 +63,7 @@ def jax_defaults():
 def test_readme_examples(framework):
     if framework not in selected_backends():
         pytest.skip(f"{framework} not selected")
+    load_backend(framework)  # skips where not installed, unless asked for by name
     text = readme_examples()[framework]
     test = doctest.DocTestParser().get_doctest(
         text, {}, f"README[{framework}]", "README.md", 0
@@ -79,10 +80,7 @@ def test_docstring_examples(module):
     backend = DOCSTRING_MODULES[module]
     if backend not in selected_backends():
         pytest.skip(f"{backend} not selected")
-    if backend == "cupy":
-        from tests.conftest import load_backend
-
-        load_backend("cupy")  # skips without a GPU
+    load_backend(backend)  # skips where not installed (CuPy: without a GPU)
     with jax_defaults():
         result = doctest.testmod(
             importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE
