@@ -1,142 +1,75 @@
-"""What each array backend is and can do: the registry behind the CLI and docs.
+"""The backend registry: one typed record per array library.
 
-A :class:`Backend` knows how to import its library lazily, tell whether it
-has a device here, move NumPy data in and out, wait for its device, compile
-functions and take the autodiff gradient of :func:`s2nn_xp.s2nn` the way
-users of that library do. Its ``capabilities`` are the facts the
-documentation's backend table prints; the tests check them against the code.
+A :class:`Backend` says everything the package and its tests need to know
+about one array library: the module users take arrays from and how it
+loads, how its arrays and namespace are recognised, how NumPy data goes in
+and out, which devices it finds, which public functions its adapter
+implements, and its capabilities (autodiff transforms, dtypes, fused
+kernels, compilation). :data:`BACKENDS` is the only list of backends: the
+dispatcher (:mod:`s2nn_xp._dispatch`), ``s2nn-xp info`` and ``bench``, the
+docs' backend table and the test fixtures all read it.
+
+Nothing here imports a framework: a record's functions import their
+library when they are called.
 """
 
 from __future__ import annotations
 
-import ast
+import enum
 import importlib
-import importlib.util
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["BACKENDS", "Backend", "available", "get"]
+from . import _compat
+
+__all__ = ["BACKENDS", "Backend", "Capability", "available", "get"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
-class Backend:
-    """One array library as the CLI and the docs see it.
+class Capability(enum.Enum):
+    """What a backend can do; the tests skip by these, never by backend name.
 
-    Attributes
-    ----------
-    name
-        The backend's name, as in the nox sessions and ``S2NN_XP_BACKENDS``.
-    module
-        The module users take arrays from (``jax.numpy``, ``torch``, ...).
-    autodiff
-        How ``s2nn_xp.s2nn`` carries the surrogate gradient there.
-    transforms
-        Autodiff transforms supported with the surrogate derivatives.
-    dtypes
-        Floating dtypes supported.
-    fused
-        Where fused kernels run, if anywhere.
-    adapter
-        The package module that attaches the backend, if any.
-    device_kinds
-        The kinds of device its arrays can live on (what :meth:`devices`
-        lists here is checked against them).
+    Each member is derived from a :class:`Backend`'s fields (see
+    :attr:`Backend.capabilities`), and the test suite turns each into a
+    marker, ``requires_<value>``.
     """
 
-    name: str
-    module: str
-    autodiff: str
-    transforms: tuple[str, ...]
-    dtypes: tuple[str, ...]
-    fused: str = "no (the array-API math)"
-    adapter: str | None = None
-    device_kinds: tuple[str, ...] = ("cpu",)
-    _hooks: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
+    AUTODIFF = "autodiff"
+    """:func:`s2nn_xp.s2nn` carries the surrogate derivatives into the
+    library's own autodiff."""
+    JIT = "jit"
+    """The library compiles functions (``jax.jit``, ``torch.compile``) and the
+    S2NN functions compile with it."""
+    FLOAT16 = "float16"
+    """float16 arrays (computed in float32, rounded once)."""
+    BFLOAT16 = "bfloat16"
+    """bfloat16 arrays (computed in float32, rounded once)."""
 
-    def load(self) -> ModuleType:
-        """Import and return the backend's module (ImportError if absent)."""
-        return importlib.import_module(self.module)
 
-    def is_installed(self) -> bool:
-        """Whether the backend's module imports."""
-        try:
-            self.load()
-        except ImportError:
-            return False
-        return True
+# The transforms that compile a function, as the backends name them.
+_COMPILING_TRANSFORMS = frozenset({"jit", "compile"})
 
-    def has_device(self) -> bool:
-        """Whether the library finds a device to run on here.
 
-        False where it imports but has no device, or fails to tell (as for
-        CuPy on a machine without a usable CUDA GPU); True for the libraries
-        that run on the CPU.
-        """
-        try:
-            return bool(self._hooks.get("has_device", lambda: True)())
-        except Exception:  # a runtime that cannot even count its devices
-            return False
+def _cpu_only() -> list[str]:
+    return ["cpu"]
 
-    def version(self) -> str:
-        """The installed version of the backend's library."""
-        top_level = importlib.import_module(self.module.partition(".")[0])
-        return str(getattr(top_level, "__version__", "unknown"))
 
-    def dispatched(self) -> tuple[str, ...]:
-        """The public functions the adapter implements for this backend.
+def _nothing_to_enable() -> None:
+    pass
 
-        Read from the adapter's source, so it works where the library itself
-        is not installed (as for CuPy without a GPU).
-        """
-        if self.adapter is None:
-            return ()
-        spec = importlib.util.find_spec(self.adapter)
-        tree = ast.parse(Path(spec.origin).read_text())
-        for node in tree.body:
-            if isinstance(node, ast.Assign) and any(
-                getattr(target, "id", None) == "DISPATCHED" for target in node.targets
-            ):
-                return tuple(ast.literal_eval(node.value))
-        msg = f"{self.adapter} defines no DISPATCHED tuple"
-        raise LookupError(msg)
 
-    def devices(self) -> list[str]:
-        """The devices arrays of this backend can live on here."""
-        return self._hooks.get("devices", lambda: ["cpu"])()
+def _namespace_asarray(xp: Any, values: np.ndarray) -> Any:
+    return xp.asarray(values)
 
-    def asarray(self, values: np.ndarray, dtype: str | None = None) -> Any:
-        """A backend array holding `values` (optionally cast to `dtype`)."""
-        if dtype is not None:
-            values = values.astype(dtype)
-        return self._hooks.get("asarray", self.load().asarray)(values)
 
-    def to_numpy(self, array: Any) -> np.ndarray:
-        """A NumPy copy of a backend array (computing lazy arrays)."""
-        return self._hooks.get("to_numpy", np.asarray)(array)
-
-    def synchronize(self, result: Any) -> None:
-        """Wait until `result` (an array or tuple of arrays) is computed."""
-        self._hooks.get("synchronize", lambda r: None)(result)
-
-    def autodiff_gradient(self, x: Any, alpha: float, beta: float) -> Any:
-        """Gradient of ``sum(s2nn(x))`` with the library's own autodiff."""
-        return self._hooks.get("autodiff_gradient", _pullback_gradient)(x, alpha, beta)
-
-    def forward_and_backward(self) -> Callable[[Any, Any], Any]:
-        """``(x, cotangent) -> (spike, input gradient)``, jitted for JAX."""
-        return self._hooks.get("forward_and_backward", _vjp_round_trip)()
-
-    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """`fn` compiled the way the library's users run it.
-
-        ``jax.jit`` for JAX; `fn` itself for the libraries that run eagerly.
-        """
-        return self._hooks.get("jit", lambda f: f)(fn)
+def _nothing_to_wait_for(result: Any) -> None:
+    pass
 
 
 def _pullback_gradient(x: Any, alpha: float, beta: float) -> Any:
@@ -156,16 +89,188 @@ def _vjp_round_trip() -> Callable[[Any, Any], Any]:
     return round_trip
 
 
-# --- per-library hooks --------------------------------------------------------
+_PULLBACK = "s2nn_xp.vjp (explicit pullback)"
+_NUMPY_DTYPES = ("float16", "float32", "float64")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One array library: what it is, how to use it, and what it can do.
+
+    Attributes
+    ----------
+    name
+        The backend's name, as in the nox sessions and ``S2NN_XP_BACKENDS``.
+    module
+        The module users take arrays from (``jax.numpy``, ``torch``, ...).
+    array_modules
+        The top-level modules that define its array types (``jaxlib`` too for
+        JAX): the dispatcher's first, cheap, way to recognise an array.
+    is_namespace
+        Whether an array-API namespace is this library's (array-api-compat's
+        ``is_*_namespace``).
+    is_array
+        Whether an object is an array of this library (array-api-compat's
+        ``is_*_array``), for array types defined outside `array_modules`;
+        None where the type's module suffices.
+    autodiff
+        How :func:`s2nn_xp.s2nn` carries the surrogate gradient there.
+    transforms
+        The autodiff transforms that carry the surrogate derivatives; empty
+        where the library has no autodiff (train with :func:`s2nn_xp.vjp`).
+    dtypes
+        The floating dtypes supported.
+    fused
+        Where fused kernels run, if anywhere.
+    adapter
+        The package module that attaches the backend, if any.
+    implements
+        The public functions of :mod:`s2nn_xp` that `adapter` implements for
+        the library's arrays (each an attribute of the adapter of the same
+        name); every other public function runs the array-API math.
+    device_kinds
+        The kinds of device its arrays can live on (what :meth:`devices` lists
+        here is checked against them).
+    load_module
+        Imports and returns `module`, where ``importlib.import_module`` alone
+        does not (marray builds its namespaces on attribute access).
+    find_devices
+        Lists the devices found here; may raise where the runtime cannot even
+        count them.
+    enable_float64
+        Makes float64 data stay float64 (JAX's ``jax_enable_x64``).
+    from_numpy
+        ``(namespace, values) -> array`` of the library.
+    as_numpy
+        A NumPy copy of one of its arrays (for the CLI's checks and the tests).
+    wait
+        Blocks until a result (an array or tuple of arrays) is computed.
+    compile_function
+        Compiles a function the way the library's users run it (``jax.jit``),
+        or None where the functions run eagerly.
+    take_gradient
+        The gradient of ``sum(s2nn(x, alpha, beta))`` by the library's own
+        autodiff, ``(x, alpha, beta) -> gradient``.
+    make_round_trip
+        Builds ``(x, cotangent) -> (spike, input gradient)``.
+    """
+
+    name: str
+    module: str
+    array_modules: tuple[str, ...]
+    is_namespace: Callable[[ModuleType], bool]
+    is_array: Callable[[Any], bool] | None = None
+    autodiff: str = _PULLBACK
+    transforms: tuple[str, ...] = ()
+    dtypes: tuple[str, ...] = _NUMPY_DTYPES
+    fused: str = "no (the array-API math)"
+    adapter: str | None = None
+    implements: tuple[str, ...] = ()
+    device_kinds: tuple[str, ...] = ("cpu",)
+    load_module: Callable[[str], ModuleType] = importlib.import_module
+    find_devices: Callable[[], list[str]] = _cpu_only
+    enable_float64: Callable[[], None] = _nothing_to_enable
+    from_numpy: Callable[[Any, np.ndarray], Any] = _namespace_asarray
+    as_numpy: Callable[[Any], np.ndarray] = np.asarray
+    wait: Callable[[Any], None] = _nothing_to_wait_for
+    compile_function: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
+    take_gradient: Callable[[Any, float, float], Any] = _pullback_gradient
+    make_round_trip: Callable[[], Callable[[Any, Any], Any]] = _vjp_round_trip
+
+    def __post_init__(self) -> None:
+        if self.implements and self.adapter is None:
+            msg = f"backend {self.name!r} implements {self.implements} without adapter"
+            raise ValueError(msg)
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """What the backend can do, derived from its transforms and dtypes."""
+        found = {c for c in Capability if c.value in self.dtypes}
+        if self.transforms:
+            found.add(Capability.AUTODIFF)
+        if _COMPILING_TRANSFORMS.intersection(self.transforms):
+            found.add(Capability.JIT)
+        return frozenset(found)
+
+    def load(self) -> ModuleType:
+        """Import and return the backend's module (ImportError if absent)."""
+        return self.load_module(self.module)
+
+    def is_installed(self) -> bool:
+        """Whether the backend's module imports."""
+        try:
+            self.load()
+        except ImportError:
+            return False
+        return True
+
+    def has_device(self) -> bool:
+        """Whether the library finds a device to run on here.
+
+        False where it imports but finds no device, or fails to tell (CuPy on
+        a machine without a usable CUDA GPU; JAX asked for a platform it does
+        not have, e.g. ``JAX_PLATFORMS=cuda`` without a GPU).
+        """
+        try:
+            return bool(self.devices())
+        except Exception:  # a runtime that cannot even count its devices
+            return False
+
+    def version(self) -> str:
+        """The installed version of the backend's library."""
+        top_level = importlib.import_module(self.module.partition(".")[0])
+        return str(getattr(top_level, "__version__", "unknown"))
+
+    def dispatched(self) -> tuple[str, ...]:
+        """The public functions the adapter implements (:attr:`implements`)."""
+        return self.implements
+
+    def devices(self) -> list[str]:
+        """The devices arrays of this backend can live on here."""
+        return self.find_devices()
+
+    def asarray(self, values: np.ndarray, dtype: str | None = None) -> Any:
+        """A backend array holding `values` (optionally cast to `dtype`)."""
+        if dtype is not None:
+            values = values.astype(dtype)
+        xp = self.load()
+        self.enable_float64()
+        return self.from_numpy(xp, values)
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        """A NumPy copy of a backend array (computing lazy arrays)."""
+        return self.as_numpy(array)
+
+    def synchronize(self, result: Any) -> None:
+        """Wait until `result` (an array or tuple of arrays) is computed."""
+        self.wait(result)
+
+    def autodiff_gradient(self, x: Any, alpha: float, beta: float) -> Any:
+        """Gradient of ``sum(s2nn(x))`` with the library's own autodiff."""
+        return self.take_gradient(x, alpha, beta)
+
+    def forward_and_backward(self) -> Callable[[Any, Any], Any]:
+        """``(x, cotangent) -> (spike, input gradient)``, jitted for JAX."""
+        return self.make_round_trip()
+
+    def jit(self, fn: F) -> F:
+        """`fn` compiled the way the library's users run it.
+
+        ``jax.jit`` for JAX; `fn` itself for the libraries that run eagerly.
+        """
+        if self.compile_function is None:
+            return fn
+        return self.compile_function(fn)  # type: ignore[return-value]
+
+
+# --- per-library functions ------------------------------------------------------
 
 
 def _strict_to_numpy(array: Any) -> np.ndarray:
     return np.from_dlpack(array)
 
 
-def _dask_asarray(values: np.ndarray) -> Any:
-    import dask.array as da
-
+def _dask_from_numpy(da: Any, values: np.ndarray) -> Any:
     return da.from_array(values, chunks=max(1, values.size // 4 or 1))
 
 
@@ -173,17 +278,16 @@ def _dask_to_numpy(array: Any) -> np.ndarray:
     return np.asarray(array.compute())
 
 
-def _dask_synchronize(result: Any) -> None:
+def _dask_wait(result: Any) -> None:
     import dask
 
     dask.compute(result)
 
 
-def _jax_asarray(values: np.ndarray) -> Any:
+def _jax_enable_float64() -> None:
     import jax
 
-    jax.config.update("jax_enable_x64", True)  # float64 data stays float64
-    return jax.numpy.asarray(values)
+    jax.config.update("jax_enable_x64", True)
 
 
 def _jax_devices() -> list[str]:
@@ -192,7 +296,14 @@ def _jax_devices() -> list[str]:
     return [str(d) for d in jax.devices()]
 
 
-def _jax_synchronize(result: Any) -> None:
+def _jax_to_numpy(array: Any) -> np.ndarray:
+    out = np.asarray(array)
+    if out.dtype.name == "bfloat16":  # ml_dtypes' bfloat16: NumPy cannot compute
+        out = out.astype(np.float32)
+    return out
+
+
+def _jax_wait(result: Any) -> None:
     import jax
 
     jax.block_until_ready(result)
@@ -212,7 +323,7 @@ def _jax_gradient(x: Any, alpha: float, beta: float) -> Any:
     return jax.grad(lambda v: s2nn_xp.s2nn(v, alpha, beta).sum())(x)
 
 
-def _jax_forward_and_backward() -> Callable[[Any, Any], Any]:
+def _jax_round_trip() -> Callable[[Any, Any], Any]:
     import jax
 
     import s2nn_xp
@@ -232,9 +343,7 @@ def _torch_devices() -> list[str]:
     return ["cpu", *gpus]
 
 
-def _torch_asarray(values: np.ndarray) -> Any:
-    import torch
-
+def _torch_from_numpy(torch: Any, values: np.ndarray) -> Any:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.asarray(values, device=device)
 
@@ -248,7 +357,7 @@ def _torch_to_numpy(array: Any) -> np.ndarray:
     return array.cpu().numpy()
 
 
-def _torch_synchronize(result: Any) -> None:
+def _torch_wait(result: Any) -> None:
     import torch
 
     if torch.cuda.is_available():
@@ -263,7 +372,7 @@ def _torch_gradient(x: Any, alpha: float, beta: float) -> Any:
     return x.grad
 
 
-def _torch_forward_and_backward() -> Callable[[Any, Any], Any]:
+def _torch_round_trip() -> Callable[[Any, Any], Any]:
     import torch
 
     import s2nn_xp
@@ -277,12 +386,6 @@ def _torch_forward_and_backward() -> Callable[[Any, Any], Any]:
     return round_trip
 
 
-def _cupy_has_device() -> bool:
-    import cupy
-
-    return cupy.cuda.runtime.getDeviceCount() > 0
-
-
 def _cupy_devices() -> list[str]:
     import cupy
 
@@ -293,44 +396,66 @@ def _cupy_to_numpy(array: Any) -> np.ndarray:
     return array.get()
 
 
-def _cupy_synchronize(result: Any) -> None:
+def _cupy_wait(result: Any) -> None:
     import cupy
 
     cupy.cuda.get_current_stream().synchronize()
 
 
-_NUMPY_DTYPES = ("float16", "float32", "float64")
-_PULLBACK = "s2nn_xp.vjp (explicit pullback)"
+def _marray_load(module: str) -> ModuleType:
+    # marray makes a new namespace on every ``marray.numpy`` access, each with
+    # its own array type; the one registered in sys.modules is kept, so that
+    # arrays made here and by the tests share one.
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        return loaded
+    return getattr(importlib.import_module("marray"), module.partition(".")[2])
+
+
+def _is_marray_namespace(xp: ModuleType) -> bool:
+    return getattr(xp, "__name__", "").startswith("marray.")
+
+
+def _marray_to_numpy(array: Any) -> np.ndarray:
+    """The data of a masked array (its mask is the tests' own business)."""
+    return np.asarray(array.data)
+
 
 BACKENDS: dict[str, Backend] = {
     b.name: b
     for b in (
-        Backend("numpy", "numpy", _PULLBACK, (), _NUMPY_DTYPES),
+        Backend(
+            "numpy",
+            "numpy",
+            ("numpy",),
+            _compat.is_numpy_namespace,
+        ),
         Backend(
             "array_api_strict",
             "array_api_strict",
-            _PULLBACK,
-            (),
-            ("float32", "float64"),
-            _hooks={"to_numpy": _strict_to_numpy},
+            ("array_api_strict",),
+            _compat.is_array_api_strict_namespace,
+            dtypes=("float32", "float64"),
+            as_numpy=_strict_to_numpy,
         ),
         Backend(
             "dask",
             "dask.array",
-            _PULLBACK,
-            (),
-            _NUMPY_DTYPES,
-            _hooks={
-                "asarray": _dask_asarray,
-                "to_numpy": _dask_to_numpy,
-                "synchronize": _dask_synchronize,
-            },
+            ("dask",),
+            _compat.is_dask_namespace,
+            is_array=_compat.is_dask_array,
+            from_numpy=_dask_from_numpy,
+            as_numpy=_dask_to_numpy,
+            wait=_dask_wait,
         ),
         Backend(
             "jax",
             "jax.numpy",
-            "jax.custom_jvp",
-            (
+            ("jax", "jaxlib"),
+            _compat.is_jax_namespace,
+            is_array=_compat.is_jax_array,
+            autodiff="jax.custom_jvp",
+            transforms=(
                 "grad",
                 "vjp",
                 "jvp",
@@ -341,24 +466,27 @@ BACKENDS: dict[str, Backend] = {
                 "checkpoint",
                 "lax.scan",
             ),
-            ("float16", "bfloat16", "float32", "float64"),
-            "no (XLA fuses the math under jit)",
-            "s2nn_xp.jax",
-            ("cpu", "gpu", "tpu"),
-            _hooks={
-                "devices": _jax_devices,
-                "asarray": _jax_asarray,
-                "synchronize": _jax_synchronize,
-                "autodiff_gradient": _jax_gradient,
-                "forward_and_backward": _jax_forward_and_backward,
-                "jit": _jax_jit,
-            },
+            dtypes=("float16", "bfloat16", "float32", "float64"),
+            fused="no (XLA fuses the math under jit)",
+            adapter="s2nn_xp.jax",
+            implements=("s2nn",),
+            device_kinds=("cpu", "gpu", "tpu"),
+            find_devices=_jax_devices,
+            enable_float64=_jax_enable_float64,
+            as_numpy=_jax_to_numpy,
+            wait=_jax_wait,
+            compile_function=_jax_jit,
+            take_gradient=_jax_gradient,
+            make_round_trip=_jax_round_trip,
         ),
         Backend(
             "torch",
             "torch",
-            "torch.autograd.Function",
-            (
+            ("torch",),
+            _compat.is_torch_namespace,
+            is_array=_compat.is_torch_array,
+            autodiff="torch.autograd.Function",
+            transforms=(
                 "backward",
                 "autograd.grad",
                 "double backward",
@@ -370,34 +498,39 @@ BACKENDS: dict[str, Backend] = {
                 "func.hessian",
                 "compile",
             ),
-            ("float16", "bfloat16", "float32", "float64"),
-            "CUDA tensors in eager mode (Triton)",
-            "s2nn_xp.torch",
-            ("cpu", "cuda"),
-            _hooks={
-                "devices": _torch_devices,
-                "asarray": _torch_asarray,
-                "to_numpy": _torch_to_numpy,
-                "synchronize": _torch_synchronize,
-                "autodiff_gradient": _torch_gradient,
-                "forward_and_backward": _torch_forward_and_backward,
-            },
+            dtypes=("float16", "bfloat16", "float32", "float64"),
+            fused="CUDA tensors in eager mode (Triton)",
+            adapter="s2nn_xp.torch",
+            implements=("s2nn",),
+            device_kinds=("cpu", "cuda"),
+            find_devices=_torch_devices,
+            from_numpy=_torch_from_numpy,
+            as_numpy=_torch_to_numpy,
+            wait=_torch_wait,
+            take_gradient=_torch_gradient,
+            make_round_trip=_torch_round_trip,
         ),
         Backend(
             "cupy",
             "cupy",
-            _PULLBACK,
-            (),
-            _NUMPY_DTYPES,
-            "always (CuPy kernels)",
-            "s2nn_xp.cupy",
-            ("cuda",),
-            _hooks={
-                "has_device": _cupy_has_device,
-                "devices": _cupy_devices,
-                "to_numpy": _cupy_to_numpy,
-                "synchronize": _cupy_synchronize,
-            },
+            ("cupy",),
+            _compat.is_cupy_namespace,
+            is_array=_compat.is_cupy_array,
+            fused="always (CuPy kernels)",
+            adapter="s2nn_xp.cupy",
+            implements=("forward", "origin", "gradient", "s2nn", "vjp"),
+            device_kinds=("cuda",),
+            find_devices=_cupy_devices,
+            as_numpy=_cupy_to_numpy,
+            wait=_cupy_wait,
+        ),
+        Backend(
+            "marray",
+            "marray.numpy",
+            ("marray",),
+            _is_marray_namespace,
+            load_module=_marray_load,
+            as_numpy=_marray_to_numpy,
         ),
     )
 }
@@ -415,3 +548,34 @@ def get(name: str) -> Backend:
 def available() -> list[Backend]:
     """The backends whose library imports here and finds a device to run on."""
     return [b for b in BACKENDS.values() if b.is_installed() and b.has_device()]
+
+
+def of_namespace(xp: ModuleType) -> Backend | None:
+    """The backend whose namespace `xp` is, or None for other libraries."""
+    for backend in BACKENDS.values():
+        if backend.is_namespace(xp):
+            return backend
+    return None
+
+
+def of_array(x: Any) -> Backend | None:
+    """The backend `x` is an array of, or None for other objects.
+
+    The top-level module of `x`'s type decides first: a dict lookup, cheap
+    and traceable by ``torch.compile`` (which warns about the cached type
+    checks of array-api-compat); those checks remain the fallback for array
+    types defined elsewhere.
+    """
+    backend = _BY_ARRAY_MODULE.get(type(x).__module__.partition(".")[0])
+    if backend is not None:
+        return backend
+    for candidate in _RECOGNISED_BY_CHECK:
+        if candidate.is_array(x):  # type: ignore[misc]
+            return candidate
+    return None
+
+
+_BY_ARRAY_MODULE = {
+    module: backend for backend in BACKENDS.values() for module in backend.array_modules
+}
+_RECOGNISED_BY_CHECK = tuple(b for b in BACKENDS.values() if b.is_array is not None)

@@ -1,38 +1,101 @@
-"""Shared test helpers: conversion to NumPy, comparisons and references."""
+"""Shared test helpers: the backends under test, conversion to NumPy,
+comparisons, input grids, and reference values computed with mpmath.
+
+The backends come from the package's registry (``s2nn_xp._backends``); this
+module adds only what the tests choose: which backends run
+(``S2NN_XP_BACKENDS``) and how a missing one is reported.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+from types import ModuleType
 
 import mpmath
 import numpy as np
+import pytest
 
 import s2nn_xp._compat as compat
+from s2nn_xp import _backends
 
 mpmath.mp.prec = 113  # quad precision, far beyond float64
 
 
-def backend_name(xp) -> str:
-    name = xp.__name__
-    return {"jax.numpy": "jax", "dask.array": "dask"}.get(name, name)
+# --- the backends under test ----------------------------------------------------
+
+
+def selected_backends() -> list[str]:
+    """The backends named in ``S2NN_XP_BACKENDS``; by default every one."""
+    names = os.environ.get("S2NN_XP_BACKENDS")
+    if not names:
+        return list(_backends.BACKENDS)
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = sorted(set(chosen) - set(_backends.BACKENDS))
+    if unknown:
+        msg = (
+            f"S2NN_XP_BACKENDS: unknown backends {unknown}; "
+            f"known: {list(_backends.BACKENDS)}"
+        )
+        raise pytest.UsageError(msg)
+    return chosen
+
+
+def _explicitly_selected(name: str) -> bool:
+    return bool(os.environ.get("S2NN_XP_BACKENDS")) and name in selected_backends()
+
+
+def load_backend(name: str) -> ModuleType:
+    """Import backend `name`, or skip (or fail, where it was asked for by name).
+
+    A backend asked for by name must import, except one whose arrays live on
+    GPUs only (its session runs where no GPU driver is installed too); one
+    that imports but finds no device is skipped.
+    """
+    backend = _backends.get(name)
+    try:
+        module = backend.load()
+    except ImportError as exc:
+        gpu_only = "cpu" not in backend.device_kinds
+        if _explicitly_selected(name) and not gpu_only:
+            pytest.fail(f"backend {name!r} was selected but does not import: {exc}")
+        pytest.skip(f"{name} is not installed")
+    if not backend.has_device():
+        pytest.skip(f"{name} is installed but finds no device here")
+    backend.enable_float64()
+    return module
+
+
+def require(name: str) -> ModuleType:
+    """Import backend `name` for a module of tests, or skip the whole module.
+
+    Use at the top of a backend-specific test module; it is skipped in the
+    sessions of other backends.
+    """
+    if name not in selected_backends():
+        pytest.skip(f"backend {name!r} not selected", allow_module_level=True)
+    try:
+        return load_backend(name)
+    except pytest.skip.Exception as exc:
+        pytest.skip(str(exc), allow_module_level=True)
+
+
+def backend_of(xp: ModuleType) -> _backends.Backend:
+    """The registry's record of the namespace `xp`."""
+    backend = _backends.of_namespace(xp)
+    assert backend is not None, f"{xp.__name__} is in no registry entry"
+    return backend
+
+
+def backend_name(xp: ModuleType) -> str:
+    """The registry's name of the namespace `xp` (``jax.numpy`` is ``jax``)."""
+    return backend_of(xp).name
 
 
 def to_numpy(a) -> np.ndarray:
     """A NumPy copy of any backend's array (16-bit floats widened to float32)."""
-    if compat.is_torch_array(a):
-        import torch
-
-        a = a.detach()
-        if a.dtype == torch.bfloat16:
-            a = a.float()
-        return a.cpu().numpy()
-    if compat.is_cupy_array(a):
-        return a.get()
-    if compat.is_dask_array(a):
-        a = a.compute()
-    if type(a).__module__.startswith("array_api_strict"):
-        return np.from_dlpack(a)
-    out = np.asarray(a)
+    backend = _backends.of_array(a)
+    out = np.asarray(a) if backend is None else backend.to_numpy(a)
     if out.dtype.name == "bfloat16":
         out = out.astype(np.float32)
     return out
@@ -107,7 +170,7 @@ def ref_gradient(x: float, alpha=4.0, beta=1.0) -> float:
 
 
 def ref_dgradient_dx(x: float, alpha=4.0, beta=1.0) -> float:
-    """SPEC: alpha^2 s (1-s)(1-2s) for x < 0, -beta/(x+1)^2 for x >= 0."""
+    """Definition page: alpha^2 s (1-s)(1-2s) for x < 0, -beta/(x+1)^2 for x >= 0."""
     if math.isnan(x):
         return math.nan
     if math.isinf(x):
@@ -163,7 +226,10 @@ def reference(fn, x: np.ndarray, **params) -> np.ndarray:
     return np.asarray(flat, dtype=np.float64).reshape(np.shape(x))
 
 
-# Inputs every backend must handle exactly (SPEC special values and edges).
+# --- inputs ---------------------------------------------------------------------
+
+# Inputs every backend must handle exactly (the Definition page's special
+# values, and the edges of each branch).
 SPECIAL_X = np.array(
     [
         -np.inf,
@@ -186,3 +252,31 @@ SPECIAL_X = np.array(
         np.nan,
     ]
 )
+
+
+def grid(alpha: float = 4.0, n: int = 400, bound: float = 700.0) -> np.ndarray:
+    """Points with |alpha * x| <= bound, dense near 0 (down to 1e-300), both signs."""
+    rng = np.random.default_rng(20260128)
+    mags = np.concatenate(
+        [
+            rng.uniform(0, bound / alpha, n),
+            np.logspace(-300, np.log10(bound / alpha), n),
+        ]
+    )
+    return np.concatenate([-mags, mags, [-1.0, -0.0, 0.0, 1.0]])
+
+
+_rng = np.random.default_rng(20260128)
+GRID = np.concatenate(
+    [
+        _rng.uniform(-20.0, 20.0, 400),
+        -np.logspace(-12, np.log10(20.0), 100),
+        np.logspace(-12, np.log10(20.0), 100),
+        [-1.0, -0.5, -0.0, 0.0, 0.5, 1.0],
+    ]
+)
+"""Points on both branches, dense near the kink, |4 x| <= 80 so that no
+float32 result is subnormal (XLA on CPU flushes subnormals to zero)."""
+
+COTANGENT = _rng.standard_normal(GRID.shape)
+"""A random cotangent (or tangent) of GRID's shape."""

@@ -1,78 +1,44 @@
-"""Test fixtures: one ``xp`` fixture over the array backends.
+"""Test fixtures: one ``xp`` fixture over the registry's array backends.
 
 The backends run are those named (comma-separated) in the environment
-variable ``S2NN_XP_BACKENDS``; by default every backend that imports. Each nox
-session names one, so a missing library is a skip there, never a silent pass.
+variable ``S2NN_XP_BACKENDS``; by default every backend in the registry
+(``s2nn_xp._backends``). Each nox session names one, so a missing library is
+a skip there, never a silent pass.
+
+A test that needs a capability says so with a marker generated from the
+registry's :class:`~s2nn_xp._backends.Capability` (``requires_autodiff``,
+``requires_jit``, ``requires_float16``, ``requires_bfloat16``); the ``xp``
+fixture skips the backends that lack it.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 import sys
 
 import pytest
 
-# Backend name -> module the tests use as ``xp`` (what users pass in).
-BACKENDS = {
-    "numpy": "numpy",
-    "array_api_strict": "array_api_strict",
-    "dask": "dask.array",
-    "jax": "jax.numpy",
-    "torch": "torch",
-    "cupy": "cupy",
-}
+from s2nn_xp._backends import Capability
+from tests._support import (  # the names other test modules import from here
+    backend_of,
+    load_backend,
+    require,
+    selected_backends,
+)
+
+__all__ = ["load_backend", "require", "selected_backends"]
 
 
-def selected_backends() -> list[str]:
-    names = os.environ.get("S2NN_XP_BACKENDS")
-    if not names:
-        return list(BACKENDS)
-    chosen = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = sorted(set(chosen) - set(BACKENDS))
-    if unknown:
-        msg = f"S2NN_XP_BACKENDS: unknown backends {unknown}; known: {list(BACKENDS)}"
-        raise pytest.UsageError(msg)
-    return chosen
+def _marker(capability: Capability) -> str:
+    return f"requires_{capability.value}"
 
 
-def _explicitly_selected(name: str) -> bool:
-    return bool(os.environ.get("S2NN_XP_BACKENDS")) and name in selected_backends()
-
-
-def load_backend(name: str):
-    """Import backend `name`, or skip (or fail, where it was asked for by name)."""
-    try:
-        module = importlib.import_module(BACKENDS[name])
-    except ImportError as exc:
-        if _explicitly_selected(name) and name != "cupy":
-            pytest.fail(f"backend {name!r} was selected but does not import: {exc}")
-        pytest.skip(f"{name} is not installed")
-    if name == "jax":
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
-    if name == "cupy":
-        try:
-            if module.cuda.runtime.getDeviceCount() < 1:
-                pytest.skip("cupy is installed but no CUDA device is present")
-        except module.cuda.runtime.CUDARuntimeError as exc:
-            pytest.skip(f"cupy is installed but CUDA is unavailable: {exc}")
-    return module
-
-
-def require(name: str):
-    """Import backend `name` for a module of tests, or skip the whole module.
-
-    Use at the top of a backend-specific test module; it is skipped in the
-    sessions of other backends.
-    """
-    if name not in selected_backends():
-        pytest.skip(f"backend {name!r} not selected", allow_module_level=True)
-    try:
-        return load_backend(name)
-    except pytest.skip.Exception as exc:
-        pytest.skip(str(exc), allow_module_level=True)
+def pytest_configure(config):
+    for capability in Capability:
+        config.addinivalue_line(
+            "markers",
+            f"{_marker(capability)}: run only on backends with "
+            f"{capability.value} (from the backend registry)",
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -96,4 +62,10 @@ def xp(request):
     marker = request.node.get_closest_marker("skip_backends")
     if marker is not None and request.param in marker.args:
         pytest.skip(f"test does not apply to {request.param}")
-    return load_backend(request.param)
+    namespace = load_backend(request.param)
+    has = backend_of(namespace).capabilities
+    for capability in Capability:
+        wanted = request.node.get_closest_marker(_marker(capability)) is not None
+        if wanted and capability not in has:
+            pytest.skip(f"{request.param} has no {capability.value}")
+    return namespace

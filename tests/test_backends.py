@@ -1,60 +1,131 @@
-"""The backend registry (behind `s2nn-xp` and the docs' table) matches the code.
+"""The backend registry (behind dispatch, `s2nn-xp`, the docs' table and the
+test fixtures) matches the code.
 
-Each backend's session checks its own row: the dtypes it lists work, the
-autodiff transforms it names run with the surrogate gradient, and the adapter
-it points to implements what the table says.
+Each backend's session checks its own entry: the dtypes it lists work, its
+arrays and namespace are recognised as its own, the autodiff transforms it
+names run with the surrogate derivatives, and the adapter it points to
+implements what the entry says, and the public functions dispatch to it.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import s2nn_xp
 from s2nn_xp import _backends, _dispatch
-from tests._support import backend_name, to_numpy
+from tests._support import (
+    backend_of,
+    ref_dgradient_dx,
+    reference,
+    selected_backends,
+    to_numpy,
+)
 
 X = np.array([-1.5, -1.0, -0.25, 0.0, 0.5, 2.0])
+PUBLIC_FUNCTIONS = [name for name in s2nn_xp.__all__ if name.islower()]
+BACKENDS = list(_backends.BACKENDS.values())
 
 
-def test_registry_names_match_the_test_matrix():
-    from tests.conftest import BACKENDS
-
-    assert list(_backends.BACKENDS) == list(BACKENDS)
-    for name, backend in _backends.BACKENDS.items():
-        assert backend.module == BACKENDS[name]
-
-
-def test_adapters_implement_what_the_table_says():
-    table = {name: set(b.dispatched()) for name, b in _backends.BACKENDS.items()}
-    assert table == {
-        "numpy": set(),
-        "array_api_strict": set(),
-        "dask": set(),
-        "jax": {"s2nn"},
-        "torch": {"s2nn"},
-        "cupy": {"forward", "origin", "gradient", "s2nn", "vjp"},
-    }
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+def test_an_entry_names_public_functions_of_an_existing_adapter(backend):
+    assert set(backend.implements) <= set(PUBLIC_FUNCTIONS)
+    assert backend.dispatched() == backend.implements
+    if backend.adapter is not None:
+        assert importlib.util.find_spec(backend.adapter) is not None
+    assert set(backend.dtypes) <= {"float16", "bfloat16", "float32", "float64"}
 
 
-def test_the_row_of_this_backend(xp):
-    name = backend_name(xp)
-    backend = _backends.get(name)
+def test_an_entry_that_implements_functions_needs_an_adapter():
+    numpy_entry = _backends.get("numpy")
+    with pytest.raises(ValueError, match="without adapter"):
+        dataclasses.replace(numpy_entry, implements=("s2nn",))
+
+
+def test_unknown_backend_names_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown backend 'nope'; known: numpy, "):
+        _backends.get("nope")
+
+
+def test_capabilities_follow_transforms_and_dtypes():
+    jax_entry = _backends.get("jax")
+    assert jax_entry.capabilities == set(_backends.Capability)
+    eager = dataclasses.replace(jax_entry, transforms=("grad",), dtypes=("float32",))
+    assert eager.capabilities == {_backends.Capability.AUTODIFF}
+    assert _backends.get("numpy").capabilities == {_backends.Capability.FLOAT16}
+
+
+def test_a_runtime_that_cannot_count_its_devices_has_none():
+    def raising():
+        msg = "Unknown backend: 'cuda' requested, but no platforms are 'cuda'"
+        raise RuntimeError(msg)
+
+    for name in ("jax", "cupy", "numpy"):
+        entry = dataclasses.replace(_backends.get(name), find_devices=raising)
+        assert not entry.has_device()
+    nothing = dataclasses.replace(_backends.get("numpy"), find_devices=list)
+    assert not nothing.has_device()
+    assert _backends.get("numpy").has_device()
+
+
+@pytest.mark.skipif("jax" not in selected_backends(), reason="jax not selected")
+def test_jax_asked_for_a_platform_it_lacks_has_no_device():
+    pytest.importorskip("jax")
+    code = (
+        "from s2nn_xp import _backends; jax = _backends.get('jax');"
+        "assert jax.is_installed(); assert not jax.has_device();"
+        "assert 'jax' not in [b.name for b in _backends.available()]"
+    )
+    env = {**os.environ, "JAX_PLATFORMS": "no_such_platform"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_the_entry_of_this_backend(xp):
+    backend = backend_of(xp)
     assert backend.is_installed()
+    assert backend.has_device()
+    assert backend.load() is xp
     ns = s2nn_xp._compat.array_namespace(xp.asarray(0.0))
+    assert _backends.of_namespace(ns) is backend
     for dtype in backend.dtypes:
         x = ns.astype(xp.asarray(X), getattr(ns, dtype, None) or np.dtype(dtype))
         assert s2nn_xp.gradient(x).dtype == x.dtype
     x = backend.asarray(X)
-    adapter = _dispatch.adapter_for(x)
-    assert (adapter is None) == (name in ("numpy", "array_api_strict", "dask"))
+    assert _backends.of_array(x) is backend
+    np.testing.assert_array_equal(backend.to_numpy(x), X)
     grad = to_numpy(backend.autodiff_gradient(x, 4.0, 1.0))
     np.testing.assert_allclose(grad, s2nn_xp.gradient(X), rtol=1e-6)
-    # The devices found here are of the kinds the table lists ("cuda:0" is
+    spike, grad = backend.forward_and_backward()(x, backend.asarray(2 * X))
+    backend.synchronize((spike, grad))
+    np.testing.assert_allclose(to_numpy(grad), 2 * X * s2nn_xp.gradient(X), 1e-6)
+    # The devices found here are of the kinds the entry lists ("cuda:0" is
     # "cuda", JAX's "TFRT_CPU_0" or "cpu:0" is "cpu").
     for device in backend.devices():
         kind = device.lower().replace("tfrt_", "").split(":")[0].rstrip("_0123456789")
         assert kind in backend.device_kinds, (device, backend.device_kinds)
+
+
+@pytest.mark.parametrize("name", PUBLIC_FUNCTIONS)
+def test_each_public_function_dispatches_as_the_entry_says(xp, name, monkeypatch):
+    backend = backend_of(xp)
+    x = backend.asarray(X)
+    assert (_dispatch.adapter_for(x) is None) == (backend.adapter is None)
+    found = _dispatch.implementation(name, x)
+    if name not in backend.implements:
+        assert found is None
+        return
+    adapter = _dispatch.adapter_for(x)
+    assert found is getattr(adapter, name)
+    calls = []
+    monkeypatch.setattr(adapter, name, lambda *a, **k: calls.append(a) or "adapter")
+    assert getattr(s2nn_xp, name)(x) == "adapter"
+    assert calls and calls[0][0] is x
 
 
 def _jax_transforms():
@@ -63,72 +134,81 @@ def _jax_transforms():
 
     f = s2nn_xp.s2nn
     x = jnp.asarray(X)
-    want = s2nn_xp.gradient(X)
+    one = jnp.ones_like(x)
+    first, second = s2nn_xp.gradient(X), reference(ref_dgradient_dx, X)
     return {
-        "grad": lambda: jax.vmap(jax.grad(f))(x),
-        "vjp": lambda: jax.vjp(f, x)[1](jnp.ones_like(x))[0],
-        "jvp": lambda: jax.jvp(f, (x,), (jnp.ones_like(x),))[1],
-        "vmap": lambda: jax.vmap(jax.grad(f))(x),
-        "jit": lambda: jax.jit(jax.vmap(jax.grad(f)))(x),
-        "hessian": lambda: want if jnp.all(jnp.isfinite(jax.hessian(f)(x[0]))) else 0,
-        "linearize": lambda: jax.linearize(f, x)[1](jnp.ones_like(x)),
-        "checkpoint": lambda: jax.vmap(jax.grad(jax.checkpoint(f)))(x),
-        "lax.scan": lambda: jax.lax.scan(lambda c, v: (c, jax.grad(f)(v)), 0.0, x)[1],
-    }, want
+        "grad": (lambda: jax.grad(lambda v: f(v).sum())(x), first),
+        "vjp": (lambda: jax.vjp(f, x)[1](one)[0], first),
+        "jvp": (lambda: jax.jvp(f, (x,), (one,))[1], first),
+        "vmap": (lambda: jax.vmap(jax.grad(f))(x), first),
+        "jit": (lambda: jax.jit(jax.grad(lambda v: f(v).sum()))(x), first),
+        "hessian": (lambda: jnp.diagonal(jax.hessian(lambda v: f(v).sum())(x)), second),
+        "linearize": (lambda: jax.linearize(f, x)[1](one), first),
+        "checkpoint": (lambda: jax.vmap(jax.grad(jax.checkpoint(f)))(x), first),
+        "lax.scan": (
+            lambda: jax.lax.scan(lambda c, v: (c, jax.grad(f)(v)), 0.0, x)[1],
+            first,
+        ),
+    }
 
 
 def _torch_transforms():
     import torch
 
     f = s2nn_xp.s2nn
-    want = s2nn_xp.gradient(X)
+    first, second = s2nn_xp.gradient(X), reference(ref_dgradient_dx, X)
+
+    def leaf():
+        return torch.asarray(X, requires_grad=True)
 
     def backward():
-        x = torch.asarray(X, requires_grad=True)
+        x = leaf()
         f(x).sum().backward()
         return x.grad
 
     def double_backward():
-        x = torch.asarray(X, requires_grad=True)
+        x = leaf()
         (g,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)
         g.sum().backward()
-        assert torch.isfinite(x.grad).all()
-        return g
+        return x.grad
 
     def autograd_grad():
-        x = torch.asarray(X, requires_grad=True)
+        x = leaf()
         return torch.autograd.grad(f(x).sum(), x)[0]
 
     def compiled():
-        x = torch.asarray(X, requires_grad=True)
+        x = leaf()
         torch.compile(f, fullgraph=True)(x).sum().backward()
         return x.grad
 
     x = torch.asarray(X)
     one = torch.ones_like(x)
-    scalar_grad = torch.func.grad(lambda v: f(v))
     return {
-        "backward": backward,
-        "autograd.grad": autograd_grad,
-        "double backward": double_backward,
-        "func.grad": lambda: torch.func.vmap(scalar_grad)(x),
-        "func.vmap": lambda: torch.func.vmap(scalar_grad)(x),
-        "func.jvp": lambda: torch.func.jvp(f, (x,), (one,))[1],
-        "func.jacrev": lambda: torch.diagonal(torch.func.jacrev(f)(x)),
-        "func.jacfwd": lambda: torch.diagonal(torch.func.jacfwd(f)(x)),
-        "func.hessian": lambda: (
-            want
-            if torch.isfinite(torch.func.hessian(lambda v: f(v).sum())(x)).all()
-            else 0
+        "backward": (backward, first),
+        "autograd.grad": (autograd_grad, first),
+        "double backward": (double_backward, second),
+        "func.grad": (lambda: torch.func.grad(lambda v: f(v).sum())(x), first),
+        "func.vmap": (lambda: torch.func.vmap(torch.func.grad(f))(x), first),
+        "func.jvp": (lambda: torch.func.jvp(f, (x,), (one,))[1], first),
+        "func.jacrev": (lambda: torch.diagonal(torch.func.jacrev(f)(x)), first),
+        "func.jacfwd": (lambda: torch.diagonal(torch.func.jacfwd(f)(x)), first),
+        "func.hessian": (
+            lambda: torch.diagonal(torch.func.hessian(lambda v: f(v).sum())(x)),
+            second,
         ),
-        "compile": compiled,
-    }, want
+        "compile": (compiled, first),
+    }
 
 
-@pytest.mark.backends("jax", "torch")
-def test_named_transforms_carry_the_surrogate_gradient(xp):
-    name = backend_name(xp)
-    transforms, want = {"jax": _jax_transforms, "torch": _torch_transforms}[name]()
-    assert set(transforms) == set(_backends.get(name).transforms)
-    for transform, run in transforms.items():
-        np.testing.assert_allclose(to_numpy(run()), want, rtol=1e-6, err_msg=transform)
+_TRANSFORMS = {"jax": _jax_transforms, "torch": _torch_transforms}
+
+
+@pytest.mark.requires_autodiff
+def test_named_transforms_carry_the_surrogate_derivatives(xp):
+    backend = backend_of(xp)
+    transforms = _TRANSFORMS[backend.name]()
+    assert set(transforms) == set(backend.transforms)
+    for transform, (run, want) in transforms.items():
+        np.testing.assert_allclose(
+            to_numpy(run()), want, rtol=1e-6, atol=1e-12, err_msg=transform
+        )
