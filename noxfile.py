@@ -18,12 +18,14 @@ nox.options.sessions = [
     "lint",
     "package",
     "numpy",
+    "cupy_emulation",
     "array_api_strict",
     "dask",
     "jax",
     "torch",
     "clients",
     "cupy",
+    "marray",
     "examples",
     "docs",
 ]
@@ -35,9 +37,10 @@ TORCH = os.environ.get("S2NN_XP_TORCH", "torch==2.13.0")
 TRITON = os.environ.get("S2NN_XP_TRITON", "triton==3.8.0")
 
 
-def _pytest(session: nox.Session, backend: str) -> None:
+def _pytest(session: nox.Session, backend: str, *args: str) -> None:
     session.run(
         "pytest",
+        *args,
         *session.posargs,
         env={"S2NN_XP_BACKENDS": backend, "PYTHONHASHSEED": "0"},
     )
@@ -88,11 +91,32 @@ def package(session: nox.Session) -> None:
     session.run("python", "-c", check, external=False)
 
 
+CUPY_EMULATION = "tests/test_cupy_sources.py"
+
+
 @nox.session
 def numpy(session: nox.Session) -> None:
-    """NumPy, the float64 reference backend; also the API and packaging tests."""
+    """NumPy, the float64 reference backend; also the API and packaging tests.
+
+    The host emulation of the CuPy kernels has its own session,
+    ``cupy_emulation``.
+    """
     session.install("-e", ".[test,strict,plot]")
-    _pytest(session, "numpy")
+    _pytest(session, "numpy", f"--ignore={CUPY_EMULATION}")
+
+
+@nox.session(name="cupy_emulation")
+def cupy_emulation(session: nox.Session) -> None:
+    """The CuPy kernels' sources compiled and emulated on the host (no GPU)."""
+    session.install("-e", ".[test]")
+    _pytest(session, "numpy", CUPY_EMULATION)
+
+
+@nox.session
+def marray(session: nox.Session) -> None:
+    """marray: masked arrays over NumPy, served by the array-API math alone."""
+    session.install("-e", ".[test,marray]")
+    _pytest(session, "marray")
 
 
 @nox.session(name="array_api_strict")

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import s2nn_xp
-from tests._support import ref_gradient, reference
-from tests.conftest import require
+from tests._support import ref_gradient, reference, require
 
 require("numpy")
 
@@ -228,13 +227,6 @@ class TestS2NNObject:
         y, pullback = fn.vjp(X)
         np.testing.assert_array_equal(y, s2nn_xp.origin(X, 8.0, 2.0))
         np.testing.assert_array_equal(pullback(1.0), s2nn_xp.gradient(X, 8.0, 2.0))
-
-    def test_origin_must_be_bool(self):
-        fn = s2nn_xp.S2NN()
-        with pytest.raises(TypeError, match="origin"):
-            fn.origin = 1
-        with pytest.raises(TypeError, match="origin"):
-            s2nn_xp.S2NN(origin="yes")
 
 
 def test_version_is_the_changelogs_newest_and_the_metadata():
