@@ -7,20 +7,25 @@ and ``s2nn-xp SUBCOMMAND --help`` for their options.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import importlib
 import json
 import os
-import statistics
+import re
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NoReturn
 
 import numpy as np
 
 from . import __version__
-from ._backends import BACKENDS, Backend, available, get
+from ._backends import BACKENDS, Backend, Capability, available, get
 from ._compat import array_namespace
+from ._timing import FLOORS, floor_cases, median_seconds
 
 __all__ = ["main"]
 
@@ -29,8 +34,10 @@ __all__ = ["main"]
 GRADIENT_PAIRS = ((4.0, 1.0), (8.0, 2.0), (2.0, 0.5))
 ORIGIN_PAIRS = ((4.0, 1.0), (8.0, 2.0))
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
-KNOWN_DTYPES = ("float16", "bfloat16", "float32", "float64")
-OPS = ("forward", "forward+backward", "gradient")
+PLOT_X = np.linspace(-3.0, 3.0, 1001)
+# The largest magnitude a curve may reach: matplotlib's axis margins and
+# ticks overflow float64 well before its largest value (1.8e308).
+PLOT_LIMIT = 1e300
 
 
 # --- info ----------------------------------------------------------------------
@@ -97,7 +104,8 @@ def run_info(args: argparse.Namespace) -> int:
         if not backend.is_installed():
             rows.append((backend.name, "-", "-", backend.autodiff, "not installed"))
             continue
-        if not backend.has_device():
+        devices = usable_devices(backend)
+        if not devices:
             rows.append(
                 (
                     backend.name,
@@ -109,14 +117,13 @@ def run_info(args: argparse.Namespace) -> int:
             )
             continue
         try:
-            devices = ", ".join(backend.devices()) or "none"
             report = check_backend(backend)
         except Exception as exc:  # report, never hide, a broken backend
             rows.append(
                 (
                     backend.name,
                     backend.version(),
-                    "?",
+                    ", ".join(devices),
                     backend.autodiff,
                     f"FAIL: {type(exc).__name__}: {exc}",
                 )
@@ -130,7 +137,7 @@ def run_info(args: argparse.Namespace) -> int:
             (
                 backend.name,
                 backend.version(),
-                devices,
+                ", ".join(devices),
                 backend.autodiff,
                 f"{verdict} (max rel. err {worst:.1e})",
             )
@@ -162,20 +169,17 @@ def make_figure(gradient_pairs=GRADIENT_PAIRS, origin_pairs=ORIGIN_PAIRS):
 
     import s2nn_xp
 
-    x = np.linspace(-3.0, 3.0, 1001)
     fig, (ax_grad, ax_origin) = plt.subplots(1, 2, figsize=(10, 4))
-    for alpha, beta in gradient_pairs:
-        ax_grad.plot(
-            x,
-            s2nn_xp.gradient(x, alpha, beta),
-            label=rf"$\alpha={alpha:g}, \beta={beta:g}$",
-        )
-    for alpha, beta in origin_pairs:
-        ax_origin.plot(
-            x,
-            s2nn_xp.origin(x, alpha, beta),
-            label=rf"$\alpha={alpha:g}, \beta={beta:g}$",
-        )
+    for ax, function, pairs in (
+        (ax_grad, s2nn_xp.gradient, gradient_pairs),
+        (ax_origin, s2nn_xp.origin, origin_pairs),
+    ):
+        for alpha, beta in pairs:
+            ax.plot(
+                PLOT_X,
+                function(PLOT_X, alpha, beta),
+                label=rf"$\alpha={alpha:g}, \beta={beta:g}$",
+            )
     for ax, title, ylabel in (
         (ax_grad, "S2NN surrogate gradients", "gradient"),
         (ax_origin, "S2NN original function", "origin"),
@@ -187,6 +191,20 @@ def make_figure(gradient_pairs=GRADIENT_PAIRS, origin_pairs=ORIGIN_PAIRS):
     return fig
 
 
+def _check_drawable(alpha: float, beta: float) -> None:
+    """Fail unless the curves of (alpha, beta) stay within :data:`PLOT_LIMIT`."""
+    import s2nn_xp
+
+    with np.errstate(over="ignore"):  # an overflow to inf is what is checked
+        curves = [f(PLOT_X, alpha, beta) for f in (s2nn_xp.gradient, s2nn_xp.origin)]
+    peak = max(float(np.max(np.abs(curve))) for curve in curves)
+    if not peak <= PLOT_LIMIT:
+        _fail(
+            f"--alpha {alpha:g} --beta {beta:g}: the curves reach {peak:.3g}, "
+            f"larger than a plot can draw (at most {PLOT_LIMIT:g})"
+        )
+
+
 def run_plot(args: argparse.Namespace) -> int:
     """Draw the figure into ``--out`` or show it."""
     if len(args.alpha or ()) != len(args.beta or ()):
@@ -195,6 +213,7 @@ def run_plot(args: argparse.Namespace) -> int:
     for alpha, beta in pairs:
         if not (np.isfinite(alpha) and alpha > 0 and np.isfinite(beta) and beta > 0):
             _fail(f"--alpha and --beta must be finite and > 0, not {alpha}, {beta}")
+        _check_drawable(alpha, beta)
     if args.out is not None:
         if args.out.suffix.lower() not in PLOT_SUFFIXES:
             suffixes = ", ".join(PLOT_SUFFIXES)
@@ -222,120 +241,325 @@ def run_plot(args: argparse.Namespace) -> int:
 
 # --- bench ---------------------------------------------------------------------
 
+MAX_SIZE = 2**31
+MAX_REPEATS = 1000
+DEFAULT_SIZES = (2**13, 2**20, 2**24)
+# dtype -> bytes of a value in the dtype the math computes in (16-bit: float32).
+COMPUTE_BYTES = {"float16": 4, "bfloat16": 4, "float32": 4, "float64": 8}
+KNOWN_DTYPES = tuple(COMPUTE_BYTES)
+# The most full-size arrays a run holds at once: x, the cotangent, the
+# floors' and the results' outputs, the math's temporaries, and for the
+# learnable rows per-neuron alpha, beta and their gradients.
+WORKING_ARRAYS = 16
+
+# Each op timed -> the floors whose times add up to its floor (the bytes the
+# op cannot avoid moving: reads x and writes one array, or reads x and the
+# cotangent and writes the spike and the gradient).
+_ONE_ARRAY = "copy"
+_ROUND_TRIP = "copy + x*g"
+OPS = {
+    "forward": _ONE_ARRAY,
+    "origin": _ONE_ARRAY,
+    "gradient": _ONE_ARRAY,
+    "vjp+pullback": _ROUND_TRIP,
+    "forward+backward": _ROUND_TRIP,
+    "forward+backward eager": _ROUND_TRIP,
+    "forward+backward learnable": _ROUND_TRIP,
+}
+# The framework-bound S2NNs timed beside ours where installed:
+# name -> (backend, module that defines ``S2NN``).
+ANCHORS = {
+    "spikingjelly": ("torch", "spikingjelly.activation_based.surrogate"),
+    "braintools": ("jax", "braintools.surrogate"),
+}
+
+_SIZE = re.compile(r"([0-9]+)(?:(?:\^|\*\*)([0-9]+))?", re.ASCII)
+
 
 def parse_size(text: str) -> int:
-    """``4194304``, ``2^22`` or ``2**22`` -> 4194304 (argparse type)."""
-    try:
-        for power in ("**", "^"):
-            if power in text:
-                base, exponent = text.split(power)
-                size = int(base) ** int(exponent)
-                break
-        else:
-            size = int(text)
-    except ValueError:
+    """``4194304``, ``2^22`` or ``2**22`` -> 4194304 (argparse type).
+
+    ASCII digits only; the range is checked before a power is computed, so
+    that ``9^999999999`` is refused at once.
+    """
+    match = _SIZE.fullmatch(text) if len(text) <= 32 else None
+    if match is None:
         msg = f"size must be a whole number such as 65536 or 2^16, not {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if not 1 <= size <= 2**31:
-        msg = f"size must be between 1 and 2^31, not {size}"
         raise argparse.ArgumentTypeError(msg)
-    return size
+    base, exponent = int(match[1]), int(match[2] or 1)
+    # 2^32 and up are out of range: no need to compute 9^999999999.
+    too_large = base > 1 and exponent >= MAX_SIZE.bit_length()
+    if too_large or not 1 <= base**exponent <= MAX_SIZE:
+        msg = f"size must be between 1 and 2^31, not {text}"
+        raise argparse.ArgumentTypeError(msg)
+    return base**exponent
 
 
 def parse_repeats(text: str) -> int:
-    """``15`` -> 15, a count of timed runs of at least 1 (argparse type)."""
-    try:
-        repeats = int(text)
-    except ValueError:
-        repeats = 0
-    if repeats < 1:
-        msg = f"must be a whole number >= 1, not {text!r}"
+    """``15`` -> 15, a count of timed runs from 1 to 1000 (argparse type)."""
+    repeats = int(text) if text.isascii() and text.isdigit() else 0
+    if not 1 <= repeats <= MAX_REPEATS:
+        msg = f"must be a whole number from 1 to {MAX_REPEATS}, not {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return repeats
 
 
-def median_seconds(
-    cases: dict[str, Callable[[], Any]],
-    sync: Callable[[Any], None],
-    repeats: int,
-    warmup: int = 2,
-) -> dict[str, float]:
-    """Median wall time of each case, synchronised, after `warmup` calls each.
+def memory_needed(size: int, dtype: str) -> int:
+    """Bytes a bench run of `size` values of `dtype` holds at its peak (an estimate).
 
-    The cases take turns in every repeat, so a burst of load on a shared
-    machine slows them all alike rather than one case's whole run.
+    The float32 (float64) NumPy values the inputs are made from, and
+    :data:`WORKING_ARRAYS` arrays of the compute dtype.
     """
-    for fn in cases.values():
-        for _ in range(warmup):
-            sync(fn())
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, fn in cases.items():
-            t0 = time.perf_counter()
-            sync(fn())
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(values) for name, values in times.items()}
+    staging = 8 if dtype == "float64" else 4
+    return size * (staging + WORKING_ARRAYS * COMPUTE_BYTES[dtype])
 
 
-def _cases(backend: Backend, x: Any, cotangent: Any) -> dict[str, Callable[[], Any]]:
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation here, or None if unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:  # Linux: counts reclaimable caches
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not on this system
+        return None
+
+
+def dtype_name(x: Any) -> str:
+    """``float32`` for a float32 array of any library (``torch.float32`` too)."""
+    return str(x.dtype).rpartition(".")[2]
+
+
+def bench_input(backend: Backend, values: np.ndarray, dtype: str) -> Any:
+    """`values` as a `dtype` array of `backend`.
+
+    Cast in NumPy wherever NumPy has the dtype (Dask's namespace names no
+    ``float16``); bfloat16, which NumPy lacks, by the library's own namespace.
+    """
+    if dtype in get("numpy").dtypes:
+        return backend.asarray(values, dtype)
+    x = backend.asarray(values, "float32")
+    xp = array_namespace(x)
+    return xp.astype(x, getattr(xp, dtype))
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The arrays one bench run times on."""
+
+    x: Any
+    cotangent: Any
+
+
+def _round_trip_of(spike: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
+    """``(x, g) -> (spike(x), g * d spike / dx)`` by JAX's vjp, not compiled."""
+    import jax
+
+    def round_trip(x: Any, cotangent: Any) -> Any:
+        result, pullback = jax.vjp(spike, x)
+        return result, pullback(cotangent)[0]
+
+    return round_trip
+
+
+def _torch_round_trip(spike: Callable[[Any], Any], x: Any, cotangent: Any) -> Any:
+    """The spike of `x` and the gradients of every leaf (x, parameters) by autograd."""
+    import torch
+
+    leaf = x.detach().requires_grad_(True)
+    result = spike(leaf)
+    parameters = [p for p in getattr(spike, "parameters", list)() if p.requires_grad]
+    return result, torch.autograd.grad(result, [leaf, *parameters], cotangent)
+
+
+def _learnable_round_trip(backend: Backend, inputs: Inputs) -> Callable[[], Any]:
+    """Forward and backward with per-neuron alpha and beta that learn.
+
+    ``() -> (spike, (d x, d alpha, d beta))``, run the way the library's
+    users train: ``jax.jit`` of ``jax.vjp``, or autograd through the
+    ``s2nn_xp.torch.S2NN`` module.
+    """
     import s2nn_xp
 
+    x, cotangent = inputs.x, inputs.cotangent
     xp = array_namespace(x)
-
-    def copy(v: Any) -> Any:
-        return xp.asarray(v, copy=True)
-
-    def scale(v: Any, ct: Any) -> Any:
-        return v * ct
-
-    # The floors are compiled like the ops (jitted for JAX), so the ratio
-    # compares like with like.
-    copy, scale = backend.jit(copy), backend.jit(scale)
-    forward, gradient = backend.jit(s2nn_xp.s2nn), backend.jit(s2nn_xp.gradient)
-    round_trip = backend.forward_and_backward()
-    return {
-        "copy": lambda: copy(x),
-        "x*g": lambda: scale(x, cotangent),
-        "forward": lambda: forward(x),
-        "forward+backward": lambda: round_trip(x, cotangent),
-        "gradient": lambda: gradient(x),
-    }
-
-
-def _anchor_cases(backend: Backend, x: Any, cotangent: Any) -> dict[str, Callable]:
-    """The framework-bound S2NNs on the same arrays, where installed."""
-    anchors: dict[str, Callable] = {}
-    if backend.name == "torch":
-        try:
-            from spikingjelly.activation_based import surrogate
-        except ImportError:
-            return anchors
-        import torch
-
-        sj = surrogate.S2NN()
-
-        def sj_forward_backward() -> Any:
-            leaf = x.detach().requires_grad_(True)
-            spike = sj(leaf)
-            return spike, torch.autograd.grad(spike, leaf, cotangent)[0]
-
-        anchors["spikingjelly"] = sj_forward_backward
+    alpha, beta = xp.full_like(x, 4.0), xp.full_like(x, 1.0)
     if backend.name == "jax":
-        try:
-            import braintools
-        except ImportError:
-            return anchors
         import jax
 
-        bt = braintools.surrogate.S2NN()
+        @backend.jit
+        def learnable(v: Any, a: Any, b: Any, g: Any) -> Any:
+            result, pullback = jax.vjp(s2nn_xp.s2nn, v, a, b)
+            return result, pullback(g)
 
-        @jax.jit
-        def bt_forward_backward(v: Any, ct: Any) -> Any:
-            spike, pullback = jax.vjp(bt, v)
-            return spike, pullback(ct)[0]
+        return lambda: learnable(x, alpha, beta, cotangent)
+    import s2nn_xp.torch
 
-        anchors["braintools"] = lambda: bt_forward_backward(x, cotangent)
+    module = s2nn_xp.torch.S2NN(alpha=alpha, beta=beta, learnable=True)
+    return lambda: _torch_round_trip(module, x, cotangent)
+
+
+def _our_cases(backend: Backend, inputs: Inputs) -> dict[str, Callable[[], Any]]:
+    """The floors and every op of :data:`OPS` this backend has, as cases."""
+    import s2nn_xp
+
+    x, cotangent = inputs.x, inputs.cotangent
+
+    def vjp_and_pullback() -> Any:
+        spike, pullback = s2nn_xp.vjp(x)
+        return spike, pullback(cotangent)
+
+    round_trip = backend.forward_and_backward()
+    cases = {
+        **floor_cases(x, cotangent, backend.jit),
+        # The public functions as users call them.
+        "forward": lambda: s2nn_xp.forward(x),
+        "origin": lambda: s2nn_xp.origin(x),
+        "gradient": lambda: s2nn_xp.gradient(x),
+        # Forward and backward the way the library's users train.
+        "forward+backward": lambda: round_trip(x, cotangent),
+    }
+    if Capability.AUTODIFF in backend.capabilities:
+        # Elsewhere forward+backward is this very call.
+        cases["vjp+pullback"] = vjp_and_pullback
+        cases["forward+backward learnable"] = _learnable_round_trip(backend, inputs)
+    if backend.name == "jax":  # also as in a notebook, op by op
+        eager = _round_trip_of(s2nn_xp.s2nn)
+        cases["forward+backward eager"] = lambda: eager(x, cotangent)
+    return cases
+
+
+@contextlib.contextmanager
+def _configuration_kept() -> Iterator[None]:
+    """Undo what loading an anchor changes in the process's configuration.
+
+    Importing braintools switches JAX's 64-bit mode off, which would change
+    the dtype of our float64 inputs.
+    """
+    jax = sys.modules.get("jax")
+    x64 = jax.config.jax_enable_x64 if jax is not None else None
+    try:
+        yield
+    finally:
+        if jax is not None and jax.config.jax_enable_x64 != x64:
+            jax.config.update("jax_enable_x64", x64)
+
+
+def load_anchor(name: str) -> ModuleType | None:
+    """Anchor `name`'s module, None where it is not installed or fails to load."""
+    _, module = ANCHORS[name]
+    with _configuration_kept():
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            return None
+        except Exception as exc:  # an anchor never costs us our own figures
+            _note(f"{name} failed to load ({type(exc).__name__}: {exc}); skipped")
+            return None
+
+
+def _anchor_cases(
+    backend: Backend, x: Any, cotangent: Any, op: str = "forward+backward"
+) -> dict[str, Callable[[], Any]]:
+    """The framework-bound S2NNs doing `op` on the same arrays, where installed."""
+    anchors: dict[str, Callable[[], Any]] = {}
+    for name, (backend_name, _) in ANCHORS.items():
+        if backend_name != backend.name:
+            continue
+        module = load_anchor(name)
+        if module is None:
+            continue
+        with _configuration_kept():
+            spike = module.S2NN()
+        if backend.name == "torch" and op == "forward+backward":
+            anchors[name] = functools.partial(_torch_round_trip, spike, x, cotangent)
+        if backend.name == "jax" and op in (
+            "forward+backward",
+            "forward+backward eager",
+        ):
+            round_trip = _round_trip_of(spike)
+            if op == "forward+backward":
+                round_trip = backend.jit(round_trip)
+            anchors[name] = functools.partial(round_trip, x, cotangent)
     return anchors
+
+
+def _first_calls(
+    cases: dict[str, Callable[[], Any]], synchronize: Callable[[Any], None]
+) -> tuple[dict[str, Callable[[], Any]], dict[str, str]]:
+    """Call each case once: those that work, and why each other one failed."""
+    working, failed = {}, {}
+    for name, call in cases.items():
+        try:
+            synchronize(call())
+        except Exception as exc:  # one failing case never loses the others
+            failed[name] = f"{type(exc).__name__}: {exc}"
+        else:
+            working[name] = call
+    return working, failed
+
+
+def _run_records(
+    backend: Backend, size: int, dtype: str, repeats: int, rng: np.random.Generator
+) -> list[dict]:
+    """The records of one backend, size and dtype (raises if no input is made)."""
+    for name, (backend_name, _) in ANCHORS.items():
+        if backend_name == backend.name:
+            load_anchor(name)  # before our inputs exist: they keep their dtype
+    values = rng.standard_normal(size, "float64" if dtype == "float64" else "float32")
+    x = bench_input(backend, np.multiply(values, 3, out=values), dtype)
+    del values
+    if dtype_name(x) != dtype:
+        msg = f"the {backend.name} input came out {dtype_name(x)}, not {dtype}"
+        raise RuntimeError(msg)
+    inputs = Inputs(x, array_namespace(x).ones_like(x))
+    cases = _our_cases(backend, inputs)
+    compared = {op: _anchor_cases(backend, x, inputs.cotangent, op) for op in cases}
+    for op, anchors in compared.items():
+        cases.update({f"{op} {name}": call for name, call in anchors.items()})
+    working, failed = _first_calls(cases, backend.synchronize)
+    seconds = median_seconds(
+        working, repeats, synchronize=backend.synchronize, warmup=1
+    )
+    floors = {
+        _ONE_ARRAY: seconds.get("copy"),
+        _ROUND_TRIP: seconds.get("copy", 0.0) + seconds.get("x*g", 0.0),
+    }
+    head = {"backend": backend.name, "dtype": dtype, "size": size}
+    records = []
+    for op, floor_name in OPS.items():
+        if op not in cases:
+            continue
+        if op in failed or floors[floor_name] is None:
+            error = failed.get(op) or failed.get("copy") or failed.get("x*g")
+            records.append({"backend": backend.name, "op": op, "dtype": dtype,
+                            "size": size, "error": error})  # fmt: skip
+            continue
+        record = {
+            **head,
+            "op": op,
+            "seconds": seconds[op],
+            "floor_seconds": floors[floor_name],
+            "ratio_to_floor": seconds[op] / floors[floor_name],
+            "floor": floor_name,
+            "version": backend.version(),
+        }
+        for name in compared[op]:
+            case = f"{op} {name}"
+            if case in failed:
+                _note(f"{name} failed ({failed[case]}); not compared")
+            elif case in seconds:
+                record[f"{name}_seconds"] = seconds[case]
+                record[f"ratio_to_{name}"] = seconds[op] / seconds[case]
+        if op == "forward+backward learnable" and "forward+backward" in seconds:
+            record["fixed_seconds"] = seconds["forward+backward"]
+            record["ratio_to_fixed"] = seconds[op] / seconds["forward+backward"]
+        records.append(record)
+    return records
 
 
 def bench_records(
@@ -345,46 +569,22 @@ def bench_records(
     repeats: int,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[dict]:
-    """Time every op per backend, size and dtype next to the floors and anchors."""
+    """Time every op per backend, size and dtype next to the floors and anchors.
+
+    A run that fails gives a record with an ``error`` (and no figures) in
+    place of its op's figures; the other runs go on.
+    """
     plan = [(b, s, d) for b in backends for s in sizes for d in dtypes if d in b.dtypes]
     rng = np.random.default_rng(0)
     records = []
     for step, (backend, size, dtype) in enumerate(plan, start=1):
         progress(f"[{step}/{len(plan)}] {backend.name} {dtype} n={size}")
-        values = (rng.standard_normal(size) * 3).astype(np.float32)
-        x = backend.asarray(values)
-        xp = array_namespace(x)
-        x = xp.astype(x, getattr(xp, dtype))
-        cotangent = x * 0 + 1
-        cases = _cases(backend, x, cotangent)
-        anchor_cases = _anchor_cases(backend, x, cotangent)
-        medians = median_seconds(
-            {**cases, **{f"anchor {n}": fn for n, fn in anchor_cases.items()}},
-            backend.synchronize,
-            repeats,
-        )
-        timed = {name: medians[name] for name in cases}
-        anchors = {name: medians[f"anchor {name}"] for name in anchor_cases}
-        floors = {
-            "forward": timed["copy"],
-            "gradient": timed["copy"],
-            "forward+backward": timed["copy"] + timed["x*g"],
-        }
-        for op in OPS:
-            record = {
-                "backend": backend.name,
-                "op": op,
-                "dtype": dtype,
-                "size": size,
-                "seconds": timed[op],
-                "floor_seconds": floors[op],
-                "ratio_to_floor": timed[op] / floors[op],
-            }
-            if op == "forward+backward":
-                for anchor, seconds in anchors.items():
-                    record[f"{anchor}_seconds"] = seconds
-                    record[f"ratio_to_{anchor}"] = timed[op] / seconds
-            records.append(record)
+        try:
+            records += _run_records(backend, size, dtype, repeats, rng)
+        except Exception as exc:  # one failing run never loses the others
+            error = f"{type(exc).__name__}: {exc}"
+            records.append({"backend": backend.name, "op": "(inputs)",
+                            "dtype": dtype, "size": size, "error": error})  # fmt: skip
     return records
 
 
@@ -396,50 +596,89 @@ BENCH_HEADER = (
     "median us",
     "floor us",
     "x floor",
-    "x anchor",
+    "x compared",
 )
 
 
 def bench_row(record: dict) -> tuple[str, ...]:
-    """One record of :func:`bench_records` as the text cells of the table."""
-    anchors = ", ".join(
+    """One record of :func:`bench_records` as the text cells of the table.
+
+    ``x compared`` holds the ratios to the anchors (``ratio_to_spikingjelly``)
+    and, for learnable parameters, to the fixed-parameter call.
+    """
+    head = (record["backend"], record["dtype"], str(record["size"]), record["op"])
+    if "error" in record:
+        return (*head, "-", "-", "-", f"FAIL: {record['error']}")
+    compared = ", ".join(
         f"{key[len('ratio_to_') :]} {value:.2f}x"
         for key, value in record.items()
         if key.startswith("ratio_to_") and key != "ratio_to_floor"
     )
     return (
-        record["backend"],
-        record["dtype"],
-        str(record["size"]),
-        record["op"],
+        *head,
         f"{record['seconds'] * 1e6:.1f}",
         f"{record['floor_seconds'] * 1e6:.1f}",
         f"{record['ratio_to_floor']:.2f}",
-        anchors or "-",
+        compared or "-",
     )
+
+
+def usable_devices(backend: Backend) -> list[str]:
+    """The devices `backend` finds here; none where it cannot even tell.
+
+    Any exception of the library's device query (JAX asked for a platform it
+    does not have, CUDA without a GPU) means "no device", never a failure.
+    """
+    try:
+        return list(backend.devices()) if backend.has_device() else []
+    except Exception:
+        return []
 
 
 def _bench_backends(names: Sequence[str] | None) -> list[Backend]:
     """The backends named (each installed with a device), or all usable ones."""
     if not names:
-        usable = available()
+        usable = [b for b in available() if usable_devices(b)]
         for backend in BACKENDS.values():
             if backend not in usable and backend.is_installed():
                 _note(f"{backend.name} is installed but has no device; skipped")
         return usable
     chosen = []
     for name in dict.fromkeys(names):
-        backend = get(name)
+        try:
+            backend = get(name)
+        except ValueError as exc:
+            _fail(str(exc))
         if not backend.is_installed():
             _fail(f"backend {name!r} is not installed here")
-        if not backend.has_device():
+        if not usable_devices(backend):
             _fail(f"backend {name!r} is installed but has no device here")
         chosen.append(backend)
     return chosen
 
 
+def _check_memory(sizes: Sequence[int], dtypes: Sequence[str]) -> None:
+    """Fail unless the largest run fits in the memory available here."""
+    size, dtype = max(
+        ((s, d) for s in sizes for d in dtypes), key=lambda run: memory_needed(*run)
+    )
+    needed, available = memory_needed(size, dtype), available_memory()
+    if available is not None and needed > available:
+        _fail(
+            f"--size {size} needs about {needed / 2**30:.1f} GiB of memory for "
+            f"{dtype} ({WORKING_ARRAYS} arrays of {size} values); "
+            f"{available / 2**30:.1f} GiB is available"
+        )
+
+
 def run_bench(args: argparse.Namespace) -> int:
-    """Time the backends and print (and optionally save) the figures."""
+    """Time every public function per backend next to the memory floor.
+
+    Each op's median time (the cases taking turns) beside a floor timed in
+    the same run on the same arrays, and beside the framework-bound S2NNs
+    (spikingjelly, braintools) where installed. The defaults give the
+    figures of the README and the docs' performance page.
+    """
     if args.json is not None:
         _check_writable("--json", args.json)
     dtypes = list(dict.fromkeys(args.dtype))
@@ -455,16 +694,17 @@ def run_bench(args: argparse.Namespace) -> int:
     ]
     if not chosen or len(lacking) == len(chosen) * len(dtypes):
         _fail("nothing to run: " + ("; ".join(lacking) or "no usable backend here"))
+    sizes = list(dict.fromkeys(args.size))
+    _check_memory(sizes, dtypes)
     for message in lacking:
         _note(f"{message}; skipped")
 
-    sizes = list(dict.fromkeys(args.size))
     records = bench_records(chosen, sizes, dtypes, args.repeats, _progress)
     _print_table(BENCH_HEADER, [bench_row(r) for r in records])
+    floors = "; ".join(f"{name}: {what}" for name, what in FLOORS.items())
     print(
         f"medians of {args.repeats} runs after warm-up, the cases taking turns; "
-        "floor: copy (forward, gradient) or copy + x*g (forward+backward) of "
-        "the same bytes, same run"
+        f"floors of the same bytes, same run ({floors})"
     )
     if args.json is not None:
         try:
@@ -472,7 +712,10 @@ def run_bench(args: argparse.Namespace) -> int:
         except OSError as exc:
             _fail(f"--json: cannot write {str(args.json)!r}: {exc.strerror or exc}")
         print(f"wrote {args.json}")
-    return 0
+    failed = sum("error" in r for r in records)
+    if failed:
+        _note(f"{failed} row{'s' if failed > 1 else ''} failed (FAIL above)")
+    return 1 if failed else 0
 
 
 # --- entry point ---------------------------------------------------------------
@@ -545,7 +788,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench",
-        help="time each backend against the memory floor",
+        help="time every public function against the memory floor",
         description=run_bench.__doc__,
     )
     bench.add_argument(
@@ -559,9 +802,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--size",
         type=parse_size,
         nargs="+",
-        default=[2**16, 2**22],
+        default=list(DEFAULT_SIZES),
         metavar="N",
-        help="element counts, e.g. 65536 or 2^22",
+        help="element counts from 1 to 2^31, e.g. 8192 or 2^24 (default: 2^13 "
+        "2^20 2^24)",
     )
     bench.add_argument(
         "--dtype",
@@ -574,7 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeats",
         type=parse_repeats,
         default=15,
-        help="timed runs per case (at least 1)",
+        help=f"timed runs per case, 1 to {MAX_REPEATS}",
     )
     bench.add_argument(
         "--json", type=Path, metavar="FILE", help="also write every figure as JSON"
@@ -589,5 +833,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (_UsageError, ValueError) as exc:
+    except _UsageError as exc:
         parser.exit(2, f"s2nn-xp {args.command}: error: {exc}\n")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tracemalloc
 import types
 from pathlib import Path
 
@@ -13,9 +16,10 @@ import numpy as np
 import pytest
 
 from s2nn_xp import _backends, _cli
-from tests.conftest import load_backend, require, selected_backends
+from tests.conftest import load_backend, selected_backends
 
-require("numpy")
+# No module-level backend: NumPy is always installed, and each session runs the
+# generic tests plus those of its own backend (optional_backend).
 
 TINY = ("--size", "1024", "--repeats", "1")
 
@@ -71,6 +75,25 @@ def cupy_without_device(request, monkeypatch):
     return cupy
 
 
+class BackendStandIn:
+    """A registry record with some methods replaced (records are frozen)."""
+
+    def __init__(self, real, **replaced):
+        self._real, self._replaced = real, replaced
+
+    def __getattr__(self, name):
+        if name in self._replaced:
+            return self._replaced[name]
+        return getattr(self._real, name)
+
+
+def raising(exc):
+    def call(*args, **kwargs):
+        raise exc
+
+    return call
+
+
 def test_info_passes_on_installed_backends(capsys):
     code, out, _ = run("info", capsys=capsys)
     assert code == 0
@@ -80,13 +103,8 @@ def test_info_passes_on_installed_backends(capsys):
 
 def test_info_fails_when_a_backend_disagrees(capsys, monkeypatch):
     numpy_backend = _backends.BACKENDS["numpy"]
-    broken = _backends.Backend(
-        "numpy",
-        "numpy",
-        "wrong on purpose",
-        (),
-        ("float64",),
-        _hooks={"autodiff_gradient": lambda x, a, b: np.zeros_like(x)},
+    broken = BackendStandIn(
+        numpy_backend, autodiff_gradient=lambda x, a, b: np.zeros_like(x)
     )
     monkeypatch.setitem(_backends.BACKENDS, "numpy", broken)
     code, out, _ = run("info", capsys=capsys)
@@ -186,7 +204,7 @@ def test_bench_json_schema(tmp_path, capsys):
     assert code == 0
     assert "[4/4] numpy float64 n=100" in stderr  # the progress display
     records = json.loads(out.read_text())
-    assert len(records) == 2 * 2 * 3
+    assert len(records) == 2 * 2 * 4
     keys = {
         "backend",
         "op",
@@ -255,9 +273,8 @@ def test_bench_runs_several_backends_of_one_flag(other, tmp_path, capsys):
         "bench", "--backend", "numpy", other, *TINY, "--json", str(out), capsys=capsys
     )
     assert code == 0
-    assert [r["backend"] for r in json.loads(out.read_text())] == 3 * ["numpy"] + 3 * [
-        other
-    ]
+    backends = [r["backend"] for r in json.loads(out.read_text())]
+    assert backends == 4 * ["numpy"] + 4 * [other]
 
 
 @pytest.mark.parametrize(
@@ -348,28 +365,6 @@ def test_bench_rejects_a_named_backend_without_a_device(cupy_without_device, cap
     assert "backend 'cupy' is installed but has no device here" in err
 
 
-def test_bench_jits_the_floors_like_the_ops_for_jax(monkeypatch):
-    optional_backend("jax")
-    import jax
-
-    jitted = []
-    real_jit = jax.jit
-
-    def spy(fn, *args, **kwargs):
-        jitted.append(fn.__name__)
-        return real_jit(fn, *args, **kwargs)
-
-    monkeypatch.setattr(jax, "jit", spy)
-    backend = _backends.get("jax")
-    x = backend.asarray(np.linspace(-3.0, 3.0, 1024), "float32")
-    cotangent = x * 0 + 2
-    cases = _cli._cases(backend, x, cotangent)
-    assert {"copy", "scale", "s2nn", "gradient"} <= set(jitted)
-    np.testing.assert_array_equal(np.asarray(cases["copy"]()), np.asarray(x))
-    np.testing.assert_array_equal(np.asarray(cases["x*g"]()), 2 * np.asarray(x))
-    assert cases["copy"]().unsafe_buffer_pointer() != x.unsafe_buffer_pointer()
-
-
 @pytest.mark.parametrize("sub", ["info", "plot", "bench"])
 def test_help(sub, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -420,7 +415,9 @@ def test_bench_reports_each_anchor_beside_forward_and_backward(
     """Anchors (spikingjelly, braintools where installed) are timed in the same run."""
     anchored = []
 
-    def fake_anchors(backend, x, cotangent):
+    def fake_anchors(backend, x, cotangent, op="forward+backward"):
+        if op != "forward+backward":
+            return {}
         anchored.append(backend.name)
         return {"anchorlib": lambda: x * cotangent}
 
@@ -441,3 +438,477 @@ def test_bench_reports_each_anchor_beside_forward_and_backward(
     assert "anchorlib" in stdout
     others = [r for r in json.loads(out.read_text()) if r["op"] != "forward+backward"]
     assert all("ratio_to_anchorlib" not in r for r in others)
+
+
+# --- the hostile user (issue 12, items 13-15 and 17-19) --------------------------
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--alpha", "4", "--beta", "1e308"],
+        ["--alpha", "4", "--beta", "1.7e308"],
+        ["--alpha", "4", "--beta", "1", "--alpha", "1", "--beta", "1e308"],
+    ],
+)
+def test_plot_with_curves_too_large_to_draw_is_a_usage_error(
+    flags, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(_cli, "make_figure", no_work)
+    err = usage_error("plot", "--out", str(tmp_path / "f.png"), *flags, capsys=capsys)
+    assert "--beta 1e+308" in err or "--beta 1.7e+308" in err
+    assert "larger than a plot can draw" in err
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_plot_with_large_but_drawable_parameters(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "f.png"
+    code, *_ = run(
+        "plot", "--out", str(out), "--alpha", "1e308", "--beta", "1e299", capsys=capsys
+    )
+    assert code == 0
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-2^2",
+        "-4",
+        "2^-2",
+        "\u0663",  # ARABIC-INDIC DIGIT THREE: int() takes it
+        "\uff12^\uff12\uff12",  # FULLWIDTH 2^22
+        "2^\u0663",
+        "1_024",
+        " 1024",
+        "2^32",
+        "4^16",
+        "0",
+        "0^5",
+        "2**",
+        "2^^2",
+        "1" * 5000,  # int() refuses more than 4300 digits with its own message
+    ],
+)
+def test_parse_size_rejects(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="size must be"):
+        _cli.parse_size(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("1", 1), ("8192", 8192), ("2^22", 2**22), ("2**24", 2**24), ("2^31", 2**31)],
+)
+def test_parse_size_accepts(text, size):
+    assert _cli.parse_size(text) == size
+
+
+@pytest.mark.parametrize("size", ["--size=-2^2", "--size=\u0663"])
+def test_bench_size_errors_exit_2(size, capsys, monkeypatch):
+    monkeypatch.setattr(_cli, "bench_records", no_work)
+    assert "size must be" in usage_error("bench", size, capsys=capsys)
+
+
+def test_a_huge_size_exponent_is_refused_before_it_is_computed():
+    """9^999999999 would take hours to compute; the range check comes first."""
+    code = (
+        "import argparse, s2nn_xp._cli as c\n"
+        "try:\n    c.parse_size('9^999999999')\n"
+        "except argparse.ArgumentTypeError as e:\n    print(e)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert "size must be between 1 and 2^31, not 9^999999999" in result.stdout
+
+
+@pytest.mark.parametrize("repeats", ["1001", "10" * 20])
+def test_bench_repeats_has_an_upper_bound(repeats, capsys, monkeypatch):
+    monkeypatch.setattr(_cli, "bench_records", no_work)
+    err = usage_error("bench", "--repeats", repeats, capsys=capsys)
+    assert "argument --repeats: must be a whole number from 1 to 1000" in err
+
+
+def test_bench_checks_memory_before_any_work(capsys, monkeypatch):
+    monkeypatch.setattr(_cli, "bench_records", no_work)
+    monkeypatch.setattr(_cli, "available_memory", lambda: 8 * 2**30)
+    err = usage_error(
+        "bench", "--backend", "numpy", "--size", "2^31", "--dtype", "float32",
+        capsys=capsys,
+    )  # fmt: skip
+    needed = _cli.memory_needed(2**31, "float32") / 2**30
+    assert f"--size 2147483648 needs about {needed:.1f} GiB of memory" in err
+    assert "8.0 GiB is available" in err
+    assert needed > 8
+
+
+def test_bench_memory_is_that_of_the_largest_run(monkeypatch):
+    monkeypatch.setattr(_cli, "bench_records", no_work)
+    need = _cli.memory_needed(2**20, "float64")
+    assert need > _cli.memory_needed(2**20, "float32")
+    assert need > _cli.memory_needed(2**19, "float64")
+    assert _cli.memory_needed(2**20, "float16") == _cli.memory_needed(
+        2**20, "float32"
+    )  # computed in float32
+    monkeypatch.setattr(_cli, "available_memory", lambda: need - 1)
+    with pytest.raises(SystemExit):
+        _cli.main(["bench", "--backend", "numpy", "--size", "2^20", "16",
+                   "--dtype", "float32", "float64"])  # fmt: skip
+
+
+def test_memory_needed_bounds_a_real_run():
+    """The estimate is at least the peak that tracemalloc sees (NumPy, float32)."""
+    size = 2**16
+    tracemalloc.start()
+    try:
+        _cli.bench_records([_backends.get("numpy")], [size], ["float32"], repeats=1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= _cli.memory_needed(size, "float32")
+
+
+def test_available_memory_is_a_positive_figure_here():
+    memory = _cli.available_memory()
+    assert memory is None or memory > 0
+
+
+def test_bench_keeps_the_other_rows_when_one_fails(tmp_path, capsys, monkeypatch):
+    import s2nn_xp
+
+    monkeypatch.setattr(s2nn_xp, "gradient", raising(RuntimeError("broken on purpose")))
+    out = tmp_path / "bench.json"
+    code, stdout, stderr = run(
+        "bench", "--backend", "numpy", *TINY, "--json", str(out), capsys=capsys
+    )
+    assert code == 1
+    records = json.loads(out.read_text())
+    (failed,) = [r for r in records if "error" in r]
+    assert failed == {
+        "backend": "numpy",
+        "op": "gradient",
+        "dtype": "float32",
+        "size": 1024,
+        "error": "RuntimeError: broken on purpose",
+    }
+    timed = {r["op"] for r in records if "error" not in r}
+    assert {"forward", "origin", "forward+backward"} <= timed
+    assert "FAIL: RuntimeError: broken on purpose" in stdout
+    assert "1 row failed" in stderr
+
+
+def test_bench_a_row_whose_inputs_cannot_be_built_fails_alone(
+    tmp_path, capsys, monkeypatch
+):
+    numpy_backend = _backends.get("numpy")
+    monkeypatch.setitem(
+        _backends.BACKENDS,
+        "numpy",
+        BackendStandIn(numpy_backend, asarray=raising(MemoryError("no room"))),
+    )
+    out = tmp_path / "bench.json"
+    code, stdout, _ = run(
+        "bench", "--backend", "numpy", *TINY, "--json", str(out), capsys=capsys
+    )
+    assert code == 1
+    (record,) = json.loads(out.read_text())
+    assert record["error"] == "MemoryError: no room"
+    assert "FAIL: MemoryError: no room" in stdout
+
+
+def test_bench_float16_with_dask(tmp_path, capsys):
+    optional_backend("dask")
+    out = tmp_path / "bench.json"
+    code, *_ = run(
+        "bench", "--backend", "dask", "--dtype", "float16", *TINY, "--json", str(out),
+        capsys=capsys,
+    )  # fmt: skip
+    assert code == 0
+    records = json.loads(out.read_text())
+    assert records
+    assert all("error" not in r and r["dtype"] == "float16" for r in records)
+
+
+def test_bench_inputs_have_the_dtype_asked_for():
+    for backend in _backends.available():
+        for dtype in backend.dtypes:
+            x = _cli.bench_input(backend, np.linspace(-3, 3, 8), dtype)
+            assert _cli.dtype_name(x) == dtype, (backend.name, dtype)
+
+
+def test_bench_an_input_of_the_wrong_dtype_is_a_failed_row(monkeypatch):
+    numpy_backend = _backends.get("numpy")
+    standin = BackendStandIn(
+        numpy_backend, asarray=lambda values, dtype=None: values.astype(np.float64)
+    )
+    (record,) = _cli.bench_records([standin], [64], ["float32"], repeats=1)
+    assert record["error"] == (
+        "RuntimeError: the numpy input came out float64, not float32"
+    )
+
+
+# A braintools stand-in: importing it switches JAX's 64-bit mode off.
+FAKE_BRAINTOOLS = {
+    "__init__.py": 'import jax\njax.config.update("jax_enable_x64", False)\n',
+    "surrogate.py": (
+        "import s2nn_xp\n\n\n"
+        "class S2NN:\n"
+        "    def __call__(self, x):\n"
+        "        return s2nn_xp.s2nn(x)\n"
+    ),
+}
+
+
+@pytest.fixture
+def braintools_that_switches_x64_off(tmp_path, monkeypatch):
+    package = tmp_path / "braintools"
+    package.mkdir()
+    for name, source in FAKE_BRAINTOOLS.items():
+        (package / name).write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("braintools", "braintools.surrogate"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    yield
+    for name in ("braintools", "braintools.surrogate"):
+        sys.modules.pop(name, None)
+
+
+def test_bench_jax_float64_survives_an_anchor_that_switches_x64_off(
+    braintools_that_switches_x64_off, tmp_path, capsys
+):
+    optional_backend("jax")
+    import jax
+
+    assert jax.config.jax_enable_x64
+    out = tmp_path / "bench.json"
+    code, _, stderr = run(
+        "bench", "--backend", "jax", "--dtype", "float64", *TINY, "--json", str(out),
+        capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert jax.config.jax_enable_x64
+    records = json.loads(out.read_text())
+    assert all("error" not in r and r["dtype"] == "float64" for r in records)
+    anchored = {r["op"] for r in records if "ratio_to_braintools" in r}
+    assert anchored == {"forward+backward", "forward+backward eager"}
+
+
+def test_bench_anchor_loading_keeps_jax_x64(braintools_that_switches_x64_off):
+    optional_backend("jax")
+    import jax
+
+    assert _cli.load_anchor("braintools") is not None
+    assert jax.config.jax_enable_x64
+
+
+def test_bench_an_anchor_that_fails_is_a_note(tmp_path, capsys, monkeypatch):
+    def broken_anchor(backend, x, cotangent, op="forward+backward"):
+        return {"anchorlib": raising(RuntimeError("anchor broken"))}
+
+    monkeypatch.setattr(_cli, "_anchor_cases", broken_anchor)
+    out = tmp_path / "bench.json"
+    code, _, stderr = run(
+        "bench", "--backend", "numpy", *TINY, "--json", str(out), capsys=capsys
+    )
+    assert code == 0
+    assert (
+        "note: anchorlib failed (RuntimeError: anchor broken); not compared" in stderr
+    )
+    assert all("error" not in r for r in json.loads(out.read_text()))
+
+
+@pytest.fixture
+def a_backend_whose_device_query_raises(monkeypatch):
+    """As JAX with ``JAX_PLATFORMS=cuda`` on a machine without a GPU."""
+    numpy_backend = _backends.get("numpy")
+    error = RuntimeError("Unable to initialize backend 'cuda'")
+    standin = BackendStandIn(
+        numpy_backend, has_device=lambda: True, devices=raising(error)
+    )
+    monkeypatch.setitem(_backends.BACKENDS, "numpy", standin)
+
+
+def test_info_skips_a_backend_whose_device_query_raises(
+    a_backend_whose_device_query_raises, capsys
+):
+    code, out, _ = run("info", capsys=capsys)
+    (row,) = [line for line in out.splitlines() if line.startswith("numpy ")]
+    assert "installed, no device (skipped)" in row
+    assert "FAIL" not in row
+    assert code == 0
+
+
+def test_bench_skips_a_backend_whose_device_query_raises(
+    a_backend_whose_device_query_raises, capsys
+):
+    err = usage_error("bench", "--backend", "numpy", *TINY, capsys=capsys)
+    assert "backend 'numpy' is installed but has no device here" in err
+
+
+def test_jax_without_its_platform_is_installed_without_a_device():
+    optional_backend("jax")
+    env = {**os.environ, "JAX_PLATFORMS": "cuda", "S2NN_XP_BACKENDS": "numpy,jax"}
+    command = [sys.executable, "-m", "s2nn_xp"]
+    info = subprocess.run(
+        [*command, "info"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert "Traceback" not in info.stderr
+    (row,) = [line for line in info.stdout.splitlines() if line.startswith("jax ")]
+    assert "installed, no device (skipped)" in row
+    bench = subprocess.run(
+        [*command, "bench", *TINY],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert "Traceback" not in bench.stderr
+    assert bench.returncode == 0, bench.stderr
+    assert "note: jax is installed but has no device; skipped" in bench.stderr
+
+
+# --- what bench covers (issue 13) -------------------------------------------------
+
+
+def bench_json(*argv, tmp_path, capsys) -> list[dict]:
+    out = tmp_path / "bench.json"
+    code, _, stderr = run("bench", *argv, *TINY, "--json", str(out), capsys=capsys)
+    assert code == 0, stderr
+    return json.loads(out.read_text())
+
+
+def test_bench_default_sizes_are_those_of_the_figures():
+    args = _cli.build_parser().parse_args(["bench"])
+    assert args.size == [8192, 2**20, 2**24]
+    assert args.dtype == ["float32"]
+
+
+@pytest.mark.parametrize("name", ["numpy", "dask", "array_api_strict"])
+def test_bench_times_every_public_function(name, tmp_path, capsys):
+    optional_backend(name)
+    records = bench_json("--backend", name, tmp_path=tmp_path, capsys=capsys)
+    assert [r["op"] for r in records] == [
+        "forward",
+        "origin",
+        "gradient",
+        "forward+backward",
+    ]
+    for record in records:
+        assert record["floor"] == _cli.OPS[record["op"]]
+        assert record["version"] == _backends.get(name).version()
+
+
+@pytest.mark.parametrize("name", ["jax", "torch"])
+def test_bench_autodiff_backends_add_vjp_and_learnable_parameters(
+    name, tmp_path, capsys
+):
+    optional_backend(name)
+    records = bench_json("--backend", name, tmp_path=tmp_path, capsys=capsys)
+    by_op = {r["op"]: r for r in records}
+    assert {
+        "forward",
+        "origin",
+        "gradient",
+        "vjp+pullback",
+        "forward+backward",
+        "forward+backward learnable",
+    } <= by_op.keys()
+    learnable = by_op["forward+backward learnable"]
+    assert learnable["fixed_seconds"] == by_op["forward+backward"]["seconds"]
+    assert learnable["ratio_to_fixed"] == pytest.approx(
+        learnable["seconds"] / learnable["fixed_seconds"]
+    )
+    assert set(by_op) <= set(_cli.OPS)
+
+
+def test_bench_learnable_cases_compute_every_gradient():
+    """The learnable rows time the input and the parameter gradients."""
+    for name in ("jax", "torch"):
+        if name not in selected_backends():
+            continue
+        backend = _backends.get(name)
+        if not backend.is_installed():
+            continue
+        x = _cli.bench_input(backend, np.linspace(-3.0, 3.0, 61), "float64")
+        inputs = _cli.Inputs(x, x * 0 + 2)
+        spike, grads = _cli._learnable_round_trip(backend, inputs)()
+        grads = [backend.to_numpy(g) for g in grads]
+        x_np = np.linspace(-3.0, 3.0, 61)
+        import s2nn_xp
+
+        np.testing.assert_allclose(grads[0], 2 * s2nn_xp.gradient(x_np), rtol=1e-12)
+        d_beta = np.where(x_np >= 0, 2 * np.log1p(np.abs(x_np) + 1e-8), 0.0)
+        np.testing.assert_allclose(grads[2], d_beta, rtol=1e-12, atol=1e-300)
+        np.testing.assert_array_equal(backend.to_numpy(spike), x_np >= 0)
+
+
+def test_bench_jax_compiles_the_floors_and_forward_backward(monkeypatch):
+    optional_backend("jax")
+    import jax
+
+    jitted = []
+    real_jit = jax.jit
+
+    def spy(fn, *args, **kwargs):
+        jitted.append(fn.__name__)
+        return real_jit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(jax, "jit", spy)
+    backend = _backends.get("jax")
+    x = _cli.bench_input(backend, np.linspace(-3.0, 3.0, 1024), "float32")
+    cases = _cli._our_cases(backend, _cli.Inputs(x, x * 0 + 2))
+    assert {"copy", "scale", "round_trip"} <= set(jitted)
+    np.testing.assert_array_equal(np.asarray(cases["copy"]()), np.asarray(x))
+    np.testing.assert_array_equal(np.asarray(cases["x*g"]()), 2 * np.asarray(x))
+    assert cases["copy"]().unsafe_buffer_pointer() != x.unsafe_buffer_pointer()
+
+
+def test_bench_rows_agree_with_the_reference():
+    """Every timed case of ours computes what its name says."""
+    import s2nn_xp
+
+    x_np = np.linspace(-3.0, 3.0, 61)
+    want = {
+        "forward": s2nn_xp.forward(x_np),
+        "origin": s2nn_xp.origin(x_np),
+        "gradient": s2nn_xp.gradient(x_np),
+    }
+    for backend in _backends.available():
+        x = _cli.bench_input(backend, x_np, "float64")
+        cases = _cli._our_cases(backend, _cli.Inputs(x, x * 0 + 2))
+        for op, value in want.items():
+            got = backend.to_numpy(cases[op]())
+            np.testing.assert_allclose(got, value, rtol=1e-12, err_msg=backend.name)
+        for op in ("forward+backward", "vjp+pullback", "forward+backward eager"):
+            if op in cases:
+                spike, grad = cases[op]()
+                np.testing.assert_array_equal(backend.to_numpy(spike), want["forward"])
+                np.testing.assert_allclose(
+                    backend.to_numpy(grad), 2 * want["gradient"], rtol=1e-12
+                )
+
+
+def test_bench_row_shows_failed_records():
+    record = {"backend": "numpy", "op": "gradient", "dtype": "float32", "size": 8}
+    cells = _cli.bench_row({**record, "error": "RuntimeError: x"})
+    assert cells[:4] == ("numpy", "float32", "8", "gradient")
+    assert cells[-1] == "FAIL: RuntimeError: x"
+    assert len(cells) == len(_cli.BENCH_HEADER)
+
+
+def test_bench_row_reads_records_of_earlier_versions():
+    """The docs plot JSON written by earlier versions: no new field is required."""
+    record = {
+        "backend": "jax",
+        "op": "forward+backward",
+        "dtype": "float32",
+        "size": 4194304,
+        "seconds": 0.0106,
+        "floor_seconds": 0.0057,
+        "ratio_to_floor": 1.86,
+        "braintools_seconds": 0.0103,
+        "ratio_to_braintools": 1.03,
+    }
+    cells = _cli.bench_row(record)
+    assert cells[-2:] == ("1.86", "braintools 1.03x")

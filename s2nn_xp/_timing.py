@@ -1,0 +1,104 @@
+"""How every figure of the project is timed: ``s2nn-xp bench`` and ``benchmarks/``.
+
+A figure is the **median** wall time of repeated calls after warm-up, each
+call waited for (a device synchronised, a lazy array computed), the cases
+**taking turns** in every repeat so that a burst of load on a shared machine
+slows them all alike rather than one case's whole run. Each is shown next to
+a **memory floor** timed in the same run on the same arrays: a copy of ``x``
+(read one array, write one) and ``x * g`` (read two, write one).
+
+Examples
+--------
+>>> import numpy as np
+>>> from s2nn_xp._timing import floor_cases, median_seconds
+>>> x = np.linspace(-3.0, 3.0, 1024)
+>>> times = median_seconds(floor_cases(x, np.ones_like(x)), repeats=3)
+>>> sorted(times)
+['copy', 'x*g']
+>>> all(seconds > 0 for seconds in times.values())
+True
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._compat import array_namespace
+
+__all__ = ["floor_cases", "median_seconds"]
+
+# Floor name -> what it reads and writes, for the tables' captions.
+FLOORS = {
+    "copy": "a copy of x (read one array, write one)",
+    "x*g": "x * g (read two arrays, write one)",
+}
+
+
+def _no_wait(result: Any) -> None:
+    """Eager libraries: the result is there when the call returns."""
+
+
+def median_seconds(
+    cases: Mapping[str, Callable[[], Any]],
+    repeats: int,
+    *,
+    synchronize: Callable[[Any], None] = _no_wait,
+    warmup: int = 2,
+) -> dict[str, float]:
+    """Median wall seconds of each case, the cases taking turns in every repeat.
+
+    Parameters
+    ----------
+    cases : mapping of str to callable
+        Name -> a call without arguments, timed as a whole.
+    repeats : int
+        Timed calls of each case (at least 1).
+    synchronize : callable, optional
+        Called with each result inside the timed span, so that a device or a
+        lazy array has finished the work when the clock stops.
+    warmup : int, default 2
+        Untimed calls of each case first (compilation, caches, allocators).
+
+    Returns
+    -------
+    dict of str to float
+        Name -> median seconds, in the order of `cases`.
+    """
+    if repeats < 1:
+        msg = f"repeats must be >= 1, not {repeats}"
+        raise ValueError(msg)
+    for call in cases.values():
+        for _ in range(warmup):
+            synchronize(call())
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, call in cases.items():
+            start = time.perf_counter()
+            synchronize(call())
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def floor_cases(
+    x: Any,
+    cotangent: Any,
+    compile: Callable[[Callable[..., Any]], Callable[..., Any]] = lambda f: f,
+) -> dict[str, Callable[[], Any]]:
+    """The memory floors of :data:`FLOORS` on `x` and `cotangent`, as cases.
+
+    `compile` wraps each floor the way the timed operations run (``jax.jit``
+    for JAX), so that a ratio compares like with like.
+    """
+    xp = array_namespace(x)
+
+    def copy(v: Any) -> Any:
+        return xp.asarray(v, copy=True)
+
+    def scale(v: Any, g: Any) -> Any:
+        return v * g
+
+    copy, scale = compile(copy), compile(scale)
+    return {"copy": lambda: copy(x), "x*g": lambda: scale(x, cotangent)}
