@@ -4,11 +4,39 @@ One definition of the S2NN spike function (Suetake et al., arXiv:2201.10879)
 that computes the same values and surrogate gradients on NumPy, CuPy, JAX,
 PyTorch, Dask and any other array-API library, and plugs into the autodiff
 transforms of JAX and PyTorch. Importing this package imports no framework;
-the library of the array you pass is the only one touched.
+the library of the array you pass is the only one touched. The framework
+adapters (``s2nn_xp.torch``, ``s2nn_xp.jax``, ``s2nn_xp.cupy``) are
+attributes of the package, each imported (with its framework) on first use.
 """
 
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from . import _backends, _jax_pytree
 from ._api import S2NN, forward, gradient, origin, s2nn, vjp
 
 __version__ = "0.1.0"
 
 __all__ = ["S2NN", "__version__", "forward", "gradient", "origin", "s2nn", "vjp"]
+
+# s2nn_xp.S2NN becomes a JAX pytree as soon as JAX is imported, before or
+# after this package.
+_jax_pytree.register_when_jax_is_imported()
+
+# The adapter modules, as the backend registry names them.
+_ADAPTERS = frozenset(b.adapter for b in _backends.BACKENDS.values() if b.adapter)
+
+
+def __getattr__(name: str) -> ModuleType:
+    """Import a framework adapter on first access (``s2nn_xp.torch``, ...)."""
+    if f"{__name__}.{name}" in _ADAPTERS:
+        return importlib.import_module(f"{__name__}.{name}")
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    adapters = [module.rpartition(".")[2] for module in _ADAPTERS]
+    return sorted({*globals(), *adapters})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -304,18 +305,34 @@ def _prepare_cotangent(p: Prepared, cotangent: ArrayLike) -> Array:
 
 
 class S2NN:
-    """The S2NN spike function as a callable object with fixed parameters.
+    """The S2NN spike function as a callable object with its parameters.
 
     Calling it is :func:`s2nn` with its parameters; it also carries the
     smooth function and the surrogate gradient as methods, as
     ``braintools.surrogate.S2NN`` does.
 
+    Once JAX is imported (before or after ``s2nn_xp``), an ``S2NN`` is a JAX
+    pytree: `alpha` and `beta` are its leaves, `epsilon` and `origin` are
+    static. So ``jax.grad`` of a loss in the object, optax updates of it,
+    ``jax.jit`` and ``jax.vmap`` over it, and models (equinox modules, flax
+    parameter trees) that hold one as a field train its parameters.
+
     Parameters
     ----------
-    alpha, beta, epsilon : float or array
-        As for :func:`origin`, checked at construction.
+    alpha, beta, epsilon : float, array or brainstate.State
+        As for :func:`origin`; settable attributes, checked at construction
+        and on assignment (``fn.alpha = 2.0``) alike. A ``brainstate`` state
+        (such as a ``ParamState``) is read at every call, so that
+        ``brainstate.transform.grad`` over the state trains it; the value it
+        holds when it is passed is checked.
     origin : bool, default False
         Return the smooth function instead of the spike; a settable attribute.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A parameter or flag that :func:`s2nn` would reject, at construction
+        or assignment.
 
     Examples
     --------
@@ -331,9 +348,13 @@ class S2NN:
     array([0.50000001])
     >>> fn.surrogate_grad(np.array([0.0, 1.0]))
     array([1. , 0.5])
+    >>> fn.alpha = -1.0
+    Traceback (most recent call last):
+    ...
+    ValueError: alpha must be finite and > 0.0
     """
 
-    __slots__ = ("_origin", "alpha", "beta", "epsilon")
+    __slots__ = ("alpha", "beta", "epsilon", "origin")
 
     def __init__(
         self,
@@ -342,38 +363,67 @@ class S2NN:
         epsilon: Parameter = EPSILON,
         origin: bool = False,
     ) -> None:
-        self.alpha = validate_parameter("alpha", alpha)
-        self.beta = validate_parameter("beta", beta)
-        self.epsilon = validate_parameter("epsilon", epsilon)
+        self.alpha = alpha
+        self.beta = beta
+        self.epsilon = epsilon
         self.origin = origin
 
-    @property
-    def origin(self) -> bool:
-        """Whether calls return the smooth function instead of the spike."""
-        return self._origin
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Every assignment is checked as the constructor checks its argument."""
+        if name == "origin":
+            value = validate_flag(name, value)
+        elif name in _PARAMETER_NAMES:
+            value = _checked_parameter(name, value)
+        object.__setattr__(self, name, value)
 
-    @origin.setter
-    def origin(self, value: bool) -> None:
-        self._origin = validate_flag("origin", value)
+    def _values(self) -> tuple[Any, ...]:
+        """(alpha, beta, epsilon) as they are now: states are read."""
+        return tuple(_read(getattr(self, name)) for name in _PARAMETER_NAMES)
 
     def __call__(self, x: ArrayLike) -> Array:
         """``s2nn(x, alpha, beta, epsilon, origin=self.origin)``."""
-        return s2nn(x, self.alpha, self.beta, self.epsilon, origin=self.origin)
+        return s2nn(x, *self._values(), origin=self.origin)
 
     def surrogate_fun(self, x: ArrayLike) -> Array:
         """The smooth original function, :func:`origin`."""
-        return origin(x, self.alpha, self.beta, self.epsilon)
+        return origin(x, *self._values())
 
     def surrogate_grad(self, x: ArrayLike) -> Array:
         """The surrogate gradient, :func:`gradient`."""
-        return gradient(x, self.alpha, self.beta)
+        alpha, beta, _ = self._values()
+        return gradient(x, alpha, beta)
 
     def vjp(self, x: ArrayLike) -> tuple[Array, Callable[[ArrayLike], Array]]:
         """:func:`vjp` with this object's parameters."""
-        return vjp(x, self.alpha, self.beta, self.epsilon, origin=self.origin)
+        return vjp(x, *self._values(), origin=self.origin)
 
-    def _key(self) -> tuple[Any, ...]:
-        return (self.alpha, self.beta, self.epsilon)
+    # --- JAX pytree: see s2nn_xp._jax_pytree, which registers these ----------
+
+    def _tree_flatten(self) -> tuple[tuple[tuple[str, Any], ...], tuple[Any, ...]]:
+        """((name, leaf), ...) for alpha and beta, and the static rest.
+
+        A parameter held in a brainstate state is a leaf too (the state
+        itself), so that brainstate finds the state in a module that holds
+        this object, as it finds the states of its own modules.
+        """
+        leaves = tuple((name, getattr(self, name)) for name in _LEAVES)
+        static = (_Static(self.epsilon), self.origin)
+        return leaves, static
+
+    @classmethod
+    def _tree_unflatten(cls, static: tuple[Any, ...], leaves: Iterable[Any]) -> S2NN:
+        """The object back from ``_tree_flatten``'s parts, unchecked.
+
+        JAX rebuilds pytrees with tracers, ``None`` and other placeholders as
+        leaves; they are not parameter values to check.
+        """
+        epsilon, flag = static
+        obj = object.__new__(cls)
+        for name, leaf in zip(_LEAVES, leaves, strict=True):
+            object.__setattr__(obj, name, leaf)
+        object.__setattr__(obj, "epsilon", epsilon.value)
+        object.__setattr__(obj, "origin", flag)
+        return obj
 
     def __repr__(self) -> str:
         flag = ", origin=True" if self.origin else ""
@@ -386,15 +436,63 @@ class S2NN:
         if type(other) is not type(self):
             return NotImplemented
         same = all(
-            a is b or (isinstance(a, float) and a == b)
-            for a, b in zip(self._key(), other._key(), strict=True)
+            _same(getattr(self, name), getattr(other, name))
+            for name in _PARAMETER_NAMES
         )
         return same and self.origin == other.origin
 
     def __hash__(self) -> int:
-        return hash((type(self), *(_hash_key(v) for v in self._key())))
+        keys = (_hash_key(getattr(self, name)) for name in _PARAMETER_NAMES)
+        return hash((type(self), *keys))
+
+
+_PARAMETER_NAMES = ("alpha", "beta", "epsilon")
+_LEAVES = ("alpha", "beta")
+"""The parameters that are pytree leaves (differentiable); epsilon is a constant."""
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Floats compare by value, array parameters by identity."""
+    return a is b or (isinstance(a, float) and a == b)
 
 
 def _hash_key(value: Any) -> Any:
     """Floats hash by value, array parameters by identity (as they compare)."""
     return value if isinstance(value, float) else id(value)
+
+
+class _Static:
+    """A parameter in a pytree's static part: compared as :class:`S2NN` does."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Static) and _same(self.value, other.value)
+
+    def __hash__(self) -> int:
+        return hash(_hash_key(self.value))
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+def _is_state(value: Any) -> bool:
+    """Whether `value` is a brainstate state (brainstate is never imported here)."""
+    brainstate = sys.modules.get("brainstate")
+    return brainstate is not None and isinstance(value, brainstate.State)
+
+
+def _read(value: Any) -> Any:
+    """A parameter's value now: a state's current value, anything else itself."""
+    return value.value if _is_state(value) else value
+
+
+def _checked_parameter(name: str, value: Any) -> Any:
+    """``validate_parameter`` of `value`, or of the value a state holds."""
+    if _is_state(value):
+        validate_parameter(name, value.value)
+        return value
+    return validate_parameter(name, value)

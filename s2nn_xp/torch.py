@@ -110,7 +110,7 @@ def _plain_eager(x: torch.Tensor, parameters: Sequence[Any], *others: Any) -> bo
     The fast paths take Python-number parameters only; tensor parameters (per
     neuron, learnable) take the general path.
     """
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return False
     if not all(isinstance(p, float) for p in parameters):
         return False
@@ -135,11 +135,11 @@ def _cpu_block(x: torch.Tensor, parameters: Sequence[Any], *others: Any) -> int:
     """Elements per block where the CPU block-by-block path applies, else 0."""
     block = _CPU_BLOCK_BYTES // _compute_dtype(x.dtype).itemsize
     usable = (
-        x.device.type == "cpu"
+        _plain_eager(x, parameters, *others)  # first: numel() traces as a tensor
+        and x.device.type == "cpu"
         and x.numel() >= 2 * block
         and x.is_contiguous()
         and all(o.is_contiguous() and o.shape == x.shape for o in others)
-        and _plain_eager(x, parameters, *others)
     )
     return block if usable else 0
 
@@ -543,7 +543,9 @@ class S2NN(nn.Module):
 
     A drop-in surrogate spike function for spiking-network libraries: use it
     as ``surrogate_function=`` of a SpikingJelly neuron or ``spike_grad=`` of
-    an snnTorch neuron.
+    an snnTorch neuron. It has the surrogate API of SpikingJelly 2.0: the
+    ``spiking`` attribute and keyword (the opposite of `origin`),
+    :meth:`set_spiking_mode`, and `alpha` that models read and assign.
 
     Parameters
     ----------
@@ -560,13 +562,28 @@ class S2NN(nn.Module):
         default floating dtype, of the shape given) so that an optimizer
         trains them. Otherwise Python numbers stay constants and tensors are
         buffers (they follow :meth:`~torch.nn.Module.to`).
+    spiking : bool, optional
+        SpikingJelly's name for ``not origin`` (``spiking=False`` is
+        ``origin=True``); give one of the two.
 
     Raises
     ------
     ValueError
-        A parameter out of its range (tensor values are checked here too).
+        A parameter out of its range (tensor values are checked here too), or
+        `spiking` and `origin` that contradict each other.
     TypeError
         A parameter that is no real number or array, or a non-bool flag.
+
+    Notes
+    -----
+    Parameters keep the constructor's rules after construction: assigning
+    ``spike.alpha = value`` (as SpikingJelly's models do) and
+    :meth:`~torch.nn.Module.load_state_dict` check the values as the
+    constructor does. A learnable parameter keeps its
+    :class:`~torch.nn.Parameter` (and an optimizer's hold on it): a number or
+    tensor assigned to it is copied into it; an ``nn.Parameter`` assigned
+    replaces it. A number assigned to a module that is not learnable is a
+    constant again, a tensor a buffer.
 
     Examples
     --------
@@ -577,11 +594,21 @@ class S2NN(nn.Module):
     S2NN(alpha=4.0, beta=1.0, epsilon=1e-08)
     >>> spike(torch.tensor([-0.5, 0.5]))
     tensor([0., 1.])
+    >>> spike.spiking
+    True
     >>> learned = S2NN(alpha=[4.0, 2.0], learnable=True)
     >>> [name for name, _ in learned.named_parameters()]
     ['alpha', 'beta']
     >>> learned.alpha.shape
     torch.Size([2])
+    >>> learned.alpha = 0.5  # copied into the parameter
+    >>> learned.alpha
+    Parameter containing:
+    tensor([0.5000, 0.5000], requires_grad=True)
+    >>> learned.alpha = -1.0
+    Traceback (most recent call last):
+    ...
+    ValueError: alpha must be finite and > 0.0
     """
 
     def __init__(
@@ -591,38 +618,70 @@ class S2NN(nn.Module):
         epsilon: Parameter | Sequence[float] = EPSILON,
         origin: bool = False,
         learnable: bool = False,
+        *,
+        spiking: bool | None = None,
     ) -> None:
         super().__init__()
         self.learnable = validate_flag("learnable", learnable)
         self.origin = origin
-        self._register("alpha", alpha, self.learnable)
-        self._register("beta", beta, self.learnable)
-        self._register("epsilon", epsilon, False)
+        if spiking is not None:
+            if self.origin and validate_flag("spiking", spiking):
+                msg = "spiking=True contradicts origin=True; give one of them"
+                raise ValueError(msg)
+            self.spiking = spiking
+        self.alpha = alpha
+        self.beta = beta
+        self.epsilon = epsilon
 
-    def _register(self, name: str, value: Any, learnable: bool) -> None:
-        if not isinstance(value, torch.Tensor):
-            value = validate_parameter(name, value)
-            if isinstance(value, float) and not learnable:
-                setattr(self, name, value)
-                return
-        value = torch.as_tensor(value)
-        if value.is_complex() or value.dtype == torch.bool:
-            msg = f"{name} must have a real numeric dtype, not {value.dtype}"
-            raise TypeError(msg)
-        if not value.is_floating_point():
-            value = value.to(torch.get_default_dtype())
-        value = value.detach().clone()
-        # Concrete values: check them as Python numbers are checked.
-        lower = 0.0
-        in_range = value >= lower if name == "epsilon" else value > lower
-        if not bool(torch.all(torch.isfinite(value) & in_range)):
-            relation = ">=" if name == "epsilon" else ">"
-            msg = f"{name} must be finite and {relation} {lower}"
-            raise ValueError(msg)
-        if learnable:
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Parameters are checked and stored by the constructor's rules."""
+        if name in _PARAMETER_NAMES:
+            self._assign(name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def _assign(self, name: str, value: Any) -> None:
+        """Check `value` and store it as a constant, a buffer or a parameter."""
+        learnable = self.learnable and name != "epsilon"
+        value = _checked(name, value, copy=not isinstance(value, nn.Parameter))
+        current = self._parameters.get(name)
+        if current is not None and not isinstance(value, nn.Parameter):
+            try:
+                value = torch.as_tensor(value).expand_as(current)
+            except RuntimeError as exc:
+                msg = (
+                    f"{name} of shape {tuple(torch.as_tensor(value).shape)} does "
+                    f"not broadcast to the learnable {name}'s shape, "
+                    f"{tuple(current.shape)}"
+                )
+                raise ValueError(msg) from exc
+            with torch.no_grad():
+                current.copy_(value)
+            return
+        for store in (self._parameters, self._buffers, self.__dict__):
+            store.pop(name, None)
+        if isinstance(value, nn.Parameter):
+            self.register_parameter(name, value)
+        elif learnable:
+            value = torch.as_tensor(value, dtype=torch.get_default_dtype())
             self.register_parameter(name, nn.Parameter(value))
+        elif isinstance(value, float):
+            super().__setattr__(name, value)
         else:
             self.register_buffer(name, value)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        """Check the parameter values in `state_dict` before they are loaded."""
+        for name in _PARAMETER_NAMES:
+            if prefix + name in state_dict:
+                _checked(name, state_dict[prefix + name], copy=False)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def origin(self) -> bool:
@@ -632,6 +691,33 @@ class S2NN(nn.Module):
     @origin.setter
     def origin(self, value: bool) -> None:
         self._origin = validate_flag("origin", value)
+
+    @property
+    def spiking(self) -> bool:
+        """SpikingJelly's name for ``not origin``: whether calls give the spike."""
+        return not self.origin
+
+    @spiking.setter
+    def spiking(self, value: bool) -> None:
+        self.origin = not validate_flag("spiking", value)
+
+    def set_spiking_mode(self, spiking: bool) -> None:
+        """SpikingJelly's switch: the spike (True) or the origin function (False)."""
+        self.spiking = spiking
+
+    @staticmethod
+    def spiking_function(
+        x: torch.Tensor, alpha: Parameter = ALPHA, beta: Parameter = BETA
+    ) -> torch.Tensor:
+        """SpikingJelly's ``spiking_function(x, alpha, beta)``: :func:`s2nn`."""
+        return s2nn(x, alpha, beta)
+
+    @staticmethod
+    def primitive_function(
+        x: torch.Tensor, alpha: Parameter = ALPHA, beta: Parameter = BETA
+    ) -> torch.Tensor:
+        """SpikingJelly's ``primitive_function(x, alpha, beta)``: the origin."""
+        return s2nn(x, alpha, beta, origin=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``s2nn(x, alpha, beta, epsilon, origin=self.origin)``."""
@@ -659,6 +745,29 @@ class S2NN(nn.Module):
         if self.learnable:
             parts.append("learnable=True")
         return ", ".join(parts)
+
+
+def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
+    """A parameter value by the constructor's rules: a float or a float tensor.
+
+    Numbers, lists and arrays go through ``validate_parameter``; tensors are
+    checked by their values (``validate_parameter`` of a NumPy copy), made
+    floating (integers in the default dtype) and, with `copy`, detached
+    copies, so that the module does not share the caller's tensor.
+    """
+    if not isinstance(value, torch.Tensor):
+        value = validate_parameter(name, value)
+        if isinstance(value, float):
+            return value
+        value = torch.as_tensor(value)
+    if value.is_complex() or value.dtype == torch.bool:
+        msg = f"{name} must have a real numeric dtype, not {value.dtype}"
+        raise TypeError(msg)
+    if value.device.type != "meta":  # a meta tensor has no values to check
+        validate_parameter(name, value.detach().to("cpu", torch.float64).numpy())
+    if not value.is_floating_point():
+        value = value.to(torch.get_default_dtype())
+    return value.detach().clone() if copy else value
 
 
 def _describe(value: Parameter) -> str:

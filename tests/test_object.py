@@ -1,0 +1,80 @@
+"""The ``s2nn_xp.S2NN`` object keeps the constructor's rules; adapters load lazily.
+
+Runs in every session with NumPy parameters; the framework-specific behaviour
+of the object (JAX pytree, brainstate states) is in ``test_pytree.py`` and
+``test_clients_jax.py``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import s2nn_xp
+
+BAD_VALUES = [
+    ("alpha", 0.0),
+    ("alpha", -1.0),
+    ("beta", float("nan")),
+    ("beta", [1.0, -2.0]),
+    ("epsilon", -1e-9),
+    ("epsilon", np.array([np.inf])),
+    ("alpha", True),
+    ("alpha", "4"),
+    ("beta", 1j),
+]
+
+
+def _error_of(call):
+    with pytest.raises((TypeError, ValueError)) as info:
+        call()
+    return type(info.value), str(info.value)
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_VALUES)
+def test_assignment_raises_what_the_constructor_raises(name, value):
+    fn = s2nn_xp.S2NN()
+    constructed = _error_of(lambda: s2nn_xp.S2NN(**{name: value}))
+    assigned = _error_of(lambda: setattr(fn, name, value))
+    assert assigned == constructed
+    assert name in assigned[1]
+    assert fn == s2nn_xp.S2NN()  # unchanged
+
+
+def test_assignment_stores_what_the_constructor_stores():
+    fn = s2nn_xp.S2NN()
+    fn.alpha = 8
+    fn.beta += 1
+    per_neuron = np.array([1.0, 2.0])
+    fn.epsilon = per_neuron
+    assert fn.alpha == 8.0 and isinstance(fn.alpha, float)
+    assert fn.beta == 2.0
+    assert fn.epsilon is per_neuron
+    assert fn == s2nn_xp.S2NN(8.0, 2.0, per_neuron)
+    with pytest.raises(AttributeError):
+        fn.gamma = 1.0  # no other attributes (slots)
+
+
+def test_adapters_are_attributes_loaded_on_first_access():
+    code = (
+        "import importlib.util, sys, s2nn_xp\n"
+        "frameworks = ('jax', 'torch', 'cupy')\n"
+        "assert not [m for m in frameworks if m in sys.modules]\n"
+        "assert {'jax', 'torch', 'cupy'} <= set(dir(s2nn_xp))\n"
+        "for name in ('jax', 'torch'):\n"
+        "    if importlib.util.find_spec(name) is None:\n"
+        "        continue\n"
+        "    adapter = getattr(s2nn_xp, name)\n"
+        "    assert adapter is sys.modules['s2nn_xp.' + name]\n"
+        "    assert callable(adapter.s2nn)\n"
+        "try:\n"
+        "    s2nn_xp.numpy\n"
+        "except AttributeError as exc:\n"
+        "    assert 'numpy' in str(exc)\n"
+        "else:\n"
+        "    raise AssertionError('s2nn_xp.numpy exists')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,153 @@
+"""``s2nn_xp.S2NN`` is a JAX pytree: alpha and beta leaves, epsilon and origin static.
+
+So JAX's transforms take the object itself: ``jax.grad`` of a loss in it,
+``jit`` and ``vmap`` over it, optax updates of it and equinox modules that
+hold it. optax and equinox are installed in the ``clients`` session; their
+tests skip elsewhere.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import require
+
+require("jax")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import s2nn_xp  # noqa: E402
+import s2nn_xp.jax  # noqa: E402
+
+X = jnp.linspace(-2.0, 2.0, 8)
+ALPHA = jnp.linspace(2.0, 6.0, 8)
+BETA = jnp.linspace(0.5, 1.5, 8)
+
+
+@pytest.mark.parametrize("jax_first", [False, True])
+def test_registered_whether_jax_is_imported_before_or_after(jax_first):
+    imports = "import jax\nimport s2nn_xp\n"
+    if not jax_first:
+        imports = (
+            "import sys\nimport s2nn_xp\n"
+            "assert 'jax' not in sys.modules\n"
+            "spike = s2nn_xp.S2NN(alpha=[4.0, 2.0])  # made before JAX is imported\n"
+            "import jax\n"
+        )
+    code = imports + (
+        "fn = s2nn_xp.S2NN(alpha=jax.numpy.ones(2), beta=2.0)\n"
+        "assert jax.tree.leaves(fn) == [fn.alpha, 2.0], jax.tree.leaves(fn)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_leaves_key_paths_and_static_part():
+    epsilon = np.array([1e-8])
+    spike = s2nn_xp.S2NN(alpha=ALPHA, beta=2.0, epsilon=epsilon, origin=True)
+    paths, treedef = jax.tree_util.tree_flatten_with_path(spike)
+    assert [jax.tree_util.keystr(path) for path, _ in paths] == [".alpha", ".beta"]
+    assert paths[0][1] is ALPHA and paths[1][1] == 2.0
+    rebuilt = jax.tree.unflatten(treedef, [BETA, 3.0])
+    assert rebuilt.epsilon is epsilon and rebuilt.origin is True
+    assert rebuilt.alpha is BETA and rebuilt.beta == 3.0
+    # The static part compares as S2NN does: floats by value, arrays by identity.
+    same = s2nn_xp.S2NN(alpha=BETA, epsilon=epsilon, origin=True)
+    assert jax.tree.structure(same) == treedef
+    for other in (
+        s2nn_xp.S2NN(alpha=BETA, epsilon=epsilon.copy(), origin=True),
+        s2nn_xp.S2NN(alpha=BETA, epsilon=epsilon),
+    ):
+        assert jax.tree.structure(other) != treedef
+
+
+def test_placeholder_leaves_are_not_checked():
+    """JAX rebuilds pytrees with None, object() and specs as leaves."""
+    spike = s2nn_xp.S2NN(alpha=ALPHA)
+    axes = jax.tree.map(lambda _: None, spike)
+    assert axes.alpha is None and axes.beta is None
+    shapes = jax.eval_shape(lambda s: s, spike)
+    assert shapes.alpha.shape == ALPHA.shape
+
+
+def test_grad_of_a_loss_in_the_object_is_the_parameter_gradient():
+    spike = s2nn_xp.S2NN(alpha=ALPHA, beta=BETA, origin=True)
+
+    def loss(fn):
+        return (fn(X) ** 2).sum()
+
+    grads = jax.grad(loss)(spike)
+    assert isinstance(grads, s2nn_xp.S2NN)
+
+    def by_arguments(alpha, beta):
+        return (s2nn_xp.jax.s2nn(X, alpha, beta, origin=True) ** 2).sum()
+
+    want_alpha, want_beta = jax.grad(by_arguments, argnums=(0, 1))(ALPHA, BETA)
+    np.testing.assert_allclose(grads.alpha, want_alpha, rtol=1e-12)
+    np.testing.assert_allclose(grads.beta, want_beta, rtol=1e-12)
+
+
+def test_jit_over_the_object_traces_once_for_new_values():
+    traces = []
+
+    @jax.jit
+    def spikes(fn, x):
+        traces.append(None)
+        return fn(x)
+
+    for scale in (1.0, 2.0, 3.0):
+        fn = s2nn_xp.S2NN(alpha=ALPHA * scale, beta=BETA)
+        np.testing.assert_array_equal(spikes(fn, X), s2nn_xp.forward(X))
+    assert len(traces) == 1
+
+
+def test_vmap_over_a_batch_of_objects():
+    alphas = jnp.stack([ALPHA, 2 * ALPHA, 3 * ALPHA])
+    batch = s2nn_xp.S2NN(alpha=alphas, beta=BETA)
+    # in_axes as a tree of the object's shape: alpha mapped, beta shared.
+    axes = jax.tree.map(lambda leaf: 0 if leaf is alphas else None, batch)
+
+    def surrogate_grad(fn):
+        return jax.grad(lambda x: fn(x).sum())(X - 0.5)
+
+    batched = jax.vmap(surrogate_grad, in_axes=(axes,))(batch)
+    for row, alpha in zip(batched, alphas, strict=True):
+        np.testing.assert_allclose(
+            row, s2nn_xp.gradient(X - 0.5, alpha, BETA), rtol=1e-12
+        )
+
+
+def test_optax_updates_the_object():
+    optax = pytest.importorskip("optax")
+    spike = s2nn_xp.S2NN(alpha=ALPHA, beta=BETA, origin=True)
+    optimizer = optax.adam(1e-2)
+    state = optimizer.init(spike)
+    grads = jax.grad(lambda fn: fn(X).sum())(spike)
+    updates, state = optimizer.update(grads, state, spike)
+    trained = optax.apply_updates(spike, updates)
+    assert isinstance(trained, s2nn_xp.S2NN) and trained.origin is True
+    assert trained.epsilon == spike.epsilon
+    moved = np.asarray(trained.alpha) != np.asarray(ALPHA)
+    assert moved[np.asarray(X) < 0].all()  # alpha acts on x < 0 only
+
+
+def test_equinox_module_holding_the_object_trains_it():
+    eqx = pytest.importorskip("equinox")
+
+    class Layer(eqx.Module):
+        weight: jax.Array
+        spike: s2nn_xp.S2NN
+
+        def __call__(self, x):
+            return self.spike(x * self.weight)
+
+    layer = Layer(jnp.ones(8), s2nn_xp.S2NN(alpha=ALPHA, beta=BETA))
+    grads = eqx.filter_grad(lambda m: m(X).sum())(layer)
+    assert grads.spike.alpha.shape == ALPHA.shape
+    np.testing.assert_allclose(grads.weight, X * s2nn_xp.gradient(X, ALPHA, BETA))
+    assert np.abs(grads.spike.alpha).max() > 0
+    assert np.abs(grads.spike.beta).max() > 0
