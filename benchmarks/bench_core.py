@@ -1,9 +1,11 @@
 """NumPy benchmark of the array-API math against the memory floor.
 
-Times, at each size and dtype, the median of repeated calls after warm-up:
+Times, at each size and dtype, the median of repeated calls after warm-up,
+the cases taking turns (:mod:`s2nn_xp._timing`, as ``s2nn-xp bench``):
 
-* ``floor``: ``np.multiply(x, g)``, the bandwidth floor (read two arrays,
-  write one), measured in the same run;
+* the floors, timed in the same run: ``copy`` (read one array, write one), the
+  floor of the one-array cases, and ``copy`` + ``x*g`` (read two, write one),
+  that of the ``vjp`` round trip;
 * ``naive``: the unguarded textbook formula
   ``where(x < 0, a*s*(1-s), b/(x+1))`` with ``s = 1/(1+exp(-a*x))`` (wrong at
   ``x <= -1`` only in untaken lanes, but NaN-unsafe and warning-prone);
@@ -18,12 +20,12 @@ Run ``python benchmarks/bench_core.py --help`` for options.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+from collections.abc import Callable
 
 import numpy as np
 
 import s2nn_xp
+from s2nn_xp._timing import ONE_ARRAY, ROUND_TRIP, floor_cases, floor_of, median_seconds
 
 A, B = 4.0, 1.0
 
@@ -46,14 +48,16 @@ def vjp_round_trip(x, g):
     return y, pullback(g)
 
 
-def median_seconds(fn, args, repeats: int) -> float:
-    fn(*args)  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def cases(x, g) -> dict[str, tuple[Callable[[], object], str]]:
+    """Case name -> (call, its memory floor)."""
+    return {
+        "naive": (lambda: naive(x), ONE_ARRAY),
+        "guarded_where": (lambda: guarded_where(x), ONE_ARRAY),
+        "gradient": (lambda: s2nn_xp.gradient(x), ONE_ARRAY),
+        "origin": (lambda: s2nn_xp.origin(x), ONE_ARRAY),
+        "forward": (lambda: s2nn_xp.forward(x), ONE_ARRAY),
+        "vjp (fwd+bwd)": (lambda: vjp_round_trip(x, g), ROUND_TRIP),
+    }
 
 
 def main(argv=None) -> None:
@@ -69,23 +73,14 @@ def main(argv=None) -> None:
         for dtype in args.dtype:
             x = (rng.standard_normal(2**log2) * 3).astype(dtype)
             g = np.ones_like(x)
-            cases = {
-                "floor x*g": lambda x, g: np.multiply(x, g),
-                "naive": lambda x, g: naive(x),
-                "guarded_where": lambda x, g: guarded_where(x),
-                "gradient": lambda x, g: s2nn_xp.gradient(x),
-                "origin": lambda x, g: s2nn_xp.origin(x),
-                "forward": lambda x, g: s2nn_xp.forward(x),
-                "vjp (fwd+bwd)": vjp_round_trip,
-            }
-            floor = None
-            for name, fn in cases.items():
-                with np.errstate(all="ignore"):
-                    seconds = median_seconds(fn, (x, g), args.repeats)
-                floor = floor or seconds
+            timed = cases(x, g)
+            calls = {name: call for name, (call, _) in timed.items()}
+            with np.errstate(all="ignore"):  # the naive formula overflows
+                seconds = median_seconds({**floor_cases(x, g), **calls}, args.repeats)
+            for name, (_, floor) in timed.items():
                 print(
-                    f"{dtype:8} 2^{log2:<4} {name:18} {seconds * 1e3:10.3f} "
-                    f"{seconds / floor:8.2f}"
+                    f"{dtype:8} 2^{log2:<4} {name:18} {seconds[name] * 1e3:10.3f} "
+                    f"{seconds[name] / floor_of(seconds, floor):8.2f}"
                 )
 
 

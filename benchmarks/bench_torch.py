@@ -5,8 +5,8 @@ warm-up (CUDA calls are waited for with ``torch.cuda.synchronize``; the cases
 take turns within every repeat, so a noisy neighbour hurts them alike):
 
 * ``floor``: a copy of ``x`` plus ``x * g`` (each timed on its own, then
-  added), the memory floor of the issue: the bytes a fused forward and
-  backward cannot avoid moving;
+  added; :mod:`s2nn_xp._timing`, as ``s2nn-xp bench``): the bytes a fused
+  forward and backward cannot avoid moving;
 * ``eager fwd+bwd``: the spike of ``x`` (a leaf that requires grad) and its
   input gradient for the cotangent ``g``, through ``torch.autograd.grad``;
 * ``eager forward``: an inference call (``torch.no_grad``);
@@ -23,15 +23,16 @@ eager fwd+bwd / floor at 2**28 (goal: <= 1.05) and the per-call time at 2**16
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 
 import s2nn_xp
 import s2nn_xp.torch
+from s2nn_xp._cli import torch_round_trip
+from s2nn_xp._timing import ROUND_TRIP, floor_cases, floor_of, median_seconds
 
 try:
     from spikingjelly.activation_based import surrogate as spikingjelly_surrogate
@@ -43,14 +44,7 @@ Case = Callable[[torch.Tensor, torch.Tensor], object]
 
 def fwd_bwd(spike: Callable[[torch.Tensor], torch.Tensor]) -> Case:
     """``(x, g) -> (spike(x), g * d spike / dx)`` through autograd."""
-
-    def run(x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        leaf = x.detach().requires_grad_(True)
-        y = spike(leaf)
-        (dx,) = torch.autograd.grad(y, leaf, g)
-        return y.detach(), dx
-
-    return run
+    return functools.partial(torch_round_trip, spike)
 
 
 def forward_only(spike: Callable[[torch.Tensor], torch.Tensor]) -> Case:
@@ -66,10 +60,7 @@ def cases(device: str, with_compile: bool) -> dict[str, Case]:
     spikes = {"s2nn_xp": s2nn_xp.torch.S2NN()}
     if spikingjelly_surrogate is not None:
         spikes["spikingjelly"] = spikingjelly_surrogate.S2NN()
-    table: dict[str, Case] = {
-        "floor: copy": lambda x, g: x.clone(),
-        "floor: x * g": lambda x, g: x * g,
-    }
+    table: dict[str, Case] = {}
     for name, spike in spikes.items():
         table[f"eager fwd+bwd {name}"] = fwd_bwd(spike)
         table[f"eager forward {name}"] = forward_only(spike)
@@ -80,28 +71,19 @@ def cases(device: str, with_compile: bool) -> dict[str, Case]:
     return table
 
 
-def _synchronize(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def medians(
-    table: dict[str, Case], args: tuple, repeats: int, warmup: int, device: str
+    table: dict[str, Case], x: torch.Tensor, g: torch.Tensor, repeats: int, warmup: int
 ) -> dict[str, float]:
-    """Median seconds of each case, the cases taking turns in every repeat."""
-    for fn in table.values():
-        for _ in range(warmup):
-            fn(*args)
-    _synchronize(device)
-    times: dict[str, list[float]] = {name: [] for name in table}
-    for _ in range(repeats):
-        for name, fn in table.items():
-            _synchronize(device)
-            start = time.perf_counter()
-            fn(*args)
-            _synchronize(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    """Median seconds of the floors and of each case, taking turns."""
+    cases = {name: functools.partial(fn, x, g) for name, fn in table.items()}
+
+    def synchronize(result: object) -> None:
+        if x.is_cuda:
+            torch.cuda.synchronize()
+
+    return median_seconds(
+        {**floor_cases(x, g), **cases}, repeats, synchronize=synchronize, warmup=warmup
+    )
 
 
 def check_agreement(table: dict[str, Case], args: tuple) -> None:
@@ -109,14 +91,15 @@ def check_agreement(table: dict[str, Case], args: tuple) -> None:
     ours = table["eager fwd+bwd s2nn_xp"](*args)
     for name in table:
         if "fwd+bwd" in name and name != "eager fwd+bwd s2nn_xp":
-            for a, b in zip(ours, table[name](*args), strict=True):
-                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+            torch.testing.assert_close(
+                table[name](*args), ours, rtol=1e-5, atol=1e-6, msg=name
+            )
 
 
 def report(result: dict[str, float], size: int, device: str) -> dict[str, float]:
     """Print the table; return the figures with the floor and the ratios."""
-    floor = result["floor: copy"] + result["floor: x * g"]
-    figures = {"floor: copy + x * g": floor, **result}
+    floor = floor_of(result, ROUND_TRIP)
+    figures = {f"floor: {ROUND_TRIP}": floor, **result}
     print(f"{'case':32} {'median us':>11} {'x floor':>8} {'x spikingjelly':>15}")
     for name, seconds in list(figures.items()):
         other = name.replace("s2nn_xp", "spikingjelly")
@@ -148,7 +131,7 @@ def run(
     )
     if spikingjelly_surrogate is None:
         print("spikingjelly is not installed: no comparison")
-    return report(medians(table, (x, g), repeats, warmup, device), size, device)
+    return report(medians(table, x, g, repeats, warmup), size, device)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,7 +25,14 @@ import numpy as np
 from . import __version__
 from ._backends import BACKENDS, Backend, Capability, available, get
 from ._compat import array_namespace
-from ._timing import FLOORS, floor_cases, median_seconds
+from ._timing import (
+    FLOORS,
+    ONE_ARRAY,
+    ROUND_TRIP,
+    floor_cases,
+    floor_of,
+    median_seconds,
+)
 
 __all__ = ["main"]
 
@@ -252,19 +259,15 @@ KNOWN_DTYPES = tuple(COMPUTE_BYTES)
 # learnable rows per-neuron alpha, beta and their gradients.
 WORKING_ARRAYS = 16
 
-# Each op timed -> the floors whose times add up to its floor (the bytes the
-# op cannot avoid moving: reads x and writes one array, or reads x and the
-# cotangent and writes the spike and the gradient).
-_ONE_ARRAY = "copy"
-_ROUND_TRIP = "copy + x*g"
+# Each op timed -> its memory floor (:mod:`s2nn_xp._timing`).
 OPS = {
-    "forward": _ONE_ARRAY,
-    "origin": _ONE_ARRAY,
-    "gradient": _ONE_ARRAY,
-    "vjp+pullback": _ROUND_TRIP,
-    "forward+backward": _ROUND_TRIP,
-    "forward+backward eager": _ROUND_TRIP,
-    "forward+backward learnable": _ROUND_TRIP,
+    "forward": ONE_ARRAY,
+    "origin": ONE_ARRAY,
+    "gradient": ONE_ARRAY,
+    "vjp+pullback": ROUND_TRIP,
+    "forward+backward": ROUND_TRIP,
+    "forward+backward eager": ROUND_TRIP,
+    "forward+backward learnable": ROUND_TRIP,
 }
 # The framework-bound S2NNs timed beside ours where installed:
 # name -> (backend, module that defines ``S2NN``).
@@ -355,8 +358,11 @@ class Inputs:
     cotangent: Any
 
 
-def _round_trip_of(spike: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
-    """``(x, g) -> (spike(x), g * d spike / dx)`` by JAX's vjp, not compiled."""
+def jax_round_trip(spike: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
+    """``(x, g) -> (spike(x), g * d spike / dx)`` by JAX's vjp, not compiled.
+
+    Also ``benchmarks/``'s: the anchors and ours do the same work.
+    """
     import jax
 
     def round_trip(x: Any, cotangent: Any) -> Any:
@@ -366,7 +372,7 @@ def _round_trip_of(spike: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
     return round_trip
 
 
-def _torch_round_trip(spike: Callable[[Any], Any], x: Any, cotangent: Any) -> Any:
+def torch_round_trip(spike: Callable[[Any], Any], x: Any, cotangent: Any) -> Any:
     """The spike of `x` and the gradients of every leaf (x, parameters) by autograd."""
     import torch
 
@@ -400,7 +406,7 @@ def _learnable_round_trip(backend: Backend, inputs: Inputs) -> Callable[[], Any]
     import s2nn_xp.torch
 
     module = s2nn_xp.torch.S2NN(alpha=alpha, beta=beta, learnable=True)
-    return lambda: _torch_round_trip(module, x, cotangent)
+    return lambda: torch_round_trip(module, x, cotangent)
 
 
 def _our_cases(backend: Backend, inputs: Inputs) -> dict[str, Callable[[], Any]]:
@@ -428,7 +434,7 @@ def _our_cases(backend: Backend, inputs: Inputs) -> dict[str, Callable[[], Any]]
         cases["vjp+pullback"] = vjp_and_pullback
         cases["forward+backward learnable"] = _learnable_round_trip(backend, inputs)
     if backend.name == "jax":  # also as in a notebook, op by op
-        eager = _round_trip_of(s2nn_xp.s2nn)
+        eager = jax_round_trip(s2nn_xp.s2nn)
         cases["forward+backward eager"] = lambda: eager(x, cotangent)
     return cases
 
@@ -476,12 +482,12 @@ def _anchor_cases(
         with _configuration_kept():
             spike = module.S2NN()
         if backend.name == "torch" and op == "forward+backward":
-            anchors[name] = functools.partial(_torch_round_trip, spike, x, cotangent)
+            anchors[name] = functools.partial(torch_round_trip, spike, x, cotangent)
         if backend.name == "jax" and op in (
             "forward+backward",
             "forward+backward eager",
         ):
-            round_trip = _round_trip_of(spike)
+            round_trip = jax_round_trip(spike)
             if op == "forward+backward":
                 round_trip = backend.jit(round_trip)
             anchors[name] = functools.partial(round_trip, x, cotangent)
@@ -501,6 +507,14 @@ def _first_calls(
         else:
             working[name] = call
     return working, failed
+
+
+def _failed_record(
+    backend: Backend, op: str, dtype: str, size: int, error: str
+) -> dict:
+    """The record of a run or op that failed: where, and why (no figures)."""
+    return {"backend": backend.name, "op": op, "dtype": dtype, "size": size,
+            "error": error}  # fmt: skip
 
 
 def _run_records(
@@ -525,27 +539,24 @@ def _run_records(
     seconds = median_seconds(
         working, repeats, synchronize=backend.synchronize, warmup=1
     )
-    floors = {
-        _ONE_ARRAY: seconds.get("copy"),
-        _ROUND_TRIP: seconds.get("copy", 0.0) + seconds.get("x*g", 0.0),
-    }
-    head = {"backend": backend.name, "dtype": dtype, "size": size}
+    floors_failed = failed.get("copy") or failed.get("x*g")
     records = []
-    for op, floor_name in OPS.items():
+    for op, floor in OPS.items():
         if op not in cases:
             continue
-        if op in failed or floors[floor_name] is None:
-            error = failed.get(op) or failed.get("copy") or failed.get("x*g")
-            records.append({"backend": backend.name, "op": op, "dtype": dtype,
-                            "size": size, "error": error})  # fmt: skip
+        error = failed.get(op) or floors_failed
+        if error:
+            records.append(_failed_record(backend, op, dtype, size, error))
             continue
         record = {
-            **head,
+            "backend": backend.name,
             "op": op,
+            "dtype": dtype,
+            "size": size,
             "seconds": seconds[op],
-            "floor_seconds": floors[floor_name],
-            "ratio_to_floor": seconds[op] / floors[floor_name],
-            "floor": floor_name,
+            "floor_seconds": floor_of(seconds, floor),
+            "ratio_to_floor": seconds[op] / floor_of(seconds, floor),
+            "floor": floor,
             "version": backend.version(),
         }
         for name in compared[op]:
@@ -583,8 +594,7 @@ def bench_records(
             records += _run_records(backend, size, dtype, repeats, rng)
         except Exception as exc:  # one failing run never loses the others
             error = f"{type(exc).__name__}: {exc}"
-            records.append({"backend": backend.name, "op": "(inputs)",
-                            "dtype": dtype, "size": size, "error": error})  # fmt: skip
+            records.append(_failed_record(backend, "(inputs)", dtype, size, error))
     return records
 
 

@@ -28,13 +28,18 @@ from typing import Any
 
 from ._compat import array_namespace
 
-__all__ = ["floor_cases", "median_seconds"]
+__all__ = ["ONE_ARRAY", "ROUND_TRIP", "floor_cases", "floor_of", "median_seconds"]
 
 # Floor name -> what it reads and writes, for the tables' captions.
 FLOORS = {
     "copy": "a copy of x (read one array, write one)",
     "x*g": "x * g (read two arrays, write one)",
 }
+# The floor of an op that reads x and writes one array (forward, gradient),
+# and of one that also reads the cotangent and writes the spike and the
+# gradient (forward and backward): what it cannot avoid moving.
+ONE_ARRAY = "copy"
+ROUND_TRIP = "copy + x*g"
 
 
 def _no_wait(result: Any) -> None:
@@ -80,6 +85,17 @@ def median_seconds(
             synchronize(call())
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def floor_of(seconds: Mapping[str, float], floor: str) -> float:
+    """The time of `floor` (:data:`ONE_ARRAY` or :data:`ROUND_TRIP`) in `seconds`.
+
+    Examples
+    --------
+    >>> floor_of({"copy": 2.0, "x*g": 3.0}, ROUND_TRIP)
+    5.0
+    """
+    return sum(seconds[name] for name in floor.split(" + "))
 
 
 def floor_cases(

@@ -1,0 +1,124 @@
+"""The one timing method of ``s2nn-xp bench`` and ``benchmarks/*.py``."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from s2nn_xp import _timing
+from tests.conftest import load_backend, selected_backends
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+
+
+def test_cases_take_turns_after_their_warmup():
+    calls = []
+    cases = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    seconds = _timing.median_seconds(cases, repeats=3, warmup=2)
+    assert calls == ["a", "a", "b", "b", "c", "c", *3 * ["a", "b", "c"]]
+    assert list(seconds) == ["a", "b", "c"]
+    assert all(value >= 0 for value in seconds.values())
+
+
+def test_every_result_is_waited_for():
+    waited = []
+    _timing.median_seconds(
+        {"one": lambda: 1, "two": lambda: 2},
+        repeats=2,
+        synchronize=waited.append,
+        warmup=1,
+    )
+    assert waited == [1, 2, 1, 2, 1, 2]
+
+
+def test_the_median_is_taken(monkeypatch):
+    ticks = iter([0.0, 5.0, 10.0, 11.0, 20.0, 22.0])  # 5, 1 and 2 seconds
+    monkeypatch.setattr(_timing.time, "perf_counter", lambda: next(ticks))
+    assert _timing.median_seconds({"x": lambda: None}, repeats=3, warmup=0) == {
+        "x": 2.0
+    }
+
+
+@pytest.mark.parametrize("repeats", [0, -1])
+def test_at_least_one_repeat(repeats):
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        _timing.median_seconds({"x": lambda: None}, repeats=repeats)
+
+
+def test_floors_copy_and_multiply():
+    x = np.linspace(-3.0, 3.0, 16)
+    g = np.full_like(x, 2.0)
+    floors = _timing.floor_cases(x, g)
+    assert list(floors) == list(_timing.FLOORS)
+    copy = floors["copy"]()
+    np.testing.assert_array_equal(copy, x)
+    assert not np.shares_memory(copy, x)
+    np.testing.assert_array_equal(floors["x*g"](), 2 * x)
+
+
+def test_floors_are_compiled_as_asked():
+    compiled = []
+
+    def compile(fn):
+        compiled.append(fn.__name__)
+        return fn
+
+    _timing.floor_cases(np.zeros(2), np.ones(2), compile)
+    assert compiled == ["copy", "scale"]
+
+
+def test_floor_of_adds_the_floors_an_op_needs():
+    seconds = {"copy": 2.0, "x*g": 3.0, "gradient": 9.0}
+    assert _timing.floor_of(seconds, _timing.ONE_ARRAY) == 2.0
+    assert _timing.floor_of(seconds, _timing.ROUND_TRIP) == 5.0
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCHMARKS.glob("*.py")))
+def test_benchmark_scripts_time_with_the_shared_module(script):
+    """No script keeps its own clock or median: they use s2nn_xp._timing."""
+    tree = ast.parse((BENCHMARKS / script).read_text())
+    names = {
+        node.attr if isinstance(node, ast.Attribute) else node.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute | ast.Name)
+    }
+    defined = {
+        node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+    }
+    assert "median_seconds" not in defined
+    if script != "bench_cupy.py":  # CUDA events (cupyx.profiler) for GPU times
+        assert "perf_counter" not in names
+        assert "median" not in names
+
+
+def run_script(name: str, *argv: str) -> None:
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(list(argv))
+
+
+def test_bench_core_runs(capsys):
+    if "numpy" not in selected_backends():
+        pytest.skip("backend 'numpy' not selected")
+    run_script("bench_core", "--log2-size", "8", "--dtype", "float32", "--repeats", "1")
+    out = capsys.readouterr().out
+    for case in ("naive", "guarded_where", "gradient", "vjp (fwd+bwd)"):
+        assert case in out
+
+
+def test_bench_torch_runs(tmp_path, capsys):
+    if "torch" not in selected_backends():
+        pytest.skip("backend 'torch' not selected")
+    load_backend("torch")
+    out = tmp_path / "torch.json"
+    run_script(
+        "bench_torch", "--size", "256", "--repeats", "1", "--warmup", "1",
+        "--cuda-size", "256", "--json", str(out),
+    )  # fmt: skip
+    assert "eager fwd+bwd s2nn_xp" in capsys.readouterr().out
+    assert out.stat().st_size > 0
