@@ -372,14 +372,20 @@ def jax_round_trip(spike: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
     return round_trip
 
 
-def torch_round_trip(spike: Callable[[Any], Any], x: Any, cotangent: Any) -> Any:
-    """The spike of `x` and the gradients of every leaf (x, parameters) by autograd."""
+def torch_round_trip(
+    spike: Callable[[Any], Any], x: Any, cotangent: Any, *parameters: Any
+) -> Any:
+    """``(spike(x), g * d spike / dx)`` by autograd, as ``jax.vjp`` gives it.
+
+    With `parameters` (tensors that require grad), ``(spike(x), (d x, d
+    parameter, ...))``. Also ``benchmarks/``'s.
+    """
     import torch
 
     leaf = x.detach().requires_grad_(True)
     result = spike(leaf)
-    parameters = [p for p in getattr(spike, "parameters", list)() if p.requires_grad]
-    return result, torch.autograd.grad(result, [leaf, *parameters], cotangent)
+    grads = torch.autograd.grad(result, [leaf, *parameters], cotangent)
+    return result, grads if parameters else grads[0]
 
 
 def _learnable_round_trip(backend: Backend, inputs: Inputs) -> Callable[[], Any]:
@@ -406,7 +412,7 @@ def _learnable_round_trip(backend: Backend, inputs: Inputs) -> Callable[[], Any]
     import s2nn_xp.torch
 
     module = s2nn_xp.torch.S2NN(alpha=alpha, beta=beta, learnable=True)
-    return lambda: torch_round_trip(module, x, cotangent)
+    return lambda: torch_round_trip(module, x, cotangent, module.alpha, module.beta)
 
 
 def _our_cases(backend: Backend, inputs: Inputs) -> dict[str, Callable[[], Any]]:
