@@ -1,12 +1,18 @@
-"""The PyTorch adapter: values, surrogate derivatives of every order, transforms.
+"""What is special about the PyTorch adapter.
 
-Reference values are the mpmath functions of ``tests/_support.py`` (SPEC.md
-written out independently), or the float64 NumPy core, never the adapter.
+The autodiff contract that PyTorch shares with JAX (values and derivatives of
+every order through grad, vjp, jvp, vmap, compile, hessian, and in the
+parameters) is ``tests/test_autodiff.py``. Here: eager autograd is the math
+bit for bit, retain_graph, variable cotangents, gradcheck, forward-mode dual
+numbers, what the backward saves, layouts, autocast, CUDA and the fused
+kernels, torch.compile without graph breaks, and the ``nn.Module``. Reference
+values are the mpmath functions of ``tests/_support.py`` (the docs'
+Definition page written out independently), or the float64 NumPy path, never
+the adapter.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import sys
@@ -17,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import require
+from tests._support import require
 
 torch = require("torch")
 
@@ -33,17 +39,16 @@ import s2nn_xp._triton  # noqa: E402
 import s2nn_xp.torch  # noqa: E402
 from s2nn_xp.torch import S2NN, s2nn  # noqa: E402
 from tests._support import (  # noqa: E402
+    GRID,
     SPECIAL_X,
-    ref_dgradient_dalpha,
-    ref_dgradient_dbeta,
     ref_dgradient_dx,
     ref_dorigin_dalpha,
-    ref_dorigin_dalpha2,
     ref_dorigin_dbeta,
     ref_forward,
     ref_gradient,
     ref_origin,
     reference,
+    to_numpy,
     ulp_error,
 )
 
@@ -66,25 +71,11 @@ REPO = Path(__file__).resolve().parents[1]
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device")
 
-# Points on both branches, dense near the kink, |alpha * x| <= 80.
 _rng = np.random.default_rng(20260128)
-GRID = np.concatenate(
-    [
-        _rng.uniform(-20.0, 20.0, 400),
-        -np.logspace(-12, np.log10(20.0), 100),
-        np.logspace(-12, np.log10(20.0), 100),
-        [-1.0, -0.5, -0.0, 0.0, 0.5, 1.0],
-    ]
-)
 
 
 def f64(a) -> np.ndarray:
-    if isinstance(a, torch.Tensor):
-        a = a.detach().cpu()
-        if a.dtype == torch.bfloat16:
-            a = a.float()
-        a = a.numpy()
-    return np.asarray(a, dtype=np.float64)
+    return np.asarray(to_numpy(a), dtype=np.float64)
 
 
 def tensor(values, dtype=torch.float64, **kwargs) -> torch.Tensor:
@@ -100,58 +91,21 @@ def derivative(fn, x: torch.Tensor, order: int = 1) -> torch.Tensor:
     return out.detach()
 
 
-# --- the module, dispatch and the core class -----------------------------------
+# --- the module -----------------------------------------------------------------
 
 
 def test_module_contract():
-    assert s2nn_xp.torch.DISPATCHED == ("s2nn",)
     assert s2nn_xp.torch.__all__ == ["S2NN", "s2nn"]
 
 
-def test_public_api_dispatches_to_the_adapter():
-    x = tensor(GRID, requires_grad=True)
-    spike = s2nn_xp.s2nn(x)
-    assert spike.grad_fn is not None
-    (grad,) = torch.autograd.grad(spike.sum(), x)
-    np.testing.assert_allclose(f64(grad), reference(ref_gradient, GRID), rtol=1e-15)
-    (class_grad,) = torch.autograd.grad(s2nn_xp.S2NN()(x).sum(), x)
-    np.testing.assert_array_equal(f64(class_grad), f64(grad))
-    origin_fn = s2nn_xp.S2NN(alpha=2.0, beta=0.5)
-    origin_fn.origin = True
-    np.testing.assert_allclose(
-        f64(origin_fn(x)), reference(ref_origin, GRID, alpha=2.0, beta=0.5), rtol=1e-15
-    )
-
-
-def test_python_and_numpy_input_become_tensors():
-    for x in (0.5, [-1.0, 1.0], np.array([-1.0, 1.0])):
-        y = s2nn(x)
-        assert isinstance(y, torch.Tensor)
-        np.testing.assert_array_equal(f64(y), np.asarray(x) >= 0)
-    y = s2nn(torch.tensor([-1.0, 1.0]), alpha=np.array([2.0, 3.0]), beta=[1.0, 2.0])
-    assert y.dtype == torch.float32
-
-
 # --- values and first derivatives ----------------------------------------------
-
-
-@pytest.mark.parametrize("with_origin", [False, True], ids=["spike", "origin"])
-def test_special_values_and_their_gradient(with_origin):
-    x = tensor(SPECIAL_X, requires_grad=True)
-    y = s2nn(x, origin=with_origin)
-    want = reference(ref_origin if with_origin else ref_forward, SPECIAL_X)
-    np.testing.assert_allclose(f64(y), want, rtol=4e-16, strict=True)
-    (grad,) = torch.autograd.grad(y.sum(), x)
-    np.testing.assert_allclose(
-        f64(grad), reference(ref_gradient, SPECIAL_X), rtol=4e-16, strict=True
-    )
 
 
 @pytest.mark.parametrize(
     "params", [{}, {"alpha": 2.5, "beta": 0.75}, {"alpha": 0.5, "beta": 3.0}]
 )
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_grad_is_the_surrogate_gradient(dtype, params):
+def test_eager_gradient_is_the_math_bit_for_bit(dtype, params):
     grid = GRID.astype(np.float32) if dtype == torch.float32 else GRID
     grad = derivative(lambda x: s2nn(x, **params), tensor(grid, dtype))
     assert grad.dtype == dtype
@@ -187,14 +141,8 @@ def test_vjp_with_any_cotangent_and_retain_graph():
 # --- derivatives of higher order -------------------------------------------------
 
 
-def test_double_backward_is_the_derivative_of_the_gradient():
-    x = tensor(GRID)
-    second = derivative(s2nn, x, 2)
-    np.testing.assert_allclose(
-        f64(second), reference(ref_dgradient_dx, GRID), rtol=1e-12, atol=1e-14
-    )
-    # The same through create_graph with a cotangent that is itself a variable.
-    x = x.clone().requires_grad_(True)
+def test_double_backward_through_a_cotangent_that_is_a_variable():
+    x = tensor(GRID, requires_grad=True)
     cotangent = torch.full_like(x, 3.0, requires_grad=True)
     (grad,) = torch.autograd.grad(s2nn(x), x, cotangent, create_graph=True)
     d_x, d_cotangent = torch.autograd.grad(grad.sum(), (x, cotangent))
@@ -204,138 +152,6 @@ def test_double_backward_is_the_derivative_of_the_gradient():
     np.testing.assert_allclose(
         f64(d_cotangent), reference(ref_gradient, GRID), rtol=1e-15
     )
-
-
-def _hard_x(dtype):
-    """Kink, -1, and the largest finite magnitudes of `dtype`."""
-    big = float(torch.finfo(dtype).max) / 2
-    return torch.tensor(
-        [-big, -1e4, -2.0, -1.0, -0.5, -0.0, 0.0, 1e4, big], dtype=dtype
-    )
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_every_x_derivative_to_third_order_is_finite(dtype):
-    x = torch.cat([_hard_x(dtype), torch.tensor([-np.inf, np.inf], dtype=dtype)])
-    for order, with_origin in itertools.product((1, 2, 3), (False, True)):
-        values = derivative(lambda t, o=with_origin: s2nn(t, origin=o), x, order)
-        assert torch.isfinite(values).all(), (order, with_origin, values)
-
-
-def _all_derivatives(x, alpha=4.0, beta=1.0, orders=(1, 2)):
-    """Every derivative in (x, alpha, beta) of the given orders, elementwise.
-
-    Keys name the variables in the order differentiated: ``"xa"`` is
-    ``d/d alpha (d s2nn / dx)``. ``alpha`` and ``beta`` are per-element
-    tensors, so each derivative is elementwise.
-    """
-    inputs = {
-        "x": x.detach().clone().requires_grad_(True),
-        "a": torch.full_like(x, alpha).requires_grad_(True),
-        "b": torch.full_like(x, beta).requires_grad_(True),
-    }
-    y = s2nn(inputs["x"], inputs["a"], inputs["b"])
-    out = {}
-    for order in orders:
-        for combo in itertools.product("xab", repeat=order):
-            value = y
-            for variable in combo:
-                (value,) = torch.autograd.grad(
-                    value.sum(), inputs[variable], create_graph=True, allow_unused=True
-                )
-                if value is None:
-                    value = torch.zeros_like(x, requires_grad=True)
-            out["".join(combo)] = f64(value)
-    return out
-
-
-def _not_finite(derivatives, x):
-    return {
-        key: f64(x)[~np.isfinite(values)].tolist()
-        for key, values in derivatives.items()
-        if not np.isfinite(values).all()
-    }
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_mixed_derivatives_are_finite(dtype):
-    """Orders 1 to 3 in (x, alpha, beta), at -1, the kink and the largest values."""
-    x = _hard_x(dtype)
-    assert _not_finite(_all_derivatives(x, orders=(1, 2, 3)), x) == {}
-
-
-def test_second_parameter_derivatives_are_spec():
-    """d^2/d alpha^2 of origin, and 0 for beta twice or alpha and beta."""
-    derivatives = _all_derivatives(tensor(GRID), alpha=3.0, beta=1.5, orders=(2,))
-    want = reference(ref_dorigin_dalpha2, GRID, alpha=3.0)
-    np.testing.assert_allclose(derivatives["aa"], want, rtol=1e-11, atol=1e-15)
-    for key in ("ab", "ba", "bb"):
-        assert not derivatives[key].any(), key
-
-
-def test_mixed_second_derivatives_are_spec():
-    x = tensor(GRID)
-    derivatives = _all_derivatives(x, alpha=3.0, beta=1.5)
-    want_xa = reference(ref_dgradient_dalpha, GRID, alpha=3.0)
-    np.testing.assert_allclose(derivatives["xa"], want_xa, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(derivatives["ax"], want_xa, rtol=1e-12, atol=1e-15)
-    want_xb = reference(ref_dgradient_dbeta, GRID)
-    np.testing.assert_allclose(derivatives["xb"], want_xb, rtol=1e-15)
-    # d/dx (d origin / d beta) = 1 / (x + 1 + epsilon): origin has epsilon,
-    # the gradient has not (SPEC), so the two orders differ by that much.
-    np.testing.assert_allclose(
-        derivatives["bx"], want_xb * (GRID + 1) / (GRID + 1 + 1e-8), rtol=1e-15
-    )
-    np.testing.assert_allclose(
-        derivatives["xx"],
-        reference(ref_dgradient_dx, GRID, alpha=3.0, beta=1.5),
-        rtol=1e-12,
-        atol=1e-14,
-    )
-
-
-def test_parameter_derivatives_at_infinity():
-    """SPEC: finite at +inf except d/d beta = log1p(inf) = inf."""
-    x = torch.tensor([np.inf], dtype=torch.float64)
-    derivatives = _all_derivatives(x, orders=(1, 2, 3))
-    assert derivatives.pop("b") == np.inf
-    assert derivatives["a"] == 0.0 and derivatives["x"] == 0.0
-    assert _not_finite(derivatives, torch.tensor([np.inf])) == {}
-
-
-def test_alpha_derivatives_at_minus_infinity_are_zero():
-    x = torch.tensor([-np.inf], dtype=torch.float64)
-    derivatives = _all_derivatives(x, orders=(1, 2, 3))
-    assert derivatives["a"] == 0.0 and derivatives["aa"] == 0.0
-    assert _not_finite(derivatives, torch.tensor([-np.inf])) == {}
-
-
-# Derivatives that are 0 for every x (origin is linear in beta, and alpha and
-# beta live in different branches), so 0 at NaN too.
-_ZERO_EVERYWHERE = {"ab", "ba", "bb"}
-
-
-def test_nan_in_gives_nan_out():
-    x = torch.tensor([np.nan], dtype=torch.float64)
-    for with_origin in (False, True):
-        assert torch.isnan(s2nn(x, origin=with_origin)).all()
-    derivatives = _all_derivatives(x)
-    for key in derivatives.keys() - _ZERO_EVERYWHERE:
-        assert np.isnan(derivatives[key]).all(), key
-
-
-def test_nan_in_gives_nan_out_in_forward_mode():
-    x = torch.tensor([np.nan], dtype=torch.float64)
-    alpha, beta = torch.tensor(4.0, dtype=x.dtype), torch.tensor(1.0, dtype=x.dtype)
-    for argnum in range(3):
-        tangents = [torch.zeros_like(v) for v in (x, alpha, beta)]
-        tangents[argnum] = torch.ones_like(tangents[argnum])
-        _, tangent = torch.func.jvp(s2nn, (x, alpha, beta), tuple(tangents))
-        assert torch.isnan(tangent).all(), argnum
-    second = torch.func.jacfwd(torch.func.grad(lambda v: s2nn(v).sum()))(x)
-    assert torch.isnan(second).all()
-    hessian = torch.func.hessian(lambda v: s2nn(v).sum())(x)
-    assert torch.isnan(hessian).all()
 
 
 # --- autograd checks against the surrogate model --------------------------------
@@ -378,20 +194,10 @@ def test_gradcheck_of_the_spike_uses_the_surrogate_derivatives():
 # --- torch.func -----------------------------------------------------------------
 
 
-def test_func_grad_vjp_jvp_and_forward_ad():
+def test_forward_ad_dual_numbers():
     x = tensor(GRID)
     want = reference(ref_gradient, GRID)
-    grad = torch.func.grad(lambda t: s2nn(t).sum())(x)
-    np.testing.assert_allclose(f64(grad), want, rtol=1e-15)
     cotangent = tensor(_rng.standard_normal(GRID.shape))
-    y, pullback = torch.func.vjp(s2nn, x)
-    np.testing.assert_array_equal(f64(y), reference(ref_forward, GRID))
-    np.testing.assert_allclose(f64(pullback(cotangent)[0]), f64(cotangent) * want)
-    for with_origin in (False, True):
-        y, tangent = torch.func.jvp(
-            lambda t, o=with_origin: s2nn(t, origin=o), (x,), (cotangent,)
-        )
-        np.testing.assert_allclose(f64(tangent), f64(cotangent) * want, rtol=1e-15)
     with forward_ad.dual_level():
         dual = forward_ad.make_dual(x, cotangent)
         tangent = forward_ad.unpack_dual(s2nn(dual)).tangent
@@ -417,7 +223,7 @@ def test_vmap_over_per_sample_parameters():
 
 
 @pytest.mark.parametrize(("in_dims", "out_dims"), [(0, 0), (1, 0), (1, 1)])
-def test_vmap_over_any_axis(in_dims, out_dims):
+def test_vmap_of_values_over_any_axis(in_dims, out_dims):
     x = tensor(GRID[:600].reshape(20, 30))
     alpha = torch.linspace(1.0, 8.0, 30 if in_dims == 0 else 20, dtype=torch.float64)
     got = torch.func.vmap(
@@ -426,33 +232,15 @@ def test_vmap_over_any_axis(in_dims, out_dims):
     moved = torch.movedim(x, in_dims, 0)
     want = s2nn(moved, alpha, origin=True)
     np.testing.assert_array_equal(f64(got), f64(torch.movedim(want, 0, out_dims)))
-    # vmap of grad: per-example gradients.
-    per_example = torch.func.vmap(
-        torch.func.grad(lambda t: s2nn(t, alpha).sum()), in_dims=in_dims
-    )(x)
-    np.testing.assert_allclose(
-        f64(per_example),
-        f64(s2nn_xp.gradient(moved, alpha)),
-        rtol=1e-15,
-    )
 
 
-def test_jacrev_jacfwd_and_hessian():
+def test_jacrev_and_jacfwd_are_diagonal():
     x = tensor(GRID[:64])
     want = reference(ref_gradient, GRID[:64])
     for jacobian in (torch.func.jacrev, torch.func.jacfwd):
         matrix = f64(jacobian(s2nn)(x))
         np.testing.assert_allclose(np.diag(matrix), want, rtol=1e-15)
         assert not (matrix - np.diag(np.diag(matrix))).any()
-    hessian = f64(torch.func.hessian(lambda t: s2nn(t).sum())(x))
-    np.testing.assert_allclose(
-        np.diag(hessian),
-        reference(ref_dgradient_dx, GRID[:64]),
-        rtol=1e-12,
-        atol=1e-14,
-    )
-    forward_over_reverse = torch.func.jacfwd(torch.func.grad(lambda t: s2nn(t).sum()))
-    np.testing.assert_allclose(f64(forward_over_reverse(x)), hessian, rtol=1e-13)
 
 
 def test_func_transforms_of_learnable_parameters():
@@ -473,58 +261,13 @@ def test_func_transforms_of_learnable_parameters():
 # --- learnable parameters ----------------------------------------------------
 
 
-def test_scalar_parameter_gradients_are_spec():
-    x = tensor(GRID)
-    cotangent = tensor(_rng.standard_normal(GRID.shape))
-    alpha = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
-    beta = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
-    (s2nn(x, alpha, beta) * cotangent).sum().backward()
-    want_alpha = (f64(cotangent) * reference(ref_dorigin_dalpha, GRID, alpha=3.0)).sum()
-    want_beta = (f64(cotangent) * reference(ref_dorigin_dbeta, GRID)).sum()
-    np.testing.assert_allclose(float(alpha.grad), want_alpha, rtol=1e-13)
-    np.testing.assert_allclose(float(beta.grad), want_beta, rtol=1e-13)
-
-
-@pytest.mark.parametrize("with_origin", [False, True], ids=["spike", "origin"])
-def test_per_neuron_parameter_gradients_sum_over_the_batch(with_origin):
-    batch, neurons = 12, 50
-    x64 = GRID[: batch * neurons].reshape(batch, neurons)
-    cotangent = _rng.standard_normal(x64.shape)
-    alpha = torch.linspace(0.5, 8.0, neurons, dtype=torch.float64, requires_grad=True)
-    beta = torch.linspace(0.2, 3.0, neurons, dtype=torch.float64, requires_grad=True)
-    y = s2nn(tensor(x64), alpha, beta, origin=with_origin)
-    (y * tensor(cotangent)).sum().backward()
-    assert alpha.grad.shape == beta.grad.shape == (neurons,)
-    want_alpha = np.vectorize(ref_dorigin_dalpha)(x64, f64(alpha))
-    want_beta = reference(ref_dorigin_dbeta, x64)
-    np.testing.assert_allclose(
-        f64(alpha.grad), (cotangent * want_alpha).sum(0), rtol=1e-12
-    )
-    np.testing.assert_allclose(
-        f64(beta.grad), (cotangent * want_beta).sum(0), rtol=1e-12
-    )
-
-
-def test_parameter_gradients_keep_their_dtype_and_python_numbers_stay_constant():
+def test_python_numbers_and_epsilon_are_no_inputs_of_the_graph():
     x = torch.tensor(GRID, dtype=torch.float32, requires_grad=True)
-    alpha64 = torch.full(GRID.shape, 4.0, dtype=torch.float64, requires_grad=True)
-    beta16 = torch.tensor(1.0, dtype=torch.float16, requires_grad=True)
-    y = s2nn(x, alpha64, beta16)
-    assert y.dtype == torch.float32
-    y.sum().backward()
-    assert alpha64.grad.dtype == torch.float64 and beta16.grad.dtype == torch.float16
     # Python numbers are constants: x is the only input of the graph.
     assert len(s2nn(x, 4.0, 1.0).grad_fn.next_functions) == 1
-
-
-def test_epsilon_is_a_constant():
-    x = tensor(GRID)
+    # epsilon is a constant even as a tensor that requires grad.
     epsilon = torch.tensor(1e-3, dtype=torch.float64, requires_grad=True)
-    y = s2nn(x, epsilon=epsilon, origin=True)
-    np.testing.assert_allclose(
-        f64(y), reference(ref_origin, GRID, epsilon=1e-3), rtol=1e-15
-    )
-    assert not y.requires_grad  # nothing to differentiate in epsilon
+    assert not s2nn(x.detach(), epsilon=epsilon, origin=True).requires_grad
 
 
 def test_parameter_derivatives_only_where_needed(monkeypatch):
@@ -593,30 +336,6 @@ def test_forward_computes_no_gradient(monkeypatch):
 
 
 # --- dtypes, layouts, devices -----------------------------------------------------
-
-
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("with_origin", [False, True], ids=["spike", "origin"])
-def test_16_bit_is_computed_in_float32_and_rounded_once(dtype, with_origin):
-    x16 = torch.tensor(GRID, dtype=dtype, requires_grad=True)
-    cotangent16 = torch.tensor(_rng.standard_normal(GRID.shape), dtype=dtype)
-    y = s2nn(x16, 2.5, 0.75, origin=with_origin)
-    y.backward(cotangent16)
-    assert y.dtype == x16.grad.dtype == dtype
-    x32 = x16.detach().float()
-    core = s2nn_xp.origin if with_origin else lambda t, *p: s2nn_xp.forward(t)
-    np.testing.assert_array_equal(f64(y), f64(core(x32, 2.5, 0.75).to(dtype)))
-    want = (s2nn_xp.gradient(x32, 2.5, 0.75) * cotangent16.float()).to(dtype)
-    np.testing.assert_array_equal(f64(x16.grad), f64(want))
-
-
-@pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.bool, torch.uint8])
-def test_integer_and_bool_input_is_promoted(dtype):
-    x = torch.tensor([-3, 0, 1, 2]).to(dtype)
-    for with_origin, want in ((False, ref_forward), (True, ref_origin)):
-        y = s2nn(x, origin=with_origin)
-        assert y.dtype == torch.get_default_dtype()
-        np.testing.assert_allclose(f64(y), reference(want, f64(x)), rtol=1e-7)
 
 
 def test_non_contiguous_and_channels_last_input():
@@ -1071,33 +790,6 @@ def test_learnable_module_trains():
 
 
 # --- errors ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"alpha": 0.0}, ValueError, "alpha"),
-        ({"alpha": -1.0}, ValueError, "alpha"),
-        ({"beta": float("inf")}, ValueError, "beta"),
-        ({"beta": float("nan")}, ValueError, "beta"),
-        ({"epsilon": -1e-9}, ValueError, "epsilon"),
-        ({"alpha": True}, TypeError, "alpha"),
-        ({"beta": 1j}, TypeError, "beta"),
-        ({"alpha": "4"}, TypeError, "alpha"),
-        ({"alpha": torch.ones(3)}, ValueError, "alpha"),
-        ({"beta": torch.ones(2, 1, 4)}, ValueError, "beta"),
-        ({"alpha": torch.ones(4, dtype=torch.complex64)}, TypeError, "alpha"),
-        ({"origin": 1}, TypeError, "origin"),
-    ],
-)
-def test_bad_arguments_raise_errors_naming_them(kwargs, error, match):
-    with pytest.raises(error, match=match):
-        s2nn(torch.zeros(2, 4), **kwargs)
-
-
-def test_complex_input_raises_type_error():
-    with pytest.raises(TypeError, match="complex"):
-        s2nn(torch.zeros(3, dtype=torch.complex64))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,570 @@
+"""The autodiff contract, once for every framework with autodiff.
+
+The docs' Definition page ("Derivatives") says that the spike's value is the
+step and every derivative of it, of every order and in ``x``, ``alpha`` and
+``beta``, is the derivative of the surrogate model ``origin``; ``epsilon`` is
+a constant; NaN gives NaN in every derivative; 16-bit input is computed in
+float32 and rounded once. These tests check that through each framework's
+own transforms (grad, vjp, jvp, vmap, compiled, higher order, parameters).
+
+Each framework is a small helper class below that says how it takes these
+derivatives; the tests are written once against the helpers, and run for
+every backend whose registry entry has the ``autodiff`` capability.
+``tests/test_jax.py`` and ``tests/test_torch.py`` keep only what is special
+to each framework. Reference values are the mpmath functions of
+``tests/_support.py``, or the float64 NumPy path, never the adapter.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+import s2nn_xp
+from s2nn_xp import _backends
+from tests._support import (
+    COTANGENT,
+    GRID,
+    SPECIAL_X,
+    load_backend,
+    ref_dgradient_dalpha,
+    ref_dgradient_dbeta,
+    ref_dgradient_dx,
+    ref_dorigin_dalpha,
+    ref_dorigin_dalpha2,
+    ref_dorigin_dbeta,
+    ref_forward,
+    ref_gradient,
+    ref_origin,
+    reference,
+    selected_backends,
+    to_numpy,
+    ulp_error,
+)
+
+
+def f64(a) -> np.ndarray:
+    return np.asarray(to_numpy(a), dtype=np.float64)
+
+
+# --- one helper per framework -------------------------------------------------
+
+
+class _JAX:
+    """JAX's transforms, as the contract uses them."""
+
+    name = "jax"
+
+    def __init__(self) -> None:
+        import jax
+        import jax.numpy as jnp
+
+        import s2nn_xp.jax
+
+        self.jax, self.xp, self.s2nn = jax, jnp, s2nn_xp.jax.s2nn
+        self.grad, self.vmap = jax.grad, jax.vmap
+        self.jacfwd, self.hessian = jax.jacfwd, jax.hessian
+
+    def array(self, values, dtype: str = "float64"):
+        return self.xp.asarray(np.asarray(values), dtype=dtype)
+
+    def astype(self, a, dtype: str):
+        return a.astype(dtype)
+
+    def vjp(self, fn, x, cotangent):
+        y, pullback = self.jax.vjp(fn, x)
+        return y, pullback(cotangent)[0]
+
+    def jvp(self, fn, primals, tangents):
+        return self.jax.jvp(fn, primals, tangents)
+
+    def compiled_grad(self, fn, x):
+        """The gradient of scalar `fn` at `x`, compiled."""
+        return self.jax.jit(self.jax.grad(fn))(x)
+
+    def derivative(self, fn, x, order: int = 1):
+        """Elementwise ``d^order fn / dx^order`` of an elementwise `fn`."""
+        for _ in range(order):
+            fn = self.jax.grad(fn)
+        return self.jax.jit(self.jax.vmap(fn))(x)
+
+    def all_derivatives(self, x, alpha=4.0, beta=1.0, orders=(1, 2, 3)):
+        """Every derivative in (x, alpha, beta) of the given orders, elementwise.
+
+        Keys name the variables in the order differentiated: ``"xa"`` is
+        ``d/d alpha (d s2nn / dx)``.
+        """
+        jax = self.jax
+
+        def derivatives(x, alpha, beta):
+            out = {}
+            for order in orders:
+                for combo in itertools.product("xab", repeat=order):
+                    fn = self.s2nn
+                    for variable in combo:
+                        fn = jax.grad(fn, argnums="xab".index(variable))
+                    out["".join(combo)] = jax.vmap(fn, (0, None, None))(x, alpha, beta)
+            return out
+
+        alpha, beta = self.xp.asarray(alpha, x.dtype), self.xp.asarray(beta, x.dtype)
+        found = jax.jit(derivatives)(x, alpha, beta)
+        return {k: f64(v) for k, v in found.items()}
+
+
+class _Torch:
+    """PyTorch's autograd and ``torch.func``, as the contract uses them."""
+
+    name = "torch"
+
+    def __init__(self) -> None:
+        import torch
+
+        import s2nn_xp.torch
+
+        self.torch, self.xp, self.s2nn = torch, torch, s2nn_xp.torch.s2nn
+        self.grad, self.vmap = torch.func.grad, torch.func.vmap
+        self.jacfwd, self.hessian = torch.func.jacfwd, torch.func.hessian
+
+    def array(self, values, dtype: str = "float64"):
+        return self.torch.asarray(np.asarray(values), dtype=getattr(self.torch, dtype))
+
+    def astype(self, a, dtype: str):
+        return a.to(getattr(self.torch, dtype))
+
+    def vjp(self, fn, x, cotangent):
+        y, pullback = self.torch.func.vjp(fn, x)
+        return y, pullback(cotangent)[0]
+
+    def jvp(self, fn, primals, tangents):
+        return self.torch.func.jvp(fn, primals, tangents)
+
+    def compiled_grad(self, fn, x):
+        """The gradient of scalar `fn` at `x`, compiled (autograd backward)."""
+        x = x.detach().requires_grad_(True)
+        self.torch.compile(fn, fullgraph=True)(x).backward()
+        return x.grad
+
+    def derivative(self, fn, x, order: int = 1):
+        """Elementwise ``d^order fn / dx^order`` of an elementwise `fn`."""
+        x = x.detach().requires_grad_(True)
+        out = fn(x)
+        for _ in range(order):
+            (out,) = self.torch.autograd.grad(out.sum(), x, create_graph=True)
+        return out.detach()
+
+    def all_derivatives(self, x, alpha=4.0, beta=1.0, orders=(1, 2, 3)):
+        """As :meth:`_JAX.all_derivatives`, with per-element alpha and beta."""
+        torch = self.torch
+        inputs = {
+            "x": x.detach().clone().requires_grad_(True),
+            "a": torch.full_like(x, alpha).requires_grad_(True),
+            "b": torch.full_like(x, beta).requires_grad_(True),
+        }
+        y = self.s2nn(inputs["x"], inputs["a"], inputs["b"])
+        out = {}
+        for order in orders:
+            for combo in itertools.product("xab", repeat=order):
+                value = y
+                for variable in combo:
+                    (value,) = torch.autograd.grad(
+                        value.sum(),
+                        inputs[variable],
+                        create_graph=True,
+                        allow_unused=True,
+                    )
+                    if value is None:  # not a function of the variable: 0
+                        value = torch.zeros_like(x, requires_grad=True)
+                out["".join(combo)] = f64(value)
+        return out
+
+
+HELPERS: dict[str, type] = {"jax": _JAX, "torch": _Torch}
+AUTODIFF = [
+    b.name
+    for b in _backends.BACKENDS.values()
+    if _backends.Capability.AUTODIFF in b.capabilities
+]
+
+
+@pytest.fixture(params=[name for name in AUTODIFF if name in selected_backends()])
+def fw(request):
+    """The helper of one framework with autodiff."""
+    load_backend(request.param)
+    return HELPERS[request.param]()
+
+
+def test_every_backend_with_autodiff_has_a_helper():
+    assert sorted(HELPERS) == sorted(AUTODIFF)
+
+
+def _hard_x(fw, dtype: str):
+    """Kink, -1, and the largest finite magnitudes of `dtype`."""
+    big = float(np.finfo(dtype).max) / 2
+    return fw.array([-big, -1e4, -2.0, -1.0, -0.5, -0.0, 0.0, 1e4, big], dtype)
+
+
+def _not_finite(derivatives, x) -> dict[str, list[float]]:
+    return {
+        key: f64(x)[~np.isfinite(values)].tolist()
+        for key, values in derivatives.items()
+        if not np.isfinite(values).all()
+    }
+
+
+def _zero_everywhere(key: str) -> bool:
+    """Derivatives that are 0 for every x, so 0 at NaN too: origin is linear
+    in beta, and alpha and beta live in different branches."""
+    return key.count("b") >= 2 or ("a" in key and "b" in key)
+
+
+# --- the public API, inputs ---------------------------------------------------
+
+
+def test_public_api_and_the_object_carry_the_surrogate_gradient(fw):
+    x = fw.array(GRID)
+    want = reference(ref_gradient, GRID)
+    spike_grad = fw.grad(lambda v: s2nn_xp.s2nn(v).sum())(x)
+    object_grad = fw.grad(lambda v: s2nn_xp.S2NN()(v).sum())(x)
+    np.testing.assert_allclose(f64(spike_grad), want, rtol=1e-15)
+    np.testing.assert_allclose(f64(object_grad), want, rtol=1e-15)
+    np.testing.assert_array_equal(f64(s2nn_xp.S2NN()(x)), reference(ref_forward, GRID))
+    origin_fn = s2nn_xp.S2NN(alpha=2.0, beta=0.5, origin=True)
+    want_origin = reference(ref_origin, GRID, alpha=2.0, beta=0.5)
+    np.testing.assert_allclose(f64(origin_fn(x)), want_origin, rtol=1e-15)
+
+
+def test_python_and_numpy_input_become_framework_arrays(fw):
+    for x in (0.5, [-1.0, 1.0], np.array([-1.0, 1.0])):
+        y = fw.s2nn(x)
+        assert _backends.of_array(y).name == fw.name
+        np.testing.assert_array_equal(f64(y), np.asarray(x) >= 0)
+    y = fw.s2nn(fw.array([-1.0, 1.0]), alpha=np.array([2.0, 3.0]), beta=[1.0, 2.0])
+    assert _backends.of_array(y).name == fw.name
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "int64", "bool"])
+def test_integer_and_bool_input_is_promoted(fw, dtype):
+    x = fw.array(np.array([-2, -1, 0, 1, 2]).astype(dtype), dtype)
+    default = fw.xp.asarray(1.0).dtype  # float64 for JAX under jax_enable_x64
+    for with_origin in (False, True):
+        y = fw.s2nn(x, origin=with_origin)
+        assert y.dtype == default
+        want = reference(ref_origin if with_origin else ref_forward, f64(x))
+        np.testing.assert_allclose(f64(y), want, rtol=1e-7)
+
+
+# --- values and first derivatives ---------------------------------------------
+
+
+@pytest.mark.parametrize("with_origin", [False, True], ids=["spike", "origin"])
+def test_special_values_and_their_gradient(fw, with_origin):
+    x = fw.array(SPECIAL_X)
+    spike = functools.partial(fw.s2nn, origin=with_origin)
+    y, grad = fw.vjp(spike, x, fw.array(np.ones_like(SPECIAL_X)))
+    want = reference(ref_origin if with_origin else ref_forward, SPECIAL_X)
+    np.testing.assert_allclose(f64(y), want, rtol=4e-16, strict=True)
+    want_grad = reference(ref_gradient, SPECIAL_X)
+    np.testing.assert_allclose(f64(grad), want_grad, rtol=4e-16, strict=True)
+    assert y.dtype == grad.dtype == x.dtype
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("params", [(4.0, 1.0), (8.0, 2.0), (0.5, 1.7)])
+def test_grad_is_the_surrogate_gradient(fw, dtype, params):
+    alpha, beta = params  # powers of two: alpha * x is exact
+    x = fw.array(GRID / alpha * 4, dtype)
+    grad = fw.grad(lambda v: fw.s2nn(v, alpha, beta).sum())(x)
+    assert grad.dtype == x.dtype
+    want = reference(ref_gradient, f64(x), alpha=alpha, beta=beta)
+    # The NumPy path reaches 2 ulp in float64; fused, reordered code (XLA)
+    # is allowed 4 ulp here.
+    assert ulp_error(f64(grad), want, np.dtype(dtype)).max() <= 4.0
+    if dtype == "float64":  # and the float64 NumPy path, the reference backend
+        core = s2nn_xp.gradient(f64(x), alpha, beta)
+        np.testing.assert_allclose(f64(grad), core, rtol=1e-15)
+
+
+@pytest.mark.parametrize("with_origin", [False, True], ids=["spike", "origin"])
+def test_vjp_and_jvp_multiply_by_the_surrogate_gradient(fw, with_origin):
+    x, cotangent = fw.array(GRID), fw.array(COTANGENT)
+    spike = functools.partial(fw.s2nn, origin=with_origin)
+    want_y = reference(ref_origin if with_origin else ref_forward, GRID)
+    want = COTANGENT * reference(ref_gradient, GRID)
+    y, pulled = fw.vjp(spike, x, cotangent)
+    np.testing.assert_allclose(f64(y), want_y, rtol=1e-15)
+    np.testing.assert_allclose(f64(pulled), want, rtol=1e-15)
+    y, pushed = fw.jvp(spike, (x,), (cotangent,))
+    np.testing.assert_allclose(f64(y), want_y, rtol=1e-15)
+    np.testing.assert_allclose(f64(pushed), want, rtol=1e-15)
+
+
+def test_compiled_gradient(fw):
+    x = fw.array(GRID)
+    weights = fw.array(np.arange(GRID.size, dtype=np.float64))
+
+    def loss(v):
+        return (fw.s2nn(v) * weights).sum()
+
+    grad = fw.compiled_grad(loss, x)
+    want = reference(ref_gradient, GRID) * np.arange(GRID.size)
+    np.testing.assert_allclose(f64(grad), want, rtol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("in_axes", "out_axes"),
+    [((0, 0), 0), ((1, 0), 0), ((1, 0), 1), ((-1, 0), 0), ((0, None), 1)],
+)
+def test_vmap_of_grad_over_any_axis(fw, in_axes, out_axes):
+    x = fw.array(GRID[:600].reshape(20, 30))
+    x_axis, alpha_axis = in_axes
+    per_neuron = alpha_axis is None  # one alpha per neuron, shared by the batch
+    n_alpha = x.shape[1] if per_neuron else x.shape[x_axis]
+    alpha = fw.array(np.linspace(1.0, 8.0, n_alpha))
+    per_example = fw.vmap(fw.grad(lambda v, a: fw.s2nn(v, a).sum()), in_axes, out_axes)(
+        x, alpha
+    )
+    got = np.moveaxis(f64(per_example), out_axes, 0)
+    per_x = np.moveaxis(f64(x), x_axis, 0)
+    if per_neuron:
+        per_alpha = np.broadcast_to(f64(alpha), per_x.shape)
+    else:  # one alpha per batch element
+        per_alpha = np.broadcast_to(f64(alpha)[:, None], per_x.shape)
+    want = np.vectorize(ref_gradient)(per_x, per_alpha)
+    # alpha is no power of two: alpha * x rounds, |alpha * x| * eps relative.
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+# --- higher orders ------------------------------------------------------------
+
+
+def test_second_derivative_is_the_derivative_of_the_gradient(fw):
+    x = fw.array(GRID)
+    # Autodiff of the gradient loses relative precision near 0- (where
+    # alpha^2 s (1-s) (1-2s) -> 0 by cancellation), never absolute precision.
+    want = reference(ref_dgradient_dx, GRID)
+    second = f64(fw.derivative(fw.s2nn, x, 2))
+    np.testing.assert_allclose(second, want, rtol=1e-12, atol=1e-14)
+    # The Hessian is diagonal, and forward over reverse gives it too.
+    few = fw.array(GRID[::20])
+    hessian = f64(fw.hessian(lambda v: fw.s2nn(v).sum())(few))
+    np.testing.assert_allclose(np.diag(hessian), want[::20], rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(hessian - np.diag(np.diag(hessian)), 0.0)
+    forward_over_reverse = fw.jacfwd(fw.grad(lambda v: fw.s2nn(v).sum()))(few)
+    np.testing.assert_allclose(
+        f64(forward_over_reverse), hessian, rtol=1e-12, atol=1e-14
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_x_derivative_to_third_order_is_finite(fw, dtype):
+    x = fw.xp.concat([_hard_x(fw, dtype), fw.array([-np.inf, np.inf], dtype)])
+    for order, with_origin in itertools.product((1, 2, 3), (False, True)):
+        spike = functools.partial(fw.s2nn, origin=with_origin)
+        values = f64(fw.derivative(spike, x, order))
+        assert np.isfinite(values).all(), (order, with_origin, values)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mixed_derivatives_are_finite(fw, dtype):
+    """Orders 1 to 3 in (x, alpha, beta), at -1, the kink and the largest values."""
+    x = _hard_x(fw, dtype)
+    assert _not_finite(fw.all_derivatives(x), x) == {}
+
+
+def test_parameter_derivatives_at_infinity(fw):
+    """Every derivative is finite at +inf but d/d beta = log1p(inf) = inf.
+
+    (The Definition page's ``d origin / d beta = log1p(x + epsilon)`` is +inf
+    at x = +inf, as the origin function itself is.)
+    """
+    x = fw.array([np.inf])
+    derivatives = fw.all_derivatives(x)  # orders 1 to 3
+    assert derivatives.pop("b") == np.inf
+    assert _not_finite(derivatives, x) == {}
+    assert derivatives["a"] == 0.0 and derivatives["x"] == 0.0
+
+
+def test_alpha_derivatives_at_minus_infinity_are_zero(fw):
+    x = fw.array([-np.inf])
+    derivatives = fw.all_derivatives(x)  # orders 1 to 3
+    assert derivatives["a"] == 0.0 and derivatives["aa"] == 0.0
+    assert _not_finite(derivatives, x) == {}
+
+
+def test_second_parameter_derivatives_are_the_definition(fw):
+    """d^2/d alpha^2 of origin, and 0 for beta twice or alpha and beta."""
+    derivatives = fw.all_derivatives(fw.array(GRID), alpha=3.0, beta=1.5, orders=(2,))
+    want = reference(ref_dorigin_dalpha2, GRID, alpha=3.0)
+    np.testing.assert_allclose(derivatives["aa"], want, rtol=1e-11, atol=1e-15)
+    for key in ("ab", "ba", "bb"):
+        assert not derivatives[key].any(), key
+
+
+def test_mixed_second_derivatives_are_the_definition(fw):
+    derivatives = fw.all_derivatives(fw.array(GRID), alpha=3.0, beta=1.5, orders=(2,))
+    want_xa = reference(ref_dgradient_dalpha, GRID, alpha=3.0)
+    np.testing.assert_allclose(derivatives["xa"], want_xa, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(derivatives["ax"], want_xa, rtol=1e-12, atol=1e-15)
+    want_xb = reference(ref_dgradient_dbeta, GRID)
+    np.testing.assert_allclose(derivatives["xb"], want_xb, rtol=1e-15)
+    # d/dx (d origin / d beta) = 1 / (x + 1 + epsilon): origin has epsilon,
+    # the gradient has not, so the two orders differ by that much.
+    np.testing.assert_allclose(
+        derivatives["bx"], want_xb * (GRID + 1) / (GRID + 1 + 1e-8), rtol=1e-15
+    )
+    np.testing.assert_allclose(
+        derivatives["xx"],
+        reference(ref_dgradient_dx, GRID, alpha=3.0, beta=1.5),
+        rtol=1e-12,
+        atol=1e-14,
+    )
+
+
+def test_nan_in_gives_nan_out(fw):
+    x = fw.array([np.nan])
+    for with_origin in (False, True):
+        assert np.isnan(f64(fw.s2nn(x, origin=with_origin))).all()
+    for key, values in fw.all_derivatives(x).items():
+        if not _zero_everywhere(key):
+            assert np.isnan(values).all(), key
+
+
+def test_nan_in_gives_nan_out_in_forward_mode(fw):
+    primals = (fw.array([np.nan]), fw.array(4.0), fw.array(1.0))
+    for argnum in range(3):
+        tangents = [fw.xp.zeros_like(p) for p in primals]
+        tangents[argnum] = fw.xp.ones_like(primals[argnum])
+        _, tangent = fw.jvp(fw.s2nn, primals, tuple(tangents))
+        assert np.isnan(f64(tangent)).all(), argnum
+    second = fw.jacfwd(fw.grad(lambda v: fw.s2nn(v).sum()))(primals[0])
+    assert np.isnan(f64(second)).all()
+    assert np.isnan(f64(fw.hessian(lambda v: fw.s2nn(v).sum())(primals[0]))).all()
+
+
+# --- parameters ---------------------------------------------------------------
+
+
+def test_scalar_parameter_gradients_are_the_definition(fw):
+    x, cotangent = fw.array(GRID), fw.array(COTANGENT)
+
+    def loss(alpha, beta):
+        return (fw.s2nn(x, alpha, beta) * cotangent).sum()
+
+    d_alpha, d_beta = fw.grad(loss, argnums=(0, 1))(fw.array(3.0), fw.array(1.5))
+    want_alpha = (COTANGENT * reference(ref_dorigin_dalpha, GRID, alpha=3.0)).sum()
+    want_beta = (COTANGENT * reference(ref_dorigin_dbeta, GRID)).sum()
+    np.testing.assert_allclose(f64(d_alpha), want_alpha, rtol=1e-13)
+    np.testing.assert_allclose(f64(d_beta), want_beta, rtol=1e-13)
+
+
+@pytest.mark.parametrize("with_origin", [False, True], ids=["spike", "origin"])
+def test_per_neuron_parameter_gradients_sum_over_the_batch(fw, with_origin):
+    batch, neurons = 12, 50
+    x64 = GRID[: batch * neurons].reshape(batch, neurons)
+    cotangent = COTANGENT[: batch * neurons].reshape(batch, neurons)
+    alpha, beta = np.linspace(0.5, 8.0, neurons), np.linspace(0.2, 3.0, neurons)
+
+    def loss(alpha, beta):
+        y = fw.s2nn(fw.array(x64), alpha, beta, origin=with_origin)
+        return (y * fw.array(cotangent)).sum()
+
+    d_alpha, d_beta = fw.grad(loss, argnums=(0, 1))(fw.array(alpha), fw.array(beta))
+    assert d_alpha.shape == d_beta.shape == (neurons,)
+    want_alpha = np.vectorize(ref_dorigin_dalpha)(x64, alpha)
+    want_beta = reference(ref_dorigin_dbeta, x64)
+    np.testing.assert_allclose(
+        f64(d_alpha), (cotangent * want_alpha).sum(0), rtol=1e-12
+    )
+    np.testing.assert_allclose(f64(d_beta), (cotangent * want_beta).sum(0), rtol=1e-12)
+
+
+def test_parameter_gradients_keep_their_dtype(fw):
+    x = fw.array(GRID, "float32")
+    alpha64 = fw.array(np.full(GRID.shape, 4.0), "float64")
+    beta16 = fw.array(1.0, "float16")
+    assert fw.s2nn(x, alpha64, beta16).dtype == x.dtype
+    d_alpha, d_beta = fw.grad(lambda a, b: fw.s2nn(x, a, b).sum(), argnums=(0, 1))(
+        alpha64, beta16
+    )
+    assert d_alpha.dtype == alpha64.dtype and d_beta.dtype == beta16.dtype
+
+
+def test_epsilon_is_a_constant(fw):
+    x = fw.array(GRID)
+    epsilon = fw.array(1e-3)
+    y = fw.s2nn(x, epsilon=epsilon, origin=True)
+    want = reference(ref_origin, GRID, epsilon=1e-3)
+    np.testing.assert_allclose(f64(y), want, rtol=1e-15)
+    d_epsilon = fw.grad(lambda e: fw.s2nn(x, epsilon=e, origin=True).sum())(epsilon)
+    assert f64(d_epsilon) == 0.0
+
+
+# --- 16-bit dtypes ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("with_origin", [False, True], ids=["spike", "origin"])
+def test_16_bit_is_computed_in_float32_and_rounded_once(fw, dtype, with_origin):
+    """Values, and a random 16-bit cotangent or tangent times the float32
+    gradient, rounded once."""
+    x = fw.array(GRID / 4, dtype)
+    direction = fw.array(COTANGENT, dtype)
+    wide, wide_direction = (fw.astype(a, "float32") for a in (x, direction))
+    spike = functools.partial(fw.s2nn, alpha=2.5, beta=0.75, origin=with_origin)
+    want_y = fw.astype(spike(wide), dtype)
+    want = fw.astype(s2nn_xp.gradient(wide, 2.5, 0.75) * wide_direction, dtype)
+    y, cotangent = fw.vjp(spike, x, direction)
+    _, tangent = fw.jvp(spike, (x,), (direction,))
+    assert y.dtype == cotangent.dtype == tangent.dtype == x.dtype
+    np.testing.assert_array_equal(f64(y), f64(want_y))
+    np.testing.assert_array_equal(f64(cotangent), f64(want))
+    np.testing.assert_array_equal(f64(tangent), f64(want))
+
+
+# --- errors -------------------------------------------------------------------
+
+
+class TestErrors:
+    """The adapter's ``s2nn`` names the argument it rejects."""
+
+    CASES: ClassVar = [
+        ({"alpha": 0.0}, ValueError, "alpha"),
+        ({"alpha": -1.0}, ValueError, "alpha"),
+        ({"beta": float("inf")}, ValueError, "beta"),
+        ({"epsilon": float("nan")}, ValueError, "epsilon"),
+        ({"epsilon": -1e-9}, ValueError, "epsilon"),
+        ({"alpha": True}, TypeError, "alpha"),
+        ({"beta": "1.0"}, TypeError, "beta"),
+        ({"beta": 1j}, TypeError, "beta"),
+        ({"origin": 1}, TypeError, "origin"),
+    ]
+    ARRAY_CASES: ClassVar = [  # (name, values, dtype), made in the framework
+        ("alpha", np.ones(3), "float64", ValueError, "alpha"),
+        ("beta", np.ones((2, 1, 4)), "float64", ValueError, "beta"),
+        ("beta", np.array([1j]), "complex64", TypeError, "beta"),
+    ]
+
+    @pytest.mark.parametrize(("kwargs", "error", "match"), CASES)
+    def test_bad_arguments(self, fw, kwargs, error, match):
+        with pytest.raises(error, match=match):
+            fw.s2nn(fw.array(np.ones((2, 4))), **kwargs)
+
+    @pytest.mark.parametrize(("name", "values", "dtype", "error", "match"), ARRAY_CASES)
+    def test_bad_array_parameters(self, fw, name, values, dtype, error, match):
+        with pytest.raises(error, match=match):
+            fw.s2nn(fw.array(np.ones((2, 4))), **{name: fw.array(values, dtype)})
+
+    def test_complex_input(self, fw):
+        with pytest.raises(TypeError, match="complex"):
+            fw.s2nn(fw.array([1j], "complex64"))
+
+    def test_parameters_of_another_library(self, fw):
+        class Foreign:
+            pass
+
+        with pytest.raises(TypeError, match="alpha"):
+            fw.s2nn(fw.array(np.ones(3)), alpha=Foreign())
