@@ -251,9 +251,15 @@ def run_plot(args: argparse.Namespace) -> int:
 MAX_SIZE = 2**31
 MAX_REPEATS = 1000
 DEFAULT_SIZES = (2**13, 2**20, 2**24)
-# dtype -> bytes of a value in the dtype the math computes in (16-bit: float32).
-COMPUTE_BYTES = {"float16": 4, "bfloat16": 4, "float32": 4, "float64": 8}
-KNOWN_DTYPES = tuple(COMPUTE_BYTES)
+# dtype -> the dtype the math computes it in (16-bit: float32), which is
+# also the dtype the NumPy values of the inputs are drawn in.
+COMPUTE_DTYPES = {
+    "float16": "float32",
+    "bfloat16": "float32",
+    "float32": "float32",
+    "float64": "float64",
+}
+KNOWN_DTYPES = tuple(COMPUTE_DTYPES)
 # The most full-size arrays a run holds at once: x, the cotangent, the
 # floors' and the results' outputs, the math's temporaries, and for the
 # learnable rows per-neuron alpha, beta and their gradients.
@@ -310,11 +316,10 @@ def parse_repeats(text: str) -> int:
 def memory_needed(size: int, dtype: str) -> int:
     """Bytes a bench run of `size` values of `dtype` holds at its peak (an estimate).
 
-    The float32 (float64) NumPy values the inputs are made from, and
-    :data:`WORKING_ARRAYS` arrays of the compute dtype.
+    The NumPy values the inputs are made from and :data:`WORKING_ARRAYS`
+    arrays, all of the compute dtype.
     """
-    staging = 8 if dtype == "float64" else 4
-    return size * (staging + WORKING_ARRAYS * COMPUTE_BYTES[dtype])
+    return size * (1 + WORKING_ARRAYS) * np.dtype(COMPUTE_DTYPES[dtype]).itemsize
 
 
 def available_memory() -> int | None:
@@ -515,12 +520,9 @@ def _first_calls(
     return working, failed
 
 
-def _failed_record(
-    backend: Backend, op: str, dtype: str, size: int, error: str
-) -> dict:
-    """The record of a run or op that failed: where, and why (no figures)."""
-    return {"backend": backend.name, "op": op, "dtype": dtype, "size": size,
-            "error": error}  # fmt: skip
+def _record(backend: Backend, op: str, dtype: str, size: int, **fields: Any) -> dict:
+    """A record of :func:`bench_records`: where it was measured, then `fields`."""
+    return {"backend": backend.name, "op": op, "dtype": dtype, "size": size, **fields}
 
 
 def _run_records(
@@ -530,7 +532,7 @@ def _run_records(
     for name, (backend_name, _) in ANCHORS.items():
         if backend_name == backend.name:
             load_anchor(name)  # before our inputs exist: they keep their dtype
-    values = rng.standard_normal(size, "float64" if dtype == "float64" else "float32")
+    values = rng.standard_normal(size, COMPUTE_DTYPES[dtype])
     x = bench_input(backend, np.multiply(values, 3, out=values), dtype)
     del values
     if dtype_name(x) != dtype:
@@ -538,33 +540,42 @@ def _run_records(
         raise RuntimeError(msg)
     inputs = Inputs(x, array_namespace(x).ones_like(x))
     cases = _our_cases(backend, inputs)
-    compared = {op: _anchor_cases(backend, x, inputs.cotangent, op) for op in cases}
+    compared = {
+        op: _anchor_cases(backend, x, inputs.cotangent, op) for op in OPS if op in cases
+    }
     for op, anchors in compared.items():
         cases.update({f"{op} {name}": call for name, call in anchors.items()})
     working, failed = _first_calls(cases, backend.synchronize)
     seconds = median_seconds(
         working, repeats, synchronize=backend.synchronize, warmup=1
     )
-    floors_failed = failed.get("copy") or failed.get("x*g")
+    floor_error = next(
+        (
+            f"the floor {name} failed: {failed[name]}"
+            for name in FLOORS
+            if name in failed
+        ),
+        None,
+    )
     records = []
     for op, floor in OPS.items():
         if op not in cases:
             continue
-        error = failed.get(op) or floors_failed
+        error = failed.get(op) or floor_error
         if error:
-            records.append(_failed_record(backend, op, dtype, size, error))
+            records.append(_record(backend, op, dtype, size, error=error))
             continue
-        record = {
-            "backend": backend.name,
-            "op": op,
-            "dtype": dtype,
-            "size": size,
-            "seconds": seconds[op],
-            "floor_seconds": floor_of(seconds, floor),
-            "ratio_to_floor": seconds[op] / floor_of(seconds, floor),
-            "floor": floor,
-            "version": backend.version(),
-        }
+        record = _record(
+            backend,
+            op,
+            dtype,
+            size,
+            seconds=seconds[op],
+            floor_seconds=floor_of(seconds, floor),
+            ratio_to_floor=seconds[op] / floor_of(seconds, floor),
+            floor=floor,
+            version=backend.version(),
+        )
         for name in compared[op]:
             case = f"{op} {name}"
             if case in failed:
@@ -600,7 +611,7 @@ def bench_records(
             records += _run_records(backend, size, dtype, repeats, rng)
         except Exception as exc:  # one failing run never loses the others
             error = f"{type(exc).__name__}: {exc}"
-            records.append(_failed_record(backend, "(inputs)", dtype, size, error))
+            records.append(_record(backend, "(inputs)", dtype, size, error=error))
     return records
 
 

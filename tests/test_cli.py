@@ -912,3 +912,20 @@ def test_bench_row_reads_records_of_earlier_versions():
     }
     cells = _cli.bench_row(record)
     assert cells[-2:] == ("1.86", "braintools 1.03x")
+
+
+def test_bench_a_failing_floor_fails_every_op_of_its_run(monkeypatch):
+    def broken_floors(x, cotangent, compile):
+        return {"copy": raising(MemoryError("no room")), "x*g": lambda: x * cotangent}
+
+    monkeypatch.setattr(_cli, "floor_cases", broken_floors)
+    records = _cli.bench_records([_backends.get("numpy")], [64], ["float32"], 1)
+    assert [r["op"] for r in records] == [
+        "forward",
+        "origin",
+        "gradient",
+        "forward+backward",
+    ]
+    assert {r["error"] for r in records} == {
+        "the floor copy failed: MemoryError: no room"
+    }
