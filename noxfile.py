@@ -10,6 +10,7 @@ multi-GB CUDA build).
 from __future__ import annotations
 
 import os
+import runpy
 import shutil
 
 import nox
@@ -28,6 +29,7 @@ nox.options.sessions = [
     "marray",
     "examples",
     "docs",
+    "docs_browser",
 ]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
@@ -35,6 +37,8 @@ nox.options.error_on_missing_interpreters = True
 TORCH = os.environ.get("S2NN_XP_TORCH", "torch==2.13.0")
 # Triton for its interpreter (TRITON_INTERPRET=1): the CUDA kernels' tests.
 TRITON = os.environ.get("S2NN_XP_TRITON", "triton==3.8.0")
+# Drives the system's Chromium; its own browser downloads are never used.
+PLAYWRIGHT = "playwright==1.65.2"
 
 
 def _pytest(session: nox.Session, backend: str, *args: str) -> None:
@@ -205,7 +209,25 @@ def cupy(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the documentation (warnings are errors) and run its examples."""
     session.install(TORCH)
-    session.install("-e", ".[docs,jax,dask]")
+    # sphinx-mathjax-offline: MathJax served with the site, no network needed.
+    session.install("-e", ".[docs,jax,dask]", "sphinx-mathjax-offline==0.0.2")
     build = ("sphinx-build", "-W", "--keep-going", "-q", "docs")
     session.run(*build, "-b", "html", "docs/_build/html")
     session.run(*build, "-b", "doctest", "docs/_build/doctest")
+
+
+@nox.session(name="docs_browser", requires=["docs"])
+def docs_browser(session: nox.Session) -> None:
+    """Open every page of the built documentation in headless Chromium.
+
+    After the ``docs`` session has built the site, ``docs/_check_site.py``
+    checks each page as a reader sees it: math typeset, images loaded, no
+    console error, no request leaving the site, tables within the page.
+    Skipped where no Chromium is installed (``.ci/run`` installs Debian's).
+    Arguments after ``--`` go to the script (``--screenshots DIR``).
+    """
+    site_check = runpy.run_path("docs/_check_site.py")
+    if site_check["find_browser"]() is None:
+        session.skip(site_check["NO_BROWSER"])
+    session.install(PLAYWRIGHT)
+    session.run("python", "docs/_check_site.py", *session.posargs)

@@ -22,6 +22,7 @@ extensions = [
     "sphinx.ext.doctest",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",
     "numpydoc",
     "matplotlib.sphinxext.plot_directive",
     "s2nn_docs",
@@ -35,7 +36,12 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_validation_checks = {"GL08"}  # every public object has a docstring
 
-plot_include_source = True
+# MathJax is served with the site (the sphinx-mathjax-offline package copies
+# it into _static/mathjax), so the math renders without network access too.
+mathjax_path = "mathjax/tex-chtml.js"
+
+# Figures come first; where a page shows the code that drew one, it follows.
+plot_include_source = False
 plot_html_show_source_link = False
 plot_html_show_formats = False
 plot_formats = [("png", 110)]
@@ -54,5 +60,11 @@ html_theme = "pydata_sphinx_theme"
 html_title = f"s2nn_xp {version}"
 html_static_path = ["_static"]
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
+# Light or dark as the reader's system is; without a default mode the theme
+# logs a console error on a reader's first visit.
+html_context = {"default_mode": "auto"}
+# No left sidebar: the pages have no sub-pages to list (the API pages are
+# listed on the API page), and the content gets its width.
+html_sidebars = {"**": []}
 exclude_patterns = ["_build"]
 nitpicky = False

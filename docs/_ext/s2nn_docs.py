@@ -3,7 +3,8 @@
 ``.. backend-table::`` is the capability table: its rows come from
 :data:`s2nn_xp._backends.BACKENDS` and each adapter's ``DISPATCHED`` tuple, so
 the page cannot drift from what the package does. ``.. bench-table:: FILE``
-prints the records of an ``s2nn-xp bench --json`` file.
+prints the records of an ``s2nn-xp bench --json`` file, one table per backend,
+and ``.. bench-command:: FILE`` the command that writes such a file again.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ def rows() -> list[tuple[str, ...]]:
     ]
 
 
-def table(header, body) -> nodes.table:
-    """A docutils table of text cells."""
+def table(header, body, title: str | None = None) -> nodes.table:
+    """A docutils table of text cells, under `title` if one is given."""
     node = nodes.table()
+    if title is not None:
+        node += nodes.title(text=title)
     group = nodes.tgroup(cols=len(header))
     node += group
     group.extend(nodes.colspec(colwidth=1) for _ in header)
@@ -72,20 +75,62 @@ class BackendTable(Directive):
         return [table(HEADER, rows())]
 
 
+def _bench_source(directive: Directive) -> Path:
+    """The JSON file named by `directive`; a change to it rebuilds the page."""
+    env = directive.state.document.settings.env
+    source = Path(env.srcdir) / directive.arguments[0]
+    env.note_dependency(str(source))
+    return source
+
+
 class BenchTable(Directive):
-    """Insert the figures of an ``s2nn-xp bench --json`` file."""
+    """Insert the figures of an ``s2nn-xp bench --json`` file, per backend."""
 
     required_arguments = 1
 
     def run(self):
-        """The table node."""
-        source = Path(self.state.document.settings.env.srcdir) / self.arguments[0]
+        """One table node per backend."""
+        records = json.loads(_bench_source(self).read_text())
+        tables = []
+        for backend in dict.fromkeys(r["backend"] for r in records):
+            body = [bench_row(r) for r in records if r["backend"] == backend]
+            node = table(BENCH_HEADER, body, title=backend)
+            node["classes"].append("bench")
+            tables.append(node)
+        return tables
+
+
+class BenchCommand(Directive):
+    """Insert the ``s2nn-xp bench`` command that writes the file's records."""
+
+    required_arguments = 1
+
+    def run(self):
+        """A literal block with the command."""
+        source = _bench_source(self)
         records = json.loads(source.read_text())
-        return [table(BENCH_HEADER, [bench_row(r) for r in records])]
+        output = source.relative_to(
+            Path(self.state.document.settings.env.srcdir).parent
+        )
+
+        def size(n: int) -> str:
+            return f"2^{n.bit_length() - 1}" if n & (n - 1) == 0 else str(n)
+
+        def listed(key: str) -> str:
+            return " ".join(dict.fromkeys(str(r[key]) for r in records))
+
+        sizes = " ".join(size(n) for n in sorted({r["size"] for r in records}))
+        command = (
+            f"s2nn-xp bench --backend {listed('backend')} \\\n"
+            f"    --size {sizes} \\\n"
+            f"    --dtype {listed('dtype')} --json {output.as_posix()}"
+        )
+        return [nodes.literal_block(command, command, language="bash")]
 
 
 def setup(app):
     """Register the directives."""
     app.add_directive("backend-table", BackendTable)
     app.add_directive("bench-table", BenchTable)
+    app.add_directive("bench-command", BenchCommand)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,288 @@
+"""The performance page's figures, drawn from ``s2nn-xp bench --json`` records.
+
+Nothing here names a backend or an operation: a panel is drawn for every
+backend the records have and a line for every case and anchor, so a case that
+``s2nn-xp bench`` learns to time appears on the page without a change here.
+How a record is read:
+
+* ``backend``, ``dtype`` and ``size`` say where it was measured (and
+  ``version``, where present, which release of the backend);
+* ``op``, and any other text or true/false field whose value differs between
+  records of the same ``op``, say *what* was timed: the case, one line;
+* ``seconds`` is s2nn_xp's median, ``floor_seconds`` the memory floor of the
+  same bytes, and ``NAME_seconds`` for each anchor ``NAME`` that ``s2nn-xp
+  bench`` knows (:data:`s2nn_xp._cli.ANCHORS`: spikingjelly, braintools) the
+  framework-bound S2NN doing the same work on the same arrays;
+* a record without ``seconds`` (a failed run) is not drawn; the other fields
+  (ratios, the name of the floor) are derived, and not read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator
+
+from s2nn_xp._cli import ANCHORS
+
+PLACE = ("backend", "dtype", "size", "version")
+OURS, FLOOR = "seconds", "floor_seconds"
+PANELS_PER_ROW = 3
+FLOOR_STYLE = {"color": "0.45", "linestyle": ":", "linewidth": 2.2}
+STYLES = {
+    "ours": {"linestyle": "-", "marker": "o", "markersize": 3.5},
+    "anchor": {"linestyle": "--", "marker": "s", "markersize": 3.5},
+    "floor": FLOOR_STYLE,
+}
+ANCHOR_COLORS = ("black", "tab:brown", "tab:pink", "tab:olive")
+
+
+@dataclass
+class Series:
+    """One line of a panel: seconds per call against the number of values."""
+
+    label: str
+    kind: str  # "ours", "anchor" or "floor"
+    points: dict[int, float] = field(default_factory=dict)
+    floor: dict[int, float] = field(default_factory=dict)  # of an "ours" line
+
+    def xy(self) -> tuple[list[int], list[float]]:
+        """The sizes and times in increasing size."""
+        sizes = sorted(self.points)
+        return sizes, [self.points[s] for s in sizes]
+
+    def ratios(self) -> tuple[list[int], list[float]]:
+        """The sizes and time / memory floor, of an "ours" line."""
+        sizes, seconds = self.xy()
+        return sizes, [t / self.floor[n] for n, t in zip(sizes, seconds, strict=True)]
+
+
+@dataclass
+class Panel:
+    """The lines of one backend."""
+
+    title: str
+    lines: list[Series]
+
+
+def load(path: str | Path) -> list[dict]:
+    """The records of an ``s2nn-xp bench --json`` file."""
+    return json.loads(Path(path).read_text())
+
+
+def _is_figure(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def case_fields(records: Sequence[dict]) -> list[str]:
+    """``op``, then the text and true/false fields that tell its cases apart.
+
+    A field whose value follows from the op (the name of its floor) or is the
+    same for all (the version) says nothing about the case.
+    """
+    by_op: dict[str, list[dict]] = {}
+    for record in records:
+        by_op.setdefault(record["op"], []).append(record)
+    fields: dict[str, None] = {"op": None}
+    for group in by_op.values():
+        for key in dict.fromkeys(k for record in group for k in record):
+            values = [record.get(key) for record in group]
+            differs = len({json.dumps(value) for value in values}) > 1
+            if key not in PLACE and differs and not any(map(_is_figure, values)):
+                fields[key] = None
+    return list(fields)
+
+
+def case_label(record: dict, fields: Sequence[str]) -> str:
+    """``forward+backward, learnable``: the op and the case's other fields."""
+    parts = []
+    for key in fields:
+        value = record.get(key)
+        if value is not None and value is not False:
+            parts.append(key if value is True else str(value))
+    return ", ".join(parts)
+
+
+def panels(
+    records: Sequence[dict], keep: Callable[[dict], bool] = lambda _: True
+) -> dict[str, Panel]:
+    """Every line of every backend's panel, in the order the records give them.
+
+    `keep` chooses the records drawn; their anchors and floors come along.
+    """
+    timed = [r for r in records if _is_figure(r.get(OURS)) and keep(r)]
+    dtypes = dict.fromkeys(r["dtype"] for r in timed)
+    result: dict[str, Panel] = {}
+    for backend in dict.fromkeys(r["backend"] for r in timed):
+        ours = [r for r in timed if r["backend"] == backend]
+        fields = case_fields(ours)
+        lines: dict[tuple[str, str], Series] = {}
+        for record in ours:
+            case = case_label(record, fields)
+            if len(dtypes) > 1:
+                case = f"{case} ({record['dtype']})"
+            line = lines.setdefault((case, "ours"), Series(case, "ours"))
+            line.points[record["size"]] = record[OURS]
+            line.floor[record["size"]] = record[FLOOR]
+            for anchor in ANCHORS:
+                if _is_figure(record.get(f"{anchor}_seconds")):
+                    label = f"{anchor}, {case}"
+                    line = lines.setdefault((label, "anchor"), Series(label, "anchor"))
+                    line.points[record["size"]] = record[f"{anchor}_seconds"]
+        versions = dict.fromkeys(str(r.get("version", "")) for r in ours)
+        title = f"{backend} {next(iter(versions))}" if len(versions) == 1 else backend
+        series = list(lines.values())
+        result[backend] = Panel(title.strip(), [*series, *_floors(series)])
+    _shorten_anchor_labels(result)
+    return result
+
+
+def _floors(lines: Sequence[Series]) -> list[Series]:
+    """The floor lines of a panel: one per distinct floor of its cases.
+
+    Cases whose floors are the same timings (the bench times each floor once
+    per size and gives it to every case it bounds) share one line.
+    """
+    floors: dict[tuple, list[str]] = {}
+    for line in lines:
+        if line.kind == "ours":
+            floors.setdefault(tuple(sorted(line.floor.items())), []).append(line.label)
+    if len(floors) == 1:
+        ((points, _),) = floors.items()
+        return [Series("memory floor", "floor", dict(points))]
+    return [
+        Series(f"memory floor of {', '.join(cases)}", "floor", dict(points))
+        for points, cases in floors.items()
+    ]
+
+
+def _shorten_anchor_labels(result: dict[str, Panel]) -> None:
+    """``spikingjelly`` for an anchor timed beside one case only."""
+    anchor_lines = [
+        line
+        for panel in result.values()
+        for line in panel.lines
+        if line.kind == "anchor"
+    ]
+    for anchor in ANCHORS:
+        mine = [line for line in anchor_lines if line.label.startswith(f"{anchor}, ")]
+        if len({line.label for line in mine}) == 1:
+            for line in mine:
+                line.label = anchor
+
+
+def _time_label(seconds: float, _position: int | None = None) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
+        if seconds >= scale * 0.999:
+            return f"{seconds / scale:g} {unit}"
+    return f"{seconds:g} s"
+
+
+def _size_label(size: float, _position: int | None = None) -> str:
+    exponent = math.log2(size)
+    return f"$2^{{{exponent:.0f}}}$" if exponent.is_integer() else ""
+
+
+def _grid(n_panels: int, height: float) -> tuple[Figure, list[Axes]]:
+    columns = min(n_panels, PANELS_PER_ROW)
+    rows = math.ceil(n_panels / columns)
+    fig, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(3.4 * columns, height * rows + 1.1),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    flat = list(axes.flat)
+    for ax in flat[n_panels:]:
+        ax.set_visible(False)
+    for ax in flat[:n_panels]:
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_locator(LogLocator(base=4))
+        ax.xaxis.set_major_formatter(FuncFormatter(_size_label))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
+        ax.grid(True, which="major", alpha=0.3)
+        ax.set_xlabel("values per call")
+    return fig, flat[:n_panels]
+
+
+def _legend(fig: Figure, handles: dict[str, Line2D]) -> None:
+    fig.legend(
+        handles.values(),
+        handles.keys(),
+        loc="outside lower center",
+        ncol=min(len(handles), 3),
+        frameon=False,
+        fontsize="small",
+    )
+
+
+def _colors(records: Sequence[dict]) -> dict[str, str]:
+    """One colour per line label, the same in every panel and figure."""
+    lines = [line for panel in panels(records).values() for line in panel.lines]
+    ours = dict.fromkeys(line.label for line in lines if line.kind == "ours")
+    anchors = dict.fromkeys(line.label for line in lines if line.kind == "anchor")
+    colors = {label: f"C{i % 10}" for i, label in enumerate(ours)}
+    for i, anchor in enumerate(ANCHORS):  # one colour per anchor library
+        for label in anchors:
+            if label == anchor or label.startswith(f"{anchor}, "):
+                colors[label] = ANCHOR_COLORS[i % len(ANCHOR_COLORS)]
+    return colors
+
+
+def has_backward(record: dict) -> bool:
+    """Whether a record times a backward pass, or has an anchor beside it."""
+    return "backward" in record["op"] or any(f"{a}_seconds" in record for a in ANCHORS)
+
+
+def time_per_call(records: Sequence[dict]) -> Figure:
+    """Seconds per forward+backward call against the number of values.
+
+    One panel per backend (log-log, shared axes): each s2nn_xp case with a
+    backward pass, each anchor library timed beside it, and the memory floor.
+    """
+    drawn = panels(records, has_backward)
+    colors = _colors(records)
+    fig, axes = _grid(len(drawn), 2.9)
+    handles: dict[str, Line2D] = {}
+    for ax, panel in zip(axes, drawn.values(), strict=True):
+        for line in panel.lines:
+            color = {"color": colors[line.label]} if line.label in colors else {}
+            label = f"s2nn_xp {line.label}" if line.kind == "ours" else line.label
+            (handles[label],) = ax.plot(*line.xy(), **STYLES[line.kind], **color)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(_time_label))
+        ax.set_title(panel.title)
+    axes[0].set_ylabel("median time per call")
+    _legend(fig, handles)
+    return fig
+
+
+def ratio_to_floor(records: Sequence[dict]) -> Figure:
+    """Time / memory floor of every s2nn_xp case against the number of values."""
+    drawn = panels(records)
+    colors = _colors(records)
+    fig, axes = _grid(len(drawn), 2.6)
+    handles: dict[str, Line2D] = {}
+    for ax, panel in zip(axes, drawn.values(), strict=True):
+        for line in panel.lines:
+            if line.kind == "ours":
+                style = {**STYLES["ours"], "color": colors[line.label]}
+                (handles[line.label],) = ax.plot(*line.ratios(), **style)
+        ax.axhline(1.0, **FLOOR_STYLE)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.set_title(panel.title)
+    axes[0].set_ylabel("time / memory floor (1x: at the floor)")
+    _legend(fig, handles)
+    return fig
