@@ -924,3 +924,22 @@ def test_bench_a_failing_floor_fails_every_op_of_its_run(monkeypatch):
     assert {r["error"] for r in records} == {
         "the floor copy failed: MemoryError: no room"
     }
+
+
+@pytest.mark.parametrize(
+    ("dtype", "drawn"),
+    [("float16", "float32"), ("float32", "float32"), ("float64", "float64")],
+)
+def test_bench_draws_its_values_in_the_compute_dtype(dtype, drawn, monkeypatch):
+    """No float64 temporary for a float32 run (2^31 values: 16 GiB)."""
+    dtypes = []
+
+    class Generator:
+        def standard_normal(self, size, dtype):
+            dtypes.append(np.dtype(dtype))
+            return np.zeros(size, dtype)
+
+    monkeypatch.setattr(_cli.np.random, "default_rng", lambda seed: Generator())
+    records = _cli.bench_records([_backends.get("numpy")], [64], [dtype], 1)
+    assert dtypes == [np.dtype(drawn)]
+    assert all("error" not in r for r in records)
