@@ -280,3 +280,14 @@ float32 result is subnormal (XLA on CPU flushes subnormals to zero)."""
 
 COTANGENT = _rng.standard_normal(GRID.shape)
 """A random cotangent (or tangent) of GRID's shape."""
+
+
+PUBLIC_CALLS: dict[str, tuple[tuple[float, ...], dict[str, bool]]] = {
+    "forward": ((), {}),
+    "origin": ((2.0, 3.0, 1e-4), {}),
+    "gradient": ((2.0, 3.0), {}),
+    "s2nn": ((2.0, 3.0, 1e-4), {"origin": True}),
+    "vjp": ((2.0, 3.0, 1e-4), {"origin": True}),
+}
+"""Each public function's arguments after ``x`` (all non-default), for
+checking that a call reaches an adapter unchanged."""

@@ -16,13 +16,14 @@ import pytest
 import s2nn_xp
 from tests._support import (
     SPECIAL_X,
+    grid,
     ref_forward,
     ref_gradient,
     ref_origin,
     reference,
+    require,
     ulp_error,
 )
-from tests.conftest import require
 
 cupy = require("cupy")
 import s2nn_xp.cupy as s2nn_cupy  # noqa: E402 - only where CuPy imports
@@ -30,18 +31,6 @@ import s2nn_xp.cupy as s2nn_cupy  # noqa: E402 - only where CuPy imports
 FLOATS = ("float16", "float32", "float64")
 FUNCTIONS = ("forward", "origin", "gradient")
 PARAMS = {"alpha": 4.0, "beta": 1.0, "epsilon": 1e-8}
-
-
-def grid(alpha: float, n: int, bound: float) -> np.ndarray:
-    """Points with |alpha * x| <= bound, dense near 0, both signs."""
-    rng = np.random.default_rng(20260301)
-    mags = np.concatenate(
-        [
-            rng.uniform(0, bound / alpha, n),
-            np.logspace(-300, np.log10(bound / alpha), n),
-        ]
-    )
-    return np.concatenate([-mags, mags, [-1.0, -0.0, 0.0, 1.0]])
 
 
 def numpy_reference(name: str, x: np.ndarray, params=PARAMS) -> np.ndarray:

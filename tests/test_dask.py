@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import s2nn_xp
-from tests._support import ref_gradient, ref_origin
-from tests.conftest import require
+from tests._support import ref_gradient, ref_origin, require
 
 da = require("dask")
 import dask  # noqa: E402

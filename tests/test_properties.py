@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import s2nn_xp
-from tests.conftest import require
+from tests._support import require
 
 require("numpy")
 
