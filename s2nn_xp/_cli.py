@@ -32,6 +32,7 @@ from ._timing import (
     floor_cases,
     floor_of,
     median_seconds,
+    peak_bytes,
 )
 
 __all__ = ["main"]
@@ -132,7 +133,7 @@ def run_info(args: argparse.Namespace) -> int:
                     backend.version(),
                     ", ".join(devices),
                     backend.autodiff,
-                    f"FAIL: {type(exc).__name__}: {exc}",
+                    f"FAIL: {_why(exc)}",
                 )
             )
             failed = True
@@ -250,7 +251,7 @@ def run_plot(args: argparse.Namespace) -> int:
 
 MAX_SIZE = 2**31
 MAX_REPEATS = 1000
-DEFAULT_SIZES = (2**13, 2**20, 2**24)
+DEFAULT_SIZES = (2**13, 2**20, 2**22, 2**24)
 # dtype -> the dtype the math computes it in (16-bit: float32), which is
 # also the dtype the NumPy values of the inputs are drawn in.
 COMPUTE_DTYPES = {
@@ -475,7 +476,7 @@ def load_anchor(name: str) -> ModuleType | None:
         except ImportError:
             return None
         except Exception as exc:  # an anchor never costs us our own figures
-            _note(f"{name} failed to load ({type(exc).__name__}: {exc}); skipped")
+            _note(f"{name} failed to load ({_why(exc)}); skipped")
             return None
 
 
@@ -514,10 +515,42 @@ def _first_calls(
         try:
             synchronize(call())
         except Exception as exc:  # one failing case never loses the others
-            failed[name] = f"{type(exc).__name__}: {exc}"
+            failed[name] = _why(exc)
         else:
             working[name] = call
     return working, failed
+
+
+def _torch_saved_bytes(call: Callable[[], Any]) -> int:
+    """Bytes of the tensors autograd keeps for the backward pass of `call`."""
+    import torch
+
+    saved: dict[tuple[int, int], int] = {}
+
+    def pack(tensor: Any) -> Any:
+        saved[tensor.data_ptr(), tensor.nbytes] = tensor.nbytes  # storage once
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        call()
+    return sum(saved.values())
+
+
+def _memory_fields(
+    backend: Backend, op: str, call: Callable[[], Any], x_bytes: int
+) -> dict[str, float]:
+    """Memory figures of `op`, over the input's bytes, where they can be measured.
+
+    ``peak_memory_ratio``: the most one call holds at once, with NumPy (whose
+    allocations tracemalloc sees). ``saved_for_backward_ratio``: what PyTorch
+    keeps between forward and backward.
+    """
+    if backend.name == "numpy":
+        peak = peak_bytes(call)
+        return {} if peak is None else {"peak_memory_ratio": peak / x_bytes}
+    if backend.name == "torch" and op.startswith("forward+backward"):
+        return {"saved_for_backward_ratio": _torch_saved_bytes(call) / x_bytes}
+    return {}
 
 
 def _record(backend: Backend, op: str, dtype: str, size: int, **fields: Any) -> dict:
@@ -583,6 +616,10 @@ def _run_records(
             elif case in seconds:
                 record[f"{name}_seconds"] = seconds[case]
                 record[f"ratio_to_{name}"] = seconds[op] / seconds[case]
+        try:
+            record.update(_memory_fields(backend, op, cases[op], x.nbytes))
+        except Exception as exc:  # torch.func refuses saved-tensor hooks
+            _note(f"{backend.name} {op}: memory not measured ({_why(exc)})")
         if op == "forward+backward learnable" and "forward+backward" in seconds:
             record["fixed_seconds"] = seconds["forward+backward"]
             record["ratio_to_fixed"] = seconds[op] / seconds["forward+backward"]
@@ -610,11 +647,13 @@ def bench_records(
         try:
             records += _run_records(backend, size, dtype, repeats, rng)
         except Exception as exc:  # one failing run never loses the others
-            error = f"{type(exc).__name__}: {exc}"
+            error = _why(exc)
             records.append(_record(backend, "(inputs)", dtype, size, error=error))
     return records
 
 
+# Memory figure of a record -> its label in the table.
+MEMORY_FIGURES = {"peak_memory_ratio": "peak", "saved_for_backward_ratio": "saved"}
 BENCH_HEADER = (
     "backend",
     "dtype",
@@ -623,6 +662,7 @@ BENCH_HEADER = (
     "median us",
     "floor us",
     "x floor",
+    "memory / x",
     "x compared",
 )
 
@@ -630,12 +670,18 @@ BENCH_HEADER = (
 def bench_row(record: dict) -> tuple[str, ...]:
     """One record of :func:`bench_records` as the text cells of the table.
 
-    ``x compared`` holds the ratios to the anchors (``ratio_to_spikingjelly``)
-    and, for learnable parameters, to the fixed-parameter call.
+    ``memory / x`` holds NumPy's peak and what PyTorch saves for backward;
+    ``x compared`` the ratios to the anchors (``ratio_to_spikingjelly``) and,
+    for learnable parameters, to the fixed-parameter call.
     """
     head = (record["backend"], record["dtype"], str(record["size"]), record["op"])
     if "error" in record:
-        return (*head, "-", "-", "-", f"FAIL: {record['error']}")
+        return (*head, "-", "-", "-", "-", f"FAIL: {record['error']}")
+    memory = ", ".join(
+        f"{label} {record[key]:.2f}"
+        for key, label in MEMORY_FIGURES.items()
+        if key in record
+    )
     compared = ", ".join(
         f"{key[len('ratio_to_') :]} {value:.2f}x"
         for key, value in record.items()
@@ -646,6 +692,7 @@ def bench_row(record: dict) -> tuple[str, ...]:
         f"{record['seconds'] * 1e6:.1f}",
         f"{record['floor_seconds'] * 1e6:.1f}",
         f"{record['ratio_to_floor']:.2f}",
+        memory or "-",
         compared or "-",
     )
 
@@ -760,6 +807,11 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _why(exc: BaseException) -> str:
+    """``RuntimeError: message``: an exception as a failed row reports it."""
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _note(message: str) -> None:
     _progress(f"note: {message}")
 
@@ -831,8 +883,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=list(DEFAULT_SIZES),
         metavar="N",
-        help="element counts from 1 to 2^31, e.g. 8192 or 2^24 (default: 2^13 "
-        "2^20 2^24)",
+        help="element counts from 1 to 2^31, e.g. 8192 or 2^24 (default: "
+        + " ".join(f"2^{size.bit_length() - 1}" for size in DEFAULT_SIZES)
+        + ")",
     )
     bench.add_argument(
         "--dtype",

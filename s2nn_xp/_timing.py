@@ -23,12 +23,20 @@ from __future__ import annotations
 
 import statistics
 import time
+import tracemalloc
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._compat import array_namespace
 
-__all__ = ["ONE_ARRAY", "ROUND_TRIP", "floor_cases", "floor_of", "median_seconds"]
+__all__ = [
+    "ONE_ARRAY",
+    "ROUND_TRIP",
+    "floor_cases",
+    "floor_of",
+    "median_seconds",
+    "peak_bytes",
+]
 
 # Floor name -> what it reads and writes, for the tables' captions.
 FLOORS = {
@@ -85,6 +93,32 @@ def median_seconds(
             synchronize(call())
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def peak_bytes(
+    call: Callable[[], Any], synchronize: Callable[[Any], None] = _no_wait
+) -> int | None:
+    """The most memory one call holds at once, as :mod:`tracemalloc` sees it.
+
+    tracemalloc sees NumPy's allocations (not those of PyTorch, JAX or a
+    GPU), the result's included. None where tracemalloc is already tracing
+    (the caller's own measurement is left alone).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.zeros(2**16)
+    >>> peak_bytes(lambda: x + 1) >= x.nbytes
+    True
+    """
+    if tracemalloc.is_tracing():
+        return None
+    tracemalloc.start()
+    try:
+        synchronize(call())
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def floor_of(seconds: Mapping[str, float], floor: str) -> float:

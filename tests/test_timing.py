@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,18 @@ def test_bench_torch_runs(tmp_path, capsys):
     )  # fmt: skip
     assert "eager fwd+bwd s2nn_xp" in capsys.readouterr().out
     assert out.stat().st_size > 0
+
+
+def test_peak_bytes_sees_numpy_allocations():
+    x = np.zeros(2**16)
+    assert _timing.peak_bytes(lambda: x + 1) >= x.nbytes
+    assert _timing.peak_bytes(lambda: x[:1] + 1) < x.nbytes
+
+
+def test_peak_bytes_leaves_a_measurement_in_progress_alone():
+    tracemalloc.start()
+    try:
+        assert _timing.peak_bytes(lambda: np.zeros(8)) is None
+        assert tracemalloc.is_tracing()
+    finally:
+        tracemalloc.stop()
