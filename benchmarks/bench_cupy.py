@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +43,7 @@ from cupyx.profiler import benchmark
 import s2nn_xp
 import s2nn_xp.cupy as s2nn_cupy
 from s2nn_xp import _math
+from s2nn_xp._timing import median_seconds
 
 A, B, EPS = 4.0, 1.0, 1e-8
 BURST = 200
@@ -58,16 +57,16 @@ def gpu_and_host_medians(fn: Callable[[], Any], repeat: int) -> tuple[float, flo
 
 def burst_seconds(fn: Callable[[], Any], calls: int = BURST) -> float:
     """Wall seconds per call over ``calls`` back-to-back calls, then a sync."""
-    fn()
-    cupy.cuda.get_current_stream().synchronize()
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
+
+    def burst() -> None:
         for _ in range(calls):
             fn()
+
+    def synchronize(result: None) -> None:
         cupy.cuda.get_current_stream().synchronize()
-        times.append((time.perf_counter() - start) / calls)
-    return statistics.median(times)
+
+    seconds = median_seconds({"burst": burst}, 5, synchronize=synchronize, warmup=1)
+    return seconds["burst"] / calls
 
 
 def cases(x, g, dtype) -> dict[str, tuple[Callable[[], Any], int, int]]:
