@@ -261,10 +261,11 @@ COMPUTE_DTYPES = {
     "float64": "float64",
 }
 KNOWN_DTYPES = tuple(COMPUTE_DTYPES)
-# The most full-size arrays a run holds at once: x, the cotangent, the
-# floors' and the results' outputs, the math's temporaries, and for the
-# learnable rows per-neuron alpha, beta and their gradients.
-WORKING_ARRAYS = 16
+# The most full-size arrays a run holds at once: the NumPy values the inputs
+# are drawn from, x, the cotangent, the floors' and the results' outputs, the
+# math's temporaries, and for the learnable rows per-neuron alpha, beta and
+# their gradients.
+WORKING_ARRAYS = 17
 
 # Each op timed -> its memory floor (:mod:`s2nn_xp._timing`).
 OPS = {
@@ -317,10 +318,9 @@ def parse_repeats(text: str) -> int:
 def memory_needed(size: int, dtype: str) -> int:
     """Bytes a bench run of `size` values of `dtype` holds at its peak (an estimate).
 
-    The NumPy values the inputs are made from and :data:`WORKING_ARRAYS`
-    arrays, all of the compute dtype.
+    :data:`WORKING_ARRAYS` arrays of the compute dtype.
     """
-    return size * (1 + WORKING_ARRAYS) * np.dtype(COMPUTE_DTYPES[dtype]).itemsize
+    return size * WORKING_ARRAYS * np.dtype(COMPUTE_DTYPES[dtype]).itemsize
 
 
 def available_memory() -> int | None:
@@ -740,7 +740,8 @@ def _check_memory(sizes: Sequence[int], dtypes: Sequence[str]) -> None:
     if available is not None and needed > available:
         _fail(
             f"--size {size} needs about {needed / 2**30:.1f} GiB of memory for "
-            f"{dtype} ({WORKING_ARRAYS} arrays of {size} values); "
+            f"{dtype} ({WORKING_ARRAYS} arrays of {size} {COMPUTE_DTYPES[dtype]} "
+            "values); "
             f"{available / 2**30:.1f} GiB is available"
         )
 

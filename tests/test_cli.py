@@ -534,6 +534,7 @@ def test_bench_checks_memory_before_any_work(capsys, monkeypatch):
     )  # fmt: skip
     needed = _cli.memory_needed(2**31, "float32") / 2**30
     assert f"--size 2147483648 needs about {needed:.1f} GiB of memory" in err
+    assert f"({_cli.WORKING_ARRAYS} arrays of 2147483648 float32 values)" in err
     assert "8.0 GiB is available" in err
     assert needed > 8
 
