@@ -160,24 +160,33 @@ def torch(session: nox.Session) -> None:
 def clients(session: nox.Session) -> None:
     """s2nn_xp inside the SNN libraries users have, in PyTorch and in JAX.
 
-    PyTorch: spikingjelly and snntorch neurons with ``s2nn_xp.torch.S2NN`` as
-    their surrogate. spikingjelly's metadata asks for torchvision, torchaudio
-    and tensorboard (and through them for a multi-GB CUDA build of torch), none
-    of which its neurons use: it is installed without dependencies, plus the
-    two modules its neuron and surrogate code imports.
+    PyTorch: spikingjelly, snntorch and norse neurons with
+    ``s2nn_xp.torch.S2NN`` as their surrogate. spikingjelly's metadata asks for
+    torchvision, torchaudio and tensorboard (and through them for a multi-GB
+    CUDA build of torch), none of which its neurons use: it is installed
+    without dependencies, plus the modules its neuron, surrogate and model
+    code imports; norse likewise, plus nir and nirtorch (its NIR export).
 
-    JAX: braintools' S2NN (the anchor) side by side, and brainstate and
-    brainpy neurons with ``s2nn_xp.S2NN`` as ``spk_fun``.
+    JAX: braintools' S2NN (the anchor) side by side, brainstate and brainpy
+    neurons with ``s2nn_xp.S2NN`` as ``spk_fun``, its pytree with optax and
+    equinox. Deployment: torch.export, ONNX in onnxruntime and jax.export.
+    The snippets of the docs' "Use with your SNN library" page run here.
     """
     session.install(TORCH)
     session.install("-e", ".[test,jax]")
-    session.install("--no-deps", "spikingjelly==2.0.0", "snntorch==1.0.0")
-    session.install("loguru>=0.7,<1", "tqdm")
+    torch_clients = ("spikingjelly==2.0.0", "snntorch==1.0.0", "norse==1.1.0")
+    session.install("--no-deps", *torch_clients, "nirtorch==2.6")
+    session.install("loguru>=0.7,<1", "tqdm", "h5py==3.16.0", "nir==1.0.8")
     session.install("brainstate==0.5.4", "braintools==0.3.0", "brainpy==2.8.2")
+    session.install("optax==0.2.8", "equinox==0.13.8")
+    session.install("onnx==1.23.2", "onnxscript==0.7.2", "onnxruntime==1.32.0")
     session.run(
         "pytest",
         "tests/test_clients_torch.py",
         "tests/test_clients_jax.py",
+        "tests/test_pytree.py",
+        "tests/test_export.py",
+        "tests/test_integrations.py",
         *session.posargs,
         env={"S2NN_XP_BACKENDS": "torch,jax", "PYTHONHASHSEED": "0"},
     )

@@ -110,6 +110,59 @@ def test_as_spike_function_of_a_brainstate_network():
         assert any(np.abs(v).max() > 0 for v in values)
 
 
+def test_brainstate_states_as_learnable_parameters():
+    """``S2NN(alpha=ParamState(...))``: read at every call, found and trained."""
+    brainstate = pytest.importorskip("brainstate")
+
+    class Layer(brainstate.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weights = brainstate.ParamState(jnp.full((3, 4), 0.5))
+            self.spk_fun = s2nn_xp.S2NN(
+                alpha=brainstate.ParamState(jnp.full(4, 4.0)),
+                beta=brainstate.ParamState(jnp.ones(4)),
+            )
+
+        def update(self, inputs):
+            return self.spk_fun(inputs @ self.weights.value - 1.0)
+
+    layer = Layer()
+    alpha, beta = layer.spk_fun.alpha, layer.spk_fun.beta
+    states = layer.states(brainstate.ParamState)
+    assert states[("spk_fun", "alpha")] is alpha
+    assert states[("spk_fun", "beta")] is beta
+    inputs = jax.random.uniform(jax.random.key(0), (8, 3), minval=-1.0, maxval=2.0)
+
+    def loss():
+        return layer.spk_fun.surrogate_fun(inputs @ layer.weights.value - 1.0).sum()
+
+    grads = brainstate.transform.grad(loss, states)()
+    potential = inputs @ layer.weights.value - 1.0
+    want_alpha, want_beta = jax.grad(
+        lambda a, b: s2nn_xp.origin(potential, a, b).sum(), argnums=(0, 1)
+    )(alpha.value, beta.value)
+    np.testing.assert_allclose(grads[("spk_fun", "alpha")], want_alpha, rtol=1e-6)
+    np.testing.assert_allclose(grads[("spk_fun", "beta")], want_beta, rtol=1e-6)
+    spikes = layer.update(inputs)
+    # Read at call time: a new value of the state is used by the next call.
+    alpha.value = jnp.full(4, 0.5)
+    np.testing.assert_array_equal(layer.update(inputs), spikes)
+    np.testing.assert_allclose(
+        layer.spk_fun.surrogate_grad(potential),
+        s2nn_xp.gradient(potential, 0.5, beta.value),
+        rtol=1e-6,
+    )
+
+
+def test_brainstate_state_values_are_checked():
+    brainstate = pytest.importorskip("brainstate")
+    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+        s2nn_xp.S2NN(alpha=brainstate.ParamState(np.array([4.0, -1.0])))
+    spike = s2nn_xp.S2NN()
+    with pytest.raises(ValueError, match="beta must be finite and > 0"):
+        spike.beta = brainstate.ParamState(np.array([0.0]))
+
+
 def test_as_spk_fun_of_brainpy_state_lif():
     brainpy = pytest.importorskip("brainpy")
     if not hasattr(getattr(brainpy, "state", None), "LIF"):

@@ -173,3 +173,101 @@ def test_bench_anchor_is_spikingjelly_forward_and_backward():
     spike, grad = anchors["spikingjelly"]()
     torch.testing.assert_close(spike, s2nn_xp.forward(x))
     torch.testing.assert_close(grad, 2.0 * s2nn_xp.gradient(x), rtol=1e-5, atol=1e-7)
+
+
+# --- SpikingJelly's surrogate API: what its neurons, layers and models read -----
+
+
+def test_complementary_lif_reads_spiking_in_eval_mode(spikingjelly):
+    """ComplementaryLIFNode swaps in a Heaviside step where ``spiking`` is True."""
+    _, _, neuron, _ = spikingjelly
+    torch.manual_seed(0)
+    x = torch.randn(8, 4, 16)
+    node = neuron.ComplementaryLIFNode(surrogate_function=S2NN(), step_mode="m")
+    trained = node(x)
+    node.reset()
+    evaluated = node.eval()(x)
+    torch.testing.assert_close(evaluated, trained)
+    assert set(torch.unique(evaluated).tolist()) <= {0.0, 1.0}
+
+
+def test_spiking_false_is_the_origin_function_with_the_same_gradient(spikingjelly):
+    """SpikingJelly's surrogate contract: the spiking gradient is the derivative
+    of the ``spiking=False`` function (a finite difference of it)."""
+    *_, surrogate = spikingjelly
+    spike = S2NN(spiking=True)
+    x = torch.linspace(-3.0, 3.0, 601, dtype=torch.float64)
+    x = x[x.abs() > 1e-3].requires_grad_(True)
+    (grad,) = torch.autograd.grad(spike(x).sum(), x)
+    spike.set_spiking_mode(False)
+    assert not spike.spiking
+    step = 1e-6
+    with torch.no_grad():
+        difference = (spike(x + step) - spike(x - step)) / (2 * step)
+    torch.testing.assert_close(grad, difference, rtol=1e-6, atol=1e-8)
+    # Their own checker runs on our functions too.
+    surrogate.check_manual_grad(
+        S2NN.primitive_function, S2NN.spiking_function, alpha=4.0, beta=1.0
+    )
+
+
+def test_spiking_keyword_as_spikingjelly_spells_it(spikingjelly):
+    *_, surrogate = spikingjelly
+    x = torch.linspace(-2.0, 2.0, 9)
+    for spiking in (True, False):
+        theirs = surrogate.S2NN(alpha=4.0, beta=1.0, spiking=spiking)
+        # Their origin function has 1e-5 where ours has epsilon.
+        ours = S2NN(alpha=4.0, beta=1.0, epsilon=1e-5, spiking=spiking)
+        assert ours.spiking == theirs.spiking == spiking
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-6, atol=1e-6)
+
+
+def test_spiking_lstm_with_two_surrogates(spikingjelly):
+    """SpikingLSTM compares ``spiking`` of its two surrogate functions."""
+    from spikingjelly.activation_based import rnn
+
+    torch.manual_seed(0)
+    lstm = rnn.SpikingLSTM(
+        4, 6, 1, surrogate_function1=S2NN(), surrogate_function2=S2NN(alpha=2.0)
+    )
+    output, _ = lstm(torch.randn(5, 3, 4))
+    output.sum().backward()
+    grads = [p.grad for p in lstm.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_spike_dhs_search_reads_and_assigns_alpha(spikingjelly):
+    """SpikeDHS's differentiable gradient search moves the surrogate's alpha."""
+    from spikingjelly.activation_based.model import spike_dhs
+
+    torch.manual_seed(0)
+    stem = spike_dhs.SearchSpikingConv2d_stem(2, 4)
+    for node in (stem.spike_m, stem.spike_b, stem.spike_s):
+        node.surrogate_function = S2NN(alpha=3.0)
+    stem.dgs_init_stage()  # spike_s, spike_b get alpha -+ 0.2
+    assert stem.spike_s.surrogate_function.alpha == pytest.approx(2.8)
+    assert stem.spike_b.surrogate_function.alpha == pytest.approx(3.2)
+    stem(torch.rand(2, 2, 8, 8)).sum().backward()
+    stem.dgs_finish_stage(2)  # alpha += 0.2 on spike_m
+    assert stem.spike_m.surrogate_function.alpha == pytest.approx(3.2)
+    low = spike_dhs.SearchSpikingConv2d_stem(2, 4)
+    low.spike_m.surrogate_function = S2NN(alpha=0.2)
+    low.spike_s.surrogate_function = S2NN()
+    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+        low.dgs_init_stage()  # 0.2 - 0.2: the constructor's rule holds
+
+
+def test_per_channel_learnable_alpha_in_a_multi_step_conv_network(spikingjelly):
+    """Per-channel parameters of a (T, N, C, H, W) input have shape (C, 1, 1)."""
+    functional, layer, neuron, _ = spikingjelly
+    torch.manual_seed(0)
+    spike = S2NN(alpha=torch.full((4, 1, 1), 4.0), learnable=True)
+    net = nn.Sequential(
+        layer.Conv2d(1, 4, 3, padding=1, step_mode="m"),
+        neuron.LIFNode(surrogate_function=spike, step_mode="m"),
+    )
+    out = net(torch.rand(3, 2, 1, 6, 6) * 4)
+    out.mean().backward()
+    functional.reset_net(net)
+    assert spike.alpha.grad.shape == (4, 1, 1)
+    assert torch.isfinite(spike.alpha.grad).all() and spike.alpha.grad.abs().sum() > 0

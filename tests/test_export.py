@@ -1,0 +1,100 @@
+"""A network trained with s2nn_xp leaves its framework: torch.export, ONNX, jax.export.
+
+The exported programs give the same spikes as the model (onnxruntime runs the
+ONNX file), and ``jax.export`` keeps the surrogate gradient (``vjp_order=1``).
+Runs in the ``clients`` session, which installs onnx, onnxscript and
+onnxruntime; each test skips where its framework is missing.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+# torch's exporters deprecate their own internals (and the legacy exporter
+# itself) with warnings that are no concern of this package's.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+]
+
+
+def _torch_model(learnable):
+    torch = pytest.importorskip("torch")
+    from s2nn_xp.torch import S2NN
+
+    torch.manual_seed(0)
+    if learnable:
+        spike = S2NN(alpha=torch.linspace(2.0, 6.0, 16), beta=0.5, learnable=True)
+    else:
+        spike = S2NN(alpha=2.0, beta=0.5)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), spike, torch.nn.Linear(16, 3))
+    return torch, model.eval()
+
+
+def _inputs(torch):
+    return torch.randn(32, 8) * 2
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+def test_torch_export_gives_the_same_outputs(learnable):
+    torch, model = _torch_model(learnable)
+    x = _inputs(torch)
+    program = torch.export.export(model, (x,))
+    other = _inputs(torch)
+    torch.testing.assert_close(program.module()(other), model(other))
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+def test_onnx_export_runs_in_onnxruntime_with_the_same_spikes(learnable, tmp_path):
+    torch, model = _torch_model(learnable)
+    pytest.importorskip("onnxscript")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    spikes_of = torch.nn.Sequential(*model[:2]).eval()  # Linear, then S2NN
+    x = _inputs(torch)
+    path = tmp_path / "spikes.onnx"
+    torch.onnx.export(spikes_of, (x,), dynamo=True, verbose=False).save(path)
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (name,) = (i.name for i in session.get_inputs())
+    other = _inputs(torch)
+    (spikes,) = session.run(None, {name: other.numpy()})
+    want = spikes_of(other).detach().numpy()
+    np.testing.assert_array_equal(spikes, want)
+    assert 0 < want.mean() < 1
+
+
+def test_legacy_onnx_export_prints_no_tracer_warning(tmp_path):
+    torch, model = _torch_model(learnable=False)
+    pytest.importorskip("onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        torch.onnx.export(model, (_inputs(torch),), tmp_path / "m.onnx", dynamo=False)
+
+
+def test_jax_export_keeps_the_surrogate_gradient():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    import s2nn_xp
+
+    def spikes(x, alpha):
+        return s2nn_xp.S2NN(alpha=alpha, beta=0.5)(x)
+
+    x = jnp.linspace(-2.0, 2.0, 9, dtype=jnp.float32)
+    alpha = jnp.linspace(2.0, 6.0, 9, dtype=jnp.float32)
+    exported = jax.export.export(jax.jit(spikes))(x, alpha)
+    restored = jax.export.deserialize(exported.serialize(vjp_order=1))
+    np.testing.assert_array_equal(restored.call(x, alpha), spikes(x, alpha))
+
+    def loss(function):
+        return lambda x, alpha: (function(x, alpha) * jnp.arange(9.0)).sum()
+
+    want = jax.grad(loss(spikes), argnums=(0, 1))(x, alpha)
+    got = jax.grad(loss(restored.call), argnums=(0, 1))(x, alpha)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-6)
+    np.testing.assert_allclose(
+        got[0], jnp.arange(9.0) * s2nn_xp.gradient(x, alpha, 0.5), rtol=1e-6
+    )
