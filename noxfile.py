@@ -180,6 +180,7 @@ def clients(session: nox.Session) -> None:
     session.install("brainstate==0.5.4", "braintools==0.3.0", "brainpy==2.8.2")
     session.install("optax==0.2.8", "equinox==0.13.8")
     session.install("onnx==1.23.2", "onnxscript==0.7.2", "onnxruntime==1.32.0")
+    session.install("flatbuffers>=24")  # jax.export's serialisation
     session.run(
         "pytest",
         "tests/test_clients_torch.py",
