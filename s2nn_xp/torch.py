@@ -583,7 +583,9 @@ class S2NN(nn.Module):
     :class:`~torch.nn.Parameter` (and an optimizer's hold on it): a number or
     tensor assigned to it is copied into it; an ``nn.Parameter`` assigned
     replaces it. A number assigned to a module that is not learnable is a
-    constant again, a tensor a buffer.
+    constant again, a tensor a buffer. An in-place update of a learnable
+    parameter (``spike.alpha += step``) needs :func:`torch.no_grad`, as for
+    any ``nn.Parameter``; it is checked after the update.
 
     Examples
     --------
