@@ -312,7 +312,8 @@ def _jax_wait(result: Any) -> None:
 def _jax_jit(fn: Callable[..., Any]) -> Callable[..., Any]:
     import jax
 
-    return jax.jit(fn)
+    compiled: Callable[..., Any] = jax.jit(fn)
+    return compiled
 
 
 def _jax_gradient(x: Any, alpha: float, beta: float) -> Any:
@@ -328,12 +329,11 @@ def _jax_round_trip() -> Callable[[Any, Any], Any]:
 
     import s2nn_xp
 
-    @jax.jit
     def round_trip(x: Any, cotangent: Any) -> Any:
         spike, pullback = jax.vjp(s2nn_xp.s2nn, x)
         return spike, pullback(cotangent)[0]
 
-    return round_trip
+    return _jax_jit(round_trip)
 
 
 def _torch_devices() -> list[str]:
@@ -354,7 +354,8 @@ def _torch_to_numpy(array: Any) -> np.ndarray:
     array = array.detach()
     if array.dtype == torch.bfloat16:
         array = array.float()
-    return array.cpu().numpy()
+    copy: np.ndarray = array.cpu().numpy()
+    return copy
 
 
 def _torch_wait(result: Any) -> None:
@@ -393,7 +394,8 @@ def _cupy_devices() -> list[str]:
 
 
 def _cupy_to_numpy(array: Any) -> np.ndarray:
-    return array.get()
+    copy: np.ndarray = array.get()
+    return copy
 
 
 def _cupy_wait(result: Any) -> None:
@@ -409,7 +411,10 @@ def _marray_load(module: str) -> ModuleType:
     loaded = sys.modules.get(module)
     if loaded is not None:
         return loaded
-    return getattr(importlib.import_module("marray"), module.partition(".")[2])
+    namespace: ModuleType = getattr(
+        importlib.import_module("marray"), module.partition(".")[2]
+    )
+    return namespace
 
 
 def _is_marray_namespace(xp: ModuleType) -> bool:

@@ -22,7 +22,7 @@ __all__ = ["adapter_for", "implementation"]
 
 # (is an array of the library, adapter module), as the registry says.
 _ADAPTERS: tuple[tuple[Callable[[Any], bool], str], ...] = tuple(
-    (b.is_array, b.adapter)  # type: ignore[misc]
+    (b.is_array, b.adapter)
     for b in BACKENDS.values()
     if b.adapter is not None and b.is_array is not None
 )
@@ -49,6 +49,7 @@ def adapter_for(x: Any) -> ModuleType | None:
 def implementation(name: str, x: Any) -> Callable[..., Any] | None:
     """The adapter's version of the public function `name` for `x`, if any."""
     backend = of_array(x)
-    if backend is None or name not in backend.implements:
+    if backend is None or backend.adapter is None or name not in backend.implements:
         return None
-    return getattr(_load(backend.adapter), name)  # type: ignore[arg-type]
+    function: Callable[..., Any] = getattr(_load(backend.adapter), name)
+    return function
