@@ -59,7 +59,12 @@ intersphinx_mapping = {}
 html_theme = "pydata_sphinx_theme"
 html_title = f"s2nn_xp {version}"
 html_static_path = ["_static"]
-html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
+html_css_files = ["s2nn.css"]
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "header_links_before_dropdown": 4,  # the header stays one line at 1280 px
+}
 # Light or dark as the reader's system is; without a default mode the theme
 # logs a console error on a reader's first visit.
 html_context = {"default_mode": "auto"}

@@ -42,7 +42,10 @@ STYLES = {
     "anchor": {"linestyle": "--", "marker": "s", "markersize": 3.5},
     "floor": FLOOR_STYLE,
 }
-ANCHOR_COLORS = ("black", "tab:brown", "tab:pink", "tab:olive")
+# An anchor's line has the colour of the case it was timed beside, dashed,
+# with its library's marker.
+ANCHOR_MARKERS = ("s", "^", "D", "v")
+KIND_ORDER = ("ours", "anchor", "floor")  # in the legend
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Series:
     kind: str  # "ours", "anchor" or "floor"
     points: dict[int, float] = field(default_factory=dict)
     floor: dict[int, float] = field(default_factory=dict)  # of an "ours" line
+    beside: str = ""  # of an "anchor" line: the case it does the work of
 
     def xy(self) -> tuple[list[int], list[float]]:
         """The sizes and times in increasing size."""
@@ -135,7 +139,9 @@ def panels(
             for anchor in ANCHORS:
                 if _is_figure(record.get(f"{anchor}_seconds")):
                     label = f"{anchor}, {case}"
-                    line = lines.setdefault((label, "anchor"), Series(label, "anchor"))
+                    line = lines.setdefault(
+                        (label, "anchor"), Series(label, "anchor", beside=case)
+                    )
                     line.points[record["size"]] = record[f"{anchor}_seconds"]
         versions = dict.fromkeys(str(r.get("version", "")) for r in ours)
         title = f"{backend} {next(iter(versions))}" if len(versions) == 1 else backend
@@ -216,28 +222,36 @@ def _grid(n_panels: int, height: float) -> tuple[Figure, list[Axes]]:
     return fig, flat[:n_panels]
 
 
-def _legend(fig: Figure, handles: dict[str, Line2D]) -> None:
+def _legend(fig: Figure, handles: dict[tuple[str, str], Line2D]) -> None:
+    """One legend under the panels: s2nn_xp's lines, the anchors, the floors."""
+    keys = sorted(handles, key=lambda key: KIND_ORDER.index(key[0]))
     fig.legend(
-        handles.values(),
-        handles.keys(),
+        [handles[key] for key in keys],
+        [label for _, label in keys],
         loc="outside lower center",
-        ncol=min(len(handles), 3),
+        ncol=min(len(keys), 3),
         frameon=False,
         fontsize="small",
     )
 
 
 def _colors(records: Sequence[dict]) -> dict[str, str]:
-    """One colour per line label, the same in every panel and figure."""
+    """One colour per s2nn_xp case, the same in every panel and figure."""
     lines = [line for panel in panels(records).values() for line in panel.lines]
-    ours = dict.fromkeys(line.label for line in lines if line.kind == "ours")
-    anchors = dict.fromkeys(line.label for line in lines if line.kind == "anchor")
-    colors = {label: f"C{i % 10}" for i, label in enumerate(ours)}
-    for i, anchor in enumerate(ANCHORS):  # one colour per anchor library
-        for label in anchors:
-            if label == anchor or label.startswith(f"{anchor}, "):
-                colors[label] = ANCHOR_COLORS[i % len(ANCHOR_COLORS)]
-    return colors
+    cases = dict.fromkeys(line.label for line in lines if line.kind == "ours")
+    return {label: f"C{i % 10}" for i, label in enumerate(cases)}
+
+
+def _style(line: Series, colors: dict[str, str]) -> dict:
+    """How `line` is drawn: its kind's style, its case's colour."""
+    style = dict(STYLES[line.kind])
+    if line.kind == "ours":
+        style["color"] = colors[line.label]
+    if line.kind == "anchor":
+        style["color"] = colors[line.beside]
+        library = next(a for a in ANCHORS if line.label.startswith(a))
+        style["marker"] = ANCHOR_MARKERS[list(ANCHORS).index(library) % 4]
+    return style
 
 
 def has_backward(record: dict) -> bool:
@@ -254,12 +268,11 @@ def time_per_call(records: Sequence[dict]) -> Figure:
     drawn = panels(records, has_backward)
     colors = _colors(records)
     fig, axes = _grid(len(drawn), 2.9)
-    handles: dict[str, Line2D] = {}
+    handles: dict[tuple[str, str], Line2D] = {}
     for ax, panel in zip(axes, drawn.values(), strict=True):
         for line in panel.lines:
-            color = {"color": colors[line.label]} if line.label in colors else {}
             label = f"s2nn_xp {line.label}" if line.kind == "ours" else line.label
-            (handles[label],) = ax.plot(*line.xy(), **STYLES[line.kind], **color)
+            (handles[line.kind, label],) = ax.plot(*line.xy(), **_style(line, colors))
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(_time_label))
         ax.set_title(panel.title)
@@ -273,12 +286,12 @@ def ratio_to_floor(records: Sequence[dict]) -> Figure:
     drawn = panels(records)
     colors = _colors(records)
     fig, axes = _grid(len(drawn), 2.6)
-    handles: dict[str, Line2D] = {}
+    handles: dict[tuple[str, str], Line2D] = {}
     for ax, panel in zip(axes, drawn.values(), strict=True):
         for line in panel.lines:
             if line.kind == "ours":
-                style = {**STYLES["ours"], "color": colors[line.label]}
-                (handles[line.label],) = ax.plot(*line.ratios(), **style)
+                style = _style(line, colors)
+                (handles[line.kind, line.label],) = ax.plot(*line.ratios(), **style)
         ax.axhline(1.0, **FLOOR_STYLE)
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
