@@ -37,6 +37,9 @@ from ._timing import (
 
 __all__ = ["main"]
 
+# One figure of ``s2nn-xp bench``: where and what was timed, and the figures.
+Record = dict[str, Any]
+
 # The seed documentation's figure: gradients for three (alpha, beta) pairs,
 # the origin function for the first two.
 GRADIENT_PAIRS = ((4.0, 1.0), (8.0, 2.0), (2.0, 0.5))
@@ -57,7 +60,9 @@ def agreement_grid() -> np.ndarray:
     return np.concatenate([np.linspace(-3.0, 3.0, 61), special])
 
 
-def check_backend(backend: Backend, alpha: float = 4.0, beta: float = 1.0) -> dict:
+def check_backend(
+    backend: Backend, alpha: float = 4.0, beta: float = 1.0
+) -> dict[str, Any]:
     """Compare one backend's results with the float64 NumPy reference.
 
     Returns
@@ -171,7 +176,10 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 # --- plot ----------------------------------------------------------------------
 
 
-def make_figure(gradient_pairs=GRADIENT_PAIRS, origin_pairs=ORIGIN_PAIRS):
+def make_figure(
+    gradient_pairs: Sequence[tuple[float, float]] = GRADIENT_PAIRS,
+    origin_pairs: Sequence[tuple[float, float]] = ORIGIN_PAIRS,
+) -> Any:
     """The surrogate gradients and origin functions over x in [-3, 3]."""
     import matplotlib.pyplot as plt
 
@@ -300,10 +308,11 @@ def parse_size(text: str) -> int:
     base, exponent = int(match[1]), int(match[2] or 1)
     # 2^32 and up are out of range: no need to compute 9^999999999.
     too_large = base > 1 and exponent >= MAX_SIZE.bit_length()
-    if too_large or not 1 <= base**exponent <= MAX_SIZE:
+    size: int = 0 if too_large else base**exponent
+    if not 1 <= size <= MAX_SIZE:
         msg = f"size must be between 1 and 2^31, not {text}"
         raise argparse.ArgumentTypeError(msg)
-    return base**exponent
+    return size
 
 
 def parse_repeats(text: str) -> int:
@@ -553,19 +562,19 @@ def _memory_fields(
     return {}
 
 
-def _record(backend: Backend, op: str, dtype: str, size: int, **fields: Any) -> dict:
+def _record(backend: Backend, op: str, dtype: str, size: int, **fields: Any) -> Record:
     """A record of :func:`bench_records`: where it was measured, then `fields`."""
     return {"backend": backend.name, "op": op, "dtype": dtype, "size": size, **fields}
 
 
 def _run_records(
     backend: Backend, size: int, dtype: str, repeats: int, rng: np.random.Generator
-) -> list[dict]:
+) -> list[Record]:
     """The records of one backend, size and dtype (raises if no input is made)."""
     for name, (backend_name, _) in ANCHORS.items():
         if backend_name == backend.name:
             load_anchor(name)  # before our inputs exist: they keep their dtype
-    values = rng.standard_normal(size, COMPUTE_DTYPES[dtype])
+    values = rng.standard_normal(size, np.dtype(COMPUTE_DTYPES[dtype]).type)
     x = bench_input(backend, np.multiply(values, 3, out=values), dtype)
     del values
     if dtype_name(x) != dtype:
@@ -633,7 +642,7 @@ def bench_records(
     dtypes: Sequence[str],
     repeats: int,
     progress: Callable[[str], None] = lambda _: None,
-) -> list[dict]:
+) -> list[Record]:
     """Time every op per backend, size and dtype next to the floors and anchors.
 
     A run that fails gives a record with an ``error`` (and no figures) in
@@ -667,7 +676,7 @@ BENCH_HEADER = (
 )
 
 
-def bench_row(record: dict) -> tuple[str, ...]:
+def bench_row(record: Record) -> tuple[str, ...]:
     """One record of :func:`bench_records` as the text cells of the table.
 
     ``memory / x`` holds NumPy's peak and what PyTorch saves for backward;
@@ -913,6 +922,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        code: int = args.run(args)
     except _UsageError as exc:
         parser.exit(2, f"s2nn-xp {args.command}: error: {exc}\n")
+    return code
