@@ -690,6 +690,17 @@ def test_bench_jax_float64_survives_an_anchor_that_switches_x64_off(
     assert anchored == {"forward+backward", "forward+backward eager"}
 
 
+def test_bench_an_anchor_that_cannot_be_built_is_a_note(
+    braintools_that_switches_x64_off, tmp_path, capsys
+):
+    optional_backend("jax")
+    surrogate = tmp_path / "braintools" / "surrogate.py"
+    surrogate.write_text("class S2NN:\n    def __init__(self):\n        1 / 0\n")
+    code, _, stderr = run("bench", "--backend", "jax", *TINY, capsys=capsys)
+    assert code == 0
+    assert "note: braintools failed (ZeroDivisionError: division by zero)" in stderr
+
+
 def test_bench_anchor_loading_keeps_jax_x64(braintools_that_switches_x64_off):
     optional_backend("jax")
     import jax
