@@ -18,7 +18,9 @@ docs_browser`` builds it and runs this). It needs Python ``playwright`` and a
 Chromium: ``$CHROMIUM`` or ``chromium`` on the ``PATH`` (Debian's package);
 Playwright's own browser downloads are never used. Where no Chromium is
 installed it says so and exits 0, having checked nothing. Exits 1 when a page
-has a fault, naming the page and the fault.
+has a fault, naming the page and the fault, or when the check fails to see one
+of the faults of a page made to have them all (so it is known to be able to
+fail).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import http.server
 import os
 import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,11 +55,36 @@ FLAGS = (
 VIEWPORT = {"width": 1280, "height": 800}  # a laptop screen
 LOCAL_SCHEMES = ("data:", "blob:", "about:")
 SHOWN_FAULTS = 12  # per page; the first ones tell what is wrong
+# What a reader would see wrong, each with the words that report it.
+FAULTS = {
+    "image": "image not loaded",
+    "math": "math not typeset",
+    "tex": "raw TeX in the text",
+    "table": "table wider than its column",
+    "request": "request outside the site",
+    "console": "console error",
+    "script": "script error",
+    "http": "HTTP error",
+}
+# A page with every fault, which the check must report before its verdict on
+# the real site counts: a check that cannot fail proves nothing.
+BROKEN_PAGE = r"""<!doctype html>
+<html><head><title>every fault</title>
+<script src="https://example.invalid/mathjax.js"></script>
+<script>console.error("an error"); not_a_function();</script>
+</head><body>
+<p>Math: <span class="math">\(x^2\)</span></p>
+<img src="missing.png" alt="missing">
+<div style="width: 200px"><table><tr>
+<td style="white-space: nowrap">a table cell far wider than its column</td>
+</tr></table></div>
+</body></html>
+"""
 
 # Runs in the page once it has loaded: waits for MathJax to typeset and the
 # images to decode, then reports what a reader would see wrong.
 INSPECT = r"""
-async () => {
+async (names) => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
     await MathJax.startup.promise;
   }
@@ -70,12 +98,12 @@ async () => {
   const faults = [];
   for (const img of images) {
     if (!(img.complete && img.naturalWidth > 0)) {
-      faults.push(`image not loaded: ${img.getAttribute("src")}`);
+      faults.push(`${names.image}: ${img.getAttribute("src")}`);
     }
   }
   for (const el of document.querySelectorAll(".math")) {
     if (!el.querySelector("mjx-container")) {
-      faults.push(`math not typeset: ${shown(el.textContent)}`);
+      faults.push(`${names.math}: ${shown(el.textContent)}`);
     }
   }
   const prose = document.body.cloneNode(true);
@@ -84,7 +112,7 @@ async () => {
   const text = prose.textContent;
   for (const match of text.matchAll(/\\[(\[]|\\begin\{/g)) {
     const context = text.slice(match.index, match.index + 60);
-    faults.push(`raw TeX in the text: ${shown(context)}`);
+    faults.push(`${names.tex}: ${shown(context)}`);
   }
   for (const table of document.querySelectorAll("table")) {
     const room = table.parentElement.clientWidth;
@@ -92,8 +120,8 @@ async () => {
     if (width > room + 1) {
       const title = table.querySelector("caption .caption-text") || table.caption;
       const caption = title ? title.textContent : table.className;
-      faults.push(`table wider than its column (${Math.round(width)} px in ` +
-        `${room} px): ${shown(caption)}`);
+      faults.push(`${names.table} (${Math.round(width)} px in ${room} px): ` +
+        shown(caption));
     }
   }
   return faults;
@@ -103,10 +131,7 @@ async () => {
 
 def find_browser() -> str | None:
     """The Chromium executable to use, or None where there is none."""
-    named = os.environ.get("CHROMIUM")
-    if named:
-        return named if Path(named).is_file() else None
-    return shutil.which("chromium")
+    return os.environ.get("CHROMIUM") or shutil.which("chromium")
 
 
 def pages(site: Path) -> list[Path]:
@@ -160,7 +185,7 @@ def check(site: Path, browser_path: str, screenshots: Path | None) -> dict[str, 
                 if url.startswith(base) or url.startswith(LOCAL_SCHEMES):
                     route.continue_()
                 else:
-                    faults.append(f"request outside the site: {url}")
+                    faults.append(f"{FAULTS['request']}: {url}")
                     route.abort()
 
             page.route("**/*", keep_in_site)
@@ -168,22 +193,26 @@ def check(site: Path, browser_path: str, screenshots: Path | None) -> dict[str, 
                 "console",
                 lambda message, faults=faults: (
                     message.type == "error"
-                    and faults.append(f"console error: {message.text}")
+                    and faults.append(f"{FAULTS['console']}: {message.text}")
                 ),
             )
             page.on(
                 "pageerror",
-                lambda error, faults=faults: faults.append(f"script error: {error}"),
+                lambda error, faults=faults: faults.append(
+                    f"{FAULTS['script']}: {error}"
+                ),
             )
             page.on(
                 "response",
                 lambda response, faults=faults: (
                     response.status >= 400
-                    and faults.append(f"HTTP {response.status}: {response.url}")
+                    and faults.append(
+                        f"{FAULTS['http']} {response.status}: {response.url}"
+                    )
                 ),
             )
             page.goto(base + page_path.as_posix(), wait_until="load")
-            faults.extend(page.evaluate(INSPECT))
+            faults.extend(page.evaluate(INSPECT, FAULTS))
             page.wait_for_load_state("networkidle")
             if screenshots is not None:
                 shot = screenshots / page_path.with_suffix(".png").as_posix().replace(
@@ -194,6 +223,14 @@ def check(site: Path, browser_path: str, screenshots: Path | None) -> dict[str, 
             results[page_path.as_posix()] = list(dict.fromkeys(faults))
         browser.close()
     return results
+
+
+def blind_spots(browser_path: str) -> list[str]:
+    """The faults of :data:`BROKEN_PAGE` that :func:`check` does not report."""
+    with tempfile.TemporaryDirectory() as site:
+        Path(site, "index.html").write_text(BROKEN_PAGE)
+        (faults,) = check(Path(site), browser_path, None).values()
+    return [name for name in FAULTS.values() if not any(name in f for f in faults)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.screenshots is not None:
         args.screenshots.mkdir(parents=True, exist_ok=True)
+    missed = blind_spots(browser_path)
+    if missed:
+        print(f"FAIL the check did not see, on a page that has them: {missed}")
+        return 1
     results = check(args.site, browser_path, args.screenshots)
     for page, faults in results.items():
         print(f"{'ok  ' if not faults else 'FAIL'} {page}")
@@ -220,7 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         if len(faults) > SHOWN_FAULTS:
             print(f"       ... and {len(faults) - SHOWN_FAULTS} more")
     failed = sum(1 for faults in results.values() if faults)
-    print(f"{len(results)} pages opened in {browser_path}: {failed} with faults")
+    print(
+        f"{len(results)} pages opened in {browser_path} (and a page with every "
+        f"fault, all {len(FAULTS)} kinds reported): {failed} with faults"
+    )
     return 1 if failed else 0
 
 
