@@ -752,8 +752,8 @@ class S2NN(nn.Module):
 def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
     """A parameter value by the constructor's rules: a float or a float tensor.
 
-    Numbers, lists and arrays go through ``validate_parameter``; tensors are
-    checked by their values (``validate_parameter`` of a NumPy copy), made
+    Numbers, lists and arrays go through ``validate_parameter``, tensors too
+    (a NumPy copy of their values, dtype included); tensors are then made
     floating (integers in the default dtype) and, with `copy`, detached
     copies, so that the module does not share the caller's tensor.
     """
@@ -762,14 +762,25 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
         if isinstance(value, float):
             return value
         value = torch.as_tensor(value)
-    if value.is_complex() or value.dtype == torch.bool:
-        msg = f"{name} must have a real numeric dtype, not {value.dtype}"
-        raise TypeError(msg)
-    if value.device.type != "meta":  # a meta tensor has no values to check
-        validate_parameter(name, value.detach().to("cpu", torch.float64).numpy())
+    else:
+        validate_parameter(name, _host_values(value))
     if not value.is_floating_point():
         value = value.to(torch.get_default_dtype())
     return value.detach().clone() if copy else value
+
+
+def _host_values(value: torch.Tensor) -> Any:
+    """A NumPy copy of a tensor's values, for ``validate_parameter``.
+
+    A meta tensor has no values: a one of its dtype stands in, so that its
+    dtype is still checked.
+    """
+    if value.device.type == "meta":
+        value = torch.ones((), dtype=value.dtype)
+    value = value.detach().cpu().resolve_conj().resolve_neg()
+    if value.dtype == torch.bfloat16:  # NumPy has no bfloat16; exact in float32
+        value = value.float()
+    return value.numpy()
 
 
 def _describe(value: Parameter) -> str:
