@@ -221,6 +221,8 @@ def docs(session: nox.Session) -> None:
     session.install(TORCH)
     # sphinx-mathjax-offline: MathJax served with the site, no network needed.
     session.install("-e", ".[docs,jax,dask]", "sphinx-mathjax-offline==0.0.2")
+    # The performance page's figures are drawn by this module, for any case.
+    session.run("python", "-m", "doctest", "docs/_ext/bench_figure.py")
     build = ("sphinx-build", "-W", "--keep-going", "-q", "docs")
     session.run(*build, "-b", "html", "docs/_build/html")
     session.run(*build, "-b", "doctest", "docs/_build/doctest")

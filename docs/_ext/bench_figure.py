@@ -121,6 +121,33 @@ def panels(
     """Every line of every backend's panel, in the order the records give them.
 
     `keep` chooses the records drawn; their anchors and floors come along.
+
+    Examples
+    --------
+    A case the bench learns to time (here a ``learnable`` flag) is a line of
+    its own with no change here; an anchor timed beside one case only is
+    named by its library; a failed run (no ``seconds``) is left out:
+
+    >>> where = {"backend": "torch", "dtype": "float32", "version": "2.13.0"}
+    >>> def timed(op, size, seconds, **more):
+    ...     floor = {"floor_seconds": size * 1e-9, "floor": "copy + x*g"}
+    ...     return {**where, "op": op, "size": size, "seconds": seconds,
+    ...             **floor, **more}
+    >>> records = [
+    ...     timed("forward+backward", 1024, 2e-5, spikingjelly_seconds=3e-5),
+    ...     timed("forward+backward", 1024, 4e-5, learnable=True),
+    ...     timed("forward+backward", 4096, 3e-5, spikingjelly_seconds=5e-5),
+    ...     timed("forward+backward", 4096, 6e-5, learnable=True),
+    ...     {**where, "op": "gradient", "size": 1024, "error": "MemoryError"},
+    ... ]
+    >>> panel = panels(records)["torch"]
+    >>> panel.title
+    'torch 2.13.0'
+    >>> [(s.kind, s.label) for s in panel.lines]  # doctest: +NORMALIZE_WHITESPACE
+    [('ours', 'forward+backward'), ('anchor', 'spikingjelly'),
+     ('ours', 'forward+backward, learnable'), ('floor', 'memory floor')]
+    >>> panel.lines[2].xy()
+    ([1024, 4096], [4e-05, 6e-05])
     """
     timed = [r for r in records if _is_figure(r.get(OURS)) and keep(r)]
     dtypes = dict.fromkeys(r["dtype"] for r in timed)
