@@ -539,7 +539,7 @@ def test_bench_checks_memory_before_any_work(capsys, monkeypatch):
     assert needed > 8
 
 
-def test_bench_memory_is_that_of_the_largest_run(monkeypatch):
+def test_bench_memory_is_that_of_the_largest_run(capsys, monkeypatch):
     monkeypatch.setattr(_cli, "bench_records", no_work)
     need = _cli.memory_needed(2**20, "float64")
     assert need > _cli.memory_needed(2**20, "float32")
@@ -548,17 +548,20 @@ def test_bench_memory_is_that_of_the_largest_run(monkeypatch):
         2**20, "float32"
     )  # computed in float32
     monkeypatch.setattr(_cli, "available_memory", lambda: need - 1)
-    with pytest.raises(SystemExit):
-        _cli.main(["bench", "--backend", "numpy", "--size", "2^20", "16",
-                   "--dtype", "float32", "float64"])  # fmt: skip
+    argv = ["bench", "--backend", "numpy", "--size", "16", "2^20"]
+    err = usage_error(*argv, "--dtype", "float32", "float64", capsys=capsys)
+    assert "--size 1048576 needs about" in err
+    assert "for float64" in err
 
 
 def test_memory_needed_bounds_a_real_run():
     """The estimate is at least the peak that tracemalloc sees (NumPy, float32)."""
-    size = 2**16
+    numpy_backend = _backends.get("numpy")
+    _cli.bench_records([numpy_backend], [64], ["float32"], repeats=1)  # imports
+    size = 2**18
     tracemalloc.start()
     try:
-        _cli.bench_records([_backends.get("numpy")], [size], ["float32"], repeats=1)
+        _cli.bench_records([numpy_backend], [size], ["float32"], repeats=1)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
