@@ -208,11 +208,20 @@ def make_figure(
 
 
 def _check_drawable(alpha: float, beta: float) -> None:
-    """Fail unless the curves of (alpha, beta) stay within :data:`PLOT_LIMIT`."""
+    """Fail unless (alpha, beta) are valid and their curves stay drawable.
+
+    The library's own rules judge the values (its message names the
+    parameter); the curves must stay within :data:`PLOT_LIMIT`.
+    """
     import s2nn_xp
 
-    with np.errstate(over="ignore"):  # an overflow to inf is what is checked
-        curves = [f(PLOT_X, alpha, beta) for f in (s2nn_xp.gradient, s2nn_xp.origin)]
+    try:
+        with np.errstate(over="ignore"):  # an overflow to inf is checked below
+            curves = [
+                f(PLOT_X, alpha, beta) for f in (s2nn_xp.gradient, s2nn_xp.origin)
+            ]
+    except ValueError as exc:
+        _fail(f"--alpha {alpha:g} --beta {beta:g}: {exc}")
     peak = max(float(np.max(np.abs(curve))) for curve in curves)
     if not peak <= PLOT_LIMIT:
         _fail(
@@ -227,8 +236,6 @@ def run_plot(args: argparse.Namespace) -> int:
         _fail("--alpha and --beta must be given the same number of times")
     pairs = tuple(zip(args.alpha or (), args.beta or (), strict=True))
     for alpha, beta in pairs:
-        if not (np.isfinite(alpha) and alpha > 0 and np.isfinite(beta) and beta > 0):
-            _fail(f"--alpha and --beta must be finite and > 0, not {alpha}, {beta}")
         _check_drawable(alpha, beta)
     if args.out is not None:
         if args.out.suffix.lower() not in PLOT_SUFFIXES:

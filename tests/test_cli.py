@@ -168,7 +168,14 @@ def test_plot_custom_pairs(alpha, beta, tmp_path, capsys):
     [
         (["plot", "--out", "fig.txt"], "--out must end in"),
         (["plot", "--out", "f.png", "--alpha", "2"], "same number of times"),
-        (["plot", "--out", "f.png", "--alpha", "-2", "--beta", "1"], "finite and > 0"),
+        (
+            ["plot", "--out", "f.png", "--alpha", "-2", "--beta", "1"],
+            "--alpha -2 --beta 1: alpha must be finite and > 0",
+        ),
+        (
+            ["plot", "--out", "f.png", "--alpha", "2", "--beta", "nan"],
+            "--alpha 2 --beta nan: beta must be finite and > 0",
+        ),
         (["bench", "--backend", "nope"], "unknown backend 'nope'"),
         (
             ["bench", "--backend", "numpy", "--dtype", "float8"],
