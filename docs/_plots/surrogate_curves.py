@@ -21,3 +21,4 @@ right.set(title="smooth function: S2NN(alpha, beta, origin=True)", xlabel="x")
 for ax in (left, right):
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
+plt.show()
