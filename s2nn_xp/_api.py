@@ -12,6 +12,7 @@ from ._validation import (
     Prepared,
     finish,
     prepare,
+    prepare_cotangent,
     validate_flag,
     validate_parameter,
 )
@@ -58,7 +59,8 @@ def forward(x: ArrayLike, /, *, xp: ModuleType | None = None) -> Array:
     if kernel is not None:
         return kernel(x)
     p = prepare(x, xp=xp)
-    return finish(_math.forward(p.xp, p.x), p)
+    with _compat.quiet_floating_point(p.xp):
+        return finish(_math.forward(p.xp, p.x, in_place=True), p)
 
 
 def origin(
@@ -117,7 +119,8 @@ def origin(
     if kernel is not None:
         return kernel(x, alpha, beta, epsilon)
     p = prepare(x, xp=xp, alpha=alpha, beta=beta, epsilon=epsilon)
-    return finish(_math.origin(p.xp, p.x, **p.params), p)
+    with _compat.quiet_floating_point(p.xp):
+        return finish(_math.origin(p.xp, p.x, **p.params, in_place=True), p)
 
 
 def gradient(
@@ -160,7 +163,8 @@ def gradient(
     if kernel is not None:
         return kernel(x, alpha, beta)
     p = prepare(x, xp=xp, alpha=alpha, beta=beta)
-    return finish(_math.gradient(p.xp, p.x, **p.params), p)
+    with _compat.quiet_floating_point(p.xp):
+        return finish(_math.gradient(p.xp, p.x, **p.params, in_place=True), p)
 
 
 def s2nn(
@@ -214,9 +218,15 @@ def s2nn(
 
 
 def _primal(p: Prepared, with_origin: bool) -> Array:
-    if with_origin:
-        return _math.origin(p.xp, p.x, **p.params)
-    return _math.forward(p.xp, p.x)
+    """The spike or the origin function of prepared arguments.
+
+    The libraries that reach the array-API path have no autodiff system
+    (those that do have adapters), so temporaries may be updated in place.
+    """
+    with _compat.quiet_floating_point(p.xp):
+        if with_origin:
+            return _math.origin(p.xp, p.x, **p.params, in_place=True)
+        return _math.forward(p.xp, p.x, in_place=True)
 
 
 def vjp(
@@ -269,39 +279,15 @@ def vjp(
     y = finish(_primal(p, origin), p)
 
     def pullback(cotangent: ArrayLike) -> Array:
-        cotangent = _prepare_cotangent(p, cotangent)
-        grad = _math.gradient(p.xp, p.x, p.params["alpha"], p.params["beta"])
-        grad *= cotangent  # a fresh array: safe to update in place
+        cotangent = prepare_cotangent(p, cotangent)
+        with _compat.quiet_floating_point(p.xp):
+            grad = _math.gradient(
+                p.xp, p.x, p.params["alpha"], p.params["beta"], in_place=True
+            )
+            grad *= cotangent  # a fresh array: safe to update in place
         return finish(grad, p)
 
     return y, pullback
-
-
-def _prepare_cotangent(p: Prepared, cotangent: ArrayLike) -> Array:
-    """The cotangent in the compute dtype, checked against ``x``."""
-    xp = p.xp
-    if not _compat.is_array_api_obj(cotangent):
-        cotangent = xp.asarray(cotangent, device=_compat.device(p.x))
-    _compat.namespace_of(p.x, cotangent, names=("x", "cotangent"))
-    if not xp.isdtype(cotangent.dtype, ("real floating", "integral")):
-        msg = f"cotangent must have a real numeric dtype, not {cotangent.dtype}"
-        raise TypeError(msg)
-    if tuple(cotangent.shape) != tuple(p.x.shape):
-        try:
-            xp.broadcast_to(cotangent, p.x.shape)
-        except (ValueError, RuntimeError) as exc:
-            msg = (
-                f"cotangent of shape {tuple(cotangent.shape)} does not broadcast "
-                f"to the shape of x, {tuple(p.x.shape)}"
-            )
-            raise ValueError(msg) from exc
-        if cotangent.ndim > p.x.ndim:
-            msg = (
-                f"cotangent of shape {tuple(cotangent.shape)} has more dimensions "
-                f"than x, {tuple(p.x.shape)}"
-            )
-            raise ValueError(msg)
-    return xp.astype(cotangent, p.x.dtype, copy=False)
 
 
 class S2NN:

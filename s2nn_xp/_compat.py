@@ -6,6 +6,7 @@ from, so that no framework is imported before the caller's array needs it.
 
 from __future__ import annotations
 
+import contextlib
 from types import ModuleType
 from typing import Any
 
@@ -26,7 +27,6 @@ from array_api_compat import (
 
 __all__ = [
     "array_namespace",
-    "as_array",
     "clip",
     "device",
     "is_array_api_obj",
@@ -40,7 +40,7 @@ __all__ = [
     "is_numpy_namespace",
     "is_torch_array",
     "is_torch_namespace",
-    "namespace_of",
+    "quiet_floating_point",
 ]
 
 
@@ -90,42 +90,16 @@ def clip(
     return xp.clip(x, min=low, max=high)
 
 
-def as_array(x: Any) -> Any:
-    """Return `x` unchanged if it is an array, else as a NumPy array.
+def quiet_floating_point(xp: ModuleType) -> contextlib.AbstractContextManager[Any]:
+    """NumPy's floating-point error state set to ignore, for the guarded math.
 
-    Python scalars, lists and tuples are NumPy input by the package's rules.
+    The math underflows on purpose (``exp`` of the guarded sigmoid branch far
+    below 0) and meets NaN on purpose (NaN input propagates): valid input
+    must not raise or warn under a caller's ``np.errstate(all="raise")``.
+    Other libraries have no such state.
     """
-    if is_array_api_obj(x):
-        return x
-    import numpy as np
+    if is_numpy_namespace(xp):
+        import numpy as np
 
-    return np.asarray(x)
-
-
-def namespace_of(*arrays: Any, names: tuple[str, ...] | None = None) -> ModuleType:
-    """Array-API namespace shared by `arrays` (Python scalars are ignored).
-
-    Parameters
-    ----------
-    *arrays
-        Arrays, or Python numbers, whose library must agree.
-    names
-        The argument names of `arrays`, used in the error message.
-
-    Raises
-    ------
-    TypeError
-        If the arrays come from different libraries; the message names the
-        arguments and their types.
-    """
-    try:
-        return array_namespace(*arrays)
-    except TypeError as exc:
-        names = names or tuple(f"argument {i}" for i in range(len(arrays)))
-        described = ", ".join(
-            f"{name}: {type(a).__module__}.{type(a).__qualname__}"
-            for name, a in zip(names, arrays, strict=True)
-            if is_array_api_obj(a)
-        )
-        msg = f"arrays from different libraries cannot be mixed ({described})"
-        raise TypeError(msg) from exc
+        return np.errstate(all="ignore")
+    return contextlib.nullcontext()

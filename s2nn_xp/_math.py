@@ -23,7 +23,9 @@ How the numerics are kept safe and fast:
   select). NumPy's ``where`` on a random mask costs ten times a
   multiplication, which made the guarded formula slower than the naive one.
 * Temporaries are updated in place where no autodiff system records the
-  operations, which halves the memory traffic on NumPy and CuPy.
+  operations, which halves the memory traffic on NumPy and CuPy. Whether
+  that is safe is the caller's knowledge (an adapter knows whether its
+  framework records operations), so every function takes ``in_place``.
 """
 
 from __future__ import annotations
@@ -43,25 +45,6 @@ Parameter = float | Array
 _RIGHT_BRANCH_FLOOR = -0.5
 # exp underflows to exactly 0 below this in every floating dtype.
 _EXP_FLOOR = -1000.0
-
-
-def _in_place_ok(xp: ModuleType, *arrays: Any) -> bool:
-    """Whether temporaries made from ``arrays`` may be overwritten.
-
-    False where an autodiff system would record the update (PyTorch with
-    gradients enabled, or inside a ``torch.func`` transform). JAX and Dask
-    arrays have no in-place operators, so Python falls back to new arrays.
-    """
-    if not _compat.is_torch_namespace(xp):
-        return True
-    import torch
-
-    if torch.compiler.is_compiling():  # functional code for Inductor to fuse
-        return False
-    tensors = [a for a in arrays if isinstance(a, torch.Tensor)]
-    if any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors):
-        return False
-    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
 
 
 def _mul(a: Array, b: Any, in_place: bool) -> Array:
@@ -108,9 +91,22 @@ def _sigmoid_exp(xp: ModuleType, x: Array, alpha: Parameter, in_place: bool) -> 
     keeps derivatives in ``alpha`` finite at ``x = -inf`` and huge ``|x|``
     (``x**k * 0`` instead of ``inf * 0``).
     """
-    guarded = _compat.clip(xp, x, _EXP_FLOOR / alpha, 0.0, recorded=not in_place)
+    low = _exp_floor(xp, x, alpha)
+    guarded = _compat.clip(xp, x, low, 0.0, recorded=not in_place)
     z = _mul(guarded, alpha, in_place)
     return xp.exp(z)
+
+
+def _exp_floor(xp: ModuleType, x: Array, alpha: Parameter) -> Parameter:
+    """``-1000 / alpha``, kept inside the range of ``x``'s dtype.
+
+    A tiny ``alpha`` (valid by the contract) would put the bound beyond the
+    largest float32, which libraries reject or warn about when they convert it.
+    """
+    lowest = -float(xp.finfo(x.dtype).max)
+    if isinstance(alpha, float):
+        return max(_EXP_FLOOR / alpha, lowest)
+    return _compat.clip(xp, _EXP_FLOOR / alpha, lowest, None, recorded=True)
 
 
 def _select(
@@ -141,20 +137,29 @@ def _select(
     return right - left
 
 
-def forward(xp: ModuleType, x: Array) -> Array:
-    """The spike: 1 where ``x >= 0`` (``-0.0`` too), 0 where ``x < 0``, NaN for NaN."""
-    return _step(xp, x, _in_place_ok(xp, x))
+def forward(xp: ModuleType, x: Array, *, in_place: bool) -> Array:
+    """The spike: 1 where ``x >= 0`` (``-0.0`` too), 0 where ``x < 0``, NaN for NaN.
+
+    ``in_place``: whether temporaries may be overwritten (no autodiff system
+    records the operations); ``x`` itself is never written.
+    """
+    return _step(xp, x, in_place)
 
 
 def origin(
-    xp: ModuleType, x: Array, alpha: Parameter, beta: Parameter, epsilon: Parameter
+    xp: ModuleType,
+    x: Array,
+    alpha: Parameter,
+    beta: Parameter,
+    epsilon: Parameter,
+    *,
+    in_place: bool,
 ) -> Array:
     """The smooth original function.
 
     ``sigmoid(alpha * x)`` where ``x < 0``, ``beta * log1p(x + epsilon) + 0.5``
     where ``x >= 0``.
     """
-    in_place = _in_place_ok(xp, x, alpha, beta, epsilon)
     e = _sigmoid_exp(xp, x, alpha, in_place)
     sigmoid = _div(e, e + 1.0, in_place)  # e / (1 + e), stable since e <= 1
     tail = _compat.clip(xp, x, _RIGHT_BRANCH_FLOOR, None, recorded=not in_place)
@@ -163,14 +168,15 @@ def origin(
     return _select(_step(xp, x, in_place), sigmoid, tail, None, in_place)
 
 
-def gradient(xp: ModuleType, x: Array, alpha: Parameter, beta: Parameter) -> Array:
+def gradient(
+    xp: ModuleType, x: Array, alpha: Parameter, beta: Parameter, *, in_place: bool
+) -> Array:
     """The surrogate gradient.
 
     ``alpha * s * (1 - s)`` with ``s = sigmoid(alpha * x)`` where ``x < 0``,
     written ``alpha * e / (1 + e)**2`` with ``e = exp(alpha * x)``;
     ``beta / (x + 1)`` where ``x >= 0``.
     """
-    in_place = _in_place_ok(xp, x, alpha, beta)
     e = _sigmoid_exp(xp, x, alpha, in_place)
     # (1 + e)**2 written as 1 + e * (2 + e): within 1.25 ulp, where squaring a
     # rounded 1 + e loses up to 1.5 ulp, which took float64 past 2 ulp.

@@ -1,14 +1,21 @@
-"""Input rules shared by every backend: dtypes, shapes and parameters.
+"""The input rules, once, for every entry point and every backend.
 
-``prepare`` turns the caller's arguments into what the math needs (``x`` in the
-dtype the computation runs in, parameters as Python floats or arrays of that
-dtype) and raises the package's errors for anything outside the rules of
-the docs' *Definition* page. ``finish`` rounds a result back to the caller's dtype.
+Each rule of the docs' *Definition* page (dtypes, promotion, complex and
+non-numeric rejection, parameter bounds, representability in the compute
+dtype, broadcasting, cotangents) is one function here with one message, and
+the public functions, the JAX, PyTorch and CuPy adapters and the nn.Module all
+call it. Checks of Python numbers use comparisons only, so that the same
+function traces under ``torch.compile`` and ``jax.jit`` (a comparison of a
+traced number becomes a guard, where ``math.isfinite`` cannot be traced).
+
+``prepare`` turns the caller's arguments into what the math needs (``x`` in
+the dtype the computation runs in, parameters as Python floats or arrays of
+``x``'s library in that dtype); ``finish`` rounds a result back to the
+caller's dtype.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 import sys
 from dataclasses import dataclass
@@ -18,23 +25,37 @@ from typing import Any
 from . import _compat
 
 __all__ = [
+    "BOUNDS",
     "Prepared",
+    "as_input",
+    "bound_error",
     "broadcasts_to",
+    "check_arguments",
+    "check_broadcast",
+    "check_cotangent_shape",
+    "check_number",
+    "check_parameter",
+    "check_real_dtype",
     "check_representable",
     "describe",
     "finish",
+    "host_values",
     "input_dtypes",
+    "mixed_libraries",
     "prepare",
+    "prepare_cotangent",
     "validate_flag",
     "validate_parameter",
 ]
 
 # Parameter name -> (lower bound, whether the bound itself is allowed).
-_BOUNDS: dict[str, tuple[float, bool]] = {
+BOUNDS: dict[str, tuple[float, bool]] = {
     "alpha": (0.0, False),
     "beta": (0.0, False),
     "epsilon": (0.0, True),
 }
+
+_INF = float("inf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +72,19 @@ class Prepared:
         The dtype the result is returned in.
     params
         Parameter name -> Python float or array in the compute dtype.
+    mask
+        The mask of a NumPy masked-array ``x`` (results carry it), else None.
     """
 
     xp: ModuleType
     x: Any
     dtype: Any
     params: dict[str, Any]
+    mask: Any = None
 
 
 def describe(value: Any) -> str:
+    """``module.TypeName`` of ``value``, for error messages."""
     return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
@@ -79,94 +104,63 @@ def validate_flag(name: str, value: Any) -> bool:
     raise TypeError(msg)
 
 
-def check_representable(name: str, value: float, dtype: Any, largest: float) -> float:
-    """Raise ValueError unless the Python number ``value`` is finite in ``dtype``.
+def bound_error(name: str) -> ValueError:
+    """The error for a parameter value outside its range."""
+    lower, inclusive = BOUNDS[name]
+    relation = ">=" if inclusive else ">"
+    return ValueError(f"{name} must be finite and {relation} {lower}")
 
-    ``largest`` is ``finfo(dtype).max``. A parameter that overflows the dtype
-    the computation runs in would become ``inf`` and make NaN (``0 * inf``)
-    in the branch that is not taken.
+
+def check_number(name: str, value: float) -> float:
+    """Raise ValueError unless the number ``value`` is in ``name``'s range.
+
+    Comparisons only (NaN fails each of them), so that a number traced by
+    ``torch.compile`` is checked by the same code, as guards.
     """
-    if abs(value) > largest:
-        msg = f"{name}={value!r} overflows {dtype}, the dtype x is computed in"
+    lower, inclusive = BOUNDS[name]
+    above = lower <= value if inclusive else lower < value
+    if not (above and value < _INF):
+        raise bound_error(name)
+    return value
+
+
+def check_representable(name: str, value: Any, dtype: Any, largest: float) -> Any:
+    """Raise ValueError unless ``value`` is finite in ``dtype``.
+
+    ``value`` is a Python number or a NumPy array of host values; ``largest``
+    is ``finfo(dtype).max``. A parameter that overflows the dtype the
+    computation runs in would become ``inf`` and make NaN (``0 * inf``) in
+    the branch that is not taken.
+    """
+    if isinstance(value, float):
+        too_large = not (-largest <= value <= largest)
+    else:
+        import numpy as np
+
+        too_large = bool(np.any(np.abs(value) > largest))
+    if too_large:
+        what = (
+            f"{name}={value!r}"
+            if isinstance(value, float)
+            else f"{name} has values that"
+        )
+        verb = "overflows" if isinstance(value, float) else "overflow"
+        msg = f"{what} {verb} {_dtype_name(dtype)}, the dtype x is computed in"
         raise ValueError(msg)
     return value
 
 
-def _check_values(name: str, values: Any) -> None:
-    """Check concrete parameter values (a NumPy array) against the bounds."""
-    import numpy as np
-
-    lower, inclusive = _BOUNDS[name]
-    in_range = values >= lower if inclusive else values > lower
-    _check_bound(name, bool(np.all(np.isfinite(values) & in_range)))
+def _dtype_name(dtype: Any) -> str:
+    """``float32`` for NumPy's, torch's, JAX's or array-api-strict's float32."""
+    name = getattr(dtype, "__name__", None) or str(dtype)
+    return name.rpartition(".")[2]
 
 
-def _check_bound(name: str, ok: bool) -> None:
-    lower, inclusive = _BOUNDS[name]
-    if not ok:
-        relation = ">=" if inclusive else ">"
-        msg = f"{name} must be finite and {relation} {lower}"
-        raise ValueError(msg)
-
-
-def validate_parameter(name: str, value: Any) -> Any:
-    """Check a parameter that is a Python number; arrays pass through.
-
-    Parameters
-    ----------
-    name
-        ``"alpha"``, ``"beta"`` or ``"epsilon"``.
-    value
-        A real Python or NumPy scalar, or an array (checked later against ``x``).
-
-    Returns
-    -------
-    float or array
-        ``float(value)`` for numbers, ``value`` itself for anything array-like.
-        Lists, tuples and NumPy arrays (host data) have their values checked;
-        arrays of other libraries may live on a GPU or be traced, and are not.
-
-    Raises
-    ------
-    TypeError
-        For booleans, complex numbers and objects that are no number or array.
-    ValueError
-        For a number outside the parameter's range, or not finite.
-    """
-    if _is_bool(value):
-        msg = f"{name} must be a real number or array, not a bool"
+def check_real_dtype(name: str, xp: ModuleType, dtype: Any) -> None:
+    """TypeError unless ``dtype`` is a real floating or integer dtype of ``xp``."""
+    if not xp.isdtype(dtype, ("real floating", "integral")):
+        msg = f"{name} must have a real numeric dtype, not {dtype}"
         raise TypeError(msg)
-    if isinstance(value, numbers.Real):
-        try:
-            value = float(value)
-        except OverflowError:  # an int beyond float64
-            value = math.inf
-        lower, inclusive = _BOUNDS[name]
-        _check_bound(
-            name,
-            math.isfinite(value) and (value >= lower if inclusive else value > lower),
-        )
-        return value
-    if isinstance(value, numbers.Complex):
-        msg = f"{name} must be real, not complex ({value!r})"
-        raise TypeError(msg)
-    if isinstance(value, list | tuple) or type(value).__module__ == "numpy":
-        import numpy as np
-
-        try:
-            values = np.asarray(value)
-        except ValueError as exc:  # ragged nested lists
-            msg = f"{name} is no rectangular array of numbers: {exc}"
-            raise ValueError(msg) from exc
-        if values.dtype.kind not in "fiu":
-            msg = f"{name} must have a real numeric dtype, not {values.dtype}"
-            raise TypeError(msg)
-        _check_values(name, values)
-        return value
-    if _compat.is_array_api_obj(value):
-        return value
-    msg = f"{name} must be a real number or an array, not {describe(value)}"
-    raise TypeError(msg)
 
 
 def broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...]) -> bool:
@@ -181,9 +175,143 @@ def broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...]) -> bool:
     return True
 
 
+def check_broadcast(
+    name: str, shape: tuple[Any, ...], x_shape: tuple[Any, ...]
+) -> None:
+    """ValueError unless an array of ``shape`` broadcasts to the shape of ``x``."""
+    if not broadcasts_to(tuple(shape), tuple(x_shape)):
+        msg = (
+            f"{name} of shape {tuple(shape)} does not broadcast to the shape of "
+            f"x, {tuple(x_shape)}"
+        )
+        raise ValueError(msg)
+
+
+def check_cotangent_shape(shape: tuple[Any, ...], x_shape: tuple[Any, ...]) -> None:
+    """ValueError unless a cotangent of ``shape`` broadcasts to ``x``'s shape."""
+    if len(shape) > len(x_shape):
+        msg = (
+            f"cotangent of shape {tuple(shape)} has more dimensions than x, "
+            f"{tuple(x_shape)}"
+        )
+        raise ValueError(msg)
+    check_broadcast("cotangent", shape, x_shape)
+
+
+def mixed_libraries(x: Any, name: str, value: Any) -> TypeError:
+    """The error for an array argument of another library than ``x``'s."""
+    return TypeError(
+        f"arrays from different libraries cannot be mixed (x: {describe(x)}, "
+        f"{name}: {describe(value)}); pass {name} as a Python number, a list, "
+        f"a NumPy array or an array of x's library"
+    )
+
+
+def _host_view(value: Any) -> Any:
+    """A NumPy view of an array whose values sit in host memory, else None.
+
+    NumPy arrays of any subclass and array-api-strict arrays: their values can
+    be checked without waiting for a device or meeting a tracer.
+    """
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        return None
+    if isinstance(value, (numpy.ndarray, numpy.generic)):
+        return value
+    if _is_strict_array(value):
+        return numpy.from_dlpack(value)
+    return None
+
+
+def _is_strict_array(value: Any) -> bool:
+    return type(value).__module__.startswith("array_api_strict")
+
+
+def host_values(name: str, value: Any) -> Any:
+    """The values of a list, tuple, NumPy or array-api-strict array, as NumPy.
+
+    Checked: real numeric dtype, not masked, inside the parameter's range.
+    """
+    import numpy as np
+
+    if isinstance(value, np.ma.MaskedArray):
+        msg = (
+            f"{name} must not be a masked array: a parameter needs a value for "
+            "every neuron (pass np.ma.getdata or a filled array)"
+        )
+        raise TypeError(msg)
+    try:
+        view = _host_view(value)
+        values = np.asarray(value if view is None else view)
+    except (ValueError, TypeError) as exc:  # ragged nested lists, odd objects
+        msg = f"{name} is no rectangular array of numbers: {exc}"
+        raise ValueError(msg) from exc
+    if values.dtype.kind not in "fiu":
+        msg = f"{name} must have a real numeric dtype, not {values.dtype}"
+        raise TypeError(msg)
+    lower, inclusive = BOUNDS[name]
+    with np.errstate(invalid="ignore"):
+        in_range = values >= lower if inclusive else values > lower
+        if not bool(np.all(np.isfinite(values) & in_range)):
+            raise bound_error(name)
+    return values
+
+
+def validate_parameter(name: str, value: Any) -> Any:
+    """Check a parameter as far as its own value allows.
+
+    Parameters
+    ----------
+    name
+        ``"alpha"``, ``"beta"`` or ``"epsilon"``.
+    value
+        A real Python or NumPy number, a list or tuple of them, or an array.
+
+    Returns
+    -------
+    float, numpy.ndarray or array
+        ``float(value)`` for numbers; the checked values as a NumPy array for
+        host data (lists, tuples, NumPy arrays of any subclass, array-api-strict
+        arrays); arrays of other libraries unchanged (they may live on a GPU
+        or be traced: their values are not checked).
+
+    Raises
+    ------
+    TypeError
+        For booleans, complex numbers, masked arrays and objects that are no
+        number or array.
+    ValueError
+        For a value outside the parameter's range, or not finite.
+    """
+    if _is_bool(value):
+        msg = f"{name} must be a real number or array, not a bool"
+        raise TypeError(msg)
+    if isinstance(value, numbers.Real):
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float64
+            number = _INF
+        return check_number(name, number)
+    if isinstance(value, numbers.Complex):
+        msg = f"{name} must be real, not complex ({value!r})"
+        raise TypeError(msg)
+    if isinstance(value, (list, tuple)):
+        return host_values(name, value)
+    if _host_view(value) is not None:
+        values = host_values(name, value)
+        # NumPy data goes to x's library; array-api-strict arrays stay theirs.
+        return value if _is_strict_array(value) else values
+    if _compat.is_array_api_obj(value):
+        return value
+    msg = f"{name} must be a real number or an array, not {describe(value)}"
+    raise TypeError(msg)
+
+
 def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
     """(compute dtype, result dtype) for ``x`` by the *Definition*'s dtype rules."""
     dtype = x.dtype
+    if getattr(dtype, "name", None) == "bfloat16":  # ml_dtypes in NumPy arrays
+        return xp.float32, dtype
     try:
         if xp.isdtype(dtype, "real floating"):
             compute = xp.float32 if xp.finfo(dtype).bits < 32 else dtype
@@ -193,7 +321,7 @@ def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
             default = info.default_dtypes(device=_compat.device(x))["real floating"]
             return default, default
         complex_input = xp.isdtype(dtype, "complex floating")
-    except TypeError:  # a dtype the namespace does not know (object, string, ...)
+    except (TypeError, ValueError):  # a dtype the namespace does not know
         complex_input = False
     if complex_input:
         msg = f"x must be real; complex input (dtype {dtype}) is not supported"
@@ -202,26 +330,113 @@ def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
     raise TypeError(msg)
 
 
-def _prepare_array_parameter(
-    xp: ModuleType, name: str, value: Any, x: Any, compute_dtype: Any
-) -> Any:
-    if not _compat.is_array_api_obj(value):  # a list or tuple of per-neuron values
-        value = xp.asarray(value, device=_compat.device(x))
-    dtype = value.dtype
-    if not xp.isdtype(dtype, ("real floating", "integral")):
-        msg = f"{name} must have a real numeric dtype, not {dtype}"
+def _as_input(x: Any, xp: ModuleType | None) -> Any:
+    """``x`` as an array: arrays unchanged, numbers and lists as NumPy (or ``xp``)."""
+    if _compat.is_array_api_obj(x):
+        return x
+    if x is None or isinstance(x, (str, bytes, dict, set)):
+        msg = f"x must be an array or a real number, not {describe(x)}"
         raise TypeError(msg)
-    if not broadcasts_to(tuple(value.shape), tuple(x.shape)):
-        msg = (
-            f"{name} of shape {tuple(value.shape)} does not broadcast to the "
-            f"shape of x, {tuple(x.shape)}"
-        )
-        raise ValueError(msg)
-    if _compat.is_array_api_strict_namespace(xp):  # host data: check it
-        import numpy as np
+    if isinstance(x, int) and not isinstance(x, bool) and not -(2**63) <= x < 2**63:
+        msg = f"x={x} is an integer outside the int64 range; pass it as a float"
+        raise TypeError(msg)
+    if xp is not None:
+        return xp.asarray(x)
+    import numpy as np
 
-        _check_values(name, np.from_dlpack(value))
-    return xp.astype(value, compute_dtype, copy=False)
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        msg = f"x is no rectangular array of numbers: {exc}"
+        raise ValueError(msg) from exc
+
+
+def _library(xp: ModuleType) -> str:
+    """The library a namespace belongs to (array-api-compat's wrappers included)."""
+    name = getattr(xp, "__name__", "")
+    return name.removeprefix("array_api_compat.")
+
+
+def _check_namespace(xp: Any, x: Any) -> ModuleType:
+    """``xp`` checked to be a namespace module of ``x``'s library."""
+    if not isinstance(xp, ModuleType) or not hasattr(xp, "asarray"):
+        msg = (
+            "xp must be an array-API namespace module (numpy, jax.numpy, torch, "
+            f"...), not {describe(xp)}"
+        )
+        raise TypeError(msg)
+    own = _compat.array_namespace(x)
+    if _library(own) != _library(xp):
+        msg = (
+            f"xp={_library(xp)} does not match the library of x, {describe(x)}; "
+            "leave xp out to use x's own"
+        )
+        raise TypeError(msg)
+    return xp
+
+
+def _native_byte_order(x: Any) -> Any:
+    """NumPy arrays of a non-native byte order, converted (ufuncs reject them)."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None or not isinstance(x, numpy.ndarray):
+        return x
+    if x.dtype.byteorder not in "=|" and x.dtype.isnative is False:
+        return x.astype(x.dtype.newbyteorder("="))
+    return x
+
+
+def check_parameter(
+    xp: ModuleType, name: str, value: Any, x: Any, compute_dtype: Any, largest: float
+) -> Any:
+    """A validated parameter: a checked float, or an array of ``x``'s library.
+
+    ``value`` has been through :func:`validate_parameter`. Host values (NumPy)
+    are checked against the compute dtype and moved to ``x``'s library and
+    device in that dtype; arrays of ``x``'s library are checked for dtype and
+    shape (and returned in their own dtype: casting may be left to compiled
+    code); arrays of a third library are rejected.
+    """
+    if isinstance(value, float):
+        return check_representable(name, value, compute_dtype, largest)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, numpy.ndarray):
+        check_representable(name, value, compute_dtype, largest)
+        check_broadcast(name, value.shape, x.shape)
+        if _compat.is_numpy_namespace(xp):
+            return value.astype(compute_dtype, copy=False)
+        return xp.asarray(value, dtype=compute_dtype, device=_compat.device(x))
+    if _library(_compat.array_namespace(value)) != _library(xp):
+        raise mixed_libraries(x, name, value)
+    check_real_dtype(name, xp, value.dtype)
+    check_broadcast(name, value.shape, x.shape)
+    view = _host_view(value)
+    if view is not None:
+        check_representable(name, view, compute_dtype, largest)
+    return value
+
+
+def check_arguments(
+    xp: ModuleType, x: Any, params: dict[str, Any]
+) -> tuple[Any, Any, dict[str, Any]]:
+    """(compute dtype, result dtype, checked parameters) for an array ``x`` of ``xp``.
+
+    Nothing of ``x``'s size is computed: adapters that compile call this
+    before their compiled function, which casts.
+    """
+    compute_dtype, result_dtype = input_dtypes(xp, x)
+    largest = float(xp.finfo(compute_dtype).max)
+    checked = {
+        name: check_parameter(
+            xp, name, validate_parameter(name, value), x, compute_dtype, largest
+        )
+        for name, value in params.items()
+    }
+    return compute_dtype, result_dtype, checked
+
+
+def as_input(x: Any, xp: ModuleType | None = None) -> Any:
+    """``x`` as an array: arrays unchanged, numbers and lists as NumPy (or ``xp``)."""
+    return _as_input(x, xp)
 
 
 def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepared:
@@ -241,32 +456,60 @@ def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepar
     Prepared
         ``x`` in its compute dtype, the result dtype and the parameters.
     """
-    params = {name: validate_parameter(name, value) for name, value in params.items()}
-    x = _compat.as_array(x)
-    arrays = {n: v for n, v in params.items() if _compat.is_array_api_obj(v)}
+    x = _as_input(x, xp)
+    if xp is not None:
+        _check_namespace(xp, x)
+    x = _native_byte_order(x)
+    mask = None
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(x, numpy.ma.MaskedArray):
+        mask = numpy.ma.getmaskarray(x)
+        x = numpy.ma.getdata(x)
     if xp is None:
-        xp = _compat.namespace_of(x, *arrays.values(), names=("x", *arrays))
-    compute_dtype, result_dtype = input_dtypes(xp, x)
+        xp = _compat.array_namespace(x)
+    compute_dtype, result_dtype, params = check_arguments(xp, x, params)
     if x.dtype != compute_dtype:
         x = xp.astype(x, compute_dtype)
-    largest = float(xp.finfo(compute_dtype).max)
     for name, value in params.items():
-        if isinstance(value, float):
-            check_representable(name, value, compute_dtype, largest)
-        else:
-            params[name] = _prepare_array_parameter(xp, name, value, x, compute_dtype)
-    return Prepared(xp=xp, x=x, dtype=result_dtype, params=params)
+        if not isinstance(value, float):
+            params[name] = xp.astype(value, compute_dtype, copy=False)
+    return Prepared(xp=xp, x=x, dtype=result_dtype, params=params, mask=mask)
+
+
+def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
+    """The cotangent of a pullback in the compute dtype, checked against ``x``."""
+    xp = p.xp
+    if _is_bool(cotangent) or not (
+        isinstance(cotangent, (numbers.Real, list, tuple))
+        or _compat.is_array_api_obj(cotangent)
+    ):
+        msg = f"cotangent must be a real number or an array, not {describe(cotangent)}"
+        raise TypeError(msg)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(cotangent, numpy.ma.MaskedArray):
+        cotangent = numpy.ma.getdata(cotangent)  # x's mask is what results carry
+    if not _compat.is_array_api_obj(cotangent):  # a number or a list
+        cotangent = xp.asarray(cotangent, device=_compat.device(p.x))
+    elif _library(_compat.array_namespace(cotangent)) != _library(xp):
+        if not (numpy is not None and isinstance(cotangent, numpy.ndarray)):
+            raise mixed_libraries(p.x, "cotangent", cotangent)
+        cotangent = xp.asarray(cotangent, device=_compat.device(p.x))
+    check_real_dtype("cotangent", xp, cotangent.dtype)
+    check_cotangent_shape(tuple(cotangent.shape), tuple(p.x.shape))
+    return xp.astype(cotangent, p.x.dtype, copy=False)
 
 
 def finish(result: Any, prepared: Prepared) -> Any:
     """Round ``result`` once, from the compute dtype to the result dtype.
 
     NumPy turns 0-d results of its ufuncs into scalars; they become 0-d
-    arrays again, as the array API returns.
+    arrays again, as the array API returns. A masked input's mask comes back.
     """
     if result.dtype != prepared.dtype:
         result = prepared.xp.astype(result, prepared.dtype)
     numpy = sys.modules.get("numpy")
     if numpy is not None and isinstance(result, numpy.generic):
-        return numpy.asarray(result)
+        result = numpy.asarray(result)
+    if prepared.mask is not None:
+        result = numpy.ma.MaskedArray(result, mask=prepared.mask)  # type: ignore[union-attr]
     return result

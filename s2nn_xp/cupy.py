@@ -73,10 +73,13 @@ import numpy as np
 from . import _compat, _cupy_kernels
 from ._api import ALPHA, BETA, EPSILON
 from ._validation import (
-    broadcasts_to,
+    check_broadcast,
+    check_cotangent_shape,
+    check_real_dtype,
     check_representable,
     describe,
     input_dtypes,
+    mixed_libraries,
     validate_flag,
     validate_parameter,
 )
@@ -168,23 +171,13 @@ def _parameter(name: str, value: Parameter, x: Any, compute: np.dtype) -> Any:
     value = validate_parameter(name, value)
     if isinstance(value, float):
         return compute.type(check_representable(name, value, compute, largest))
-    if isinstance(value, list | tuple):
+    if isinstance(value, np.ndarray):  # host values (lists too), checked
+        check_representable(name, value, compute, largest)
         value = cupy.asarray(value)
     elif not isinstance(value, cupy.ndarray):
-        msg = (
-            "arrays from different libraries cannot be mixed (x: cupy.ndarray, "
-            f"{name}: {describe(value)})"
-        )
-        raise TypeError(msg)
-    if value.dtype.kind not in "fiu":
-        msg = f"{name} must have a real numeric dtype, not {value.dtype}"
-        raise TypeError(msg)
-    if not broadcasts_to(value.shape, x.shape):
-        msg = (
-            f"{name} of shape {value.shape} does not broadcast to the shape of "
-            f"x, {x.shape}"
-        )
-        raise ValueError(msg)
+        raise mixed_libraries(x, name, value)
+    check_real_dtype(name, np, value.dtype)
+    check_broadcast(name, value.shape, x.shape)
     if not _same_device(value, x):
         msg = f"{name} is on device {value.device.id}, x on device {x.device.id}"
         raise ValueError(msg)
@@ -637,29 +630,12 @@ class _Pullback:
             cotangent, bool | np.bool_
         ):
             return self._compute.type(cotangent)
-        if isinstance(cotangent, list | tuple | numbers.Number):
+        if isinstance(cotangent, list | tuple | numbers.Number | np.ndarray):
             cotangent = cupy.asarray(cotangent)
         elif not isinstance(cotangent, cupy.ndarray):
-            msg = (
-                "arrays from different libraries cannot be mixed (x: "
-                f"cupy.ndarray, cotangent: {describe(cotangent)})"
-            )
-            raise TypeError(msg)
-        if cotangent.dtype.kind not in "fiu":
-            msg = f"cotangent must have a real numeric dtype, not {cotangent.dtype}"
-            raise TypeError(msg)
-        if cotangent.ndim > grad.ndim:
-            msg = (
-                f"cotangent of shape {cotangent.shape} has more dimensions than "
-                f"x, {grad.shape}"
-            )
-            raise ValueError(msg)
-        if not broadcasts_to(cotangent.shape, grad.shape):
-            msg = (
-                f"cotangent of shape {cotangent.shape} does not broadcast to the "
-                f"shape of x, {grad.shape}"
-            )
-            raise ValueError(msg)
+            raise mixed_libraries(grad, "cotangent", cotangent)
+        check_real_dtype("cotangent", np, cotangent.dtype)
+        check_cotangent_shape(cotangent.shape, grad.shape)
         if not _same_device(cotangent, grad):
             msg = (
                 f"cotangent is on device {cotangent.device.id}, x on device "

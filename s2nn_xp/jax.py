@@ -41,18 +41,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from . import _math
-from ._validation import (
-    check_representable,
-    finish,
-    input_dtypes,
-    prepare,
-    validate_flag,
-    validate_parameter,
-)
+from ._validation import as_input, check_arguments, validate_flag
 
 __all__ = ["s2nn"]
 
@@ -75,8 +67,8 @@ def _surrogate(
 ) -> jax.Array:
     """The primal: the spike, or the origin function; all in the compute dtype."""
     if with_origin:
-        return _math.origin(jnp, x, alpha, beta, epsilon)
-    return _math.forward(jnp, x)
+        return _math.origin(jnp, x, alpha, beta, epsilon, in_place=False)
+    return _math.forward(jnp, x, in_place=False)
 
 
 def _is_zero(tangent: Any) -> bool:
@@ -94,7 +86,7 @@ def _surrogate_jvp(
     y = _surrogate(x, alpha, beta, epsilon, with_origin)
     terms = []
     if not _is_zero(x_dot):
-        terms.append(_math.gradient(jnp, x, alpha, beta) * x_dot)
+        terms.append(_math.gradient(jnp, x, alpha, beta, in_place=False) * x_dot)
     params = {"alpha": alpha, "beta": beta}
     moving = {
         name: dot
@@ -105,7 +97,7 @@ def _surrogate_jvp(
 
         def origin_of(*values: jax.Array) -> jax.Array:
             varied = {**params, **dict(zip(moving, values, strict=True))}
-            return _math.origin(jnp, x, epsilon=epsilon, **varied)
+            return _math.origin(jnp, x, epsilon=epsilon, **varied, in_place=False)
 
         _, param_term = jax.jvp(
             origin_of,
@@ -121,7 +113,7 @@ def _surrogate_jvp(
 _surrogate.defjvp(_surrogate_jvp, symbolic_zeros=True)
 
 
-@functools.partial(jax.jit, static_argnames=("with_origin",))
+@functools.partial(jax.jit, static_argnames=("with_origin", "compute_dtype"))
 def _compiled(
     x: jax.Array,
     alpha: Any,
@@ -129,29 +121,15 @@ def _compiled(
     epsilon: Any,
     *,
     with_origin: bool,
+    compute_dtype: Any,
 ) -> jax.Array:
-    """Dtype rules, shape checks and the custom-JVP call, as one computation."""
-    prepared = prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
-    params = prepared.params
-    result = _surrogate(
-        prepared.x, params["alpha"], params["beta"], params["epsilon"], with_origin
+    """Casts to the compute dtype, the custom-JVP call and the rounding, as one."""
+    result_dtype = x.dtype
+    alpha, beta, epsilon = (
+        jnp.asarray(p, dtype=compute_dtype) for p in (alpha, beta, epsilon)
     )
-    return finish(result, prepared)
-
-
-def _as_jax(name: str, value: Any) -> Any:
-    """A JAX array, or a checked Python float, for the compiled function."""
-    if isinstance(value, jax.Array):
-        return value
-    if isinstance(value, np.ndarray | np.generic | list | tuple):
-        return jnp.asarray(value)
-    if isinstance(value, float):  # checked by validate_parameter
-        return value
-    msg = (
-        f"{name} must be a JAX or NumPy array or a Python number, "
-        f"not {type(value).__module__}.{type(value).__qualname__}"
-    )
-    raise TypeError(msg)
+    result = _surrogate(x.astype(compute_dtype), alpha, beta, epsilon, with_origin)
+    return result.astype(result_dtype)
 
 
 def s2nn(
@@ -224,13 +202,10 @@ def s2nn(
     """
     origin = validate_flag("origin", origin)
     if not isinstance(x, jax.Array):
-        x = jnp.asarray(x)
-    compute_dtype = input_dtypes(jnp, x)[0]
-    largest = float(jnp.finfo(compute_dtype).max)
-    arguments = {"alpha": alpha, "beta": beta, "epsilon": epsilon}
-    for name, value in arguments.items():
-        value = validate_parameter(name, value)
-        if isinstance(value, float):
-            check_representable(name, value, compute_dtype, largest)
-        arguments[name] = _as_jax(name, value)
-    return _compiled(x, **arguments, with_origin=origin)
+        x = jnp.asarray(as_input(x))
+    compute_dtype, result_dtype, params = check_arguments(
+        jnp, x, {"alpha": alpha, "beta": beta, "epsilon": epsilon}
+    )
+    if x.dtype != result_dtype:  # integers and bools: promoted first
+        x = x.astype(result_dtype)
+    return _compiled(x, **params, with_origin=origin, compute_dtype=compute_dtype)

@@ -48,7 +48,7 @@ This module is imported by :func:`s2nn_xp.s2nn` when a tensor arrives;
 
 from __future__ import annotations
 
-import math
+import warnings
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
@@ -60,15 +60,24 @@ from torch import nn
 from . import _math
 from ._api import ALPHA, BETA, EPSILON
 from ._validation import (
-    broadcasts_to,
+    BOUNDS,
+    Prepared,
+    as_input,
+    bound_error,
+    check_broadcast,
+    check_number,
+    check_parameter,
+    check_real_dtype,
     check_representable,
+    input_dtypes,
+    prepare_cotangent,
     validate_flag,
     validate_parameter,
 )
 
-__all__ = ["S2NN", "s2nn"]
+__all__ = ["S2NN", "forward", "gradient", "origin", "s2nn", "vjp"]
 
-DISPATCHED = ("s2nn",)
+DISPATCHED = ("forward", "origin", "gradient", "s2nn", "vjp")
 """Public functions of :mod:`s2nn_xp` this adapter implements for tensors."""
 
 Parameter = float | torch.Tensor
@@ -92,9 +101,32 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype.itemsize < 4 else dtype
 
 
+# torch.func offers no public test of whether a tensor is one of its wrappers;
+# this private one is the only place the package reaches into torch._C. If a
+# later torch drops it, every tensor counts as wrapped: slower (no in-place
+# temporaries, no fast paths), never wrong.
+_functorch_wrapped = getattr(
+    getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None
+)
+
+
 def _is_wrapped(tensor: torch.Tensor) -> bool:
     """Whether ``tensor`` lives inside a :mod:`torch.func` transform."""
-    return torch._C._functorch.is_functorch_wrapped_tensor(tensor)
+    if _functorch_wrapped is None:  # pragma: no cover - depends on torch
+        return True
+    return bool(_functorch_wrapped(tensor))
+
+
+def _may_update(*values: Any) -> bool:
+    """Whether the math may update its temporaries in place for these inputs.
+
+    Not while compiling (functional code for Inductor to fuse), inside a
+    :mod:`torch.func` transform, or where autograd records the operations.
+    """
+    if torch.compiler.is_compiling():
+        return False
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    return not (any(_is_wrapped(t) for t in tensors) or _records(*tensors))
 
 
 def _records(*values: Any) -> bool:
@@ -184,10 +216,11 @@ def _primal(
         x_block: torch.Tensor, out: torch.Tensor | None = None
     ) -> torch.Tensor:
         x_block = x_block.to(compute_dtype)
+        in_place = _may_update(x_block, alpha, beta, epsilon)
         if with_origin:
-            y = _math.origin(_xp, x_block, alpha, beta, epsilon)
+            y = _math.origin(_xp, x_block, alpha, beta, epsilon, in_place=in_place)
         else:
-            y = _math.forward(_xp, x_block)
+            y = _math.forward(_xp, x_block, in_place=in_place)
         if out is None:
             return y.to(x.dtype)
         return out.copy_(y)
@@ -199,21 +232,32 @@ def _primal(
 
 
 def _gradient_vjp(
-    cotangent: torch.Tensor, x: torch.Tensor, alpha: Parameter, beta: Parameter
+    cotangent: torch.Tensor | None,
+    x: torch.Tensor,
+    alpha: Parameter,
+    beta: Parameter,
 ) -> torch.Tensor:
-    """``cotangent * gradient(x, alpha, beta)`` in ``x``'s dtype."""
+    """``cotangent * gradient(x, alpha, beta)`` in ``x``'s dtype.
+
+    With ``cotangent=None``, the gradient itself.
+    """
     parameters = (alpha, beta)
-    kernels = _fused_kernels(x, parameters, cotangent)
+    others = () if cotangent is None else (cotangent,)
+    kernels = _fused_kernels(x, parameters, *others) if others else None
     if kernels is not None:
         return kernels.spike_vjp(cotangent, x, alpha, beta)
     compute_dtype = _compute_dtype(x.dtype)
 
     def vjp_block(
-        cotangent_block: torch.Tensor,
         x_block: torch.Tensor,
+        cotangent_block: torch.Tensor | None = None,
         out: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        grad = _math.gradient(_xp, x_block.to(compute_dtype), alpha, beta)
+        x_block = x_block.to(compute_dtype)
+        in_place = _may_update(x_block, alpha, beta, cotangent_block)
+        grad = _math.gradient(_xp, x_block, alpha, beta, in_place=in_place)
+        if cotangent_block is None:
+            return grad.to(x.dtype) if out is None else out.copy_(grad)
         cotangent_block = cotangent_block.to(compute_dtype)
         if out is not None:
             return torch.mul(grad, cotangent_block, out=out)
@@ -221,10 +265,10 @@ def _gradient_vjp(
         # where the gradient is not.
         return (grad * cotangent_block).to(x.dtype)
 
-    block = _cpu_block(x, parameters, cotangent)
+    block = _cpu_block(x, parameters, *others)
     if block:
-        return _blockwise(vjp_block, block, torch.empty_like(x), cotangent, x)
-    return vjp_block(cotangent, x)
+        return _blockwise(vjp_block, block, torch.empty_like(x), x, *others)
+    return vjp_block(x, *others)
 
 
 def _gradient_jvp(
@@ -232,7 +276,7 @@ def _gradient_jvp(
 ) -> torch.Tensor:
     """``tangent * gradient(x, alpha, beta)`` in the compute dtype."""
     compute_dtype = _compute_dtype(x.dtype)
-    grad = _math.gradient(_xp, x.to(compute_dtype), alpha, beta)
+    grad = _math.gradient(_xp, x.to(compute_dtype), alpha, beta, in_place=False)
     return grad * tangent.to(compute_dtype)
 
 
@@ -243,9 +287,8 @@ def _origin_of_parameters(
     compute_x = x.to(_compute_dtype(x.dtype))
 
     def origin_of(*values: torch.Tensor) -> torch.Tensor:
-        return _math.origin(
-            _xp, compute_x, **{**parameters, **dict(zip(names, values, strict=True))}
-        )
+        varied = {**parameters, **dict(zip(names, values, strict=True))}
+        return _math.origin(_xp, compute_x, **varied, in_place=False)
 
     return origin_of
 
@@ -404,63 +447,73 @@ class _Spike(_SpikeTraceable):
 
 
 def _prepare_x(x: Any) -> torch.Tensor:
-    """``x`` as a real floating tensor (integers and bools promoted)."""
+    """``x`` as a dense real floating tensor (integers and bools promoted)."""
     if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(x)
-    if x.is_complex():
-        msg = f"x must be real; complex input (dtype {x.dtype}) is not supported"
+        x = torch.as_tensor(as_input(x))
+    # Outside a compiled graph only: Dynamo cannot inspect a traced tensor's
+    # layout without touching attributes it warns about.
+    if not torch.compiler.is_compiling() and (x.layout != torch.strided or x.is_nested):
+        kind = "nested" if x.is_nested else str(x.layout).removeprefix("torch.")
+        msg = (
+            f"x must be a dense (strided) tensor, not a {kind} one; convert it "
+            "with .to_dense() (or .to_padded_tensor() for nested tensors)"
+        )
         raise TypeError(msg)
     if not x.is_floating_point():
-        x = x.to(torch.get_default_dtype())
+        x = x.to(input_dtypes(_xp, x)[1])  # raises for complex input
     return x
 
 
 def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
     """A checked Python float, or a tensor in ``x``'s compute dtype and device."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
     compute_dtype = _compute_dtype(x.dtype)
-    if number and torch.compiler.is_compiling():
-        # Dynamo makes a number argument that changes between calls symbolic,
-        # and cannot trace math.isfinite of it; a 0-d tensor of it costs
-        # nothing in the graph.
-        value = _traced_number(name, float(value), compute_dtype)
-        return torch.full((), value, dtype=compute_dtype, device=x.device)
-    if not isinstance(value, torch.Tensor):
-        value = validate_parameter(name, value)
-        if isinstance(value, float):
-            largest = torch.finfo(compute_dtype).max
-            return check_representable(name, value, compute_dtype, largest)
-        value = torch.as_tensor(value, device=x.device)
-    if value.is_complex() or value.dtype == torch.bool:
-        msg = f"{name} must have a real numeric dtype, not {value.dtype}"
-        raise TypeError(msg)
-    if not broadcasts_to(tuple(value.shape), tuple(x.shape)):
-        msg = (
-            f"{name} of shape {tuple(value.shape)} does not broadcast to the "
-            f"shape of x, {tuple(x.shape)}"
+    largest = torch.finfo(compute_dtype).max
+    numbers = (int, float, torch.SymInt, torch.SymFloat)
+    if (
+        torch.compiler.is_compiling()
+        and isinstance(value, numbers)
+        and not isinstance(value, bool)
+    ):
+        # Dynamo makes a number that changes between calls a graph input;
+        # only tensor operations keep it one (a comparison would specialize
+        # it: one compile per value). A number it traces as a constant is
+        # checked here; a graph input is checked by the graph at run time.
+        if type(value) in (int, float):
+            check_number(name, value)
+            check_representable(name, float(value), compute_dtype, largest)
+        else:  # symbolic: checks that become guards only where they fail
+            lower, inclusive = BOUNDS[name]
+            above = value >= lower if inclusive else value > lower
+            torch._check_value(above, lambda: str(bound_error(name)))
+            torch._check_value(value <= largest, lambda: str(bound_error(name)))
+        # one * number, not torch.full: a product is what Dynamo keeps a
+        # tensor operation of a symbolic float (a fill value specializes it).
+        return torch.ones((), dtype=compute_dtype, device=x.device) * value
+    if isinstance(value, torch.Tensor):  # x's library: no namespace lookups
+        check_real_dtype(name, _xp, value.dtype)
+        with warnings.catch_warnings():
+            if torch.jit.is_tracing():  # sizes are constants of the trace
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            check_broadcast(name, value.shape, x.shape)
+    else:
+        value = check_parameter(
+            _xp, name, validate_parameter(name, value), x, compute_dtype, largest
         )
-        raise ValueError(msg)
-    value = value.to(device=x.device, dtype=_compute_dtype(x.dtype))
+        if isinstance(value, float):
+            return value
+    value = value.to(device=x.device, dtype=compute_dtype)
     return value.detach() if name == "epsilon" else value  # a constant
 
 
-def _traced_number(name: str, value: float, compute_dtype: torch.dtype) -> float:
-    """``validate_parameter`` for a float that torch.compile may trace symbolically.
-
-    Dynamo makes a float argument that changes between calls symbolic, and
-    cannot trace ``math.isfinite`` of it; ``lower < value <= largest`` checks
-    the same (NaN fails every comparison) with comparisons it turns into
-    guards, and that the value stays finite in the compute dtype.
-    """
-    largest = torch.finfo(compute_dtype).max
-    if name == "epsilon":
-        valid, relation = 0.0 <= value < math.inf, ">="
-    else:
-        valid, relation = 0.0 < value < math.inf, ">"
-    if not valid:
-        msg = f"{name} must be finite and {relation} 0.0"
-        raise ValueError(msg)
-    return check_representable(name, value, compute_dtype, largest)
+def _prepare(x: Any, **parameters: Any) -> tuple[torch.Tensor, dict[str, Parameter]]:
+    """``x`` and its parameters checked and converted for the math."""
+    x = _prepare_x(x)
+    # A loop, not a comprehension: a comprehension would close over x, and
+    # Dynamo trips over a traced tensor held in a closure cell.
+    prepared = {}
+    for name, value in parameters.items():
+        prepared[name] = _prepare_parameter(name, value, x)
+    return x, prepared
 
 
 def s2nn(
@@ -528,14 +581,62 @@ def s2nn(
     >>> alpha.grad
     tensor([-0.0525, -0.0983])
     """
-    x = _prepare_x(x)
     origin = validate_flag("origin", origin)
-    alpha, beta, epsilon = (
-        _prepare_parameter(name, value, x)
-        for name, value in zip(_PARAMETER_NAMES, (alpha, beta, epsilon), strict=True)
-    )
+    x, p = _prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
     function = _SpikeTraceable if torch.compiler.is_compiling() else _Spike
-    return function.apply(x, alpha, beta, epsilon, origin)
+    return function.apply(x, p["alpha"], p["beta"], p["epsilon"], origin)
+
+
+# The public functions of s2nn_xp for tensors: the same paths as the
+# autograd.Function (fused Triton kernels on CUDA, blocks on the CPU), and
+# where autograd records, ordinary differentiable operations of _math.
+
+
+def forward(x: torch.Tensor) -> torch.Tensor:
+    """:func:`s2nn_xp.forward` for tensors."""
+    x, _ = _prepare(x)
+    return _primal(x, ALPHA, BETA, EPSILON, False)
+
+
+def origin(
+    x: torch.Tensor,
+    alpha: Parameter = ALPHA,
+    beta: Parameter = BETA,
+    epsilon: Parameter = EPSILON,
+) -> torch.Tensor:
+    """:func:`s2nn_xp.origin` for tensors (differentiable as ordinary operations)."""
+    x, p = _prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
+    return _primal(x, p["alpha"], p["beta"], p["epsilon"], True)
+
+
+def gradient(
+    x: torch.Tensor, alpha: Parameter = ALPHA, beta: Parameter = BETA
+) -> torch.Tensor:
+    """:func:`s2nn_xp.gradient` for tensors (differentiable as ordinary operations)."""
+    x, p = _prepare(x, alpha=alpha, beta=beta)
+    return _gradient_vjp(None, x, p["alpha"], p["beta"])
+
+
+def vjp(
+    x: torch.Tensor,
+    alpha: Parameter = ALPHA,
+    beta: Parameter = BETA,
+    epsilon: Parameter = EPSILON,
+    *,
+    origin: bool = False,
+) -> tuple[torch.Tensor, Callable[[Any], torch.Tensor]]:
+    """:func:`s2nn_xp.vjp` for tensors; the pullback works under torch.func too."""
+    with_origin = validate_flag("origin", origin)
+    x, p = _prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
+    y = _primal(x, p["alpha"], p["beta"], p["epsilon"], with_origin)
+    # The cotangent is checked against x and cast to x's dtype.
+    prepared = Prepared(xp=_xp, x=x, dtype=x.dtype, params=p)
+
+    def pullback(cotangent: Any) -> torch.Tensor:
+        cotangent = prepare_cotangent(prepared, cotangent).expand_as(x)
+        return _gradient_vjp(cotangent, x, p["alpha"], p["beta"])
+
+    return y, pullback
 
 
 class S2NN(nn.Module):
@@ -761,12 +862,23 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
         value = validate_parameter(name, value)
         if isinstance(value, float):
             return value
+        _check_float32(name, value)
         value = torch.as_tensor(value)
     else:
-        validate_parameter(name, _host_values(value))
+        _check_float32(name, validate_parameter(name, _host_values(value)))
     if not value.is_floating_point():
         value = value.to(torch.get_default_dtype())
     return value.detach().clone() if copy else value
+
+
+def _check_float32(name: str, values: Any) -> None:
+    """Concrete module values must be finite in float32, the narrowest compute dtype.
+
+    A module's values are checked once, when they are set, not at every call
+    (where its tensors may sit on a GPU), so against the dtype that every
+    input of 32 bits or fewer is computed in.
+    """
+    check_representable(name, values, torch.float32, torch.finfo(torch.float32).max)
 
 
 def _host_values(value: torch.Tensor) -> Any:

@@ -147,21 +147,7 @@ def test_spiking_and_primitive_functions_as_spikingjelly_names_them():
     torch.testing.assert_close(grad, origin_grad)
 
 
-@pytest.mark.parametrize(
-    "learnable",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                reason="the shape check of tensor parameters in "
-                "s2nn_xp.torch._prepare_parameter compares traced sizes",
-                raises=(torch.jit.TracerWarning, SystemError),
-                strict=True,
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("learnable", [False, True])
 def test_jit_trace_of_a_model_prints_no_tracer_warning(learnable):
     spike = S2NN(alpha=[4.0] * 4, learnable=True) if learnable else S2NN()
     model = nn.Sequential(nn.Linear(3, 4), spike)

@@ -45,7 +45,7 @@ BETAS = (1.0, 0.75)
 # saved to an .npz file (16-bit results widened to float32 without rounding).
 _INTERPRETER_SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import functools, json, sys
     import numpy as np
     import torch
     import array_api_compat.torch as xp
@@ -61,6 +61,11 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     def keep(name, tensor):
         results[name] = tensor.detach().float().numpy()
 
+    # the math as the adapter calls it where autograd may record
+    math_gradient = functools.partial(_math.gradient, in_place=False)
+    math_origin = functools.partial(_math.origin, in_place=False)
+    math_forward = functools.partial(_math.forward, in_place=False)
+
     # float32 against the mpmath reference, |alpha * x| <= 20
     for a in alphas:
         for b in betas:
@@ -73,9 +78,9 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     x = torch.linspace(-8.0, 8.0, 4001, dtype=torch.float32)
     for a in (2.5, 0.3):
         keep(f"kernel_grad_{a}", _triton.spike_vjp(torch.ones_like(x), x, a, 1.0))
-        keep(f"math_grad_{a}", _math.gradient(xp, x, a, 1.0))
+        keep(f"math_grad_{a}", math_gradient(xp, x, a, 1.0))
         keep(f"kernel_origin_{a}", _triton.spike(x, a, 1.0, 1e-8, origin=True))
-        keep(f"math_origin_{a}", _math.origin(xp, x, a, 1.0, 1e-8))
+        keep(f"math_origin_{a}", math_origin(xp, x, a, 1.0, 1e-8))
 
     # special values: kernels and math on the same float32 inputs
     x = torch.tensor(special, dtype=torch.float32)
@@ -84,9 +89,9 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
         y = _triton.spike(x, 4.0, 1.0, 1e-8, origin=origin)
         keep(f"special_kernel_{origin}", y)
     keep("special_kernel_grad", _triton.spike_vjp(torch.ones_like(x), x, 4.0, 1.0))
-    keep("special_math_grad", _math.gradient(xp, x, 4.0, 1.0))
-    keep("special_math_origin", _math.origin(xp, x, 4.0, 1.0, 1e-8))
-    keep("special_math_forward", _math.forward(xp, x))
+    keep("special_math_grad", math_gradient(xp, x, 4.0, 1.0))
+    keep("special_math_origin", math_origin(xp, x, 4.0, 1.0, 1e-8))
+    keep("special_math_forward", math_forward(xp, x))
 
     # 16-bit: computed in float32, rounded once, like the math
     for dtype in (torch.float16, torch.bfloat16):
@@ -95,10 +100,10 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
         g16 = torch.randn(5000, generator=seeded(1)).to(dtype)
         keep(f"{name}_kernel_grad", _triton.spike_vjp(g16, x16, 2.5, 0.75))
         keep(f"{name}_math_grad",
-             (_math.gradient(xp, x16.float(), 2.5, 0.75) * g16.float()).to(dtype))
+             (math_gradient(xp, x16.float(), 2.5, 0.75) * g16.float()).to(dtype))
         keep(f"{name}_kernel_origin", _triton.spike(x16, 2.5, 0.75, 1e-8, origin=True))
         keep(f"{name}_math_origin",
-             _math.origin(xp, x16.float(), 2.5, 0.75, 1e-8).to(dtype))
+             math_origin(xp, x16.float(), 2.5, 0.75, 1e-8).to(dtype))
         results[f"{name}_dtypes"] = np.array(
             [str(_triton.spike(x16, 4.0, 1.0, 0.0, origin=False).dtype),
              str(_triton.spike_vjp(g16, x16, 4.0, 1.0).dtype)])
@@ -108,11 +113,11 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     y = _triton.spike(x, 4.0, 1.0, 1e-8, origin=True)
     kept = y.is_contiguous(memory_format=torch.channels_last)
     results["channels_last_kept"] = np.array(kept)
-    keep("channels_last_error", y - _math.origin(xp, x.contiguous(), 4.0, 1.0, 1e-8))
+    keep("channels_last_error", y - math_origin(xp, x.contiguous(), 4.0, 1.0, 1e-8))
     strided = torch.randn(6, 8)[:, ::2]
     expanded = torch.ones(()).expand(6, 4)
     grad = _triton.spike_vjp(expanded, strided, 4.0, 1.0)
-    keep("strided_error", grad - _math.gradient(xp, strided, 4.0, 1.0))
+    keep("strided_error", grad - math_gradient(xp, strided, 4.0, 1.0))
     results["empty_shape"] = np.array(_triton.spike(torch.empty(0, 3), 4.0, 1.0, 0.0,
                                                     origin=False).shape)
 
@@ -130,8 +135,8 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     y = adapter.s2nn(x, 2.5, 0.75)
     y.backward(g)
     results["adapter_calls"] = np.array([calls["spike"], calls["spike_vjp"]])
-    keep("adapter_grad_error", x.grad - _math.gradient(xp, x.detach(), 2.5, 0.75) * g)
-    keep("adapter_y_error", y - _math.forward(xp, x.detach()))
+    keep("adapter_grad_error", x.grad - math_gradient(xp, x.detach(), 2.5, 0.75) * g)
+    keep("adapter_y_error", y - math_forward(xp, x.detach()))
     # double backward, tensor parameters and torch.func use the torch path
     (grad,) = torch.autograd.grad(adapter.s2nn(x, 2.5).sum(), x, create_graph=True)
     grad.sum().backward()
@@ -145,9 +150,9 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     y_compiled = compiled(x_compiled)
     y_compiled.backward(g)
     results["calls_after_compile"] = np.array([calls["spike"], calls["spike_vjp"]])
-    keep("compiled_y_error", y_compiled - _math.forward(xp, x.detach()))
+    keep("compiled_y_error", y_compiled - math_forward(xp, x.detach()))
     keep("compiled_grad_error",
-         x_compiled.grad - _math.gradient(xp, x.detach(), 2.5, 0.75) * g)
+         x_compiled.grad - math_gradient(xp, x.detach(), 2.5, 0.75) * g)
     np.savez(out, **results)
     print("done")
     """

@@ -1,0 +1,356 @@
+"""The validation layer: one rule, one message, the same on every backend.
+
+Each test here is a defect found by trying the package as a hostile user
+would (issue 12); the rules are those of the docs' Definition page.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import s2nn_xp
+from s2nn_xp import _validation
+
+from ._support import backend_name, selected_backends, to_numpy, xp_assert_close
+
+X = np.array([-3.0, -1.0, -0.0, 0.5, 2.0])
+PUBLIC = {
+    "forward": lambda x, **p: s2nn_xp.forward(x),
+    "origin": s2nn_xp.origin,
+    "gradient": lambda x, epsilon=1e-8, **p: s2nn_xp.gradient(x, **p),
+    "s2nn": s2nn_xp.s2nn,
+    "vjp": lambda x, **p: s2nn_xp.vjp(x, **p)[1](1.0),
+}
+PARAMETRISED = ("origin", "gradient", "s2nn", "vjp")
+
+
+def _on(xp, values, dtype="float32"):
+    return xp.asarray(np.asarray(values, dtype=dtype))
+
+
+# --- item 1: concrete array parameters that overflow the compute dtype --------
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta", "epsilon"])
+@pytest.mark.parametrize("form", ["list", "numpy", "numpy-subclass"])
+@pytest.mark.parametrize("function", PARAMETRISED)
+def test_array_parameter_overflowing_the_compute_dtype_is_a_value_error(
+    xp, name, form, function
+):
+    if function == "gradient" and name == "epsilon":
+        pytest.skip("gradient has no epsilon")
+    value = {"list": [1e39], "numpy": np.array([1e39])}.get(form)
+    if value is None:
+        value = np.array([1e39]).view(np.recarray)
+    with pytest.raises(ValueError, match=rf"{name}.*overflows? float32"):
+        PUBLIC[function](_on(xp, X), **{name: value})
+
+
+def test_array_api_strict_parameter_overflowing_is_a_value_error():
+    strict = pytest.importorskip("array_api_strict")
+    with pytest.raises(ValueError, match=r"beta.*overflows? float32"):
+        s2nn_xp.gradient(
+            strict.asarray(X, dtype=strict.float32), beta=strict.asarray([1e39])
+        )
+
+
+def test_float16_input_checks_parameters_against_float32(xp):
+    if "float16" not in dir(xp) and backend_name(xp) == "array_api_strict":
+        pytest.skip("array-api-strict has no float16")
+    x = _on(xp, X, "float16")
+    with pytest.raises(ValueError, match=r"alpha.*overflows? float32"):
+        s2nn_xp.gradient(x, np.array([1e39]))
+    # 1e5 overflows float16 but not float32, where the math runs: accepted.
+    assert np.isfinite(to_numpy(s2nn_xp.gradient(x, np.array([1e5])))).all()
+
+
+# --- item 2: NumPy subclasses as parameters are checked -----------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.array([-3.0]).view(np.recarray),
+        np.array([0.0]).view(type("Custom", (np.ndarray,), {})),
+    ],
+    ids=["recarray", "user-subclass"],
+)
+def test_numpy_subclass_parameters_are_checked(value):
+    with pytest.raises(ValueError, match=r"alpha must be finite and > 0"):
+        s2nn_xp.gradient(X, value)
+
+
+def test_masked_parameter_is_a_type_error():
+    with pytest.raises(TypeError, match=r"beta must not be a masked array"):
+        s2nn_xp.gradient(X, beta=np.ma.array([1.0, 2.0, 3.0, 4.0, 5.0]))
+
+
+def test_negative_epsilon_in_a_subclass_is_rejected():
+    with pytest.raises(ValueError, match=r"epsilon must be finite and >= 0"):
+        s2nn_xp.origin(X, epsilon=np.array([-1.0]).view(np.recarray))
+
+
+# --- item 3: masked x keeps its mask ------------------------------------------
+
+
+@pytest.mark.parametrize("function", list(PUBLIC))
+def test_masked_x_keeps_its_mask(function):
+    mask = [False, True, False, True, False]
+    x = np.ma.array(X, mask=mask)
+    result = PUBLIC[function](x)
+    assert isinstance(result, np.ma.MaskedArray)
+    np.testing.assert_array_equal(np.ma.getmaskarray(result), mask)
+    plain = PUBLIC[function](X)
+    np.testing.assert_array_equal(result.compressed(), plain[~np.array(mask)])
+    assert x.mask.tolist() == mask  # the input is unchanged
+
+
+# --- item 5: subnormal input, as documented ------------------------------------
+
+
+def test_subnormal_input_spikes_as_the_definition_says(xp):
+    """Negative subnormals do not spike, except where XLA flushes them to zero."""
+    dtype = "float32"
+    tiny = -np.finfo(np.float32).smallest_subnormal
+    spike = to_numpy(s2nn_xp.forward(_on(xp, [tiny], dtype)))
+    flushed = backend_name(xp) == "jax"
+    assert spike.tolist() == ([1.0] if flushed else [0.0])
+
+
+def test_the_definition_documents_flushed_subnormals():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "definition.rst").read_text()
+    assert "subnormal" in text and "XLA" in text
+
+
+# --- item 7: big-endian input ---------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [">f8", ">f4", "<f8"])
+@pytest.mark.parametrize("function", list(PUBLIC))
+def test_non_native_byte_order(dtype, function):
+    x = X.astype(dtype)
+    result = PUBLIC[function](x)
+    assert result.dtype.kind == "f" and result.dtype.isnative
+    assert result.dtype.itemsize == x.dtype.itemsize
+    np.testing.assert_allclose(
+        result, PUBLIC[function](X.astype(x.dtype.newbyteorder("=")))
+    )
+
+
+# --- item 8: tiny alpha ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+@pytest.mark.parametrize("function", PARAMETRISED)
+def test_tiny_alpha_gives_values_without_warnings(xp, dtype, function):
+    if backend_name(xp) == "array_api_strict" and dtype == "float16":
+        pytest.skip("array-api-strict has no float16")
+    x = _on(xp, [-2.0, -1.0, 0.0, 1.0, -np.inf], dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = to_numpy(PUBLIC[function](x, alpha=1e-37))
+    assert not np.isnan(result).any()
+
+
+# --- item 9: the caller's floating-point error state -------------------------------
+
+
+@pytest.mark.parametrize("function", list(PUBLIC))
+def test_valid_input_never_raises_under_errstate_raise(function):
+    x = np.array([-np.inf, -1e300, -200.0, -1.0, 0.0, np.inf, np.nan])
+    with np.errstate(all="raise"):
+        result = PUBLIC[function](x)
+    assert np.isnan(result[-1])
+
+
+# --- item 11: one rule for mixed parameters ----------------------------------------
+
+
+@pytest.mark.parametrize("function", PARAMETRISED)
+@pytest.mark.parametrize("form", ["numpy", "list"])
+def test_host_parameters_work_with_every_library(xp, function, form):
+    alpha = np.array([4.0, 2.0, 4.0, 2.0, 4.0])
+    beta = [1.0, 2.0, 1.0, 2.0, 1.0]
+    if form == "list":
+        alpha = alpha.tolist()
+    got = PUBLIC[function](_on(xp, X, "float64"), alpha=alpha, beta=beta)
+    want = PUBLIC[function](X, alpha=np.asarray(alpha), beta=np.asarray(beta))
+    xp_assert_close(got, want, xp=xp, rtol=1e-12)
+
+
+def test_arrays_of_a_third_library_are_rejected_clearly():
+    strict = pytest.importorskip("array_api_strict")
+    with pytest.raises(TypeError, match=r"different libraries.*alpha"):
+        s2nn_xp.gradient(X, alpha=strict.asarray(4.0))
+    _, pullback = s2nn_xp.vjp(X)
+    with pytest.raises(TypeError, match=r"different libraries.*cotangent"):
+        pullback(strict.asarray(np.ones(5)))
+
+
+# --- item 12: messages that name the argument ---------------------------------------
+
+
+def test_mismatched_xp_names_xp():
+    strict = pytest.importorskip("array_api_strict")
+    with pytest.raises(TypeError, match=r"xp=array_api_strict does not match"):
+        s2nn_xp.gradient(X, xp=strict)
+
+
+@pytest.mark.parametrize("bad", ["numpy", 3])
+def test_xp_that_is_no_namespace_is_a_type_error(bad):
+    with pytest.raises(TypeError, match=r"xp must be an array-API namespace"):
+        s2nn_xp.gradient(X, xp=bad)
+
+
+@pytest.mark.parametrize("function", list(PUBLIC))
+def test_python_int_beyond_int64_names_the_range(function):
+    with pytest.raises(TypeError, match=r"outside the int64 range"):
+        PUBLIC[function](10**30)
+
+
+@pytest.mark.parametrize("bad", [None, "1.0", {"x": 1}])
+@pytest.mark.parametrize("function", list(PUBLIC))
+def test_x_that_is_no_number_is_a_type_error(bad, function):
+    with pytest.raises(TypeError, match=r"x must be an array or a real number"):
+        PUBLIC[function](bad)
+
+
+def test_bfloat16_numpy_arrays_are_computed_in_float32():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = X.astype(ml_dtypes.bfloat16)
+    result = s2nn_xp.gradient(x)
+    assert result.dtype == x.dtype
+    want = s2nn_xp.gradient(X.astype(np.float32)).astype(ml_dtypes.bfloat16)
+    np.testing.assert_array_equal(result.astype(np.float32), want.astype(np.float32))
+
+
+def test_each_message_is_written_once():
+    """The rules' messages live in _validation; adapters raise its errors."""
+    import inspect
+
+    import s2nn_xp._api as api
+
+    for phrase in ("must have a real numeric dtype", "does not broadcast"):
+        assert phrase in inspect.getsource(_validation)
+        assert phrase not in inspect.getsource(api)
+
+
+# --- the selected frameworks' own entry points ----------------------------------------
+
+
+@pytest.fixture
+def torch():
+    if "torch" not in selected_backends():
+        pytest.skip("torch not selected")
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture
+def jnp():
+    if "jax" not in selected_backends():
+        pytest.skip("jax not selected")
+    return pytest.importorskip("jax.numpy")
+
+
+def test_torch_adapter_rejects_overflowing_numpy_parameters(torch):
+    import s2nn_xp.torch as st
+
+    x = torch.zeros(3)
+    for call in (
+        lambda: st.s2nn(x, np.array([1e39])),
+        lambda: st.S2NN(beta=np.array([1e39]))(x),
+        lambda: s2nn_xp.gradient(x, [1e39]),
+    ):
+        with pytest.raises(ValueError, match=r"overflows? float32"):
+            call()
+
+
+def test_jax_adapter_rejects_overflowing_numpy_parameters(jnp):
+    import s2nn_xp.jax as sj
+
+    x = jnp.zeros(3, dtype=jnp.float32)
+    with pytest.raises(ValueError, match=r"alpha.*overflows? float32"):
+        sj.s2nn(x, np.array([1e39]))
+    with pytest.raises(TypeError, match=r"x must be an array or a real number"):
+        sj.s2nn(None)
+
+
+def test_torch_tiny_alpha_in_every_path(torch):
+    import s2nn_xp.torch as st
+
+    for dtype in (torch.float16, torch.float32):
+        x = torch.tensor([-2.0, -1.0, 0.0, 1.0], dtype=dtype, requires_grad=True)
+        st.s2nn(x, 1e-37).sum().backward()
+        assert torch.isfinite(x.grad).all()
+        assert torch.isfinite(st.S2NN(alpha=1e-37, origin=True)(x)).all()
+        assert torch.isfinite(s2nn_xp.gradient(x.detach(), 1e-37)).all()
+
+
+def test_torch_sparse_and_nested_x_name_the_layout(torch):
+    sparse = torch.zeros(3).to_sparse()
+    with pytest.raises(TypeError, match=r"x must be a dense .*sparse_coo"):
+        s2nn_xp.s2nn(sparse)
+    nested = torch.nested.nested_tensor(
+        [torch.zeros(2), torch.zeros(3)], layout=torch.jagged
+    )
+    with pytest.raises(TypeError, match=r"x must be a dense .*nested"):
+        s2nn_xp.gradient(nested)
+
+
+def test_torch_vjp_pullback_under_vmap(torch):
+    x = torch.tensor([-1.0, 0.0, 1.0])
+    _, pullback = s2nn_xp.vjp(x)
+    cotangents = torch.eye(3)
+    got = torch.func.vmap(pullback)(cotangents)
+    torch.testing.assert_close(got, torch.diag(s2nn_xp.gradient(x)))
+
+
+def test_torch_mixed_parameters_on_every_function(torch):
+    import s2nn_xp.torch as st
+
+    x = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)
+    spike = st.S2NN(alpha=np.array([4.0, 2.0, 1.0]))
+    want = s2nn_xp.gradient(x.numpy(), np.array([4.0, 2.0, 1.0]))
+    np.testing.assert_allclose(spike.surrogate_grad(x).numpy(), want)
+    np.testing.assert_allclose(s2nn_xp.vjp(x, [4.0, 2.0, 1.0])[1](1.0).numpy(), want)
+
+
+def test_torch_compile_does_not_recompile_per_number(torch):
+    """A schedule that changes alpha or beta every call compiles at most twice."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    import s2nn_xp.torch as st
+
+    x = torch.randn(8, requires_grad=True)
+    values = [1.0 + 0.25 * i for i in range(torch._dynamo.config.recompile_limit + 4)]
+    for fullgraph in (True, False):
+        torch._dynamo.reset()
+        counters.clear()
+        function = torch.compile(
+            lambda x, a: st.s2nn(x, a, 2.0), backend="aot_eager", fullgraph=fullgraph
+        )
+        for alpha in values:
+            function(x, alpha).sum().backward()
+        assert counters["stats"]["unique_graphs"] <= 2
+        torch._dynamo.reset()
+        counters.clear()
+        module = st.S2NN()
+        compiled = torch.compile(module, backend="aot_eager", fullgraph=fullgraph)
+        for alpha in values:
+            module.alpha, module.beta = alpha, alpha / 2
+            compiled(x).sum().backward()
+        assert counters["stats"]["unique_graphs"] <= 2
+
+
+def test_torch_compile_invalid_alpha_names_it(torch):
+    import s2nn_xp.torch as st
+
+    function = torch.compile(lambda x, a: st.s2nn(x, a), backend="aot_eager")
+    with pytest.raises(ValueError, match=r"alpha must be finite and > 0"):
+        function(torch.zeros(3), -1.0)
