@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from s2nn_xp._backends import Capability
+from s2nn_xp._backends import Capability, get
 from tests._support import (  # the names other test modules import from here
     backend_of,
     load_backend,
@@ -42,15 +42,17 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
-def _jax_x64():
-    """Keep ``jax_enable_x64`` on for every test once JAX is in use.
+def _float64_kept_on():
+    """Keep float64 on for every test in each selected backend in use.
 
-    The ``xp`` fixture turns it on when JAX loads; some libraries that tests
-    import (brainstate, braintools) turn it off again when they load.
+    Loading a backend turns it on (JAX's ``jax_enable_x64``); some libraries
+    that tests import (brainstate, braintools) turn it off again when they
+    load.
     """
-    jax = sys.modules.get("jax")
-    if jax is not None and "jax" in selected_backends():
-        jax.config.update("jax_enable_x64", True)
+    for name in selected_backends():
+        backend = get(name)
+        if backend.module.partition(".")[0] in sys.modules:
+            backend.enable_float64()
 
 
 @pytest.fixture(params=selected_backends())
