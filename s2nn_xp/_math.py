@@ -186,3 +186,38 @@ def gradient(
     shifted = _compat.clip(xp, x, _RIGHT_BRANCH_FLOOR, None, recorded=not in_place)
     shifted = _add(shifted, 1.0, in_place)
     return _select(_step(xp, x, in_place), bell, beta, shifted, in_place)
+
+
+def partials(
+    xp: ModuleType,
+    x: Array,
+    alpha: Parameter,
+    beta: Parameter,
+    epsilon: Parameter,
+    *,
+    in_place: bool,
+) -> tuple[Array, Array, Array]:
+    """The surrogate model's three partials, in one pass over ``x``.
+
+    ``(gradient, d origin / d alpha, d origin / d beta)``: the gradient as
+    :func:`gradient` computes it; ``x * s * (1 - s)`` where ``x < 0`` and 0
+    elsewhere; 0 where ``x < 0`` and ``log1p(x + epsilon)`` elsewhere. The
+    parameter partials are written with the guarded branch inputs and masked
+    by the step (NaN for NaN, as in :func:`origin`), so that derivatives of
+    these formulas are the exact higher derivatives, ties at 0 included.
+    """
+    left_x = _compat.clip(xp, x, _exp_floor(xp, x, alpha), 0.0, recorded=not in_place)
+    e = xp.exp(left_x * alpha)
+    denominator = _add(_mul(e + 2.0, e, in_place), 1.0, in_place)
+    right_x = _compat.clip(xp, x, _RIGHT_BRANCH_FLOOR, None, recorded=not in_place)
+    step = _step(xp, x, in_place)
+    # Masked by the step as the branches of origin are: at the tie x = 0 the
+    # guard min(x, 0) would pass half a derivative in x (torch's minimum).
+    d_alpha = _div(_mul(left_x, e, in_place), denominator, in_place)  # x s (1 - s)
+    d_alpha = _mul(d_alpha, 1.0 - step, in_place)
+    d_beta = _mul(xp.log1p(right_x + epsilon), step, in_place)
+    # The gradient exactly as gradient() rounds it.
+    bell = _div(_mul(e, alpha, in_place), denominator, in_place)
+    shifted = _add(right_x, 1.0, in_place)
+    grad = _select(step, bell, beta, shifted, in_place)
+    return grad, d_alpha, d_beta

@@ -8,10 +8,10 @@ the surrogate model (the docs' *Definition* page)::
                               + d origin / d beta * dbeta
 
 Every term comes from :mod:`s2nn_xp._math`; no formula is written here. The
-parameter terms are the forward-mode derivative (:func:`jax.jvp`) of
-``_math.origin`` in the parameters that carry a tangent, and derivatives of
-higher order are JAX's derivatives of ``_math.gradient``, whose guards are
-exact. Because the rule is a JVP, it serves forward and reverse mode alike
+parameter terms are ``_math.partials`` (``d origin / d alpha`` and
+``d origin / d beta``, from the same pass as the gradient) times the
+parameters' tangents, and derivatives of higher order are JAX's derivatives
+of those formulas, whose guards are exact. Because the rule is a JVP, it serves forward and reverse mode alike
 (``grad``, ``vjp``, ``jvp``, ``linearize``, ``hessian``), and ``vmap``,
 ``jit``, ``checkpoint`` and ``lax.scan`` see only ordinary JAX operations.
 A call that is not differentiated computes the primal alone (the rule is
@@ -84,27 +84,18 @@ def _surrogate_jvp(
     # The primal output goes through the custom rule again, so that derivatives
     # of the tangent below (second order and up) see the surrogate as well.
     y = _surrogate(x, alpha, beta, epsilon, with_origin)
-    terms = []
-    if not _is_zero(x_dot):
-        terms.append(_math.gradient(jnp, x, alpha, beta, in_place=False) * x_dot)
-    params = {"alpha": alpha, "beta": beta}
     moving = {
         name: dot
-        for name, dot in (("alpha", alpha_dot), ("beta", beta_dot))
+        for name, dot in (("x", x_dot), ("alpha", alpha_dot), ("beta", beta_dot))
         if not _is_zero(dot)
     }
-    if moving:
-
-        def origin_of(*values: jax.Array) -> jax.Array:
-            varied = {**params, **dict(zip(moving, values, strict=True))}
-            return _math.origin(jnp, x, epsilon=epsilon, **varied, in_place=False)
-
-        _, param_term = jax.jvp(
-            origin_of,
-            tuple(params[name] for name in moving),
-            tuple(moving.values()),
-        )
-        terms.append(param_term)
+    terms = []
+    if set(moving) == {"x"}:  # the common case: the gradient alone
+        terms.append(_math.gradient(jnp, x, alpha, beta, in_place=False) * x_dot)
+    elif moving:  # parameters move: all partials from one pass
+        partials = _math.partials(jnp, x, alpha, beta, epsilon, in_place=False)
+        partial = dict(zip(("x", "alpha", "beta"), partials, strict=True))
+        terms.extend(partial[name] * dot for name, dot in moving.items())
     if not terms:
         return y, jnp.zeros_like(y)
     return y, functools.reduce(jnp.add, terms)

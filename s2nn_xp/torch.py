@@ -11,9 +11,9 @@ Every term comes from :mod:`s2nn_xp._math`; no formula is written here:
 
 * the ``x`` term is ``_math.gradient`` times the cotangent (reverse mode) or
   the tangent (forward mode);
-* the parameter terms are PyTorch's own derivatives of ``_math.origin`` in the
-  tensor parameters that need one (:func:`torch.func.vjp`), summed by
-  autograd over the axes the parameters are broadcast along;
+* the parameter terms are ``_math.partials`` (``d origin / d alpha`` and
+  ``d origin / d beta``, in the same pass as the gradient) times the
+  cotangent, summed over the axes the parameters are broadcast along;
 * derivatives of higher order are PyTorch's derivatives of those ordinary
   operations, whose guards are exact (``create_graph=True``, ``hessian``).
 
@@ -280,34 +280,48 @@ def _gradient_jvp(
     return grad * tangent.to(compute_dtype)
 
 
-def _origin_of_parameters(
-    x: torch.Tensor, parameters: dict[str, Parameter], names: Sequence[str]
-) -> Callable[..., torch.Tensor]:
-    """``_math.origin`` of ``x`` as a function of the parameters named ``names``."""
+def _partials(
+    x: torch.Tensor, parameters: dict[str, Parameter], *others: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``_math.partials`` of ``x`` in the compute dtype: gradient, d/d alpha, d/d beta."""
     compute_x = x.to(_compute_dtype(x.dtype))
+    return _math.partials(
+        _xp,
+        compute_x,
+        parameters["alpha"],
+        parameters["beta"],
+        parameters["epsilon"],
+        in_place=_may_update(compute_x, *parameters.values(), *others),
+    )
 
-    def origin_of(*values: torch.Tensor) -> torch.Tensor:
-        varied = {**parameters, **dict(zip(names, values, strict=True))}
-        return _math.origin(_xp, compute_x, **varied, in_place=False)
 
-    return origin_of
+def _reduced(term: torch.Tensor, parameter: torch.Tensor) -> torch.Tensor:
+    """``term`` summed over the axes ``parameter`` is broadcast along."""
+    return term.sum_to_size(parameter.shape)
 
 
-def _parameter_vjp(
+def _backward_with_parameters(
     cotangent: torch.Tensor,
     x: torch.Tensor,
     parameters: dict[str, Parameter],
-    names: Sequence[str],
-) -> tuple[torch.Tensor, ...]:
-    """Cotangents of the parameters ``names``: reverse-mode AD of ``_math.origin``.
+    needs: dict[str, bool],
+) -> dict[str, torch.Tensor | None]:
+    """Cotangents of ``x``, ``alpha`` and ``beta`` from one pass of the partials.
 
-    Each is ``d origin / d parameter * cotangent`` summed to the parameter's
-    shape (autograd sums over the broadcast axes).
+    Each parameter's is ``d origin / d parameter * cotangent`` summed to the
+    parameter's shape; ``x``'s is the surrogate gradient times the cotangent.
     """
-    origin_of = _origin_of_parameters(x, parameters, names)
-    _, pullback = torch.func.vjp(origin_of, *(parameters[n] for n in names))
-    compute_dtype = _compute_dtype(x.dtype)
-    return pullback(cotangent.to(compute_dtype))
+    grad, d_alpha, d_beta = _partials(x, parameters, cotangent)
+    cotangent = cotangent.to(grad.dtype)
+    return {
+        "x": (grad * cotangent).to(x.dtype) if needs["x"] else None,
+        "alpha": _reduced(d_alpha * cotangent, parameters["alpha"])
+        if needs["alpha"]
+        else None,
+        "beta": _reduced(d_beta * cotangent, parameters["beta"])
+        if needs["beta"]
+        else None,
+    }
 
 
 def _parameter_jvp(
@@ -315,24 +329,10 @@ def _parameter_jvp(
     parameters: dict[str, Parameter],
     tangents: dict[str, torch.Tensor],
 ) -> torch.Tensor:
-    """``sum of d origin / d p * tangent_p`` over the parameters with tangents.
-
-    ``d origin / d p`` comes elementwise from reverse-mode AD of
-    ``_math.origin`` in ``p`` broadcast to ``x``'s shape, pulled back with
-    ones (origin is elementwise). :func:`torch.func.jvp` would be the direct
-    way, but forward-mode AD cannot nest inside the forward-mode rule that
-    :mod:`torch.autograd.forward_ad` is running.
-    """
-    names = tuple(tangents)
-    compute_x = x.to(_compute_dtype(x.dtype))
-    origin_of = _origin_of_parameters(x, parameters, names)
-    broadcast = [parameters[n].expand_as(compute_x) for n in names]
-    _, pullback = torch.func.vjp(origin_of, *broadcast)
-    partials = pullback(torch.ones_like(compute_x))
-    terms = [
-        partial * tangents[n].to(partial.dtype)
-        for n, partial in zip(names, partials, strict=True)
-    ]
+    """``sum of d origin / d p * tangent_p`` over the parameters with tangents."""
+    _, d_alpha, d_beta = _partials(x, parameters)
+    partial = {"alpha": d_alpha, "beta": d_beta}
+    terms = [partial[n] * t.to(d_alpha.dtype) for n, t in tangents.items()]
     return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
 
@@ -387,26 +387,15 @@ class _SpikeTraceable(torch.autograd.Function):
     def backward(ctx: Any, cotangent: torch.Tensor) -> tuple[Any, ...]:
         x, parameters = _restore(ctx)
         needs_x, needs_alpha, needs_beta = ctx.needs_input_grad[:3]
-        grad_x = None
-        if needs_x:
-            grad_x = _gradient_vjp(
-                cotangent, x, parameters["alpha"], parameters["beta"]
-            )
-        names = [
-            name
-            for name, needed in (("alpha", needs_alpha), ("beta", needs_beta))
-            if needed
-        ]
-        grads = dict.fromkeys(("alpha", "beta"))
-        if names:
-            grads.update(
-                zip(
-                    names,
-                    _parameter_vjp(cotangent, x, parameters, names),
-                    strict=True,
-                )
-            )
-        return grad_x, grads["alpha"], grads["beta"], None, None
+        if not (needs_alpha or needs_beta):  # the common case: one fused pass
+            grad_x = None
+            if needs_x:
+                alpha, beta = parameters["alpha"], parameters["beta"]
+                grad_x = _gradient_vjp(cotangent, x, alpha, beta)
+            return grad_x, None, None, None, None
+        needs = {"x": needs_x, "alpha": needs_alpha, "beta": needs_beta}
+        grads = _backward_with_parameters(cotangent, x, parameters, needs)
+        return grads["x"], grads["alpha"], grads["beta"], None, None
 
 
 class _Spike(_SpikeTraceable):

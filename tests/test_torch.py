@@ -280,13 +280,13 @@ def test_python_numbers_and_epsilon_are_no_inputs_of_the_graph():
 def test_parameter_derivatives_only_where_needed(monkeypatch):
     """Constant parameters (numbers, tensors without grad) cost no derivative."""
     calls = {"vjp": 0}
-    original = s2nn_xp.torch._parameter_vjp
+    original = s2nn_xp.torch._backward_with_parameters
 
     def counting(*args, **kwargs):
         calls["vjp"] += 1
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(s2nn_xp.torch, "_parameter_vjp", counting)
+    monkeypatch.setattr(s2nn_xp.torch, "_backward_with_parameters", counting)
     x = tensor(GRID, requires_grad=True)
     for alpha in (4.0, torch.tensor(4.0, dtype=torch.float64)):
         torch.autograd.grad(s2nn(x, alpha).sum(), x)
