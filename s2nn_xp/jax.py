@@ -11,9 +11,10 @@ Every term comes from :mod:`s2nn_xp._math`; no formula is written here. The
 parameter terms are ``_math.partials`` (``d origin / d alpha`` and
 ``d origin / d beta``, from the same pass as the gradient) times the
 parameters' tangents, and derivatives of higher order are JAX's derivatives
-of those formulas, whose guards are exact. Because the rule is a JVP, it serves forward and reverse mode alike
-(``grad``, ``vjp``, ``jvp``, ``linearize``, ``hessian``), and ``vmap``,
-``jit``, ``checkpoint`` and ``lax.scan`` see only ordinary JAX operations.
+of those formulas, whose guards are exact. Because the rule is a JVP, it
+serves forward and reverse mode alike (``grad``, ``vjp``, ``jvp``,
+``linearize``, ``hessian``), and ``vmap``, ``jit``, ``checkpoint`` and
+``lax.scan`` see only ordinary JAX operations.
 A call that is not differentiated computes the primal alone (the rule is
 only traced under differentiation), and tangents that JAX knows to be zero
 are skipped (symbolic zeros): differentiating in ``x`` alone computes no

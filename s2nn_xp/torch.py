@@ -283,7 +283,7 @@ def _gradient_jvp(
 def _partials(
     x: torch.Tensor, parameters: dict[str, Parameter], *others: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``_math.partials`` of ``x`` in the compute dtype: gradient, d/d alpha, d/d beta."""
+    """``_math.partials`` of ``x`` in its compute dtype (x, alpha, beta order)."""
     compute_x = x.to(_compute_dtype(x.dtype))
     return _math.partials(
         _xp,

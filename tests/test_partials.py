@@ -47,7 +47,7 @@ def test_partials_are_the_definition(xp, in_place, alpha, beta):
     # -inf: both 0 (no inf * 0); +inf: d/d beta = log1p(inf) = inf; NaN: NaN.
     specials = {-np.inf: (0.0, 0.0), np.inf: (0.0, np.inf)}
     for value, (want_a, want_b) in specials.items():
-        (i,) = np.flatnonzero(X == value)[:1]
+        (i,) = np.flatnonzero(value == X)[:1]
         assert (d_alpha[i], d_beta[i]) == (want_a, want_b)
     assert np.isnan(d_alpha[np.isnan(X)]).all() and np.isnan(d_beta[np.isnan(X)]).all()
 
