@@ -10,13 +10,14 @@ and ``.. bench-command:: FILE`` the command that writes such a file again.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from docutils import nodes
 from docutils.parsers.rst import Directive
 
 from s2nn_xp._backends import BACKENDS
-from s2nn_xp._cli import BENCH_HEADER, bench_row
+from s2nn_xp._cli import BENCH_HEADER, bench_row, build_parser
 
 HEADER = (
     "backend",
@@ -101,7 +102,11 @@ class BenchTable(Directive):
 
 
 class BenchCommand(Directive):
-    """Insert the ``s2nn-xp bench`` command that writes the file's records."""
+    """Insert the ``s2nn-xp bench`` command that writes the file's records.
+
+    The command is read back by ``s2nn-xp``'s own parser: a page cannot show a
+    command that the CLI no longer takes.
+    """
 
     required_arguments = 1
 
@@ -125,6 +130,10 @@ class BenchCommand(Directive):
             f"    --size {sizes} \\\n"
             f"    --dtype {listed('dtype')} --json {output.as_posix()}"
         )
+        try:
+            build_parser().parse_args(shlex.split(command.replace("\\\n", ""))[1:])
+        except SystemExit:
+            raise self.error(f"s2nn-xp does not take: {command}") from None
         return [nodes.literal_block(command, command, language="bash")]
 
 
