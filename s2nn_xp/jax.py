@@ -38,6 +38,7 @@ This module is imported by :func:`s2nn_xp.s2nn` when a JAX array arrives;
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -45,11 +46,17 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
 from . import _math
-from ._validation import as_input, check_arguments, validate_flag
+from ._validation import (
+    Prepared,
+    as_input,
+    check_arguments,
+    prepare_cotangent,
+    validate_flag,
+)
 
-__all__ = ["s2nn"]
+__all__ = ["forward", "gradient", "origin", "s2nn", "vjp"]
 
-DISPATCHED = ("s2nn",)
+DISPATCHED = ("forward", "origin", "gradient", "s2nn", "vjp")
 """Public functions of :mod:`s2nn_xp` this adapter implements for JAX arrays."""
 
 ArrayLike = Any
@@ -193,11 +200,95 @@ def s2nn(
     Array([9.9999999e-09, 6.9314718e-01, 1.0986123e+00], dtype=float32)
     """
     origin = validate_flag("origin", origin)
+    x, compute_dtype, params = _arguments(x, alpha=alpha, beta=beta, epsilon=epsilon)
+    return _compiled(x, **params, with_origin=origin, compute_dtype=compute_dtype)
+
+
+def _arguments(x: ArrayLike, **params: Any) -> tuple[jax.Array, Any, dict[str, Any]]:
+    """``x`` (promoted) and its parameters checked, outside the compiled code."""
     if not isinstance(x, jax.Array):
         x = jnp.asarray(as_input(x))
-    compute_dtype, result_dtype, params = check_arguments(
-        jnp, x, {"alpha": alpha, "beta": beta, "epsilon": epsilon}
-    )
+    compute_dtype, result_dtype, params = check_arguments(jnp, x, params)
     if x.dtype != result_dtype:  # integers and bools: promoted first
         x = x.astype(result_dtype)
-    return _compiled(x, **params, with_origin=origin, compute_dtype=compute_dtype)
+    return x, compute_dtype, params
+
+
+# The other public functions of s2nn_xp for JAX arrays: each one compiled
+# computation (casts, math, rounding), with parameters traced as in s2nn.
+
+
+@functools.partial(jax.jit, static_argnames=("function", "compute_dtype"))
+def _compiled_math(
+    x: jax.Array, *params: Any, function: str, compute_dtype: Any
+) -> jax.Array:
+    """``_math.<function>`` of ``x`` in the compute dtype, rounded once."""
+    params = tuple(jnp.asarray(p, dtype=compute_dtype) for p in params)
+    compute = getattr(_math, function)
+    result = compute(jnp, x.astype(compute_dtype), *params, in_place=False)
+    return result.astype(x.dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("compute_dtype",))
+def _compiled_pullback(
+    cotangent: jax.Array, x: jax.Array, alpha: Any, beta: Any, *, compute_dtype: Any
+) -> jax.Array:
+    """``cotangent * gradient(x)`` in the compute dtype, rounded once."""
+    alpha, beta = (jnp.asarray(p, dtype=compute_dtype) for p in (alpha, beta))
+    grad = _math.gradient(jnp, x.astype(compute_dtype), alpha, beta, in_place=False)
+    return (grad * cotangent.astype(compute_dtype)).astype(x.dtype)
+
+
+def forward(x: ArrayLike) -> jax.Array:
+    """:func:`s2nn_xp.forward` for JAX arrays, compiled."""
+    x, compute_dtype, _ = _arguments(x)
+    return _compiled_math(x, function="forward", compute_dtype=compute_dtype)
+
+
+def origin(
+    x: ArrayLike,
+    alpha: Parameter = 4.0,
+    beta: Parameter = 1.0,
+    epsilon: Parameter = 1e-8,
+) -> jax.Array:
+    """:func:`s2nn_xp.origin` for JAX arrays, compiled (and differentiable)."""
+    x, compute_dtype, p = _arguments(x, alpha=alpha, beta=beta, epsilon=epsilon)
+    return _compiled_math(
+        x,
+        p["alpha"],
+        p["beta"],
+        p["epsilon"],
+        function="origin",
+        compute_dtype=compute_dtype,
+    )
+
+
+def gradient(x: ArrayLike, alpha: Parameter = 4.0, beta: Parameter = 1.0) -> jax.Array:
+    """:func:`s2nn_xp.gradient` for JAX arrays, compiled (and differentiable)."""
+    x, compute_dtype, p = _arguments(x, alpha=alpha, beta=beta)
+    return _compiled_math(
+        x, p["alpha"], p["beta"], function="gradient", compute_dtype=compute_dtype
+    )
+
+
+def vjp(
+    x: ArrayLike,
+    alpha: Parameter = 4.0,
+    beta: Parameter = 1.0,
+    epsilon: Parameter = 1e-8,
+    *,
+    origin: bool = False,
+) -> tuple[jax.Array, Callable[[Any], jax.Array]]:
+    """:func:`s2nn_xp.vjp` for JAX arrays: a compiled primal and pullback."""
+    with_origin = validate_flag("origin", origin)
+    x, compute_dtype, p = _arguments(x, alpha=alpha, beta=beta, epsilon=epsilon)
+    y = _compiled(x, **p, with_origin=with_origin, compute_dtype=compute_dtype)
+    prepared = Prepared(xp=jnp, x=x, dtype=x.dtype, params=p)
+
+    def pullback(cotangent: Any) -> jax.Array:
+        cotangent = prepare_cotangent(prepared, cotangent)
+        return _compiled_pullback(
+            cotangent, x, p["alpha"], p["beta"], compute_dtype=compute_dtype
+        )
+
+    return y, pullback

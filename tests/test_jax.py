@@ -75,7 +75,33 @@ def f64(a) -> np.ndarray:
 
 
 def test_module_contract():
-    assert s2nn_xp.jax.__all__ == ["s2nn"]
+    assert s2nn_xp.jax.__all__ == ["forward", "gradient", "origin", "s2nn", "vjp"]
+
+
+def test_public_functions_are_compiled_once_for_every_number(monkeypatch):
+    """forward, origin, gradient and vjp run compiled; new numbers reuse it."""
+    traces = {"forward": 0, "origin": 0, "gradient": 0}
+    for name in traces:
+        original = getattr(s2nn_xp._math, name)
+
+        def counting(*args, _name=name, _original=original, **kwargs):
+            traces[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(s2nn_xp._math, name, counting)
+    x = jnp.asarray(GRID[:37])
+    for alpha in (1.0, 2.0, 3.5):
+        s2nn_xp.forward(x)
+        s2nn_xp.origin(x, alpha, alpha / 2)
+        s2nn_xp.gradient(x, alpha, alpha / 2)
+        _, pullback = s2nn_xp.vjp(x, alpha, alpha / 2)
+        pullback(jnp.ones_like(x))
+        pullback(2.0)
+    # One trace each; vjp's primal is forward again, and its pullback traces
+    # the gradient once per cotangent shape (x's, and the 0-d number).
+    assert traces == {"forward": 2, "origin": 1, "gradient": 3}
+    got = s2nn_xp.gradient(x, 3.0, 0.5)
+    np.testing.assert_allclose(got, s2nn_xp.gradient(np.asarray(x), 3.0, 0.5))
 
 
 # --- JAX's own transforms -------------------------------------------------------
