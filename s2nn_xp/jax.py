@@ -56,9 +56,6 @@ from ._validation import (
 
 __all__ = ["forward", "gradient", "origin", "s2nn", "vjp"]
 
-DISPATCHED = ("forward", "origin", "gradient", "s2nn", "vjp")
-"""Public functions of :mod:`s2nn_xp` this adapter implements for JAX arrays."""
-
 ArrayLike = Any
 """A JAX or NumPy array, or a Python number or (nested) list of numbers."""
 Parameter = Any
