@@ -86,7 +86,9 @@ BROKEN_PAGE = r"""<!doctype html>
 INSPECT = r"""
 async (names) => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-    await MathJax.startup.promise;
+    // MathJax may fail or never finish: the checks below then report the math.
+    const timeout = new Promise((resolve) => setTimeout(resolve, 20000));
+    await Promise.race([MathJax.startup.promise.catch(() => null), timeout]);
   }
   await document.fonts.ready;
   const images = [...document.images];
