@@ -40,13 +40,16 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "COMPILE_OPTIONS",
     "DEVICE_MATH",
     "ELEMENTWISE",
+    "OPERATIONS",
     "ElementwiseSpec",
     "KernelSpec",
+    "Operation",
     "chunk_elements",
     "compute_dtype_name",
     "contiguous_kernels",
@@ -353,19 +356,29 @@ S2NN_DEVICE void s2nn_map_2_1(
 }
 """
 
-# operation -> (parameters, operation functor, number of outputs)
-_OPERATIONS: dict[str, tuple[tuple[str, ...], str, int]] = {
-    "forward": ((), "S2nnForward", 1),
-    "origin": (("alpha", "beta", "epsilon"), "S2nnOrigin", 1),
-    "gradient": (("alpha", "beta"), "S2nnGradient", 1),
-    "forward_and_gradient": (("alpha", "beta"), "S2nnForwardAndGradient", 2),
-    "origin_and_gradient": (
-        ("alpha", "beta", "epsilon"),
-        "S2nnOriginAndGradient",
-        2,
+
+class Operation(NamedTuple):
+    """What one operation of the kernels takes and gives."""
+
+    parameters: tuple[str, ...]
+    """Names of its scalar parameters, in argument order."""
+    functor: str
+    """The C++ functor that computes one element."""
+    outputs: int
+    """How many arrays it writes."""
+
+
+OPERATIONS: dict[str, Operation] = {
+    "forward": Operation((), "S2nnForward", 1),
+    "origin": Operation(("alpha", "beta", "epsilon"), "S2nnOrigin", 1),
+    "gradient": Operation(("alpha", "beta"), "S2nnGradient", 1),
+    "forward_and_gradient": Operation(("alpha", "beta"), "S2nnForwardAndGradient", 2),
+    "origin_and_gradient": Operation(
+        ("alpha", "beta", "epsilon"), "S2nnOriginAndGradient", 2
     ),
-    "pullback": ((), "S2nnPullback", 1),
+    "pullback": Operation((), "S2nnPullback", 1),
 }
+"""The operations of the kernels, by name (the pullback: cotangent * gradient)."""
 
 
 def compute_dtype_name(dtype_name: str) -> str:
@@ -416,7 +429,7 @@ class KernelSpec:
     name
         The ``extern "C"`` function name.
     operation
-        A key of the operations: ``"forward"``, ``"origin"``, ``"gradient"``,
+        A key of :data:`OPERATIONS`: ``"forward"``, ``"origin"``, ``"gradient"``,
         ``"forward_and_gradient"``, ``"origin_and_gradient"``, ``"pullback"``.
     inputs, outputs
         dtype names of the input and output arrays, in argument order.
@@ -451,7 +464,7 @@ class KernelSpec:
         ]
         scalars = [f"{compute} {p}" for p in self.parameters]
         params = ", ".join([*arrays, "long long n", *scalars])
-        _, functor, _ = _OPERATIONS[self.operation]
+        functor = OPERATIONS[self.operation].functor
         arguments = [f"in{i}" for i in range(len(self.inputs))]
         arguments += [f"out{i}" for i in range(len(self.outputs))]
         shape = f"{len(self.inputs)}_{len(self.outputs)}"
@@ -476,7 +489,7 @@ def contiguous_kernels(dtype_name: str) -> list[KernelSpec]:
     compute = compute_dtype_name(dtype_name)
     gradient_dtypes = dict.fromkeys([dtype_name, compute])
     specs = []
-    for operation, (parameters, _, n_outputs) in _OPERATIONS.items():
+    for operation, (parameters, _, n_outputs) in OPERATIONS.items():
         if operation == "pullback":
             layouts = [((dtype_name, compute), (dtype_name,))]
         elif n_outputs == 2:

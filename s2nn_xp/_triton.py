@@ -22,7 +22,11 @@ default (``ex2.approx`` of ``z * log2(e)`` can be off by several ulp at
 the pure torch path (see :func:`launchable`).
 
 Importing this module never fails: :data:`AVAILABLE` is False where Triton
-is not installed, and the caller keeps the pure torch path.
+is not installed, and the caller keeps the pure torch path. Nor does a call: a
+kernel that fails to compile or launch on a GPU (these have not run on every
+GPU and Triton version) returns None, and the caller computes the same values
+with the pure torch path; one warning names the cause, and the kernel is not
+tried again on that device for that dtype (see :mod:`s2nn_xp._fused`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import os
 from typing import Any
 
 import torch
+
+from . import _fused
 
 try:
     import triton
@@ -180,9 +186,39 @@ def _device_guard(x: torch.Tensor) -> Any:
     return contextlib.nullcontext()  # the interpreter: CPU tensors
 
 
+def _launched(
+    kernel: Any, arrays: tuple[torch.Tensor, ...], *parameters: float, **constants: Any
+) -> bool:
+    """Run ``kernel`` over the elements of ``arrays`` (the output last).
+
+    False where it cannot be compiled or launched on the output's device:
+    :func:`s2nn_xp._fused.launched` has warned once, and the caller computes
+    with the math.
+    """
+    out = arrays[-1]
+    n = out.numel()
+    if not n:
+        return True
+
+    def launch() -> None:
+        with _device_guard(out):
+            kernel[_grid(n)](
+                *arrays,
+                n,
+                *parameters,
+                **constants,
+                use_libdevice=not INTERPRETED,
+                block=_BLOCK,
+                num_warps=_WARPS,
+            )
+
+    name = f"Triton kernel {kernel.__name__} for {out.dtype}"
+    return _fused.launched(name, str(out.device), launch, framework="torch")
+
+
 def spike(
     x: torch.Tensor, alpha: float, beta: float, epsilon: float, *, origin: bool
-) -> torch.Tensor:
+) -> torch.Tensor | None:
     """``forward(x)`` (or ``origin(x, ...)``) in one kernel, in ``x``'s dtype.
 
     Parameters
@@ -196,32 +232,21 @@ def spike(
 
     Returns
     -------
-    torch.Tensor
-        A new tensor of ``x``'s shape, dtype and (dense) layout.
+    torch.Tensor or None
+        A new tensor of ``x``'s shape, dtype and (dense) layout; None where
+        the kernel cannot be compiled or launched on ``x``'s device (warned
+        once), for the caller to compute with the math.
     """
     x = _dense(x)
     y = torch.empty_like(x)
-    n = x.numel()
-    if n:
-        with _device_guard(x):
-            _spike_kernel[_grid(n)](
-                x,
-                y,
-                n,
-                alpha,
-                beta,
-                epsilon,
-                with_origin=origin,
-                use_libdevice=not INTERPRETED,
-                block=_BLOCK,
-                num_warps=_WARPS,
-            )
-    return y
+    if _launched(_spike_kernel, (x, y), alpha, beta, epsilon, with_origin=origin):
+        return y
+    return None
 
 
 def spike_vjp(
     cotangent: torch.Tensor, x: torch.Tensor, alpha: float, beta: float
-) -> torch.Tensor:
+) -> torch.Tensor | None:
     """``cotangent * gradient(x, alpha, beta)`` in one kernel, in ``x``'s dtype.
 
     Parameters
@@ -235,8 +260,9 @@ def spike_vjp(
 
     Returns
     -------
-    torch.Tensor
-        A new tensor of ``x``'s shape, dtype and (dense) layout.
+    torch.Tensor or None
+        A new tensor of ``x``'s shape, dtype and (dense) layout; None where
+        the kernel cannot run, as for :func:`spike`.
     """
     x = _dense(x)
     if cotangent.shape != x.shape or cotangent.stride() != x.stride():
@@ -244,18 +270,6 @@ def spike_vjp(
         # broadcast one): copy it into x's layout so that both run flat.
         cotangent = torch.empty_like(x, dtype=cotangent.dtype).copy_(cotangent)
     out = torch.empty_like(x)
-    n = x.numel()
-    if n:
-        with _device_guard(x):
-            _spike_vjp_kernel[_grid(n)](
-                cotangent,
-                x,
-                out,
-                n,
-                alpha,
-                beta,
-                use_libdevice=not INTERPRETED,
-                block=_BLOCK,
-                num_warps=_WARPS,
-            )
-    return out
+    if _launched(_spike_vjp_kernel, (cotangent, x, out), alpha, beta):
+        return out
+    return None

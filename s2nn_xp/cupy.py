@@ -43,7 +43,11 @@ parameters that are Python numbers, go to a kernel that moves 16 bytes per
 load and store and keeps several loads in flight per thread (the memory
 bandwidth bound); everything else (strided views, broadcast parameters or
 cotangents) goes to a ``cupy.ElementwiseKernel`` with the same device
-functions. Kernels are compiled on first use and cached by CuPy.
+functions. Kernels are compiled on first use and cached by CuPy. A kernel
+that fails to compile or launch on a GPU leaves the call to the array-API
+math of :mod:`s2nn_xp._math` (the same values, more memory traffic), with one
+warning naming the cause, and is not tried again on that device (see
+:mod:`s2nn_xp._fused`).
 
 Examples
 --------
@@ -65,12 +69,12 @@ True
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _compat, _cupy_kernels
+from . import _compat, _cupy_kernels, _fused, _math
 from ._api import ALPHA, BETA, EPSILON
 from ._validation import (
     check_broadcast,
@@ -112,9 +116,20 @@ ArrayLike = Any
 Parameter = Any
 """A positive Python number, or a CuPy array broadcasting to ``x`` (per neuron)."""
 
-# Launch configuration of the contiguous kernels (see _set_launch_configuration).
-_BLOCK_SIZE = 256
-_CHUNKS_PER_THREAD = 4
+
+class _LaunchConfiguration(NamedTuple):
+    """How the contiguous kernels are launched."""
+
+    block_size: int
+    """Threads per block."""
+    chunks_per_thread: int
+    """16-byte chunks of each array per thread: the loads it keeps in flight."""
+
+
+# The launch configuration of the contiguous kernels. benchmarks/bench_cupy.py
+# --sweep and the tests set another one; kernels are compiled and cached per
+# chunks_per_thread, so a change needs nothing else.
+_LAUNCH = _LaunchConfiguration(block_size=256, chunks_per_thread=4)
 
 _ALIGNMENT = _cupy_kernels.CHUNK_BYTES
 _FLOAT_COMPUTE = {
@@ -133,10 +148,28 @@ _CONTIGUOUS_SPECS = {
     for dtype in _FLOAT_COMPUTE
     for spec in _cupy_kernels.contiguous_kernels(dtype.name)
 }
-# dtype name of x -> (cupy.RawModule, {kernel name: RawKernel})
-_contiguous_modules: dict[str, tuple[Any, dict[str, Any]]] = {}
+# (dtype name of x, chunks per thread) -> (cupy.RawModule, {kernel name: RawKernel})
+_contiguous_modules: dict[tuple[str, int], tuple[Any, dict[str, Any]]] = {}
 # (operation, compute dtype) -> cupy.ElementwiseKernel
 _elementwise_kernels: dict[tuple[str, np.dtype], Any] = {}
+
+# operation -> its outputs by the array-API math, where its kernel cannot run:
+# from the inputs in the compute dtype (x; or the cotangent and the gradient)
+# and the kernel's parameters.
+_ARRAY_API_MATH: dict[str, Callable[..., tuple[Any, ...]]] = {
+    "forward": lambda xp, x: (_math.forward(xp, x, in_place=True),),
+    "origin": lambda xp, x, *p: (_math.origin(xp, x, *p, in_place=True),),
+    "gradient": lambda xp, x, *p: (_math.gradient(xp, x, *p, in_place=True),),
+    "forward_and_gradient": lambda xp, x, *p: (
+        _math.forward(xp, x, in_place=True),
+        _math.gradient(xp, x, *p, in_place=True),
+    ),
+    "origin_and_gradient": lambda xp, x, alpha, beta, epsilon: (
+        _math.origin(xp, x, alpha, beta, epsilon, in_place=True),
+        _math.gradient(xp, x, alpha, beta, in_place=True),
+    ),
+    "pullback": lambda xp, cotangent, grad: (cotangent * grad,),
+}
 
 
 # --- Arguments ---------------------------------------------------------------
@@ -231,9 +264,11 @@ def _output(
 
 
 def _outputs(
-    out: Any, like: Any, dtypes: tuple[np.dtype, np.dtype], inputs: Sequence[Any]
-) -> tuple[Any, Any]:
-    """The two result arrays of a two-output function, from ``out=(a, b)``."""
+    out: Any, like: Any, dtypes: tuple[np.dtype, ...], inputs: Sequence[Any]
+) -> tuple[Any, ...]:
+    """The result arrays: ``out=array`` for one, ``out=(a, b)`` for two."""
+    if len(dtypes) == 1:
+        return (_output("out", out, like, dtypes[0], inputs),)
     if out is None:
         out = (None, None)
     if not isinstance(out, tuple | list) or len(out) != 2:
@@ -250,39 +285,38 @@ def _outputs(
 # --- Launching ---------------------------------------------------------------
 
 
-def _set_launch_configuration(block_size: int, chunks_per_thread: int) -> None:
-    """Threads per block and 16-byte chunks per thread of the contiguous kernels.
-
-    For tuning (``benchmarks/bench_cupy.py --sweep``); kernels compiled before
-    are dropped, and later calls compile the new configuration.
-    """
-    global _BLOCK_SIZE, _CHUNKS_PER_THREAD
-    if block_size < 32 or block_size > 1024 or block_size % 32:
-        msg = f"block_size must be a multiple of 32 in [32, 1024], not {block_size}"
-        raise ValueError(msg)
-    if chunks_per_thread < 1:
-        msg = f"chunks_per_thread must be >= 1, not {chunks_per_thread}"
-        raise ValueError(msg)
-    _BLOCK_SIZE, _CHUNKS_PER_THREAD = int(block_size), int(chunks_per_thread)
-    _contiguous_modules.clear()
-
-
-def _contiguous_kernel(spec: _cupy_kernels.KernelSpec) -> Any:
+def _contiguous_kernel(spec: _cupy_kernels.KernelSpec, chunks_per_thread: int) -> Any:
     """The compiled ``RawKernel`` of ``spec`` (its module compiles on first use)."""
-    dtype_name = spec.inputs[0]
-    entry = _contiguous_modules.get(dtype_name)
+    key = (spec.inputs[0], chunks_per_thread)
+    entry = _contiguous_modules.get(key)
     if entry is None:
         module = cupy.RawModule(
             code=_cupy_kernels.contiguous_source(
-                dtype_name, chunks_per_thread=_CHUNKS_PER_THREAD
+                spec.inputs[0], chunks_per_thread=chunks_per_thread
             ),
             options=_cupy_kernels.COMPILE_OPTIONS,
         )
-        entry = _contiguous_modules[dtype_name] = (module, {})
+        entry = _contiguous_modules[key] = (module, {})
     module, kernels = entry
     kernel = kernels.get(spec.name)
     if kernel is None:
         kernel = kernels[spec.name] = module.get_function(spec.name)
+    return kernel
+
+
+def _elementwise_kernel(operation: str, compute: np.dtype) -> Any:
+    """The ``cupy.ElementwiseKernel`` of ``operation`` (compiled on first call)."""
+    kernel = _elementwise_kernels.get((operation, compute))
+    if kernel is None:
+        code = _cupy_kernels.elementwise_spec(operation, compute.name)
+        kernel = _elementwise_kernels[operation, compute] = cupy.ElementwiseKernel(
+            code.in_params,
+            code.out_params,
+            code.operation,
+            name=code.name,
+            preamble=_cupy_kernels.DEVICE_MATH,
+            options=_cupy_kernels.COMPILE_OPTIONS,
+        )
     return kernel
 
 
@@ -306,22 +340,17 @@ def _contiguous_layout(arrays: Sequence[Any]) -> bool:
     return c_order or f_order
 
 
-def _launch(
+def _kernel_launch(
     operation: str,
     inputs: Sequence[Any],
     parameters: Sequence[Any],
     outputs: Sequence[Any],
     compute: np.dtype,
-) -> None:
-    """Run ``operation`` from ``inputs`` and ``parameters`` into ``outputs``.
+) -> tuple[str, Callable[[], None]]:
+    """What to launch for ``operation``: (the kernel's name, its launch).
 
     The contiguous kernel where the arrays allow it, else the elementwise one.
-    ``inputs`` are ``x``, or for the pullback the cotangent (an array or a
-    compute-dtype scalar) and the gradient; the outputs have ``x``'s shape.
     """
-    size = outputs[0].size
-    if size == 0:
-        return
     arrays = (*inputs, *outputs)
     scalar_parameters = True
     for parameter in parameters:
@@ -332,25 +361,87 @@ def _launch(
         found = _CONTIGUOUS_SPECS.get((operation, tuple(a.dtype for a in arrays)))
         if found is not None:
             spec, chunk = found
-            blocks = max(1, -(-(size // chunk) // (_BLOCK_SIZE * _CHUNKS_PER_THREAD)))
-            _contiguous_kernel(spec)(
-                (blocks,), (_BLOCK_SIZE,), (*arrays, np.int64(size), *parameters)
-            )
-            return
+            size = outputs[0].size
+            block_size, chunks_per_thread = _LAUNCH
+            blocks = max(1, -(-(size // chunk) // (block_size * chunks_per_thread)))
+
+            def launch_contiguous() -> None:
+                _contiguous_kernel(spec, chunks_per_thread)(
+                    (blocks,), (block_size,), (*arrays, np.int64(size), *parameters)
+                )
+
+            name = f"CUDA kernels for contiguous {spec.inputs[0]} arrays"
+            return name, launch_contiguous
     if operation == "pullback" and not isinstance(inputs[0], cupy.ndarray):
         operation = "pullback_scalar"
-    kernel = _elementwise_kernels.get((operation, compute))
-    if kernel is None:
-        code = _cupy_kernels.elementwise_spec(operation, compute.name)
-        kernel = _elementwise_kernels[operation, compute] = cupy.ElementwiseKernel(
-            code.in_params,
-            code.out_params,
-            code.operation,
-            name=code.name,
-            preamble=_cupy_kernels.DEVICE_MATH,
-            options=_cupy_kernels.COMPILE_OPTIONS,
+
+    def launch_elementwise() -> None:
+        _elementwise_kernel(operation, compute)(*inputs, *parameters, *outputs)
+
+    return f"CUDA elementwise kernel {operation} ({compute})", launch_elementwise
+
+
+def _launch(
+    operation: str,
+    inputs: Sequence[Any],
+    parameters: Sequence[Any],
+    outputs: Sequence[Any],
+    compute: np.dtype,
+) -> None:
+    """Run ``operation`` from ``inputs`` and ``parameters`` into ``outputs``.
+
+    ``inputs`` are ``x``, or for the pullback the cotangent (an array or a
+    compute-dtype scalar) and the gradient; the outputs have ``x``'s shape.
+    Where the kernel cannot be compiled or launched, the array-API math
+    writes the same values (:func:`s2nn_xp._fused.launched`).
+    """
+    if outputs[0].size == 0:
+        return
+    kernel, launch = _kernel_launch(operation, inputs, parameters, outputs, compute)
+    device = f"CUDA device {outputs[0].device.id}"
+    if _fused.launched(kernel, device, launch):
+        return
+    xp = _compat.array_namespace(outputs[0])
+    values = [
+        a.astype(compute, copy=False) if isinstance(a, cupy.ndarray) else a
+        for a in inputs
+    ]
+    with _compat.quiet_floating_point(xp):
+        results = _ARRAY_API_MATH[operation](xp, *values, *parameters)
+    for out, result in zip(outputs, results, strict=True):
+        out[...] = result
+
+
+def _compute(
+    operation: str,
+    x: ArrayLike,
+    arguments: dict[str, Parameter],
+    out: Any,
+    *,
+    keep_gradient: bool = False,
+) -> tuple[Any, ...]:
+    """The skeleton of every function: check, allocate, launch ``operation``.
+
+    ``arguments`` are the parameters the function takes, by name: all are
+    checked, and those of the operation are passed to its kernel. With
+    ``keep_gradient`` the second output (the gradient) is in the compute
+    dtype, for the pullback to round once.
+    """
+    x, compute, result = _input(x)
+    with x.device:
+        checked = {
+            name: _parameter(name, value, x, compute)
+            for name, value in arguments.items()
+        }
+        parameters = tuple(
+            checked[name] for name in _cupy_kernels.OPERATIONS[operation].parameters
         )
-    kernel(*inputs, *parameters, *outputs)
+        dtypes = (result,) * _cupy_kernels.OPERATIONS[operation].outputs
+        if keep_gradient:
+            dtypes = (result, compute)
+        outputs = _outputs(out, x, dtypes, (x, *parameters))
+        _launch(operation, (x,), parameters, outputs, compute)
+    return outputs
 
 
 # --- Public functions --------------------------------------------------------
@@ -389,11 +480,8 @@ def forward(x: ArrayLike, /, *, out: Any | None = None) -> Any:
     >>> s2nn_cupy.forward(cupy.asarray([-1.0, -0.0, 0.5, cupy.nan]))
     array([ 0.,  1.,  1., nan])
     """
-    x, compute, result = _input(x)
-    with x.device:
-        out = _output("out", out, x, result, (x,))
-        _launch("forward", (x,), (), (out,), compute)
-    return out
+    (spike,) = _compute("forward", x, {}, out)
+    return spike
 
 
 def origin(
@@ -407,20 +495,15 @@ def origin(
 ) -> Any:
     """The smooth original function, in one kernel launch.
 
-    ``sigmoid(alpha * x)`` for ``x < 0`` and ``beta * log1p(x + epsilon) + 0.5``
-    for ``x >= 0``.
+    The values of :func:`s2nn_xp.origin`.
 
     Parameters
     ----------
     x : cupy.ndarray or array_like
         Input, as for :func:`forward`.
-    alpha : float or cupy.ndarray, default 4.0
-        Steepness of the sigmoid branch; finite and > 0. Arrays broadcast to
-        `x` (one value per neuron).
-    beta : float or cupy.ndarray, default 1.0
-        Scale of the logarithmic branch; finite and > 0.
-    epsilon : float or cupy.ndarray, default 1e-8
-        Offset inside the logarithm; finite and >= 0.
+    alpha, beta, epsilon : float or cupy.ndarray
+        As for :func:`s2nn_xp.origin` (defaults 4, 1 and 1e-8); arrays are
+        CuPy arrays on `x`'s device.
     out : cupy.ndarray, optional
         Where to write the result, as for :func:`forward`.
 
@@ -445,16 +528,9 @@ def origin(
     >>> s2nn_cupy.origin(cupy.asarray([-1.0, 0.0, 1.0]))
     array([0.01798621, 0.50000001, 1.19314719])
     """
-    x, compute, result = _input(x)
-    with x.device:
-        parameters = (
-            _parameter("alpha", alpha, x, compute),
-            _parameter("beta", beta, x, compute),
-            _parameter("epsilon", epsilon, x, compute),
-        )
-        out = _output("out", out, x, result, (x, *parameters))
-        _launch("origin", (x,), parameters, (out,), compute)
-    return out
+    arguments = {"alpha": alpha, "beta": beta, "epsilon": epsilon}
+    (y,) = _compute("origin", x, arguments, out)
+    return y
 
 
 def gradient(
@@ -467,17 +543,12 @@ def gradient(
 ) -> Any:
     """The surrogate gradient, in one kernel launch.
 
-    ``alpha * s * (1 - s)`` with ``s = sigmoid(alpha * x)`` for ``x < 0``, and
-    ``beta / (x + 1)`` for ``x >= 0``.
+    The values of :func:`s2nn_xp.gradient`.
 
     Parameters
     ----------
-    x : cupy.ndarray or array_like
-        Input, as for :func:`forward`.
-    alpha, beta : float or cupy.ndarray
+    x, alpha, beta, out
         As for :func:`origin`.
-    out : cupy.ndarray, optional
-        Where to write the result, as for :func:`forward`.
 
     Returns
     -------
@@ -497,15 +568,8 @@ def gradient(
     >>> s2nn_cupy.gradient(cupy.asarray([-1.0, 0.0, 1.0]))
     array([0.07065082, 1.        , 0.5       ])
     """
-    x, compute, result = _input(x)
-    with x.device:
-        parameters = (
-            _parameter("alpha", alpha, x, compute),
-            _parameter("beta", beta, x, compute),
-        )
-        out = _output("out", out, x, result, (x, *parameters))
-        _launch("gradient", (x,), parameters, (out,), compute)
-    return out
+    (grad,) = _compute("gradient", x, {"alpha": alpha, "beta": beta}, out)
+    return grad
 
 
 def forward_and_gradient(
@@ -523,9 +587,7 @@ def forward_and_gradient(
 
     Parameters
     ----------
-    x : cupy.ndarray or array_like
-        Input, as for :func:`forward`.
-    alpha, beta : float or cupy.ndarray
+    x, alpha, beta
         As for :func:`origin`.
     out : pair of cupy.ndarray or None, optional
         Where to write the spike and the gradient; either may be None (a new
@@ -549,14 +611,8 @@ def forward_and_gradient(
     >>> spike, grad
     (array([0., 1.]), array([0.07065082, 0.5       ]))
     """
-    x, compute, result = _input(x)
-    with x.device:
-        parameters = (
-            _parameter("alpha", alpha, x, compute),
-            _parameter("beta", beta, x, compute),
-        )
-        spike, grad = _outputs(out, x, (result, result), (x, *parameters))
-        _launch("forward_and_gradient", (x,), parameters, (spike, grad), compute)
+    arguments = {"alpha": alpha, "beta": beta}
+    spike, grad = _compute("forward_and_gradient", x, arguments, out)
     return spike, grad
 
 
@@ -578,14 +634,10 @@ def s2nn(
 
     Parameters
     ----------
-    x : cupy.ndarray or array_like
-        Input, as for :func:`forward`.
-    alpha, beta, epsilon : float or cupy.ndarray
+    x, alpha, beta, epsilon, out
         As for :func:`origin`.
     origin : bool, default False
         Return the smooth origin function instead of the spike.
-    out : cupy.ndarray, optional
-        Where to write the result, as for :func:`forward`.
 
     Returns
     -------
@@ -599,14 +651,10 @@ def s2nn(
     >>> s2nn_cupy.s2nn(cupy.asarray([-0.5, 0.5]))
     array([0., 1.])
     """
-    if validate_flag("origin", origin):
-        return _origin(x, alpha, beta, epsilon, out=out)
-    for name, value in (("alpha", alpha), ("beta", beta), ("epsilon", epsilon)):
-        validate_parameter(name, value)
-    return forward(x, out=out)
-
-
-_origin = origin
+    operation = "origin" if validate_flag("origin", origin) else "forward"
+    arguments = {"alpha": alpha, "beta": beta, "epsilon": epsilon}
+    (y,) = _compute(operation, x, arguments, out)
+    return y
 
 
 class _Pullback:
@@ -616,12 +664,11 @@ class _Pullback:
     for float16 input), so the result is rounded once to the result dtype.
     """
 
-    __slots__ = ("_compute", "_dtype", "_gradient")
+    __slots__ = ("_dtype", "_gradient")
 
-    def __init__(self, gradient: Any, dtype: np.dtype, compute: np.dtype) -> None:
+    def __init__(self, gradient: Any, dtype: np.dtype) -> None:
         self._gradient = gradient
         self._dtype = dtype
-        self._compute = compute
 
     def _cotangent(self, cotangent: ArrayLike) -> Any:
         """A Python number as a compute-dtype scalar, or the checked array."""
@@ -629,7 +676,7 @@ class _Pullback:
         if isinstance(cotangent, numbers.Real) and not isinstance(
             cotangent, bool | np.bool_
         ):
-            return self._compute.type(cotangent)
+            return grad.dtype.type(cotangent)
         if isinstance(cotangent, list | tuple | numbers.Number | np.ndarray):
             cotangent = cupy.asarray(cotangent)
         elif not isinstance(cotangent, cupy.ndarray):
@@ -658,8 +705,8 @@ class _Pullback:
         grad = self._gradient
         with grad.device:
             cotangent = self._cotangent(cotangent)
-            out = _output("out", out, grad, self._dtype, (cotangent,))
-            _launch("pullback", (cotangent, grad), (), (out,), self._compute)
+            (out,) = _outputs(out, grad, (self._dtype,), (cotangent,))
+            _launch("pullback", (cotangent, grad), (), (out,), grad.dtype)
         return out
 
 
@@ -681,9 +728,7 @@ def vjp(
 
     Parameters
     ----------
-    x : cupy.ndarray or array_like
-        Input, as for :func:`forward`.
-    alpha, beta, epsilon : float or cupy.ndarray
+    x, alpha, beta, epsilon
         As for :func:`origin`.
     origin : bool, default False
         Return :func:`origin` values instead of spikes.
@@ -708,17 +753,8 @@ def vjp(
     >>> pullback(cupy.asarray([1.0, 2.0, 2.0]))
     array([0.07065082, 2.        , 1.        ])
     """
-    origin = validate_flag("origin", origin)
-    x, compute, result = _input(x)
-    with x.device:
-        alpha = _parameter("alpha", alpha, x, compute)
-        beta = _parameter("beta", beta, x, compute)
-        epsilon = _parameter("epsilon", epsilon, x, compute)
-        y = cupy.empty_like(x, dtype=result)
-        grad = cupy.empty_like(x, dtype=compute)
-        if origin:
-            operation, parameters = "origin_and_gradient", (alpha, beta, epsilon)
-        else:
-            operation, parameters = "forward_and_gradient", (alpha, beta)
-        _launch(operation, (x,), parameters, (y, grad), compute)
-    return y, _Pullback(grad, result, compute)
+    with_origin = validate_flag("origin", origin)
+    operation = "origin_and_gradient" if with_origin else "forward_and_gradient"
+    arguments = {"alpha": alpha, "beta": beta, "epsilon": epsilon}
+    y, grad = _compute(operation, x, arguments, None, keep_gradient=True)
+    return y, _Pullback(grad, y.dtype)

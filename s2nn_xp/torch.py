@@ -153,7 +153,11 @@ def _plain_eager(x: torch.Tensor, parameters: Sequence[Any], *others: Any) -> bo
 def _fused_kernels(
     x: torch.Tensor, parameters: Sequence[Any], *others: torch.Tensor
 ) -> ModuleType | None:
-    """The Triton kernels module where the fused CUDA path applies, else None."""
+    """The Triton kernels module where the fused CUDA path applies, else None.
+
+    Its functions return None where a kernel fails to compile or launch (one
+    warning); the caller then takes the pure torch path.
+    """
     if x.device.type not in _FUSED_DEVICES or not _plain_eager(x, parameters, *others):
         return None
     try:
@@ -209,7 +213,9 @@ def _primal(
     parameters = (alpha, beta, epsilon)
     kernels = _fused_kernels(x, parameters)
     if kernels is not None:
-        return kernels.spike(x, alpha, beta, epsilon, origin=with_origin)
+        fused = kernels.spike(x, alpha, beta, epsilon, origin=with_origin)
+        if fused is not None:  # None where the kernel cannot run (warned once)
+            return fused
     compute_dtype = _compute_dtype(x.dtype)
 
     def primal_block(
@@ -245,7 +251,9 @@ def _gradient_vjp(
     others = () if cotangent is None else (cotangent,)
     kernels = _fused_kernels(x, parameters, *others) if others else None
     if kernels is not None:
-        return kernels.spike_vjp(cotangent, x, alpha, beta)
+        fused = kernels.spike_vjp(cotangent, x, alpha, beta)
+        if fused is not None:  # None where the kernel cannot run (warned once)
+            return fused
     compute_dtype = _compute_dtype(x.dtype)
 
     def vjp_block(

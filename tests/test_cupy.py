@@ -10,10 +10,13 @@ in ``tests/test_docs.py`` in the same session.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 import s2nn_xp
+from s2nn_xp import _cupy_kernels, _fused
 from tests._support import (
     SPECIAL_X,
     grid,
@@ -346,3 +349,25 @@ class TestPublicAPI:
         cupy.testing.assert_array_equal(
             fn.surrogate_grad(x), s2nn_cupy.gradient(x, 8.0)
         )
+
+
+class TestFallback:
+    """A kernel that fails to build on the GPU leaves the call to the math."""
+
+    @pytest.mark.parametrize("layout", sorted(LAYOUTS))
+    @pytest.mark.parametrize("name", FUNCTIONS)
+    def test_build_failure_gives_the_array_api_values(self, monkeypatch, name, layout):
+        monkeypatch.setattr(_fused, "_failed", set())
+        monkeypatch.setattr(s2nn_cupy, "_contiguous_modules", {})  # none compiled
+        monkeypatch.setattr(s2nn_cupy, "_elementwise_kernels", {})
+        broken = _cupy_kernels.DEVICE_MATH + "\n#error forced build failure\n"
+        monkeypatch.setattr(_cupy_kernels, "DEVICE_MATH", broken)
+        x_np = grid(4.0, 300, 20.0).astype(np.float32)
+        with pytest.warns(_fused.FusedKernelWarning, match="failed on CUDA device"):
+            got = kernel(name, LAYOUTS[layout](x_np))
+        assert got.dtype == cupy.float32
+        assert max_ulp(got, mpmath_reference(name, x_np), np.float32) <= 4
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # not tried, nor warned about, again
+            again = kernel(name, LAYOUTS[layout](x_np))
+        cupy.testing.assert_array_equal(again, got)

@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import types
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
@@ -47,7 +48,7 @@ import pytest
 
 import s2nn_xp
 import s2nn_xp._dispatch as dispatch
-from s2nn_xp import _backends
+from s2nn_xp import _backends, _fused
 from s2nn_xp import _cupy_kernels as kernels
 from tests._support import (
     PUBLIC_CALLS,
@@ -65,6 +66,7 @@ require("numpy")
 
 FLOATS = ("float16", "float32", "float64")
 SENTINEL = -7.0  # what fresh arrays hold: no S2NN value is negative
+MAX_THREADS_PER_BLOCK = 1024  # of every CUDA GPU
 
 
 # --- NVRTC and nvcc -----------------------------------------------------------
@@ -433,6 +435,10 @@ struct float16 {  // CuPy's float16 class, as the elementwise operations use it
 """
 
 
+class CompileError(RuntimeError):
+    """The host compiler rejected a kernel source (CuPy raises CompileException)."""
+
+
 class HostCompiler:
     """Compiles CUDA kernel source as host C++ into shared libraries, cached."""
 
@@ -454,7 +460,8 @@ class HostCompiler:
                 text=True,
                 check=False,
             )
-            assert result.returncode == 0, result.stderr
+            if result.returncode:
+                raise CompileError(result.stderr)
             self._libraries[key] = ctypes.CDLL(str(library))
         return self._libraries[key]
 
@@ -539,8 +546,10 @@ class FakeCuPy:
                 self.name = name
 
             def __call__(self, grid, block, args):
-                fake.launches.append(("raw", self.name, tuple(grid), tuple(block)))
                 (blocks,), (threads,) = grid, block
+                if threads > MAX_THREADS_PER_BLOCK:  # as the CUDA driver refuses
+                    raise RuntimeError("CUDA_ERROR_INVALID_VALUE: invalid argument")
+                fake.launches.append(("raw", self.name, tuple(grid), tuple(block)))
                 arguments = [_ctype_argument(a) for a in args]
                 for b in range(blocks):
                     for t in range(threads):
@@ -647,6 +656,7 @@ def fake(host_compiler, monkeypatch):
     """``cupy`` replaced by a :class:`FakeCuPy`, ``s2nn_xp.cupy`` imported anew."""
     fake = FakeCuPy(host_compiler)
     monkeypatch.setitem(sys.modules, "cupy", fake.module)
+    monkeypatch.setattr(_fused, "_failed", set())  # no failure from another test
     saved = sys.modules.pop("s2nn_xp.cupy", None)
     fake.adapter = importlib.import_module("s2nn_xp.cupy")
     loaded = getattr(dispatch, "_loaded", None)  # the dispatcher's adapter cache
@@ -663,7 +673,7 @@ def fake(host_compiler, monkeypatch):
 @pytest.fixture
 def small_launches(fake):
     """Blocks of 32 threads, 2 chunks each: many blocks for small arrays."""
-    fake.adapter._set_launch_configuration(32, 2)
+    fake.adapter._LAUNCH = fake.adapter._LaunchConfiguration(32, 2)
     return fake
 
 
@@ -1123,6 +1133,15 @@ class TestArguments:
         with pytest.raises(TypeError, match="bool"):
             fake.adapter.gradient(x, alpha=True)
 
+    @pytest.mark.parametrize("origin", [False, True])
+    def test_s2nn_checks_every_parameter_as_origin_does(self, fake, origin):
+        """Also where the spike does not use them, as the core s2nn does."""
+        x = fake.array(np.zeros((2, 3)))
+        with pytest.raises(ValueError, match=r"epsilon of shape \(4,\)"):
+            fake.adapter.s2nn(x, epsilon=fake.array(np.ones(4)), origin=origin)
+        with pytest.raises(ValueError, match=r"alpha of shape \(4,\)"):
+            s2nn_xp.s2nn(x.get(), alpha=np.ones(4), origin=origin)
+
     def test_bad_inputs(self, fake):
         with pytest.raises(TypeError, match="x must be a CuPy array"):
             fake.adapter.gradient(np.zeros(3))
@@ -1131,8 +1150,183 @@ class TestArguments:
         with pytest.raises(TypeError, match="x must"):
             fake.adapter.forward("text")
 
-    def test_launch_configuration_is_checked(self, fake):
-        with pytest.raises(ValueError, match="block_size"):
-            fake.adapter._set_launch_configuration(100, 4)
-        with pytest.raises(ValueError, match="chunks_per_thread"):
-            fake.adapter._set_launch_configuration(128, 0)
+
+# --- Kernels that cannot run ----------------------------------------------------
+
+FORCED_FAILURE = "forced build failure"
+FALLBACK_CALLS = (
+    "forward",
+    "origin",
+    "gradient",
+    "forward_and_gradient",
+    "vjp",
+    "vjp origin",
+)
+
+
+def fallback_call(name: str, library, x, cotangent) -> list:
+    """The results of ``name`` from ``library``: the adapter, or ``s2nn_xp``."""
+    if name == "forward_and_gradient":
+        if library is s2nn_xp:
+            return [s2nn_xp.forward(x), s2nn_xp.gradient(x, 2.0, 0.5)]
+        return list(library.forward_and_gradient(x, 2.0, 0.5))
+    if name.startswith("vjp"):
+        y, pullback = library.vjp(x, 2.0, 0.5, 0.0, origin=name == "vjp origin")
+        return [y, pullback(cotangent)]
+    if name == "forward":
+        return [library.forward(x)]
+    if name == "origin":
+        return [library.origin(x, 2.0, 0.5, 0.0)]
+    return [library.gradient(x, 2.0, 0.5)]
+
+
+@pytest.fixture
+def broken_build(fake, monkeypatch):
+    """Every kernel source fails to compile; ``fake.builds`` counts the tries."""
+    broken = kernels.DEVICE_MATH + f"\n#error {FORCED_FAILURE}\n"
+    monkeypatch.setattr(kernels, "DEVICE_MATH", broken)
+    fake.builds = []
+    load = fake.compiler.load
+
+    def counting_load(source):
+        fake.builds.append(source)
+        return load(source)
+
+    monkeypatch.setattr(fake.compiler, "load", counting_load)
+    return fake
+
+
+def assert_same_results(got: list, want: list, fake) -> None:
+    """Arrays of the (fake) device, equal to the NumPy results bit for bit."""
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert isinstance(g, fake.ndarray)
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_array_equal(g.get(), w)
+
+
+class TestFallback:
+    """A kernel that fails to build or launch leaves the call to the array-API
+    math: one warning naming the cause, the same values, no second try."""
+
+    @pytest.mark.parametrize("layout", ["contiguous", "strided"])
+    @pytest.mark.parametrize(
+        ("name", "dtype"),
+        [(name, "float16") for name in FALLBACK_CALLS]
+        + [("vjp", "float32"), ("vjp origin", "float64")],
+    )
+    def test_build_failure_gives_the_array_api_values(
+        self, broken_build, name, dtype, layout
+    ):
+        fake = broken_build
+        with np.errstate(over="ignore"):
+            x_np = np.concatenate([SPECIAL_X, grid(2.0, 40, 10.0)]).astype(dtype)
+        cotangent_np = np.linspace(-3, 3, x_np.size).astype(dtype)
+        if layout == "strided":
+            x = fake.array(np.repeat(x_np, 2))[::2]
+            cotangent = fake.array(np.repeat(cotangent_np, 2))[::2]
+        else:
+            x, cotangent = fake.array(x_np), fake.array(cotangent_np)
+        with pytest.warns(_fused.FusedKernelWarning, match=FORCED_FAILURE) as caught:
+            got = fallback_call(name, fake.adapter, x, cotangent)
+        assert_same_results(got, fallback_call(name, s2nn_xp, x_np, cotangent_np), fake)
+        # the warning points at the caller's line, and names kernel and device
+        assert {w.filename for w in caught} == {__file__}
+        assert all("on CUDA device 0" in str(w.message) for w in caught)
+        # the vjp and its pullback share the contiguous module: one warning;
+        # the elementwise kernels are two, each warned about once
+        kernels_used = 2 if name.startswith("vjp") and layout == "strided" else 1
+        assert len(caught) == kernels_used
+
+    def test_a_failed_kernel_is_not_tried_again(self, broken_build):
+        fake = broken_build
+        x = fake.array(np.linspace(-2.0, 2.0, 16))
+        with pytest.warns(_fused.FusedKernelWarning, match=FORCED_FAILURE):
+            fake.adapter.gradient(x)
+        builds = len(fake.builds)
+        assert builds == 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a second warning would raise
+            got = fake.adapter.gradient(x)
+            fake.adapter.forward_and_gradient(x)  # the same module: no try
+        assert len(fake.builds) == builds
+        np.testing.assert_array_equal(got.get(), s2nn_xp.gradient(x.get()))
+        # another kernel (float32 x) is tried, and warned about, by itself
+        with pytest.warns(_fused.FusedKernelWarning, match="float32"):
+            fake.adapter.gradient(x.astype(np.float32))
+        assert len(fake.builds) == builds + 1
+
+    def test_out_and_in_place(self, broken_build):
+        fake = broken_build
+        values = np.linspace(-2.0, 2.0, 9, dtype=np.float32)
+        x = fake.array(values)
+        buffer = fake.array(np.zeros(18, dtype=np.float32))
+        with pytest.warns(_fused.FusedKernelWarning):
+            spike, _ = fake.adapter.forward_and_gradient(x, out=(x, buffer[::2]))
+        assert spike is x
+        np.testing.assert_array_equal(x.get(), s2nn_xp.forward(values))
+        np.testing.assert_array_equal(buffer.get()[::2], s2nn_xp.gradient(values))
+        np.testing.assert_array_equal(buffer.get()[1::2], 0.0)
+
+    def test_per_neuron_parameters_and_scalar_cotangents(self, broken_build):
+        fake = broken_build
+        x_np = np.random.default_rng(4).normal(scale=2, size=(5, 3))
+        alpha = np.array([2.0, 4.0, 8.0])
+        x, alpha_array = fake.array(x_np), fake.array(alpha)
+        # each elementwise kernel fails, and is named, by itself
+        with pytest.warns(_fused.FusedKernelWarning, match="kernel origin "):
+            got = fake.adapter.origin(x, alpha=alpha_array)
+        with pytest.warns(_fused.FusedKernelWarning, match="forward_and_gradient"):
+            _, pullback = fake.adapter.vjp(x, alpha=alpha_array)
+        with pytest.warns(_fused.FusedKernelWarning, match="pullback_scalar"):
+            scaled = pullback(2)
+        np.testing.assert_array_equal(got.get(), s2nn_xp.origin(x_np, alpha=alpha))
+        np.testing.assert_array_equal(
+            scaled.get(), s2nn_xp.vjp(x_np, alpha=alpha)[1](2.0)
+        )
+
+    def test_launch_failure_falls_back_and_other_kernels_still_run(self, fake):
+        fake.adapter._LAUNCH = fake.adapter._LaunchConfiguration(2048, 4)
+        x = fake.array(np.linspace(-2.0, 2.0, 64))
+        with pytest.warns(_fused.FusedKernelWarning, match="CUDA_ERROR_INVALID_VALUE"):
+            got = fake.adapter.gradient(x)
+        np.testing.assert_array_equal(got.get(), s2nn_xp.gradient(x.get()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fake.adapter.gradient(x)  # not tried again
+            strided = fake.adapter.gradient(x[::2])  # the elementwise kernel runs
+        assert fake.kinds() == ["elementwise"]
+        np.testing.assert_array_equal(strided.get(), s2nn_xp.gradient(x.get()[::2]))
+
+
+class TestFusedHelper:
+    """s2nn_xp._fused, the one fallback rule of the Triton and CUDA kernels."""
+
+    def test_docstring_examples(self, monkeypatch):
+        monkeypatch.setattr(_fused, "_failed", set())
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")  # the example records its own
+            result = doctest.testmod(_fused, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.attempted > 0
+        assert result.failed == 0
+
+    def test_memory_errors_propagate_and_are_not_remembered(self, monkeypatch):
+        monkeypatch.setattr(_fused, "_failed", set())
+
+        def out_of_memory():
+            raise MemoryError("out of memory")
+
+        with pytest.raises(MemoryError):
+            _fused.launched("kernel", "device", out_of_memory)
+        assert _fused.launched("kernel", "device", lambda: None)
+
+    def test_long_causes_are_cut(self, monkeypatch):
+        monkeypatch.setattr(_fused, "_failed", set())
+
+        def compiler_log():
+            raise RuntimeError("error: " + "x" * 10_000)
+
+        with pytest.warns(_fused.FusedKernelWarning) as caught:
+            assert not _fused.launched("kernel", "device", compiler_log)
+        assert len(str(caught[0].message)) < 1500
+        assert "[...]" in str(caught[0].message)

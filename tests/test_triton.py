@@ -159,22 +159,12 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def interpreted(tmp_path_factory):
-    """The kernels' outputs under Triton's interpreter (one subprocess)."""
-    out = tmp_path_factory.mktemp("triton") / "results.npz"
+def run_interpreted(script: str, *args: str) -> str:
+    """Run ``script`` under Triton's interpreter; its standard output."""
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(REPO)}
     env.pop("PYTHONWARNINGS", None)
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _INTERPRETER_SCRIPT,
-            str(out),
-            json.dumps(ALPHAS),
-            json.dumps(BETAS),
-            json.dumps([v if np.isfinite(v) else str(v) for v in SPECIAL_X.tolist()]),
-        ],
+        [sys.executable, "-c", script, *args],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -183,6 +173,20 @@ def interpreted(tmp_path_factory):
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
+    return completed.stdout
+
+
+@pytest.fixture(scope="module")
+def interpreted(tmp_path_factory):
+    """The kernels' outputs under Triton's interpreter (one subprocess)."""
+    out = tmp_path_factory.mktemp("triton") / "results.npz"
+    run_interpreted(
+        _INTERPRETER_SCRIPT,
+        str(out),
+        json.dumps(ALPHAS),
+        json.dumps(BETAS),
+        json.dumps([v if np.isfinite(v) else str(v) for v in SPECIAL_X.tolist()]),
+    )
     with np.load(out) as data:
         return dict(data)
 
@@ -265,6 +269,122 @@ def test_no_kernel_under_torch_compile(interpreted):
     assert interpreted["calls_after_compile"].tolist() == [3, 1]
     assert not interpreted["compiled_y_error"].any()
     assert np.abs(interpreted["compiled_grad_error"]).max() <= 1e-6
+
+
+# A kernel that fails to build: the adapter's calls fall back to the torch path.
+_FALLBACK_SCRIPT = textwrap.dedent(
+    """
+    import json, warnings
+    import torch
+    import triton
+    import triton.language as tl
+    import array_api_compat.torch as xp
+    from s2nn_xp import _fused, _math, _triton
+    import s2nn_xp.torch as adapter
+    assert _triton.INTERPRETED and _triton.AVAILABLE
+
+    @triton.jit
+    def _broken_spike(x_ptr, y_ptr, n, alpha, beta, epsilon,
+                      with_origin: tl.constexpr, use_libdevice: tl.constexpr,
+                      block: tl.constexpr):
+        offsets = tl.arange(0, block)
+        tl.store(y_ptr + offsets, tl.forced_build_failure(offsets), mask=offsets < n)
+
+    @triton.jit
+    def _broken_spike_vjp(cotangent_ptr, x_ptr, out_ptr, n, alpha, beta,
+                          use_libdevice: tl.constexpr, block: tl.constexpr):
+        offsets = tl.arange(0, block)
+        tl.store(out_ptr + offsets, tl.forced_build_failure(offsets),
+                 mask=offsets < n)
+
+    class Counted:
+        # a kernel whose launches are counted
+        def __init__(self, kernel):
+            self.kernel, self.launches, self.__name__ = kernel, 0, kernel.__name__
+        def __getitem__(self, grid):
+            self.launches += 1
+            return self.kernel[grid]
+
+    spike = _triton._spike_kernel = Counted(_broken_spike)
+    spike_vjp = _triton._spike_vjp_kernel = Counted(_broken_spike_vjp)
+    adapter._FUSED_DEVICES = ("cpu",)
+    results = {}
+
+    def error(got, want):
+        return float((got.double() - want.double()).abs().max())
+
+    def run(dtype, origin):
+        x = (torch.randn(300, generator=torch.Generator().manual_seed(2)) * 3)
+        x = x.to(dtype).requires_grad_()
+        g = torch.randn(300, generator=torch.Generator().manual_seed(3)).to(dtype)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            y = adapter.s2nn(x, 2.5, 0.75, origin=origin)
+            y.backward(g)
+        x32 = x.detach().float()
+        if origin:
+            want_y = _math.origin(xp, x32, 2.5, 0.75, 1e-8, in_place=False)
+        else:
+            want_y = _math.forward(xp, x32, in_place=False)
+        want_grad = _math.gradient(xp, x32, 2.5, 0.75, in_place=False) * g.float()
+        return {
+            "warnings": [
+                [w.category.__name__, str(w.message), w.filename] for w in caught
+            ],
+            "launches": [spike.launches, spike_vjp.launches],
+            "y_error": error(y, want_y.to(dtype)),
+            "grad_error": error(x.grad, want_grad.to(dtype)),
+            "dtypes": [str(y.dtype), str(x.grad.dtype)],
+        }
+
+    results["first"] = run(torch.float32, origin=False)
+    results["again"] = run(torch.float32, origin=True)
+    results["float16"] = run(torch.float16, origin=True)
+    print(json.dumps(results))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def broken_kernels():
+    """The adapter's eager path with kernels that fail to build (interpreter)."""
+    return json.loads(run_interpreted(_FALLBACK_SCRIPT).splitlines()[-1])
+
+
+def test_failed_build_warns_once_per_kernel_and_gives_the_torch_values(
+    broken_kernels,
+):
+    first = broken_kernels["first"]
+    assert first["launches"] == [1, 1]
+    categories = {category for category, _, _ in first["warnings"]}
+    assert categories == {"FusedKernelWarning"}
+    messages = [message for _, message, _ in first["warnings"]]
+    assert len(messages) == 2  # the forward's kernel and the backward's
+    kernels = ("_broken_spike", "_broken_spike_vjp")
+    for message, kernel in zip(messages, kernels, strict=True):
+        assert f"Triton kernel {kernel} for torch.float32 failed on cpu" in message
+        assert "forced_build_failure" in message  # the cause
+    # both point at the user's lines, past the package and torch.autograd
+    assert [filename for _, _, filename in first["warnings"]] == ["<string>"] * 2
+    assert first["y_error"] == 0.0
+    assert first["grad_error"] <= 1e-6
+
+
+def test_failed_kernel_is_not_tried_again(broken_kernels):
+    again = broken_kernels["again"]
+    assert again["warnings"] == []
+    assert again["launches"] == [1, 1]
+    assert again["y_error"] <= 2e-7 and again["grad_error"] <= 1e-6
+
+
+def test_each_dtype_is_its_own_kernel(broken_kernels):
+    """float16 compiles its own specialisation: tried, and warned about, once."""
+    float16 = broken_kernels["float16"]
+    assert float16["dtypes"] == ["torch.float16", "torch.float16"]
+    assert float16["launches"] == [2, 2]
+    assert len(float16["warnings"]) == 2
+    assert all("for torch.float16" in message for _, message, _ in float16["warnings"])
+    assert float16["y_error"] <= 1e-3 and float16["grad_error"] <= 1e-2
 
 
 def test_gpu_branch_compiles_with_accurate_math():

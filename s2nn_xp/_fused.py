@@ -1,0 +1,125 @@
+"""What a fused kernel does when it cannot run: one warning, then the math.
+
+The fused kernels (the Triton kernels of :mod:`s2nn_xp._triton` for CUDA
+tensors, the CUDA kernels of :mod:`s2nn_xp.cupy`) are compiled on the user's
+machine on first use, by a compiler and for a GPU that this project's tests
+may never have met. Each adapter launches them through :func:`launched`: if
+compiling or launching one raises, the adapter computes the same values with
+the array-API math (:mod:`s2nn_xp._math`; more memory traffic, the same
+results), and a :class:`FusedKernelWarning` says once which kernel failed, on
+which device, and why. The failure is remembered for that kernel and device,
+for the rest of the process: later calls go to the math at once, without a
+second attempt or a second warning.
+
+Two kinds of error are not the kernel's and are not caught: a
+:class:`MemoryError` (CuPy's out-of-memory error is one), since the math needs
+more memory, not less; and an error that a launched kernel meets while it runs
+(an illegal address), which CUDA reports later, at some synchronisation,
+where no caller can tell it from its own work.
+
+Examples
+--------
+>>> import warnings
+>>> from s2nn_xp import _fused
+>>> def broken_compiler():
+...     raise RuntimeError("unsupported PTX version")
+>>> with warnings.catch_warnings(record=True) as caught:
+...     warnings.simplefilter("always")
+...     first = _fused.launched("example kernel", "GPU 0", broken_compiler)
+...     again = _fused.launched("example kernel", "GPU 0", broken_compiler)
+>>> first, again, len(caught)
+(False, False, 1)
+>>> print(caught[0].message)  # doctest: +ELLIPSIS
+s2nn_xp: the fused example kernel failed on GPU 0 (RuntimeError: unsupported ...
+>>> _fused.launched("example kernel", "GPU 1", lambda: None)  # another device
+True
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+
+__all__ = ["FusedKernelWarning", "launched"]
+
+_ISSUES = "https://github.com/s2nn-xp/s2nn_xp/issues"
+_PACKAGE = __name__.partition(".")[0]
+_LONGEST_CAUSE = 1000  # characters of the error kept; compiler logs run long
+
+# (kernel, device) pairs that failed: they are not tried again.
+_failed: set[tuple[str, str]] = set()
+
+
+class FusedKernelWarning(RuntimeWarning):
+    """A fused kernel failed to compile or launch; the array-API math serves.
+
+    Issued once per kernel and device; the results are still correct.
+    """
+
+
+def _stacklevel_of_the_user(libraries: tuple[str, ...]) -> int:
+    """The ``stacklevel`` that points a warning at the user's own call.
+
+    The first frame outside the modules of ``libraries`` (this package, and
+    a framework whose machinery runs between the user and the package, such
+    as autograd); the outermost frame where every frame is theirs (autograd's
+    backward on a GPU runs in a thread of its own).
+    """
+    level, frame = 1, sys._getframe(1)
+    while frame.f_back is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.partition(".")[0] not in libraries:
+            break
+        level, frame = level + 1, frame.f_back
+    return level
+
+
+def launched(
+    kernel: str, device: str, launch: Callable[[], object], *, framework: str = ""
+) -> bool:
+    """Call ``launch`` (compile and launch ``kernel``) unless it failed before.
+
+    Parameters
+    ----------
+    kernel : str
+        What is launched, as the warning names it (``"Triton kernel
+        _spike_kernel for torch.float16"``); one unit that compiles together.
+    device : str
+        Where (``"cuda:0"``): a kernel that fails on one GPU may run on another.
+    launch : callable
+        Compiles (on first use) and launches the kernel; allocations are the
+        caller's, before it.
+    framework : str, optional
+        The library (``"torch"``) whose functions call the adapter: the
+        warning points past them, at the user's line.
+
+    Returns
+    -------
+    bool
+        True if the kernel ran. False if it failed on this device before
+        (``launch`` is not called) or fails now (one
+        :class:`FusedKernelWarning`); the caller then computes with the math.
+    """
+    key = (kernel, device)
+    if key in _failed:
+        return False
+    try:
+        launch()
+    except MemoryError:
+        raise
+    except Exception as exc:  # any compiler's or driver's error
+        _failed.add(key)
+        cause = f"{type(exc).__name__}: {exc}".strip()
+        if len(cause) > _LONGEST_CAUSE:
+            cause = cause[:_LONGEST_CAUSE] + " [...]"
+        msg = (
+            f"s2nn_xp: the fused {kernel} failed on {device} ({cause}); the "
+            "array-API math computes the same values there instead, more slowly, "
+            f"for the rest of this process. Please report this at {_ISSUES}"
+        )
+        libraries = (_PACKAGE, framework) if framework else (_PACKAGE,)
+        level = _stacklevel_of_the_user(libraries)
+        warnings.warn(msg, FusedKernelWarning, stacklevel=level)
+        return False
+    return True
