@@ -48,6 +48,7 @@ This module is imported by :func:`s2nn_xp.s2nn` when a tensor arrives;
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -57,7 +58,7 @@ import array_api_compat.torch as _xp
 import torch
 from torch import nn
 
-from . import _math
+from . import _math, _torch_eager
 from ._api import ALPHA, BETA, EPSILON
 from ._validation import (
     BOUNDS,
@@ -94,6 +95,10 @@ _FUSED_DEVICES = ("cuda",)
 # passes costs a fraction of a pass over main memory; much smaller blocks pay
 # more in per-operation overhead than they save.
 _CPU_BLOCK_BYTES = 1 << 20
+
+
+# Largest finite value of each compute dtype (torch.finfo costs a call each time).
+_LARGEST = {dtype: torch.finfo(dtype).max for dtype in (torch.float32, torch.float64)}
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -169,10 +174,11 @@ def _fused_kernels(
 
 def _cpu_block(x: torch.Tensor, parameters: Sequence[Any], *others: Any) -> int:
     """Elements per block where the CPU block-by-block path applies, else 0."""
+    if x.device.type != "cpu":
+        return 0
     block = _CPU_BLOCK_BYTES // _compute_dtype(x.dtype).itemsize
     usable = (
-        _plain_eager(x, parameters, *others)  # first: numel() traces as a tensor
-        and x.device.type == "cpu"
+        _plain_eager(x, parameters, *others)  # before numel(): traced, a tensor
         and x.numel() >= 2 * block
         and x.is_contiguous()
         and all(o.is_contiguous() and o.shape == x.shape for o in others)
@@ -216,6 +222,9 @@ def _primal(
         fused = kernels.spike(x, alpha, beta, epsilon, origin=with_origin)
         if fused is not None:  # None where the kernel cannot run (warned once)
             return fused
+    if not with_origin and _plain_eager(x, ()):
+        # The spike is exact in every dtype: no cast, no blocks, three ops.
+        return _torch_eager.spike(x)
     compute_dtype = _compute_dtype(x.dtype)
 
     def primal_block(
@@ -255,6 +264,7 @@ def _gradient_vjp(
         if fused is not None:  # None where the kernel cannot run (warned once)
             return fused
     compute_dtype = _compute_dtype(x.dtype)
+    plain = _plain_eager(x, parameters, *others)
 
     def vjp_block(
         x_block: torch.Tensor,
@@ -262,11 +272,15 @@ def _gradient_vjp(
         out: torch.Tensor | None = None,
     ) -> torch.Tensor:
         x_block = x_block.to(compute_dtype)
+        if cotangent_block is not None:
+            cotangent_block = cotangent_block.to(compute_dtype)
+        if plain:  # nothing differentiates the gradient: the eager kernel
+            grad = _torch_eager.gradient(x_block, alpha, beta, cotangent_block)  # type: ignore[arg-type]
+            return grad.to(x.dtype) if out is None else out.copy_(grad)
         in_place = _may_update(x_block, alpha, beta, cotangent_block)
         grad = _math.gradient(_xp, x_block, alpha, beta, in_place=in_place)
         if cotangent_block is None:
             return grad.to(x.dtype) if out is None else out.copy_(grad)
-        cotangent_block = cotangent_block.to(compute_dtype)
         if out is not None:
             return torch.mul(grad, cotangent_block, out=out)
         # Out of place: the cotangent may be batched (vmap, batched gradcheck)
@@ -440,6 +454,14 @@ class _Spike(_SpikeTraceable):
         return tangent.to(x.dtype)
 
 
+# autograd.Function.apply binds its arguments to forward's signature at every
+# call, and inspect.signature rebuilt it each time (a sixth of a call's cost
+# at 10^4 values); a signature stored on the function is found first.
+_SpikeTraceable.forward.__signature__ = inspect.signature(  # type: ignore[attr-defined]
+    _SpikeTraceable.forward
+)
+
+
 # --- Public API -------------------------------------------------------------
 
 
@@ -464,7 +486,12 @@ def _prepare_x(x: Any) -> torch.Tensor:
 def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
     """A checked Python float, or a tensor in ``x``'s compute dtype and device."""
     compute_dtype = _compute_dtype(x.dtype)
-    largest = torch.finfo(compute_dtype).max
+    largest = _LARGEST[compute_dtype]
+    if type(value) is float and not torch.compiler.is_compiling():
+        # The common case, checked by the same rules without the general
+        # dispatch on the value's type (a call's cost counts at 10^4 values).
+        check_number(name, value)
+        return check_representable(name, value, compute_dtype, largest)
     numbers = (int, float, torch.SymInt, torch.SymFloat)
     if (
         torch.compiler.is_compiling()
