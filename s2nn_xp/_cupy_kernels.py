@@ -489,6 +489,7 @@ def contiguous_kernels(dtype_name: str) -> list[KernelSpec]:
     compute = compute_dtype_name(dtype_name)
     gradient_dtypes = dict.fromkeys([dtype_name, compute])
     specs = []
+    layouts: list[tuple[tuple[str, ...], tuple[str, ...]]]  # (inputs, outputs)
     for operation, (parameters, _, n_outputs) in OPERATIONS.items():
         if operation == "pullback":
             layouts = [((dtype_name, compute), (dtype_name,))]

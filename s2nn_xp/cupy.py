@@ -132,7 +132,7 @@ class _LaunchConfiguration(NamedTuple):
 _LAUNCH = _LaunchConfiguration(block_size=256, chunks_per_thread=4)
 
 _ALIGNMENT = _cupy_kernels.CHUNK_BYTES
-_FLOAT_COMPUTE = {
+_FLOAT_COMPUTE: dict[np.dtype[Any], np.dtype[Any]] = {
     np.dtype(np.float16): np.dtype(np.float32),
     np.dtype(np.float32): np.dtype(np.float32),
     np.dtype(np.float64): np.dtype(np.float64),
@@ -193,7 +193,7 @@ def _input(x: ArrayLike) -> tuple[Any, np.dtype, np.dtype]:
 
 
 def _same_device(a: Any, x: Any) -> bool:
-    return a.device.id == x.device.id
+    return bool(a.device.id == x.device.id)
 
 
 def _parameter(name: str, value: Parameter, x: Any, compute: np.dtype) -> Any:
@@ -219,7 +219,7 @@ def _parameter(name: str, value: Parameter, x: Any, compute: np.dtype) -> Any:
 
 def _same_memory(a: Any, b: Any) -> bool:
     """Whether ``a`` and ``b`` are the same elements in the same places."""
-    return (
+    return bool(
         a.data.ptr == b.data.ptr
         and a.shape == b.shape
         and a.strides == b.strides
