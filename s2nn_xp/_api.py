@@ -59,8 +59,7 @@ def forward(x: ArrayLike, /, *, xp: ModuleType | None = None) -> Array:
     if kernel is not None:
         return kernel(x)
     p = prepare(x, xp=xp)
-    with _compat.quiet_floating_point(p.xp):
-        return finish(_math.forward(p.xp, p.x, in_place=True), p)
+    return _evaluate(p, _math.forward)
 
 
 def origin(
@@ -119,8 +118,7 @@ def origin(
     if kernel is not None:
         return kernel(x, alpha, beta, epsilon)
     p = prepare(x, xp=xp, alpha=alpha, beta=beta, epsilon=epsilon)
-    with _compat.quiet_floating_point(p.xp):
-        return finish(_math.origin(p.xp, p.x, **p.params, in_place=True), p)
+    return _evaluate(p, _math.origin)
 
 
 def gradient(
@@ -163,8 +161,7 @@ def gradient(
     if kernel is not None:
         return kernel(x, alpha, beta)
     p = prepare(x, xp=xp, alpha=alpha, beta=beta)
-    with _compat.quiet_floating_point(p.xp):
-        return finish(_math.gradient(p.xp, p.x, **p.params, in_place=True), p)
+    return _evaluate(p, _math.gradient)
 
 
 def s2nn(
@@ -214,19 +211,83 @@ def s2nn(
     if kernel is not None:
         return kernel(x, alpha, beta, epsilon, origin=origin)
     p = prepare(x, xp=xp, alpha=alpha, beta=beta, epsilon=epsilon)
-    return finish(_primal(p, origin), p)
+    return _primal(p, origin)
 
 
 def _primal(p: Prepared, with_origin: bool) -> Array:
-    """The spike or the origin function of prepared arguments.
+    """The spike or the origin function of prepared arguments, finished."""
+    if with_origin:
+        return _evaluate(p, _math.origin)
+    return _evaluate(p, _math.forward)
+
+
+# Bytes of one block of a large NumPy input: the temporaries of _math for a
+# block of this size stay in the processor's caches, so a whole computation
+# costs about one pass over main memory and one output array of memory.
+_BLOCK_BYTES = 1 << 20
+
+
+def _evaluate(p: Prepared, function: Callable[..., Array], *inputs: Array) -> Array:
+    """``function(xp, *inputs, **parameters, in_place=True)``, finished.
 
     The libraries that reach the array-API path have no autodiff system
     (those that do have adapters), so temporaries may be updated in place.
+    ``inputs`` default to ``(x,)`` with ``x``'s parameters; ``forward`` takes
+    none. Large C-contiguous NumPy inputs with number parameters are computed
+    block by block into the result, each block's temporaries in cache.
     """
-    with _compat.quiet_floating_point(p.xp):
-        if with_origin:
-            return _math.origin(p.xp, p.x, **p.params, in_place=True)
-        return _math.forward(p.xp, p.x, in_place=True)
+    xp = p.xp
+    params = {} if function is _math.forward else _parameters_of(function, p)
+    inputs = inputs or (p.x,)
+    block = _block_size(p, params, inputs)
+    with _compat.quiet_floating_point(xp):
+        if not block:
+            return finish(function(xp, *inputs, **params, in_place=True), p)
+        import numpy as np
+
+        out = np.empty(p.x.shape, dtype=p.dtype)
+        flat_out = out.reshape(-1)
+        flat_inputs = [a.reshape(-1) for a in inputs]
+        for start in range(0, flat_out.size, block):
+            part = slice(start, start + block)
+            blocks = [a[part] for a in flat_inputs]
+            flat_out[part] = function(xp, *blocks, **params, in_place=True)
+        return finish(out, p)
+
+
+def _parameters_of(function: Callable[..., Array], p: Prepared) -> dict[str, Any]:
+    """The prepared parameters ``function`` takes (gradient has no epsilon)."""
+    if function is _math.gradient or function is _pullback:
+        return {"alpha": p.params["alpha"], "beta": p.params["beta"]}
+    return p.params
+
+
+def _block_size(p: Prepared, params: dict[str, Any], inputs: tuple[Array, ...]) -> int:
+    """Elements per block where the block-by-block path applies, else 0."""
+    if not _compat.is_numpy_namespace(p.xp) or p.mask is not None:
+        return 0
+    block = _BLOCK_BYTES // p.x.dtype.itemsize
+    usable = (
+        p.x.size >= 2 * block
+        and all(isinstance(v, float) for v in params.values())
+        and all(a.shape == p.x.shape and a.flags.c_contiguous for a in inputs)
+    )
+    return block if usable else 0
+
+
+def _pullback(
+    xp: ModuleType,
+    x: Array,
+    cotangent: Array,
+    alpha: Any,
+    beta: Any,
+    *,
+    in_place: bool,
+) -> Array:
+    """``cotangent * gradient(x)``; the gradient is a fresh array."""
+    grad = _math.gradient(xp, x, alpha, beta, in_place=in_place)
+    grad *= cotangent
+    return grad
 
 
 def vjp(
@@ -276,16 +337,13 @@ def vjp(
     if kernel is not None:
         return kernel(x, alpha, beta, epsilon, origin=origin)
     p = prepare(x, xp=xp, alpha=alpha, beta=beta, epsilon=epsilon)
-    y = finish(_primal(p, origin), p)
+    y = _primal(p, origin)
 
     def pullback(cotangent: ArrayLike) -> Array:
         cotangent = prepare_cotangent(p, cotangent)
-        with _compat.quiet_floating_point(p.xp):
-            grad = _math.gradient(
-                p.xp, p.x, p.params["alpha"], p.params["beta"], in_place=True
-            )
-            grad *= cotangent  # a fresh array: safe to update in place
-        return finish(grad, p)
+        if tuple(cotangent.shape) != tuple(p.x.shape):
+            cotangent = p.xp.broadcast_to(cotangent, p.x.shape)
+        return _evaluate(p, _pullback, p.x, cotangent)
 
     return y, pullback
 
