@@ -52,10 +52,18 @@ def _pytest(session: nox.Session, backend: str, *args: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff lint and format check."""
-    session.install("ruff==0.17.6")  # pinned: new rules must not fail CI
+    """Ruff lint and format check, and mypy on the package (pyproject's settings).
+
+    mypy sees NumPy's and array-api-compat's types; the optional frameworks
+    are not installed here and count as untyped (``ignore_missing_imports``).
+    """
+    # pinned: new rules or checks must not fail CI
+    session.install(
+        "ruff==0.17.6", "mypy==1.19.1", "numpy>=1.26", "array-api-compat>=1.11"
+    )
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
 
 
 _SDIST_CHECK = """

@@ -477,7 +477,7 @@ class S2NN:
         )
 
     def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
+        if type(other) is not type(self) or not isinstance(other, S2NN):
             return NotImplemented
         same = all(
             _same(getattr(self, name), getattr(other, name))

@@ -15,8 +15,8 @@ traffic floor on an H200):
 
 :func:`s2nn_xp.forward`, :func:`~s2nn_xp.origin`, :func:`~s2nn_xp.gradient`,
 :func:`~s2nn_xp.s2nn` and :func:`~s2nn_xp.vjp` call these functions for CuPy
-arrays (see :data:`DISPATCHED`); importing this module directly also gives
-``out=`` arrays for preallocated buffers.
+arrays (the backend registry, :mod:`s2nn_xp._backends`, says so); importing
+this module directly also gives ``out=`` arrays for preallocated buffers.
 
 Every function takes CuPy arrays of any shape (0-d and empty too) and
 layout (non-contiguous views too) and keeps their shape and dtype: float16
@@ -99,7 +99,6 @@ except ImportError as exc:
     raise ImportError(msg) from exc
 
 __all__ = [
-    "DISPATCHED",
     "forward",
     "forward_and_gradient",
     "gradient",
@@ -107,9 +106,6 @@ __all__ = [
     "s2nn",
     "vjp",
 ]
-
-DISPATCHED = ("forward", "origin", "gradient", "s2nn", "vjp")
-"""Public functions of :mod:`s2nn_xp` this adapter implements for CuPy arrays."""
 
 ArrayLike = Any
 """A CuPy array, or a Python number or (nested) list of numbers."""

@@ -52,7 +52,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeAlias
 
 import array_api_compat.torch as _xp
 import torch
@@ -78,10 +78,7 @@ from ._validation import (
 
 __all__ = ["S2NN", "forward", "gradient", "origin", "s2nn", "vjp"]
 
-DISPATCHED = ("forward", "origin", "gradient", "s2nn", "vjp")
-"""Public functions of :mod:`s2nn_xp` this adapter implements for tensors."""
-
-Parameter = float | torch.Tensor
+Parameter: TypeAlias = "float | torch.Tensor"
 """A positive Python number, or a tensor broadcasting to ``x`` (per neuron)."""
 
 _PARAMETER_NAMES = ("alpha", "beta", "epsilon")
@@ -275,7 +272,10 @@ def _gradient_vjp(
         if cotangent_block is not None:
             cotangent_block = cotangent_block.to(compute_dtype)
         if plain:  # nothing differentiates the gradient: the eager kernel
-            grad = _torch_eager.gradient(x_block, alpha, beta, cotangent_block)  # type: ignore[arg-type]
+            # plain means Python-number parameters
+            grad = _torch_eager.gradient(
+                x_block, float(alpha), float(beta), cotangent_block
+            )
             return grad.to(x.dtype) if out is None else out.copy_(grad)
         in_place = _may_update(x_block, alpha, beta, cotangent_block)
         grad = _math.gradient(_xp, x_block, alpha, beta, in_place=in_place)
