@@ -3,10 +3,10 @@
 The rule, for every public function: if ``x`` is an array of a backend whose
 registry record (:mod:`s2nn_xp._backends`) lists the function in
 ``implements``, call that adapter's function of the same name; otherwise the
-caller runs the array-API math. Adapters implement ``s2nn`` for autodiff
-frameworks (to attach the surrogate derivatives), and ``forward``,
-``origin``, ``gradient`` and ``vjp`` where they have fused kernels. An
-adapter is imported only when an array of its library arrives.
+caller runs the array-API math. An autodiff framework's adapter implements
+``s2nn`` to attach the surrogate derivatives; an adapter implements the other
+public functions where it computes them its own way (compiled, or fused
+kernels). An adapter is imported only when an array of its library arrives.
 """
 
 from __future__ import annotations
@@ -16,16 +16,9 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from ._backends import BACKENDS, of_array
+from ._backends import of_array
 
 __all__ = ["adapter_for", "implementation"]
-
-# (is an array of the library, adapter module), as the registry says.
-_ADAPTERS: tuple[tuple[Callable[[Any], bool], str], ...] = tuple(
-    (b.is_array, b.adapter)
-    for b in BACKENDS.values()
-    if b.adapter is not None and b.is_array is not None
-)
 
 _loaded: dict[str, ModuleType] = {}
 
