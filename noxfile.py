@@ -227,8 +227,9 @@ def cupy(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the documentation (warnings are errors) and run its examples."""
     session.install(TORCH)
-    # sphinx-mathjax-offline: MathJax served with the site, no network needed.
-    session.install("-e", ".[docs,jax,dask]", "sphinx-mathjax-offline==0.0.2")
+    # The docs extra brings sphinx-mathjax-offline: MathJax served with the
+    # site, no network needed.
+    session.install("-e", ".[docs,jax,dask]")
     # The performance page's figures are drawn by this module, for any case.
     session.run("python", "-m", "doctest", "docs/_ext/bench_figure.py")
     build = ("sphinx-build", "-W", "--keep-going", "-q", "docs")
