@@ -221,10 +221,6 @@ class Backend:
         top_level = importlib.import_module(self.module.partition(".")[0])
         return str(getattr(top_level, "__version__", "unknown"))
 
-    def dispatched(self) -> tuple[str, ...]:
-        """The public functions the adapter implements (:attr:`implements`)."""
-        return self.implements
-
     def devices(self) -> list[str]:
         """The devices arrays of this backend can live on here."""
         return self.find_devices()

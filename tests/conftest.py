@@ -18,14 +18,7 @@ import sys
 import pytest
 
 from s2nn_xp._backends import Capability, get
-from tests._support import (  # the names other test modules import from here
-    backend_of,
-    load_backend,
-    require,
-    selected_backends,
-)
-
-__all__ = ["load_backend", "require", "selected_backends"]
+from tests._support import backend_of, load_backend, selected_backends
 
 
 def _marker(capability: Capability) -> str:

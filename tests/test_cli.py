@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from s2nn_xp import _backends, _cli
-from tests.conftest import load_backend, selected_backends
+from tests._support import load_backend, selected_backends
 
 # No module-level backend: NumPy is always installed, and each session runs the
 # generic tests plus those of its own backend (optional_backend).

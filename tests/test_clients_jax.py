@@ -1,9 +1,10 @@
 """``s2nn_xp`` as the spike function of the JAX SNN libraries users have.
 
 braintools' ``surrogate.S2NN`` is the JAX anchor: the same spikes and first
-derivative, and (unlike it) the SPEC second derivative. brainstate networks and
-brainpy's ``state.LIF`` take the function as ``spk_fun``; a few steps of a
-network through them must give finite, nonzero gradients. Each library's tests
+derivative, and (unlike it) the Definition page's second derivative.
+brainstate networks and brainpy's ``state.LIF`` take the function as
+``spk_fun``; a few steps of a network through them must give finite, nonzero
+gradients. Each library's tests
 are skipped where it is not installed (``nox -s clients`` installs them).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import require
+from tests._support import require
 
 require("jax")
 
@@ -46,7 +47,7 @@ def test_first_derivative_agrees_with_braintools_and_the_second_does_not():
     np.testing.assert_allclose(
         grad_x(ours)(x), grad_x(theirs)(x), rtol=4e-6, atol=1e-30
     )
-    # braintools' second derivative is 0; SPEC's is d gradient / dx.
+    # braintools' second derivative is 0; the Definition page's is d gradient / dx.
     assert not np.asarray(grad_x(theirs, 2)(x)).any()
     want = reference(ref_dgradient_dx, GRID.astype(np.float64))
     np.testing.assert_allclose(grad_x(ours, 2)(x), want, rtol=1e-4, atol=1e-5)

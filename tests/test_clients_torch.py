@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import require
+from tests._support import require
 
 torch = require("torch")
 

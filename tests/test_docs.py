@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import load_backend, selected_backends
+from tests._support import load_backend, selected_backends
 
 ROOT = Path(__file__).resolve().parents[1]
 

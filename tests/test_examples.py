@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import selected_backends
+from tests._support import selected_backends
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_digits.py"
 FRAMEWORKS = [f for f in ("torch", "jax") if f in selected_backends()]

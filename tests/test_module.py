@@ -12,7 +12,7 @@ import warnings
 
 import pytest
 
-from tests.conftest import require
+from tests._support import require
 
 torch = require("torch")
 

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import require
+from tests._support import require
 
 require("jax")
 

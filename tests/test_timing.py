@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from s2nn_xp import _timing
-from tests.conftest import load_backend, selected_backends
+from tests._support import load_backend, selected_backends
 
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 

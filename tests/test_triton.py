@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import require
+from tests._support import require
 
 torch = require("torch")
 triton = pytest.importorskip("triton", reason="Triton is not installed")

@@ -1,7 +1,7 @@
 """Directives that generate documentation from the code and from data.
 
 ``.. backend-table::`` is the capability table: its rows come from
-:data:`s2nn_xp._backends.BACKENDS` and each adapter's ``DISPATCHED`` tuple, so
+:data:`s2nn_xp._backends.BACKENDS` (each record's ``implements``), so
 the page cannot drift from what the package does. ``.. bench-table:: FILE``
 prints the records of an ``s2nn-xp bench --json`` file, one table per backend,
 and ``.. bench-command:: FILE`` the command that writes such a file again.
@@ -40,7 +40,7 @@ def rows() -> list[tuple[str, ...]]:
             ", ".join(b.dtypes),
             ", ".join(kind.upper() for kind in b.device_kinds),
             b.fused,
-            ", ".join(b.dispatched()) or "- (array-API math)",
+            ", ".join(b.implements) or "- (array-API math)",
         )
         for b in BACKENDS.values()
     ]
