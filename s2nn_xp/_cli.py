@@ -11,6 +11,7 @@ import contextlib
 import functools
 import importlib
 import json
+import math
 import os
 import re
 import sys
@@ -410,6 +411,10 @@ def torch_round_trip(
     return result, grads if parameters else grads[0]
 
 
+# Samples per batch in the learnable rows (their neurons: the size / 64).
+LEARNABLE_BATCH = 64
+
+
 def _learnable_round_trip(backend: Backend, inputs: Inputs) -> Callable[[], Any]:
     """Forward and backward with per-neuron alpha and beta that learn.
 
@@ -419,9 +424,14 @@ def _learnable_round_trip(backend: Backend, inputs: Inputs) -> Callable[[], Any]
     """
     import s2nn_xp
 
-    x, cotangent = inputs.x, inputs.cotangent
-    xp = array_namespace(x)
-    alpha, beta = xp.full_like(x, 4.0), xp.full_like(x, 1.0)
+    xp = array_namespace(inputs.x)
+    # A batch of 64 samples of n / 64 neurons, each neuron with its own alpha
+    # and beta (as a layer holds them), whose gradients sum over the batch.
+    size = math.prod(inputs.x.shape)
+    shape = (LEARNABLE_BATCH, -1) if size % LEARNABLE_BATCH == 0 else (1, -1)
+    x = xp.reshape(inputs.x, shape)
+    cotangent = xp.reshape(inputs.cotangent, shape)
+    alpha, beta = xp.full_like(x[0], 4.0), xp.full_like(x[0], 1.0)
     if backend.name == "jax":
         import jax
 
