@@ -850,7 +850,8 @@ def test_bench_learnable_cases_compute_every_gradient():
         x = _cli.bench_input(backend, np.linspace(-3.0, 3.0, 61), "float64")
         inputs = _cli.Inputs(x, x * 0 + 2)
         spike, grads = _cli._learnable_round_trip(backend, inputs)()
-        grads = [backend.to_numpy(g) for g in grads]
+        # 61 values are one sample of 61 neurons (not a multiple of the batch)
+        grads = [np.ravel(backend.to_numpy(g)) for g in grads]
         x_np = np.linspace(-3.0, 3.0, 61)
         import s2nn_xp
 
@@ -858,7 +859,7 @@ def test_bench_learnable_cases_compute_every_gradient():
         np.testing.assert_allclose(grads[0], 2 * s2nn_xp.gradient(x_np), rtol=1e-6)
         d_beta = np.where(x_np >= 0, 2 * np.log1p(np.abs(x_np) + 1e-8), 0.0)
         np.testing.assert_allclose(grads[2], d_beta, rtol=1e-6, atol=1e-300)
-        np.testing.assert_array_equal(backend.to_numpy(spike), x_np >= 0)
+        np.testing.assert_array_equal(np.ravel(backend.to_numpy(spike)), x_np >= 0)
 
 
 def test_bench_jax_compiles_the_floors_and_forward_backward(monkeypatch):
