@@ -332,7 +332,35 @@ def _backward_with_parameters(
 
     Each parameter's is ``d origin / d parameter * cotangent`` summed to the
     parameter's shape; ``x``'s is the surrogate gradient times the cotangent.
+    Large CPU inputs whose parameters are shared along the first axis (per
+    neuron, over a batch) are taken a few rows at a time, so that the
+    temporaries of the partials stay in cache and the sums accumulate.
     """
+    rows = _row_block(x, parameters, cotangent)
+    if not rows:
+        return _cotangents(cotangent, x, parameters, needs)
+    grads: dict[str, torch.Tensor | None] = {
+        "x": torch.empty_like(x) if needs["x"] else None
+    }
+    for start in range(0, x.shape[0], rows):
+        part = slice(start, start + rows)
+        block = _cotangents(cotangent[part], x[part], parameters, needs)
+        if needs["x"]:
+            grads["x"][part] = block["x"]  # type: ignore[index]
+        for name in ("alpha", "beta"):
+            if block[name] is not None:
+                total = grads.get(name)
+                grads[name] = block[name] if total is None else total + block[name]
+    return {"alpha": None, "beta": None, **grads}
+
+
+def _cotangents(
+    cotangent: torch.Tensor,
+    x: torch.Tensor,
+    parameters: dict[str, Parameter],
+    needs: dict[str, bool],
+) -> dict[str, torch.Tensor | None]:
+    """:func:`_backward_with_parameters` of one piece of ``x``."""
     grad, d_alpha, d_beta = _partials(x, parameters, cotangent)
     cotangent = cotangent.to(grad.dtype)
     return {
@@ -344,6 +372,31 @@ def _backward_with_parameters(
         if needs["beta"]
         else None,
     }
+
+
+def _row_block(
+    x: torch.Tensor, parameters: dict[str, Parameter], cotangent: torch.Tensor
+) -> int:
+    """Rows of ``x`` per piece where the row-by-row backward applies, else 0.
+
+    Where nothing records the backward (no ``create_graph``), on the CPU, for
+    an ``x`` of at least two blocks' bytes and a cotangent of its shape, with
+    tensor parameters that are the same for every row (first axis 1 or
+    absent once aligned with ``x``).
+    """
+    if x.device.type != "cpu" or x.ndim < 2 or cotangent.shape != x.shape:
+        return 0
+    compute_bytes = _compute_dtype(x.dtype).itemsize
+    if x.numel() * compute_bytes < 2 * _CPU_BLOCK_BYTES:
+        return 0
+    for value in parameters.values():
+        if isinstance(value, torch.Tensor) and value.ndim == x.ndim:
+            if value.shape[0] != 1:
+                return 0
+    if not _may_update(x, *parameters.values(), cotangent):
+        return 0
+    row_bytes = x[0].numel() * compute_bytes
+    return max(1, _CPU_BLOCK_BYTES // row_bytes)
 
 
 def _parameter_jvp(

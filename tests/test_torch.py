@@ -825,3 +825,32 @@ def test_no_warnings_in_a_training_step():
         x = torch.randn(5, 2, requires_grad=True)
         module(x).sum().backward()
         repr(module)
+
+
+@pytest.mark.parametrize("shape", [(64, 8192), (3, 64, 4096)])
+def test_learnable_backward_row_by_row_is_the_whole_array_result(monkeypatch, shape):
+    """Large CPU inputs with per-neuron parameters: pieces of rows, same sums."""
+    x = torch.randn(shape, dtype=torch.float64) * 3
+    cotangent = torch.randn(shape, dtype=torch.float64)
+    alpha = torch.linspace(1.0, 6.0, shape[-1], dtype=torch.float64)
+    beta = torch.linspace(0.5, 2.0, shape[-1], dtype=torch.float64)
+
+    def grads():
+        leaf = x.clone().requires_grad_(True)
+        a, b = alpha.clone().requires_grad_(True), beta.clone().requires_grad_(True)
+        return torch.autograd.grad(s2nn(leaf, a, b), (leaf, a, b), cotangent)
+
+    calls = []
+    original = s2nn_xp.torch._cotangents
+    monkeypatch.setattr(
+        s2nn_xp.torch,
+        "_cotangents",
+        lambda *args: calls.append(1) or original(*args),
+    )
+    pieces = grads()
+    assert len(calls) > 1  # taken a few rows at a time
+    monkeypatch.setattr(s2nn_xp.torch, "_CPU_BLOCK_BYTES", 1 << 62)
+    whole = grads()
+    torch.testing.assert_close(pieces[0], whole[0], rtol=0, atol=0)
+    torch.testing.assert_close(pieces[1], whole[1], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(pieces[2], whole[2], rtol=1e-12, atol=1e-12)
