@@ -390,9 +390,9 @@ def _row_block(
     if x.numel() * compute_bytes < 2 * _CPU_BLOCK_BYTES:
         return 0
     for value in parameters.values():
-        if isinstance(value, torch.Tensor) and value.ndim == x.ndim:
-            if value.shape[0] != 1:
-                return 0
+        full = isinstance(value, torch.Tensor) and value.ndim == x.ndim
+        if full and value.shape[0] != 1:  # type: ignore[union-attr]
+            return 0
     if not _may_update(x, *parameters.values(), cotangent):
         return 0
     row_bytes = x[0].numel() * compute_bytes
