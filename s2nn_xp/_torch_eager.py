@@ -21,10 +21,9 @@ import torch
 
 __all__ = ["gradient", "spike"]
 
-# The guards of _math: the sigmoid branch's input is clipped to
-# [max(-1000 / alpha, -largest), 0] and the tail's to [-0.5, inf).
+# The guard of _math's sigmoid branch: its input is clipped to
+# [max(-1000 / alpha, -largest), 0].
 _EXP_FLOOR = -1000.0
-_RIGHT_BRANCH_FLOOR = -0.5
 
 
 def gradient(
@@ -45,7 +44,10 @@ def gradient(
     e = torch.clamp(x, lowest, 0.0).mul_(alpha).exp_()
     denominator = torch.add(e, 2.0).mul_(e).add_(1.0)
     bell = e.mul_(alpha).div_(denominator)
-    tail = torch.clamp(x, min=_RIGHT_BRANCH_FLOOR).add_(1.0)
+    # The tail's input clipped at 0, not _math's -0.5: the same values where
+    # it is selected (x >= 0), and no overflow of beta / 0.5 for a beta near
+    # the dtype's largest where it is not (lerp would carry inf * 0 = NaN).
+    tail = torch.clamp(x, min=0.0).add_(1.0)
     tail = torch.div(beta, tail) if beta != 1.0 else tail.reciprocal_()
     # lerp is exact at weights 0 and 1 for finite ends (the guards' promise)
     # and NaN for a NaN weight: the blend of _math in one operation.

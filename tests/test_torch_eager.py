@@ -28,7 +28,8 @@ def _same(a, b):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(
-    ("alpha", "beta"), [(4.0, 1.0), (2.5, 0.75), (1e-37, 3.0), (1e4, 1.0)]
+    ("alpha", "beta"),
+    [(4.0, 1.0), (2.5, 0.75), (1e-37, 3.0), (1e4, 1.0), (4.0, 3.4e38), (3.4e38, 1.0)],
 )
 def test_gradient_is_the_math_bit_for_bit(dtype, alpha, beta):
     x = torch.asarray(X).to(dtype)
