@@ -99,6 +99,10 @@ def _surrogate_jvp(
         terms.append(_math.gradient(jnp, x, alpha, beta, in_place=False) * x_dot)
     elif moving:  # parameters move: all partials from one pass
         partials = _math.partials(jnp, x, alpha, beta, epsilon, in_place=False)
+        # Computed once, not once per output: XLA would fuse the partials
+        # into each consumer (the x term and each parameter's sum over the
+        # broadcast axes), repeating exp and log1p in every one.
+        partials = jax.lax.optimization_barrier(partials)
         partial = dict(zip(("x", "alpha", "beta"), partials, strict=True))
         terms.extend(partial[name] * dot for name, dot in moving.items())
     if not terms:
