@@ -148,6 +148,9 @@ class Backend:
     compile_function
         Compiles a function the way the library's users run it (``jax.jit``),
         or None where the functions run eagerly.
+    flushes_subnormals
+        Whether the library computes subnormal numbers as zero (XLA does), so
+        that a negative subnormal ``x`` spikes (the docs' Definition page).
     take_gradient
         The gradient of ``sum(s2nn(x, alpha, beta))`` by the library's own
         autodiff, ``(x, alpha, beta) -> gradient``.
@@ -167,6 +170,7 @@ class Backend:
     adapter: str | None = None
     implements: tuple[str, ...] = ()
     device_kinds: tuple[str, ...] = ("cpu",)
+    flushes_subnormals: bool = False
     load_module: Callable[[str], ModuleType] = importlib.import_module
     find_devices: Callable[[], list[str]] = _cpu_only
     enable_float64: Callable[[], None] = _nothing_to_enable
@@ -472,6 +476,7 @@ BACKENDS: dict[str, Backend] = {
             adapter="s2nn_xp.jax",
             implements=("forward", "origin", "gradient", "s2nn", "vjp"),
             device_kinds=("cpu", "gpu", "tpu"),
+            flushes_subnormals=True,
             find_devices=_jax_devices,
             enable_float64=_jax_enable_float64,
             as_numpy=_jax_to_numpy,
