@@ -291,3 +291,20 @@ PUBLIC_CALLS: dict[str, tuple[tuple[float, ...], dict[str, bool]]] = {
 }
 """Each public function's arguments after ``x`` (all non-default), for
 checking that a call reaches an adapter unchanged."""
+
+
+def count_calls(monkeypatch, module, names) -> dict[str, int]:
+    """Count the calls of ``module.<name>`` for each name (replaced for the test).
+
+    Traces, for functions that JAX or Dynamo trace; calls, for eager code.
+    """
+    counts = dict.fromkeys(names, 0)
+    for name in names:
+        original = getattr(module, name)
+
+        def counting(*args, _name=name, _original=original, **kwargs):
+            counts[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counting)
+    return counts

@@ -40,6 +40,7 @@ from s2nn_xp.jax import s2nn  # noqa: E402
 from tests._support import (  # noqa: E402
     COTANGENT,
     GRID,
+    count_calls,
     ref_forward,
     ref_gradient,
     ref_origin,
@@ -80,15 +81,7 @@ def test_module_contract():
 
 def test_public_functions_are_compiled_once_for_every_number(monkeypatch):
     """forward, origin, gradient and vjp run compiled; new numbers reuse it."""
-    traces = {"forward": 0, "origin": 0, "gradient": 0}
-    for name in traces:
-        original = getattr(s2nn_xp._math, name)
-
-        def counting(*args, _name=name, _original=original, **kwargs):
-            traces[_name] += 1
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(s2nn_xp._math, name, counting)
+    traces = count_calls(monkeypatch, s2nn_xp._math, ("forward", "origin", "gradient"))
     x = jnp.asarray(GRID[:37])
     for alpha in (1.0, 2.0, 3.5):
         s2nn_xp.forward(x)
@@ -176,15 +169,9 @@ def test_nan_in_gives_nan_out_in_forward_mode_under_jit():
 
 
 def test_no_recompilation_when_parameter_values_change(monkeypatch):
-    traces = {"forward": 0, "gradient": 0, "partials": 0}
-    for name in traces:
-        original = getattr(s2nn_xp._math, name)
-
-        def counting(*args, _name=name, _original=original, **kwargs):
-            traces[_name] += 1
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(s2nn_xp._math, name, counting)
+    traces = count_calls(
+        monkeypatch, s2nn_xp._math, ("forward", "gradient", "partials")
+    )
     x = jnp.asarray(GRID[:37])
 
     # Eager calls: Python-number parameters are traced, not baked in; arrays

@@ -41,6 +41,7 @@ from s2nn_xp.torch import S2NN, s2nn  # noqa: E402
 from tests._support import (  # noqa: E402
     GRID,
     SPECIAL_X,
+    count_calls,
     ref_dgradient_dx,
     ref_dorigin_dalpha,
     ref_dorigin_dbeta,
@@ -279,21 +280,14 @@ def test_python_numbers_and_epsilon_are_no_inputs_of_the_graph():
 
 def test_parameter_derivatives_only_where_needed(monkeypatch):
     """Constant parameters (numbers, tensors without grad) cost no derivative."""
-    calls = {"vjp": 0}
-    original = s2nn_xp.torch._backward_with_parameters
-
-    def counting(*args, **kwargs):
-        calls["vjp"] += 1
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(s2nn_xp.torch, "_backward_with_parameters", counting)
+    calls = count_calls(monkeypatch, s2nn_xp.torch, ("_backward_with_parameters",))
     x = tensor(GRID, requires_grad=True)
     for alpha in (4.0, torch.tensor(4.0, dtype=torch.float64)):
         torch.autograd.grad(s2nn(x, alpha).sum(), x)
-    assert calls["vjp"] == 0
+    assert calls["_backward_with_parameters"] == 0
     alpha = torch.tensor(4.0, dtype=torch.float64, requires_grad=True)
     torch.autograd.grad(s2nn(x.detach(), alpha).sum(), alpha)
-    assert calls["vjp"] == 1
+    assert calls["_backward_with_parameters"] == 1
 
 
 # --- memory: what the backward keeps, what a forward computes ---------------------
@@ -324,23 +318,23 @@ def test_backward_saves_exactly_x(dtype):
 
 
 def test_forward_computes_no_gradient(monkeypatch):
-    calls = {"gradient": 0}
-    for module in (s2nn_xp._math, s2nn_xp._torch_eager):  # the math, its kernel
-        original = module.gradient
+    # the math, and its eager kernel
+    counts = [
+        count_calls(monkeypatch, module, ("gradient",))
+        for module in (s2nn_xp._math, s2nn_xp._torch_eager)
+    ]
 
-        def counting(*args, _original=original, **kwargs):
-            calls["gradient"] += 1
-            return _original(*args, **kwargs)
+    def calls():
+        return sum(c["gradient"] for c in counts)
 
-        monkeypatch.setattr(module, "gradient", counting)
     x = torch.randn(1000, requires_grad=True)
     with torch.no_grad():
         s2nn(x)
     s2nn(x.detach())
     y = s2nn(x)
-    assert calls["gradient"] == 0
+    assert calls() == 0
     y.sum().backward()
-    assert calls["gradient"] == 1
+    assert calls() == 1
 
 
 # --- dtypes, layouts, devices -----------------------------------------------------
@@ -450,15 +444,7 @@ def test_cuda_eager_runs_one_fused_kernel_each_way(monkeypatch):
     kernels = pytest.importorskip("s2nn_xp._triton")
     if not kernels.AVAILABLE:
         pytest.skip("Triton is not installed")
-    calls = {"spike": 0, "spike_vjp": 0}
-    for name in calls:
-        original = getattr(kernels, name)
-
-        def counting(*args, _original=original, _name=name, **kwargs):
-            calls[_name] += 1
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(kernels, name, counting)
+    calls = count_calls(monkeypatch, kernels, ("spike", "spike_vjp"))
     x = torch.randn(4, 8, 6, 5, device="cuda").to(memory_format=torch.channels_last)
     x.requires_grad_(True)
     y = s2nn(x)
@@ -840,15 +826,9 @@ def test_learnable_backward_row_by_row_is_the_whole_array_result(monkeypatch, sh
         a, b = alpha.clone().requires_grad_(True), beta.clone().requires_grad_(True)
         return torch.autograd.grad(s2nn(leaf, a, b), (leaf, a, b), cotangent)
 
-    calls = []
-    original = s2nn_xp.torch._cotangents
-    monkeypatch.setattr(
-        s2nn_xp.torch,
-        "_cotangents",
-        lambda *args: calls.append(1) or original(*args),
-    )
+    calls = count_calls(monkeypatch, s2nn_xp.torch, ("_cotangents",))
     pieces = grads()
-    assert len(calls) > 1  # taken a few rows at a time
+    assert calls["_cotangents"] > 1  # taken a few rows at a time
     monkeypatch.setattr(s2nn_xp.torch, "_CPU_BLOCK_BYTES", 1 << 62)
     whole = grads()
     torch.testing.assert_close(pieces[0], whole[0], rtol=0, atol=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ._support import GRID, SPECIAL_X, require
+from ._support import GRID, SPECIAL_X, count_calls, require
 
 torch = require("torch")
 
@@ -52,17 +52,10 @@ def test_spike_is_the_math_in_every_dtype(dtype):
 
 
 def test_the_adapter_uses_the_kernel_where_nothing_differentiates(monkeypatch):
-    calls = []
-    original = _torch_eager.gradient
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(_torch_eager, "gradient", counting)
+    calls = count_calls(monkeypatch, _torch_eager, ("gradient",))
     x = torch.asarray(GRID, requires_grad=True)
     s2nn_xp.torch.s2nn(x).sum().backward()
-    assert len(calls) == 1  # the first-order backward
+    assert calls["gradient"] == 1  # the first-order backward
     (grad,) = torch.autograd.grad(s2nn_xp.torch.s2nn(x).sum(), x, create_graph=True)
-    assert len(calls) == 1  # double backward differentiates _math instead
+    assert calls["gradient"] == 1  # double backward differentiates _math instead
     _same(grad.detach(), x.grad)
