@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.abc
 import sys
+import warnings
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
@@ -90,7 +91,14 @@ class _AfterJaxImport(importlib.abc.MetaPathFinder):
                 raise
             finally:
                 del loader.exec_module  # the loader's own method again
-            register()
+            try:
+                register()
+            except Exception as exc:  # never break the user's import of JAX
+                msg = (
+                    "s2nn_xp.S2NN could not be registered as a JAX pytree "
+                    f"({exc!r}); it still works as a function of arrays"
+                )
+                warnings.warn(msg, RuntimeWarning, stacklevel=2)
 
         loader.exec_module = exec_then_register
         return spec

@@ -46,6 +46,23 @@ def test_registered_whether_jax_is_imported_before_or_after(jax_first):
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_a_failing_registration_never_breaks_the_import_of_jax():
+    code = (
+        "import sys, warnings\n"
+        "import s2nn_xp, s2nn_xp._jax_pytree as p\n"
+        "def broken():\n"
+        "    raise RuntimeError('no pytrees today')\n"
+        "p.register = broken\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import jax\n"
+        "assert 'jax' in sys.modules and jax.numpy.ones(2).sum() == 2.0\n"
+        "(w,) = [w for w in caught if 's2nn_xp' in str(w.message)]\n"
+        "assert 'no pytrees today' in str(w.message), w.message\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_leaves_key_paths_and_static_part():
     epsilon = np.array([1e-8])
     spike = s2nn_xp.S2NN(alpha=ALPHA, beta=2.0, epsilon=epsilon, origin=True)
