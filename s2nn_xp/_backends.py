@@ -50,6 +50,9 @@ class Capability(enum.Enum):
     """float16 arrays (computed in float32, rounded once)."""
     BFLOAT16 = "bfloat16"
     """bfloat16 arrays (computed in float32, rounded once)."""
+    HOST_VALUES = "host_values"
+    """Array values sit in host memory and are never traced: parameter
+    arrays have their values checked like numbers."""
 
 
 # The transforms that compile a function, as the backends name them.
@@ -151,6 +154,9 @@ class Backend:
     flushes_subnormals
         Whether the library computes subnormal numbers as zero (XLA does), so
         that a negative subnormal ``x`` spikes (the docs' Definition page).
+    values_on_host
+        Whether its arrays' values sit in host memory, never traced, so that
+        parameter values are checked like numbers (read with ``as_numpy``).
     take_gradient
         The gradient of ``sum(s2nn(x, alpha, beta))`` by the library's own
         autodiff, ``(x, alpha, beta) -> gradient``.
@@ -171,6 +177,7 @@ class Backend:
     implements: tuple[str, ...] = ()
     device_kinds: tuple[str, ...] = ("cpu",)
     flushes_subnormals: bool = False
+    values_on_host: bool = False
     load_module: Callable[[str], ModuleType] = importlib.import_module
     find_devices: Callable[[], list[str]] = _cpu_only
     enable_float64: Callable[[], None] = _nothing_to_enable
@@ -190,6 +197,8 @@ class Backend:
     def capabilities(self) -> frozenset[Capability]:
         """What the backend can do, derived from its transforms and dtypes."""
         found = {c for c in Capability if c.value in self.dtypes}
+        if self.values_on_host:
+            found.add(Capability.HOST_VALUES)
         if self.transforms:
             found.add(Capability.AUTODIFF)
         if _COMPILING_TRANSFORMS.intersection(self.transforms):
@@ -434,6 +443,8 @@ BACKENDS: dict[str, Backend] = {
             "numpy",
             ("numpy",),
             _compat.is_numpy_namespace,
+            is_array=_compat.is_numpy_array,  # subclasses defined elsewhere too
+            values_on_host=True,
         ),
         Backend(
             "array_api_strict",
@@ -441,6 +452,7 @@ BACKENDS: dict[str, Backend] = {
             ("array_api_strict",),
             _compat.is_array_api_strict_namespace,
             dtypes=("float32", "float64"),
+            values_on_host=True,
             as_numpy=_strict_to_numpy,
         ),
         Backend(

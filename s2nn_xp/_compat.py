@@ -21,6 +21,7 @@ from array_api_compat import (
     is_dask_namespace,
     is_jax_array,
     is_jax_namespace,
+    is_numpy_array,
     is_numpy_namespace,
     is_torch_array,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "is_dask_namespace",
     "is_jax_array",
     "is_jax_namespace",
+    "is_numpy_array",
     "is_numpy_namespace",
     "is_torch_array",
     "is_torch_namespace",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from . import _compat
+from . import _backends, _compat
 
 __all__ = [
     "BOUNDS",
@@ -210,21 +210,21 @@ def mixed_libraries(x: Any, name: str, value: Any) -> TypeError:
 def _host_view(value: Any) -> Any:
     """A NumPy view of an array whose values sit in host memory, else None.
 
-    NumPy arrays of any subclass and array-api-strict arrays: their values can
-    be checked without waiting for a device or meeting a tracer.
+    The registry says which libraries' values do (NumPy, with every subclass,
+    and array-api-strict): they can be checked without waiting for a device
+    or meeting a tracer.
     """
-    numpy = sys.modules.get("numpy")
-    if numpy is None:
+    if isinstance(value, (list, tuple, numbers.Number)):
         return None
-    if isinstance(value, (numpy.ndarray, numpy.generic)):
-        return value
-    if _is_strict_array(value):
-        return numpy.from_dlpack(value)
-    return None
+    backend = _backends.of_array(value)
+    if backend is None or not backend.values_on_host:
+        return None
+    return backend.as_numpy(value)
 
 
-def _is_strict_array(value: Any) -> bool:
-    return type(value).__module__.startswith("array_api_strict")
+def _is_numpy(value: Any) -> bool:
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic))
 
 
 def host_values(name: str, value: Any) -> Any:
@@ -299,8 +299,8 @@ def validate_parameter(name: str, value: Any) -> Any:
         return host_values(name, value)
     if _host_view(value) is not None:
         values = host_values(name, value)
-        # NumPy data goes to x's library; array-api-strict arrays stay theirs.
-        return value if _is_strict_array(value) else values
+        # NumPy data goes to x's library; other libraries' arrays stay theirs.
+        return values if _is_numpy(value) else value
     if _compat.is_array_api_obj(value):
         return value
     msg = f"{name} must be a real number or an array, not {describe(value)}"
