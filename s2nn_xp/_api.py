@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Iterable
 from types import ModuleType
@@ -118,7 +119,7 @@ def origin(
     if kernel is not None:
         return kernel(x, alpha, beta, epsilon)
     p = prepare(x, xp=xp, alpha=alpha, beta=beta, epsilon=epsilon)
-    return _evaluate(p, _math.origin)
+    return _evaluate(p, functools.partial(_math.origin, **p.params))
 
 
 def gradient(
@@ -161,7 +162,7 @@ def gradient(
     if kernel is not None:
         return kernel(x, alpha, beta)
     p = prepare(x, xp=xp, alpha=alpha, beta=beta)
-    return _evaluate(p, _math.gradient)
+    return _evaluate(p, functools.partial(_math.gradient, **p.params))
 
 
 def s2nn(
@@ -217,7 +218,7 @@ def s2nn(
 def _primal(p: Prepared, with_origin: bool) -> Array:
     """The spike or the origin function of prepared arguments, finished."""
     if with_origin:
-        return _evaluate(p, _math.origin)
+        return _evaluate(p, functools.partial(_math.origin, **p.params))
     return _evaluate(p, _math.forward)
 
 
@@ -228,21 +229,20 @@ _BLOCK_BYTES = 1 << 20
 
 
 def _evaluate(p: Prepared, function: Callable[..., Array], *inputs: Array) -> Array:
-    """``function(xp, *inputs, **parameters, in_place=True)``, finished.
+    """``function(xp, *inputs, in_place=True)``, finished; ``inputs`` default to x.
 
-    The libraries that reach the array-API path have no autodiff system
-    (those that do have adapters), so temporaries may be updated in place.
-    ``inputs`` default to ``(x,)`` with ``x``'s parameters; ``forward`` takes
-    none. Large C-contiguous NumPy inputs with number parameters are computed
-    block by block into the result, each block's temporaries in cache.
+    ``function`` has its parameters bound. The libraries that reach the
+    array-API path have no autodiff system (those that do have adapters), so
+    temporaries may be updated in place. Large C-contiguous NumPy inputs with
+    number parameters are computed block by block into the result, each
+    block's temporaries in cache.
     """
     xp = p.xp
-    params = {} if function is _math.forward else _parameters_of(function, p)
     inputs = inputs or (p.x,)
-    block = _block_size(p, params, inputs)
+    block = _block_size(p, inputs)
     with _compat.quiet_floating_point(xp):
         if not block:
-            return finish(function(xp, *inputs, **params, in_place=True), p)
+            return finish(function(xp, *inputs, in_place=True), p)
         import numpy as np
 
         out = np.empty(p.x.shape, dtype=p.dtype)
@@ -251,25 +251,18 @@ def _evaluate(p: Prepared, function: Callable[..., Array], *inputs: Array) -> Ar
         for start in range(0, flat_out.size, block):
             part = slice(start, start + block)
             blocks = [a[part] for a in flat_inputs]
-            flat_out[part] = function(xp, *blocks, **params, in_place=True)
+            flat_out[part] = function(xp, *blocks, in_place=True)
         return finish(out, p)
 
 
-def _parameters_of(function: Callable[..., Array], p: Prepared) -> dict[str, Any]:
-    """The prepared parameters ``function`` takes (gradient has no epsilon)."""
-    if function is _math.gradient or function is _pullback:
-        return {"alpha": p.params["alpha"], "beta": p.params["beta"]}
-    return p.params
-
-
-def _block_size(p: Prepared, params: dict[str, Any], inputs: tuple[Array, ...]) -> int:
+def _block_size(p: Prepared, inputs: tuple[Array, ...]) -> int:
     """Elements per block where the block-by-block path applies, else 0."""
     if not _compat.is_numpy_namespace(p.xp) or p.mask is not None:
         return 0
     block = _BLOCK_BYTES // p.x.dtype.itemsize
     usable = (
         p.x.size >= 2 * block
-        and all(isinstance(v, float) for v in params.values())
+        and all(isinstance(v, float) for v in p.params.values())
         and all(a.shape == p.x.shape and a.flags.c_contiguous for a in inputs)
     )
     return block if usable else 0
@@ -343,7 +336,10 @@ def vjp(
         cotangent = prepare_cotangent(p, cotangent)
         if tuple(cotangent.shape) != tuple(p.x.shape):
             cotangent = p.xp.broadcast_to(cotangent, p.x.shape)
-        return _evaluate(p, _pullback, p.x, cotangent)
+        gradient_times = functools.partial(
+            _pullback, alpha=p.params["alpha"], beta=p.params["beta"]
+        )
+        return _evaluate(p, gradient_times, p.x, cotangent)
 
     return y, pullback
 

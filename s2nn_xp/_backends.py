@@ -94,6 +94,8 @@ def _vjp_round_trip() -> Callable[[Any, Any], Any]:
 
 _PULLBACK = "s2nn_xp.vjp (explicit pullback)"
 _NUMPY_DTYPES = ("float16", "float32", "float64")
+# The public functions an adapter implements when it implements them all.
+_EVERY_FUNCTION = ("forward", "origin", "gradient", "s2nn", "vjp")
 
 
 @dataclass(frozen=True)
@@ -486,7 +488,7 @@ BACKENDS: dict[str, Backend] = {
             dtypes=("float16", "bfloat16", "float32", "float64"),
             fused="no (XLA fuses the math under jit)",
             adapter="s2nn_xp.jax",
-            implements=("forward", "origin", "gradient", "s2nn", "vjp"),
+            implements=_EVERY_FUNCTION,
             device_kinds=("cpu", "gpu", "tpu"),
             flushes_subnormals=True,
             find_devices=_jax_devices,
@@ -519,7 +521,7 @@ BACKENDS: dict[str, Backend] = {
             dtypes=("float16", "bfloat16", "float32", "float64"),
             fused="CUDA tensors in eager mode (Triton)",
             adapter="s2nn_xp.torch",
-            implements=("forward", "origin", "gradient", "s2nn", "vjp"),
+            implements=_EVERY_FUNCTION,
             device_kinds=("cpu", "cuda"),
             find_devices=_torch_devices,
             from_numpy=_torch_from_numpy,
@@ -536,7 +538,7 @@ BACKENDS: dict[str, Backend] = {
             is_array=_compat.is_cupy_array,
             fused="always (CuPy kernels)",
             adapter="s2nn_xp.cupy",
-            implements=("forward", "origin", "gradient", "s2nn", "vjp"),
+            implements=_EVERY_FUNCTION,
             device_kinds=("cuda",),
             find_devices=_cupy_devices,
             as_numpy=_cupy_to_numpy,

@@ -83,18 +83,34 @@ def _step(xp: ModuleType, x: Array, in_place: bool) -> Array:
     return _add(spike, 1.0, in_place)
 
 
-def _sigmoid_exp(xp: ModuleType, x: Array, alpha: Parameter, in_place: bool) -> Array:
-    """``exp(alpha * clip(x, -1000 / alpha, 0))``: the sigmoid branch's exponential.
+def _sigmoid_input(xp: ModuleType, x: Array, alpha: Parameter, in_place: bool) -> Array:
+    """``clip(x, -1000 / alpha, 0)``: the sigmoid branch's guarded input.
 
-    The upper clip keeps ``exp`` from overflowing in the other branch. The
-    lower one changes no value (``exp(-1000)`` is 0 in every float dtype) but
-    keeps derivatives in ``alpha`` finite at ``x = -inf`` and huge ``|x|``
-    (``x**k * 0`` instead of ``inf * 0``).
+    The upper clip keeps ``exp(alpha * x)`` from overflowing in the other
+    branch. The lower one changes no value (``exp(-1000)`` is 0 in every
+    float dtype) but keeps derivatives in ``alpha`` finite at ``x = -inf`` and
+    huge ``|x|`` (``x**k * 0`` instead of ``inf * 0``).
     """
-    low = _exp_floor(xp, x, alpha)
-    guarded = _compat.clip(xp, x, low, 0.0, recorded=not in_place)
-    z = _mul(guarded, alpha, in_place)
-    return xp.exp(z)
+    return _compat.clip(xp, x, _exp_floor(xp, x, alpha), 0.0, recorded=not in_place)
+
+
+def _sigmoid_exp(xp: ModuleType, x: Array, alpha: Parameter, in_place: bool) -> Array:
+    """``exp(alpha * clip(x, -1000 / alpha, 0))``: the sigmoid branch's exponential."""
+    return xp.exp(_mul(_sigmoid_input(xp, x, alpha, in_place), alpha, in_place))
+
+
+def _tail_input(xp: ModuleType, x: Array, in_place: bool) -> Array:
+    """``max(x, -0.5)``: the ``x >= 0`` branch's guarded input (``x + 1 >= 0.5``)."""
+    return _compat.clip(xp, x, _RIGHT_BRANCH_FLOOR, None, recorded=not in_place)
+
+
+def _squared_one_plus(e: Array, in_place: bool) -> Array:
+    """``(1 + e)**2`` written as ``1 + e * (2 + e)``.
+
+    Within 1.25 ulp, where squaring a rounded ``1 + e`` loses up to 1.5 ulp,
+    which took float64 gradients past 2 ulp.
+    """
+    return _add(_mul(e + 2.0, e, in_place), 1.0, in_place)
 
 
 def _exp_floor(xp: ModuleType, x: Array, alpha: Parameter) -> Parameter:
@@ -162,8 +178,7 @@ def origin(
     """
     e = _sigmoid_exp(xp, x, alpha, in_place)
     sigmoid = _div(e, e + 1.0, in_place)  # e / (1 + e), stable since e <= 1
-    tail = _compat.clip(xp, x, _RIGHT_BRANCH_FLOOR, None, recorded=not in_place)
-    tail = xp.log1p(_add(tail, epsilon, in_place))
+    tail = xp.log1p(_add(_tail_input(xp, x, in_place), epsilon, in_place))
     tail = _add(_mul(tail, beta, in_place), 0.5, in_place)
     return _select(_step(xp, x, in_place), sigmoid, tail, None, in_place)
 
@@ -178,13 +193,10 @@ def gradient(
     ``beta / (x + 1)`` where ``x >= 0``.
     """
     e = _sigmoid_exp(xp, x, alpha, in_place)
-    # (1 + e)**2 written as 1 + e * (2 + e): within 1.25 ulp, where squaring a
-    # rounded 1 + e loses up to 1.5 ulp, which took float64 past 2 ulp.
-    denominator = _add(_mul(e + 2.0, e, in_place), 1.0, in_place)
+    denominator = _squared_one_plus(e, in_place)
     bell = _div(_mul(e, alpha, in_place), denominator, in_place)
     del denominator  # free it before the right branch allocates
-    shifted = _compat.clip(xp, x, _RIGHT_BRANCH_FLOOR, None, recorded=not in_place)
-    shifted = _add(shifted, 1.0, in_place)
+    shifted = _add(_tail_input(xp, x, in_place), 1.0, in_place)
     return _select(_step(xp, x, in_place), bell, beta, shifted, in_place)
 
 
@@ -206,10 +218,10 @@ def partials(
     by the step (NaN for NaN, as in :func:`origin`), so that derivatives of
     these formulas are the exact higher derivatives, ties at 0 included.
     """
-    left_x = _compat.clip(xp, x, _exp_floor(xp, x, alpha), 0.0, recorded=not in_place)
-    e = xp.exp(left_x * alpha)
-    denominator = _add(_mul(e + 2.0, e, in_place), 1.0, in_place)
-    right_x = _compat.clip(xp, x, _RIGHT_BRANCH_FLOOR, None, recorded=not in_place)
+    left_x = _sigmoid_input(xp, x, alpha, in_place)
+    e = xp.exp(left_x * alpha)  # left_x is kept: d_alpha needs it
+    denominator = _squared_one_plus(e, in_place)
+    right_x = _tail_input(xp, x, in_place)
     step = _step(xp, x, in_place)
     # Masked by the step as the branches of origin are: at the tie x = 0 the
     # guard min(x, 0) would pass half a derivative in x (torch's minimum).

@@ -246,9 +246,7 @@ def host_values(name: str, value: Any) -> Any:
     except (ValueError, TypeError) as exc:  # ragged nested lists, odd objects
         msg = f"{name} is no rectangular array of numbers: {exc}"
         raise ValueError(msg) from exc
-    if values.dtype.kind not in "fiu":
-        msg = f"{name} must have a real numeric dtype, not {values.dtype}"
-        raise TypeError(msg)
+    check_real_dtype(name, _compat.array_namespace(values), values.dtype)
     lower, inclusive = BOUNDS[name]
     with np.errstate(invalid="ignore"):
         in_range = values >= lower if inclusive else values > lower
@@ -330,7 +328,7 @@ def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
     raise TypeError(msg)
 
 
-def _as_input(x: Any, xp: ModuleType | None) -> Any:
+def as_input(x: Any, xp: ModuleType | None = None) -> Any:
     """``x`` as an array: arrays unchanged, numbers and lists as NumPy (or ``xp``)."""
     if _compat.is_array_api_obj(x):
         return x
@@ -434,11 +432,6 @@ def check_arguments(
     return compute_dtype, result_dtype, checked
 
 
-def as_input(x: Any, xp: ModuleType | None = None) -> Any:
-    """``x`` as an array: arrays unchanged, numbers and lists as NumPy (or ``xp``)."""
-    return _as_input(x, xp)
-
-
 def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepared:
     """Check and convert the arguments of a public function.
 
@@ -456,7 +449,7 @@ def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepar
     Prepared
         ``x`` in its compute dtype, the result dtype and the parameters.
     """
-    x = _as_input(x, xp)
+    x = as_input(x, xp)
     if xp is not None:
         _check_namespace(xp, x)
     x = _native_byte_order(x)

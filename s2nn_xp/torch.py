@@ -169,14 +169,17 @@ def _fused_kernels(
     return _triton if _triton.AVAILABLE and _triton.launchable(x) else None
 
 
-def _cpu_block(x: torch.Tensor, parameters: Sequence[Any], *others: Any) -> int:
-    """Elements per block where the CPU block-by-block path applies, else 0."""
-    if x.device.type != "cpu":
+def _cpu_block(x: torch.Tensor, plain: bool, *others: Any) -> int:
+    """Elements per block where the CPU block-by-block path applies, else 0.
+
+    ``plain`` is :func:`_plain_eager` of the call, asked first: under
+    ``torch.jit.trace`` ``numel()`` is a traced tensor.
+    """
+    if x.device.type != "cpu" or not plain:
         return 0
     block = _CPU_BLOCK_BYTES // _compute_dtype(x.dtype).itemsize
     usable = (
-        _plain_eager(x, parameters, *others)  # before numel(): traced, a tensor
-        and x.numel() >= 2 * block
+        x.numel() >= 2 * block
         and x.is_contiguous()
         and all(o.is_contiguous() and o.shape == x.shape for o in others)
     )
@@ -219,7 +222,8 @@ def _primal(
         fused = kernels.spike(x, alpha, beta, epsilon, origin=with_origin)
         if fused is not None:  # None where the kernel cannot run (warned once)
             return fused
-    if not with_origin and _plain_eager(x, ()):
+    untraced = _plain_eager(x, ())
+    if not with_origin and untraced:
         # The spike is exact in every dtype: no cast, no blocks, three ops.
         return _torch_eager.spike(x)
     compute_dtype = _compute_dtype(x.dtype)
@@ -237,7 +241,8 @@ def _primal(
             return y.to(x.dtype)
         return out.copy_(y)
 
-    block = _cpu_block(x, parameters)
+    plain = untraced and all(isinstance(p, float) for p in parameters)
+    block = _cpu_block(x, plain)
     if block:
         return _blockwise(primal_block, block, torch.empty_like(x), x)
     return primal_block(x)
@@ -272,11 +277,11 @@ def _gradient_vjp(
         if cotangent_block is not None:
             cotangent_block = cotangent_block.to(compute_dtype)
         if plain:  # nothing differentiates the gradient: the eager kernel
-            # plain means Python-number parameters
+            # (plain means Python-number parameters)
             grad = _torch_eager.gradient(
-                x_block, float(alpha), float(beta), cotangent_block
+                x_block, float(alpha), float(beta), cotangent_block, out=out
             )
-            return grad.to(x.dtype) if out is None else out.copy_(grad)
+            return grad if out is not None else grad.to(x.dtype)
         in_place = _may_update(x_block, alpha, beta, cotangent_block)
         grad = _math.gradient(_xp, x_block, alpha, beta, in_place=in_place)
         if cotangent_block is None:
@@ -287,7 +292,7 @@ def _gradient_vjp(
         # where the gradient is not.
         return (grad * cotangent_block).to(x.dtype)
 
-    block = _cpu_block(x, parameters, *others)
+    block = _cpu_block(x, plain, *others)
     if block:
         return _blockwise(vjp_block, block, torch.empty_like(x), x, *others)
     return vjp_block(x, *others)
