@@ -11,19 +11,50 @@ as its weight (exact at 0 and 1, NaN for NaN). This module restates
 results are bit for bit those of ``_math`` (the tests check that over the
 special values and every dtype).
 
-Only for tensors no autodiff system records, with Python-number parameters
-(:func:`s2nn_xp.torch._plain_eager`).
+:func:`gradient` is for tensors no autodiff system records, with
+Python-number parameters (:func:`s2nn_xp.torch._plain_eager`);
+:func:`cotangents`, the first-order backward with learnable (tensor)
+parameters, for the same tensors with parameters of either kind.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-__all__ = ["gradient", "spike"]
+__all__ = ["cotangents", "gradient", "spike", "workspace"]
 
 # The guard of _math's sigmoid branch: its input is clipped to
 # [max(-1000 / alpha, -largest), 0].
 _EXP_FLOOR = -1000.0
+# Largest finite value of each compute dtype (torch.finfo costs a call).
+_LARGEST = {dtype: torch.finfo(dtype).max for dtype in (torch.float32, torch.float64)}
+
+
+def workspace(block: torch.Tensor) -> list[torch.Tensor]:
+    """Temporaries for the kernels on pieces of at most ``block``'s size.
+
+    A caller that runs a kernel piece by piece passes the same workspace to
+    every piece: a fresh tensor of a cache-sized block is fresh memory for
+    the allocator to map (its pages faulted in at every piece), which cost
+    more than the arithmetic did.
+    """
+    return [torch.empty_like(block).view(-1) for _ in range(_TEMPORARIES)]
+
+
+# Temporaries the kernel with the most (cotangents) uses.
+_TEMPORARIES = 6
+
+
+def _temporaries(
+    x: torch.Tensor, scratch: Sequence[torch.Tensor] | None, count: int
+) -> list[torch.Tensor]:
+    """``count`` tensors of ``x``'s shape and dtype, from ``scratch`` if given."""
+    if scratch is None:
+        return [torch.empty_like(x) for _ in range(count)]
+    n = x.numel()
+    return [buffer[:n].view(x.shape) for buffer in scratch[:count]]
 
 
 def gradient(
@@ -33,32 +64,106 @@ def gradient(
     cotangent: torch.Tensor | None = None,
     *,
     out: torch.Tensor | None = None,
+    scratch: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """``gradient(x, alpha, beta)`` (times ``cotangent``) in ``x``'s dtype.
 
-    ``x`` is in its compute dtype (float32 or float64); ``cotangent``, if
-    given, has ``x``'s shape and dtype; ``out`` receives the result (it may
-    be of a narrower dtype: the result is rounded once, into it).
+    ``x`` is in its compute dtype (float32 or float64) and contiguous;
+    ``cotangent``, if given, has ``x``'s shape and dtype; ``out`` receives
+    the result (it may be of a narrower dtype: the result is rounded once,
+    into it); ``scratch`` is a :func:`workspace` at least ``x``'s size.
     """
-    lowest = max(_EXP_FLOOR / alpha, -torch.finfo(x.dtype).max)
-    e = torch.clamp(x, lowest, 0.0).mul_(alpha).exp_()
-    denominator = torch.add(e, 2.0).mul_(e).add_(1.0)
+    e, denominator, tail, step = _temporaries(x, scratch, 4)
+    lowest = max(_EXP_FLOOR / alpha, -_LARGEST[x.dtype])
+    torch.clamp(x, lowest, 0.0, out=e).mul_(alpha).exp_()
+    torch.add(e, 2.0, out=denominator).mul_(e).add_(1.0)
     bell = e.mul_(alpha).div_(denominator)
     # The tail's input clipped at 0, not _math's -0.5: the same values where
     # it is selected (x >= 0), and no overflow of beta / 0.5 for a beta near
     # the dtype's largest where it is not (lerp would carry inf * 0 = NaN).
-    tail = torch.clamp(x, min=0.0).add_(1.0)
-    tail = torch.div(beta, tail) if beta != 1.0 else tail.reciprocal_()
-    # lerp is exact at weights 0 and 1 for finite ends (the guards' promise)
-    # and NaN for a NaN weight: the blend of _math in one operation.
-    grad = torch.lerp(bell, tail, spike(x), out=bell)
+    torch.clamp(x, min=0.0, out=tail).add_(1.0)
+    if beta != 1.0:
+        torch.div(beta, tail, out=tail)
+    else:
+        tail.reciprocal_()
+    # lerp is exact at weights 0 and 1 for finite ends (the guards' promise):
+    # the blend of _math in one operation.
+    weight = _branch_weight(x, step)
+    if out is not None and out.dtype == x.dtype:
+        grad = torch.lerp(bell, tail, weight, out=out)
+    else:
+        grad = torch.lerp(bell, tail, weight, out=bell)
     if cotangent is not None:
         grad.mul_(cotangent)
-    if out is None:
+    if out is None or grad is out:
         return grad
     return out.copy_(grad)
 
 
-def spike(x: torch.Tensor) -> torch.Tensor:
+def cotangents(
+    x: torch.Tensor,
+    alpha: float | torch.Tensor,
+    beta: float | torch.Tensor,
+    epsilon: float | torch.Tensor,
+    cotangent: torch.Tensor,
+    *,
+    with_alpha: bool,
+    with_beta: bool,
+    out: torch.Tensor | None = None,
+    scratch: Sequence[torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """``cotangent`` times each of ``_math.partials``, elementwise, unreduced.
+
+    ``(cotangent * gradient, cotangent * d origin / d alpha, cotangent *
+    d origin / d beta)`` in ``x``'s dtype; a parameter's term is None unless
+    asked for. ``x`` and ``cotangent`` are in one compute dtype (float32 or
+    float64), contiguous and of one shape; tensor parameters are of that
+    dtype and broadcast to it; ``out``, of ``x``'s shape and dtype, receives
+    the first; ``scratch`` as for :func:`gradient` (the others are views of
+    it). The values are ``_math.partials``'s (the
+    gradient's bit for bit, as :func:`gradient`), up to the sign of zero
+    terms.
+    """
+    left, e, denominator, right, step, log = _temporaries(x, scratch, _TEMPORARIES)
+    # _math clips the sigmoid input at -1000 / alpha: e is 0 from there down,
+    # so clipping at the dtype's lowest value gives the same values (and a
+    # finite x * e where x = -inf) with Python numbers as bounds.
+    torch.clamp(x, -_LARGEST[x.dtype], 0.0, out=left)
+    torch.mul(left, alpha, out=e).exp_()
+    torch.add(e, 2.0, out=denominator).mul_(e).add_(1.0)
+    # x s (1 - s); _math masks it by x < 0, where left is 0 (x >= 0) it is
+    # 0 already, and NaN stays NaN.
+    d_alpha = left.mul_(e).div_(denominator).mul_(cotangent) if with_alpha else None
+    bell = e.mul_(alpha).div_(denominator)
+    # The tail at max(x, 0), as in gradient() (no overflow of beta / 0.5).
+    torch.clamp(x, min=0.0, out=right)
+    _branch_weight(x, step)
+    d_beta = None
+    if with_beta:
+        torch.add(right, epsilon, out=log).log1p_()
+        d_beta = log.mul_(step).mul_(cotangent)
+    tail = right.add_(1.0)
+    if _is_one(beta):
+        tail.reciprocal_()
+    else:
+        torch.div(beta, tail, out=tail)
+    grad = torch.lerp(bell, tail, step, out=bell if out is None else out)
+    return grad.mul_(cotangent), d_alpha, d_beta
+
+
+def _branch_weight(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """1.0 where ``x >= 0`` (``-0.0`` too), else 0.0: the spike in one operation.
+
+    0 for NaN, unlike the spike: the kernels need no NaN from it, since both
+    branches, and each parameter term, are NaN there already.
+    """
+    return torch.ge(x, 0.0, out=out)
+
+
+def _is_one(value: float | torch.Tensor) -> bool:
+    return isinstance(value, float) and value == 1.0
+
+
+def spike(x: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
     """``_math.forward``: ``floor(clip(x, -1, 0)) + 1``, NaN for NaN."""
-    return torch.clamp(x, -1.0, 0.0).floor_().add_(1.0)
+    return torch.clamp(x, -1.0, 0.0, out=out).floor_().add_(1.0)

@@ -158,9 +158,21 @@ def _dtype_name(dtype: Any) -> str:
 
 def check_real_dtype(name: str, xp: ModuleType, dtype: Any) -> None:
     """TypeError unless ``dtype`` is a real floating or integer dtype of ``xp``."""
-    if not xp.isdtype(dtype, ("real floating", "integral")):
+    key = (xp.__name__, dtype)
+    real = _REAL_DTYPES.get(key)
+    if real is None:
+        real = _REAL_DTYPES[key] = bool(
+            xp.isdtype(dtype, ("real floating", "integral"))
+        )
+    if not real:
         msg = f"{name} must have a real numeric dtype, not {dtype}"
         raise TypeError(msg)
+
+
+# check_real_dtype's answers: xp.isdtype costs microseconds a call, which a
+# module paid at every call for each tensor parameter (a dict, not
+# functools.lru_cache, which torch.compile warns about).
+_REAL_DTYPES: dict[tuple[str, Any], bool] = {}
 
 
 def broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...]) -> bool:

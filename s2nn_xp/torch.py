@@ -13,7 +13,8 @@ Every term comes from :mod:`s2nn_xp._math`; no formula is written here:
   the tangent (forward mode);
 * the parameter terms are ``_math.partials`` (``d origin / d alpha`` and
   ``d origin / d beta``, in the same pass as the gradient) times the
-  cotangent, summed over the axes the parameters are broadcast along;
+  cotangent, summed over the axes the parameters are broadcast along (at
+  first order, the eager kernel's restatement of them);
 * derivatives of higher order are PyTorch's derivatives of those ordinary
   operations, whose guards are exact (``create_graph=True``, ``hessian``).
 
@@ -33,14 +34,19 @@ backward, so a call that is not differentiated computes the forward alone.
 16-bit inputs are computed in float32 and rounded once.
 
 Fast paths, used only where no autodiff system records the operations (a
-plain forward, a first-order backward) and the parameters are Python numbers:
+plain forward, a first-order backward):
 
-* CUDA tensors in eager mode run the forward and the backward as one fused
-  Triton kernel each (:mod:`s2nn_xp._triton`) where Triton is installed;
-  under :func:`torch.compile` the pure torch operations are traced instead, so
-  that Inductor fuses them with their neighbours.
-* Large contiguous CPU tensors are computed block by block, so that the
-  intermediate arrays of ``_math`` stay in the processor's cache.
+* CUDA tensors in eager mode with Python-number parameters run the forward
+  and the backward as one fused Triton kernel each (:mod:`s2nn_xp._triton`)
+  where Triton is installed; under :func:`torch.compile` the pure torch
+  operations are traced instead, so that Inductor fuses them with their
+  neighbours.
+* Elsewhere the eager kernels of :mod:`s2nn_xp._torch_eager` (``_math``'s
+  values in fewer operations, tested against it) compute the gradient, and
+  with tensor parameters all three cotangents in one pass.
+* Large contiguous CPU tensors are computed block by block (with learnable
+  per-neuron parameters, a few rows at a time), so that the temporaries stay
+  in the processor's cache; one set of temporaries serves every block.
 
 This module is imported by :func:`s2nn_xp.s2nn` when a tensor arrives;
 ``s2nn_xp.s2nn`` and :class:`s2nn_xp.S2NN` on tensors call :func:`s2nn`.
@@ -104,19 +110,29 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 # torch.func offers no public test of whether a tensor is one of its wrappers;
-# this private one is the only place the package reaches into torch._C. If a
-# later torch drops it, every tensor counts as wrapped: slower (no in-place
-# temporaries, no fast paths), never wrong.
+# these private ones are the only place the package reaches into torch._C. If
+# a later torch drops them, every tensor counts as wrapped: slower (no
+# in-place temporaries, no fast paths), never wrong.
 _functorch_wrapped = getattr(
     getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None
 )
+# The legacy vmap (torch._vmap_internals), which gradcheck's batched checks,
+# ``autograd.grad(is_grads_batched=True)`` and ``autograd.functional.jacobian
+# (vectorize=True)`` run the backward under, marks its tensors with this key.
+try:
+    _legacy_batched: Any = torch._C._dispatch_key_parse("Batched")
+    _dispatch_keys: Any = torch._C._dispatch_keys
+except (AttributeError, RuntimeError):  # pragma: no cover - depends on torch
+    _legacy_batched = None
 
 
 def _is_wrapped(tensor: torch.Tensor) -> bool:
-    """Whether ``tensor`` lives inside a :mod:`torch.func` transform."""
-    if _functorch_wrapped is None:  # pragma: no cover - depends on torch
+    """Whether ``tensor`` lives inside a :mod:`torch.func` transform or a vmap."""
+    if _functorch_wrapped is None or _legacy_batched is None:  # pragma: no cover
         return True
-    return bool(_functorch_wrapped(tensor))
+    return bool(_functorch_wrapped(tensor)) or _dispatch_keys(tensor).has(
+        _legacy_batched
+    )
 
 
 def _may_update(*values: Any) -> bool:
@@ -184,6 +200,13 @@ def _cpu_block(x: torch.Tensor, plain: bool, *others: Any) -> int:
         and all(o.is_contiguous() and o.shape == x.shape for o in others)
     )
     return block if usable else 0
+
+
+def _workspace(
+    elements: int, dtype: torch.dtype, device: torch.device
+) -> list[torch.Tensor]:
+    """:func:`_torch_eager.workspace` for pieces of ``elements`` values."""
+    return _torch_eager.workspace(torch.empty(elements, dtype=dtype, device=device))
 
 
 def _blockwise(
@@ -267,6 +290,9 @@ def _gradient_vjp(
             return fused
     compute_dtype = _compute_dtype(x.dtype)
     plain = _plain_eager(x, parameters, *others)
+    block = _cpu_block(x, plain, *others)
+    # One set of temporaries for every block (see _torch_eager.workspace).
+    scratch = _workspace(block, compute_dtype, x.device) if block else None
 
     def vjp_block(
         x_block: torch.Tensor,
@@ -279,7 +305,12 @@ def _gradient_vjp(
         if plain:  # nothing differentiates the gradient: the eager kernel
             # (plain means Python-number parameters)
             grad = _torch_eager.gradient(
-                x_block, float(alpha), float(beta), cotangent_block, out=out
+                x_block,
+                float(alpha),
+                float(beta),
+                cotangent_block,
+                out=out,
+                scratch=scratch,
             )
             return grad if out is not None else grad.to(x.dtype)
         in_place = _may_update(x_block, alpha, beta, cotangent_block)
@@ -292,7 +323,6 @@ def _gradient_vjp(
         # where the gradient is not.
         return (grad * cotangent_block).to(x.dtype)
 
-    block = _cpu_block(x, plain, *others)
     if block:
         return _blockwise(vjp_block, block, torch.empty_like(x), x, *others)
     return vjp_block(x, *others)
@@ -324,6 +354,11 @@ def _partials(
 
 def _reduced(term: torch.Tensor, parameter: torch.Tensor) -> torch.Tensor:
     """``term`` summed over the axes ``parameter`` is broadcast along."""
+    leading = term.ndim - parameter.ndim
+    if leading and term.shape[leading:] == parameter.shape:
+        # Per neuron over a batch: one sum over the leading axes, which costs
+        # half of sum_to_size's general one at a layer's sizes.
+        return term.sum(tuple(range(leading)))
     return term.sum_to_size(parameter.shape)
 
 
@@ -337,26 +372,72 @@ def _backward_with_parameters(
 
     Each parameter's is ``d origin / d parameter * cotangent`` summed to the
     parameter's shape; ``x``'s is the surrogate gradient times the cotangent.
-    Large CPU inputs whose parameters are shared along the first axis (per
-    neuron, over a batch) are taken a few rows at a time, so that the
-    temporaries of the partials stay in cache and the sums accumulate.
+    Where nothing records the backward (no ``create_graph``, no transform)
+    the eager kernel computes them, and large CPU inputs whose parameters are
+    shared along the first axis (per neuron, over a batch) are taken a few
+    rows at a time, so that the temporaries stay in cache and the sums
+    accumulate. Elsewhere ``_math.partials`` does, differentiably.
     """
+    if not _may_update(x, *parameters.values(), cotangent):
+        return _cotangents(cotangent, x, parameters, needs)
     rows = _row_block(x, parameters, cotangent)
     if not rows:
-        return _cotangents(cotangent, x, parameters, needs)
-    grads: dict[str, torch.Tensor | None] = {
-        "x": torch.empty_like(x) if needs["x"] else None
-    }
+        return _eager_cotangents(cotangent, x, parameters, needs)
+    grad_x = torch.empty_like(x) if needs["x"] else None
+    totals: dict[str, torch.Tensor] = {}
+    scratch = _workspace(rows * x[0].numel(), _compute_dtype(x.dtype), x.device)
     for start in range(0, x.shape[0], rows):
         part = slice(start, start + rows)
-        block = _cotangents(cotangent[part], x[part], parameters, needs)
-        if needs["x"]:
-            grads["x"][part] = block["x"]  # type: ignore[index]
+        out = None if grad_x is None else grad_x[part]
+        block = _eager_cotangents(
+            cotangent[part], x[part], parameters, needs, out, scratch
+        )
+        piece = block["x"]
+        if out is not None and piece is not None and piece is not out:
+            out.copy_(piece)
         for name in ("alpha", "beta"):
-            if block[name] is not None:
-                total = grads.get(name)
-                grads[name] = block[name] if total is None else total + block[name]
-    return {"alpha": None, "beta": None, **grads}
+            term = block[name]  # a sum, or a view of the scratch
+            if term is not None:
+                if name in totals:
+                    totals[name].add_(term)
+                else:
+                    totals[name] = term.clone()
+    return {"x": grad_x, "alpha": totals.get("alpha"), "beta": totals.get("beta")}
+
+
+def _eager_cotangents(
+    cotangent: torch.Tensor,
+    x: torch.Tensor,
+    parameters: dict[str, Parameter],
+    needs: dict[str, bool],
+    out: torch.Tensor | None = None,
+    scratch: list[torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor | None]:
+    """:func:`_cotangents` by the eager kernel (nothing records it).
+
+    ``out`` (of ``x``'s dtype) may receive ``x``'s cotangent. With
+    ``scratch`` (a workspace the caller reuses), the parameters' terms may be
+    views of it: the caller copies them out before the next piece.
+    """
+    compute_dtype = _compute_dtype(x.dtype)
+    if out is not None and out.dtype != compute_dtype:
+        out = None  # computed in float32, rounded by the caller's copy
+    grad, d_alpha, d_beta = _torch_eager.cotangents(
+        x.to(compute_dtype),
+        parameters["alpha"],
+        parameters["beta"],
+        parameters["epsilon"],
+        cotangent.to(compute_dtype),
+        with_alpha=needs["alpha"],
+        with_beta=needs["beta"],
+        out=out,
+        scratch=scratch,
+    )
+    return {
+        "x": grad.to(x.dtype) if needs["x"] else None,
+        "alpha": None if d_alpha is None else _reduced(d_alpha, parameters["alpha"]),
+        "beta": None if d_beta is None else _reduced(d_beta, parameters["beta"]),
+    }
 
 
 def _cotangents(
@@ -365,7 +446,7 @@ def _cotangents(
     parameters: dict[str, Parameter],
     needs: dict[str, bool],
 ) -> dict[str, torch.Tensor | None]:
-    """:func:`_backward_with_parameters` of one piece of ``x``."""
+    """:func:`_backward_with_parameters` by ``_math.partials`` (differentiable)."""
     grad, d_alpha, d_beta = _partials(x, parameters, cotangent)
     cotangent = cotangent.to(grad.dtype)
     return {
@@ -384,22 +465,19 @@ def _row_block(
 ) -> int:
     """Rows of ``x`` per piece where the row-by-row backward applies, else 0.
 
-    Where nothing records the backward (no ``create_graph``), on the CPU, for
-    an ``x`` of at least two blocks' bytes and a cotangent of its shape, with
-    tensor parameters that are the same for every row (first axis 1 or
-    absent once aligned with ``x``).
+    On the CPU, for an ``x`` of at least two blocks' bytes and a cotangent of
+    its shape, with tensor parameters that are the same for every row (first
+    axis 1 or absent once aligned with ``x``).
     """
-    if x.device.type != "cpu" or x.ndim < 2 or cotangent.shape != x.shape:
-        return 0
     compute_bytes = _compute_dtype(x.dtype).itemsize
     if x.numel() * compute_bytes < 2 * _CPU_BLOCK_BYTES:
+        return 0
+    if x.device.type != "cpu" or x.ndim < 2 or cotangent.shape != x.shape:
         return 0
     for value in parameters.values():
         full = isinstance(value, torch.Tensor) and value.ndim == x.ndim
         if full and value.shape[0] != 1:  # type: ignore[union-attr]
             return 0
-    if not _may_update(x, *parameters.values(), cotangent):
-        return 0
     row_bytes = x[0].numel() * compute_bytes
     return max(1, _CPU_BLOCK_BYTES // row_bytes)
 
@@ -573,9 +651,11 @@ def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
         return torch.ones((), dtype=compute_dtype, device=x.device) * value
     if isinstance(value, torch.Tensor):  # x's library: no namespace lookups
         check_real_dtype(name, _xp, value.dtype)
-        with warnings.catch_warnings():
-            if torch.jit.is_tracing():  # sizes are constants of the trace
+        if torch.jit.is_tracing():  # sizes are constants of the trace
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                check_broadcast(name, value.shape, x.shape)
+        else:
             check_broadcast(name, value.shape, x.shape)
     else:
         value = check_parameter(

@@ -172,6 +172,30 @@ def _away_from_the_kink(n, seed=0):
     return x
 
 
+@pytest.mark.parametrize("learnable", [False, True])
+def test_batched_cotangents_of_autograd_grad(learnable):
+    """``autograd.grad(is_grads_batched=True)`` (the legacy vmap) = one by one."""
+    x = tensor(_away_from_the_kink(12).reshape(3, 4), requires_grad=True)
+    alpha = torch.tensor([3.0, 4.0, 5.0, 6.0], dtype=torch.float64)
+    inputs = (x, alpha.requires_grad_(True)) if learnable else (x,)
+    y = s2nn(x, alpha)
+    cotangents = torch.randn(5, 3, 4, dtype=torch.float64)
+    batched = torch.autograd.grad(
+        y, inputs, cotangents, retain_graph=True, is_grads_batched=True
+    )
+    for i, cotangent in enumerate(cotangents):
+        single = torch.autograd.grad(y, inputs, cotangent, retain_graph=True)
+        for b, s in zip(batched, single, strict=True):
+            torch.testing.assert_close(b[i], s, rtol=1e-14, atol=0)
+
+
+def test_gradcheck_of_the_fixed_parameter_spike_with_batched_grad():
+    x = tensor(_away_from_the_kink(12), requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda x: s2nn(x, 3.0, 0.5, 0.0, origin=True), (x,), check_batched_grad=True
+    )
+
+
 def test_gradcheck_and_gradgradcheck_of_the_origin_model():
     """With epsilon = 0 the origin function's slope is exactly the gradient."""
     x = tensor(_away_from_the_kink(12).reshape(3, 4), requires_grad=True)
@@ -826,9 +850,9 @@ def test_learnable_backward_row_by_row_is_the_whole_array_result(monkeypatch, sh
         a, b = alpha.clone().requires_grad_(True), beta.clone().requires_grad_(True)
         return torch.autograd.grad(s2nn(leaf, a, b), (leaf, a, b), cotangent)
 
-    calls = count_calls(monkeypatch, s2nn_xp.torch, ("_cotangents",))
+    calls = count_calls(monkeypatch, s2nn_xp.torch, ("_eager_cotangents",))
     pieces = grads()
-    assert calls["_cotangents"] > 1  # taken a few rows at a time
+    assert calls["_eager_cotangents"] > 1  # taken a few rows at a time
     monkeypatch.setattr(s2nn_xp.torch, "_CPU_BLOCK_BYTES", 1 << 62)
     whole = grads()
     torch.testing.assert_close(pieces[0], whole[0], rtol=0, atol=0)

@@ -59,3 +59,106 @@ def test_the_adapter_uses_the_kernel_where_nothing_differentiates(monkeypatch):
     (grad,) = torch.autograd.grad(s2nn_xp.torch.s2nn(x).sum(), x, create_graph=True)
     assert calls["gradient"] == 1  # double backward differentiates _math instead
     _same(grad.detach(), x.grad)
+
+
+def _partials_times(x, alpha, beta, epsilon, cotangent):
+    """``_math.partials`` times the cotangent: what the eager kernel returns."""
+    grad, d_alpha, d_beta = _math.partials(xp, x, alpha, beta, epsilon, in_place=False)
+    return grad * cotangent, d_alpha * cotangent, d_beta * cotangent
+
+
+def _per_neuron(values, dtype, neurons):
+    return torch.as_tensor(values, dtype=dtype).reshape(-1)[:neurons]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    ("alpha", "beta", "epsilon"),
+    [
+        (4.0, 1.0, 1e-8),
+        (2.5, 0.75, 0.0),
+        (1e-37, 3.0, 0.5),
+        (1e4, 3.4e38, 1e-8),
+        ("tensor", "tensor", 1e-8),
+        ("tensor", 1.0, "tensor"),
+    ],
+)
+def test_cotangents_are_the_math_partials(dtype, alpha, beta, epsilon):
+    """Every term equals _math.partials times the cotangent (zeros' signs aside)."""
+    x = torch.asarray(np.resize(X, (3, X.size))).to(dtype)
+    neurons = x.shape[1]
+    if alpha == "tensor":
+        alpha = torch.linspace(0.5, 8.0, neurons, dtype=dtype)
+    if beta == "tensor":
+        beta = torch.linspace(0.25, 4.0, neurons, dtype=dtype)
+    if epsilon == "tensor":
+        epsilon = torch.linspace(0.0, 1e-3, neurons, dtype=dtype)
+    cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=dtype).reshape(x.shape)
+    want = _partials_times(x, alpha, beta, epsilon, cotangent)
+    got = _torch_eager.cotangents(
+        x, alpha, beta, epsilon, cotangent, with_alpha=True, with_beta=True
+    )
+    for term, expected in zip(got, want, strict=True):
+        _same(term.abs(), expected.abs())  # the sign of a zero term may differ
+        np.testing.assert_array_equal(np.sign(term.numpy()), np.sign(expected.numpy()))
+    _same(got[0], want[0])  # the gradient bit for bit, zeros' signs included
+
+
+def test_cotangents_into_out_and_a_reused_workspace():
+    x = torch.asarray(np.resize(X, (4, X.size)))
+    alpha = torch.linspace(0.5, 8.0, x.shape[1], dtype=x.dtype)
+    cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=x.dtype).reshape(x.shape)
+    fresh = _torch_eager.cotangents(
+        x, alpha, 1.5, 1e-8, cotangent, with_alpha=True, with_beta=True
+    )
+    scratch = _torch_eager.workspace(torch.empty(x.numel() + 7, dtype=x.dtype))
+    for buffer in scratch:
+        buffer.fill_(float("nan"))  # leftovers of an earlier piece must not leak
+    out = torch.empty_like(x)
+    got = _torch_eager.cotangents(
+        x,
+        alpha,
+        1.5,
+        1e-8,
+        cotangent,
+        with_alpha=True,
+        with_beta=True,
+        out=out,
+        scratch=scratch,
+    )
+    assert got[0] is out
+    for term, expected in zip(got, fresh, strict=True):
+        _same(term, expected)
+    only_beta = _torch_eager.cotangents(
+        x, alpha, 1.5, 1e-8, cotangent, with_alpha=False, with_beta=True
+    )
+    assert only_beta[1] is None
+    _same(only_beta[2], fresh[2])
+
+
+def test_gradient_with_a_reused_workspace_is_the_fresh_result():
+    x = torch.asarray(X)
+    cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=x.dtype)
+    scratch = _torch_eager.workspace(torch.empty(x.numel() * 2, dtype=x.dtype))
+    for buffer in scratch:
+        buffer.fill_(float("nan"))
+    want = _torch_eager.gradient(x, 2.0, 0.5, cotangent)
+    _same(_torch_eager.gradient(x, 2.0, 0.5, cotangent, scratch=scratch), want)
+    out = torch.empty_like(x)
+    got = _torch_eager.gradient(x, 2.0, 0.5, cotangent, out=out, scratch=scratch)
+    assert got is out
+    _same(out, want)
+
+
+def test_the_adapter_uses_the_cotangents_kernel_only_at_first_order(monkeypatch):
+    calls = count_calls(monkeypatch, _torch_eager, ("cotangents",))
+    x = torch.asarray(GRID, requires_grad=True)
+    alpha = torch.full_like(x, 3.0, requires_grad=True)
+    first = torch.autograd.grad(s2nn_xp.torch.s2nn(x, alpha).sum(), (x, alpha))
+    assert calls["cotangents"] == 1
+    graph = torch.autograd.grad(
+        s2nn_xp.torch.s2nn(x, alpha).sum(), (x, alpha), create_graph=True
+    )
+    assert calls["cotangents"] == 1  # double backward differentiates _math instead
+    for eager, differentiable in zip(first, graph, strict=True):
+        torch.testing.assert_close(eager, differentiable.detach(), rtol=0, atol=0)
