@@ -354,6 +354,8 @@ def _partials(
 
 def _reduced(term: torch.Tensor, parameter: torch.Tensor) -> torch.Tensor:
     """``term`` summed over the axes ``parameter`` is broadcast along."""
+    if term.shape == parameter.shape:  # sum_to_size would still copy it
+        return term
     leading = term.ndim - parameter.ndim
     if leading and term.shape[leading:] == parameter.shape:
         # Per neuron over a batch: one sum over the leading axes, which costs
@@ -373,36 +375,92 @@ def _backward_with_parameters(
     Each parameter's is ``d origin / d parameter * cotangent`` summed to the
     parameter's shape; ``x``'s is the surrogate gradient times the cotangent.
     Where nothing records the backward (no ``create_graph``, no transform)
-    the eager kernel computes them, and large CPU inputs whose parameters are
-    shared along the first axis (per neuron, over a batch) are taken a few
-    rows at a time, so that the temporaries stay in cache and the sums
-    accumulate. Elsewhere ``_math.partials`` does, differentiably.
+    the eager kernel computes them, and large CPU inputs are taken a piece
+    at a time (a few rows, or a few columns where a row is larger than a
+    block), so that the temporaries stay in cache; each parameter's piece of
+    the sum is added where it belongs. Elsewhere ``_math.partials`` does,
+    differentiably.
     """
     if not _may_update(x, *parameters.values(), cotangent):
         return _cotangents(cotangent, x, parameters, needs)
-    rows = _row_block(x, parameters, cotangent)
-    if not rows:
+    pieces = _pieces(x, cotangent)
+    if pieces is None:
         return _eager_cotangents(cotangent, x, parameters, needs)
+    axis, length = pieces
     grad_x = torch.empty_like(x) if needs["x"] else None
-    totals: dict[str, torch.Tensor] = {}
-    scratch = _workspace(rows * x[0].numel(), _compute_dtype(x.dtype), x.device)
-    for start in range(0, x.shape[0], rows):
-        part = slice(start, start + rows)
-        out = None if grad_x is None else grad_x[part]
+    # A parameter that varies along the pieces' axis gets each piece's terms
+    # once (written); one that is broadcast along it, a sum (accumulated).
+    totals = {}
+    for name, value in parameters.items():
+        if name != "epsilon" and needs[name] and isinstance(value, torch.Tensor):
+            sliced = _piece(value, (slice(None),) * (axis + 1), x.ndim)[1]
+            totals[name] = (torch.empty_like if sliced else torch.zeros_like)(value)
+    scratch = _workspace(
+        _CPU_BLOCK_BYTES // _compute_dtype(x.dtype).itemsize,
+        _compute_dtype(x.dtype),
+        x.device,
+    )
+    for start in range(0, x.shape[axis], length):
+        index = (slice(None),) * axis + (slice(start, start + length),)
+        pieces_of = {
+            name: _piece(value, index, x.ndim) for name, value in parameters.items()
+        }
+        out = None if grad_x is None else grad_x[index]
         block = _eager_cotangents(
-            cotangent[part], x[part], parameters, needs, out, scratch
+            cotangent[index],
+            x[index],
+            {name: piece for name, (piece, _) in pieces_of.items()},
+            needs,
+            out,
+            scratch,
         )
         piece = block["x"]
         if out is not None and piece is not None and piece is not out:
             out.copy_(piece)
-        for name in ("alpha", "beta"):
-            term = block[name]  # a sum, or a view of the scratch
-            if term is not None:
-                if name in totals:
-                    totals[name].add_(term)
-                else:
-                    totals[name] = term.clone()
+        for name, total in totals.items():
+            own = pieces_of[name][1]
+            if own:
+                total[own] = block[name]
+            else:
+                total += block[name]
     return {"x": grad_x, "alpha": totals.get("alpha"), "beta": totals.get("beta")}
+
+
+def _pieces(x: torch.Tensor, cotangent: torch.Tensor) -> tuple[int, int] | None:
+    """``(axis, length)`` of the pieces of the blocked CPU backward, or None.
+
+    For a CPU ``x`` of at least two blocks' bytes and a cotangent of its
+    shape: pieces of a few rows (first axis) where a row fits in a block,
+    else of a few columns (last axis) where a column does.
+    """
+    compute_bytes = _compute_dtype(x.dtype).itemsize
+    if x.numel() * compute_bytes < 2 * _CPU_BLOCK_BYTES:
+        return None
+    if x.device.type != "cpu" or cotangent.shape != x.shape:
+        return None
+    block = _CPU_BLOCK_BYTES // compute_bytes
+    for axis in (0, x.ndim - 1):
+        across = x.numel() // x.shape[axis]  # values in one slice along axis
+        if x.shape[axis] > 1 and across <= block // 2:
+            return axis, block // across
+    return None
+
+
+def _piece(
+    value: Parameter, index: tuple[slice, ...], ndim: int
+) -> tuple[Parameter, tuple[slice, ...]]:
+    """A parameter's piece for ``x[index]``, and its index in the parameter.
+
+    A tensor parameter is aligned with ``x``'s last axes; along the sliced
+    axis it is sliced too unless it is broadcast there (size 1 or absent).
+    """
+    if not isinstance(value, torch.Tensor):
+        return value, ()
+    axis = len(index) - 1 - (ndim - value.ndim)
+    if axis < 0 or value.shape[axis] == 1:
+        return value, ()
+    own = (slice(None),) * axis + (index[-1],)
+    return value[own], own
 
 
 def _eager_cotangents(
@@ -458,28 +516,6 @@ def _cotangents(
         if needs["beta"]
         else None,
     }
-
-
-def _row_block(
-    x: torch.Tensor, parameters: dict[str, Parameter], cotangent: torch.Tensor
-) -> int:
-    """Rows of ``x`` per piece where the row-by-row backward applies, else 0.
-
-    On the CPU, for an ``x`` of at least two blocks' bytes and a cotangent of
-    its shape, with tensor parameters that are the same for every row (first
-    axis 1 or absent once aligned with ``x``).
-    """
-    compute_bytes = _compute_dtype(x.dtype).itemsize
-    if x.numel() * compute_bytes < 2 * _CPU_BLOCK_BYTES:
-        return 0
-    if x.device.type != "cpu" or x.ndim < 2 or cotangent.shape != x.shape:
-        return 0
-    for value in parameters.values():
-        full = isinstance(value, torch.Tensor) and value.ndim == x.ndim
-        if full and value.shape[0] != 1:  # type: ignore[union-attr]
-            return 0
-    row_bytes = x[0].numel() * compute_bytes
-    return max(1, _CPU_BLOCK_BYTES // row_bytes)
 
 
 def _parameter_jvp(

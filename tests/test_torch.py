@@ -837,24 +837,42 @@ def test_no_warnings_in_a_training_step():
         repr(module)
 
 
-@pytest.mark.parametrize("shape", [(64, 8192), (3, 64, 4096)])
-def test_learnable_backward_row_by_row_is_the_whole_array_result(monkeypatch, shape):
-    """Large CPU inputs with per-neuron parameters: pieces of rows, same sums."""
+@pytest.mark.parametrize(
+    ("shape", "alpha_shape", "beta_shape"),
+    [
+        ((64, 8192), (8192,), (8192,)),  # per neuron over a batch: rows
+        ((3, 64, 4096), (4096,), ()),  # a 0-d beta sums over everything
+        ((1, 2**18), (1, 2**18), (2**18,)),  # one value per element: columns
+        ((2**18,), (2**18,), (1,)),  # one sample, per neuron
+        ((8, 4, 64, 256), (4, 1, 1), (4, 1, 1)),  # per channel
+        ((8, 65536), (8, 1), (8, 65536)),  # per row and per element
+    ],
+)
+def test_learnable_backward_piece_by_piece_is_the_whole_array_result(
+    monkeypatch, shape, alpha_shape, beta_shape
+):
+    """Large CPU inputs: pieces of rows or columns, the same sums."""
     x = torch.randn(shape, dtype=torch.float64) * 3
     cotangent = torch.randn(shape, dtype=torch.float64)
-    alpha = torch.linspace(1.0, 6.0, shape[-1], dtype=torch.float64)
-    beta = torch.linspace(0.5, 2.0, shape[-1], dtype=torch.float64)
+    alpha = torch.rand(alpha_shape, dtype=torch.float64) * 5 + 1
+    beta = torch.rand(beta_shape, dtype=torch.float64) * 2 + 0.5
 
-    def grads():
+    def grads(create_graph=False):
         leaf = x.clone().requires_grad_(True)
         a, b = alpha.clone().requires_grad_(True), beta.clone().requires_grad_(True)
-        return torch.autograd.grad(s2nn(leaf, a, b), (leaf, a, b), cotangent)
+        y = s2nn(leaf, a, b)
+        got = torch.autograd.grad(y, (leaf, a, b), cotangent, create_graph=create_graph)
+        return [g.detach() for g in got]
 
     calls = count_calls(monkeypatch, s2nn_xp.torch, ("_eager_cotangents",))
     pieces = grads()
-    assert calls["_eager_cotangents"] > 1  # taken a few rows at a time
+    assert calls["_eager_cotangents"] > 1  # taken a piece at a time
+    differentiable = grads(create_graph=True)  # _math.partials, whole
     monkeypatch.setattr(s2nn_xp.torch, "_CPU_BLOCK_BYTES", 1 << 62)
     whole = grads()
+    for got, want in zip(pieces, whole, strict=True):
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-9)
+    for got, want in zip(pieces, differentiable, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-9)
     torch.testing.assert_close(pieces[0], whole[0], rtol=0, atol=0)
-    torch.testing.assert_close(pieces[1], whole[1], rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(pieces[2], whole[2], rtol=1e-12, atol=1e-12)
