@@ -876,3 +876,38 @@ def test_learnable_backward_piece_by_piece_is_the_whole_array_result(
     for got, want in zip(pieces, differentiable, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-9)
     torch.testing.assert_close(pieces[0], whole[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("layout", ["float16", "transposed", "summed"])
+def test_learnable_backward_pieces_with_any_layout_and_dtype(monkeypatch, layout):
+    """Half precision, strided x and expanded cotangents: pieces = whole."""
+    # float64 where the sums' order (pieces or whole) must not show.
+    x = torch.randn(64, 8192, dtype=torch.float64) * 3
+    if layout == "float16":
+        x = x.half()
+    if layout == "transposed":
+        x = x.t()  # (8192, 64), not contiguous
+    alpha = torch.rand(x.shape[-1], dtype=torch.float64) * 5 + 1
+    beta = torch.rand(x.shape[-1], dtype=torch.float64) * 2 + 0.5
+    if layout == "float16":
+        alpha, beta = alpha.float(), beta.float()
+
+    def grads():
+        leaf = x.clone().requires_grad_(True)
+        a, b = alpha.clone().requires_grad_(True), beta.clone().requires_grad_(True)
+        y = s2nn(leaf, a, b, origin=True)
+        if layout == "summed":  # autograd's cotangent: ones expanded, stride 0
+            return [g.detach() for g in torch.autograd.grad(y.sum(), (leaf, a, b))]
+        cotangent = torch.linspace(-2, 2, x.numel()).reshape(x.shape).to(x.dtype)
+        return [g.detach() for g in torch.autograd.grad(y, (leaf, a, b), cotangent)]
+
+    calls = count_calls(monkeypatch, s2nn_xp.torch, ("_eager_cotangents",))
+    pieces = grads()
+    assert calls["_eager_cotangents"] > 1
+    monkeypatch.setattr(s2nn_xp.torch, "_CPU_BLOCK_BYTES", 1 << 62)
+    whole = grads()
+    for got, want in zip(pieces, whole, strict=True):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        tolerance = 1e-3 if layout == "float16" else 1e-10
+        torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance)
+    torch.testing.assert_close(pieces[0], whole[0], rtol=0, atol=0)
