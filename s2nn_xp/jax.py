@@ -104,13 +104,37 @@ def _surrogate_jvp(
         # broadcast axes), repeating exp and log1p in every one.
         partials = jax.lax.optimization_barrier(partials)
         partial = dict(zip(("x", "alpha", "beta"), partials, strict=True))
-        terms.extend(partial[name] * dot for name, dot in moving.items())
+        terms.extend(partial[name] * _spread(dot, x) for name, dot in moving.items())
     if not terms:
         return y, jnp.zeros_like(y)
     return y, functools.reduce(jnp.add, terms)
 
 
 _surrogate.defjvp(_surrogate_jvp, symbolic_zeros=True)
+
+
+def _spread(tangent: jax.Array, x: jax.Array) -> jax.Array:
+    """A parameter's tangent over ``x``'s shape, as a product with ones.
+
+    A per-neuron parameter is broadcast along ``x``'s leading (batch) axes;
+    its cotangent, the transpose, sums over them. Written as an outer
+    product with ones (``dot_general``), that sum is a matrix-vector product,
+    which XLA's CPU backend runs at memory speed, where the column reduction
+    that implicit broadcasting transposes to took 4.7 times a copy of the
+    array at 2^24 values. Other broadcasts (a size-1 axis inside) are left
+    to broadcasting. ``HIGHEST`` keeps the sum in the full dtype on
+    accelerators that would round a dot's inputs (TPUs, TF32 on GPUs).
+    """
+    core = tangent.shape
+    while core and core[0] == 1:
+        core = core[1:]
+    lead = x.ndim - len(core)
+    if lead <= 0 or tuple(x.shape[lead:]) != tuple(core):
+        return tangent
+    ones = jnp.ones(x.shape[:lead], tangent.dtype)
+    return jnp.tensordot(
+        ones, tangent.reshape(core), axes=0, precision=jax.lax.Precision.HIGHEST
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("with_origin", "compute_dtype"))

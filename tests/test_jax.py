@@ -20,6 +20,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests._support import require
 
@@ -41,6 +42,8 @@ from tests._support import (  # noqa: E402
     COTANGENT,
     GRID,
     count_calls,
+    ref_dorigin_dalpha,
+    ref_dorigin_dbeta,
     ref_forward,
     ref_gradient,
     ref_origin,
@@ -237,6 +240,55 @@ def test_differentiating_x_alone_computes_no_parameter_derivative():
     assert "log1p" not in primitives(only_x)
     assert "log1p" in primitives(grad_jaxpr((0, 2)))
     assert len(str(only_x)) < len(str(grad_jaxpr((0, 1))))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(5,), (1, 5), (4, 5), (), (1,), (4, 1), (3, 4, 5), (1, 1, 5), (3, 1, 1)],
+)
+def test_parameter_cotangents_sum_the_partials_over_every_broadcast(shape):
+    """d/d alpha, d/d beta of every shape = the mpmath partials, summed.
+
+    Leading (batch) axes are summed by a matrix-vector product (see
+    ``_spread``), other broadcasts by broadcasting's own sum; both modes.
+    """
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-3.0, 3.0, (3, 4, 5)).astype(np.float32)
+    cotangent = rng.uniform(-2.0, 2.0, x.shape).astype(np.float32)
+    alpha = np.full(shape, 2.5, np.float32)
+    beta = np.full(shape, 0.75, np.float32)
+
+    def loss(alpha, beta):
+        return jnp.sum(s2nn(jnp.asarray(x), alpha, beta) * cotangent)
+
+    d_alpha, d_beta = jax.jit(jax.grad(loss, (0, 1)))(alpha, beta)
+    axes = tuple(range(x.ndim - len(shape)))
+
+    def summed(partial):
+        total = (partial * cotangent).sum(axes)
+        return total.sum(tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True)
+
+    want_alpha = summed(reference(ref_dorigin_dalpha, x, alpha=2.5))
+    want_beta = summed(reference(ref_dorigin_dbeta, x))
+    np.testing.assert_allclose(d_alpha, want_alpha.reshape(shape), rtol=2e-5, atol=1e-5)
+    np.testing.assert_allclose(d_beta, want_beta.reshape(shape), rtol=2e-5, atol=1e-5)
+    # Forward mode: the tangent of a unit change of every alpha.
+    _, tangent = jax.jvp(
+        lambda a: s2nn(jnp.asarray(x), a, beta), (alpha,), (np.ones_like(alpha),)
+    )
+    want = reference(ref_dorigin_dalpha, x, alpha=2.5)
+    np.testing.assert_allclose(tangent, want, rtol=2e-5, atol=1e-6)
+
+
+def test_per_neuron_cotangents_are_a_matrix_vector_product():
+    """Summing over the batch: a dot_general, not XLA's slow column reduction."""
+    x = jnp.zeros((64, 32))
+
+    def pullback(alpha, cotangent):
+        return jax.vjp(lambda a: s2nn(x, a), alpha)[1](cotangent)
+
+    names = primitives(jax.make_jaxpr(pullback)(jnp.ones(32), x))
+    assert "dot_general" in names and "reduce_sum" not in names
 
 
 # --- real SNN code ------------------------------------------------------------
