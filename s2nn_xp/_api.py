@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable, Iterable
 from types import ModuleType
@@ -60,7 +59,7 @@ def forward(x: ArrayLike, /, *, xp: ModuleType | None = None) -> Array:
     if kernel is not None:
         return kernel(x)
     p = prepare(x, xp=xp)
-    return _evaluate(p, _math.forward)
+    return _evaluate(p, "forward")
 
 
 def origin(
@@ -119,7 +118,7 @@ def origin(
     if kernel is not None:
         return kernel(x, alpha, beta, epsilon)
     p = prepare(x, xp=xp, alpha=alpha, beta=beta, epsilon=epsilon)
-    return _evaluate(p, functools.partial(_math.origin, **p.params))
+    return _evaluate(p, "origin", **p.params)
 
 
 def gradient(
@@ -162,7 +161,7 @@ def gradient(
     if kernel is not None:
         return kernel(x, alpha, beta)
     p = prepare(x, xp=xp, alpha=alpha, beta=beta)
-    return _evaluate(p, functools.partial(_math.gradient, **p.params))
+    return _evaluate(p, "gradient", **p.params)
 
 
 def s2nn(
@@ -218,43 +217,50 @@ def s2nn(
 def _primal(p: Prepared, with_origin: bool) -> Array:
     """The spike or the origin function of prepared arguments, finished."""
     if with_origin:
-        return _evaluate(p, functools.partial(_math.origin, **p.params))
-    return _evaluate(p, _math.forward)
+        return _evaluate(p, "origin", **p.params)
+    return _evaluate(p, "forward")
 
 
-# Bytes of one block of a large NumPy input: the five or so temporaries of
-# _math for a block of this size stay in a core's own (L2) cache, so a whole
-# computation costs about one pass over main memory and one output array of
-# memory. 1 MiB blocks spilled to the shared cache: gradient at 2^24 float32
-# values took 11x the floor instead of 5.4x on the project's machine; 128 KiB
-# blocks pay more in per-operation overhead (5.8x).
+# Bytes of one block of a large NumPy input: the three temporaries of the
+# NumPy kernels for a block of this size stay in a core's own (L2) cache, so
+# a whole computation costs about one pass over main memory and one output
+# array of memory. On the project's machine 1 MiB blocks spilled to the
+# shared cache (gradient at 2^24 float32 values 11x the floor, 5.4x with
+# 256 KiB), and 128 KiB blocks paid more in per-operation overhead.
 _BLOCK_BYTES = 1 << 18
 
 
-def _evaluate(p: Prepared, function: Callable[..., Array], *inputs: Array) -> Array:
-    """``function(xp, *inputs, in_place=True)``, finished; ``inputs`` default to x.
+def _evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
+    """The function ``name`` of ``x`` (or of ``inputs``), finished.
 
-    ``function`` has its parameters bound. The libraries that reach the
-    array-API path have no autodiff system (those that do have adapters), so
-    temporaries may be updated in place. Large C-contiguous NumPy inputs with
-    number parameters are computed block by block, each block's temporaries
-    in cache and its last operation writing into the result (``out=``).
+    ``name`` is one of ``_math``'s functions or ``"pullback"``; ``params``
+    its parameters. The libraries that reach the array-API path have no
+    autodiff system (those that do have adapters), so temporaries may be
+    updated in place. Large C-contiguous NumPy inputs with number parameters
+    are computed block by block by the NumPy kernel of the same name (bit
+    for bit ``_math``'s), whose temporaries stay in cache from block to block
+    and whose last operation writes into the result.
     """
     xp = p.xp
     inputs = inputs or (p.x,)
     block = _block_size(p, inputs)
     with _compat.quiet_floating_point(xp):
         if not block:
-            return finish(function(xp, *inputs, in_place=True), p)
+            function = _pullback if name == "pullback" else getattr(_math, name)
+            return finish(function(xp, *inputs, **params, in_place=True), p)
         import numpy as np
 
+        from . import _numpy_kernels
+
+        kernel = getattr(_numpy_kernels, name)
+        scratch = _numpy_kernels.workspace(block, p.x.dtype)
         out = np.empty(p.x.shape, dtype=p.dtype)
         flat_out = out.reshape(-1)
         flat_inputs = [a.reshape(-1) for a in inputs]
         for start in range(0, flat_out.size, block):
             part = slice(start, start + block)
             blocks = [a[part] for a in flat_inputs]
-            function(xp, *blocks, in_place=True, out=flat_out[part])
+            kernel(*blocks, **params, out=flat_out[part], scratch=scratch)
         return finish(out, p)
 
 
@@ -279,12 +285,9 @@ def _pullback(
     beta: Any,
     *,
     in_place: bool,
-    out: Array | None = None,
 ) -> Array:
-    """``cotangent * gradient(x)``, into ``out`` if given (a NumPy array)."""
+    """``cotangent * gradient(x)``; the gradient is a fresh array."""
     grad = _math.gradient(xp, x, alpha, beta, in_place=in_place)
-    if out is not None:
-        return xp.multiply(grad, cotangent, out=out)
     grad *= cotangent
     return grad
 
@@ -342,10 +345,8 @@ def vjp(
         cotangent = prepare_cotangent(p, cotangent)
         if tuple(cotangent.shape) != tuple(p.x.shape):
             cotangent = p.xp.broadcast_to(cotangent, p.x.shape)
-        gradient_times = functools.partial(
-            _pullback, alpha=p.params["alpha"], beta=p.params["beta"]
-        )
-        return _evaluate(p, gradient_times, p.x, cotangent)
+        alpha, beta = p.params["alpha"], p.params["beta"]
+        return _evaluate(p, "pullback", p.x, cotangent, alpha=alpha, beta=beta)
 
     return y, pullback
 

@@ -89,23 +89,9 @@ def _step_below(xp: ModuleType, x: Array, in_place: bool) -> Array:
     return xp.floor(_compat.clip(xp, x, -1.0, 0.0, recorded=not in_place))
 
 
-def _step(xp: ModuleType, x: Array, in_place: bool, out: Array | None = None) -> Array:
+def _step(xp: ModuleType, x: Array, in_place: bool) -> Array:
     """The spike: 1 where ``x >= 0`` (``-0.0`` too), 0 where ``x < 0``, NaN for NaN."""
-    return _last(xp, "add", _step_below(xp, x, in_place), 1.0, in_place, out)
-
-
-def _last(
-    xp: ModuleType, name: str, a: Array, b: Any, in_place: bool, out: Array | None
-) -> Array:
-    """``a + b`` or ``a - b`` (``name``), a function's last operation.
-
-    Into ``out`` where one is given: the NumPy block path's, whose ufuncs
-    take one, so that the result goes straight into the output array rather
-    than through a temporary and a copy.
-    """
-    if out is not None:
-        return getattr(xp, name)(a, b, out=out)
-    return _add(a, b, in_place) if name == "add" else _subtract(a, b, in_place)
+    return _add(_step_below(xp, x, in_place), 1.0, in_place)
 
 
 def _sigmoid_input(xp: ModuleType, x: Array, alpha: Parameter, in_place: bool) -> Array:
@@ -151,39 +137,34 @@ def _exp_floor(xp: ModuleType, x: Array, alpha: Parameter) -> Parameter:
 
 
 def _select(
-    xp: ModuleType,
     below: Array,
     left: Array,
     right_numerator: Parameter,
     right_denominator: Array | None,
     in_place: bool,
-    out: Array | None = None,
 ) -> Array:
     """``left * (1 - step) + step * right_numerator / right_denominator``.
 
     ``below`` is the step minus one (:func:`_step_below`): -1 or 0, NaN for
     NaN input, so the selected branch comes through unrounded. Both branches
     must be finite wherever they are not selected. Overwrites ``below`` and
-    ``left`` when ``in_place``; the result goes into ``out`` if given.
+    ``left`` when ``in_place``.
     """
     left = _mul(left, below, in_place)  # -left where x < 0, 0 elsewhere
     step = _add(below, 1.0, in_place)
     right = step if _is_one(right_numerator) else _mul(step, right_numerator, in_place)
     if right_denominator is not None:
         right = _div(right, right_denominator, in_place)
-    return _last(xp, "subtract", right, left, in_place, out)
+    return _subtract(right, left, in_place)
 
 
-def forward(
-    xp: ModuleType, x: Array, *, in_place: bool, out: Array | None = None
-) -> Array:
+def forward(xp: ModuleType, x: Array, *, in_place: bool) -> Array:
     """The spike: 1 where ``x >= 0`` (``-0.0`` too), 0 where ``x < 0``, NaN for NaN.
 
     ``in_place``: whether temporaries may be overwritten (no autodiff system
-    records the operations); ``x`` itself is never written. ``out``: a NumPy
-    array that receives the result (the block path's; no other library).
+    records the operations); ``x`` itself is never written.
     """
-    return _step(xp, x, in_place, out)
+    return _step(xp, x, in_place)
 
 
 def origin(
@@ -194,18 +175,17 @@ def origin(
     epsilon: Parameter,
     *,
     in_place: bool,
-    out: Array | None = None,
 ) -> Array:
     """The smooth original function.
 
     ``sigmoid(alpha * x)`` where ``x < 0``, ``beta * log1p(x + epsilon) + 0.5``
-    where ``x >= 0``. ``in_place`` and ``out`` as for :func:`forward`.
+    where ``x >= 0``. ``in_place`` as for :func:`forward`.
     """
     e = _sigmoid_exp(xp, x, alpha, in_place)
     sigmoid = _div(e, e + 1.0, in_place)  # e / (1 + e), stable since e <= 1
     tail = xp.log1p(_add(_tail_input(xp, x, in_place), epsilon, in_place))
     tail = _add(_mul(tail, beta, in_place), 0.5, in_place)
-    return _select(xp, _step_below(xp, x, in_place), sigmoid, tail, None, in_place, out)
+    return _select(_step_below(xp, x, in_place), sigmoid, tail, None, in_place)
 
 
 def gradient(
@@ -215,21 +195,19 @@ def gradient(
     beta: Parameter,
     *,
     in_place: bool,
-    out: Array | None = None,
 ) -> Array:
     """The surrogate gradient.
 
     ``alpha * s * (1 - s)`` with ``s = sigmoid(alpha * x)`` where ``x < 0``,
     written ``alpha * e / (1 + e)**2`` with ``e = exp(alpha * x)``;
-    ``beta / (x + 1)`` where ``x >= 0``. ``in_place`` and ``out`` as for
-    :func:`forward`.
+    ``beta / (x + 1)`` where ``x >= 0``.
     """
     e = _sigmoid_exp(xp, x, alpha, in_place)
     denominator = _squared_one_plus(e, in_place)
     bell = _div(_mul(e, alpha, in_place), denominator, in_place)
     del denominator  # free it before the right branch allocates
     shifted = _add(_tail_input(xp, x, in_place), 1.0, in_place)
-    return _select(xp, _step_below(xp, x, in_place), bell, beta, shifted, in_place, out)
+    return _select(_step_below(xp, x, in_place), bell, beta, shifted, in_place)
 
 
 def partials(
@@ -264,5 +242,5 @@ def partials(
     # The gradient exactly as gradient() rounds it.
     bell = _div(_mul(e, alpha, in_place), denominator, in_place)
     shifted = _add(right_x, 1.0, in_place)
-    grad = _select(xp, below, bell, beta, shifted, in_place)
+    grad = _select(below, bell, beta, shifted, in_place)
     return grad, d_alpha, d_beta

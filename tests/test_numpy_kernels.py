@@ -1,0 +1,109 @@
+"""The NumPy kernels of the block path against ``_math``: bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ._support import GRID, SPECIAL_X, count_calls, require
+
+require("numpy")
+
+import array_api_compat.numpy as xp  # noqa: E402
+
+import s2nn_xp  # noqa: E402
+from s2nn_xp import _api, _math, _numpy_kernels  # noqa: E402
+
+X = np.concatenate([GRID, SPECIAL_X, -SPECIAL_X, [-1e-45, -5e-324]])
+PARAMETERS = [
+    (4.0, 1.0, 1e-8),
+    (2.5, 0.75, 0.0),
+    (1e-37, 3.0, 0.5),
+    (1e4, 3.4e38, 1e-8),
+    (3.4e38, 1.0, 1e-3),
+]
+
+
+def _same(a, b):
+    """Bitwise equal: NaN where NaN, and the sign of zeros."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    number = ~np.isnan(a)
+    np.testing.assert_array_equal(np.signbit(a[number]), np.signbit(b[number]))
+    np.testing.assert_array_equal(a[number], b[number])
+
+
+def _run(kernel, *arrays, dtype, out_dtype=None, **params):
+    """The kernel into a fresh output, its workspace full of leftovers (NaN)."""
+    scratch = _numpy_kernels.workspace(arrays[0].size + 5, dtype)
+    for buffer in scratch:
+        buffer.fill(np.nan)
+    out = np.empty(arrays[0].shape, dtype=out_dtype or dtype)
+    with np.errstate(all="ignore"):
+        kernel(*arrays, **params, out=out, scratch=scratch)
+    return out
+
+
+def _math_of(function, *arrays, **params):
+    with np.errstate(all="ignore"):
+        return function(xp, *arrays, **params, in_place=False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("alpha", "beta", "epsilon"), PARAMETERS)
+def test_kernels_are_the_math_bit_for_bit(dtype, alpha, beta, epsilon):
+    with np.errstate(over="ignore"):
+        x = X.astype(dtype)
+    cotangent = np.linspace(-3.0, 3.0, x.size, dtype=dtype)
+    _same(_run(_numpy_kernels.forward, x, dtype=dtype), _math_of(_math.forward, x))
+    _same(
+        _run(_numpy_kernels.gradient, x, dtype=dtype, alpha=alpha, beta=beta),
+        _math_of(_math.gradient, x, alpha, beta),
+    )
+    _same(
+        _run(
+            _numpy_kernels.origin,
+            x,
+            dtype=dtype,
+            alpha=alpha,
+            beta=beta,
+            epsilon=epsilon,
+        ),
+        _math_of(_math.origin, x, alpha, beta, epsilon),
+    )
+    with np.errstate(over="ignore"):  # beta near the largest float32, times 3
+        want = _math_of(_math.gradient, x, alpha, beta) * cotangent
+    _same(
+        _run(
+            _numpy_kernels.pullback, x, cotangent, dtype=dtype, alpha=alpha, beta=beta
+        ),
+        want,
+    )
+
+
+def test_a_narrower_output_is_the_math_rounded_once():
+    with np.errstate(over="ignore"):
+        x = X.astype(np.float32)
+    got = _run(
+        _numpy_kernels.gradient,
+        x,
+        dtype=np.float32,
+        out_dtype=np.float16,
+        alpha=2.5,
+        beta=0.75,
+    )
+    with np.errstate(over="ignore"):  # the largest float32 is inf in float16
+        want = _math_of(_math.gradient, x, 2.5, 0.75).astype(np.float16)
+    _same(got, want)
+
+
+def test_the_block_path_runs_the_kernels(monkeypatch):
+    names = ("forward", "origin", "gradient", "pullback")
+    calls = count_calls(monkeypatch, _numpy_kernels, names)
+    x = np.linspace(-3.0, 3.0, 4 * _api._BLOCK_BYTES // 8)
+    s2nn_xp.forward(x)
+    s2nn_xp.origin(x)
+    s2nn_xp.gradient(x)
+    s2nn_xp.vjp(x)[1](np.ones_like(x))
+    # One call per block; vjp's spikes and the pullback's gradient count too.
+    assert calls == {"forward": 8, "origin": 4, "gradient": 8, "pullback": 4}
