@@ -95,6 +95,19 @@ def test_a_narrower_output_is_the_math_rounded_once():
     with np.errstate(over="ignore"):  # the largest float32 is inf in float16
         want = _math_of(_math.gradient, x, 2.5, 0.75).astype(np.float16)
     _same(got, want)
+    # The spike is computed in a temporary, not in the narrower output: a
+    # tiny negative x rounds to -0 in float16 (a spike of 1, not 0).
+    got = _run(_numpy_kernels.forward, x, dtype=np.float32, out_dtype=np.float16)
+    _same(got, _math_of(_math.forward, x).astype(np.float16))
+    for kernel, params in (
+        (_numpy_kernels.origin, {"alpha": 2.5, "beta": 0.75, "epsilon": 1e-8}),
+        (_numpy_kernels.gradient, {"alpha": 2.5, "beta": 0.75}),
+    ):
+        got = _run(kernel, x, dtype=np.float32, out_dtype=np.float16, **params)
+        function = getattr(_math, kernel.__name__)
+        with np.errstate(over="ignore"):
+            want = _math_of(function, x, *params.values()).astype(np.float16)
+        _same(got, want)
 
 
 def test_the_block_path_runs_the_kernels(monkeypatch):
