@@ -104,7 +104,8 @@ def _surrogate_jvp(
         # broadcast axes), repeating exp and log1p in every one.
         partials = jax.lax.optimization_barrier(partials)
         partial = dict(zip(("x", "alpha", "beta"), partials, strict=True))
-        terms.extend(partial[name] * _spread(dot, x) for name, dot in moving.items())
+        for name, dot in moving.items():
+            terms.append(partial[name] * (dot if name == "x" else _spread(dot, x)))
     if not terms:
         return y, jnp.zeros_like(y)
     return y, functools.reduce(jnp.add, terms)

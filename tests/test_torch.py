@@ -464,6 +464,26 @@ def test_cuda_double_backward_and_learnable_parameters():
 
 
 @needs_cuda
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_cuda_learnable_first_order_backward_is_the_math(dtype):
+    """The eager cotangents kernel on CUDA = the differentiable _math path."""
+    x = (torch.randn(64, 300, device="cuda") * 3).to(dtype)
+    cotangent = torch.randn(x.shape, device="cuda").to(dtype)
+    alpha = torch.linspace(1.0, 6.0, 300, device="cuda")
+    beta = torch.linspace(0.5, 2.0, 300, device="cuda")
+
+    def grads(create_graph):
+        leaf = x.clone().requires_grad_(True)
+        a, b = alpha.clone().requires_grad_(True), beta.clone().requires_grad_(True)
+        y = s2nn(leaf, a, b)
+        got = torch.autograd.grad(y, (leaf, a, b), cotangent, create_graph=create_graph)
+        return [g.detach() for g in got]
+
+    for eager, differentiable in zip(grads(False), grads(True), strict=True):
+        torch.testing.assert_close(eager, differentiable, rtol=0, atol=0)
+
+
+@needs_cuda
 def test_cuda_eager_runs_one_fused_kernel_each_way(monkeypatch):
     kernels = pytest.importorskip("s2nn_xp._triton")
     if not kernels.AVAILABLE:

@@ -17,27 +17,39 @@ from s2nn_xp import _math, _torch_eager  # noqa: E402
 X = np.concatenate([GRID, SPECIAL_X, -SPECIAL_X, [-1e-45, -5e-324]])
 
 
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=pytest.mark.skipif(
+            not torch.cuda.is_available(), reason="no CUDA device"
+        ),
+    ),
+]
+
+
 def _same(a, b):
     """Bitwise equal, NaN where NaN (and the sign of zeros)."""
-    a, b = a.double().numpy(), b.double().numpy()
+    a, b = a.double().cpu().numpy(), b.double().cpu().numpy()
     np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
     number = ~np.isnan(a)
     np.testing.assert_array_equal(np.signbit(a[number]), np.signbit(b[number]))
     np.testing.assert_array_equal(np.nan_to_num(a), np.nan_to_num(b))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(
     ("alpha", "beta"),
     [(4.0, 1.0), (2.5, 0.75), (1e-37, 3.0), (1e4, 1.0), (4.0, 3.4e38), (3.4e38, 1.0)],
 )
-def test_gradient_is_the_math_bit_for_bit(dtype, alpha, beta):
-    x = torch.asarray(X).to(dtype)
+def test_gradient_is_the_math_bit_for_bit(device, dtype, alpha, beta):
+    x = torch.asarray(X).to(device=device, dtype=dtype)
     want = _math.gradient(xp, x, alpha, beta, in_place=False)
     _same(_torch_eager.gradient(x, alpha, beta), want)
-    cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=dtype)
+    cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=dtype, device=device)
     _same(_torch_eager.gradient(x, alpha, beta, cotangent), want * cotangent)
-    out = torch.empty(x.shape, dtype=torch.float16)
+    out = torch.empty(x.shape, dtype=torch.float16, device=device)
     _torch_eager.gradient(x, alpha, beta, out=out)
     _same(out, want.to(torch.float16))
 
@@ -71,6 +83,7 @@ def _per_neuron(values, dtype, neurons):
     return torch.as_tensor(values, dtype=dtype).reshape(-1)[:neurons]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(
     ("alpha", "beta", "epsilon"),
@@ -83,17 +96,18 @@ def _per_neuron(values, dtype, neurons):
         ("tensor", 1.0, "tensor"),
     ],
 )
-def test_cotangents_are_the_math_partials(dtype, alpha, beta, epsilon):
+def test_cotangents_are_the_math_partials(device, dtype, alpha, beta, epsilon):
     """Every term equals _math.partials times the cotangent (zeros' signs aside)."""
-    x = torch.asarray(np.resize(X, (3, X.size))).to(dtype)
+    x = torch.asarray(np.resize(X, (3, X.size))).to(device=device, dtype=dtype)
     neurons = x.shape[1]
     if alpha == "tensor":
-        alpha = torch.linspace(0.5, 8.0, neurons, dtype=dtype)
+        alpha = torch.linspace(0.5, 8.0, neurons, dtype=dtype, device=device)
     if beta == "tensor":
-        beta = torch.linspace(0.25, 4.0, neurons, dtype=dtype)
+        beta = torch.linspace(0.25, 4.0, neurons, dtype=dtype, device=device)
     if epsilon == "tensor":
-        epsilon = torch.linspace(0.0, 1e-3, neurons, dtype=dtype)
-    cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=dtype).reshape(x.shape)
+        epsilon = torch.linspace(0.0, 1e-3, neurons, dtype=dtype, device=device)
+    cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=dtype, device=device)
+    cotangent = cotangent.reshape(x.shape)
     want = _partials_times(x, alpha, beta, epsilon, cotangent)
     got = _torch_eager.cotangents(
         x, alpha, beta, epsilon, cotangent, with_alpha=True, with_beta=True
