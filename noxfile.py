@@ -19,6 +19,7 @@ nox.options.sessions = [
     "lint",
     "package",
     "numpy",
+    "numpy_oldest",
     "cupy_emulation",
     "array_api_strict",
     "dask",
@@ -37,6 +38,8 @@ nox.options.error_on_missing_interpreters = True
 TORCH = os.environ.get("S2NN_XP_TORCH", "torch==2.13.0")
 # Triton for its interpreter (TRITON_INTERPRET=1): the CUDA kernels' tests.
 TRITON = os.environ.get("S2NN_XP_TRITON", "triton==3.8.0")
+# The oldest NumPy that pyproject's dependencies allow.
+OLDEST_NUMPY = "numpy==1.26.4"
 # Drives the system's Chromium; its own browser downloads are never used.
 PLAYWRIGHT = "playwright==1.65.2"
 
@@ -114,6 +117,17 @@ def numpy(session: nox.Session) -> None:
     ``cupy_emulation``.
     """
     session.install("-e", ".[test,strict,plot]")
+    _pytest(session, "numpy", f"--ignore={CUPY_EMULATION}")
+
+
+@nox.session(name="numpy_oldest")
+def numpy_oldest(session: nox.Session) -> None:
+    """The NumPy suite on the oldest NumPy the package allows (pyproject).
+
+    The NumPy block path's kernels call NumPy's ufuncs directly, where
+    ``_math`` goes through array-api-compat; this proves them on 1.x too.
+    """
+    session.install("-e", ".[test]", OLDEST_NUMPY)
     _pytest(session, "numpy", f"--ignore={CUPY_EMULATION}")
 
 

@@ -111,17 +111,15 @@ def xp_assert_close(actual, desired, *, xp, rtol=1e-7, atol=0.0, dtype=None):
     )
     if dtype is not None:
         assert actual.dtype == dtype, f"dtype {actual.dtype} != {dtype}"
-    np.testing.assert_allclose(
-        to_numpy(actual).astype(np.float64),
-        np.asarray(
-            to_numpy(desired) if not isinstance(desired, np.ndarray) else desired,
-            dtype=np.float64,
-        ),
-        rtol=rtol,
-        atol=atol,
-        equal_nan=True,
-        strict=True,
+    got = to_numpy(actual).astype(np.float64)
+    want = np.asarray(
+        to_numpy(desired) if not isinstance(desired, np.ndarray) else desired,
+        dtype=np.float64,
     )
+    # The shapes checked here, not by assert_allclose(strict=True): NumPy 1.26
+    # (the oldest the package allows) has no strict there.
+    assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
 
 
 def ulp_error(actual: np.ndarray, desired: np.ndarray, dtype) -> np.ndarray:
