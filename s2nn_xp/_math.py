@@ -189,12 +189,7 @@ def origin(
 
 
 def gradient(
-    xp: ModuleType,
-    x: Array,
-    alpha: Parameter,
-    beta: Parameter,
-    *,
-    in_place: bool,
+    xp: ModuleType, x: Array, alpha: Parameter, beta: Parameter, *, in_place: bool
 ) -> Array:
     """The surrogate gradient.
 

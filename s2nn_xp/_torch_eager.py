@@ -1,12 +1,13 @@
-"""The surrogate gradient as few eager PyTorch operations: a CPU kernel.
+"""The surrogate derivatives as few eager PyTorch operations: kernels.
 
 In eager PyTorch each operation costs a dispatch of a few microseconds, which
 at the sizes of a spiking layer (10^3 to 10^5 values a step) is most of the
 time. :func:`s2nn_xp._math.gradient` blends its two branches with the spike,
 so that every derivative of it is exact; where nothing differentiates the
 gradient (a first-order backward, a plain call), the same branch values can
-be computed in fewer operations and blended by one ``lerp`` with the spike
-as its weight (exact at 0 and 1, NaN for NaN). This module restates
+be computed in fewer operations and blended by one ``lerp`` whose weight is
+the spike (exact at 0 and 1; at NaN input both branches are NaN already, so
+one comparison gives the weight). This module restates
 ``_math``'s branches for that case, operation for operation, so that its
 results are bit for bit those of ``_math`` (the tests check that over the
 special values and every dtype).
@@ -14,7 +15,9 @@ special values and every dtype).
 :func:`gradient` is for tensors no autodiff system records, with
 Python-number parameters (:func:`s2nn_xp.torch._plain_eager`);
 :func:`cotangents`, the first-order backward with learnable (tensor)
-parameters, for the same tensors with parameters of either kind.
+parameters, for the same tensors with parameters of either kind. Both run on
+any device (on CUDA where the fused Triton kernels do not apply); pieces of a
+large input share one :func:`workspace`.
 """
 
 from __future__ import annotations

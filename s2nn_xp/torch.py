@@ -44,9 +44,10 @@ plain forward, a first-order backward):
 * Elsewhere the eager kernels of :mod:`s2nn_xp._torch_eager` (``_math``'s
   values in fewer operations, tested against it) compute the gradient, and
   with tensor parameters all three cotangents in one pass.
-* Large contiguous CPU tensors are computed block by block (with learnable
-  per-neuron parameters, a few rows at a time), so that the temporaries stay
-  in the processor's cache; one set of temporaries serves every block.
+* Large CPU tensors are computed block by block (contiguous ones; with
+  learnable parameters, any layout, a few rows or columns at a time), so that
+  the temporaries stay in the processor's cache; one set of temporaries
+  serves every block.
 
 This module is imported by :func:`s2nn_xp.s2nn` when a tensor arrives;
 ``s2nn_xp.s2nn`` and :class:`s2nn_xp.S2NN` on tensors call :func:`s2nn`.
@@ -387,6 +388,7 @@ def _backward_with_parameters(
     if pieces is None:
         return _eager_cotangents(cotangent, x, parameters, needs)
     axis, length = pieces
+    compute_dtype = _compute_dtype(x.dtype)
     grad_x = torch.empty_like(x) if needs["x"] else None
     # A parameter that varies along the pieces' axis gets each piece's terms
     # once (written); one that is broadcast along it, a sum (accumulated).
@@ -395,11 +397,8 @@ def _backward_with_parameters(
         if name != "epsilon" and needs[name] and isinstance(value, torch.Tensor):
             sliced = _piece(value, (slice(None),) * (axis + 1), x.ndim)[1]
             totals[name] = (torch.empty_like if sliced else torch.zeros_like)(value)
-    scratch = _workspace(
-        _CPU_BLOCK_BYTES // _compute_dtype(x.dtype).itemsize,
-        _compute_dtype(x.dtype),
-        x.device,
-    )
+    block = _CPU_BLOCK_BYTES // compute_dtype.itemsize
+    scratch = _workspace(block, compute_dtype, x.device)
     for start in range(0, x.shape[axis], length):
         index = (slice(None),) * axis + (slice(start, start + length),)
         pieces_of = {
