@@ -71,7 +71,7 @@ def gradient(
 ) -> torch.Tensor:
     """``gradient(x, alpha, beta)`` (times ``cotangent``) in ``x``'s dtype.
 
-    ``x`` is in its compute dtype (float32 or float64) and contiguous;
+    ``x`` is in its compute dtype (float32 or float64), of any layout;
     ``cotangent``, if given, has ``x``'s shape and dtype; ``out`` receives
     the result (it may be of a narrower dtype: the result is rounded once,
     into it); ``scratch`` is a :func:`workspace` at least ``x``'s size.
@@ -120,7 +120,7 @@ def cotangents(
     ``(cotangent * gradient, cotangent * d origin / d alpha, cotangent *
     d origin / d beta)`` in ``x``'s dtype; a parameter's term is None unless
     asked for. ``x`` and ``cotangent`` are in one compute dtype (float32 or
-    float64), contiguous and of one shape; tensor parameters are of that
+    float64) and of one shape, of any layout; tensor parameters are of that
     dtype and broadcast to it; ``out``, of ``x``'s shape and dtype, receives
     the first; ``scratch`` as for :func:`gradient` (the others are views of
     it). The values are ``_math.partials``'s (the
