@@ -225,9 +225,9 @@ def _primal(p: Prepared, with_origin: bool) -> Array:
 # NumPy kernels for a block of this size stay in a core's own (L2) cache, so
 # a whole computation costs about one pass over main memory and one output
 # array of memory. Measured on the project's machine (gradient at 2^24
-# float32 values, time / copy floor): 5.2x with 1 MiB blocks (spilled to the
-# shared cache), 4.5x with 256 KiB, 4.7x with 128 KiB and 5.2x with 64 KiB
-# (per-operation overhead).
+# float32 values, time / copy floor): 4.2-4.3x with 512 KiB blocks (spilled
+# to the shared cache), 3.6-3.9x with 256 KiB, 3.9-4.1x with 128 KiB (more
+# per-operation overhead); 64 KiB and 1 MiB were worse still.
 _BLOCK_BYTES = 1 << 18
 
 

@@ -51,6 +51,26 @@ def _sigmoid_exp(x: np.ndarray, alpha: float, into: np.ndarray) -> np.ndarray:
     return np.exp(into, out=into)
 
 
+def _sigmoid_exp_of_magnitude(
+    x: np.ndarray, magnitude: np.ndarray, alpha: float, into: np.ndarray
+) -> np.ndarray:
+    """:func:`_sigmoid_exp`'s values where they are selected (``x < 0``).
+
+    ``exp(-alpha * |x|)`` from ``magnitude = |x|``, which the caller shares
+    with its other branch: one cheap pass (``abs``) instead of two clips.
+    Where ``x < 0`` and ``x >= -1000 / alpha``, ``-alpha * |x|`` is
+    ``alpha * x`` bit for bit (IEEE products are symmetric in sign); below
+    that both exponentials are 0. Where ``x >= 0`` it is a finite value in
+    [0, 1] where ``_math``'s is 1, and the blend multiplies it by 0. A tiny
+    ``alpha`` clamps ``_math``'s bound at the dtype's lowest value, where
+    ``exp(alpha * lowest)`` is not 0: then ``_math``'s clip is used.
+    """
+    if _math._exp_floor(np, x, alpha) != _math._EXP_FLOOR / alpha:
+        return _sigmoid_exp(x, alpha, into)
+    np.multiply(magnitude, -alpha, out=into)
+    return np.exp(into, out=into)
+
+
 def forward(x: np.ndarray, *, out: np.ndarray, scratch: list[np.ndarray]) -> None:
     """``_math.forward`` of ``x`` into ``out``.
 
@@ -70,19 +90,33 @@ def gradient(
     out: np.ndarray,
     scratch: list[np.ndarray],
 ) -> None:
-    """``_math.gradient`` of ``x`` into ``out``."""
-    bell, denominator, right = _temporaries(x, scratch)
-    e = _sigmoid_exp(x, alpha, bell)
+    """``_math.gradient`` of ``x`` into ``out``.
+
+    Both branch inputs come from ``|x|``: the sigmoid branch's as in
+    :func:`_sigmoid_exp_of_magnitude`, the tail's ``|x| + 1`` is ``_math``'s
+    ``max(x, -0.5) + 1`` where ``x >= 0`` and at least 1 elsewhere (the
+    blend's 0 times ``beta`` divided by it is 0, as in ``_math``; ``-inf``
+    gives ``0 / inf``). 14 passes over a block instead of 16.
+    """
+    shifted, bell, denominator = _temporaries(x, scratch)
+    magnitude = np.abs(x, out=shifted)
+    e = _sigmoid_exp_of_magnitude(x, magnitude, alpha, bell)
     np.add(e, 2.0, out=denominator)  # _math._squared_one_plus
     denominator *= e
     denominator += 1.0
     e *= alpha
     e /= denominator
-    shifted = np.clip(x, _math._RIGHT_BRANCH_FLOOR, None, out=denominator)
-    shifted += 1.0
-    if out.dtype == x.dtype:  # the right branch in out itself, as in forward
-        right = out
-    _select(_step_below(x, right), bell, beta, shifted, out)
+    shifted = np.add(magnitude, 1.0, out=shifted)
+    # _math._select's blend, weighted by x < 0 (one comparison, not the
+    # step's two passes): one term of the sum is 0, so it is exact either
+    # way. The weight is 0 at NaN, where both branches are NaN already.
+    left_weight = np.less(x, 0.0, out=out if out.dtype == x.dtype else denominator)
+    bell *= left_weight
+    right = np.subtract(1.0, left_weight, out=left_weight)
+    if beta != 1.0:
+        right *= beta
+    right /= shifted
+    np.add(right, bell, out=out)
 
 
 def _select(
@@ -115,7 +149,9 @@ def origin(
     sigmoid, tail, below = _temporaries(x, scratch)
     if out.dtype == x.dtype:  # the step in out itself, as in forward
         below = out
-    e = _sigmoid_exp(x, alpha, sigmoid)
+    # The tail keeps _math's clip: log1p(|x|) would be inf at x = -inf, and
+    # the blend's 0 times it NaN.
+    e = _sigmoid_exp_of_magnitude(x, np.abs(x, out=sigmoid), alpha, sigmoid)
     np.add(e, 1.0, out=tail)
     e /= tail  # e / (1 + e)
     np.clip(x, _math._RIGHT_BRANCH_FLOOR, None, out=tail)
@@ -136,7 +172,8 @@ def pullback(
     scratch: list[np.ndarray],
 ) -> None:
     """``cotangent * _math.gradient(x)`` into ``out``, rounded once."""
-    # The gradient's own temporaries, its last (``right``) receiving it.
+    # The gradient's own temporaries, its last (free once the sigmoid
+    # branch is computed) receiving it.
     rotated = scratch[1:] + scratch[:1]
     grad = _temporaries(x, rotated)[-1]
     gradient(x, alpha, beta, out=grad, scratch=rotated)
