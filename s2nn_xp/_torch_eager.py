@@ -143,8 +143,15 @@ def cotangents(
     _branch_weight(x, step)
     d_beta = None
     if with_beta:
-        torch.add(right, epsilon, out=log).log1p_()
-        d_beta = log.mul_(step).mul_(cotangent)
+        # _math's log1p(x + epsilon) masked by the step, in one operation
+        # less: epsilon times the weight is epsilon or 0 exactly, so the sum
+        # is x + epsilon (rounded once) where x >= 0 and log1p(0) = 0 where
+        # x < 0 (right is 0 there); NaN stays NaN.
+        if isinstance(epsilon, torch.Tensor):
+            torch.addcmul(right, step, epsilon, out=log)
+        else:
+            torch.add(right, step, alpha=epsilon, out=log)
+        d_beta = log.log1p_().mul_(cotangent)
     tail = right.add_(1.0)
     if _is_one(beta):
         tail.reciprocal_()

@@ -144,15 +144,14 @@ def _may_update(*values: Any) -> bool:
     """
     if torch.compiler.is_compiling():
         return False
-    tensors = [v for v in values if isinstance(v, torch.Tensor)]
-    return not (any(_is_wrapped(t) for t in tensors) or _records(*tensors))
-
-
-def _records(*values: Any) -> bool:
-    """Whether autograd would record operations on any of the tensors."""
-    return torch.is_grad_enabled() and any(
-        isinstance(v, torch.Tensor) and v.requires_grad for v in values
-    )
+    # One loop, no generators: this runs at every call (per-call cost).
+    records = torch.is_grad_enabled()
+    for value in values:
+        if isinstance(value, torch.Tensor) and (
+            (records and value.requires_grad) or _is_wrapped(value)
+        ):
+            return False
+    return True
 
 
 def _plain_eager(x: torch.Tensor, parameters: Sequence[Any], *others: Any) -> bool:
@@ -163,10 +162,10 @@ def _plain_eager(x: torch.Tensor, parameters: Sequence[Any], *others: Any) -> bo
     """
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return False
-    if not all(isinstance(p, float) for p in parameters):
-        return False
-    tensors = (x, *others)
-    return not (any(_is_wrapped(t) for t in tensors) or _records(*tensors))
+    for parameter in parameters:
+        if not isinstance(parameter, float):
+            return False
+    return _may_update(x, *others)
 
 
 def _fused_kernels(
