@@ -72,14 +72,18 @@ def _sigmoid_exp_of_magnitude(
 
 
 def forward(x: np.ndarray, *, out: np.ndarray, scratch: list[np.ndarray]) -> None:
-    """``_math.forward`` of ``x`` into ``out``.
+    """``_math.forward`` of ``x`` into ``out``: the spike in one ufunc pass.
 
-    In ``out`` itself where it has ``x``'s dtype (a block of it is in cache
-    from the first operation on: 1.4x the copy floor at 2^24 values, 1.65x
-    through a temporary); a narrower one receives the rounded sum only.
+    ``x >= 0`` written into ``out`` as 1.0 or 0.0 (the comparison's loop
+    casts), which is ``_math``'s ``floor(clip(x, -1, 0)) + 1`` wherever ``x``
+    is a number (``-0.0`` included); NaN compares false, so a block whose
+    minimum is NaN (the reduction propagates it, and reads without writing)
+    gets NaN written where ``x`` is NaN. Three passes took 1.45x the copy
+    floor at 2^24 values.
     """
-    below = out if out.dtype == x.dtype else _temporaries(x, scratch)[0]
-    np.add(_step_below(x, below), 1.0, out=out)
+    np.greater_equal(x, 0.0, out=out)
+    if np.isnan(np.minimum.reduce(x)):
+        np.copyto(out, x, where=np.isnan(x))
 
 
 def gradient(
