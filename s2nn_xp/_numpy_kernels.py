@@ -9,9 +9,11 @@ the arithmetic (``gradient`` 8.7x the copy floor, 4.6x with the allocator
 tuned to keep its memory). These kernels restate ``_math``'s formulas for
 NumPy with ufuncs writing into a few temporaries that every block reuses
 (:func:`workspace`) and the last operation writing into the output. The
-operations and their order are ``_math``'s (its in-place path), so the
-results are bit for bit ``_math``'s; the tests check that over the special
-values in every dtype.
+roundings and their order are ``_math``'s (its in-place path); where fewer
+passes give the same values (a branch input from ``|x|``, a blend weighted
+by one comparison, the spike as one comparison) a kernel takes them, and
+says why the values are the same. So the results are bit for bit
+``_math``'s; the tests check that over the special values in every dtype.
 
 Only for the block path: C-contiguous blocks in the compute dtype (float32
 or float64) and Python-number parameters; ``out`` may be of a narrower
