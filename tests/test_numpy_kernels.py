@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from ._support import GRID, SPECIAL_X, count_calls, require
 
@@ -103,7 +106,7 @@ def test_a_narrower_output_is_the_math_rounded_once():
     with np.errstate(over="ignore"):  # the largest float32 is inf in float16
         want = _math_of(_math.gradient, x, 2.5, 0.75).astype(np.float16)
     _same(got, want)
-    # The spike is computed in a temporary, not in the narrower output: a
+    # The spike is compared in x's dtype, not in the narrower output's: a
     # tiny negative x rounds to -0 in float16 (a spike of 1, not 0).
     got = _run(_numpy_kernels.forward, x, dtype=np.float32, out_dtype=np.float16)
     _same(got, _math_of(_math.forward, x).astype(np.float16))
@@ -128,3 +131,58 @@ def test_the_block_path_runs_the_kernels(monkeypatch):
     s2nn_xp.vjp(x)[1](np.ones_like(x))
     # One call per block; vjp's spikes and the pullback's gradient count too.
     assert calls == {"forward": 8, "origin": 4, "gradient": 8, "pullback": 4}
+
+
+# Any value of x, every parameter from the smallest positive number to the
+# largest of the dtype: the kernels' shorter forms (branch inputs from |x|, a
+# blend weighted by a comparison, the spike as one comparison) must give
+# _math's bits for all of them, not only for the special values above.
+_positive = st.floats(min_value=1e-38, max_value=3.4e38, allow_subnormal=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    dtype=st.sampled_from([np.float32, np.float64]),
+    data=st.data(),
+    # Tiny alphas often: below 1000 / largest, _math clamps the sigmoid
+    # input's bound, which shows at x = -inf where alpha * largest > -104
+    # (exp of it not 0 in float32).
+    alpha=st.one_of(st.sampled_from([1e-38, 1e-37, 2.5e-37]), _positive),
+    beta=_positive,
+    epsilon=st.one_of(st.just(0.0), _positive.filter(lambda e: e < 1e30)),
+)
+def test_kernels_are_the_math_bit_for_bit_for_any_values(
+    dtype, data, alpha, beta, epsilon
+):
+    x = data.draw(
+        hnp.arrays(dtype, st.integers(1, 64), elements=st.floats(width=32)),
+        label="x",
+    )
+    cotangent = data.draw(
+        hnp.arrays(dtype, x.shape, elements=st.floats(-1e3, 1e3, width=32)),
+        label="cotangent",
+    )
+    _same(_run(_numpy_kernels.forward, x, dtype=dtype), _math_of(_math.forward, x))
+    _same(
+        _run(_numpy_kernels.gradient, x, dtype=dtype, alpha=alpha, beta=beta),
+        _math_of(_math.gradient, x, alpha, beta),
+    )
+    _same(
+        _run(
+            _numpy_kernels.origin,
+            x,
+            dtype=dtype,
+            alpha=alpha,
+            beta=beta,
+            epsilon=epsilon,
+        ),
+        _math_of(_math.origin, x, alpha, beta, epsilon),
+    )
+    with np.errstate(all="ignore"):
+        want = _math_of(_math.gradient, x, alpha, beta) * cotangent
+    _same(
+        _run(
+            _numpy_kernels.pullback, x, cotangent, dtype=dtype, alpha=alpha, beta=beta
+        ),
+        want,
+    )
