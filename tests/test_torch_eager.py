@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from ._support import GRID, SPECIAL_X, count_calls, require
 
@@ -176,3 +179,43 @@ def test_the_adapter_uses_the_cotangents_kernel_only_at_first_order(monkeypatch)
     assert calls["cotangents"] == 1  # double backward differentiates _math instead
     for eager, differentiable in zip(first, graph, strict=True):
         torch.testing.assert_close(eager, differentiable.detach(), rtol=0, atol=0)
+
+
+# Any value of x and any parameters: the kernels' shorter forms (the tail at
+# max(x, 0), lerp, the sigmoid input clipped at the dtype's lowest value, the
+# beta term's input with epsilon times the weight) must give _math's values,
+# not only at the special values above.
+_positive = st.floats(min_value=1e-38, max_value=3.4e38, allow_subnormal=False)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    data=st.data(),
+    alpha=st.one_of(st.sampled_from([1e-38, 1e-37, 2.5e-37]), _positive),
+    beta=_positive,
+    epsilon=st.one_of(st.just(0.0), _positive.filter(lambda e: e < 1e30)),
+)
+def test_kernels_are_the_math_for_any_values(dtype, data, alpha, beta, epsilon):
+    values = data.draw(
+        hnp.arrays(np.float32, (3, data.draw(st.integers(1, 16), label="neurons"))),
+        label="x",
+    )
+    x = torch.asarray(values).to(dtype)
+    cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=dtype).reshape(x.shape)
+    want = _math.gradient(xp, x, alpha, beta, in_place=False)
+    _same(_torch_eager.gradient(x, alpha, beta), want)
+    _same(_torch_eager.gradient(x, alpha, beta, cotangent), want * cotangent)
+    per_neuron = {
+        "alpha": torch.full(x.shape[1:], alpha, dtype=dtype),
+        "beta": beta,
+        "epsilon": torch.full(x.shape[1:], epsilon, dtype=dtype),
+    }
+    for parameters in ({"alpha": alpha, "beta": beta, "epsilon": epsilon}, per_neuron):
+        expected = _partials_times(x, *parameters.values(), cotangent)
+        got = _torch_eager.cotangents(
+            x, *parameters.values(), cotangent, with_alpha=True, with_beta=True
+        )
+        for term, wanted in zip(got, expected, strict=True):
+            _same(term.abs(), wanted.abs())  # the sign of a zero term may differ
+        _same(got[0], expected[0])
