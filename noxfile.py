@@ -42,6 +42,17 @@ TRITON = os.environ.get("S2NN_XP_TRITON", "triton==3.8.0")
 OLDEST_NUMPY = "numpy==1.26.4"
 # Drives the system's Chromium; its own browser downloads are never used.
 PLAYWRIGHT = "playwright==1.65.2"
+# The framework-bound S2NNs that `s2nn-xp bench` times beside s2nn_xp, and
+# what they need that the clients session (and a GPU machine, through
+# the gpu_wheels session) does not otherwise have.
+TORCH_ANCHOR = ("spikingjelly==2.0.0", "loguru>=0.7,<1")
+JAX_ANCHOR = (
+    "brainstate==0.5.4",
+    "braintools==0.3.0",
+    "brainunit==0.5.2",
+    "saiunit==0.5.2",
+    "brainevent==0.2.1",
+)
 
 
 def _pytest(session: nox.Session, backend: str, *args: str) -> None:
@@ -196,10 +207,11 @@ def clients(session: nox.Session) -> None:
     """
     session.install(TORCH)
     session.install("-e", ".[test,jax]")
-    torch_clients = ("spikingjelly==2.0.0", "snntorch==1.0.0", "norse==1.1.0")
+    spikingjelly, *spikingjelly_needs = TORCH_ANCHOR
+    torch_clients = (spikingjelly, "snntorch==1.0.0", "norse==1.1.0")
     session.install("--no-deps", *torch_clients, "nirtorch==2.6")
-    session.install("loguru>=0.7,<1", "tqdm", "h5py==3.16.0", "nir==1.0.8")
-    session.install("brainstate==0.5.4", "braintools==0.3.0", "brainpy==2.8.2")
+    session.install(*spikingjelly_needs, "tqdm", "h5py==3.16.0", "nir==1.0.8")
+    session.install(*JAX_ANCHOR, "brainpy==2.8.2")
     session.install("optax==0.2.8", "equinox==0.13.8")
     session.install("onnx==1.23.2", "onnxscript==0.7.2", "onnxruntime==1.32.0")
     session.install("flatbuffers>=24")  # jax.export's serialisation
@@ -235,6 +247,42 @@ def cupy(session: nox.Session) -> None:
         session.skip("no CUDA device here (nvidia-smi not found): cupy tests not run")
     session.install("-e", ".[test,cupy]")
     _pytest(session, "cupy")
+
+
+@nox.session(name="gpu_wheels")
+def gpu_wheels(session: nox.Session) -> None:
+    """Wheels for ``.ci/gpu-check`` on a GPU machine without network (not default).
+
+    That machine has PyTorch, Triton, CuPy, JAX, NumPy, pytest, hypothesis and
+    mpmath; what else the checks import travels as wheels in ``.whl/``:
+    array-api-compat as the package requires it, and the anchors with what
+    they need, as the clients session pins them (pure-Python wheels, about
+    5 MB). Arguments after ``--``: the machine's Python version (3.12).
+    """
+    python = session.posargs[0] if session.posargs else "3.12"
+    session.install("--no-deps", ".")
+    requires = "import importlib.metadata as m; print(*m.requires('s2nn-xp'))"
+    output = session.run("python", "-c", requires, silent=True)
+    compat = [r for r in str(output).split() if r.startswith("array-api-compat")]
+    session.run(
+        "python",
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        python,
+        "--implementation",
+        "cp",
+        "--platform",
+        "manylinux_2_17_x86_64",
+        "--dest",
+        ".whl",
+        *compat,
+        *TORCH_ANCHOR,
+        *JAX_ANCHOR,
+    )
 
 
 @nox.session

@@ -560,6 +560,9 @@ def test_no_kernels_where_triton_is_missing():
 
 def test_fused_path_is_not_taken_where_it_does_not_apply(monkeypatch):
     monkeypatch.setattr(s2nn_xp.torch, "_FUSED_DEVICES", ("cpu",))
+    # As if Triton were installed: the rule, not the machine, is under test
+    # (a torch without Triton, as on macOS, must pass this too).
+    monkeypatch.setattr(s2nn_xp._triton, "AVAILABLE", True)
     x = torch.randn(10)
     assert s2nn_xp.torch._fused_kernels(x, (4.0, 1.0)) is not None
     assert s2nn_xp.torch._fused_kernels(x.double(), (4.0, 1.0)) is None  # float64
