@@ -15,6 +15,7 @@ from types import ModuleType
 import mpmath
 import numpy as np
 import pytest
+from hypothesis import strategies as st
 
 import s2nn_xp._compat as compat
 from s2nn_xp import _backends
@@ -278,6 +279,20 @@ float32 result is subnormal (XLA on CPU flushes subnormals to zero)."""
 
 COTANGENT = _rng.standard_normal(GRID.shape)
 """A random cotangent (or tangent) of GRID's shape."""
+
+
+# --- parameters for property tests (hypothesis) ----------------------------------
+
+POSITIVE = st.floats(min_value=1e-38, max_value=3.4e38, allow_subnormal=False)
+"""Any valid alpha or beta, from the smallest normal float32 to the largest."""
+
+ANY_ALPHA = st.one_of(st.sampled_from([1e-38, 1e-37, 2.5e-37]), POSITIVE)
+"""POSITIVE with tiny alphas often: below ``1000 / largest``, ``_math`` clamps
+the sigmoid input's bound, which shows at ``x = -inf`` where ``alpha *
+largest > -104`` (so that its exponential is not 0 in float32)."""
+
+ANY_EPSILON = st.one_of(st.just(0.0), POSITIVE.filter(lambda e: e < 1e30))
+"""Any valid epsilon, 0 included."""
 
 
 PUBLIC_CALLS: dict[str, tuple[tuple[float, ...], dict[str, bool]]] = {

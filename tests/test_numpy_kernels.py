@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ._support import GRID, SPECIAL_X, count_calls, require
+from ._support import (
+    ANY_ALPHA,
+    ANY_EPSILON,
+    GRID,
+    POSITIVE,
+    SPECIAL_X,
+    count_calls,
+    require,
+)
 
 require("numpy")
 
@@ -142,19 +150,13 @@ def test_the_block_path_runs_the_kernels(monkeypatch):
 # largest of the dtype: the kernels' shorter forms (branch inputs from |x|, a
 # blend weighted by a comparison, the spike as one comparison) must give
 # _math's bits for all of them, not only for the special values above.
-_positive = st.floats(min_value=1e-38, max_value=3.4e38, allow_subnormal=False)
-
-
 @settings(max_examples=150, deadline=None)
 @given(
     dtype=st.sampled_from([np.float32, np.float64]),
     data=st.data(),
-    # Tiny alphas often: below 1000 / largest, _math clamps the sigmoid
-    # input's bound, which shows at x = -inf where alpha * largest > -104
-    # (exp of it not 0 in float32).
-    alpha=st.one_of(st.sampled_from([1e-38, 1e-37, 2.5e-37]), _positive),
-    beta=_positive,
-    epsilon=st.one_of(st.just(0.0), _positive.filter(lambda e: e < 1e30)),
+    alpha=ANY_ALPHA,
+    beta=POSITIVE,
+    epsilon=ANY_EPSILON,
 )
 def test_kernels_are_the_math_bit_for_bit_for_any_values(
     dtype, data, alpha, beta, epsilon

@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ._support import GRID, SPECIAL_X, count_calls, require
+from ._support import (
+    ANY_ALPHA,
+    ANY_EPSILON,
+    GRID,
+    POSITIVE,
+    SPECIAL_X,
+    count_calls,
+    require,
+)
 
 torch = require("torch")
 
@@ -185,16 +193,13 @@ def test_the_adapter_uses_the_cotangents_kernel_only_at_first_order(monkeypatch)
 # max(x, 0), lerp, the sigmoid input clipped at the dtype's lowest value, the
 # beta term's input with epsilon times the weight) must give _math's values,
 # not only at the special values above.
-_positive = st.floats(min_value=1e-38, max_value=3.4e38, allow_subnormal=False)
-
-
 @settings(max_examples=100, deadline=None)
 @given(
     dtype=st.sampled_from([torch.float32, torch.float64]),
     data=st.data(),
-    alpha=st.one_of(st.sampled_from([1e-38, 1e-37, 2.5e-37]), _positive),
-    beta=_positive,
-    epsilon=st.one_of(st.just(0.0), _positive.filter(lambda e: e < 1e30)),
+    alpha=ANY_ALPHA,
+    beta=POSITIVE,
+    epsilon=ANY_EPSILON,
 )
 def test_kernels_are_the_math_for_any_values(dtype, data, alpha, beta, epsilon):
     values = data.draw(
