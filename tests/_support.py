@@ -102,6 +102,16 @@ def to_numpy(a) -> np.ndarray:
     return out
 
 
+def assert_same_bits(actual, desired) -> None:
+    """Bitwise equal, of any backend: NaN where NaN, the sign of every zero."""
+    a = to_numpy(actual).astype(np.float64)
+    b = to_numpy(desired).astype(np.float64)
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    number = ~np.isnan(a)
+    np.testing.assert_array_equal(np.signbit(a[number]), np.signbit(b[number]))
+    np.testing.assert_array_equal(a[number], b[number])
+
+
 def xp_assert_close(actual, desired, *, xp, rtol=1e-7, atol=0.0, dtype=None):
     """`actual` is an array of `xp` of `desired`'s shape whose values are close.
 
@@ -279,6 +289,10 @@ float32 result is subnormal (XLA on CPU flushes subnormals to zero)."""
 
 COTANGENT = _rng.standard_normal(GRID.shape)
 """A random cotangent (or tangent) of GRID's shape."""
+
+KERNEL_X = np.concatenate([GRID, SPECIAL_X, -SPECIAL_X, [-1e-45, -5e-324]])
+"""What a kernel restating ``_math`` is checked on: both branches, every special
+value with both signs, and the smallest float32 and float64 subnormals."""
 
 
 # --- parameters for property tests (hypothesis) ----------------------------------

@@ -11,9 +11,9 @@ from hypothesis.extra import numpy as hnp
 from ._support import (
     ANY_ALPHA,
     ANY_EPSILON,
-    GRID,
+    KERNEL_X,
     POSITIVE,
-    SPECIAL_X,
+    assert_same_bits,
     count_calls,
     require,
 )
@@ -25,7 +25,6 @@ import array_api_compat.numpy as xp  # noqa: E402
 import s2nn_xp  # noqa: E402
 from s2nn_xp import _api, _math, _numpy_kernels  # noqa: E402
 
-X = np.concatenate([GRID, SPECIAL_X, -SPECIAL_X, [-1e-45, -5e-324]])
 PARAMETERS = [
     (4.0, 1.0, 1e-8),
     (2.5, 0.75, 0.0),
@@ -33,15 +32,6 @@ PARAMETERS = [
     (1e4, 3.4e38, 1e-8),
     (3.4e38, 1.0, 1e-3),
 ]
-
-
-def _same(a, b):
-    """Bitwise equal: NaN where NaN, and the sign of zeros."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
-    number = ~np.isnan(a)
-    np.testing.assert_array_equal(np.signbit(a[number]), np.signbit(b[number]))
-    np.testing.assert_array_equal(a[number], b[number])
 
 
 def _run(kernel, *arrays, dtype, out_dtype=None, **params):
@@ -70,12 +60,14 @@ def _math_of(function, *arrays, **params):
 
 def _check_every_kernel(x, cotangent, dtype, alpha, beta, epsilon):
     """Each kernel of ``x`` (and ``cotangent``) is ``_math``'s result, bit for bit."""
-    _same(_run(_numpy_kernels.forward, x, dtype=dtype), _math_of(_math.forward, x))
-    _same(
+    assert_same_bits(
+        _run(_numpy_kernels.forward, x, dtype=dtype), _math_of(_math.forward, x)
+    )
+    assert_same_bits(
         _run(_numpy_kernels.gradient, x, dtype=dtype, alpha=alpha, beta=beta),
         _math_of(_math.gradient, x, alpha, beta),
     )
-    _same(
+    assert_same_bits(
         _run(
             _numpy_kernels.origin,
             x,
@@ -88,7 +80,7 @@ def _check_every_kernel(x, cotangent, dtype, alpha, beta, epsilon):
     )
     with np.errstate(all="ignore"):  # beta near the largest float, times g
         want = _math_of(_math.gradient, x, alpha, beta) * cotangent
-    _same(
+    assert_same_bits(
         _run(
             _numpy_kernels.pullback, x, cotangent, dtype=dtype, alpha=alpha, beta=beta
         ),
@@ -100,14 +92,14 @@ def _check_every_kernel(x, cotangent, dtype, alpha, beta, epsilon):
 @pytest.mark.parametrize(("alpha", "beta", "epsilon"), PARAMETERS)
 def test_kernels_are_the_math_bit_for_bit(dtype, alpha, beta, epsilon):
     with np.errstate(over="ignore"):
-        x = X.astype(dtype)
+        x = KERNEL_X.astype(dtype)
     cotangent = np.linspace(-3.0, 3.0, x.size, dtype=dtype)
     _check_every_kernel(x, cotangent, dtype, alpha, beta, epsilon)
 
 
 def test_a_narrower_output_is_the_math_rounded_once():
     with np.errstate(over="ignore"):
-        x = X.astype(np.float32)
+        x = KERNEL_X.astype(np.float32)
     got = _run(
         _numpy_kernels.gradient,
         x,
@@ -118,11 +110,11 @@ def test_a_narrower_output_is_the_math_rounded_once():
     )
     with np.errstate(over="ignore"):  # the largest float32 is inf in float16
         want = _math_of(_math.gradient, x, 2.5, 0.75).astype(np.float16)
-    _same(got, want)
+    assert_same_bits(got, want)
     # The spike is compared in x's dtype, not in the narrower output's: a
     # tiny negative x rounds to -0 in float16 (a spike of 1, not 0).
     got = _run(_numpy_kernels.forward, x, dtype=np.float32, out_dtype=np.float16)
-    _same(got, _math_of(_math.forward, x).astype(np.float16))
+    assert_same_bits(got, _math_of(_math.forward, x).astype(np.float16))
     for kernel, params in (
         (_numpy_kernels.origin, {"alpha": 2.5, "beta": 0.75, "epsilon": 1e-8}),
         (_numpy_kernels.gradient, {"alpha": 2.5, "beta": 0.75}),
@@ -131,7 +123,7 @@ def test_a_narrower_output_is_the_math_rounded_once():
         function = getattr(_math, kernel.__name__)
         with np.errstate(over="ignore"):
             want = _math_of(function, x, *params.values()).astype(np.float16)
-        _same(got, want)
+        assert_same_bits(got, want)
 
 
 def test_the_block_path_runs_the_kernels(monkeypatch):

@@ -12,8 +12,9 @@ from ._support import (
     ANY_ALPHA,
     ANY_EPSILON,
     GRID,
+    KERNEL_X,
     POSITIVE,
-    SPECIAL_X,
+    assert_same_bits,
     count_calls,
     require,
 )
@@ -24,9 +25,6 @@ import array_api_compat.torch as xp  # noqa: E402
 
 import s2nn_xp.torch  # noqa: E402
 from s2nn_xp import _math, _torch_eager  # noqa: E402
-
-X = np.concatenate([GRID, SPECIAL_X, -SPECIAL_X, [-1e-45, -5e-324]])
-
 
 DEVICES = [
     "cpu",
@@ -39,15 +37,6 @@ DEVICES = [
 ]
 
 
-def _same(a, b):
-    """Bitwise equal, NaN where NaN (and the sign of zeros)."""
-    a, b = a.double().cpu().numpy(), b.double().cpu().numpy()
-    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
-    number = ~np.isnan(a)
-    np.testing.assert_array_equal(np.signbit(a[number]), np.signbit(b[number]))
-    np.testing.assert_array_equal(np.nan_to_num(a), np.nan_to_num(b))
-
-
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(
@@ -55,22 +44,22 @@ def _same(a, b):
     [(4.0, 1.0), (2.5, 0.75), (1e-37, 3.0), (1e4, 1.0), (4.0, 3.4e38), (3.4e38, 1.0)],
 )
 def test_gradient_is_the_math_bit_for_bit(device, dtype, alpha, beta):
-    x = torch.asarray(X).to(device=device, dtype=dtype)
+    x = torch.asarray(KERNEL_X).to(device=device, dtype=dtype)
     want = _math.gradient(xp, x, alpha, beta, in_place=False)
-    _same(_torch_eager.gradient(x, alpha, beta), want)
+    assert_same_bits(_torch_eager.gradient(x, alpha, beta), want)
     cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=dtype, device=device)
-    _same(_torch_eager.gradient(x, alpha, beta, cotangent), want * cotangent)
+    assert_same_bits(_torch_eager.gradient(x, alpha, beta, cotangent), want * cotangent)
     out = torch.empty(x.shape, dtype=torch.float16, device=device)
     _torch_eager.gradient(x, alpha, beta, out=out)
-    _same(out, want.to(torch.float16))
+    assert_same_bits(out, want.to(torch.float16))
 
 
 @pytest.mark.parametrize(
     "dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 )
 def test_spike_is_the_math_in_every_dtype(dtype):
-    x = torch.asarray(X).to(dtype)
-    _same(_torch_eager.spike(x), _math.forward(xp, x, in_place=False))
+    x = torch.asarray(KERNEL_X).to(dtype)
+    assert_same_bits(_torch_eager.spike(x), _math.forward(xp, x, in_place=False))
     assert _torch_eager.spike(x).dtype == dtype
 
 
@@ -81,7 +70,7 @@ def test_the_adapter_uses_the_kernel_where_nothing_differentiates(monkeypatch):
     assert calls["gradient"] == 1  # the first-order backward
     (grad,) = torch.autograd.grad(s2nn_xp.torch.s2nn(x).sum(), x, create_graph=True)
     assert calls["gradient"] == 1  # double backward differentiates _math instead
-    _same(grad.detach(), x.grad)
+    assert_same_bits(grad.detach(), x.grad)
 
 
 def _partials_times(x, alpha, beta, epsilon, cotangent):
@@ -109,7 +98,9 @@ def _per_neuron(values, dtype, neurons):
 )
 def test_cotangents_are_the_math_partials(device, dtype, alpha, beta, epsilon):
     """Every term equals _math.partials times the cotangent (zeros' signs aside)."""
-    x = torch.asarray(np.resize(X, (3, X.size))).to(device=device, dtype=dtype)
+    x = torch.asarray(np.resize(KERNEL_X, (3, KERNEL_X.size))).to(
+        device=device, dtype=dtype
+    )
     neurons = x.shape[1]
     if alpha == "tensor":
         alpha = torch.linspace(0.5, 8.0, neurons, dtype=dtype, device=device)
@@ -124,13 +115,14 @@ def test_cotangents_are_the_math_partials(device, dtype, alpha, beta, epsilon):
         x, alpha, beta, epsilon, cotangent, with_alpha=True, with_beta=True
     )
     for term, expected in zip(got, want, strict=True):
-        _same(term.abs(), expected.abs())  # the sign of a zero term may differ
+        # the sign of a zero term may differ
+        assert_same_bits(term.abs(), expected.abs())
         np.testing.assert_array_equal(np.sign(term.numpy()), np.sign(expected.numpy()))
-    _same(got[0], want[0])  # the gradient bit for bit, zeros' signs included
+    assert_same_bits(got[0], want[0])  # the gradient bit for bit, zeros' signs included
 
 
 def test_cotangents_into_out_and_a_reused_workspace():
-    x = torch.asarray(np.resize(X, (4, X.size)))
+    x = torch.asarray(np.resize(KERNEL_X, (4, KERNEL_X.size)))
     alpha = torch.linspace(0.5, 8.0, x.shape[1], dtype=x.dtype)
     cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=x.dtype).reshape(x.shape)
     fresh = _torch_eager.cotangents(
@@ -153,26 +145,28 @@ def test_cotangents_into_out_and_a_reused_workspace():
     )
     assert got[0] is out
     for term, expected in zip(got, fresh, strict=True):
-        _same(term, expected)
+        assert_same_bits(term, expected)
     only_beta = _torch_eager.cotangents(
         x, alpha, 1.5, 1e-8, cotangent, with_alpha=False, with_beta=True
     )
     assert only_beta[1] is None
-    _same(only_beta[2], fresh[2])
+    assert_same_bits(only_beta[2], fresh[2])
 
 
 def test_gradient_with_a_reused_workspace_is_the_fresh_result():
-    x = torch.asarray(X)
+    x = torch.asarray(KERNEL_X)
     cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=x.dtype)
     scratch = _torch_eager.workspace(torch.empty(x.numel() * 2, dtype=x.dtype))
     for buffer in scratch:
         buffer.fill_(float("nan"))
     want = _torch_eager.gradient(x, 2.0, 0.5, cotangent)
-    _same(_torch_eager.gradient(x, 2.0, 0.5, cotangent, scratch=scratch), want)
+    assert_same_bits(
+        _torch_eager.gradient(x, 2.0, 0.5, cotangent, scratch=scratch), want
+    )
     out = torch.empty_like(x)
     got = _torch_eager.gradient(x, 2.0, 0.5, cotangent, out=out, scratch=scratch)
     assert got is out
-    _same(out, want)
+    assert_same_bits(out, want)
 
 
 def test_the_adapter_uses_the_cotangents_kernel_only_at_first_order(monkeypatch):
@@ -209,8 +203,8 @@ def test_kernels_are_the_math_for_any_values(dtype, data, alpha, beta, epsilon):
     x = torch.asarray(values).to(dtype)
     cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=dtype).reshape(x.shape)
     want = _math.gradient(xp, x, alpha, beta, in_place=False)
-    _same(_torch_eager.gradient(x, alpha, beta), want)
-    _same(_torch_eager.gradient(x, alpha, beta, cotangent), want * cotangent)
+    assert_same_bits(_torch_eager.gradient(x, alpha, beta), want)
+    assert_same_bits(_torch_eager.gradient(x, alpha, beta, cotangent), want * cotangent)
     per_neuron = {
         "alpha": torch.full(x.shape[1:], alpha, dtype=dtype),
         "beta": beta,
@@ -222,5 +216,6 @@ def test_kernels_are_the_math_for_any_values(dtype, data, alpha, beta, epsilon):
             x, *parameters.values(), cotangent, with_alpha=True, with_beta=True
         )
         for term, wanted in zip(got, expected, strict=True):
-            _same(term.abs(), wanted.abs())  # the sign of a zero term may differ
-        _same(got[0], expected[0])
+            # the sign of a zero term may differ
+            assert_same_bits(term.abs(), wanted.abs())
+        assert_same_bits(got[0], expected[0])
