@@ -137,7 +137,11 @@ def check_representable(name: str, value: Any, dtype: Any, largest: float) -> An
     else:
         import numpy as np
 
-        too_large = bool(np.any(np.abs(value) > largest))
+        # largest as a float64 array scalar, not a Python float: NumPy 2
+        # would cast a Python float to a float16 or float32 array's dtype,
+        # where float64's largest overflows (a warning, or an error under
+        # the caller's np.errstate); a narrower array cannot exceed it.
+        too_large = bool(np.any(np.abs(value) > np.float64(largest)))
     if too_large:
         what = (
             f"{name}={value!r}"
@@ -156,12 +160,21 @@ def _dtype_name(dtype: Any) -> str:
     return name.rpartition(".")[2]
 
 
+def _is_ml_bfloat16(dtype: Any) -> bool:
+    """Whether ``dtype`` is ml_dtypes' bfloat16, which NumPy arrays may hold.
+
+    NumPy's ``isdtype`` (and array-api-compat's) does not know it; the
+    *Definition* makes it a real floating dtype, computed in float32.
+    """
+    return getattr(dtype, "name", None) == "bfloat16"
+
+
 def check_real_dtype(name: str, xp: ModuleType, dtype: Any) -> None:
     """TypeError unless ``dtype`` is a real floating or integer dtype of ``xp``."""
     key = (xp.__name__, dtype)
     real = _REAL_DTYPES.get(key)
     if real is None:
-        real = _REAL_DTYPES[key] = bool(
+        real = _REAL_DTYPES[key] = _is_ml_bfloat16(dtype) or bool(
             xp.isdtype(dtype, ("real floating", "integral"))
         )
     if not real:
@@ -320,19 +333,26 @@ def validate_parameter(name: str, value: Any) -> Any:
 def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
     """(compute dtype, result dtype) for ``x`` by the *Definition*'s dtype rules."""
     dtype = x.dtype
-    if getattr(dtype, "name", None) == "bfloat16":  # ml_dtypes in NumPy arrays
+    if _is_ml_bfloat16(dtype):  # ml_dtypes in NumPy arrays
         return xp.float32, dtype
     try:
-        if xp.isdtype(dtype, "real floating"):
-            compute = xp.float32 if xp.finfo(dtype).bits < 32 else dtype
-            return compute, dtype
-        if xp.isdtype(dtype, ("bool", "integral")):
-            info = xp.__array_namespace_info__()
-            default = info.default_dtypes(device=_compat.device(x))["real floating"]
-            return default, default
+        bits = xp.finfo(dtype).bits if xp.isdtype(dtype, "real floating") else 0
+        integral = not bits and xp.isdtype(dtype, ("bool", "integral"))
         complex_input = xp.isdtype(dtype, "complex floating")
     except (TypeError, ValueError):  # a dtype the namespace does not know
-        complex_input = False
+        bits, integral, complex_input = 0, False, False
+    if bits > 64:  # NumPy's longdouble where it is wider than float64
+        msg = (
+            f"x has dtype {dtype}, wider than float64, which s2nn_xp does not "
+            "compute in (its guards assume float64's range); convert x to float64"
+        )
+        raise TypeError(msg)
+    if bits:
+        return (xp.float32 if bits < 32 else dtype), dtype
+    if integral:
+        info = xp.__array_namespace_info__()
+        default = info.default_dtypes(device=_compat.device(x))["real floating"]
+        return default, default
     if complex_input:
         msg = f"x must be real; complex input (dtype {dtype}) is not supported"
     else:
@@ -501,7 +521,9 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
         cotangent = xp.asarray(cotangent, device=_compat.device(p.x))
     check_real_dtype("cotangent", xp, cotangent.dtype)
     check_cotangent_shape(tuple(cotangent.shape), tuple(p.x.shape))
-    return xp.astype(cotangent, p.x.dtype, copy=False)
+    # In the dtype x is computed in (float32 for 16-bit x, whether or not an
+    # adapter's p.x is cast already), so that the product is rounded once.
+    return xp.astype(cotangent, input_dtypes(xp, p.x)[0], copy=False)
 
 
 def finish(result: Any, prepared: Prepared) -> Any:

@@ -98,6 +98,30 @@ def test_16bit_computed_in_float32_rounded_once(xp, name, dtype_name):
     xp_assert_close(got, ns.astype(via_float32, dtype), xp=xp, rtol=0)
 
 
+@pytest.mark.parametrize(
+    "dtype_name",
+    [
+        pytest.param("float16", marks=pytest.mark.requires_float16),
+        pytest.param("bfloat16", marks=pytest.mark.requires_bfloat16),
+    ],
+)
+def test_16bit_pullback_of_a_float32_cotangent_is_rounded_once(xp, dtype_name):
+    """The cotangent meets the gradient in float32, not rounded to x's dtype first.
+
+    The PyTorch and JAX adapters rounded it to 16 bits before the product
+    (two roundings; a quarter of the values differed from NumPy's).
+    """
+    ns = compat.array_namespace(xp.asarray(0.0))
+    dtype = getattr(ns, dtype_name, None) or np.dtype(dtype_name)
+    x = ns.astype(xp.asarray(grid(4.0, n=100, bound=20.0)), dtype)
+    rng = np.random.default_rng(3)
+    cotangent = xp.asarray(rng.uniform(-3.0, 3.0, x.shape).astype(np.float32))
+    got = s2nn_xp.vjp(x)[1](cotangent)
+    assert got.dtype == dtype
+    once = ns.astype(s2nn_xp.gradient(ns.astype(x, ns.float32)) * cotangent, dtype)
+    xp_assert_close(got, once, xp=xp, rtol=0)
+
+
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_integer_and_bool_promote_to_default_float(xp, name):
     default = xp.asarray(0.5).dtype  # the namespace's default real floating dtype

@@ -50,6 +50,26 @@ def test_array_parameter_overflowing_the_compute_dtype_is_a_value_error(
         PUBLIC[function](_on(xp, X), **{name: value})
 
 
+@pytest.mark.parametrize("x_dtype", ["float32", "float64"])
+@pytest.mark.parametrize("parameter_dtype", ["float16", "float32"])
+@pytest.mark.parametrize("function", PARAMETRISED)
+def test_narrower_parameter_arrays_are_checked_without_overflow(
+    xp, function, x_dtype, parameter_dtype
+):
+    """A float16 or float32 parameter array is no overflow of a wider compute dtype.
+
+    Its check compared it with the compute dtype's largest value cast to the
+    array's own dtype (NumPy 2's rule for a Python float), which overflowed:
+    a warning (an error under the tests' filters), and FloatingPointError
+    under the caller's np.errstate.
+    """
+    alpha = np.full(X.shape, 2.0, dtype=parameter_dtype)
+    with np.errstate(all="raise"):
+        got = PUBLIC[function](_on(xp, X, x_dtype), alpha=alpha)
+    want = PUBLIC[function](_on(xp, X, x_dtype), alpha=2.0)
+    xp_assert_close(got, want, xp=xp, rtol=0)
+
+
 def test_array_api_strict_parameter_overflowing_is_a_value_error():
     strict = pytest.importorskip("array_api_strict")
     with pytest.raises(ValueError, match=r"beta.*overflows? float32"):
@@ -219,6 +239,34 @@ def test_python_int_beyond_int64_names_the_range(function):
 def test_x_that_is_no_number_is_a_type_error(bad, function):
     with pytest.raises(TypeError, match=r"x must be an array or a real number"):
         PUBLIC[function](bad)
+
+
+@pytest.mark.skipif(
+    np.finfo(np.longdouble).bits <= 64, reason="longdouble is float64 here"
+)
+@pytest.mark.parametrize("function", list(PUBLIC))
+def test_x_wider_than_float64_is_a_type_error(function):
+    """The guards assume float64's range (exp(-1000) is 0): not longdouble's."""
+    x = np.full(3, -300.0, dtype=np.longdouble)
+    with pytest.raises(TypeError, match=r"x has dtype float\d+, wider than float64"):
+        PUBLIC[function](x)
+
+
+def test_bfloat16_cotangents_and_parameters_for_numpy():
+    """ml_dtypes' bfloat16 is a real dtype for every argument, not only x."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    values = np.array([0.5, 1.0, 2.0, 3.0, 4.0])  # exact in bfloat16
+    as_bfloat16 = values.astype(ml_dtypes.bfloat16)
+    _, pullback = s2nn_xp.vjp(X.astype(np.float32))
+    np.testing.assert_array_equal(
+        pullback(as_bfloat16), pullback(values.astype(np.float32))
+    )
+    for function in PARAMETRISED:
+        np.testing.assert_array_equal(
+            PUBLIC[function](X.astype(np.float32), alpha=as_bfloat16),
+            PUBLIC[function](X.astype(np.float32), alpha=values),
+            err_msg=function,
+        )
 
 
 def test_bfloat16_numpy_arrays_are_computed_in_float32():
