@@ -195,7 +195,10 @@ def broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...]) -> bool:
     for n, m in zip(reversed(shape), reversed(target), strict=False):
         if n is None or m is None or n != n or m != m:  # unknown (lazy) sizes
             continue
-        if n not in (1, m):
+        # Two comparisons, not ``n not in (1, m)``: Dynamo (torch 2.13) tests
+        # membership of a symbolic size by identity, so a parameter's static
+        # 64 was "not in" (1, s0) for a dynamic x of 64 columns.
+        if n != 1 and n != m:
             return False
     return True
 

@@ -37,6 +37,7 @@ import s2nn_xp  # noqa: E402
 import s2nn_xp._math  # noqa: E402
 import s2nn_xp._triton  # noqa: E402
 import s2nn_xp.torch  # noqa: E402
+from s2nn_xp._cli import torch_round_trip  # noqa: E402
 from s2nn_xp.torch import S2NN, s2nn  # noqa: E402
 from tests._support import (  # noqa: E402
     GRID,
@@ -735,6 +736,26 @@ def test_compiled_snn_module_matches_eager(learnable, dynamic):
         assert grads["spike.alpha"].abs().sum() > 0
     for name in grads:
         torch.testing.assert_close(grads[name], eager_grads[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+@DYNAMIC
+def test_compiled_per_neuron_module_on_batches_of_any_size(dynamic):
+    """A parameter's static size against x's symbolic one.
+
+    Under dynamic shapes Dynamo gave x symbolic sizes and the parameter a
+    static one, and ``64 not in (1, s0)`` was true in its trace (membership
+    by identity): the broadcast check raised for a valid call.
+    """
+    module = S2NN(alpha=torch.full((64,), 4.0), beta=[0.5] * 64, learnable=True)
+    compiled = torch.compile(
+        module, backend="aot_eager", fullgraph=True, dynamic=dynamic
+    )
+    for batch in (8, 3, 16):  # the second size makes dynamic=None symbolic
+        x = torch.randn(batch, 64) * 2
+        got = torch_round_trip(compiled, x, torch.ones_like(x), *module.parameters())
+        want = torch_round_trip(module, x, torch.ones_like(x), *module.parameters())
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.usefixtures("fresh_dynamo")
