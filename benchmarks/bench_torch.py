@@ -11,7 +11,11 @@ take turns within every repeat, so a noisy neighbour hurts them alike):
   input gradient for the cotangent ``g``, through ``torch.autograd.grad``;
 * ``eager forward``: an inference call (``torch.no_grad``);
 * ``compiled fwd+bwd``: the same under ``torch.compile`` (on CUDA by default;
-  ``--compile`` adds it on the CPU, where Inductor's first compile is slow).
+  ``--compile`` adds it on the CPU, where Inductor's first compile is slow);
+* ``... learnable s2nn_xp``: the same with per-neuron ``alpha`` and ``beta``
+  that learn (``x`` as 64 samples of ``size / 64`` neurons, as ``s2nn-xp
+  bench`` times them), also as a ratio to the fixed-parameter case of the
+  same mode (``x fixed``).
 
 Sizes: ``--size`` on the CPU (default 2**22), ``--cuda-size`` on a GPU
 (default 2**16 and 2**28), float32. The figure the issue asks about on the CPU
@@ -31,7 +35,7 @@ import torch
 
 import s2nn_xp
 import s2nn_xp.torch
-from s2nn_xp._cli import torch_round_trip
+from s2nn_xp._cli import LEARNABLE_BATCH, torch_round_trip
 from s2nn_xp._timing import ROUND_TRIP, floor_cases, floor_of, median_seconds
 
 try:
@@ -55,19 +59,48 @@ def forward_only(spike: Callable[[torch.Tensor], torch.Tensor]) -> Case:
     return run
 
 
-def cases(device: str, with_compile: bool) -> dict[str, Case]:
+def learnable_fwd_bwd(
+    module: s2nn_xp.torch.S2NN, spike: Callable[[torch.Tensor], torch.Tensor]
+) -> Case:
+    """``(x, g) ->`` the spike and the gradients of ``x``, alpha and beta.
+
+    ``module`` holds the per-neuron parameters; ``spike`` is it or its
+    compiled form.
+    """
+    neurons = module.alpha.numel()
+
+    def run(x: torch.Tensor, g: torch.Tensor) -> object:
+        shape = (-1, neurons)
+        return torch_round_trip(
+            spike, x.view(shape), g.view(shape), module.alpha, module.beta
+        )
+
+    return run
+
+
+def cases(device: str, size: int, with_compile: bool) -> dict[str, Case]:
     """Benchmark case name -> function of ``(x, g)``."""
     spikes = {"s2nn_xp": s2nn_xp.torch.S2NN()}
     if spikingjelly_surrogate is not None:
         spikes["spikingjelly"] = spikingjelly_surrogate.S2NN()
+    # 64 samples of per-neuron parameters, as s2nn-xp bench's learnable rows.
+    samples = LEARNABLE_BATCH if size % LEARNABLE_BATCH == 0 else 1
+    per_neuron = torch.full((size // samples,), 4.0, device=device)
+    learnable = s2nn_xp.torch.S2NN(
+        alpha=per_neuron, beta=per_neuron / 4.0, learnable=True
+    )
     table: dict[str, Case] = {}
     for name, spike in spikes.items():
         table[f"eager fwd+bwd {name}"] = fwd_bwd(spike)
         table[f"eager forward {name}"] = forward_only(spike)
+    table["eager fwd+bwd learnable s2nn_xp"] = learnable_fwd_bwd(learnable, learnable)
     if with_compile:
         for name, spike in spikes.items():
             compiled = torch.compile(spike, fullgraph=True)
             table[f"compiled fwd+bwd {name}"] = fwd_bwd(compiled)
+        table["compiled fwd+bwd learnable s2nn_xp"] = learnable_fwd_bwd(
+            learnable, torch.compile(learnable, fullgraph=True)
+        )
     return table
 
 
@@ -87,12 +120,15 @@ def medians(
 
 
 def check_agreement(table: dict[str, Case], args: tuple) -> None:
-    """The compared functions give the same spikes and input gradients."""
-    ours = table["eager fwd+bwd s2nn_xp"](*args)
+    """Each fwd+bwd case gives the results of our eager case of its kind."""
     for name in table:
-        if "fwd+bwd" in name and name != "eager fwd+bwd s2nn_xp":
+        if "fwd+bwd" not in name:
+            continue
+        kind = "learnable " if "learnable" in name else ""
+        ours = f"eager fwd+bwd {kind}s2nn_xp"
+        if name != ours:
             torch.testing.assert_close(
-                table[name](*args), ours, rtol=1e-5, atol=1e-6, msg=name
+                table[name](*args), table[ours](*args), rtol=1e-5, atol=1e-6, msg=name
             )
 
 
@@ -100,15 +136,19 @@ def report(result: dict[str, float], size: int, device: str) -> dict[str, float]
     """Print the table; return the figures with the floor and the ratios."""
     floor = floor_of(result, ROUND_TRIP)
     figures = {f"floor: {ROUND_TRIP}": floor, **result}
-    print(f"{'case':32} {'median us':>11} {'x floor':>8} {'x spikingjelly':>15}")
+    print(f"{'case':36} {'median us':>11} {'x floor':>8} {'x spikingjelly':>15}")
     for name, seconds in list(figures.items()):
         other = name.replace("s2nn_xp", "spikingjelly")
         versus = ""
         if name.endswith("s2nn_xp") and other in result:
             versus = f"{seconds / result[other]:15.2f}"
             figures[f"{name} / spikingjelly"] = seconds / result[other]
+        fixed = name.replace(" learnable", "")
+        if fixed != name and fixed in result:
+            versus = f"{seconds / result[fixed]:15.2f} (x fixed)"
+            figures[f"{name} / fixed"] = seconds / result[fixed]
         figures[f"{name} / floor"] = seconds / floor
-        print(f"{name:32} {seconds * 1e6:11.1f} {seconds / floor:8.2f} {versus}")
+        print(f"{name:36} {seconds * 1e6:11.1f} {seconds / floor:8.2f} {versus}")
     gigabytes = 4 * size * 4 / 1e9  # read x and g, write y and dx (float32)
     rate = gigabytes / result["eager fwd+bwd s2nn_xp"]
     print(f"eager fwd+bwd s2nn_xp moves {gigabytes:.3f} GB: {rate:.1f} GB/s")
@@ -121,7 +161,7 @@ def run(
     generator = torch.Generator(device=device).manual_seed(0)
     x = torch.randn(size, device=device, generator=generator) * 3
     g = torch.randn(size, device=device, generator=generator)
-    table = cases(device, with_compile)
+    table = cases(device, size, with_compile)
     check_agreement(table, (x, g))
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
     print(
