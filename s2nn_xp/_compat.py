@@ -42,8 +42,22 @@ __all__ = [
     "is_numpy_namespace",
     "is_torch_array",
     "is_torch_namespace",
+    "placement",
     "quiet_floating_point",
 ]
+
+
+def placement(x: Any) -> Any:
+    """The device to make arrays for ``x`` on: ``x``'s own, or None.
+
+    None (the library's default placement) for an array spread over several
+    devices, a sharded JAX array: its "device" is its sharding, made for its
+    own rank, and an array of another shape committed to it fails; an
+    uncommitted array meets the sharded one wherever JAX moves it.
+    """
+    where = device(x)
+    devices = getattr(where, "device_set", None)  # a JAX Sharding
+    return None if devices is not None and len(devices) > 1 else where
 
 
 def is_torch_namespace(xp: ModuleType) -> bool:

@@ -39,6 +39,7 @@ __all__ = [
     "check_representable",
     "describe",
     "finish",
+    "host_floats",
     "host_values",
     "input_dtypes",
     "mixed_libraries",
@@ -160,13 +161,18 @@ def _dtype_name(dtype: Any) -> str:
     return name.rpartition(".")[2]
 
 
-def _is_ml_bfloat16(dtype: Any) -> bool:
-    """Whether ``dtype`` is ml_dtypes' bfloat16, which NumPy arrays may hold.
+def _ml_dtypes_kind(dtype: Any) -> str | None:
+    """``"floating"`` or ``"integral"`` for a dtype of ml_dtypes, else None.
 
-    NumPy's ``isdtype`` (and array-api-compat's) does not know it; the
-    *Definition* makes it a real floating dtype, computed in float32.
+    NumPy arrays may hold ml_dtypes' types (bfloat16, the float8, float6 and
+    float4 formats, int4, uint4), which NumPy's ``isdtype`` (and
+    array-api-compat's) does not know and JAX does: the *Definition*'s rules
+    for floating and integer input apply to them as to JAX's.
     """
-    return getattr(dtype, "name", None) == "bfloat16"
+    kind = getattr(dtype, "type", None)
+    if kind is None or getattr(kind, "__module__", None) != "ml_dtypes":
+        return None
+    return "integral" if kind.__name__.startswith(("int", "uint")) else "floating"
 
 
 def check_real_dtype(name: str, xp: ModuleType, dtype: Any) -> None:
@@ -174,7 +180,7 @@ def check_real_dtype(name: str, xp: ModuleType, dtype: Any) -> None:
     key = (xp.__name__, dtype)
     real = _REAL_DTYPES.get(key)
     if real is None:
-        real = _REAL_DTYPES[key] = _is_ml_bfloat16(dtype) or bool(
+        real = _REAL_DTYPES[key] = _ml_dtypes_kind(dtype) is not None or bool(
             xp.isdtype(dtype, ("real floating", "integral"))
         )
     if not real:
@@ -336,14 +342,15 @@ def validate_parameter(name: str, value: Any) -> Any:
 def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
     """(compute dtype, result dtype) for ``x`` by the *Definition*'s dtype rules."""
     dtype = x.dtype
-    if _is_ml_bfloat16(dtype):  # ml_dtypes in NumPy arrays
+    ml_kind = _ml_dtypes_kind(dtype)  # NumPy arrays of ml_dtypes' types
+    if ml_kind == "floating":  # all narrower than 32 bits
         return xp.float32, dtype
     try:
         bits = xp.finfo(dtype).bits if xp.isdtype(dtype, "real floating") else 0
         integral = not bits and xp.isdtype(dtype, ("bool", "integral"))
         complex_input = xp.isdtype(dtype, "complex floating")
     except (TypeError, ValueError):  # a dtype the namespace does not know
-        bits, integral, complex_input = 0, False, False
+        bits, integral, complex_input = 0, ml_kind == "integral", False
     if bits > 64:  # NumPy's longdouble where it is wider than float64
         msg = (
             f"x has dtype {dtype}, wider than float64, which s2nn_xp does not "
@@ -437,7 +444,9 @@ def check_parameter(
         check_broadcast(name, value.shape, x.shape)
         if _compat.is_numpy_namespace(xp):
             return value.astype(compute_dtype, copy=False)
-        return xp.asarray(value, dtype=compute_dtype, device=_compat.device(x))
+        return xp.asarray(
+            host_floats(name, value), dtype=compute_dtype, device=_compat.placement(x)
+        )
     if _library(_compat.array_namespace(value)) != _library(xp):
         raise mixed_libraries(x, name, value)
     check_real_dtype(name, xp, value.dtype)
@@ -504,6 +513,28 @@ def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepar
     return Prepared(xp=xp, x=x, dtype=result_dtype, params=params, mask=mask)
 
 
+def host_floats(name: str, values: Any) -> Any:
+    """Host data (a number, list or NumPy array) as a NumPy float array.
+
+    For a cotangent or parameter on its way to another library: checked for
+    a real dtype; integers, bools and floats wider than float64 become
+    float64 here, in NumPy (JAX without x64 would wrap int64 values into
+    int32, -2**40 + 1 becoming 1, and has no longdouble); ml_dtypes' floats
+    become float32, which holds each of their values (PyTorch cannot read
+    them).
+    """
+    import numpy as np
+
+    array = np.asarray(values)
+    check_real_dtype(name, _compat.array_namespace(array), array.dtype)
+    kind = _ml_dtypes_kind(array.dtype)
+    if kind == "floating":
+        return array.astype(np.float32)
+    if kind is None and array.dtype.kind == "f" and array.dtype.itemsize <= 8:
+        return array
+    return array.astype(np.float64)
+
+
 def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     """The cotangent of a pullback in the compute dtype, checked against ``x``."""
     xp = p.xp
@@ -516,12 +547,15 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     numpy = sys.modules.get("numpy")
     if numpy is not None and isinstance(cotangent, numpy.ma.MaskedArray):
         cotangent = numpy.ma.getdata(cotangent)  # x's mask is what results carry
-    if not _compat.is_array_api_obj(cotangent):  # a number or a list
-        cotangent = xp.asarray(cotangent, device=_compat.device(p.x))
-    elif _library(_compat.array_namespace(cotangent)) != _library(xp):
+    host = not _compat.is_array_api_obj(cotangent)  # a number or a list
+    if not host and _library(_compat.array_namespace(cotangent)) != _library(xp):
         if not (numpy is not None and isinstance(cotangent, numpy.ndarray)):
             raise mixed_libraries(p.x, "cotangent", cotangent)
-        cotangent = xp.asarray(cotangent, device=_compat.device(p.x))
+        host = True
+    if host:
+        cotangent = xp.asarray(
+            host_floats("cotangent", cotangent), device=_compat.placement(p.x)
+        )
     check_real_dtype("cotangent", xp, cotangent.dtype)
     check_cotangent_shape(tuple(cotangent.shape), tuple(p.x.shape))
     # In the dtype x is computed in (float32 for 16-bit x, whether or not an

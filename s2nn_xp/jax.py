@@ -43,13 +43,15 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
-from . import _math
+from . import _compat, _math
 from ._validation import (
     Prepared,
     as_input,
     check_arguments,
+    input_dtypes,
     prepare_cotangent,
     validate_flag,
 )
@@ -138,6 +140,20 @@ def _spread(tangent: jax.Array, x: jax.Array) -> jax.Array:
     )
 
 
+def _parameter(value: Any, x: jax.Array, compute_dtype: Any) -> jax.Array:
+    """A parameter in the compute dtype, with as many axes as ``x``.
+
+    Leading axes of size 1, so that the math broadcasts arrays of one rank:
+    under ``jax.numpy_rank_promotion("raise")`` (a user's setting) JAX
+    refuses to broadcast ``(3,)`` against ``(4, 3)``, and under ``"warn"``
+    it warns.
+    """
+    value = jnp.asarray(value, dtype=compute_dtype)
+    if 0 < value.ndim < x.ndim:
+        value = value.reshape((1,) * (x.ndim - value.ndim) + value.shape)
+    return value
+
+
 @functools.partial(jax.jit, static_argnames=("with_origin", "compute_dtype"))
 def _compiled(
     x: jax.Array,
@@ -151,7 +167,7 @@ def _compiled(
     """Casts to the compute dtype, the custom-JVP call and the rounding, as one."""
     result_dtype = x.dtype
     alpha, beta, epsilon = (
-        jnp.asarray(p, dtype=compute_dtype) for p in (alpha, beta, epsilon)
+        _parameter(p, x, compute_dtype) for p in (alpha, beta, epsilon)
     )
     result = _surrogate(x.astype(compute_dtype), alpha, beta, epsilon, with_origin)
     return result.astype(result_dtype)
@@ -233,7 +249,15 @@ def s2nn(
 def _arguments(x: ArrayLike, **params: Any) -> tuple[jax.Array, Any, dict[str, Any]]:
     """``x`` (promoted) and its parameters checked, outside the compiled code."""
     if not isinstance(x, jax.Array):
-        x = jnp.asarray(as_input(x))
+        host = as_input(x)
+        if _compat.is_numpy_array(host):
+            # NumPy's rules first (a clear error for a dtype JAX would take
+            # or reject in its own words), integers promoted in NumPy: JAX
+            # without x64 would wrap int64 into int32 (-2**40 + 1 to 1).
+            result_dtype = input_dtypes(np, host)[1]
+            if host.dtype != result_dtype:
+                host = host.astype(result_dtype)
+        x = jnp.asarray(host)
     compute_dtype, result_dtype, params = check_arguments(jnp, x, params)
     if x.dtype != result_dtype:  # integers and bools: promoted first
         x = x.astype(result_dtype)
@@ -249,7 +273,7 @@ def _compiled_math(
     x: jax.Array, *params: Any, function: str, compute_dtype: Any
 ) -> jax.Array:
     """``_math.<function>`` of ``x`` in the compute dtype, rounded once."""
-    params = tuple(jnp.asarray(p, dtype=compute_dtype) for p in params)
+    params = tuple(_parameter(p, x, compute_dtype) for p in params)
     compute = getattr(_math, function)
     result = compute(jnp, x.astype(compute_dtype), *params, in_place=False)
     return result.astype(x.dtype)
@@ -260,9 +284,12 @@ def _compiled_pullback(
     cotangent: jax.Array, x: jax.Array, alpha: Any, beta: Any, *, compute_dtype: Any
 ) -> jax.Array:
     """``cotangent * gradient(x)`` in the compute dtype, rounded once."""
-    alpha, beta = (jnp.asarray(p, dtype=compute_dtype) for p in (alpha, beta))
+    alpha, beta = (_parameter(p, x, compute_dtype) for p in (alpha, beta))
     grad = _math.gradient(jnp, x.astype(compute_dtype), alpha, beta, in_place=False)
-    return (grad * cotangent.astype(compute_dtype)).astype(x.dtype)
+    # Broadcast explicitly: a user's numpy_rank_promotion("raise") refuses
+    # an implicit (3,) against (4, 3).
+    cotangent = jnp.broadcast_to(cotangent.astype(compute_dtype), x.shape)
+    return (grad * cotangent).astype(x.dtype)
 
 
 def forward(x: ArrayLike) -> jax.Array:

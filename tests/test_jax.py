@@ -145,10 +145,59 @@ def test_default_32_bit_mode():
         assert d_alpha.dtype == jnp.float32, d_alpha.dtype
         half = s2nn(x.astype(jnp.bfloat16), origin=True)
         assert half.dtype == jnp.bfloat16
+        # NumPy int64 values beyond int32, promoted in NumPy, not wrapped
+        # into int32 by JAX first (-2**40 + 1 became 1, and spiked).
+        far = np.array([-(2**40) + 1, 2**33 + 5])
+        assert s2nn(far).tolist() == [0.0, 1.0]
+        assert s2nn_xp.jax.origin(np.array([-(2**32) + 5])).tolist() == [0.0]
+        pullback = s2nn_xp.vjp(jnp.ones(2))[1]
+        want = np.float32(0.5) * far.astype(np.float32)
+        assert (np.asarray(pullback(far)) == want).all()
+        assert np.asarray(pullback(2**40)).tolist() == [2.0**39] * 2
         """
     )
     env = {**os.environ, "JAX_ENABLE_X64": "0", "JAX_PLATFORMS": "cpu"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO)
+
+
+@pytest.mark.parametrize("mode", ["raise", "warn"])
+def test_per_neuron_parameters_under_strict_rank_promotion(mode):
+    """A user's numpy_rank_promotion: (3,) parameters against (4, 3) x.
+
+    The math broadcast them implicitly, which "raise" refuses and "warn"
+    warns about (an error under the tests' filters).
+    """
+    x = jnp.linspace(-2.0, 2.0, 12).reshape(4, 3)
+    alpha, beta = jnp.asarray([4.0, 2.0, 1.0]), jnp.asarray([1.0, 0.5, 2.0])
+    with jax.numpy_rank_promotion(mode):
+        got = {
+            "s2nn": s2nn(x, alpha, beta, origin=True),
+            "gradient": s2nn_xp.gradient(x, alpha, beta),
+            "pullback": s2nn_xp.vjp(x, alpha, beta)[1](jnp.ones(3)),
+            "grad": jax.grad(lambda a, b: s2nn(x, a, b).sum(), (0, 1))(alpha, beta),
+        }
+    want = {
+        "s2nn": s2nn_xp.origin(np.asarray(x), np.asarray(alpha), np.asarray(beta)),
+        "gradient": s2nn_xp.gradient(
+            np.asarray(x), np.asarray(alpha), np.asarray(beta)
+        ),
+    }
+    want["pullback"] = want["gradient"]
+    for name, value in want.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-6, err_msg=name)
+    assert got["grad"][0].shape == (3,)
+
+
+@pytest.mark.parametrize(
+    "x", [np.array([1.0], np.longdouble), np.array(["1"]), np.array([object()])]
+)
+@pytest.mark.parametrize("function", ["s2nn", "forward", "origin", "gradient"])
+def test_host_x_of_no_supported_dtype_names_x(x, function):
+    """NumPy's rules, not JAX's message about an argument to stage."""
+    if x.dtype == np.longdouble and np.finfo(np.longdouble).bits <= 64:
+        pytest.skip("longdouble is float64 here")
+    with pytest.raises(TypeError, match=r"^x (must|has)"):
+        getattr(s2nn_xp.jax, function)(x)
 
 
 def test_nan_in_gives_nan_out_in_forward_mode_under_jit():
@@ -405,6 +454,12 @@ _SHARDING_SCRIPT = textwrap.dedent(
     spikes = jax.jit(s2nn)(x)
     eager = s2nn_xp.s2nn(x)
     grad = jax.jit(jax.grad(lambda x: s2nn(x).sum()))(x)
+    # Host data made for a sharded x (its "device" is a sharding of x's rank):
+    # per-neuron parameters as NumPy arrays and lists, pullback cotangents.
+    host_alpha = s2nn_xp.origin(x, alpha=np.full(64, 2.0), beta=[0.5] * 64)
+    device_alpha = s2nn_xp.origin(x, alpha=jnp.full(64, 2.0), beta=jnp.full(64, 0.5))
+    pullback = s2nn_xp.vjp(x)[1]
+    pulled = [pullback(c) for c in (2.0, np.full(64, 2.0), [2.0] * 64)]
     print(json.dumps({
         "devices": len(devices),
         "shards": len(x.addressable_shards),
@@ -414,6 +469,8 @@ _SHARDING_SCRIPT = textwrap.dedent(
         "spikes": np.asarray(spikes).tolist(),
         "eager": np.asarray(eager).tolist(),
         "grad": np.asarray(grad).tolist(),
+        "host_parameters": bool((host_alpha == device_alpha).all()),
+        "cotangents": [np.asarray(p).tolist() for p in pulled],
     }))
     """
 )
@@ -443,6 +500,9 @@ def test_sharded_input_keeps_its_sharding_over_four_devices():
     np.testing.assert_array_equal(result["eager"], reference(ref_forward, x))
     want_grad = reference(ref_gradient, f64(x)).astype(np.float32)
     np.testing.assert_allclose(result["grad"], want_grad, rtol=4e-7)
+    assert result["host_parameters"]
+    for pulled in result["cotangents"]:
+        np.testing.assert_allclose(pulled, 2 * want_grad, rtol=4e-7)
 
 
 # --- properties ----------------------------------------------------------------

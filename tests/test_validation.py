@@ -252,21 +252,48 @@ def test_x_wider_than_float64_is_a_type_error(function):
         PUBLIC[function](x)
 
 
-def test_bfloat16_cotangents_and_parameters_for_numpy():
-    """ml_dtypes' bfloat16 is a real dtype for every argument, not only x."""
+ML_DTYPES = ["bfloat16", "float8_e4m3fn", "float8_e5m2", "int4"]
+
+
+@pytest.mark.parametrize("name", ML_DTYPES)
+def test_ml_dtypes_cotangents_and_parameters_on_every_backend(xp, name):
+    """NumPy arrays of ml_dtypes' types are real data for every argument.
+
+    NumPy's isdtype does not know them (an unclear TypeError naming no
+    argument), and PyTorch cannot read them.
+    """
     ml_dtypes = pytest.importorskip("ml_dtypes")
-    values = np.array([0.5, 1.0, 2.0, 3.0, 4.0])  # exact in bfloat16
-    as_bfloat16 = values.astype(ml_dtypes.bfloat16)
-    _, pullback = s2nn_xp.vjp(X.astype(np.float32))
-    np.testing.assert_array_equal(
-        pullback(as_bfloat16), pullback(values.astype(np.float32))
-    )
+    values = np.array([0.5, 1.0, 2.0, 3.0, 4.0])  # exact in each of them
+    if name == "int4":
+        values = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    held = values.astype(getattr(ml_dtypes, name))
+    x = _on(xp, X)
+    _, pullback = s2nn_xp.vjp(x)
+    xp_assert_close(pullback(held), pullback(_on(xp, values)), xp=xp, rtol=0)
     for function in PARAMETRISED:
-        np.testing.assert_array_equal(
-            PUBLIC[function](X.astype(np.float32), alpha=as_bfloat16),
-            PUBLIC[function](X.astype(np.float32), alpha=values),
-            err_msg=function,
+        xp_assert_close(
+            PUBLIC[function](x, alpha=held),
+            PUBLIC[function](x, alpha=values.tolist()),
+            xp=xp,
+            rtol=0,
         )
+
+
+@pytest.mark.parametrize("name", ML_DTYPES)
+@pytest.mark.parametrize("function", list(PUBLIC))
+def test_ml_dtypes_x_follows_the_dtype_rules_in_numpy(name, function):
+    """Floats computed in float32 and rounded once; integers promoted (as JAX does)."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    dtype = np.dtype(getattr(ml_dtypes, name))
+    x = np.linspace(-3.0, 3.0, 3 * 2**17).astype(dtype)  # the block path too
+    got = PUBLIC[function](x)
+    if name == "int4":
+        assert got.dtype == np.float64
+        want = PUBLIC[function](x.astype(np.float64))
+    else:
+        assert got.dtype == dtype
+        want = PUBLIC[function](x.astype(np.float32)).astype(dtype)
+    np.testing.assert_array_equal(got.astype(np.float64), want.astype(np.float64))
 
 
 def test_bfloat16_numpy_arrays_are_computed_in_float32():
