@@ -43,7 +43,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from . import _compat, _math
@@ -254,7 +253,7 @@ def _arguments(x: ArrayLike, **params: Any) -> tuple[jax.Array, Any, dict[str, A
             # NumPy's rules first (a clear error for a dtype JAX would take
             # or reject in its own words), integers promoted in NumPy: JAX
             # without x64 would wrap int64 into int32 (-2**40 + 1 to 1).
-            result_dtype = input_dtypes(np, host)[1]
+            result_dtype = input_dtypes(_compat.array_namespace(host), host)[1]
             if host.dtype != result_dtype:
                 host = host.astype(result_dtype)
         x = jnp.asarray(host)

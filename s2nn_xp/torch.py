@@ -63,9 +63,11 @@ from typing import Any, TypeAlias
 
 import array_api_compat.torch as _xp
 import torch
+import torch.autograd.forward_ad
 from torch import nn
+from torch.nn.utils import parametrize
 
-from . import _math, _torch_eager
+from . import _compat, _math, _torch_eager
 from ._api import ALPHA, BETA, EPSILON
 from ._validation import (
     BOUNDS,
@@ -136,13 +138,26 @@ def _is_wrapped(tensor: torch.Tensor) -> bool:
     )
 
 
+def _forward_ad_level() -> int:
+    """The innermost ``torch.autograd.forward_ad.dual_level``, -1 outside one.
+
+    A module global of torch (private; read with a default where a torch
+    lacks it): one comparison, where asking each tensor for a tangent costs
+    a call.
+    """
+    level: int = getattr(torch.autograd.forward_ad, "_current_level", -1)
+    return level
+
+
 def _may_update(*values: Any) -> bool:
     """Whether the math may update its temporaries in place for these inputs.
 
     Not while compiling (functional code for Inductor to fuse), inside a
     :mod:`torch.func` transform, or where autograd records the operations.
     """
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or _forward_ad_level() >= 0:
+        # Inside a dual level any tensor may carry a tangent, which the
+        # eager kernels' out= operations reject: the math computes it.
         return False
     # One loop, no generators: this runs at every call (per-call cost).
     records = torch.is_grad_enabled()
@@ -638,7 +653,10 @@ _SpikeTraceable.forward.__signature__ = inspect.signature(  # type: ignore[attr-
 def _prepare_x(x: Any) -> torch.Tensor:
     """``x`` as a dense real floating tensor (integers and bools promoted)."""
     if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(as_input(x))
+        x = as_input(x)
+        if _compat.is_numpy_array(x):  # the Definition's message, not torch's
+            input_dtypes(_compat.array_namespace(x), x)
+        x = torch.as_tensor(x)
     # Outside a compiled graph only: Dynamo cannot inspect a traced tensor's
     # layout without touching attributes it warns about.
     if not torch.compiler.is_compiling() and (x.layout != torch.strided or x.is_nested):
@@ -933,8 +951,19 @@ class S2NN(nn.Module):
         self.epsilon = epsilon
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """Parameters are checked and stored by the constructor's rules."""
-        if name in _PARAMETER_NAMES:
+        """Parameters are checked and stored by the constructor's rules.
+
+        Except where torch's own machinery owns the attribute: a
+        parametrization's (``torch.nn.utils.parametrize``; the value goes
+        to its ``right_inverse``) and a data-parallel replica's (its
+        parameters are tensors computed from the original ones, whose
+        gradients must reach them).
+        """
+        if (
+            name in _PARAMETER_NAMES
+            and not getattr(self, "_is_replica", False)
+            and not parametrize.is_parametrized(self, name)
+        ):
             self._assign(name, value)
         else:
             super().__setattr__(name, value)
@@ -962,8 +991,14 @@ class S2NN(nn.Module):
         if isinstance(value, nn.Parameter):
             self.register_parameter(name, value)
         elif learnable:
-            value = torch.as_tensor(value, dtype=torch.get_default_dtype())
-            self.register_parameter(name, nn.Parameter(value))
+            stored = torch.as_tensor(value, dtype=torch.get_default_dtype())
+            if (_host_values(stored) == 0).any():  # a tiny value rounded to 0
+                msg = (
+                    f"{name} has values that are 0 in {stored.dtype}, the dtype a "
+                    f"learnable {name} is stored in; {name} must be > 0"
+                )
+                raise ValueError(msg)
+            self.register_parameter(name, nn.Parameter(stored))
         elif isinstance(value, float):
             super().__setattr__(name, value)
         else:
@@ -1084,7 +1119,9 @@ def _host_values(value: torch.Tensor) -> Any:
     dtype is still checked.
     """
     if value.device.type == "meta":
-        value = torch.ones((), dtype=value.dtype)
+        # On the CPU: under ``with torch.device("meta")`` a new tensor would
+        # be one more meta tensor.
+        value = torch.ones((), dtype=value.dtype, device="cpu")
     value = value.detach().cpu().resolve_conj().resolve_neg()
     if value.dtype == torch.bfloat16:  # NumPy has no bfloat16; exact in float32
         value = value.float()

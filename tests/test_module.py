@@ -157,3 +157,59 @@ def test_jit_trace_of_a_model_prints_no_tracer_warning(learnable):
         traced = torch.jit.trace(model, x)
     other = torch.randn(7, 3)
     torch.testing.assert_close(traced(other), model(other))
+
+
+# --- torch's own machinery around the module -------------------------------------
+
+
+def test_data_parallel_replicas_pass_gradients_to_the_original_parameters():
+    """``replicate`` sets a replica's parameters to tensors computed from the originals.
+
+    The module stored them as new leaves (checked, detached copies), so the
+    originals got no gradient. CPU replicas stand in for the GPUs here.
+    """
+    module = S2NN(alpha=torch.full((3,), 4.0), beta=[1.0, 2.0, 0.5], learnable=True)
+    replica = module._replicate_for_data_parallel()
+    for name in ("alpha", "beta"):
+        setattr(replica, name, getattr(module, name) * 1)  # as replicate() does
+    x = torch.tensor([[-0.5, -1.0, 0.5]])
+    replica(x).sum().backward()
+    want = torch.autograd.grad(module(x).sum(), (module.alpha, module.beta))
+    torch.testing.assert_close((module.alpha.grad, module.beta.grad), want)
+    assert not list(replica.parameters())  # the originals' alone
+
+
+def test_a_parametrization_receives_assigned_values():
+    """``torch.nn.utils.parametrize``: assignment goes to its right_inverse."""
+
+    class Positive(nn.Module):
+        def forward(self, raw):
+            return nn.functional.softplus(raw)
+
+        def right_inverse(self, value):
+            return torch.log(torch.expm1(value))
+
+    module = S2NN(alpha=torch.full((3,), 4.0), learnable=True)
+    nn.utils.parametrize.register_parametrization(module, "alpha", Positive())
+    module.alpha = torch.full((3,), 2.0)
+    torch.testing.assert_close(module.alpha, torch.full((3,), 2.0))
+    module(torch.tensor([[-0.5, -1.0, 0.5]])).sum().backward()
+    raw = module.parametrizations.alpha.original
+    assert raw.grad is not None and raw.grad[:2].abs().min() > 0
+
+
+def test_constructed_on_the_meta_device():
+    with torch.device("meta"):
+        module = S2NN(alpha=torch.full((3,), 4.0), learnable=True)
+    assert module.alpha.device.type == "meta"
+
+
+def test_a_learnable_value_that_rounds_to_zero_is_refused():
+    """1e-50 is > 0, but 0 in the float32 a learnable parameter is stored in."""
+    with pytest.raises(
+        ValueError, match=r"alpha has values that are 0 in torch\.float32"
+    ):
+        S2NN(alpha=1e-50, learnable=True)
+    with pytest.raises(ValueError, match=r"beta has values that are 0"):
+        S2NN(beta=[1.0, 1e-46], learnable=True)
+    assert S2NN(alpha=1e-50).alpha == 1e-50  # a number stays a number

@@ -237,6 +237,33 @@ def test_forward_ad_dual_numbers():
     np.testing.assert_allclose(f64(tangent), f64(cotangent) * want, rtol=1e-15)
 
 
+@pytest.mark.parametrize("public", ["gradient", "pullback"])
+def test_forward_ad_dual_numbers_through_the_public_functions(public):
+    """``gradient`` and the pullback of dual tensors: their tangent, not an error.
+
+    The eager kernels' out= operations reject dual tensors; inside a dual
+    level the math computes, and its tangent is the derivative of the
+    gradient (checked against a difference quotient away from the kink).
+    """
+    x = tensor(GRID[np.abs(GRID) > 1e-4])  # the difference quotient's step: 1e-6
+    direction = tensor(_rng.standard_normal(x.shape))
+
+    def gradient(v):
+        if public == "gradient":
+            return s2nn_xp.torch.gradient(v, 2.0, 0.5)
+        return s2nn_xp.vjp(v, 2.0, 0.5)[1](torch.ones_like(v))
+
+    with forward_ad.dual_level():
+        dual = forward_ad.make_dual(x, direction)
+        primal, tangent = forward_ad.unpack_dual(gradient(dual))
+    torch.testing.assert_close(primal, gradient(x), rtol=0, atol=0)
+    step = 1e-6
+    quotient = (gradient(x + step * direction) - gradient(x - step * direction)) / (
+        2 * step
+    )
+    torch.testing.assert_close(tangent, quotient, rtol=1e-5, atol=1e-8)
+
+
 def test_vmap_over_per_sample_parameters():
     """Per-sample alpha and beta gradients: vmap of grad over a batch of parameters."""
     rows = GRID[:60].reshape(6, 10)

@@ -252,6 +252,21 @@ def test_x_wider_than_float64_is_a_type_error(function):
         PUBLIC[function](x)
 
 
+@pytest.mark.parametrize(
+    "x", [np.array([1.0], np.longdouble), np.array(["1"]), np.array([object()])]
+)
+@pytest.mark.parametrize("adapter", ["torch", "jax"])
+def test_adapters_name_x_of_no_supported_numpy_dtype(adapter, x):
+    """NumPy data for an adapter's s2nn: the Definition's message, not the library's."""
+    if adapter not in selected_backends():
+        pytest.skip(f"{adapter} not selected")
+    if x.dtype == np.longdouble and np.finfo(np.longdouble).bits <= 64:
+        pytest.skip("longdouble is float64 here")
+    module = pytest.importorskip(f"s2nn_xp.{adapter}")
+    with pytest.raises(TypeError, match=r"^x (must|has)"):
+        module.s2nn(x)
+
+
 ML_DTYPES = ["bfloat16", "float8_e4m3fn", "float8_e5m2", "int4"]
 
 
