@@ -127,8 +127,11 @@ def check_agreement(table: dict[str, Case], args: tuple) -> None:
         kind = "learnable " if "learnable" in name else ""
         ours = f"eager fwd+bwd {kind}s2nn_xp"
         if name != ours:
+            # Parameter gradients are float32 sums over 64 samples, in another
+            # order when compiled: absolute agreement where they cancel.
+            atol = 1e-4 if kind else 1e-6
             torch.testing.assert_close(
-                table[name](*args), table[ours](*args), rtol=1e-5, atol=1e-6, msg=name
+                table[name](*args), table[ours](*args), rtol=1e-5, atol=atol, msg=name
             )
 
 
