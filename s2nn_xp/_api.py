@@ -293,6 +293,11 @@ def _pullback(
     return grad
 
 
+def _known(shape: tuple[Any, ...]) -> bool:
+    """Whether every size of ``shape`` is known (a lazy array's may be NaN or None)."""
+    return all(isinstance(n, int) for n in shape)
+
+
 def vjp(
     x: ArrayLike,
     /,
@@ -344,7 +349,10 @@ def vjp(
 
     def pullback(cotangent: ArrayLike) -> Array:
         cotangent = prepare_cotangent(p, cotangent)
-        if tuple(cotangent.shape) != tuple(p.x.shape):
+        # Where a size is unknown (Dask's NaN after boolean indexing, which
+        # equals nothing, not even itself) the product broadcasts lazily.
+        shapes = (tuple(cotangent.shape), tuple(p.x.shape))
+        if shapes[0] != shapes[1] and _known(shapes[0]) and _known(shapes[1]):
             cotangent = p.xp.broadcast_to(cotangent, p.x.shape)
         alpha, beta = p.params["alpha"], p.params["beta"]
         return _evaluate(p, "pullback", p.x, cotangent, alpha=alpha, beta=beta)

@@ -159,6 +159,11 @@ class Backend:
     values_on_host
         Whether its arrays' values sit in host memory, never traced, so that
         parameter values are checked like numbers (read with ``as_numpy``).
+    places_arrays
+        Whether the library itself moves arrays of different devices to
+        where they meet (JAX's uncommitted arrays); elsewhere an array
+        parameter or cotangent on another device than ``x`` is refused,
+        naming it, before the library refuses it in its own words.
     take_gradient
         The gradient of ``sum(s2nn(x, alpha, beta))`` by the library's own
         autodiff, ``(x, alpha, beta) -> gradient``.
@@ -180,6 +185,7 @@ class Backend:
     device_kinds: tuple[str, ...] = ("cpu",)
     flushes_subnormals: bool = False
     values_on_host: bool = False
+    places_arrays: bool = False
     load_module: Callable[[str], ModuleType] = importlib.import_module
     find_devices: Callable[[], list[str]] = _cpu_only
     enable_float64: Callable[[], None] = _nothing_to_enable
@@ -491,6 +497,7 @@ BACKENDS: dict[str, Backend] = {
             implements=_EVERY_FUNCTION,
             device_kinds=("cpu", "gpu", "tpu"),
             flushes_subnormals=True,
+            places_arrays=True,
             find_devices=_jax_devices,
             enable_float64=_jax_enable_float64,
             as_numpy=_jax_to_numpy,
@@ -549,6 +556,9 @@ BACKENDS: dict[str, Backend] = {
             "marray.numpy",
             ("marray",),
             _is_marray_namespace,
+            # marray.numpy's data is NumPy's: parameter values are checked
+            # as NumPy arrays are (and a masked element refused).
+            values_on_host=True,
             load_module=_marray_load,
             as_numpy=_marray_to_numpy,
         ),

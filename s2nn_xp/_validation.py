@@ -33,6 +33,7 @@ __all__ = [
     "check_arguments",
     "check_broadcast",
     "check_cotangent_shape",
+    "check_device",
     "check_number",
     "check_parameter",
     "check_real_dtype",
@@ -221,6 +222,21 @@ def check_broadcast(
         raise ValueError(msg)
 
 
+def check_device(name: str, value: Any, x: Any) -> None:
+    """ValueError unless the array ``value`` is on ``x``'s device.
+
+    Where the library moves arrays itself (the registry's
+    ``places_arrays``), it decides.
+    """
+    backend = _backends.of_array(x)
+    if backend is not None and backend.places_arrays:
+        return
+    here, there = _compat.device(value), _compat.device(x)
+    if here != there:
+        msg = f"{name} is on device {here}, x on device {there}; move {name} to x's"
+        raise ValueError(msg)
+
+
 def check_cotangent_shape(shape: tuple[Any, ...], x_shape: tuple[Any, ...]) -> None:
     """ValueError unless a cotangent of ``shape`` broadcasts to ``x``'s shape."""
     if len(shape) > len(x_shape):
@@ -268,10 +284,15 @@ def host_values(name: str, value: Any) -> Any:
     """
     import numpy as np
 
-    if isinstance(value, np.ma.MaskedArray):
+    # NumPy's masked arrays, and marray's (every marray array has a mask;
+    # one with a masked element).
+    mask = None if _is_numpy(value) else getattr(value, "mask", None)
+    if isinstance(value, np.ma.MaskedArray) or (
+        mask is not None and bool(np.any(np.asarray(mask)))
+    ):
         msg = (
             f"{name} must not be a masked array: a parameter needs a value for "
-            "every neuron (pass np.ma.getdata or a filled array)"
+            "every neuron (pass its data, or a filled array)"
         )
         raise TypeError(msg)
     try:
@@ -451,6 +472,7 @@ def check_parameter(
         raise mixed_libraries(x, name, value)
     check_real_dtype(name, xp, value.dtype)
     check_broadcast(name, value.shape, x.shape)
+    check_device(name, value, x)
     view = _host_view(value)
     if view is not None:
         check_representable(name, view, compute_dtype, largest)
@@ -495,7 +517,11 @@ def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepar
     """
     x = as_input(x, xp)
     if xp is not None:
+        # Checked, then replaced by array-api-compat's namespace of x: the
+        # plain module (numpy before 2.0, dask.array) lacks functions the
+        # math calls.
         _check_namespace(xp, x)
+        xp = None
     x = _native_byte_order(x)
     mask = None
     numpy = sys.modules.get("numpy")
@@ -552,15 +578,21 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
         if not (numpy is not None and isinstance(cotangent, numpy.ndarray)):
             raise mixed_libraries(p.x, "cotangent", cotangent)
         host = True
+    # In the dtype x is computed in (float32 for 16-bit x, whether or not an
+    # adapter's p.x is cast already), so that the product is rounded once;
+    # host data goes there directly (a device may lack float64).
+    compute_dtype = input_dtypes(xp, p.x)[0]
     if host:
         cotangent = xp.asarray(
-            host_floats("cotangent", cotangent), device=_compat.placement(p.x)
+            host_floats("cotangent", cotangent),
+            dtype=compute_dtype,
+            device=_compat.placement(p.x),
         )
+    else:
+        check_device("cotangent", cotangent, p.x)
     check_real_dtype("cotangent", xp, cotangent.dtype)
     check_cotangent_shape(tuple(cotangent.shape), tuple(p.x.shape))
-    # In the dtype x is computed in (float32 for 16-bit x, whether or not an
-    # adapter's p.x is cast already), so that the product is rounded once.
-    return xp.astype(cotangent, input_dtypes(xp, p.x)[0], copy=False)
+    return xp.astype(cotangent, compute_dtype, copy=False)
 
 
 def finish(result: Any, prepared: Prepared) -> Any:

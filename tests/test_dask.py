@@ -87,3 +87,25 @@ def test_unknown_chunk_sizes(name, fn):
     np.testing.assert_array_equal(
         fn(kept).compute(), fn(values[values > -1.0]), err_msg=name
     )
+
+
+@pytest.mark.parametrize("cotangent", ["dask", "numpy", "row"])
+def test_pullback_of_x_with_unknown_sizes(cotangent):
+    """Boolean indexing leaves NaN sizes, which equal nothing, not even themselves.
+
+    The pullback broadcast such a cotangent explicitly, which Dask cannot do:
+    it stays lazy now, and the product broadcasts when computed.
+    """
+    values = np.linspace(-3.0, 3.0, 24).reshape(12, 2)
+    x = da.from_array(values, chunks=(4, 2))
+    kept = x[x[:, 0] > -1.0]  # shape (nan, 2)
+    _, pullback = s2nn_xp.vjp(kept)
+    ones = {
+        "dask": da.ones_like(kept),
+        "numpy": np.ones(2),
+        "row": da.ones(2, chunks=2),
+    }[cotangent]
+    with dask.config.set(scheduler=_forbid_compute):
+        result = pullback(ones)
+    want = s2nn_xp.gradient(values[values[:, 0] > -1.0])
+    np.testing.assert_array_equal(result.compute(), want)

@@ -75,3 +75,26 @@ def test_an_unmasked_array_is_numpy_all_over():
     for name, call in CALLS.items():
         assert_masked_like_numpy(call(x), call(X), np.zeros(X.size, dtype=bool))
         assert not np.asarray(call(x).mask).any(), name
+
+
+def test_parameters_are_checked_and_a_masked_one_refused():
+    """marray's data is NumPy's: values checked as NumPy arrays are, masks refused.
+
+    A masked alpha changed the result's mask; a negative one gave a negative
+    gradient.
+    """
+    x = mxp.asarray(np.array([-1.0, 0.0, 2.0]))
+    masked = mxp.asarray(np.array([4.0, -1.0, 4.0]), mask=np.array([0, 1, 0], bool))
+    with pytest.raises(TypeError, match="alpha must not be a masked array"):
+        s2nn_xp.gradient(x, masked)
+    with pytest.raises(ValueError, match="alpha must be finite"):
+        s2nn_xp.gradient(x, mxp.asarray(np.array([-4.0, 4.0, 4.0])))
+    with pytest.raises(ValueError, match="beta has values that overflow float32"):
+        s2nn_xp.origin(mxp.asarray(np.ones(3, np.float32)), beta=mxp.asarray([1e300]))
+    alpha = mxp.asarray(np.array([4.0, 2.0, 1.0]))
+    result = s2nn_xp.gradient(x, alpha)
+    np.testing.assert_array_equal(np.asarray(result.mask), [False] * 3)
+    np.testing.assert_array_equal(
+        np.asarray(result.data),
+        s2nn_xp.gradient(np.asarray(x.data), np.asarray(alpha.data)),
+    )

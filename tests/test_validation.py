@@ -189,6 +189,65 @@ def test_valid_input_never_raises_under_errstate_raise(function):
     assert np.isnan(result[-1])
 
 
+# Dask: its graph runs NumPy when computed, under the error state of the
+# thread that computes it, after the package has returned (docs: Backends).
+@pytest.mark.skip_backends("dask")
+@pytest.mark.parametrize("function", list(PUBLIC))
+def test_valid_input_never_raises_under_errstate_raise_on_any_backend(xp, function):
+    """array-api-strict and marray compute with NumPy underneath too."""
+    x = _on(xp, [-np.inf, -1e300, -300.0, -1.0, 0.0, np.inf], "float64")
+    with np.errstate(all="raise"):
+        result = to_numpy(PUBLIC[function](x))
+    assert np.isfinite(result).all() or function == "origin"
+
+
+def test_the_plain_module_as_xp():
+    """``xp=numpy`` (no isdtype in NumPy 1.x), ``xp=dask.array``: compat's namespace."""
+    want = s2nn_xp.gradient(X)
+    np.testing.assert_array_equal(s2nn_xp.gradient(X, xp=np), want)
+    np.testing.assert_array_equal(s2nn_xp.gradient(list(X), xp=np), want)
+    if "dask" in selected_backends():
+        da = pytest.importorskip("dask.array")
+        np.testing.assert_array_equal(
+            s2nn_xp.gradient(da.asarray(X), xp=da).compute(), want
+        )
+
+
+def test_arrays_on_another_device_than_x_are_named():
+    """array-api-strict's devices: the argument named, not the library's message."""
+    strict = pytest.importorskip("array_api_strict")
+    if "array_api_strict" not in selected_backends():
+        pytest.skip("array_api_strict not selected")
+    other = strict.Device("device1")
+    x = strict.asarray([-1.0, 0.0, 1.0], device=other)
+    alpha = strict.asarray([4.0, 4.0, 4.0])  # the default device
+    with pytest.raises(ValueError, match=r"^alpha is on device .*, x on device"):
+        s2nn_xp.gradient(x, alpha)
+    with pytest.raises(ValueError, match=r"^epsilon is on device"):
+        s2nn_xp.origin(x, epsilon=strict.asarray([0.0, 0.0, 0.0]))
+    _, pullback = s2nn_xp.vjp(x)
+    with pytest.raises(ValueError, match=r"^cotangent is on device"):
+        pullback(strict.asarray([1.0, 1.0, 1.0]))
+    np.testing.assert_array_equal(  # host data goes to x's device
+        to_numpy(pullback([2.0, 2.0, 2.0])), 2 * to_numpy(s2nn_xp.gradient(x))
+    )
+
+
+def test_host_cotangents_go_to_the_compute_dtype_directly():
+    """A device without float64 takes a Python-number cotangent of float32 x."""
+    strict = pytest.importorskip("array_api_strict")
+    if "array_api_strict" not in selected_backends():
+        pytest.skip("array_api_strict not selected")
+    x = strict.asarray([-1.0, 0.0, 1.0], dtype=strict.float32)
+    devices = [d for d in strict.__array_namespace_info__().devices() if "64" in str(d)]
+    for device in devices or [None]:
+        on_device = strict.asarray(x, device=device) if device is not None else x
+        _, pullback = s2nn_xp.vjp(on_device)
+        for cotangent in (2.0, [2.0, 2.0, 2.0], np.full(3, 2.0, np.float16)):
+            got = to_numpy(pullback(cotangent))
+            np.testing.assert_array_equal(got, 2 * to_numpy(s2nn_xp.gradient(x)))
+
+
 # --- item 11: one rule for mixed parameters ----------------------------------------
 
 
