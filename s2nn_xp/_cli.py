@@ -10,11 +10,13 @@ import argparse
 import contextlib
 import functools
 import importlib
+import importlib.util
 import json
 import math
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,16 +245,25 @@ def run_plot(args: argparse.Namespace) -> int:
             suffixes = ", ".join(PLOT_SUFFIXES)
             _fail(f"--out must end in {suffixes}, not {args.out.name!r}")
         _check_writable("--out", args.out)
-    try:
-        import matplotlib
-    except ImportError:
+    if importlib.util.find_spec("matplotlib") is None:
         _fail('plot needs matplotlib: python -m pip install "s2nn-xp[plot]"')
-    if args.out is None and matplotlib.get_backend().lower() == "agg":
-        _fail("no display to show the figure on; pass --out FILE.png|.svg|.pdf")
+    if args.out is None:
+        # pyplot first: importing it is when matplotlib falls back from a
+        # window backend (TkAgg without a display) to one that draws files.
+        try:
+            import matplotlib
+            import matplotlib.pyplot as plt
+
+            backend = matplotlib.get_backend()
+        except (ImportError, ValueError) as exc:  # MPLBACKEND=nonsense
+            _fail(f"matplotlib cannot start its backend: {exc}")
+        if not _shows_windows(backend):
+            _fail(
+                f"no display to show the figure on (matplotlib backend {backend!r});"
+                " pass --out FILE.png|.svg|.pdf"
+            )
     fig = make_figure(pairs or GRADIENT_PAIRS, pairs or ORIGIN_PAIRS)
     if args.out is None:
-        import matplotlib.pyplot as plt
-
         plt.show()
         return 0
     try:
@@ -268,6 +279,7 @@ def run_plot(args: argparse.Namespace) -> int:
 MAX_SIZE = 2**31
 MAX_REPEATS = 1000
 DEFAULT_SIZES = (2**13, 2**20, 2**22, 2**24)
+DEFAULT_DTYPES = ("float32",)
 # dtype -> the dtype the math computes it in (16-bit: float32), which is
 # also the dtype the NumPy values of the inputs are drawn in.
 COMPUTE_DTYPES = {
@@ -786,7 +798,7 @@ def run_bench(args: argparse.Namespace) -> int:
     """
     if args.json is not None:
         _check_writable("--json", args.json)
-    dtypes = list(dict.fromkeys(args.dtype))
+    dtypes = list(dict.fromkeys(args.dtype or DEFAULT_DTYPES))
     for dtype in dtypes:
         if dtype not in KNOWN_DTYPES:
             _fail(f"unknown dtype {dtype!r}; known: {', '.join(KNOWN_DTYPES)}")
@@ -799,7 +811,7 @@ def run_bench(args: argparse.Namespace) -> int:
     ]
     if not chosen or len(lacking) == len(chosen) * len(dtypes):
         _fail("nothing to run: " + ("; ".join(lacking) or "no usable backend here"))
-    sizes = list(dict.fromkeys(args.size))
+    sizes = list(dict.fromkeys(args.size or DEFAULT_SIZES))
     _check_memory(sizes, dtypes)
     for message in lacking:
         _note(f"{message}; skipped")
@@ -847,15 +859,40 @@ def _note(message: str) -> None:
     _progress(f"note: {message}")
 
 
+def _shows_windows(backend: str) -> bool:
+    """Whether matplotlib's `backend` shows figures (agg, pdf, svg: files only)."""
+    try:
+        from matplotlib.backends import BackendFilter, backend_registry
+    except ImportError:  # matplotlib 3.8
+        from matplotlib import rcsetup
+
+        files_only = list(rcsetup.non_interactive_bk)
+    else:
+        files_only = backend_registry.list_builtin(BackendFilter.NON_INTERACTIVE)
+    return backend.lower() not in {name.lower() for name in files_only}
+
+
 def _check_writable(option: str, path: Path) -> None:
-    """Fail (before any work) unless a file can be written at `path`."""
+    """Fail (before any work) unless a file can be written at `path`.
+
+    By trying: an existing file is opened for appending (nothing written), a
+    new one stands in as a temporary file in its folder (removed), so that
+    permissions, read-only mounts, immutable files and pseudo-filesystems
+    (/proc) are all found out before a long run, not after it.
+    """
     folder = path.parent
     if not folder.is_dir():
         _fail(f"{option}: cannot write {str(path)!r}: no directory {str(folder)!r}")
     if path.is_dir():
         _fail(f"{option}: cannot write {str(path)!r}: it is a directory")
-    if not os.access(folder, os.W_OK):
-        _fail(f"{option}: cannot write {str(path)!r}: {str(folder)!r} is read-only")
+    try:
+        if path.exists():
+            with path.open("a"):
+                pass
+        else:
+            tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        _fail(f"{option}: cannot write {str(path)!r}: {exc.strerror or exc}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -908,11 +945,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="B",
         help=f"any of {', '.join(BACKENDS)} (default: all installed with a device)",
     )
+    # extend, as --backend: a repeated option adds to the list (the defaults
+    # are filled in by run_bench where none is given).
     bench.add_argument(
         "--size",
         type=parse_size,
         nargs="+",
-        default=list(DEFAULT_SIZES),
+        action="extend",
         metavar="N",
         help="element counts from 1 to 2^31, e.g. 8192 or 2^24 (default: "
         + " ".join(f"2^{size.bit_length() - 1}" for size in DEFAULT_SIZES)
@@ -921,7 +960,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--dtype",
         nargs="+",
-        default=["float32"],
+        action="extend",
         metavar="D",
         help=f"any of {', '.join(KNOWN_DTYPES)}",
     )
@@ -946,4 +985,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
     except _UsageError as exc:
         parser.exit(2, f"s2nn-xp {args.command}: error: {exc}\n")
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do;
+        # stdout goes to devnull so that the flush at exit does not raise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        if exc.filename is not None:  # a file's error, not the output's
+            raise
+        parser.exit(1, f"s2nn-xp {args.command}: error: cannot write output: {exc}\n")
     return code

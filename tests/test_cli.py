@@ -406,6 +406,62 @@ def test_plot_without_out_needs_a_display(monkeypatch, capsys):
     assert "no display to show the figure on" in usage_error("plot", capsys=capsys)
 
 
+@pytest.mark.parametrize("backend", ["pdf", "svg", "Agg", "cairo"])
+def test_plot_without_out_needs_a_backend_that_shows(backend, monkeypatch, capsys):
+    """Every backend that only writes files, not only agg, is refused before work."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    monkeypatch.setattr(matplotlib, "get_backend", lambda: backend)
+    error = usage_error("plot", capsys=capsys)
+    assert "no display to show the figure on" in error
+    assert backend in error
+
+
+def _command(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "s2nn_xp", *argv]
+
+
+def test_output_to_a_reader_that_goes_away_ends_quietly():
+    """`s2nn-xp info | head -1`: no BrokenPipeError traceback."""
+    reader = subprocess.Popen(
+        ["head", "-c", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
+    completed = subprocess.run(
+        _command("info"), stdout=reader.stdin, stderr=subprocess.PIPE, text=True
+    )
+    reader.stdin.close()
+    reader.wait()
+    assert "Traceback" not in completed.stderr, completed.stderr
+    assert "BrokenPipeError" not in completed.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+def test_output_to_a_full_disk_is_one_line():
+    with open("/dev/full", "w") as full:
+        completed = subprocess.run(
+            _command("info"), stdout=full, stderr=subprocess.PIPE, text=True
+        )
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr, completed.stderr
+    assert "cannot write output" in completed.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc here")
+def test_json_where_no_file_can_be_made_fails_before_any_work(capsys, monkeypatch):
+    """/proc takes no new file; the old check only asked whether it was writable."""
+    monkeypatch.setattr(_cli, "bench_records", _forbidden_work)
+    error = usage_error(
+        "bench", "--backend", "numpy", *TINY, "--json", "/proc/s2nn-xp.json",
+        capsys=capsys,
+    )  # fmt: skip
+    assert "--json: cannot write '/proc/s2nn-xp.json'" in error
+
+
+def _forbidden_work(*args, **kwargs):
+    raise AssertionError("benchmarked before the output file was checked")
+
+
 def test_plot_without_out_shows_the_figure_on_a_display(monkeypatch, capsys):
     pytest.importorskip("matplotlib")
     import matplotlib
@@ -796,9 +852,18 @@ def bench_json(*argv, tmp_path, capsys) -> list[dict]:
 
 
 def test_bench_default_sizes_are_those_of_the_figures():
+    assert _cli.DEFAULT_SIZES == (8192, 2**20, 2**22, 2**24)
+    assert _cli.DEFAULT_DTYPES == ("float32",)
     args = _cli.build_parser().parse_args(["bench"])
-    assert args.size == [8192, 2**20, 2**22, 2**24]
-    assert args.dtype == ["float32"]
+    assert args.size is None and args.dtype is None  # run_bench fills them in
+
+
+def test_bench_options_add_up_when_repeated():
+    """As --backend does: `--size 8 --size 16` times both sizes, not the last."""
+    argv = "bench --size 8 --size 16 2^5 --dtype float32 --dtype float64"
+    args = _cli.build_parser().parse_args(argv.split())
+    assert args.size == [8, 16, 32]
+    assert args.dtype == ["float32", "float64"]
 
 
 @pytest.mark.parametrize("name", ["numpy", "dask", "array_api_strict"])
