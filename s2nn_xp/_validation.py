@@ -567,6 +567,7 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     if _is_bool(cotangent) or not (
         isinstance(cotangent, (numbers.Real, list, tuple))
         or _compat.is_array_api_obj(cotangent)
+        or _is_numpy(cotangent)  # subclasses too (np.matrix), as for x
     ):
         msg = f"cotangent must be a real number or an array, not {describe(cotangent)}"
         raise TypeError(msg)

@@ -104,6 +104,17 @@ def test_numpy_subclass_parameters_are_checked(value):
         s2nn_xp.gradient(X, value)
 
 
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_numpy_subclass_cotangents_are_accepted():
+    """np.matrix or any subclass, accepted as x and as a parameter, is a cotangent."""
+    _, pullback = s2nn_xp.vjp(np.matrix([X]))
+    got = pullback(np.matrix([np.full(X.shape, 2.0)]))
+    np.testing.assert_array_equal(np.asarray(got), [2 * s2nn_xp.gradient(X)])
+    _, pullback = s2nn_xp.vjp(X)
+    custom = np.full(X.shape, 2.0).view(type("Custom", (np.ndarray,), {}))
+    np.testing.assert_array_equal(pullback(custom), 2 * s2nn_xp.gradient(X))
+
+
 def test_masked_parameter_is_a_type_error():
     with pytest.raises(TypeError, match=r"beta must not be a masked array"):
         s2nn_xp.gradient(X, beta=np.ma.array([1.0, 2.0, 3.0, 4.0, 5.0]))
