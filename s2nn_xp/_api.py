@@ -11,6 +11,7 @@ from . import _compat, _dispatch, _math
 from ._validation import (
     Prepared,
     finish,
+    known,
     prepare,
     prepare_cotangent,
     validate_flag,
@@ -293,11 +294,6 @@ def _pullback(
     return grad
 
 
-def _known(shape: tuple[Any, ...]) -> bool:
-    """Whether every size of ``shape`` is known (a lazy array's may be NaN or None)."""
-    return all(isinstance(n, int) for n in shape)
-
-
 def vjp(
     x: ArrayLike,
     /,
@@ -349,10 +345,10 @@ def vjp(
 
     def pullback(cotangent: ArrayLike) -> Array:
         cotangent = prepare_cotangent(p, cotangent)
-        # Where a size is unknown (Dask's NaN after boolean indexing, which
-        # equals nothing, not even itself) the product broadcasts lazily.
-        shapes = (tuple(cotangent.shape), tuple(p.x.shape))
-        if shapes[0] != shapes[1] and _known(shapes[0]) and _known(shapes[1]):
+        # Where x has sizes not known yet (Dask's NaN, which equals nothing,
+        # not even itself), the cotangent's were checked to broadcast along
+        # them: the product broadcasts it, lazily.
+        if tuple(cotangent.shape) != tuple(p.x.shape) and known(p.x.shape):
             cotangent = p.xp.broadcast_to(cotangent, p.x.shape)
         alpha, beta = p.params["alpha"], p.params["beta"]
         return _evaluate(p, "pullback", p.x, cotangent, alpha=alpha, beta=beta)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import functools
 import importlib
 import importlib.util
@@ -875,10 +876,11 @@ def _shows_windows(backend: str) -> bool:
 def _check_writable(option: str, path: Path) -> None:
     """Fail (before any work) unless a file can be written at `path`.
 
-    By trying: an existing file is opened for appending (nothing written), a
-    new one stands in as a temporary file in its folder (removed), so that
-    permissions, read-only mounts, immutable files and pseudo-filesystems
-    (/proc) are all found out before a long run, not after it.
+    By trying: an existing regular file is opened for appending (nothing
+    written), a new one stands in as a temporary file in its folder
+    (removed), so that permissions, read-only mounts, immutable files and
+    pseudo-filesystems (/proc) are all found out before a long run, not
+    after it. A named pipe is left alone (its reader would see the end).
     """
     folder = path.parent
     if not folder.is_dir():
@@ -886,11 +888,12 @@ def _check_writable(option: str, path: Path) -> None:
     if path.is_dir():
         _fail(f"{option}: cannot write {str(path)!r}: it is a directory")
     try:
-        if path.exists():
+        if path.is_file():
             with path.open("a"):
                 pass
-        else:
+        elif not path.exists():
             tempfile.TemporaryFile(dir=folder).close()
+        # else a pipe or a device: opening it would be a reader's end of file
     except OSError as exc:
         _fail(f"{option}: cannot write {str(path)!r}: {exc.strerror or exc}")
 
@@ -977,6 +980,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The errors of writing to standard output that are the output's, not ours.
+_OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``s2nn-xp`` with `argv` (default: the command line)."""
     parser = build_parser()
@@ -991,7 +998,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as exc:
-        if exc.filename is not None:  # a file's error, not the output's
+        # Writing the output (a full disk, a failing device): one line. Any
+        # other OSError (a library that fails to load) keeps its traceback.
+        if exc.filename is not None or exc.errno not in _OUTPUT_ERRORS:
             raise
         parser.exit(1, f"s2nn-xp {args.command}: error: cannot write output: {exc}\n")
     return code

@@ -43,6 +43,7 @@ __all__ = [
     "host_floats",
     "host_values",
     "input_dtypes",
+    "known",
     "mixed_libraries",
     "prepare",
     "prepare_cotangent",
@@ -238,14 +239,38 @@ def check_device(name: str, value: Any, x: Any) -> None:
 
 
 def check_cotangent_shape(shape: tuple[Any, ...], x_shape: tuple[Any, ...]) -> None:
-    """ValueError unless a cotangent of ``shape`` broadcasts to ``x``'s shape."""
+    """ValueError unless a cotangent of ``shape`` broadcasts to ``x``'s shape.
+
+    Where a size is not known yet (Dask's NaN after boolean indexing) on an
+    axis the cotangent does not broadcast along (its size there is not 1),
+    the rule cannot be checked, and Dask would pair the chunks one by one,
+    broadcasting a chunk of 1 silently: refused, with the way to know them.
+    """
     if len(shape) > len(x_shape):
         msg = (
             f"cotangent of shape {tuple(shape)} has more dimensions than x, "
             f"{tuple(x_shape)}"
         )
         raise ValueError(msg)
+    for n, m in zip(reversed(shape), reversed(x_shape), strict=False):
+        if n != 1 and not (_is_size(n) and _is_size(m)):
+            msg = (
+                f"cotangent of shape {tuple(shape)} against x of shape "
+                f"{tuple(x_shape)}: sizes not known yet cannot be checked; call "
+                "compute_chunk_sizes() on both (Dask), or pass a number"
+            )
+            raise ValueError(msg)
     check_broadcast("cotangent", shape, x_shape)
+
+
+def _is_size(n: Any) -> bool:
+    """Whether ``n`` is a known size (a lazy array's may be NaN or None)."""
+    return isinstance(n, int)
+
+
+def known(shape: tuple[Any, ...]) -> bool:
+    """Whether every size of ``shape`` is known."""
+    return all(_is_size(n) for n in shape)
 
 
 def mixed_libraries(x: Any, name: str, value: Any) -> TypeError:
@@ -551,6 +576,12 @@ def host_floats(name: str, values: Any) -> Any:
     """
     import numpy as np
 
+    if isinstance(values, int):  # beyond int64, NumPy would make an object
+        try:
+            values = float(values)
+        except OverflowError:
+            msg = f"{name}={values} is beyond the range of float64"
+            raise ValueError(msg) from None
     array = np.asarray(values)
     check_real_dtype(name, _compat.array_namespace(array), array.dtype)
     kind = _ml_dtypes_kind(array.dtype)

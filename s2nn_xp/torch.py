@@ -62,6 +62,7 @@ from types import ModuleType
 from typing import Any, TypeAlias
 
 import array_api_compat.torch as _xp
+import numpy as np
 import torch
 import torch.autograd.forward_ad
 from torch import nn
@@ -959,14 +960,13 @@ class S2NN(nn.Module):
         parameters are tensors computed from the original ones, whose
         gradients must reach them).
         """
-        if (
-            name in _PARAMETER_NAMES
-            and not getattr(self, "_is_replica", False)
-            and not parametrize.is_parametrized(self, name)
-        ):
-            self._assign(name, value)
-        else:
+        if name not in _PARAMETER_NAMES or getattr(self, "_is_replica", False):
             super().__setattr__(name, value)
+        elif parametrize.is_parametrized(self, name):
+            _checked(name, value, copy=False)  # the value it stands for
+            super().__setattr__(name, value)
+        else:
+            self._assign(name, value)
 
     def _assign(self, name: str, value: Any) -> None:
         """Check `value` and store it as a constant, a buffer or a parameter."""
@@ -983,6 +983,7 @@ class S2NN(nn.Module):
                     f"{tuple(current.shape)}"
                 )
                 raise ValueError(msg) from exc
+            _storable(name, value, current.dtype)
             with torch.no_grad():
                 current.copy_(value)
             return
@@ -991,13 +992,8 @@ class S2NN(nn.Module):
         if isinstance(value, nn.Parameter):
             self.register_parameter(name, value)
         elif learnable:
-            stored = torch.as_tensor(value, dtype=torch.get_default_dtype())
-            if (_host_values(stored) == 0).any():  # a tiny value rounded to 0
-                msg = (
-                    f"{name} has values that are 0 in {stored.dtype}, the dtype a "
-                    f"learnable {name} is stored in; {name} must be > 0"
-                )
-                raise ValueError(msg)
+            dtype = torch.get_default_dtype()
+            stored = _storable(name, torch.as_tensor(value, dtype=dtype), dtype)
             self.register_parameter(name, nn.Parameter(stored))
         elif isinstance(value, float):
             super().__setattr__(name, value)
@@ -1014,7 +1010,10 @@ class S2NN(nn.Module):
         """Check the parameter values in `state_dict` before they are loaded."""
         for name in _PARAMETER_NAMES:
             if prefix + name in state_dict:
-                _checked(name, state_dict[prefix + name], copy=False)
+                value = _checked(name, state_dict[prefix + name], copy=False)
+                current = getattr(self, name)
+                if isinstance(current, torch.Tensor):  # loaded into its dtype
+                    _storable(name, value, current.dtype)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
@@ -1100,6 +1099,23 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
     if not value.is_floating_point():
         value = value.to(torch.get_default_dtype())
     return value.detach().clone() if copy else value
+
+
+def _storable(name: str, value: Any, dtype: torch.dtype) -> torch.Tensor:
+    """``value`` in the ``dtype`` a module tensor stores it in, checked there.
+
+    Valid as a number, a value may not be in that dtype: a tiny one rounds
+    to 0 (not > 0), a huge one to inf (alpha=1e39 in float32).
+    """
+    stored = torch.as_tensor(value).to(dtype)
+    values = _host_values(stored)
+    if not np.isfinite(values).all():
+        msg = f"{name} has values that overflow {dtype}, the dtype it is stored in"
+        raise ValueError(msg)
+    if name != "epsilon" and (values == 0).any():  # epsilon may be 0
+        msg = f"{name} has values that are 0 in {dtype}, the dtype it is stored in"
+        raise ValueError(msg)
+    return stored
 
 
 def _check_float32(name: str, values: Any) -> None:

@@ -458,6 +458,41 @@ def test_json_where_no_file_can_be_made_fails_before_any_work(capsys, monkeypatc
     assert "--json: cannot write '/proc/s2nn-xp.json'" in error
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_json_to_a_named_pipe_is_written_once(tmp_path):
+    """The writability probe must not open a pipe: its reader would see the end.
+
+    In a process of its own, with a timeout: the bug was a write that blocked
+    forever.
+    """
+    pipe = tmp_path / "figures"
+    os.mkfifo(pipe)
+    reader = subprocess.Popen(["cat", str(pipe)], stdout=subprocess.PIPE, text=True)
+    try:
+        completed = subprocess.run(
+            _command("bench", "--backend", "numpy", *TINY, "--json", str(pipe)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        out, _ = reader.communicate(timeout=30)
+    finally:
+        reader.kill()
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(out)
+
+
+def test_an_oserror_that_is_not_the_outputs_keeps_its_traceback(monkeypatch):
+    """A library that fails to load (an OSError naming no file) is not 'output'."""
+
+    def broken(args):
+        raise OSError("libnvrtc.so.12: cannot open shared object file")
+
+    monkeypatch.setattr(_cli, "run_info", broken)
+    with pytest.raises(OSError, match="libnvrtc"):
+        _cli.main(["info"])
+
+
 def _forbidden_work(*args, **kwargs):
     raise AssertionError("benchmarked before the output file was checked")
 

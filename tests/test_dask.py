@@ -89,23 +89,46 @@ def test_unknown_chunk_sizes(name, fn):
     )
 
 
-@pytest.mark.parametrize("cotangent", ["dask", "numpy", "row"])
+@pytest.mark.parametrize("cotangent", ["number", "numpy row", "dask row"])
 def test_pullback_of_x_with_unknown_sizes(cotangent):
     """Boolean indexing leaves NaN sizes, which equal nothing, not even themselves.
 
-    The pullback broadcast such a cotangent explicitly, which Dask cannot do:
-    it stays lazy now, and the product broadcasts when computed.
+    The pullback broadcast every cotangent explicitly, which Dask cannot do:
+    one that broadcasts along the unknown axes stays lazy now.
     """
     values = np.linspace(-3.0, 3.0, 24).reshape(12, 2)
     x = da.from_array(values, chunks=(4, 2))
     kept = x[x[:, 0] > -1.0]  # shape (nan, 2)
     _, pullback = s2nn_xp.vjp(kept)
     ones = {
-        "dask": da.ones_like(kept),
-        "numpy": np.ones(2),
-        "row": da.ones(2, chunks=2),
+        "number": 1.0,
+        "numpy row": np.ones(2),
+        "dask row": da.ones(2, chunks=2),
     }[cotangent]
     with dask.config.set(scheduler=_forbid_compute):
         result = pullback(ones)
     want = s2nn_xp.gradient(values[values[:, 0] > -1.0])
     np.testing.assert_array_equal(result.compute(), want)
+
+
+def test_cotangents_of_unknown_size_are_refused_clearly():
+    """Unknown sizes on both sides cannot be checked, and Dask would pair chunks.
+
+    A chunk of 1 would broadcast silently against a chunk of 2: wrong numbers
+    for a cotangent of the wrong size. Refused, with the way to know the sizes.
+    """
+    x = da.from_array(np.array([-1.0, 0.5, 2.0, -0.3]), chunks=2)
+    c = da.from_array(np.array([10.0, 0.0, 20.0, 0.0]), chunks=2)
+    kept, short = x[x > -10], c[c > 0]  # 4 values, 2 values: sizes unknown
+    for pullback, cotangent in (
+        (s2nn_xp.vjp(kept)[1], short),  # the wrong size
+        (s2nn_xp.vjp(kept)[1], da.ones_like(kept)),  # the right one, unknown
+        (s2nn_xp.vjp(x)[1], short),  # x known, the cotangent not
+    ):
+        with pytest.raises(ValueError, match="sizes not known yet"):
+            pullback(cotangent)
+    kept.compute_chunk_sizes()
+    np.testing.assert_array_equal(
+        s2nn_xp.vjp(kept)[1](da.ones_like(kept)).compute(),
+        s2nn_xp.gradient(np.array([-1.0, 0.5, 2.0, -0.3])),
+    )

@@ -204,6 +204,39 @@ def test_constructed_on_the_meta_device():
     assert module.alpha.device.type == "meta"
 
 
+def test_assignment_through_a_parametrization_is_checked():
+    """The value assigned is what alpha stands for: the constructor's rules apply."""
+
+    class Identity(nn.Module):
+        def forward(self, raw):
+            return raw.abs()
+
+        def right_inverse(self, value):
+            return value
+
+    module = S2NN(alpha=[1.0, 2.0], learnable=True)
+    nn.utils.parametrize.register_parametrization(module, "alpha", Identity())
+    for bad in ([0.0, 2.0], [float("inf"), 2.0]):
+        with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+            module.alpha = torch.tensor(bad)
+
+
+@pytest.mark.parametrize(
+    ("value", "match"), [(1e-50, "are 0 in"), (1e39, r"overflow (torch\.)?float32")]
+)
+def test_every_way_into_a_learnable_tensor_checks_its_dtype(value, match):
+    """Construction, assignment (a copy into the parameter) and load_state_dict."""
+    with pytest.raises(ValueError, match=match):
+        S2NN(alpha=value, learnable=True)
+    module = S2NN(alpha=[1.0, 2.0], learnable=True)
+    with pytest.raises(ValueError, match=match):
+        module.alpha = value
+    state = {"alpha": torch.tensor([value, 1.0], dtype=torch.float64)}
+    with pytest.raises(ValueError, match=match):
+        module.load_state_dict({**module.state_dict(), **state})
+    torch.testing.assert_close(module.alpha.detach(), torch.tensor([1.0, 2.0]))
+
+
 def test_a_learnable_value_that_rounds_to_zero_is_refused():
     """1e-50 is > 0, but 0 in the float32 a learnable parameter is stored in."""
     with pytest.raises(

@@ -115,6 +115,16 @@ def test_numpy_subclass_cotangents_are_accepted():
     np.testing.assert_array_equal(pullback(custom), 2 * s2nn_xp.gradient(X))
 
 
+def test_python_int_cotangents_beyond_int64(xp):
+    """A real number, as an int parameter is: not an object array."""
+    _, pullback = s2nn_xp.vjp(_on(xp, X, "float64"))
+    np.testing.assert_allclose(
+        to_numpy(pullback(2**70)), 2.0**70 * s2nn_xp.gradient(X), rtol=1e-15
+    )
+    with pytest.raises(ValueError, match=r"cotangent=\d+ is beyond"):
+        pullback(10**400)
+
+
 def test_masked_parameter_is_a_type_error():
     with pytest.raises(TypeError, match=r"beta must not be a masked array"):
         s2nn_xp.gradient(X, beta=np.ma.array([1.0, 2.0, 3.0, 4.0, 5.0]))
