@@ -41,6 +41,7 @@ __all__ = [
     "describe",
     "finish",
     "host_floats",
+    "host_input",
     "host_values",
     "input_dtypes",
     "known",
@@ -461,6 +462,25 @@ def _check_namespace(xp: Any, x: Any) -> ModuleType:
     return xp
 
 
+def host_input(x: Any, *, promote_integers: bool = False) -> Any:
+    """``x`` for an adapter: arrays unchanged, host data as checked NumPy.
+
+    Numbers, lists and NumPy arrays become a NumPy array in native byte
+    order, checked by the *Definition*'s dtype rules here (the adapter's
+    library would refuse some dtypes in its own words, or take them
+    wrongly); with ``promote_integers``, integers and bools become NumPy's
+    default float first (JAX without x64 would wrap int64 into int32,
+    -2**40 + 1 becoming 1).
+    """
+    x = as_input(x)
+    if _compat.is_numpy_array(x):
+        x = _native_byte_order(x)
+        result_dtype = input_dtypes(_compat.array_namespace(x), x)[1]
+        if promote_integers and x.dtype != result_dtype:
+            x = x.astype(result_dtype)
+    return x
+
+
 def _native_byte_order(x: Any) -> Any:
     """NumPy arrays of a non-native byte order, converted (ufuncs reject them)."""
     numpy = sys.modules.get("numpy")
@@ -607,7 +627,7 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
         cotangent = numpy.ma.getdata(cotangent)  # x's mask is what results carry
     host = not _compat.is_array_api_obj(cotangent)  # a number or a list
     if not host and _library(_compat.array_namespace(cotangent)) != _library(xp):
-        if not (numpy is not None and isinstance(cotangent, numpy.ndarray)):
+        if not _is_numpy(cotangent):  # NumPy arrays and scalars are host data
             raise mixed_libraries(p.x, "cotangent", cotangent)
         host = True
     # In the dtype x is computed in (float32 for 16-bit x, whether or not an

@@ -45,12 +45,11 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from . import _compat, _math
+from . import _math
 from ._validation import (
     Prepared,
-    as_input,
     check_arguments,
-    input_dtypes,
+    host_input,
     prepare_cotangent,
     validate_flag,
 )
@@ -248,15 +247,7 @@ def s2nn(
 def _arguments(x: ArrayLike, **params: Any) -> tuple[jax.Array, Any, dict[str, Any]]:
     """``x`` (promoted) and its parameters checked, outside the compiled code."""
     if not isinstance(x, jax.Array):
-        host = as_input(x)
-        if _compat.is_numpy_array(host):
-            # NumPy's rules first (a clear error for a dtype JAX would take
-            # or reject in its own words), integers promoted in NumPy: JAX
-            # without x64 would wrap int64 into int32 (-2**40 + 1 to 1).
-            result_dtype = input_dtypes(_compat.array_namespace(host), host)[1]
-            if host.dtype != result_dtype:
-                host = host.astype(result_dtype)
-        x = jnp.asarray(host)
+        x = jnp.asarray(host_input(x, promote_integers=True))
     compute_dtype, result_dtype, params = check_arguments(jnp, x, params)
     if x.dtype != result_dtype:  # integers and bools: promoted first
         x = x.astype(result_dtype)

@@ -68,18 +68,18 @@ import torch.autograd.forward_ad
 from torch import nn
 from torch.nn.utils import parametrize
 
-from . import _compat, _math, _torch_eager
+from . import _math, _torch_eager
 from ._api import ALPHA, BETA, EPSILON
 from ._validation import (
     BOUNDS,
     Prepared,
-    as_input,
     bound_error,
     check_broadcast,
     check_number,
     check_parameter,
     check_real_dtype,
     check_representable,
+    host_input,
     input_dtypes,
     prepare_cotangent,
     validate_flag,
@@ -654,10 +654,7 @@ _SpikeTraceable.forward.__signature__ = inspect.signature(  # type: ignore[attr-
 def _prepare_x(x: Any) -> torch.Tensor:
     """``x`` as a dense real floating tensor (integers and bools promoted)."""
     if not isinstance(x, torch.Tensor):
-        x = as_input(x)
-        if _compat.is_numpy_array(x):  # the Definition's message, not torch's
-            input_dtypes(_compat.array_namespace(x), x)
-        x = torch.as_tensor(x)
+        x = torch.as_tensor(host_input(x))
     # Outside a compiled graph only: Dynamo cannot inspect a traced tensor's
     # layout without touching attributes it warns about.
     if not torch.compiler.is_compiling() and (x.layout != torch.strided or x.is_nested):

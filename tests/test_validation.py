@@ -391,6 +391,25 @@ def test_ml_dtypes_x_follows_the_dtype_rules_in_numpy(name, function):
     np.testing.assert_array_equal(got.astype(np.float64), want.astype(np.float64))
 
 
+@pytest.mark.parametrize("adapter", ["torch", "jax"])
+def test_adapters_take_numpy_data_as_the_numpy_path_does(adapter):
+    """Big-endian NumPy x (native-order results) and NumPy-scalar cotangents."""
+    if adapter not in selected_backends():
+        pytest.skip(f"{adapter} not selected")
+    module = pytest.importorskip(f"s2nn_xp.{adapter}")
+    swapped = X.astype(">f8")
+    np.testing.assert_allclose(  # XLA's exp is not NumPy's: a few ulp
+        to_numpy(module.s2nn(swapped, origin=True)), s2nn_xp.origin(X), rtol=1e-6
+    )
+    array = {"torch": "torch.tensor", "jax": "jax.numpy.asarray"}[adapter]
+    library, _, name = array.rpartition(".")
+    x = getattr(pytest.importorskip(library), name)(X)
+    _, pullback = s2nn_xp.vjp(x)
+    np.testing.assert_array_equal(
+        to_numpy(pullback(np.float64(2.0))), to_numpy(pullback(2.0))
+    )
+
+
 def test_bfloat16_numpy_arrays_are_computed_in_float32():
     ml_dtypes = pytest.importorskip("ml_dtypes")
     x = X.astype(ml_dtypes.bfloat16)
