@@ -202,7 +202,7 @@ def broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...]) -> bool:
     if len(shape) > len(target):
         return False
     for n, m in zip(reversed(shape), reversed(target), strict=False):
-        if n is None or m is None or n != n or m != m:  # unknown (lazy) sizes
+        if _unknown(n) or _unknown(m):
             continue
         # Two comparisons, not ``n not in (1, m)``: Dynamo (torch 2.13) tests
         # membership of a symbolic size by identity, so a parameter's static
@@ -254,7 +254,7 @@ def check_cotangent_shape(shape: tuple[Any, ...], x_shape: tuple[Any, ...]) -> N
         )
         raise ValueError(msg)
     for n, m in zip(reversed(shape), reversed(x_shape), strict=False):
-        if n != 1 and not (_is_size(n) and _is_size(m)):
+        if n != 1 and (_unknown(n) or _unknown(m)):
             msg = (
                 f"cotangent of shape {tuple(shape)} against x of shape "
                 f"{tuple(x_shape)}: sizes not known yet cannot be checked; call "
@@ -264,14 +264,18 @@ def check_cotangent_shape(shape: tuple[Any, ...], x_shape: tuple[Any, ...]) -> N
     check_broadcast("cotangent", shape, x_shape)
 
 
-def _is_size(n: Any) -> bool:
-    """Whether ``n`` is a known size (a lazy array's may be NaN or None)."""
-    return isinstance(n, int)
+def _unknown(n: Any) -> bool:
+    """Whether the size ``n`` is not known yet: None, or NaN (Dask's).
+
+    A symbolic size (torch.compile's, jax.export's) is known: it equals
+    itself, and comparisons of it become guards or constraints.
+    """
+    return n is None or n != n
 
 
 def known(shape: tuple[Any, ...]) -> bool:
     """Whether every size of ``shape`` is known."""
-    return all(_is_size(n) for n in shape)
+    return not any(_unknown(n) for n in shape)
 
 
 def mixed_libraries(x: Any, name: str, value: Any) -> TypeError:

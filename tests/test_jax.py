@@ -200,6 +200,21 @@ def test_host_x_of_no_supported_dtype_names_x(x, function):
         getattr(s2nn_xp.jax, function)(x)
 
 
+def test_pullback_exports_with_a_symbolic_batch():
+    """A symbolic size is known (it equals itself), unlike Dask's NaN."""
+    (batch,) = jax.export.symbolic_shape("b")
+    spec = jax.ShapeDtypeStruct((batch, 3), jnp.float32)
+
+    def pulled(x, cotangent):
+        return s2nn_xp.vjp(x)[1](cotangent)
+
+    exported = jax.export.export(jax.jit(pulled))(spec, spec)
+    x = jnp.linspace(-2.0, 2.0, 12, dtype=jnp.float32).reshape(4, 3)
+    np.testing.assert_allclose(
+        exported.call(x, jnp.ones_like(x)), s2nn_xp.gradient(x), rtol=1e-6
+    )
+
+
 def test_nan_in_gives_nan_out_in_forward_mode_under_jit():
     """XLA may rewrite a blend into a select that drops NaN: not here."""
 
