@@ -891,14 +891,15 @@ class S2NN(nn.Module):
     -----
     Parameters keep the constructor's rules after construction: assigning
     ``spike.alpha = value`` (as SpikingJelly's models do) and
-    :meth:`~torch.nn.Module.load_state_dict` check the values as the
-    constructor does. A learnable parameter keeps its
-    :class:`~torch.nn.Parameter` (and an optimizer's hold on it): a number or
-    tensor assigned to it is copied into it; an ``nn.Parameter`` assigned
-    replaces it. A number assigned to a module that is not learnable is a
-    constant again, a tensor a buffer. An in-place update of a learnable
-    parameter (``spike.alpha += step``) needs :func:`torch.no_grad`, as for
-    any ``nn.Parameter``; it is checked after the update.
+    :meth:`~torch.nn.Module.load_state_dict` check the values as the constructor
+    does, and so does a conversion to another dtype (``.half()``, ``.to(dtype)``) in
+    the dtype it stores them in. A learnable parameter keeps its
+    :class:`~torch.nn.Parameter` (and an optimizer's hold on it): a number or tensor
+    assigned to it is copied into it; an ``nn.Parameter`` assigned replaces it. A
+    number assigned to a module that is not learnable is a constant again, a tensor
+    a buffer. An in-place update of a learnable parameter (``spike.alpha += step``)
+    needs :func:`torch.no_grad`, as for any ``nn.Parameter``; it is checked after
+    the update.
 
     Examples
     --------
@@ -1012,6 +1013,27 @@ class S2NN(nn.Module):
                 if isinstance(current, torch.Tensor):  # loaded into its dtype
                     _storable(name, value, current.dtype)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _apply(
+        self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Refuse a conversion (``.half()``, ``.to(dtype)``) that breaks a value.
+
+        A value stored as valid may not be in a narrower dtype:
+        ``S2NN(alpha=1e5, learnable=True).half()`` would store inf. Each
+        tensor of this module is converted once beforehand and checked where
+        its dtype changes (``to_empty`` keeps dtypes: its uninitialised
+        memory is no value), so that a refusal leaves the module as it was.
+        """
+        for name in _PARAMETER_NAMES:
+            tensor = self._parameters.get(name, self._buffers.get(name))
+            if tensor is None:
+                continue
+            with torch.no_grad():
+                converted = fn(tensor)
+            if converted.dtype != tensor.dtype:
+                _storable(name, tensor, converted.dtype)
+        return super()._apply(fn, *args, **kwargs)
 
     @property
     def origin(self) -> bool:

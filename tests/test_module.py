@@ -12,7 +12,7 @@ import warnings
 
 import pytest
 
-from tests._support import require
+from tests._support import assert_same_bits, require
 
 torch = require("torch")
 
@@ -235,6 +235,35 @@ def test_every_way_into_a_learnable_tensor_checks_its_dtype(value, match):
     with pytest.raises(ValueError, match=match):
         module.load_state_dict({**module.state_dict(), **state})
     torch.testing.assert_close(module.alpha.detach(), torch.tensor([1.0, 2.0]))
+
+
+@pytest.mark.parametrize("learnable", [True, False])
+@pytest.mark.parametrize(
+    ("name", "value", "convert", "match"),
+    [
+        ("alpha", 1e5, lambda m: m.half(), r"overflow torch\.float16"),
+        ("beta", 1e-10, lambda m: m.to(torch.float16), r"are 0 in torch\.float16"),
+        ("alpha", 7e4, lambda m: m.to("cpu", torch.half), r"overflow torch\.float16"),
+        ("epsilon", 1e-50, lambda m: m.bfloat16(), None),  # epsilon may be 0
+    ],
+)
+def test_a_dtype_conversion_that_breaks_a_value_is_refused(
+    name, value, convert, match, learnable
+):
+    """``.half()`` and friends check what they store; a refusal changes nothing."""
+    module = S2NN(learnable=learnable, **{name: torch.full((3,), value)})
+    before = getattr(module, name).detach().clone()
+    if match is None:
+        convert(module)
+        assert getattr(module, name).dtype == torch.bfloat16
+        return
+    with pytest.raises(ValueError, match=match):
+        convert(module)
+    after = getattr(module, name)
+    assert_same_bits(after.detach(), before)
+    assert isinstance(after, nn.Parameter) == (learnable and name != "epsilon")
+    # Conversions that keep each value, and to_empty (no values), still work.
+    assert module.double().to(device="meta").to_empty(device="cpu") is module
 
 
 def test_a_learnable_value_that_rounds_to_zero_is_refused():
