@@ -218,12 +218,21 @@ class Backend:
         return self.load_module(self.module)
 
     def is_installed(self) -> bool:
-        """Whether the backend's module imports."""
+        """Whether the backend's library is installed (absent: ImportError).
+
+        A library that is installed but fails to import otherwise (jax
+        raises RuntimeError for a jaxlib of another version) counts as
+        installed: :meth:`load_failure` says why it cannot be used.
+        """
+        return not isinstance(self.load_failure(), ImportError)
+
+    def load_failure(self) -> Exception | None:
+        """Why the backend's module does not import, or None where it does."""
         try:
             self.load()
-        except ImportError:
-            return False
-        return True
+        except Exception as exc:  # a broken install is reported, not a crash
+            return exc
+        return None
 
     def has_device(self) -> bool:
         """Whether the library finds a device to run on here.
@@ -577,7 +586,7 @@ def get(name: str) -> Backend:
 
 def available() -> list[Backend]:
     """The backends whose library imports here and finds a device to run on."""
-    return [b for b in BACKENDS.values() if b.is_installed() and b.has_device()]
+    return [b for b in BACKENDS.values() if b.load_failure() is None and b.has_device()]
 
 
 def of_namespace(xp: ModuleType) -> Backend | None:

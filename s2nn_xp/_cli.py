@@ -118,8 +118,14 @@ def run_info(args: argparse.Namespace) -> int:
     rows = []
     failed = False
     for backend in BACKENDS.values():
-        if not backend.is_installed():
+        failure = backend.load_failure()
+        if isinstance(failure, ImportError):
             rows.append((backend.name, "-", "-", backend.autodiff, "not installed"))
+            continue
+        if failure is not None:  # installed, but broken: report, never hide
+            verdict = f"FAIL: installed, does not import ({_why(failure)})"
+            rows.append((backend.name, "-", "-", backend.autodiff, verdict))
+            failed = True
             continue
         devices = usable_devices(backend)
         if not devices:
@@ -343,6 +349,11 @@ def parse_repeats(text: str) -> int:
         msg = f"must be a whole number from 1 to {MAX_REPEATS}, not {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return repeats
+
+
+def _itemsize(dtype: str) -> int:
+    """Bytes of one value of `dtype` (bfloat16, which NumPy lacks, too)."""
+    return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
 
 
 def memory_needed(size: int, dtype: str) -> int:
@@ -633,6 +644,8 @@ def _run_records(
         ),
         None,
     )
+    # Not x.nbytes: no array-API attribute (array-api-strict, marray lack it).
+    x_bytes = size * _itemsize(dtype)
     records = []
     for op, floor in OPS.items():
         if op not in cases:
@@ -660,7 +673,7 @@ def _run_records(
                 record[f"{name}_seconds"] = seconds[case]
                 record[f"ratio_to_{name}"] = seconds[op] / seconds[case]
         try:
-            record.update(_memory_fields(backend, op, cases[op], x.nbytes))
+            record.update(_memory_fields(backend, op, cases[op], x_bytes))
         except Exception as exc:  # torch.func refuses saved-tensor hooks
             _note(f"{backend.name} {op}: memory not measured ({_why(exc)})")
         if op == "forward+backward learnable" and "forward+backward" in seconds:
@@ -757,7 +770,12 @@ def _bench_backends(names: Sequence[str] | None) -> list[Backend]:
     if not names:
         usable = [b for b in available() if usable_devices(b)]
         for backend in BACKENDS.values():
-            if backend not in usable and backend.is_installed():
+            failure = backend.load_failure()
+            if backend in usable or isinstance(failure, ImportError):
+                continue
+            if failure is not None:
+                _note(f"{backend.name} {_broken(failure)}; skipped")
+            else:
                 _note(f"{backend.name} is installed but has no device; skipped")
         return usable
     chosen = []
@@ -766,8 +784,11 @@ def _bench_backends(names: Sequence[str] | None) -> list[Backend]:
             backend = get(name)
         except ValueError as exc:
             _fail(str(exc))
-        if not backend.is_installed():
+        failure = backend.load_failure()
+        if isinstance(failure, ImportError):
             _fail(f"backend {name!r} is not installed here")
+        if failure is not None:
+            _fail(f"backend {name!r} {_broken(failure)}")
         if not usable_devices(backend):
             _fail(f"backend {name!r} is installed but has no device here")
         chosen.append(backend)
@@ -854,6 +875,11 @@ def _progress(message: str) -> None:
 def _why(exc: BaseException) -> str:
     """``RuntimeError: message``: an exception as a failed row reports it."""
     return f"{type(exc).__name__}: {exc}"
+
+
+def _broken(failure: Exception) -> str:
+    """What an installed library that fails to import is reported as."""
+    return f"is installed but fails to import ({_why(failure)})"
 
 
 def _note(message: str) -> None:
@@ -986,6 +1012,12 @@ _OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``s2nn-xp`` with `argv` (default: the command line)."""
+    for stream in (sys.stdout, sys.stderr):
+        # A path or message with characters the terminal's encoding lacks
+        # (a non-ASCII file name under LANG=C) is printed escaped, not raised.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

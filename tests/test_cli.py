@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -1099,3 +1100,75 @@ def test_torch_saved_bytes_counts_each_storage_once():
         lambda: _cli.torch_round_trip(lambda v: v * v, x, g)
     )
     assert square == x.nbytes  # v is saved twice, one storage
+
+
+@pytest.fixture
+def numpy_that_fails_to_import(monkeypatch):
+    """The numpy record of a library installed but broken (jax with a jaxlib of
+    another version raises RuntimeError on import, not ImportError)."""
+
+    def broken(module):
+        raise RuntimeError("jaxlib version 0.1 does not match")
+
+    record = dataclasses.replace(_backends.BACKENDS["numpy"], load_module=broken)
+    registry = {**_backends.BACKENDS, "numpy": record}
+    monkeypatch.setattr(_backends, "BACKENDS", registry)
+    monkeypatch.setattr(_cli, "BACKENDS", registry)
+    return record
+
+
+def test_a_backend_that_fails_to_import_is_reported_not_raised(
+    numpy_that_fails_to_import, capsys
+):
+    assert numpy_that_fails_to_import.is_installed()
+    assert numpy_that_fails_to_import not in _backends.available()
+    code, out, _ = run("info", capsys=capsys)
+    assert code == 1
+    (row,) = [line for line in out.splitlines() if line.startswith("numpy ")]
+    assert "FAIL: installed, does not import (RuntimeError: jaxlib version" in row
+    err = usage_error("bench", "--backend", "numpy", *TINY, capsys=capsys)
+    assert "backend 'numpy' is installed but fails to import (RuntimeError" in err
+
+
+def test_bench_default_backends_skip_one_that_fails_to_import(
+    numpy_that_fails_to_import, capsys, monkeypatch
+):
+    registry = {"numpy": numpy_that_fails_to_import}
+    monkeypatch.setattr(_backends, "BACKENDS", registry)
+    monkeypatch.setattr(_cli, "BACKENDS", registry)
+    err = usage_error("bench", *TINY, capsys=capsys)
+    assert "note: numpy is installed but fails to import (RuntimeError" in err
+    assert "nothing to run: no usable backend here" in err
+
+
+def test_paths_the_terminal_cannot_encode_are_printed_escaped(tmp_path):
+    target = tmp_path / "r\u00e9sultats.json"
+    completed = subprocess.run(
+        _command("bench", "--backend", "numpy", *TINY, "--json", str(target)),
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert b"r\\xe9sultats.json" in completed.stdout
+    assert target.exists()
+
+
+def test_bench_measures_memory_without_nbytes(capsys, monkeypatch):
+    """nbytes is no array-API attribute (array-api-strict's arrays lack it)."""
+
+    class WithoutNbytes(np.ndarray):
+        @property
+        def nbytes(self):
+            raise AttributeError("no nbytes here")
+
+    record = dataclasses.replace(
+        _backends.BACKENDS["numpy"],
+        from_numpy=lambda xp, values: np.asarray(values).view(WithoutNbytes),
+    )
+    monkeypatch.setitem(_backends.BACKENDS, "numpy", record)
+    monkeypatch.setitem(_cli.BACKENDS, "numpy", record)
+    code, _, stderr = run("bench", "--backend", "numpy", *TINY, capsys=capsys)
+    assert code == 0
+    assert "memory not measured" not in stderr
+    assert "nbytes" not in stderr
