@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Iterable
 from types import ModuleType
@@ -324,7 +325,10 @@ def vjp(
     pullback : callable
         ``pullback(cotangent)`` returns ``cotangent * gradient(x, alpha,
         beta)`` in `x`'s dtype and shape. `cotangent` is an array of `x`'s
-        library (or a Python number) that broadcasts to `x`.
+        library (or a Python number) that broadcasts to `x`. It keeps copies
+        of `x` and of array parameters, so that it differentiates at the
+        values of this call even where they are changed in place before it
+        is called (``v *= decay`` in a training loop).
 
     Examples
     --------
@@ -342,6 +346,7 @@ def vjp(
         return kernel(x, alpha, beta, epsilon, origin=origin)
     p = prepare(x, xp=xp, alpha=alpha, beta=beta, epsilon=epsilon)
     y = _primal(p, origin)
+    p = _kept(p)
 
     def pullback(cotangent: ArrayLike) -> Array:
         cotangent = prepare_cotangent(p, cotangent)
@@ -354,6 +359,21 @@ def vjp(
         return _evaluate(p, "pullback", p.x, cotangent, alpha=alpha, beta=beta)
 
     return y, pullback
+
+
+def _kept(p: Prepared) -> Prepared:
+    """``p`` with copies of its arrays, for a pullback to differentiate at.
+
+    They may be the caller's own arrays, which a training loop updates in
+    place (``v *= decay``; a Dask array's item assignment too) before it
+    calls the pullback: the pullback must see the values of the call, as
+    JAX's and PyTorch's do.
+    """
+    params = {
+        name: value if isinstance(value, float) else p.xp.asarray(value, copy=True)
+        for name, value in p.params.items()
+    }
+    return dataclasses.replace(p, x=p.xp.asarray(p.x, copy=True), params=params)
 
 
 class S2NN:

@@ -663,5 +663,8 @@ def finish(result: Any, prepared: Prepared) -> Any:
     if numpy is not None and isinstance(result, numpy.generic):
         result = numpy.asarray(result)
     if prepared.mask is not None:
-        result = numpy.ma.MaskedArray(result, mask=prepared.mask)  # type: ignore[union-attr]
+        # A copy of the mask: MaskedArray would share it, and a change to the
+        # result's mask would change x's (or another result's).
+        mask = prepared.mask.copy()
+        result = numpy.ma.MaskedArray(result, mask=mask)  # type: ignore[union-attr]
     return result

@@ -841,6 +841,11 @@ def vjp(
     with_origin = validate_flag("origin", origin)
     x, p = _prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
     y = _primal(x, p["alpha"], p["beta"], p["epsilon"], with_origin)
+    # The pullback differentiates at this call's values: copies (autograd
+    # still sees through them), since a training loop may update x or a
+    # parameter in place before it calls the pullback.
+    x = x.clone()
+    p = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in p.items()}
     # The cotangent is checked against x and cast to x's dtype.
     prepared = Prepared(xp=_xp, x=x, dtype=x.dtype, params=p)
 

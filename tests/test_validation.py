@@ -150,6 +150,38 @@ def test_masked_x_keeps_its_mask(function):
     assert x.mask.tolist() == mask  # the input is unchanged
 
 
+@pytest.mark.parametrize("function", list(PUBLIC))
+def test_a_results_mask_is_its_own(function):
+    """Changing a result's mask changes neither x's nor another result's."""
+    mask = [False, True, False, True, False]
+    x = np.ma.array(X, mask=mask)
+    result = PUBLIC[function](x)
+    result[0] = np.ma.masked
+    assert x.mask.tolist() == mask
+    y, pullback = s2nn_xp.vjp(x)
+    grad = pullback(1.0)
+    grad[2] = np.ma.masked
+    assert x.mask.tolist() == mask
+    assert np.ma.getmaskarray(y).tolist() == mask
+
+
+def test_the_pullback_differentiates_at_the_values_of_the_call(xp):
+    """A training loop may update x (or a parameter) in place before the pullback.
+
+    Where the library's arrays cannot change (JAX, Dask), nothing to check.
+    """
+    x = xp.asarray(X)
+    alpha = xp.asarray(np.full(X.shape, 2.0))
+    want = to_numpy(s2nn_xp.gradient(x, alpha, 0.5))
+    _, pullback = s2nn_xp.vjp(x, alpha, 0.5)
+    try:
+        x[...] = x + 4.0
+        alpha[...] = alpha * 3.0
+    except (TypeError, ValueError, NotImplementedError, AttributeError):
+        pytest.skip("the library's arrays cannot be changed in place")
+    np.testing.assert_array_equal(to_numpy(pullback(1.0)), want)
+
+
 # --- item 5: subnormal input, as documented ------------------------------------
 
 
