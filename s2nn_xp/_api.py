@@ -57,7 +57,7 @@ def forward(x: ArrayLike, /, *, xp: ModuleType | None = None) -> Array:
     >>> s2nn_xp.forward(np.array([-1.0, -0.0, 0.5, np.nan]))
     array([ 0.,  1.,  1., nan])
     """
-    kernel = _dispatch.implementation("forward", x)
+    kernel = _dispatch.implementation("forward", x, xp)
     if kernel is not None:
         return kernel(x)
     p = prepare(x, xp=xp)
@@ -116,7 +116,7 @@ def origin(
     >>> s2nn_xp.origin(np.array([-1.0, 0.0, 1.0]))
     array([0.01798621, 0.50000001, 1.19314719])
     """
-    kernel = _dispatch.implementation("origin", x)
+    kernel = _dispatch.implementation("origin", x, xp)
     if kernel is not None:
         return kernel(x, alpha, beta, epsilon)
     p = prepare(x, xp=xp, alpha=alpha, beta=beta, epsilon=epsilon)
@@ -159,7 +159,7 @@ def gradient(
     >>> s2nn_xp.gradient(np.array([-1.0, 0.0, 1.0]))
     array([0.07065082, 1.        , 0.5       ])
     """
-    kernel = _dispatch.implementation("gradient", x)
+    kernel = _dispatch.implementation("gradient", x, xp)
     if kernel is not None:
         return kernel(x, alpha, beta)
     p = prepare(x, xp=xp, alpha=alpha, beta=beta)
@@ -209,7 +209,7 @@ def s2nn(
     array([0., 1.])
     """
     origin = validate_flag("origin", origin)
-    kernel = _dispatch.implementation("s2nn", x)
+    kernel = _dispatch.implementation("s2nn", x, xp)
     if kernel is not None:
         return kernel(x, alpha, beta, epsilon, origin=origin)
     p = prepare(x, xp=xp, alpha=alpha, beta=beta, epsilon=epsilon)
@@ -341,7 +341,7 @@ def vjp(
     array([0.07065082, 2.        , 1.        ])
     """
     origin = validate_flag("origin", origin)
-    kernel = _dispatch.implementation("vjp", x)
+    kernel = _dispatch.implementation("vjp", x, xp)
     if kernel is not None:
         return kernel(x, alpha, beta, epsilon, origin=origin)
     p = prepare(x, xp=xp, alpha=alpha, beta=beta, epsilon=epsilon)
@@ -426,7 +426,9 @@ class S2NN:
     ValueError: alpha must be finite and > 0.0
     """
 
-    __slots__ = ("alpha", "beta", "epsilon", "origin")
+    # __weakref__: jax.jit and jax.checkpoint of the object itself keep weak
+    # references to the function they compile.
+    __slots__ = ("__weakref__", "alpha", "beta", "epsilon", "origin")
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from ._backends import of_array
+from ._validation import check_namespace
 
 __all__ = ["adapter_for", "implementation"]
 
@@ -39,10 +40,18 @@ def adapter_for(x: Any) -> ModuleType | None:
     return _load(backend.adapter)
 
 
-def implementation(name: str, x: Any) -> Callable[..., Any] | None:
-    """The adapter's version of the public function `name` for `x`, if any."""
+def implementation(
+    name: str, x: Any, xp: ModuleType | None = None
+) -> Callable[..., Any] | None:
+    """The adapter's version of the public function `name` for `x`, if any.
+
+    A given `xp` is checked against `x` first, as the array-API path checks
+    it: an adapter takes no namespace, and must not ignore a wrong one.
+    """
     backend = of_array(x)
     if backend is None or backend.adapter is None or name not in backend.implements:
         return None
+    if xp is not None:
+        check_namespace(xp, x)
     function: Callable[..., Any] = getattr(_load(backend.adapter), name)
     return function

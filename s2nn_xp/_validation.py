@@ -34,6 +34,7 @@ __all__ = [
     "check_broadcast",
     "check_cotangent_shape",
     "check_device",
+    "check_namespace",
     "check_number",
     "check_parameter",
     "check_real_dtype",
@@ -448,7 +449,7 @@ def _library(xp: ModuleType) -> str:
     return name.removeprefix("array_api_compat.")
 
 
-def _check_namespace(xp: Any, x: Any) -> ModuleType:
+def check_namespace(xp: Any, x: Any) -> ModuleType:
     """``xp`` checked to be a namespace module of ``x``'s library."""
     if not isinstance(xp, ModuleType) or not hasattr(xp, "asarray"):
         msg = (
@@ -569,7 +570,7 @@ def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepar
         # Checked, then replaced by array-api-compat's namespace of x: the
         # plain module (numpy before 2.0, dask.array) lacks functions the
         # math calls.
-        _check_namespace(xp, x)
+        check_namespace(xp, x)
         xp = None
     x = _native_byte_order(x)
     mask = None

@@ -168,3 +168,13 @@ def test_equinox_module_holding_the_object_trains_it():
     np.testing.assert_allclose(grads.weight, X * s2nn_xp.gradient(X, ALPHA, BETA))
     assert np.abs(grads.spike.alpha).max() > 0
     assert np.abs(grads.spike.beta).max() > 0
+
+
+def test_the_object_itself_compiles_and_checkpoints():
+    """jax.jit and jax.checkpoint keep weak references to what they wrap."""
+    spike = s2nn_xp.S2NN(alpha=2.0)
+    x = jnp.array([-1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(jax.jit(spike)(x), spike(x))
+    np.testing.assert_array_equal(jax.checkpoint(spike)(x), spike(x))
+    grad = jax.grad(lambda v: jax.checkpoint(spike)(v).sum())(x)
+    np.testing.assert_array_equal(grad, s2nn_xp.gradient(x, 2.0))

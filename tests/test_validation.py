@@ -6,6 +6,7 @@ would (issue 12); the rules are those of the docs' Definition page.
 
 from __future__ import annotations
 
+import types
 import warnings
 
 import numpy as np
@@ -576,3 +577,14 @@ def test_torch_compile_invalid_alpha_names_it(torch):
     function = torch.compile(lambda x, a: st.s2nn(x, a), backend="aot_eager")
     with pytest.raises(ValueError, match=r"alpha must be finite and > 0"):
         function(torch.zeros(3), -1.0)
+
+
+@pytest.mark.parametrize("function", ["forward", "origin", "gradient", "s2nn", "vjp"])
+def test_a_wrong_xp_is_refused_on_every_backend(xp, function):
+    """Adapters (JAX, PyTorch) take no namespace, and must not ignore a wrong one."""
+    x = _on(xp, X, "float32")
+    other = types.ModuleType("another_library")
+    other.asarray = lambda values, **kwargs: values
+    for wrong, match in ((other, "does not match the library of x"), ("numpy", "xp")):
+        with pytest.raises(TypeError, match=match):
+            getattr(s2nn_xp, function)(x, xp=wrong)
