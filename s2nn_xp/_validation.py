@@ -326,12 +326,8 @@ def host_values(name: str, value: Any) -> Any:
             "every neuron (pass its data, or a filled array)"
         )
         raise TypeError(msg)
-    try:
-        view = _host_view(value)
-        values = np.asarray(value if view is None else view)
-    except (ValueError, TypeError) as exc:  # ragged nested lists, odd objects
-        msg = f"{name} is no rectangular array of numbers: {exc}"
-        raise ValueError(msg) from exc
+    view = _host_view(value)
+    values = _host_array(name, value if view is None else view)
     check_real_dtype(name, _compat.array_namespace(values), values.dtype)
     lower, inclusive = BOUNDS[name]
     with np.errstate(invalid="ignore"):
@@ -434,12 +430,17 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
         raise TypeError(msg)
     if xp is not None:
         return xp.asarray(x)
+    return _host_array("x", x)
+
+
+def _host_array(name: str, values: Any) -> Any:
+    """``numpy.asarray(values)``; ValueError naming `name` for ragged lists."""
     import numpy as np
 
     try:
-        return np.asarray(x)
-    except (ValueError, TypeError) as exc:  # ragged nested lists
-        msg = f"x is no rectangular array of numbers: {exc}"
+        return np.asarray(values)
+    except (ValueError, TypeError) as exc:  # ragged nested lists, odd objects
+        msg = f"{name} is no rectangular array of numbers: {exc}"
         raise ValueError(msg) from exc
 
 
@@ -513,11 +514,16 @@ def check_parameter(
     if numpy is not None and isinstance(value, numpy.ndarray):
         check_representable(name, value, compute_dtype, largest)
         check_broadcast(name, value.shape, x.shape)
-        if _compat.is_numpy_namespace(xp):
-            return value.astype(compute_dtype, copy=False)
-        return xp.asarray(
-            host_floats(name, value), dtype=compute_dtype, device=_compat.placement(x)
-        )
+        # Rounded into the compute dtype quietly, as the math rounds (a value
+        # that rounds to 0 or inf there was judged above, as numbers are).
+        with numpy.errstate(over="ignore", under="ignore"):
+            if _compat.is_numpy_namespace(xp):
+                return value.astype(compute_dtype, copy=False)
+            return xp.asarray(
+                host_floats(name, value),
+                dtype=compute_dtype,
+                device=_compat.placement(x),
+            )
     if _library(_compat.array_namespace(value)) != _library(xp):
         raise mixed_libraries(x, name, value)
     check_real_dtype(name, xp, value.dtype)
@@ -607,7 +613,7 @@ def host_floats(name: str, values: Any) -> Any:
         except OverflowError:
             msg = f"{name}={values} is beyond the range of float64"
             raise ValueError(msg) from None
-    array = np.asarray(values)
+    array = _host_array(name, values)
     check_real_dtype(name, _compat.array_namespace(array), array.dtype)
     kind = _ml_dtypes_kind(array.dtype)
     if kind == "floating":
@@ -639,17 +645,23 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     # adapter's p.x is cast already), so that the product is rounded once;
     # host data goes there directly (a device may lack float64).
     compute_dtype = input_dtypes(xp, p.x)[0]
-    if host:
-        cotangent = xp.asarray(
-            host_floats("cotangent", cotangent),
-            dtype=compute_dtype,
-            device=_compat.placement(p.x),
-        )
-    else:
-        check_device("cotangent", cotangent, p.x)
-    check_real_dtype("cotangent", xp, cotangent.dtype)
-    check_cotangent_shape(tuple(cotangent.shape), tuple(p.x.shape))
-    return xp.astype(cotangent, compute_dtype, copy=False)
+    # A cotangent beyond the compute dtype's range rounds to 0 or inf there,
+    # as the product would: quietly (np.errstate(all="raise") raised).
+    with _compat.quiet_floating_point(xp):
+        if host:  # cast by NumPy, whatever x's library (JAX too)
+            import numpy as np
+
+            with np.errstate(over="ignore", under="ignore"):
+                cotangent = xp.asarray(
+                    host_floats("cotangent", cotangent),
+                    dtype=compute_dtype,
+                    device=_compat.placement(p.x),
+                )
+        else:
+            check_device("cotangent", cotangent, p.x)
+        check_real_dtype("cotangent", xp, cotangent.dtype)
+        check_cotangent_shape(tuple(cotangent.shape), tuple(p.x.shape))
+        return xp.astype(cotangent, compute_dtype, copy=False)
 
 
 def finish(result: Any, prepared: Prepared) -> Any:

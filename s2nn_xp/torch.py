@@ -537,10 +537,20 @@ def _parameter_jvp(
     parameters: dict[str, Parameter],
     tangents: dict[str, torch.Tensor],
 ) -> torch.Tensor:
-    """``sum of d origin / d p * tangent_p`` over the parameters with tangents."""
+    """``sum of d origin / d p * tangent_p`` over the parameters with tangents.
+
+    A zero tangent contributes 0, even where the partial is infinite
+    (``d origin / d beta = log1p(inf)`` at ``x = inf``): forward-mode AD
+    gives a parameter without a tangent of its own one of zeros, and
+    ``inf * 0`` would make the tangent NaN where reverse mode gives 0.
+    """
     _, d_alpha, d_beta = _partials(x, parameters)
     partial = {"alpha": d_alpha, "beta": d_beta}
-    terms = [partial[n] * t.to(d_alpha.dtype) for n, t in tangents.items()]
+    terms = []
+    for name, tangent in tangents.items():
+        tangent = tangent.to(d_alpha.dtype)
+        term = partial[name] * tangent
+        terms.append(torch.where(tangent == 0, torch.zeros_like(term), term))
     return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
 
@@ -1171,6 +1181,8 @@ def _host_values(value: torch.Tensor) -> Any:
 def _describe(value: Parameter) -> str:
     if isinstance(value, float):
         return repr(value)
+    if value.is_meta:  # no value to print (a model built on the meta device)
+        return f"tensor(shape={tuple(value.shape)}, device='meta')"
     if value.ndim == 0:
         return repr(float(value.detach()))
     return f"tensor(shape={tuple(value.shape)})"

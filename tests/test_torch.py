@@ -982,3 +982,32 @@ def test_learnable_backward_pieces_with_any_layout_and_dtype(monkeypatch, layout
         tolerance = 1e-3 if layout == "float16" else 1e-10
         torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance)
     torch.testing.assert_close(pieces[0], whole[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("transform", ["jvp", "jacfwd"])
+def test_forward_mode_matches_reverse_mode_at_infinity_with_tensor_parameters(
+    transform,
+):
+    """A tensor parameter without a tangent gets one of zeros from forward-mode
+    AD; ``d origin / d beta = log1p(inf)`` times it must not make a NaN."""
+    x = torch.tensor([float("inf"), 1.0, -1.0, -float("inf")], dtype=torch.float64)
+    alpha, beta = torch.tensor(4.0, dtype=x.dtype), torch.tensor(2.0, dtype=x.dtype)
+
+    def spike(v):
+        return s2nn_xp.torch.s2nn(v, alpha, beta)
+
+    want = torch.func.jacrev(spike)(x).diagonal()
+    if transform == "jvp":
+        got = torch.func.jvp(spike, (x,), (torch.ones_like(x),))[1]
+    else:
+        got = torch.func.jacfwd(spike)(x).diagonal()
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert not got.isnan().any()
+
+
+def test_a_module_on_the_meta_device_prints():
+    for module in (
+        S2NN(learnable=True).to("meta"),
+        S2NN(alpha=torch.tensor(2.0)).to("meta"),
+    ):
+        assert "device='meta'" in repr(module)

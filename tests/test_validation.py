@@ -588,3 +588,32 @@ def test_a_wrong_xp_is_refused_on_every_backend(xp, function):
     for wrong, match in ((other, "does not match the library of x"), ("numpy", "xp")):
         with pytest.raises(TypeError, match=match):
             getattr(s2nn_xp, function)(x, xp=wrong)
+
+
+def test_casts_into_the_compute_dtype_are_quiet(xp):
+    """Host parameters and cotangents beyond float32's range round there, as the
+    math rounds, without warnings or errors under np.errstate(all="raise")."""
+    x = _on(xp, X, "float32")
+    tiny, huge = np.full(X.shape, 1e-50), np.full(X.shape, 1e300)
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        s2nn_xp.gradient(x, tiny)
+        _, pullback = s2nn_xp.vjp(x)
+        pullback(tiny)
+        pullback(huge)
+        pullback(1e300)
+
+
+@pytest.mark.parametrize("function", list(PUBLIC))
+def test_ragged_host_data_is_named(xp, function):
+    x = _on(xp, X[:2], "float32")
+    ragged = [[1.0], [1.0, 2.0]]
+    if function == "vjp":
+        _, pullback = s2nn_xp.vjp(x)
+        with pytest.raises(ValueError, match="cotangent is no rectangular array"):
+            pullback(ragged)
+    elif function != "forward":
+        with pytest.raises(ValueError, match="alpha is no rectangular array"):
+            PUBLIC[function](x, alpha=ragged)
+    with pytest.raises(ValueError, match="x is no rectangular array"):
+        PUBLIC[function](ragged)
