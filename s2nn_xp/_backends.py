@@ -560,6 +560,7 @@ BACKENDS: dict[str, Backend] = {
             as_numpy=_cupy_to_numpy,
             wait=_cupy_wait,
         ),
+        # [marray record: shown whole by docs/contributing.rst]
         Backend(
             "marray",
             "marray.numpy",
@@ -568,9 +569,10 @@ BACKENDS: dict[str, Backend] = {
             # marray.numpy's data is NumPy's: parameter values are checked
             # as NumPy arrays are (and a masked element refused).
             values_on_host=True,
-            load_module=_marray_load,
-            as_numpy=_marray_to_numpy,
+            load_module=_marray_load,  # marray builds namespaces on access
+            as_numpy=_marray_to_numpy,  # the data, for s2nn-xp info's check
         ),
+        # [end of the marray record]
     )
 }
 

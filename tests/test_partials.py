@@ -33,13 +33,12 @@ def test_partials_are_the_definition(xp, in_place, alpha, beta):
         pytest.skip("in-place temporaries are for libraries without autodiff")
     namespace = _compat.array_namespace(xp.asarray(0.0))
     x = xp.asarray(X)
-    grad, d_alpha, d_beta = (
-        to_numpy(a)
-        for a in _math.partials(namespace, x, alpha, beta, 1e-8, in_place=in_place)
-    )
-    np.testing.assert_array_equal(
-        grad, to_numpy(_math.gradient(namespace, x, alpha, beta, in_place=False))
-    )
+    # As the public functions call the math: NaN input meets NaN on purpose.
+    with _compat.quiet_floating_point(namespace):
+        partials = _math.partials(namespace, x, alpha, beta, 1e-8, in_place=in_place)
+        grad, d_alpha, d_beta = (to_numpy(a) for a in partials)
+        want_grad = _math.gradient(namespace, x, alpha, beta, in_place=False)
+    np.testing.assert_array_equal(grad, to_numpy(want_grad))
     finite = np.isfinite(X)
     want_alpha = reference(ref_dorigin_dalpha, X[finite], alpha=alpha)
     np.testing.assert_allclose(d_alpha[finite], want_alpha, rtol=1e-13, atol=1e-300)
