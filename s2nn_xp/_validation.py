@@ -514,16 +514,12 @@ def check_parameter(
     if numpy is not None and isinstance(value, numpy.ndarray):
         check_representable(name, value, compute_dtype, largest)
         check_broadcast(name, value.shape, x.shape)
-        # Rounded into the compute dtype quietly, as the math rounds (a value
-        # that rounds to 0 or inf there was judged above, as numbers are).
-        with numpy.errstate(over="ignore", under="ignore"):
-            if _compat.is_numpy_namespace(xp):
+        # A value that rounds to 0 or inf in the compute dtype was judged
+        # above, as numbers are: the cast itself is quiet.
+        if _compat.is_numpy_namespace(xp):
+            with numpy.errstate(over="ignore", under="ignore"):
                 return value.astype(compute_dtype, copy=False)
-            return xp.asarray(
-                host_floats(name, value),
-                dtype=compute_dtype,
-                device=_compat.placement(x),
-            )
+        return _from_host(xp, name, value, compute_dtype, x)
     if _library(_compat.array_namespace(value)) != _library(xp):
         raise mixed_libraries(x, name, value)
     check_real_dtype(name, xp, value.dtype)
@@ -645,23 +641,31 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     # adapter's p.x is cast already), so that the product is rounded once;
     # host data goes there directly (a device may lack float64).
     compute_dtype = input_dtypes(xp, p.x)[0]
+    if host:
+        cotangent = _from_host(xp, "cotangent", cotangent, compute_dtype, p.x)
+    else:
+        check_device("cotangent", cotangent, p.x)
+    check_real_dtype("cotangent", xp, cotangent.dtype)
+    check_cotangent_shape(tuple(cotangent.shape), tuple(p.x.shape))
     # A cotangent beyond the compute dtype's range rounds to 0 or inf there,
     # as the product would: quietly (np.errstate(all="raise") raised).
     with _compat.quiet_floating_point(xp):
-        if host:  # cast by NumPy, whatever x's library (JAX too)
-            import numpy as np
-
-            with np.errstate(over="ignore", under="ignore"):
-                cotangent = xp.asarray(
-                    host_floats("cotangent", cotangent),
-                    dtype=compute_dtype,
-                    device=_compat.placement(p.x),
-                )
-        else:
-            check_device("cotangent", cotangent, p.x)
-        check_real_dtype("cotangent", xp, cotangent.dtype)
-        check_cotangent_shape(tuple(cotangent.shape), tuple(p.x.shape))
         return xp.astype(cotangent, compute_dtype, copy=False)
+
+
+def _from_host(xp: ModuleType, name: str, values: Any, dtype: Any, x: Any) -> Any:
+    """Host data (:func:`host_floats`) as an array of ``x``'s library in `dtype`.
+
+    Cast by NumPy whatever the library (JAX's ``asarray`` too), quietly: a
+    value beyond `dtype`'s range rounds to 0 or inf there, as the math
+    rounds, not a warning or, under ``np.errstate(all="raise")``, an error.
+    """
+    import numpy as np
+
+    with np.errstate(over="ignore", under="ignore"):
+        return xp.asarray(
+            host_floats(name, values), dtype=dtype, device=_compat.placement(x)
+        )
 
 
 def finish(result: Any, prepared: Prepared) -> Any:
