@@ -6,7 +6,8 @@ PyTorch, Dask and any other array-API library, and plugs into the autodiff
 transforms of JAX and PyTorch. Importing this package imports no framework;
 the library of the array you pass is the only one touched. The framework
 adapters (``s2nn_xp.torch``, ``s2nn_xp.jax``, ``s2nn_xp.cupy``) are
-attributes of the package, each imported (with its framework) on first use.
+attributes of the package, each imported (with its framework) on first use;
+``s2nn_xp.torch`` also as soon as PyTorch is imported, for ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from . import _backends, _jax_pytree
+from . import _backends, _dispatch, _jax_pytree
 from ._api import S2NN, forward, gradient, origin, s2nn, vjp
 
 __version__ = "0.1.0"
@@ -24,6 +25,8 @@ __all__ = ["S2NN", "__version__", "forward", "gradient", "origin", "s2nn", "vjp"
 # s2nn_xp.S2NN becomes a JAX pytree as soon as JAX is imported, before or
 # after this package.
 _jax_pytree.register_when_jax_is_imported()
+# The PyTorch adapter comes with PyTorch, for torch.compile (see _dispatch).
+_dispatch.import_adapters_with_their_libraries()
 
 # The adapter modules, as the backend registry names them.
 _ADAPTERS = frozenset(b.adapter for b in _backends.BACKENDS.values() if b.adapter)

@@ -133,6 +133,11 @@ class Backend:
         The public functions of :mod:`s2nn_xp` that `adapter` implements for
         the library's arrays (each an attribute of the adapter of the same
         name); every other public function runs the array-API math.
+    adapter_with_library
+        Whether `adapter` is imported as soon as the library is, rather than
+        when the first array of it arrives: where the library compiles
+        functions by tracing their bytecode, which cannot import a module
+        (``torch.compile``).
     device_kinds
         The kinds of device its arrays can live on (what :meth:`devices` lists
         here is checked against them).
@@ -182,6 +187,7 @@ class Backend:
     fused: str = "no (the array-API math)"
     adapter: str | None = None
     implements: tuple[str, ...] = ()
+    adapter_with_library: bool = False
     device_kinds: tuple[str, ...] = ("cpu",)
     flushes_subnormals: bool = False
     values_on_host: bool = False
@@ -199,6 +205,9 @@ class Backend:
     def __post_init__(self) -> None:
         if self.implements and self.adapter is None:
             msg = f"backend {self.name!r} implements {self.implements} without adapter"
+            raise ValueError(msg)
+        if self.adapter_with_library and self.adapter is None:
+            msg = f"backend {self.name!r} sets adapter_with_library without adapter"
             raise ValueError(msg)
 
     @property
@@ -538,6 +547,7 @@ BACKENDS: dict[str, Backend] = {
             fused="CUDA tensors in eager mode (Triton)",
             adapter="s2nn_xp.torch",
             implements=_EVERY_FUNCTION,
+            adapter_with_library=True,  # torch.compile cannot import it
             device_kinds=("cpu", "cuda"),
             find_devices=_torch_devices,
             from_numpy=_torch_from_numpy,

@@ -6,20 +6,24 @@ registry record (:mod:`s2nn_xp._backends`) lists the function in
 caller runs the array-API math. An autodiff framework's adapter implements
 ``s2nn`` to attach the surrogate derivatives; an adapter implements the other
 public functions where it computes them its own way (compiled, or fused
-kernels). An adapter is imported only when an array of its library arrives.
+kernels). An adapter is imported when an array of its library first
+arrives, or, where the registry says so, as soon as its library is imported
+(:func:`import_adapters_with_their_libraries`).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from ._backends import of_array
+from . import _after_import
+from ._backends import BACKENDS, of_array
 from ._validation import check_namespace
 
-__all__ = ["adapter_for", "implementation"]
+__all__ = ["adapter_for", "implementation", "import_adapters_with_their_libraries"]
 
 _loaded: dict[str, ModuleType] = {}
 
@@ -30,6 +34,27 @@ def _load(module: str) -> ModuleType:
     if adapter is None:
         adapter = _loaded[module] = importlib.import_module(module)
     return adapter
+
+
+def import_adapters_with_their_libraries() -> None:
+    """Import each ``adapter_with_library`` adapter when its library is imported.
+
+    ``torch.compile`` cannot import a module while it traces a call, so a
+    compiled function that is the first to give a tensor to a public
+    function would fail (``fullgraph=True``) or break its graph there for
+    good; with the adapter imported beside PyTorch, :func:`_load` finds it.
+    """
+    for backend in BACKENDS.values():
+        if backend.adapter is not None and backend.adapter_with_library:
+            _after_import.when_imported(
+                backend.module.partition(".")[0],
+                functools.partial(_import_adapter, backend.adapter),
+                f"import {backend.adapter}",
+            )
+
+
+def _import_adapter(module: str) -> None:
+    _load(module)
 
 
 def adapter_for(x: Any) -> ModuleType | None:

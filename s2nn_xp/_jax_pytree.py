@@ -1,11 +1,9 @@
 """``s2nn_xp.S2NN`` as a JAX pytree, registered as soon as JAX is imported.
 
 ``import s2nn_xp`` must not import JAX, and the registration must hold
-whether JAX is imported before or after ``s2nn_xp``. So where JAX is already
-imported, :func:`register_when_jax_is_imported` registers at once; otherwise
-it puts a finder at the front of :data:`sys.meta_path` that, when ``jax`` is
-imported, lets the import run as usual and registers right after ``jax``'s
-module has executed; the finder then takes itself out.
+whether JAX is imported before or after ``s2nn_xp``:
+:func:`register_when_jax_is_imported` registers at once where JAX is
+imported, else right after it is (:mod:`s2nn_xp._after_import`).
 
 The leaves are ``alpha`` and ``beta`` (numbers or arrays, differentiable);
 ``epsilon``, ``origin`` and any parameter held in a brainstate state are the
@@ -14,13 +12,9 @@ static part, compared as :class:`s2nn_xp.S2NN` compares them.
 
 from __future__ import annotations
 
-import importlib.abc
-import sys
-import warnings
-from collections.abc import Sequence
-from importlib.machinery import ModuleSpec
-from types import ModuleType
 from typing import Any
+
+from . import _after_import
 
 __all__ = ["register", "register_when_jax_is_imported"]
 
@@ -52,53 +46,10 @@ def register() -> None:
 
 def register_when_jax_is_imported() -> None:
     """Register now if JAX is imported, else right after it is."""
-    if "jax" in sys.modules:
-        register()
-    elif not any(isinstance(f, _AfterJaxImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _AfterJaxImport())
-
-
-class _AfterJaxImport(importlib.abc.MetaPathFinder):
-    """Finds ``jax`` as the other finders do, and registers once it has loaded."""
-
-    def find_spec(
-        self,
-        fullname: str,
-        path: Sequence[str] | None,
-        target: ModuleType | None = None,
-    ) -> ModuleSpec | None:
-        if fullname != "jax":
-            return None
-        finders = [f for f in sys.meta_path if f is not self]
-        for finder in finders:
-            find = getattr(finder, "find_spec", None)
-            spec = None if find is None else find(fullname, path, target)
-            if spec is not None:
-                break
-        else:
-            return None  # JAX is not installed: the import fails as usual
-        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        sys.meta_path.remove(self)
-        loader = spec.loader
-        exec_module = loader.exec_module
-
-        def exec_then_register(module: ModuleType) -> None:
-            try:
-                exec_module(module)
-            except BaseException:  # a failed import: try again at the next one
-                sys.meta_path.insert(0, self)
-                raise
-            finally:
-                del loader.exec_module  # the loader's own method again
-            try:
-                register()
-            except Exception as exc:  # never break the user's import of JAX
-                msg = (
-                    "s2nn_xp.S2NN could not be registered as a JAX pytree "
-                    f"({exc!r}); it still works as a function of arrays"
-                )
-                warnings.warn(msg, RuntimeWarning, stacklevel=2)
-
-        loader.exec_module = exec_then_register
-        return spec
+    # register is looked up at the call: the tests replace it.
+    _after_import.when_imported(
+        "jax",
+        lambda: register(),
+        "register s2nn_xp.S2NN as a JAX pytree (it still works as a function "
+        "of arrays)",
+    )

@@ -45,6 +45,8 @@ def test_an_entry_that_implements_functions_needs_an_adapter():
     numpy_entry = _backends.get("numpy")
     with pytest.raises(ValueError, match="without adapter"):
         dataclasses.replace(numpy_entry, implements=("s2nn",))
+    with pytest.raises(ValueError, match="adapter_with_library without adapter"):
+        dataclasses.replace(numpy_entry, adapter_with_library=True)
 
 
 def test_unknown_backend_names_the_known_ones():

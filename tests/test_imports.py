@@ -51,14 +51,38 @@ def test_an_array_loads_only_its_own_adapter(name):
     want = [backend.adapter] if backend.adapter is not None else []
     _run(
         "import sys, numpy as np\n"
+        "before = set(sys.modules)\n"
+        "import s2nn_xp\n"
         "from s2nn_xp import _backends\n"
         f"x = _backends.get({name!r}).asarray(np.ones(3))\n"
-        "import s2nn_xp\n"
-        "before = set(sys.modules)\n"
         "s2nn_xp.s2nn(x); s2nn_xp.gradient(x)\n"
         "new = set(sys.modules) - before\n"
         f"wrong = sorted(m for m in new if m.split('.')[0] in {others!r})\n"
         "assert not wrong, wrong\n"
         f"adapters = sorted(m for m in new if m in {adapters!r})\n"
         f"assert adapters == {want!r}, adapters\n"
+    )
+
+
+WITH_LIBRARY = sorted(name for name, b in OPTIONAL.items() if b.adapter_with_library)
+
+
+@pytest.mark.parametrize(
+    "library_first", [True, False], ids=["library-first", "s2nn-first"]
+)
+@pytest.mark.parametrize("name", WITH_LIBRARY)
+def test_an_adapter_with_library_comes_with_its_library(name, library_first):
+    """Imported with its library, before any array arrives (torch.compile)."""
+    backend = OPTIONAL[name]
+    if not backend.is_installed():
+        pytest.skip(f"{name} is not installed here")
+    library = f"import {_top_level(backend)}"
+    imports = [library, "import s2nn_xp"]
+    if not library_first:
+        imports.reverse()
+        imports.insert(1, f"assert {backend.adapter!r} not in sys.modules")
+    _run(
+        "import sys\n"
+        + "\n".join(imports)
+        + f"\nassert {backend.adapter!r} in sys.modules\n"
     )

@@ -699,6 +699,43 @@ def test_compiled_function_has_no_graph_break(with_origin, dynamic):
     assert "aten.exp.default" in recorder.targets("backward")
 
 
+@pytest.mark.parametrize(
+    "torch_first", [True, False], ids=["torch-first", "s2nn-first"]
+)
+def test_top_level_functions_compile_whole_as_the_first_call(torch_first):
+    """torch.compile cannot import: the adapter must be there before it traces.
+
+    In a fresh interpreter, whichever of PyTorch and s2nn_xp is imported
+    first, each public function compiles into one graph (fullgraph) when a
+    compiled call is the first to give it a tensor.
+    """
+    imports = "import torch, s2nn_xp" if torch_first else "import s2nn_xp, torch"
+    script = imports + textwrap.dedent(
+        """
+        x = torch.linspace(-2.0, 2.0, 9, requires_grad=True)
+        for name in ("s2nn", "forward", "origin", "gradient", "S2NN"):
+            function = getattr(s2nn_xp, name)
+            if name == "S2NN":
+                function = function(alpha=2.0)
+            compiled = torch.compile(function, backend="aot_eager", fullgraph=True)
+            got, want = compiled(x), function(x)
+            assert torch.equal(got, want), (name, got, want)
+        (grad,) = torch.autograd.grad(compiled(x).sum(), x)
+        assert torch.equal(grad, s2nn_xp.gradient(x.detach(), 2.0)), grad
+        print("ok")
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert completed.stdout.strip() == "ok"
+
+
 @pytest.mark.usefixtures("fresh_dynamo")
 def test_compiled_function_with_changing_float_parameters():
     """Dynamo makes a changing float argument symbolic: still one graph, no break."""

@@ -1,0 +1,99 @@
+"""Actions run right after a library is imported (``s2nn_xp._after_import``).
+
+A small module written to a temporary folder stands for the library, so the
+finder is tested on its own, in every session.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import warnings
+
+import pytest
+
+from s2nn_xp import _after_import
+
+LIBRARY = "s2nn_xp_stand_in_library"
+
+
+@pytest.fixture
+def library(tmp_path, monkeypatch):
+    """The stand-in library's source file; imported by the test, removed after."""
+    source = tmp_path / f"{LIBRARY}.py"
+    source.write_text("VALUE = 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    monkeypatch.delitem(sys.modules, LIBRARY, raising=False)
+    importlib.invalidate_caches()
+    yield source
+    sys.modules.pop(LIBRARY, None)
+
+
+def _finders():
+    return [f for f in sys.meta_path if isinstance(f, _after_import._AfterImport)]
+
+
+def test_acts_right_after_the_library_has_executed(library):
+    seen = []
+    _after_import.when_imported(
+        LIBRARY, lambda: seen.append(sys.modules[LIBRARY].VALUE), "a"
+    )
+    _after_import.when_imported(LIBRARY, lambda: seen.append("second"), "b")
+    assert seen == [] and LIBRARY not in sys.modules
+    module = importlib.import_module(LIBRARY)
+    assert seen == [42, "second"] and module.VALUE == 42
+    assert not [f for f in _finders() if f.library == LIBRARY]  # taken out
+    importlib.reload(module)
+    assert seen == [42, "second"]  # once
+
+
+def test_acts_at_once_where_the_library_is_imported(library):
+    importlib.import_module(LIBRARY)
+    seen = []
+    _after_import.when_imported(LIBRARY, lambda: seen.append(1), "a")
+    assert seen == [1]
+    assert not [f for f in _finders() if f.library == LIBRARY]
+
+
+def test_a_failing_action_warns_and_never_breaks_the_import(library):
+    def broken():
+        raise RuntimeError("not today")
+
+    seen = []
+    _after_import.when_imported(LIBRARY, broken, "do the thing")
+    _after_import.when_imported(LIBRARY, lambda: seen.append(1), "then this")
+    with pytest.warns(RuntimeWarning) as caught:
+        module = importlib.import_module(LIBRARY)
+    assert module.VALUE == 42 and seen == [1]  # the next action still ran
+    (warning,) = caught
+    message = str(warning.message)
+    assert message.startswith(f"s2nn_xp could not do the thing once {LIBRARY}")
+    assert "not today" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.warns(RuntimeWarning, match="not today"):
+            _after_import.when_imported(LIBRARY, broken, "do it now")
+
+
+def test_a_failed_import_acts_at_the_next_that_succeeds(library):
+    library.write_text("raise OSError('broken install')\n")
+    seen = []
+    _after_import.when_imported(LIBRARY, lambda: seen.append(1), "a")
+    with pytest.raises(OSError, match="broken install"):
+        importlib.import_module(LIBRARY)
+    assert seen == [] and [f for f in _finders() if f.library == LIBRARY]
+    library.write_text("VALUE = 1\n")
+    sys.modules.pop(LIBRARY, None)
+    importlib.invalidate_caches()
+    importlib.import_module(LIBRARY)
+    assert seen == [1]
+
+
+def test_a_library_that_is_not_installed_fails_as_usual(library):
+    library.unlink()
+    importlib.invalidate_caches()
+    _after_import.when_imported(LIBRARY, lambda: pytest.fail("acted"), "a")
+    with pytest.raises(ModuleNotFoundError, match=LIBRARY):
+        importlib.import_module(LIBRARY)
+    assert [f for f in _finders() if f.library == LIBRARY]
