@@ -1017,17 +1017,26 @@ class S2NN(nn.Module):
         self,
         state_dict: dict[str, Any],
         prefix: str,
+        local_metadata: dict[str, Any],
         *args: Any,
         **kwargs: Any,
     ) -> None:
-        """Check the parameter values in `state_dict` before they are loaded."""
+        """Check the parameter values in `state_dict` before they are loaded.
+
+        Loaded into the current tensor's dtype, they are checked in it; with
+        ``load_state_dict(assign=True)`` the given tensors replace the
+        current ones, in their own dtype.
+        """
+        assign = local_metadata.get("assign_to_params_buffers", False)
         for name in _PARAMETER_NAMES:
             if prefix + name in state_dict:
                 value = _checked(name, state_dict[prefix + name], copy=False)
                 current = getattr(self, name)
-                if isinstance(current, torch.Tensor):  # loaded into its dtype
+                if isinstance(current, torch.Tensor) and not assign:
                     _storable(name, value, current.dtype)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, *args, **kwargs
+        )
 
     def _apply(
         self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any

@@ -115,6 +115,22 @@ def test_load_state_dict_checks_values(name, bad, learnable):
     assert module[1].alpha.tolist() == [2.0, 2.5]
 
 
+@pytest.mark.parametrize("learnable", [False, True])
+def test_load_state_dict_checks_values_in_the_dtype_they_are_stored_in(learnable):
+    """Loaded into a float16 module they overflow; assigned, they stay float32."""
+    module = S2NN(alpha=[4.0, 3.0], learnable=learnable).half()
+    state = {"alpha": torch.tensor([1e5, 2.0]), "beta": torch.tensor(1.0)}
+    with pytest.raises(
+        ValueError, match=r"alpha has values that overflow torch\.float16"
+    ):
+        module.load_state_dict(state, strict=False)
+    assert module.alpha.tolist() == [4.0, 3.0]
+    module.load_state_dict(state, strict=False, assign=True)
+    assert module.alpha.dtype == torch.float32
+    assert module.alpha.tolist() == [1e5, 2.0]
+    assert isinstance(module.alpha, nn.Parameter) is learnable
+
+
 def test_spiking_mode_is_the_opposite_of_origin():
     spike = S2NN(alpha=2.0, beta=0.5)
     x = torch.linspace(-2.0, 2.0, 9)
