@@ -11,6 +11,7 @@ from typing import Any
 from . import _compat, _dispatch, _math
 from ._validation import (
     Prepared,
+    check_real_dtype,
     finish,
     known,
     prepare,
@@ -42,7 +43,8 @@ def forward(x: ArrayLike, /, *, xp: ModuleType | None = None) -> Array:
         scalars and lists are NumPy input. Integer and bool input is promoted
         to the default real floating dtype; complex input raises.
     xp : namespace, optional
-        The array-API namespace; by default the one `x` comes from.
+        The array-API namespace; by default the one `x` comes from. Python
+        scalars and lists given with it are input of its library.
 
     Returns
     -------
@@ -90,7 +92,8 @@ def origin(
     epsilon : float or array, default 1e-8
         Offset inside the logarithm; finite and >= 0.
     xp : namespace, optional
-        The array-API namespace; by default the one `x` comes from.
+        The array-API namespace; by default the one `x` comes from. Python
+        scalars and lists given with it are input of its library.
 
     Returns
     -------
@@ -144,7 +147,8 @@ def gradient(
     alpha, beta : float or array
         As for :func:`origin`.
     xp : namespace, optional
-        The array-API namespace; by default the one `x` comes from.
+        The array-API namespace; by default the one `x` comes from. Python
+        scalars and lists given with it are input of its library.
 
     Returns
     -------
@@ -194,7 +198,8 @@ def s2nn(
         Return the smooth :func:`origin` function instead of the spike (the
         derivatives stay the surrogate's).
     xp : namespace, optional
-        The array-API namespace; by default the one `x` comes from.
+        The array-API namespace; by default the one `x` comes from. Python
+        scalars and lists given with it are input of its library.
 
     Returns
     -------
@@ -316,7 +321,8 @@ def vjp(
     origin : bool, default False
         Return :func:`origin` values instead of spikes.
     xp : namespace, optional
-        The array-API namespace; by default the one `x` comes from.
+        The array-API namespace; by default the one `x` comes from. Python
+        scalars and lists given with it are input of its library.
 
     Returns
     -------
@@ -565,8 +571,12 @@ def _read(value: Any) -> Any:
 
 
 def _checked_parameter(name: str, value: Any) -> Any:
-    """``validate_parameter`` of `value`, or of the value a state holds."""
-    if _is_state(value):
-        validate_parameter(name, value.value)
-        return value
-    return validate_parameter(name, value)
+    """``validate_parameter`` of `value`, or of the value a state holds.
+
+    An array's dtype is checked too (the calls check it, but it is known
+    now): a complex or bool array is refused here, not at the first call.
+    """
+    checked = validate_parameter(name, _read(value))
+    if _compat.is_array_api_obj(checked):
+        check_real_dtype(name, _compat.array_namespace(checked), checked.dtype)
+    return value if _is_state(value) else checked

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from . import _after_import
-from ._backends import BACKENDS, of_array
+from . import _after_import, _compat
+from ._backends import BACKENDS, of_array, of_namespace
 from ._validation import check_namespace
 
 __all__ = ["adapter_for", "implementation", "import_adapters_with_their_libraries"]
@@ -71,9 +71,14 @@ def implementation(
     """The adapter's version of the public function `name` for `x`, if any.
 
     A given `xp` is checked against `x` first, as the array-API path checks
-    it: an adapter takes no namespace, and must not ignore a wrong one.
+    it: an adapter takes no namespace, and must not ignore a wrong one. Host
+    data (numbers, lists) with a given `xp` goes to `xp`'s adapter, which
+    converts it by its own rules (JAX's, for instance, promotes integers in
+    NumPy first), as it would without `xp`.
     """
     backend = of_array(x)
+    if backend is None and xp is not None and not _compat.is_array_api_obj(x):
+        backend = of_namespace(check_namespace(xp, x))
     if backend is None or backend.adapter is None or name not in backend.implements:
         return None
     if xp is not None:

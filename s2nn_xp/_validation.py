@@ -451,13 +451,18 @@ def _library(xp: ModuleType) -> str:
 
 
 def check_namespace(xp: Any, x: Any) -> ModuleType:
-    """``xp`` checked to be a namespace module of ``x``'s library."""
+    """``xp`` checked to be a namespace module of ``x``'s library.
+
+    Host data (numbers, lists) fits any namespace: it goes to ``xp``'s library.
+    """
     if not isinstance(xp, ModuleType) or not hasattr(xp, "asarray"):
         msg = (
             "xp must be an array-API namespace module (numpy, jax.numpy, torch, "
             f"...), not {describe(xp)}"
         )
         raise TypeError(msg)
+    if not _compat.is_array_api_obj(x):
+        return xp
     own = _compat.array_namespace(x)
     if _library(own) != _library(xp):
         msg = (

@@ -154,6 +154,9 @@ def test_default_32_bit_mode():
         want = np.float32(0.5) * far.astype(np.float32)
         assert (np.asarray(pullback(far)) == want).all()
         assert np.asarray(pullback(2**40)).tolist() == [2.0**39] * 2
+        # So are Python numbers and lists given with xp=jax.numpy.
+        assert s2nn_xp.forward(-(2**40) + 1, xp=jnp).tolist() == 0.0
+        assert s2nn_xp.gradient([-(2**40) + 1, 3], xp=jnp).tolist() == [0.0, 0.25]
         """
     )
     env = {**os.environ, "JAX_ENABLE_X64": "0", "JAX_PLATFORMS": "cpu"}

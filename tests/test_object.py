@@ -78,3 +78,16 @@ def test_adapters_are_attributes_loaded_on_first_access():
         "    raise AssertionError('s2nn_xp.numpy exists')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "bool"])
+def test_an_array_of_a_wrong_dtype_is_refused_at_construction(xp, dtype):
+    """Its dtype is known without its values: refused as the call refuses it."""
+    value = xp.asarray(np.array([1.0]).astype(dtype))
+    x = xp.asarray(np.array([0.5, -0.5]))
+    called = _error_of(lambda: s2nn_xp.s2nn(x, value))
+    constructed = _error_of(lambda: s2nn_xp.S2NN(alpha=value))
+    assert constructed == (TypeError, called[1])
+    assert constructed[1].startswith("alpha must have a real numeric dtype, not ")
+    fn = s2nn_xp.S2NN()
+    assert _error_of(lambda: setattr(fn, "alpha", value)) == constructed

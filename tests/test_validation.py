@@ -6,9 +6,11 @@ would (issue 12); the rules are those of the docs' Definition page.
 
 from __future__ import annotations
 
+import importlib
 import types
 import warnings
 
+import array_api_compat
 import numpy as np
 import pytest
 
@@ -588,6 +590,36 @@ def test_a_wrong_xp_is_refused_on_every_backend(xp, function):
     for wrong, match in ((other, "does not match the library of x"), ("numpy", "xp")):
         with pytest.raises(TypeError, match=match):
             getattr(s2nn_xp, function)(x, xp=wrong)
+
+
+@pytest.mark.parametrize("function", ["forward", "origin", "gradient", "s2nn", "vjp"])
+def test_host_data_with_xp_is_that_librarys_input(xp, function):
+    """Numbers and lists given with ``xp`` go where ``xp``'s arrays go.
+
+    Through the adapter, where the library has one, which converts host data
+    by its own rules: the result is the adapter's, value and dtype, with or
+    without ``xp`` (JAX without 64-bit mode does not wrap -2**40 + 1 into
+    int32 and spike).
+    """
+    backend = backend_of(xp)
+    adapter = None
+    if backend.adapter is not None and function in backend.implements:
+        adapter = getattr(importlib.import_module(backend.adapter), function)
+    for host in ([-2.0, -0.5, 0.0, 1.5], [-(2**40) + 1, 3], -(2**40) + 1, 0.25):
+        got = getattr(s2nn_xp, function)(host, xp=xp)
+        if adapter is not None:
+            want = adapter(host)
+        else:
+            want = getattr(s2nn_xp, function)(xp.asarray(host))
+        if function == "vjp":
+            (got, got_pullback), (want, want_pullback) = got, want
+            got, want = got_pullback(1.0), want_pullback(1.0)
+        assert backend_of(array_api_compat.array_namespace(got)) is backend
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(backend.as_numpy(got), backend.as_numpy(want))
+    # -2**40 + 1 < 0: no spike, and its gradient is 0
+    spike = s2nn_xp.forward([-(2**40) + 1], xp=xp)
+    assert backend.as_numpy(spike).tolist() == [0.0]
 
 
 def test_casts_into_the_compute_dtype_are_quiet(xp):
