@@ -262,8 +262,9 @@ def _primal(
         if fused is not None:  # None where the kernel cannot run (warned once)
             return fused
     untraced = _plain_eager(x, ())
-    if not with_origin and untraced:
-        # The spike is exact in every dtype: no cast, no blocks, three ops.
+    if not with_origin and untraced and x.dtype.itemsize > 1:
+        # The spike is exact in every dtype: no cast, no blocks, three ops
+        # (not in 8-bit floats, for which torch has no clamp on the CPU).
         return _torch_eager.spike(x)
     compute_dtype = _compute_dtype(x.dtype)
 

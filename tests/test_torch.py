@@ -342,6 +342,31 @@ def test_parameter_derivatives_only_where_needed(monkeypatch):
     assert calls["_backward_with_parameters"] == 1
 
 
+FLOAT8 = [
+    getattr(torch, name)
+    for name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+    if hasattr(torch, name)
+]
+
+
+@pytest.mark.parametrize("dtype", FLOAT8, ids=str)
+def test_8_bit_floats_are_computed_in_float32_and_rounded_once(dtype):
+    """As the Definition says of every float narrower than 32 bits."""
+    x = torch.tensor([-2.0, -0.5, -0.0, 0.0, 0.25, 3.0]).to(dtype)
+    wide = x.float()
+    results = {
+        "forward": (s2nn_xp.forward(x), s2nn_xp.forward(wide)),
+        "s2nn": (s2nn(x), s2nn(wide)),
+        "module": (S2NN(alpha=2.0)(x), S2NN(alpha=2.0)(wide)),
+        "vjp": (s2nn_xp.vjp(x)[0], s2nn_xp.vjp(wide)[0]),
+        "origin": (s2nn(x, origin=True), s2nn(wide, origin=True)),
+        "gradient": (s2nn_xp.gradient(x), s2nn_xp.gradient(wide)),
+    }
+    for name, (got, want) in results.items():
+        assert got.dtype == dtype, name
+        assert torch.equal(got.float(), want.to(dtype).float()), (name, got, want)
+
+
 # --- memory: what the backward keeps, what a forward computes ---------------------
 
 
