@@ -40,11 +40,11 @@ __all__ = ["forward", "gradient", "origin"]
 Array = Any
 Parameter = float | Array
 
-# Lowest value the ``x >= 0`` branch's input is clipped to. Any value in
-# (-1, 0) keeps ``x + 1`` positive; -0.5 keeps it at least 0.5.
-_RIGHT_BRANCH_FLOOR = -0.5
-# exp underflows to exactly 0 below this in every floating dtype.
-_EXP_FLOOR = -1000.0
+# exp underflows to exactly 0 below this in every floating dtype. An int, as
+# no constant of this module may be a float: torch.compile with dynamic
+# shapes makes a module-level float a graph input, which the backward of an
+# autograd.Function cannot take when a graph holds two of them (torch 2.13).
+_EXP_FLOOR = -1000
 
 
 def _mul(a: Array, b: Any, in_place: bool) -> Array:
@@ -111,8 +111,12 @@ def _sigmoid_exp(xp: ModuleType, x: Array, alpha: Parameter, in_place: bool) -> 
 
 
 def _tail_input(xp: ModuleType, x: Array, in_place: bool) -> Array:
-    """``max(x, -0.5)``: the ``x >= 0`` branch's guarded input (``x + 1 >= 0.5``)."""
-    return _compat.clip(xp, x, _RIGHT_BRANCH_FLOOR, None, recorded=not in_place)
+    """``max(x, -0.5)``: the ``x >= 0`` branch's guarded input (``x + 1 >= 0.5``).
+
+    Any floor in (-1, 0) keeps ``x + 1`` positive; -0.5 keeps it at least
+    0.5. Written here, not as a module constant (see ``_EXP_FLOOR``).
+    """
+    return _compat.clip(xp, x, -0.5, None, recorded=not in_place)
 
 
 def _squared_one_plus(e: Array, in_place: bool) -> Array:

@@ -160,7 +160,7 @@ def origin(
     e = _sigmoid_exp_of_magnitude(x, np.abs(x, out=sigmoid), alpha, sigmoid)
     np.add(e, 1.0, out=tail)
     e /= tail  # e / (1 + e)
-    np.clip(x, _math._RIGHT_BRANCH_FLOOR, None, out=tail)
+    np.clip(x, -0.5, None, out=tail)  # _math._tail_input
     tail += epsilon
     np.log1p(tail, out=tail)
     tail *= beta

@@ -786,26 +786,7 @@ def test_compiled_function_with_changing_float_parameters():
 
 
 @pytest.mark.usefixtures("fresh_dynamo")
-@pytest.mark.parametrize(
-    "dynamic",
-    [
-        None,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                raises=(AssertionError, torch._dynamo.exc.InternalTorchDynamoError),
-                reason=(
-                    "torch 2.13's Dynamo, with dynamic=True, fails internally "
-                    "(lift_tracked_freevar_to_input on the root tracer) when the "
-                    "backward of an autograd.Function applied twice in one graph "
-                    "uses a saved parameter; one application compiles (above)"
-                ),
-                strict=True,
-            ),
-        ),
-    ],
-    ids=["default", "dynamic"],
-)
+@DYNAMIC
 @pytest.mark.parametrize("learnable", [False, True])
 def test_compiled_snn_module_matches_eager(learnable, dynamic):
     torch.manual_seed(0)
@@ -825,6 +806,48 @@ def test_compiled_snn_module_matches_eager(learnable, dynamic):
         assert grads["spike.alpha"].abs().sum() > 0
     for name in grads:
         torch.testing.assert_close(grads[name], eager_grads[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+@pytest.mark.parametrize(
+    "parameters",
+    ["defaults", "numbers", "tensors", "learnable", "with origin"],
+)
+def test_dynamic_shapes_compile_graphs_with_several_spikes(parameters):
+    """dynamic=True, two S2NN calls in one graph, and a backward.
+
+    Dynamo made each module-level float that the backward reads (the math's
+    guards) a graph input, which the backward of the second autograd.Function
+    could not take (torch 2.13: lift_tracked_freevar_to_input on the root
+    tracer); spikingjelly's multi-step neurons call the surrogate once a step.
+    """
+    alpha = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    calls = {
+        "defaults": lambda x: s2nn(x) + s2nn(2 * x),
+        "numbers": lambda x: s2nn(x, 3.0, 0.5) + s2nn(2 * x, 2.0),
+        "tensors": lambda x: s2nn(x, alpha.detach()) + s2nn(2 * x, alpha.detach()),
+        "learnable": lambda x: s2nn(x, alpha) * s2nn(2 * x, alpha, origin=True),
+        "with origin": lambda x: s2nn(x, alpha) + s2nn_xp.torch.origin(x, alpha),
+    }
+    function = calls[parameters]
+    compiled = torch.compile(function, backend="aot_eager", dynamic=True)
+    for size in (6, 9):
+        x = torch.linspace(-2.0, 2.0, size, dtype=torch.float64, requires_grad=True)
+        inputs = (x, alpha) if parameters in ("learnable", "with origin") else (x,)
+        want = torch.autograd.grad(function(x).sum(), inputs)
+        got = torch.autograd.grad(compiled(x).sum(), inputs)
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g, w, rtol=1e-14, atol=0)
+
+
+def test_the_math_has_no_float_constants():
+    """A module-level float is a graph input under dynamic shapes (above)."""
+    floats = {
+        name: value
+        for name, value in vars(s2nn_xp._math).items()
+        if isinstance(value, float)
+    }
+    assert not floats
 
 
 @pytest.mark.usefixtures("fresh_dynamo")
