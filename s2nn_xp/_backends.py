@@ -93,6 +93,8 @@ def _vjp_round_trip() -> Callable[[Any, Any], Any]:
 
 
 _PULLBACK = "s2nn_xp.vjp (explicit pullback)"
+# The floating dtypes the math knows (16-bit ones computed in float32).
+_FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 _NUMPY_DTYPES = ("float16", "float32", "float64")
 # The public functions an adapter implements when it implements them all.
 _EVERY_FUNCTION = ("forward", "origin", "gradient", "s2nn", "vjp")
@@ -203,6 +205,31 @@ class Backend:
     make_round_trip: Callable[[], Callable[[Any, Any], Any]] = _vjp_round_trip
 
     def __post_init__(self) -> None:
+        for field in ("array_modules", "transforms", "dtypes", "implements"):
+            value = getattr(self, field)
+            if not (
+                isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+            ):
+                msg = f"backend {self.name!r}: {field} must be a tuple of str"
+                msg += f", not {value!r}"
+                raise TypeError(msg)
+        if not self.array_modules:
+            msg = f"backend {self.name!r}: array_modules names no module"
+            raise ValueError(msg)
+        unknown = sorted(set(self.dtypes) - set(_FLOAT_DTYPES))
+        if unknown or "float32" not in self.dtypes:
+            msg = (
+                f"backend {self.name!r}: dtypes must include float32 and be among "
+                f"{_FLOAT_DTYPES}, not {self.dtypes!r}"
+            )
+            raise ValueError(msg)
+        unknown = sorted(set(self.implements) - set(_EVERY_FUNCTION))
+        if unknown:
+            msg = (
+                f"backend {self.name!r}: implements names {unknown}, which are "
+                f"no public functions ({', '.join(_EVERY_FUNCTION)})"
+            )
+            raise ValueError(msg)
         if self.implements and self.adapter is None:
             msg = f"backend {self.name!r} implements {self.implements} without adapter"
             raise ValueError(msg)
@@ -461,130 +488,147 @@ def _marray_to_numpy(array: Any) -> np.ndarray:
     return np.asarray(array.data)
 
 
-BACKENDS: dict[str, Backend] = {
-    b.name: b
-    for b in (
-        Backend(
-            "numpy",
-            "numpy",
-            ("numpy",),
-            _compat.is_numpy_namespace,
-            is_array=_compat.is_numpy_array,  # subclasses defined elsewhere too
-            values_on_host=True,
+def _registry(*records: Backend) -> dict[str, Backend]:
+    """The records by name; ValueError where two share a name or an array module."""
+    registry: dict[str, Backend] = {}
+    claimed: dict[str, str] = {}
+    for record in records:
+        if record.name in registry:
+            msg = f"two backend records are named {record.name!r}"
+            raise ValueError(msg)
+        for module in record.array_modules:
+            if module in claimed:
+                msg = (
+                    f"backends {claimed[module]!r} and {record.name!r} both claim "
+                    f"the array module {module!r}"
+                )
+                raise ValueError(msg)
+            claimed[module] = record.name
+        registry[record.name] = record
+    return registry
+
+
+BACKENDS: dict[str, Backend] = _registry(
+    Backend(
+        "numpy",
+        "numpy",
+        ("numpy",),
+        _compat.is_numpy_namespace,
+        is_array=_compat.is_numpy_array,  # subclasses defined elsewhere too
+        values_on_host=True,
+    ),
+    Backend(
+        "array_api_strict",
+        "array_api_strict",
+        ("array_api_strict",),
+        _compat.is_array_api_strict_namespace,
+        dtypes=("float32", "float64"),
+        values_on_host=True,
+        as_numpy=_strict_to_numpy,
+    ),
+    Backend(
+        "dask",
+        "dask.array",
+        ("dask",),
+        _compat.is_dask_namespace,
+        is_array=_compat.is_dask_array,
+        from_numpy=_dask_from_numpy,
+        as_numpy=_dask_to_numpy,
+        wait=_dask_wait,
+    ),
+    Backend(
+        "jax",
+        "jax.numpy",
+        ("jax", "jaxlib"),
+        _compat.is_jax_namespace,
+        is_array=_compat.is_jax_array,
+        autodiff="jax.custom_jvp",
+        transforms=(
+            "grad",
+            "vjp",
+            "jvp",
+            "vmap",
+            "jit",
+            "hessian",
+            "linearize",
+            "checkpoint",
+            "lax.scan",
         ),
-        Backend(
-            "array_api_strict",
-            "array_api_strict",
-            ("array_api_strict",),
-            _compat.is_array_api_strict_namespace,
-            dtypes=("float32", "float64"),
-            values_on_host=True,
-            as_numpy=_strict_to_numpy,
+        dtypes=("float16", "bfloat16", "float32", "float64"),
+        fused="no (XLA fuses the math under jit)",
+        adapter="s2nn_xp.jax",
+        implements=_EVERY_FUNCTION,
+        device_kinds=("cpu", "gpu", "tpu"),
+        flushes_subnormals=True,
+        places_arrays=True,
+        find_devices=_jax_devices,
+        enable_float64=_jax_enable_float64,
+        as_numpy=_jax_to_numpy,
+        wait=_jax_wait,
+        compile_function=_jax_jit,
+        take_gradient=_jax_gradient,
+        make_round_trip=_jax_round_trip,
+    ),
+    Backend(
+        "torch",
+        "torch",
+        ("torch",),
+        _compat.is_torch_namespace,
+        is_array=_compat.is_torch_array,
+        autodiff="torch.autograd.Function",
+        transforms=(
+            "backward",
+            "autograd.grad",
+            "double backward",
+            "func.grad",
+            "func.vmap",
+            "func.jvp",
+            "func.jacrev",
+            "func.jacfwd",
+            "func.hessian",
+            "compile",
         ),
-        Backend(
-            "dask",
-            "dask.array",
-            ("dask",),
-            _compat.is_dask_namespace,
-            is_array=_compat.is_dask_array,
-            from_numpy=_dask_from_numpy,
-            as_numpy=_dask_to_numpy,
-            wait=_dask_wait,
-        ),
-        Backend(
-            "jax",
-            "jax.numpy",
-            ("jax", "jaxlib"),
-            _compat.is_jax_namespace,
-            is_array=_compat.is_jax_array,
-            autodiff="jax.custom_jvp",
-            transforms=(
-                "grad",
-                "vjp",
-                "jvp",
-                "vmap",
-                "jit",
-                "hessian",
-                "linearize",
-                "checkpoint",
-                "lax.scan",
-            ),
-            dtypes=("float16", "bfloat16", "float32", "float64"),
-            fused="no (XLA fuses the math under jit)",
-            adapter="s2nn_xp.jax",
-            implements=_EVERY_FUNCTION,
-            device_kinds=("cpu", "gpu", "tpu"),
-            flushes_subnormals=True,
-            places_arrays=True,
-            find_devices=_jax_devices,
-            enable_float64=_jax_enable_float64,
-            as_numpy=_jax_to_numpy,
-            wait=_jax_wait,
-            compile_function=_jax_jit,
-            take_gradient=_jax_gradient,
-            make_round_trip=_jax_round_trip,
-        ),
-        Backend(
-            "torch",
-            "torch",
-            ("torch",),
-            _compat.is_torch_namespace,
-            is_array=_compat.is_torch_array,
-            autodiff="torch.autograd.Function",
-            transforms=(
-                "backward",
-                "autograd.grad",
-                "double backward",
-                "func.grad",
-                "func.vmap",
-                "func.jvp",
-                "func.jacrev",
-                "func.jacfwd",
-                "func.hessian",
-                "compile",
-            ),
-            dtypes=("float16", "bfloat16", "float32", "float64"),
-            fused="CUDA tensors in eager mode (Triton)",
-            adapter="s2nn_xp.torch",
-            implements=_EVERY_FUNCTION,
-            adapter_with_library=True,  # torch.compile cannot import it
-            device_kinds=("cpu", "cuda"),
-            find_devices=_torch_devices,
-            from_numpy=_torch_from_numpy,
-            as_numpy=_torch_to_numpy,
-            wait=_torch_wait,
-            take_gradient=_torch_gradient,
-            make_round_trip=_torch_round_trip,
-        ),
-        Backend(
-            "cupy",
-            "cupy",
-            ("cupy",),
-            _compat.is_cupy_namespace,
-            is_array=_compat.is_cupy_array,
-            fused="always (CuPy kernels)",
-            adapter="s2nn_xp.cupy",
-            implements=_EVERY_FUNCTION,
-            device_kinds=("cuda",),
-            find_devices=_cupy_devices,
-            as_numpy=_cupy_to_numpy,
-            wait=_cupy_wait,
-        ),
-        # [marray record: shown whole by docs/contributing.rst]
-        Backend(
-            "marray",
-            "marray.numpy",
-            ("marray",),
-            _is_marray_namespace,
-            # marray.numpy's data is NumPy's: parameter values are checked
-            # as NumPy arrays are (and a masked element refused).
-            values_on_host=True,
-            load_module=_marray_load,  # marray builds namespaces on access
-            as_numpy=_marray_to_numpy,  # the data, for s2nn-xp info's check
-        ),
-        # [end of the marray record]
-    )
-}
+        dtypes=("float16", "bfloat16", "float32", "float64"),
+        fused="CUDA tensors in eager mode (Triton)",
+        adapter="s2nn_xp.torch",
+        implements=_EVERY_FUNCTION,
+        adapter_with_library=True,  # torch.compile cannot import it
+        device_kinds=("cpu", "cuda"),
+        find_devices=_torch_devices,
+        from_numpy=_torch_from_numpy,
+        as_numpy=_torch_to_numpy,
+        wait=_torch_wait,
+        take_gradient=_torch_gradient,
+        make_round_trip=_torch_round_trip,
+    ),
+    Backend(
+        "cupy",
+        "cupy",
+        ("cupy",),
+        _compat.is_cupy_namespace,
+        is_array=_compat.is_cupy_array,
+        fused="always (CuPy kernels)",
+        adapter="s2nn_xp.cupy",
+        implements=_EVERY_FUNCTION,
+        device_kinds=("cuda",),
+        find_devices=_cupy_devices,
+        as_numpy=_cupy_to_numpy,
+        wait=_cupy_wait,
+    ),
+    # [marray record: shown whole by docs/contributing.rst]
+    Backend(
+        "marray",
+        "marray.numpy",
+        ("marray",),
+        _is_marray_namespace,
+        # marray.numpy's data is NumPy's: parameter values are checked
+        # as NumPy arrays are (and a masked element refused).
+        values_on_host=True,
+        load_module=_marray_load,  # marray builds namespaces on access
+        as_numpy=_marray_to_numpy,  # the data, for s2nn-xp info's check
+    ),
+    # [end of the marray record]
+)
 
 
 def get(name: str) -> Backend:

@@ -291,9 +291,9 @@ def mixed_libraries(x: Any, name: str, value: Any) -> TypeError:
 def _host_view(value: Any) -> Any:
     """A NumPy view of an array whose values sit in host memory, else None.
 
-    The registry says which libraries' values do (NumPy, with every subclass,
-    and array-api-strict): they can be checked without waiting for a device
-    or meeting a tracer.
+    The registry says which libraries' values do (``values_on_host``: NumPy,
+    with every subclass, array-api-strict, marray): they can be checked
+    without waiting for a device or meeting a tracer.
     """
     if isinstance(value, (list, tuple, numbers.Number)):
         return None

@@ -49,16 +49,21 @@ def _explicitly_selected(name: str) -> bool:
 def load_backend(name: str) -> ModuleType:
     """Import backend `name`, or skip (or fail, where it was asked for by name).
 
-    A backend asked for by name must import, except one whose arrays live on
-    GPUs only (its session runs where no GPU driver is installed too); one
-    that imports but finds no device is skipped.
+    A backend asked for by name must import. One whose arrays live on GPUs
+    only may fail to import for want of CUDA's libraries (its session runs
+    where no GPU is, too), and is skipped then, but not where its module is
+    not installed at all (a typo in the record's module or in the extra that
+    the session installs would otherwise pass with nothing tested); one that
+    imports but finds no device is skipped.
     """
     backend = _backends.get(name)
     try:
         module = backend.load()
     except ImportError as exc:
         gpu_only = "cpu" not in backend.device_kinds
-        if _explicitly_selected(name) and not gpu_only:
+        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+        absent = missing is not None and f"{backend.module}.".startswith(f"{missing}.")
+        if _explicitly_selected(name) and (absent or not gpu_only):
             pytest.fail(f"backend {name!r} was selected but does not import: {exc}")
         pytest.skip(f"{name} is not installed")
     if not backend.has_device():

@@ -22,6 +22,7 @@ import s2nn_xp
 from s2nn_xp import _backends, _dispatch
 from tests._support import (
     backend_of,
+    load_backend,
     ref_dgradient_dx,
     reference,
     selected_backends,
@@ -217,3 +218,62 @@ def test_named_transforms_carry_the_surrogate_derivatives(xp):
         np.testing.assert_allclose(
             to_numpy(run()), want, rtol=1e-6, atol=1e-12, err_msg=transform
         )
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"dtypes": "float32"}, TypeError, "dtypes must be a tuple of str"),
+        ({"array_modules": "numpy"}, TypeError, "array_modules must be a tuple"),
+        ({"array_modules": ()}, ValueError, "array_modules names no module"),
+        ({"dtypes": ("float16", "float64")}, ValueError, "must include float32"),
+        ({"dtypes": ("float32", "float_16")}, ValueError, "be among"),
+        ({"implements": ("s2nn", "spike")}, ValueError, r"\['spike'\]"),
+    ],
+)
+def test_a_malformed_entry_is_refused_naming_the_field(change, error, match):
+    with pytest.raises(error, match=match):
+        dataclasses.replace(_backends.get("numpy"), **change)
+
+
+def test_two_entries_of_one_name_or_array_module_are_refused():
+    numpy_entry = _backends.get("numpy")
+    sparse = dataclasses.replace(numpy_entry, name="sparse", array_modules=("sparse",))
+    assert list(_backends._registry(numpy_entry, sparse)) == ["numpy", "sparse"]
+    with pytest.raises(ValueError, match="two backend records are named 'numpy'"):
+        _backends._registry(numpy_entry, dataclasses.replace(sparse, name="numpy"))
+    with pytest.raises(ValueError, match=r"'numpy' and 'sparse' both claim .*'numpy'"):
+        _backends._registry(
+            numpy_entry, dataclasses.replace(sparse, array_modules=("numpy",))
+        )
+
+
+@pytest.mark.parametrize("device_kinds", [("cpu",), ("cuda",)])
+def test_a_selected_backend_that_is_not_installed_fails(monkeypatch, device_kinds):
+    """A typo in a record's module (or in its session's extra) fails its session.
+
+    GPU-only backends too: only their CUDA libraries may be missing there.
+    """
+    typo = dataclasses.replace(
+        _backends.get("numpy"),
+        name="sparse",
+        module="sprase",
+        array_modules=("sprase",),
+        device_kinds=device_kinds,
+    )
+    monkeypatch.setitem(_backends.BACKENDS, "sparse", typo)
+    monkeypatch.setenv("S2NN_XP_BACKENDS", "sparse")
+    with pytest.raises(
+        pytest.fail.Exception, match="'sparse' was selected but does not"
+    ):
+        _load_or_fail_on_skip("sparse")
+    monkeypatch.setenv("S2NN_XP_BACKENDS", "numpy")
+    with pytest.raises(pytest.skip.Exception, match="sparse is not installed"):
+        load_backend("sparse")
+
+
+def _load_or_fail_on_skip(name):
+    try:
+        load_backend(name)
+    except pytest.skip.Exception as exc:  # a skip would pass its session
+        raise AssertionError(f"skipped: {exc}") from None
