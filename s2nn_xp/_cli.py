@@ -1024,6 +1024,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
     except _UsageError as exc:
         parser.exit(2, f"s2nn-xp {args.command}: error: {exc}\n")
+    except KeyboardInterrupt:
+        # Ctrl-C: one line and the shell's code for SIGINT, not a traceback.
+        parser.exit(130, f"\ns2nn-xp {args.command}: interrupted\n")
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as Unix tools do;
         # stdout goes to devnull so that the flush at exit does not raise.

@@ -437,6 +437,20 @@ def test_output_to_a_reader_that_goes_away_ends_quietly():
     assert "BrokenPipeError" not in completed.stderr
 
 
+@pytest.mark.parametrize("command", ["info", "bench"])
+def test_ctrl_c_is_one_line_and_the_sigint_code(command, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli, "bench_records", interrupted)
+    monkeypatch.setattr(_cli, "usable_devices", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        _cli.main([command, "--backend", "numpy"] if command == "bench" else [command])
+    assert exit_info.value.code == 130
+    err = capsys.readouterr().err
+    assert err.strip() == f"s2nn-xp {command}: interrupted"
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
 def test_output_to_a_full_disk_is_one_line():
     with open("/dev/full", "w") as full:
