@@ -44,6 +44,7 @@ __all__ = [
     "is_torch_namespace",
     "placement",
     "quiet_floating_point",
+    "without_derivative",
 ]
 
 
@@ -104,6 +105,17 @@ def clip(
             x = xp.minimum(x, high)
         return x if low is None else xp.maximum(x, low)
     return xp.clip(x, min=low, max=high)
+
+
+def without_derivative(xp: ModuleType, x: Any) -> Any:
+    """``x`` cut off from autodiff (PyTorch's ``detach``, JAX's ``stop_gradient``)."""
+    if is_torch_namespace(xp):
+        return x.detach()
+    if is_jax_namespace(xp):
+        import jax
+
+        return jax.lax.stop_gradient(x)
+    return x
 
 
 def quiet_floating_point(xp: ModuleType) -> contextlib.AbstractContextManager[Any]:

@@ -85,7 +85,14 @@ def _step_below(xp: ModuleType, x: Array, in_place: bool) -> Array:
     ``floor(clip(x, -1, 0))``, which propagates NaN without a ``where``:
     ``clip`` maps ``x < 0`` into ``[-1, 0)`` (floor -1) and ``x >= 0`` to
     ``0`` (floor 0). The blend of the branches needs this, not the spike.
+
+    Its derivative is 0 wherever it has one; where autodiff records, it gets
+    none at all, so that a branch that is infinite where it is selected
+    (``origin`` at ``x = +inf``) is not multiplied by a tangent of zeros
+    (PyTorch's forward mode materialises ``floor``'s: ``0 * inf = NaN``).
     """
+    if not in_place:
+        x = _compat.without_derivative(xp, x)
     return xp.floor(_compat.clip(xp, x, -1.0, 0.0, recorded=not in_place))
 
 

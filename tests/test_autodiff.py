@@ -272,6 +272,22 @@ def test_special_values_and_their_gradient(fw, with_origin):
     assert y.dtype == grad.dtype == x.dtype
 
 
+@pytest.mark.parametrize("function", ["origin", "gradient"])
+def test_forward_and_reverse_mode_of_the_plain_functions_agree(fw, function):
+    """``origin`` and ``gradient`` are ordinary differentiable math.
+
+    Forward mode gave NaN at ``x = +inf`` in PyTorch, where reverse mode gave
+    0: the blend multiplied the infinite branch by ``floor``'s tangent of
+    zeros.
+    """
+    fn = getattr(s2nn_xp, function)
+    x, ones = fw.array(SPECIAL_X), fw.array(np.ones_like(SPECIAL_X))
+    _, pushed = fw.jvp(fn, (x,), (ones,))
+    _, pulled = fw.vjp(fn, x, ones)
+    np.testing.assert_allclose(f64(pushed), f64(pulled), rtol=1e-15, strict=True)
+    assert not np.isnan(f64(pushed)[~np.isnan(SPECIAL_X)]).any()
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("params", [(4.0, 1.0), (8.0, 2.0), (0.5, 1.7)])
 def test_grad_is_the_surrogate_gradient(fw, dtype, params):
