@@ -130,7 +130,7 @@ def _squared_one_plus(e: Array, in_place: bool) -> Array:
     """``(1 + e)**2`` written as ``1 + e * (2 + e)``.
 
     Within 1.25 ulp, where squaring a rounded ``1 + e`` loses up to 1.5 ulp,
-    which took float64 gradients past 2 ulp.
+    which took float64 gradients further past 2 ulp.
     """
     return _add(_mul(e + 2.0, e, in_place), 1.0, in_place)
 

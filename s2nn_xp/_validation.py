@@ -137,8 +137,12 @@ def check_representable(name: str, value: Any, dtype: Any, largest: float) -> An
     computation runs in would become ``inf`` and make NaN (``0 * inf``) in
     the branch that is not taken.
     """
+    # Half the smallest subnormal rounds to 0 (alpha > 0 and beta > 0 would
+    # not hold; epsilon may be 0). Only float32 has one above float64's.
+    vanishing = _FLOAT32_VANISHING if largest < _FLOAT64_LARGEST else 0.0
     if isinstance(value, float):
         too_large = not (-largest <= value <= largest)
+        too_small = name != "epsilon" and abs(value) <= vanishing
     else:
         import numpy as np
 
@@ -146,17 +150,28 @@ def check_representable(name: str, value: Any, dtype: Any, largest: float) -> An
         # would cast a Python float to a float16 or float32 array's dtype,
         # where float64's largest overflows (a warning, or an error under
         # the caller's np.errstate); a narrower array cannot exceed it.
-        too_large = bool(np.any(np.abs(value) > np.float64(largest)))
-    if too_large:
-        what = (
-            f"{name}={value!r}"
-            if isinstance(value, float)
-            else f"{name} has values that"
+        magnitude = np.abs(value)
+        too_large = bool(np.any(magnitude > np.float64(largest)))
+        too_small = name != "epsilon" and bool(
+            np.any(magnitude <= np.float64(vanishing))
         )
-        verb = "overflows" if isinstance(value, float) else "overflow"
-        msg = f"{what} {verb} {_dtype_name(dtype)}, the dtype x is computed in"
-        raise ValueError(msg)
+    for wrong, verb in ((too_large, "overflow"), (too_small, "are 0 in")):
+        if wrong:
+            what = (
+                f"{name}={value!r}"
+                if isinstance(value, float)
+                else f"{name} has values that"
+            )
+            if isinstance(value, float):
+                verb = "overflows" if verb == "overflow" else "is 0 in"
+            msg = f"{what} {verb} {_dtype_name(dtype)}, the dtype x is computed in"
+            raise ValueError(msg)
     return value
+
+
+# float32's smallest subnormal, halved: the largest value that rounds to 0.
+_FLOAT32_VANISHING = 2.0**-150
+_FLOAT64_LARGEST = 1.7976931348623157e308
 
 
 def _dtype_name(dtype: Any) -> str:

@@ -194,18 +194,19 @@ def _same_device(a: Any, x: Any) -> bool:
 
 def _parameter(name: str, value: Parameter, x: Any, compute: np.dtype) -> Any:
     """A Python number as a scalar of the compute dtype; arrays checked and cast."""
-    largest = float(np.finfo(compute).max)
-    if type(value) is float and 0.0 < value <= largest:  # valid for all three
-        return compute.type(value)
+    info = np.finfo(compute)
+    largest = float(info.max)
+    if type(value) is float and float(info.tiny) <= value <= largest:
+        return compute.type(value)  # normal in the compute dtype: valid for all three
     value = validate_parameter(name, value)
     if isinstance(value, float):
         return compute.type(check_representable(name, value, compute, largest))
+    if not isinstance(value, (np.ndarray, cupy.ndarray)):
+        raise mixed_libraries(x, name, value)
+    check_real_dtype(name, np, value.dtype)
     if isinstance(value, np.ndarray):  # host values (lists too), checked
         check_representable(name, value, compute, largest)
         value = cupy.asarray(value)
-    elif not isinstance(value, cupy.ndarray):
-        raise mixed_libraries(x, name, value)
-    check_real_dtype(name, np, value.dtype)
     check_broadcast(name, value.shape, x.shape)
     if not _same_device(value, x):
         msg = f"{name} is on device {value.device.id}, x on device {x.device.id}"

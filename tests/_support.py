@@ -174,13 +174,20 @@ def ref_origin(x: float, alpha=4.0, beta=1.0, epsilon=1e-8) -> float:
 
 def ref_gradient(x: float, alpha=4.0, beta=1.0) -> float:
     if math.isnan(x):
-        return math.nan
+        return math.nan  # mpmath's NaN converts with the sign bit set
+    return float(exact_gradient(x, alpha, beta))
+
+
+def exact_gradient(x: float, alpha=4.0, beta=1.0) -> mpmath.mpf:
+    """The gradient, unrounded (to mpmath's working precision)."""
+    if math.isnan(x):
+        return mpmath.mpf("nan")
     if math.isinf(x):
-        return 0.0
+        return mpmath.mpf(0)
     if x < 0:
         s = _mp_sigmoid(mpmath.mpf(alpha) * mpmath.mpf(x))
-        return float(mpmath.mpf(alpha) * s * (1 - s))
-    return float(mpmath.mpf(beta) / (mpmath.mpf(x) + 1))
+        return mpmath.mpf(alpha) * s * (1 - s)
+    return mpmath.mpf(beta) / (mpmath.mpf(x) + 1)
 
 
 def ref_dgradient_dx(x: float, alpha=4.0, beta=1.0) -> float:

@@ -1132,6 +1132,13 @@ class TestArguments:
             fake.adapter.gradient(x, alpha=fake.array([True, False, True]))
         with pytest.raises(TypeError, match="bool"):
             fake.adapter.gradient(x, alpha=True)
+        # A number that is 0 in the compute dtype (float32 here) is no alpha > 0.
+        x32 = fake.array(np.zeros(3, np.float32))
+        with pytest.raises(ValueError, match="alpha=1e-300 is 0 in float32"):
+            fake.adapter.gradient(x32, alpha=1e-300)
+        with pytest.raises(ValueError, match="beta has values that are 0 in float32"):
+            fake.adapter.gradient(x32, beta=[1e-300] * 3)
+        fake.adapter.origin(x32, epsilon=1e-300)  # epsilon may be 0
 
     @pytest.mark.parametrize("origin", [False, True])
     def test_s2nn_checks_every_parameter_as_origin_does(self, fake, origin):

@@ -6,6 +6,7 @@ would (issue 12); the rules are those of the docs' Definition page.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import types
 import warnings
@@ -51,6 +52,29 @@ def test_array_parameter_overflowing_the_compute_dtype_is_a_value_error(
         value = np.array([1e39]).view(np.recarray)
     with pytest.raises(ValueError, match=rf"{name}.*overflows? float32"):
         PUBLIC[function](_on(xp, X), **{name: value})
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta", "epsilon"])
+@pytest.mark.parametrize("form", ["number", "list", "numpy"])
+@pytest.mark.parametrize("function", PARAMETRISED)
+def test_a_parameter_that_is_0_in_the_compute_dtype_is_a_value_error(
+    xp, name, form, function
+):
+    """alpha=1e-300 with float32 x ran with alpha = 0 (not > 0), silently.
+
+    epsilon may be 0; float64 x keeps the value.
+    """
+    if function == "gradient" and name == "epsilon":
+        pytest.skip("gradient has no epsilon")
+    tiny = 1e-300
+    value = {"number": tiny, "list": [tiny], "numpy": np.array([tiny])}[form]
+    call = functools.partial(PUBLIC[function], **{name: value})
+    if name == "epsilon":
+        call(_on(xp, X, "float32"))
+    else:
+        with pytest.raises(ValueError, match=rf"{name}.* 0 in float32, the dtype x"):
+            call(_on(xp, X, "float32"))
+    call(_on(xp, X, "float64"))
 
 
 @pytest.mark.parametrize("x_dtype", ["float32", "float64"])
@@ -624,12 +648,15 @@ def test_host_data_with_xp_is_that_librarys_input(xp, function):
 
 def test_casts_into_the_compute_dtype_are_quiet(xp):
     """Host parameters and cotangents beyond float32's range round there, as the
-    math rounds, without warnings or errors under np.errstate(all="raise")."""
+    math rounds, without warnings or errors under np.errstate(all="raise");
+    an alpha that rounds to 0 is refused by a ValueError, quietly too."""
     x = _on(xp, X, "float32")
     tiny, huge = np.full(X.shape, 1e-50), np.full(X.shape, 1e300)
     with warnings.catch_warnings(), np.errstate(all="raise"):
         warnings.simplefilter("error")
-        s2nn_xp.gradient(x, tiny)
+        s2nn_xp.origin(x, epsilon=tiny)
+        with pytest.raises(ValueError, match="alpha has values that are 0 in"):
+            s2nn_xp.gradient(x, tiny)
         _, pullback = s2nn_xp.vjp(x)
         pullback(tiny)
         pullback(huge)
