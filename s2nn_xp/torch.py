@@ -666,18 +666,28 @@ def _prepare_x(x: Any) -> torch.Tensor:
     """``x`` as a dense real floating tensor (integers and bools promoted)."""
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(host_input(x))
-    # Outside a compiled graph only: Dynamo cannot inspect a traced tensor's
-    # layout without touching attributes it warns about.
-    if not torch.compiler.is_compiling() and (x.layout != torch.strided or x.is_nested):
-        kind = "nested" if x.is_nested else str(x.layout).removeprefix("torch.")
-        msg = (
-            f"x must be a dense (strided) tensor, not a {kind} one; convert it "
-            "with .to_dense() (or .to_padded_tensor() for nested tensors)"
-        )
-        raise TypeError(msg)
+    _check_dense("x", x)
     if not x.is_floating_point():
         x = x.to(input_dtypes(_xp, x)[1])  # raises for complex input
     return x
+
+
+def _check_dense(name: str, tensor: torch.Tensor) -> None:
+    """TypeError naming `name` unless `tensor` is dense (strided).
+
+    Outside a compiled graph only: Dynamo cannot inspect a traced tensor's
+    layout without touching attributes it warns about.
+    """
+    if torch.compiler.is_compiling():
+        return
+    if tensor.layout != torch.strided or tensor.is_nested:
+        kind = "nested" if tensor.is_nested else str(tensor.layout)
+        msg = (
+            f"{name} must be a dense (strided) tensor, not a "
+            f"{kind.removeprefix('torch.')} one; convert it with .to_dense() "
+            "(or .to_padded_tensor() for nested tensors)"
+        )
+        raise TypeError(msg)
 
 
 def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
@@ -711,7 +721,15 @@ def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
         # tensor operation of a symbolic float (a fill value specializes it).
         return torch.ones((), dtype=compute_dtype, device=x.device) * value
     if isinstance(value, torch.Tensor):  # x's library: no namespace lookups
+        _check_dense(name, value)
         check_real_dtype(name, _xp, value.dtype)
+        if value.device.type == "meta" != x.device.type:
+            msg = (
+                f"{name} is on the meta device, which holds no values, and x "
+                f"on {x.device}; give {name} real values (S2NN.to_empty() and "
+                "an assignment, for a module built on the meta device)"
+            )
+            raise ValueError(msg)
         if torch.jit.is_tracing():  # sizes are constants of the trace
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -1139,6 +1157,7 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
         _check_float32(name, value)
         value = torch.as_tensor(value)
     else:
+        _check_dense(name, value)
         _check_float32(name, validate_parameter(name, _host_values(value)))
     if not value.is_floating_point():
         value = value.to(torch.get_default_dtype())

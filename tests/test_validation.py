@@ -551,6 +551,29 @@ def test_torch_sparse_and_nested_x_name_the_layout(torch):
         s2nn_xp.gradient(nested)
 
 
+def test_torch_sparse_nested_and_meta_parameters_are_named(torch):
+    """They reached torch's own errors (an INTERNAL ASSERT in a backward)."""
+    import s2nn_xp.torch as st
+
+    x = torch.tensor([-1.0, 0.5], requires_grad=True)
+    sparse = torch.tensor([4.0, 4.0]).to_sparse().requires_grad_()
+    nested = torch.nested.nested_tensor([torch.ones(2)], layout=torch.jagged)
+    calls = (
+        lambda value: s2nn_xp.s2nn(x, value),
+        lambda value: s2nn_xp.gradient(x, beta=value),
+        lambda value: st.S2NN(alpha=value, learnable=True),
+        lambda value: s2nn_xp.S2NN(alpha=value)(x),
+    )
+    for value, kind in ((sparse, "sparse_coo"), (nested, "nested")):
+        for call in calls:
+            with pytest.raises(
+                TypeError, match=rf"(alpha|beta) must be a dense .*{kind}"
+            ):
+                call(value)
+    with pytest.raises(ValueError, match="alpha is on the meta device"):
+        s2nn_xp.s2nn(x, torch.ones(2, device="meta"))
+
+
 def test_torch_vjp_pullback_under_vmap(torch):
     x = torch.tensor([-1.0, 0.0, 1.0])
     _, pullback = s2nn_xp.vjp(x)
