@@ -18,6 +18,7 @@ from ._validation import (
     prepare_cotangent,
     validate_flag,
     validate_parameter,
+    with_cotangent_mask,
 )
 
 __all__ = ["S2NN", "forward", "gradient", "origin", "s2nn", "vjp"]
@@ -355,6 +356,7 @@ def vjp(
     p = _kept(p)
 
     def pullback(cotangent: ArrayLike) -> Array:
+        masked = with_cotangent_mask(p, cotangent)
         cotangent = prepare_cotangent(p, cotangent)
         # Where x has sizes not known yet (Dask's NaN, which equals nothing,
         # not even itself), the cotangent's were checked to broadcast along
@@ -362,7 +364,7 @@ def vjp(
         if tuple(cotangent.shape) != tuple(p.x.shape) and known(p.x.shape):
             cotangent = p.xp.broadcast_to(cotangent, p.x.shape)
         alpha, beta = p.params["alpha"], p.params["beta"]
-        return _evaluate(p, "pullback", p.x, cotangent, alpha=alpha, beta=beta)
+        return _evaluate(masked, "pullback", p.x, cotangent, alpha=alpha, beta=beta)
 
     return y, pullback
 

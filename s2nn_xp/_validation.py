@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numbers
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
@@ -51,6 +51,7 @@ __all__ = [
     "prepare_cotangent",
     "validate_flag",
     "validate_parameter",
+    "with_cotangent_mask",
 ]
 
 # Parameter name -> (lower bound, whether the bound itself is allowed).
@@ -651,7 +652,14 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
         raise TypeError(msg)
     numpy = sys.modules.get("numpy")
     if numpy is not None and isinstance(cotangent, numpy.ma.MaskedArray):
-        cotangent = numpy.ma.getdata(cotangent)  # x's mask is what results carry
+        if not _compat.is_numpy_namespace(xp):
+            msg = (
+                f"cotangent is a masked NumPy array, whose mask {_library(xp)} "
+                "arrays cannot carry; fill it (cotangent.filled(0.0))"
+            )
+            raise TypeError(msg)
+        # Its mask goes to the result (with_cotangent_mask), its data here.
+        cotangent = numpy.ma.getdata(cotangent)
     host = not _compat.is_array_api_obj(cotangent)  # a number or a list
     if not host and _library(_compat.array_namespace(cotangent)) != _library(xp):
         if not _is_numpy(cotangent):  # NumPy arrays and scalars are host data
@@ -671,6 +679,25 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     # as the product would: quietly (np.errstate(all="raise") raised).
     with _compat.quiet_floating_point(xp):
         return xp.astype(cotangent, compute_dtype, copy=False)
+
+
+def with_cotangent_mask(p: Prepared, cotangent: Any) -> Prepared:
+    """``p``, whose results are also masked where a masked cotangent is.
+
+    A masked element of the cotangent has no value: the gradient there has
+    none either (NumPy masked arrays; marray's masks come through its own
+    arithmetic).
+    """
+    numpy = sys.modules.get("numpy")
+    if numpy is None or not isinstance(cotangent, numpy.ma.MaskedArray):
+        return p
+    mask = numpy.ma.getmaskarray(cotangent)
+    if not mask.any():
+        return p
+    mask = numpy.broadcast_to(mask, tuple(p.x.shape))
+    if p.mask is not None:
+        mask = mask | p.mask
+    return replace(p, mask=mask)
 
 
 def _from_host(xp: ModuleType, name: str, values: Any, dtype: Any, x: Any) -> Any:

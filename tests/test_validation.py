@@ -192,6 +192,34 @@ def test_a_results_mask_is_its_own(function):
     assert np.ma.getmaskarray(y).tolist() == mask
 
 
+@pytest.mark.parametrize("x_mask", [None, [True, False, False, False, False]])
+@pytest.mark.parametrize("shape", ["same", "broadcast"])
+def test_a_masked_cotangent_masks_the_gradient(x_mask, shape):
+    """The data under a masked cotangent element is no value: it was used."""
+    x = X if x_mask is None else np.ma.array(X, mask=x_mask)
+    _, pullback = s2nn_xp.vjp(x)
+    data = np.full(X.shape, 5.0)
+    mask = np.zeros(X.shape, bool)
+    mask[2] = True
+    if shape == "broadcast":  # a (1,)-shaped masked cotangent masks every value
+        data, mask = data[:1], np.array([True])
+    cotangent = np.ma.array(data, mask=mask)
+    got = pullback(cotangent)
+    want_mask = np.broadcast_to(mask, X.shape) | np.ma.getmaskarray(np.ma.array(x))
+    np.testing.assert_array_equal(np.ma.getmaskarray(got), want_mask)
+    plain = pullback(np.full(X.shape, 5.0))
+    np.testing.assert_array_equal(got.compressed(), np.asarray(plain)[~want_mask])
+    assert cotangent.mask.tolist() == mask.tolist()  # the input is unchanged
+
+
+def test_a_masked_cotangent_for_another_library_is_a_type_error(xp):
+    if backend_of(xp).name == "numpy":
+        pytest.skip("NumPy's masked arrays carry the mask")
+    _, pullback = s2nn_xp.vjp(_on(xp, X))
+    with pytest.raises(TypeError, match="cotangent is a masked NumPy array"):
+        pullback(np.ma.array(np.ones(X.shape), mask=[True] + [False] * 4))
+
+
 def test_the_pullback_differentiates_at_the_values_of_the_call(xp):
     """A training loop may update x (or a parameter) in place before the pullback.
 
