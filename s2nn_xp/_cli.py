@@ -241,7 +241,7 @@ def _check_drawable(alpha: float, beta: float) -> None:
 
 
 def run_plot(args: argparse.Namespace) -> int:
-    """Draw the figure into ``--out`` or show it."""
+    """Draw the figure into --out or show it."""
     if len(args.alpha or ()) != len(args.beta or ()):
         _fail("--alpha and --beta must be given the same number of times")
     pairs = tuple(zip(args.alpha or (), args.beta or (), strict=True))
@@ -250,7 +250,9 @@ def run_plot(args: argparse.Namespace) -> int:
     if args.out is not None:
         if args.out.suffix.lower() not in PLOT_SUFFIXES:
             suffixes = ", ".join(PLOT_SUFFIXES)
-            _fail(f"--out must end in {suffixes}, not {args.out.name!r}")
+            hidden = args.out.name.startswith(".") and not args.out.suffix
+            why = " (a name that starts with a dot has no suffix)" if hidden else ""
+            _fail(f"--out must end in {suffixes}, not {args.out.name!r}{why}")
         _check_writable("--out", args.out)
     if importlib.util.find_spec("matplotlib") is None:
         _fail('plot needs matplotlib: python -m pip install "s2nn-xp[plot]"')
@@ -842,7 +844,8 @@ def run_bench(args: argparse.Namespace) -> int:
     _print_table(BENCH_HEADER, [bench_row(r) for r in records])
     floors = "; ".join(f"{name}: {what}" for name, what in FLOORS.items())
     print(
-        f"medians of {args.repeats} runs after warm-up, the cases taking turns; "
+        f"medians of {args.repeats} run{'s' if args.repeats > 1 else ''} after "
+        "warm-up, the cases taking turns; "
         f"floors of the same bytes, same run ({floors})"
     )
     if args.json is not None:
@@ -899,6 +902,14 @@ def _shows_windows(backend: str) -> bool:
     return backend.lower() not in {name.lower() for name in files_only}
 
 
+def _output_path(text: str) -> Path:
+    """A path to write to (argparse type); an empty one would be the folder."""
+    if not text:
+        msg = "an empty path"
+        raise argparse.ArgumentTypeError(msg)
+    return Path(text)
+
+
 def _check_writable(option: str, path: Path) -> None:
     """Fail (before any work) unless a file can be written at `path`.
 
@@ -910,7 +921,8 @@ def _check_writable(option: str, path: Path) -> None:
     """
     folder = path.parent
     if not folder.is_dir():
-        _fail(f"{option}: cannot write {str(path)!r}: no directory {str(folder)!r}")
+        why = "is not a directory" if folder.exists() else "does not exist"
+        _fail(f"{option}: cannot write {str(path)!r}: {str(folder)!r} {why}")
     if path.is_dir():
         _fail(f"{option}: cannot write {str(path)!r}: it is a directory")
     try:
@@ -947,7 +959,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="draw the surrogate gradients and origin",
         description=run_plot.__doc__,
     )
-    plot.add_argument("--out", type=Path, help="PNG, SVG or PDF file to write")
+    plot.add_argument("--out", type=_output_path, help="PNG, SVG or PDF file to write")
     plot.add_argument(
         "--alpha",
         type=float,
@@ -991,16 +1003,19 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         action="extend",
         metavar="D",
-        help=f"any of {', '.join(KNOWN_DTYPES)}",
+        help=f"any of {', '.join(KNOWN_DTYPES)} (default: {' '.join(DEFAULT_DTYPES)})",
     )
     bench.add_argument(
         "--repeats",
         type=parse_repeats,
         default=15,
-        help=f"timed runs per case, 1 to {MAX_REPEATS}",
+        help=f"timed runs per case, 1 to {MAX_REPEATS} (default: %(default)s)",
     )
     bench.add_argument(
-        "--json", type=Path, metavar="FILE", help="also write every figure as JSON"
+        "--json",
+        type=_output_path,
+        metavar="FILE",
+        help="also write every figure as JSON",
     )
     bench.set_defaults(run=run_bench)
     return parser

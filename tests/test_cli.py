@@ -239,6 +239,17 @@ def test_bench_json_schema(tmp_path, capsys):
     assert "x floor" in stdout
 
 
+def test_bench_says_how_many_runs_and_its_defaults(capsys):
+    code, stdout, _ = run("bench", "--backend", "numpy", *TINY, capsys=capsys)
+    assert code == 0
+    assert "medians of 1 run after warm-up" in stdout
+    with pytest.raises(SystemExit):
+        _cli.main(["bench", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    assert "(default: float32)" in helptext
+    assert "(default: 15)" in helptext
+
+
 def test_bench_skips_dtypes_a_backend_lacks(capsys):
     code, stdout, stderr = run(
         "bench",
@@ -295,7 +306,19 @@ def test_bench_runs_several_backends_of_one_flag(other, tmp_path, capsys):
     [
         (
             ["bench", "--backend", "numpy", "--json", "{tmp}/missing/bench.json"],
-            "--json: cannot write '{tmp}/missing/bench.json': no directory",
+            "--json: cannot write '{tmp}/missing/bench.json': '{tmp}/missing' does "
+            "not exist",
+        ),
+        (
+            ["bench", "--backend", "numpy", "--json", "{tmp}/file.txt/bench.json"],
+            "--json: cannot write '{tmp}/file.txt/bench.json': '{tmp}/file.txt' is "
+            "not a directory",
+        ),
+        (["bench", "--backend", "numpy", "--json", ""], "--json: an empty path"),
+        (["plot", "--out", ""], "--out: an empty path"),
+        (
+            ["plot", "--out", "{tmp}/.png"],
+            "not '.png' (a name that starts with a dot has no suffix)",
         ),
         (
             ["bench", "--backend", "numpy", "--json", "{tmp}"],
@@ -303,7 +326,8 @@ def test_bench_runs_several_backends_of_one_flag(other, tmp_path, capsys):
         ),
         (
             ["plot", "--out", "{tmp}/missing/figure.png"],
-            "--out: cannot write '{tmp}/missing/figure.png': no directory",
+            "--out: cannot write '{tmp}/missing/figure.png': '{tmp}/missing' does "
+            "not exist",
         ),
         (["plot", "--out", "{tmp}/missing/figure.jpg"], "--out must end in"),
     ],
@@ -313,6 +337,7 @@ def test_unwritable_outputs_fail_before_any_work(
 ):
     monkeypatch.setattr(_cli, "bench_records", no_work)
     monkeypatch.setattr(_cli, "make_figure", no_work)
+    (tmp_path / "file.txt").write_text("")
     argv = [a.format(tmp=tmp_path) for a in argv]
     assert message.format(tmp=tmp_path) in usage_error(*argv, capsys=capsys)
     assert not (tmp_path / "missing").exists()
