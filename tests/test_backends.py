@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -277,3 +279,29 @@ def _load_or_fail_on_skip(name):
         load_backend(name)
     except pytest.skip.Exception as exc:  # a skip would pass its session
         raise AssertionError(f"skipped: {exc}") from None
+
+
+def test_every_backend_has_its_nox_session_and_readme_entry():
+    """The registry, the nox matrix and the README's list name the same backends.
+
+    A record without a session is tested nowhere; one missing from the README
+    is a session users do not know to run.
+    """
+    repo = Path(__file__).resolve().parents[1]
+    noxfile = (repo / "noxfile.py").read_text()
+    listed = re.search(r"nox\.options\.sessions = \[(.*?)\]", noxfile, re.S)
+    assert listed is not None
+    sessions = re.findall(r'"(\w+)"', listed.group(1))
+    for name in _backends.BACKENDS:
+        assert name in sessions, f"{name} is not in nox.options.sessions"
+        session = re.search(
+            rf'@nox\.session(?:\(name="{name}"\))?\ndef {name}\(.*?(?=\n@nox|\Z)',
+            noxfile,
+            re.S,
+        )
+        assert session is not None, f"noxfile.py has no session {name!r}"
+        assert f'_pytest(session, "{name}"' in session.group(0), name
+    readme = (repo / "README.md").read_text()
+    per_backend = re.search(r"one session per backend\s*\((.*?)\)", readme, re.S)
+    assert per_backend is not None
+    assert re.findall(r"`(\w+)`", per_backend.group(1)) == list(_backends.BACKENDS)
