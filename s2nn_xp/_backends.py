@@ -166,6 +166,8 @@ class Backend:
     values_on_host
         Whether its arrays' values sit in host memory, never traced, so that
         parameter values are checked like numbers (read with ``as_numpy``).
+        True by default, the safe side for a new CPU library; False for
+        libraries whose arrays live on a GPU, are lazy or are traced.
     places_arrays
         Whether the library itself moves arrays of different devices to
         where they meet (JAX's uncommitted arrays); elsewhere an array
@@ -192,7 +194,7 @@ class Backend:
     adapter_with_library: bool = False
     device_kinds: tuple[str, ...] = ("cpu",)
     flushes_subnormals: bool = False
-    values_on_host: bool = False
+    values_on_host: bool = True
     places_arrays: bool = False
     load_module: Callable[[str], ModuleType] = importlib.import_module
     find_devices: Callable[[], list[str]] = _cpu_only
@@ -515,7 +517,6 @@ BACKENDS: dict[str, Backend] = _registry(
         ("numpy",),
         _compat.is_numpy_namespace,
         is_array=_compat.is_numpy_array,  # subclasses defined elsewhere too
-        values_on_host=True,
     ),
     Backend(
         "array_api_strict",
@@ -523,7 +524,6 @@ BACKENDS: dict[str, Backend] = _registry(
         ("array_api_strict",),
         _compat.is_array_api_strict_namespace,
         dtypes=("float32", "float64"),
-        values_on_host=True,
         as_numpy=_strict_to_numpy,
     ),
     Backend(
@@ -532,6 +532,7 @@ BACKENDS: dict[str, Backend] = _registry(
         ("dask",),
         _compat.is_dask_namespace,
         is_array=_compat.is_dask_array,
+        values_on_host=False,  # lazy: values exist once computed
         from_numpy=_dask_from_numpy,
         as_numpy=_dask_to_numpy,
         wait=_dask_wait,
@@ -560,6 +561,7 @@ BACKENDS: dict[str, Backend] = _registry(
         implements=_EVERY_FUNCTION,
         device_kinds=("cpu", "gpu", "tpu"),
         flushes_subnormals=True,
+        values_on_host=False,  # on a device, or traced
         places_arrays=True,
         find_devices=_jax_devices,
         enable_float64=_jax_enable_float64,
@@ -593,6 +595,7 @@ BACKENDS: dict[str, Backend] = _registry(
         adapter="s2nn_xp.torch",
         implements=_EVERY_FUNCTION,
         adapter_with_library=True,  # torch.compile cannot import it
+        values_on_host=False,  # on a device, or traced
         device_kinds=("cpu", "cuda"),
         find_devices=_torch_devices,
         from_numpy=_torch_from_numpy,
@@ -609,6 +612,7 @@ BACKENDS: dict[str, Backend] = _registry(
         is_array=_compat.is_cupy_array,
         fused="always (CuPy kernels)",
         adapter="s2nn_xp.cupy",
+        values_on_host=False,  # on a GPU
         implements=_EVERY_FUNCTION,
         device_kinds=("cuda",),
         find_devices=_cupy_devices,
@@ -621,9 +625,8 @@ BACKENDS: dict[str, Backend] = _registry(
         "marray.numpy",
         ("marray",),
         _is_marray_namespace,
-        # marray.numpy's data is NumPy's: parameter values are checked
-        # as NumPy arrays are (and a masked element refused).
-        values_on_host=True,
+        # marray.numpy's data is NumPy's: parameter values are checked as
+        # NumPy arrays are (values_on_host), and a masked element refused.
         load_module=_marray_load,  # marray builds namespaces on access
         as_numpy=_marray_to_numpy,  # the data, for s2nn-xp info's check
     ),

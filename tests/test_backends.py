@@ -67,6 +67,10 @@ def test_capabilities_follow_transforms_and_dtypes():
         _backends.Capability.FLOAT16,
         _backends.Capability.HOST_VALUES,
     }
+    # A new record's array parameter values are checked unless it says they
+    # cannot be read (the safe default).
+    minimal = _backends.Backend("new", "new", ("new",), lambda xp: False)
+    assert _backends.Capability.HOST_VALUES in minimal.capabilities
 
 
 def test_a_runtime_that_cannot_count_its_devices_has_none():
