@@ -178,6 +178,12 @@ class Backend:
         autodiff, ``(x, alpha, beta) -> gradient``.
     make_round_trip
         Builds ``(x, cotangent) -> (spike, input gradient)``.
+    make_learnable_case
+        ``(x, cotangent, alpha, beta) -> case``, where ``case()`` runs the
+        forward and backward pass with per-neuron `alpha` and `beta` that
+        learn, as the library's users train, and returns ``(spike, (d x,
+        d alpha, d beta))``; None where there is none (``s2nn-xp bench``
+        then has no learnable row for the backend).
     """
 
     name: str
@@ -205,6 +211,7 @@ class Backend:
     compile_function: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
     take_gradient: Callable[[Any, float, float], Any] = _pullback_gradient
     make_round_trip: Callable[[], Callable[[Any, Any], Any]] = _vjp_round_trip
+    make_learnable_case: Callable[[Any, Any, Any, Any], Callable[[], Any]] | None = None
 
     def __post_init__(self) -> None:
         for field in ("array_modules", "transforms", "dtypes", "implements"):
@@ -400,6 +407,21 @@ def _jax_round_trip() -> Callable[[Any, Any], Any]:
     return _jax_jit(round_trip)
 
 
+def _jax_learnable_case(
+    x: Any, cotangent: Any, alpha: Any, beta: Any
+) -> Callable[[], Any]:
+    import jax
+
+    import s2nn_xp
+
+    def learnable(v: Any, a: Any, b: Any, g: Any) -> Any:
+        result, pullback = jax.vjp(s2nn_xp.s2nn, v, a, b)
+        return result, pullback(g)
+
+    compiled = _jax_jit(learnable)
+    return lambda: compiled(x, alpha, beta, cotangent)
+
+
 def _torch_devices() -> list[str]:
     import torch
 
@@ -449,6 +471,25 @@ def _torch_round_trip() -> Callable[[Any, Any], Any]:
         return spike, grad
 
     return round_trip
+
+
+def _torch_learnable_case(
+    x: Any, cotangent: Any, alpha: Any, beta: Any
+) -> Callable[[], Any]:
+    """Autograd through an ``s2nn_xp.torch.S2NN`` module whose parameters learn."""
+    import torch
+
+    import s2nn_xp.torch
+
+    module = s2nn_xp.torch.S2NN(alpha=alpha, beta=beta, learnable=True)
+
+    def case() -> Any:
+        leaf = x.detach().requires_grad_(True)
+        spike = module(leaf)
+        parameters = [leaf, module.alpha, module.beta]
+        return spike, torch.autograd.grad(spike, parameters, cotangent)
+
+    return case
 
 
 def _cupy_devices() -> list[str]:
@@ -570,6 +611,7 @@ BACKENDS: dict[str, Backend] = _registry(
         compile_function=_jax_jit,
         take_gradient=_jax_gradient,
         make_round_trip=_jax_round_trip,
+        make_learnable_case=_jax_learnable_case,
     ),
     Backend(
         "torch",
@@ -603,6 +645,7 @@ BACKENDS: dict[str, Backend] = _registry(
         wait=_torch_wait,
         take_gradient=_torch_gradient,
         make_round_trip=_torch_round_trip,
+        make_learnable_case=_torch_learnable_case,
     ),
     Backend(
         "cupy",

@@ -445,11 +445,9 @@ def _learnable_round_trip(backend: Backend, inputs: Inputs) -> Callable[[], Any]
     """Forward and backward with per-neuron alpha and beta that learn.
 
     ``() -> (spike, (d x, d alpha, d beta))``, run the way the library's
-    users train: ``jax.jit`` of ``jax.vjp``, or autograd through the
-    ``s2nn_xp.torch.S2NN`` module.
+    users train (the registry's ``make_learnable_case``).
     """
-    import s2nn_xp
-
+    assert backend.make_learnable_case is not None
     xp = array_namespace(inputs.x)
     # A batch of 64 samples of n / 64 neurons, each neuron with its own alpha
     # and beta (as a layer holds them), whose gradients sum over the batch.
@@ -458,19 +456,7 @@ def _learnable_round_trip(backend: Backend, inputs: Inputs) -> Callable[[], Any]
     x = xp.reshape(inputs.x, shape)
     cotangent = xp.reshape(inputs.cotangent, shape)
     alpha, beta = xp.full_like(x[0], 4.0), xp.full_like(x[0], 1.0)
-    if backend.name == "jax":
-        import jax
-
-        @backend.jit
-        def learnable(v: Any, a: Any, b: Any, g: Any) -> Any:
-            result, pullback = jax.vjp(s2nn_xp.s2nn, v, a, b)
-            return result, pullback(g)
-
-        return lambda: learnable(x, alpha, beta, cotangent)
-    import s2nn_xp.torch
-
-    module = s2nn_xp.torch.S2NN(alpha=alpha, beta=beta, learnable=True)
-    return lambda: torch_round_trip(module, x, cotangent, module.alpha, module.beta)
+    return backend.make_learnable_case(x, cotangent, alpha, beta)
 
 
 def _our_cases(backend: Backend, inputs: Inputs) -> dict[str, Callable[[], Any]]:
@@ -496,6 +482,7 @@ def _our_cases(backend: Backend, inputs: Inputs) -> dict[str, Callable[[], Any]]
     if Capability.AUTODIFF in backend.capabilities:
         # Elsewhere forward+backward is this very call.
         cases["vjp+pullback"] = vjp_and_pullback
+    if backend.make_learnable_case is not None:
         cases["forward+backward learnable"] = _learnable_round_trip(backend, inputs)
     if backend.name == "jax":  # also as in a notebook, op by op
         eager = jax_round_trip(s2nn_xp.s2nn)

@@ -250,6 +250,19 @@ def test_bench_says_how_many_runs_and_its_defaults(capsys):
     assert "(default: 15)" in helptext
 
 
+def test_an_autodiff_backend_without_a_learnable_case_has_no_learnable_row(
+    capsys, monkeypatch
+):
+    """A contributor's new autodiff backend: bench must not assume PyTorch."""
+    numpy_entry = _backends.get("numpy")
+    with_autodiff = dataclasses.replace(numpy_entry, transforms=("grad",))
+    monkeypatch.setitem(_backends.BACKENDS, "numpy", with_autodiff)
+    code, stdout, _ = run("bench", "--backend", "numpy", *TINY, capsys=capsys)
+    assert code == 0
+    assert "vjp+pullback" in stdout
+    assert "learnable" not in stdout
+
+
 def test_bench_skips_dtypes_a_backend_lacks(capsys):
     code, stdout, stderr = run(
         "bench",
