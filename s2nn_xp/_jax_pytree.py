@@ -5,9 +5,12 @@ whether JAX is imported before or after ``s2nn_xp``:
 :func:`register_when_jax_is_imported` registers at once where JAX is
 imported, else right after it is (:mod:`s2nn_xp._after_import`).
 
-The leaves are ``alpha`` and ``beta`` (numbers or arrays, differentiable);
-``epsilon``, ``origin`` and any parameter held in a brainstate state are the
-static part, compared as :class:`s2nn_xp.S2NN` compares them.
+The leaves are ``alpha`` and ``beta`` (numbers or arrays, differentiable, or
+the brainstate states that hold them, where brainstate finds its states:
+such an object goes through brainstate's transforms, not as an argument of a
+plain ``jax.jit``, as any brainstate module does); ``epsilon`` and
+``origin`` are the static part, compared as :class:`s2nn_xp.S2NN` compares
+them.
 """
 
 from __future__ import annotations
