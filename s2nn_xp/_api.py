@@ -458,6 +458,11 @@ class S2NN:
             value = _checked_parameter(name, value)
         object.__setattr__(self, name, value)
 
+    def __delattr__(self, name: str) -> None:
+        """Refused: an object without a parameter would fail at every call."""
+        msg = f"cannot delete {name!r} of S2NN; assign a new value instead"
+        raise AttributeError(msg)
+
     def _values(self) -> tuple[Any, ...]:
         """(alpha, beta, epsilon) as they are now: states are read."""
         return tuple(_read(getattr(self, name)) for name in _PARAMETER_NAMES)

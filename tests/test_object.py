@@ -56,6 +56,10 @@ def test_assignment_stores_what_the_constructor_stores():
     assert fn == s2nn_xp.S2NN(8.0, 2.0, per_neuron)
     with pytest.raises(AttributeError):
         fn.gamma = 1.0  # no other attributes (slots)
+    for name in ("alpha", "epsilon", "origin"):
+        with pytest.raises(AttributeError, match=f"cannot delete '{name}' of S2NN"):
+            delattr(fn, name)
+    assert fn == s2nn_xp.S2NN(8.0, 2.0, per_neuron)
 
 
 def test_adapters_are_attributes_loaded_on_first_access():
