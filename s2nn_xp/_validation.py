@@ -147,15 +147,14 @@ def check_representable(name: str, value: Any, dtype: Any, largest: float) -> An
     else:
         import numpy as np
 
-        # largest as a float64 array scalar, not a Python float: NumPy 2
-        # would cast a Python float to a float16 or float32 array's dtype,
-        # where float64's largest overflows (a warning, or an error under
-        # the caller's np.errstate); a narrower array cannot exceed it.
-        magnitude = np.abs(value)
-        too_large = bool(np.any(magnitude > np.float64(largest)))
-        too_small = name != "epsilon" and bool(
-            np.any(magnitude <= np.float64(vanishing))
-        )
+        # Compared in float64, which holds every value of the narrower
+        # dtypes exactly: NumPy would cast the bounds to a float16 or float32
+        # array's dtype instead (NumPy 2 for Python floats, 1.x for float64
+        # scalars too), where they overflow or underflow (a warning, or an
+        # error under the caller's np.errstate).
+        magnitude = np.abs(np.asarray(value, dtype=np.float64))
+        too_large = bool(np.any(magnitude > largest))
+        too_small = name != "epsilon" and bool(np.any(magnitude <= vanishing))
     for wrong, verb in ((too_large, "overflow"), (too_small, "are 0 in")):
         if wrong:
             what = (
