@@ -39,6 +39,7 @@ __all__ = [
     "check_parameter",
     "check_real_dtype",
     "check_representable",
+    "check_same_device",
     "describe",
     "finish",
     "host_floats",
@@ -249,7 +250,11 @@ def check_device(name: str, value: Any, x: Any) -> None:
     backend = _backends.of_array(x)
     if backend is not None and backend.places_arrays:
         return
-    here, there = _compat.device(value), _compat.device(x)
+    check_same_device(name, _compat.device(value), _compat.device(x))
+
+
+def check_same_device(name: str, here: Any, there: Any) -> None:
+    """ValueError unless ``name``'s device, `here`, is ``x``'s, `there`."""
     if here != there:
         msg = f"{name} is on device {here}, x on device {there}; move {name} to x's"
         raise ValueError(msg)

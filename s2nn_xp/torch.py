@@ -75,10 +75,12 @@ from ._validation import (
     Prepared,
     bound_error,
     check_broadcast,
+    check_cotangent_shape,
     check_number,
     check_parameter,
     check_real_dtype,
     check_representable,
+    check_same_device,
     host_input,
     input_dtypes,
     prepare_cotangent,
@@ -879,10 +881,27 @@ def vjp(
     prepared = Prepared(xp=_xp, x=x, dtype=x.dtype, params=p)
 
     def pullback(cotangent: Any) -> torch.Tensor:
-        cotangent = prepare_cotangent(prepared, cotangent).expand_as(x)
+        cotangent = _prepare_cotangent(prepared, cotangent).expand_as(x)
         return _gradient_vjp(cotangent, x, p["alpha"], p["beta"])
 
     return y, pullback
+
+
+def _prepare_cotangent(prepared: Prepared, cotangent: Any) -> torch.Tensor:
+    """The pullback's cotangent in ``x``'s compute dtype, checked against ``x``.
+
+    A tensor is checked here by the rules of ``prepare_cotangent``, without
+    its namespace lookups (array-api-compat's cached functions, each a
+    warning of ``torch.compile``); other values go through it.
+    """
+    if not isinstance(cotangent, torch.Tensor):
+        return prepare_cotangent(prepared, cotangent)
+    x = prepared.x
+    _check_dense("cotangent", cotangent)
+    check_real_dtype("cotangent", _xp, cotangent.dtype)
+    check_same_device("cotangent", cotangent.device, x.device)
+    check_cotangent_shape(tuple(cotangent.shape), tuple(x.shape))
+    return cotangent.to(_compute_dtype(x.dtype))
 
 
 class S2NN(nn.Module):

@@ -840,6 +840,25 @@ def test_dynamic_shapes_compile_graphs_with_several_spikes(parameters):
             torch.testing.assert_close(g, w, rtol=1e-14, atol=0)
 
 
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_a_compiled_vjp_and_pullback_warn_of_nothing():
+    """The cotangent's checks called array-api-compat's cached functions, 18
+    "lru_cache-wrapped function" warnings of Dynamo per compile."""
+
+    def step(x, cotangent):
+        y, pullback = s2nn_xp.torch.vjp(x)
+        return y, pullback(cotangent)
+
+    compiled = torch.compile(step, backend="aot_eager", fullgraph=True)
+    x, cotangent = tensor(GRID), tensor(GRID[::-1].copy())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = compiled(x, cotangent)
+    assert not [str(w.message) for w in caught]
+    for g, w in zip(got, step(x, cotangent), strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-15, atol=0)
+
+
 def test_the_math_has_no_float_constants():
     """A module-level float is a graph input under dynamic shapes (above)."""
     floats = {
