@@ -154,8 +154,9 @@ def gradient(
     Returns
     -------
     array
-        Same library, device, shape and dtype as `x`; positive and finite for
-        finite `x` (also at and below ``x = -1``), 0 at ``+-inf``, NaN for NaN.
+        Same library, device, shape and dtype as `x`; finite and >= 0 for
+        finite `x` (also at and below ``x = -1``; 0 where the sigmoid branch
+        underflows), 0 at ``+-inf``, NaN for NaN.
 
     Examples
     --------

@@ -550,8 +550,9 @@ def gradient(
     Returns
     -------
     cupy.ndarray
-        `x`'s shape and dtype; positive and finite for finite `x` (also at
-        and below ``x = -1``), 0 at ``+-inf``, NaN for NaN.
+        `x`'s shape and dtype; finite and >= 0 for finite `x` (also at and
+        below ``x = -1``; 0 where the sigmoid branch underflows), 0 at
+        ``+-inf``, NaN for NaN.
 
     Raises
     ------

@@ -21,10 +21,13 @@ Every term comes from :mod:`s2nn_xp._math`; no formula is written here:
 The function supports ``backward()``, :func:`torch.autograd.grad` (double
 backward included), :func:`torch.autograd.gradcheck`, and the
 :mod:`torch.func` transforms ``grad``, ``vjp``, ``jvp``, ``vmap``, ``jacrev``,
-``jacfwd`` and ``hessian``. Under :func:`torch.compile` it traces into the
-graph with no graph break: Dynamo refuses an ``autograd.Function`` with a
-custom forward-mode rule, so while compiling the same function is applied
-through a subclass that has none (forward-mode AD is not compiled anyway).
+``jacfwd`` and ``hessian``; not forward mode nested in forward mode
+(``jacfwd(jacfwd(f))``), whose second and higher derivatives PyTorch gives
+as 0 for every ``autograd.Function`` (pytorch/pytorch#197867). Under
+:func:`torch.compile` it traces into the graph with no graph break: Dynamo
+refuses an ``autograd.Function`` with a custom forward-mode rule, so while
+compiling the same function is applied through a subclass that has none
+(forward-mode AD is not compiled anyway).
 Python-number parameters enter the traced graph as 0-d tensors, so that a
 number that changes between calls (which Dynamo makes symbolic) traces too.
 
@@ -774,8 +777,9 @@ def s2nn(
     x : torch.Tensor
         Membrane potential minus threshold, of any shape, device and memory
         format. Integer and bool tensors are promoted to the default floating
-        dtype; complex tensors raise. Python numbers and lists are converted
-        with :func:`torch.as_tensor`.
+        dtype; complex tensors raise. Python numbers and lists are NumPy
+        input, as for :func:`s2nn_xp.s2nn`: Python floats become float64
+        tensors (integers the default floating dtype).
     alpha : float or torch.Tensor, default 4.0
         Steepness of the sigmoid branch; finite and > 0. A tensor broadcasting
         to `x` gives per-neuron values and, with ``requires_grad``, is learned.
@@ -952,7 +956,10 @@ class S2NN(nn.Module):
     number assigned to a module that is not learnable is a constant again, a tensor
     a buffer. An in-place update of a learnable parameter (``spike.alpha += step``)
     needs :func:`torch.no_grad`, as for any ``nn.Parameter``; it is checked after
-    the update.
+    the update, which has changed the tensor already: a ValueError says that its
+    values broke the rules, and the tensor keeps them until it is given valid
+    ones (an optimizer's steps are not checked at all: tensor values are not,
+    at a call, as the docs' Definition page says under Parameters).
 
     Examples
     --------

@@ -554,3 +554,10 @@ def _spike_and_grad(x, alpha, beta):
     return jax.vjp(lambda x: s2nn(x, alpha, beta), x)[0], jax.grad(
         lambda x: s2nn(x, alpha, beta).sum()
     )(x)
+
+
+def test_forward_over_forward_second_derivative():
+    """Exact in JAX (PyTorch's autograd.Function gives 0 here: test_torch)."""
+    x = jnp.float64(1.0)
+    second = jax.jacfwd(jax.jacfwd(s2nn_xp.s2nn))(x)
+    assert float(second) == pytest.approx(-0.25, rel=1e-15)

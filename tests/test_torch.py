@@ -859,6 +859,32 @@ def test_a_compiled_vjp_and_pullback_warn_of_nothing():
         torch.testing.assert_close(g, w, rtol=1e-15, atol=0)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "PyTorch gives 0 for forward-over-forward derivatives through every "
+        "autograd.Function (pytorch/pytorch#197867); documented on the "
+        "Definition page. When this passes, drop the note there."
+    ),
+)
+def test_forward_over_forward_second_derivative():
+    x = torch.tensor(1.0, dtype=torch.float64)
+    second = torch.func.jacfwd(torch.func.jacfwd(s2nn))(x)
+    assert second.item() == pytest.approx(-0.25)  # -beta / (x + 1)**2
+
+
+def test_the_other_second_derivative_compositions_are_exact():
+    x = torch.tensor(1.0, dtype=torch.float64)
+    jacfwd, jacrev = torch.func.jacfwd, torch.func.jacrev
+    for second in (
+        torch.func.hessian(s2nn)(x),
+        jacfwd(jacrev(s2nn))(x),
+        jacrev(jacfwd(s2nn))(x),
+        jacrev(jacrev(s2nn))(x),
+    ):
+        assert second.item() == pytest.approx(-0.25, rel=1e-15)
+
+
 def test_the_math_has_no_float_constants():
     """A module-level float is a graph input under dynamic shapes (above)."""
     floats = {
