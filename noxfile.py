@@ -182,9 +182,10 @@ def torch(session: nox.Session) -> None:
     """PyTorch on the CPU (CUDA tests skip without a GPU).
 
     Triton comes too (CPU builds of torch do not bring it), so that the fused
-    CUDA kernels of the torch adapter run on the CPU in Triton's interpreter.
+    CUDA kernels of the torch adapter run on the CPU in Triton's interpreter;
+    ml_dtypes too, whose NumPy arrays the adapter converts.
     """
-    session.install(TORCH, TRITON)
+    session.install(TORCH, TRITON, "ml_dtypes")
     session.install("-e", ".[test]")
     _pytest(session, "torch")
 

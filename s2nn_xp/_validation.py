@@ -48,6 +48,7 @@ __all__ = [
     "input_dtypes",
     "known",
     "mixed_libraries",
+    "ml_dtypes_kind",
     "prepare",
     "prepare_cotangent",
     "validate_flag",
@@ -181,7 +182,7 @@ def _dtype_name(dtype: Any) -> str:
     return name.rpartition(".")[2]
 
 
-def _ml_dtypes_kind(dtype: Any) -> str | None:
+def ml_dtypes_kind(dtype: Any) -> str | None:
     """``"floating"`` or ``"integral"`` for a dtype of ml_dtypes, else None.
 
     NumPy arrays may hold ml_dtypes' types (bfloat16, the float8, float6 and
@@ -200,7 +201,7 @@ def check_real_dtype(name: str, xp: ModuleType, dtype: Any) -> None:
     key = (xp.__name__, dtype)
     real = _REAL_DTYPES.get(key)
     if real is None:
-        real = _REAL_DTYPES[key] = _ml_dtypes_kind(dtype) is not None or bool(
+        real = _REAL_DTYPES[key] = ml_dtypes_kind(dtype) is not None or bool(
             xp.isdtype(dtype, ("real floating", "integral"))
         )
     if not real:
@@ -410,7 +411,7 @@ def validate_parameter(name: str, value: Any) -> Any:
 def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
     """(compute dtype, result dtype) for ``x`` by the *Definition*'s dtype rules."""
     dtype = x.dtype
-    ml_kind = _ml_dtypes_kind(dtype)  # NumPy arrays of ml_dtypes' types
+    ml_kind = ml_dtypes_kind(dtype)  # NumPy arrays of ml_dtypes' types
     if ml_kind == "floating":  # all narrower than 32 bits
         return xp.float32, dtype
     try:
@@ -636,7 +637,7 @@ def host_floats(name: str, values: Any) -> Any:
             raise ValueError(msg) from None
     array = _host_array(name, values)
     check_real_dtype(name, _compat.array_namespace(array), array.dtype)
-    kind = _ml_dtypes_kind(array.dtype)
+    kind = ml_dtypes_kind(array.dtype)
     if kind == "floating":
         return array.astype(np.float32)
     if kind is None and array.dtype.kind == "f" and array.dtype.itemsize <= 8:

@@ -86,6 +86,7 @@ from ._validation import (
     check_same_device,
     host_input,
     input_dtypes,
+    ml_dtypes_kind,
     prepare_cotangent,
     validate_flag,
     validate_parameter,
@@ -670,11 +671,34 @@ _SpikeTraceable.forward.__signature__ = inspect.signature(  # type: ignore[attr-
 def _prepare_x(x: Any) -> torch.Tensor:
     """``x`` as a dense real floating tensor (integers and bools promoted)."""
     if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(host_input(x))
+        x = _from_numpy(host_input(x))
     _check_dense("x", x)
     if not x.is_floating_point():
         x = x.to(input_dtypes(_xp, x)[1])  # raises for complex input
     return x
+
+
+def _from_numpy(values: Any) -> torch.Tensor:
+    """A NumPy array (of host data) as a tensor, ml_dtypes' types included.
+
+    torch cannot read ml_dtypes' types: their floats go through float32,
+    which holds each of their values, into torch's dtype of the same name
+    where it has one (bfloat16, the float8 formats), else stay float32; their
+    integers (int4, ...) become int64, promoted as integers are.
+    """
+    kind = ml_dtypes_kind(values.dtype)
+    if kind is None:
+        return torch.as_tensor(values)
+    if kind == "integral":
+        return torch.as_tensor(values.astype(np.int64))
+    tensor = torch.as_tensor(values.astype(np.float32))
+    same = getattr(torch, values.dtype.name, None)
+    if isinstance(same, torch.dtype) and same.is_floating_point:
+        try:
+            return tensor.to(same)
+        except (RuntimeError, TypeError):  # a format torch cannot convert to
+            pass
+    return tensor
 
 
 def _check_dense(name: str, tensor: torch.Tensor) -> None:
@@ -1181,7 +1205,7 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
         if isinstance(value, float):
             return value
         _check_float32(name, value)
-        value = torch.as_tensor(value)
+        value = _from_numpy(value)
     else:
         _check_dense(name, value)
         _check_float32(name, validate_parameter(name, _host_values(value)))

@@ -367,6 +367,33 @@ def test_8_bit_floats_are_computed_in_float32_and_rounded_once(dtype):
         assert torch.equal(got.float(), want.to(dtype).float()), (name, got, want)
 
 
+@pytest.mark.parametrize(
+    "name", ["bfloat16", "float8_e4m3fn", "float8_e5m2", "float6_e2m3fn", "int4"]
+)
+def test_numpy_arrays_of_ml_dtypes_as_x_and_module_parameters(name):
+    """torch cannot read them (its own TypeError): floats go through float32
+    into torch's dtype of the same name, or stay float32; integers promote."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    dtype = np.dtype(getattr(ml_dtypes, name))
+    values = np.array([-2.0, -1.0, 0.0, 1.0])  # exact in each of them
+    held = values.astype(dtype)
+    want_dtype = getattr(torch, name, torch.float32)
+    if name == "int4":
+        want_dtype = torch.get_default_dtype()
+    elif not (isinstance(want_dtype, torch.dtype) and want_dtype.is_floating_point):
+        want_dtype = torch.float32
+    for function in (s2nn_xp.torch.gradient, s2nn_xp.torch.s2nn, s2nn_xp.torch.origin):
+        got = function(held)
+        assert got.dtype == want_dtype, (function, got.dtype)
+        want = function(torch.tensor(values, dtype=torch.float32)).to(want_dtype)
+        assert torch.equal(got, want)
+    alpha = np.array([4.0, 2.0, 1.0, 0.5]).astype(dtype)
+    if name == "int4":
+        alpha = np.array([4, 2, 1, 3]).astype(dtype)
+    module = S2NN(alpha=alpha, learnable=True)
+    assert module.alpha.detach().double().tolist() == alpha.astype(float).tolist()
+
+
 # --- memory: what the backward keeps, what a forward computes ---------------------
 
 
