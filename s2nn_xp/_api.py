@@ -405,7 +405,9 @@ class S2NN:
         and on assignment (``fn.alpha = 2.0``) alike. A ``brainstate`` state
         (such as a ``ParamState``) is read at every call, so that
         ``brainstate.transform.grad`` over the state trains it; the value it
-        holds when it is passed is checked.
+        holds when it is passed is checked as an array parameter is (its
+        dtype and shape; its values where they sit in host memory, which a
+        JAX array's do not).
     origin : bool, default False
         Return the smooth function instead of the spike; a settable attribute.
 

@@ -690,10 +690,12 @@ def bench_records(
     for step, (backend, size, dtype) in enumerate(plan, start=1):
         progress(f"[{step}/{len(plan)}] {backend.name} {dtype} n={size}")
         try:
-            records += _run_records(backend, size, dtype, repeats, rng)
+            found = _run_records(backend, size, dtype, repeats, rng)
         except Exception as exc:  # one failing run never loses the others
             error = _why(exc)
-            records.append(_record(backend, "(setup)", dtype, size, error=error))
+            found = [_record(backend, "(setup)", dtype, size, error=error)]
+        # The count of timed runs: with the rest, the command that remakes them.
+        records += [{**record, "repeats": repeats} for record in found]
     return records
 
 

@@ -659,8 +659,9 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     if numpy is not None and isinstance(cotangent, numpy.ma.MaskedArray):
         if not _compat.is_numpy_namespace(xp):
             msg = (
-                f"cotangent is a masked NumPy array, whose mask {_library(xp)} "
-                "arrays cannot carry; fill it (cotangent.filled(0.0))"
+                "cotangent is a masked NumPy array, whose mask does not go "
+                f"into {_library(xp)} arrays; fill it (cotangent.filled(0.0)), "
+                "or give an array of x's library"
             )
             raise TypeError(msg)
         # Its mask goes to the result (with_cotangent_mask), its data here.

@@ -226,9 +226,11 @@ def test_bench_json_schema(tmp_path, capsys):
         "seconds",
         "floor_seconds",
         "ratio_to_floor",
+        "repeats",
     }
     for record in records:
         assert keys <= record.keys()
+        assert record["repeats"] == 2
         assert record["backend"] == "numpy"
         assert record["op"] in _cli.OPS
         assert record["seconds"] > 0
@@ -741,6 +743,7 @@ def test_bench_keeps_the_other_rows_when_one_fails(tmp_path, capsys, monkeypatch
         "dtype": "float32",
         "size": 1024,
         "error": "RuntimeError: broken on purpose",
+        "repeats": 1,
     }
     timed = {r["op"] for r in records if "error" not in r}
     assert {"forward", "origin", "forward+backward"} <= timed

@@ -125,10 +125,13 @@ class BenchCommand(Directive):
             return " ".join(dict.fromkeys(str(r[key]) for r in records))
 
         sizes = " ".join(size(n) for n in sorted({r["size"] for r in records}))
+        # Files from before records said how many runs they took have no count.
+        repeats = {r.get("repeats") for r in records} - {None}
+        count = f" --repeats {repeats.pop()}" if len(repeats) == 1 else ""
         command = (
             f"s2nn-xp bench --backend {listed('backend')} \\\n"
             f"    --size {sizes} \\\n"
-            f"    --dtype {listed('dtype')} --json {output.as_posix()}"
+            f"    --dtype {listed('dtype')}{count} --json {output.as_posix()}"
         )
         try:
             build_parser().parse_args(shlex.split(command.replace("\\\n", ""))[1:])
