@@ -51,6 +51,7 @@ __all__ = [
     "ml_dtypes_kind",
     "prepare",
     "prepare_cotangent",
+    "real_dtype_error",
     "validate_flag",
     "validate_parameter",
     "with_cotangent_mask",
@@ -205,8 +206,12 @@ def check_real_dtype(name: str, xp: ModuleType, dtype: Any) -> None:
             xp.isdtype(dtype, ("real floating", "integral"))
         )
     if not real:
-        msg = f"{name} must have a real numeric dtype, not {dtype}"
-        raise TypeError(msg)
+        raise real_dtype_error(name, dtype)
+
+
+def real_dtype_error(name: str, dtype: Any) -> TypeError:
+    """The error for ``name`` of a dtype that is no real number's."""
+    return TypeError(f"{name} must have a real numeric dtype, not {dtype}")
 
 
 # check_real_dtype's answers: xp.isdtype costs microseconds a call, which a

@@ -81,13 +81,13 @@ from ._validation import (
     check_cotangent_shape,
     check_number,
     check_parameter,
-    check_real_dtype,
     check_representable,
     check_same_device,
     host_input,
     input_dtypes,
     ml_dtypes_kind,
     prepare_cotangent,
+    real_dtype_error,
     validate_flag,
     validate_parameter,
 )
@@ -701,6 +701,27 @@ def _from_numpy(values: Any) -> torch.Tensor:
     return tensor
 
 
+def _check_real(name: str, dtype: torch.dtype) -> None:
+    """TypeError unless `dtype` is a real floating or integer dtype.
+
+    ``check_real_dtype``'s rule from the dtype's own attributes, which
+    ``torch.compile`` reads as constants: that function's cache of answers
+    is a dict that changes, and a compiled graph guarded on it recompiled
+    whenever any call added a dtype to it.
+    """
+    if not (dtype.is_floating_point or dtype in _INTEGER_DTYPES):
+        raise real_dtype_error(name, dtype)
+
+
+# torch's integer dtypes (its unsigned ones beyond uint8 are recent).
+_INTEGER_NAMES = ("uint8", "uint16", "uint32", "uint64")
+_INTEGER_DTYPES = frozenset(
+    getattr(torch, name)
+    for name in (*_INTEGER_NAMES, "int8", "int16", "int32", "int64")
+    if hasattr(torch, name)
+)
+
+
 def _check_dense(name: str, tensor: torch.Tensor) -> None:
     """TypeError naming `name` unless `tensor` is dense (strided).
 
@@ -751,7 +772,7 @@ def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
         return torch.ones((), dtype=compute_dtype, device=x.device) * value
     if isinstance(value, torch.Tensor):  # x's library: no namespace lookups
         _check_dense(name, value)
-        check_real_dtype(name, _xp, value.dtype)
+        _check_real(name, value.dtype)
         if value.device.type == "meta" != x.device.type:
             msg = (
                 f"{name} is on the meta device, which holds no values, and x "
@@ -926,7 +947,7 @@ def _prepare_cotangent(prepared: Prepared, cotangent: Any) -> torch.Tensor:
         return prepare_cotangent(prepared, cotangent)
     x = prepared.x
     _check_dense("cotangent", cotangent)
-    check_real_dtype("cotangent", _xp, cotangent.dtype)
+    _check_real("cotangent", cotangent.dtype)
     check_same_device("cotangent", cotangent.device, x.device)
     check_cotangent_shape(tuple(cotangent.shape), tuple(x.shape))
     return cotangent.to(_compute_dtype(x.dtype))

@@ -14,6 +14,7 @@ the adapter.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -910,6 +911,41 @@ def test_the_other_second_derivative_compositions_are_exact():
         jacrev(jacrev(s2nn))(x),
     ):
         assert second.item() == pytest.approx(-0.25, rel=1e-15)
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_a_compiled_module_with_tensor_parameters_compiles_once():
+    """The dtype check's cache (a dict) was guarded on: the second call
+    recompiled, and so did each call after eager code met a new dtype."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), S2NN(alpha=[4.0] * 8, learnable=True))
+    compiled = torch.compile(net, backend="aot_eager")
+    x = torch.randn(16, 4)
+    compiled(x).sum().backward()
+    with dynamo.config.patch(error_on_recompile=True):
+        for dtype in (torch.float64, torch.bfloat16, torch.float16, torch.int32):
+            s2nn(torch.randn(3), torch.ones(3, dtype=dtype))  # eager, elsewhere
+            compiled(x).sum().backward()
+
+
+def test_the_tensor_dtype_check_is_the_validation_layers():
+    """s2nn_xp.torch checks a tensor's dtype from its attributes (constants for
+    Dynamo), by check_real_dtype's rule."""
+    dtypes = [d for d in vars(torch).values() if isinstance(d, torch.dtype)]
+    assert len(dtypes) > 20
+    for dtype in dtypes:
+        try:
+            s2nn_xp._validation.check_real_dtype("alpha", s2nn_xp.torch._xp, dtype)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            want = type(exc)
+        else:
+            want = None
+        if want is None:
+            s2nn_xp.torch._check_real("alpha", dtype)
+        else:
+            message = f"alpha must have a real numeric dtype, not {dtype}"
+            with pytest.raises(TypeError, match=re.escape(message)):
+                s2nn_xp.torch._check_real("alpha", dtype)
 
 
 def test_the_math_has_no_float_constants():
