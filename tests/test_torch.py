@@ -626,14 +626,18 @@ def test_no_kernels_where_triton_is_missing():
         print("ok")
         """
     )
+    _prints_ok(script, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+
+
+def _prints_ok(script: str, **options) -> None:
+    """Run `script` in a fresh interpreter; it must print "ok" and exit 0."""
     completed = subprocess.run(
         [sys.executable, "-c", script],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
+        **options,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     assert completed.stdout.strip() == "ok"
@@ -778,15 +782,7 @@ def test_top_level_functions_compile_whole_as_the_first_call(torch_first):
         print("ok")
         """
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    assert completed.stdout.strip() == "ok"
+    _prints_ok(script)
 
 
 @pytest.mark.usefixtures("fresh_dynamo")
