@@ -35,7 +35,8 @@ import torch
 
 import s2nn_xp
 import s2nn_xp.torch
-from s2nn_xp._cli import LEARNABLE_BATCH, torch_round_trip
+from s2nn_xp._backends import torch_round_trip
+from s2nn_xp._cli import LEARNABLE_BATCH
 from s2nn_xp._timing import ROUND_TRIP, floor_cases, floor_of, median_seconds
 
 try:

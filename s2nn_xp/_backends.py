@@ -16,6 +16,7 @@ library when they are called.
 from __future__ import annotations
 
 import enum
+import functools
 import importlib
 import sys
 from collections.abc import Callable
@@ -27,7 +28,15 @@ import numpy as np
 
 from . import _compat
 
-__all__ = ["BACKENDS", "Backend", "Capability", "available", "get"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Capability",
+    "available",
+    "get",
+    "jax_round_trip",
+    "torch_round_trip",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -395,16 +404,25 @@ def _jax_gradient(x: Any, alpha: float, beta: float) -> Any:
     return jax.grad(lambda v: s2nn_xp.s2nn(v, alpha, beta).sum())(x)
 
 
-def _jax_round_trip() -> Callable[[Any, Any], Any]:
+def jax_round_trip(spike: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
+    """``(x, g) -> (spike(x), g * d spike / dx)`` by JAX's vjp, not compiled.
+
+    Also ``s2nn-xp bench``'s and ``benchmarks/``'s: the anchors and ours do
+    the same work.
+    """
     import jax
 
+    def round_trip(x: Any, cotangent: Any) -> Any:
+        result, pullback = jax.vjp(spike, x)
+        return result, pullback(cotangent)[0]
+
+    return round_trip
+
+
+def _jax_round_trip() -> Callable[[Any, Any], Any]:
     import s2nn_xp
 
-    def round_trip(x: Any, cotangent: Any) -> Any:
-        spike, pullback = jax.vjp(s2nn_xp.s2nn, x)
-        return spike, pullback(cotangent)[0]
-
-    return _jax_jit(round_trip)
+    return _jax_jit(jax_round_trip(s2nn_xp.s2nn))
 
 
 def _jax_learnable_case(
@@ -459,37 +477,38 @@ def _torch_gradient(x: Any, alpha: float, beta: float) -> Any:
     return x.grad
 
 
-def _torch_round_trip() -> Callable[[Any, Any], Any]:
+def torch_round_trip(
+    spike: Callable[[Any], Any], x: Any, cotangent: Any, *parameters: Any
+) -> Any:
+    """``(spike(x), g * d spike / dx)`` by autograd, as ``jax.vjp`` gives it.
+
+    With `parameters` (tensors that require grad), ``(spike(x), (d x, d
+    parameter, ...))``. Also ``s2nn-xp bench``'s and ``benchmarks/``'s.
+    """
     import torch
 
+    leaf = x.detach().requires_grad_(True)
+    result = spike(leaf)
+    grads = torch.autograd.grad(result, [leaf, *parameters], cotangent)
+    return result, grads if parameters else grads[0]
+
+
+def _torch_round_trip() -> Callable[[Any, Any], Any]:
     import s2nn_xp
 
-    def round_trip(x: Any, cotangent: Any) -> Any:
-        x = x.detach().requires_grad_(True)
-        spike = s2nn_xp.s2nn(x)
-        (grad,) = torch.autograd.grad(spike, x, cotangent)
-        return spike, grad
-
-    return round_trip
+    return functools.partial(torch_round_trip, s2nn_xp.s2nn)
 
 
 def _torch_learnable_case(
     x: Any, cotangent: Any, alpha: Any, beta: Any
 ) -> Callable[[], Any]:
     """Autograd through an ``s2nn_xp.torch.S2NN`` module whose parameters learn."""
-    import torch
-
     import s2nn_xp.torch
 
     module = s2nn_xp.torch.S2NN(alpha=alpha, beta=beta, learnable=True)
-
-    def case() -> Any:
-        leaf = x.detach().requires_grad_(True)
-        spike = module(leaf)
-        parameters = [leaf, module.alpha, module.beta]
-        return spike, torch.autograd.grad(spike, parameters, cotangent)
-
-    return case
+    return functools.partial(
+        torch_round_trip, module, x, cotangent, module.alpha, module.beta
+    )
 
 
 def _cupy_devices() -> list[str]:

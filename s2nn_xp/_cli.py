@@ -27,7 +27,15 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
-from ._backends import BACKENDS, Backend, Capability, available, get
+from ._backends import (
+    BACKENDS,
+    Backend,
+    Capability,
+    available,
+    get,
+    jax_round_trip,
+    torch_round_trip,
+)
 from ._compat import array_namespace
 from ._timing import (
     FLOORS,
@@ -405,36 +413,6 @@ class Inputs:
 
     x: Any
     cotangent: Any
-
-
-def jax_round_trip(spike: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
-    """``(x, g) -> (spike(x), g * d spike / dx)`` by JAX's vjp, not compiled.
-
-    Also ``benchmarks/``'s: the anchors and ours do the same work.
-    """
-    import jax
-
-    def round_trip(x: Any, cotangent: Any) -> Any:
-        result, pullback = jax.vjp(spike, x)
-        return result, pullback(cotangent)[0]
-
-    return round_trip
-
-
-def torch_round_trip(
-    spike: Callable[[Any], Any], x: Any, cotangent: Any, *parameters: Any
-) -> Any:
-    """``(spike(x), g * d spike / dx)`` by autograd, as ``jax.vjp`` gives it.
-
-    With `parameters` (tensors that require grad), ``(spike(x), (d x, d
-    parameter, ...))``. Also ``benchmarks/``'s.
-    """
-    import torch
-
-    leaf = x.detach().requires_grad_(True)
-    result = spike(leaf)
-    grads = torch.autograd.grad(result, [leaf, *parameters], cotangent)
-    return result, grads if parameters else grads[0]
 
 
 # Samples per batch in the learnable rows (their neurons: the size / 64).

@@ -38,7 +38,7 @@ import s2nn_xp  # noqa: E402
 import s2nn_xp._math  # noqa: E402
 import s2nn_xp._triton  # noqa: E402
 import s2nn_xp.torch  # noqa: E402
-from s2nn_xp._cli import torch_round_trip  # noqa: E402
+from s2nn_xp._backends import torch_round_trip  # noqa: E402
 from s2nn_xp.torch import S2NN, s2nn  # noqa: E402
 from tests._support import (  # noqa: E402
     GRID,
