@@ -24,7 +24,8 @@ from types import ModuleType
 
 __all__ = ["when_imported"]
 
-Action = Callable[[], None]
+# What an action returns is not used.
+Action = Callable[[], object]
 
 
 def when_imported(library: str, action: Action, what: str) -> None:

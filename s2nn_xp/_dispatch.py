@@ -48,13 +48,9 @@ def import_adapters_with_their_libraries() -> None:
         if backend.adapter is not None and backend.adapter_with_library:
             _after_import.when_imported(
                 backend.module.partition(".")[0],
-                functools.partial(_import_adapter, backend.adapter),
+                functools.partial(_load, backend.adapter),
                 f"import {backend.adapter}",
             )
-
-
-def _import_adapter(module: str) -> None:
-    _load(module)
 
 
 def adapter_for(x: Any) -> ModuleType | None:
@@ -77,11 +73,12 @@ def implementation(
     NumPy first), as it would without `xp`.
     """
     backend = of_array(x)
-    if backend is None and xp is not None and not _compat.is_array_api_obj(x):
+    host = backend is None and xp is not None and not _compat.is_array_api_obj(x)
+    if host:
         backend = of_namespace(check_namespace(xp, x))
     if backend is None or backend.adapter is None or name not in backend.implements:
         return None
-    if xp is not None:
+    if xp is not None and not host:  # checked above for host data
         check_namespace(xp, x)
     function: Callable[..., Any] = getattr(_load(backend.adapter), name)
     return function

@@ -158,18 +158,14 @@ def check_representable(name: str, value: Any, dtype: Any, largest: float) -> An
         magnitude = np.abs(np.asarray(value, dtype=np.float64))
         too_large = bool(np.any(magnitude > largest))
         too_small = name != "epsilon" and bool(np.any(magnitude <= vanishing))
-    for wrong, verb in ((too_large, "overflow"), (too_small, "are 0 in")):
-        if wrong:
-            what = (
-                f"{name}={value!r}"
-                if isinstance(value, float)
-                else f"{name} has values that"
-            )
-            if isinstance(value, float):
-                verb = "overflows" if verb == "overflow" else "is 0 in"
-            msg = f"{what} {verb} {_dtype_name(dtype)}, the dtype x is computed in"
-            raise ValueError(msg)
-    return value
+    if not (too_large or too_small):
+        return value
+    if isinstance(value, float):
+        what = f"{name}={value!r} " + ("overflows" if too_large else "is 0 in")
+    else:
+        what = f"{name} has values that " + ("overflow" if too_large else "are 0 in")
+    msg = f"{what} {_dtype_name(dtype)}, the dtype x is computed in"
+    raise ValueError(msg)
 
 
 # float32's smallest subnormal, halved: the largest value that rounds to 0.
