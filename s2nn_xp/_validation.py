@@ -234,12 +234,24 @@ def broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...]) -> bool:
 def check_broadcast(
     name: str, shape: tuple[Any, ...], x_shape: tuple[Any, ...]
 ) -> None:
-    """ValueError unless an array of ``shape`` broadcasts to the shape of ``x``."""
-    if not broadcasts_to(tuple(shape), tuple(x_shape)):
-        msg = (
-            f"{name} of shape {tuple(shape)} does not broadcast to the shape of "
-            f"x, {tuple(x_shape)}"
-        )
+    """ValueError unless an array of ``shape`` broadcasts to the shape of ``x``.
+
+    Where a size is not known yet (Dask's NaN after boolean indexing) on an
+    axis the array does not broadcast along (its size there is not 1), the
+    rule cannot be checked, and Dask would pair the chunks one by one,
+    broadcasting a chunk of 1 silently: refused, with the way to know them.
+    """
+    shape, x_shape = tuple(shape), tuple(x_shape)
+    for n, m in zip(reversed(shape), reversed(x_shape), strict=False):
+        if n != 1 and (_unknown(n) or _unknown(m)):
+            msg = (
+                f"{name} of shape {shape} against x of shape {x_shape}: sizes "
+                "not known yet cannot be checked; call compute_chunk_sizes() "
+                "(Dask) on the arrays of unknown size, or pass a number"
+            )
+            raise ValueError(msg)
+    if not broadcasts_to(shape, x_shape):
+        msg = f"{name} of shape {shape} does not broadcast to the shape of x, {x_shape}"
         raise ValueError(msg)
 
 
@@ -263,27 +275,13 @@ def check_same_device(name: str, here: Any, there: Any) -> None:
 
 
 def check_cotangent_shape(shape: tuple[Any, ...], x_shape: tuple[Any, ...]) -> None:
-    """ValueError unless a cotangent of ``shape`` broadcasts to ``x``'s shape.
-
-    Where a size is not known yet (Dask's NaN after boolean indexing) on an
-    axis the cotangent does not broadcast along (its size there is not 1),
-    the rule cannot be checked, and Dask would pair the chunks one by one,
-    broadcasting a chunk of 1 silently: refused, with the way to know them.
-    """
+    """ValueError unless a cotangent of ``shape`` broadcasts to ``x``'s shape."""
     if len(shape) > len(x_shape):
         msg = (
             f"cotangent of shape {tuple(shape)} has more dimensions than x, "
             f"{tuple(x_shape)}"
         )
         raise ValueError(msg)
-    for n, m in zip(reversed(shape), reversed(x_shape), strict=False):
-        if n != 1 and (_unknown(n) or _unknown(m)):
-            msg = (
-                f"cotangent of shape {tuple(shape)} against x of shape "
-                f"{tuple(x_shape)}: sizes not known yet cannot be checked; call "
-                "compute_chunk_sizes() on both (Dask), or pass a number"
-            )
-            raise ValueError(msg)
     check_broadcast("cotangent", shape, x_shape)
 
 

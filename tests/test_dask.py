@@ -132,3 +132,27 @@ def test_cotangents_of_unknown_size_are_refused_clearly():
         s2nn_xp.vjp(kept)[1](da.ones_like(kept)).compute(),
         s2nn_xp.gradient(np.array([-1.0, 0.5, 2.0, -0.3])),
     )
+
+
+@pytest.mark.parametrize("function", ["gradient", "origin", "s2nn", "vjp"])
+def test_parameters_of_unknown_size_are_refused_clearly(function):
+    """A parameter's size against x's, unknown on either side: refused too.
+
+    Dask paired a parameter of 2 unknown values with an x of 6 chunk by chunk,
+    one value per chunk: wrong numbers, silently.
+    """
+    x = da.from_array(np.full(6, -1.0), chunks=3)
+    kept = x[x < 0]  # 6 values, size unknown
+    values = da.from_array(np.arange(1.0, 9.0), chunks=4)
+    two = values[(values == 1.0) | (values == 5.0)]  # 2 values, size unknown
+    call = getattr(s2nn_xp, function)
+    for argument, alpha in ((kept, two), (kept, np.array([1.0, 2.0])), (x, two)):
+        with pytest.raises(ValueError, match="alpha of shape .* sizes not known yet"):
+            call(argument, alpha)
+    # Broadcast along the unknown axis (a number, size 1): fine, lazily.
+    with dask.config.set(scheduler=_forbid_compute):
+        result = call(kept, np.array([2.0]))
+    want = call(np.full(6, -1.0), np.array([2.0]))
+    if function == "vjp":
+        result, want = result[0], want[0]
+    np.testing.assert_array_equal(result.compute(), want)
