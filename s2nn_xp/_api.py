@@ -257,6 +257,12 @@ def _evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
     with _compat.quiet_floating_point(xp):
         if not block:
             function = _pullback if name == "pullback" else getattr(_math, name)
+            if p.x.ndim == 0 and _compat.is_numpy_namespace(xp):
+                # NumPy 1.x computes a 0-d array with Python-number operands
+                # in float64 (value-based casting): as one value of a 1-d one.
+                inputs = tuple(xp.reshape(a, (1,)) for a in inputs)
+                result = function(xp, *inputs, **params, in_place=True)
+                return finish(xp.reshape(result, ()), p)
             return finish(function(xp, *inputs, **params, in_place=True), p)
         import numpy as np
 

@@ -193,13 +193,23 @@ def ml_dtypes_kind(dtype: Any) -> str | None:
     return "integral" if kind.__name__.startswith(("int", "uint")) else "floating"
 
 
+def _is_time_delta(dtype: Any) -> bool:
+    """Whether ``dtype`` is NumPy's ``timedelta64``, which NumPy 1.x calls integral.
+
+    Durations are no real numbers: NumPy 2 refuses arithmetic with them as
+    such, NumPy 1.x's ``isdtype`` (array-api-compat's) counts them integers.
+    """
+    return getattr(dtype, "kind", None) == "m"
+
+
 def check_real_dtype(name: str, xp: ModuleType, dtype: Any) -> None:
     """TypeError unless ``dtype`` is a real floating or integer dtype of ``xp``."""
     key = (xp.__name__, dtype)
     real = _REAL_DTYPES.get(key)
     if real is None:
-        real = _REAL_DTYPES[key] = ml_dtypes_kind(dtype) is not None or bool(
-            xp.isdtype(dtype, ("real floating", "integral"))
+        real = _REAL_DTYPES[key] = ml_dtypes_kind(dtype) is not None or (
+            not _is_time_delta(dtype)
+            and bool(xp.isdtype(dtype, ("real floating", "integral")))
         )
     if not real:
         raise real_dtype_error(name, dtype)
@@ -416,6 +426,7 @@ def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
     try:
         bits = xp.finfo(dtype).bits if xp.isdtype(dtype, "real floating") else 0
         integral = not bits and xp.isdtype(dtype, ("bool", "integral"))
+        integral = integral and not _is_time_delta(dtype)
         complex_input = xp.isdtype(dtype, "complex floating")
     except (TypeError, ValueError):  # a dtype the namespace does not know
         bits, integral, complex_input = 0, ml_kind == "integral", False

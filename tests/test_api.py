@@ -239,3 +239,16 @@ def test_version_is_the_changelogs_newest_and_the_metadata():
     assert newest is not None
     assert newest.group(1) == s2nn_xp.__version__
     assert importlib.metadata.version("s2nn-xp") == s2nn_xp.__version__
+
+
+@pytest.mark.parametrize("unit", ["timedelta64[s]", "datetime64[D]"])
+def test_times_and_durations_are_no_real_numbers(unit):
+    """TypeError naming the argument; NumPy 1.x calls timedelta64 integral."""
+    times = np.array([1, 2], dtype=unit)
+    with pytest.raises(TypeError, match=r"x must have a real numeric dtype"):
+        s2nn_xp.gradient(times)
+    with pytest.raises(TypeError, match=r"alpha must have a real numeric dtype"):
+        s2nn_xp.gradient(np.array([-1.0, 1.0]), alpha=times)
+    _, pullback = s2nn_xp.vjp(np.array([-1.0, 1.0]))
+    with pytest.raises(TypeError, match=r"cotangent must have a real numeric dtype"):
+        pullback(times)

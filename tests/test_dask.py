@@ -147,7 +147,7 @@ def test_parameters_of_unknown_size_are_refused_clearly(function):
     two = values[(values == 1.0) | (values == 5.0)]  # 2 values, size unknown
     call = getattr(s2nn_xp, function)
     for argument, alpha in ((kept, two), (kept, np.array([1.0, 2.0])), (x, two)):
-        with pytest.raises(ValueError, match="alpha of shape .* sizes not known yet"):
+        with pytest.raises(ValueError, match=r"alpha of shape .* sizes not known yet"):
             call(argument, alpha)
     # Broadcast along the unknown axis (a number, size 1): fine, lazily.
     with dask.config.set(scheduler=_forbid_compute):

@@ -9,6 +9,7 @@ import s2nn_xp
 import s2nn_xp._compat as compat
 from tests._support import (
     SPECIAL_X,
+    assert_same_bits,
     grid,
     ref_forward,
     ref_gradient,
@@ -154,6 +155,34 @@ def test_shape_and_dtype_preserved(xp, name, shape):
     assert tuple(got.shape) == shape
     assert type(got) is type(x)  # 0-d too: an array, not a NumPy scalar
     xp_assert_close(got, want, xp=xp, rtol=2e-6, dtype=xp.float32)
+
+
+@pytest.mark.parametrize("name", [*FUNCTIONS, "pullback"])
+def test_0d_input_is_computed_as_the_same_value_in_an_array(xp, name):
+    """A 0-d array gives the bits its value gives inside a 1-d array.
+
+    NumPy 1.x computed 0-d float32 (and 16-bit) arrays with Python-number
+    operands in float64 (value-based casting): different values, same dtype.
+    """
+    rng = np.random.default_rng(1)
+    values = np.concatenate([rng.normal(0.0, 2.0, 12), [-1.7, -0.3, 0.0, 0.7]])
+    for dtype_name in ("float16", "float32", "float64"):
+        dtype = getattr(xp, dtype_name, None)
+        if dtype is None:  # array-api-strict has no float16
+            continue
+        if name == "forward":
+            call = s2nn_xp.forward
+        elif name == "pullback":
+            call = lambda x: s2nn_xp.vjp(x, 3.0)[1](1.3)  # noqa: E731
+        else:
+            call = lambda x, f=FUNCTIONS[name][0]: f(x, 3.0)  # noqa: E731
+        row = xp.asarray(values, dtype=dtype)
+        whole = to_numpy(call(row))
+        for i, value in enumerate(values):
+            single = call(xp.asarray(value, dtype=dtype))
+            assert tuple(single.shape) == ()
+            assert single.dtype == row.dtype
+            assert_same_bits(to_numpy(single), whole[i])
 
 
 @pytest.mark.parametrize("name", ["origin", "gradient"])
