@@ -692,7 +692,8 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     check_real_dtype("cotangent", xp, cotangent.dtype)
     check_cotangent_shape(tuple(cotangent.shape), tuple(p.x.shape))
     # A cotangent beyond the compute dtype's range rounds to 0 or inf there,
-    # as the product would: quietly (np.errstate(all="raise") raised).
+    # quietly (np.errstate(all="raise") raised), as x does; then inf times a
+    # gradient of 0 is NaN (the Definition says so).
     with _compat.quiet_floating_point(xp):
         return xp.astype(cotangent, compute_dtype, copy=False)
 
