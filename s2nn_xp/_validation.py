@@ -47,6 +47,7 @@ __all__ = [
     "host_values",
     "input_dtypes",
     "known",
+    "masked_host_data",
     "mixed_libraries",
     "ml_dtypes_kind",
     "prepare",
@@ -309,6 +310,19 @@ def known(shape: tuple[Any, ...]) -> bool:
     return not any(_unknown(n) for n in shape)
 
 
+def masked_host_data(name: str, library: str) -> TypeError:
+    """The error for a masked NumPy array given where ``library`` computes.
+
+    Its mask cannot go into that library's arrays, and its data alone would
+    drop it silently.
+    """
+    return TypeError(
+        f"{name} is a masked NumPy array, whose mask does not go into "
+        f"{library} arrays; fill it ({name}.filled(0.0)), or give an array of "
+        f"{library}"
+    )
+
+
 def mixed_libraries(x: Any, name: str, value: Any) -> TypeError:
     """The error for an array argument of another library than ``x``'s."""
     return TypeError(
@@ -504,7 +518,7 @@ def check_namespace(xp: Any, x: Any) -> ModuleType:
     return xp
 
 
-def host_input(x: Any, *, promote_integers: bool = False) -> Any:
+def host_input(x: Any, library: str, *, promote_integers: bool = False) -> Any:
     """``x`` for an adapter: arrays unchanged, host data as checked NumPy.
 
     Numbers, lists and NumPy arrays become a NumPy array in native byte
@@ -512,10 +526,12 @@ def host_input(x: Any, *, promote_integers: bool = False) -> Any:
     library would refuse some dtypes in its own words, or take them
     wrongly); with ``promote_integers``, integers and bools become NumPy's
     default float first (JAX without x64 would wrap int64 into int32,
-    -2**40 + 1 becoming 1).
+    -2**40 + 1 becoming 1). ``library`` names the adapter's, for errors.
     """
     x = as_input(x)
     if _compat.is_numpy_array(x):
+        if isinstance(x, sys.modules["numpy"].ma.MaskedArray):
+            raise masked_host_data("x", library)
         x = _native_byte_order(x)
         result_dtype = input_dtypes(_compat.array_namespace(x), x)[1]
         if promote_integers and x.dtype != result_dtype:
@@ -668,12 +684,7 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     numpy = sys.modules.get("numpy")
     if numpy is not None and isinstance(cotangent, numpy.ma.MaskedArray):
         if not _compat.is_numpy_namespace(xp):
-            msg = (
-                "cotangent is a masked NumPy array, whose mask does not go "
-                f"into {_library(xp)} arrays; fill it (cotangent.filled(0.0)), "
-                "or give an array of x's library"
-            )
-            raise TypeError(msg)
+            raise masked_host_data("cotangent", _library(xp))
         # Its mask goes to the result (with_cotangent_mask), its data here.
         cotangent = numpy.ma.getdata(cotangent)
     host = not _compat.is_array_api_obj(cotangent)  # a number or a list

@@ -247,7 +247,7 @@ def s2nn(
 def _arguments(x: ArrayLike, **params: Any) -> tuple[jax.Array, Any, dict[str, Any]]:
     """``x`` (promoted) and its parameters checked, outside the compiled code."""
     if not isinstance(x, jax.Array):
-        x = jnp.asarray(host_input(x, promote_integers=True))
+        x = jnp.asarray(host_input(x, "jax.numpy", promote_integers=True))
     compute_dtype, result_dtype, params = check_arguments(jnp, x, params)
     if x.dtype != result_dtype:  # integers and bools: promoted first
         x = x.astype(result_dtype)

@@ -671,7 +671,7 @@ _SpikeTraceable.forward.__signature__ = inspect.signature(  # type: ignore[attr-
 def _prepare_x(x: Any) -> torch.Tensor:
     """``x`` as a dense real floating tensor (integers and bools promoted)."""
     if not isinstance(x, torch.Tensor):
-        x = _from_numpy(host_input(x))
+        x = _from_numpy(host_input(x, "torch"))
     _check_dense("x", x)
     if not x.is_floating_point():
         x = x.to(input_dtypes(_xp, x)[1])  # raises for complex input

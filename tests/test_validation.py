@@ -220,6 +220,20 @@ def test_a_masked_cotangent_for_another_library_is_a_type_error(xp):
         pullback(np.ma.array(np.ones(X.shape), mask=[True] + [False] * 4))
 
 
+@pytest.mark.parametrize("function", ["forward", "origin", "gradient", "s2nn", "vjp"])
+def test_a_masked_x_for_an_adapter_is_a_type_error(xp, function):
+    """An adapter's library has no masks: the data alone would drop it silently."""
+    adapter = backend_of(xp).adapter
+    if adapter is None:
+        pytest.skip("computed by the array-API math, which keeps masks")
+    masked = np.ma.array(X, mask=[True] + [False] * 4)
+    with pytest.raises(TypeError, match="x is a masked NumPy array"):
+        getattr(importlib.import_module(adapter), function)(masked)
+    with pytest.raises(TypeError, match="leave xp out"):  # x's own keeps the mask
+        getattr(s2nn_xp, function)(masked, xp=xp)
+    assert masked.mask.tolist() == [True] + [False] * 4
+
+
 def test_the_pullback_differentiates_at_the_values_of_the_call(xp):
     """A training loop may update x (or a parameter) in place before the pullback.
 
