@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
@@ -182,13 +182,16 @@ def run_info(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def _print_table(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], file: TextIO | None = None
+) -> None:
     cells = [tuple(str(c) for c in header), *[tuple(str(c) for c in r) for r in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for i, row in enumerate(cells):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+        print(line.rstrip(), file=file)
         if i == 0:
-            print("  ".join("-" * w for w in widths))
+            print("  ".join("-" * w for w in widths), file=file)
 
 
 # --- plot ----------------------------------------------------------------------
@@ -787,7 +790,9 @@ def run_bench(args: argparse.Namespace) -> int:
     (spikingjelly, braintools) where installed. The defaults give the
     figures of the README and the docs' performance page.
     """
-    if args.json is not None:
+    # "--json -": the JSON alone on standard output, the table on standard error.
+    json_to_stdout = args.json == STANDARD_OUTPUT
+    if args.json is not None and not json_to_stdout:
         _check_writable("--json", args.json)
     dtypes = list(dict.fromkeys(args.dtype or DEFAULT_DTYPES))
     for dtype in dtypes:
@@ -808,14 +813,18 @@ def run_bench(args: argparse.Namespace) -> int:
         _note(f"{message}; skipped")
 
     records = bench_records(chosen, sizes, dtypes, args.repeats, _progress)
-    _print_table(BENCH_HEADER, [bench_row(r) for r in records])
+    table = sys.stderr if json_to_stdout else sys.stdout
+    _print_table(BENCH_HEADER, [bench_row(r) for r in records], file=table)
     floors = "; ".join(f"{name}: {what}" for name, what in FLOORS.items())
     print(
         f"medians of {args.repeats} run{'s' if args.repeats > 1 else ''} after "
         "warm-up, the cases taking turns; "
-        f"floors of the same bytes, same run ({floors})"
+        f"floors of the same bytes, same run ({floors})",
+        file=table,
     )
-    if args.json is not None:
+    if json_to_stdout:
+        print(json.dumps(records, indent=2))
+    elif args.json is not None:
         try:
             args.json.write_text(json.dumps(records, indent=2) + "\n")
         except OSError as exc:
@@ -867,6 +876,10 @@ def _shows_windows(backend: str) -> bool:
     else:
         files_only = backend_registry.list_builtin(BackendFilter.NON_INTERACTIVE)
     return backend.lower() not in {name.lower() for name in files_only}
+
+
+# The --json path that stands for standard output.
+STANDARD_OUTPUT = Path("-")
 
 
 def _output_path(text: str) -> Path:
@@ -982,7 +995,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--json",
         type=_output_path,
         metavar="FILE",
-        help="also write every figure as JSON",
+        help="also write every figure as JSON (- for standard output, the table "
+        "then going to standard error)",
     )
     bench.set_defaults(run=run_bench)
     return parser

@@ -1227,3 +1227,16 @@ def test_bench_measures_memory_without_nbytes(capsys, monkeypatch):
     assert code == 0
     assert "memory not measured" not in stderr
     assert "nbytes" not in stderr
+
+
+def test_bench_json_to_standard_output(tmp_path, capsys, monkeypatch):
+    """``--json -``: the JSON alone on standard output, no file named '-'."""
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = run(
+        "bench", "--backend", "numpy", *TINY, "--json", "-", capsys=capsys
+    )
+    assert code == 0
+    records = json.loads(stdout)
+    assert {r["backend"] for r in records} == {"numpy"}
+    assert "median us" in stderr  # the table
+    assert not (tmp_path / "-").exists()
