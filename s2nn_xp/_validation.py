@@ -134,11 +134,18 @@ def check_number(name: str, value: float) -> float:
     return value
 
 
-def check_representable(name: str, value: Any, dtype: Any, largest: float) -> Any:
+def check_representable(
+    name: str,
+    value: Any,
+    dtype: Any,
+    largest: float,
+    why: str = "the dtype x is computed in",
+) -> Any:
     """Raise ValueError unless ``value`` is finite in ``dtype``.
 
     ``value`` is a Python number or a NumPy array of host values; ``largest``
-    is ``finfo(dtype).max``. A parameter that overflows the dtype the
+    is ``finfo(dtype).max``; ``why`` says what ``dtype`` is, for the
+    message. A parameter that overflows the dtype the
     computation runs in would become ``inf`` and make NaN (``0 * inf``) in
     the branch that is not taken.
     """
@@ -165,7 +172,7 @@ def check_representable(name: str, value: Any, dtype: Any, largest: float) -> An
         what = f"{name}={value!r} " + ("overflows" if too_large else "is 0 in")
     else:
         what = f"{name} has values that " + ("overflow" if too_large else "are 0 in")
-    msg = f"{what} {_dtype_name(dtype)}, the dtype x is computed in"
+    msg = f"{what} {_dtype_name(dtype)}, {why}"
     raise ValueError(msg)
 
 

@@ -59,6 +59,7 @@ This module is imported by :func:`s2nn_xp.s2nn` when a tensor arrives;
 from __future__ import annotations
 
 import inspect
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -722,6 +723,10 @@ _INTEGER_DTYPES = frozenset(
 )
 
 
+# torch.masked.MaskedTensor, where this torch has it.
+_MASKED_TENSOR = getattr(getattr(torch, "masked", None), "MaskedTensor", None)
+
+
 def _check_dense(name: str, tensor: torch.Tensor) -> None:
     """TypeError naming `name` unless `tensor` is dense (strided).
 
@@ -730,6 +735,14 @@ def _check_dense(name: str, tensor: torch.Tensor) -> None:
     """
     if torch.compiler.is_compiling():
         return
+    if _MASKED_TENSOR is not None and isinstance(tensor, _MASKED_TENSOR):
+        # A prototype subclass most operations of the math lack (some passed,
+        # others failed inside torch's dispatch).
+        msg = (
+            f"{name} is a torch MaskedTensor, which s2nn_xp does not compute "
+            f"with; give its data ({name}.get_data()) and mask the result"
+        )
+        raise TypeError(msg)
     if tensor.layout != torch.strided or tensor.is_nested:
         kind = "nested" if tensor.is_nested else str(tensor.layout)
         msg = (
@@ -999,12 +1012,14 @@ class S2NN(nn.Module):
     :class:`~torch.nn.Parameter` (and an optimizer's hold on it): a number or tensor
     assigned to it is copied into it; an ``nn.Parameter`` assigned replaces it. A
     number assigned to a module that is not learnable is a constant again, a tensor
-    a buffer. An in-place update of a learnable parameter (``spike.alpha += step``)
-    needs :func:`torch.no_grad`, as for any ``nn.Parameter``; it is checked after
-    the update, which has changed the tensor already: a ValueError says that its
-    values broke the rules, and the tensor keeps them until it is given valid
-    ones (an optimizer's steps are not checked at all: tensor values are not,
-    at a call, as the docs' Definition page says under Parameters).
+    a buffer. An in-place update of a parameter or buffer (``spike.alpha += step``;
+    for a learnable one under :func:`torch.no_grad`, as for any ``nn.Parameter``)
+    is checked after the update, which has changed the tensor already: a
+    ValueError says that its values broke the rules, and the tensor keeps them
+    until it is given valid ones (an optimizer's steps are not checked at all:
+    tensor values are not, at a call, as the docs' Definition page says under
+    Parameters). A refused conversion leaves this module as it was; modules
+    that a model's ``.half()`` converted before it stay converted.
 
     Examples
     --------
@@ -1120,10 +1135,16 @@ class S2NN(nn.Module):
         assign = local_metadata.get("assign_to_params_buffers", False)
         for name in _PARAMETER_NAMES:
             if prefix + name in state_dict:
-                value = _checked(name, state_dict[prefix + name], copy=False)
+                given = state_dict[prefix + name]
+                value = _checked(name, given, copy=False)
                 current = getattr(self, name)
                 if isinstance(current, torch.Tensor) and not assign:
                     _storable(name, value, current.dtype)
+                elif assign and value is not given:
+                    # Integers, made floating as the constructor makes them
+                    # (a learnable parameter could not hold them); the dict
+                    # is load_state_dict's own copy of the caller's.
+                    state_dict[prefix + name] = value
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, *args, **kwargs
         )
@@ -1259,19 +1280,38 @@ def _check_float32(name: str, values: Any) -> None:
     (where its tensors may sit on a GPU), so against the dtype that every
     input of 32 bits or fewer is computed in.
     """
-    check_representable(name, values, torch.float32, torch.finfo(torch.float32).max)
+    check_representable(
+        name,
+        values,
+        torch.float32,
+        torch.finfo(torch.float32).max,
+        "which a module's tensors must fit (inputs of up to 32 bits are computed "
+        "in it; a Python number is checked against each input instead)",
+    )
+
+
+def _is_fake(value: torch.Tensor) -> bool:
+    """Whether ``value`` is a FakeTensor (private to torch; never, if it moves)."""
+    fake_tensor = sys.modules.get("torch._subclasses.fake_tensor")
+    is_fake = getattr(fake_tensor, "is_fake", None)
+    return is_fake is not None and bool(is_fake(value))
 
 
 def _host_values(value: torch.Tensor) -> Any:
     """A NumPy copy of a tensor's values, for ``validate_parameter``.
 
-    A meta tensor has no values: a one of its dtype stands in, so that its
-    dtype is still checked.
+    A meta tensor has no values, nor does a fake one (``FakeTensorMode``,
+    which torch's tracers build modules under): a one of its dtype stands
+    in, so that its dtype is still checked.
     """
-    if value.device.type == "meta":
-        # On the CPU: under ``with torch.device("meta")`` a new tensor would
-        # be one more meta tensor.
-        value = torch.ones((), dtype=value.dtype, device="cpu")
+    if value.device.type == "meta" or _is_fake(value):
+        # In NumPy: a new tensor would be one more meta tensor under ``with
+        # torch.device("meta")``, and a fake one under FakeTensorMode.
+        name = str(value.dtype).removeprefix("torch.")
+        stand_in = getattr(np, name, None)
+        if not isinstance(stand_in, type):  # bfloat16, the float8 formats
+            stand_in = np.float32
+        return np.ones((), dtype=stand_in)
     value = value.detach().cpu().resolve_conj().resolve_neg()
     if value.dtype == torch.bfloat16:  # NumPy has no bfloat16; exact in float32
         value = value.float()

@@ -291,3 +291,34 @@ def test_a_learnable_value_that_rounds_to_zero_is_refused():
     with pytest.raises(ValueError, match=r"beta has values that are 0"):
         S2NN(beta=[1.0, 1e-46], learnable=True)
     assert S2NN(alpha=1e-50).alpha == 1e-50  # a number stays a number
+
+
+def test_a_tensor_value_beyond_float32_is_refused_for_what_it_is():
+    """At construction there is no x: the message says why float32, not "x's dtype"."""
+    with pytest.raises(ValueError, match="module's tensors must fit") as error:
+        S2NN(alpha=torch.tensor(1e39, dtype=torch.float64))
+    assert "x is computed in" not in str(error.value)
+    assert S2NN(alpha=1e39).alpha == 1e39  # a number: checked against each input
+
+
+def test_constructed_and_called_under_fake_tensor_mode():
+    """torch's tracers build modules under FakeTensorMode: no values to check."""
+    fake_tensor = pytest.importorskip("torch._subclasses.fake_tensor")
+    with fake_tensor.FakeTensorMode():
+        module = S2NN(alpha=torch.full((3,), 4.0), learnable=True)
+        module(torch.randn(2, 3)).sum().backward()
+        assert module.alpha.grad.shape == (3,)
+        with pytest.raises(TypeError, match="alpha must have a real numeric dtype"):
+            S2NN(alpha=torch.ones(3, dtype=torch.complex64))
+
+
+@pytest.mark.parametrize("learnable", [True, False])
+def test_load_state_dict_assign_takes_integers_as_the_constructor_does(learnable):
+    module = S2NN(alpha=[1.0, 2.0], learnable=learnable)
+    state = {**module.state_dict(), "alpha": torch.tensor([3, 4])}
+    module.load_state_dict(state, assign=True)
+    assert module.alpha.dtype == torch.get_default_dtype()
+    torch.testing.assert_close(module.alpha.detach(), torch.tensor([3.0, 4.0]))
+    assert state["alpha"].dtype == torch.int64  # the caller's dict is unchanged
+    if learnable:
+        assert isinstance(module.alpha, torch.nn.Parameter)

@@ -616,6 +616,25 @@ def test_torch_sparse_nested_and_meta_parameters_are_named(torch):
         s2nn_xp.s2nn(x, torch.ones(2, device="meta"))
 
 
+@pytest.mark.filterwarnings("ignore:The PyTorch API of MaskedTensors is in prototype")
+def test_torch_masked_tensors_are_refused_naming_the_argument(torch):
+    """Some functions passed, gradient failed inside torch's dispatch."""
+    masked = pytest.importorskip("torch.masked")
+    values = masked.masked_tensor(
+        torch.tensor([-1.0, 1.0]), torch.tensor([True, False])
+    )
+    x = torch.tensor([-1.0, 1.0])
+    calls = {
+        "x": [getattr(s2nn_xp, f) for f in ("forward", "origin", "gradient", "s2nn")],
+        "alpha": [lambda a: s2nn_xp.s2nn(x, a), lambda a: s2nn_xp.gradient(x, a)],
+        "cotangent": [lambda c: s2nn_xp.vjp(x)[1](c)],
+    }
+    for name, functions in calls.items():
+        for call in functions:
+            with pytest.raises(TypeError, match=f"{name} is a torch MaskedTensor"):
+                call(values)
+
+
 def test_torch_vjp_pullback_under_vmap(torch):
     x = torch.tensor([-1.0, 0.0, 1.0])
     _, pullback = s2nn_xp.vjp(x)
