@@ -80,6 +80,24 @@ def _namespace_asarray(xp: Any, values: np.ndarray) -> Any:
     return xp.asarray(values)
 
 
+def _numpy_copy(array: Any) -> np.ndarray:
+    """``np.asarray(array)``, refused where NumPy cannot read the array.
+
+    For an object it cannot read (no ``__array__``, no buffer), NumPy makes
+    an object array holding it, silently: a record of such a library needs
+    an ``as_numpy`` of its own.
+    """
+    copy = np.asarray(array)
+    if copy.dtype == object:
+        msg = (
+            f"NumPy cannot read an array of type {type(array).__name__} (it "
+            "made an object array): give its backend record an as_numpy that "
+            "converts it"
+        )
+        raise TypeError(msg)
+    return copy
+
+
 def _nothing_to_wait_for(result: Any) -> None:
     pass
 
@@ -175,8 +193,9 @@ class Backend:
     values_on_host
         Whether its arrays' values sit in host memory, never traced, so that
         parameter values are checked like numbers (read with ``as_numpy``).
-        True by default, the safe side for a new CPU library; False for
-        libraries whose arrays live on a GPU, are lazy or are traced.
+        True by default, the safe side for a new CPU library (its lazy arrays,
+        by array-api-compat's ``is_lazy_array``, are not read); False for
+        libraries whose arrays live on a GPU or are traced.
     places_arrays
         Whether the library itself moves arrays of different devices to
         where they meet (JAX's uncommitted arrays); elsewhere an array
@@ -215,7 +234,7 @@ class Backend:
     find_devices: Callable[[], list[str]] = _cpu_only
     enable_float64: Callable[[], None] = _nothing_to_enable
     from_numpy: Callable[[Any, np.ndarray], Any] = _namespace_asarray
-    as_numpy: Callable[[Any], np.ndarray] = np.asarray
+    as_numpy: Callable[[Any], np.ndarray] = _numpy_copy
     wait: Callable[[Any], None] = _nothing_to_wait_for
     compile_function: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
     take_gradient: Callable[[Any, float, float], Any] = _pullback_gradient
@@ -223,7 +242,8 @@ class Backend:
     make_learnable_case: Callable[[Any, Any, Any, Any], Callable[[], Any]] | None = None
 
     def __post_init__(self) -> None:
-        for field in ("array_modules", "transforms", "dtypes", "implements"):
+        tuples = ("array_modules", "transforms", "dtypes", "implements", "device_kinds")
+        for field in tuples:
             value = getattr(self, field)
             if not (
                 isinstance(value, tuple) and all(isinstance(v, str) for v in value)
@@ -231,9 +251,10 @@ class Backend:
                 msg = f"backend {self.name!r}: {field} must be a tuple of str"
                 msg += f", not {value!r}"
                 raise TypeError(msg)
-        if not self.array_modules:
-            msg = f"backend {self.name!r}: array_modules names no module"
-            raise ValueError(msg)
+        for field in ("array_modules", "device_kinds"):
+            if not getattr(self, field):
+                msg = f"backend {self.name!r}: {field} is empty"
+                raise ValueError(msg)
         unknown = sorted(set(self.dtypes) - set(_FLOAT_DTYPES))
         if unknown or "float32" not in self.dtypes:
             msg = (

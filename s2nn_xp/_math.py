@@ -250,3 +250,28 @@ def partials(
     shifted = _add(right_x, 1.0, in_place)
     grad = _select(below, bell, beta, shifted, in_place)
     return grad, d_alpha, d_beta
+
+
+def spike_with_model_derivatives(
+    xp: ModuleType,
+    x: Array,
+    alpha: Parameter,
+    beta: Parameter,
+    epsilon: Parameter,
+) -> Array:
+    """The spike as ordinary operations whose derivatives are ``origin``'s.
+
+    For an autodiff system that differentiates the operations of a function
+    with a custom derivative rule instead of its rule (``torch.compile``
+    tracing it under ``torch.func`` transforms). ``step + (m - m)`` with the
+    second ``m`` cut off from autodiff: the step's value exactly, since ``m``
+    is finite (``origin`` of ``x`` clipped to the largest finite value, where
+    its derivative, like ``gradient``, is 0 anyway). In ``x`` the derivative
+    is ``origin``'s, ``beta / (x + 1 + epsilon)`` on ``x >= 0``, not
+    ``gradient``'s ``beta / (x + 1)``.
+    """
+    largest = float(xp.finfo(x.dtype).max)
+    finite = _compat.clip(xp, x, None, largest, recorded=True)
+    model = origin(xp, finite, alpha, beta, epsilon, in_place=False)
+    change = model - _compat.without_derivative(xp, model)  # 0, differentiable
+    return forward(xp, x, in_place=False) + change

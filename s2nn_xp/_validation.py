@@ -344,12 +344,16 @@ def _host_view(value: Any) -> Any:
 
     The registry says which libraries' values do (``values_on_host``: NumPy,
     with every subclass, array-api-strict, marray): they can be checked
-    without waiting for a device or meeting a tracer.
+    without waiting for a device or meeting a tracer. A lazy array of such a
+    library (array-api-compat's ``is_lazy_array``: values not computed yet)
+    is not read.
     """
     if isinstance(value, (list, tuple, numbers.Number)):
         return None
     backend = _backends.of_array(value)
     if backend is None or not backend.values_on_host:
+        return None
+    if _compat.is_lazy_array(value):
         return None
     return backend.as_numpy(value)
 

@@ -602,6 +602,20 @@ class _SpikeTraceable(torch.autograd.Function):
         epsilon: Parameter,
         with_origin: bool,
     ) -> torch.Tensor:
+        if (
+            not with_origin
+            and torch.compiler.is_compiling()
+            and torch.is_grad_enabled()
+        ):
+            # Dynamo traces this forward with autograd on only where it
+            # differentiates its operations instead of backward(): under
+            # torch.func transforms (whose derivatives were 0, silently:
+            # pytorch/pytorch#193279), and where no input needs a gradient.
+            compute_x = x.to(_compute_dtype(x.dtype))
+            spike = _math.spike_with_model_derivatives(
+                _xp, compute_x, alpha, beta, epsilon
+            )
+            return spike.to(x.dtype)
         return _primal(x, alpha, beta, epsilon, with_origin)
 
     @staticmethod
@@ -613,6 +627,10 @@ class _SpikeTraceable(torch.autograd.Function):
     def backward(ctx: Any, cotangent: torch.Tensor) -> tuple[Any, ...]:
         x, parameters = _restore(ctx)
         needs_x, needs_alpha, needs_beta = ctx.needs_input_grad[:3]
+        # Compiled under torch.func transforms, Dynamo may say that x needs
+        # no gradient when it does (its gradient was 0, silently:
+        # pytorch/pytorch#193279); one that is not needed is dropped unused.
+        needs_x = needs_x or torch.compiler.is_compiling()
         if not (needs_alpha or needs_beta):  # the common case: one fused pass
             grad_x = None
             if needs_x:

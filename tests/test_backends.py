@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import s2nn_xp
-from s2nn_xp import _backends, _dispatch
+from s2nn_xp import _backends, _compat, _dispatch
 from tests._support import (
     backend_of,
     load_backend,
@@ -231,7 +231,9 @@ def test_named_transforms_carry_the_surrogate_derivatives(xp):
     [
         ({"dtypes": "float32"}, TypeError, "dtypes must be a tuple of str"),
         ({"array_modules": "numpy"}, TypeError, "array_modules must be a tuple"),
-        ({"array_modules": ()}, ValueError, "array_modules names no module"),
+        ({"array_modules": ()}, ValueError, "array_modules is empty"),
+        ({"device_kinds": "cpu"}, TypeError, "device_kinds must be a tuple of str"),
+        ({"device_kinds": ()}, ValueError, "device_kinds is empty"),
         ({"dtypes": ("float16", "float64")}, ValueError, "must include float32"),
         ({"dtypes": ("float32", "float_16")}, ValueError, "be among"),
         ({"implements": ("s2nn", "spike")}, ValueError, r"\['spike'\]"),
@@ -309,3 +311,25 @@ def test_every_backend_has_its_nox_session_and_readme_entry():
     per_backend = re.search(r"one session per backend\s*\((.*?)\)", readme, re.S)
     assert per_backend is not None
     assert re.findall(r"`(\w+)`", per_backend.group(1)) == list(_backends.BACKENDS)
+
+
+def test_the_default_as_numpy_refuses_what_numpy_cannot_read():
+    """np.asarray of an object it cannot read made an object array, silently."""
+
+    class Opaque:  # an array type without __array__ or a buffer
+        pass
+
+    entry = _backends.get("numpy")
+    with pytest.raises(TypeError, match="NumPy cannot read an array of type Opaque"):
+        entry.as_numpy(Opaque())
+    np.testing.assert_array_equal(entry.as_numpy([1.0, 2.0]), [1.0, 2.0])
+
+
+def test_lazy_arrays_of_a_host_backend_are_not_read(monkeypatch):
+    """values_on_host is per library; an array not computed yet has no values."""
+    x = np.array([-1.0, 1.0])
+    bad = np.array([-2.0, 1.0])
+    with pytest.raises(ValueError, match="alpha must be finite"):
+        s2nn_xp.gradient(x, bad)
+    monkeypatch.setattr(_compat, "is_lazy_array", lambda value: value is bad)
+    s2nn_xp.gradient(x, bad)  # not read: checked as arrays of GPU libraries are

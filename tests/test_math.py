@@ -185,6 +185,20 @@ def test_0d_input_is_computed_as_the_same_value_in_an_array(xp, name):
             assert_same_bits(to_numpy(single), whole[i])
 
 
+def test_the_spike_with_model_derivatives_is_the_spike_bit_for_bit(xp):
+    """Its value is the step's at every special value, NaN and the infinities too."""
+    from s2nn_xp import _math
+
+    namespace = compat.array_namespace(xp.asarray(0.0))
+    for dtype in (xp.float32, xp.float64):
+        with np.errstate(over="ignore"):  # +-1e300 -> +-inf in float32 is intended
+            x = xp.asarray(
+                SPECIAL_X.astype(to_numpy(xp.asarray(0.0, dtype=dtype)).dtype)
+            )
+        got = _math.spike_with_model_derivatives(namespace, x, 4.0, 1.0, 1e-8)
+        assert_same_bits(to_numpy(got), to_numpy(s2nn_xp.forward(x)))
+
+
 @pytest.mark.parametrize("name", ["origin", "gradient"])
 def test_per_neuron_parameters_broadcast(xp, name):
     rng = np.random.default_rng(1)

@@ -756,6 +756,65 @@ def test_compiled_function_has_no_graph_break(with_origin, dynamic):
     assert "aten.exp.default" in recorder.targets("backward")
 
 
+# Finite x and the values whose derivatives are 0 or NaN (at x = +inf the
+# beta partial of the clipped model is log1p(largest), not inf).
+COMPILED_FUNC_X = np.concatenate([GRID[::40], [0.0, -0.0, -np.inf, np.inf, np.nan]])
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+@DYNAMIC
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_torch_func_transforms_under_compile_keep_the_surrogate(dynamic, dtype):
+    """Dynamo dropped backward() under torch.func: derivatives 0, silently.
+
+    pytorch/pytorch#193279: compiled, torch.func differentiates the forward's
+    operations. They carry origin's derivatives now, as the eager rules do.
+    """
+    x = torch.asarray(COMPILED_FUNC_X, dtype=dtype)
+    ones = torch.ones_like(x)
+
+    def total(x):
+        return s2nn(x, 3.0, 0.5).sum()
+
+    transforms = {
+        "grad": lambda x: torch.func.grad(total)(x),
+        "jvp": lambda x: torch.func.jvp(lambda v: s2nn(v, 3.0, 0.5), (x,), (ones,)),
+        "vjp": lambda x: torch.func.vjp(lambda v: s2nn(v, 3.0, 0.5), x)[1](ones),
+    }
+    tolerance = {"rtol": 2e-3, "atol": 0} if dtype == torch.float16 else {}
+    for name, transform in transforms.items():
+        compiled = torch.compile(transform, fullgraph=True, dynamic=dynamic)
+        got, want = compiled(x), transform(x)
+        torch.testing.assert_close(got, want, equal_nan=True, **tolerance, msg=name)
+        if name == "jvp":  # the spike itself, bit for bit
+            torch.testing.assert_close(got[0], want[0], rtol=0, atol=0, equal_nan=True)
+    # The same compiled call without a transform, autograd on: the spike.
+    plain = torch.compile(lambda v: s2nn(v, 3.0, 0.5), fullgraph=True)(x)
+    torch.testing.assert_close(plain, s2nn(x, 3.0, 0.5), rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_compiled_torch_func_grad_of_learnable_parameters():
+    x = torch.asarray(COMPILED_FUNC_X[:-2], dtype=torch.float64)  # finite, -inf
+    module = S2NN(
+        alpha=torch.full(x.shape, 3.0, dtype=torch.float64),
+        beta=torch.full(x.shape, 0.5, dtype=torch.float64),
+        learnable=True,
+    )
+    params = dict(module.named_parameters())
+
+    def loss(params, x):
+        return torch.func.functional_call(module, params, (x,)).square().sum()
+
+    grad = torch.func.grad(loss, argnums=(0, 1))
+    compiled = torch.compile(grad, fullgraph=True)
+    (got_params, got_x), (want_params, want_x) = compiled(params, x), grad(params, x)
+    torch.testing.assert_close(got_x, want_x)
+    for name in ("alpha", "beta"):
+        torch.testing.assert_close(got_params[name], want_params[name])
+    assert got_x.abs().sum() > 0
+
+
 @pytest.mark.parametrize(
     "torch_first", [True, False], ids=["torch-first", "s2nn-first"]
 )
