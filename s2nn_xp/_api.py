@@ -105,9 +105,10 @@ def origin(
     Raises
     ------
     ValueError
-        A parameter out of its range (Python numbers, lists and NumPy or
-        array-api-strict arrays are checked; arrays of other libraries may
-        sit on a GPU or be traced, and are not), a number that overflows the
+        A parameter out of its range (Python numbers, lists and arrays whose
+        values sit in host memory are checked, as the docs' Definition page
+        lists them; arrays that may sit on a GPU or be traced are not), a
+        number that overflows the
         dtype `x` is computed in, or an array parameter that does not
         broadcast to `x`; the message names the parameter.
     TypeError
@@ -187,8 +188,9 @@ def s2nn(
     On JAX arrays and PyTorch tensors the result carries the surrogate
     derivatives into every autodiff transform of that library (see
     :mod:`s2nn_xp.jax` and :mod:`s2nn_xp.torch`). Arrays of libraries without
-    autodiff (NumPy, CuPy, Dask, array-api-strict) get the plain values; use
-    :func:`vjp` to train with them.
+    autodiff (NumPy, CuPy, Dask, array-api-strict, marray: the docs'
+    *Backends* table) get the plain values; use :func:`vjp` to train with
+    them.
 
     Parameters
     ----------

@@ -89,9 +89,22 @@ def clip(
     if is_torch_namespace(xp):
         import torch
 
-        if not recorded:
-            if any(isinstance(bound, torch.Tensor) for bound in (low, high)):
-                return xp.clip(x, min=low, max=high)
+        tensor_bound = any(isinstance(bound, torch.Tensor) for bound in (low, high))
+        if not recorded and tensor_bound:
+            return xp.clip(x, min=low, max=high)
+        # clamp where nothing records, except for a lower bound alone under
+        # the legacy ONNX exporter (tracing): its Clip without a maximum caps
+        # inf at the largest float in onnxruntime (origin(inf) gave 89), Max
+        # does not. Under torch.export (a forward pass, for inference) a
+        # two-sided clamp too: onnxscript's optimizer (0.7), fusing two pairs
+        # of minimum and maximum into Clips, made an invalid model.
+        one_sided_traced = high is None and torch.jit.is_tracing()
+        exported_pair = (
+            low is not None and high is not None and torch.compiler.is_exporting()
+        )
+        if (not recorded and not one_sided_traced) or (
+            exported_pair and not tensor_bound
+        ):
             return torch.clamp(x, low, high)
 
         def as_tensor(bound: Any) -> Any:

@@ -342,8 +342,8 @@ def mixed_libraries(x: Any, name: str, value: Any) -> TypeError:
 def _host_view(value: Any) -> Any:
     """A NumPy view of an array whose values sit in host memory, else None.
 
-    The registry says which libraries' values do (``values_on_host``: NumPy,
-    with every subclass, array-api-strict, marray): they can be checked
+    The registry says which libraries' values do (``values_on_host``): they
+    can be checked
     without waiting for a device or meeting a tracer. A lazy array of such a
     library (array-api-compat's ``is_lazy_array``: values not computed yet)
     is not read.
@@ -364,7 +364,7 @@ def _is_numpy(value: Any) -> bool:
 
 
 def host_values(name: str, value: Any) -> Any:
-    """The values of a list, tuple, NumPy or array-api-strict array, as NumPy.
+    """The values of a list, tuple or array whose values sit in host memory, as NumPy.
 
     Checked: real numeric dtype, not masked, inside the parameter's range.
     """
@@ -406,9 +406,9 @@ def validate_parameter(name: str, value: Any) -> Any:
     -------
     float, numpy.ndarray or array
         ``float(value)`` for numbers; the checked values as a NumPy array for
-        host data (lists, tuples, NumPy arrays of any subclass, array-api-strict
-        arrays); arrays of other libraries unchanged (they may live on a GPU
-        or be traced: their values are not checked).
+        host data (lists, tuples, arrays of the libraries whose record says
+        ``values_on_host``, see :func:`_host_view`); other arrays unchanged
+        (they may live on a GPU or be traced: their values are not checked).
 
     Raises
     ------

@@ -108,6 +108,10 @@ def test_the_entry_of_this_backend(xp):
     for dtype in backend.dtypes:
         x = ns.astype(xp.asarray(X), getattr(ns, dtype, None) or np.dtype(dtype))
         assert s2nn_xp.gradient(x).dtype == x.dtype
+    # Every floating dtype the namespace has is listed (a record leaving one
+    # out would skip its tests silently).
+    offered = {d for d in _backends._FLOAT_DTYPES if getattr(ns, d, None) is not None}
+    assert offered <= set(backend.dtypes), offered - set(backend.dtypes)
     x = backend.asarray(X)
     assert _backends.of_array(x) is backend
     np.testing.assert_array_equal(backend.to_numpy(x), X)

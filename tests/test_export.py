@@ -21,15 +21,16 @@ pytestmark = [
 ]
 
 
-def _torch_model(learnable):
+def _torch_model(learnable, origin=False):
     torch = pytest.importorskip("torch")
     from s2nn_xp.torch import S2NN
 
     torch.manual_seed(0)
     if learnable:
-        spike = S2NN(alpha=torch.linspace(2.0, 6.0, 16), beta=0.5, learnable=True)
+        alpha = torch.linspace(2.0, 6.0, 16)
+        spike = S2NN(alpha=alpha, beta=0.5, learnable=True, origin=origin)
     else:
-        spike = S2NN(alpha=2.0, beta=0.5)
+        spike = S2NN(alpha=2.0, beta=0.5, origin=origin)
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), spike, torch.nn.Linear(16, 3))
     return torch, model.eval()
 
@@ -47,9 +48,13 @@ def test_torch_export_gives_the_same_outputs(learnable):
     torch.testing.assert_close(program.module()(other), model(other))
 
 
+@pytest.mark.parametrize("origin", [False, True], ids=["spike", "origin"])
 @pytest.mark.parametrize("learnable", [False, True])
-def test_onnx_export_runs_in_onnxruntime_with_the_same_spikes(learnable, tmp_path):
-    torch, model = _torch_model(learnable)
+def test_onnx_export_runs_in_onnxruntime_with_the_same_spikes(
+    learnable, origin, tmp_path
+):
+    """Origin mode too (onnxscript's optimizer made an invalid model of it)."""
+    torch, model = _torch_model(learnable, origin)
     pytest.importorskip("onnxscript")
     onnxruntime = pytest.importorskip("onnxruntime")
     spikes_of = torch.nn.Sequential(*model[:2]).eval()  # Linear, then S2NN
@@ -61,8 +66,31 @@ def test_onnx_export_runs_in_onnxruntime_with_the_same_spikes(learnable, tmp_pat
     other = _inputs(torch)
     (spikes,) = session.run(None, {name: other.numpy()})
     want = spikes_of(other).detach().numpy()
-    np.testing.assert_array_equal(spikes, want)
-    assert 0 < want.mean() < 1
+    if origin:  # onnxruntime's exp and log round as they do
+        np.testing.assert_allclose(spikes, want, rtol=1e-6)
+    else:
+        np.testing.assert_array_equal(spikes, want)
+        assert 0 < want.mean() < 1
+
+
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "legacy"])
+def test_onnx_origin_keeps_the_special_values(dynamo, tmp_path):
+    """origin(+inf) = +inf (Definition): ONNX's one-sided Clip capped it at 89."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxscript" if dynamo else "onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from s2nn_xp.torch import S2NN
+
+    model = S2NN(origin=True).eval()
+    x = torch.tensor([np.inf, -np.inf, np.nan, 0.0, -0.0, 1.0, -1.0, 1e30, -1e30])
+    path = tmp_path / "origin.onnx"
+    if dynamo:
+        torch.onnx.export(model, (x,), dynamo=True, verbose=False).save(path)
+    else:
+        torch.onnx.export(model, (x,), path, dynamo=False)
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-6)
 
 
 def test_legacy_onnx_export_prints_no_tracer_warning(tmp_path):
