@@ -9,6 +9,7 @@ implements what the entry says, and the public functions dispatch to it.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib.util
 import os
@@ -302,19 +303,44 @@ def test_every_backend_has_its_nox_session_and_readme_entry():
     listed = re.search(r"nox\.options\.sessions = \[(.*?)\]", noxfile, re.S)
     assert listed is not None
     sessions = re.findall(r'"(\w+)"', listed.group(1))
+    defined = _nox_sessions(noxfile)
     for name in _backends.BACKENDS:
         assert name in sessions, f"{name} is not in nox.options.sessions"
-        session = re.search(
-            rf'@nox\.session(?:\(name="{name}"\))?\ndef {name}\(.*?(?=\n@nox|\Z)',
-            noxfile,
-            re.S,
+        assert name in defined, f"noxfile.py has no session {name!r}"
+        assert f'_pytest(session, "{name}"' in defined[name], (
+            f"session {name!r} does not run the suite on {name} "
+            f'(_pytest(session, "{name}"))'
         )
-        assert session is not None, f"noxfile.py has no session {name!r}"
-        assert f'_pytest(session, "{name}"' in session.group(0), name
     readme = (repo / "README.md").read_text()
     per_backend = re.search(r"one session per backend\s*\((.*?)\)", readme, re.S)
     assert per_backend is not None
-    assert re.findall(r"`(\w+)`", per_backend.group(1)) == list(_backends.BACKENDS)
+    in_readme = re.findall(r"`(\w+)`", per_backend.group(1))
+    assert sorted(in_readme) == sorted(_backends.BACKENDS), (
+        "the README's list of sessions per backend and the registry differ"
+    )
+
+
+def _nox_sessions(source: str) -> dict[str, str]:
+    """Each nox session of a noxfile's ``source``, by name: its function's code.
+
+    A session is a function decorated with ``nox.session`` (called or not);
+    its name is the decorator's ``name=`` or the function's.
+    """
+    sessions = {}
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            call = decorator if isinstance(decorator, ast.Call) else None
+            target = call.func if call else decorator
+            if ast.unparse(target) != "nox.session":
+                continue
+            name = node.name
+            for keyword in call.keywords if call else ():
+                if keyword.arg == "name" and isinstance(keyword.value, ast.Constant):
+                    name = keyword.value.value
+            sessions[name] = ast.get_source_segment(source, node) or ""
+    return sessions
 
 
 def test_the_default_as_numpy_refuses_what_numpy_cannot_read():
@@ -337,3 +363,14 @@ def test_lazy_arrays_of_a_host_backend_are_not_read(monkeypatch):
         s2nn_xp.gradient(x, bad)
     monkeypatch.setattr(_compat, "is_lazy_array", lambda value: value is bad)
     s2nn_xp.gradient(x, bad)  # not read: checked as arrays of GPU libraries are
+
+
+def test_nox_sessions_are_found_however_they_are_declared():
+    source = (
+        "import nox\n\n"
+        "@nox.session\ndef plain(session):\n    pass\n\n"
+        '@nox.session(python="3.11")\ndef versioned(session):\n    pass\n\n'
+        '@nox.session(name="named")\ndef named_onnx(session):\n    pass\n\n'
+        "def helper(session):\n    pass\n"
+    )
+    assert sorted(_nox_sessions(source)) == ["named", "plain", "versioned"]
