@@ -58,6 +58,7 @@ This module is imported by :func:`s2nn_xp.s2nn` when a tensor arrives;
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 import warnings
@@ -918,7 +919,21 @@ def s2nn(
 def forward(x: torch.Tensor) -> torch.Tensor:
     """:func:`s2nn_xp.forward` for tensors."""
     x, _ = _prepare(x)
-    return _primal(x, ALPHA, BETA, EPSILON, False)
+    return _scalar_as_vector(_primal, x, ALPHA, BETA, EPSILON, False)
+
+
+def _scalar_as_vector(
+    function: Callable[..., torch.Tensor], x: torch.Tensor, *arguments: Any
+) -> torch.Tensor:
+    """``function(x, *arguments)``, for a 0-d ``x`` as for a 1-d one of one value.
+
+    torch.func's forward mode gives a 0-d tensor times (or plus) a Python
+    number a float64 tangent, whatever the tensor's dtype (torch 2.13):
+    ``jvp`` and ``jacfwd`` of ``origin`` and ``gradient`` were float64.
+    """
+    if x.ndim:
+        return function(x, *arguments)
+    return function(x.reshape(1), *arguments).reshape(())
 
 
 def origin(
@@ -929,7 +944,7 @@ def origin(
 ) -> torch.Tensor:
     """:func:`s2nn_xp.origin` for tensors (differentiable as ordinary operations)."""
     x, p = _prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
-    return _primal(x, p["alpha"], p["beta"], p["epsilon"], True)
+    return _scalar_as_vector(_primal, x, p["alpha"], p["beta"], p["epsilon"], True)
 
 
 def gradient(
@@ -937,7 +952,9 @@ def gradient(
 ) -> torch.Tensor:
     """:func:`s2nn_xp.gradient` for tensors (differentiable as ordinary operations)."""
     x, p = _prepare(x, alpha=alpha, beta=beta)
-    return _gradient_vjp(None, x, p["alpha"], p["beta"])
+    return _scalar_as_vector(
+        functools.partial(_gradient_vjp, None), x, p["alpha"], p["beta"]
+    )
 
 
 def vjp(

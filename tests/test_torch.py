@@ -1259,3 +1259,20 @@ def test_a_module_on_the_meta_device_prints():
         S2NN(alpha=torch.tensor(2.0)).to("meta"),
     ):
         assert "device='meta'" in repr(module)
+
+
+@pytest.mark.parametrize("name", ["forward", "origin", "gradient", "s2nn"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_forward_mode_of_a_0d_tensor_keeps_its_dtype(name, dtype):
+    """torch.func gives 0-d tensors times Python numbers float64 tangents."""
+    function = getattr(s2nn_xp.torch, name)
+    for value in (-0.3, 0.7):
+        x = torch.tensor(value, dtype=dtype)
+        y, tangent = torch.func.jvp(function, (x,), (torch.ones_like(x),))
+        assert (y.dtype, tangent.dtype, tangent.shape) == (dtype, dtype, ())
+        row_y, row_tangent = torch.func.jvp(
+            function, (x.reshape(1),), (torch.ones(1, dtype=dtype),)
+        )
+        torch.testing.assert_close(tangent.reshape(1), row_tangent, rtol=0, atol=0)
+        torch.testing.assert_close(y.reshape(1), row_y, rtol=0, atol=0)
+        assert torch.func.jacfwd(function)(x).dtype == dtype
