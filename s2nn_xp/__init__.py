@@ -17,10 +17,20 @@ from types import ModuleType
 
 from . import _backends, _dispatch, _jax_pytree
 from ._api import S2NN, forward, gradient, origin, s2nn, vjp
+from ._fused import FusedKernelWarning
 
 __version__ = "0.1.0"
 
-__all__ = ["S2NN", "__version__", "forward", "gradient", "origin", "s2nn", "vjp"]
+__all__ = [
+    "S2NN",
+    "FusedKernelWarning",
+    "__version__",
+    "forward",
+    "gradient",
+    "origin",
+    "s2nn",
+    "vjp",
+]
 
 # s2nn_xp.S2NN becomes a JAX pytree as soon as JAX is imported, before or
 # after this package.

@@ -11,11 +11,16 @@ which device, and why. The failure is remembered for that kernel and device,
 for the rest of the process: later calls go to the math at once, without a
 second attempt or a second warning.
 
-Two kinds of error are not the kernel's and are not caught: a
-:class:`MemoryError` (CuPy's out-of-memory error is one), since the math needs
-more memory, not less; and an error that a launched kernel meets while it runs
-(an illegal address), which CUDA reports later, at some synchronisation,
+Two kinds of error are not the kernel's and are not caught: running out of
+memory (a :class:`MemoryError`, as CuPy's is; PyTorch's ``OutOfMemoryError``;
+a driver's "out of memory"), since the math needs more memory, not less, and
+the next call may have it; and an error that a launched kernel meets while it
+runs (an illegal address), which CUDA reports later, at some synchronisation,
 where no caller can tell it from its own work.
+
+The warning is issued before the failure is remembered: where warnings are
+errors (``-W error``, pytest's ``filterwarnings = error``), every call raises
+it, not only the first; ``s2nn_xp.FusedKernelWarning`` filters it.
 
 Examples
 --------
@@ -106,20 +111,54 @@ def launched(
         return False
     try:
         launch()
-    except MemoryError:
-        raise
     except Exception as exc:  # any compiler's or driver's error
-        _failed.add(key)
-        cause = f"{type(exc).__name__}: {exc}".strip()
-        if len(cause) > _LONGEST_CAUSE:
-            cause = cause[:_LONGEST_CAUSE] + " [...]"
+        if _out_of_memory(exc):
+            raise
         msg = (
-            f"s2nn_xp: the fused {kernel} failed on {device} ({cause}); the "
-            "array-API math computes the same values there instead, more slowly, "
-            f"for the rest of this process. Please report this at {_ISSUES}"
+            f"s2nn_xp: the fused {kernel} failed on {device} ({_cause(exc)}); "
+            "the array-API math computes the same values there instead, more "
+            f"slowly, for the rest of this process. Please report this at {_ISSUES}"
         )
         libraries = (_PACKAGE, framework) if framework else (_PACKAGE,)
         level = _stacklevel_of_the_user(libraries)
         warnings.warn(msg, FusedKernelWarning, stacklevel=level)
+        _failed.add(key)  # after the warning: where it raises, it raises again
         return False
     return True
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says that memory ran out (not the kernel's fault).
+
+    A MemoryError (CuPy's), PyTorch's OutOfMemoryError (a RuntimeError), or
+    a driver's error in its own words (Triton's "Triton Error [CUDA]: out of
+    memory", CUDA_ERROR_OUT_OF_MEMORY).
+    """
+    if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:
+        return True
+    text = str(exc).lower()
+    return "out of memory" in text or "cuda_error_out_of_memory" in text
+
+
+def _cause(exc: BaseException) -> str:
+    """``exc`` in a line: its type and message, and its root cause's.
+
+    Triton's CompilationError for a failure inside a nested ``@triton.jit``
+    function says only where, in its own message; why is in the exception
+    it was raised from. A long message (a compiler's log, its error last)
+    keeps its beginning and its end.
+    """
+    root, seen = exc, {id(exc)}
+    while (inner := root.__cause__ or root.__context__) is not None:
+        if id(inner) in seen:  # a cycle, which Python allows
+            break
+        root = inner
+        seen.add(id(root))
+    parts = [f"{type(exc).__name__}: {exc}".strip()]
+    if root is not exc:
+        parts.append(f"caused by {type(root).__name__}: {root}".strip())
+    cause = "; ".join(parts)
+    if len(cause) > _LONGEST_CAUSE:
+        half = _LONGEST_CAUSE // 2
+        cause = f"{cause[:half]} [...] {cause[-half:]}"
+    return cause

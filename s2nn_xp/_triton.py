@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -43,6 +44,15 @@ try:
     import triton
     import triton.language as tl
 except ImportError:  # Triton ships with CUDA builds of torch only
+    triton = None
+    tl = None
+except Exception as exc:  # a broken install (two clashing triton packages)
+    warnings.warn(
+        f"s2nn_xp: Triton is installed but does not import ({type(exc).__name__}: "
+        f"{exc}); the fused kernels are off, the array-API math serves",
+        _fused.FusedKernelWarning,
+        stacklevel=2,
+    )
     triton = None
     tl = None
 

@@ -131,11 +131,15 @@ _functorch_wrapped = getattr(
 # The legacy vmap (torch._vmap_internals), which gradcheck's batched checks,
 # ``autograd.grad(is_grads_batched=True)`` and ``autograd.functional.jacobian
 # (vectorize=True)`` run the backward under, marks its tensors with this key.
+# Tensor subclasses that dispatch in Python (DTensor, FakeTensor, any
+# __torch_dispatch__ wrapper) carry this key; their data_ptr() may be 0,
+# which a fused kernel would read and write through.
 try:
     _legacy_batched: Any = torch._C._dispatch_key_parse("Batched")
+    _python_dispatch: Any = torch._C._dispatch_key_parse("Python")
     _dispatch_keys: Any = torch._C._dispatch_keys
 except (AttributeError, RuntimeError):  # pragma: no cover - depends on torch
-    _legacy_batched = None
+    _legacy_batched = _python_dispatch = None
 
 
 def _is_wrapped(tensor: torch.Tensor) -> bool:
@@ -202,11 +206,24 @@ def _fused_kernels(
     """
     if x.device.type not in _FUSED_DEVICES or not _plain_eager(x, parameters, *others):
         return None
+    if not all(_plain_storage(t) for t in (x, *others)):
+        return None
     try:
         from . import _triton
     except ImportError:  # pragma: no cover - _triton itself guards the import
         return None
     return _triton if _triton.AVAILABLE and _triton.launchable(x) else None
+
+
+def _plain_storage(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor``'s memory is its own: no Python-dispatching subclass.
+
+    Where torch lacks the private dispatch-key functions, no tensor counts
+    as plain: no fused kernel, never a wrong pointer.
+    """
+    if _python_dispatch is None:  # pragma: no cover - depends on torch
+        return False
+    return not _dispatch_keys(tensor).has(_python_dispatch)
 
 
 def _cpu_block(x: torch.Tensor, plain: bool, *others: Any) -> int:

@@ -654,6 +654,12 @@ def test_fused_path_is_not_taken_where_it_does_not_apply(monkeypatch):
     assert s2nn_xp.torch._fused_kernels(x, (torch.tensor(4.0), 1.0)) is None
     with torch.enable_grad():
         assert s2nn_xp.torch._fused_kernels(x.requires_grad_(), (4.0, 1.0)) is None
+    # Python-dispatching subclasses (DTensor, FakeTensor, wrappers) may have a
+    # data_ptr() of 0, which a kernel would read and write through.
+    two_tensor = pytest.importorskip("torch.testing._internal.two_tensor")
+    wrapper = two_tensor.TwoTensor(torch.randn(10), torch.randn(10))
+    assert s2nn_xp.torch._fused_kernels(wrapper, (4.0, 1.0)) is None
+    assert s2nn_xp.torch._fused_kernels(x.detach(), (4.0, 1.0), wrapper) is None
     monkeypatch.setattr(s2nn_xp._triton, "AVAILABLE", False)
     assert s2nn_xp.torch._fused_kernels(x.detach(), (4.0, 1.0)) is None
 
