@@ -340,8 +340,9 @@ def vjp(
         ``s2nn(x, ...)``.
     pullback : callable
         ``pullback(cotangent)`` returns ``cotangent * gradient(x, alpha,
-        beta)`` in `x`'s dtype and shape. `cotangent` is an array of `x`'s
-        library (or a Python number) that broadcasts to `x`. It keeps copies
+        beta)`` in `x`'s dtype and shape. `cotangent` broadcasts to `x`: an
+        array of `x`'s library, or host data (a Python number, a list, a
+        NumPy array) with `x` of any library. It keeps copies
         of `x` and of array parameters, so that it differentiates at the
         values of this call even where they are changed in place before it
         is called (``v *= decay`` in a training loop).

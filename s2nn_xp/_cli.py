@@ -787,8 +787,9 @@ def run_bench(args: argparse.Namespace) -> int:
 
     Each op's median time (the cases taking turns) beside a floor timed in
     the same run on the same arrays, and beside the framework-bound S2NNs
-    (spikingjelly, braintools) where installed. The defaults give the
-    figures of the README and the docs' performance page.
+    (spikingjelly, braintools) where installed. The defaults give every
+    figure the project tracks at 2^13, 2^20, 2^22 and 2^24 values; the
+    performance page shows the command behind its own file.
     """
     # "--json -": the JSON alone on standard output, the table on standard error.
     json_to_stdout = args.json == STANDARD_OUTPUT

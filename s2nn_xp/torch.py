@@ -85,6 +85,7 @@ from ._validation import (
     check_parameter,
     check_representable,
     check_same_device,
+    describe,
     host_input,
     input_dtypes,
     ml_dtypes_kind,
@@ -893,7 +894,8 @@ def s2nn(
         is NaN (or the origin function); `x`'s shape, device and floating
         dtype. Its derivatives are the surrogate model's: ``gradient(x)`` in
         `x`, ``d origin / d alpha`` and ``d origin / d beta`` in tensor
-        parameters, to every order.
+        parameters, to every order (forward mode nested in forward mode
+        aside: 0 from the second order on, a PyTorch bug).
 
     Raises
     ------
@@ -1298,6 +1300,12 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
         value = validate_parameter(name, value)
         if isinstance(value, float):
             return value
+        if not isinstance(value, np.ndarray):  # an array of a third library
+            msg = (
+                f"{name} must be a Python number, a list, a NumPy array or a "
+                f"tensor, not {describe(value)}, as for the functions"
+            )
+            raise TypeError(msg)
         _check_float32(name, value)
         value = _from_numpy(value)
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 
 from tests._support import assert_same_bits, require
@@ -18,6 +19,7 @@ torch = require("torch")
 
 from torch import nn  # noqa: E402
 
+import s2nn_xp  # noqa: E402
 from s2nn_xp.torch import S2NN, s2nn  # noqa: E402
 
 # torch's own deprecation of torch.jit.trace, not this package's.
@@ -322,3 +324,21 @@ def test_load_state_dict_assign_takes_integers_as_the_constructor_does(learnable
     assert state["alpha"].dtype == torch.int64  # the caller's dict is unchanged
     if learnable:
         assert isinstance(module.alpha, torch.nn.Parameter)
+
+
+def test_an_array_of_a_third_library_is_refused_as_the_functions_refuse_it():
+    """It was taken through its __array__; the functions raise TypeError."""
+
+    class Foreign:  # an array-API array of another library
+        shape, dtype = (2,), np.float32
+
+        def __array_namespace__(self, api_version=None):
+            return np
+
+        def __array__(self, dtype=None, copy=None):
+            return np.array([4.0, 2.0], dtype=dtype)
+
+    with pytest.raises(TypeError, match="alpha must be a Python number, a list"):
+        S2NN(alpha=Foreign())
+    with pytest.raises(TypeError, match="cannot be mixed"):
+        s2nn_xp.s2nn(torch.ones(2), Foreign())
