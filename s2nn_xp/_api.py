@@ -551,8 +551,13 @@ _LEAVES = ("alpha", "beta")
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Floats compare by value, array parameters by identity."""
-    return a is b or (isinstance(a, float) and a == b)
+    """Floats compare by value, array parameters by identity.
+
+    Both must be floats to compare by value: a float against an array would
+    compare elementwise (an array, whose truth NumPy refuses for more than
+    one element, and a 0-d array equal to a float that hashes otherwise).
+    """
+    return a is b or (isinstance(a, float) and isinstance(b, float) and a == b)
 
 
 def _hash_key(value: Any) -> Any:

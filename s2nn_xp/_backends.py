@@ -88,7 +88,7 @@ def _numpy_copy(array: Any) -> np.ndarray:
     an ``as_numpy`` of its own.
     """
     copy = np.asarray(array)
-    if copy.dtype == object:
+    if copy.dtype == object and not isinstance(array, np.ndarray):
         msg = (
             f"NumPy cannot read an array of type {type(array).__name__} (it "
             "made an object array): give its backend record an as_numpy that "

@@ -792,7 +792,7 @@ def run_bench(args: argparse.Namespace) -> int:
     performance page shows the command behind its own file.
     """
     # "--json -": the JSON alone on standard output, the table on standard error.
-    json_to_stdout = args.json == STANDARD_OUTPUT
+    json_to_stdout = args.json is STANDARD_OUTPUT
     if args.json is not None and not json_to_stdout:
         _check_writable("--json", args.json)
     dtypes = list(dict.fromkeys(args.dtype or DEFAULT_DTYPES))
@@ -879,7 +879,8 @@ def _shows_windows(backend: str) -> bool:
     return backend.lower() not in {name.lower() for name in files_only}
 
 
-# The --json path that stands for standard output.
+# The --json path that stands for standard output: "-" as given, found by
+# identity (Path("./-") == Path("-"), and "./-" names a file).
 STANDARD_OUTPUT = Path("-")
 
 
@@ -888,7 +889,7 @@ def _output_path(text: str) -> Path:
     if not text:
         msg = "an empty path"
         raise argparse.ArgumentTypeError(msg)
-    return Path(text)
+    return STANDARD_OUTPUT if text == "-" else Path(text)
 
 
 def _check_writable(option: str, path: Path) -> None:

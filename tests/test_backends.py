@@ -353,6 +353,11 @@ def test_the_default_as_numpy_refuses_what_numpy_cannot_read():
     with pytest.raises(TypeError, match="NumPy cannot read an array of type Opaque"):
         entry.as_numpy(Opaque())
     np.testing.assert_array_equal(entry.as_numpy([1.0, 2.0]), [1.0, 2.0])
+    # A NumPy object array is NumPy's own: its dtype is judged where it is used.
+    objects = np.array([1.0, 2.0], dtype=object)
+    assert entry.as_numpy(objects) is objects
+    with pytest.raises(TypeError, match="alpha must have a real numeric dtype"):
+        s2nn_xp.S2NN(alpha=objects)
 
 
 def test_lazy_arrays_of_a_host_backend_are_not_read(monkeypatch):

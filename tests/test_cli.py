@@ -1240,3 +1240,10 @@ def test_bench_json_to_standard_output(tmp_path, capsys, monkeypatch):
     assert {r["backend"] for r in records} == {"numpy"}
     assert "median us" in stderr  # the table
     assert not (tmp_path / "-").exists()
+    # "./-" names a file, as for any other command
+    code, stdout, _ = run(
+        "bench", "--backend", "numpy", *TINY, "--json", "./-", capsys=capsys
+    )
+    assert code == 0
+    assert json.loads((tmp_path / "-").read_text())[0]["backend"] == "numpy"
+    assert "median us" in stdout

@@ -99,3 +99,20 @@ def test_an_array_of_a_wrong_dtype_is_refused_at_construction(xp, dtype):
     assert constructed[1].startswith("alpha must have a real numeric dtype, not ")
     fn = s2nn_xp.S2NN()
     assert _error_of(lambda: setattr(fn, "alpha", value)) == constructed
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (3,)])
+def test_a_float_and_an_array_parameter_are_unequal_both_ways(xp, shape):
+    """Equality is by value for floats, by identity for arrays, without raising.
+
+    A float against an array compared elementwise: True one way for a 0-d or
+    one-value array (with different hashes), an error for more values.
+    """
+    array = xp.asarray(np.full(shape, 4.0))
+    plain, with_array = s2nn_xp.S2NN(), s2nn_xp.S2NN(alpha=array)
+    assert plain != with_array
+    assert with_array != plain
+    assert with_array == with_array
+    assert with_array not in [plain]
+    same_array = s2nn_xp.S2NN(alpha=array)
+    assert same_array == with_array and hash(same_array) == hash(with_array)

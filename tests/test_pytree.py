@@ -178,3 +178,14 @@ def test_the_object_itself_compiles_and_checkpoints():
     np.testing.assert_array_equal(jax.checkpoint(spike)(x), spike(x))
     grad = jax.grad(lambda v: jax.checkpoint(spike)(v).sum())(x)
     np.testing.assert_array_equal(grad, s2nn_xp.gradient(x, 2.0))
+
+
+def test_jit_takes_an_array_epsilon_after_a_float_one():
+    """epsilon is static: JAX compared the float with the array, and raised."""
+    loss = jax.jit(lambda spike, x: spike(x).sum())
+    x = jnp.array([-1.0, 1.0])
+    assert loss(s2nn_xp.S2NN(epsilon=0.5), x) == 1.0
+    for epsilon in (np.array([0.1, 0.1]), jnp.array([0.1, 0.1])):
+        assert loss(s2nn_xp.S2NN(epsilon=epsilon), x) == 1.0
+    structure = jax.tree_util.tree_structure
+    assert structure(s2nn_xp.S2NN()) != structure(s2nn_xp.S2NN(epsilon=np.ones(2)))
