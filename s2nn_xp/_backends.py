@@ -252,9 +252,20 @@ class Backend:
                 msg += f", not {value!r}"
                 raise TypeError(msg)
         for field in ("array_modules", "device_kinds"):
-            if not getattr(self, field):
-                msg = f"backend {self.name!r}: {field} is empty"
+            if not getattr(self, field) or "" in getattr(self, field):
+                msg = f"backend {self.name!r}: {field} is empty or names ''"
                 raise ValueError(msg)
+        flags = (
+            "adapter_with_library",
+            "flushes_subnormals",
+            "values_on_host",
+            "places_arrays",
+        )
+        for field in flags:
+            if not isinstance(getattr(self, field), bool):
+                msg = f"backend {self.name!r}: {field} must be a bool"
+                msg += f", not {getattr(self, field)!r}"
+                raise TypeError(msg)
         unknown = sorted(set(self.dtypes) - set(_FLOAT_DTYPES))
         if unknown or "float32" not in self.dtypes:
             msg = (

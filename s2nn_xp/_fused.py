@@ -128,16 +128,39 @@ def launched(
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` says that memory ran out (not the kernel's fault).
+    """Whether ``exc``, or an error it was raised from, says memory ran out.
 
     A MemoryError (CuPy's), PyTorch's OutOfMemoryError (a RuntimeError), or
-    a driver's error in its own words (Triton's "Triton Error [CUDA]: out of
-    memory", CUDA_ERROR_OUT_OF_MEMORY).
+    a driver's error in its own words: Triton's "Triton Error [CUDA]: out
+    of memory", CUDA's CUDA_ERROR_OUT_OF_MEMORY, both RuntimeErrors (a
+    compiler's message that mentions memory is not one of them).
     """
-    if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:
-        return True
-    text = str(exc).lower()
-    return "out of memory" in text or "cuda_error_out_of_memory" in text
+    for error in _chain(exc):
+        if isinstance(error, MemoryError) or "OutOfMemory" in type(error).__name__:
+            return True
+        text = str(error)
+        if isinstance(error, RuntimeError) and (
+            "CUDA_ERROR_OUT_OF_MEMORY" in text or "[CUDA]: out of memory" in text
+        ):
+            return True
+    return False
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the errors it was raised from, outermost first.
+
+    ``raise ... from None`` ends the chain: the error it hides is no cause.
+    """
+    chain, seen = [exc], {id(exc)}
+    while True:
+        error = chain[-1]
+        inner = error.__cause__
+        if inner is None and not error.__suppress_context__:
+            inner = error.__context__
+        if inner is None or id(inner) in seen:  # a cycle, which Python allows
+            return chain
+        chain.append(inner)
+        seen.add(id(inner))
 
 
 def _cause(exc: BaseException) -> str:
@@ -148,12 +171,7 @@ def _cause(exc: BaseException) -> str:
     it was raised from. A long message (a compiler's log, its error last)
     keeps its beginning and its end.
     """
-    root, seen = exc, {id(exc)}
-    while (inner := root.__cause__ or root.__context__) is not None:
-        if id(inner) in seen:  # a cycle, which Python allows
-            break
-        root = inner
-        seen.add(id(root))
+    root = _chain(exc)[-1]
     parts = [f"{type(exc).__name__}: {exc}".strip()]
     if root is not exc:
         parts.append(f"caused by {type(root).__name__}: {root}".strip())

@@ -490,14 +490,34 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
 
 
 def _host_array(name: str, values: Any) -> Any:
-    """``numpy.asarray(values)``; ValueError naming `name` for ragged lists."""
+    """``numpy.asarray(values)``; ValueError naming `name` for ragged lists.
+
+    A list or tuple holding masked arrays (or ``np.ma.masked``) is refused:
+    ``asarray`` would keep the data under their masks as values, silently.
+    """
     import numpy as np
 
+    if isinstance(values, (list, tuple)) and _holds_masked(values, np):
+        msg = (
+            f"{name} is a list holding masked arrays, whose masks a list does "
+            "not keep; give one masked array (numpy.ma.stack) or filled values"
+        )
+        raise TypeError(msg)
     try:
         return np.asarray(values)
     except (ValueError, TypeError) as exc:  # ragged nested lists, odd objects
         msg = f"{name} is no rectangular array of numbers: {exc}"
         raise ValueError(msg) from exc
+
+
+def _holds_masked(values: list[Any] | tuple[Any, ...], np: ModuleType) -> bool:
+    """Whether a (nested) list or tuple holds a NumPy masked array."""
+    for value in values:
+        if isinstance(value, np.ma.MaskedArray):
+            return True
+        if isinstance(value, (list, tuple)) and _holds_masked(value, np):
+            return True
+    return False
 
 
 def _library(xp: ModuleType) -> str:

@@ -252,3 +252,16 @@ def test_times_and_durations_are_no_real_numbers(unit):
     _, pullback = s2nn_xp.vjp(np.array([-1.0, 1.0]))
     with pytest.raises(TypeError, match=r"cotangent must have a real numeric dtype"):
         pullback(times)
+
+
+def test_masked_arrays_inside_a_list_are_refused():
+    """asarray of a list took the data under the masks as values, silently."""
+    masked = np.ma.array([-0.5, 0.2, 1.0], mask=[False, True, False])
+    with pytest.raises(TypeError, match="x is a list holding masked arrays"):
+        s2nn_xp.origin([masked, masked])
+    with pytest.raises(TypeError, match="alpha is a list holding masked arrays"):
+        s2nn_xp.origin(np.ones(3), [[np.ma.masked, 1.0, 2.0]])
+    _, pullback = s2nn_xp.vjp(np.array([[0.1, 0.2, 0.3]]))
+    with pytest.raises(TypeError, match="cotangent is a list holding masked arrays"):
+        pullback([masked])
+    assert s2nn_xp.origin([[0.5, -0.5]]).shape == (1, 2)  # plain lists stay fine

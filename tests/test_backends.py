@@ -237,6 +237,8 @@ def test_named_transforms_carry_the_surrogate_derivatives(xp):
         ({"dtypes": "float32"}, TypeError, "dtypes must be a tuple of str"),
         ({"array_modules": "numpy"}, TypeError, "array_modules must be a tuple"),
         ({"array_modules": ()}, ValueError, "array_modules is empty"),
+        ({"array_modules": ("",)}, ValueError, "array_modules is empty or names"),
+        ({"values_on_host": "no"}, TypeError, "values_on_host must be a bool"),
         ({"device_kinds": "cpu"}, TypeError, "device_kinds must be a tuple of str"),
         ({"device_kinds": ()}, ValueError, "device_kinds is empty"),
         ({"dtypes": ("float16", "float64")}, ValueError, "must include float32"),

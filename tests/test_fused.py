@@ -101,3 +101,40 @@ def test_a_cycle_of_causes_ends():
     error.__cause__, inner.__cause__ = inner, error
     with pytest.warns(s2nn_xp.FusedKernelWarning, match="caused by ValueError: inner"):
         _fused.launched("kernel k", "cuda:0", _failing(error)[0])
+
+
+def _raised_from(outer, inner, *, suppress=False):
+    try:
+        try:
+            raise inner
+        except type(inner) as error:
+            if suppress:
+                raise outer from None
+            raise outer from error
+    except type(outer) as error:
+        return error
+
+
+def test_running_out_of_memory_under_another_error_is_raised():
+    wrapped = _raised_from(RuntimeError("kernel launch failed"), MemoryError("alloc"))
+    launch, _ = _failing(wrapped)
+    with pytest.raises(RuntimeError, match="kernel launch failed"):
+        _fused.launched("kernel k", "cuda:0", launch)
+    assert _fused.launched("kernel k", "cuda:0", lambda: None)
+
+
+def test_a_compiler_message_about_memory_is_a_kernel_failure():
+    """Only the runtime's own words for it: a message is not an allocation."""
+    error = ValueError("shared memory request would run out of memory on sm_70")
+    with pytest.warns(s2nn_xp.FusedKernelWarning, match="would run out of memory"):
+        assert not _fused.launched("kernel k", "cuda:0", _failing(error)[0])
+
+
+def test_a_context_suppressed_with_from_none_is_no_cause():
+    error = _raised_from(
+        RuntimeError("ptxas exited 255"), KeyError("cache-key"), suppress=True
+    )
+    with pytest.warns(s2nn_xp.FusedKernelWarning) as caught:
+        _fused.launched("kernel k", "cuda:0", _failing(error)[0])
+    assert "ptxas exited 255" in str(caught[0].message)
+    assert "cache-key" not in str(caught[0].message)
