@@ -421,6 +421,8 @@ def validate_parameter(name: str, value: Any) -> Any:
     if _is_bool(value):
         msg = f"{name} must be a real number or array, not a bool"
         raise TypeError(msg)
+    if _is_time_delta(getattr(value, "dtype", None)):  # NumPy calls it Integral
+        raise real_dtype_error(name, value.dtype)
     if isinstance(value, numbers.Real):
         try:
             number = float(value)

@@ -249,6 +249,8 @@ def test_times_and_durations_are_no_real_numbers(unit):
         s2nn_xp.gradient(times)
     with pytest.raises(TypeError, match=r"alpha must have a real numeric dtype"):
         s2nn_xp.gradient(np.array([-1.0, 1.0]), alpha=times)
+    with pytest.raises(TypeError, match=r"alpha must have a real numeric dtype"):
+        s2nn_xp.gradient(np.array([-1.0, 1.0]), alpha=times[0])  # a NumPy scalar
     _, pullback = s2nn_xp.vjp(np.array([-1.0, 1.0]))
     with pytest.raises(TypeError, match=r"cotangent must have a real numeric dtype"):
         pullback(times)
