@@ -90,21 +90,24 @@ def clip(
         import torch
 
         tensor_bound = any(isinstance(bound, torch.Tensor) for bound in (low, high))
-        if not recorded and tensor_bound:
-            return xp.clip(x, min=low, max=high)
-        # clamp where nothing records, except for a lower bound alone under
-        # the legacy ONNX exporter (tracing): its Clip without a maximum caps
-        # inf at the largest float in onnxruntime (origin(inf) gave 89), Max
-        # does not. Under torch.export (a forward pass, for inference) a
-        # two-sided clamp too: onnxscript's optimizer (0.7), fusing two pairs
-        # of minimum and maximum into Clips, made an invalid model.
-        one_sided_traced = high is None and torch.jit.is_tracing()
-        exported_pair = (
-            low is not None and high is not None and torch.compiler.is_exporting()
-        )
-        if (not recorded and not one_sided_traced) or (
-            exported_pair and not tensor_bound
+        if not recorded:
+            # clamp, except for a lower bound alone under the legacy ONNX
+            # exporter (tracing): its Clip without a maximum caps inf at the
+            # largest float in onnxruntime (origin(inf) gave 89); Max does not.
+            if tensor_bound:
+                return xp.clip(x, min=low, max=high)
+            if high is not None or not torch.jit.is_tracing():
+                return torch.clamp(x, low, high)
+        elif (
+            low is not None
+            and high is not None
+            and not tensor_bound
+            and torch.compiler.is_exporting()
         ):
+            # torch.export records a forward pass, for inference: a two-sided
+            # clamp, which onnxscript's optimizer (0.7) need not fuse from
+            # minimum and maximum (fusing two such pairs into Clips, it made
+            # an invalid model).
             return torch.clamp(x, low, high)
 
         def as_tensor(bound: Any) -> Any:
