@@ -235,12 +235,14 @@ _REAL_DTYPES: dict[tuple[str, Any], bool] = {}
 
 
 def broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...]) -> bool:
-    """Whether an array of ``shape`` broadcasts to exactly ``target``."""
+    """Whether an array of ``shape`` broadcasts to exactly ``target``.
+
+    Sizes not known yet (None, Dask's NaN) equal nothing: :func:`check_broadcast`
+    refuses them first, naming the way to know them.
+    """
     if len(shape) > len(target):
         return False
     for n, m in zip(reversed(shape), reversed(target), strict=False):
-        if _unknown(n) or _unknown(m):
-            continue
         # Two comparisons, not ``n not in (1, m)``: Dynamo (torch 2.13) tests
         # membership of a symbolic size by identity, so a parameter's static
         # 64 was "not in" (1, s0) for a dynamic x of 64 columns.
