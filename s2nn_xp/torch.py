@@ -73,7 +73,7 @@ import torch.autograd.forward_ad
 from torch import nn
 from torch.nn.utils import parametrize
 
-from . import _math, _torch_eager
+from . import _compat, _math, _torch_eager
 from ._api import ALPHA, BETA, EPSILON
 from ._validation import (
     BOUNDS,
@@ -726,7 +726,7 @@ def _from_numpy(values: Any) -> torch.Tensor:
     """
     kind = ml_dtypes_kind(values.dtype)
     if kind is None:
-        return torch.as_tensor(values)
+        return torch.as_tensor(_compat.readable_host_array(values))
     if kind == "integral":
         return torch.as_tensor(values.astype(np.int64))
     tensor = torch.as_tensor(values.astype(np.float32))
@@ -948,7 +948,8 @@ def _scalar_as_vector(
 
     torch.func's forward mode gives a 0-d tensor times (or plus) a Python
     number a float64 tangent, whatever the tensor's dtype (torch 2.13):
-    ``jvp`` and ``jacfwd`` of ``origin`` and ``gradient`` were float64.
+    ``jvp`` and ``jacfwd`` of ``origin``, ``gradient`` and ``vjp`` were
+    float64.
     """
     if x.ndim:
         return function(x, *arguments)
@@ -987,7 +988,7 @@ def vjp(
     """:func:`s2nn_xp.vjp` for tensors; the pullback works under torch.func too."""
     with_origin = validate_flag("origin", origin)
     x, p = _prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
-    y = _primal(x, p["alpha"], p["beta"], p["epsilon"], with_origin)
+    y = _scalar_as_vector(_primal, x, p["alpha"], p["beta"], p["epsilon"], with_origin)
     # The pullback differentiates at this call's values: copies (autograd
     # still sees through them), since a training loop may update x or a
     # parameter in place before it calls the pullback.
@@ -998,7 +999,11 @@ def vjp(
 
     def pullback(cotangent: Any) -> torch.Tensor:
         cotangent = _prepare_cotangent(prepared, cotangent).expand_as(x)
-        return _gradient_vjp(cotangent, x, p["alpha"], p["beta"])
+        if x.ndim:
+            return _gradient_vjp(cotangent, x, p["alpha"], p["beta"])
+        # as _scalar_as_vector, with the cotangent a 1-d tensor too
+        row = _gradient_vjp(cotangent.reshape(1), x.reshape(1), p["alpha"], p["beta"])
+        return row.reshape(())
 
     return y, pullback
 

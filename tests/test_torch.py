@@ -1284,6 +1284,30 @@ def test_forward_mode_of_a_0d_tensor_keeps_its_dtype(name, dtype):
         assert torch.func.jacfwd(function)(x).dtype == dtype
 
 
+@pytest.mark.parametrize("origin", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_forward_mode_of_vjp_on_a_0d_tensor_keeps_its_dtype(origin, dtype):
+    """vjp's primal and pullback, as test_forward_mode_of_a_0d_tensor_...."""
+
+    def primal(x):
+        return s2nn_xp.torch.vjp(x, origin=origin)[0]
+
+    def pulled(x):
+        return s2nn_xp.torch.vjp(x, origin=origin)[1](1.0)
+
+    for function in (primal, pulled):
+        for value in (-0.3, 0.7):
+            x = torch.tensor(value, dtype=dtype)
+            y, tangent = torch.func.jvp(function, (x,), (torch.ones_like(x),))
+            assert (y.dtype, tangent.dtype, tangent.shape) == (dtype, dtype, ())
+            row_y, row_tangent = torch.func.jvp(
+                function, (x.reshape(1),), (torch.ones(1, dtype=dtype),)
+            )
+            torch.testing.assert_close(tangent.reshape(1), row_tangent, rtol=0, atol=0)
+            torch.testing.assert_close(y.reshape(1), row_y, rtol=0, atol=0)
+            assert torch.func.jacfwd(function)(x).dtype == dtype
+
+
 @pytest.mark.usefixtures("fresh_dynamo")
 @pytest.mark.xfail(
     strict=True,
