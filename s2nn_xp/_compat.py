@@ -46,6 +46,7 @@ __all__ = [
     "is_torch_namespace",
     "placement",
     "quiet_floating_point",
+    "readable_host_array",
     "without_derivative",
 ]
 
@@ -61,6 +62,17 @@ def placement(x: Any) -> Any:
     where = device(x)
     devices = getattr(where, "device_set", None)  # a JAX Sharding
     return None if devices is not None and len(devices) > 1 else where
+
+
+def readable_host_array(array: Any) -> Any:
+    """A NumPy array as every library's ``asarray`` reads it without complaint.
+
+    PyTorch refuses negative strides (``a[::-1]``) and warns at a read-only
+    array (a tensor would share memory it may not write): those are copied.
+    """
+    if array.flags.writeable and all(stride >= 0 for stride in array.strides):
+        return array
+    return array.copy()
 
 
 def is_torch_namespace(xp: ModuleType) -> bool:

@@ -773,9 +773,8 @@ def _from_host(xp: ModuleType, name: str, values: Any, dtype: Any, x: Any) -> An
     import numpy as np
 
     with np.errstate(over="ignore", under="ignore"):
-        return xp.asarray(
-            host_floats(name, values), dtype=dtype, device=_compat.placement(x)
-        )
+        host = _compat.readable_host_array(host_floats(name, values))
+        return xp.asarray(host, dtype=dtype, device=_compat.placement(x))
 
 
 def finish(result: Any, prepared: Prepared) -> Any:

@@ -373,16 +373,37 @@ def test_host_cotangents_go_to_the_compute_dtype_directly():
 # --- item 11: one rule for mixed parameters ----------------------------------------
 
 
-@pytest.mark.parametrize("function", PARAMETRISED)
-@pytest.mark.parametrize("form", ["numpy", "list"])
-def test_host_parameters_work_with_every_library(xp, function, form):
-    alpha = np.array([4.0, 2.0, 4.0, 2.0, 4.0])
-    beta = [1.0, 2.0, 1.0, 2.0, 1.0]
+def _host_form(values, form):
+    """``values`` as a list, or a NumPy array of an unusual layout."""
     if form == "list":
-        alpha = alpha.tolist()
+        return list(values)
+    array = np.array(values, dtype=np.float64)
+    if form == "reversed":  # negative strides (PyTorch refuses them)
+        return np.ascontiguousarray(array[::-1])[::-1]
+    if form == "read-only":  # a tensor must not share it (PyTorch warns)
+        array.flags.writeable = False
+    return array
+
+
+HOST_FORMS = ["numpy", "list", "reversed", "read-only"]
+
+
+@pytest.mark.parametrize("function", PARAMETRISED)
+@pytest.mark.parametrize("form", HOST_FORMS)
+def test_host_parameters_work_with_every_library(xp, function, form):
+    alpha = _host_form([4.0, 2.0, 4.0, 2.0, 4.0], form)
+    beta = _host_form([1.0, 2.0, 1.0, 2.0, 1.0], form)
     got = PUBLIC[function](_on(xp, X, "float64"), alpha=alpha, beta=beta)
-    want = PUBLIC[function](X, alpha=np.asarray(alpha), beta=np.asarray(beta))
+    want = PUBLIC[function](X, alpha=np.array(alpha), beta=np.array(beta))
     xp_assert_close(got, want, xp=xp, rtol=1e-12)
+
+
+@pytest.mark.parametrize("form", HOST_FORMS)
+def test_host_cotangents_of_any_layout_work_with_every_library(xp, form):
+    cotangent = _host_form([1.0, -2.0, 3.0, -4.0, 5.0], form)
+    _, pullback = s2nn_xp.vjp(_on(xp, X, "float64"))
+    want = s2nn_xp.gradient(X) * np.array(cotangent)
+    xp_assert_close(pullback(cotangent), want, xp=xp, rtol=1e-12)
 
 
 def test_arrays_of_a_third_library_are_rejected_clearly():
@@ -502,6 +523,12 @@ def test_adapters_take_numpy_data_as_the_numpy_path_does(adapter):
     np.testing.assert_allclose(  # XLA's exp is not NumPy's: a few ulp
         to_numpy(module.s2nn(swapped, origin=True)), s2nn_xp.origin(X), rtol=1e-6
     )
+    for form in ("reversed", "read-only"):
+        x = _host_form(X, form)
+        np.testing.assert_array_equal(
+            to_numpy(module.gradient(x)), to_numpy(module.gradient(X.copy()))
+        )
+        assert x.flags.writeable == (form != "read-only")
     array = {"torch": "torch.tensor", "jax": "jax.numpy.asarray"}[adapter]
     library, _, name = array.rpartition(".")
     x = getattr(pytest.importorskip(library), name)(X)
