@@ -46,7 +46,7 @@ import sys
 import warnings
 from collections.abc import Callable
 
-__all__ = ["FusedKernelWarning", "launched"]
+__all__ = ["FusedKernelWarning", "launched", "stacklevel_of_the_user"]
 
 _ISSUES = "https://github.com/s2nn-xp/s2nn_xp/issues"
 _PACKAGE = __name__.partition(".")[0]
@@ -63,7 +63,7 @@ class FusedKernelWarning(RuntimeWarning):
     """
 
 
-def _stacklevel_of_the_user(libraries: tuple[str, ...]) -> int:
+def stacklevel_of_the_user(libraries: tuple[str, ...] = (_PACKAGE,)) -> int:
     """The ``stacklevel`` that points a warning at the user's own call.
 
     The first frame outside the modules of ``libraries`` (this package, and
@@ -120,7 +120,7 @@ def launched(
             f"slowly, for the rest of this process. Please report this at {_ISSUES}"
         )
         libraries = (_PACKAGE, framework) if framework else (_PACKAGE,)
-        level = _stacklevel_of_the_user(libraries)
+        level = stacklevel_of_the_user(libraries)
         warnings.warn(msg, FusedKernelWarning, stacklevel=level)
         _failed.add(key)  # after the warning: where it raises, it raises again
         return False

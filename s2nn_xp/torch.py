@@ -75,6 +75,7 @@ from torch.nn.utils import parametrize
 
 from . import _compat, _math, _torch_eager
 from ._api import ALPHA, BETA, EPSILON
+from ._fused import stacklevel_of_the_user
 from ._validation import (
     BOUNDS,
     Prepared,
@@ -1041,14 +1042,17 @@ class S2NN(nn.Module):
         (they must broadcast to the inputs).
     epsilon : float or array_like, default 1e-8
         As for :func:`s2nn`; always a constant.
-    origin : bool, default False
+    origin : bool, optional
         Return the smooth origin function instead of the spike; a settable
-        attribute.
+        attribute. Not given (None): ``not spiking`` if `spiking` is given,
+        else False; given, a contradicting `spiking` raises.
     learnable : bool, default False
         Register `alpha` and `beta` as :class:`torch.nn.Parameter` s (in the
         default floating dtype, of the shape given) so that an optimizer
         trains them. Otherwise Python numbers stay constants and tensors are
-        buffers (they follow :meth:`~torch.nn.Module.to`).
+        buffers (they follow :meth:`~torch.nn.Module.to`): copies, so that a
+        tensor that requires grad warns (its copy learns nothing; an
+        ``nn.Parameter`` given is shared and learns).
     spiking : bool, optional
         SpikingJelly's name for ``not origin`` (``spiking=False`` is
         ``origin=True``); give one of the two.
@@ -1111,17 +1115,22 @@ class S2NN(nn.Module):
         alpha: Parameter | Sequence[float] = ALPHA,
         beta: Parameter | Sequence[float] = BETA,
         epsilon: Parameter | Sequence[float] = EPSILON,
-        origin: bool = False,
+        origin: bool | None = None,
         learnable: bool = False,
         *,
         spiking: bool | None = None,
     ) -> None:
         super().__init__()
         self.learnable = validate_flag("learnable", learnable)
-        self.origin = origin
+        # None: not given (False, or what spiking says)
+        self.origin = False if origin is None else origin
         if spiking is not None:
-            if self.origin and validate_flag("spiking", spiking):
-                msg = "spiking=True contradicts origin=True; give one of them"
+            spiking = validate_flag("spiking", spiking)
+            if origin is not None and self.origin == spiking:
+                msg = (
+                    f"spiking={spiking} contradicts origin={self.origin}; "
+                    "give one of them"
+                )
                 raise ValueError(msg)
             self.spiking = spiking
         self.alpha = alpha
@@ -1148,6 +1157,21 @@ class S2NN(nn.Module):
     def _assign(self, name: str, value: Any) -> None:
         """Check `value` and store it as a constant, a buffer or a parameter."""
         learnable = self.learnable and name != "epsilon"
+        if (
+            not learnable
+            and isinstance(value, torch.Tensor)
+            and value.requires_grad
+            and not isinstance(value, nn.Parameter)
+        ):
+            msg = (
+                f"{name} requires grad, but this module keeps a copy of it that "
+                f"learns nothing (a buffer); for {name} to learn, pass "
+                "learnable=True (the module learns its own) or an nn.Parameter "
+                "(the module shares it)"
+            )
+            if name == "epsilon":
+                msg = "epsilon requires grad, but it is a constant: it gets none"
+            warnings.warn(msg, UserWarning, stacklevel=stacklevel_of_the_user())
         value = _checked(name, value, copy=not isinstance(value, nn.Parameter))
         current = self._parameters.get(name)
         if current is not None and not isinstance(value, nn.Parameter):
@@ -1315,6 +1339,7 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
         value = _from_numpy(value)
     else:
         _check_dense(name, value)
+        _check_real(name, value.dtype)  # complex32 first: NumPy has none
         _check_float32(name, validate_parameter(name, _host_values(value)))
     if not value.is_floating_point():
         value = value.to(torch.get_default_dtype())
@@ -1327,6 +1352,7 @@ def _storable(name: str, value: Any, dtype: torch.dtype) -> torch.Tensor:
     Valid as a number, a value may not be in that dtype: a tiny one rounds
     to 0 (not > 0), a huge one to inf (alpha=1e39 in float32).
     """
+    _check_real(name, dtype)  # a module converted to a complex dtype
     stored = torch.as_tensor(value).to(dtype)
     values = _host_values(stored)
     if not np.isfinite(values).all():
@@ -1378,9 +1404,14 @@ def _host_values(value: torch.Tensor) -> Any:
             stand_in = np.float32
         return np.ones((), dtype=stand_in)
     value = value.detach().cpu().resolve_conj().resolve_neg()
-    if value.dtype == torch.bfloat16:  # NumPy has no bfloat16; exact in float32
+    if value.is_floating_point() and value.dtype not in _NUMPY_FLOATS:
+        # bfloat16 and the float8 formats: NumPy has none; exact in float32
         value = value.float()
     return value.numpy()
+
+
+# torch's floating dtypes that NumPy has too (Tensor.numpy() takes them).
+_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
 
 
 def _describe(value: Parameter) -> str:

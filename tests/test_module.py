@@ -146,8 +146,14 @@ def test_spiking_mode_is_the_opposite_of_origin():
     assert S2NN(spiking=False).origin is True
     assert S2NN(spiking=True).origin is False
     assert S2NN(origin=True, spiking=False).origin is True
+    assert S2NN(origin=False, spiking=True).origin is False
+    assert S2NN(origin=None).origin is False
     with pytest.raises(ValueError, match="spiking=True contradicts origin=True"):
         S2NN(origin=True, spiking=True)
+    with pytest.raises(ValueError, match="spiking=False contradicts origin=False"):
+        S2NN(origin=False, spiking=False)
+    with pytest.raises(TypeError, match="origin must be a bool"):
+        S2NN(origin="no", spiking=False)
     with pytest.raises(TypeError, match="spiking must be a bool"):
         spike.set_spiking_mode(1)
     with pytest.raises(TypeError, match="spiking must be a bool"):
@@ -282,6 +288,60 @@ def test_a_dtype_conversion_that_breaks_a_value_is_refused(
     assert isinstance(after, nn.Parameter) == (learnable and name != "epsilon")
     # Conversions that keep each value, and to_empty (no values), still work.
     assert module.double().to(device="meta").to_empty(device="cpu") is module
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta", "epsilon"])
+def test_a_tensor_that_requires_grad_given_to_a_fixed_module_warns(name):
+    """Its copy learns nothing; a learnable module or an nn.Parameter learns."""
+    value = torch.tensor([2.0, 3.0], requires_grad=True)
+    with pytest.warns(UserWarning, match=f"{name} requires grad") as record:
+        module = S2NN(**{name: value})
+    assert record[0].filename == __file__  # the user's line
+    assert not getattr(module, name).requires_grad
+    with pytest.warns(UserWarning, match=f"{name} requires grad") as record:
+        setattr(S2NN(), name, value)
+    assert record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        S2NN(**{name: nn.Parameter(value.detach())})
+        S2NN(**{name: value.detach()})
+        if name != "epsilon":
+            S2NN(learnable=True, **{name: value})
+
+
+FLOAT8 = [
+    getattr(torch, name)
+    for name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+    if hasattr(torch, name)
+]
+
+
+@pytest.mark.parametrize("dtype", FLOAT8, ids=str)
+def test_float8_tensors_go_in_every_way_as_into_the_functions(dtype):
+    """NumPy has no float8: their values are checked in float32 (exact there)."""
+    x = torch.tensor([-1.0, 0.0, 1.0])
+    two = torch.tensor([2.0]).to(dtype)
+    module = S2NN(alpha=two)
+    assert module.alpha.dtype == dtype
+    torch.testing.assert_close(module.surrogate_grad(x), s2nn_xp.torch.gradient(x, two))
+    assert S2NN(learnable=True).to(dtype).alpha.dtype == dtype
+    learnable = S2NN(learnable=True)
+    learnable.load_state_dict({"alpha": two[0], "beta": torch.tensor(1.0)})
+    assert learnable.alpha.item() == 2.0
+    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+        S2NN(alpha=torch.tensor([-2.0]).to(dtype))
+
+
+@pytest.mark.parametrize("learnable", [True, False])
+def test_complex_tensors_and_conversions_are_refused_naming_the_parameter(learnable):
+    with pytest.raises(TypeError, match="alpha must have a real numeric dtype"):
+        S2NN(alpha=torch.ones(2, dtype=torch.complex64), learnable=learnable)
+    module = S2NN(alpha=torch.ones(2), learnable=learnable)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's, on complex modules
+        with pytest.raises(TypeError, match="alpha must have a real numeric dtype"):
+            module.to(torch.complex64)
+    assert module.alpha.dtype == torch.float32
 
 
 def test_a_learnable_value_that_rounds_to_zero_is_refused():

@@ -1145,7 +1145,7 @@ def test_learnable_module_trains():
         ({"epsilon": [-1.0]}, ValueError, "epsilon"),
         ({"alpha": torch.tensor([1j])}, TypeError, "alpha"),
         ({"learnable": 1}, TypeError, "learnable"),
-        ({"origin": None}, TypeError, "origin"),
+        ({"origin": 0}, TypeError, "origin"),
     ],
 )
 def test_module_checks_its_parameters(kwargs, error, match):
