@@ -501,10 +501,19 @@ def _host_array(name: str, values: Any) -> Any:
     """
     import numpy as np
 
-    if isinstance(values, (list, tuple)) and _holds_masked(values, np):
+    held = _held_array(values, np) if isinstance(values, (list, tuple)) else None
+    if held is not None and isinstance(held, np.ma.MaskedArray):
         msg = (
             f"{name} is a list holding masked arrays, whose masks a list does "
             "not keep; give one masked array (numpy.ma.stack) or filled values"
+        )
+        raise TypeError(msg)
+    if held is not None:
+        library = _library(_compat.array_namespace(held)).partition(".")[0]
+        msg = (
+            f"{name} is a list holding {library} arrays, which a list would pass "
+            "as plain numbers (no gradient, no device); give one array of x's "
+            "library (stack them) or numbers"
         )
         raise TypeError(msg)
     try:
@@ -514,14 +523,28 @@ def _host_array(name: str, values: Any) -> Any:
         raise ValueError(msg) from exc
 
 
-def _holds_masked(values: list[Any] | tuple[Any, ...], np: ModuleType) -> bool:
-    """Whether a (nested) list or tuple holds a NumPy masked array."""
+_PLAIN_NUMBERS = (float, int, bool)
+
+
+def _held_array(values: list[Any] | tuple[Any, ...], np: ModuleType) -> Any:
+    """The first array in a (nested) list or tuple that it cannot hold, or None.
+
+    A NumPy masked array (the list keeps no mask), or an array of another
+    library than NumPy (a tensor that requires grad, a JAX tracer: the list
+    would read it as numbers, or fail inside that library).
+    """
     for value in values:
-        if isinstance(value, np.ma.MaskedArray):
-            return True
-        if isinstance(value, (list, tuple)) and _holds_masked(value, np):
-            return True
-    return False
+        if type(value) in _PLAIN_NUMBERS:  # most elements: a fast check
+            continue
+        if isinstance(value, (list, tuple)):
+            held = _held_array(value, np)
+            if held is not None:
+                return held
+        elif isinstance(value, np.ma.MaskedArray) or (
+            _compat.is_array_api_obj(value) and not _compat.is_numpy_array(value)
+        ):
+            return value
+    return None
 
 
 def _library(xp: ModuleType) -> str:

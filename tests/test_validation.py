@@ -406,6 +406,30 @@ def test_host_cotangents_of_any_layout_work_with_every_library(xp, form):
     xp_assert_close(pullback(cotangent), want, xp=xp, rtol=1e-12)
 
 
+def test_a_list_holding_arrays_of_a_library_is_refused(xp):
+    """A list would pass them as plain numbers: no gradient, no device."""
+    two = xp.asarray(2.0)
+    if array_api_compat.is_numpy_namespace(xp):
+        np.testing.assert_array_equal(  # NumPy's own arrays are numbers to it
+            s2nn_xp.gradient(X, [two, 4.0, two, 4.0, two]),
+            s2nn_xp.gradient(X, np.array([2.0, 4.0, 2.0, 4.0, 2.0])),
+        )
+        return
+    library = backend_of(xp).module.partition(".")[0]
+    x = _on(xp, X)
+    for call in (
+        lambda: s2nn_xp.gradient(x, [two, 4.0, two, 4.0, two]),
+        lambda: s2nn_xp.origin(x, 4.0, [[1.0, two, 1.0, 1.0, 1.0]]),
+        lambda: s2nn_xp.S2NN(alpha=[two]),
+        lambda: s2nn_xp.gradient([two, 1.0]),
+    ):
+        with pytest.raises(TypeError, match=rf"is a list holding {library} arrays"):
+            call()
+    _, pullback = s2nn_xp.vjp(x)
+    with pytest.raises(TypeError, match=r"cotangent is a list holding"):
+        pullback([two] * 5)
+
+
 def test_arrays_of_a_third_library_are_rejected_clearly():
     strict = pytest.importorskip("array_api_strict")
     with pytest.raises(TypeError, match=r"different libraries.*alpha"):
