@@ -50,6 +50,7 @@ from ._validation import (
     Prepared,
     check_arguments,
     host_input,
+    ml_dtypes_kind,
     prepare_cotangent,
     validate_flag,
 )
@@ -247,11 +248,26 @@ def s2nn(
 def _arguments(x: ArrayLike, **params: Any) -> tuple[jax.Array, Any, dict[str, Any]]:
     """``x`` (promoted) and its parameters checked, outside the compiled code."""
     if not isinstance(x, jax.Array):
-        x = jnp.asarray(host_input(x, "jax.numpy", promote_integers=True))
+        x = _from_numpy(host_input(x, "jax.numpy", promote_integers=True))
     compute_dtype, result_dtype, params = check_arguments(jnp, x, params)
     if x.dtype != result_dtype:  # integers and bools: promoted first
         x = x.astype(result_dtype)
     return x, compute_dtype, params
+
+
+def _from_numpy(values: Any) -> jax.Array:
+    """Host data as a JAX array; an ml_dtypes float XLA cannot hold, in float32.
+
+    JAX names every ml_dtypes float, but XLA's CPU backend holds no float6
+    (an XLA error at transfer): those go through float32, which holds each
+    of their values, and stay float32, as in the PyTorch adapter.
+    """
+    try:
+        return jnp.asarray(values)
+    except jax.errors.JaxRuntimeError:
+        if ml_dtypes_kind(values.dtype) != "floating":
+            raise
+        return jnp.asarray(values.astype("float32"))
 
 
 # The other public functions of s2nn_xp for JAX arrays: each one compiled
