@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numbers
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
@@ -485,16 +486,38 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
     if x is None or isinstance(x, (str, bytes, dict, set)):
         msg = f"x must be an array or a real number, not {describe(x)}"
         raise TypeError(msg)
-    if isinstance(x, int) and not isinstance(x, bool) and not -(2**63) <= x < 2**63:
-        msg = f"x={x} is an integer outside the int64 range; pass it as a float"
-        raise TypeError(msg)
-    if xp is not None:
-        return xp.asarray(x)
-    return _host_array("x", x)
+    return _host_array("x", _python_number("x", x), None if xp is None else xp.asarray)
 
 
-def _host_array(name: str, values: Any) -> Any:
-    """``numpy.asarray(values)``; ValueError naming `name` for ragged lists.
+def _python_number(name: str, value: Any) -> Any:
+    """A Python number as NumPy reads it as a real number; anything else as is.
+
+    NumPy makes an object array of an int beyond int64 and of other
+    ``numbers.Real`` types (``Fraction``), which parameters accept as
+    numbers: those become floats. ValueError beyond float64's range (the
+    digits are not printed: there may be hundreds).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return value
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return value
+    if isinstance(value, float) or _compat.is_array_api_obj(value):
+        return value  # NumPy scalars keep their dtype
+    try:
+        return float(value)
+    except OverflowError:
+        digits = len(str(abs(int(value))))
+        msg = f"{name} is a number of {digits} digits, beyond the range of float64"
+        raise ValueError(msg) from None
+
+
+def _host_array(
+    name: str, values: Any, asarray: Callable[[Any], Any] | None = None
+) -> Any:
+    """``numpy.asarray(values)`` (or ``asarray``'s); errors name `name`.
+
+    ValueError for ragged lists, TypeError for data the library refuses
+    (strings, for array-api-strict), whichever library reads them.
 
     A list or tuple holding masked arrays (or ``np.ma.masked``) is refused:
     ``asarray`` would keep the data under their masks as values, silently.
@@ -517,10 +540,13 @@ def _host_array(name: str, values: Any) -> Any:
         )
         raise TypeError(msg)
     try:
-        return np.asarray(values)
-    except (ValueError, TypeError) as exc:  # ragged nested lists, odd objects
+        return (np.asarray if asarray is None else asarray)(values)
+    except ValueError as exc:  # ragged nested lists
         msg = f"{name} is no rectangular array of numbers: {exc}"
         raise ValueError(msg) from exc
+    except TypeError as exc:  # odd objects
+        msg = f"{name} is no array of real numbers: {exc}"
+        raise TypeError(msg) from exc
 
 
 _PLAIN_NUMBERS = (float, int, bool)
@@ -713,13 +739,7 @@ def host_floats(name: str, values: Any) -> Any:
     """
     import numpy as np
 
-    if isinstance(values, int):  # beyond int64, NumPy would make an object
-        try:
-            values = float(values)
-        except OverflowError:
-            msg = f"{name}={values} is beyond the range of float64"
-            raise ValueError(msg) from None
-    array = _host_array(name, values)
+    array = _host_array(name, _python_number(name, values))
     check_real_dtype(name, _compat.array_namespace(array), array.dtype)
     kind = ml_dtypes_kind(array.dtype)
     if kind == "floating":
