@@ -1333,3 +1333,40 @@ def test_compiled_second_order_torch_func_is_the_eager_one():
         atol=0,
     )
     torch.testing.assert_close(torch.compile(torch.func.grad(first))(w), eager)
+
+
+def _per_sample_gradients(weights, samples):
+    """Per-sample gradients in ``weights`` of the spikes of ``samples @ weights``."""
+    return torch.func.vmap(
+        torch.func.grad(lambda w, x: s2nn(x @ w).sum()), in_dims=(None, 0)
+    )(weights, samples)
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_compiled_per_sample_gradients_in_x_are_the_eager_ones():
+    samples = torch.linspace(-1.0, 1.0, 12).reshape(4, 3)
+    per_sample = torch.func.vmap(torch.func.grad(lambda x: s2nn(x).sum()))
+    torch.testing.assert_close(
+        torch.compile(per_sample, backend="aot_eager")(samples),
+        s2nn_xp.torch.gradient(samples),
+    )
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+@pytest.mark.xfail(
+    strict=True,
+    raises=torch._dynamo.exc.InternalTorchDynamoError,
+    reason=(
+        "Compiled, vmap of grad raises inside Dynamo where the spike's input is "
+        "computed from the variable differentiated ('You tried to vmap over "
+        "ApplyTemplate'; a bare autograd.Function with generate_vmap_rule "
+        "too); documented on the Definition page and in the user guide. When "
+        "this passes, drop the notes."
+    ),
+)
+def test_compiled_per_sample_gradients_in_weights_are_the_eager_ones():
+    weights = torch.linspace(-0.5, 0.5, 9).reshape(3, 3)
+    samples = torch.linspace(-1.0, 1.0, 12).reshape(4, 3)
+    eager = _per_sample_gradients(weights, samples)
+    compiled = torch.compile(_per_sample_gradients, backend="aot_eager")
+    torch.testing.assert_close(compiled(weights, samples), eager)
