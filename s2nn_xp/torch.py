@@ -1305,6 +1305,20 @@ class S2NN(nn.Module):
 
         return _api.gradient(x, self.alpha, self.beta)
 
+    def __prepare_scriptable__(self) -> S2NN:
+        """Refuse ``torch.jit.script``, saying what works instead.
+
+        TorchScript cannot compile an ``autograd.Function`` or the Python
+        checks of the arguments; it failed deep inside them ("attribute
+        lookup is not defined on python value of type 'dict'").
+        """
+        msg = (
+            "torch.jit.script cannot compile S2NN (an autograd.Function with "
+            "Python argument checks); use torch.jit.trace, torch.compile or "
+            "torch.export"
+        )
+        raise RuntimeError(msg)
+
     def extra_repr(self) -> str:
         """``alpha=..., beta=..., epsilon=...`` as the core class prints them."""
         parts = [

@@ -402,3 +402,13 @@ def test_an_array_of_a_third_library_is_refused_as_the_functions_refuse_it():
         S2NN(alpha=Foreign())
     with pytest.raises(TypeError, match="cannot be mixed"):
         s2nn_xp.s2nn(torch.ones(2), Foreign())
+
+
+def test_torch_jit_script_is_refused_saying_what_works():
+    """A model holding the module too (TorchScript prepares every submodule)."""
+    for model in (S2NN(), nn.Sequential(nn.Linear(2, 2), S2NN(learnable=True))):
+        with pytest.raises(RuntimeError, match=r"torch\.jit\.trace, torch\.compile"):
+            torch.jit.script(model)
+    x = torch.tensor([[-0.5, 0.5]])
+    traced = torch.jit.trace(S2NN(), x)
+    torch.testing.assert_close(traced(x), s2nn(x))
