@@ -188,9 +188,8 @@ def s2nn(
     On JAX arrays and PyTorch tensors the result carries the surrogate
     derivatives into every autodiff transform of that library (see
     :mod:`s2nn_xp.jax` and :mod:`s2nn_xp.torch`). Arrays of libraries without
-    autodiff (NumPy, CuPy, Dask, array-api-strict, marray: the docs'
-    *Backends* table) get the plain values; use :func:`vjp` to train with
-    them.
+    autodiff (the docs' *Backends* table) get the plain values; use
+    :func:`vjp` to train with them.
 
     Parameters
     ----------

@@ -20,7 +20,7 @@ import functools
 import importlib
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -242,30 +242,14 @@ class Backend:
     make_learnable_case: Callable[[Any, Any, Any, Any], Callable[[], Any]] | None = None
 
     def __post_init__(self) -> None:
-        tuples = ("array_modules", "transforms", "dtypes", "implements", "device_kinds")
-        for field in tuples:
-            value = getattr(self, field)
-            if not (
-                isinstance(value, tuple) and all(isinstance(v, str) for v in value)
-            ):
-                msg = f"backend {self.name!r}: {field} must be a tuple of str"
-                msg += f", not {value!r}"
-                raise TypeError(msg)
-        for field in ("array_modules", "device_kinds"):
-            if not getattr(self, field) or "" in getattr(self, field):
-                msg = f"backend {self.name!r}: {field} is empty or names ''"
+        # Each field checked by the kind its annotation declares (the
+        # annotations are strings: ``from __future__ import annotations``).
+        for field in fields(self):
+            self._check_field(field.name, str(field.type))
+        for name in ("array_modules", "device_kinds"):
+            if not getattr(self, name) or "" in getattr(self, name):
+                msg = f"backend {self.name!r}: {name} is empty or names ''"
                 raise ValueError(msg)
-        flags = (
-            "adapter_with_library",
-            "flushes_subnormals",
-            "values_on_host",
-            "places_arrays",
-        )
-        for field in flags:
-            if not isinstance(getattr(self, field), bool):
-                msg = f"backend {self.name!r}: {field} must be a bool"
-                msg += f", not {getattr(self, field)!r}"
-                raise TypeError(msg)
         unknown = sorted(set(self.dtypes) - set(_FLOAT_DTYPES))
         if unknown or "float32" not in self.dtypes:
             msg = (
@@ -285,6 +269,37 @@ class Backend:
             raise ValueError(msg)
         if self.adapter_with_library and self.adapter is None:
             msg = f"backend {self.name!r} sets adapter_with_library without adapter"
+            raise ValueError(msg)
+
+    def _check_field(self, name: str, annotation: str) -> None:
+        """Refuse a field that does not hold what its annotation declares.
+
+        TypeError unless it is a str, a bool, a tuple of str or a callable
+        (or None, where the annotation allows it); ValueError for an empty
+        str or a tuple that names one value twice.
+        """
+        value = getattr(self, name)
+        kind = annotation.removesuffix("| None").strip()
+        if kind != annotation and value is None:
+            return
+        if kind == "str":
+            wanted, holds = "a str", isinstance(value, str)
+        elif kind == "bool":
+            wanted, holds = "a bool", isinstance(value, bool)
+        elif kind == "tuple[str, ...]":
+            wanted = "a tuple of str"
+            holds = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+        else:  # Callable[...]
+            wanted, holds = "a callable", callable(value)
+        if not holds:
+            wanted += " or None" if kind != annotation else ""
+            msg = f"backend {self.name!r}: {name} must be {wanted}, not {value!r}"
+            raise TypeError(msg)
+        if value == "":
+            msg = f"backend {self.name!r}: {name} is ''"
+            raise ValueError(msg)
+        if isinstance(value, tuple) and len(set(value)) < len(value):
+            msg = f"backend {self.name!r}: {name} names a value twice: {value!r}"
             raise ValueError(msg)
 
     @property

@@ -54,7 +54,8 @@ def load_backend(name: str) -> ModuleType:
     where no GPU is, too), and is skipped then, but not where its module is
     not installed at all (a typo in the record's module or in the extra that
     the session installs would otherwise pass with nothing tested); one that
-    imports but finds no device is skipped.
+    imports but finds no device is skipped, unless it was asked for by name
+    and runs on CPUs (its device lister is broken, then).
     """
     backend = _backends.get(name)
     try:
@@ -67,9 +68,23 @@ def load_backend(name: str) -> ModuleType:
             pytest.fail(f"backend {name!r} was selected but does not import: {exc}")
         pytest.skip(f"{name} is not installed")
     if not backend.has_device():
+        if _explicitly_selected(name) and "cpu" in backend.device_kinds:
+            # Every machine has a CPU: a broken device lister, not a
+            # missing device (its session would pass with nothing tested).
+            pytest.fail(
+                f"backend {name!r} was selected and runs on CPUs, but finds no "
+                f"device here: {_why_no_device(backend)}"
+            )
         pytest.skip(f"{name} is installed but finds no device here")
     backend.enable_float64()
     return module
+
+
+def _why_no_device(backend: _backends.Backend) -> str:
+    try:
+        return f"its find_devices() gave {backend.devices()!r}"
+    except Exception as exc:  # what has_device() swallowed
+        return f"its find_devices() raised {exc!r}"
 
 
 def require(name: str) -> ModuleType:
@@ -89,7 +104,10 @@ def require(name: str) -> ModuleType:
 def backend_of(xp: ModuleType) -> _backends.Backend:
     """The registry's record of the namespace `xp`."""
     backend = _backends.of_namespace(xp)
-    assert backend is not None, f"{xp.__name__} is in no registry entry"
+    assert backend is not None, (
+        f"{xp.__name__} is in no registry entry (check the record's "
+        "array_modules and is_namespace)"
+    )
     return backend
 
 

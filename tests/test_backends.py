@@ -105,9 +105,12 @@ def test_the_entry_of_this_backend(xp):
     assert backend.has_device()
     assert backend.load() is xp
     ns = s2nn_xp._compat.array_namespace(xp.asarray(0.0))
-    assert _backends.of_namespace(ns) is backend
+    assert _backends.of_namespace(ns) is backend, (
+        f"{ns.__name__} is not matched to the record {backend.name!r}: check its "
+        "array_modules and is_namespace"
+    )
     for dtype in backend.dtypes:
-        x = ns.astype(xp.asarray(X), getattr(ns, dtype, None) or np.dtype(dtype))
+        x = ns.astype(xp.asarray(X), _dtype_of(ns, dtype, backend.name))
         assert s2nn_xp.gradient(x).dtype == x.dtype
     # Every floating dtype the namespace has is listed (a record leaving one
     # out would skip its tests silently).
@@ -126,6 +129,20 @@ def test_the_entry_of_this_backend(xp):
     for device in backend.devices():
         kind = device.lower().replace("tfrt_", "").split(":")[0].rstrip("_0123456789")
         assert kind in backend.device_kinds, (device, backend.device_kinds)
+
+
+def _dtype_of(ns, name, record):
+    """``ns``'s dtype ``name`` (NumPy's for names it lacks: ml_dtypes' bfloat16)."""
+    own = getattr(ns, name, None)
+    if own is not None:
+        return own
+    try:
+        return np.dtype(name)
+    except TypeError:
+        pytest.fail(
+            f"the record {record!r} lists {name!r} in dtypes, which "
+            f"{ns.__name__} does not have"
+        )
 
 
 @pytest.mark.parametrize("name", PUBLIC_FUNCTIONS)
@@ -244,6 +261,16 @@ def test_named_transforms_carry_the_surrogate_derivatives(xp):
         ({"dtypes": ("float16", "float64")}, ValueError, "must include float32"),
         ({"dtypes": ("float32", "float_16")}, ValueError, "be among"),
         ({"implements": ("s2nn", "spike")}, ValueError, r"\['spike'\]"),
+        ({"name": ""}, ValueError, "name is ''"),
+        ({"name": 3}, TypeError, "name must be a str, not 3"),
+        ({"module": ""}, ValueError, "module is ''"),
+        ({"module": ("numpy",)}, TypeError, "module must be a str"),
+        ({"fused": None}, TypeError, "fused must be a str"),
+        ({"adapter": 3}, TypeError, "adapter must be a str or None"),
+        ({"is_namespace": None}, TypeError, "is_namespace must be a callable"),
+        ({"find_devices": ["cpu"]}, TypeError, "find_devices must be a callable"),
+        ({"is_array": "x"}, TypeError, "is_array must be a callable or None"),
+        ({"dtypes": ("float32", "float32")}, ValueError, "dtypes names a value twice"),
     ],
 )
 def test_a_malformed_entry_is_refused_naming_the_field(change, error, match):
@@ -285,6 +312,24 @@ def test_a_selected_backend_that_is_not_installed_fails(monkeypatch, device_kind
     monkeypatch.setenv("S2NN_XP_BACKENDS", "numpy")
     with pytest.raises(pytest.skip.Exception, match="sparse is not installed"):
         load_backend("sparse")
+
+
+@pytest.mark.parametrize(
+    "find_devices",
+    [lambda: 1 / 0, lambda: [], lambda: None],
+    ids=["raises", "[]", "None"],
+)
+def test_a_selected_cpu_backend_that_finds_no_device_fails(monkeypatch, find_devices):
+    """A broken device lister would skip every test: its session passed empty."""
+    broken = dataclasses.replace(_backends.get("numpy"), find_devices=find_devices)
+    monkeypatch.setitem(_backends.BACKENDS, "numpy", broken)
+    monkeypatch.setenv("S2NN_XP_BACKENDS", "numpy")
+    with pytest.raises(pytest.fail.Exception, match="runs on CPUs, but finds no"):
+        _load_or_fail_on_skip("numpy")
+    gpu_only = dataclasses.replace(broken, device_kinds=("cuda",))
+    monkeypatch.setitem(_backends.BACKENDS, "numpy", gpu_only)
+    with pytest.raises(pytest.skip.Exception, match="finds no device here"):
+        load_backend("numpy")  # a GPU-only backend on a machine without one
 
 
 def _load_or_fail_on_skip(name):

@@ -2,7 +2,8 @@
 
 ``.. backend-table::`` is the capability table: its rows come from
 :data:`s2nn_xp._backends.BACKENDS` (each record's ``implements``), so
-the page cannot drift from what the package does. ``.. bench-table:: FILE``
+the page cannot drift from what the package does; ``:backends-with:`FIELD```
+names the backends whose record sets a field, in a sentence. ``.. bench-table:: FILE``
 prints the records of an ``s2nn-xp bench --json`` file, one table per backend,
 and ``.. bench-command:: FILE`` the command that writes such a file again.
 """
@@ -76,6 +77,18 @@ class BackendTable(Directive):
         return [table(HEADER, rows())]
 
 
+def backends_with(name, rawtext, text, lineno, inliner, options=None, content=()):
+    """``:backends-with:`FIELD``` -- the backends whose record sets FIELD, by name.
+
+    A list of libraries by capability in a sentence, from the registry.
+    """
+    if not all(hasattr(b, text) for b in BACKENDS.values()):
+        message = inliner.reporter.error(f"no record field {text!r}", line=lineno)
+        return [inliner.problematic(rawtext, rawtext, message)], [message]
+    names = [b.name for b in BACKENDS.values() if getattr(b, text)]
+    return [nodes.literal(rawtext, ", ".join(names))], []
+
+
 def _bench_source(directive: Directive) -> Path:
     """The JSON file named by `directive`; a change to it rebuilds the page."""
     env = directive.state.document.settings.env
@@ -143,6 +156,7 @@ class BenchCommand(Directive):
 def setup(app):
     """Register the directives."""
     app.add_directive("backend-table", BackendTable)
+    app.add_role("backends-with", backends_with)
     app.add_directive("bench-table", BenchTable)
     app.add_directive("bench-command", BenchCommand)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
