@@ -192,11 +192,18 @@ def origin(
     ``sigmoid(alpha * x)`` where ``x < 0``, ``beta * log1p(x + epsilon) + 0.5``
     where ``x >= 0``. ``in_place`` as for :func:`forward`.
     """
+    below = _step_below(xp, x, in_place)
     e = _sigmoid_exp(xp, x, alpha, in_place)
     sigmoid = _div(e, e + 1.0, in_place)  # e / (1 + e), stable since e <= 1
     tail = xp.log1p(_add(_tail_input(xp, x, in_place), epsilon, in_place))
+    # Times the step (exact: 1 where selected, 0 where not) before beta:
+    # where it is not selected, log1p(-0.5 + epsilon) * beta overflows for a
+    # large epsilon and beta (and its derivative in x, beta / (1 + x), for
+    # beta beyond half the dtype's largest), and the blend's 0 times inf is
+    # NaN.
+    tail = _mul(tail, below + 1.0, in_place)
     tail = _add(_mul(tail, beta, in_place), 0.5, in_place)
-    return _select(_step_below(xp, x, in_place), sigmoid, tail, None, in_place)
+    return _select(below, sigmoid, tail, None, in_place)
 
 
 def gradient(

@@ -155,17 +155,23 @@ def origin(
     sigmoid, tail, below = _temporaries(x, scratch)
     if out.dtype == x.dtype:  # the step in out itself, as in forward
         below = out
-    # The tail keeps _math's clip: log1p(|x|) would be inf at x = -inf, and
-    # the blend's 0 times it NaN.
     e = _sigmoid_exp_of_magnitude(x, np.abs(x, out=sigmoid), alpha, sigmoid)
     np.add(e, 1.0, out=tail)
     e /= tail  # e / (1 + e)
-    np.clip(x, -0.5, None, out=tail)  # _math._tail_input
-    tail += epsilon
+    # The tail keeps _math's clip: log1p(|x|) would be inf at x = -inf, and
+    # the blend's 0 times it NaN. Where it is not selected _math multiplies
+    # it by the step before beta (no overflow there); here, with one
+    # temporary, epsilon is (step times epsilon, 0 where x < 0) and
+    # max(x + shift, -0.5) is max(x, -0.5) + shift, rounded as _math rounds
+    # it: the same values where selected, at most beta * log(2) elsewhere.
+    shift = np.add(_step_below(x, below), 1.0, out=tail)
+    shift *= epsilon
+    np.add(x, shift, out=tail)
+    np.maximum(tail, -0.5, out=tail)
     np.log1p(tail, out=tail)
     tail *= beta
     tail += 0.5
-    _select(_step_below(x, below), sigmoid, tail, None, out)
+    _select(below, sigmoid, tail, None, out)
 
 
 def pullback(

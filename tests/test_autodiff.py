@@ -385,6 +385,19 @@ def test_every_x_derivative_to_third_order_is_finite(fw, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_huge_beta_and_epsilon_give_no_nan_where_the_tail_is_not_taken(fw, dtype):
+    """log1p(-0.5 + epsilon) * beta and beta / (1 + x) overflow there."""
+    largest = float(np.finfo(dtype).max)
+    x = fw.array([-2.0, -1.0, -0.25, -1e-30], dtype)
+    huge = functools.partial(fw.s2nn, beta=largest * 0.9, epsilon=3.0, origin=True)
+    plain = functools.partial(fw.s2nn, origin=True)
+    for order in (0, 1, 2):
+        got = f64(fw.derivative(huge, x, order) if order else huge(x))
+        want = f64(fw.derivative(plain, x, order) if order else plain(x))
+        np.testing.assert_array_equal(got, want, err_msg=f"order {order}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_mixed_derivatives_are_finite(fw, dtype):
     """Orders 1 to 3 in (x, alpha, beta), at -1, the kink and the largest values."""
     x = _hard_x(fw, dtype)

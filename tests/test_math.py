@@ -216,6 +216,23 @@ def test_per_neuron_parameters_broadcast(xp, name):
     xp_assert_close(got, want, xp=xp, rtol=1e-14, dtype=xp.float64)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("size", [5, 2**18])  # small, and NumPy's blocks
+def test_a_huge_beta_and_epsilon_give_no_nan_where_the_tail_is_not_taken(
+    xp, dtype, size
+):
+    """log1p(-0.5 + epsilon) * beta overflowed there, and the blend's 0 times it.
+
+    Quietly too (no overflow warning from Dask's compute, where NumPy's
+    floating-point state is the caller's).
+    """
+    largest = float(np.finfo(dtype).max)
+    values = np.resize(np.array([-2.0, -1.0, -0.25, -1e-30, -np.inf]), size)
+    x = xp.asarray(values.astype(dtype))
+    got = s2nn_xp.origin(x, beta=largest * 0.9, epsilon=3.0)
+    np.testing.assert_array_equal(to_numpy(got), to_numpy(s2nn_xp.origin(x)))
+
+
 def test_array_parameters_follow_x_dtype(xp):
     x = xp.asarray([-0.5, 0.5], dtype=xp.float32)
     got = s2nn_xp.gradient(x, alpha=xp.asarray([4.0, 4.0], dtype=xp.float64))
