@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -1161,7 +1162,7 @@ class S2NN(nn.Module):
             not learnable
             and isinstance(value, torch.Tensor)
             and value.requires_grad
-            and not isinstance(value, nn.Parameter)
+            and (name == "epsilon" or not isinstance(value, nn.Parameter))
         ):
             msg = (
                 f"{name} requires grad, but this module keeps a copy of it that "
@@ -1171,7 +1172,9 @@ class S2NN(nn.Module):
             )
             if name == "epsilon":
                 msg = "epsilon requires grad, but it is a constant: it gets none"
-            warnings.warn(msg, UserWarning, stacklevel=stacklevel_of_the_user())
+            # torch's frames too: load_state_dict(assign=True) assigns
+            level = stacklevel_of_the_user((__name__.partition(".")[0], "torch"))
+            warnings.warn(msg, UserWarning, stacklevel=level)
         value = _checked(name, value, copy=not isinstance(value, nn.Parameter))
         current = self._parameters.get(name)
         if current is not None and not isinstance(value, nn.Parameter):
@@ -1367,9 +1370,17 @@ def _storable(name: str, value: Any, dtype: torch.dtype) -> torch.Tensor:
     to 0 (not > 0), a huge one to inf (alpha=1e39 in float32).
     """
     _check_real(name, dtype)  # a module converted to a complex dtype
-    stored = torch.as_tensor(value).to(dtype)
+    source = torch.as_tensor(value)
+    stored = source.to(dtype)
     values = _host_values(stored)
-    if not np.isfinite(values).all():
+    # torch saturates where a float8 format has no inf (float8_e4m3fn: 1e5
+    # becomes 448): a value that rounds beyond the largest overflows.
+    largest = torch.finfo(dtype).max
+    beyond = largest + math.ldexp(torch.finfo(dtype).eps, math.frexp(largest)[1] - 2)
+    if (
+        not np.isfinite(values).all()
+        or (np.abs(_host_values(source).astype(np.float64)) >= beyond).any()
+    ):
         msg = f"{name} has values that overflow {dtype}, the dtype it is stored in"
         raise ValueError(msg)
     if name != "epsilon" and (values == 0).any():  # epsilon may be 0

@@ -301,12 +301,19 @@ def test_a_tensor_that_requires_grad_given_to_a_fixed_module_warns(name):
     with pytest.warns(UserWarning, match=f"{name} requires grad") as record:
         setattr(S2NN(), name, value)
     assert record[0].filename == __file__
+    fixed = S2NN(**{name: value.detach()})
+    with pytest.warns(UserWarning, match=f"{name} requires grad") as record:
+        fixed.load_state_dict({name: value}, assign=True)  # inside torch
+    assert record[0].filename == __file__
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        S2NN(**{name: nn.Parameter(value.detach())})
         S2NN(**{name: value.detach()})
-        if name != "epsilon":
+        if name != "epsilon":  # a Parameter is shared and learns; epsilon never
+            S2NN(**{name: nn.Parameter(value.detach())})
             S2NN(learnable=True, **{name: value})
+    if name == "epsilon":
+        with pytest.warns(UserWarning, match="epsilon requires grad, but it is a"):
+            S2NN(epsilon=nn.Parameter(value.detach()))
 
 
 FLOAT8 = [
@@ -330,6 +337,25 @@ def test_float8_tensors_go_in_every_way_as_into_the_functions(dtype):
     assert learnable.alpha.item() == 2.0
     with pytest.raises(ValueError, match="alpha must be finite and > 0"):
         S2NN(alpha=torch.tensor([-2.0]).to(dtype))
+
+
+@pytest.mark.skipif(not hasattr(torch, "float8_e4m3fn"), reason="no float8")
+def test_a_value_beyond_a_saturating_float8_is_refused():
+    """float8_e4m3fn has no inf: torch stores 1e5 as 448, silently."""
+    f8 = torch.float8_e4m3fn
+    with pytest.raises(ValueError, match=r"overflow torch\.float8_e4m3fn"):
+        S2NN(alpha=1e5, learnable=True).to(f8)
+    module = S2NN(learnable=True).to(f8)
+    with pytest.raises(ValueError, match="overflow"):
+        module.alpha = 1e5
+    with pytest.raises(ValueError, match="overflow"):
+        module.load_state_dict({"alpha": torch.tensor(1e5), "beta": torch.tensor(1.0)})
+    with pytest.raises(ValueError, match="overflow"):
+        S2NN(alpha=torch.tensor([4.0])).to(f8).load_state_dict(
+            {"alpha": torch.tensor([464.0])}
+        )
+    module.alpha = 460.0  # rounds to 448, the largest: no overflow
+    assert module.alpha.item() == 448.0
 
 
 @pytest.mark.parametrize("learnable", [True, False])
