@@ -365,8 +365,11 @@ def vjp(
     p = _kept(p)
 
     def pullback(cotangent: ArrayLike) -> Array:
+        # Checked first: a masked cotangent's shape and library, before
+        # its mask is broadcast to x's shape.
+        checked = prepare_cotangent(p, cotangent)
         masked = with_cotangent_mask(p, cotangent)
-        cotangent = prepare_cotangent(p, cotangent)
+        cotangent = checked
         # Where x has sizes not known yet (Dask's NaN, which equals nothing,
         # not even itself), the cotangent's were checked to broadcast along
         # them: the product broadcasts it, lazily.

@@ -164,7 +164,8 @@ def check_representable(
         # array's dtype instead (NumPy 2 for Python floats, 1.x for float64
         # scalars too), where they overflow or underflow (a warning, or an
         # error under the caller's np.errstate).
-        magnitude = np.abs(np.asarray(value, dtype=np.float64))
+        with np.errstate(over="ignore", under="ignore"):  # longdouble: inf, 0
+            magnitude = np.abs(np.asarray(value, dtype=np.float64))
         too_large = bool(np.any(magnitude > largest))
         too_small = name != "epsilon" and bool(np.any(magnitude <= vanishing))
     if not (too_large or too_small):
@@ -427,6 +428,7 @@ def validate_parameter(name: str, value: Any) -> Any:
     if _is_time_delta(getattr(value, "dtype", None)):  # NumPy calls it Integral
         raise real_dtype_error(name, value.dtype)
     if isinstance(value, numbers.Real):
+        _within_float64(name, value)
         try:
             number = float(value)
         except OverflowError:  # an int beyond float64
@@ -439,12 +441,31 @@ def validate_parameter(name: str, value: Any) -> Any:
         return host_values(name, value)
     if _host_view(value) is not None:
         values = host_values(name, value)
+        _within_float64(name, values)
         # NumPy data goes to x's library; other libraries' arrays stay theirs.
         return values if _is_numpy(value) else value
     if _compat.is_array_api_obj(value):
         return value
     msg = f"{name} must be a real number or an array, not {describe(value)}"
     raise TypeError(msg)
+
+
+def _within_float64(name: str, value: Any) -> None:
+    """ValueError for finite values wider than float64 beyond its range.
+
+    NumPy's longdouble holds 1e400 and 1e-400, which no computation can
+    (float64 is the widest dtype computed in): said so now, rather than
+    "must be finite and > 0" for the number, or at every call for an array.
+    """
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or dtype.kind != "f" or dtype.itemsize <= 8:
+        return
+    import numpy as np
+
+    finite = np.asarray(value)[np.isfinite(value)]  # others: the range check's
+    check_representable(
+        name, finite, np.float64, _FLOAT64_LARGEST, "the widest dtype computed in"
+    )
 
 
 def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:

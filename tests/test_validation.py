@@ -161,6 +161,30 @@ def test_masked_parameter_is_a_type_error():
         s2nn_xp.gradient(X, beta=np.ma.array([1.0, 2.0, 3.0, 4.0, 5.0]))
 
 
+@pytest.mark.skipif(
+    np.finfo(np.longdouble).max <= np.finfo(np.float64).max,
+    reason="longdouble is float64 here",
+)
+@pytest.mark.parametrize(
+    ("text", "match"), [("1e400", "overflow"), ("1e-400", "are 0")]
+)
+@pytest.mark.parametrize("form", ["array", "scalar"])
+def test_longdouble_parameters_beyond_float64_are_named_quietly(text, match, form):
+    """Whatever the caller's floating-point state; the object refuses them too."""
+    value = np.longdouble(text)
+    if form == "array":
+        value = np.array([value])
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for call in (
+            lambda: s2nn_xp.gradient(X, alpha=value),
+            lambda: s2nn_xp.S2NN(beta=value),
+        ):
+            with pytest.raises(ValueError, match=rf"{match} .*float64, the widest"):
+                call()
+        s2nn_xp.origin(X, epsilon=value if match == "are 0" else 1e-8)
+
+
 def test_negative_epsilon_in_a_subclass_is_rejected():
     with pytest.raises(ValueError, match=r"epsilon must be finite and >= 0"):
         s2nn_xp.origin(X, epsilon=np.array([-1.0]).view(np.recarray))
@@ -222,6 +246,18 @@ def test_a_masked_cotangent_for_another_library_is_a_type_error(xp):
     _, pullback = s2nn_xp.vjp(_on(xp, X))
     with pytest.raises(TypeError, match="cotangent is a masked NumPy array"):
         pullback(np.ma.array(np.ones(X.shape), mask=[True] + [False] * 4))
+    with pytest.raises(TypeError, match="cotangent is a masked NumPy array"):
+        pullback(np.ma.array([1.0, 2.0], mask=[True, False]))  # of a wrong shape too
+
+
+@pytest.mark.parametrize("shape", [(2,), (1, 2, 5), (3, 5)])
+def test_a_masked_cotangent_of_a_wrong_shape_is_named(xp, shape):
+    """Its mask was broadcast before the shape was checked: NumPy's own error."""
+    _, pullback = s2nn_xp.vjp(_on(xp, np.resize(X, (2, 5))))
+    cotangent = np.ma.array(np.ones(shape), mask=np.ones(shape, bool))
+    error = ValueError if backend_of(xp).name == "numpy" else TypeError
+    with pytest.raises(error, match="cotangent"):
+        pullback(cotangent)
 
 
 @pytest.mark.parametrize("function", ["forward", "origin", "gradient", "s2nn", "vjp"])
