@@ -67,9 +67,12 @@ def placement(x: Any) -> Any:
 def readable_host_array(array: Any) -> Any:
     """A NumPy array as every library's ``asarray`` reads it without complaint.
 
-    PyTorch refuses negative strides (``a[::-1]``) and warns at a read-only
-    array (a tensor would share memory it may not write): those are copied.
+    PyTorch refuses negative strides (``a[::-1]``) and a non-native byte
+    order, and warns at a read-only array (a tensor would share memory it
+    may not write): those are copied, in native byte order.
     """
+    if not array.dtype.isnative:
+        return array.astype(array.dtype.newbyteorder("="))
     if array.flags.writeable and all(stride >= 0 for stride in array.strides):
         return array
     return array.copy()

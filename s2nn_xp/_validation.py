@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numbers
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
@@ -504,7 +504,7 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
     """``x`` as an array: arrays unchanged, numbers and lists as NumPy (or ``xp``)."""
     if _compat.is_array_api_obj(x):
         return x
-    if x is None or isinstance(x, (str, bytes, dict, set)):
+    if x is None or isinstance(x, (*_TEXT, memoryview, dict, set)):
         msg = f"x must be an array or a real number, not {describe(x)}"
         raise TypeError(msg)
     return _host_array("x", _python_number("x", x), None if xp is None else xp.asarray)
@@ -540,12 +540,15 @@ def _host_array(
     ValueError for ragged lists, TypeError for data the library refuses
     (strings, for array-api-strict), whichever library reads them.
 
-    A list or tuple holding masked arrays (or ``np.ma.masked``) is refused:
-    ``asarray`` would keep the data under their masks as values, silently.
+    A sequence holding masked arrays (or ``np.ma.masked``) is refused:
+    ``asarray`` would keep the data under their masks as values, silently;
+    so is one holding another library's arrays. Python numbers NumPy keeps
+    as objects (ints beyond int64, ``Fraction``) become floats, in a list as
+    on their own.
     """
     import numpy as np
 
-    held = _held_array(values, np) if isinstance(values, (list, tuple)) else None
+    held = _held_array(values, np) if _is_sequence(values) else None
     if held is not None and isinstance(held, np.ma.MaskedArray):
         msg = (
             f"{name} is a list holding masked arrays, whose masks a list does "
@@ -560,21 +563,53 @@ def _host_array(
             "library (stack them) or numbers"
         )
         raise TypeError(msg)
+    if _is_sequence(values):
+        host = _read(name, np.asarray, values)
+        if host.dtype == object:  # Python ints beyond int64, Fractions
+            host = _real_numbers(name, host, np)
+            values = host if host.dtype != object else values
+        if asarray is None:
+            return host
+    return _read(name, np.asarray if asarray is None else asarray, values)
+
+
+def _read(name: str, asarray: Callable[[Any], Any], values: Any) -> Any:
+    """``asarray(values)``; its errors named as :func:`_host_array` says."""
     try:
-        return (np.asarray if asarray is None else asarray)(values)
+        return asarray(values)
     except ValueError as exc:  # ragged nested lists
         msg = f"{name} is no rectangular array of numbers: {exc}"
         raise ValueError(msg) from exc
-    except TypeError as exc:  # odd objects
+    except (TypeError, NotImplementedError) as exc:  # odd objects (Dask: dtype)
         msg = f"{name} is no array of real numbers: {exc}"
         raise TypeError(msg) from exc
+
+
+def _is_sequence(values: Any) -> bool:
+    """A list, tuple or other sequence of host values (not text, not an array)."""
+    return isinstance(values, Sequence) and not isinstance(values, _TEXT)
+
+
+# Sequences that are text or bytes: no numbers (bytearray would be uint8 data).
+_TEXT = (str, bytes, bytearray)
+
+
+def _real_numbers(name: str, array: Any, np: ModuleType) -> Any:
+    """An object array of Python real numbers as float64; others unchanged."""
+    flat = array.reshape(-1).tolist()
+    if not flat or not all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in flat
+    ):
+        return array  # refused by the dtype check, naming its dtype
+    floats = [_python_number(name, v) for v in flat]
+    return np.asarray(floats, dtype=np.float64).reshape(array.shape)
 
 
 _PLAIN_NUMBERS = (float, int, bool)
 
 
-def _held_array(values: list[Any] | tuple[Any, ...], np: ModuleType) -> Any:
-    """The first array in a (nested) list or tuple that it cannot hold, or None.
+def _held_array(values: Sequence[Any], np: ModuleType) -> Any:
+    """The first array in a (nested) sequence that it cannot hold, or None.
 
     A NumPy masked array (the list keeps no mask), or an array of another
     library than NumPy (a tensor that requires grad, a JAX tracer: the list
@@ -583,7 +618,7 @@ def _held_array(values: list[Any] | tuple[Any, ...], np: ModuleType) -> Any:
     for value in values:
         if type(value) in _PLAIN_NUMBERS:  # most elements: a fast check
             continue
-        if isinstance(value, (list, tuple)):
+        if _is_sequence(value):
             held = _held_array(value, np)
             if held is not None:
                 return held

@@ -726,9 +726,14 @@ def _from_numpy(values: Any) -> torch.Tensor:
     where it has one (bfloat16, the float8 formats), else stay float32; their
     integers (int4, ...) become int64, promoted as integers are.
     """
+    values = _compat.readable_host_array(np.asarray(values))  # NumPy scalars too
     kind = ml_dtypes_kind(values.dtype)
+    if kind is None and values.dtype.kind == "u" and values.dtype.itemsize == 8:
+        # torch reads no uint64 array; integers become the default float
+        # anyway (through float64: above 2**53 rounded twice)
+        return torch.as_tensor(values.astype(np.float64)).to(torch.get_default_dtype())
     if kind is None:
-        return torch.as_tensor(_compat.readable_host_array(values))
+        return torch.as_tensor(values)
     if kind == "integral":
         return torch.as_tensor(values.astype(np.int64))
     tensor = torch.as_tensor(values.astype(np.float32))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pytest
 
 import s2nn_xp
-from tests._support import ref_gradient, reference, require
+from tests._support import ref_gradient, reference, require, selected_backends
 
 require("numpy")
 
@@ -267,3 +269,16 @@ def test_masked_arrays_inside_a_list_are_refused():
     with pytest.raises(TypeError, match="cotangent is a list holding masked arrays"):
         pullback([masked])
     assert s2nn_xp.origin([[0.5, -0.5]]).shape == (1, 2)  # plain lists stay fine
+
+
+def test_sequences_other_than_lists_holding_arrays_are_refused():
+    """A deque (any sequence) is read as a list is: its tensors refused too."""
+    torch = pytest.importorskip("torch")
+    if "torch" not in selected_backends():
+        pytest.skip("torch not selected")
+    deque = collections.deque([torch.tensor(0.5), torch.tensor(-0.5)])
+    with pytest.raises(TypeError, match="x is a list holding torch arrays"):
+        s2nn_xp.forward(deque)
+    np.testing.assert_array_equal(
+        s2nn_xp.forward(collections.deque([0.5, -0.5])), [1.0, 0.0]
+    )

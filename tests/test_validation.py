@@ -422,10 +422,12 @@ def _host_form(values, form):
         return np.ascontiguousarray(array[::-1])[::-1]
     if form == "read-only":  # a tensor must not share it (PyTorch warns)
         array.flags.writeable = False
+    if form == "big-endian":  # PyTorch refuses a non-native byte order
+        array = array.astype(array.dtype.newbyteorder("S"))
     return array
 
 
-HOST_FORMS = ["numpy", "list", "reversed", "read-only"]
+HOST_FORMS = ["numpy", "list", "reversed", "read-only", "big-endian"]
 
 
 @pytest.mark.parametrize("function", PARAMETRISED)
@@ -505,7 +507,27 @@ def test_python_numbers_numpy_cannot_hold_are_floats(function):
         PUBLIC[function](10**400)
 
 
-@pytest.mark.parametrize("bad", [None, "1.0", {"x": 1}])
+def test_lists_of_python_numbers_numpy_cannot_hold_are_floats_everywhere(xp):
+    """In a list as on their own: as x (with xp= too), parameter and cotangent."""
+    numbers = [10**30, Fraction(1, 3), -(2**70), 0.5, 2]
+    floats = [float(n) for n in numbers]
+    for got, want in (
+        (s2nn_xp.origin(numbers), s2nn_xp.origin(floats)),
+        (s2nn_xp.origin(numbers, xp=xp), s2nn_xp.origin(floats, xp=xp)),
+        (
+            s2nn_xp.gradient(_on(xp, X), alpha=[2**70, Fraction(1, 2), 4, 4, 4]),
+            s2nn_xp.gradient(_on(xp, X), alpha=[2.0**70, 0.5, 4, 4, 4]),
+        ),
+        (s2nn_xp.vjp(_on(xp, X))[1](numbers), s2nn_xp.vjp(_on(xp, X))[1](floats)),
+    ):
+        np.testing.assert_array_equal(to_numpy(got), to_numpy(want))
+    with pytest.raises(ValueError, match=r"x is a number of 401 digits"):
+        s2nn_xp.forward([[1.0, 10**400]], xp=xp)
+
+
+@pytest.mark.parametrize(
+    "bad", [None, "1.0", {"x": 1}, b"1", bytearray(b"1"), memoryview(b"1")]
+)
 @pytest.mark.parametrize("function", list(PUBLIC))
 def test_x_that_is_no_number_is_a_type_error(bad, function):
     with pytest.raises(TypeError, match=r"x must be an array or a real number"):
@@ -592,7 +614,7 @@ def test_adapters_take_numpy_data_as_the_numpy_path_does(adapter):
     np.testing.assert_allclose(  # XLA's exp is not NumPy's: a few ulp
         to_numpy(module.s2nn(swapped, origin=True)), s2nn_xp.origin(X), rtol=1e-6
     )
-    for form in ("reversed", "read-only"):
+    for form in ("reversed", "read-only", "big-endian"):
         x = _host_form(X, form)
         np.testing.assert_array_equal(
             to_numpy(module.gradient(x)), to_numpy(module.gradient(X.copy()))
@@ -631,6 +653,21 @@ def test_adapters_take_numpy_arrays_of_every_ml_dtypes_float(adapter):
             rounded = want.astype(x.dtype).astype(np.float32) if kept else want
             # XLA's exp is not NumPy's: a few ulp of float32
             np.testing.assert_allclose(got, rounded, rtol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("adapter", ["torch", "jax"])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "uint64", "int8"])
+def test_adapters_take_numpy_integers_of_every_width(adapter, dtype):
+    """PyTorch reads no uint64 array, nor a NumPy integer scalar."""
+    if adapter not in selected_backends():
+        pytest.skip(f"{adapter} not selected")
+    module = pytest.importorskip(f"s2nn_xp.{adapter}")
+    values = np.array([0, 1, 3], dtype=dtype)
+    want = to_numpy(module.gradient(values.astype(np.int64)))
+    np.testing.assert_array_equal(to_numpy(module.gradient(values)), want)
+    np.testing.assert_array_equal(to_numpy(module.gradient(values[2])), want[2])
+    if adapter == "torch":
+        module.S2NN(alpha=values + 1, beta=values[2])  # no torch TypeError
 
 
 def test_bfloat16_numpy_arrays_are_computed_in_float32():
