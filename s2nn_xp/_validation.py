@@ -16,6 +16,7 @@ caller's dtype.
 
 from __future__ import annotations
 
+import math
 import numbers
 import sys
 from collections.abc import Callable, Sequence
@@ -51,6 +52,7 @@ __all__ = [
     "masked_host_data",
     "mixed_libraries",
     "ml_dtypes_kind",
+    "overflow_limit",
     "prepare",
     "prepare_cotangent",
     "real_dtype_error",
@@ -95,7 +97,9 @@ class Prepared:
 
 
 def describe(value: Any) -> str:
-    """``module.TypeName`` of ``value``, for error messages."""
+    """``module.TypeName`` of ``value``, for error messages; a module by name."""
+    if isinstance(value, ModuleType):  # not "builtins.module"
+        return f"the module {value.__name__}"
     return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
@@ -152,9 +156,12 @@ def check_representable(
     """
     # Half the smallest subnormal rounds to 0 (alpha > 0 and beta > 0 would
     # not hold; epsilon may be 0). Only float32 has one above float64's.
-    vanishing = _FLOAT32_VANISHING if largest < _FLOAT64_LARGEST else 0.0
+    narrow = largest < _FLOAT64_LARGEST  # float32, the other compute dtype
+    vanishing = _FLOAT32_VANISHING if narrow else 0.0
+    # Values up to half an ulp beyond the largest round to it, not to inf.
+    limit = overflow_limit(largest, 2.0**-23 if narrow else 2.0**-52)
     if isinstance(value, float):
-        too_large = not (-largest <= value <= largest)
+        too_large = not (-limit < value < limit)
         too_small = name != "epsilon" and abs(value) <= vanishing
     else:
         import numpy as np
@@ -166,7 +173,7 @@ def check_representable(
         # error under the caller's np.errstate).
         with np.errstate(over="ignore", under="ignore"):  # longdouble: inf, 0
             magnitude = np.abs(np.asarray(value, dtype=np.float64))
-        too_large = bool(np.any(magnitude > largest))
+        too_large = bool(np.any(magnitude >= limit))
         too_small = name != "epsilon" and bool(np.any(magnitude <= vanishing))
     if not (too_large or too_small):
         return value
@@ -176,6 +183,16 @@ def check_representable(
         what = f"{name} has values that " + ("overflow" if too_large else "are 0 in")
     msg = f"{what} {_dtype_name(dtype)}, {why}"
     raise ValueError(msg)
+
+
+def overflow_limit(largest: float, eps: float) -> float:
+    """The smallest magnitude that rounds beyond ``largest`` in a binary dtype.
+
+    ``largest`` plus half its ulp (``eps`` is the dtype's machine epsilon;
+    ``inf`` for float64, where that sum itself rounds up). A saturating
+    format (float8_e4m3fn, no infinity) stores such a value as ``largest``.
+    """
+    return largest + math.ldexp(eps, math.frexp(largest)[1] - 2)
 
 
 # float32's smallest subnormal, halved: the largest value that rounds to 0.

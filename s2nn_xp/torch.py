@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -91,6 +90,7 @@ from ._validation import (
     host_input,
     input_dtypes,
     ml_dtypes_kind,
+    overflow_limit,
     prepare_cotangent,
     real_dtype_error,
     validate_flag,
@@ -1380,8 +1380,7 @@ def _storable(name: str, value: Any, dtype: torch.dtype) -> torch.Tensor:
     values = _host_values(stored)
     # torch saturates where a float8 format has no inf (float8_e4m3fn: 1e5
     # becomes 448): a value that rounds beyond the largest overflows.
-    largest = torch.finfo(dtype).max
-    beyond = largest + math.ldexp(torch.finfo(dtype).eps, math.frexp(largest)[1] - 2)
+    beyond = overflow_limit(torch.finfo(dtype).max, torch.finfo(dtype).eps)
     if (
         not np.isfinite(values).all()
         or (np.abs(_host_values(source).astype(np.float64)) >= beyond).any()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 import types
 import warnings
 from fractions import Fraction
@@ -183,6 +184,20 @@ def test_longdouble_parameters_beyond_float64_are_named_quietly(text, match, for
             with pytest.raises(ValueError, match=rf"{match} .*float64, the widest"):
                 call()
         s2nn_xp.origin(X, epsilon=value if match == "are 0" else 1e-8)
+
+
+@pytest.mark.parametrize("form", ["number", "array"])
+def test_a_value_that_rounds_to_float32s_largest_does_not_overflow(form):
+    """Up to half an ulp beyond the largest float32 rounds to it, not to inf."""
+    largest = float(np.finfo(np.float32).max)
+    x = np.float32([-1.0, 0.5])
+    for value, fits in ((largest + 2.0**102, True), (largest + 2.0**103, False)):
+        beta = value if form == "number" else np.array([value])
+        if fits:
+            assert np.isfinite(s2nn_xp.gradient(x, beta=beta)).all()
+        else:
+            with pytest.raises(ValueError, match=r"overflow.* float32"):
+                s2nn_xp.gradient(x, beta=beta)
 
 
 def test_negative_epsilon_in_a_subclass_is_rejected():
@@ -494,6 +509,8 @@ def test_mismatched_xp_names_xp():
 def test_xp_that_is_no_namespace_is_a_type_error(bad):
     with pytest.raises(TypeError, match=r"xp must be an array-API namespace"):
         s2nn_xp.gradient(X, xp=bad)
+    with pytest.raises(TypeError, match=r"not the module math$"):
+        s2nn_xp.gradient(X, xp=math)
 
 
 @pytest.mark.parametrize("function", list(PUBLIC))
