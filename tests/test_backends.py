@@ -254,7 +254,8 @@ def test_named_transforms_carry_the_surrogate_derivatives(xp):
         ({"dtypes": "float32"}, TypeError, "dtypes must be a tuple of str"),
         ({"array_modules": "numpy"}, TypeError, "array_modules must be a tuple"),
         ({"array_modules": ()}, ValueError, "array_modules is empty"),
-        ({"array_modules": ("",)}, ValueError, "array_modules is empty or names"),
+        ({"array_modules": ("",)}, ValueError, "array_modules names ''"),
+        ({"transforms": ("grad", "")}, ValueError, "transforms names ''"),
         ({"values_on_host": "no"}, TypeError, "values_on_host must be a bool"),
         ({"device_kinds": "cpu"}, TypeError, "device_kinds must be a tuple of str"),
         ({"device_kinds": ()}, ValueError, "device_kinds is empty"),
@@ -426,3 +427,10 @@ def test_nox_sessions_are_found_however_they_are_declared():
         "def helper(session):\n    pass\n"
     )
     assert sorted(_nox_sessions(source)) == ["named", "plain", "versioned"]
+
+
+def test_a_field_of_a_kind_without_a_check_is_a_developer_error():
+    """A new field type must get its check: it is not taken for a callable."""
+    entry = _backends.get("numpy")
+    with pytest.raises(NotImplementedError, match=r"Backend\.name: no check .* int"):
+        entry._check_field("name", "int")
