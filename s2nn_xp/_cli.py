@@ -341,14 +341,18 @@ def parse_size(text: str) -> int:
     ASCII digits only; the range is checked before a power is computed, so
     that ``9^999999999`` is refused at once.
     """
-    match = _SIZE.fullmatch(text) if len(text) <= 32 else None
+    match = _SIZE.fullmatch(text)
     if match is None:
         msg = f"size must be a whole number such as 65536 or 2^16, not {text!r}"
         raise argparse.ArgumentTypeError(msg)
-    base, exponent = int(match[1]), int(match[2] or 1)
-    # 2^32 and up are out of range: no need to compute 9^999999999.
-    too_large = base > 1 and exponent >= MAX_SIZE.bit_length()
-    size: int = 0 if too_large else base**exponent
+    # Digits beyond 2^31's ten, and 2^32 and up, are out of range: no need
+    # to read a thousand digits or compute 9^999999999. A base of 0 is no
+    # size, even as 0^0.
+    digits = [part.lstrip("0") for part in match.groups("")]
+    too_large = len(digits[0]) > 10 or len(digits[1]) > 10
+    base, exponent = (0, 0) if too_large else (int(match[1]), int(match[2] or 1))
+    too_large = too_large or (base > 1 and exponent >= MAX_SIZE.bit_length())
+    size: int = 0 if too_large or base == 0 else base**exponent
     if not 1 <= size <= MAX_SIZE:
         msg = f"size must be between 1 and 2^31, not {text}"
         raise argparse.ArgumentTypeError(msg)
@@ -885,9 +889,16 @@ STANDARD_OUTPUT = Path("-")
 
 
 def _output_path(text: str) -> Path:
-    """A path to write to (argparse type); an empty one would be the folder."""
+    """A path to write to (argparse type); an empty one would be the folder.
+
+    One that ends with a separator names a folder, which ``Path`` would drop
+    (``out/`` wrote a file named ``out``).
+    """
     if not text:
         msg = "an empty path"
+        raise argparse.ArgumentTypeError(msg)
+    if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)):
+        msg = f"{text!r} names a folder; give a file name"
         raise argparse.ArgumentTypeError(msg)
     return STANDARD_OUTPUT if text == "-" else Path(text)
 

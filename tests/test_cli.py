@@ -513,6 +513,18 @@ def test_json_where_no_file_can_be_made_fails_before_any_work(capsys, monkeypatc
     assert "--json: cannot write '/proc/s2nn-xp.json'" in error
 
 
+@pytest.mark.parametrize("command", ["bench", "plot"])
+def test_an_output_path_naming_a_folder_fails(tmp_path, capsys, monkeypatch, command):
+    """``out/`` wrote a file named ``out`` (Path drops the separator)."""
+    monkeypatch.setattr(_cli, "bench_records", _forbidden_work)
+    folder = f"{tmp_path / 'new'}{os.sep}"
+    option = "--json" if command == "bench" else "--out"
+    extra = ("--backend", "numpy", *TINY) if command == "bench" else ()
+    error = usage_error(command, *extra, option, folder, capsys=capsys)
+    assert "names a folder; give a file name" in error
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 def test_json_to_a_named_pipe_is_written_once(tmp_path):
     """The writability probe must not open a pipe: its reader would see the end.
@@ -634,6 +646,7 @@ def test_plot_with_curves_too_large_to_draw_is_a_usage_error(
         "4^16",
         "0",
         "0^5",
+        "0^0",  # 0**0 is 1: no size either
         "2**",
         "2^^2",
         "1" * 5000,  # int() refuses more than 4300 digits with its own message
@@ -644,9 +657,22 @@ def test_parse_size_rejects(text):
         _cli.parse_size(text)
 
 
+@pytest.mark.parametrize("text", ["9" * 33, "2^" + "9" * 40, "1" * 5000])
+def test_a_long_numeral_is_out_of_range_not_no_number(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="between 1 and 2"):
+        _cli.parse_size(text)
+
+
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("1", 1), ("8192", 8192), ("2^22", 2**22), ("2**24", 2**24), ("2^31", 2**31)],
+    [
+        ("1", 1),
+        ("8192", 8192),
+        ("2^22", 2**22),
+        ("2**24", 2**24),
+        ("2^31", 2**31),
+        ("0" * 40 + "16", 16),
+    ],
 )
 def test_parse_size_accepts(text, size):
     assert _cli.parse_size(text) == size
