@@ -477,6 +477,14 @@ class S2NN:
         msg = f"cannot delete {name!r} of S2NN; assign a new value instead"
         raise AttributeError(msg)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Rebuilt by the constructor (its checks again), by every protocol.
+
+        Pickle's protocols 0 and 1 refuse a class with ``__slots__`` and no
+        ``__getstate__``.
+        """
+        return (type(self), (self.alpha, self.beta, self.epsilon, self.origin))
+
     def _values(self) -> tuple[Any, ...]:
         """(alpha, beta, epsilon) as they are now: states are read."""
         return tuple(_read(getattr(self, name)) for name in _PARAMETER_NAMES)

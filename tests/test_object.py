@@ -7,6 +7,8 @@ of the object (JAX pytree, brainstate states) is in ``test_pytree.py`` and
 
 from __future__ import annotations
 
+import copy
+import pickle
 import subprocess
 import sys
 
@@ -116,3 +118,18 @@ def test_a_float_and_an_array_parameter_are_unequal_both_ways(xp, shape):
     assert with_array not in [plain]
     same_array = s2nn_xp.S2NN(alpha=array)
     assert same_array == with_array and hash(same_array) == hash(with_array)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_an_object_pickles_by_every_protocol_and_copies(protocol):
+    spike = s2nn_xp.S2NN(alpha=np.array([4.0, 2.0]), beta=0.5, origin=True)
+    for copied in (
+        pickle.loads(pickle.dumps(spike, protocol=protocol)),
+        copy.copy(spike),
+        copy.deepcopy(spike),
+    ):
+        assert copied is not spike and (copied.beta, copied.origin) == (0.5, True)
+        np.testing.assert_array_equal(copied.alpha, spike.alpha)
+        x = np.array([-0.5, 0.5])
+        np.testing.assert_array_equal(copied(x), spike(x))
+    assert copy.deepcopy(spike).alpha is not spike.alpha
