@@ -477,13 +477,14 @@ class S2NN:
         msg = f"cannot delete {name!r} of S2NN; assign a new value instead"
         raise AttributeError(msg)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Rebuilt by the constructor (its checks again), by every protocol.
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Protocol 2's reduction for every protocol (a subclass's state too).
 
         Pickle's protocols 0 and 1 refuse a class with ``__slots__`` and no
-        ``__getstate__``.
+        ``__getstate__``; protocol 2's reduction holds the slots and any
+        ``__dict__``, and sets them back by ``__setattr__`` (its checks).
         """
-        return (type(self), (self.alpha, self.beta, self.epsilon, self.origin))
+        return super().__reduce_ex__(max(protocol, 2))
 
     def _values(self) -> tuple[Any, ...]:
         """(alpha, beta, epsilon) as they are now: states are read."""

@@ -133,3 +133,20 @@ def test_an_object_pickles_by_every_protocol_and_copies(protocol):
         x = np.array([-0.5, 0.5])
         np.testing.assert_array_equal(copied(x), spike(x))
     assert copy.deepcopy(spike).alpha is not spike.alpha
+
+
+class _Subclass(s2nn_xp.S2NN):
+    def __init__(self, tag):
+        super().__init__(alpha=2.0)
+        self.tag = tag
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_a_subclass_keeps_its_own_state_through_pickle_and_copy(protocol):
+    spike = _Subclass("mine")
+    for copied in (
+        pickle.loads(pickle.dumps(spike, protocol=protocol)),
+        copy.copy(spike),
+        copy.deepcopy(spike),
+    ):
+        assert (type(copied), copied.tag, copied.alpha) == (_Subclass, "mine", 2.0)
