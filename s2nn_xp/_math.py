@@ -105,11 +105,20 @@ def _sigmoid_input(xp: ModuleType, x: Array, alpha: Parameter, in_place: bool) -
     """``clip(x, -1000 / alpha, 0)``: the sigmoid branch's guarded input.
 
     The upper clip keeps ``exp(alpha * x)`` from overflowing in the other
-    branch. The lower one changes no value (``exp(-1000)`` is 0 in every
+    branch (and, where autodiff records, no derivative passes it at
+    ``x = 0``). The lower one changes no value (``exp(-1000)`` is 0 in every
     float dtype) but keeps derivatives in ``alpha`` finite at ``x = -inf`` and
     huge ``|x|`` (``x**k * 0`` instead of ``inf * 0``).
     """
-    return _compat.clip(xp, x, _exp_floor(xp, x, alpha), 0.0, recorded=not in_place)
+    guarded = _compat.clip(xp, x, _exp_floor(xp, x, alpha), 0.0, recorded=not in_place)
+    if in_place:  # nothing differentiates it: the values alone
+        return guarded
+    # At the tie x = 0 the guard passes half a derivative in x (minimum's)
+    # into this branch, where it is not taken; its higher derivatives grow
+    # with alpha (inf for a huge one) and the blend's 0 times them was NaN.
+    # Times 1 where x < 0 and 0 elsewhere (the step's, with no derivative of
+    # its own), none passes; the values are the same.
+    return guarded * -_step_below(xp, x, in_place=False)
 
 
 def _sigmoid_exp(xp: ModuleType, x: Array, alpha: Parameter, in_place: bool) -> Array:

@@ -397,6 +397,20 @@ def test_a_huge_beta_and_epsilon_give_no_nan_where_the_tail_is_not_taken(fw, dty
         np.testing.assert_array_equal(got, want, err_msg=f"order {order}")
 
 
+@pytest.mark.parametrize(("dtype", "alpha"), [("float32", 1e20), ("float64", 1e200)])
+def test_derivatives_at_the_tie_with_a_huge_alpha_are_the_tails(fw, dtype, alpha):
+    """The sigmoid guard passed half a derivative at x = 0 into the branch not
+    taken, where it grows with alpha: 0 times inf was NaN in the blend."""
+    x = fw.array([0.0, -0.0], dtype)
+    spike = functools.partial(fw.s2nn, alpha=alpha, beta=3.0)
+    smooth = functools.partial(fw.s2nn, alpha=alpha, beta=3.0, origin=True)
+    # d^k/dx^k of 3 log1p(x): 3, -3, 6 at 0; the spike's from the second on
+    want = {(spike, 2): -3.0, (spike, 3): 6.0, (smooth, 2): -3.0, (smooth, 3): 6.0}
+    for (function, order), value in want.items():
+        got = f64(fw.derivative(function, x, order))
+        np.testing.assert_allclose(got, value, rtol=1e-6, err_msg=f"order {order}")
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_mixed_derivatives_are_finite(fw, dtype):
     """Orders 1 to 3 in (x, alpha, beta), at -1, the kink and the largest values."""
