@@ -343,7 +343,7 @@ def parse_size(text: str) -> int:
     """
     match = _SIZE.fullmatch(text)
     if match is None:
-        msg = f"size must be a whole number such as 65536 or 2^16, not {text!r}"
+        msg = f"size must be a whole number such as 65536 or 2^16, not {_shown(text)!r}"
         raise argparse.ArgumentTypeError(msg)
     # Digits beyond 2^31's ten, and 2^32 and up, are out of range: no need
     # to read a thousand digits or compute 9^999999999. A base of 0 is no
@@ -354,18 +354,25 @@ def parse_size(text: str) -> int:
     too_large = too_large or (base > 1 and exponent >= MAX_SIZE.bit_length())
     size: int = 0 if too_large or base == 0 else base**exponent
     if not 1 <= size <= MAX_SIZE:
-        msg = f"size must be between 1 and 2^31, not {text}"
+        msg = f"size must be between 1 and 2^31, not {_shown(text)}"
         raise argparse.ArgumentTypeError(msg)
     return size
 
 
 def parse_repeats(text: str) -> int:
     """``15`` -> 15, a count of timed runs from 1 to 1000 (argparse type)."""
-    repeats = int(text) if text.isascii() and text.isdigit() else 0
+    # Digits first: int() refuses thousands of digits in its own words.
+    numeral = text.isascii() and text.isdigit() and len(text.lstrip("0")) <= 4
+    repeats = int(text) if numeral else 0
     if not 1 <= repeats <= MAX_REPEATS:
-        msg = f"must be a whole number from 1 to {MAX_REPEATS}, not {text!r}"
+        msg = f"must be a whole number from 1 to {MAX_REPEATS}, not {_shown(text)!r}"
         raise argparse.ArgumentTypeError(msg)
     return repeats
+
+
+def _shown(text: str) -> str:
+    """``text`` for a message, its middle cut where it runs long."""
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-10:]}"
 
 
 def _itemsize(dtype: str) -> int:

@@ -369,7 +369,7 @@ def _host_view(value: Any) -> Any:
     library (array-api-compat's ``is_lazy_array``: values not computed yet)
     is not read.
     """
-    if isinstance(value, (list, tuple, numbers.Number)):
+    if isinstance(value, numbers.Number) or _is_sequence(value):
         return None
     backend = _backends.of_array(value)
     if backend is None or not backend.values_on_host:
@@ -454,7 +454,7 @@ def validate_parameter(name: str, value: Any) -> Any:
     if isinstance(value, numbers.Complex):
         msg = f"{name} must be real, not complex ({value!r})"
         raise TypeError(msg)
-    if isinstance(value, (list, tuple)):
+    if _is_sequence(value):  # a list, tuple, range, deque, array.array, ...
         return host_values(name, value)
     if _host_view(value) is not None:
         values = host_values(name, value)
@@ -567,9 +567,15 @@ def _host_array(
 
     held = _held_array(values, np) if _is_sequence(values) else None
     if held is not None and isinstance(held, np.ma.MaskedArray):
+        # a parameter takes no mask at all (a value for every neuron)
+        instead = (
+            "filled values"
+            if name in BOUNDS
+            else ("one masked array (numpy.ma.stack) or filled values")
+        )
         msg = (
             f"{name} is a list holding masked arrays, whose masks a list does "
-            "not keep; give one masked array (numpy.ma.stack) or filled values"
+            f"not keep; give {instead}"
         )
         raise TypeError(msg)
     if held is not None:
@@ -826,7 +832,8 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     """The cotangent of a pullback in the compute dtype, checked against ``x``."""
     xp = p.xp
     if _is_bool(cotangent) or not (
-        isinstance(cotangent, (numbers.Real, list, tuple))
+        isinstance(cotangent, numbers.Real)
+        or _is_sequence(cotangent)
         or _compat.is_array_api_obj(cotangent)
         or _is_numpy(cotangent)  # subclasses too (np.matrix), as for x
     ):

@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from . import _math
+from . import _compat, _math
 from ._validation import (
     Prepared,
     check_arguments,
@@ -312,11 +312,15 @@ def origin(
 ) -> jax.Array:
     """:func:`s2nn_xp.origin` for JAX arrays, compiled (and differentiable)."""
     x, compute_dtype, p = _arguments(x, alpha=alpha, beta=beta, epsilon=epsilon)
+    # epsilon is a constant (the Definition), as in s2nn and in PyTorch
+    epsilon = p["epsilon"]
+    if isinstance(epsilon, jax.Array):
+        epsilon = _compat.without_derivative(jnp, epsilon)
     return _compiled_math(
         x,
         p["alpha"],
         p["beta"],
-        p["epsilon"],
+        epsilon,
         function="origin",
         compute_dtype=compute_dtype,
     )

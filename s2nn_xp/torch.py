@@ -823,7 +823,8 @@ def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
             lower, inclusive = BOUNDS[name]
             above = value >= lower if inclusive else value > lower
             torch._check_value(above, lambda: str(bound_error(name)))
-            torch._check_value(value <= largest, lambda: str(bound_error(name)))
+            limit = overflow_limit(largest, torch.finfo(compute_dtype).eps)
+            torch._check_value(value < limit, lambda: str(bound_error(name)))
         # one * number, not torch.full: a product is what Dynamo keeps a
         # tensor operation of a symbolic float (a fill value specializes it).
         return torch.ones((), dtype=compute_dtype, device=x.device) * value

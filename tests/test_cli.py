@@ -659,8 +659,19 @@ def test_parse_size_rejects(text):
 
 @pytest.mark.parametrize("text", ["9" * 33, "2^" + "9" * 40, "1" * 5000])
 def test_a_long_numeral_is_out_of_range_not_no_number(text):
-    with pytest.raises(argparse.ArgumentTypeError, match="between 1 and 2"):
+    with pytest.raises(argparse.ArgumentTypeError, match="between 1 and 2") as error:
         _cli.parse_size(text)
+    assert len(str(error.value)) < 100  # not thousands of digits
+
+
+@pytest.mark.parametrize("text", ["1" * 5000, "0" * 50 + "15", "1001", "0"])
+def test_repeats_of_any_length_are_checked_by_the_option(text):
+    if text.lstrip("0") == "15":
+        assert _cli.parse_repeats(text) == 15
+        return
+    with pytest.raises(argparse.ArgumentTypeError, match="from 1 to 1000") as error:
+        _cli.parse_repeats(text)
+    assert len(str(error.value)) < 100
 
 
 @pytest.mark.parametrize(

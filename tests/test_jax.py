@@ -641,3 +641,11 @@ def test_second_derivatives_through_map_of_a_squared_spike_count():
     np.testing.assert_allclose(vmapped, 4.562356837510484, rtol=1e-9)
     mapped = jax.grad(jax.grad(_spike_count))(w, "map", True)
     np.testing.assert_allclose(mapped, vmapped, rtol=1e-9)
+
+
+def test_epsilon_is_a_constant_in_every_function():
+    """As in s2nn and in PyTorch: the plain origin differentiated it."""
+    x = jnp.array([-0.5, 0.5])
+    for origin in (s2nn_xp.jax.origin, s2nn_xp.origin):
+        assert jax.grad(lambda e, f=origin: f(x, 4.0, 1.0, e).sum())(1e-3) == 0.0
+    assert jax.grad(lambda e: s2nn(x, epsilon=e, origin=True).sum())(1e-3) == 0.0

@@ -6,6 +6,8 @@ would (issue 12); the rules are those of the docs' Definition page.
 
 from __future__ import annotations
 
+import array
+import collections
 import functools
 import importlib
 import math
@@ -432,17 +434,29 @@ def _host_form(values, form):
     """``values`` as a list, or a NumPy array of an unusual layout."""
     if form == "list":
         return list(values)
-    array = np.array(values, dtype=np.float64)
+    if form == "deque":  # any sequence is host data, as a list is
+        return collections.deque(values)
+    if form == "array.array":
+        return array.array("d", values)
+    host = np.array(values, dtype=np.float64)
     if form == "reversed":  # negative strides (PyTorch refuses them)
-        return np.ascontiguousarray(array[::-1])[::-1]
+        return np.ascontiguousarray(host[::-1])[::-1]
     if form == "read-only":  # a tensor must not share it (PyTorch warns)
-        array.flags.writeable = False
+        host.flags.writeable = False
     if form == "big-endian":  # PyTorch refuses a non-native byte order
-        array = array.astype(array.dtype.newbyteorder("S"))
-    return array
+        host = host.astype(host.dtype.newbyteorder("S"))
+    return host
 
 
-HOST_FORMS = ["numpy", "list", "reversed", "read-only", "big-endian"]
+HOST_FORMS = [
+    "numpy",
+    "list",
+    "deque",
+    "array.array",
+    "reversed",
+    "read-only",
+    "big-endian",
+]
 
 
 @pytest.mark.parametrize("function", PARAMETRISED)
