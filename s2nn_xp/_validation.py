@@ -455,7 +455,9 @@ def validate_parameter(name: str, value: Any) -> Any:
         msg = f"{name} must be real, not complex ({value!r})"
         raise TypeError(msg)
     if _is_sequence(value):  # a list, tuple, range, deque, array.array, ...
-        return host_values(name, value)
+        values = host_values(name, value)
+        _within_float64(name, values)  # a list of longdouble numbers
+        return values
     if _host_view(value) is not None:
         values = host_values(name, value)
         _within_float64(name, values)

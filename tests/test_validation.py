@@ -171,12 +171,14 @@ def test_masked_parameter_is_a_type_error():
 @pytest.mark.parametrize(
     ("text", "match"), [("1e400", "overflow"), ("1e-400", "are 0")]
 )
-@pytest.mark.parametrize("form", ["array", "scalar"])
+@pytest.mark.parametrize("form", ["array", "scalar", "list"])
 def test_longdouble_parameters_beyond_float64_are_named_quietly(text, match, form):
     """Whatever the caller's floating-point state; the object refuses them too."""
     value = np.longdouble(text)
     if form == "array":
         value = np.array([value])
+    if form == "list":
+        value = [value]
     with np.errstate(all="raise"), warnings.catch_warnings():
         warnings.simplefilter("error")
         for call in (
