@@ -190,7 +190,9 @@ def overflow_limit(largest: float, eps: float) -> float:
 
     ``largest`` plus half its ulp (``eps`` is the dtype's machine epsilon;
     ``inf`` for float64, where that sum itself rounds up). A saturating
-    format (float8_e4m3fn, no infinity) stores such a value as ``largest``.
+    format (float8_e4m3fn, no infinity) stores such a value as ``largest``;
+    there, whose largest has an even last digit, the tie itself would round
+    to it, and is refused all the same.
     """
     return largest + math.ldexp(eps, math.frexp(largest)[1] - 2)
 
@@ -523,7 +525,7 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
     """``x`` as an array: arrays unchanged, numbers and lists as NumPy (or ``xp``)."""
     if _compat.is_array_api_obj(x):
         return x
-    if x is None or isinstance(x, (*_TEXT, memoryview, dict, set)):
+    if x is None or isinstance(x, (*_TEXT, dict, set)):
         msg = f"x must be an array or a real number, not {describe(x)}"
         raise TypeError(msg)
     return _host_array("x", _python_number("x", x), None if xp is None else xp.asarray)
@@ -615,8 +617,9 @@ def _is_sequence(values: Any) -> bool:
     return isinstance(values, Sequence) and not isinstance(values, _TEXT)
 
 
-# Sequences that are text or bytes: no numbers (bytearray would be uint8 data).
-_TEXT = (str, bytes, bytearray)
+# Sequences that are text or bytes: no numbers (a bytearray or memoryview
+# would be read as uint8 data).
+_TEXT = (str, bytes, bytearray, memoryview)
 
 
 def _real_numbers(name: str, array: Any, np: ModuleType) -> Any:

@@ -565,6 +565,12 @@ def test_lists_of_python_numbers_numpy_cannot_hold_are_floats_everywhere(xp):
 def test_x_that_is_no_number_is_a_type_error(bad, function):
     with pytest.raises(TypeError, match=r"x must be an array or a real number"):
         PUBLIC[function](bad)
+    if not isinstance(bad, (str, bytes, bytearray, memoryview)):
+        return
+    with pytest.raises(TypeError, match=r"alpha must be a real number or an array"):
+        s2nn_xp.gradient(X, alpha=bad)  # not 97, 98, ... (the bytes' values)
+    with pytest.raises(TypeError, match=r"cotangent must be a real number"):
+        s2nn_xp.vjp(X)[1](bad)
 
 
 @pytest.mark.skipif(
