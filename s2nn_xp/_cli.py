@@ -350,7 +350,9 @@ def parse_size(text: str) -> int:
     # size, even as 0^0.
     digits = [part.lstrip("0") for part in match.groups("")]
     too_large = len(digits[0]) > 10 or len(digits[1]) > 10
-    base, exponent = (0, 0) if too_large else (int(match[1]), int(match[2] or 1))
+    # int() of the digits without the leading zeros (it refuses thousands)
+    exponent = int(digits[1] or "0") if match[2] is not None else 1
+    base, exponent = (0, 0) if too_large else (int(digits[0] or "0"), exponent)
     too_large = too_large or (base > 1 and exponent >= MAX_SIZE.bit_length())
     size: int = 0 if too_large or base == 0 else base**exponent
     if not 1 <= size <= MAX_SIZE:
@@ -362,8 +364,9 @@ def parse_size(text: str) -> int:
 def parse_repeats(text: str) -> int:
     """``15`` -> 15, a count of timed runs from 1 to 1000 (argparse type)."""
     # Digits first: int() refuses thousands of digits in its own words.
-    numeral = text.isascii() and text.isdigit() and len(text.lstrip("0")) <= 4
-    repeats = int(text) if numeral else 0
+    digits = text.lstrip("0")
+    numeral = text.isascii() and text.isdigit() and len(digits) <= 4
+    repeats = int(digits or "0") if numeral else 0
     if not 1 <= repeats <= MAX_REPEATS:
         msg = f"must be a whole number from 1 to {MAX_REPEATS}, not {_shown(text)!r}"
         raise argparse.ArgumentTypeError(msg)

@@ -118,7 +118,7 @@ def _sigmoid_input(xp: ModuleType, x: Array, alpha: Parameter, in_place: bool) -
     # with alpha (inf for a huge one) and the blend's 0 times them was NaN.
     # Times 1 where x < 0 and 0 elsewhere (the step's, with no derivative of
     # its own), none passes; the values are the same.
-    return guarded * -_step_below(xp, x, in_place=False)
+    return guarded * (0.0 - _step_below(xp, x, in_place=False))  # +0.0, not -0.0
 
 
 def _sigmoid_exp(xp: ModuleType, x: Array, alpha: Parameter, in_place: bool) -> Array:
@@ -153,7 +153,11 @@ def _exp_floor(xp: ModuleType, x: Array, alpha: Parameter) -> Parameter:
     lowest = -float(xp.finfo(x.dtype).max)
     if isinstance(alpha, float):
         return max(_EXP_FLOOR / alpha, lowest)
-    return _compat.clip(xp, _EXP_FLOOR / alpha, lowest, None, recorded=True)
+    # No derivative in alpha: the bound changes no value (exp is 0 below
+    # it), and its own, 1000 / alpha**2, is inf for a tiny alpha, which the
+    # clip's 0 for the bound not taken made NaN in d / d alpha everywhere.
+    floor = _EXP_FLOOR / _compat.without_derivative(xp, alpha)
+    return _compat.clip(xp, floor, lowest, None, recorded=True)
 
 
 def _select(

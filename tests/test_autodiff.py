@@ -411,6 +411,17 @@ def test_derivatives_at_the_tie_with_a_huge_alpha_are_the_tails(fw, dtype, alpha
         np.testing.assert_allclose(got, value, rtol=1e-6, err_msg=f"order {order}")
 
 
+@pytest.mark.parametrize(("dtype", "alpha"), [("float32", 1e-20), ("float64", 1e-160)])
+def test_derivatives_with_a_tiny_alpha_are_finite(fw, dtype, alpha):
+    """The sigmoid's floor -1000 / alpha passed its own derivative, 1000 /
+    alpha**2 (inf), to d / d alpha, where the clip's 0 made it NaN."""
+    x = fw.array([-2.0, -1.0, -0.0, 0.0, 1.0], dtype)
+    assert _not_finite(fw.all_derivatives(x, alpha=alpha, orders=(1, 2)), x) == {}
+    d_alpha = fw.all_derivatives(x, alpha=alpha, orders=(1,))["a"]
+    # x s (1 - s) with s = 1/2: x / 4 where x < 0, 0 elsewhere
+    np.testing.assert_allclose(d_alpha, [-0.5, -0.25, 0.0, 0.0, 0.0], rtol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_mixed_derivatives_are_finite(fw, dtype):
     """Orders 1 to 3 in (x, alpha, beta), at -1, the kink and the largest values."""

@@ -664,7 +664,9 @@ def test_a_long_numeral_is_out_of_range_not_no_number(text):
     assert len(str(error.value)) < 100  # not thousands of digits
 
 
-@pytest.mark.parametrize("text", ["1" * 5000, "0" * 50 + "15", "1001", "0"])
+@pytest.mark.parametrize(
+    "text", ["1" * 5000, "0" * 50 + "15", "0" * 5000 + "15", "1001", "0"]
+)
 def test_repeats_of_any_length_are_checked_by_the_option(text):
     if text.lstrip("0") == "15":
         assert _cli.parse_repeats(text) == 15
@@ -683,6 +685,9 @@ def test_repeats_of_any_length_are_checked_by_the_option(text):
         ("2**24", 2**24),
         ("2^31", 2**31),
         ("0" * 40 + "16", 16),
+        ("0" * 5000 + "16", 16),  # int() refuses more than 4300 digits
+        ("2^" + "0" * 5000 + "4", 16),
+        ("2^0", 1),
     ],
 )
 def test_parse_size_accepts(text, size):

@@ -1370,3 +1370,22 @@ def test_compiled_per_sample_gradients_in_weights_are_the_eager_ones():
     eager = _per_sample_gradients(weights, samples)
     compiled = torch.compile(_per_sample_gradients, backend="aot_eager")
     torch.testing.assert_close(compiled(weights, samples), eager)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_parameter_gradients_are_the_same_bits_recorded_or_not(dtype):
+    """The eager kernel and _math (create_graph) agree (alpha's zeros' signs too:
+    the guard's mask made them -0.0 recorded; beta's may differ, as documented
+    in _torch_eager)."""
+    x = torch.tensor([-1.0, 0.0, -0.0, 0.5, 2.0, -3.0], dtype=dtype)
+    alpha = torch.full((6,), 2.5, dtype=dtype, requires_grad=True)
+    beta = torch.full((6,), 0.75, dtype=dtype, requires_grad=True)
+    plain = torch.autograd.grad(s2nn(x, alpha, beta).sum(), (alpha, beta))
+    recorded = torch.autograd.grad(
+        s2nn(x, alpha, beta).sum(), (alpha, beta), create_graph=True
+    )
+    for got, want in zip(recorded, plain, strict=True):
+        np.testing.assert_array_equal(got.detach().numpy(), want.numpy())
+    np.testing.assert_array_equal(
+        np.signbit(recorded[0].detach().numpy()), np.signbit(plain[0].numpy())
+    )
