@@ -412,6 +412,7 @@ def host_values(name: str, value: Any) -> Any:
         in_range = values >= lower if inclusive else values > lower
         if not bool(np.all(np.isfinite(values) & in_range)):
             raise bound_error(name)
+    _within_float64(name, values)  # longdouble: 1e400 is finite there
     return values
 
 
@@ -457,12 +458,9 @@ def validate_parameter(name: str, value: Any) -> Any:
         msg = f"{name} must be real, not complex ({value!r})"
         raise TypeError(msg)
     if _is_sequence(value):  # a list, tuple, range, deque, array.array, ...
-        values = host_values(name, value)
-        _within_float64(name, values)  # a list of longdouble numbers
-        return values
+        return host_values(name, value)
     if _host_view(value) is not None:
         values = host_values(name, value)
-        _within_float64(name, values)
         # NumPy data goes to x's library; other libraries' arrays stay theirs.
         return values if _is_numpy(value) else value
     if _compat.is_array_api_obj(value):
