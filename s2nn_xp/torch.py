@@ -1170,14 +1170,15 @@ class S2NN(nn.Module):
             and value.requires_grad
             and (name == "epsilon" or not isinstance(value, nn.Parameter))
         ):
-            msg = (
-                f"{name} requires grad, but this module keeps a copy of it that "
-                f"learns nothing (a buffer); for {name} to learn, pass "
-                "learnable=True (the module learns its own) or an nn.Parameter "
-                "(the module shares it)"
-            )
             if name == "epsilon":
                 msg = "epsilon requires grad, but it is a constant: it gets none"
+            else:
+                msg = (
+                    f"{name} requires grad, but this module keeps a copy of it "
+                    f"that learns nothing (a buffer); for {name} to learn, pass "
+                    "learnable=True (the module learns its own) or an "
+                    "nn.Parameter (the module shares it)"
+                )
             # torch's frames too: load_state_dict(assign=True) assigns
             level = stacklevel_of_the_user((__name__.partition(".")[0], "torch"))
             warnings.warn(msg, UserWarning, stacklevel=level)
