@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from types import ModuleType
+from typing import Any
 
 import mpmath
 import numpy as np
@@ -85,6 +86,12 @@ def _why_no_device(backend: _backends.Backend) -> str:
         return f"its find_devices() gave {backend.devices()!r}"
     except Exception as exc:  # what has_device() swallowed
         return f"its find_devices() raised {exc!r}"
+
+
+def float8_dtypes(torch: ModuleType) -> list[Any]:
+    """The float8 dtypes of this ``torch`` (older releases lack some)."""
+    names = ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+    return [getattr(torch, name) for name in names if hasattr(torch, name)]
 
 
 def require(name: str) -> ModuleType:

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tests._support import assert_same_bits, require
+from tests._support import assert_same_bits, float8_dtypes, require
 
 torch = require("torch")
 
@@ -316,11 +316,7 @@ def test_a_tensor_that_requires_grad_given_to_a_fixed_module_warns(name):
             S2NN(epsilon=nn.Parameter(value.detach()))
 
 
-FLOAT8 = [
-    getattr(torch, name)
-    for name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
-    if hasattr(torch, name)
-]
+FLOAT8 = float8_dtypes(torch)
 
 
 @pytest.mark.parametrize("dtype", FLOAT8, ids=str)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests._support import require
+from tests._support import float8_dtypes, require
 
 torch = require("torch")
 
@@ -343,11 +343,7 @@ def test_parameter_derivatives_only_where_needed(monkeypatch):
     assert calls["_backward_with_parameters"] == 1
 
 
-FLOAT8 = [
-    getattr(torch, name)
-    for name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
-    if hasattr(torch, name)
-]
+FLOAT8 = float8_dtypes(torch)
 
 
 @pytest.mark.parametrize("dtype", FLOAT8, ids=str)
@@ -1267,11 +1263,8 @@ def test_a_module_on_the_meta_device_prints():
         assert "device='meta'" in repr(module)
 
 
-@pytest.mark.parametrize("name", ["forward", "origin", "gradient", "s2nn"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_forward_mode_of_a_0d_tensor_keeps_its_dtype(name, dtype):
-    """torch.func gives 0-d tensors times Python numbers float64 tangents."""
-    function = getattr(s2nn_xp.torch, name)
+def _assert_forward_mode_keeps_the_0d_dtype(function, dtype):
+    """jvp and jacfwd of ``function`` at 0-d ``x``: its dtype, a 1-d row's values."""
     for value in (-0.3, 0.7):
         x = torch.tensor(value, dtype=dtype)
         y, tangent = torch.func.jvp(function, (x,), (torch.ones_like(x),))
@@ -1282,6 +1275,13 @@ def test_forward_mode_of_a_0d_tensor_keeps_its_dtype(name, dtype):
         torch.testing.assert_close(tangent.reshape(1), row_tangent, rtol=0, atol=0)
         torch.testing.assert_close(y.reshape(1), row_y, rtol=0, atol=0)
         assert torch.func.jacfwd(function)(x).dtype == dtype
+
+
+@pytest.mark.parametrize("name", ["forward", "origin", "gradient", "s2nn"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_forward_mode_of_a_0d_tensor_keeps_its_dtype(name, dtype):
+    """torch.func gives 0-d tensors times Python numbers float64 tangents."""
+    _assert_forward_mode_keeps_the_0d_dtype(getattr(s2nn_xp.torch, name), dtype)
 
 
 @pytest.mark.parametrize("origin", [False, True])
@@ -1296,16 +1296,7 @@ def test_forward_mode_of_vjp_on_a_0d_tensor_keeps_its_dtype(origin, dtype):
         return s2nn_xp.torch.vjp(x, origin=origin)[1](1.0)
 
     for function in (primal, pulled):
-        for value in (-0.3, 0.7):
-            x = torch.tensor(value, dtype=dtype)
-            y, tangent = torch.func.jvp(function, (x,), (torch.ones_like(x),))
-            assert (y.dtype, tangent.dtype, tangent.shape) == (dtype, dtype, ())
-            row_y, row_tangent = torch.func.jvp(
-                function, (x.reshape(1),), (torch.ones(1, dtype=dtype),)
-            )
-            torch.testing.assert_close(tangent.reshape(1), row_tangent, rtol=0, atol=0)
-            torch.testing.assert_close(y.reshape(1), row_y, rtol=0, atol=0)
-            assert torch.func.jacfwd(function)(x).dtype == dtype
+        _assert_forward_mode_keeps_the_0d_dtype(function, dtype)
 
 
 @pytest.mark.usefixtures("fresh_dynamo")
