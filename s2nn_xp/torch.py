@@ -50,7 +50,8 @@ plain forward, a first-order backward):
 * Large CPU tensors are computed block by block (contiguous ones; with
   learnable parameters, any layout, a few rows or columns at a time), so that
   the temporaries stay in the processor's cache; one set of temporaries
-  serves every block.
+  serves every block, and each thread keeps its set for its next call (a few
+  MiB a compute dtype), which fresh memory would cost page faults.
 
 This module is imported by :func:`s2nn_xp.s2nn` when a tensor arrives;
 ``s2nn_xp.s2nn`` and :class:`s2nn_xp.S2NN` on tensors call :func:`s2nn`.
@@ -58,11 +59,13 @@ This module is imported by :func:`s2nn_xp.s2nn` when a tensor arrives;
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any, TypeAlias
 
@@ -246,11 +249,53 @@ def _cpu_block(x: torch.Tensor, plain: bool, *others: Any) -> int:
     return block if usable else 0
 
 
+class _Workspaces(threading.local):
+    """Each thread's temporaries for the CPU eager kernels, kept between calls.
+
+    A fresh tensor of a block's size is memory that glibc maps when it is
+    allocated and unmaps when it is freed, so every call faulted the pages of
+    its temporaries in again: at 2^20 values about 1,900 page faults a call,
+    which cost more than the arithmetic (the fixed-parameter backward took
+    4.6 ms with fresh temporaries, 2.1 ms with kept ones). One workspace per
+    thread (threads never share temporaries) and compute dtype: at most
+    ``_torch_eager.workspace``'s few blocks of ``_CPU_BLOCK_BYTES`` each.
+    """
+
+    def __init__(self) -> None:
+        self.free: dict[torch.dtype, list[torch.Tensor]] = {}
+
+
+_WORKSPACES = _Workspaces()
+
+
+@contextlib.contextmanager
 def _workspace(
-    elements: int, dtype: torch.dtype, device: torch.device
-) -> list[torch.Tensor]:
-    """:func:`_torch_eager.workspace` for pieces of ``elements`` values."""
-    return _torch_eager.workspace(torch.empty(elements, dtype=dtype, device=device))
+    elements: int, dtype: torch.dtype, *tensors: torch.Tensor
+) -> Iterator[list[torch.Tensor]]:
+    """:func:`_torch_eager.workspace` for CPU pieces of ``elements`` values.
+
+    This thread's kept one where every one of ``tensors`` (the kernel's
+    inputs) is a plain tensor, taken out of the cache while in use: a call
+    nested in this one (Python code of a tensor subclass or mode, run by the
+    kernels' operations) finds none and makes its own. A workspace made under
+    a mode that makes no plain tensors (``FakeTensorMode``) is not kept.
+    """
+    free = _WORKSPACES.free
+    kept = all(_plain_storage(t) for t in tensors)
+    scratch = free.pop(dtype, None) if kept else None
+    if scratch is None or scratch[0].numel() < elements:
+        # Not an inference tensor, which could not be updated in place
+        # outside inference mode, where a later call may use it.
+        with torch.inference_mode(False):
+            scratch = _torch_eager.workspace(
+                torch.empty(elements, dtype=dtype, device="cpu")
+            )
+        kept = kept and _plain_storage(scratch[0])
+    try:
+        yield scratch
+    finally:
+        if kept:
+            free[dtype] = scratch
 
 
 def _blockwise(
@@ -336,8 +381,7 @@ def _gradient_vjp(
     compute_dtype = _compute_dtype(x.dtype)
     plain = _plain_eager(x, parameters, *others)
     block = _cpu_block(x, plain, *others)
-    # One set of temporaries for every block (see _torch_eager.workspace).
-    scratch = _workspace(block, compute_dtype, x.device) if block else None
+    scratch: list[torch.Tensor] | None = None  # the blocks' one set of temporaries
 
     def vjp_block(
         x_block: torch.Tensor,
@@ -369,7 +413,8 @@ def _gradient_vjp(
         return (grad * cotangent_block).to(x.dtype)
 
     if block:
-        return _blockwise(vjp_block, block, torch.empty_like(x), x, *others)
+        with _workspace(block, compute_dtype, x, *others) as scratch:
+            return _blockwise(vjp_block, block, torch.empty_like(x), x, *others)
     return vjp_block(x, *others)
 
 
@@ -442,30 +487,31 @@ def _backward_with_parameters(
             sliced = _piece(value, (slice(None),) * (axis + 1), x.ndim)[1]
             totals[name] = (torch.empty_like if sliced else torch.zeros_like)(value)
     block = _CPU_BLOCK_BYTES // compute_dtype.itemsize
-    scratch = _workspace(block, compute_dtype, x.device)
-    for start in range(0, x.shape[axis], length):
-        index = (slice(None),) * axis + (slice(start, start + length),)
-        pieces_of = {
-            name: _piece(value, index, x.ndim) for name, value in parameters.items()
-        }
-        out = None if grad_x is None else grad_x[index]
-        block = _eager_cotangents(
-            cotangent[index],
-            x[index],
-            {name: piece for name, (piece, _) in pieces_of.items()},
-            needs,
-            out,
-            scratch,
-        )
-        piece = block["x"]
-        if out is not None and piece is not None and piece is not out:
-            out.copy_(piece)
-        for name, total in totals.items():
-            own = pieces_of[name][1]
-            if own:
-                total[own] = block[name]
-            else:
-                total += block[name]
+    inputs = [v for v in parameters.values() if isinstance(v, torch.Tensor)]
+    with _workspace(block, compute_dtype, x, cotangent, *inputs) as scratch:
+        for start in range(0, x.shape[axis], length):
+            index = (slice(None),) * axis + (slice(start, start + length),)
+            pieces_of = {
+                name: _piece(value, index, x.ndim) for name, value in parameters.items()
+            }
+            out = None if grad_x is None else grad_x[index]
+            terms = _eager_cotangents(
+                cotangent[index],
+                x[index],
+                {name: piece for name, (piece, _) in pieces_of.items()},
+                needs,
+                out,
+                scratch,
+            )
+            piece = terms["x"]
+            if out is not None and piece is not None and piece is not out:
+                out.copy_(piece)
+            for name, total in totals.items():
+                own = pieces_of[name][1]
+                if own:
+                    total[own] = terms[name]
+                else:
+                    total += terms[name]
     return {"x": grad_x, "alpha": totals.get("alpha"), "beta": totals.get("beta")}
 
 

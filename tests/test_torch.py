@@ -43,6 +43,7 @@ from s2nn_xp.torch import S2NN, s2nn  # noqa: E402
 from tests._support import (  # noqa: E402
     GRID,
     SPECIAL_X,
+    assert_same_bits,
     count_calls,
     ref_dgradient_dx,
     ref_dorigin_dalpha,
@@ -505,6 +506,130 @@ def test_large_cpu_input_block_by_block_is_bit_identical(dtype, with_origin):
     ).to(dtype)
     np.testing.assert_array_equal(f64(y), f64(want_y))
     np.testing.assert_array_equal(f64(grad), f64(want_grad))
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """CPU blocks of 1,024 float32 values and no kept workspace yet.
+
+    The blocked paths on small inputs; returns the thread's kept workspaces.
+    """
+    monkeypatch.setattr(s2nn_xp.torch, "_CPU_BLOCK_BYTES", 1 << 12)
+    monkeypatch.setattr(s2nn_xp.torch, "_WORKSPACES", s2nn_xp.torch._Workspaces())
+    return s2nn_xp.torch._WORKSPACES.free
+
+
+def _unblocked_gradient(x, cotangent):
+    import array_api_compat.torch as torch_xp
+
+    grad = s2nn_xp._math.gradient(torch_xp, x, 2.5, 0.75, in_place=False)
+    return grad * cotangent
+
+
+def _kept_buffers(free, dtype=torch.float32):
+    return [buffer.data_ptr() for buffer in free[dtype]]
+
+
+def test_cpu_blocks_keep_their_temporaries_from_call_to_call(small_blocks):
+    """Fresh temporaries of a block's size are page faults at every call."""
+    x = torch.randn(4 * 1024 + 5) * 3
+    cotangent = torch.randn(x.shape)
+    want = _unblocked_gradient(x, cotangent)
+    first = s2nn_xp.torch.vjp(x, 2.5, 0.75)[1](cotangent)
+    kept = _kept_buffers(small_blocks)
+    second = s2nn_xp.torch.vjp(x, 2.5, 0.75)[1](cotangent)
+    assert _kept_buffers(small_blocks) == kept
+    assert_same_bits(first, want)
+    assert_same_bits(second, want)
+    # The learnable backward's pieces take the same workspace.
+    leaf = torch.randn(64, 64, requires_grad=True)
+    alpha = torch.full((64,), 2.5, requires_grad=True)
+    y = s2nn(leaf, alpha)
+    torch.autograd.grad(y, (leaf, alpha), torch.ones_like(y))
+    assert _kept_buffers(small_blocks) == kept
+
+
+def test_each_thread_computes_in_its_own_temporaries(small_blocks):
+    """Two threads at once: neither writes into the other's temporaries."""
+    import threading
+
+    inputs = [torch.randn(8 * 1024) * 3 for _ in range(2)]
+    cotangents = [torch.randn(8 * 1024) for _ in range(2)]
+    wants = [_unblocked_gradient(x, g) for x, g in zip(inputs, cotangents, strict=True)]
+    kept: dict[int, list[int]] = {}
+    failures = []
+
+    def work(i):
+        try:
+            for _ in range(30):
+                got = s2nn_xp.torch.vjp(inputs[i], 2.5, 0.75)[1](cotangents[i])
+                assert torch.equal(got, wants[i])
+            kept[i] = _kept_buffers(s2nn_xp.torch._WORKSPACES.free)
+        except BaseException as error:  # reported below, in the main thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    assert not set(kept[0]) & set(kept[1])
+    assert torch.float32 not in small_blocks  # the main thread made none
+
+
+def test_a_call_nested_in_the_kernels_gets_its_own_temporaries(
+    monkeypatch, small_blocks
+):
+    """Python run inside a blocked call (a tensor subclass's or a mode's code)
+    may call the spike again: the outer call's temporaries are not shared."""
+    real_gradient = s2nn_xp._torch_eager.gradient
+    used = []
+    nested_x = torch.randn(3 * 1024)
+
+    def reentering(*args, scratch, **kwargs):
+        used.append(scratch[0].data_ptr())
+        if len(used) == 1:
+            nested = s2nn_xp.torch.gradient(nested_x, 2.5, 0.75)
+            assert_same_bits(nested, _unblocked_gradient(nested_x, 1.0))
+        return real_gradient(*args, scratch=scratch, **kwargs)
+
+    x = torch.randn(4 * 1024) * 3
+    cotangent = torch.randn(x.shape)
+    s2nn_xp.torch.gradient(x, 2.5, 0.75)  # a workspace kept
+    monkeypatch.setattr(s2nn_xp._torch_eager, "gradient", reentering)
+    got = s2nn_xp.torch.vjp(x, 2.5, 0.75)[1](cotangent)
+    assert_same_bits(got, _unblocked_gradient(x, cotangent))
+    outer, nested = used[0], used[1]
+    assert outer != nested
+    assert used[-1] == outer
+
+
+def test_temporaries_kept_from_inference_mode_serve_a_training_step(small_blocks):
+    """An inference tensor cannot be updated in place outside inference mode."""
+    x = torch.randn(4 * 1024) * 3
+    cotangent = torch.randn(x.shape)
+    want = _unblocked_gradient(x, cotangent)
+    with torch.inference_mode():
+        assert_same_bits(s2nn_xp.torch.gradient(x, 2.5, 0.75) * cotangent, want)
+    leaf = x.clone().requires_grad_(True)
+    (got,) = torch.autograd.grad(s2nn(leaf, 2.5, 0.75), leaf, cotangent)
+    assert_same_bits(got, want)
+
+
+def test_fake_tensors_neither_take_nor_leave_kept_temporaries(small_blocks):
+    fake_tensor = pytest.importorskip("torch._subclasses.fake_tensor")
+    x = torch.randn(4 * 1024) * 3
+    cotangent = torch.randn(x.shape)
+    want = _unblocked_gradient(x, cotangent)
+    assert_same_bits(s2nn_xp.torch.vjp(x, 2.5, 0.75)[1](cotangent), want)
+    kept = _kept_buffers(small_blocks)
+    with fake_tensor.FakeTensorMode() as mode:
+        fake_x = mode.from_tensor(x)
+        fake = s2nn_xp.torch.vjp(fake_x, 2.5, 0.75)[1](mode.from_tensor(cotangent))
+        assert fake.shape == x.shape
+    assert _kept_buffers(small_blocks) == kept
+    assert_same_bits(s2nn_xp.torch.vjp(x, 2.5, 0.75)[1](cotangent), want)
 
 
 @needs_cuda
