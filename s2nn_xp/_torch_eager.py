@@ -12,8 +12,8 @@ one comparison gives the weight). This module restates
 results are bit for bit those of ``_math`` (the tests check that over the
 special values and every dtype).
 
-:func:`gradient` is for tensors no autodiff system records, with
-Python-number parameters (:func:`s2nn_xp.torch._plain_eager`);
+:func:`gradient` and :func:`origin` are for tensors no autodiff system
+records, with Python-number parameters (:func:`s2nn_xp.torch._plain_eager`);
 :func:`cotangents`, the first-order backward with learnable (tensor)
 parameters, for the same tensors with parameters of either kind. Both run on
 any device (on CUDA where the fused Triton kernels do not apply); pieces of a
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["cotangents", "gradient", "spike", "workspace"]
+__all__ = ["cotangents", "gradient", "origin", "spike", "workspace"]
 
 # The guard of _math's sigmoid branch: its input is clipped to
 # [max(-1000 / alpha, -largest), 0].
@@ -56,8 +56,20 @@ def _temporaries(
     """``count`` tensors of ``x``'s shape and dtype, from ``scratch`` if given."""
     if scratch is None:
         return [torch.empty_like(x) for _ in range(count)]
-    n = x.numel()
-    return [buffer[:n].view(x.shape) for buffer in scratch[:count]]
+    # as_strided, one call a temporary where slicing and a view took four
+    # times as long (a few microseconds a call at a layer's sizes); x's own
+    # strides where they are dense (its memory format kept), else row-major.
+    strides = x.stride() if x.is_contiguous() else _row_major(x.shape)
+    return [buffer.as_strided(x.shape, strides) for buffer in scratch[:count]]
+
+
+def _row_major(shape: torch.Size) -> tuple[int, ...]:
+    strides = []
+    stride = 1
+    for size in reversed(shape):
+        strides.append(stride)
+        stride *= max(size, 1)
+    return tuple(reversed(strides))
 
 
 def gradient(
@@ -159,6 +171,37 @@ def cotangents(
         torch.div(beta, tail, out=tail)
     grad = torch.lerp(bell, tail, step, out=bell if out is None else out)
     return grad.mul_(cotangent), d_alpha, d_beta
+
+
+def origin(
+    x: torch.Tensor,
+    alpha: float,
+    beta: float,
+    epsilon: float,
+    *,
+    out: torch.Tensor | None = None,
+    scratch: Sequence[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``_math.origin(x, alpha, beta, epsilon)``, its operations in temporaries.
+
+    The same operations in the same order as ``_math``'s in-place path (so
+    the same values, bit for bit), each writing into one of four temporaries
+    instead of a fresh tensor. Arguments as for :func:`gradient`.
+    """
+    below, e, shifted, tail = _temporaries(x, scratch, 4)
+    torch.clamp(x, -1.0, 0.0, out=below).floor_()
+    lowest = max(_EXP_FLOOR / alpha, -_LARGEST[x.dtype])
+    torch.clamp(x, lowest, 0.0, out=e).mul_(alpha).exp_()
+    sigmoid = e.div_(torch.add(e, 1.0, out=shifted))
+    torch.clamp(x, min=-0.5, out=tail).add_(epsilon).log1p_()
+    step = torch.add(below, 1.0, out=shifted)  # _math adds it twice: once here
+    tail.mul_(step).mul_(beta).add_(0.5)
+    left = sigmoid.mul_(below)
+    into = out if out is not None and out.dtype == x.dtype else tail
+    result = torch.mul(step, tail, out=into).sub_(left)
+    if out is None or result is out:
+        return result
+    return out.copy_(result)
 
 
 def _branch_weight(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

@@ -45,13 +45,15 @@ plain forward, a first-order backward):
   operations are traced instead, so that Inductor fuses them with their
   neighbours.
 * Elsewhere the eager kernels of :mod:`s2nn_xp._torch_eager` (``_math``'s
-  values in fewer operations, tested against it) compute the gradient, and
-  with tensor parameters all three cotangents in one pass.
+  values in fewer operations or fewer fresh tensors, tested against it)
+  compute the gradient and the origin function, and with tensor parameters
+  all three cotangents in one pass.
 * Large CPU tensors are computed block by block (contiguous ones; with
   learnable parameters, any layout, a few rows or columns at a time), so that
   the temporaries stay in the processor's cache; one set of temporaries
   serves every block, and each thread keeps its set for its next call (a few
-  MiB a compute dtype), which fresh memory would cost page faults.
+  MiB a compute dtype), which fresh memory would cost page faults; inputs of
+  up to a block take the kept set too, from half a MiB on.
 
 This module is imported by :func:`s2nn_xp.s2nn` when a tensor arrives;
 ``s2nn_xp.s2nn`` and :class:`s2nn_xp.S2NN` on tensors call :func:`s2nn`.
@@ -116,6 +118,13 @@ _FUSED_DEVICES = ("cuda",)
 # passes costs a fraction of a pass over main memory; much smaller blocks pay
 # more in per-operation overhead than they save.
 _CPU_BLOCK_BYTES = 1 << 20
+
+# Bytes from which an eager CPU kernel takes its thread's kept temporaries
+# (_workspace) for an input of up to a block: glibc maps and unmaps fresh
+# ones this size at every call (at 2^17 float32 values, about 500 page faults
+# a call: gradient 820 us, 230 us with kept ones). Below, fresh ones come
+# from the allocator's heap, faster than taking the kept set.
+_KEPT_FROM_BYTES = 1 << 19
 
 
 # Largest finite value of each compute dtype (torch.finfo costs a call each time).
@@ -242,7 +251,7 @@ def _cpu_block(x: torch.Tensor, plain: bool, *others: Any) -> int:
         return 0
     block = _CPU_BLOCK_BYTES // _compute_dtype(x.dtype).itemsize
     usable = (
-        x.numel() >= 2 * block
+        x.numel() > block
         and x.is_contiguous()
         and all(o.is_contiguous() and o.shape == x.shape for o in others)
     )
@@ -298,6 +307,38 @@ def _workspace(
             free[dtype] = scratch
 
 
+def _piecewise(
+    compute: Callable[..., torch.Tensor],
+    plain: bool,
+    x: torch.Tensor,
+    *others: torch.Tensor,
+) -> torch.Tensor:
+    """``compute(x, *others, out=None, scratch=...)``, by CPU blocks where they apply.
+
+    ``plain`` is :func:`_plain_eager` of the call. Large CPU inputs are
+    computed block by block into one result (``compute`` then gets each
+    block of ``x`` and ``others`` and of the result, ``out``); those of a
+    block or less, whole. Either way on the CPU with this thread's kept
+    temporaries (``scratch``) where fresh ones would be memory to map (from
+    :data:`_KEPT_FROM_BYTES` on), else with none (the kernels make theirs).
+    """
+    block = _cpu_block(x, plain, *others)
+    dtype = _compute_dtype(x.dtype)
+    if block:
+        with _workspace(block, dtype, x, *others) as scratch:
+            blocks = functools.partial(compute, scratch=scratch)
+            return _blockwise(blocks, block, torch.empty_like(x), x, *others)
+    if plain and x.device.type == "cpu":
+        size = x.numel() * dtype.itemsize
+        if _KEPT_FROM_BYTES <= size <= _CPU_BLOCK_BYTES:
+            with _workspace(x.numel(), dtype, x, *others) as scratch:
+                # Into a result of its own: without out the kernels return
+                # one of the temporaries, which the next call overwrites.
+                out = torch.empty_like(x)
+                return compute(x, *others, out=out, scratch=scratch)
+    return compute(x, *others, scratch=None)
+
+
 def _blockwise(
     compute: Callable[..., torch.Tensor],
     block: int,
@@ -340,11 +381,24 @@ def _primal(
         # (not in 8-bit floats, for which torch has no clamp on the CPU).
         return _torch_eager.spike(x)
     compute_dtype = _compute_dtype(x.dtype)
+    plain = untraced and all(isinstance(p, float) for p in parameters)
 
     def primal_block(
-        x_block: torch.Tensor, out: torch.Tensor | None = None
+        x_block: torch.Tensor,
+        out: torch.Tensor | None = None,
+        scratch: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         x_block = x_block.to(compute_dtype)
+        if with_origin and plain:  # the eager kernel: Python-number parameters
+            y = _torch_eager.origin(
+                x_block,
+                float(alpha),
+                float(beta),
+                float(epsilon),
+                out=out,
+                scratch=scratch,
+            )
+            return y if out is not None else y.to(x.dtype)
         in_place = _may_update(x_block, alpha, beta, epsilon)
         if with_origin:
             y = _math.origin(_xp, x_block, alpha, beta, epsilon, in_place=in_place)
@@ -354,11 +408,7 @@ def _primal(
             return y.to(x.dtype)
         return out.copy_(y)
 
-    plain = untraced and all(isinstance(p, float) for p in parameters)
-    block = _cpu_block(x, plain)
-    if block:
-        return _blockwise(primal_block, block, torch.empty_like(x), x)
-    return primal_block(x)
+    return _piecewise(primal_block, plain, x)
 
 
 def _gradient_vjp(
@@ -380,13 +430,12 @@ def _gradient_vjp(
             return fused
     compute_dtype = _compute_dtype(x.dtype)
     plain = _plain_eager(x, parameters, *others)
-    block = _cpu_block(x, plain, *others)
-    scratch: list[torch.Tensor] | None = None  # the blocks' one set of temporaries
 
     def vjp_block(
         x_block: torch.Tensor,
         cotangent_block: torch.Tensor | None = None,
         out: torch.Tensor | None = None,
+        scratch: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         x_block = x_block.to(compute_dtype)
         if cotangent_block is not None:
@@ -412,10 +461,7 @@ def _gradient_vjp(
         # where the gradient is not.
         return (grad * cotangent_block).to(x.dtype)
 
-    if block:
-        with _workspace(block, compute_dtype, x, *others) as scratch:
-            return _blockwise(vjp_block, block, torch.empty_like(x), x, *others)
-    return vjp_block(x, *others)
+    return _piecewise(vjp_block, plain, x, *others)
 
 
 def _gradient_jvp(
@@ -486,9 +532,9 @@ def _backward_with_parameters(
         if name != "epsilon" and needs[name] and isinstance(value, torch.Tensor):
             sliced = _piece(value, (slice(None),) * (axis + 1), x.ndim)[1]
             totals[name] = (torch.empty_like if sliced else torch.zeros_like)(value)
-    block = _CPU_BLOCK_BYTES // compute_dtype.itemsize
+    elements = (x.numel() // x.shape[axis]) * length  # in the largest piece
     inputs = [v for v in parameters.values() if isinstance(v, torch.Tensor)]
-    with _workspace(block, compute_dtype, x, cotangent, *inputs) as scratch:
+    with _workspace(elements, compute_dtype, x, cotangent, *inputs) as scratch:
         for start in range(0, x.shape[axis], length):
             index = (slice(None),) * axis + (slice(start, start + length),)
             pieces_of = {
@@ -518,12 +564,12 @@ def _backward_with_parameters(
 def _pieces(x: torch.Tensor, cotangent: torch.Tensor) -> tuple[int, int] | None:
     """``(axis, length)`` of the pieces of the blocked CPU backward, or None.
 
-    For a CPU ``x`` of at least two blocks' bytes and a cotangent of its
+    For a CPU ``x`` of more than a block's bytes and a cotangent of its
     shape: pieces of a few rows (first axis) where a row fits in a block,
     else of a few columns (last axis) where a column does.
     """
     compute_bytes = _compute_dtype(x.dtype).itemsize
-    if x.numel() * compute_bytes < 2 * _CPU_BLOCK_BYTES:
+    if x.numel() * compute_bytes <= _CPU_BLOCK_BYTES:
         return None
     if x.device.type != "cpu" or cotangent.shape != x.shape:
         return None

@@ -549,6 +549,33 @@ def test_cpu_blocks_keep_their_temporaries_from_call_to_call(small_blocks):
     assert _kept_buffers(small_blocks) == kept
 
 
+@pytest.mark.parametrize("function", ["gradient", "origin", "vjp", "learnable"])
+def test_results_from_kept_temporaries_are_the_callers_own(function):
+    """Inputs of up to a block take the kept temporaries whole: no result may
+    be one of them, which the next call would overwrite."""
+    size = 2 * s2nn_xp.torch._KEPT_FROM_BYTES // 4  # float32, within a block
+    first, second = (torch.randn(4, size // 4) * 3 for _ in range(2))
+    cotangent = torch.randn(first.shape)
+    alpha = torch.full(first.shape, 2.5)  # one per element: no sum to copy
+
+    def call(x):
+        if function == "gradient":
+            return [s2nn_xp.torch.gradient(x, 2.5, 0.75)]
+        if function == "origin":
+            return [s2nn_xp.torch.origin(x, 2.5, 0.75)]
+        if function == "vjp":
+            return [s2nn_xp.torch.vjp(x, 2.5, 0.75)[1](cotangent)]
+        leaf, a = x.clone().requires_grad_(True), alpha.clone().requires_grad_(True)
+        return list(torch.autograd.grad(s2nn(leaf, a, 0.75), (leaf, a), cotangent))
+
+    results = call(first)
+    kept = [r.clone() for r in results]
+    call(second)
+    for result, copy in zip(results, kept, strict=True):
+        assert_same_bits(result, copy)
+    assert not torch.equal(results[0], call(second)[0])
+
+
 def test_each_thread_computes_in_its_own_temporaries(small_blocks):
     """Two threads at once: neither writes into the other's temporaries."""
     import threading

@@ -205,6 +205,10 @@ def test_kernels_are_the_math_for_any_values(dtype, data, alpha, beta, epsilon):
     want = _math.gradient(xp, x, alpha, beta, in_place=False)
     assert_same_bits(_torch_eager.gradient(x, alpha, beta), want)
     assert_same_bits(_torch_eager.gradient(x, alpha, beta, cotangent), want * cotangent)
+    assert_same_bits(
+        _torch_eager.origin(x, alpha, beta, epsilon),
+        _math.origin(xp, x, alpha, beta, epsilon, in_place=False),
+    )
     per_neuron = {
         "alpha": torch.full(x.shape[1:], alpha, dtype=dtype),
         "beta": beta,
@@ -219,3 +223,69 @@ def test_kernels_are_the_math_for_any_values(dtype, data, alpha, beta, epsilon):
             # the sign of a zero term may differ
             assert_same_bits(term.abs(), wanted.abs())
         assert_same_bits(got[0], expected[0])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    ("alpha", "beta", "epsilon"),
+    [
+        (4.0, 1.0, 1e-8),
+        (2.5, 0.75, 0.0),
+        (1e-37, 3.0, 0.5),
+        (1e4, 3.4e38, 1e-8),
+        (3.4e38, 1.0, 3.4e38),
+    ],
+)
+def test_origin_is_the_math_bit_for_bit(device, dtype, alpha, beta, epsilon):
+    x = torch.asarray(KERNEL_X).to(device=device, dtype=dtype)
+    want = _math.origin(xp, x, alpha, beta, epsilon, in_place=False)
+    assert_same_bits(_torch_eager.origin(x, alpha, beta, epsilon), want)
+    out = torch.empty(x.shape, dtype=torch.float16, device=device)
+    assert _torch_eager.origin(x, alpha, beta, epsilon, out=out) is out
+    assert_same_bits(out, want.to(torch.float16))
+    scratch = _torch_eager.workspace(torch.empty(x.numel() + 3, dtype=dtype))
+    for buffer in scratch:
+        buffer.fill_(float("nan"))  # leftovers must not leak into the result
+    same = torch.empty_like(x)
+    assert (
+        _torch_eager.origin(x, alpha, beta, epsilon, out=same, scratch=scratch) is same
+    )
+    assert_same_bits(same, want)
+
+
+@pytest.mark.parametrize("layout", ["transposed", "sliced", "channels_last"])
+def test_kernels_in_a_workspace_keep_any_layout(layout):
+    """Temporaries from a workspace take x's shape whatever its strides."""
+    base = torch.asarray(np.resize(KERNEL_X, (2, 3, 4, KERNEL_X.size)))
+    x = {
+        "transposed": base[0, 0].t(),
+        "sliced": base[:, :, ::2, ::3],
+        "channels_last": base.contiguous(memory_format=torch.channels_last),
+    }[layout]
+    scratch = _torch_eager.workspace(torch.empty(base.numel(), dtype=x.dtype))
+    cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=x.dtype).reshape(x.shape)
+    assert_same_bits(
+        _torch_eager.origin(x, 2.5, 0.75, 1e-8, scratch=scratch),
+        _math.origin(xp, x, 2.5, 0.75, 1e-8, in_place=False),
+    )
+    assert_same_bits(
+        _torch_eager.gradient(x, 2.5, 0.75, cotangent, scratch=scratch),
+        _math.gradient(xp, x, 2.5, 0.75, in_place=False) * cotangent,
+    )
+
+
+def test_the_adapter_computes_the_origin_by_the_kernel_where_nothing_records(
+    monkeypatch,
+):
+    calls = count_calls(monkeypatch, _torch_eager, ("origin",))
+    x = torch.asarray(GRID)
+    want = _math.origin(xp, x, 2.0, 0.5, 1e-8, in_place=False)
+    assert_same_bits(s2nn_xp.torch.origin(x, 2.0, 0.5), want)
+    assert_same_bits(s2nn_xp.torch.s2nn(x, 2.0, 0.5, origin=True), want)
+    assert calls["origin"] == 2
+    leaf = x.clone().requires_grad_(True)
+    recorded = s2nn_xp.torch.origin(leaf, 2.0, 0.5)  # differentiable operations
+    assert calls["origin"] == 2
+    assert recorded.requires_grad
+    assert_same_bits(recorded.detach(), want)
