@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
 from . import _compat, _dispatch, _math
+from ._temporaries import Kept
 from ._validation import (
     Prepared,
     check_real_dtype,
@@ -247,10 +249,11 @@ def _evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
     ``name`` is one of ``_math``'s functions or ``"pullback"``; ``params``
     its parameters. The libraries that reach the array-API path have no
     autodiff system (those that do have adapters), so temporaries may be
-    updated in place. Large C-contiguous NumPy inputs with number parameters
-    are computed block by block by the NumPy kernel of the same name (bit
-    for bit ``_math``'s), whose temporaries stay in cache from block to block
-    and whose last operation writes into the result.
+    updated in place. C-contiguous NumPy inputs with number parameters are
+    computed block by block by the NumPy kernel of the same name (bit for
+    bit ``_math``'s), whose temporaries, kept by the thread from call to
+    call, stay in cache from block to block, and whose last operation writes
+    into the result.
     """
     xp = p.xp
     inputs = inputs or (p.x,)
@@ -270,24 +273,37 @@ def _evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
         from . import _numpy_kernels
 
         kernel = getattr(_numpy_kernels, name)
-        scratch = _numpy_kernels.workspace(block, p.x.dtype)
         out = np.empty(p.x.shape, dtype=p.dtype)
         flat_out = out.reshape(-1)
         flat_inputs = [a.reshape(-1) for a in inputs]
-        for start in range(0, flat_out.size, block):
-            part = slice(start, start + block)
-            blocks = [a[part] for a in flat_inputs]
-            kernel(*blocks, **params, out=flat_out[part], scratch=scratch)
+        make = functools.partial(_numpy_kernels.workspace, dtype=p.x.dtype)
+        elements = min(block, p.x.size)
+        with _KEPT.lend(p.x.dtype, elements, make) as scratch:
+            for start in range(0, flat_out.size, block):
+                part = slice(start, start + block)
+                blocks = [a[part] for a in flat_inputs]
+                kernel(*blocks, **params, out=flat_out[part], scratch=scratch)
         return finish(out, p)
 
 
+# This thread's kept temporaries of the NumPy kernels (s2nn_xp._temporaries).
+_KEPT = Kept()
+
+
 def _block_size(p: Prepared, inputs: tuple[Array, ...]) -> int:
-    """Elements per block where the block-by-block path applies, else 0."""
+    """Elements per block where the NumPy kernels apply, else 0.
+
+    Unmasked NumPy arrays of any size but 0-d (which NumPy 1.x computes in
+    float64 with Python numbers), with Python-number parameters and every
+    input C-contiguous and of ``x``'s shape. The kernels are faster than
+    ``_math`` at every size: fewer passes, and kept temporaries instead of
+    fresh ones.
+    """
     if not _compat.is_numpy_namespace(p.xp) or p.mask is not None:
         return 0
     block = _BLOCK_BYTES // p.x.dtype.itemsize
     usable = (
-        p.x.size >= 2 * block
+        p.x.ndim > 0
         and all(isinstance(v, float) for v in p.params.values())
         and all(a.shape == p.x.shape and a.flags.c_contiguous for a in inputs)
     )

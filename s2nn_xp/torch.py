@@ -65,9 +65,8 @@ import contextlib
 import functools
 import inspect
 import sys
-import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, TypeAlias
 
@@ -81,6 +80,7 @@ from torch.nn.utils import parametrize
 from . import _compat, _math, _torch_eager
 from ._api import ALPHA, BETA, EPSILON
 from ._fused import stacklevel_of_the_user
+from ._temporaries import Kept
 from ._validation import (
     BOUNDS,
     Prepared,
@@ -258,53 +258,34 @@ def _cpu_block(x: torch.Tensor, plain: bool, *others: Any) -> int:
     return block if usable else 0
 
 
-class _Workspaces(threading.local):
-    """Each thread's temporaries for the CPU eager kernels, kept between calls.
-
-    A fresh tensor of a block's size is memory that glibc maps when it is
-    allocated and unmaps when it is freed, so every call faulted the pages of
-    its temporaries in again: at 2^20 values about 1,900 page faults a call,
-    which cost more than the arithmetic (the fixed-parameter backward took
-    4.6 ms with fresh temporaries, 2.1 ms with kept ones). One workspace per
-    thread (threads never share temporaries) and compute dtype: at most
-    ``_torch_eager.workspace``'s few blocks of ``_CPU_BLOCK_BYTES`` each.
-    """
-
-    def __init__(self) -> None:
-        self.free: dict[torch.dtype, list[torch.Tensor]] = {}
+# This thread's kept temporaries of the CPU kernels (s2nn_xp._temporaries).
+_KEPT = Kept()
 
 
-_WORKSPACES = _Workspaces()
-
-
-@contextlib.contextmanager
 def _workspace(
     elements: int, dtype: torch.dtype, *tensors: torch.Tensor
-) -> Iterator[list[torch.Tensor]]:
+) -> contextlib.AbstractContextManager[list[torch.Tensor]]:
     """:func:`_torch_eager.workspace` for CPU pieces of ``elements`` values.
 
     This thread's kept one where every one of ``tensors`` (the kernel's
-    inputs) is a plain tensor, taken out of the cache while in use: a call
-    nested in this one (Python code of a tensor subclass or mode, run by the
-    kernels' operations) finds none and makes its own. A workspace made under
-    a mode that makes no plain tensors (``FakeTensorMode``) is not kept.
+    inputs) is a plain tensor; one made under a mode that makes no plain
+    tensors (``FakeTensorMode``) is not kept.
     """
-    free = _WORKSPACES.free
-    kept = all(_plain_storage(t) for t in tensors)
-    scratch = free.pop(dtype, None) if kept else None
-    if scratch is None or scratch[0].numel() < elements:
+
+    def make(elements: int) -> list[torch.Tensor]:
         # Not an inference tensor, which could not be updated in place
         # outside inference mode, where a later call may use it.
         with torch.inference_mode(False):
-            scratch = _torch_eager.workspace(
-                torch.empty(elements, dtype=dtype, device="cpu")
-            )
-        kept = kept and _plain_storage(scratch[0])
-    try:
-        yield scratch
-    finally:
-        if kept:
-            free[dtype] = scratch
+            block = torch.empty(elements, dtype=dtype, device="cpu")
+            return _torch_eager.workspace(block)
+
+    return _KEPT.lend(
+        dtype,
+        elements,
+        make,
+        keep=all(_plain_storage(t) for t in tensors),
+        keepable=lambda scratch: _plain_storage(scratch[0]),
+    )
 
 
 def _piecewise(

@@ -36,6 +36,7 @@ from torch.autograd import forward_ad  # noqa: E402
 
 import s2nn_xp  # noqa: E402
 import s2nn_xp._math  # noqa: E402
+import s2nn_xp._temporaries  # noqa: E402
 import s2nn_xp._triton  # noqa: E402
 import s2nn_xp.torch  # noqa: E402
 from s2nn_xp._backends import torch_round_trip  # noqa: E402
@@ -515,8 +516,8 @@ def small_blocks(monkeypatch):
     The blocked paths on small inputs; returns the thread's kept workspaces.
     """
     monkeypatch.setattr(s2nn_xp.torch, "_CPU_BLOCK_BYTES", 1 << 12)
-    monkeypatch.setattr(s2nn_xp.torch, "_WORKSPACES", s2nn_xp.torch._Workspaces())
-    return s2nn_xp.torch._WORKSPACES.free
+    monkeypatch.setattr(s2nn_xp.torch, "_KEPT", s2nn_xp._temporaries.Kept())
+    return s2nn_xp.torch._KEPT._free
 
 
 def _unblocked_gradient(x, cotangent):
@@ -591,7 +592,7 @@ def test_each_thread_computes_in_its_own_temporaries(small_blocks):
             for _ in range(30):
                 got = s2nn_xp.torch.vjp(inputs[i], 2.5, 0.75)[1](cotangents[i])
                 assert torch.equal(got, wants[i])
-            kept[i] = _kept_buffers(s2nn_xp.torch._WORKSPACES.free)
+            kept[i] = _kept_buffers(s2nn_xp.torch._KEPT._free)
         except BaseException as error:  # reported below, in the main thread
             failures.append(error)
 
