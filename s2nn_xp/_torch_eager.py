@@ -35,15 +35,19 @@ _EXP_FLOOR = -1000.0
 _LARGEST = {dtype: torch.finfo(dtype).max for dtype in (torch.float32, torch.float64)}
 
 
-def workspace(block: torch.Tensor) -> list[torch.Tensor]:
-    """Temporaries for the kernels on pieces of at most ``block``'s size.
+def workspace(
+    elements: int, dtype: torch.dtype, device: torch.device | str = "cpu"
+) -> list[torch.Tensor]:
+    """Temporaries for the kernels on pieces of at most ``elements`` values.
 
     A caller that runs a kernel piece by piece passes the same workspace to
     every piece: a fresh tensor of a cache-sized block is fresh memory for
     the allocator to map (its pages faulted in at every piece), which cost
     more than the arithmetic did.
     """
-    return [torch.empty_like(block).view(-1) for _ in range(_TEMPORARIES)]
+    return [
+        torch.empty(elements, dtype=dtype, device=device) for _ in range(_TEMPORARIES)
+    ]
 
 
 # Temporaries the kernel with the most (cotangents) uses.

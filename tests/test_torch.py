@@ -345,6 +345,29 @@ def test_parameter_derivatives_only_where_needed(monkeypatch):
     assert calls["_backward_with_parameters"] == 1
 
 
+def test_ready_tensor_parameters_pass_unchecked_and_others_are_checked():
+    """The fast path takes only what the general checks would pass unchanged."""
+    x = torch.randn(4, 3)
+    prepare = s2nn_xp.torch._prepare_parameter
+    per_neuron = nn.Parameter(torch.full((3,), 2.0))
+    assert prepare("alpha", per_neuron, x) is per_neuron
+    epsilon = torch.full((3,), 1e-3, requires_grad=True)
+    assert not prepare("epsilon", epsilon, x).requires_grad  # a constant
+    # Broadcasting shapes, other dtypes: the general path, same rules.
+    column = torch.full((4, 1), 2.0, dtype=torch.float64)
+    prepared = prepare("alpha", column, x)
+    assert prepared.dtype == torch.float32 and prepared.shape == (4, 1)
+    with pytest.raises(ValueError, match="alpha"):
+        prepare("alpha", torch.ones(2), x)
+    with pytest.raises(ValueError, match="beta"):
+        prepare("beta", torch.ones(5, 4, 3), x)  # more axes than x
+    with pytest.raises(TypeError, match="alpha"):
+        prepare("alpha", torch.ones(3, dtype=torch.complex64), x)
+    with pytest.raises(TypeError, match="dense"):
+        prepare("alpha", torch.ones(3).to_sparse(), x)
+
+
+FLOAT8 = float8_dtypes(torch)
 FLOAT8 = float8_dtypes(torch)
 
 

@@ -128,7 +128,7 @@ def test_cotangents_into_out_and_a_reused_workspace():
     fresh = _torch_eager.cotangents(
         x, alpha, 1.5, 1e-8, cotangent, with_alpha=True, with_beta=True
     )
-    scratch = _torch_eager.workspace(torch.empty(x.numel() + 7, dtype=x.dtype))
+    scratch = _torch_eager.workspace(x.numel() + 7, x.dtype)
     for buffer in scratch:
         buffer.fill_(float("nan"))  # leftovers of an earlier piece must not leak
     out = torch.empty_like(x)
@@ -156,7 +156,7 @@ def test_cotangents_into_out_and_a_reused_workspace():
 def test_gradient_with_a_reused_workspace_is_the_fresh_result():
     x = torch.asarray(KERNEL_X)
     cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=x.dtype)
-    scratch = _torch_eager.workspace(torch.empty(x.numel() * 2, dtype=x.dtype))
+    scratch = _torch_eager.workspace(x.numel() * 2, x.dtype)
     for buffer in scratch:
         buffer.fill_(float("nan"))
     want = _torch_eager.gradient(x, 2.0, 0.5, cotangent)
@@ -244,7 +244,7 @@ def test_origin_is_the_math_bit_for_bit(device, dtype, alpha, beta, epsilon):
     out = torch.empty(x.shape, dtype=torch.float16, device=device)
     assert _torch_eager.origin(x, alpha, beta, epsilon, out=out) is out
     assert_same_bits(out, want.to(torch.float16))
-    scratch = _torch_eager.workspace(torch.empty(x.numel() + 3, dtype=dtype))
+    scratch = _torch_eager.workspace(x.numel() + 3, dtype)
     for buffer in scratch:
         buffer.fill_(float("nan"))  # leftovers must not leak into the result
     same = torch.empty_like(x)
@@ -263,7 +263,7 @@ def test_kernels_in_a_workspace_keep_any_layout(layout):
         "sliced": base[:, :, ::2, ::3],
         "channels_last": base.contiguous(memory_format=torch.channels_last),
     }[layout]
-    scratch = _torch_eager.workspace(torch.empty(base.numel(), dtype=x.dtype))
+    scratch = _torch_eager.workspace(base.numel(), x.dtype)
     cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=x.dtype).reshape(x.shape)
     assert_same_bits(
         _torch_eager.origin(x, 2.5, 0.75, 1e-8, scratch=scratch),
