@@ -1,23 +1,25 @@
 """NumPy kernels: ``_math``'s operations with reused temporaries.
 
 ``_math`` is written in array-API operations, most of which return a fresh
-array. On the NumPy block path (:func:`s2nn_xp._api._evaluate`) a fresh
-array of a block's size is fresh memory: glibc serves allocations of this
-size by mapping pages and unmaps them when they are freed, so every block
-faulted its temporaries' pages in again, which at 2^24 values cost more than
-the arithmetic (``gradient`` 8.7x the copy floor, 4.6x with the allocator
-tuned to keep its memory). These kernels restate ``_math``'s formulas for
-NumPy with ufuncs writing into a few temporaries that every block reuses
-(:func:`workspace`) and the last operation writing into the output. The
+array. On NumPy (:func:`s2nn_xp._api._evaluate`) a fresh array of a
+block's size is fresh memory: glibc serves allocations of this size by
+mapping pages and unmaps them when they are freed, so every block faulted
+its temporaries' pages in again, which at 2^24 values cost more than the
+arithmetic (``gradient`` 8.7x the copy floor, 4.6x with the allocator tuned
+to keep its memory). These kernels restate ``_math``'s formulas for NumPy
+with ufuncs writing into a few temporaries that every block reuses, and the
+thread keeps for its next call (:func:`workspace`,
+:mod:`s2nn_xp._temporaries`), and the last operation writing into the
+output. The
 roundings and their order are ``_math``'s (its in-place path); where fewer
 passes give the same values (a branch input from ``|x|``, a blend weighted
 by one comparison, the spike as one comparison) a kernel takes them, and
 says why the values are the same. So the results are bit for bit
 ``_math``'s; the tests check that over the special values in every dtype.
 
-Only for the block path: C-contiguous blocks in the compute dtype (float32
-or float64) and Python-number parameters; ``out`` may be of a narrower
-dtype (rounded once, as ``_math``'s result would be).
+For C-contiguous inputs (whole, or block by block) in the compute dtype
+(float32 or float64) and Python-number parameters; ``out`` may be of a
+narrower dtype (rounded once, as ``_math``'s result would be).
 """
 
 from __future__ import annotations

@@ -33,7 +33,6 @@ class Kept(threading.local):
         elements: int,
         make: Callable[[int], list[Any]],
         *,
-        keep: bool = True,
         keepable: Callable[[list[Any]], bool] | None = None,
     ) -> Iterator[list[Any]]:
         """The kept workspace of ``key``, of at least ``elements`` values each.
@@ -41,14 +40,14 @@ class Kept(threading.local):
         ``make(elements)`` makes one where none is kept or the kept one is
         smaller. Lent by taking it out: a call nested in the one that holds
         it (Python code that an operation of the kernels runs, a subclass's
-        or a mode's) finds none and makes its own. With ``keep=False`` a
-        fresh one is made and dropped after; ``keepable`` says whether one
-        just made may be kept (not, for instance, one of fake tensors).
+        or a mode's) finds none and makes its own. ``keepable`` says whether
+        one just made may be kept (not, for instance, one of fake tensors).
         """
-        scratch = self._free.pop(key, None) if keep else None
+        keep = True
+        scratch = self._free.pop(key, None)
         if scratch is None or scratch[0].shape[0] < elements:
             scratch = make(elements)
-            keep = keep and (keepable is None or keepable(scratch))
+            keep = keepable is None or keepable(scratch)
         try:
             yield scratch
         finally:

@@ -15,9 +15,10 @@ special values and every dtype).
 :func:`gradient` and :func:`origin` are for tensors no autodiff system
 records, with Python-number parameters (:func:`s2nn_xp.torch._plain_eager`);
 :func:`cotangents`, the first-order backward with learnable (tensor)
-parameters, for the same tensors with parameters of either kind. Both run on
-any device (on CUDA where the fused Triton kernels do not apply); pieces of a
-large input share one :func:`workspace`.
+parameters, for the same tensors with parameters of either kind. They run
+on any device (on CUDA where the fused Triton kernels do not apply); pieces
+of a large input share one :func:`workspace`, which on the CPU the thread
+keeps for its next call (:mod:`s2nn_xp._temporaries`).
 """
 
 from __future__ import annotations
@@ -61,10 +62,19 @@ def _temporaries(
     if scratch is None:
         return [torch.empty_like(x) for _ in range(count)]
     # as_strided, one call a temporary where slicing and a view took four
-    # times as long (a few microseconds a call at a layer's sizes); x's own
-    # strides where they are dense (its memory format kept), else row-major.
-    strides = x.stride() if x.is_contiguous() else _row_major(x.shape)
+    # times as long (a few microseconds a call at a layer's sizes): row-major,
+    # or x's own strides where x is channels-last (its memory format kept,
+    # so that the operations run over one layout).
+    strides = x.stride() if _channels_last(x) else _row_major(x.shape)
     return [buffer.as_strided(x.shape, strides) for buffer in scratch[:count]]
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    if x.ndim == 4:
+        return x.is_contiguous(memory_format=torch.channels_last)
+    if x.ndim == 5:
+        return x.is_contiguous(memory_format=torch.channels_last_3d)
+    return False
 
 
 def _row_major(shape: torch.Size) -> tuple[int, ...]:

@@ -264,13 +264,18 @@ _KEPT = Kept()
 
 def _workspace(
     elements: int, dtype: torch.dtype, *tensors: torch.Tensor
-) -> contextlib.AbstractContextManager[list[torch.Tensor]]:
+) -> contextlib.AbstractContextManager[list[torch.Tensor] | None]:
     """:func:`_torch_eager.workspace` for CPU pieces of ``elements`` values.
 
     This thread's kept one where every one of ``tensors`` (the kernel's
     inputs) is a plain tensor; one made under a mode that makes no plain
-    tensors (``FakeTensorMode``) is not kept.
+    tensors (``FakeTensorMode``) is not kept. None where an input is a
+    tensor subclass that dispatches in Python (a wrapper of several tensors
+    would compute each of them into the same plain temporaries): the kernels
+    then make theirs like the input (``empty_like``).
     """
+    if not all(_plain_storage(t) for t in tensors):
+        return contextlib.nullcontext()
 
     def make(elements: int) -> list[torch.Tensor]:
         # Not an inference tensor, which could not be updated in place
@@ -279,11 +284,7 @@ def _workspace(
             return _torch_eager.workspace(elements, dtype)
 
     return _KEPT.lend(
-        dtype,
-        elements,
-        make,
-        keep=all(_plain_storage(t) for t in tensors),
-        keepable=lambda scratch: _plain_storage(scratch[0]),
+        dtype, elements, make, keepable=lambda scratch: _plain_storage(scratch[0])
     )
 
 

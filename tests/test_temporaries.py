@@ -50,17 +50,15 @@ def test_a_nested_call_gets_its_own_workspace():
         assert after is outer  # the outer call's, returned last
 
 
-def test_unkept_and_unkeepable_workspaces_are_dropped():
+def test_unkeepable_workspaces_are_dropped():
     kept, made = Kept(), []
-    with kept.lend("f8", 8, _make(made), keep=False):
-        pass
     with kept.lend("f8", 8, _make(made), keepable=lambda scratch: False):
         pass
-    with kept.lend("f8", 8, _make(made)) as third:
+    with kept.lend("f8", 8, _make(made)) as second:
         pass
-    with kept.lend("f8", 8, _make(made), keep=False) as unkept:
-        assert unkept is not third  # a caller that may not share makes its own
-    assert made == [8, 8, 8, 8]
+    with kept.lend("f8", 8, _make(made)) as third:
+        assert third is second
+    assert made == [8, 8]
 
 
 def test_an_exception_returns_the_workspace():

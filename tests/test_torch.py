@@ -368,7 +368,6 @@ def test_ready_tensor_parameters_pass_unchecked_and_others_are_checked():
 
 
 FLOAT8 = float8_dtypes(torch)
-FLOAT8 = float8_dtypes(torch)
 
 
 @pytest.mark.parametrize("dtype", FLOAT8, ids=str)
@@ -575,9 +574,12 @@ def test_cpu_blocks_keep_their_temporaries_from_call_to_call(small_blocks):
 
 @pytest.mark.parametrize("function", ["gradient", "origin", "vjp", "learnable"])
 def test_results_from_kept_temporaries_are_the_callers_own(function):
-    """Inputs of up to a block take the kept temporaries whole: no result may
-    be one of them, which the next call would overwrite."""
-    size = 2 * s2nn_xp.torch._KEPT_FROM_BYTES // 4  # float32, within a block
+    """Inputs of up to a block take the kept temporaries whole, the learnable
+    backward's pieces of larger ones too: no result may be one of them, which
+    the next call would overwrite."""
+    block = s2nn_xp.torch._CPU_BLOCK_BYTES // 4  # float32 values
+    size = block if function != "learnable" else 2 * block  # whole; pieces
+    assert size * 4 >= s2nn_xp.torch._KEPT_FROM_BYTES
     first, second = (torch.randn(4, size // 4) * 3 for _ in range(2))
     cotangent = torch.randn(first.shape)
     alpha = torch.full(first.shape, 2.5)  # one per element: no sum to copy
@@ -598,6 +600,25 @@ def test_results_from_kept_temporaries_are_the_callers_own(function):
     for result, copy in zip(results, kept, strict=True):
         assert_same_bits(result, copy)
     assert not torch.equal(results[0], call(second)[0])
+
+
+@pytest.mark.parametrize("size", [3 << 16, 3 << 17], ids=["whole", "blocks"])
+def test_wrapper_subclasses_compute_each_tensor_in_its_own_temporaries(size):
+    """A tensor subclass wrapping two tensors (TwoTensor, as DTensor and
+    logging wrappers do) runs every operation once per inner tensor: shared
+    plain temporaries gave both the second one's values."""
+    two_tensor = pytest.importorskip("torch.testing._internal.two_tensor")
+    import array_api_compat.torch as torch_xp
+
+    a, b = torch.randn(size) * 3, torch.randn(size) * 3
+    pair = two_tensor.TwoTensor(a, b)
+    gradient = s2nn_xp.torch.gradient(pair, 2.5, 0.75)
+    origin = s2nn_xp.torch.origin(pair, 2.5, 0.75)
+    for inner, name in ((a, "a"), (b, "b")):
+        want = s2nn_xp._math.gradient(torch_xp, inner, 2.5, 0.75, in_place=False)
+        assert_same_bits(getattr(gradient, name), want)
+        want = s2nn_xp._math.origin(torch_xp, inner, 2.5, 0.75, 1e-8, in_place=False)
+        assert_same_bits(getattr(origin, name), want)
 
 
 def test_each_thread_computes_in_its_own_temporaries(small_blocks):
