@@ -357,6 +357,30 @@ PUBLIC_CALLS: dict[str, tuple[tuple[float, ...], dict[str, bool]]] = {
 checking that a call reaches an adapter unchanged."""
 
 
+def run_in_threads(work, count: int = 2) -> None:
+    """``work(i)`` for ``i`` in ``range(count)``, each in a thread, all at once.
+
+    A failure in a thread is raised here, in the calling thread (the first).
+    """
+    import threading
+
+    failures = []
+
+    def guarded(i):
+        try:
+            work(i)
+        except BaseException as error:  # raised below, in the calling thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
 def count_calls(monkeypatch, module, names) -> dict[str, int]:
     """Count the calls of ``module.<name>`` for each name (replaced for the test).
 

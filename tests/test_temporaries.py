@@ -11,7 +11,13 @@ import s2nn_xp
 from s2nn_xp import _api, _numpy_kernels
 from s2nn_xp._temporaries import Kept
 
-from ._support import KERNEL_X, assert_same_bits, count_calls, require
+from ._support import (
+    KERNEL_X,
+    assert_same_bits,
+    count_calls,
+    require,
+    run_in_threads,
+)
 
 require("numpy")
 
@@ -111,18 +117,9 @@ def test_numpy_threads_compute_in_their_own_temporaries(monkeypatch):
     rng = np.random.default_rng(0)
     inputs = [rng.normal(scale=3.0, size=1 << 16) for _ in range(2)]
     wants = [s2nn_xp.gradient(x, 2.5, 0.75) for x in inputs]
-    failures = []
 
     def work(i):
-        try:
-            for _ in range(40):
-                assert_same_bits(s2nn_xp.gradient(inputs[i], 2.5, 0.75), wants[i])
-        except BaseException as error:  # reported below, in the main thread
-            failures.append(error)
+        for _ in range(40):
+            assert_same_bits(s2nn_xp.gradient(inputs[i], 2.5, 0.75), wants[i])
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not failures, failures
+    run_in_threads(work)

@@ -53,6 +53,7 @@ from tests._support import (  # noqa: E402
     ref_gradient,
     ref_origin,
     reference,
+    run_in_threads,
     to_numpy,
     ulp_error,
 )
@@ -623,29 +624,19 @@ def test_wrapper_subclasses_compute_each_tensor_in_its_own_temporaries(size):
 
 def test_each_thread_computes_in_its_own_temporaries(small_blocks):
     """Two threads at once: neither writes into the other's temporaries."""
-    import threading
 
     inputs = [torch.randn(8 * 1024) * 3 for _ in range(2)]
     cotangents = [torch.randn(8 * 1024) for _ in range(2)]
     wants = [_unblocked_gradient(x, g) for x, g in zip(inputs, cotangents, strict=True)]
     kept: dict[int, list[int]] = {}
-    failures = []
 
     def work(i):
-        try:
-            for _ in range(30):
-                got = s2nn_xp.torch.vjp(inputs[i], 2.5, 0.75)[1](cotangents[i])
-                assert torch.equal(got, wants[i])
-            kept[i] = _kept_buffers(s2nn_xp.torch._KEPT._free)
-        except BaseException as error:  # reported below, in the main thread
-            failures.append(error)
+        for _ in range(30):
+            got = s2nn_xp.torch.vjp(inputs[i], 2.5, 0.75)[1](cotangents[i])
+            assert torch.equal(got, wants[i])
+        kept[i] = _kept_buffers(s2nn_xp.torch._KEPT._free)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not failures, failures
+    run_in_threads(work)
     assert not set(kept[0]) & set(kept[1])
     assert torch.float32 not in small_blocks  # the main thread made none
 

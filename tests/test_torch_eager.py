@@ -83,15 +83,22 @@ def _per_neuron(values, dtype, neurons):
     return torch.as_tensor(values, dtype=dtype).reshape(-1)[:neurons]
 
 
+# Python-number parameters: ordinary, epsilon 0, a tiny alpha, the largest
+# float32 beta.
+NUMBER_PARAMETERS = [
+    (4.0, 1.0, 1e-8),
+    (2.5, 0.75, 0.0),
+    (1e-37, 3.0, 0.5),
+    (1e4, 3.4e38, 1e-8),
+]
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(
     ("alpha", "beta", "epsilon"),
     [
-        (4.0, 1.0, 1e-8),
-        (2.5, 0.75, 0.0),
-        (1e-37, 3.0, 0.5),
-        (1e4, 3.4e38, 1e-8),
+        *NUMBER_PARAMETERS,
         ("tensor", "tensor", 1e-8),
         ("tensor", 1.0, "tensor"),
     ],
@@ -229,13 +236,7 @@ def test_kernels_are_the_math_for_any_values(dtype, data, alpha, beta, epsilon):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(
     ("alpha", "beta", "epsilon"),
-    [
-        (4.0, 1.0, 1e-8),
-        (2.5, 0.75, 0.0),
-        (1e-37, 3.0, 0.5),
-        (1e4, 3.4e38, 1e-8),
-        (3.4e38, 1.0, 3.4e38),
-    ],
+    [*NUMBER_PARAMETERS, (3.4e38, 1.0, 3.4e38)],
 )
 def test_origin_is_the_math_bit_for_bit(device, dtype, alpha, beta, epsilon):
     x = torch.asarray(KERNEL_X).to(device=device, dtype=dtype)
