@@ -369,7 +369,7 @@ def _primal(
         out: torch.Tensor | None = None,
         scratch: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        x_block = x_block.to(compute_dtype)
+        x_block = _in_dtype(x_block, compute_dtype)
         if with_origin and plain:  # the eager kernel: Python-number parameters
             y = _torch_eager.origin(
                 x_block,
@@ -418,9 +418,9 @@ def _gradient_vjp(
         out: torch.Tensor | None = None,
         scratch: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        x_block = x_block.to(compute_dtype)
+        x_block = _in_dtype(x_block, compute_dtype)
         if cotangent_block is not None:
-            cotangent_block = cotangent_block.to(compute_dtype)
+            cotangent_block = _in_dtype(cotangent_block, compute_dtype)
         if plain:  # nothing differentiates the gradient: the eager kernel
             # (plain means Python-number parameters)
             grad = _torch_eager.gradient(
