@@ -83,19 +83,26 @@ def _namespace_asarray(xp: Any, values: np.ndarray) -> Any:
 def _numpy_copy(array: Any) -> np.ndarray:
     """``np.asarray(array)``, refused where NumPy cannot read the array.
 
-    For an object it cannot read (no ``__array__``, no buffer), NumPy makes
-    an object array holding it, silently: a record of such a library needs
-    an ``as_numpy`` of its own.
+    NumPy fails in two ways on an array type it cannot read: it raises (a
+    library that refuses to be made dense implicitly, as pydata/sparse), or,
+    for an object with no ``__array__`` and no buffer, it makes an object
+    array holding it, silently. Either way a record of such a library needs
+    an ``as_numpy`` of its own, and the error says so.
     """
-    copy = np.asarray(array)
+    try:
+        copy = np.asarray(array)
+    except Exception as exc:
+        raise TypeError(_unreadable(array, f"it raised {exc!r}")) from exc
     if copy.dtype == object and not isinstance(array, np.ndarray):
-        msg = (
-            f"NumPy cannot read an array of type {type(array).__name__} (it "
-            "made an object array): give its backend record an as_numpy that "
-            "converts it"
-        )
-        raise TypeError(msg)
+        raise TypeError(_unreadable(array, "it made an object array"))
     return copy
+
+
+def _unreadable(array: Any, how: str) -> str:
+    return (
+        f"NumPy cannot read an array of type {type(array).__name__} ({how}): "
+        "give its backend record an as_numpy that converts it"
+    )
 
 
 def _nothing_to_wait_for(result: Any) -> None:
@@ -195,7 +202,8 @@ class Backend:
         parameter values are checked like numbers (read with ``as_numpy``).
         True by default, the safe side for a new CPU library (its lazy arrays,
         by array-api-compat's ``is_lazy_array``, are not read); False for
-        libraries whose arrays live on a GPU or are traced.
+        libraries whose arrays live on a GPU, are traced, or are all lazy
+        (none could be read).
     places_arrays
         Whether the library itself moves arrays of different devices to
         where they meet (JAX's uncommitted arrays); elsewhere an array
@@ -779,22 +787,28 @@ def of_array(x: Any) -> Backend | None:
     checks of array-api-compat); those checks remain the fallback for array
     types defined elsewhere.
     """
-    backend = _BY_ARRAY_MODULE.get(type(x).__module__.partition(".")[0])
-    if backend is not None:
-        return backend
-    for candidate in _RECOGNISED_BY_CHECK:
-        if candidate.is_array(x):  # type: ignore[misc]
+    name = _BY_ARRAY_MODULE.get(type(x).__module__.partition(".")[0])
+    if name is not None:
+        return BACKENDS[name]
+    for name in _RECOGNISED_BY_CHECK:
+        candidate = BACKENDS[name]
+        if candidate.is_array is not None and candidate.is_array(x):
             return candidate
     return None
 
 
+# Names, not records: the record is read from BACKENDS at each call, so that
+# a record replaced there (a test's stand-in) is the one that serves.
 _BY_ARRAY_MODULE = {
-    module: backend for backend in BACKENDS.values() for module in backend.array_modules
+    module: backend.name
+    for backend in BACKENDS.values()
+    for module in backend.array_modules
 }
 # NumPy's check last: it accepts every ndarray subclass, and another library's
 # array type may be one (a CuPy stand-in on the host is, in the tests).
 _RECOGNISED_BY_CHECK = tuple(
-    sorted(
+    b.name
+    for b in sorted(
         (b for b in BACKENDS.values() if b.is_array is not None),
         key=lambda b: b.is_array is _compat.is_numpy_array,
     )

@@ -277,18 +277,20 @@ def check_broadcast(
 ) -> None:
     """ValueError unless an array of ``shape`` broadcasts to the shape of ``x``.
 
-    Where a size is not known yet (Dask's NaN after boolean indexing) on an
-    axis the array does not broadcast along (its size there is not 1), the
-    rule cannot be checked, and Dask would pair the chunks one by one,
-    broadcasting a chunk of 1 silently: refused, with the way to know them.
+    Where a size is not known yet (Dask's NaN after boolean indexing, the
+    None of a lazy library's data-dependent shape) on an axis the array does
+    not broadcast along (its size there is not 1), the rule cannot be
+    checked, and Dask would pair the chunks one by one, broadcasting a chunk
+    of 1 silently: refused, with the way to know them.
     """
     shape, x_shape = tuple(shape), tuple(x_shape)
     for n, m in zip(reversed(shape), reversed(x_shape), strict=False):
         if n != 1 and (_unknown(n) or _unknown(m)):
             msg = (
                 f"{name} of shape {shape} against x of shape {x_shape}: sizes "
-                "not known yet cannot be checked; call compute_chunk_sizes() "
-                "(Dask) on the arrays of unknown size, or pass a number"
+                "not known yet cannot be checked; make them known first (Dask: "
+                "compute_chunk_sizes() on the arrays of unknown size), or pass a "
+                "number"
             )
             raise ValueError(msg)
     if not broadcasts_to(shape, x_shape):

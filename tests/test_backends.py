@@ -392,14 +392,24 @@ def _nox_sessions(source: str) -> dict[str, str]:
 
 
 def test_the_default_as_numpy_refuses_what_numpy_cannot_read():
-    """np.asarray of an object it cannot read made an object array, silently."""
+    """np.asarray of an object it cannot read raised, or made an object array."""
 
     class Opaque:  # an array type without __array__ or a buffer
         pass
 
+    class Refusing:  # an array type that refuses to be made dense (pydata/sparse)
+        def __array__(self, *args, **kwargs):
+            msg = "Cannot convert a sparse array to dense automatically"
+            raise RuntimeError(msg)
+
     entry = _backends.get("numpy")
     with pytest.raises(TypeError, match="NumPy cannot read an array of type Opaque"):
         entry.as_numpy(Opaque())
+    with pytest.raises(
+        TypeError, match=r"type Refusing \(it raised RuntimeError.*as_numpy"
+    ) as refused:
+        entry.as_numpy(Refusing())
+    assert isinstance(refused.value.__cause__, RuntimeError)
     np.testing.assert_array_equal(entry.as_numpy([1.0, 2.0]), [1.0, 2.0])
     # A NumPy object array is NumPy's own: its dtype is judged where it is used.
     objects = np.array([1.0, 2.0], dtype=object)
@@ -434,3 +444,14 @@ def test_a_field_of_a_kind_without_a_check_is_a_developer_error():
     entry = _backends.get("numpy")
     with pytest.raises(NotImplementedError, match=r"Backend\.name: no check .* int"):
         entry._check_field("name", "int")
+
+
+def test_a_record_replaced_in_the_registry_is_the_one_that_recognises_arrays(
+    monkeypatch,
+):
+    """BACKENDS is the one list: nothing keeps a copy of the record it replaced."""
+    standin = dataclasses.replace(_backends.get("numpy"), values_on_host=False)
+    monkeypatch.setitem(_backends.BACKENDS, "numpy", standin)
+    assert _backends.of_array(np.ones(2)) is standin  # by the array's module
+    subclass = type("Sub", (np.ndarray,), {"__module__": "elsewhere"})
+    assert _backends.of_array(np.ones(2).view(subclass)) is standin  # by its check

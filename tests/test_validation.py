@@ -958,3 +958,13 @@ def test_ragged_host_data_is_named(xp, function):
             PUBLIC[function](x, alpha=ragged)
     with pytest.raises(ValueError, match="x is no rectangular array"):
         PUBLIC[function](ragged)
+
+
+@pytest.mark.parametrize("unknown", [None, math.nan])
+def test_sizes_not_known_yet_are_refused_for_any_lazy_library(unknown):
+    """None (a lazy library's data-dependent size) as Dask's NaN: not checkable."""
+    with pytest.raises(ValueError, match=r"sizes not known yet.*make them known"):
+        _validation.check_broadcast("alpha", (unknown,), (unknown,))
+    with pytest.raises(ValueError, match=r"alpha of shape \(3,\) against x of shape"):
+        _validation.check_broadcast("alpha", (3,), (unknown,))
+    _validation.check_broadcast("alpha", (1,), (unknown,))  # broadcasts whatever it is
