@@ -13,6 +13,7 @@ attributes of the package, each imported (with its framework) on first use;
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 
 from . import _backends, _dispatch, _jax_pytree
@@ -43,9 +44,21 @@ _ADAPTERS = frozenset(b.adapter for b in _backends.BACKENDS.values() if b.adapte
 
 
 def __getattr__(name: str) -> ModuleType:
-    """Import a framework adapter on first access (``s2nn_xp.torch``, ...)."""
-    if f"{__name__}.{name}" in _ADAPTERS:
-        return importlib.import_module(f"{__name__}.{name}")
+    """Import a framework adapter on first access (``s2nn_xp.torch``, ...).
+
+    Where it cannot be imported (its framework is not installed), an
+    AttributeError that says why, the ImportError as its cause: ``hasattr``,
+    ``getattr`` with a default, ``inspect.getmembers`` and ``help()`` expect
+    one from a module attribute (``import s2nn_xp.jax`` still raises the
+    ImportError itself).
+    """
+    module = f"{__name__}.{name}"
+    if module in _ADAPTERS:
+        try:
+            return importlib.import_module(module)
+        except ImportError as exc:
+            msg = f"{module} cannot be imported here: {exc}"
+            raise AttributeError(msg, name=name, obj=sys.modules[__name__]) from exc
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)
 

@@ -47,8 +47,21 @@ __all__ = [
     "placement",
     "quiet_floating_point",
     "readable_host_array",
+    "stood_for",
     "without_derivative",
 ]
+
+
+def stood_for(x: Any) -> Any:
+    """The JAX array that ``x`` stands for, where it is a wrapper of one; else x.
+
+    Objects that wrap a JAX array say so with ``__jax_array__``, which every
+    ``jax.numpy`` function honours (brainpy's ``Array`` and ``Variable``):
+    read as host data, they would leave JAX, silently in eager code, and
+    with an error about tracers under a transform.
+    """
+    unwrap = getattr(type(x), "__jax_array__", None)
+    return x if unwrap is None else unwrap(x)
 
 
 def placement(x: Any) -> Any:

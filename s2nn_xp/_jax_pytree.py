@@ -15,6 +15,7 @@ them.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from . import _after_import
@@ -44,7 +45,46 @@ def register() -> None:
     tree_util.register_pytree_with_keys(
         S2NN, flatten_with_keys, S2NN._tree_unflatten, flatten
     )
+    _register_serialization(S2NN)
     _registered = True
+
+
+def _register_serialization(node_type: type) -> None:
+    """Let ``jax.export`` serialise functions whose arguments hold an S2NN.
+
+    The static part, ``(epsilon, origin)``, is written as JSON (a float's
+    repr round-trips exactly). An array ``epsilon`` is refused: the
+    static parts of two S2NNs compare arrays by identity, so a
+    deserialised one could never match the arguments of a call.
+    """
+    import jax
+
+    register = getattr(jax.export, "register_pytree_node_serialization", None)
+    if register is None:  # pragma: no cover - a JAX without it
+        return
+    from ._api import _Static
+
+    def serialize(static: tuple[Any, bool]) -> bytes:
+        epsilon, origin = static[0].value, static[1]
+        if not isinstance(epsilon, float):
+            msg = (
+                "jax.export serialises an s2nn_xp.S2NN whose epsilon is a "
+                f"number, not {type(epsilon).__name__} (epsilon is static: "
+                "pass a float)"
+            )
+            raise TypeError(msg)
+        return json.dumps({"epsilon": epsilon, "origin": origin}).encode()
+
+    def deserialize(data: bytes) -> tuple[Any, bool]:
+        fields = json.loads(data)
+        return (_Static(float(fields["epsilon"])), bool(fields["origin"]))
+
+    register(
+        node_type,
+        serialized_name="s2nn_xp.S2NN",
+        serialize_auxdata=serialize,
+        deserialize_auxdata=deserialize,
+    )
 
 
 def register_when_jax_is_imported() -> None:

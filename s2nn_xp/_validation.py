@@ -237,11 +237,17 @@ def check_real_dtype(name: str, xp: ModuleType, dtype: Any) -> None:
     real = _REAL_DTYPES.get(key)
     if real is None:
         real = _REAL_DTYPES[key] = ml_dtypes_kind(dtype) is not None or (
-            not _is_time_delta(dtype)
-            and bool(xp.isdtype(dtype, ("real floating", "integral")))
+            not _is_time_delta(dtype) and _is_real_number(xp, dtype)
         )
     if not real:
         raise real_dtype_error(name, dtype)
+
+
+def _is_real_number(xp: ModuleType, dtype: Any) -> bool:
+    try:
+        return bool(xp.isdtype(dtype, ("real floating", "integral")))
+    except TypeError:  # a dtype isdtype refuses to judge (NumPy's StringDType)
+        return False
 
 
 def real_dtype_error(name: str, dtype: Any) -> TypeError:
@@ -522,9 +528,16 @@ def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
 
 
 def as_input(x: Any, xp: ModuleType | None = None) -> Any:
-    """``x`` as an array: arrays unchanged, numbers and lists as NumPy (or ``xp``)."""
+    """``x`` as an array: arrays unchanged, numbers and lists as NumPy (or ``xp``).
+
+    A wrapper of a JAX array (:func:`s2nn_xp._compat.stood_for`) is the JAX
+    array it wraps.
+    """
     if _compat.is_array_api_obj(x):
         return x
+    unwrapped = _compat.stood_for(x)
+    if unwrapped is not x:
+        return unwrapped
     if x is None or isinstance(x, (*_TEXT, dict, set)):
         msg = f"x must be an array or a real number, not {describe(x)}"
         raise TypeError(msg)
@@ -589,6 +602,11 @@ def _host_array(
             "as plain numbers (no gradient, no device); give one array of x's "
             "library (stack them) or numbers"
         )
+        raise TypeError(msg)
+    if name in BOUNDS and _is_sequence(values) and _holds_bool(values):
+        # NumPy reads [True, 2.0] as [1.0, 2.0]: a bool in a parameter's list
+        # is the mistake a bool parameter is, not a 1
+        msg = f"{name} is a list holding a bool; give real numbers"
         raise TypeError(msg)
     if _is_sequence(values):
         host = _read(name, np.asarray, values)
@@ -655,6 +673,14 @@ def _held_array(values: Sequence[Any], np: ModuleType) -> Any:
         ):
             return value
     return None
+
+
+def _holds_bool(values: Sequence[Any]) -> bool:
+    """Whether a (nested) sequence holds a Python or NumPy bool."""
+    return any(
+        _is_bool(value) or (_is_sequence(value) and _holds_bool(value))
+        for value in values
+    )
 
 
 def _library(xp: ModuleType) -> str:

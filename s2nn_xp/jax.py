@@ -43,6 +43,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from . import _compat, _math
@@ -248,7 +249,9 @@ def s2nn(
 def _arguments(x: ArrayLike, **params: Any) -> tuple[jax.Array, Any, dict[str, Any]]:
     """``x`` (promoted) and its parameters checked, outside the compiled code."""
     if not isinstance(x, jax.Array):
-        x = _from_numpy(host_input(x, "jax.numpy", promote_integers=True))
+        x = host_input(x, "jax.numpy", promote_integers=True)
+    if not isinstance(x, jax.Array):  # not a wrapper of one (brainpy's Array)
+        x = _from_numpy(x)
     compute_dtype, result_dtype, params = check_arguments(jnp, x, params)
     if x.dtype != result_dtype:  # integers and bools: promoted first
         x = x.astype(result_dtype)
@@ -263,7 +266,11 @@ def _from_numpy(values: Any) -> jax.Array:
     of their values, and stay float32, as in the PyTorch adapter.
     """
     try:
-        return jnp.asarray(values)
+        # Quietly, as for parameters: without x64 a float64 value beyond
+        # float32's range becomes inf there, as the math rounds, not a
+        # warning or, under np.errstate(all="raise"), an error.
+        with np.errstate(over="ignore", under="ignore"):
+            return jnp.asarray(values)
     except jax.errors.JaxRuntimeError:
         if ml_dtypes_kind(values.dtype) != "floating":
             raise

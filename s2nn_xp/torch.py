@@ -1291,6 +1291,12 @@ class S2NN(nn.Module):
             level = stacklevel_of_the_user((__name__.partition(".")[0], "torch"))
             warnings.warn(msg, UserWarning, stacklevel=level)
         value = _checked(name, value, copy=not isinstance(value, nn.Parameter))
+        if learnable and isinstance(value, float):
+            # Stored as a tensor, it must fit float32 as a list's values must;
+            # in float64 (exact), so that it is rounded once, into the
+            # parameter's dtype, not first into the default dtype.
+            _check_float32(name, value)
+            value = torch.tensor(value, dtype=torch.float64)
         current = self._parameters.get(name)
         if current is not None and not isinstance(value, nn.Parameter):
             try:
@@ -1311,8 +1317,7 @@ class S2NN(nn.Module):
         if isinstance(value, nn.Parameter):
             self.register_parameter(name, value)
         elif learnable:
-            dtype = torch.get_default_dtype()
-            stored = _storable(name, torch.as_tensor(value, dtype=dtype), dtype)
+            stored = _storable(name, value, torch.get_default_dtype())
             self.register_parameter(name, nn.Parameter(stored))
         elif isinstance(value, float):
             super().__setattr__(name, value)
@@ -1432,8 +1437,10 @@ class S2NN(nn.Module):
         """
         msg = (
             "torch.jit.script cannot compile S2NN (an autograd.Function with "
-            "Python argument checks); use torch.jit.trace, torch.compile or "
-            "torch.export"
+            "Python argument checks); use torch.compile to speed a model up, "
+            "and torch.export or ONNX (torch.onnx.export(..., dynamo=True)) "
+            "to deploy it (torch.jit.trace runs it, but torch.jit.save cannot "
+            "write the trace)"
         )
         raise RuntimeError(msg)
 
@@ -1516,7 +1523,8 @@ def _check_float32(name: str, values: Any) -> None:
         torch.float32,
         torch.finfo(torch.float32).max,
         "which a module's tensors must fit (inputs of up to 32 bits are computed "
-        "in it; a Python number is checked against each input instead)",
+        "in it; a module that does not learn keeps a Python number, checked against "
+        "each input instead)",
     )
 
 
@@ -1531,22 +1539,37 @@ def _host_values(value: torch.Tensor) -> Any:
     """A NumPy copy of a tensor's values, for ``validate_parameter``.
 
     A meta tensor has no values, nor does a fake one (``FakeTensorMode``,
-    which torch's tracers build modules under): a one of its dtype stands
-    in, so that its dtype is still checked.
+    which torch's tracers build modules under), nor one that ``vmap``
+    batches (its values are each sample's): a one of its dtype stands in, so
+    that its dtype is still checked. A tensor made inside another
+    :mod:`torch.func` transform (a module built in the function ``grad``
+    differentiates) has values, readable as Python numbers only.
     """
+    numpy_dtype = _numpy_dtype(value.dtype)
     if value.device.type == "meta" or _is_fake(value):
         # In NumPy: a new tensor would be one more meta tensor under ``with
         # torch.device("meta")``, and a fake one under FakeTensorMode.
-        name = str(value.dtype).removeprefix("torch.")
-        stand_in = getattr(np, name, None)
-        if not isinstance(stand_in, type):  # bfloat16, the float8 formats
-            stand_in = np.float32
-        return np.ones((), dtype=stand_in)
-    value = value.detach().cpu().resolve_conj().resolve_neg()
+        return np.ones((), dtype=numpy_dtype)
+    value = value.detach()
+    if _is_wrapped(value):  # no storage of its own for .numpy() to read
+        try:
+            listed = value.resolve_conj().resolve_neg().tolist()
+        except RuntimeError:  # batched by vmap: no values but each sample's
+            return np.ones((), dtype=numpy_dtype)
+        return np.asarray(listed, dtype=numpy_dtype)
+    value = value.cpu().resolve_conj().resolve_neg()
     if value.is_floating_point() and value.dtype not in _NUMPY_FLOATS:
         # bfloat16 and the float8 formats: NumPy has none; exact in float32
         value = value.float()
     return value.numpy()
+
+
+def _numpy_dtype(dtype: torch.dtype) -> Any:
+    """NumPy's dtype of ``dtype``'s name; float32 (exact) where NumPy has none."""
+    numpy_dtype = getattr(np, str(dtype).removeprefix("torch."), None)
+    if not isinstance(numpy_dtype, type):  # bfloat16, the float8 formats
+        return np.float32
+    return numpy_dtype
 
 
 # torch's floating dtypes that NumPy has too (Tensor.numpy() takes them).

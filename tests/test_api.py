@@ -80,6 +80,8 @@ def test_epsilon_zero_is_allowed():
         (None, "NoneType"),
         (np.array([1 + 1j]), "dtype"),
         (np.array([True]), "dtype"),
+        ([True, 2.0, 2.0, 2.0, 2.0, 2.0], "alpha is a list holding a bool"),
+        ([[2.0, 2.0, 2.0], [2.0, np.True_, 2.0]], "alpha is a list holding a bool"),
     ],
 )
 def test_bad_parameter_types_raise_type_error(value, match):
@@ -243,16 +245,37 @@ def test_version_is_the_changelogs_newest_and_the_metadata():
     assert importlib.metadata.version("s2nn-xp") == s2nn_xp.__version__
 
 
-@pytest.mark.parametrize("unit", ["timedelta64[s]", "datetime64[D]"])
-def test_times_and_durations_are_no_real_numbers(unit):
-    """TypeError naming the argument; NumPy 1.x calls timedelta64 integral."""
-    times = np.array([1, 2], dtype=unit)
+NO_REAL_NUMBERS = {
+    "timedelta64": lambda: np.array([1, 2], dtype="timedelta64[s]"),
+    "datetime64": lambda: np.array([1, 2], dtype="datetime64[D]"),
+    "record": lambda: np.rec.array([(1.0,), (2.0,)], dtype=[("a", "f8")]),
+    "void": lambda: np.zeros(2, dtype="V8"),
+    "str": lambda: np.array(["1", "2"]),
+    "StringDType": lambda: np.array(
+        ["1", "2"], dtype=pytest.importorskip("numpy.dtypes").StringDType()
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NO_REAL_NUMBERS))
+def test_dtypes_of_no_real_numbers_are_refused_naming_the_argument(kind):
+    """TypeError naming the argument, wherever the array goes.
+
+    NumPy 1.x calls timedelta64 integral; NumPy's isdtype raises for a
+    record dtype and StringDType, which named no argument.
+    """
+    if kind == "StringDType" and not hasattr(np.dtypes, "StringDType"):
+        pytest.skip("NumPy < 2 has no StringDType")
+    times = NO_REAL_NUMBERS[kind]()
     with pytest.raises(TypeError, match=r"x must have a real numeric dtype"):
         s2nn_xp.gradient(times)
     with pytest.raises(TypeError, match=r"alpha must have a real numeric dtype"):
         s2nn_xp.gradient(np.array([-1.0, 1.0]), alpha=times)
-    with pytest.raises(TypeError, match=r"alpha must have a real numeric dtype"):
-        s2nn_xp.gradient(np.array([-1.0, 1.0]), alpha=times[0])  # a NumPy scalar
+    # an element: a NumPy scalar (StringDType's is a Python str)
+    with pytest.raises(
+        TypeError, match=r"alpha must (have a real numeric dtype|be a real number)"
+    ):
+        s2nn_xp.gradient(np.array([-1.0, 1.0]), alpha=times[0])
     _, pullback = s2nn_xp.vjp(np.array([-1.0, 1.0]))
     with pytest.raises(TypeError, match=r"cotangent must have a real numeric dtype"):
         pullback(times)

@@ -201,3 +201,16 @@ def test_bench_anchor_is_braintools_forward_and_backward():
     spike, grad = anchors["braintools"]()
     np.testing.assert_array_equal(spike, s2nn_xp.s2nn(x))
     np.testing.assert_allclose(grad, s2nn_xp.gradient(x), rtol=4e-6, atol=1e-30)
+
+
+def test_jax_export_refuses_an_s2nn_whose_epsilon_is_an_array():
+    """Its static part compares arrays by identity: no restored call could match."""
+    pytest.importorskip("flatbuffers")  # jax.export's serialisation needs it
+    x = jnp.array([-1.0, 0.0, 1.0])
+    step = jax.jit(lambda spike, x: spike(x))
+    exported = jax.export.export(step)(s2nn_xp.S2NN(epsilon=jnp.float32(1e-5)), x)
+    with pytest.raises(TypeError, match="epsilon is a number, not ArrayImpl"):
+        exported.serialize()
+    spike = s2nn_xp.S2NN(epsilon=1e-5, origin=True)
+    restored = jax.export.deserialize(jax.export.export(step)(spike, x).serialize())
+    np.testing.assert_array_equal(restored.call(spike, x), step(spike, x))

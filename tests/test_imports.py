@@ -86,3 +86,38 @@ def test_an_adapter_with_library_comes_with_its_library(name, library_first):
         + "\n".join(imports)
         + f"\nassert {backend.adapter!r} in sys.modules\n"
     )
+
+
+ADAPTERS = sorted(b.adapter for b in OPTIONAL.values() if b.adapter is not None)
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_an_adapter_that_cannot_be_imported_is_no_attribute(adapter):
+    """hasattr, getattr with a default, inspect and help() take the package whole.
+
+    Its framework made absent (None in ``sys.modules``), whichever are
+    installed here: the attribute raises AttributeError saying why, the
+    ImportError as its cause; importing the adapter raises the ImportError.
+    """
+    name = adapter.rpartition(".")[2]
+    _run(
+        "import importlib, inspect, pydoc, sys\n"
+        f"sys.modules[{adapter!r}] = None\n"
+        "import s2nn_xp\n"
+        f"assert not hasattr(s2nn_xp, {name!r})\n"
+        f"assert getattr(s2nn_xp, {name!r}, 'absent') == 'absent'\n"
+        "members = dict(inspect.getmembers(s2nn_xp))\n"
+        f"assert {name!r} not in members and 's2nn' in members\n"
+        "assert 'S2NN surrogate' in pydoc.render_doc(s2nn_xp)\n"
+        "try:\n"
+        f"    getattr(s2nn_xp, {name!r})\n"
+        "except AttributeError as exc:\n"
+        f"    assert str(exc).startswith('{adapter} cannot be imported here:'), exc\n"
+        "    assert isinstance(exc.__cause__, ImportError), exc.__cause__\n"
+        "try:\n"
+        f"    importlib.import_module({adapter!r})\n"
+        "except ImportError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise AssertionError('imported')\n"
+    )

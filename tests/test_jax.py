@@ -649,3 +649,72 @@ def test_epsilon_is_a_constant_in_every_function():
     for origin in (s2nn_xp.jax.origin, s2nn_xp.origin):
         assert jax.grad(lambda e, f=origin: f(x, 4.0, 1.0, e).sum())(1e-3) == 0.0
     assert jax.grad(lambda e: s2nn(x, epsilon=e, origin=True).sum())(1e-3) == 0.0
+
+
+class WrappedJaxArray:
+    """A JAX array wrapped as brainpy's ``Array``: a pytree with ``__jax_array__``."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __jax_array__(self):
+        return self.value
+
+    def __len__(self):  # as brainpy's: it looked like a list
+        return len(self.value)
+
+
+jax.tree_util.register_pytree_node(
+    WrappedJaxArray, lambda w: ((w.value,), None), lambda _, c: WrappedJaxArray(*c)
+)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        s2nn_xp.forward,
+        s2nn_xp.origin,
+        s2nn_xp.gradient,
+        s2nn_xp.s2nn,
+        s2nn_xp.S2NN(alpha=2.0),
+        lambda x: s2nn_xp.vjp(x)[1](jnp.ones(3)),
+        s2nn_xp.jax.s2nn,
+        s2nn_xp.jax.gradient,
+        lambda x: s2nn_xp.gradient(x, xp=jnp),
+    ],
+)
+def test_a_wrapper_of_a_jax_array_is_that_array(call):
+    """It stays in JAX (it became NumPy), under jit and grad too (it raised)."""
+    values = jnp.array([-0.5, 0.0, 0.5], dtype=jnp.float32)
+    want = call(values)
+    got = call(WrappedJaxArray(values))
+    assert isinstance(got, jax.Array)
+    np.testing.assert_array_equal(got, want)
+    traced = jax.jit(lambda w: call(w))(WrappedJaxArray(values))
+    np.testing.assert_array_equal(traced, want)
+    gradient = jax.grad(lambda v: s2nn(WrappedJaxArray(v)).sum())(values)
+    np.testing.assert_array_equal(gradient, s2nn_xp.gradient(values))
+
+
+def test_float64_host_input_beyond_float32_is_quiet_without_x64():
+    """It becomes inf in float32, as parameters and cotangents do, quietly.
+
+    In a process of its own: the suite runs JAX with x64.
+    """
+    code = textwrap.dedent(
+        """
+        import warnings
+        import jax.numpy as jnp, numpy as np
+        import s2nn_xp, s2nn_xp.jax
+        values = np.array([-1.0, 1e300])
+        with np.errstate(all="raise"), warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = s2nn_xp.jax.gradient(values)
+            same = s2nn_xp.gradient(values.tolist(), xp=jnp)
+        want = s2nn_xp.jax.gradient(np.float32([-1.0, np.inf]))
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(same, want)
+        """
+    )
+    env = {**os.environ, "JAX_ENABLE_X64": "0"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)

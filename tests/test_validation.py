@@ -968,3 +968,25 @@ def test_sizes_not_known_yet_are_refused_for_any_lazy_library(unknown):
     with pytest.raises(ValueError, match=r"alpha of shape \(3,\) against x of shape"):
         _validation.check_broadcast("alpha", (3,), (unknown,))
     _validation.check_broadcast("alpha", (1,), (unknown,))  # broadcasts whatever it is
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta", "epsilon"])
+def test_a_bool_in_a_parameter_list_is_refused_everywhere(xp, name):
+    """NumPy reads [True, 2.0] as [1.0, 2.0]; a bool parameter is refused."""
+    x = xp.asarray([-1.0, 0.0, 1.0])
+    given = {name: [2.0, True, 2.0]}
+    match = f"{name} is a list holding a bool"
+    calls = [
+        lambda: s2nn_xp.origin(x, **given),
+        lambda: s2nn_xp.s2nn(x, **given),
+        lambda: s2nn_xp.S2NN(**given),
+    ]
+    if name != "epsilon":
+        calls.append(lambda: s2nn_xp.gradient(x, **given))
+    for call in calls:
+        with pytest.raises(TypeError, match=match):
+            call()
+    # x and cotangents may be bools (they become floats), in lists too
+    _, pullback = s2nn_xp.vjp(x)
+    want = pullback(xp.asarray([1.0, 1.0, 0.0]))
+    xp_assert_close(pullback([1.0, True, 0.0]), want, xp=xp)
