@@ -593,7 +593,14 @@ def _hash_key(value: Any) -> Any:
 
 
 class _Static:
-    """A parameter in a pytree's static part: compared as :class:`S2NN` does."""
+    """A parameter in a pytree's static part (``epsilon``), compared by value.
+
+    By value where it has concrete values (a float, an array), so that a
+    copy (``copy.deepcopy``, a checkpoint read back, a ``jax.export``
+    deserialised) has the same tree structure as the original, and equal
+    objects share one compiled function; a brainstate state, or anything
+    whose values cannot be read (a tracer), by identity.
+    """
 
     __slots__ = ("value",)
 
@@ -601,13 +608,34 @@ class _Static:
         self.value = value
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Static) and _same(self.value, other.value)
+        return isinstance(other, _Static) and (
+            self.value is other.value or self.key() == other.key()
+        )
 
     def __hash__(self) -> int:
-        return hash(_hash_key(self.value))
+        return hash(self.key())
+
+    def key(self) -> Any:
+        """A float itself; an array's dtype, shape and bytes; else an identity."""
+        if isinstance(self.value, float):
+            return self.value
+        values = None if _is_state(self.value) else _concrete(self.value)
+        if values is None:
+            return ("object", id(self.value))
+        return (values.dtype.str, values.shape, values.tobytes())
 
     def __repr__(self) -> str:
         return repr(self.value)
+
+
+def _concrete(value: Any) -> Any:
+    """``value``'s values as a NumPy array, or None where they cannot be read."""
+    import numpy as np
+
+    try:
+        return np.asarray(value)
+    except Exception:  # a tracer, an array on a GPU: no values here
+        return None
 
 
 def _is_state(value: Any) -> bool:

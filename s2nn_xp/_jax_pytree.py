@@ -9,8 +9,8 @@ The leaves are ``alpha`` and ``beta`` (numbers or arrays, differentiable, or
 the brainstate states that hold them, where brainstate finds its states:
 such an object goes through brainstate's transforms, not as an argument of a
 plain ``jax.jit``, as any brainstate module does); ``epsilon`` and
-``origin`` are the static part, compared as :class:`s2nn_xp.S2NN` compares
-them.
+``origin`` are the static part, ``epsilon`` compared by its value (a copy
+of an object has its tree structure), and serialised for ``jax.export``.
 """
 
 from __future__ import annotations
@@ -52,32 +52,47 @@ def register() -> None:
 def _register_serialization(node_type: type) -> None:
     """Let ``jax.export`` serialise functions whose arguments hold an S2NN.
 
-    The static part, ``(epsilon, origin)``, is written as JSON (a float's
-    repr round-trips exactly). An array ``epsilon`` is refused: the
-    static parts of two S2NNs compare arrays by identity, so a
-    deserialised one could never match the arguments of a call.
+    The static part, ``(epsilon, origin)``, is written as JSON: a float
+    (its repr round-trips exactly), or an array's dtype, shape and values
+    (read back as a NumPy array, equal to the original as static parts
+    compare). A brainstate state as ``epsilon`` has no value to write.
     """
     import jax
 
     register = getattr(jax.export, "register_pytree_node_serialization", None)
     if register is None:  # pragma: no cover - a JAX without it
         return
-    from ._api import _Static
+    import numpy as np
+
+    from ._api import _is_state, _Static
 
     def serialize(static: tuple[Any, bool]) -> bytes:
         epsilon, origin = static[0].value, static[1]
-        if not isinstance(epsilon, float):
+        fields: dict[str, Any] = {"origin": origin}
+        if isinstance(epsilon, float):
+            fields["epsilon"] = epsilon
+        elif _is_state(epsilon):
             msg = (
-                "jax.export serialises an s2nn_xp.S2NN whose epsilon is a "
-                f"number, not {type(epsilon).__name__} (epsilon is static: "
-                "pass a float)"
+                "jax.export cannot serialise an s2nn_xp.S2NN whose epsilon is "
+                "a brainstate state (its value changes); pass a number or an "
+                "array"
             )
             raise TypeError(msg)
-        return json.dumps({"epsilon": epsilon, "origin": origin}).encode()
+        else:
+            values = np.asarray(epsilon)
+            fields["epsilon"] = values.tolist()
+            fields["dtype"] = values.dtype.str
+            fields["shape"] = list(values.shape)  # an empty one's too
+        return json.dumps(fields).encode()
 
     def deserialize(data: bytes) -> tuple[Any, bool]:
         fields = json.loads(data)
-        return (_Static(float(fields["epsilon"])), bool(fields["origin"]))
+        if "dtype" in fields:
+            epsilon = np.asarray(fields["epsilon"], dtype=fields["dtype"])
+            epsilon = epsilon.reshape(fields["shape"])
+        else:
+            epsilon = float(fields["epsilon"])
+        return (_Static(epsilon), bool(fields["origin"]))
 
     register(
         node_type,

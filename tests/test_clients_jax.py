@@ -203,14 +203,20 @@ def test_bench_anchor_is_braintools_forward_and_backward():
     np.testing.assert_allclose(grad, s2nn_xp.gradient(x), rtol=4e-6, atol=1e-30)
 
 
-def test_jax_export_refuses_an_s2nn_whose_epsilon_is_an_array():
-    """Its static part compares arrays by identity: no restored call could match."""
+def test_jax_export_serialises_an_s2nn_with_an_array_epsilon():
+    """Its values go into the static part, which compares them by value."""
     pytest.importorskip("flatbuffers")  # jax.export's serialisation needs it
-    x = jnp.array([-1.0, 0.0, 1.0])
     step = jax.jit(lambda spike, x: spike(x))
-    exported = jax.export.export(step)(s2nn_xp.S2NN(epsilon=jnp.float32(1e-5)), x)
-    with pytest.raises(TypeError, match="epsilon is a number, not ArrayImpl"):
-        exported.serialize()
-    spike = s2nn_xp.S2NN(epsilon=1e-5, origin=True)
-    restored = jax.export.deserialize(jax.export.export(step)(spike, x).serialize())
-    np.testing.assert_array_equal(restored.call(spike, x), step(spike, x))
+    values = jnp.array([[-1.0, 0.0, 1.0]])
+    for epsilon, x in (
+        (1e-5, values),
+        (jnp.full(3, 1e-5), values),
+        (np.zeros((0, 3)), jnp.zeros((0, 3))),  # its shape kept, though empty
+    ):
+        spike = s2nn_xp.S2NN(alpha=jnp.full(3, 4.0), epsilon=epsilon, origin=True)
+        blob = jax.export.export(step)(spike, x).serialize(vjp_order=1)
+        restored = jax.export.deserialize(blob)
+        np.testing.assert_array_equal(restored.call(spike, x), step(spike, x))
+        grads = jax.grad(lambda s, f=restored.call, x=x: f(s, x).sum())(spike)
+        want = jax.grad(lambda s, x=x: step(s, x).sum())(spike)
+        np.testing.assert_array_equal(grads.alpha, want.alpha)

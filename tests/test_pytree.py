@@ -72,14 +72,46 @@ def test_leaves_key_paths_and_static_part():
     rebuilt = jax.tree.unflatten(treedef, [BETA, 3.0])
     assert rebuilt.epsilon is epsilon and rebuilt.origin is True
     assert rebuilt.alpha is BETA and rebuilt.beta == 3.0
-    # The static part compares as S2NN does: floats by value, arrays by identity.
-    same = s2nn_xp.S2NN(alpha=BETA, epsilon=epsilon, origin=True)
-    assert jax.tree.structure(same) == treedef
-    for other in (
+    # The static part compares by value: an array epsilon by dtype, shape and
+    # values (a copy, or JAX's array of the same values, is the same).
+    for same in (
+        s2nn_xp.S2NN(alpha=BETA, epsilon=epsilon, origin=True),
         s2nn_xp.S2NN(alpha=BETA, epsilon=epsilon.copy(), origin=True),
-        s2nn_xp.S2NN(alpha=BETA, epsilon=epsilon),
+        s2nn_xp.S2NN(alpha=BETA, epsilon=jnp.asarray(epsilon), origin=True),
+    ):
+        assert jax.tree.structure(same) == treedef
+        assert hash(jax.tree.structure(same)) == hash(treedef)
+    for other in (
+        s2nn_xp.S2NN(alpha=BETA, epsilon=epsilon),  # origin differs
+        s2nn_xp.S2NN(alpha=BETA, epsilon=2 * epsilon, origin=True),
+        s2nn_xp.S2NN(alpha=BETA, epsilon=epsilon.astype(np.float32), origin=True),
+        s2nn_xp.S2NN(alpha=BETA, epsilon=np.array([[1e-8]]), origin=True),
+        s2nn_xp.S2NN(alpha=BETA, epsilon=1e-8, origin=True),
     ):
         assert jax.tree.structure(other) != treedef
+
+
+def test_a_copy_of_an_object_with_an_array_epsilon_is_the_same_tree():
+    """A deep copy (a checkpoint read back) meets the original's gradients."""
+    import copy
+
+    spike = s2nn_xp.S2NN(alpha=jnp.full(3, 4.0), epsilon=jnp.full(3, 1e-8))
+    grads = jax.grad(lambda s: s(X[:3]).sum())(spike)
+    restored = copy.deepcopy(spike)
+    stepped = jax.tree.map(lambda p, g: p - 0.1 * g, restored, grads)
+    np.testing.assert_array_equal(stepped.alpha, spike.alpha - 0.1 * grads.alpha)
+    traces = []
+
+    @jax.jit
+    def spikes(fn):
+        traces.append(None)
+        return fn(X[:3])
+
+    for _ in range(3):  # equal values, fresh arrays: one trace
+        spikes(s2nn_xp.S2NN(epsilon=jnp.float32(1e-8)))
+    assert len(traces) == 1
+    # A traced epsilon has no values: its tree is compared by identity.
+    jax.jit(lambda e: jax.tree.structure(s2nn_xp.S2NN(epsilon=e)) and e)(1e-8)
 
 
 def test_placeholder_leaves_are_not_checked():
