@@ -13,7 +13,6 @@ attributes of the package, each imported (with its framework) on first use;
 from __future__ import annotations
 
 import importlib
-import sys
 from types import ModuleType
 
 from . import _backends, _dispatch, _jax_pytree
@@ -58,7 +57,7 @@ def __getattr__(name: str) -> ModuleType:
             return importlib.import_module(module)
         except ImportError as exc:
             msg = f"{module} cannot be imported here: {exc}"
-            raise AttributeError(msg, name=name, obj=sys.modules[__name__]) from exc
+            raise AttributeError(msg) from exc
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)
 

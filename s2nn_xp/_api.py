@@ -602,10 +602,11 @@ class _Static:
     whose values cannot be read (a tracer), by identity.
     """
 
-    __slots__ = ("value",)
+    __slots__ = ("_key", "value")
 
     def __init__(self, value: Any) -> None:
         self.value = value
+        self._key: Any = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Static) and (
@@ -616,13 +617,21 @@ class _Static:
         return hash(self.key())
 
     def key(self) -> Any:
-        """A float itself; an array's dtype, shape and bytes; else an identity."""
-        if isinstance(self.value, float):
-            return self.value
-        values = None if _is_state(self.value) else _concrete(self.value)
-        if values is None:
-            return ("object", id(self.value))
-        return (values.dtype.str, values.shape, values.tobytes())
+        """A float itself; an array's dtype, shape and bytes; else an identity.
+
+        The dtype itself, not its ``str``: ml_dtypes' share codes
+        (``'<V1'`` for most float8 formats), so equal bytes of two of them
+        would compare equal. Computed once (an epsilon may be large).
+        """
+        if self._key is None:
+            values = None if _is_state(self.value) else _concrete(self.value)
+            if isinstance(self.value, float):
+                self._key = self.value
+            elif values is None:
+                self._key = ("object", id(self.value))
+            else:
+                self._key = (values.dtype, values.shape, values.tobytes())
+        return self._key
 
     def __repr__(self) -> str:
         return repr(self.value)
@@ -634,7 +643,7 @@ def _concrete(value: Any) -> Any:
 
     try:
         return np.asarray(value)
-    except Exception:  # a tracer, an array on a GPU: no values here
+    except Exception:  # a tracer, a CuPy array or CUDA tensor: no host values
         return None
 
 

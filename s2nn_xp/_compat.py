@@ -52,16 +52,26 @@ __all__ = [
 ]
 
 
-def stood_for(x: Any) -> Any:
+def stood_for(x: Any, name: str = "x") -> Any:
     """The JAX array that ``x`` stands for, where it is a wrapper of one; else x.
 
-    Objects that wrap a JAX array say so with ``__jax_array__``, which every
-    ``jax.numpy`` function honours (brainpy's ``Array`` and ``Variable``):
-    read as host data, they would leave JAX, silently in eager code, and
-    with an error about tracers under a transform.
+    Objects that wrap a JAX array say so with ``__jax_array__`` (brainpy's
+    ``Array`` and ``Variable``, pytrees whose leaf is the array): read as
+    host data, they would leave JAX, silently in eager code, and with an
+    error about tracers under a transform. TypeError, naming ``name``, where
+    ``__jax_array__`` gives anything but a JAX array.
     """
     unwrap = getattr(type(x), "__jax_array__", None)
-    return x if unwrap is None else unwrap(x)
+    if not callable(unwrap):  # none, or a tracer's property
+        return x
+    array = unwrap(x)
+    if not is_jax_array(array):
+        msg = (
+            f"{name} is a {type(x).__name__}, whose __jax_array__() gave "
+            f"{type(array).__name__}, not a JAX array"
+        )
+        raise TypeError(msg)
+    return array
 
 
 def placement(x: Any) -> Any:

@@ -74,8 +74,10 @@ def implementation(
     """
     backend = of_array(x)
     if backend is None:  # a wrapper of a JAX array goes where the array goes
-        x = _compat.stood_for(x)
-        backend = of_array(x)
+        unwrapped = _compat.stood_for(x)
+        if unwrapped is not x:
+            x = unwrapped
+            backend = of_array(x)
     host = backend is None and xp is not None and not _compat.is_array_api_obj(x)
     if host:
         backend = of_namespace(check_namespace(xp, x))

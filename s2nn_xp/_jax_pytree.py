@@ -81,17 +81,17 @@ def _register_serialization(node_type: type) -> None:
         else:
             values = np.asarray(epsilon)
             fields["epsilon"] = values.tolist()
-            fields["dtype"] = values.dtype.str
+            # The name, not the str: ml_dtypes' str is a raw-bytes code ('<V2').
+            fields["dtype"] = values.dtype.name
             fields["shape"] = list(values.shape)  # an empty one's too
         return json.dumps(fields).encode()
 
     def deserialize(data: bytes) -> tuple[Any, bool]:
         fields = json.loads(data)
-        if "dtype" in fields:
-            epsilon = np.asarray(fields["epsilon"], dtype=fields["dtype"])
-            epsilon = epsilon.reshape(fields["shape"])
-        else:
-            epsilon = float(fields["epsilon"])
+        epsilon: Any = float(fields["epsilon"]) if "dtype" not in fields else None
+        if epsilon is None:
+            values = np.asarray(fields["epsilon"], dtype=np.dtype(fields["dtype"]))
+            epsilon = values.reshape(fields["shape"])
         return (_Static(epsilon), bool(fields["origin"]))
 
     register(

@@ -473,6 +473,9 @@ def validate_parameter(name: str, value: Any) -> Any:
         return values if _is_numpy(value) else value
     if _compat.is_array_api_obj(value):
         return value
+    unwrapped = _compat.stood_for(value, name)  # a wrapper of a JAX array
+    if unwrapped is not value:
+        return unwrapped
     msg = f"{name} must be a real number or an array, not {describe(value)}"
     raise TypeError(msg)
 
@@ -676,11 +679,18 @@ def _held_array(values: Sequence[Any], np: ModuleType) -> Any:
 
 
 def _holds_bool(values: Sequence[Any]) -> bool:
-    """Whether a (nested) sequence holds a Python or NumPy bool."""
-    return any(
-        _is_bool(value) or (_is_sequence(value) and _holds_bool(value))
-        for value in values
-    )
+    """Whether a (nested) sequence holds a bool: Python's, NumPy's, an array of them."""
+    for value in values:
+        kind = type(value)
+        if kind is float or kind is int:  # most elements: a fast check
+            continue
+        if (
+            _is_bool(value)
+            or (_is_numpy(value) and value.dtype == bool)
+            or (_is_sequence(value) and _holds_bool(value))
+        ):
+            return True
+    return False
 
 
 def _library(xp: ModuleType) -> str:
@@ -862,6 +872,8 @@ def host_floats(name: str, values: Any) -> Any:
 def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     """The cotangent of a pullback in the compute dtype, checked against ``x``."""
     xp = p.xp
+    if not _compat.is_array_api_obj(cotangent):  # a wrapper of a JAX array?
+        cotangent = _compat.stood_for(cotangent, "cotangent")
     if _is_bool(cotangent) or not (
         isinstance(cotangent, numbers.Real)
         or _is_sequence(cotangent)

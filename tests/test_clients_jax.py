@@ -211,6 +211,8 @@ def test_jax_export_serialises_an_s2nn_with_an_array_epsilon():
     for epsilon, x in (
         (1e-5, values),
         (jnp.full(3, 1e-5), values),
+        (jnp.full(3, 1e-2, dtype=jnp.bfloat16), values),  # its str is '<V2'
+        (np.full(3, 1e-2, dtype=np.float16), values),
         (np.zeros((0, 3)), jnp.zeros((0, 3))),  # its shape kept, though empty
     ):
         spike = s2nn_xp.S2NN(alpha=jnp.full(3, 4.0), epsilon=epsilon, origin=True)

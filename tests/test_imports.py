@@ -95,9 +95,10 @@ ADAPTERS = sorted(b.adapter for b in OPTIONAL.values() if b.adapter is not None)
 def test_an_adapter_that_cannot_be_imported_is_no_attribute(adapter):
     """hasattr, getattr with a default, inspect and help() take the package whole.
 
-    Its framework made absent (None in ``sys.modules``), whichever are
-    installed here: the attribute raises AttributeError saying why, the
-    ImportError as its cause; importing the adapter raises the ImportError.
+    The adapter made unimportable (None in ``sys.modules``, as where its
+    framework is not installed), whichever frameworks are installed here:
+    the attribute raises AttributeError saying why, the ImportError as its
+    cause; importing the adapter raises the ImportError.
     """
     name = adapter.rpartition(".")[2]
     _run(

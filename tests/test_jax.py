@@ -692,8 +692,49 @@ def test_a_wrapper_of_a_jax_array_is_that_array(call):
     np.testing.assert_array_equal(got, want)
     traced = jax.jit(lambda w: call(w))(WrappedJaxArray(values))
     np.testing.assert_array_equal(traced, want)
-    gradient = jax.grad(lambda v: s2nn(WrappedJaxArray(v)).sum())(values)
-    np.testing.assert_array_equal(gradient, s2nn_xp.gradient(values))
+
+
+def test_wrappers_of_jax_arrays_as_parameters_and_cotangents():
+    """A brainpy Variable as a trainable alpha is the natural case."""
+    x = jnp.array([-0.5, 0.0, 0.5], dtype=jnp.float32)
+    alpha = jnp.array([2.0, 3.0, 4.0], dtype=jnp.float32)
+    gradient = jax.grad(lambda v: s2nn(WrappedJaxArray(v)).sum())(x)
+    np.testing.assert_array_equal(gradient, s2nn_xp.gradient(x))
+    for call in (s2nn_xp.gradient, s2nn_xp.jax.gradient):
+        np.testing.assert_array_equal(
+            call(x, alpha=WrappedJaxArray(alpha)), call(x, alpha=alpha)
+        )
+    d_alpha = jax.grad(lambda a: s2nn(x, alpha=WrappedJaxArray(a), origin=True).sum())(
+        alpha
+    )
+    np.testing.assert_array_equal(
+        d_alpha, jax.grad(lambda a: s2nn(x, alpha=a, origin=True).sum())(alpha)
+    )
+    _, pullback = s2nn_xp.vjp(x)
+    cotangent = jnp.array([1.0, 2.0, 3.0], dtype=jnp.float32)
+    np.testing.assert_array_equal(
+        pullback(WrappedJaxArray(cotangent)), pullback(cotangent)
+    )
+
+
+class NotAJaxArray:
+    """Says it wraps a JAX array, and gives a list."""
+
+    def __jax_array__(self):
+        return [1.0, 2.0]
+
+
+def test_a_wrapper_that_gives_no_jax_array_is_named():
+    x = jnp.array([-0.5, 0.5])
+    calls = {
+        "x": lambda: s2nn_xp.gradient(NotAJaxArray()),
+        "alpha": lambda: s2nn_xp.gradient(x, alpha=NotAJaxArray()),
+        "cotangent": lambda: s2nn_xp.vjp(x)[1](NotAJaxArray()),
+    }
+    for name, call in calls.items():
+        match = rf"{name} is a NotAJaxArray, whose __jax_array__\(\) gave list"
+        with pytest.raises(TypeError, match=match):
+            call()
 
 
 def test_float64_host_input_beyond_float32_is_quiet_without_x64():

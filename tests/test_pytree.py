@@ -80,7 +80,9 @@ def test_leaves_key_paths_and_static_part():
         s2nn_xp.S2NN(alpha=BETA, epsilon=jnp.asarray(epsilon), origin=True),
     ):
         assert jax.tree.structure(same) == treedef
-        assert hash(jax.tree.structure(same)) == hash(treedef)
+        # (a treedef's hash leaves its node data out: the static part's own)
+        static = jax.tree_util.tree_flatten(same)[1].node_data()[1][0]
+        assert hash(static) == hash(treedef.node_data()[1][0])
     for other in (
         s2nn_xp.S2NN(alpha=BETA, epsilon=epsilon),  # origin differs
         s2nn_xp.S2NN(alpha=BETA, epsilon=2 * epsilon, origin=True),
@@ -110,8 +112,29 @@ def test_a_copy_of_an_object_with_an_array_epsilon_is_the_same_tree():
     for _ in range(3):  # equal values, fresh arrays: one trace
         spikes(s2nn_xp.S2NN(epsilon=jnp.float32(1e-8)))
     assert len(traces) == 1
+
     # A traced epsilon has no values: its tree is compared by identity.
-    jax.jit(lambda e: jax.tree.structure(s2nn_xp.S2NN(epsilon=e)) and e)(1e-8)
+    def same_structure(first, second):
+        structure = jax.tree.structure
+        return structure(s2nn_xp.S2NN(epsilon=first)) == structure(
+            s2nn_xp.S2NN(epsilon=second)
+        )
+
+    assert not jax.jit(same_structure)(jnp.float32(1e-8), jnp.float32(1e-8))
+
+
+def test_array_epsilons_of_two_dtypes_with_the_same_bytes_differ():
+    """ml_dtypes' dtype.str is a raw-bytes code ('<V1' for most float8s)."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    raw = bytes([0x38] * 3)
+    e4m3 = np.frombuffer(raw, ml_dtypes.float8_e4m3fn).copy()  # 1.0 each
+    e4m3fnuz = np.frombuffer(raw, ml_dtypes.float8_e4m3fnuz).copy()  # 0.5 each
+    first, second = (s2nn_xp.S2NN(epsilon=e, origin=True) for e in (e4m3, e4m3fnuz))
+    assert jax.tree.structure(first) != jax.tree.structure(second)
+    x = jnp.array([0.0, 0.6, 3.0])
+    origin = jax.jit(lambda spike, x: spike(x))
+    origin(first, x)
+    np.testing.assert_array_equal(origin(second, x), second(x))
 
 
 def test_placeholder_leaves_are_not_checked():

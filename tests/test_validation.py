@@ -976,6 +976,8 @@ def test_a_bool_in_a_parameter_list_is_refused_everywhere(xp, name):
     x = xp.asarray([-1.0, 0.0, 1.0])
     given = {name: [2.0, True, 2.0]}
     match = f"{name} is a list holding a bool"
+    with pytest.raises(TypeError, match=match):  # a 0-d bool array in it too
+        s2nn_xp.origin(x, **{name: [2.0, np.array(True), 2.0]})
     calls = [
         lambda: s2nn_xp.origin(x, **given),
         lambda: s2nn_xp.s2nn(x, **given),
