@@ -45,8 +45,8 @@ _ADAPTERS = frozenset(b.adapter for b in _backends.BACKENDS.values() if b.adapte
 def __getattr__(name: str) -> ModuleType:
     """Import a framework adapter on first access (``s2nn_xp.torch``, ...).
 
-    Where it cannot be imported (its framework is not installed), an
-    AttributeError that says why, the ImportError as its cause: ``hasattr``,
+    Where it cannot be imported (its framework is not installed, or fails
+    to import), an AttributeError that says why, the error as its cause: ``hasattr``,
     ``getattr`` with a default, ``inspect.getmembers`` and ``help()`` expect
     one from a module attribute (``import s2nn_xp.jax`` still raises the
     ImportError itself).
@@ -55,8 +55,8 @@ def __getattr__(name: str) -> ModuleType:
     if module in _ADAPTERS:
         try:
             return importlib.import_module(module)
-        except ImportError as exc:
-            msg = f"{module} cannot be imported here: {exc}"
+        except Exception as exc:  # not installed, or broken (jaxlib: RuntimeError)
+            msg = f"{module} cannot be imported here: {exc!r}"
             raise AttributeError(msg) from exc
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)

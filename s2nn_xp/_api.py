@@ -638,13 +638,20 @@ class _Static:
 
 
 def _concrete(value: Any) -> Any:
-    """``value``'s values as a NumPy array, or None where they cannot be read."""
+    """``value``'s values as a NumPy array in native byte order, or None.
+
+    None where they cannot be read. Native byte order, as pickling gives
+    back and a ``jax.export`` round trip writes: one value, one key.
+    """
     import numpy as np
 
     try:
-        return np.asarray(value)
+        values = np.asarray(value)
     except Exception:  # a tracer, a CuPy array or CUDA tensor: no host values
         return None
+    if not values.dtype.isnative:
+        values = values.astype(values.dtype.newbyteorder("="))
+    return values
 
 
 def _is_state(value: Any) -> bool:

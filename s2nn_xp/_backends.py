@@ -789,10 +789,11 @@ def of_array(x: Any) -> Backend | None:
     """
     name = _BY_ARRAY_MODULE.get(type(x).__module__.partition(".")[0])
     if name is not None:
-        return BACKENDS[name]
+        return BACKENDS.get(name)  # None where a test took the record out
     for name in _RECOGNISED_BY_CHECK:
-        candidate = BACKENDS[name]
-        if candidate.is_array is not None and candidate.is_array(x):
+        candidate = BACKENDS.get(name)
+        check = None if candidate is None else candidate.is_array
+        if check is not None and check(x):
             return candidate
     return None
 

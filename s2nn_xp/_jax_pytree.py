@@ -15,6 +15,7 @@ of an object has its tree structure), and serialised for ``jax.export``.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -53,9 +54,10 @@ def _register_serialization(node_type: type) -> None:
     """Let ``jax.export`` serialise functions whose arguments hold an S2NN.
 
     The static part, ``(epsilon, origin)``, is written as JSON: a float
-    (its repr round-trips exactly), or an array's dtype, shape and values
-    (read back as a NumPy array, equal to the original as static parts
-    compare). A brainstate state as ``epsilon`` has no value to write.
+    (its repr round-trips exactly), or an array's dtype, shape and bytes in
+    native byte order (read back as a NumPy array, equal to the original
+    as static parts compare). A brainstate state as ``epsilon`` has no
+    value to write.
     """
     import jax
 
@@ -64,34 +66,38 @@ def _register_serialization(node_type: type) -> None:
         return
     import numpy as np
 
-    from ._api import _is_state, _Static
+    from ._api import _concrete, _is_state, _Static
 
     def serialize(static: tuple[Any, bool]) -> bytes:
         epsilon, origin = static[0].value, static[1]
         fields: dict[str, Any] = {"origin": origin}
         if isinstance(epsilon, float):
             fields["epsilon"] = epsilon
-        elif _is_state(epsilon):
+            return json.dumps(fields).encode()
+        values = None if _is_state(epsilon) else _concrete(epsilon)
+        if values is None:
             msg = (
-                "jax.export cannot serialise an s2nn_xp.S2NN whose epsilon is "
-                "a brainstate state (its value changes); pass a number or an "
-                "array"
+                "jax.export cannot serialise an s2nn_xp.S2NN whose epsilon has "
+                f"no values to write ({type(epsilon).__name__}); pass a number "
+                "or an array"
             )
             raise TypeError(msg)
-        else:
-            values = np.asarray(epsilon)
-            fields["epsilon"] = values.tolist()
-            # The name, not the str: ml_dtypes' str is a raw-bytes code ('<V2').
-            fields["dtype"] = values.dtype.name
-            fields["shape"] = list(values.shape)  # an empty one's too
+        # Its bytes, exactly (any dtype: longdouble, ml_dtypes'), and the
+        # dtype's name: ml_dtypes' dtype.str is a raw-bytes code ('<V2').
+        fields["bytes"] = base64.b64encode(values.tobytes()).decode()
+        fields["dtype"] = values.dtype.name
+        fields["shape"] = list(values.shape)
         return json.dumps(fields).encode()
 
     def deserialize(data: bytes) -> tuple[Any, bool]:
         fields = json.loads(data)
-        epsilon: Any = float(fields["epsilon"]) if "dtype" not in fields else None
-        if epsilon is None:
-            values = np.asarray(fields["epsilon"], dtype=np.dtype(fields["dtype"]))
-            epsilon = values.reshape(fields["shape"])
+        epsilon: Any
+        if "bytes" in fields:
+            raw = base64.b64decode(fields["bytes"])
+            values = np.frombuffer(raw, dtype=np.dtype(fields["dtype"]))
+            epsilon = values.reshape(fields["shape"]).copy()
+        else:
+            epsilon = float(fields["epsilon"])
         return (_Static(epsilon), bool(fields["origin"]))
 
     register(

@@ -606,9 +606,10 @@ def _host_array(
             "library (stack them) or numbers"
         )
         raise TypeError(msg)
-    if name in BOUNDS and _is_sequence(values) and _holds_bool(values):
-        # NumPy reads [True, 2.0] as [1.0, 2.0]: a bool in a parameter's list
-        # is the mistake a bool parameter is, not a 1
+    if name != "x" and _is_sequence(values) and _holds_bool(values):
+        # NumPy reads [True, 2.0] as [1.0, 2.0]: a bool in a parameter's or a
+        # cotangent's list is the mistake a bool one is, not a 1 (x's bools
+        # are spikes, which become floats)
         msg = f"{name} is a list holding a bool; give real numbers"
         raise TypeError(msg)
     if _is_sequence(values):
@@ -647,7 +648,10 @@ def _real_numbers(name: str, array: Any, np: ModuleType) -> Any:
     """An object array of Python real numbers as float64; others unchanged."""
     flat = array.reshape(-1).tolist()
     if not flat or not all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in flat
+        isinstance(v, numbers.Real)
+        # NumPy calls timedelta64 Integral: a count of its units, no number
+        and not isinstance(v, (bool, np.timedelta64, np.datetime64))
+        for v in flat
     ):
         return array  # refused by the dtype check, naming its dtype
     floats = [_python_number(name, v) for v in flat]
@@ -675,6 +679,10 @@ def _held_array(values: Sequence[Any], np: ModuleType) -> Any:
             _compat.is_array_api_obj(value) and not _compat.is_numpy_array(value)
         ):
             return value
+        elif (unwrapped := _compat.stood_for(value)) is not value:
+            # a wrapper of a JAX array (brainpy's Array) in a list: the list
+            # would read its values as numbers, as it would the array's
+            return unwrapped
     return None
 
 

@@ -1582,5 +1582,8 @@ def _describe(value: Parameter) -> str:
     if value.is_meta:  # no value to print (a model built on the meta device)
         return f"tensor(shape={tuple(value.shape)}, device='meta')"
     if value.ndim == 0:
-        return repr(float(value.detach()))
+        try:
+            return repr(float(value.detach()))
+        except RuntimeError:  # batched by vmap: no one value to print
+            pass
     return f"tensor(shape={tuple(value.shape)})"

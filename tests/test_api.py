@@ -279,6 +279,14 @@ def test_dtypes_of_no_real_numbers_are_refused_naming_the_argument(kind):
     _, pullback = s2nn_xp.vjp(np.array([-1.0, 1.0]))
     with pytest.raises(TypeError, match=r"cotangent must have a real numeric dtype"):
         pullback(times)
+    # an element in a list of numbers (NumPy calls timedelta64 Integral)
+    mixed = [times[0], 1.0]
+    with pytest.raises(TypeError, match=r"x (must have a real|is no array of real)"):
+        s2nn_xp.gradient(mixed)
+    with pytest.raises(TypeError, match=r"alpha (must|is)"):
+        s2nn_xp.gradient(np.array([-1.0, 1.0]), alpha=mixed)
+    with pytest.raises(TypeError, match=r"cotangent (must|is)"):
+        pullback(mixed)
 
 
 def test_masked_arrays_inside_a_list_are_refused():

@@ -455,3 +455,9 @@ def test_a_record_replaced_in_the_registry_is_the_one_that_recognises_arrays(
     assert _backends.of_array(np.ones(2)) is standin  # by the array's module
     subclass = type("Sub", (np.ndarray,), {"__module__": "elsewhere"})
     assert _backends.of_array(np.ones(2).view(subclass)) is standin  # by its check
+
+
+def test_a_record_taken_out_of_the_registry_recognises_nothing(monkeypatch):
+    """An array of a library without a record is an array-API array, no KeyError."""
+    monkeypatch.delitem(_backends.BACKENDS, "numpy")
+    assert _backends.of_array(np.ones(2)) is None

@@ -213,6 +213,8 @@ def test_jax_export_serialises_an_s2nn_with_an_array_epsilon():
         (jnp.full(3, 1e-5), values),
         (jnp.full(3, 1e-2, dtype=jnp.bfloat16), values),  # its str is '<V2'
         (np.full(3, 1e-2, dtype=np.float16), values),
+        (np.full(3, 0.25, dtype=">f8"), values),  # byte-swapped: as pickled
+        (np.full(3, 0.25, dtype=np.longdouble), values),  # no JSON number
         (np.zeros((0, 3)), jnp.zeros((0, 3))),  # its shape kept, though empty
     ):
         spike = s2nn_xp.S2NN(alpha=jnp.full(3, 4.0), epsilon=epsilon, origin=True)

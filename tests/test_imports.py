@@ -122,3 +122,25 @@ def test_an_adapter_that_cannot_be_imported_is_no_attribute(adapter):
         "else:\n"
         "    raise AssertionError('imported')\n"
     )
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_an_adapter_whose_framework_is_broken_is_no_attribute(adapter, tmp_path):
+    """A framework that fails to import (jaxlib of another version: RuntimeError)."""
+    backend = next(b for b in OPTIONAL.values() if b.adapter == adapter)
+    framework = tmp_path / _top_level(backend)
+    framework.mkdir()
+    (framework / "__init__.py").write_text("raise RuntimeError('jaxlib too old')\n")
+    name = adapter.rpartition(".")[2]
+    code = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "import inspect, s2nn_xp\n"
+        f"assert not hasattr(s2nn_xp, {name!r})\n"
+        "assert 's2nn' in dict(inspect.getmembers(s2nn_xp))\n"
+        "try:\n"
+        f"    getattr(s2nn_xp, {name!r})\n"
+        "except AttributeError as exc:\n"
+        "    assert 'jaxlib too old' in str(exc), exc\n"
+        "    assert isinstance(exc.__cause__, RuntimeError), exc.__cause__\n"
+    )
+    _run(code)

@@ -694,6 +694,15 @@ def test_a_wrapper_of_a_jax_array_is_that_array(call):
     np.testing.assert_array_equal(traced, want)
 
 
+def test_a_list_of_wrappers_of_jax_arrays_is_refused_as_one_of_jax_arrays():
+    """A list would read their values as numbers (under jit: a tracer error)."""
+    wrapped = [WrappedJaxArray(jnp.asarray(0.5)), WrappedJaxArray(jnp.asarray(-0.5))]
+    with pytest.raises(TypeError, match="x is a list holding jax arrays"):
+        s2nn_xp.origin(wrapped)
+    with pytest.raises(TypeError, match="alpha is a list holding jax arrays"):
+        s2nn_xp.origin(jnp.ones(2), alpha=[wrapped])
+
+
 def test_wrappers_of_jax_arrays_as_parameters_and_cotangents():
     """A brainpy Variable as a trainable alpha is the natural case."""
     x = jnp.array([-0.5, 0.0, 0.5], dtype=jnp.float32)

@@ -323,6 +323,9 @@ def test_a_module_built_inside_a_torch_func_transform():
     batched = vmap(lambda a: S2NN(alpha=a, origin=True)(x))(rows)
     for row, alpha in zip(batched, rows, strict=True):
         assert_same_bits(row, S2NN(alpha=alpha, origin=True)(x))
+    # its repr has no one value to print (a 0-d batched alpha raised)
+    shown = vmap(lambda a: torch.tensor(len(repr(S2NN(alpha=a)))))(alphas)
+    assert shown.shape == (3,)
 
 
 @pytest.mark.parametrize("learnable", [True, False])

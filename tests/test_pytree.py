@@ -123,6 +123,15 @@ def test_a_copy_of_an_object_with_an_array_epsilon_is_the_same_tree():
     assert not jax.jit(same_structure)(jnp.float32(1e-8), jnp.float32(1e-8))
 
 
+def test_a_byte_swapped_epsilon_is_the_same_tree_as_its_pickled_copy():
+    """Pickling gives native byte order back: the key is taken in it."""
+    import pickle
+
+    spike = s2nn_xp.S2NN(epsilon=np.full(3, 0.25, dtype=">f8"), origin=True)
+    restored = pickle.loads(pickle.dumps(spike))
+    assert jax.tree.structure(restored) == jax.tree.structure(spike)
+
+
 def test_array_epsilons_of_two_dtypes_with_the_same_bytes_differ():
     """ml_dtypes' dtype.str is a raw-bytes code ('<V1' for most float8s)."""
     ml_dtypes = pytest.importorskip("ml_dtypes")
