@@ -434,7 +434,8 @@ class S2NN:
         ``brainstate.transform.grad`` over the state trains it; the value it
         holds when it is passed is checked as an array parameter is (its
         dtype and shape; its values where they sit in host memory, which a
-        JAX array's do not).
+        JAX array's do not). A NumPy `epsilon` (or a list) is kept as a
+        read-only copy: it is static where JAX compiles the object.
     origin : bool, default False
         Return the smooth function instead of the spike; a settable attribute.
 
@@ -561,15 +562,14 @@ class S2NN:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self) or not isinstance(other, S2NN):
             return NotImplemented
-        same = all(
-            _same(getattr(self, name), getattr(other, name))
-            for name in _PARAMETER_NAMES
-        )
-        return same and self.origin == other.origin
+        # epsilon as the pytree's static part compares it: by value
+        same = all(_same(getattr(self, name), getattr(other, name)) for name in _LEAVES)
+        static = _Static(self.epsilon) == _Static(other.epsilon)
+        return same and static and self.origin == other.origin
 
     def __hash__(self) -> int:
-        keys = (_hash_key(getattr(self, name)) for name in _PARAMETER_NAMES)
-        return hash((type(self), *keys))
+        keys = (_hash_key(getattr(self, name)) for name in _LEAVES)
+        return hash((type(self), *keys, _Static(self.epsilon).key()))
 
 
 _PARAMETER_NAMES = ("alpha", "beta", "epsilon")
@@ -578,7 +578,7 @@ _LEAVES = ("alpha", "beta")
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Floats compare by value, array parameters by identity.
+    """Floats compare by value, array parameters by identity (alpha, beta).
 
     Both must be floats to compare by value: a float against an array would
     compare elementwise (an array, whose truth NumPy refuses for more than
@@ -674,4 +674,10 @@ def _checked_parameter(name: str, value: Any) -> Any:
     checked = validate_parameter(name, _read(value))
     if _compat.is_array_api_obj(checked):
         check_real_dtype(name, _compat.array_namespace(checked), checked.dtype)
+    if name == "epsilon" and _compat.is_numpy_array(checked):
+        # A read-only copy: epsilon is static where JAX compiles the object
+        # (its values are in the compiled code, found again by value), so a
+        # change to the caller's array must not reach it unseen.
+        checked = checked.copy()
+        checked.setflags(write=False)
     return value if _is_state(value) else checked

@@ -585,7 +585,7 @@ def _host_array(
     """
     import numpy as np
 
-    held = _held_array(values, np) if _is_sequence(values) else None
+    held = _held_array(name, values, np) if _is_sequence(values) else None
     if held is not None and isinstance(held, np.ma.MaskedArray):
         # a parameter takes no mask at all (a value for every neuron)
         instead = (
@@ -661,7 +661,7 @@ def _real_numbers(name: str, array: Any, np: ModuleType) -> Any:
 _PLAIN_NUMBERS = (float, int, bool)
 
 
-def _held_array(values: Sequence[Any], np: ModuleType) -> Any:
+def _held_array(name: str, values: Sequence[Any], np: ModuleType) -> Any:
     """The first array in a (nested) sequence that it cannot hold, or None.
 
     A NumPy masked array (the list keeps no mask), or an array of another
@@ -669,17 +669,17 @@ def _held_array(values: Sequence[Any], np: ModuleType) -> Any:
     would read it as numbers, or fail inside that library).
     """
     for value in values:
-        if type(value) in _PLAIN_NUMBERS:  # most elements: a fast check
-            continue
+        if type(value) in _PLAIN_NUMBERS or isinstance(value, np.generic):
+            continue  # most elements: a fast check
         if _is_sequence(value):
-            held = _held_array(value, np)
+            held = _held_array(name, value, np)
             if held is not None:
                 return held
         elif isinstance(value, np.ma.MaskedArray) or (
             _compat.is_array_api_obj(value) and not _compat.is_numpy_array(value)
         ):
             return value
-        elif (unwrapped := _compat.stood_for(value)) is not value:
+        elif (unwrapped := _compat.stood_for(value, name)) is not value:
             # a wrapper of a JAX array (brainpy's Array) in a list: the list
             # would read its values as numbers, as it would the array's
             return unwrapped
@@ -688,15 +688,18 @@ def _held_array(values: Sequence[Any], np: ModuleType) -> Any:
 
 def _holds_bool(values: Sequence[Any]) -> bool:
     """Whether a (nested) sequence holds a bool: Python's, NumPy's, an array of them."""
+    import numpy as np
+
     for value in values:
         kind = type(value)
         if kind is float or kind is int:  # most elements: a fast check
             continue
-        if (
-            _is_bool(value)
-            or (_is_numpy(value) and value.dtype == bool)
-            or (_is_sequence(value) and _holds_bool(value))
-        ):
+        if kind is bool:
+            return True
+        if isinstance(value, (np.ndarray, np.generic)):  # no sequence
+            if value.dtype == np.bool_:
+                return True
+        elif _is_sequence(value) and _holds_bool(value):
             return True
     return False
 

@@ -701,6 +701,11 @@ def test_a_list_of_wrappers_of_jax_arrays_is_refused_as_one_of_jax_arrays():
         s2nn_xp.origin(wrapped)
     with pytest.raises(TypeError, match="alpha is a list holding jax arrays"):
         s2nn_xp.origin(jnp.ones(2), alpha=[wrapped])
+    # one that gives no JAX array is named where it is, not as x
+    with pytest.raises(TypeError, match="alpha is a NotAJaxArray, whose"):
+        s2nn_xp.gradient(jnp.ones(2), alpha=[NotAJaxArray()])
+    with pytest.raises(TypeError, match="cotangent is a NotAJaxArray, whose"):
+        s2nn_xp.vjp(jnp.ones(2))[1]([NotAJaxArray()] * 2)
 
 
 def test_wrappers_of_jax_arrays_as_parameters_and_cotangents():

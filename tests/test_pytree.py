@@ -70,7 +70,7 @@ def test_leaves_key_paths_and_static_part():
     assert [jax.tree_util.keystr(path) for path, _ in paths] == [".alpha", ".beta"]
     assert paths[0][1] is ALPHA and paths[1][1] == 2.0
     rebuilt = jax.tree.unflatten(treedef, [BETA, 3.0])
-    assert rebuilt.epsilon is epsilon and rebuilt.origin is True
+    assert rebuilt.epsilon is spike.epsilon and rebuilt.origin is True
     assert rebuilt.alpha is BETA and rebuilt.beta == 3.0
     # The static part compares by value: an array epsilon by dtype, shape and
     # values (a copy, or JAX's array of the same values, is the same).
@@ -121,6 +121,26 @@ def test_a_copy_of_an_object_with_an_array_epsilon_is_the_same_tree():
         )
 
     assert not jax.jit(same_structure)(jnp.float32(1e-8), jnp.float32(1e-8))
+
+
+def test_a_change_to_the_callers_epsilon_array_reaches_no_compiled_object():
+    """The object keeps a read-only copy: its compiled code stays its own.
+
+    A jitted function traced with an object whose epsilon the caller then
+    changed in place gave a new, equal-valued object that code (wrong
+    values, silently).
+    """
+    origin = jax.jit(lambda spike, x: spike(x))
+    x = jnp.zeros(2)
+    mine = np.zeros(2)
+    first = s2nn_xp.S2NN(epsilon=mine, origin=True)
+    want_first = first(x)
+    np.testing.assert_array_equal(origin(first, x), want_first)
+    mine[:] = 1.0
+    assert not first.epsilon.flags.writeable
+    np.testing.assert_array_equal(first(x), want_first)
+    fresh = s2nn_xp.S2NN(epsilon=np.ones(2), origin=True)
+    np.testing.assert_array_equal(origin(fresh, x), fresh(x))
 
 
 def test_a_byte_swapped_epsilon_is_the_same_tree_as_its_pickled_copy():
