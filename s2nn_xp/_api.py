@@ -617,20 +617,23 @@ class _Static:
         return hash(self.key())
 
     def key(self) -> Any:
-        """A float itself; an array's dtype, shape and bytes; else an identity.
+        """A float itself; an array's ``(dtype, shape, bytes)``; else ``(None, id)``.
 
-        The dtype itself, not its ``str``: ml_dtypes' share codes
-        (``'<V1'`` for most float8 formats), so equal bytes of two of them
-        would compare equal. Computed once (an epsilon may be large).
+        The bytes in native byte order, the dtype itself, not its ``str``:
+        ml_dtypes' share codes (``'<V1'`` for most float8 formats), so equal
+        bytes of two of them would compare equal. Computed once (an epsilon
+        may be large); ``jax.export`` writes it (``_jax_pytree``).
         """
         if self._key is None:
-            values = None if _is_state(self.value) else _concrete(self.value)
             if isinstance(self.value, float):
                 self._key = self.value
-            elif values is None:
-                self._key = ("object", id(self.value))
             else:
-                self._key = (values.dtype, values.shape, values.tobytes())
+                values = None if _is_state(self.value) else _concrete(self.value)
+                self._key = (
+                    (None, id(self.value))
+                    if values is None
+                    else (values.dtype, values.shape, values.tobytes())
+                )
         return self._key
 
     def __repr__(self) -> str:

@@ -66,27 +66,28 @@ def _register_serialization(node_type: type) -> None:
         return
     import numpy as np
 
-    from ._api import _concrete, _is_state, _Static
+    from ._api import _Static
 
-    def serialize(static: tuple[Any, bool]) -> bytes:
-        epsilon, origin = static[0].value, static[1]
+    def serialize(static: tuple[_Static, bool]) -> bytes:
+        """The static part's key, the one it compares by, as JSON."""
+        key, origin = static[0].key(), static[1]
         fields: dict[str, Any] = {"origin": origin}
-        if isinstance(epsilon, float):
-            fields["epsilon"] = epsilon
+        if isinstance(key, float):
+            fields["epsilon"] = key
             return json.dumps(fields).encode()
-        values = None if _is_state(epsilon) else _concrete(epsilon)
-        if values is None:
+        if key[0] is None:  # compared by identity: no values
             msg = (
                 "jax.export cannot serialise an s2nn_xp.S2NN whose epsilon has "
-                f"no values to write ({type(epsilon).__name__}); pass a number "
-                "or an array"
+                f"no values to write ({type(static[0].value).__name__}); pass a "
+                "number or an array"
             )
             raise TypeError(msg)
+        dtype, shape, raw = key
         # Its bytes, exactly (any dtype: longdouble, ml_dtypes'), and the
         # dtype's name: ml_dtypes' dtype.str is a raw-bytes code ('<V2').
-        fields["bytes"] = base64.b64encode(values.tobytes()).decode()
-        fields["dtype"] = values.dtype.name
-        fields["shape"] = list(values.shape)
+        fields["bytes"] = base64.b64encode(raw).decode()
+        fields["dtype"] = dtype.name
+        fields["shape"] = list(shape)
         return json.dumps(fields).encode()
 
     def deserialize(data: bytes) -> tuple[Any, bool]:
