@@ -585,7 +585,9 @@ def _host_array(
     """
     import numpy as np
 
-    held = _held_array(name, values, np) if _is_sequence(values) else None
+    held, holds_bool = (
+        _list_contents(name, values, np) if _is_sequence(values) else (None, False)
+    )
     if held is not None and isinstance(held, np.ma.MaskedArray):
         # a parameter takes no mask at all (a value for every neuron)
         instead = (
@@ -606,7 +608,7 @@ def _host_array(
             "library (stack them) or numbers"
         )
         raise TypeError(msg)
-    if name != "x" and _is_sequence(values) and _holds_bool(values):
+    if name != "x" and holds_bool:
         # NumPy reads [True, 2.0] as [1.0, 2.0]: a bool in a parameter's or a
         # cotangent's list is the mistake a bool one is, not a 1 (x's bools
         # are spikes, which become floats)
@@ -661,47 +663,44 @@ def _real_numbers(name: str, array: Any, np: ModuleType) -> Any:
 _PLAIN_NUMBERS = (float, int, bool)
 
 
-def _held_array(name: str, values: Sequence[Any], np: ModuleType) -> Any:
-    """The first array in a (nested) sequence that it cannot hold, or None.
+def _list_contents(
+    name: str, values: Sequence[Any], np: ModuleType
+) -> tuple[Any, bool]:
+    """What a (nested) sequence holds that NumPy would read wrongly, in one walk.
 
-    A NumPy masked array (the list keeps no mask), or an array of another
-    library than NumPy (a tensor that requires grad, a JAX tracer: the list
-    would read it as numbers, or fail inside that library).
+    ``(array, holds_bool)``: the first array in it that a list cannot hold,
+    or None: a NumPy masked array (the list keeps no mask), or an array of
+    another library than NumPy (a tensor that requires grad, a JAX tracer:
+    the list would read it as numbers, or fail inside that library); and
+    whether it holds a bool (Python's, NumPy's, an array of them), which
+    NumPy reads as 0 or 1. The walk stops at the first such array: it is
+    reported before any bool.
     """
-    for value in values:
-        if type(value) in _PLAIN_NUMBERS or isinstance(value, np.generic):
-            continue  # most elements: a fast check
-        if _is_sequence(value):
-            held = _held_array(name, value, np)
-            if held is not None:
-                return held
-        elif isinstance(value, np.ma.MaskedArray) or (
-            _compat.is_array_api_obj(value) and not _compat.is_numpy_array(value)
-        ):
-            return value
-        elif (unwrapped := _compat.stood_for(value, name)) is not value:
-            # a wrapper of a JAX array (brainpy's Array) in a list: the list
-            # would read its values as numbers, as it would the array's
-            return unwrapped
-    return None
-
-
-def _holds_bool(values: Sequence[Any]) -> bool:
-    """Whether a (nested) sequence holds a bool: Python's, NumPy's, an array of them."""
-    import numpy as np
-
+    holds_bool = False
     for value in values:
         kind = type(value)
         if kind is float or kind is int:  # most elements: a fast check
             continue
         if kind is bool:
-            return True
-        if isinstance(value, (np.ndarray, np.generic)):  # no sequence
-            if value.dtype == np.bool_:
-                return True
-        elif _is_sequence(value) and _holds_bool(value):
-            return True
-    return False
+            holds_bool = True
+        elif isinstance(value, np.generic):
+            holds_bool = holds_bool or value.dtype == np.bool_
+        elif _is_sequence(value):
+            held, inner_bool = _list_contents(name, value, np)
+            if held is not None:
+                return held, holds_bool
+            holds_bool = holds_bool or inner_bool
+        elif isinstance(value, np.ma.MaskedArray) or (
+            _compat.is_array_api_obj(value) and not _compat.is_numpy_array(value)
+        ):
+            return value, holds_bool
+        elif isinstance(value, np.ndarray):
+            holds_bool = holds_bool or value.dtype == np.bool_
+        elif (unwrapped := _compat.stood_for(value, name)) is not value:
+            # a wrapper of a JAX array (brainpy's Array) in a list: the list
+            # would read its values as numbers, as it would the array's
+            return unwrapped, holds_bool
+    return None, holds_bool
 
 
 def _library(xp: ModuleType) -> str:

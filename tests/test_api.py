@@ -309,6 +309,9 @@ def test_masked_arrays_inside_a_list_are_refused():
         TypeError, match=r"alpha is a list holding masked .* give filled values$"
     ):
         s2nn_xp.origin(np.ones(3), [[np.ma.masked, 1.0, 2.0]])
+    # an array the list cannot hold is named before a bool met earlier
+    with pytest.raises(TypeError, match="beta is a list holding masked arrays"):
+        s2nn_xp.origin(np.ones(3), beta=[[True, 1.0, 2.0], [masked]])
     _, pullback = s2nn_xp.vjp(np.array([[0.1, 0.2, 0.3]]))
     with pytest.raises(TypeError, match="cotangent is a list holding masked arrays"):
         pullback([masked])
