@@ -160,7 +160,23 @@ def clip(
         if high is not None:
             x = xp.minimum(x, high)
         return x if low is None else xp.maximum(x, low)
+    if x.ndim > _BROADCAST_DIMENSIONS:
+        # array-api-compat's and array-api-strict's clip (and marray's, over
+        # them) take the result's shape from NumPy's broadcast_shapes, which
+        # refuses more than 32 dimensions; minimum and maximum do not.
+        def as_array(bound: Any) -> Any:
+            if is_array_api_obj(bound):
+                return bound
+            return xp.asarray(bound, dtype=x.dtype, device=device(x))
+
+        if high is not None:
+            x = xp.minimum(x, as_array(high))
+        return x if low is None else xp.maximum(x, as_array(low))
     return xp.clip(x, min=low, max=high)
+
+
+# The most dimensions NumPy's broadcast_shapes takes (np.broadcast's limit).
+_BROADCAST_DIMENSIONS = 32
 
 
 def without_derivative(xp: ModuleType, x: Any) -> Any:

@@ -329,3 +329,32 @@ def test_sequences_other_than_lists_holding_arrays_are_refused():
     np.testing.assert_array_equal(
         s2nn_xp.forward(collections.deque([0.5, -0.5])), [1.0, 0.0]
     )
+
+
+@pytest.mark.parametrize("library", ["numpy", "array_api_strict"])
+def test_inputs_of_more_than_32_dimensions_are_computed(library):
+    """NumPy's broadcast_shapes stops at 32 dimensions; the clip of these
+    libraries used it (array-api-strict's always, array-api-compat's NumPy
+    one with array parameters), and refused a valid input."""
+    if library not in selected_backends():
+        pytest.skip(f"{library} not selected")
+    xp = pytest.importorskip(library)
+    if np.lib.NumpyVersion(np.__version__) < "2.0.0":
+        pytest.skip("NumPy 1 makes arrays of at most 32 dimensions")
+    shape = (1,) * 39 + (3,)
+    values = np.broadcast_to(np.array([-0.5, 0.0, 2.0]), shape)
+    x = xp.asarray(values)
+    alpha = xp.asarray([2.0, 4.0, 8.0])
+    for function in (s2nn_xp.origin, s2nn_xp.gradient, s2nn_xp.s2nn):
+        flat = np.asarray(function(x, alpha=alpha)).reshape(-1)
+        np.testing.assert_array_equal(
+            flat, np.asarray(function(xp.asarray(values[(0,) * 39]), alpha=alpha))
+        )
+    np.testing.assert_array_equal(
+        np.asarray(s2nn_xp.forward(x)).reshape(-1), [0.0, 1.0, 1.0]
+    )
+    _, pullback = s2nn_xp.vjp(x, alpha=alpha)
+    np.testing.assert_array_equal(
+        np.asarray(pullback(x)).reshape(-1),
+        np.asarray(s2nn_xp.gradient(x, alpha=alpha) * x).reshape(-1),
+    )
