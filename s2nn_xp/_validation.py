@@ -664,7 +664,7 @@ _PLAIN_NUMBERS = (float, int, bool)
 
 
 def _list_contents(
-    name: str, values: Sequence[Any], np: ModuleType
+    name: str, values: Sequence[Any], np: ModuleType, depth: int = 1
 ) -> tuple[Any, bool]:
     """What a (nested) sequence holds that NumPy would read wrongly, in one walk.
 
@@ -674,7 +674,9 @@ def _list_contents(
     the list would read it as numbers, or fail inside that library); and
     whether it holds a bool (Python's, NumPy's, an array of them), which
     NumPy reads as 0 or 1. The walk stops at the first such array: it is
-    reported before any bool.
+    reported before any bool. Lists nested deeper than an array's dimensions
+    can go are not walked further: NumPy refuses them (a list that holds
+    itself too, which would recurse without end).
     """
     holds_bool = False
     for value in values:
@@ -686,7 +688,9 @@ def _list_contents(
         elif isinstance(value, np.generic):
             holds_bool = holds_bool or value.dtype == np.bool_
         elif _is_sequence(value):
-            held, inner_bool = _list_contents(name, value, np)
+            if depth == _MOST_DIMENSIONS:
+                continue
+            held, inner_bool = _list_contents(name, value, np, depth + 1)
             if held is not None:
                 return held, holds_bool
             holds_bool = holds_bool or inner_bool
@@ -701,6 +705,10 @@ def _list_contents(
             # would read its values as numbers, as it would the array's
             return unwrapped, holds_bool
     return None, holds_bool
+
+
+# The most dimensions a NumPy array has (NumPy 2; NumPy 1 has 32).
+_MOST_DIMENSIONS = 64
 
 
 def _library(xp: ModuleType) -> str:

@@ -945,10 +945,28 @@ def test_casts_into_the_compute_dtype_are_quiet(xp):
         pullback(1e300)
 
 
+def _holding_itself() -> list[object]:
+    values: list[object] = [1.0]
+    values.append(values)
+    return values
+
+
+def _nested(depth: int) -> object:
+    values: object = 1.0
+    for _ in range(depth):
+        values = [values]
+    return values
+
+
+@pytest.mark.parametrize(
+    "ragged",
+    [[[1.0], [1.0, 2.0]], _holding_itself(), _nested(65)],
+    ids=["ragged", "holding itself", "65 deep"],
+)
 @pytest.mark.parametrize("function", list(PUBLIC))
-def test_ragged_host_data_is_named(xp, function):
+def test_ragged_host_data_is_named(xp, function, ragged):
+    """No RecursionError from a list that holds itself: NumPy's ValueError, named."""
     x = _on(xp, X[:2], "float32")
-    ragged = [[1.0], [1.0, 2.0]]
     if function == "vjp":
         _, pullback = s2nn_xp.vjp(x)
         with pytest.raises(ValueError, match="cotangent is no rectangular array"):
