@@ -361,6 +361,15 @@ def masked_host_data(name: str, library: str) -> TypeError:
     )
 
 
+def _foreign_input(x: Any, library: str) -> TypeError:
+    """The error for an ``x`` of a third library given to ``library``'s adapter."""
+    return TypeError(
+        f"x is {describe(x)}, not an array of {library}; give a {library} array "
+        "or host data (numbers, lists, NumPy arrays), or call s2nn_xp's own "
+        "functions (s2nn_xp.s2nn, ...), which compute in x's library"
+    )
+
+
 def mixed_libraries(x: Any, name: str, value: Any) -> TypeError:
     """The error for an array argument of another library than ``x``'s."""
     return TypeError(
@@ -751,6 +760,12 @@ def host_input(x: Any, library: str, *, promote_integers: bool = False) -> Any:
     -2**40 + 1 becoming 1). ``library`` names the adapter's, for errors.
     """
     x = as_input(x)
+    if _compat.is_array_api_obj(x) and not _compat.is_numpy_array(x):
+        own = _library(_compat.array_namespace(x)).partition(".")[0]
+        if own != library.partition(".")[0]:
+            # read as host data it would leave its library silently (its
+            # gradient, device, laziness), or fail there in its own words
+            raise _foreign_input(x, library)
     if _compat.is_numpy_array(x):
         if isinstance(x, sys.modules["numpy"].ma.MaskedArray):
             raise masked_host_data("x", library)

@@ -196,7 +196,9 @@ def s2nn(
         Membrane potential minus threshold: a JAX array (or tracer), or
         NumPy / Python input, which becomes a JAX array. float16 and bfloat16
         are computed in float32 and rounded once; integer and bool input is
-        promoted to JAX's default floating dtype; complex input raises.
+        promoted to JAX's default floating dtype; complex input raises, and
+        so does an array of another library (a tensor: :func:`s2nn_xp.s2nn`
+        computes in any array's own library).
     alpha : float or array, default 4.0
         Steepness of the sigmoid branch (``x < 0``). A Python number must be
         finite and > 0; an array (per-neuron values, or a learnable

@@ -990,7 +990,9 @@ def s2nn(
         format. Integer and bool tensors are promoted to the default floating
         dtype; complex tensors raise. Python numbers and lists are NumPy
         input, as for :func:`s2nn_xp.s2nn`: Python floats become float64
-        tensors (integers the default floating dtype).
+        tensors (integers the default floating dtype). An array of another
+        library (a JAX array) raises TypeError: :func:`s2nn_xp.s2nn`
+        computes in any array's own library.
     alpha : float or torch.Tensor, default 4.0
         Steepness of the sigmoid branch; finite and > 0. A tensor broadcasting
         to `x` gives per-neuron values and, with ``requires_grad``, is learned.

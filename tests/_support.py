@@ -396,3 +396,29 @@ def count_calls(monkeypatch, module, names) -> dict[str, int]:
 
         monkeypatch.setattr(module, name, counting)
     return counts
+
+
+class ForeignArray:
+    """An array of a library no backend knows: an array-API object over NumPy.
+
+    NumPy reads it (``__array__``), as it would many a library's arrays; the
+    adapters must still refuse it as ``x``, since read as host data it would
+    leave its library silently (its gradients, device and laziness).
+    """
+
+    def __init__(self, values: Any) -> None:
+        self._values = np.asarray(values)
+
+    def __array_namespace__(self, api_version: str | None = None) -> ModuleType:
+        return ModuleType("foreign_arrays")
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return np.asarray(self._values, dtype=dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._values.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._values.dtype

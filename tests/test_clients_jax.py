@@ -224,3 +224,17 @@ def test_jax_export_serialises_an_s2nn_with_an_array_epsilon():
         grads = jax.grad(lambda s, f=restored.call, x=x: f(s, x).sum())(spike)
         want = jax.grad(lambda s, x=x: step(s, x).sum())(spike)
         np.testing.assert_array_equal(grads.alpha, want.alpha)
+
+
+def test_the_adapters_refuse_each_others_arrays():
+    """A JAX array was copied to the host into a tensor (under jit, JAX's
+    tracer error); a tensor that requires grad raised torch's own error."""
+    torch = pytest.importorskip("torch")
+    import s2nn_xp.torch
+
+    with pytest.raises(TypeError, match=r"x is jax.*, not an array of torch"):
+        s2nn_xp.torch.s2nn(jnp.ones(2))
+    with pytest.raises(TypeError, match=r"x is jax.*Tracer, not an array of torch"):
+        jax.jit(s2nn_xp.torch.s2nn)(jnp.ones(2))
+    with pytest.raises(TypeError, match=r"x is torch.Tensor, not an array of jax"):
+        s2nn_xp.jax.s2nn(torch.ones(2, requires_grad=True))
