@@ -206,9 +206,11 @@ class Backend:
         (none could be read).
     places_arrays
         Whether the library itself moves arrays of different devices to
-        where they meet (JAX's uncommitted arrays); elsewhere an array
-        parameter or cotangent on another device than ``x`` is refused,
-        naming it, before the library refuses it in its own words.
+        where they meet (JAX's uncommitted arrays; those committed to
+        different devices are still refused, naming the argument);
+        elsewhere an array parameter or cotangent on another device than
+        ``x`` is refused, naming it, before the library refuses it in its
+        own words.
     take_gradient
         The gradient of ``sum(s2nn(x, alpha, beta))`` by the library's own
         autodiff, ``(x, alpha, beta) -> gradient``.

@@ -30,6 +30,7 @@ from array_api_compat import (
 __all__ = [
     "array_namespace",
     "clip",
+    "committed_devices",
     "device",
     "is_array_api_obj",
     "is_array_api_strict_namespace",
@@ -85,6 +86,28 @@ def placement(x: Any) -> Any:
     where = device(x)
     devices = getattr(where, "device_set", None)  # a JAX Sharding
     return None if devices is not None and len(devices) > 1 else where
+
+
+def committed_devices(x: Any) -> Any:
+    """The devices a concrete JAX array is committed to, else None.
+
+    JAX moves an uncommitted array to where it meets others; arrays committed
+    (``jax.device_put`` to a device) to different devices it refuses, in
+    words naming its compiled function's arguments. A tracer has no devices
+    to compare.
+    """
+    if not is_jax_array(x):
+        return None
+    import jax
+
+    tracer = getattr(jax.core, "Tracer", None)
+    if tracer is not None and isinstance(x, tracer):
+        return None
+    try:
+        committed = x.committed
+    except Exception:  # a tracer, where JAX's Tracer class has moved
+        return None
+    return x.sharding.device_set if committed else None
 
 
 def readable_host_array(array: Any) -> Any:

@@ -308,12 +308,22 @@ def check_device(name: str, value: Any, x: Any) -> None:
     """ValueError unless the array ``value`` is on ``x``'s device.
 
     Where the library moves arrays itself (the registry's
-    ``places_arrays``), it decides.
+    ``places_arrays``), it decides, except between arrays committed to
+    different devices, which it refuses.
     """
     backend = _backends.of_array(x)
     if backend is not None and backend.places_arrays:
+        here, there = _compat.committed_devices(value), _compat.committed_devices(x)
+        if here is not None and there is not None:
+            check_same_device(name, _device_names(here), _device_names(there))
         return
     check_same_device(name, _compat.device(value), _compat.device(x))
+
+
+def _device_names(devices: Any) -> str:
+    """A set of devices as one device's name, or the list of several."""
+    names = sorted(str(device) for device in devices)
+    return names[0] if len(names) == 1 else f"[{', '.join(names)}]"
 
 
 def check_same_device(name: str, here: Any, there: Any) -> None:

@@ -495,15 +495,16 @@ _SHARDING_SCRIPT = textwrap.dedent(
 )
 
 
-def test_sharded_input_keeps_its_sharding_over_four_devices():
+def _on_cpu_devices(script: str, count: int) -> dict:
+    """The JSON that ``script`` prints last, run where JAX has ``count`` CPUs."""
     env = dict(os.environ)
     env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+        env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={count}"
     )
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     completed = subprocess.run(
-        [sys.executable, "-c", _SHARDING_SCRIPT],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         env=env,
@@ -511,7 +512,11 @@ def test_sharded_input_keeps_its_sharding_over_four_devices():
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_sharded_input_keeps_its_sharding_over_four_devices():
+    result = _on_cpu_devices(_SHARDING_SCRIPT, 4)
     assert result["devices"] == 4 and result["shards"] == 4
     assert result["same_sharding"]
     x = np.linspace(-3.0, 3.0, 8 * 64, dtype=np.float32).reshape(8, 64)
@@ -522,6 +527,61 @@ def test_sharded_input_keeps_its_sharding_over_four_devices():
     assert result["host_parameters"]
     for pulled in result["cotangents"]:
         np.testing.assert_allclose(pulled, 2 * want_grad, rtol=4e-7)
+
+
+_COMMITTED_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import jax
+    import jax.numpy as jnp
+    import s2nn_xp
+    import s2nn_xp.jax
+
+    first, second = jax.devices()
+    x = jax.device_put(jnp.linspace(-1.0, 1.0, 4), first)
+    elsewhere = jax.device_put(jnp.full(4, 2.0), second)
+    calls = {
+        "adapter": lambda: s2nn_xp.jax.s2nn(x, alpha=elsewhere),
+        "adapter gradient": lambda: s2nn_xp.jax.gradient(x, beta=elsewhere),
+        "core": lambda: s2nn_xp.origin(x, epsilon=elsewhere),
+        "object": lambda: s2nn_xp.S2NN(alpha=elsewhere)(x),
+        "pullback": lambda: s2nn_xp.vjp(x)[1](elsewhere),
+    }
+    errors = {}
+    for name, call in calls.items():
+        try:
+            call()
+        except ValueError as exc:
+            errors[name] = str(exc)
+    # uncommitted parameters go where x is; a traced x has no device to compare
+    placed = s2nn_xp.jax.s2nn(x, alpha=jnp.full(4, 2.0))
+    traced = jax.jit(lambda v: s2nn_xp.jax.s2nn(v, alpha=elsewhere))(x)
+    print(json.dumps({
+        "errors": errors,
+        "placed": [str(d) for d in placed.devices()],
+        "traced": len(traced.devices()),
+    }))
+    """
+)
+
+
+def test_arrays_committed_to_other_devices_are_named():
+    """JAX refuses them naming its compiled function's arguments (params[0])."""
+    result = _on_cpu_devices(_COMMITTED_SCRIPT, 2)
+    names = {
+        "adapter": "alpha",
+        "adapter gradient": "beta",
+        "core": "epsilon",
+        "object": "alpha",
+        "pullback": "cotangent",
+    }
+    assert set(result["errors"]) == set(names)
+    for call, name in names.items():
+        assert result["errors"][call] == (
+            f"{name} is on device cpu:1, x on device cpu:0; move {name} to x's"
+        )
+    assert result["placed"] == ["cpu:0"]
+    assert result["traced"] == 1
 
 
 # --- properties ----------------------------------------------------------------
