@@ -805,6 +805,10 @@ def _from_numpy(values: Any) -> torch.Tensor:
     integers (int4, ...) become int64, promoted as integers are.
     """
     values = _compat.readable_host_array(np.asarray(values))  # NumPy scalars too
+    if values.dtype.type is np.longdouble:
+        # torch reads no long double; a parameter of one is checked to hold
+        # values of float64 (an x of one is refused before)
+        values = values.astype(np.float64)
     kind = ml_dtypes_kind(values.dtype)
     if kind is None and values.dtype.kind == "u" and values.dtype.itemsize == 8:
         # torch reads no uint64 array; integers become the default float

@@ -507,3 +507,33 @@ def test_torch_jit_script_is_refused_saying_what_works():
         warnings.filterwarnings("ignore", r"`torch\.jit\.save` is deprecated")
         with pytest.raises(RuntimeError, match="Could not export Python function"):
             torch.jit.save(traced, io.BytesIO())
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        np.float16,
+        np.float32,
+        np.float64,
+        np.longdouble,
+        np.int8,
+        np.int64,
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.uint64,
+    ],
+)
+@pytest.mark.parametrize("learnable", [False, True])
+def test_every_numpy_dtype_a_function_takes_goes_into_a_module(dtype, learnable):
+    """The module read NumPy arrays by torch's rules (no long double) where
+    the functions read them by the Definition's; a parameter of any real
+    NumPy dtype the functions take goes in by construction and assignment."""
+    values = np.array([2.0, 3.0]).astype(dtype)
+    x = torch.tensor([[-0.25, 0.5]])
+    want = s2nn(x, alpha=values, origin=True)
+    built = S2NN(alpha=values, learnable=learnable, origin=True)
+    assigned = S2NN(alpha=[1.0, 1.0], learnable=learnable, origin=True)
+    assigned.alpha = values
+    for module in (built, assigned):
+        torch.testing.assert_close(module(x).double(), want.double())
