@@ -691,11 +691,12 @@ def _list_contents(
     or None: a NumPy masked array (the list keeps no mask), or an array of
     another library than NumPy (a tensor that requires grad, a JAX tracer:
     the list would read it as numbers, or fail inside that library); and
-    whether it holds a bool (Python's, NumPy's, an array of them), which
-    NumPy reads as 0 or 1. The walk stops at the first such array: it is
-    reported before any bool. Lists nested deeper than an array's dimensions
-    can go are not walked further: NumPy refuses them (a list that holds
-    itself too, which would recurse without end).
+    whether it holds a bool (Python's, NumPy's, an array of them or an
+    object NumPy reads as one), which NumPy reads as 0 or 1. The walk stops
+    at the first such array: it is reported before any bool. Lists nested
+    deeper than an array's dimensions can go are not walked further: NumPy
+    refuses them (a list that holds itself too, which would recurse without
+    end).
     """
     holds_bool = False
     for value in values:
@@ -723,6 +724,8 @@ def _list_contents(
             # a wrapper of a JAX array (brainpy's Array) in a list: the list
             # would read its values as numbers, as it would the array's
             return unwrapped, holds_bool
+        elif hasattr(type(value), "__array__"):  # a pandas Series, say
+            holds_bool = holds_bool or np.asarray(value).dtype == np.bool_
     return None, holds_bool
 
 

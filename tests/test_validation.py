@@ -988,6 +988,13 @@ def test_sizes_not_known_yet_are_refused_for_any_lazy_library(unknown):
     _validation.check_broadcast("alpha", (1,), (unknown,))  # broadcasts whatever it is
 
 
+class _BoolsByArray:
+    """Bools as NumPy reads them from an object (``__array__``: a pandas Series)."""
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array([True, True, True], dtype=dtype)
+
+
 @pytest.mark.parametrize("name", ["alpha", "beta", "epsilon"])
 def test_a_bool_in_a_parameter_list_is_refused_everywhere(xp, name):
     """NumPy reads [True, 2.0] as [1.0, 2.0]; a bool parameter is refused."""
@@ -996,6 +1003,8 @@ def test_a_bool_in_a_parameter_list_is_refused_everywhere(xp, name):
     match = f"{name} is a list holding a bool"
     with pytest.raises(TypeError, match=match):  # a 0-d bool array in it too
         s2nn_xp.origin(x, **{name: [2.0, np.array(True), 2.0]})
+    with pytest.raises(TypeError, match=match):  # an object NumPy reads as bools
+        s2nn_xp.origin(x, **{name: [[2.0, 2.0, 2.0], _BoolsByArray()]})
     calls = [
         lambda: s2nn_xp.origin(x, **given),
         lambda: s2nn_xp.s2nn(x, **given),
