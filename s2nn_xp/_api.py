@@ -435,7 +435,10 @@ class S2NN:
         holds when it is passed is checked as an array parameter is (its
         dtype and shape; its values where they sit in host memory, which a
         JAX array's do not). A NumPy `epsilon` (or a list) is kept as a
-        read-only copy: it is static where JAX compiles the object.
+        read-only copy: it is static where JAX compiles the object. Copies
+        (``copy``, ``pickle``) keep `alpha` and `beta` unchecked, as JAX's
+        rebuilds of the pytree do: a tree of this structure may hold
+        gradients or optax's labels there; a call checks them.
     origin : bool, default False
         Return the smooth function instead of the spike; a settable attribute.
 
@@ -499,9 +502,26 @@ class S2NN:
 
         Pickle's protocols 0 and 1 refuse a class with ``__slots__`` and no
         ``__getstate__``; protocol 2's reduction holds the slots and any
-        ``__dict__``, and sets them back by ``__setattr__`` (its checks).
+        ``__dict__``, which :meth:`__setstate__` sets back.
         """
         return super().__reduce_ex__(max(protocol, 2))
+
+    def __setstate__(self, state: Any) -> None:
+        """The state of pickle's and copy's reduction set back.
+
+        ``alpha`` and ``beta`` as they were, unchecked, as JAX rebuilds the
+        pytree (:meth:`_tree_unflatten`): a tree of this structure may hold
+        gradients, optimizer moments or optax's labels there, which are no
+        parameter values (a call checks its parameters anyway); the static
+        rest, and a subclass's own state, by ``__setattr__``.
+        """
+        own, slots = state if isinstance(state, tuple) else (state, None)
+        for values in (own, slots):
+            for name, value in (values or {}).items():
+                if name in _LEAVES:
+                    object.__setattr__(self, name, value)
+                else:
+                    setattr(self, name, value)
 
     def _values(self) -> tuple[Any, ...]:
         """(alpha, beta, epsilon) as they are now: states are read."""

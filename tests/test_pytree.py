@@ -8,6 +8,8 @@ tests skip elsewhere.
 
 from __future__ import annotations
 
+import copy
+import pickle
 import subprocess
 import sys
 
@@ -273,3 +275,33 @@ def test_jit_takes_an_array_epsilon_after_a_float_one():
         assert loss(s2nn_xp.S2NN(epsilon=epsilon), x) == 1.0
     structure = jax.tree_util.tree_structure
     assert structure(s2nn_xp.S2NN()) != structure(s2nn_xp.S2NN(epsilon=np.ones(2)))
+
+
+@pytest.mark.parametrize(
+    "copier",
+    [copy.copy, copy.deepcopy, lambda tree: pickle.loads(pickle.dumps(tree))],
+    ids=["copy", "deepcopy", "pickle"],
+)
+def test_trees_of_its_structure_copy_whatever_their_leaves(copier):
+    """Gradients (negative), optimizer moments (zeros) and optax's labels
+    (bools, strings, None) in alpha and beta: the copy rebuilt the object by
+    its checks and refused them once they were host values."""
+    spike = s2nn_xp.S2NN(alpha=jnp.full(3, 4.0), epsilon=1e-5, origin=True)
+    gradients = jax.device_get(jax.grad(lambda s: s(X[:3]).sum())(spike))
+    assert (gradients.alpha < 0).any()
+    trees = [
+        gradients,
+        jax.tree.map(np.zeros_like, jax.device_get(spike)),
+        *(jax.tree.map(lambda _, v=v: v, spike) for v in (False, "frozen", None)),
+    ]
+    for tree in trees:
+        copied = copier(tree)
+        assert jax.tree.structure(copied) == jax.tree.structure(tree)
+        for got, want in zip(
+            jax.tree.leaves(copied, is_leaf=lambda v: v is None),
+            jax.tree.leaves(tree, is_leaf=lambda v: v is None),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+        copier(gradients)(X[:3])  # a call checks its parameters
