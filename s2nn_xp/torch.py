@@ -1203,7 +1203,10 @@ class S2NN(nn.Module):
     until it is given valid ones (an optimizer's steps are not checked at all:
     tensor values are not, at a call, as the docs' Definition page says under
     Parameters). A refused conversion leaves this module as it was; modules
-    that a model's ``.half()`` converted before it stay converted.
+    that a model's ``.half()`` converted before it stay converted. A model
+    built on the meta device gets the constructor's values by
+    :meth:`reset_parameters` after :meth:`~torch.nn.Module.to_empty` (as FSDP
+    initialises each module), where they were numbers, lists or arrays.
 
     Examples
     --------
@@ -1257,6 +1260,53 @@ class S2NN(nn.Module):
         self.alpha = alpha
         self.beta = beta
         self.epsilon = epsilon
+        # For reset_parameters(): None where a tensor was given without
+        # values (on the meta device, or fake).
+        given = {"alpha": alpha, "beta": beta, "epsilon": epsilon}
+        self._initial_values = {
+            name: _known_values(name, value) for name, value in given.items()
+        }
+
+    def reset_parameters(self) -> None:
+        """Give `alpha`, `beta` and `epsilon` the constructor's values again.
+
+        Into the tensors the module holds, on their device and in their
+        dtype (a learnable parameter keeps its ``nn.Parameter``), checked as
+        an assignment is. torch's way to give values to a model built
+        without them: on the meta device, then :meth:`~torch.nn.Module.to_empty`,
+        whose memory holds no values (FSDP calls it on each module). A
+        tensor that was given on the meta device has none to give back:
+        ValueError, saying to assign them.
+        """
+        for name in _PARAMETER_NAMES:
+            value = self._initial_values[name]
+            if value is None:
+                msg = (
+                    f"{name} was given without values (a tensor on the meta "
+                    f"device), so it has none to reset to; assign them "
+                    f"(module.{name} = ...), or build the module from numbers "
+                    "or lists, whose values it keeps"
+                )
+                raise ValueError(msg)
+            current = self._parameters.get(name)
+            if current is None and not isinstance(value, float):
+                current = self._buffers.get(name)  # a number is a constant again
+            if current is None or parametrize.is_parametrized(self, name):
+                setattr(self, name, value)  # a constant, or a parametrization's
+                continue
+            if not isinstance(value, torch.Tensor):
+                value = _from_numpy(value)
+            try:
+                value = value.expand_as(current)
+            except RuntimeError as exc:
+                msg = (
+                    f"{name}'s constructor values of shape {tuple(value.shape)} "
+                    f"do not broadcast to its shape now, {tuple(current.shape)}"
+                )
+                raise ValueError(msg) from exc
+            _storable(name, value, current.dtype)
+            with torch.no_grad():
+                current.copy_(value)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Parameters are checked and stored by the constructor's rules.
@@ -1489,6 +1539,21 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
     if not value.is_floating_point():
         value = value.to(torch.get_default_dtype())
     return value.detach().clone() if copy else value
+
+
+def _known_values(name: str, value: Any) -> Any:
+    """A constructor argument's values to reset to, or None where it has none.
+
+    A float, a NumPy copy of host data (whatever the default device: a
+    module built on the meta device from numbers or lists keeps them), or
+    a CPU copy of a tensor's; None for a tensor on the meta device, a fake
+    one, or one inside a :mod:`torch.func` transform.
+    """
+    if not isinstance(value, torch.Tensor):
+        return validate_parameter(name, value)  # checked by the assignment
+    if value.device.type == "meta" or _is_fake(value) or _is_wrapped(value):
+        return None
+    return value.detach().to("cpu", copy=True)
 
 
 def _storable(name: str, value: Any, dtype: torch.dtype) -> torch.Tensor:

@@ -537,3 +537,48 @@ def test_every_numpy_dtype_a_function_takes_goes_into_a_module(dtype, learnable)
     assigned.alpha = values
     for module in (built, assigned):
         torch.testing.assert_close(module(x).double(), want.double())
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+def test_reset_parameters_gives_a_module_built_on_meta_its_values(learnable):
+    """torch's initialisation of a model built without values (FSDP calls it
+    after to_empty); to_empty's memory held whatever was there, and calls
+    gave NaN, silently."""
+    with torch.device("meta"):
+        model = nn.Sequential(
+            nn.Linear(2, 3),
+            S2NN(alpha=[4.0, 2.0, 8.0], beta=2, learnable=learnable),
+        )
+    model.to_empty(device="cpu")
+    spike = model[1]
+    held = [spike.alpha, spike.beta] if learnable else [spike.alpha]
+    spike.reset_parameters()
+    torch.testing.assert_close(
+        spike.alpha.double(), torch.tensor([4.0, 2.0, 8.0]).double()
+    )
+    assert spike.beta == 2.0 and spike.epsilon == 1e-8
+    # into the tensors held: an nn.Parameter stays the one an optimizer holds
+    now = [spike.alpha, spike.beta] if learnable else [spike.alpha]
+    assert all(a is b for a, b in zip(now, held, strict=True))
+    spike.double().reset_parameters()  # in the dtype it is stored in now
+    assert spike.alpha.dtype == torch.float64
+    x = torch.tensor([[-0.5, 0.5, 1.0]], requires_grad=True)
+    spike(x).sum().backward()
+    torch.testing.assert_close(
+        x.grad, s2nn_xp.torch.gradient(x.detach(), spike.alpha, 2.0)
+    )
+
+
+def test_reset_parameters_restores_the_constructors_values_and_kinds():
+    given = torch.tensor([2.0, 3.0])
+    spike = S2NN(alpha=given, beta=0.5)
+    given.fill_(7.0)  # the caller's tensor: the module kept its own values
+    spike.alpha, spike.beta = 5.0, torch.tensor([1.0, 1.0])
+    spike.reset_parameters()
+    torch.testing.assert_close(spike.alpha, torch.tensor([2.0, 3.0]))
+    assert spike.beta == 0.5 and "beta" not in spike._buffers  # a constant again
+    with torch.device("meta"):
+        without_values = S2NN(alpha=torch.full((3,), 4.0), learnable=True)
+    without_values.to_empty(device="cpu")
+    with pytest.raises(ValueError, match=r"alpha was given without values .*assign"):
+        without_values.reset_parameters()
