@@ -1537,7 +1537,8 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
         _check_real(name, value.dtype)  # complex32 first: NumPy has none
         _check_float32(name, validate_parameter(name, _host_values(value)))
     if not value.is_floating_point():
-        value = value.to(torch.get_default_dtype())
+        # checked there: 100000 is inf in a float16 default dtype
+        value = _storable(name, value, torch.get_default_dtype())
     return value.detach().clone() if copy else value
 
 

@@ -582,3 +582,27 @@ def test_reset_parameters_restores_the_constructors_values_and_kinds():
     without_values.to_empty(device="cpu")
     with pytest.raises(ValueError, match=r"alpha was given without values .*assign"):
         without_values.reset_parameters()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [torch.tensor([100000]), np.array([100000]), [100000]],
+    ids=["tensor", "numpy", "list"],
+)
+@pytest.mark.parametrize("name", ["alpha", "beta", "epsilon"])
+def test_integers_are_checked_in_the_default_dtype_they_become(name, value):
+    """With float16 the default dtype, 100000 became inf, silently, where a
+    module that is not learnable stored it (a learnable one refused it)."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float16)
+    try:
+        match = f"{name} has values that overflow torch.float16"
+        with pytest.raises(ValueError, match=match):
+            S2NN(**{name: value})
+        spike = S2NN()
+        with pytest.raises(ValueError, match=match):
+            setattr(spike, name, value)
+        assert getattr(spike, name) == getattr(S2NN(), name)
+        assert S2NN(**{name: [2]}).state_dict()[name].dtype == torch.float16
+    finally:
+        torch.set_default_dtype(default)
