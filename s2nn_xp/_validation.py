@@ -120,18 +120,35 @@ def validate_flag(name: str, value: Any) -> bool:
 
 
 def bound_error(name: str) -> ValueError:
-    """The error for a parameter value outside its range."""
+    """The error for a parameter value outside its range.
+
+    Its text made once, not formatted here: ``torch.compile(dynamic=True)``
+    traces the bounds as symbolic floats, which no f-string in the traced
+    code can format (``fullgraph=True`` then lost the error itself).
+    """
+    return ValueError(_BOUND_MESSAGES[name])
+
+
+def _bound_message(name: str) -> str:
     lower, inclusive = BOUNDS[name]
     relation = ">=" if inclusive else ">"
-    return ValueError(f"{name} must be finite and {relation} {lower}")
+    return f"{name} must be finite and {relation} {lower}"
+
+
+_BOUND_MESSAGES = {name: _bound_message(name) for name in BOUNDS}
 
 
 def check_number(name: str, value: float) -> float:
     """Raise ValueError unless the number ``value`` is in ``name``'s range.
 
-    Comparisons only (NaN fails each of them), so that a number traced by
-    ``torch.compile`` is checked by the same code, as guards.
+    Comparisons only, so that a number traced by ``torch.compile`` is
+    checked by the same code, as guards. NaN first, as the number unequal
+    to itself: with ``dynamic=True`` Dynamo traces the bounds as symbolic
+    floats, and ordering a NaN against one raised "Invalid NaN comparison"
+    inside Dynamo.
     """
+    if value != value:
+        raise bound_error(name)
     lower, inclusive = BOUNDS[name]
     above = lower <= value if inclusive else lower < value
     if not (above and value < _INF):
@@ -400,12 +417,24 @@ def _host_view(value: Any) -> Any:
     """
     if isinstance(value, numbers.Number) or _is_sequence(value):
         return None
+    if not _may_be_array(value):
+        return None
     backend = _backends.of_array(value)
     if backend is None or not backend.values_on_host:
         return None
     if _compat.is_lazy_array(value):
         return None
     return backend.as_numpy(value)
+
+
+def _may_be_array(value: Any) -> bool:
+    """Whether ``value`` may be an array: NumPy can read it, or it has a namespace.
+
+    Every array library's arrays have one of the two; other objects (a
+    string) need no lookup, which ``torch.compile`` cannot trace (the
+    registry's ``str.partition``, array-api-compat's cached checks).
+    """
+    return hasattr(value, "__array__") or hasattr(value, "__array_namespace__")
 
 
 def _is_numpy(value: Any) -> bool:
@@ -490,7 +519,7 @@ def validate_parameter(name: str, value: Any) -> Any:
         values = host_values(name, value)
         # NumPy data goes to x's library; other libraries' arrays stay theirs.
         return values if _is_numpy(value) else value
-    if _compat.is_array_api_obj(value):
+    if _may_be_array(value) and _compat.is_array_api_obj(value):
         return value
     unwrapped = _compat.stood_for(value, name)  # a wrapper of a JAX array
     if unwrapped is not value:

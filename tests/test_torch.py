@@ -1058,6 +1058,58 @@ def test_compiled_function_with_changing_float_parameters():
         torch.compile(fn, backend="aot_eager")(x, -1.0, 1.0)
 
 
+def _causes(error: BaseException | None):
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+@DYNAMIC
+@pytest.mark.parametrize("fullgraph", [False, True], ids=["breaks", "fullgraph"])
+@pytest.mark.parametrize(
+    ("bad", "kind", "match"),
+    [
+        (-2.0, ValueError, "alpha must be finite and > 0.0"),
+        (float("nan"), ValueError, "alpha must be finite and > 0.0"),
+        (1e39, ValueError, r"alpha(=1e\+39)? overflows float32"),
+        (1e-46, ValueError, r"alpha(=1e-46)? is 0 in float32"),
+        ("a", TypeError, "alpha must be a real number or an array, not builtins.str"),
+    ],
+    ids=["negative", "nan", "overflow", "vanishing", "text"],
+)
+def test_a_refused_number_under_compile_raises_its_own_error(
+    dynamic, fullgraph, bad, kind, match
+):
+    """The user guide's promise: without fullgraph the error comes out as in
+    eager mode; with it, Dynamo's Unsupported names it in its chain. A NaN
+    raised "Invalid NaN comparison" inside Dynamo, a negative number with
+    dynamic=True an f-string Dynamo could not build, text a str method it
+    cannot trace: none named the error."""
+    compiled = torch.compile(
+        lambda x, alpha: s2nn(x, alpha),
+        backend="aot_eager",
+        dynamic=dynamic,
+        fullgraph=fullgraph,
+    )
+    x = torch.tensor([-1.0, 0.0, 1.0])
+    compiled(x, 2.0)
+    compiled(x, 3.0)  # a changing number: symbolic from here on
+    if not fullgraph:
+        with pytest.raises(kind, match=match):
+            compiled(x, bad)
+        return
+    with pytest.raises(Exception) as info:  # noqa: PT011 - the chain is checked
+        compiled(x, bad)
+    named = [
+        e
+        for e in _causes(info.value)
+        if (isinstance(e, kind) or f"{kind.__name__}(" in str(e))
+        and re.search(match, str(e))
+    ]
+    assert named, [f"{type(e).__name__}: {e}" for e in _causes(info.value)]
+
+
 @pytest.mark.usefixtures("fresh_dynamo")
 @DYNAMIC
 @pytest.mark.parametrize("learnable", [False, True])
