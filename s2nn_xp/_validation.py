@@ -398,11 +398,21 @@ def _foreign_input(x: Any, library: str) -> TypeError:
 
 
 def mixed_libraries(x: Any, name: str, value: Any) -> TypeError:
-    """The error for an array argument of another library than ``x``'s."""
+    """The error for an array argument of another library than ``x``'s.
+
+    Where ``x`` is a NumPy array, the computation's library is NumPy's (as
+    ``x``'s library decides): the way to compute in ``value``'s (under a
+    ``jax.grad`` in ``alpha``, say) is an ``x`` of it.
+    """
+    instead = (
+        f"{name} as a Python number, a list, a NumPy array or an array of x's library"
+    )
+    if _is_numpy(x):
+        library = _library(_compat.array_namespace(value)).partition(".")[0]
+        instead += f", or x as an array of {library}, which then computes"
     return TypeError(
         f"arrays from different libraries cannot be mixed (x: {describe(x)}, "
-        f"{name}: {describe(value)}); pass {name} as a Python number, a list, "
-        f"a NumPy array or an array of x's library"
+        f"{name}: {describe(value)}); pass {instead}"
     )
 
 
