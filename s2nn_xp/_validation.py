@@ -407,7 +407,7 @@ def mixed_libraries(x: Any, name: str, value: Any) -> TypeError:
     instead = (
         f"{name} as a Python number, a list, a NumPy array or an array of x's library"
     )
-    if _is_numpy(x):
+    if _is_numpy(x) and _compat.is_array_api_obj(value):
         library = _library(_compat.array_namespace(value)).partition(".")[0]
         instead += f", or x as an array of {library}, which then computes"
     return TypeError(
