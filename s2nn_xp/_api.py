@@ -36,7 +36,7 @@ BETA = 1.0
 EPSILON = 1e-8
 
 
-def forward(x: ArrayLike, /, *, xp: ModuleType | None = None) -> Array:
+def forward(x: ArrayLike, *, xp: ModuleType | None = None) -> Array:
     """The spike: the Heaviside step of `x`.
 
     Parameters
@@ -71,7 +71,6 @@ def forward(x: ArrayLike, /, *, xp: ModuleType | None = None) -> Array:
 
 def origin(
     x: ArrayLike,
-    /,
     alpha: Parameter = ALPHA,
     beta: Parameter = BETA,
     epsilon: Parameter = EPSILON,
@@ -132,7 +131,6 @@ def origin(
 
 def gradient(
     x: ArrayLike,
-    /,
     alpha: Parameter = ALPHA,
     beta: Parameter = BETA,
     *,
@@ -177,7 +175,6 @@ def gradient(
 
 def s2nn(
     x: ArrayLike,
-    /,
     alpha: Parameter = ALPHA,
     beta: Parameter = BETA,
     epsilon: Parameter = EPSILON,
@@ -327,7 +324,6 @@ def _pullback(
 
 def vjp(
     x: ArrayLike,
-    /,
     alpha: Parameter = ALPHA,
     beta: Parameter = BETA,
     epsilon: Parameter = EPSILON,

@@ -444,7 +444,7 @@ def _compute(
 # --- Public functions --------------------------------------------------------
 
 
-def forward(x: ArrayLike, /, *, out: Any | None = None) -> Any:
+def forward(x: ArrayLike, *, out: Any | None = None) -> Any:
     """The spike, in one kernel launch: 1 where ``x >= 0``, 0 where ``x < 0``.
 
     Parameters
@@ -483,7 +483,6 @@ def forward(x: ArrayLike, /, *, out: Any | None = None) -> Any:
 
 def origin(
     x: ArrayLike,
-    /,
     alpha: Parameter = ALPHA,
     beta: Parameter = BETA,
     epsilon: Parameter = EPSILON,
@@ -532,7 +531,6 @@ def origin(
 
 def gradient(
     x: ArrayLike,
-    /,
     alpha: Parameter = ALPHA,
     beta: Parameter = BETA,
     *,
@@ -572,7 +570,6 @@ def gradient(
 
 def forward_and_gradient(
     x: ArrayLike,
-    /,
     alpha: Parameter = ALPHA,
     beta: Parameter = BETA,
     *,
@@ -616,7 +613,6 @@ def forward_and_gradient(
 
 def s2nn(
     x: ArrayLike,
-    /,
     alpha: Parameter = ALPHA,
     beta: Parameter = BETA,
     epsilon: Parameter = EPSILON,
@@ -710,7 +706,6 @@ class _Pullback:
 
 def vjp(
     x: ArrayLike,
-    /,
     alpha: Parameter = ALPHA,
     beta: Parameter = BETA,
     epsilon: Parameter = EPSILON,

@@ -175,7 +175,6 @@ def _compiled(
 
 def s2nn(
     x: ArrayLike,
-    /,
     alpha: Parameter = 4.0,
     beta: Parameter = 1.0,
     epsilon: Parameter = 1e-8,

@@ -359,3 +359,12 @@ def test_inputs_of_more_than_32_dimensions_are_computed(library):
         np.asarray(pullback(x)).reshape(-1),
         np.asarray(s2nn_xp.gradient(x, alpha=alpha) * x).reshape(-1),
     )
+
+
+def test_x_may_be_given_by_keyword_as_braintools_takes_it():
+    """braintools.surrogate.s2nn(x=v, alpha=4.0) is a drop-in's call too."""
+    x = np.array([-0.5, 0.0, 0.5])
+    for function in (s2nn_xp.forward, s2nn_xp.origin, s2nn_xp.gradient, s2nn_xp.s2nn):
+        np.testing.assert_array_equal(function(x=x), function(x))
+    np.testing.assert_array_equal(s2nn_xp.s2nn(x=x, alpha=2.0), s2nn_xp.s2nn(x, 2.0))
+    np.testing.assert_array_equal(s2nn_xp.vjp(x=x)[0], s2nn_xp.vjp(x)[0])

@@ -852,3 +852,11 @@ def test_an_x_of_another_array_library_is_refused():
         with pytest.raises(TypeError, match=r"x is tests\._support\.ForeignArray, not"):
             call(foreign)
     np.testing.assert_array_equal(s2nn(np.array([-1.0, 0.5])), [0.0, 1.0])
+
+
+def test_x_may_be_given_by_keyword():
+    x = jnp.array([-0.5, 0.0, 0.5])
+    for name in ("forward", "origin", "gradient", "s2nn"):
+        function = getattr(s2nn_xp.jax, name)
+        np.testing.assert_array_equal(function(x=x), function(x))
+    np.testing.assert_array_equal(s2nn_xp.jax.vjp(x=x)[0], s2nn_xp.jax.vjp(x)[0])
