@@ -183,7 +183,7 @@ def clip(
         if high is not None:
             x = xp.minimum(x, high)
         return x if low is None else xp.maximum(x, low)
-    if x.ndim > _BROADCAST_DIMENSIONS:
+    if getattr(x, "ndim", 0) > _BROADCAST_DIMENSIONS:  # x may be a Python number
         # array-api-compat's and array-api-strict's clip (and marray's, over
         # them) take the result's shape from NumPy's broadcast_shapes, which
         # refuses more than 32 dimensions; minimum and maximum do not.
