@@ -339,7 +339,7 @@ def check_device(name: str, value: Any, x: Any) -> None:
 
 def _device_names(devices: Any) -> str:
     """A set of devices as one device's name, or the list of several."""
-    names = sorted(str(device) for device in devices)
+    names = [str(device) for device in sorted(devices, key=lambda d: d.id)]
     return names[0] if len(names) == 1 else f"[{', '.join(names)}]"
 
 
@@ -718,11 +718,12 @@ def _real_numbers(name: str, array: Any, np: ModuleType) -> Any:
     return np.asarray(floats, dtype=np.float64).reshape(array.shape)
 
 
-_PLAIN_NUMBERS = (float, int, bool)
-
-
 def _list_contents(
-    name: str, values: Sequence[Any], np: ModuleType, depth: int = 1
+    name: str,
+    values: Sequence[Any],
+    np: ModuleType,
+    depth: int = 1,
+    seen: set[int] | None = None,
 ) -> tuple[Any, bool]:
     """What a (nested) sequence holds that NumPy would read wrongly, in one walk.
 
@@ -733,10 +734,13 @@ def _list_contents(
     whether it holds a bool (Python's, NumPy's, an array of them or an
     object NumPy reads as one), which NumPy reads as 0 or 1. The walk stops
     at the first such array: it is reported before any bool. Lists nested
-    deeper than an array's dimensions can go are not walked further: NumPy
-    refuses them (a list that holds itself too, which would recurse without
-    end).
+    deeper than an array's dimensions can go are not walked further, nor a
+    list met before (``seen``, their ids): NumPy refuses the first, and a
+    list that holds itself (twice, the walk would take 2**64 steps); the
+    second holds what was found already.
     """
+    seen = set() if seen is None else seen
+    seen.add(id(values))
     holds_bool = False
     for value in values:
         kind = type(value)
@@ -747,9 +751,9 @@ def _list_contents(
         elif isinstance(value, np.generic):
             holds_bool = holds_bool or value.dtype == np.bool_
         elif _is_sequence(value):
-            if depth == _MOST_DIMENSIONS:
+            if depth == _MOST_DIMENSIONS or id(value) in seen:
                 continue
-            held, inner_bool = _list_contents(name, value, np, depth + 1)
+            held, inner_bool = _list_contents(name, value, np, depth + 1, seen)
             if held is not None:
                 return held, holds_bool
             holds_bool = holds_bool or inner_bool
@@ -764,7 +768,10 @@ def _list_contents(
             # would read its values as numbers, as it would the array's
             return unwrapped, holds_bool
         elif hasattr(type(value), "__array__"):  # a pandas Series, say
-            holds_bool = holds_bool or np.asarray(value).dtype == np.bool_
+            try:
+                holds_bool = holds_bool or np.asarray(value).dtype == np.bool_
+            except Exception:  # the list's own read (NumPy's) names it
+                continue
     return None, holds_bool
 
 

@@ -945,9 +945,10 @@ def test_casts_into_the_compute_dtype_are_quiet(xp):
         pullback(1e300)
 
 
-def _holding_itself() -> list[object]:
+def _holding_itself(times: int = 1) -> list[object]:
     values: list[object] = [1.0]
-    values.append(values)
+    for _ in range(times):
+        values.append(values)
     return values
 
 
@@ -960,12 +961,13 @@ def _nested(depth: int) -> object:
 
 @pytest.mark.parametrize(
     "ragged",
-    [[[1.0], [1.0, 2.0]], _holding_itself(), _nested(65)],
-    ids=["ragged", "holding itself", "65 deep"],
+    [[[1.0], [1.0, 2.0]], _holding_itself(), _holding_itself(2), _nested(65)],
+    ids=["ragged", "holding itself", "holding itself twice", "65 deep"],
 )
 @pytest.mark.parametrize("function", list(PUBLIC))
 def test_ragged_host_data_is_named(xp, function, ragged):
-    """No RecursionError from a list that holds itself: NumPy's ValueError, named."""
+    """No RecursionError from a list that holds itself (nor a walk of 2**64
+    steps, twice): NumPy's ValueError, named."""
     x = _on(xp, X[:2], "float32")
     if function == "vjp":
         _, pullback = s2nn_xp.vjp(x)
@@ -1024,3 +1026,19 @@ def test_a_bool_in_a_parameter_list_is_refused_everywhere(xp, name):
         s2nn_xp.gradient(xp.asarray([[1.0, -1.0]])),
         xp=xp,
     )
+
+
+class _FailingArray:
+    """An object whose ``__array__`` raises (NumPy's read fails on it)."""
+
+    def __array__(self, dtype=None, copy=None):
+        raise ValueError("no values here")
+
+
+def test_an_element_numpy_cannot_read_is_named_by_the_argument():
+    """The list walk read it first, and its error came out without the name."""
+    with pytest.raises(ValueError, match="alpha is no rectangular array .*no values"):
+        s2nn_xp.gradient(np.zeros(3), alpha=[_FailingArray()])
+    _, pullback = s2nn_xp.vjp(np.zeros(3))
+    with pytest.raises(ValueError, match="cotangent is no rectangular .*no values"):
+        pullback([_FailingArray()])
