@@ -1278,32 +1278,29 @@ class S2NN(nn.Module):
         tensor that was given on the meta device has none to give back:
         ValueError, saying to assign them.
         """
+        initial = getattr(self, "_initial_values", {})  # none: pickled before
         for name in _PARAMETER_NAMES:
-            value = self._initial_values[name]
+            value = initial.get(name)
             if value is None:
                 msg = (
-                    f"{name} was given without values (a tensor on the meta "
-                    f"device), so it has none to reset to; assign them "
-                    f"(module.{name} = ...), or build the module from numbers "
-                    "or lists, whose values it keeps"
+                    f"{name} has no constructor values to reset to (given as a "
+                    "tensor without values here: on the meta device, fake, or "
+                    f"inside a torch.func transform); assign them (module.{name} "
+                    "= ...), or build the module from numbers or lists, whose "
+                    "values it keeps"
                 )
                 raise ValueError(msg)
+            if parametrize.is_parametrized(self, name):
+                setattr(self, name, value)  # to its right_inverse, as assigned
+                continue
+            value = _checked(name, value, copy=True)  # as the constructor checks
             current = self._parameters.get(name)
             if current is None and not isinstance(value, float):
                 current = self._buffers.get(name)  # a number is a constant again
-            if current is None or parametrize.is_parametrized(self, name):
-                setattr(self, name, value)  # a constant, or a parametrization's
+            if current is None:
+                setattr(self, name, value)
                 continue
-            if not isinstance(value, torch.Tensor):
-                value = _from_numpy(value)
-            try:
-                value = value.expand_as(current)
-            except RuntimeError as exc:
-                msg = (
-                    f"{name}'s constructor values of shape {tuple(value.shape)} "
-                    f"do not broadcast to its shape now, {tuple(current.shape)}"
-                )
-                raise ValueError(msg) from exc
+            value = _expanded(name, torch.as_tensor(value), current)
             _storable(name, value, current.dtype)
             with torch.no_grad():
                 current.copy_(value)
@@ -1320,7 +1317,14 @@ class S2NN(nn.Module):
         if name not in _PARAMETER_NAMES or getattr(self, "_is_replica", False):
             super().__setattr__(name, value)
         elif parametrize.is_parametrized(self, name):
-            _checked(name, value, copy=False)  # the value it stands for
+            checked = _checked(name, value, copy=False)  # the value it stands for
+            if not isinstance(value, torch.Tensor):
+                # a number, list or array: a tensor like the value it stands
+                # for, as a learnable parameter takes it (right_inverse takes
+                # tensors only)
+                now = getattr(self, name)
+                like = torch.as_tensor(checked).to(now.dtype).to(now.device)
+                value = _expanded(name, like, now)
             super().__setattr__(name, value)
         else:
             self._assign(name, value)
@@ -1531,7 +1535,12 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
             )
             raise TypeError(msg)
         _check_float32(name, value)
+        integers = value.dtype.kind in "iu"
         value = _from_numpy(value)
+        if integers and value.is_floating_point():
+            # uint64, which _from_numpy takes to the default dtype itself:
+            # checked there, as other integers are below
+            _storable(name, value, value.dtype)
     else:
         _check_dense(name, value)
         _check_real(name, value.dtype)  # complex32 first: NumPy has none
@@ -1540,6 +1549,18 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
         # checked there: 100000 is inf in a float16 default dtype
         value = _storable(name, value, torch.get_default_dtype())
     return value.detach().clone() if copy else value
+
+
+def _expanded(name: str, value: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """``value`` (a constructor's) broadcast to ``current``'s shape, or ValueError."""
+    try:
+        return value.expand_as(current)
+    except RuntimeError as exc:
+        msg = (
+            f"{name}'s constructor values of shape {tuple(value.shape)} do not "
+            f"broadcast to its shape now, {tuple(current.shape)}"
+        )
+        raise ValueError(msg) from exc
 
 
 def _known_values(name: str, value: Any) -> Any:
@@ -1551,7 +1572,9 @@ def _known_values(name: str, value: Any) -> Any:
     one, or one inside a :mod:`torch.func` transform.
     """
     if not isinstance(value, torch.Tensor):
-        return validate_parameter(name, value)  # checked by the assignment
+        values = validate_parameter(name, value)  # checked by the assignment
+        # a copy: the caller's NumPy array may change after the constructor
+        return values if isinstance(values, float) else np.array(values)
     if value.device.type == "meta" or _is_fake(value) or _is_wrapped(value):
         return None
     return value.detach().to("cpu", copy=True)

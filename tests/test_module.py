@@ -19,6 +19,7 @@ from tests._support import assert_same_bits, float8_dtypes, require
 torch = require("torch")
 
 from torch import nn  # noqa: E402
+from torch.nn.utils import parametrize  # noqa: E402
 
 import s2nn_xp  # noqa: E402
 from s2nn_xp.torch import S2NN, s2nn  # noqa: E402
@@ -570,24 +571,55 @@ def test_reset_parameters_gives_a_module_built_on_meta_its_values(learnable):
 
 
 def test_reset_parameters_restores_the_constructors_values_and_kinds():
-    given = torch.tensor([2.0, 3.0])
-    spike = S2NN(alpha=given, beta=0.5)
-    given.fill_(7.0)  # the caller's tensor: the module kept its own values
+    given, array = torch.tensor([2.0, 3.0]), np.array([0.5, 0.25])
+    spike = S2NN(alpha=given, beta=0.5, epsilon=array)
+    given.fill_(7.0)  # the caller's tensor and array: the module kept its own
+    array[:] = -1.0
     spike.alpha, spike.beta = 5.0, torch.tensor([1.0, 1.0])
     spike.reset_parameters()
     torch.testing.assert_close(spike.alpha, torch.tensor([2.0, 3.0]))
     assert spike.beta == 0.5 and "beta" not in spike._buffers  # a constant again
+    torch.testing.assert_close(spike.epsilon, torch.tensor([0.5, 0.25]).double())
     with torch.device("meta"):
         without_values = S2NN(alpha=torch.full((3,), 4.0), learnable=True)
     without_values.to_empty(device="cpu")
-    with pytest.raises(ValueError, match=r"alpha was given without values .*assign"):
+    with pytest.raises(ValueError, match=r"alpha has no constructor values .*assign"):
         without_values.reset_parameters()
+
+
+class _Identity(nn.Module):
+    def forward(self, value):
+        return value
+
+    def right_inverse(self, value):
+        return value
+
+
+@pytest.mark.parametrize("alpha", [2.0, [2.0, 3.0]], ids=["number", "list"])
+def test_numbers_and_lists_go_through_a_parametrization(alpha):
+    """Its right_inverse takes tensors only: a number or list assigned (or
+    reset to) raised torch's "should return a tensor. Got float"."""
+    spike = S2NN(alpha=alpha, learnable=True)
+    parametrize.register_parametrization(spike, "alpha", _Identity())
+    shape = spike.alpha.shape
+    spike.alpha = 5.0
+    torch.testing.assert_close(spike.alpha, torch.full(shape, 5.0))
+    spike.alpha = [7.0, 7.0] if shape else 7.0
+    spike.reset_parameters()
+    torch.testing.assert_close(spike.alpha, torch.tensor(alpha).expand(shape))
+    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+        spike.alpha = -1.0
 
 
 @pytest.mark.parametrize(
     "value",
-    [torch.tensor([100000]), np.array([100000]), [100000]],
-    ids=["tensor", "numpy", "list"],
+    [
+        torch.tensor([100000]),
+        np.array([100000]),
+        np.array([100000], dtype=np.uint64),
+        [100000],
+    ],
+    ids=["tensor", "numpy", "uint64", "list"],
 )
 @pytest.mark.parametrize("name", ["alpha", "beta", "epsilon"])
 def test_integers_are_checked_in_the_default_dtype_they_become(name, value):

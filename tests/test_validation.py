@@ -1037,8 +1037,8 @@ class _FailingArray:
 
 def test_an_element_numpy_cannot_read_is_named_by_the_argument():
     """The list walk read it first, and its error came out without the name."""
-    with pytest.raises(ValueError, match="alpha is no rectangular array .*no values"):
+    with pytest.raises(ValueError, match=r"alpha is no rectangular array .*no values"):
         s2nn_xp.gradient(np.zeros(3), alpha=[_FailingArray()])
     _, pullback = s2nn_xp.vjp(np.zeros(3))
-    with pytest.raises(ValueError, match="cotangent is no rectangular .*no values"):
+    with pytest.raises(ValueError, match=r"cotangent is no rectangular .*no values"):
         pullback([_FailingArray()])
