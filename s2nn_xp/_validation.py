@@ -723,7 +723,7 @@ def _list_contents(
     values: Sequence[Any],
     np: ModuleType,
     depth: int = 1,
-    seen: set[int] | None = None,
+    seen: dict[int, Any] | None = None,
 ) -> tuple[Any, bool]:
     """What a (nested) sequence holds that NumPy would read wrongly, in one walk.
 
@@ -735,12 +735,13 @@ def _list_contents(
     object NumPy reads as one), which NumPy reads as 0 or 1. The walk stops
     at the first such array: it is reported before any bool. Lists nested
     deeper than an array's dimensions can go are not walked further, nor a
-    list met before (``seen``, their ids): NumPy refuses the first, and a
-    list that holds itself (twice, the walk would take 2**64 steps); the
-    second holds what was found already.
+    list met before (``seen``, by id, holding each list so that no id is
+    reused: a sequence may make its rows as they are read): NumPy refuses
+    the first, and a list that holds itself (twice, the walk would take
+    2**64 steps); the second holds what was found already.
     """
-    seen = set() if seen is None else seen
-    seen.add(id(values))
+    seen = {} if seen is None else seen
+    seen[id(values)] = values
     holds_bool = False
     for value in values:
         kind = type(value)

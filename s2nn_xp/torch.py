@@ -1278,9 +1278,15 @@ class S2NN(nn.Module):
         tensor that was given on the meta device has none to give back:
         ValueError, saying to assign them.
         """
-        initial = getattr(self, "_initial_values", {})  # none: pickled before
+        initial = getattr(self, "_initial_values", None)
+        if initial is None:
+            msg = (
+                "this module keeps no constructor values (it was saved by a "
+                "version without reset_parameters); assign the values instead"
+            )
+            raise ValueError(msg)
         for name in _PARAMETER_NAMES:
-            value = initial.get(name)
+            value = initial[name]
             if value is None:
                 msg = (
                     f"{name} has no constructor values to reset to (given as a "
@@ -1300,10 +1306,8 @@ class S2NN(nn.Module):
             if current is None:
                 setattr(self, name, value)
                 continue
-            value = _expanded(name, torch.as_tensor(value), current)
-            _storable(name, value, current.dtype)
             with torch.no_grad():
-                current.copy_(value)
+                current.copy_(_like(name, value, current))
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Parameters are checked and stored by the constructor's rules.
@@ -1317,15 +1321,13 @@ class S2NN(nn.Module):
         if name not in _PARAMETER_NAMES or getattr(self, "_is_replica", False):
             super().__setattr__(name, value)
         elif parametrize.is_parametrized(self, name):
-            checked = _checked(name, value, copy=False)  # the value it stands for
-            if not isinstance(value, torch.Tensor):
-                # a number, list or array: a tensor like the value it stands
-                # for, as a learnable parameter takes it (right_inverse takes
-                # tensors only)
-                now = getattr(self, name)
-                like = torch.as_tensor(checked).to(now.dtype).to(now.device)
-                value = _expanded(name, like, now)
-            super().__setattr__(name, value)
+            # The value it stands for: checked, and given to right_inverse as
+            # a tensor of its own like the one the parametrization gives (a
+            # learnable parameter copies any value into itself likewise;
+            # right_inverse takes tensors only, and its result becomes the
+            # parameter's storage).
+            checked = _checked(name, value, copy=False)
+            super().__setattr__(name, _like(name, checked, getattr(self, name)))
         else:
             self._assign(name, value)
 
@@ -1359,15 +1361,7 @@ class S2NN(nn.Module):
             value = torch.tensor(value, dtype=torch.float64)
         current = self._parameters.get(name)
         if current is not None and not isinstance(value, nn.Parameter):
-            try:
-                value = torch.as_tensor(value).expand_as(current)
-            except RuntimeError as exc:
-                msg = (
-                    f"{name} of shape {tuple(torch.as_tensor(value).shape)} does "
-                    f"not broadcast to the learnable {name}'s shape, "
-                    f"{tuple(current.shape)}"
-                )
-                raise ValueError(msg) from exc
+            value = _expanded(name, torch.as_tensor(value), current)
             _storable(name, value, current.dtype)
             with torch.no_grad():
                 current.copy_(value)
@@ -1552,15 +1546,32 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
 
 
 def _expanded(name: str, value: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-    """``value`` (a constructor's) broadcast to ``current``'s shape, or ValueError."""
+    """``value`` broadcast to the shape of ``current`` (what the module holds)."""
     try:
         return value.expand_as(current)
     except RuntimeError as exc:
         msg = (
-            f"{name}'s constructor values of shape {tuple(value.shape)} do not "
-            f"broadcast to its shape now, {tuple(current.shape)}"
+            f"{name} of shape {tuple(value.shape)} does not broadcast to the "
+            f"shape of the {name} this module holds, {tuple(current.shape)}"
         )
         raise ValueError(msg) from exc
+
+
+def _like(name: str, value: float | torch.Tensor, now: torch.Tensor) -> torch.Tensor:
+    """A checked value as a tensor of its own like ``now``: dtype, device, shape.
+
+    A number through float64, so that it is rounded once, into ``now``'s
+    dtype, where it is checked; broadcast and then copied, so that no other
+    tensor (the caller's, the module's kept constructor values) shares its
+    memory and no two of its elements share one place (an optimizer's
+    in-place step writes each).
+    """
+    if isinstance(value, float):
+        value = torch.tensor(value, dtype=torch.float64)
+    value = _expanded(name, value.to(now.device), now)
+    return _storable(name, value, now.dtype).clone(
+        memory_format=torch.contiguous_format
+    )
 
 
 def _known_values(name: str, value: Any) -> Any:
@@ -1573,8 +1584,10 @@ def _known_values(name: str, value: Any) -> Any:
     """
     if not isinstance(value, torch.Tensor):
         values = validate_parameter(name, value)  # checked by the assignment
-        # a copy: the caller's NumPy array may change after the constructor
-        return values if isinstance(values, float) else np.array(values)
+        # a float64 copy: the caller's array may change after the constructor,
+        # and its integers are no integers to reset to (float64 holds each
+        # value a parameter may have: checked so)
+        return values if isinstance(values, float) else np.array(values, np.float64)
     if value.device.type == "meta" or _is_fake(value) or _is_wrapped(value):
         return None
     return value.detach().to("cpu", copy=True)

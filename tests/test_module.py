@@ -585,6 +585,14 @@ def test_reset_parameters_restores_the_constructors_values_and_kinds():
     without_values.to_empty(device="cpu")
     with pytest.raises(ValueError, match=r"alpha has no constructor values .*assign"):
         without_values.reset_parameters()
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        wide = S2NN(alpha=0.1, learnable=True)
+    finally:
+        torch.set_default_dtype(default)
+    wide.reset_parameters()  # rounded once, into float64 (not through float32)
+    assert wide.alpha.item() == 0.1
 
 
 class _Identity(nn.Module):
@@ -593,6 +601,59 @@ class _Identity(nn.Module):
 
     def right_inverse(self, value):
         return value
+
+
+class _Exp(nn.Module):
+    def forward(self, value):
+        return value.exp()
+
+    def right_inverse(self, value):
+        return value.log()
+
+
+def test_a_parametrized_parameter_holds_memory_of_its_own():
+    """right_inverse's result became the parameter's storage: it was the
+    kept constructor values (training changed what a reset gives back), a
+    number broadcast with stride 0 (an optimizer step failed), or the
+    caller's array (changed to -1 after the checks)."""
+    spike = S2NN(alpha=torch.tensor([2.0, 3.0]), learnable=True)
+    parametrize.register_parametrization(spike, "alpha", _Identity())
+    spike.reset_parameters()
+    with torch.no_grad():
+        spike.parametrizations.alpha.original.add_(1.0)
+    spike.reset_parameters()
+    torch.testing.assert_close(spike.alpha, torch.tensor([2.0, 3.0]))
+    spike.alpha = 5.0
+    assert spike.parametrizations.alpha.original.stride() == (1,)
+    spike(torch.tensor([[-0.5, 0.5]])).sum().backward()
+    torch.optim.SGD(spike.parameters(), lr=0.1).step()
+    given = np.array([2.0, 3.0], dtype=np.float32)
+    spike.alpha = given
+    given[:] = -1.0
+    torch.testing.assert_close(spike.alpha, torch.tensor([2.0, 3.0]))
+
+
+@pytest.mark.parametrize("convert", ["half", "double"])
+def test_a_parametrized_parameter_takes_values_in_its_own_dtype(convert):
+    """Checked and rounded once there (1e5 was inf in float16; 0.1 went
+    through float32 into a float64 module); a tensor of another dtype given
+    to the constructor reset through an exp parametrization too."""
+    spike = getattr(S2NN(alpha=[2.0, 3.0], learnable=True), convert)()
+    parametrize.register_parametrization(spike, "alpha", _Identity())
+    if convert == "half":
+        with pytest.raises(ValueError, match=r"overflow torch\.float16"):
+            spike.alpha = 1e5
+        with pytest.raises(ValueError, match=r"are 0 in torch\.float16"):
+            spike.alpha = 1e-8
+    else:
+        spike.alpha = 0.1
+        assert spike.alpha[0].item() == 0.1
+    wider = S2NN(alpha=torch.tensor([2.0, 3.0], dtype=torch.float64), learnable=True)
+    parametrize.register_parametrization(wider, "alpha", _Exp())
+    getattr(wider, convert)().reset_parameters()
+    torch.testing.assert_close(
+        wider.alpha.double(), torch.tensor([2.0, 3.0]).double(), rtol=1e-3, atol=0
+    )
 
 
 @pytest.mark.parametrize("alpha", [2.0, [2.0, 3.0]], ids=["number", "list"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import array
 import collections
+import collections.abc
 import functools
 import importlib
 import math
@@ -990,6 +991,19 @@ def test_sizes_not_known_yet_are_refused_for_any_lazy_library(unknown):
     _validation.check_broadcast("alpha", (1,), (unknown,))  # broadcasts whatever it is
 
 
+class _RowsMadeWhenRead(collections.abc.Sequence):
+    """A sequence whose rows are new lists at each read (their ids reused)."""
+
+    def __init__(self, rows):
+        self._rows = rows
+
+    def __len__(self):
+        return len(self._rows)
+
+    def __getitem__(self, index):
+        return list(self._rows[index])
+
+
 class _BoolsByArray:
     """Bools as NumPy reads them from an object (``__array__``: a pandas Series)."""
 
@@ -1007,6 +1021,9 @@ def test_a_bool_in_a_parameter_list_is_refused_everywhere(xp, name):
         s2nn_xp.origin(x, **{name: [2.0, np.array(True), 2.0]})
     with pytest.raises(TypeError, match=match):  # an object NumPy reads as bools
         s2nn_xp.origin(x, **{name: [[2.0, 2.0, 2.0], _BoolsByArray()]})
+    rows = _RowsMadeWhenRead([(2.0, 2.0, 2.0)] * 49 + [(2.0, True, 2.0)])
+    with pytest.raises(TypeError, match=match):  # each row a new list
+        s2nn_xp.origin(xp.asarray(np.zeros((50, 3))), **{name: rows})
     calls = [
         lambda: s2nn_xp.origin(x, **given),
         lambda: s2nn_xp.s2nn(x, **given),
