@@ -1361,10 +1361,8 @@ class S2NN(nn.Module):
             value = torch.tensor(value, dtype=torch.float64)
         current = self._parameters.get(name)
         if current is not None and not isinstance(value, nn.Parameter):
-            value = _expanded(name, torch.as_tensor(value), current)
-            _storable(name, value, current.dtype)
             with torch.no_grad():
-                current.copy_(value)
+                current.copy_(_like(name, value, current))
             return
         for store in (self._parameters, self._buffers, self.__dict__):
             store.pop(name, None)
