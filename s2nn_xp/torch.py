@@ -1327,7 +1327,11 @@ class S2NN(nn.Module):
             # right_inverse takes tensors only, and its result becomes the
             # parameter's storage).
             checked = _checked(name, value, copy=False)
-            super().__setattr__(name, _like(name, checked, getattr(self, name)))
+            now = getattr(self, name)
+            # in the dtype of the tensor it stores (a parametrization may
+            # give another: rounding through that would change the value)
+            stored = getattr(self.parametrizations[name], "original", now)
+            super().__setattr__(name, _like(name, checked, now, stored.dtype))
         else:
             self._assign(name, value)
 
@@ -1555,21 +1559,25 @@ def _expanded(name: str, value: torch.Tensor, current: torch.Tensor) -> torch.Te
         raise ValueError(msg) from exc
 
 
-def _like(name: str, value: float | torch.Tensor, now: torch.Tensor) -> torch.Tensor:
-    """A checked value as a tensor of its own like ``now``: dtype, device, shape.
+def _like(
+    name: str,
+    value: float | torch.Tensor,
+    now: torch.Tensor,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """A checked value as a tensor of its own like ``now``: shape, device, dtype.
 
-    A number through float64, so that it is rounded once, into ``now``'s
-    dtype, where it is checked; broadcast and then copied, so that no other
-    tensor (the caller's, the module's kept constructor values) shares its
-    memory and no two of its elements share one place (an optimizer's
-    in-place step writes each).
+    In ``dtype`` if given, else ``now``'s; a number through float64, so that
+    it is rounded once, into that dtype, where it is checked before it
+    moves to ``now``'s device (where a meta tensor has no values to check);
+    copied, so that no other tensor (the caller's, the module's kept
+    constructor values) shares its memory and no two of its elements share
+    one place (an optimizer's in-place step writes each).
     """
     if isinstance(value, float):
         value = torch.tensor(value, dtype=torch.float64)
-    value = _expanded(name, value.to(now.device), now)
-    return _storable(name, value, now.dtype).clone(
-        memory_format=torch.contiguous_format
-    )
+    stored = _storable(name, _expanded(name, value, now), dtype or now.dtype)
+    return stored.to(now.device, copy=True, memory_format=torch.contiguous_format)
 
 
 def _known_values(name: str, value: Any) -> Any:

@@ -699,3 +699,33 @@ def test_integers_are_checked_in_the_default_dtype_they_become(name, value):
         assert S2NN(**{name: [2]}).state_dict()[name].dtype == torch.float16
     finally:
         torch.set_default_dtype(default)
+
+
+class _ToBFloat16(nn.Module):
+    """A parametrization whose output dtype is not the stored tensor's."""
+
+    def forward(self, value):
+        return value.to(torch.bfloat16)
+
+    def right_inverse(self, value):
+        return value.to(torch.float32)
+
+
+def test_a_value_is_rounded_into_the_dtype_stored_not_the_one_given_back():
+    """Rounded through the parametrization's bfloat16 output, 0.1 became
+    0.10009765625 in the float32 tensor stored."""
+    spike = S2NN(alpha=[2.0, 3.0], learnable=True)
+    parametrize.register_parametrization(spike, "alpha", _ToBFloat16(), unsafe=True)
+    spike.alpha = torch.tensor([0.1, 3.3])
+    stored = spike.parametrizations.alpha.original
+    torch.testing.assert_close(stored, torch.tensor([0.1, 3.3]), rtol=0, atol=0)
+
+
+def test_values_for_a_module_on_the_meta_device_are_checked_before_they_move():
+    """Moved first, a meta tensor had no values for the check to read."""
+    with torch.device("meta"):
+        spike = S2NN(alpha=[2.0, 3.0], learnable=True).half()
+    with pytest.raises(ValueError, match=r"are 0 in torch\.float16"):
+        spike.alpha = torch.tensor([1e-8, 1.0], dtype=torch.float64)
+    spike.alpha = [0.5, 0.25]
+    assert spike.alpha.device.type == "meta"
