@@ -422,3 +422,18 @@ class ForeignArray:
     @property
     def dtype(self) -> np.dtype:
         return self._values.dtype
+
+
+def assert_adapter_refuses_foreign_x(backend: str, *more: Any) -> None:
+    """Every function the registry says ``backend``'s adapter implements, and
+    ``more`` callables, refuse a :class:`ForeignArray` as ``x``, naming it."""
+    import importlib
+
+    record = _backends.BACKENDS[backend]
+    assert record.adapter is not None
+    adapter = importlib.import_module(record.adapter)
+    calls = [getattr(adapter, name) for name in record.implements]
+    foreign = ForeignArray([-1.0, 0.5])
+    for call in (*calls, *more):
+        with pytest.raises(TypeError, match=r"x is tests\._support\.ForeignArray, not"):
+            call(foreign)

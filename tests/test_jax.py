@@ -41,7 +41,7 @@ from s2nn_xp.jax import s2nn  # noqa: E402
 from tests._support import (  # noqa: E402
     COTANGENT,
     GRID,
-    ForeignArray,
+    assert_adapter_refuses_foreign_x,
     count_calls,
     ref_dorigin_dalpha,
     ref_dorigin_dbeta,
@@ -840,17 +840,7 @@ def test_an_x_of_another_array_library_is_refused():
     """Read as host data it was taken silently (its gradient, device and
     laziness lost), or failed in its library's words (a tensor that
     requires grad)."""
-    foreign = ForeignArray([-1.0, 0.5])
-    calls = (
-        s2nn_xp.jax.s2nn,
-        s2nn_xp.jax.forward,
-        s2nn_xp.jax.origin,
-        s2nn_xp.jax.gradient,
-        s2nn_xp.jax.vjp,
-    )
-    for call in calls:
-        with pytest.raises(TypeError, match=r"x is tests\._support\.ForeignArray, not"):
-            call(foreign)
+    assert_adapter_refuses_foreign_x("jax")
     np.testing.assert_array_equal(s2nn(np.array([-1.0, 0.5])), [0.0, 1.0])
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests._support import ForeignArray, float8_dtypes, require
+from tests._support import assert_adapter_refuses_foreign_x, float8_dtypes, require
 
 torch = require("torch")
 
@@ -1625,18 +1625,7 @@ def test_parameter_gradients_are_the_same_bits_recorded_or_not(dtype):
 def test_an_x_of_another_array_library_is_refused():
     """Read as host data it was taken silently (its gradient, device and
     laziness lost), or failed in its library's words (a JAX tracer)."""
-    foreign = ForeignArray([-1.0, 0.5])
-    calls = (
-        s2nn_xp.torch.s2nn,
-        s2nn_xp.torch.forward,
-        s2nn_xp.torch.origin,
-        s2nn_xp.torch.gradient,
-        s2nn_xp.torch.vjp,
-        s2nn_xp.torch.S2NN(),
-    )
-    for call in calls:
-        with pytest.raises(TypeError, match=r"x is tests\._support\.ForeignArray, not"):
-            call(foreign)
+    assert_adapter_refuses_foreign_x("torch", s2nn_xp.torch.S2NN())
     # NumPy arrays and lists are host data, as before
     torch.testing.assert_close(
         s2nn_xp.torch.s2nn(np.array([-1.0, 0.5])), torch.tensor([0.0, 1.0]).double()
