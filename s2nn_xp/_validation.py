@@ -330,8 +330,9 @@ def check_device(name: str, value: Any, x: Any) -> None:
     """
     backend = _backends.of_array(x)
     if backend is not None and backend.places_arrays:
-        here, there = _compat.committed_devices(value), _compat.committed_devices(x)
-        if here is not None and there is not None:
+        here = _compat.committed_devices(value)
+        there = None if here is None else _compat.committed_devices(x)
+        if there is not None:
             check_same_device(name, _device_names(here), _device_names(there))
         return
     check_same_device(name, _compat.device(value), _compat.device(x))
