@@ -190,6 +190,48 @@ def test_the_adapter_uses_the_cotangents_kernel_only_at_first_order(monkeypatch)
         torch.testing.assert_close(eager, differentiable.detach(), rtol=0, atol=0)
 
 
+# Learnable parameters of every shape that broadcasts to x (5, 4): the eager
+# kernel's terms, summed to each parameter's shape (each path of _reduced),
+# are the differentiable path's.
+@pytest.mark.parametrize(
+    ("alpha_shape", "beta_shape"),
+    [
+        ((4,), (4,)),
+        ((1, 4), (1, 4)),
+        ((5, 1), (5, 1)),
+        ((5, 4), (5, 4)),
+        ((), ()),
+        ((4,), ()),
+        ((5, 1), (1, 4)),
+        ((4,), None),
+        (None, (5, 1)),
+    ],
+)
+def test_first_order_parameter_gradients_are_the_differentiable_ones(
+    monkeypatch, alpha_shape, beta_shape
+):
+    generator = torch.Generator().manual_seed(7)
+    x = torch.randn(5, 4, dtype=torch.float64, generator=generator) * 3
+    x = x.requires_grad_()
+    cotangent = torch.randn(5, 4, dtype=torch.float64, generator=generator)
+    parameters = {"alpha": 4.0, "beta": 1.0}
+    for name, shape in (("alpha", alpha_shape), ("beta", beta_shape)):
+        if shape is not None:
+            value = torch.rand(shape, dtype=torch.float64, generator=generator)
+            parameters[name] = value.add_(0.5).requires_grad_()
+    learned = [p for p in parameters.values() if isinstance(p, torch.Tensor)]
+    calls = count_calls(monkeypatch, _torch_eager, ("cotangents",))
+    spike = s2nn_xp.torch.s2nn(x, **parameters)
+    eager = torch.autograd.grad(spike, [x, *learned], cotangent)
+    assert calls["cotangents"] == 1
+    spike = s2nn_xp.torch.s2nn(x, **parameters)
+    graph = torch.autograd.grad(spike, [x, *learned], cotangent, create_graph=True)
+    assert calls["cotangents"] == 1  # the second: _math.partials
+    for got, want, tensor in zip(eager, graph, [x, *learned], strict=True):
+        assert got.shape == tensor.shape
+        torch.testing.assert_close(got, want.detach(), rtol=1e-13, atol=0)
+
+
 # Any value of x and any parameters: the kernels' shorter forms (the tail at
 # max(x, 0), lerp, the sigmoid input clipped at the dtype's lowest value, the
 # beta term's input with epsilon times the weight) must give _math's values,
