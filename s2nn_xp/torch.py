@@ -1396,7 +1396,17 @@ class S2NN(nn.Module):
         """
         assign = local_metadata.get("assign_to_params_buffers", False)
         for name in _PARAMETER_NAMES:
-            if prefix + name in state_dict:
+            if parametrize.is_parametrized(self, name):
+                # Its originals are loaded by the parametrization (a child
+                # module, after this one): the value they give is checked.
+                def given(key: str, now: torch.Tensor, name: str = name) -> Any:
+                    value = state_dict.get(f"{prefix}parametrizations.{name}.{key}")
+                    if not isinstance(value, torch.Tensor) or assign:
+                        return value
+                    return value.to(device=now.device, dtype=now.dtype)
+
+                _check_parametrized(self, name, given)
+            elif prefix + name in state_dict:
                 given = state_dict[prefix + name]
                 value = _checked(name, given, copy=False)
                 current = getattr(self, name)
@@ -1423,6 +1433,15 @@ class S2NN(nn.Module):
         memory is no value), so that a refusal leaves the module as it was.
         """
         for name in _PARAMETER_NAMES:
+            if parametrize.is_parametrized(self, name):
+
+                def convert(key: str, now: torch.Tensor) -> torch.Tensor | None:
+                    with torch.no_grad():
+                        new = fn(now)
+                    return new if new.dtype != now.dtype else None
+
+                _check_parametrized(self, name, convert)
+                continue
             tensor = self._parameters.get(name, self._buffers.get(name))
             if tensor is None:
                 continue
@@ -1545,6 +1564,44 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
         # checked there: 100000 is inf in a float16 default dtype
         value = _storable(name, value, torch.get_default_dtype())
     return value.detach().clone() if copy else value
+
+
+def _check_parametrized(
+    module: nn.Module, name: str, replacement: Callable[[str, torch.Tensor], Any]
+) -> None:
+    """Check the value the parametrization of ``name`` gives from new originals.
+
+    ``replacement(key, now)`` gives the tensor that is to replace the
+    parametrization's original ``key`` (``original``, or ``original0``...),
+    now ``now``, or None where it stays. Checked as an assignment is, before
+    anything changes; a value without values to check (meta, fake) passes.
+    """
+    chain = module.parametrizations[name]
+    keys = (
+        ["original"]
+        if chain.is_tensor
+        else [f"original{index}" for index in range(chain.ntensors)]
+    )
+    originals = []
+    for key in keys:
+        now = getattr(chain, key)
+        new = replacement(key, now)
+        originals.append(now if not isinstance(new, torch.Tensor) else new)
+    if all(
+        new is getattr(chain, key) for new, key in zip(originals, keys, strict=True)
+    ):
+        return  # nothing changes
+    with torch.no_grad():
+        value = chain[0](*originals)
+        index = 1
+        while hasattr(chain, str(index)):  # as ParametrizationList.forward
+            value = chain[index](value)
+            index += 1
+    if isinstance(value, torch.Tensor) and (
+        value.device.type == "meta" or _is_fake(value)
+    ):
+        return
+    _checked(name, value, copy=False)
 
 
 def _expanded(name: str, value: torch.Tensor, current: torch.Tensor) -> torch.Tensor:

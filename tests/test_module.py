@@ -8,6 +8,7 @@ SpikingJelly's own objects are in ``test_clients_torch.py``.
 
 from __future__ import annotations
 
+import copy
 import io
 import warnings
 
@@ -729,3 +730,61 @@ def test_values_for_a_module_on_the_meta_device_are_checked_before_they_move():
         spike.alpha = torch.tensor([1e-8, 1.0], dtype=torch.float64)
     spike.alpha = [0.5, 0.25]
     assert spike.alpha.device.type == "meta"
+
+
+class _Softplus(nn.Module):
+    """The integrations page's positive parametrization."""
+
+    def forward(self, raw):
+        return nn.functional.softplus(raw)
+
+    def right_inverse(self, value):
+        return value + torch.log(-torch.expm1(-value))
+
+
+class _Pair(nn.Module):
+    """A parametrization with two originals (right_inverse gives a tuple)."""
+
+    def forward(self, first, second):
+        return first * second
+
+    def right_inverse(self, value):
+        return value, torch.ones_like(value)
+
+
+@pytest.mark.parametrize("kind", ["softplus", "pair"])
+def test_values_loaded_or_converted_through_a_parametrization_are_checked(kind):
+    """load_state_dict of its originals and .half() check the value they give.
+
+    The originals are the parametrization's (a child module's), which the
+    module's own checks did not see: NaN, 0 or inf loaded or converted
+    silently. A refusal leaves the module as it was.
+    """
+    spike = S2NN(beta=torch.tensor([1e5, 1.0]), learnable=True)
+    parametrization = _Softplus() if kind == "softplus" else _Pair()
+    parametrize.register_parametrization(spike, "beta", parametrization)
+    key = "parametrizations.beta.original" + ("" if kind == "softplus" else "0")
+    before = copy.deepcopy(spike.state_dict())
+    bad_raw = {
+        "nan": torch.tensor([float("nan"), 1.0]),
+        "zero": torch.tensor([-200.0, 1.0]) if kind == "softplus" else torch.zeros(2),
+        "inf": torch.tensor([float("inf"), 1.0]),
+    }
+    for raw in bad_raw.values():
+        state = copy.deepcopy(before)
+        state[key] = raw
+        for assign in (False, True):
+            with pytest.raises(ValueError, match="beta must be finite and > 0"):
+                spike.load_state_dict(state, assign=assign)
+            for name, value in spike.state_dict().items():
+                torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="beta"):
+        spike.half()  # softplus(1e5 in float16 = inf) = inf
+    assert spike.beta.dtype == torch.float32
+    torch.testing.assert_close(spike.beta, torch.tensor([1e5, 1.0]))
+    good = copy.deepcopy(before)
+    good[key] = good[key] * 0.5 if kind == "pair" else good[key] - 1.0
+    spike.load_state_dict(good)
+    assert (spike.beta > 0).all()
+    spike.double()  # a conversion that keeps the values valid
+    assert spike.beta.dtype == torch.float64
