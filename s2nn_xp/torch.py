@@ -649,7 +649,8 @@ def _parameter_jvp(
     A zero tangent contributes 0, even where the partial is infinite
     (``d origin / d beta = log1p(inf)`` at ``x = inf``): forward-mode AD
     gives a parameter without a tangent of its own one of zeros, and
-    ``inf * 0`` would make the tangent NaN where reverse mode gives 0.
+    ``inf * 0`` would make the tangent NaN (as a zero cotangent there makes
+    reverse mode's, in every framework: the Definition page).
     """
     _, d_alpha, d_beta = _partials(x, parameters)
     partial = {"alpha": d_alpha, "beta": d_beta}
