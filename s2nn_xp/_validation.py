@@ -162,6 +162,8 @@ def check_representable(
     dtype: Any,
     largest: float,
     why: str = "the dtype x is computed in",
+    *,
+    flushed_by: str | None = None,
 ) -> Any:
     """Raise ValueError unless ``value`` is finite in ``dtype``.
 
@@ -169,7 +171,10 @@ def check_representable(
     is ``finfo(dtype).max``; ``why`` says what ``dtype`` is, for the
     message. A parameter that overflows the dtype the
     computation runs in would become ``inf`` and make NaN (``0 * inf``) in
-    the branch that is not taken.
+    the branch that is not taken. ``flushed_by`` names the library that
+    computes subnormal numbers as 0 (XLA), where ``x``'s does: there a
+    subnormal value is refused too (it would act as 0: ``alpha=1e-38``
+    gave ``sigmoid(0)`` for every ``x``, silently).
     """
     # Half the smallest subnormal rounds to 0 (alpha > 0 and beta > 0 would
     # not hold; epsilon may be 0). Only float32 has one above float64's.
@@ -193,6 +198,8 @@ def check_representable(
         too_large = bool(np.any(magnitude >= limit))
         too_small = name != "epsilon" and bool(np.any(magnitude <= vanishing))
     if not (too_large or too_small):
+        if flushed_by is not None:
+            _check_not_flushed(name, value, narrow, dtype, flushed_by)
         return value
     if isinstance(value, float):
         what = f"{name}={value!r} " + ("overflows" if too_large else "is 0 in")
@@ -847,8 +854,39 @@ def _native_byte_order(x: Any) -> Any:
     return x
 
 
+def _check_not_flushed(
+    name: str, value: Any, narrow: bool, dtype: Any, library: str
+) -> None:
+    """Raise ValueError where ``value`` is subnormal in ``dtype`` (not 0)."""
+    smallest_normal = 2.0**-126 if narrow else 2.0**-1022
+    if isinstance(value, float):
+        flushed = 0.0 < abs(value) < smallest_normal
+        what = f"{name}={value!r} is"
+    else:
+        import numpy as np
+
+        magnitude = np.abs(np.asarray(value, dtype=np.float64))
+        flushed = bool(np.any((magnitude > 0.0) & (magnitude < smallest_normal)))
+        what = f"{name} has values that are"
+    if flushed:
+        allowed = "0 or " if name == "epsilon" else ""
+        msg = (
+            f"{what} subnormal in {_dtype_name(dtype)}, which {library} computes "
+            f"as 0 (it flushes subnormal numbers to zero); give {allowed}at least "
+            f"{smallest_normal!r}"
+        )
+        raise ValueError(msg)
+
+
 def check_parameter(
-    xp: ModuleType, name: str, value: Any, x: Any, compute_dtype: Any, largest: float
+    xp: ModuleType,
+    name: str,
+    value: Any,
+    x: Any,
+    compute_dtype: Any,
+    largest: float,
+    *,
+    flushed_by: str | None = None,
 ) -> Any:
     """A validated parameter: a checked float, or an array of ``x``'s library.
 
@@ -856,13 +894,16 @@ def check_parameter(
     are checked against the compute dtype and moved to ``x``'s library and
     device in that dtype; arrays of ``x``'s library are checked for dtype and
     shape (and returned in their own dtype: casting may be left to compiled
-    code); arrays of a third library are rejected.
+    code); arrays of a third library are rejected. ``flushed_by`` as for
+    :func:`check_representable`.
     """
     if isinstance(value, float):
-        return check_representable(name, value, compute_dtype, largest)
+        return check_representable(
+            name, value, compute_dtype, largest, flushed_by=flushed_by
+        )
     numpy = sys.modules.get("numpy")
     if numpy is not None and isinstance(value, numpy.ndarray):
-        check_representable(name, value, compute_dtype, largest)
+        check_representable(name, value, compute_dtype, largest, flushed_by=flushed_by)
         check_broadcast(name, value.shape, x.shape)
         # A value that rounds to 0 or inf in the compute dtype was judged
         # above, as numbers are: the cast itself is quiet.
@@ -877,7 +918,7 @@ def check_parameter(
     check_device(name, value, x)
     view = _host_view(value)
     if view is not None:
-        check_representable(name, view, compute_dtype, largest)
+        check_representable(name, view, compute_dtype, largest, flushed_by=flushed_by)
     return value
 
 
@@ -891,9 +932,17 @@ def check_arguments(
     """
     compute_dtype, result_dtype = input_dtypes(xp, x)
     largest = float(xp.finfo(compute_dtype).max)
+    backend = _backends.of_array(x)
+    flushed_by = backend.name if backend and backend.flushes_subnormals else None
     checked = {
         name: check_parameter(
-            xp, name, validate_parameter(name, value), x, compute_dtype, largest
+            xp,
+            name,
+            validate_parameter(name, value),
+            x,
+            compute_dtype,
+            largest,
+            flushed_by=flushed_by,
         )
         for name, value in params.items()
     }

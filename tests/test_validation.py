@@ -323,6 +323,31 @@ def test_subnormal_input_spikes_as_the_definition_says(xp):
     assert spike.tolist() == ([1.0] if flushed else [0.0])
 
 
+@pytest.mark.parametrize("name", ["alpha", "beta", "epsilon"])
+@pytest.mark.parametrize("form", ["number", "numpy"])
+def test_subnormal_parameters_are_refused_where_they_would_act_as_0(xp, name, form):
+    """Where the library flushes subnormals (XLA), a subnormal parameter is 0.
+
+    alpha=1e-38 gave sigmoid(0) = 0.5 for every x < 0 there, silently (0.27
+    at x = -1e38 elsewhere); a subnormal epsilon was 0. Refused there,
+    naming the parameter; computed with its value elsewhere.
+    """
+    tiny = float(np.finfo(np.float32).smallest_normal) / 4
+    value = tiny if form == "number" else np.array([tiny, 1.0, 2.0])
+    x = _on(xp, [-1e38, 0.0, 1.0], "float32")
+    if backend_of(xp).flushes_subnormals:
+        match = rf"^{name}\b.* subnormal in float32, which \w+ computes as 0"
+        with pytest.raises(ValueError, match=match):
+            s2nn_xp.origin(x, **{name: value})
+        for zero_epsilon in (0.0, np.zeros(3)):  # 0 itself is no subnormal
+            s2nn_xp.origin(x, epsilon=zero_epsilon)
+        return
+    got = to_numpy(s2nn_xp.origin(x, **{name: value}))
+    assert np.isfinite(got).all()
+    if name == "alpha":  # sigmoid(-1e38 * 2.9e-39), not sigmoid(0)
+        assert abs(float(got[0]) - 1 / (1 + np.exp(1e38 * tiny))) < 1e-6
+
+
 def test_the_definition_documents_flushed_subnormals():
     from pathlib import Path
 
