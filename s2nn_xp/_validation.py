@@ -981,6 +981,7 @@ def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepar
         x = numpy.ma.getdata(x)
     if xp is None:
         xp = _compat.array_namespace(x)
+        check_standard_version(xp)
     compute_dtype, result_dtype, params = check_arguments(xp, x, params)
     if x.dtype != compute_dtype:
         x = xp.astype(x, compute_dtype)
@@ -988,6 +989,27 @@ def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepar
         if not isinstance(value, float):
             params[name] = xp.astype(value, compute_dtype, copy=False)
     return Prepared(xp=xp, x=x, dtype=result_dtype, params=params, mask=mask)
+
+
+# The array API standard the math needs: clip (2023.12) and the namespace's
+# __array_namespace_info__ (default dtypes, 2023.12).
+MINIMUM_STANDARD = "2023.12"
+
+
+def check_standard_version(xp: ModuleType) -> None:
+    """Raise TypeError where ``xp`` implements an older array API standard.
+
+    Versions are ``YYYY.MM`` strings, ordered as strings; a namespace that
+    states none is taken at its word (array-api-compat's state theirs).
+    """
+    version = getattr(xp, "__array_api_version__", None)
+    if isinstance(version, str) and version < MINIMUM_STANDARD:
+        msg = (
+            f"x is an array of {_library(xp)}, whose namespace implements the "
+            f"array API standard {version}; s2nn_xp needs {MINIMUM_STANDARD} "
+            "or later (clip, __array_namespace_info__)"
+        )
+        raise TypeError(msg)
 
 
 def host_floats(name: str, values: Any) -> Any:

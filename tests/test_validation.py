@@ -1084,3 +1084,41 @@ def test_an_element_numpy_cannot_read_is_named_by_the_argument():
     _, pullback = s2nn_xp.vjp(np.zeros(3))
     with pytest.raises(ValueError, match=r"cotangent is no rectangular .*no values"):
         pullback([_FailingArray()])
+
+
+def test_a_namespace_of_an_older_standard_is_refused_naming_the_minimum(xp):
+    """array-api-strict set to 2022.12 has no clip: raw RuntimeErrors and a
+    ValueError came from deep inside the math, by input."""
+    if backend_of(xp).name != "array_api_strict":  # its flags set the version
+        pytest.skip("array-api-strict's flags choose the standard's version")
+    xs = xp
+    with xs.ArrayAPIStrictFlags(api_version="2022.12"):
+        calls = [
+            lambda: s2nn_xp.gradient(xs.asarray([-1.0, 1.0])),
+            lambda: s2nn_xp.forward(xs.asarray([1, 2])),
+            lambda: s2nn_xp.origin(xs.asarray([1.0, 2.0]), alpha=np.array([2.0, 1.0])),
+            lambda: s2nn_xp.vjp(xs.asarray([1.0])),
+            lambda: s2nn_xp.s2nn([0.5], xp=xs),
+        ]
+        for call in calls:
+            with pytest.raises(
+                TypeError, match=r"standard 2022\.12; .* 2023\.12 or later"
+            ):
+                call()
+    assert s2nn_xp.forward(xs.asarray([-1.0, 1.0])).__array_namespace__() is not None
+
+
+def test_the_minimum_standard_is_checked_where_a_namespace_states_its_own():
+    from types import ModuleType
+
+    from s2nn_xp._validation import MINIMUM_STANDARD, check_standard_version
+
+    for version, refused in (("2021.12", True), (MINIMUM_STANDARD, False)):
+        namespace = ModuleType("old_arrays")
+        namespace.__array_api_version__ = version  # type: ignore[attr-defined]
+        if refused:
+            with pytest.raises(TypeError, match="x is an array of old_arrays"):
+                check_standard_version(namespace)
+        else:
+            check_standard_version(namespace)
+    check_standard_version(ModuleType("states_none"))
