@@ -538,6 +538,8 @@ def validate_parameter(name: str, value: Any) -> Any:
         # NumPy data goes to x's library; other libraries' arrays stay theirs.
         return values if _is_numpy(value) else value
     if _may_be_array(value) and _compat.is_array_api_obj(value):
+        if not _has_array_attributes(value):
+            raise _not_an_array(name, value, "a real number or an array")
         return value
     unwrapped = _compat.stood_for(value, name)  # a wrapper of a JAX array
     if unwrapped is not value:
@@ -603,6 +605,8 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
     array it wraps.
     """
     if _compat.is_array_api_obj(x):
+        if not _has_array_attributes(x):
+            raise _not_an_array("x", x, "an array or a real number")
         return x
     unwrapped = _compat.stood_for(x)
     if unwrapped is not x:
@@ -611,6 +615,20 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
         msg = f"x must be an array or a real number, not {describe(x)}"
         raise TypeError(msg)
     return _host_array("x", _python_number("x", x), None if xp is None else xp.asarray)
+
+
+def _has_array_attributes(value: Any) -> bool:
+    """Whether an object with ``__array_namespace__`` has what every array has."""
+    return hasattr(value, "dtype") and hasattr(value, "shape")
+
+
+def _not_an_array(name: str, value: Any, accepted: str) -> TypeError:
+    """The error for an object that names a namespace but is no array."""
+    msg = (
+        f"{name} must be {accepted}, not {describe(value)}, which has "
+        "__array_namespace__ but no dtype or shape"
+    )
+    return TypeError(msg)
 
 
 def _python_number(name: str, value: Any) -> Any:
@@ -1039,6 +1057,8 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     xp = p.xp
     if not _compat.is_array_api_obj(cotangent):  # a wrapper of a JAX array?
         cotangent = _compat.stood_for(cotangent, "cotangent")
+    elif not _has_array_attributes(cotangent):
+        raise _not_an_array("cotangent", cotangent, "a real number or an array")
     if _is_bool(cotangent) or not (
         isinstance(cotangent, numbers.Real)
         or _is_sequence(cotangent)

@@ -1122,3 +1122,30 @@ def test_the_minimum_standard_is_checked_where_a_namespace_states_its_own():
         else:
             check_standard_version(namespace)
     check_standard_version(ModuleType("states_none"))
+
+
+class _NamesANamespaceOnly:
+    """An object with ``__array_namespace__`` and nothing else of an array."""
+
+    def __array_namespace__(self, api_version=None):
+        return np
+
+
+def test_an_object_that_only_names_a_namespace_is_refused_alike(xp):
+    """x, a parameter or a cotangent: one TypeError naming it on every backend
+    (AttributeError for its dtype, or "cannot be mixed" by library, before)."""
+    fake = _NamesANamespaceOnly()
+    x = _on(xp, [-0.5, 0.5], "float32")
+    calls = {
+        "x": lambda: s2nn_xp.gradient(fake),
+        "alpha": lambda: s2nn_xp.gradient(x, alpha=fake),
+        "epsilon": lambda: s2nn_xp.origin(x, epsilon=fake),
+        "cotangent": lambda: s2nn_xp.vjp(x)[1](fake),
+    }
+    for name, call in calls.items():
+        match = (
+            rf"^{name} must be .*, not .*_NamesANamespaceOnly, which has "
+            r"__array_namespace__ but no dtype or shape$"
+        )
+        with pytest.raises(TypeError, match=match):
+            call()
