@@ -9,7 +9,9 @@ multi-GB CUDA build).
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import runpy
 import shutil
 
@@ -71,13 +73,24 @@ def lint(session: nox.Session) -> None:
     mypy sees NumPy's and array-api-compat's types; the optional frameworks
     are not installed here and count as untyped (``ignore_missing_imports``).
     """
-    # pinned: new rules or checks must not fail CI
-    session.install(
-        "ruff==0.17.6", "mypy==1.19.1", "numpy>=1.26", "array-api-compat>=1.11"
-    )
+    # pinned: new rules or checks must not fail CI; the package's own
+    # requirements as pyproject.toml states them (one place)
+    session.install("ruff==0.17.6", "mypy==1.19.1", *_requirements())
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+
+
+def _requirements() -> list[str]:
+    """The package's dependencies, from ``pyproject.toml`` (one line there).
+
+    Read with a pattern, not ``tomllib``, which Python 3.10 lacks.
+    """
+    with open("pyproject.toml") as file:
+        line = re.search(r"^dependencies = (\[.*\])$", file.read(), re.MULTILINE)
+    assert line is not None, "pyproject.toml: dependencies on one line"
+    dependencies: list[str] = ast.literal_eval(line.group(1))
+    return dependencies
 
 
 _SDIST_CHECK = """

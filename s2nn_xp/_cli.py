@@ -887,7 +887,8 @@ def _shows_windows(backend: str) -> bool:
     except ImportError:  # matplotlib 3.8
         from matplotlib import rcsetup
 
-        files_only = list(rcsetup.non_interactive_bk)
+        # getattr: newer matplotlib, whose types mypy may see, has none
+        files_only = list(getattr(rcsetup, "non_interactive_bk", ()))
     else:
         files_only = backend_registry.list_builtin(BackendFilter.NON_INTERACTIVE)
     return backend.lower() not in {name.lower() for name in files_only}

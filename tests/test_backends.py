@@ -368,6 +368,40 @@ def test_every_backend_has_its_nox_session_and_readme_entry():
     )
 
 
+def test_every_backends_session_installs_extras_that_exist_and_join_all():
+    """The extras a backend's session installs are in ``pyproject.toml``, and
+    those of a library that runs on the CPU join ``all`` (nothing checked
+    the extras: a missing one failed only when the session installed it)."""
+    repo = Path(__file__).resolve().parents[1]
+    sessions = _nox_sessions((repo / "noxfile.py").read_text())
+    pyproject = (repo / "pyproject.toml").read_text()
+    section = re.search(
+        r"^\[project\.optional-dependencies\]\n(.*?)^\[", pyproject, re.S | re.M
+    )
+    assert section is not None
+    extras = set(re.findall(r"^([\w-]+) = ", section.group(1), re.M))
+    everything = re.search(
+        r'^all = \["s2nn-xp\[([\w,-]+)\]"\]$', section.group(1), re.M
+    )
+    assert everything is not None, 'pyproject.toml: all = ["s2nn-xp[...]"]'
+    in_all = set(everything.group(1).split(","))
+    tools = {"test", "plot", "docs", "examples"}
+    for name, backend in _backends.BACKENDS.items():
+        installed = {
+            extra
+            for group in re.findall(r'"-e", "\.\[([\w,-]+)\]"', sessions[name])
+            for extra in group.split(",")
+        }
+        assert installed, f"session {name!r} installs no extra of the package"
+        unknown = sorted(installed - extras)
+        assert not unknown, (
+            f"session {name!r} installs extras {unknown} that do not exist"
+        )
+        if "cpu" in backend.device_kinds:
+            outside = sorted(installed - tools - in_all)
+            assert not outside, f"extras {outside} of {name!r} are not in all"
+
+
 def _nox_sessions(source: str) -> dict[str, str]:
     """Each nox session of a noxfile's ``source``, by name: its function's code.
 
