@@ -7,6 +7,7 @@ from, so that no framework is imported before the caller's array needs it.
 from __future__ import annotations
 
 import contextlib
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = [
     "is_dask_namespace",
     "is_jax_array",
     "is_jax_namespace",
+    "is_jax_tracer",
     "is_lazy_array",
     "is_numpy_array",
     "is_numpy_namespace",
@@ -88,6 +90,16 @@ def placement(x: Any) -> Any:
     return None if devices is not None and len(devices) > 1 else where
 
 
+def is_jax_tracer(value: Any) -> bool:
+    """Whether ``value`` is a JAX tracer (an abstract value under a transform).
+
+    Without importing JAX: a tracer exists only where JAX was imported.
+    """
+    jax_core = sys.modules.get("jax.core")
+    tracer = getattr(jax_core, "Tracer", None)
+    return tracer is not None and isinstance(value, tracer)
+
+
 def committed_devices(x: Any) -> Any:
     """The devices a concrete JAX array is committed to, else None.
 
@@ -96,12 +108,7 @@ def committed_devices(x: Any) -> Any:
     words naming its compiled function's arguments. A tracer has no devices
     to compare.
     """
-    if not is_jax_array(x):
-        return None
-    import jax
-
-    tracer = getattr(jax.core, "Tracer", None)
-    if tracer is not None and isinstance(x, tracer):
+    if not is_jax_array(x) or is_jax_tracer(x):
         return None
     try:
         committed = x.committed

@@ -116,6 +116,12 @@ def validate_flag(name: str, value: Any) -> bool:
     if _is_bool(value):
         return bool(value)
     msg = f"{name} must be a bool, not {describe(value)}"
+    if _compat.is_jax_tracer(value):
+        # jax.jit(s2nn_xp.s2nn)(x, origin=True) traces every argument
+        msg += (
+            f" (a traced value: under jax.jit make {name} static, "
+            f"static_argnames={name!r}, or close over it)"
+        )
     raise TypeError(msg)
 
 
@@ -173,8 +179,9 @@ def check_representable(
     computation runs in would become ``inf`` and make NaN (``0 * inf``) in
     the branch that is not taken. ``flushed_by`` names the library that
     computes subnormal numbers as 0 (XLA), where ``x``'s does: there a
-    subnormal value is refused too (it would act as 0: ``alpha=1e-38``
-    gave ``sigmoid(0)`` for every ``x``, silently).
+    subnormal ``alpha`` or ``beta`` is refused too (it would act as 0:
+    ``alpha=1e-38`` gave ``sigmoid(0)`` for every ``x``, silently); a tiny
+    ``epsilon`` acts as 0, which it may be, as one that rounds to 0 does.
     """
     # Half the smallest subnormal rounds to 0 (alpha > 0 and beta > 0 would
     # not hold; epsilon may be 0). Only float32 has one above float64's.
@@ -198,7 +205,8 @@ def check_representable(
         too_large = bool(np.any(magnitude >= limit))
         too_small = name != "epsilon" and bool(np.any(magnitude <= vanishing))
     if not (too_large or too_small):
-        if flushed_by is not None:
+        if flushed_by is not None and name != "epsilon":
+            # epsilon may be 0: a tiny one acts as 0, as one that rounds to 0
             _check_not_flushed(name, value, narrow, dtype, flushed_by)
         return value
     if isinstance(value, float):
@@ -887,10 +895,9 @@ def _check_not_flushed(
         flushed = bool(np.any((magnitude > 0.0) & (magnitude < smallest_normal)))
         what = f"{name} has values that are"
     if flushed:
-        allowed = "0 or " if name == "epsilon" else ""
         msg = (
             f"{what} subnormal in {_dtype_name(dtype)}, which {library} computes "
-            f"as 0 (it flushes subnormal numbers to zero); give {allowed}at least "
+            f"as 0 (it flushes subnormal numbers to zero); give at least "
             f"{smallest_normal!r}"
         )
         raise ValueError(msg)

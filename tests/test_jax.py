@@ -850,3 +850,15 @@ def test_x_may_be_given_by_keyword():
         function = getattr(s2nn_xp.jax, name)
         np.testing.assert_array_equal(function(x=x), function(x))
     np.testing.assert_array_equal(s2nn_xp.jax.vjp(x=x)[0], s2nn_xp.jax.vjp(x)[0])
+
+
+def test_a_traced_origin_flag_says_how_to_make_it_static():
+    """jax.jit of the function traces origin too: the error says what to do."""
+    x = jnp.array([-0.5, 0.5])
+    for function in (s2nn_xp.s2nn, s2nn_xp.jax.s2nn, s2nn_xp.vjp):
+        with pytest.raises(
+            TypeError, match=r"origin must be a bool, not .*static_argnames='origin'"
+        ):
+            jax.jit(function)(x, origin=True)
+    compiled = jax.jit(s2nn_xp.s2nn, static_argnames="origin")
+    np.testing.assert_array_equal(compiled(x, origin=True), s2nn_xp.origin(x))
