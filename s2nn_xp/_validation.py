@@ -552,8 +552,19 @@ def validate_parameter(name: str, value: Any) -> Any:
     unwrapped = _compat.stood_for(value, name)  # a wrapper of a JAX array
     if unwrapped is not value:
         return unwrapped
+    if _reads_as_array(value):  # host data as x takes it (NumPy reads it)
+        return host_values(name, value)
     msg = f"{name} must be a real number or an array, not {describe(value)}"
     raise TypeError(msg)
+
+
+def _reads_as_array(value: Any) -> bool:
+    """Whether NumPy reads ``value`` as an array by a protocol (``__array__``).
+
+    Host data that ``x`` takes, as parameters and cotangents take it too.
+    """
+    kind = type(value)
+    return hasattr(kind, "__array__") or hasattr(kind, "__array_interface__")
 
 
 def _within_float64(name: str, value: Any) -> None:
@@ -622,7 +633,17 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
     if x is None or isinstance(x, (*_TEXT, dict, set)):
         msg = f"x must be an array or a real number, not {describe(x)}"
         raise TypeError(msg)
-    return _host_array("x", _python_number("x", x), None if xp is None else xp.asarray)
+    host = _host_array("x", _python_number("x", x), None if xp is None else xp.asarray)
+    if (
+        getattr(host, "dtype", None) == object
+        and getattr(host, "ndim", None) == 0
+        and not isinstance(x, numbers.Number)
+    ):
+        # NumPy wraps an object it cannot read (one with __dlpack__ alone,
+        # or __index__) as itself: it is no array, not an array of objects
+        msg = f"x must be an array or a real number, not {describe(x)}"
+        raise TypeError(msg)
+    return host
 
 
 def _has_array_attributes(value: Any) -> bool:
@@ -1071,6 +1092,7 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
         or _is_sequence(cotangent)
         or _compat.is_array_api_obj(cotangent)
         or _is_numpy(cotangent)  # subclasses too (np.matrix), as for x
+        or _reads_as_array(cotangent)
     ):
         msg = f"cotangent must be a real number or an array, not {describe(cotangent)}"
         raise TypeError(msg)

@@ -1149,3 +1149,49 @@ def test_an_object_that_only_names_a_namespace_is_refused_alike(xp):
         )
         with pytest.raises(TypeError, match=match):
             call()
+
+
+class _ReadByNumPy:
+    """An object NumPy reads through ``__array__`` (as pandas' and xarray's)."""
+
+    def __init__(self, values):
+        self.values = np.asarray(values, dtype=np.float64)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.values if dtype is None else self.values.astype(dtype)
+
+
+def test_what_x_takes_through_array_parameters_and_cotangents_take(xp):
+    """x took an object with __array__ as host data; a parameter or a
+    cotangent refused it ("must be a real number or an array")."""
+    x = _on(xp, [-0.5, 0.5], "float32")
+    alpha = _ReadByNumPy([2.0, 4.0])
+    want = to_numpy(s2nn_xp.gradient(x, alpha=np.array([2.0, 4.0])))
+    np.testing.assert_array_equal(to_numpy(s2nn_xp.gradient(x, alpha=alpha)), want)
+    _, pullback = s2nn_xp.vjp(x)
+    np.testing.assert_array_equal(
+        to_numpy(pullback(_ReadByNumPy([1.0, 3.0]))),
+        to_numpy(pullback(np.array([1.0, 3.0]))),
+    )
+    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+        s2nn_xp.gradient(x, alpha=_ReadByNumPy([-1.0, 4.0]))
+
+
+class _DLPackOnly:
+    def __dlpack__(self, **kwargs):
+        raise BufferError("no data")
+
+    def __dlpack_device__(self):
+        return (1, 0)
+
+
+class _IndexOnly:
+    def __index__(self):
+        return 3
+
+
+@pytest.mark.parametrize("kind", [_DLPackOnly, _IndexOnly])
+def test_x_that_numpy_reads_as_an_object_is_no_array(kind):
+    """It said "x must have a real numeric dtype, not object": x is no array."""
+    with pytest.raises(TypeError, match=r"^x must be an array or a real number, not"):
+        s2nn_xp.gradient(kind())
