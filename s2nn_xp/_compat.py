@@ -29,6 +29,7 @@ from array_api_compat import (
 )
 
 __all__ = [
+    "array_for",
     "array_namespace",
     "clip",
     "committed_devices",
@@ -88,6 +89,26 @@ def placement(x: Any) -> Any:
     where = device(x)
     devices = getattr(where, "device_set", None)  # a JAX Sharding
     return None if devices is not None and len(devices) > 1 else where
+
+
+def array_for(xp: ModuleType, host: Any, dtype: Any, x: Any) -> Any:
+    """NumPy values ``host`` as an array of ``xp`` in ``dtype``, made to meet ``x``.
+
+    On ``x``'s device; for Dask, in ``x``'s chunks along the axes where
+    ``host`` has ``x``'s size (aligned on the last axes, as it broadcasts),
+    so that no rechunk is needed: one chunk would be rechunked to ``x``'s,
+    which Dask refuses beyond 32 dimensions.
+    """
+    if not is_dask_array(x):
+        return xp.asarray(host, dtype=dtype, device=placement(x))
+    import dask.array
+
+    offset = x.ndim - host.ndim
+    chunks = tuple(
+        x.chunks[offset + axis] if size == x.shape[offset + axis] else (size,)
+        for axis, size in enumerate(host.shape)
+    )
+    return dask.array.from_array(host.astype(dtype, copy=False), chunks=chunks)
 
 
 def is_jax_tracer(value: Any) -> bool:

@@ -635,7 +635,7 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
         raise TypeError(msg)
     host = _host_array("x", _python_number("x", x), None if xp is None else xp.asarray)
     if (
-        getattr(host, "dtype", None) == object
+        getattr(getattr(host, "dtype", None), "kind", None) == "O"
         and getattr(host, "ndim", None) == 0
         and not isinstance(x, numbers.Number)
     ):
@@ -1154,7 +1154,7 @@ def _from_host(xp: ModuleType, name: str, values: Any, dtype: Any, x: Any) -> An
 
     with np.errstate(over="ignore", under="ignore"):
         host = _compat.readable_host_array(host_floats(name, values))
-        return xp.asarray(host, dtype=dtype, device=_compat.placement(x))
+        return _compat.array_for(xp, host, dtype, x)
 
 
 def finish(result: Any, prepared: Prepared) -> Any:

@@ -156,3 +156,20 @@ def test_parameters_of_unknown_size_are_refused_clearly(function):
     if function == "vjp":
         result, want = result[0], want[0]
     np.testing.assert_array_equal(result.compute(), want)
+
+
+def test_host_parameters_and_cotangents_of_more_than_32_dimensions():
+    """Host data became one chunk, rechunked to x's chunks, which Dask refuses
+    beyond 32 dimensions (a RuntimeError where NumPy, PyTorch and JAX compute)."""
+    shape = (1,) * 32 + (6,)
+    values = np.linspace(-2.0, 2.0, 6).reshape(shape)
+    x = da.from_array(values, chunks=2)
+    alpha = np.full(shape, 2.0)
+    got = s2nn_xp.gradient(x, alpha=alpha).compute()
+    np.testing.assert_array_equal(got, s2nn_xp.gradient(values, alpha=alpha))
+    _, pullback = s2nn_xp.vjp(x, alpha=np.full(6, 2.0))
+    cotangent = np.linspace(0.5, 1.0, 6).reshape(shape)
+    np.testing.assert_array_equal(
+        pullback(cotangent).compute(),
+        s2nn_xp.gradient(values, alpha=alpha) * cotangent,
+    )
