@@ -342,7 +342,11 @@ def test_subnormal_parameters_are_refused_where_they_would_act_as_0(xp, name, fo
         with pytest.raises(ValueError, match=match):
             s2nn_xp.origin(x, **{name: value})
         return
-    got = to_numpy(s2nn_xp.origin(x, **{name: value}))
+    # Dask computes its graph here, under this error state: -1000 / alpha,
+    # the sigmoid input's floor, overflows there (to -inf, a bound no value
+    # reaches), as the docs' Backends page says
+    with np.errstate(over="ignore"):
+        got = to_numpy(s2nn_xp.origin(x, **{name: value}))
     assert np.isfinite(got).all()
     if name == "alpha":  # sigmoid(-1e38 * 2.9e-39), not sigmoid(0)
         assert abs(float(got[0]) - 1 / (1 + np.exp(1e38 * tiny))) < 1e-6
