@@ -184,7 +184,20 @@ def clip(
             # exporter (tracing): its Clip without a maximum caps inf at the
             # largest float in onnxruntime (origin(inf) gave 89); Max does not.
             if tensor_bound:
-                return xp.clip(x, min=low, max=high)
+                # each bound by its own operation: array-api-compat's clip
+                # makes a tensor of a number bound (a TracerWarning under
+                # torch.jit.trace: a constant of the trace)
+                if high is not None:
+                    x = (
+                        torch.minimum(x, high)
+                        if isinstance(high, torch.Tensor)
+                        else torch.clamp(x, max=high)
+                    )
+                if low is None:
+                    return x
+                if isinstance(low, torch.Tensor):
+                    return torch.maximum(x, low)
+                return torch.clamp(x, min=low)
             if high is not None or not torch.jit.is_tracing():
                 return torch.clamp(x, low, high)
         elif (

@@ -174,9 +174,13 @@ def test_spiking_and_primitive_functions_as_spikingjelly_names_them():
     torch.testing.assert_close(grad, origin_grad)
 
 
+@pytest.mark.parametrize("origin", [False, True], ids=["spike", "origin"])
 @pytest.mark.parametrize("learnable", [False, True])
-def test_jit_trace_of_a_model_prints_no_tracer_warning(learnable):
+def test_jit_trace_of_a_model_prints_no_tracer_warning(learnable, origin):
+    """Origin mode with tensor parameters clipped with a tensor bound through
+    array-api-compat's clip, which made a tensor of the number bound."""
     spike = S2NN(alpha=[4.0] * 4, learnable=True) if learnable else S2NN()
+    spike.origin = origin
     model = nn.Sequential(nn.Linear(3, 4), spike)
     x = torch.randn(5, 3)
     with warnings.catch_warnings():
