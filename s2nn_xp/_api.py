@@ -421,14 +421,6 @@ class S2NN:
     ``jax.jit`` and ``jax.vmap`` over it, and models (equinox modules, flax
     parameter trees) that hold one as a field train its parameters.
 
-    Its parameters may change (assignment), so an object equals only itself
-    and hashes by identity, as a PyTorch module does: where ``jax.jit``
-    takes one as a static argument, an object with other values is another
-    argument, never one compiled for an earlier object's values. The values
-    of an object that ``jax.jit`` compiles as a constant (closed over, a
-    static argument, the function jitted) are those it had then; to change
-    them between calls, pass the object as an argument (a pytree).
-
     Parameters
     ----------
     alpha, beta, epsilon : float, array or brainstate.State
@@ -583,10 +575,37 @@ class S2NN:
             f"epsilon={self.epsilon!r}{flag})"
         )
 
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self) or not isinstance(other, S2NN):
+            return NotImplemented
+        # epsilon as the pytree's static part compares it: by value
+        same = all(_same(getattr(self, name), getattr(other, name)) for name in _LEAVES)
+        static = _Static(self.epsilon) == _Static(other.epsilon)
+        return same and static and self.origin == other.origin
+
+    def __hash__(self) -> int:
+        keys = (_hash_key(getattr(self, name)) for name in _LEAVES)
+        return hash((type(self), *keys, _Static(self.epsilon).key()))
+
 
 _PARAMETER_NAMES = ("alpha", "beta", "epsilon")
 _LEAVES = ("alpha", "beta")
 """The parameters that are pytree leaves (differentiable); epsilon is a constant."""
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Floats compare by value, array parameters by identity (alpha, beta).
+
+    Both must be floats to compare by value: a float against an array would
+    compare elementwise (an array, whose truth NumPy refuses for more than
+    one element, and a 0-d array equal to a float that hashes otherwise).
+    """
+    return a is b or (isinstance(a, float) and isinstance(b, float) and a == b)
+
+
+def _hash_key(value: Any) -> Any:
+    """Floats hash by value, array parameters by identity (as they compare)."""
+    return value if isinstance(value, float) else id(value)
 
 
 class _Static:

@@ -204,6 +204,33 @@ class TestS2NNObject:
         with pytest.raises(TypeError, match="origin must be a bool"):
             s2nn_xp.S2NN(origin="yes")
 
+    def test_equality_and_hash(self):
+        a, b = s2nn_xp.S2NN(4.0, 1.0), s2nn_xp.S2NN(alpha=4, beta=1.0, epsilon=1e-8)
+        assert a == b and hash(a) == hash(b)
+        assert a != s2nn_xp.S2NN(alpha=5.0)
+        assert len({a, b, s2nn_xp.S2NN(beta=2.0)}) == 2
+        b.origin = True
+        assert a != b and hash(a) == hash(b)
+        assert a != "S2NN"
+
+    def test_array_parameters_compare_by_identity_and_epsilon_by_value(self):
+        """alpha and beta may be traced (leaves); epsilon is static, copied."""
+        alpha = np.array([4.0, 8.0])
+        a = s2nn_xp.S2NN(alpha=alpha)
+        assert a == s2nn_xp.S2NN(alpha=alpha)
+        assert a != s2nn_xp.S2NN(alpha=alpha.copy())
+        assert hash(a) == hash(s2nn_xp.S2NN(alpha=alpha))
+        epsilon = np.array([1e-8, 1e-6])
+        e = s2nn_xp.S2NN(epsilon=epsilon)
+        for same in (
+            s2nn_xp.S2NN(epsilon=epsilon.copy()),
+            s2nn_xp.S2NN(epsilon=[1e-8, 1e-6]),
+        ):
+            assert same == e and hash(same) == hash(e)
+        assert e != s2nn_xp.S2NN(epsilon=2 * epsilon)
+        assert e != s2nn_xp.S2NN(epsilon=epsilon.astype(np.float32))
+        assert s2nn_xp.S2NN(epsilon=np.array(1e-8)) != s2nn_xp.S2NN()
+
     def test_call_and_methods(self):
         fn = s2nn_xp.S2NN(alpha=8.0, beta=2.0)
         np.testing.assert_array_equal(fn(X), s2nn_xp.forward(X))

@@ -44,7 +44,7 @@ def test_assignment_raises_what_the_constructor_raises(name, value):
     assigned = _error_of(lambda: setattr(fn, name, value))
     assert assigned == constructed
     assert name in assigned[1]
-    assert repr(fn) == repr(s2nn_xp.S2NN())  # unchanged
+    assert fn == s2nn_xp.S2NN()  # unchanged
 
 
 def test_assignment_stores_what_the_constructor_stores():
@@ -58,13 +58,13 @@ def test_assignment_stores_what_the_constructor_stores():
     # a read-only copy (static where JAX compiles), equal by value
     assert fn.epsilon is not per_neuron and not fn.epsilon.flags.writeable
     np.testing.assert_array_equal(fn.epsilon, per_neuron)
-    assert repr(fn) == repr(s2nn_xp.S2NN(8.0, 2.0, per_neuron))
+    assert fn == s2nn_xp.S2NN(8.0, 2.0, per_neuron)
     with pytest.raises(AttributeError):
         fn.gamma = 1.0  # no other attributes (slots)
     for name in ("alpha", "epsilon", "origin"):
         with pytest.raises(AttributeError, match=f"cannot delete '{name}' of S2NN"):
             delattr(fn, name)
-    assert repr(fn) == repr(s2nn_xp.S2NN(8.0, 2.0, per_neuron))
+    assert fn == s2nn_xp.S2NN(8.0, 2.0, per_neuron)
 
 
 def test_adapters_are_attributes_loaded_on_first_access():
@@ -106,25 +106,20 @@ def test_an_array_of_a_wrong_dtype_is_refused_at_construction(xp, dtype):
 
 
 @pytest.mark.parametrize("shape", [(), (1,), (3,)])
-def test_objects_compare_and_hash_by_identity(xp, shape):
-    """Mutable objects: each equal only to itself, whatever the values.
+def test_a_float_and_an_array_parameter_are_unequal_both_ways(xp, shape):
+    """Equality is by value for floats, by identity for arrays, without raising.
 
-    By value, an object changed after it went into a set or a cache (JAX's
-    static arguments) was found under its old values, and an equal new one
-    got what was computed for the old values; a float against an array
-    compared elementwise (an error for more than one value).
+    A float against an array compared elementwise: True one way for a 0-d or
+    one-value array (with different hashes), an error for more values.
     """
     array = xp.asarray(np.full(shape, 4.0))
     plain, with_array = s2nn_xp.S2NN(), s2nn_xp.S2NN(alpha=array)
-    assert plain != with_array and with_array != plain
-    assert plain != s2nn_xp.S2NN()  # the same values: another object
-    assert with_array == with_array and with_array not in [plain]
-    kept = {plain: "plain", with_array: "array"}
-    plain.alpha = 2.0
-    with_array.origin = True
-    assert kept[plain] == "plain" and kept[with_array] == "array"
-    assert s2nn_xp.S2NN(alpha=2.0) not in kept
-    assert hash(plain) == object.__hash__(plain)
+    assert plain != with_array
+    assert with_array != plain
+    assert with_array == with_array
+    assert with_array not in [plain]
+    same_array = s2nn_xp.S2NN(alpha=array)
+    assert same_array == with_array and hash(same_array) == hash(with_array)
 
 
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))

@@ -305,22 +305,3 @@ def test_trees_of_its_structure_copy_whatever_their_leaves(copier):
             np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="alpha must be finite and > 0"):
         copier(gradients)(X[:3])  # a call checks its parameters
-
-
-def test_a_static_argument_is_never_served_what_an_earlier_object_compiled():
-    """An object changed after a call, or a new one with its new values,
-    gets its own values (by value, a hash of the old ones found the old
-    compiled function for both)."""
-    x = jnp.array([-1.0, -0.5, 0.5])
-    surrogate = jax.jit(lambda x, fn: fn.surrogate_grad(x), static_argnums=1)
-    fn = s2nn_xp.S2NN(alpha=4.0)
-    np.testing.assert_array_equal(surrogate(x, fn), fn.surrogate_grad(x))
-    fn.alpha = 1.0
-    fresh = s2nn_xp.S2NN(alpha=1.0)
-    np.testing.assert_array_equal(surrogate(x, fresh), fresh.surrogate_grad(x))
-    spike = s2nn_xp.S2NN(alpha=1.0)
-    spikes = jax.jit(lambda x, fn: fn(x), static_argnums=1)
-    assert spikes(x, spike).tolist() == [0.0, 0.0, 1.0]
-    spike.origin = True
-    origin = s2nn_xp.S2NN(alpha=1.0, origin=True)
-    np.testing.assert_array_equal(spikes(x, origin), origin(x))
