@@ -421,6 +421,16 @@ class S2NN:
     ``jax.jit`` and ``jax.vmap`` over it, and models (equinox modules, flax
     parameter trees) that hold one as a field train its parameters.
 
+    An object equals one of its class with the same values (array
+    parameters: the same arrays) and hashes by them, so that equal objects
+    share what JAX compiles for them (static fields of equinox modules,
+    ``jax.tree_util.Partial``, static arguments), and one whose values change
+    is traced again (``jax.checkpoint(fn)``, a branch of ``lax.cond``). JAX
+    keeps a static argument as it is: one changed after a call leaves the
+    function compiled for its old values in JAX's cache, where it, or an
+    equal object, may meet it. To change values between compiled calls, pass
+    the object as an argument (a pytree), not as a static argument.
+
     Parameters
     ----------
     alpha, beta, epsilon : float, array or brainstate.State

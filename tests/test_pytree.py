@@ -305,3 +305,30 @@ def test_trees_of_its_structure_copy_whatever_their_leaves(copier):
             np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="alpha must be finite and > 0"):
         copier(gradients)(X[:3])  # a call checks its parameters
+
+
+def test_an_object_changed_by_assignment_is_traced_again_by_eager_transforms():
+    """jax.checkpoint of the object and lax.cond with it as a branch cache its
+    trace by the object's hash: by value, an assignment makes a new one (by
+    identity, the old values were served, silently)."""
+    x = jnp.array([-1.0, -0.5, 0.5])
+    fn = s2nn_xp.S2NN(alpha=4.0, origin=True)
+    jax.checkpoint(fn)(x)
+    jax.lax.cond(True, fn, fn, x)
+    fn.alpha = 1.0
+    want = fn(x)
+    np.testing.assert_array_equal(jax.checkpoint(fn)(x), want)
+    np.testing.assert_array_equal(jax.lax.cond(True, fn, fn, x), want)
+
+
+def test_equal_objects_share_one_compiled_function_as_static_arguments():
+    traces = []
+
+    def spikes(x, fn):
+        traces.append(None)
+        return fn(x)
+
+    compiled = jax.jit(spikes, static_argnums=1)
+    for _ in range(3):
+        compiled(X, s2nn_xp.S2NN(alpha=4.0))
+    assert len(traces) == 1
