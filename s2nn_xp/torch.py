@@ -62,6 +62,7 @@ This module is imported by :func:`s2nn_xp.s2nn` when a tensor arrives;
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import inspect
 import sys
@@ -1398,15 +1399,22 @@ class S2NN(nn.Module):
         assign = local_metadata.get("assign_to_params_buffers", False)
         for name in _PARAMETER_NAMES:
             if parametrize.is_parametrized(self, name):
-                # Its originals are loaded by the parametrization (a child
-                # module, after this one): the value they give is checked.
-                def given(key: str, now: torch.Tensor, name: str = name) -> Any:
-                    value = state_dict.get(f"{prefix}parametrizations.{name}.{key}")
-                    if not isinstance(value, torch.Tensor) or assign:
-                        return value
-                    return value.to(device=now.device, dtype=now.dtype)
+                # Its originals, and the parametrization's own tensors, are
+                # loaded by it (a child module, after this one): the value
+                # they give together is checked.
+                own = f"{prefix}parametrizations.{name}."
+                part = {
+                    key[len(own) :]: value
+                    for key, value in state_dict.items()
+                    if key.startswith(own)
+                }
+                if part:
 
-                _check_parametrized(self, name, given)
+                    def load(chain: nn.Module, part: dict[str, Any] = part) -> bool:
+                        chain.load_state_dict(part, strict=False, assign=assign)
+                        return True
+
+                    _check_parametrized(self, name, load)
             elif prefix + name in state_dict:
                 given = state_dict[prefix + name]
                 value = _checked(name, given, copy=False)
@@ -1436,10 +1444,10 @@ class S2NN(nn.Module):
         for name in _PARAMETER_NAMES:
             if parametrize.is_parametrized(self, name):
 
-                def convert(key: str, now: torch.Tensor) -> torch.Tensor | None:
-                    with torch.no_grad():
-                        new = fn(now)
-                    return new if new.dtype != now.dtype else None
+                def convert(chain: nn.Module) -> bool:
+                    before = [t.dtype for t in _tensors_of(chain)]
+                    chain._apply(fn)
+                    return before != [t.dtype for t in _tensors_of(chain)]
 
                 _check_parametrized(self, name, convert)
                 continue
@@ -1568,41 +1576,39 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
 
 
 def _check_parametrized(
-    module: nn.Module, name: str, replacement: Callable[[str, torch.Tensor], Any]
+    module: nn.Module, name: str, change: Callable[[nn.Module], bool]
 ) -> None:
-    """Check the value the parametrization of ``name`` gives from new originals.
+    """Check the value the parametrization of ``name`` gives after ``change``.
 
-    ``replacement(key, now)`` gives the tensor that is to replace the
-    parametrization's original ``key`` (``original``, or ``original0``...),
-    now ``now``, or None where it stays. Checked as an assignment is, before
-    anything changes; a value without values to check (meta, fake) passes.
+    ``change`` is applied to a copy of the parametrization (its originals
+    and its own tensors: a scale it holds converts, or loads, with them)
+    and says whether the value is to be checked (a conversion that changes
+    no dtype, ``to_empty``, leaves memory that holds no value); the value is
+    checked as an assignment is, before anything changes.
+    Where the copy cannot be changed or evaluated (a size that does not fit,
+    tensors on the meta device beside real ones), nothing is checked here:
+    torch's own operation says what is wrong, or the value has none yet; a
+    value without values (meta, fake) passes too.
     """
     chain = module.parametrizations[name]
-    keys = (
-        ["original"]
-        if chain.is_tensor
-        else [f"original{index}" for index in range(chain.ntensors)]
-    )
-    originals = []
-    for key in keys:
-        now = getattr(chain, key)
-        new = replacement(key, now)
-        originals.append(now if not isinstance(new, torch.Tensor) else new)
-    if all(
-        new is getattr(chain, key) for new, key in zip(originals, keys, strict=True)
-    ):
-        return  # nothing changes
-    with torch.no_grad():
-        value = chain[0](*originals)
-        index = 1
-        while hasattr(chain, str(index)):  # as ParametrizationList.forward
-            value = chain[index](value)
-            index += 1
+    try:
+        trial = copy.deepcopy(chain)
+        with torch.no_grad():
+            if not change(trial):
+                return
+            value = trial()
+    except Exception:  # torch's own load or conversion reports it
+        return
     if isinstance(value, torch.Tensor) and (
         value.device.type == "meta" or _is_fake(value)
     ):
         return
     _checked(name, value, copy=False)
+
+
+def _tensors_of(module: nn.Module) -> list[torch.Tensor]:
+    """The parameters and buffers of ``module`` and its children."""
+    return [*module.parameters(), *module.buffers()]
 
 
 def _expanded(name: str, value: torch.Tensor, current: torch.Tensor) -> torch.Tensor:

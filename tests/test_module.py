@@ -792,3 +792,58 @@ def test_values_loaded_or_converted_through_a_parametrization_are_checked(kind):
     assert (spike.beta > 0).all()
     spike.double()  # a conversion that keeps the values valid
     assert spike.beta.dtype == torch.float64
+
+
+class _Scale(nn.Module):
+    """A parametrization with a tensor of its own (a per-neuron scale)."""
+
+    def __init__(self, scale):
+        super().__init__()
+        self.register_buffer("scale", torch.as_tensor(scale))
+
+    def forward(self, raw):
+        return raw * self.scale
+
+    def right_inverse(self, value):
+        return value / self.scale
+
+
+def test_a_parametrizations_own_tensors_load_and_convert_with_its_originals():
+    """The value was computed from the new originals and the parametrization's
+    old tensors: a scale that overflowed float16 with them (.half()), or a NaN
+    scale loaded beside them, passed silently; a new original and a new scale
+    that give a valid value together were refused."""
+    spike = S2NN(alpha=[90000.0, 90000.0], learnable=True)
+    parametrize.register_parametrization(spike, "alpha", _Scale([300.0, 300.0]))
+    with pytest.raises(ValueError, match="alpha"):
+        spike.half()  # 300 * 300 overflows float16 (65504)
+    assert spike.alpha.dtype == torch.float32
+    state = spike.state_dict()
+    for scale in (float("nan"), -1.0):
+        bad = {**state, "parametrizations.alpha.0.scale": torch.full((2,), scale)}
+        with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+            spike.load_state_dict(bad)
+    together = {
+        **state,
+        "parametrizations.alpha.original": -state["parametrizations.alpha.original"],
+        "parametrizations.alpha.0.scale": torch.full((2,), -300.0),
+    }
+    spike.load_state_dict(together)
+    torch.testing.assert_close(spike.alpha, torch.full((2,), 90000.0))
+
+
+def test_a_model_built_on_the_meta_device_loads_a_parametrization_with_tensors():
+    """load_state_dict(assign=True) of real values into a meta-built module
+    whose parametrization holds a parameter: the check mixed devices and
+    raised (it worked before the check was added)."""
+
+    def build():
+        spike = S2NN(alpha=torch.full((3,), 4.0), learnable=True)
+        parametrize.register_parametrization(spike, "alpha", _Scale(torch.ones(3)))
+        return spike
+
+    state = build().state_dict()
+    with torch.device("meta"):
+        empty = build()
+    empty.load_state_dict(state, assign=True)
+    torch.testing.assert_close(empty.alpha, torch.full((3,), 4.0))
