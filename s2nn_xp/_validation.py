@@ -541,7 +541,15 @@ def validate_parameter(name: str, value: Any) -> Any:
         raise TypeError(msg)
     if _is_sequence(value):  # a list, tuple, range, deque, array.array, ...
         return host_values(name, value)
-    if _host_view(value) is not None:
+    try:
+        view = _host_view(value)
+    except Exception:
+        # a library's reading of an array of an older standard (the DLPack
+        # of array-api-strict set to 2022.12) fails in its own words
+        if _compat.is_array_api_obj(value):
+            check_standard_version(_compat.array_namespace(value), name)
+        raise
+    if view is not None:
         values = host_values(name, value)
         # NumPy data goes to x's library; other libraries' arrays stay theirs.
         return values if _is_numpy(value) else value
@@ -559,12 +567,14 @@ def validate_parameter(name: str, value: Any) -> Any:
 
 
 def _reads_as_array(value: Any) -> bool:
-    """Whether NumPy reads ``value`` as an array by a protocol (``__array__``).
+    """Whether NumPy reads ``value`` as an array by a protocol (``__array__``...).
 
     Host data that ``x`` takes, as parameters and cotangents take it too.
     """
-    kind = type(value)
-    return hasattr(kind, "__array__") or hasattr(kind, "__array_interface__")
+    return any(
+        hasattr(value, protocol)
+        for protocol in ("__array__", "__array_interface__", "__array_struct__")
+    )
 
 
 def _within_float64(name: str, value: Any) -> None:
@@ -1042,16 +1052,17 @@ def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepar
 MINIMUM_STANDARD = "2023.12"
 
 
-def check_standard_version(xp: ModuleType) -> None:
+def check_standard_version(xp: ModuleType, name: str = "x") -> None:
     """Raise TypeError where ``xp`` implements an older array API standard.
 
     Versions are ``YYYY.MM`` strings, ordered as strings; a namespace that
     states none is taken at its word (array-api-compat's state theirs).
+    ``name`` is the argument's.
     """
     version = getattr(xp, "__array_api_version__", None)
     if isinstance(version, str) and version < MINIMUM_STANDARD:
         msg = (
-            f"x is an array of {_library(xp)}, whose namespace implements the "
+            f"{name} is an array of {_library(xp)}, whose namespace implements the "
             f"array API standard {version}; s2nn_xp needs {MINIMUM_STANDARD} "
             "or later (clip, __array_namespace_info__)"
         )

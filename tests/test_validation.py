@@ -1104,6 +1104,10 @@ def test_a_namespace_of_an_older_standard_is_refused_naming_the_minimum(xp):
             lambda: s2nn_xp.vjp(xs.asarray([1.0])),
             lambda: s2nn_xp.s2nn([0.5], xp=xs),
         ]
+        # a parameter of that namespace with x of another library: its
+        # reading failed in array-api-strict's words (ValueError, __dlpack__)
+        with pytest.raises(TypeError, match=r"^alpha is an array of array_api_str"):
+            s2nn_xp.gradient(np.array([0.5, -0.5]), alpha=xs.asarray([2.0, 2.0]))
         for call in calls:
             with pytest.raises(
                 TypeError, match=r"standard 2022\.12; .* 2023\.12 or later"
@@ -1179,6 +1183,13 @@ def test_what_x_takes_through_array_parameters_and_cotangents_take(xp):
     )
     with pytest.raises(ValueError, match="alpha must be finite and > 0"):
         s2nn_xp.gradient(x, alpha=_ReadByNumPy([-1.0, 4.0]))
+    # the other protocols, on the instance too
+    held = np.array([2.0, 4.0])
+    by_interface = types.SimpleNamespace(__array_interface__=held.__array_interface__)
+    by_interface.held = held
+    np.testing.assert_array_equal(
+        to_numpy(s2nn_xp.gradient(x, alpha=by_interface)), want
+    )
 
 
 class _DLPackOnly:
