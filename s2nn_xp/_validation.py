@@ -119,8 +119,9 @@ def validate_flag(name: str, value: Any) -> bool:
     if _compat.is_jax_tracer(value):
         # jax.jit(s2nn_xp.s2nn)(x, origin=True) traces every argument
         msg += (
-            f" (a traced value: under jax.jit make {name} static, "
-            f"static_argnames={name!r}, or close over it)"
+            f" (a traced value: a JAX transform traces its arguments; give a "
+            f"Python bool, under jax.jit as a static argument, "
+            f"static_argnames={name!r}, or closed over)"
         )
     raise TypeError(msg)
 
@@ -914,24 +915,33 @@ def _native_byte_order(x: Any) -> Any:
 def _check_not_flushed(
     name: str, value: Any, narrow: bool, dtype: Any, library: str
 ) -> None:
-    """Raise ValueError where ``value`` is subnormal in ``dtype`` (not 0)."""
-    smallest_normal = 2.0**-126 if narrow else 2.0**-1022
-    if isinstance(value, float):
-        flushed = 0.0 < abs(value) < smallest_normal
-        what = f"{name}={value!r} is"
-    else:
-        import numpy as np
+    """Raise ValueError where ``value`` is subnormal in ``dtype`` (not 0).
 
-        magnitude = np.abs(np.asarray(value, dtype=np.float64))
-        flushed = bool(np.any((magnitude > 0.0) & (magnitude < smallest_normal)))
-        what = f"{name} has values that are"
-    if flushed:
-        msg = (
-            f"{what} subnormal in {_dtype_name(dtype)}, which {library} computes "
-            f"as 0 (it flushes subnormal numbers to zero); give at least "
-            f"{smallest_normal!r}"
+    Judged after rounding to ``dtype`` (float32 where ``narrow``): a value
+    just below the smallest normal number may round to it.
+    """
+    import numpy as np
+
+    smallest_normal = 2.0**-126 if narrow else 2.0**-1022
+    with np.errstate(all="ignore"):
+        rounded = np.abs(
+            np.asarray(value, dtype=np.float64).astype(
+                np.float32 if narrow else np.float64
+            )
         )
-        raise ValueError(msg)
+    if not bool(np.any((rounded > 0) & (rounded < smallest_normal))):
+        return
+    what = (
+        f"{name}={value!r} is"
+        if isinstance(value, float)
+        else (f"{name} has values that are")
+    )
+    msg = (
+        f"{what} subnormal in {_dtype_name(dtype)}, which {library} computes "
+        f"as 0 (it flushes subnormal numbers to zero); give at least "
+        f"{smallest_normal!r}"
+    )
+    raise ValueError(msg)
 
 
 def check_parameter(

@@ -341,6 +341,8 @@ def test_subnormal_parameters_are_refused_where_they_would_act_as_0(xp, name, fo
         match = rf"^{name}\b.* subnormal in float32, which \w+ computes as 0"
         with pytest.raises(ValueError, match=match):
             s2nn_xp.origin(x, **{name: value})
+        # judged in float32: this float64 value rounds to its smallest normal
+        s2nn_xp.origin(x, **{name: float(np.nextafter(2.0**-126, 0.0))})
         return
     # Dask computes its graph here, under this error state: -1000 / alpha,
     # the sigmoid input's floor, overflows there (to -inf, a bound no value
