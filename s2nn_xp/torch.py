@@ -62,7 +62,6 @@ This module is imported by :func:`s2nn_xp.s2nn` when a tensor arrives;
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import inspect
 import sys
@@ -1403,18 +1402,14 @@ class S2NN(nn.Module):
                 # loaded by it (a child module, after this one): the value
                 # they give together is checked.
                 own = f"{prefix}parametrizations.{name}."
-                part = {
-                    key[len(own) :]: value
-                    for key, value in state_dict.items()
-                    if key.startswith(own)
-                }
-                if part:
 
-                    def load(chain: nn.Module, part: dict[str, Any] = part) -> bool:
-                        chain.load_state_dict(part, strict=False, assign=assign)
-                        return True
+                def load(key: str, now: torch.Tensor, own: str = own) -> Any:
+                    value = state_dict.get(own + key)
+                    if not isinstance(value, torch.Tensor) or assign:
+                        return value
+                    return value.to(device=now.device, dtype=now.dtype)
 
-                    _check_parametrized(self, name, load)
+                _check_parametrized(self, name, load)
             elif prefix + name in state_dict:
                 given = state_dict[prefix + name]
                 value = _checked(name, given, copy=False)
@@ -1444,12 +1439,17 @@ class S2NN(nn.Module):
         for name in _PARAMETER_NAMES:
             if parametrize.is_parametrized(self, name):
 
-                def convert(chain: nn.Module) -> bool:
-                    before = [t.dtype for t in _tensors_of(chain)]
-                    chain._apply(fn)
-                    return before != [t.dtype for t in _tensors_of(chain)]
+                def convert(key: str, now: torch.Tensor) -> torch.Tensor | None:
+                    # whether fn changes the dtype, asked of an empty tensor
+                    # (no copy where it moves or keeps them: to_empty's
+                    # memory holds no value)
+                    empty = torch.empty(0, dtype=now.dtype, device=now.device)
+                    if fn(empty).dtype == now.dtype:
+                        return None
+                    return fn(now)
 
-                _check_parametrized(self, name, convert)
+                with torch.no_grad():
+                    _check_parametrized(self, name, convert)
                 continue
             tensor = self._parameters.get(name, self._buffers.get(name))
             if tensor is None:
@@ -1576,27 +1576,33 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
 
 
 def _check_parametrized(
-    module: nn.Module, name: str, change: Callable[[nn.Module], bool]
+    module: nn.Module, name: str, replacement: Callable[[str, torch.Tensor], Any]
 ) -> None:
-    """Check the value the parametrization of ``name`` gives after ``change``.
+    """Check the value the parametrization of ``name`` gives from new tensors.
 
-    ``change`` is applied to a copy of the parametrization (its originals
-    and its own tensors: a scale it holds converts, or loads, with them)
-    and says whether the value is to be checked (a conversion that changes
-    no dtype, ``to_empty``, leaves memory that holds no value); the value is
-    checked as an assignment is, before anything changes.
-    Where the copy cannot be changed or evaluated (a size that does not fit,
-    tensors on the meta device beside real ones), nothing is checked here:
-    torch's own operation says what is wrong, or the value has none yet; a
-    value without values (meta, fake) passes too.
+    ``replacement(key, now)`` gives the tensor that is to replace the
+    parametrization's tensor ``key`` (its originals, ``original`` or
+    ``original0``..., and its own, such as ``0.scale``), now ``now``, or
+    None where it stays. The parametrization is evaluated with them in
+    place (``torch.func.functional_call``: nothing of it is copied or
+    changed) and the value checked as an assignment is, before anything
+    changes. Where it cannot be evaluated (tensors on the meta device beside
+    real ones), nothing is checked here: torch's own operation says what is
+    wrong, or the value has none yet; a value without values (meta, fake)
+    passes too.
     """
     chain = module.parametrizations[name]
+    tensors = {**dict(chain.named_parameters()), **dict(chain.named_buffers())}
+    changed = {}
+    for key, now in tensors.items():
+        new = replacement(key, now)
+        if isinstance(new, torch.Tensor):
+            changed[key] = new
+    if not changed:
+        return
     try:
-        trial = copy.deepcopy(chain)
         with torch.no_grad():
-            if not change(trial):
-                return
-            value = trial()
+            value = torch.func.functional_call(chain, {**tensors, **changed}, ())
     except Exception:  # torch's own load or conversion reports it
         return
     if isinstance(value, torch.Tensor) and (
@@ -1604,11 +1610,6 @@ def _check_parametrized(
     ):
         return
     _checked(name, value, copy=False)
-
-
-def _tensors_of(module: nn.Module) -> list[torch.Tensor]:
-    """The parameters and buffers of ``module`` and its children."""
-    return [*module.parameters(), *module.buffers()]
 
 
 def _expanded(name: str, value: torch.Tensor, current: torch.Tensor) -> torch.Tensor:

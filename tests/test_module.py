@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import io
+import threading
 import warnings
 
 import numpy as np
@@ -847,3 +848,25 @@ def test_a_model_built_on_the_meta_device_loads_a_parametrization_with_tensors()
         empty = build()
     empty.load_state_dict(state, assign=True)
     torch.testing.assert_close(empty.alpha, torch.full((3,), 4.0))
+
+
+def test_a_parametrization_that_cannot_be_copied_is_checked_too():
+    """A check that worked on a deep copy skipped, silently, a parametrization
+    holding what deepcopy refuses (a lock, a non-leaf tensor): NaN loaded and
+    inf converted. It is evaluated in place of nothing now, with the new
+    tensors (torch.func.functional_call)."""
+
+    class Locked(_Scale):
+        def __init__(self, scale):
+            super().__init__(scale)
+            self.lock = threading.Lock()
+
+    spike = S2NN(alpha=[1e5, 4.0], learnable=True)
+    parametrize.register_parametrization(spike, "alpha", Locked([1.0, 1.0]))
+    state = spike.state_dict()
+    state["parametrizations.alpha.original"] = torch.tensor([float("nan"), -1.0])
+    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+        spike.load_state_dict(state)
+    with pytest.raises(ValueError, match="alpha"):
+        spike.half()
+    torch.testing.assert_close(spike.alpha, torch.tensor([1e5, 4.0]))
