@@ -642,8 +642,7 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
     if unwrapped is not x:
         return unwrapped
     if x is None or isinstance(x, (*_TEXT, dict, set)):
-        msg = f"x must be an array or a real number, not {describe(x)}"
-        raise TypeError(msg)
+        raise _no_input(x)
     host = _host_array("x", _python_number("x", x), None if xp is None else xp.asarray)
     if (
         getattr(getattr(host, "dtype", None), "kind", None) == "O"
@@ -652,9 +651,13 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
     ):
         # NumPy wraps an object it cannot read (one with __dlpack__ alone,
         # or __index__) as itself: it is no array, not an array of objects
-        msg = f"x must be an array or a real number, not {describe(x)}"
-        raise TypeError(msg)
+        raise _no_input(x)
     return host
+
+
+def _no_input(x: Any) -> TypeError:
+    """The error for an ``x`` that is no array, number or list of numbers."""
+    return TypeError(f"x must be an array or a real number, not {describe(x)}")
 
 
 def _has_array_attributes(value: Any) -> bool:
@@ -920,9 +923,11 @@ def _check_not_flushed(
     Judged after rounding to ``dtype`` (float32 where ``narrow``): a value
     just below the smallest normal number may round to it.
     """
+    smallest_normal = 2.0**-126 if narrow else 2.0**-1022
+    if isinstance(value, float) and (value == 0 or abs(value) >= smallest_normal):
+        return  # the common case, without NumPy (a call's cost)
     import numpy as np
 
-    smallest_normal = 2.0**-126 if narrow else 2.0**-1022
     with np.errstate(all="ignore"):
         rounded = np.abs(
             np.asarray(value, dtype=np.float64).astype(
