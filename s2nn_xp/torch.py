@@ -1449,7 +1449,12 @@ class S2NN(nn.Module):
                     return fn(now)
 
                 with torch.no_grad():
-                    _check_parametrized(self, name, convert)
+                    converted = _check_parametrized(self, name, convert)
+                    if converted is not None and not _is_fake(converted):
+                        # the value now, in the dtype it will be in: torch
+                        # saturates where a float8 format has no inf, and
+                        # the value converted is then finite (1e5 -> 448)
+                        _storable(name, getattr(self, name), converted.dtype)
                 continue
             tensor = self._parameters.get(name, self._buffers.get(name))
             if tensor is None:
@@ -1577,7 +1582,7 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
 
 def _check_parametrized(
     module: nn.Module, name: str, replacement: Callable[[str, torch.Tensor], Any]
-) -> None:
+) -> torch.Tensor | None:
     """Check the value the parametrization of ``name`` gives from new tensors.
 
     ``replacement(key, now)`` gives the tensor that is to replace the
@@ -1589,7 +1594,7 @@ def _check_parametrized(
     changes. Where it cannot be evaluated (tensors on the meta device beside
     real ones), nothing is checked here: torch's own operation says what is
     wrong, or the value has none yet; a value without values (meta, fake)
-    passes too.
+    passes too. Returns the value checked, or None.
     """
     chain = module.parametrizations[name]
     tensors = {**dict(chain.named_parameters()), **dict(chain.named_buffers())}
@@ -1599,17 +1604,18 @@ def _check_parametrized(
         if isinstance(new, torch.Tensor):
             changed[key] = new
     if not changed:
-        return
+        return None
     try:
         with torch.no_grad():
             value = torch.func.functional_call(chain, {**tensors, **changed}, ())
     except Exception:  # torch's own load or conversion reports it
-        return
-    if isinstance(value, torch.Tensor) and (
+        return None
+    if not isinstance(value, torch.Tensor) or (
         value.device.type == "meta" or _is_fake(value)
     ):
-        return
+        return None
     _checked(name, value, copy=False)
+    return value
 
 
 def _expanded(name: str, value: torch.Tensor, current: torch.Tensor) -> torch.Tensor:

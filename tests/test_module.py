@@ -870,3 +870,17 @@ def test_a_parametrization_that_cannot_be_copied_is_checked_too():
     with pytest.raises(ValueError, match="alpha"):
         spike.half()
     torch.testing.assert_close(spike.alpha, torch.tensor([1e5, 4.0]))
+
+
+def test_a_parametrized_value_that_saturates_a_float8_conversion_is_refused():
+    """torch saturates where a float8 format has no inf: the value converted
+    was finite (1e5 became 448) and passed; it is checked in the dtype it is
+    to be in, as an unparametrized one is."""
+    spike = S2NN(alpha=[1e5, 4.0], learnable=True)
+    parametrize.register_parametrization(spike, "alpha", _Identity())
+    with pytest.raises(ValueError, match="alpha has values that overflow"):
+        spike.to(torch.float8_e4m3fn)
+    assert spike.alpha.dtype == torch.float32
+    spike.alpha = torch.tensor([100.0, 4.0])
+    spike.to(torch.float8_e4m3fn)  # within its range
+    assert spike.alpha.dtype == torch.float8_e4m3fn
