@@ -1450,7 +1450,7 @@ class S2NN(nn.Module):
 
                 with torch.no_grad():
                     converted = _check_parametrized(self, name, convert)
-                    if converted is not None and not _is_fake(converted):
+                    if converted is not None:  # a value with values
                         # the value now, in the dtype it will be in: torch
                         # saturates where a float8 format has no inf, and
                         # the value converted is then finite (1e5 -> 448)
