@@ -7,7 +7,8 @@ bytecode and cannot import a module while it traces a call). Where the
 library is imported already, :func:`when_imported` acts at once; otherwise it
 puts a finder at the front of :data:`sys.meta_path` that, when the library is
 imported, lets the import run as usual and acts right after the library's
-module has executed; the finder then takes itself out.
+module has executed; the finder then takes itself out (not before: a spec
+that is only looked up, never executed, leaves it in place).
 
 An action that fails never breaks the user's import: it warns, naming what
 could not be done and why.
@@ -83,22 +84,29 @@ class _AfterImport(importlib.abc.MetaPathFinder):
                 break
         else:
             return None  # the library is not installed: the import fails as usual
-        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        sys.meta_path.remove(self)
         loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        if getattr(loader.exec_module, "_acts_for", None) is self:
+            return spec  # a loader found before and not used yet
+        # The finder stays in place until the library has executed: a spec
+        # may be only looked up (importlib.util.find_spec("torch"), a
+        # library's "is it installed?" probe), and the import that follows
+        # finds a fresh one.
         exec_module = loader.exec_module
 
         def exec_then_act(module: ModuleType) -> None:
             try:
                 exec_module(module)
-            except BaseException:  # a failed import: try again at the next one
-                sys.meta_path.insert(0, self)
-                raise
             finally:
                 del loader.exec_module  # the loader's own method again
+            # Once, even where a spec from an earlier lookup executes too.
+            if self not in sys.meta_path:
+                return
+            sys.meta_path.remove(self)
             for action, what in self.actions:
                 _act(self.library, action, what)
 
+        exec_then_act._acts_for = self  # type: ignore[attr-defined]
         loader.exec_module = exec_then_act
         return spec

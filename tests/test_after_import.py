@@ -97,3 +97,48 @@ def test_a_library_that_is_not_installed_fails_as_usual(library):
     with pytest.raises(ModuleNotFoundError, match=LIBRARY):
         importlib.import_module(LIBRARY)
     assert [f for f in _finders() if f.library == LIBRARY]
+
+
+def test_a_lookup_without_an_import_leaves_the_finder_in_place(library):
+    """``importlib.util.find_spec`` (a library's "is it installed?") imports nothing.
+
+    The finder waits for the import that executes the library, and acts once:
+    a spec looked up earlier and executed later does not act again.
+    """
+    import importlib.util
+
+    seen = []
+    _after_import.when_imported(LIBRARY, lambda: seen.append(1), "a")
+    looked_up = importlib.util.find_spec(LIBRARY)
+    assert looked_up is not None and LIBRARY not in sys.modules
+    assert seen == [] and [f for f in _finders() if f.library == LIBRARY]
+    importlib.util.find_spec(LIBRARY)  # twice
+    importlib.import_module(LIBRARY)
+    assert seen == [1]
+    assert not [f for f in _finders() if f.library == LIBRARY]
+    again = importlib.util.module_from_spec(looked_up)
+    looked_up.loader.exec_module(again)
+    assert again.VALUE == 42 and seen == [1]
+
+
+def test_a_loader_found_twice_acts_once(library):
+    """A finder that hands out one loader for every lookup gets it wrapped once."""
+    import importlib.machinery
+    import importlib.util
+
+    path = str(library)
+    loader = importlib.machinery.SourceFileLoader(LIBRARY, path)
+
+    class OneLoader:
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname != LIBRARY:
+                return None
+            return importlib.util.spec_from_loader(fullname, loader, origin=path)
+
+    sys.meta_path.insert(0, OneLoader())
+    seen = []
+    _after_import.when_imported(LIBRARY, lambda: seen.append(1), "a")
+    importlib.util.find_spec(LIBRARY)
+    importlib.util.find_spec(LIBRARY)
+    importlib.import_module(LIBRARY)
+    assert seen == [1] and "exec_module" not in vars(loader)  # its own again
