@@ -386,7 +386,7 @@ def vjp(
         # not even itself), the cotangent's were checked to broadcast along
         # them: the product broadcasts it, lazily.
         if tuple(cotangent.shape) != tuple(p.x.shape) and known(p.x.shape):
-            cotangent = p.xp.broadcast_to(cotangent, p.x.shape)
+            cotangent = _compat.broadcast_to_x(p.xp, cotangent, p.x)
         alpha, beta = p.params["alpha"], p.params["beta"]
         return _evaluate(masked, "pullback", p.x, cotangent, alpha=alpha, beta=beta)
 
@@ -394,7 +394,7 @@ def vjp(
 
 
 def _kept(p: Prepared) -> Prepared:
-    """``p`` with copies of its arrays, for a pullback to differentiate at.
+    """``p`` with copies of its arrays (and mask), for a pullback to differentiate at.
 
     They may be the caller's own arrays, which a training loop updates in
     place (``v *= decay``; a Dask array's item assignment too) before it
@@ -405,7 +405,11 @@ def _kept(p: Prepared) -> Prepared:
         name: value if isinstance(value, float) else p.xp.asarray(value, copy=True)
         for name, value in p.params.items()
     }
-    return dataclasses.replace(p, x=p.xp.asarray(p.x, copy=True), params=params)
+    # A NumPy masked x's mask is x's own array (getmaskarray): an update of
+    # x (x[i] = v unmasks i) changes it in place.
+    mask = None if p.mask is None else p.mask.copy()
+    x = p.xp.asarray(p.x, copy=True)
+    return dataclasses.replace(p, x=x, params=params, mask=mask)
 
 
 class S2NN:

@@ -111,6 +111,25 @@ def array_for(xp: ModuleType, host: Any, dtype: Any, x: Any) -> Any:
     return dask.array.from_array(host.astype(dtype, copy=False), chunks=chunks)
 
 
+def broadcast_to_x(xp: ModuleType, value: Any, x: Any) -> Any:
+    """``value`` (an array of ``xp`` that broadcasts to ``x``) in ``x``'s shape.
+
+    For Dask, in ``x``'s chunks: an elementwise operation with ``x`` would
+    rechunk it in ``x``'s dimensions, which Dask refuses beyond 32; here it
+    is rechunked in its own (where it has fewer), then broadcast in ``x``'s.
+    """
+    if not is_dask_array(x):
+        return xp.broadcast_to(value, x.shape)
+    import dask.array
+
+    offset = x.ndim - value.ndim
+    own = tuple(
+        x.chunks[offset + axis] if size == x.shape[offset + axis] else (size,)
+        for axis, size in enumerate(value.shape)
+    )
+    return dask.array.broadcast_to(value.rechunk(own), x.shape, chunks=x.chunks)
+
+
 def is_jax_tracer(value: Any) -> bool:
     """Whether ``value`` is a JAX tracer (an abstract value under a transform).
 

@@ -173,3 +173,8 @@ def test_host_parameters_and_cotangents_of_more_than_32_dimensions():
         pullback(cotangent).compute(),
         s2nn_xp.gradient(values, alpha=alpha) * cotangent,
     )
+    for broadcast in (1.0, np.array(0.5), np.full(6, 0.5), da.full((1, 6), 0.5)):
+        np.testing.assert_array_equal(
+            pullback(broadcast).compute(),
+            s2nn_xp.gradient(values, alpha=alpha) * np.asarray(broadcast),
+        )

@@ -311,6 +311,18 @@ def test_the_pullback_differentiates_at_the_values_of_the_call(xp):
     np.testing.assert_array_equal(to_numpy(pullback(1.0)), want)
 
 
+def test_the_pullback_of_a_masked_x_keeps_the_mask_of_the_call():
+    """A NumPy masked x's mask is its own array: updating x changes it."""
+    x = np.ma.array(X, mask=[False, True, False, True, False])
+    want = s2nn_xp.gradient(x)
+    _, pullback = s2nn_xp.vjp(x)
+    x[1] = 3.0  # unmasks x[1], in x's mask
+    x.mask[0] = True
+    got = pullback(1.0)
+    np.testing.assert_array_equal(np.ma.getmaskarray(got), np.ma.getmaskarray(want))
+    np.testing.assert_array_equal(got.filled(-1.0), want.filled(-1.0))
+
+
 # --- item 5: subnormal input, as documented ------------------------------------
 
 
