@@ -1315,9 +1315,10 @@ class S2NN(nn.Module):
 
         Except where torch's own machinery owns the attribute: a
         parametrization's (``torch.nn.utils.parametrize``; the value goes
-        to its ``right_inverse``) and a data-parallel replica's (its
+        to its ``right_inverse``), a data-parallel replica's (its
         parameters are tensors computed from the original ones, whose
-        gradients must reach them).
+        gradients must reach them) and a hook-based wrapper's
+        (:meth:`_is_released`).
         """
         if name not in _PARAMETER_NAMES or getattr(self, "_is_replica", False):
             super().__setattr__(name, value)
@@ -1333,8 +1334,33 @@ class S2NN(nn.Module):
             # give another: rounding through that would change the value)
             stored = getattr(self.parametrizations[name], "original", now)
             super().__setattr__(name, _like(name, checked, now, stored.dtype))
+        elif isinstance(value, torch.Tensor) and self._is_released(name):
+            # A hook-based wrapper's tensor, stored as torch stores it;
+            # checked where it has values no parameter moves.
+            if not value.requires_grad:
+                _checked(name, value, copy=False)
+            super().__setattr__(name, value)
         else:
             self._assign(name, value)
+
+    def _is_released(self, name: str) -> bool:
+        """Whether torch's hook-based wrappers hold `name` (after construction).
+
+        :func:`torch.nn.utils.spectral_norm`, :func:`~torch.nn.utils.weight_norm`
+        and :mod:`torch.nn.utils.prune` take a parameter out of the module,
+        keep their own (``alpha_orig``) and set the tensor they compute from
+        it before every call: it must stay their tensor (a parameter of this
+        module made of it would take the gradient theirs need, and nothing
+        would learn). So a name the module holds neither as a parameter, a
+        buffer nor a constant takes tensors as :class:`torch.nn.Module`
+        does, until a number or list is assigned to it again.
+        """
+        if "_initial_values" not in self.__dict__:  # constructing
+            return False
+        if name in self._parameters or name in self._buffers:
+            return False
+        held = self.__dict__.get(name)  # a constant (float), or a wrapper's
+        return held is None or isinstance(held, torch.Tensor)
 
     def _assign(self, name: str, value: Any) -> None:
         """Check `value` and store it as a constant, a buffer or a parameter."""
@@ -1364,7 +1390,10 @@ class S2NN(nn.Module):
             # parameter's dtype, not first into the default dtype.
             _check_float32(name, value)
             value = torch.tensor(value, dtype=torch.float64)
-        current = self._parameters.get(name)
+        # Copied into a learnable module's own parameter (an optimizer holds
+        # it); a parameter given to a module that is not learnable is the
+        # caller's: replaced, not written into.
+        current = self._parameters.get(name) if learnable else None
         if current is not None and not isinstance(value, nn.Parameter):
             with torch.no_grad():
                 current.copy_(_like(name, value, current))
@@ -1536,7 +1565,9 @@ class S2NN(nn.Module):
     def extra_repr(self) -> str:
         """``alpha=..., beta=..., epsilon=...`` as the core class prints them."""
         parts = [
-            f"{name}={_describe(getattr(self, name))}" for name in _PARAMETER_NAMES
+            f"{name}={_describe(getattr(self, name))}"
+            for name in _PARAMETER_NAMES
+            if hasattr(self, name)  # deleted (__delattr__), none until assigned
         ]
         if self.origin:
             parts.append("origin=True")

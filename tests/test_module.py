@@ -21,7 +21,7 @@ from tests._support import assert_same_bits, float8_dtypes, require
 torch = require("torch")
 
 from torch import nn  # noqa: E402
-from torch.nn.utils import parametrize  # noqa: E402
+from torch.nn.utils import parametrize, prune  # noqa: E402
 
 import s2nn_xp  # noqa: E402
 from s2nn_xp.torch import S2NN, s2nn  # noqa: E402
@@ -209,6 +209,49 @@ def test_data_parallel_replicas_pass_gradients_to_the_original_parameters():
     want = torch.autograd.grad(module(x).sum(), (module.alpha, module.beta))
     torch.testing.assert_close((module.alpha.grad, module.beta.grad), want)
     assert not list(replica.parameters())  # the originals' alone
+
+
+@pytest.mark.parametrize("wrapper", ["spectral_norm", "weight_norm", "prune"])
+def test_hook_based_wrappers_train_the_tensors_they_hold(wrapper):
+    """spectral_norm, weight_norm and prune take alpha out and set it before each call.
+
+    The tensor they set was made a new leaf parameter of the module, which
+    took the gradient: theirs (alpha_orig; alpha_g, alpha_v) got none, and
+    nothing learned, silently.
+    """
+    module = S2NN(alpha=torch.full((3,), 4.0), learnable=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # the old weight_norm
+        if wrapper == "prune":
+            prune.identity(module, "alpha")
+        else:
+            getattr(torch.nn.utils, wrapper)(module, name="alpha")
+    names = dict(module.named_parameters())
+    assert "alpha" not in names and "beta" in names
+    before = module.alpha.detach().clone()
+    optimizer = torch.optim.SGD(module.parameters(), lr=1.0)
+    module(torch.tensor([-0.5, -0.25, 0.5])).sum().backward()
+    assert all(p.grad is not None for p in module.parameters())
+    optimizer.step()
+    module(torch.zeros(3))  # the wrapper sets alpha from what it holds
+    assert not torch.equal(module.alpha.detach(), before)
+    module.alpha = 2.0  # a number: the module's own constant again
+    assert module.alpha == 2.0
+
+
+def test_a_parameter_given_to_a_module_that_is_not_learnable_is_not_written():
+    """A value assigned replaces it (a constant, a buffer), as the docstring says.
+
+    It was copied into the caller's parameter, which other modules share.
+    """
+    shared = nn.Parameter(torch.tensor([2.0, 3.0]))
+    first, second = S2NN(alpha=shared), S2NN(alpha=shared)
+    first.alpha = 3.0
+    assert first.alpha == 3.0 and not dict(first.named_parameters())
+    first.beta = torch.tensor([1.5, 1.5])
+    second.alpha = torch.tensor([0.5, 0.5])
+    assert dict(second.named_buffers()).keys() == {"alpha"}
+    assert shared.tolist() == [2.0, 3.0] and second.alpha.tolist() == [0.5, 0.5]
 
 
 def test_a_parametrization_receives_assigned_values():
