@@ -426,14 +426,16 @@ class S2NN:
     parameter trees) that hold one as a field train its parameters.
 
     An object equals one of its class with the same values (array
-    parameters: the same arrays) and hashes by them, so that equal objects
-    share what JAX compiles for them (static fields of equinox modules,
-    ``jax.tree_util.Partial``, static arguments), and one whose values change
-    is traced again (``jax.checkpoint(fn)``, a branch of ``lax.cond``). JAX
-    keeps a static argument as it is: one changed after a call leaves the
-    function compiled for its old values in JAX's cache, where it, or an
-    equal object, may meet it. To change values between compiled calls, pass
-    the object as an argument (a pytree), not as a static argument.
+    parameters: the same arrays) and hashes by its values, so that equal
+    objects share what JAX compiles for them (static fields of equinox
+    modules, ``jax.tree_util.Partial``, static arguments). JAX's caches keep
+    a function or static argument as it is, the object itself: one changed
+    after JAX has used it (``jax.checkpoint(fn)``, a branch of ``lax.cond``,
+    ``jax.jit(fn)``, a static argument) is mostly traced again, but may meet
+    what was compiled for its old values (its own cache entry equals it).
+    To change values between transformed calls, pass the object as an
+    argument (a pytree: its values are traced, its static part compared as
+    it was), or make a new object.
 
     Parameters
     ----------
@@ -598,8 +600,14 @@ class S2NN:
         return same and static and self.origin == other.origin
 
     def __hash__(self) -> int:
+        # Every value that equality compares, by value where it has one: JAX's
+        # caches keep the object itself, changed or not, under the hash of
+        # its first use; an entry is found again only by a hash that values
+        # equal to the entry's own give (an array's identity could: CPython
+        # gives a new array the id of a freed one).
         keys = (_hash_key(getattr(self, name)) for name in _LEAVES)
-        return hash((type(self), *keys, _Static(self.epsilon).key()))
+        epsilon = _Static(self.epsilon).key()
+        return hash((type(self), *keys, epsilon, self.origin))
 
 
 _PARAMETER_NAMES = ("alpha", "beta", "epsilon")
@@ -618,8 +626,12 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _hash_key(value: Any) -> Any:
-    """Floats hash by value, array parameters by identity (as they compare)."""
-    return value if isinstance(value, float) else id(value)
+    """Floats, and arrays with values, by value; states and tracers by identity.
+
+    Arrays compare by identity, and the same array has the same values: the
+    hash follows equality.
+    """
+    return value if isinstance(value, float) else _Static(value).key()
 
 
 class _Static:

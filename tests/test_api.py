@@ -210,7 +210,9 @@ class TestS2NNObject:
         assert a != s2nn_xp.S2NN(alpha=5.0)
         assert len({a, b, s2nn_xp.S2NN(beta=2.0)}) == 2
         b.origin = True
-        assert a != b and hash(a) == hash(b)
+        assert a != b
+        b.origin = False
+        assert a == b and hash(a) == hash(b)
         assert a != "S2NN"
 
     def test_array_parameters_compare_by_identity_and_epsilon_by_value(self):
