@@ -205,6 +205,19 @@ def origin(
     ``sigmoid(alpha * x)`` where ``x < 0``, ``beta * log1p(x + epsilon) + 0.5``
     where ``x >= 0``. ``in_place`` as for :func:`forward`.
     """
+    below, sigmoid, tail = _origin_branches(xp, x, alpha, epsilon, in_place)
+    tail = _add(_mul(tail, beta, in_place), 0.5, in_place)
+    return _select(below, sigmoid, tail, None, in_place)
+
+
+def _origin_branches(
+    xp: ModuleType, x: Array, alpha: Parameter, epsilon: Parameter, in_place: bool
+) -> tuple[Array, Array, Array]:
+    """``(step - 1, sigmoid(alpha x), log1p(x + epsilon) * step)``, guarded.
+
+    The origin function blends the second with ``beta`` times the third,
+    plus 0.5.
+    """
     below = _step_below(xp, x, in_place)
     e = _sigmoid_exp(xp, x, alpha, in_place)
     sigmoid = _div(e, e + 1.0, in_place)  # e / (1 + e), stable since e <= 1
@@ -214,9 +227,7 @@ def origin(
     # large epsilon and beta (and its derivative in x, beta / (1 + x), for
     # beta beyond half the dtype's largest), and the blend's 0 times inf is
     # NaN.
-    tail = _mul(tail, below + 1.0, in_place)
-    tail = _add(_mul(tail, beta, in_place), 0.5, in_place)
-    return _select(below, sigmoid, tail, None, in_place)
+    return below, sigmoid, _mul(tail, below + 1.0, in_place)
 
 
 def gradient(
@@ -283,15 +294,31 @@ def spike_with_model_derivatives(
 
     For an autodiff system that differentiates the operations of a function
     with a custom derivative rule instead of its rule (``torch.compile``
-    tracing it under ``torch.func`` transforms). ``step + (m - m)`` with the
-    second ``m`` cut off from autodiff: the step's value exactly, since ``m``
-    is finite (``origin`` of ``x`` clipped to the largest finite value, where
-    its derivative, like ``gradient``, is 0 anyway). In ``x`` the derivative
+    tracing it under ``torch.func`` transforms). ``step + (m - m)`` for
+    ``m = origin(x)`` with the second ``m`` cut off from autodiff, written
+    term by term so that every term is finite (``x`` clipped to the largest
+    finite value, where the derivative, like ``gradient``, is 0 anyway;
+    ``beta`` times the logarithm, which a huge ``beta`` overflows, as the
+    change of a product): the step's value exactly. In ``x`` the derivative
     is ``origin``'s, ``beta / (x + 1 + epsilon)`` on ``x >= 0``, not
     ``gradient``'s ``beta / (x + 1)``.
     """
     largest = float(xp.finfo(x.dtype).max)
     finite = _compat.clip(xp, x, None, largest, recorded=True)
-    model = origin(xp, finite, alpha, beta, epsilon, in_place=False)
-    change = model - _compat.without_derivative(xp, model)  # 0, differentiable
-    return forward(xp, x, in_place=False) + change
+    below, sigmoid, tail = _origin_branches(xp, finite, alpha, epsilon, False)
+
+    def change(value: Array) -> Array:  # 0, with the derivatives of value
+        return value - _compat.without_derivative(xp, value)
+
+    # The change of beta * tail, whose value may overflow (a beta near the
+    # dtype's largest: inf - inf is NaN), as the change of the product
+    # written with finite factors: the same function of beta and x (their
+    # values held constant cancel), so the same derivatives at every order.
+    if isinstance(beta, float):
+        scaled = change(tail) * beta
+    else:
+        held = _compat.without_derivative(xp, beta)
+        scaled = change(beta) * tail + held * change(tail)
+    # origin's blend of the branches' changes (its 0.5 changes nothing)
+    model_change = _select(below, change(sigmoid), scaled, None, in_place=False)
+    return forward(xp, x, in_place=False) + model_change

@@ -983,6 +983,24 @@ def test_torch_func_transforms_under_compile_keep_the_surrogate(dynamic, dtype):
     torch.testing.assert_close(plain, s2nn(x, 3.0, 0.5), rtol=0, atol=0, equal_nan=True)
 
 
+@pytest.mark.parametrize("kind", ["number", "tensor"])
+def test_a_huge_beta_under_compile_gives_the_spike_and_finite_derivatives(kind):
+    """beta * log1p(x) overflowed there: inf - inf made NaN spikes (autograd on,
+    nothing requiring grad: a compiled evaluation without no_grad)."""
+    x = torch.tensor([-1.0, 0.0, 3.0, 1e30, 3e38, float("inf"), float("nan")])
+    huge = 1e38 if kind == "number" else torch.full((), 1e38)
+    plain = torch.compile(lambda v: s2nn(v, 4.0, huge), fullgraph=True)(x)
+    assert_same_bits(plain, s2nn(x, 4.0, huge))
+
+    def total(beta):
+        return s2nn(x[:4], 4.0, beta).sum()
+
+    beta = torch.full((), 1e38)
+    compiled = torch.compile(torch.func.grad(total), fullgraph=True)
+    got, want = compiled(beta), torch.func.grad(total)(beta)
+    assert torch.isfinite(got) and torch.equal(got, want)
+
+
 @pytest.mark.usefixtures("fresh_dynamo")
 def test_compiled_torch_func_grad_of_learnable_parameters():
     x = torch.asarray(COMPILED_FUNC_X[:-2], dtype=torch.float64)  # finite, -inf
