@@ -1333,7 +1333,12 @@ class S2NN(nn.Module):
             # in the dtype of the tensor it stores (a parametrization may
             # give another: rounding through that would change the value)
             stored = getattr(self.parametrizations[name], "original", now)
-            super().__setattr__(name, _like(name, checked, now, stored.dtype))
+            replacement = _like(name, checked, now, stored.dtype)
+            # No reference of ours to the parameter while it is replaced:
+            # torch.utils.swap_tensors (swap_module_params_on_conversion)
+            # refuses a tensor referred to from elsewhere.
+            del now, stored
+            super().__setattr__(name, replacement)
         elif isinstance(value, torch.Tensor) and self._is_released(name):
             # A hook-based wrapper's tensor, stored as torch stores it;
             # checked where it has values no parameter moves.
@@ -1439,7 +1444,11 @@ class S2NN(nn.Module):
                     return value.to(device=now.device, dtype=now.dtype)
 
                 _check_parametrized(self, name, load)
-            elif prefix + name in state_dict:
+            elif prefix + name in state_dict and (
+                name in self._parameters or name in self._buffers
+            ):
+                # (a name held as a number is loaded from nothing: torch
+                # reports the key as unexpected, or ignores it, strict=False)
                 given = state_dict[prefix + name]
                 value = _checked(name, given, copy=False)
                 current = getattr(self, name)

@@ -102,6 +102,16 @@ def test_learnable_module_keeps_its_parameter_on_assignment():
         spike.alpha = nn.Parameter(torch.tensor([-1.0]))
 
 
+def test_a_key_for_a_number_is_unexpected_not_checked():
+    """A module that holds alpha as a number loads no alpha: strict=False ignores
+    the key, strict=True says it is unexpected (its value was checked first)."""
+    state = {"alpha": torch.tensor(-1.0)}
+    result = S2NN().load_state_dict(state, strict=False)
+    assert result.unexpected_keys == ["alpha"]
+    with pytest.raises(RuntimeError, match=r"Unexpected key\(s\).*alpha"):
+        S2NN().load_state_dict(state)
+
+
 @pytest.mark.parametrize("learnable", [False, True])
 @pytest.mark.parametrize(("name", "bad"), [("alpha", -1.0), ("beta", 0.0)])
 def test_load_state_dict_checks_values(name, bad, learnable):
@@ -271,6 +281,29 @@ def test_a_parametrization_receives_assigned_values():
     module(torch.tensor([[-0.5, -1.0, 0.5]])).sum().backward()
     raw = module.parametrizations.alpha.original
     assert raw.grad is not None and raw.grad[:2].abs().min() > 0
+
+
+@pytest.fixture
+def swap_on_conversion():
+    """torch's future rule: parameters are swapped in place (swap_tensors)."""
+    before = torch.__future__.get_swap_module_params_on_conversion()
+    torch.__future__.set_swap_module_params_on_conversion(True)
+    yield
+    torch.__future__.set_swap_module_params_on_conversion(before)
+
+
+@pytest.mark.usefixtures("swap_on_conversion")
+def test_assignment_through_a_parametrization_when_parameters_are_swapped():
+    """The module held the parameter while it was replaced: swap_tensors refused
+    ("Expected use_count ... make sure you are not holding references")."""
+    module = S2NN(beta=torch.ones(3), learnable=True)
+    parametrize.register_parametrization(module, "beta", _Softplus())
+    module.beta = 2.0
+    torch.testing.assert_close(module.beta.detach(), torch.full((3,), 2.0))
+    module.reset_parameters()
+    torch.testing.assert_close(module.beta.detach(), torch.ones(3))
+    module.double()
+    assert module.beta.dtype == torch.float64
 
 
 def test_constructed_on_the_meta_device():
