@@ -211,6 +211,10 @@ class Backend:
         elsewhere an array parameter or cotangent on another device than
         ``x`` is refused, naming it, before the library refuses it in its
         own words.
+    max_dimensions
+        The most dimensions the library computes with, or None for any; an
+        ``x`` with more is refused, naming the limit, where the library
+        would fail in its own words.
     take_gradient
         The gradient of ``sum(s2nn(x, alpha, beta))`` by the library's own
         autodiff, ``(x, alpha, beta) -> gradient``.
@@ -240,6 +244,7 @@ class Backend:
     flushes_subnormals: bool = False
     values_on_host: bool = True
     places_arrays: bool = False
+    max_dimensions: int | None = None
     load_module: Callable[[str], ModuleType] = importlib.import_module
     find_devices: Callable[[], list[str]] = _cpu_only
     enable_float64: Callable[[], None] = _nothing_to_enable
@@ -284,8 +289,8 @@ class Backend:
     def _check_field(self, name: str, annotation: str) -> None:
         """Refuse a field that does not hold what its annotation declares.
 
-        TypeError unless it is a str, a bool, a tuple of str or a callable
-        (or None, where the annotation allows it); ValueError for an empty
+        TypeError unless it is a str, a bool, an int > 0, a tuple of str or
+        a callable (or None, where the annotation allows it); ValueError for an empty
         str or a tuple that names one value twice.
         """
         value = getattr(self, name)
@@ -296,6 +301,9 @@ class Backend:
             wanted, holds = "a str", isinstance(value, str)
         elif kind == "bool":
             wanted, holds = "a bool", isinstance(value, bool)
+        elif kind == "int":
+            wanted = "an int > 0"
+            holds = type(value) is int and value > 0
         elif kind == "tuple[str, ...]":
             wanted = "a tuple of str"
             holds = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
@@ -754,6 +762,8 @@ BACKENDS: dict[str, Backend] = _registry(
         # NumPy arrays are (values_on_host), and a masked element refused.
         load_module=_marray_load,  # marray builds namespaces on access
         as_numpy=_marray_to_numpy,  # the data, for s2nn-xp info's check
+        # Its functions broadcast the masks with NumPy's, which stop at 32.
+        max_dimensions=32,
     ),
     # [end of the marray record]
 )

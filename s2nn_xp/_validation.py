@@ -1004,6 +1004,13 @@ def check_arguments(
     compute_dtype, result_dtype = input_dtypes(xp, x)
     largest = float(xp.finfo(compute_dtype).max)
     backend = _backends.of_array(x)
+    limit = None if backend is None else backend.max_dimensions
+    if backend is not None and limit is not None and x.ndim > limit:
+        msg = (
+            f"x has {x.ndim} dimensions, and {backend.name} computes with at "
+            f"most {limit}; reshape x to fewer (the spike acts value by value)"
+        )
+        raise ValueError(msg)
     flushed_by = backend.name if backend and backend.flushes_subnormals else None
     checked = {
         name: check_parameter(

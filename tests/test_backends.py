@@ -476,8 +476,16 @@ def test_nox_sessions_are_found_however_they_are_declared():
 def test_a_field_of_a_kind_without_a_check_is_a_developer_error():
     """A new field type must get its check: it is not taken for a callable."""
     entry = _backends.get("numpy")
-    with pytest.raises(NotImplementedError, match=r"Backend\.name: no check .* int"):
-        entry._check_field("name", "int")
+    with pytest.raises(NotImplementedError, match=r"Backend\.name: no check .* float"):
+        entry._check_field("name", "float")
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 32.0, "32"])
+def test_max_dimensions_is_a_positive_int_or_none(bad):
+    entry = _backends.get("numpy")
+    assert entry.max_dimensions is None
+    with pytest.raises(TypeError, match=r"max_dimensions must be an int > 0 or None"):
+        dataclasses.replace(entry, max_dimensions=bad)
 
 
 def test_a_record_replaced_in_the_registry_is_the_one_that_recognises_arrays(

@@ -311,6 +311,21 @@ def test_the_pullback_differentiates_at_the_values_of_the_call(xp):
     np.testing.assert_array_equal(to_numpy(pullback(1.0)), want)
 
 
+def test_an_x_beyond_the_librarys_dimensions_is_refused_naming_the_limit(xp):
+    """marray's functions stop at 32 dimensions (NumPy's, broadcasting masks):
+    a bare RuntimeError naming no argument, where NumPy computes."""
+    limit = backend_of(xp).max_dimensions
+    if limit is None:
+        pytest.skip("computes with any number of dimensions")
+    at_limit = xp.asarray(np.zeros((1,) * limit))
+    assert tuple(s2nn_xp.gradient(at_limit).shape) == (1,) * limit
+    beyond = xp.asarray(np.zeros((1,) * (limit + 1)))
+    message = rf"x has {limit + 1} dimensions, and \w+ computes with at most {limit}"
+    for function in (s2nn_xp.forward, s2nn_xp.origin, s2nn_xp.gradient, s2nn_xp.vjp):
+        with pytest.raises(ValueError, match=message):
+            function(beyond)
+
+
 def test_the_pullback_of_a_masked_x_keeps_the_mask_of_the_call():
     """A NumPy masked x's mask is its own array: updating x changes it."""
     x = np.ma.array(X, mask=[False, True, False, True, False])
