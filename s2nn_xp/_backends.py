@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import functools
 import importlib
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -66,6 +67,10 @@ class Capability(enum.Enum):
 
 # The transforms that compile a function, as the backends name them.
 _COMPILING_TRANSFORMS = frozenset({"jit", "compile"})
+
+
+# A record's name, array module or device kind.
+_LOWER_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 def _cpu_only() -> list[str]:
@@ -264,6 +269,21 @@ class Backend:
         for name in ("array_modules", "device_kinds"):
             if not getattr(self, name):
                 msg = f"backend {self.name!r}: {name} is empty"
+                raise ValueError(msg)
+        # Names that are selected in text (S2NN_XP_BACKENDS, a nox session,
+        # a device's kind "cpu"), and modules found by their top level.
+        names = {
+            "name": (self.name,),
+            "array_modules": self.array_modules,
+            "device_kinds": self.device_kinds,
+        }
+        for field_name, values in names.items():
+            wrong = [v for v in values if not _LOWER_NAME.fullmatch(v)]
+            if wrong:
+                msg = (
+                    f"backend {self.name!r}: {field_name} must be lowercase "
+                    f"names (letters, digits, _), not {wrong!r}"
+                )
                 raise ValueError(msg)
         unknown = sorted(set(self.dtypes) - set(_FLOAT_DTYPES))
         if unknown or "float32" not in self.dtypes:

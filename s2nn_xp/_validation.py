@@ -433,8 +433,8 @@ def mixed_libraries(x: Any, name: str, value: Any) -> TypeError:
     )
 
 
-def _host_view(value: Any) -> Any:
-    """A NumPy view of an array whose values sit in host memory, else None.
+def _host_view(name: str, value: Any) -> Any:
+    """A NumPy view of `name`, an array whose values sit in host memory, else None.
 
     The registry says which libraries' values do (``values_on_host``): they
     can be checked
@@ -451,7 +451,11 @@ def _host_view(value: Any) -> Any:
         return None
     if _compat.is_lazy_array(value):
         return None
-    return backend.as_numpy(value)
+    try:
+        return backend.as_numpy(value)
+    except TypeError as exc:  # the record's as_numpy cannot read it
+        msg = f"{name} could not be read by backend record {backend.name!r}: {exc}"
+        raise TypeError(msg) from exc
 
 
 def _may_be_array(value: Any) -> bool:
@@ -487,7 +491,7 @@ def host_values(name: str, value: Any) -> Any:
             "every neuron (pass its data, or a filled array)"
         )
         raise TypeError(msg)
-    view = _host_view(value)
+    view = _host_view(name, value)
     values = _host_array(name, value if view is None else view)
     check_real_dtype(name, _compat.array_namespace(values), values.dtype)
     lower, inclusive = BOUNDS[name]
@@ -543,7 +547,7 @@ def validate_parameter(name: str, value: Any) -> Any:
     if _is_sequence(value):  # a list, tuple, range, deque, array.array, ...
         return host_values(name, value)
     try:
-        view = _host_view(value)
+        view = _host_view(name, value)
     except Exception:
         # a library's reading of an array of an older standard (the DLPack
         # of array-api-strict set to 2022.12) fails in its own words
@@ -987,7 +991,7 @@ def check_parameter(
     check_real_dtype(name, xp, value.dtype)
     check_broadcast(name, value.shape, x.shape)
     check_device(name, value, x)
-    view = _host_view(value)
+    view = _host_view(name, value)
     if view is not None:
         check_representable(name, view, compute_dtype, largest, flushed_by=flushed_by)
     return value

@@ -57,7 +57,8 @@ def xp(request):
         pytest.skip(f"test is only for backends {marker.args}")
     marker = request.node.get_closest_marker("skip_backends")
     if marker is not None and request.param in marker.args:
-        pytest.skip(f"test does not apply to {request.param}")
+        reason = marker.kwargs.get("reason", "test does not apply to it")
+        pytest.skip(f"{request.param}: {reason}")
     namespace = load_backend(request.param)
     has = backend_of(namespace).capabilities
     for capability in Capability:

@@ -429,9 +429,11 @@ def test_valid_input_never_raises_under_errstate_raise(function):
     assert np.isnan(result[-1])
 
 
-# Dask: its graph runs NumPy when computed, under the error state of the
-# thread that computes it, after the package has returned (docs: Backends).
-@pytest.mark.skip_backends("dask")
+@pytest.mark.skip_backends(
+    "dask",
+    reason="its graph runs NumPy when computed, under the error state of the "
+    "thread that computes it, after the package has returned (docs: Backends)",
+)
 @pytest.mark.parametrize("function", list(PUBLIC))
 def test_valid_input_never_raises_under_errstate_raise_on_any_backend(xp, function):
     """array-api-strict and marray compute with NumPy underneath too."""
