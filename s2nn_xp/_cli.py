@@ -681,7 +681,7 @@ def bench_records(
     """
     plan = [(b, s, d) for b in backends for s in sizes for d in dtypes if d in b.dtypes]
     rng = np.random.default_rng(0)
-    records = []
+    records: list[Record] = []
     for step, (backend, size, dtype) in enumerate(plan, start=1):
         progress(f"[{step}/{len(plan)}] {backend.name} {dtype} n={size}")
         try:
@@ -689,9 +689,21 @@ def bench_records(
         except Exception as exc:  # one failing run never loses the others
             error = _why(exc)
             found = [_record(backend, "(setup)", dtype, size, error=error)]
+        except KeyboardInterrupt as exc:  # Ctrl-C: the runs that finished
+            raise BenchInterrupted(records, step - 1, len(plan)) from exc
         # The count of timed runs: with the rest, the command that remakes them.
         records += [{**record, "repeats": repeats} for record in found]
     return records
+
+
+class BenchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`bench_records`, with the records of the finished runs."""
+
+    def __init__(self, records: list[Record], finished: int, planned: int) -> None:
+        super().__init__(f"{finished} of {planned} runs finished")
+        self.records = records
+        self.finished = finished
+        self.planned = planned
 
 
 # Memory figure of a record -> its label in the table.
@@ -827,7 +839,13 @@ def run_bench(args: argparse.Namespace) -> int:
     for message in lacking:
         _note(f"{message}; skipped")
 
-    records = bench_records(chosen, sizes, dtypes, args.repeats, _progress)
+    interrupted = None
+    try:
+        records = bench_records(chosen, sizes, dtypes, args.repeats, _progress)
+    except BenchInterrupted as stop:  # the figures of the runs that finished
+        records, interrupted = stop.records, stop
+        if not records:
+            raise
     table = sys.stderr if json_to_stdout else sys.stdout
     _print_table(BENCH_HEADER, [bench_row(r) for r in records], file=table)
     floors = "; ".join(f"{name}: {what}" for name, what in FLOORS.items())
@@ -843,8 +861,18 @@ def run_bench(args: argparse.Namespace) -> int:
         try:
             args.json.write_text(json.dumps(records, indent=2) + "\n")
         except OSError as exc:
-            _fail(f"--json: cannot write {str(args.json)!r}: {exc.strerror or exc}")
+            # After the work: an error of the run (1), not of the options (2).
+            why = exc.strerror or exc
+            _error(f"--json: cannot write {str(args.json)!r}: {why}", "bench")
+            return 1
         print(f"wrote {args.json}")
+    if interrupted is not None:
+        _error(
+            f"interrupted: the figures of the {interrupted.finished} of "
+            f"{interrupted.planned} runs that finished are above",
+            "bench",
+        )
+        return 130
     failed = sum("error" in r for r in records)
     if failed:
         _note(f"{failed} row{'s' if failed > 1 else ''} failed (FAIL above)")
@@ -878,6 +906,11 @@ def _broken(failure: Exception) -> str:
 
 def _note(message: str) -> None:
     _progress(f"note: {message}")
+
+
+def _error(message: str, command: str) -> None:
+    """An error after the work began, as ``main`` words the others."""
+    _progress(f"s2nn-xp {command}: error: {message}")
 
 
 def _shows_windows(backend: str) -> bool:
@@ -1026,6 +1059,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The exit status of a process that SIGPIPE ends: 128 + 13.
+_BROKEN_PIPE = 141
 # The errors of writing to standard output that are the output's, not ours.
 _OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
 
@@ -1040,6 +1075,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if sys.stdout is None:  # started with it closed (`>&-`): all output lost
+        parser.exit(1, f"s2nn-xp {args.command}: error: standard output is closed\n")
     try:
         code: int = args.run(args)
     except _UsageError as exc:
@@ -1048,10 +1085,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ctrl-C: one line and the shell's code for SIGINT, not a traceback.
         parser.exit(130, f"\ns2nn-xp {args.command}: interrupted\n")
     except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, as Unix tools do;
-        # stdout goes to devnull so that the flush at exit does not raise.
+        # The reader went away (`| head`): stop quietly, with the status of
+        # a Unix tool that SIGPIPE ends (128 + 13; 1 is a backend's
+        # disagreement); stdout goes to devnull so that the flush at exit
+        # does not raise.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return _BROKEN_PIPE
     except OSError as exc:
         # Writing the output (a full disk, a failing device): one line. Any
         # other OSError (a library that fails to load) keeps its traceback.

@@ -369,22 +369,47 @@ def test_plot_out_that_is_a_directory_fails_before_drawing(
 
 
 def test_a_failed_json_write_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    """After the work, an error of the run (status 1), not of the options (2,
+    "before any work"); the table is printed."""
+
     def refuse(self, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(self))
 
     monkeypatch.setattr(Path, "write_text", refuse)
-    err = usage_error(
-        "bench",
-        "--backend",
-        "numpy",
-        *TINY,
-        "--json",
-        str(tmp_path / "bench.json"),
-        capsys=capsys,
+    code = _cli.main(
+        ["bench", "--backend", "numpy", *TINY, "--json", str(tmp_path / "b.json")]
     )
-    assert "--json: cannot write" in err
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "numpy    float64" in out or "numpy    float32" in out  # the table
+    assert "s2nn-xp bench: error: --json: cannot write" in err
     assert "Permission denied" in err
     assert "Traceback" not in err
+
+
+def test_ctrl_c_keeps_the_figures_of_the_runs_that_finished(
+    tmp_path, capsys, monkeypatch
+):
+    """They were lost with the run: no table, no JSON, after minutes of work."""
+    runs = []
+    timed = _cli._run_records
+
+    def second_is_interrupted(*args, **kwargs):
+        runs.append(None)
+        if len(runs) == 2:
+            raise KeyboardInterrupt
+        return timed(*args, **kwargs)
+
+    monkeypatch.setattr(_cli, "_run_records", second_is_interrupted)
+    path = tmp_path / "partial.json"
+    argv = ["bench", "--backend", "numpy", "--size", "1024", "2048", "--repeats", "1"]
+    code = _cli.main([*argv, "--json", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 130
+    records = json.loads(path.read_text())
+    assert records and {r["size"] for r in records} == {1024}
+    assert " 1024 " in out and " 2048 " not in out
+    assert "interrupted: the figures of the 1 of 2 runs that finished" in err
 
 
 def test_a_failed_figure_write_is_a_clear_error(tmp_path, capsys, monkeypatch):
@@ -475,6 +500,23 @@ def test_output_to_a_reader_that_goes_away_ends_quietly():
     reader.wait()
     assert "Traceback" not in completed.stderr, completed.stderr
     assert "BrokenPipeError" not in completed.stderr
+    # A Unix tool's status when SIGPIPE ends it; 1 is a backend's disagreement.
+    assert completed.returncode == 141
+
+
+@pytest.mark.parametrize("command", ["info", "bench"])
+def test_output_closed_from_the_start_is_an_error(command):
+    """`s2nn-xp info >&-`: Python has no sys.stdout, and every line was dropped
+    with status 0."""
+    argv = ["bench", "--backend", "numpy", *TINY] if command == "bench" else [command]
+    completed = subprocess.run(
+        _command(*argv),
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert completed.returncode == 1
+    assert f"s2nn-xp {command}: error: standard output is closed" in completed.stderr
 
 
 @pytest.mark.parametrize("command", ["info", "bench"])
