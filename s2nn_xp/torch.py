@@ -1208,6 +1208,9 @@ class S2NN(nn.Module):
     built on the meta device gets the constructor's values by
     :meth:`reset_parameters` after :meth:`~torch.nn.Module.to_empty` (as FSDP
     initialises each module), where they were numbers, lists or arrays.
+    torch's hook-based wrappers (``spectral_norm``, the old ``weight_norm``,
+    ``prune``) hold `alpha` or `beta` as they hold ``nn.Linear``'s weight:
+    the value they compute before every call is theirs, unchecked.
 
     Examples
     --------
@@ -1300,6 +1303,15 @@ class S2NN(nn.Module):
             if parametrize.is_parametrized(self, name):
                 setattr(self, name, value)  # to its right_inverse, as assigned
                 continue
+            wrapper = _wrapper_of(self, name)
+            if wrapper is not None:
+                msg = (
+                    f"{name} is computed before every call by a hook of "
+                    f"{type(wrapper).__module__} from tensors of its own, to "
+                    "which reset_parameters cannot give values; reset before "
+                    f"the wrapper is applied, or give its tensors values"
+                )
+                raise ValueError(msg)
             value = _checked(name, value, copy=True)  # as the constructor checks
             current = self._parameters.get(name)
             if current is None and not isinstance(value, float):
@@ -1318,7 +1330,7 @@ class S2NN(nn.Module):
         to its ``right_inverse``), a data-parallel replica's (its
         parameters are tensors computed from the original ones, whose
         gradients must reach them) and a hook-based wrapper's
-        (:meth:`_is_released`).
+        (:meth:`_is_a_wrappers`).
         """
         if name not in _PARAMETER_NAMES or getattr(self, "_is_replica", False):
             super().__setattr__(name, value)
@@ -1339,33 +1351,45 @@ class S2NN(nn.Module):
             # refuses a tensor referred to from elsewhere.
             del now, stored
             super().__setattr__(name, replacement)
-        elif isinstance(value, torch.Tensor) and self._is_released(name):
-            # A hook-based wrapper's tensor, stored as torch stores it;
-            # checked where it has values no parameter moves.
-            if not value.requires_grad:
-                _checked(name, value, copy=False)
+        elif self._is_a_wrappers(name, value):
+            # As nn.Module stores it: the wrapper's, unchecked (its values
+            # follow the wrapper's parameters, as an optimizer's steps do).
+            for store in (self._parameters, self._buffers):
+                store.pop(name, None)
             super().__setattr__(name, value)
         else:
             self._assign(name, value)
 
-    def _is_released(self, name: str) -> bool:
-        """Whether torch's hook-based wrappers hold `name` (after construction).
+    def _is_a_wrappers(self, name: str, value: Any) -> bool:
+        """Whether `value` for `name` is torch's hook-based wrapper's to hold.
 
         :func:`torch.nn.utils.spectral_norm`, :func:`~torch.nn.utils.weight_norm`
-        and :mod:`torch.nn.utils.prune` take a parameter out of the module,
-        keep their own (``alpha_orig``) and set the tensor they compute from
-        it before every call: it must stay their tensor (a parameter of this
-        module made of it would take the gradient theirs need, and nothing
-        would learn). So a name the module holds neither as a parameter, a
-        buffer nor a constant takes tensors as :class:`torch.nn.Module`
-        does, until a number or list is assigned to it again.
+        and :mod:`torch.nn.utils.prune` take `alpha` or `beta` out of the
+        module, keep their own tensors (``alpha_orig``) and set the value
+        they compute from them before every call: it must stay their tensor
+        (a parameter of this module made of it took the gradient theirs
+        need, and nothing learned). So while such a wrapper's hook holds the
+        name, anything but an ``nn.Parameter`` (which ``prune.remove``
+        gives back) is stored as :class:`torch.nn.Module` stores it, as for
+        ``nn.Linear``'s weight (a value assigned meanwhile is overwritten at
+        the next call); and as a wrapper takes the name over (before its
+        hook is registered), so is the tensor it computes for a name the
+        module no longer holds.
         """
-        if "_initial_values" not in self.__dict__:  # constructing
+        if name == "epsilon" or isinstance(value, nn.Parameter):
+            return False  # a constant no wrapper takes; a parameter's rules
+        if _wrapper_of(self, name) is not None:
+            return True
+        if (
+            not isinstance(value, torch.Tensor)
+            or name in self._parameters
+            or name in self._buffers
+            or isinstance(self.__dict__.get(name), float)
+        ):
             return False
-        if name in self._parameters or name in self._buffers:
-            return False
-        held = self.__dict__.get(name)  # a constant (float), or a wrapper's
-        return held is None or isinstance(held, torch.Tensor)
+        # computed from tensors that learn (prune, weight_norm), or the data
+        # of the original that spectral_norm keeps beside it
+        return value.grad_fn is not None or f"{name}_orig" in self._parameters
 
     def _assign(self, name: str, value: Any) -> None:
         """Check `value` and store it as a constant, a buffer or a parameter."""
@@ -1583,6 +1607,27 @@ class S2NN(nn.Module):
         if self.learnable:
             parts.append("learnable=True")
         return ", ".join(parts)
+
+
+# torch's hook-based wrappers: (module, class of its hook, attribute naming
+# the tensor it computes). Found in sys.modules: a wrapper whose module is
+# not imported has no hook on any module.
+_HOOK_WRAPPERS = (
+    ("torch.nn.utils.prune", "BasePruningMethod", "_tensor_name"),
+    ("torch.nn.utils.spectral_norm", "SpectralNorm", "name"),
+    ("torch.nn.utils.weight_norm", "WeightNorm", "name"),
+)
+
+
+def _wrapper_of(module: nn.Module, name: str) -> Any:
+    """The hook of a torch hook-based wrapper computing `name`, or None."""
+    for hook in module._forward_pre_hooks.values():
+        for module_name, class_name, attribute in _HOOK_WRAPPERS:
+            kind = getattr(sys.modules.get(module_name), class_name, None)
+            ours = kind is not None and isinstance(hook, kind)
+            if ours and getattr(hook, attribute, None) == name:
+                return hook
+    return None
 
 
 def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:

@@ -245,8 +245,38 @@ def test_hook_based_wrappers_train_the_tensors_they_hold(wrapper):
     optimizer.step()
     module(torch.zeros(3))  # the wrapper sets alpha from what it holds
     assert not torch.equal(module.alpha.detach(), before)
-    module.alpha = 2.0  # a number: the module's own constant again
-    assert module.alpha == 2.0
+    # Assigned while the wrapper holds it: overwritten at the next call, as
+    # nn.Linear's weight is (it became a parameter that took the gradient,
+    # or broke the call).
+    for value in (2.0, [2.0, 2.0, 2.0], torch.full((3,), 2.0)):
+        module.alpha = value
+        optimizer.zero_grad()
+        module(torch.tensor([-0.5, -0.25, 0.5])).sum().backward()
+        assert "alpha" not in dict(module.named_parameters())
+        assert all(p.grad is not None for p in module.parameters())
+    with pytest.raises(ValueError, match=r"alpha is computed before every call"):
+        module.reset_parameters()
+    with torch.no_grad():  # nothing checked at a call: compiles whole
+        compiled = torch.compile(module, backend="eager", fullgraph=True)
+        torch.testing.assert_close(compiled(torch.zeros(3)), module(torch.zeros(3)))
+
+
+def test_a_deleted_parameter_takes_values_by_the_constructors_rules_again():
+    """Not a wrapper's: a tensor assigned is a parameter (learnable) or a buffer,
+    checked (it was stored as a plain attribute, unchecked, for a while)."""
+    learned = S2NN(learnable=True)
+    del learned.alpha
+    learned.alpha = torch.tensor(2.0)
+    assert dict(learned.named_parameters()).keys() == {"alpha", "beta"}
+    with pytest.raises(ValueError, match="alpha must be finite"):
+        learned.alpha = torch.tensor(-1.0, requires_grad=True)
+    fixed = S2NN()
+    del fixed.beta
+    fixed.beta = torch.tensor([1.0, 2.0])
+    assert dict(fixed.named_buffers()).keys() == {"beta"}
+    del fixed.epsilon
+    with pytest.raises(ValueError, match="epsilon must be finite"):
+        fixed.epsilon = torch.tensor(-5.0)
 
 
 def test_a_parameter_given_to_a_module_that_is_not_learnable_is_not_written():
