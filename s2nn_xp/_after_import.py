@@ -96,10 +96,16 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         exec_module = loader.exec_module
 
         def exec_then_act(module: ModuleType) -> None:
+            if module.__name__ != self.library:
+                # A loader that serves other modules too (a zipimporter: every
+                # module of its zip), executing one the library imports.
+                exec_module(module)
+                return
             try:
                 exec_module(module)
             finally:
-                del loader.exec_module  # the loader's own method again
+                if vars(loader).get("exec_module") is exec_then_act:
+                    del loader.exec_module  # the loader's own method again
             # Once, even where a spec from an earlier lookup executes too.
             if self not in sys.meta_path:
                 return

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import sys
+import weakref
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
@@ -426,7 +428,7 @@ class S2NN:
     parameter trees) that hold one as a field train its parameters.
 
     An object equals one of its class with the same values (array
-    parameters: the same arrays) and hashes by its values, so that equal
+    parameters: the same arrays) and hashes by them, so that equal
     objects share what JAX compiles for them (static fields of equinox
     modules, ``jax.tree_util.Partial``, static arguments). JAX's caches keep
     a function or static argument as it is, the object itself: one changed
@@ -600,11 +602,9 @@ class S2NN:
         return same and static and self.origin == other.origin
 
     def __hash__(self) -> int:
-        # Every value that equality compares, by value where it has one: JAX's
-        # caches keep the object itself, changed or not, under the hash of
-        # its first use; an entry is found again only by a hash that values
-        # equal to the entry's own give (an array's identity could: CPython
-        # gives a new array the id of a freed one).
+        # Every value that equality compares (origin too): JAX's caches keep
+        # the object itself, changed or not, under the hash of its first
+        # use, and find that entry again only by an equal hash.
         keys = (_hash_key(getattr(self, name)) for name in _LEAVES)
         epsilon = _Static(self.epsilon).key()
         return hash((type(self), *keys, epsilon, self.origin))
@@ -626,12 +626,46 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _hash_key(value: Any) -> Any:
-    """Floats, and arrays with values, by value; states and tracers by identity.
+    """Floats by value; arrays by a token of the array object (as they compare).
 
-    Arrays compare by identity, and the same array has the same values: the
-    hash follows equality.
+    Not by ``id``: CPython gives a new array the id of a freed one, and JAX's
+    caches, which keep the object itself under the hash of its first use,
+    then found an entry traced with the old array's values. Not by value:
+    that read every array at every hash (a device's wait and copy, a Dask
+    graph's computation) and changed with an update in place (a set lost
+    the object).
     """
-    return value if isinstance(value, float) else _Static(value).key()
+    return value if isinstance(value, float) else _identity_token(value)
+
+
+def _identity_token(value: Any) -> int:
+    """A number for ``value`` that no other object alive now or before had.
+
+    Kept beside a weak reference to the object, so that it goes with it;
+    objects that take no weak reference get their ``id``.
+    """
+    key = id(value)
+    held = _TOKENS.get(key)
+    if held is not None and held[0]() is value:
+        return held[1]
+    try:
+        reference = weakref.ref(value, functools.partial(_forget, key))
+    except TypeError:  # no weak references to it
+        return key
+    token = next(_COUNTER)  # small: no id (an address) of an object alive
+    _TOKENS[key] = (reference, token)
+    return token
+
+
+def _forget(key: int, _: Any = None) -> None:
+    held = _TOKENS.get(key)
+    if held is not None and held[0]() is None:  # not a newer object's entry
+        del _TOKENS[key]
+
+
+# id of an array parameter -> (weak reference to it, its token)
+_TOKENS: dict[int, tuple[weakref.ref[Any], int]] = {}
+_COUNTER = itertools.count(1)
 
 
 class _Static:

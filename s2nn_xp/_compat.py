@@ -114,20 +114,43 @@ def array_for(xp: ModuleType, host: Any, dtype: Any, x: Any) -> Any:
 def broadcast_to_x(xp: ModuleType, value: Any, x: Any) -> Any:
     """``value`` (an array of ``xp`` that broadcasts to ``x``) in ``x``'s shape.
 
-    For Dask, in ``x``'s chunks: an elementwise operation with ``x`` would
-    rechunk it in ``x``'s dimensions, which Dask refuses beyond 32; here it
-    is rechunked in its own (where it has fewer), then broadcast in ``x``'s.
+    For Dask, in ``x``'s chunks (:func:`chunked_like`): an elementwise
+    operation with ``x`` would rechunk it in ``x``'s dimensions, which Dask
+    refuses beyond 32.
     """
     if not is_dask_array(x):
         return xp.broadcast_to(value, x.shape)
     import dask.array
 
+    value = chunked_like(value, x)
+    if value is None:  # cannot be: the caller made it so (validation)
+        msg = "a Dask array of more than 32 dimensions in other chunks than x's"
+        raise ValueError(msg)
+    return dask.array.broadcast_to(value, x.shape, chunks=x.chunks)
+
+
+def chunked_like(value: Any, x: Any) -> Any:
+    """A Dask ``value`` that broadcasts to Dask ``x``, in ``x``'s chunks, or None.
+
+    Along the axes where it has ``x``'s size; rechunked in its own
+    dimensions, which may be fewer than ``x``'s. None where it needs a
+    rechunk of more than 32 dimensions, which Dask refuses.
+    """
     offset = x.ndim - value.ndim
     own = tuple(
         x.chunks[offset + axis] if size == x.shape[offset + axis] else (size,)
         for axis, size in enumerate(value.shape)
     )
-    return dask.array.broadcast_to(value.rechunk(own), x.shape, chunks=x.chunks)
+    if own == value.chunks:
+        return value
+    if value.ndim > DASK_DIMENSIONS:
+        return None
+    return value.rechunk(own)
+
+
+# The most dimensions Dask rechunks (and so computes elementwise with arrays
+# in other chunks).
+DASK_DIMENSIONS = 32
 
 
 def is_jax_tracer(value: Any) -> bool:

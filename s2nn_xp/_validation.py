@@ -387,6 +387,31 @@ def _unknown(n: Any) -> bool:
     return n is None or n != n
 
 
+def _in_chunks_of_x(name: str, value: Any, x: Any) -> Any:
+    """A Dask array argument in ``x``'s chunks, where ``x`` has over 32 dimensions.
+
+    Dask computes arrays in different chunks by rechunking them in ``x``'s
+    dimensions, which it refuses beyond 32 (its RuntimeError named nothing):
+    rechunked in its own, or refused naming it where it has as many.
+    """
+    if not (
+        _compat.is_dask_array(x)
+        and x.ndim > _compat.DASK_DIMENSIONS
+        and known(tuple(x.shape))
+        and known(tuple(value.shape))
+    ):
+        return value
+    chunked = _compat.chunked_like(value, x)
+    if chunked is None:
+        msg = (
+            f"{name} is chunked otherwise than x, and Dask rechunks arrays of at "
+            f"most {_compat.DASK_DIMENSIONS} dimensions ({name} has "
+            f"{value.ndim}); give it x's chunks"
+        )
+        raise ValueError(msg)
+    return chunked
+
+
 def known(shape: tuple[Any, ...]) -> bool:
     """Whether every size of ``shape`` is known."""
     return not any(_unknown(n) for n in shape)
@@ -994,7 +1019,7 @@ def check_parameter(
     view = _host_view(name, value)
     if view is not None:
         check_representable(name, view, compute_dtype, largest, flushed_by=flushed_by)
-    return value
+    return _in_chunks_of_x(name, value, x)
 
 
 def check_arguments(
@@ -1154,6 +1179,7 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
         check_device("cotangent", cotangent, p.x)
     check_real_dtype("cotangent", xp, cotangent.dtype)
     check_cotangent_shape(tuple(cotangent.shape), tuple(p.x.shape))
+    cotangent = _in_chunks_of_x("cotangent", cotangent, p.x)
     # A cotangent beyond the compute dtype's range rounds to 0 or inf there,
     # quietly (np.errstate(all="raise") raised), as x does; then inf times a
     # gradient of 0 is NaN (the Definition says so).

@@ -142,3 +142,37 @@ def test_a_loader_found_twice_acts_once(library):
     importlib.util.find_spec(LIBRARY)
     importlib.import_module(LIBRARY)
     assert seen == [1] and "exec_module" not in vars(loader)  # its own again
+
+
+def test_a_loader_serving_other_modules_acts_for_the_library_alone(
+    tmp_path, monkeypatch
+):
+    """A zipimporter executes every module of its zip: the library's import of
+    another one ran the action with the library half executed, then failed
+    ("'zipimporter' object has no attribute 'exec_module'")."""
+    import importlib.util
+    import zipfile
+
+    archive = tmp_path / "libraries.zip"
+    with zipfile.ZipFile(archive, "w") as files:
+        files.writestr(f"{LIBRARY}/__init__.py", "import zipped_helper\nVALUE = 7\n")
+        files.writestr("zipped_helper.py", "HELP = 1\n")
+    monkeypatch.syspath_prepend(str(archive))
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    for name in (LIBRARY, "zipped_helper"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    importlib.invalidate_caches()
+    seen = []
+    _after_import.when_imported(
+        LIBRARY, lambda: seen.append(getattr(sys.modules[LIBRARY], "VALUE", None)), "a"
+    )
+    importlib.util.find_spec(LIBRARY)  # a lookup, then another module alone
+    importlib.import_module("zipped_helper")
+    assert seen == [] and [f for f in _finders() if f.library == LIBRARY]
+    sys.modules.pop("zipped_helper")
+    try:
+        assert importlib.import_module(LIBRARY).VALUE == 7
+        assert seen == [7]  # once, after the library executed whole
+    finally:
+        sys.modules.pop(LIBRARY, None)
+        sys.modules.pop("zipped_helper", None)

@@ -178,3 +178,19 @@ def test_host_parameters_and_cotangents_of_more_than_32_dimensions():
             pullback(broadcast).compute(),
             s2nn_xp.gradient(values, alpha=alpha) * np.asarray(broadcast),
         )
+    # Dask arguments in other chunks than x's: rechunked in their own (fewer)
+    # dimensions; refused, naming them, where they have as many as x.
+    finer = da.full(6, 2.0, chunks=1)
+    np.testing.assert_array_equal(
+        s2nn_xp.gradient(x, alpha=finer).compute(),
+        s2nn_xp.gradient(values, alpha=alpha),
+    )
+    _, pullback = s2nn_xp.vjp(x, alpha=finer)
+    np.testing.assert_array_equal(
+        pullback(da.full(6, 0.5, chunks=3)).compute(),
+        s2nn_xp.gradient(values, alpha=alpha) * 0.5,
+    )
+    with pytest.raises(ValueError, match=r"^cotangent is chunked otherwise than x"):
+        pullback(da.ones(shape, chunks=3))
+    with pytest.raises(ValueError, match=r"^alpha is chunked otherwise than x"):
+        s2nn_xp.gradient(x, alpha=da.full(shape, 2.0, chunks=3))

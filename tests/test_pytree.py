@@ -312,19 +312,24 @@ def test_the_hash_follows_every_value_equality_compares():
 
     origin was left out of the hash (after fn.origin = True, jax.checkpoint(fn)
     found the spike's entry, for fn and for any fresh S2NN(origin=True)), and
-    arrays hashed by identity, which CPython gives a new array once a freed
-    one's: the hash changes with any value now, so a changed object mostly
-    meets its old entries no more (an entry equals the object it keeps, so
-    a colliding bucket still can: the docstring says to pass it instead).
+    arrays hashed by id, which CPython gives a new array once a freed one's:
+    a replaced alpha met the trace of an old one. An array's token is its
+    own for good; it reads no values (by value, every hash copied the array
+    to the host, and an update in place lost the object from a set).
     """
     assert hash(s2nn_xp.S2NN()) != hash(s2nn_xp.S2NN(origin=True))
     alpha = np.full(2, 1.0)
     fn = s2nn_xp.S2NN(alpha=alpha)
     first = hash(fn)
     assert hash(s2nn_xp.S2NN(alpha=alpha)) == first  # equal: the same array
-    alpha[0] = 2.0  # changed in place: other values
-    assert hash(fn) != first
-    fn.alpha = jnp.full(2, 3.0)
+    held = {fn}
+    alpha[0] = 2.0  # changed in place: the same array, the same hash
+    assert hash(fn) == first and fn in held
+    hashes = set()
+    for step in range(50):  # freed arrays' ids come back; their hashes do not
+        fn.alpha = jnp.full(2, float(step + 3))
+        hashes.add(hash(fn))
+    assert len(hashes) == 50
     assert hash(fn) == hash(s2nn_xp.S2NN(alpha=fn.alpha))
 
 
