@@ -69,8 +69,9 @@ class Capability(enum.Enum):
 _COMPILING_TRANSFORMS = frozenset({"jit", "compile"})
 
 
-# A record's name, array module or device kind.
+# A record's name or device kind; an array module (a top-level module).
 _LOWER_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _cpu_only() -> list[str]:
@@ -273,18 +274,23 @@ class Backend:
         # Names that are selected in text (S2NN_XP_BACKENDS, a nox session,
         # a device's kind "cpu"), and modules found by their top level.
         names = {
-            "name": (self.name,),
-            "array_modules": self.array_modules,
-            "device_kinds": self.device_kinds,
+            "name": ((self.name,), _LOWER_NAME, "lowercase names (letters, digits, _)"),
+            "device_kinds": (
+                self.device_kinds,
+                _LOWER_NAME,
+                "lowercase names (letters, digits, _)",
+            ),
+            "array_modules": (
+                self.array_modules,
+                _MODULE_NAME,
+                "top-level module names (no dots)",
+            ),
         }
-        for field_name, values in names.items():
-            wrong = [v for v in values if not _LOWER_NAME.fullmatch(v)]
+        for field_name, (values, pattern, what) in names.items():
+            wrong = [v for v in values if not pattern.fullmatch(v)]
             if wrong:
-                msg = (
-                    f"backend {self.name!r}: {field_name} must be lowercase "
-                    f"names (letters, digits, _), not {wrong!r}"
-                )
-                raise ValueError(msg)
+                msg = f"backend {self.name!r}: {field_name} must be {what}"
+                raise ValueError(f"{msg}, not {wrong!r}")
         unknown = sorted(set(self.dtypes) - set(_FLOAT_DTYPES))
         if unknown or "float32" not in self.dtypes:
             msg = (

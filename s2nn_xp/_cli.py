@@ -12,6 +12,7 @@ import errno
 import functools
 import importlib
 import importlib.util
+import io
 import json
 import math
 import os
@@ -840,43 +841,121 @@ def run_bench(args: argparse.Namespace) -> int:
         _note(f"{message}; skipped")
 
     interrupted = None
+    json_failed = False
     try:
         records = bench_records(chosen, sizes, dtypes, args.repeats, _progress)
     except BenchInterrupted as stop:  # the figures of the runs that finished
         records, interrupted = stop.records, stop
         if not records:
             raise
-    table = sys.stderr if json_to_stdout else sys.stdout
-    _print_table(BENCH_HEADER, [bench_row(r) for r in records], file=table)
-    floors = "; ".join(f"{name}: {what}" for name, what in FLOORS.items())
-    print(
-        f"medians of {args.repeats} run{'s' if args.repeats > 1 else ''} after "
-        "warm-up, the cases taking turns; "
-        f"floors of the same bytes, same run ({floors})",
-        file=table,
-    )
-    if json_to_stdout:
-        print(json.dumps(records, indent=2))
-    elif args.json is not None:
+    with _interrupts_deferred() as deferred:
+        # The figures first (a file, or standard output), then the table.
+        if json_to_stdout:
+            print(json.dumps(records, indent=2), flush=True)
+        elif args.json is not None:
+            try:
+                _write_replacing(args.json, json.dumps(records, indent=2) + "\n")
+            except OSError as exc:
+                # After the work: an error of the run (1), not of the options
+                # (2); the table is still printed.
+                why = exc.strerror or exc
+                _error(f"--json: cannot write {str(args.json)!r}: {why}", "bench")
+                json_failed = True
         try:
-            args.json.write_text(json.dumps(records, indent=2) + "\n")
-        except OSError as exc:
-            # After the work: an error of the run (1), not of the options (2).
-            why = exc.strerror or exc
-            _error(f"--json: cannot write {str(args.json)!r}: {why}", "bench")
-            return 1
-        print(f"wrote {args.json}")
-    if interrupted is not None:
-        _error(
-            f"interrupted: the figures of the {interrupted.finished} of "
-            f"{interrupted.planned} runs that finished are above",
-            "bench",
+            _bench_table(records, args.repeats, sys.stderr if json_to_stdout else None)
+        except OSError:
+            if not json_to_stdout:  # the output itself; on stderr a diagnostic
+                raise
+        if args.json is not None and not json_to_stdout and not json_failed:
+            print(f"wrote {args.json}")
+    if interrupted is not None or deferred.count:
+        finished = (
+            ""
+            if interrupted is None
+            else (
+                f"the figures of the {interrupted.finished} of {interrupted.planned} "
+                "runs that finished are above"
+            )
         )
+        _error(f"interrupted{': ' if finished else ''}{finished}", "bench")
         return 130
+    if json_failed:
+        return 1
     failed = sum("error" in r for r in records)
     if failed:
         _note(f"{failed} row{'s' if failed > 1 else ''} failed (FAIL above)")
     return 1 if failed else 0
+
+
+def _bench_table(records: list[Record], repeats: int, file: TextIO | None) -> None:
+    _print_table(BENCH_HEADER, [bench_row(r) for r in records], file=file)
+    floors = "; ".join(f"{name}: {what}" for name, what in FLOORS.items())
+    print(
+        f"medians of {repeats} run{'s' if repeats > 1 else ''} after "
+        "warm-up, the cases taking turns; "
+        f"floors of the same bytes, same run ({floors})",
+        file=file,
+    )
+
+
+def _write_replacing(path: Path, text: str) -> None:
+    """``text`` into the file at ``path``, whole or not at all.
+
+    A regular file (or none yet) is replaced by a complete one written beside
+    it: written in place, a write that failed (a full disk) left a truncated
+    file where the last run's was. A named pipe or a device is written to.
+    """
+    if path.exists() and not path.is_file():
+        path.write_text(text)
+        return
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+    else:  # as open() would make it (mkstemp's are 0o600)
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+class _Deferred:
+    count = 0
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[_Deferred]:
+    """Ctrl-C held while the figures are saved, and reported after.
+
+    A second Ctrl-C close behind the first (a wrapper that passes on the
+    terminal's) lost the figures of the runs that finished; a second one
+    during the save itself still stops it (a named pipe nobody reads).
+    """
+    import signal
+    import threading
+
+    deferred = _Deferred()
+    if threading.current_thread() is not threading.main_thread():
+        yield deferred
+        return
+
+    def hold(signum: int, frame: Any) -> None:
+        deferred.count += 1
+        if deferred.count > 1:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield deferred
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # --- entry point ---------------------------------------------------------------
@@ -891,7 +970,14 @@ def _fail(message: str) -> NoReturn:
 
 
 def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """A diagnostic on standard error; one that cannot be written stops nothing.
+
+    (A closed pipe or a full disk there lost the whole run, before.)
+    """
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except OSError:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (the process's own)
 
 
 def _why(exc: BaseException) -> str:
@@ -973,9 +1059,34 @@ def _check_writable(option: str, path: Path) -> None:
         _fail(f"{option}: cannot write {str(path)!r}: {exc.strerror or exc}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose help and version may fail to be written.
+
+    argparse drops the error of writing them (a full disk, a reader gone):
+    status 0 for output lost. Written and flushed here, the error reaches
+    :func:`main`, which reports it as for any other output.
+    """
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if message:
+            stream = file or sys.stderr
+            stream.write(message)
+            stream.flush()
+
+
+class _ClosedOutput(io.TextIOBase):
+    """Standard output closed from the start (``>&-``): writing it fails.
+
+    Python has None there, and ``print`` to None writes nothing, silently.
+    """
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``s2nn-xp``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="s2nn-xp",
         description="The S2NN surrogate spiking function on every array library.",
     )
@@ -1062,11 +1173,20 @@ def build_parser() -> argparse.ArgumentParser:
 # The exit status of a process that SIGPIPE ends: 128 + 13.
 _BROKEN_PIPE = 141
 # The errors of writing to standard output that are the output's, not ours.
-_OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
+_OUTPUT_ERRORS = frozenset(
+    {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF}
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``s2nn-xp`` with `argv` (default: the command line)."""
+    # A stream closed from the start (`>&-`) is None in Python, and print()
+    # to None writes to stdout: output fails when it is written (status 1),
+    # diagnostics go nowhere (into stdout, they broke `--json -`).
+    if sys.stdout is None:
+        sys.stdout = _ClosedOutput()
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (the process's own)
     for stream in (sys.stdout, sys.stderr):
         # A path or message with characters the terminal's encoding lacks
         # (a non-ASCII file name under LANG=C) is printed escaped, not raised.
@@ -1074,27 +1194,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if sys.stdout is None:  # started with it closed (`>&-`): all output lost
-        parser.exit(1, f"s2nn-xp {args.command}: error: standard output is closed\n")
+    command = "s2nn-xp"
     try:
+        args = parser.parse_args(argv)
+        command = f"s2nn-xp {args.command}"
         code: int = args.run(args)
     except _UsageError as exc:
-        parser.exit(2, f"s2nn-xp {args.command}: error: {exc}\n")
+        parser.exit(2, f"{command}: error: {exc}\n")
     except KeyboardInterrupt:
         # Ctrl-C: one line and the shell's code for SIGINT, not a traceback.
-        parser.exit(130, f"\ns2nn-xp {args.command}: interrupted\n")
+        parser.exit(130, f"\n{command}: interrupted\n")
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, with the status of
         # a Unix tool that SIGPIPE ends (128 + 13; 1 is a backend's
         # disagreement); stdout goes to devnull so that the flush at exit
         # does not raise.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return _BROKEN_PIPE
     except OSError as exc:
-        # Writing the output (a full disk, a failing device): one line. Any
-        # other OSError (a library that fails to load) keeps its traceback.
+        # Writing the output (a full disk, a failing device, a closed or
+        # read-only stdout): one line. Any other OSError (a library that
+        # fails to load) keeps its traceback.
         if exc.filename is not None or exc.errno not in _OUTPUT_ERRORS:
             raise
-        parser.exit(1, f"s2nn-xp {args.command}: error: cannot write output: {exc}\n")
+        parser.exit(1, f"{command}: error: cannot write output: {exc}\n")
     return code

@@ -478,7 +478,7 @@ def _host_view(name: str, value: Any) -> Any:
         return None
     try:
         return backend.as_numpy(value)
-    except TypeError as exc:  # the record's as_numpy cannot read it
+    except Exception as exc:  # the record's as_numpy cannot read it
         msg = f"{name} could not be read by backend record {backend.name!r}: {exc}"
         raise TypeError(msg) from exc
 

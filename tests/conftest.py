@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from s2nn_xp._backends import Capability, get
+from s2nn_xp._backends import BACKENDS, Capability, get
 from tests._support import backend_of, load_backend, selected_backends
 
 
@@ -55,10 +55,15 @@ def xp(request):
     marker = request.node.get_closest_marker("backends")
     if marker is not None and request.param not in marker.args:
         pytest.skip(f"test is only for backends {marker.args}")
-    marker = request.node.get_closest_marker("skip_backends")
-    if marker is not None and request.param in marker.args:
-        reason = marker.kwargs.get("reason", "test does not apply to it")
-        pytest.skip(f"{request.param}: {reason}")
+    # Every skip_backends marker (stacked, or on the class and the test), each
+    # naming known backends.
+    for marker in request.node.iter_markers("skip_backends"):
+        unknown = sorted(set(marker.args) - set(BACKENDS))
+        if unknown:
+            pytest.fail(f"skip_backends names no backend: {unknown} (reason=...?)")
+        if request.param in marker.args:
+            reason = marker.kwargs.get("reason", "test does not apply to it")
+            pytest.skip(f"{request.param}: {reason}")
     namespace = load_backend(request.param)
     has = backend_of(namespace).capabilities
     for capability in Capability:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -372,10 +373,10 @@ def test_a_failed_json_write_is_a_clear_error(tmp_path, capsys, monkeypatch):
     """After the work, an error of the run (status 1), not of the options (2,
     "before any work"); the table is printed."""
 
-    def refuse(self, *args, **kwargs):
-        raise PermissionError(13, "Permission denied", str(self))
+    def refuse(path, text):
+        raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(Path, "write_text", refuse)
+    monkeypatch.setattr(_cli, "_write_replacing", refuse)
     code = _cli.main(
         ["bench", "--backend", "numpy", *TINY, "--json", str(tmp_path / "b.json")]
     )
@@ -385,6 +386,24 @@ def test_a_failed_json_write_is_a_clear_error(tmp_path, capsys, monkeypatch):
     assert "s2nn-xp bench: error: --json: cannot write" in err
     assert "Permission denied" in err
     assert "Traceback" not in err
+
+
+def test_a_json_write_that_fails_leaves_the_last_file_whole(tmp_path, monkeypatch):
+    """Written in place, a full disk left a truncated file where the last was."""
+    path = tmp_path / "bench.json"
+    path.write_text("[]\n")
+    path.chmod(0o640)
+
+    def full(source, target):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_cli.os, "replace", full)
+    with pytest.raises(OSError, match="No space"):
+        _cli._write_replacing(path, "[1]\n")
+    assert path.read_text() == "[]\n" and os.listdir(tmp_path) == ["bench.json"]
+    monkeypatch.undo()
+    _cli._write_replacing(path, "[1]\n")
+    assert path.read_text() == "[1]\n" and path.stat().st_mode & 0o777 == 0o640
 
 
 def test_ctrl_c_keeps_the_figures_of_the_runs_that_finished(
@@ -516,7 +535,8 @@ def test_output_closed_from_the_start_is_an_error(command):
         text=True,
     )
     assert completed.returncode == 1
-    assert f"s2nn-xp {command}: error: standard output is closed" in completed.stderr
+    message = f"s2nn-xp {command}: error: cannot write output: [Errno 9] standard"
+    assert message in completed.stderr and "Traceback" not in completed.stderr
 
 
 @pytest.mark.parametrize("command", ["info", "bench"])
@@ -1331,3 +1351,48 @@ def test_bench_json_to_standard_output(tmp_path, capsys, monkeypatch):
     assert code == 0
     assert json.loads((tmp_path / "-").read_text())[0]["backend"] == "numpy"
     assert "median us" in stdout
+
+
+def _shell(redirect: str, *argv: str) -> subprocess.CompletedProcess:
+    """``s2nn-xp argv`` with its streams redirected by the shell."""
+    return subprocess.run(
+        ["sh", "-c", f'exec "$0" "$@" {redirect}', *_command(*argv)],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_streams_that_cannot_be_written_are_reported_or_let_be():
+    """stderr closed: diagnostics went into stdout (`--json -` was no JSON);
+    stdout read-only: a traceback; stderr full: the bench died before any
+    work; help to a full disk: status 0."""
+    tiny = ("bench", "--backend", "numpy", "--size", "1024", "--repeats", "1")
+    completed = _shell("2>&-", *tiny, "--json", "-")
+    assert completed.returncode == 0
+    assert {r["backend"] for r in json.loads(completed.stdout)} == {"numpy"}
+    completed = _shell("1</dev/null", "info")
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr
+    assert "cannot write output" in completed.stderr
+    if Path("/dev/full").exists():
+        completed = _shell("2>/dev/full", *tiny)
+        assert completed.returncode == 0 and " 1024 " in completed.stdout
+        completed = _shell(">/dev/full", "--help")
+        assert completed.returncode == 1 and "cannot write output" in completed.stderr
+
+
+def test_ctrl_c_while_the_figures_are_saved_waits_for_them():
+    """A second Ctrl-C close behind the first lost the finished runs' JSON; a
+    second one during the save still stops it."""
+    import signal
+
+    with _cli._interrupts_deferred() as deferred:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100):  # the handler runs between bytecodes
+            if deferred.count:
+                break
+    assert deferred.count == 1
+    with pytest.raises(KeyboardInterrupt), _cli._interrupts_deferred():  # noqa: PT012
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100):
+            pass
