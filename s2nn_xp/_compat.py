@@ -103,12 +103,21 @@ def array_for(xp: ModuleType, host: Any, dtype: Any, x: Any) -> Any:
         return xp.asarray(host, dtype=dtype, device=placement(x))
     import dask.array
 
-    offset = x.ndim - host.ndim
-    chunks = tuple(
-        x.chunks[offset + axis] if size == x.shape[offset + axis] else (size,)
-        for axis, size in enumerate(host.shape)
-    )
+    chunks = _chunks_along(host.shape, x)
     return dask.array.from_array(host.astype(dtype, copy=False), chunks=chunks)
+
+
+def _chunks_along(shape: tuple[int, ...], x: Any) -> tuple[tuple[int, ...], ...]:
+    """Chunks for an array of ``shape`` that broadcasts to Dask ``x``.
+
+    ``x``'s along the axes where it has ``x``'s size (aligned on the last
+    axes, as it broadcasts), one chunk along the others.
+    """
+    offset = x.ndim - len(shape)
+    return tuple(
+        x.chunks[offset + axis] if size == x.shape[offset + axis] else (size,)
+        for axis, size in enumerate(shape)
+    )
 
 
 def broadcast_to_x(xp: ModuleType, value: Any, x: Any) -> Any:
@@ -136,11 +145,7 @@ def chunked_like(value: Any, x: Any) -> Any:
     dimensions, which may be fewer than ``x``'s. None where it needs a
     rechunk of more than 32 dimensions, which Dask refuses.
     """
-    offset = x.ndim - value.ndim
-    own = tuple(
-        x.chunks[offset + axis] if size == x.shape[offset + axis] else (size,)
-        for axis, size in enumerate(value.shape)
-    )
+    own = _chunks_along(tuple(value.shape), x)
     if own == value.chunks:
         return value
     if value.ndim > DASK_DIMENSIONS:
