@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import itertools
 import sys
+import threading
 import weakref
 from collections.abc import Callable, Iterable
 from types import ModuleType
@@ -645,27 +646,31 @@ def _identity_token(value: Any) -> int:
     objects that take no weak reference get their ``id``.
     """
     key = id(value)
-    held = _TOKENS.get(key)
-    if held is not None and held[0]() is value:
-        return held[1]
-    try:
-        reference = weakref.ref(value, functools.partial(_forget, key))
-    except TypeError:  # no weak references to it
-        return key
-    token = next(_COUNTER)  # small: no id (an address) of an object alive
-    _TOKENS[key] = (reference, token)
-    return token
+    with _TOKENS_LOCK:  # two threads would each make one, and one be lost
+        held = _TOKENS.get(key)
+        if held is not None and held[0]() is value:
+            return held[1]
+        try:
+            reference = weakref.ref(value, functools.partial(_forget, key))
+        except TypeError:  # no weak references to it
+            return key
+        token = next(_COUNTER)  # small: no id (an address) of an object alive
+        _TOKENS[key] = (reference, token)
+        return token
 
 
 def _forget(key: int, _: Any = None) -> None:
-    held = _TOKENS.get(key)
-    if held is not None and held[0]() is None:  # not a newer object's entry
-        del _TOKENS[key]
+    with _TOKENS_LOCK:
+        held = _TOKENS.get(key)
+        if held is not None and held[0]() is None:  # not a newer object's entry
+            del _TOKENS[key]
 
 
 # id of an array parameter -> (weak reference to it, its token)
 _TOKENS: dict[int, tuple[weakref.ref[Any], int]] = {}
 _COUNTER = itertools.count(1)
+# Reentrant: a weak reference's callback may run in the thread that holds it.
+_TOKENS_LOCK = threading.RLock()
 
 
 class _Static:

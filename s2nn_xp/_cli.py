@@ -905,6 +905,7 @@ def _write_replacing(path: Path, text: str) -> None:
     it: written in place, a write that failed (a full disk) left a truncated
     file where the last run's was. A named pipe or a device is written to.
     """
+    path = Path(os.path.realpath(path))  # through a link, not over it
     if path.exists() and not path.is_file():
         path.write_text(text)
         return
@@ -1064,14 +1065,22 @@ class _Parser(argparse.ArgumentParser):
 
     argparse drops the error of writing them (a full disk, a reader gone):
     status 0 for output lost. Written and flushed here, the error reaches
-    :func:`main`, which reports it as for any other output.
+    :func:`main`, which reports it as for any other output; errors of
+    writing a message to standard error are still dropped.
     """
 
     def _print_message(self, message: str, file: Any = None) -> None:
-        if message:
-            stream = file or sys.stderr
+        if not message:
+            return
+        stream = file or sys.stderr
+        try:
             stream.write(message)
             stream.flush()
+        except OSError:
+            if stream is sys.stdout:  # the output asked for (help, version)
+                raise
+            # a message on standard error: the status says it (2 for a
+            # mistake in the options), as argparse has it
 
 
 class _ClosedOutput(io.TextIOBase):

@@ -1369,27 +1369,30 @@ class S2NN(nn.Module):
         they compute from them before every call: it must stay their tensor
         (a parameter of this module made of it took the gradient theirs
         need, and nothing learned). So while such a wrapper's hook holds the
-        name, anything but an ``nn.Parameter`` (which ``prune.remove``
-        gives back) is stored as :class:`torch.nn.Module` stores it, as for
-        ``nn.Linear``'s weight (a value assigned meanwhile is overwritten at
-        the next call); and as a wrapper takes the name over (before its
-        hook is registered), so is the tensor it computes for a name the
-        module no longer holds.
+        name, any value is stored as :class:`torch.nn.Module` stores it, as
+        for ``nn.Linear``'s weight (a value assigned meanwhile is overwritten
+        at the next call; the ``nn.Parameter`` ``prune.remove`` gives back is
+        registered as it is, pruned zeros too); and as a wrapper takes the
+        name over (before its hook is registered), so is the tensor it sets
+        where the tensors it keeps in its place are (``alpha_orig``, or
+        ``alpha_g`` and ``alpha_v``).
         """
-        if name == "epsilon" or isinstance(value, nn.Parameter):
-            return False  # a constant no wrapper takes; a parameter's rules
+        if name == "epsilon":
+            return False  # a constant: no wrapper takes it
         if _wrapper_of(self, name) is not None:
-            return True
+            return True  # an nn.Parameter too: prune.remove's (unchecked)
         if (
             not isinstance(value, torch.Tensor)
+            or isinstance(value, nn.Parameter)
             or name in self._parameters
             or name in self._buffers
             or isinstance(self.__dict__.get(name), float)
         ):
             return False
-        # computed from tensors that learn (prune, weight_norm), or the data
-        # of the original that spectral_norm keeps beside it
-        return value.grad_fn is not None or f"{name}_orig" in self._parameters
+        # Taken over: the tensors the wrapper keeps in its place are there
+        # (prune's and spectral_norm's original, weight_norm's g and v).
+        kept = self._parameters
+        return f"{name}_orig" in kept or (f"{name}_g" in kept and f"{name}_v" in kept)
 
     def _assign(self, name: str, value: Any) -> None:
         """Check `value` and store it as a constant, a buffer or a parameter."""
@@ -1847,7 +1850,7 @@ _NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
 
 
 def _describe(value: Parameter) -> str:
-    if isinstance(value, float):
+    if not isinstance(value, torch.Tensor):  # a float; or a wrapper's meanwhile
         return repr(value)
     if value.is_meta:  # no value to print (a model built on the meta device)
         return f"tensor(shape={tuple(value.shape)}, device='meta')"

@@ -1380,6 +1380,20 @@ def test_streams_that_cannot_be_written_are_reported_or_let_be():
         assert completed.returncode == 1 and "cannot write output" in completed.stderr
 
 
+def test_json_through_a_link_and_option_mistakes_with_stderr_full(tmp_path):
+    """A link was replaced by a file (the target kept the old figures); a
+    mistake in the options exited 1, not 2, where stderr could not be written."""
+    target = tmp_path / "real.json"
+    target.write_text("old\n")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    _cli._write_replacing(link, "[]\n")
+    assert link.is_symlink() and target.read_text() == "[]\n"
+    if Path("/dev/full").exists():
+        completed = _shell("2>/dev/full", "bench", "--size", "0")
+        assert completed.returncode == 2
+
+
 def test_ctrl_c_while_the_figures_are_saved_waits_for_them():
     """A second Ctrl-C close behind the first lost the finished runs' JSON; a
     second one during the save still stops it."""

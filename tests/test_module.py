@@ -261,6 +261,25 @@ def test_hook_based_wrappers_train_the_tensors_they_hold(wrapper):
         torch.testing.assert_close(compiled(torch.zeros(3)), module(torch.zeros(3)))
 
 
+def test_wrappers_applied_without_grad_and_removed_after_pruning():
+    """weight_norm under no_grad left a stray parameter alpha (its tensor had no
+    grad_fn); prune.remove of a pruned alpha failed half-way (its zeros were
+    checked), leaving a module without alpha; repr failed on a number
+    assigned meanwhile."""
+    module = S2NN(alpha=[4.0, 2.0, 3.0], learnable=True, origin=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.nn.utils.weight_norm(module, "alpha", dim=0)
+    assert dict(module.named_parameters()).keys() == {"beta", "alpha_g", "alpha_v"}
+    pruned = S2NN(alpha=[4.0, 2.0, 3.0], learnable=True)
+    prune.l1_unstructured(pruned, "alpha", amount=1)
+    pruned.alpha = 2
+    assert "alpha=2" in repr(pruned)
+    prune.remove(pruned, "alpha")  # the pruned values stay the user's
+    assert isinstance(pruned.alpha, nn.Parameter)
+    assert pruned.alpha.tolist() == [4.0, 0.0, 3.0]
+
+
 def test_a_deleted_parameter_takes_values_by_the_constructors_rules_again():
     """Not a wrapper's: a tensor assigned is a parameter (learnable) or a buffer,
     checked (it was stored as a plain attribute, unchecked, for a while)."""
@@ -270,6 +289,9 @@ def test_a_deleted_parameter_takes_values_by_the_constructors_rules_again():
     assert dict(learned.named_parameters()).keys() == {"alpha", "beta"}
     with pytest.raises(ValueError, match="alpha must be finite"):
         learned.alpha = torch.tensor(-1.0, requires_grad=True)
+    del learned.alpha
+    with pytest.raises(ValueError, match="alpha must be finite"):  # computed too
+        learned.alpha = torch.tensor(-1.0, requires_grad=True) * 1
     fixed = S2NN()
     del fixed.beta
     fixed.beta = torch.tensor([1.0, 2.0])

@@ -333,6 +333,33 @@ def test_the_hash_follows_every_value_equality_compares():
     assert hash(fn) == hash(s2nn_xp.S2NN(alpha=fn.alpha))
 
 
+def test_threads_hashing_one_object_get_one_hash():
+    """Two threads could each make a token for one array, one of them lost."""
+    import sys
+    import threading
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(30):
+            fn = s2nn_xp.S2NN(alpha=np.array([1.0, 2.0]))
+            barrier = threading.Barrier(6)
+            hashes = []
+
+            def take(fn=fn, barrier=barrier, hashes=hashes):
+                barrier.wait()
+                hashes.append(hash(fn))
+
+            threads = [threading.Thread(target=take) for _ in range(6)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert len(set(hashes)) == 1
+    finally:
+        sys.setswitchinterval(interval)
+
+
 @pytest.mark.parametrize("kind", ["float", "numpy", "jax", "origin"])
 def test_a_changed_object_passed_as_an_argument_reaches_every_transform(kind):
     """The way the docstring gives to change values between transformed calls."""
