@@ -273,13 +273,10 @@ class Backend:
                 raise ValueError(msg)
         # Names that are selected in text (S2NN_XP_BACKENDS, a nox session,
         # a device's kind "cpu"), and modules found by their top level.
+        lower = (_LOWER_NAME, "lowercase names (letters, digits, _)")
         names = {
-            "name": ((self.name,), _LOWER_NAME, "lowercase names (letters, digits, _)"),
-            "device_kinds": (
-                self.device_kinds,
-                _LOWER_NAME,
-                "lowercase names (letters, digits, _)",
-            ),
+            "name": ((self.name,), *lower),
+            "device_kinds": (self.device_kinds, *lower),
             "array_modules": (
                 self.array_modules,
                 _MODULE_NAME,

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -869,15 +870,13 @@ def run_bench(args: argparse.Namespace) -> int:
         if args.json is not None and not json_to_stdout and not json_failed:
             print(f"wrote {args.json}")
     if interrupted is not None or deferred.count:
-        finished = (
-            ""
-            if interrupted is None
-            else (
-                f"the figures of the {interrupted.finished} of {interrupted.planned} "
-                "runs that finished are above"
+        message = "interrupted"
+        if interrupted is not None:
+            message += (
+                f": the figures of the {interrupted.finished} of "
+                f"{interrupted.planned} runs that finished are above"
             )
-        )
-        _error(f"interrupted{': ' if finished else ''}{finished}", "bench")
+        _error(message, "bench")
         return 130
     if json_failed:
         return 1
@@ -906,11 +905,15 @@ def _write_replacing(path: Path, text: str) -> None:
     file where the last run's was. A named pipe or a device is written to.
     """
     path = Path(os.path.realpath(path))  # through a link, not over it
-    if path.exists() and not path.is_file():
+    try:
+        existing = path.stat().st_mode
+    except FileNotFoundError:
+        existing = None
+    if existing is not None and not stat.S_ISREG(existing):
         path.write_text(text)
         return
-    if path.exists():
-        mode = path.stat().st_mode & 0o777
+    if existing is not None:
+        mode = stat.S_IMODE(existing)
     else:  # as open() would make it (mkstemp's are 0o600)
         umask = os.umask(0)
         os.umask(umask)
@@ -978,7 +981,12 @@ def _progress(message: str) -> None:
     try:
         print(message, file=sys.stderr, flush=True)
     except OSError:
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (the process's own)
+        _silence_standard_error()
+
+
+def _silence_standard_error() -> None:
+    """Diagnostics from now on go nowhere (standard error closed, or failing)."""
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (the process's own)
 
 
 def _why(exc: BaseException) -> str:
@@ -1195,7 +1203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sys.stdout is None:
         sys.stdout = _ClosedOutput()
     if sys.stderr is None:
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (the process's own)
+        _silence_standard_error()
     for stream in (sys.stdout, sys.stderr):
         # A path or message with characters the terminal's encoding lacks
         # (a non-ASCII file name under LANG=C) is printed escaped, not raised.

@@ -1603,7 +1603,7 @@ class S2NN(nn.Module):
         parts = [
             f"{name}={_describe(getattr(self, name))}"
             for name in _PARAMETER_NAMES
-            if hasattr(self, name)  # deleted (__delattr__), none until assigned
+            if hasattr(self, name)  # taken out (a wrapper, del): none until set
         ]
         if self.origin:
             parts.append("origin=True")
