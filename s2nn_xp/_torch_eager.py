@@ -52,7 +52,7 @@ def workspace(
 
 
 # Temporaries the kernel with the most (cotangents) uses.
-_TEMPORARIES = 6
+_TEMPORARIES = 5
 
 
 def _temporaries(
@@ -102,7 +102,7 @@ def gradient(
     the result (it may be of a narrower dtype: the result is rounded once,
     into it); ``scratch`` is a :func:`workspace` at least ``x``'s size.
     """
-    e, denominator, tail, step = _temporaries(x, scratch, 4)
+    e, denominator, tail = _temporaries(x, scratch, 3)
     lowest = max(_EXP_FLOOR / alpha, -_LARGEST[x.dtype])
     torch.clamp(x, lowest, 0.0, out=e).mul_(alpha).exp_()
     torch.add(e, 2.0, out=denominator).mul_(e).add_(1.0)
@@ -116,8 +116,10 @@ def gradient(
     else:
         tail.reciprocal_()
     # lerp is exact at weights 0 and 1 for finite ends (the guards' promise):
-    # the blend of _math in one operation.
-    weight = _branch_weight(x, step)
+    # the blend of _math in one operation. The weight goes where the
+    # denominator was (read for the last time above): one temporary fewer
+    # to allocate at every call.
+    weight = _branch_weight(x, denominator)
     if out is not None and out.dtype == x.dtype:
         grad = torch.lerp(bell, tail, weight, out=out)
     else:
@@ -153,7 +155,7 @@ def cotangents(
     gradient's bit for bit, as :func:`gradient`), up to the sign of zero
     terms.
     """
-    left, e, denominator, right, step, log = _temporaries(x, scratch, _TEMPORARIES)
+    left, e, denominator, right, log = _temporaries(x, scratch, _TEMPORARIES)
     # _math clips the sigmoid input at -1000 / alpha: e is 0 from there down,
     # so clipping at the dtype's lowest value gives the same values (and a
     # finite x * e where x = -inf) with Python numbers as bounds.
@@ -166,7 +168,7 @@ def cotangents(
     bell = e.mul_(alpha).div_(denominator)
     # The tail at max(x, 0), as in gradient() (no overflow of beta / 0.5).
     torch.clamp(x, min=0.0, out=right)
-    _branch_weight(x, step)
+    step = _branch_weight(x, denominator)  # read for the last time above
     d_beta = None
     if with_beta:
         # _math's log1p(x + epsilon) masked by the step, in one operation

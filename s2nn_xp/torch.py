@@ -137,12 +137,15 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 # torch.func offers no public test of whether a tensor is one of its wrappers;
-# these private ones are the only place the package reaches into torch._C. If
-# a later torch drops them, every tensor counts as wrapped: slower (no
-# in-place temporaries, no fast paths), never wrong.
+# these private ones, and the two autograd.Function.apply uses below, are the
+# only places the package reaches into torch._C. If a later torch drops them,
+# every tensor counts as wrapped, and every call goes through apply: slower
+# (no in-place temporaries, no fast paths), never wrong.
 _functorch_wrapped = getattr(
     getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None
 )
+_UNWRAP_IF_DEAD = getattr(getattr(torch._C, "_functorch", None), "unwrap_if_dead", None)
+_TRANSFORMS_ACTIVE = getattr(torch._C, "_are_functorch_transforms_active", None)
 # The legacy vmap (torch._vmap_internals), which gradcheck's batched checks,
 # ``autograd.grad(is_grads_batched=True)`` and ``autograd.functional.jacobian
 # (vectorize=True)`` run the backward under, marks its tensors with this key.
@@ -247,7 +250,7 @@ def _cpu_block(x: torch.Tensor, plain: bool, *others: Any) -> int:
     ``plain`` is :func:`_plain_eager` of the call, asked first: under
     ``torch.jit.trace`` ``numel()`` is a traced tensor.
     """
-    if x.device.type != "cpu" or not plain:
+    if not (x.is_cpu and plain):
         return 0
     block = _CPU_BLOCK_BYTES // _compute_dtype(x.dtype).itemsize
     usable = (
@@ -309,7 +312,7 @@ def _piecewise(
         with _workspace(block, dtype, x, *others) as scratch:
             blocks = functools.partial(compute, scratch=scratch)
             return _blockwise(blocks, block, torch.empty_like(x), x, *others)
-    if plain and x.device.type == "cpu":
+    if plain and x.is_cpu:
         size = x.numel() * dtype.itemsize
         if _KEPT_FROM_BYTES <= size <= _CPU_BLOCK_BYTES:
             with _workspace(x.numel(), dtype, x, *others) as scratch:
@@ -379,14 +382,14 @@ def _primal(
                 out=out,
                 scratch=scratch,
             )
-            return y if out is not None else y.to(x.dtype)
+            return y if out is not None else _in_dtype(y, x.dtype)
         in_place = _may_update(x_block, alpha, beta, epsilon)
         if with_origin:
             y = _math.origin(_xp, x_block, alpha, beta, epsilon, in_place=in_place)
         else:
             y = _math.forward(_xp, x_block, in_place=in_place)
         if out is None:
-            return y.to(x.dtype)
+            return _in_dtype(y, x.dtype)
         return out.copy_(y)
 
     return _piecewise(primal_block, plain, x)
@@ -431,16 +434,16 @@ def _gradient_vjp(
                 out=out,
                 scratch=scratch,
             )
-            return grad if out is not None else grad.to(x.dtype)
+            return grad if out is not None else _in_dtype(grad, x.dtype)
         in_place = _may_update(x_block, alpha, beta, cotangent_block)
         grad = _math.gradient(_xp, x_block, alpha, beta, in_place=in_place)
         if cotangent_block is None:
-            return grad.to(x.dtype) if out is None else out.copy_(grad)
+            return _in_dtype(grad, x.dtype) if out is None else out.copy_(grad)
         if out is not None:
             return torch.mul(grad, cotangent_block, out=out)
         # Out of place: the cotangent may be batched (vmap, batched gradcheck)
         # where the gradient is not.
-        return (grad * cotangent_block).to(x.dtype)
+        return _in_dtype(grad * cotangent_block, x.dtype)
 
     return _piecewise(vjp_block, plain, x, *others)
 
@@ -552,7 +555,7 @@ def _pieces(x: torch.Tensor, cotangent: torch.Tensor) -> tuple[int, int] | None:
     compute_bytes = _compute_dtype(x.dtype).itemsize
     if x.numel() * compute_bytes <= _CPU_BLOCK_BYTES:
         return None
-    if x.device.type != "cpu" or cotangent.shape != x.shape:
+    if not x.is_cpu or cotangent.shape != x.shape:
         return None
     block = _CPU_BLOCK_BYTES // compute_bytes
     for axis in (0, x.ndim - 1):
@@ -608,7 +611,7 @@ def _eager_cotangents(
         scratch=scratch,
     )
     return {
-        "x": grad.to(x.dtype) if needs["x"] else None,
+        "x": _in_dtype(grad, x.dtype) if needs["x"] else None,
         "alpha": None if d_alpha is None else _reduced(d_alpha, parameters["alpha"]),
         "beta": None if d_beta is None else _reduced(d_beta, parameters["beta"]),
     }
@@ -629,7 +632,7 @@ def _cotangents(
     grad, d_alpha, d_beta = _partials(x, parameters, cotangent)
     cotangent = cotangent.to(grad.dtype)
     return {
-        "x": (grad * cotangent).to(x.dtype) if needs["x"] else None,
+        "x": _in_dtype(grad * cotangent, x.dtype) if needs["x"] else None,
         "alpha": _reduced(d_alpha * cotangent, parameters["alpha"])
         if needs["alpha"]
         else None,
@@ -773,7 +776,7 @@ class _Spike(_SpikeTraceable):
         if not terms:  # only epsilon has a tangent: it is a constant
             return torch.zeros_like(x)
         tangent = terms[0] if len(terms) == 1 else terms[0] + terms[1]
-        return tangent.to(x.dtype)
+        return _in_dtype(tangent, x.dtype)
 
 
 # autograd.Function.apply binds its arguments to forward's signature at every
@@ -782,6 +785,37 @@ class _Spike(_SpikeTraceable):
 _SpikeTraceable.forward.__signature__ = inspect.signature(  # type: ignore[attr-defined]
     _SpikeTraceable.forward
 )
+
+# Outside torch.func transforms, autograd.Function.apply unwraps tensors that
+# escaped a finished transform and calls the C apply; binding the arguments
+# first still cost a tenth of an eager call at 10^4 values (inspect's
+# Signature.bind; every argument is given, so it changes none).
+_C_APPLY = super(torch.autograd.Function, _Spike).apply
+
+
+def _apply_spike(
+    x: torch.Tensor,
+    alpha: Parameter,
+    beta: Parameter,
+    epsilon: Parameter,
+    with_origin: bool,
+) -> torch.Tensor:
+    """``_Spike.apply(x, alpha, beta, epsilon, with_origin)``, eager, unbound.
+
+    What ``apply`` does outside torch.func transforms, without its
+    binding; inside one (or where this torch lacks the private functions),
+    ``apply`` itself.
+    """
+    if _UNWRAP_IF_DEAD is None or _TRANSFORMS_ACTIVE is None or _TRANSFORMS_ACTIVE():
+        return _Spike.apply(x, alpha, beta, epsilon, with_origin)
+    unwrap = _UNWRAP_IF_DEAD
+    return _C_APPLY(
+        unwrap(x),
+        unwrap(alpha) if isinstance(alpha, torch.Tensor) else alpha,
+        unwrap(beta) if isinstance(beta, torch.Tensor) else beta,
+        unwrap(epsilon) if isinstance(epsilon, torch.Tensor) else epsilon,
+        with_origin,
+    )
 
 
 # --- Public API -------------------------------------------------------------
@@ -1049,8 +1083,9 @@ def s2nn(
     """
     origin = validate_flag("origin", origin)
     x, p = _prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
-    function = _SpikeTraceable if torch.compiler.is_compiling() else _Spike
-    return function.apply(x, p["alpha"], p["beta"], p["epsilon"], origin)
+    if torch.compiler.is_compiling():
+        return _SpikeTraceable.apply(x, p["alpha"], p["beta"], p["epsilon"], origin)
+    return _apply_spike(x, p["alpha"], p["beta"], p["epsilon"], origin)
 
 
 # The public functions of s2nn_xp for tensors: the same paths as the

@@ -13,6 +13,8 @@ the adapter.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import re
 import subprocess
@@ -461,6 +463,38 @@ def test_forward_computes_no_gradient(monkeypatch):
     assert calls() == 0
     y.sum().backward()
     assert calls() == 1
+
+
+def test_an_eager_call_binds_no_signature(monkeypatch):
+    # autograd.Function.apply binds its arguments with inspect at every call
+    # (a tenth of the call's cost at 10^4 values); eager calls skip it, and
+    # calls under torch.func transforms keep it (apply handles them).
+    binds = count_calls(monkeypatch, inspect.Signature, ("bind",))
+    x = torch.randn(8, requires_grad=True)
+    s2nn(x).sum().backward()
+    s2nn_xp.torch.S2NN(alpha=torch.full((8,), 2.0), learnable=True)(x)
+    assert binds["bind"] == 0
+    grad = torch.func.grad(lambda v: s2nn(v).sum())(x.detach())
+    assert binds["bind"] > 0
+    assert_same_bits(grad, x.grad)
+
+
+def test_a_tensor_left_by_a_finished_transform_is_unwrapped():
+    # A tensor that escaped torch.func.grad (appended to a list inside it) is
+    # a dead wrapper; apply unwraps it, and so does the eager path: without
+    # that, the result was recorded (grad_fn) for a tensor needing no grad.
+    escaped = []
+
+    def f(v):
+        escaped.append(v)
+        return v.sum()
+
+    torch.func.grad(f)(torch.tensor([-1.0, 0.0, 2.0]))
+    for function in (s2nn, functools.partial(s2nn, alpha=torch.tensor(2.0))):
+        y = function(escaped[0])
+        assert not y.requires_grad
+        assert y.grad_fn is None
+        assert_same_bits(y, torch.tensor([0.0, 1.0, 1.0]))
 
 
 # --- dtypes, layouts, devices -----------------------------------------------------
