@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
-from . import _compat, _dispatch, _math
+from . import _compat, _dispatch, _jax_pytree, _math
 from ._temporaries import Kept
 from ._validation import (
     Prepared,
@@ -426,7 +426,10 @@ class S2NN:
     pytree: `alpha` and `beta` are its leaves, `epsilon` and `origin` are
     static. So ``jax.grad`` of a loss in the object, optax updates of it,
     ``jax.jit`` and ``jax.vmap`` over it, and models (equinox modules, flax
-    parameter trees) that hold one as a field train its parameters.
+    parameter trees) that hold one as a field train its parameters. A
+    subclass is a pytree too (unless it registers itself): its own
+    attributes assigned an array or a brainstate state are leaves after
+    ``beta``, the others static, compared as ``epsilon`` is.
 
     An object equals one of its class with the same values (array
     parameters: the same arrays) and hashes by them, so that equal
@@ -485,7 +488,22 @@ class S2NN:
 
     # __weakref__: jax.jit and jax.checkpoint of the object itself keep weak
     # references to the function they compile.
-    __slots__ = ("__weakref__", "alpha", "beta", "epsilon", "origin")
+    # _own_leaves: the names of a subclass's own attributes that are pytree
+    # leaves (see _own_state).
+    __slots__ = ("__weakref__", "_own_leaves", "alpha", "beta", "epsilon", "origin")
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> S2NN:
+        """A new object; a subclass's first one makes the subclass a pytree.
+
+        JAX's pytree registry holds classes, not their subclasses: a subclass
+        was one opaque leaf, whose parameters equinox and brainstate then
+        left untrained, silently. Registered here, at its first object,
+        after any registration of its own (a decorator) has run, which
+        stands.
+        """
+        if cls is not S2NN:
+            _jax_pytree.register_subclass(cls)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -500,17 +518,36 @@ class S2NN:
         self.origin = origin
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """Every assignment is checked as the constructor checks its argument."""
+        """Every assignment is checked as the constructor checks its argument.
+
+        A subclass's own attribute is not checked; whether it is a pytree
+        leaf is decided here, by the value assigned (:func:`_own_state`).
+        """
+        own = name not in _PARAMETER_NAMES and name not in ("origin", "_own_leaves")
         if name == "origin":
             value = validate_flag(name, value)
-        elif name in _PARAMETER_NAMES:
+        elif not own and name != "_own_leaves":
             value = _checked_parameter(name, value)
         object.__setattr__(self, name, value)
+        if own:
+            leaves: frozenset[str] = getattr(self, "_own_leaves", frozenset())
+            if _compat.is_array_api_obj(value) or _is_state(value):
+                leaves = leaves | {name}
+            else:
+                leaves = leaves - {name}
+            object.__setattr__(self, "_own_leaves", leaves)
 
     def __delattr__(self, name: str) -> None:
-        """Refused: an object without a parameter would fail at every call."""
-        msg = f"cannot delete {name!r} of S2NN; assign a new value instead"
-        raise AttributeError(msg)
+        """Refused: an object without a parameter would fail at every call.
+
+        A subclass's own attributes may go (and leave the pytree's leaves).
+        """
+        if name in _PARAMETER_NAMES or name in ("origin", "_own_leaves"):
+            msg = f"cannot delete {name!r} of S2NN; assign a new value instead"
+            raise AttributeError(msg)
+        object.__delattr__(self, name)
+        leaves: frozenset[str] = getattr(self, "_own_leaves", frozenset())
+        object.__setattr__(self, "_own_leaves", leaves - {name})
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         """Protocol 2's reduction for every protocol (a subclass's state too).
@@ -566,10 +603,16 @@ class S2NN:
 
         A parameter held in a brainstate state is a leaf too (the state
         itself), so that brainstate finds the state in a module that holds
-        this object, as it finds the states of its own modules.
+        this object, as it finds the states of its own modules. A subclass's
+        own attributes follow (:func:`_own_state`): arrays and states as
+        leaves, after ``beta``; anything else static, compared as
+        ``epsilon`` is. The static part is ``(epsilon, origin, names of the
+        own leaves, ((name, static own value), ...))``.
         """
-        leaves = tuple((name, getattr(self, name)) for name in _LEAVES)
-        static = (_Static(self.epsilon), self.origin)
+        own_leaves, own_static = _own_state(self)
+        leaves = tuple((name, getattr(self, name)) for name in _LEAVES) + own_leaves
+        names = tuple(name for name, _ in own_leaves)
+        static = (_Static(self.epsilon), self.origin, names, own_static)
         return leaves, static
 
     @classmethod
@@ -579,12 +622,16 @@ class S2NN:
         JAX rebuilds pytrees with tracers, ``None`` and other placeholders as
         leaves; they are not parameter values to check.
         """
-        epsilon, flag = static
+        epsilon, flag, names, own_static = static
         obj = object.__new__(cls)
-        for name, leaf in zip(_LEAVES, leaves, strict=True):
+        for name, leaf in zip(_LEAVES + names, leaves, strict=True):
             object.__setattr__(obj, name, leaf)
         object.__setattr__(obj, "epsilon", epsilon.value)
         object.__setattr__(obj, "origin", flag)
+        if names or own_static:
+            object.__setattr__(obj, "_own_leaves", frozenset(names))
+        for name, value in own_static:
+            object.__setattr__(obj, name, value.value)
         return obj
 
     def __repr__(self) -> str:
@@ -597,23 +644,63 @@ class S2NN:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self) or not isinstance(other, S2NN):
             return NotImplemented
-        # epsilon as the pytree's static part compares it: by value
-        same = all(_same(getattr(self, name), getattr(other, name)) for name in _LEAVES)
-        static = _Static(self.epsilon) == _Static(other.epsilon)
-        return same and static and self.origin == other.origin
+        mine, theirs = self._tree_flatten(), other._tree_flatten()
+        # The leaves as alpha and beta compare; the static part (epsilon, a
+        # subclass's own static attributes) by value, as JAX compares it.
+        same = len(mine[0]) == len(theirs[0]) and all(
+            _same(a, b) for (_, a), (_, b) in zip(mine[0], theirs[0], strict=False)
+        )
+        return same and mine[1] == theirs[1]
 
     def __hash__(self) -> int:
         # Every value that equality compares (origin too): JAX's caches keep
         # the object itself, changed or not, under the hash of its first
         # use, and find that entry again only by an equal hash.
-        keys = (_hash_key(getattr(self, name)) for name in _LEAVES)
-        epsilon = _Static(self.epsilon).key()
-        return hash((type(self), *keys, epsilon, self.origin))
+        leaves, static = self._tree_flatten()
+        keys = (_hash_key(leaf) for _, leaf in leaves)
+        return hash((type(self), *keys, static))
 
 
 _PARAMETER_NAMES = ("alpha", "beta", "epsilon")
 _LEAVES = ("alpha", "beta")
 """The parameters that are pytree leaves (differentiable); epsilon is a constant."""
+
+
+def _own_state(
+    obj: S2NN,
+) -> tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, _Static], ...]]:
+    """A subclass's own attributes: ``((name, leaf), ...), ((name, static), ...)``.
+
+    Its instance ``__dict__`` and the slots of its classes below
+    :class:`S2NN`, by name. Those assigned an array (of any library, JAX's
+    tracers too) or a brainstate state are leaves, which JAX's transforms
+    trace and differentiate (a parameter a subclass adds learns); anything
+    else (numbers, strings, settings) is static. Which are leaves is kept on
+    the object (``_own_leaves``), not read from the values at each
+    flattening: JAX rebuilds trees with placeholders in the leaves, and the
+    rebuilt object must flatten to the same structure. Empty for an
+    ``S2NN`` itself.
+    """
+    if type(obj) is S2NN:
+        return (), ()
+    state = dict(getattr(obj, "__dict__", {}))
+    for klass in type(obj).__mro__:
+        if klass is S2NN:
+            break
+        slots = klass.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name.startswith("__") and not name.endswith("__"):
+                name = f"_{klass.__name__.lstrip('_')}{name}"  # mangled
+            if name not in ("__dict__", "__weakref__") and hasattr(obj, name):
+                state[name] = getattr(obj, name)
+    leaf_names: frozenset[str] = getattr(obj, "_own_leaves", frozenset())
+    leaves, static = [], []
+    for name in sorted(state):
+        if name in leaf_names:
+            leaves.append((name, state[name]))
+        else:
+            static.append((name, _Static(state[name])))
+    return tuple(leaves), tuple(static)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -16,48 +16,94 @@ of an object has its tree structure), and serialised for ``jax.export``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import threading
 from typing import Any
 
 from . import _after_import
 
-__all__ = ["register", "register_when_jax_is_imported"]
+__all__ = ["register", "register_subclass", "register_when_jax_is_imported"]
 
 _registered = False
+# The classes registered (S2NN and its subclasses), or found registered by
+# their own code; under the lock, as two threads may make a subclass's first
+# objects at once.
+_classes: set[type] = set()
+_LOCK = threading.Lock()
 
 
 def register() -> None:
-    """Register :class:`s2nn_xp.S2NN` with ``jax.tree_util`` (once)."""
+    """Register :class:`s2nn_xp.S2NN` and its subclasses with ``jax.tree_util``."""
     global _registered
-    if _registered:
+    from ._api import S2NN
+
+    with _LOCK:
+        if _registered:
+            return
+        _register_class(S2NN)
+        _registered = True
+        # Subclasses made before JAX was imported (their objects too).
+        pending = list(S2NN.__subclasses__())
+        while pending:
+            subclass = pending.pop()
+            pending.extend(subclass.__subclasses__())
+            _register_class(subclass)
+
+
+def register_subclass(cls: type) -> None:
+    """Register a subclass of :class:`s2nn_xp.S2NN` if JAX is imported (once).
+
+    Else :func:`register` does, when JAX is.
+    """
+    if cls in _classes:  # every object of the class but its first
+        return
+    with _LOCK:
+        if _registered:
+            _register_class(cls)
+
+
+def _register_class(cls: type) -> None:
+    """Register ``cls`` (S2NN or a subclass) unless it is, or registered itself."""
+    if cls in _classes:
         return
     from jax import tree_util
 
-    from ._api import S2NN
-
-    def flatten_with_keys(obj: S2NN) -> tuple[list[tuple[Any, Any]], Any]:
+    def flatten_with_keys(obj: Any) -> tuple[list[tuple[Any, Any]], Any]:
         leaves, aux = obj._tree_flatten()
         return [(tree_util.GetAttrKey(name), leaf) for name, leaf in leaves], aux
 
-    def flatten(obj: S2NN) -> tuple[list[Any], Any]:
+    def flatten(obj: Any) -> tuple[list[Any], Any]:
         leaves, aux = obj._tree_flatten()
         return [leaf for _, leaf in leaves], aux
 
-    tree_util.register_pytree_with_keys(
-        S2NN, flatten_with_keys, S2NN._tree_unflatten, flatten
-    )
-    _register_serialization(S2NN)
-    _registered = True
+    try:
+        tree_util.register_pytree_with_keys(
+            cls,
+            flatten_with_keys,
+            cls._tree_unflatten,  # type: ignore[attr-defined]
+            flatten,
+        )
+    except ValueError as error:
+        if "Duplicate" not in str(error):
+            raise
+        # A subclass that registered itself (a decorator): its rules stand.
+    else:
+        _register_serialization(cls)
+    _classes.add(cls)
 
 
 def _register_serialization(node_type: type) -> None:
     """Let ``jax.export`` serialise functions whose arguments hold an S2NN.
 
-    The static part, ``(epsilon, origin)``, is written as JSON: a float
-    (its repr round-trips exactly), or an array's dtype, shape and bytes in
-    native byte order (read back as a NumPy array, equal to the original
-    as static parts compare). A brainstate state as ``epsilon`` has no
-    value to write.
+    The static part, ``epsilon`` and ``origin`` (and the names of a
+    subclass's own leaves), is written as JSON: a float (its repr
+    round-trips exactly), or an array's dtype, shape and bytes in native
+    byte order (read back as a NumPy array, equal to the original as static
+    parts compare). A brainstate state as ``epsilon`` has no value to write,
+    nor has a subclass's own static attributes a format. A subclass is
+    written under its module and name (JAX refuses a second class of the
+    same name: its objects then cannot be written).
     """
     import jax
 
@@ -66,12 +112,21 @@ def _register_serialization(node_type: type) -> None:
         return
     import numpy as np
 
-    from ._api import _Static
+    from ._api import S2NN, _Static
 
-    def serialize(static: tuple[_Static, bool]) -> bytes:
+    def serialize(static: tuple[Any, ...]) -> bytes:
         """The static part's key, the one it compares by, as JSON."""
-        key, origin = static[0].key(), static[1]
-        fields: dict[str, Any] = {"origin": origin}
+        epsilon, origin, names, own_static = static
+        if own_static:
+            msg = (
+                f"jax.export cannot serialise a {node_type.__name__} with "
+                f"attributes of its own that are no arrays "
+                f"({', '.join(name for name, _ in own_static)}): they have no "
+                "format to be written in"
+            )
+            raise TypeError(msg)
+        key = epsilon.key()
+        fields: dict[str, Any] = {"origin": origin, "leaves": list(names)}
         if isinstance(key, float):
             fields["epsilon"] = key
             return json.dumps(fields).encode()
@@ -90,8 +145,9 @@ def _register_serialization(node_type: type) -> None:
         fields["shape"] = list(shape)
         return json.dumps(fields).encode()
 
-    def deserialize(data: bytes) -> tuple[Any, bool]:
+    def deserialize(data: bytes) -> tuple[Any, ...]:
         fields = json.loads(data)
+        names = tuple(fields.get("leaves", ()))
         epsilon: Any
         if "bytes" in fields:
             raw = base64.b64decode(fields["bytes"])
@@ -99,14 +155,23 @@ def _register_serialization(node_type: type) -> None:
             epsilon = values.reshape(fields["shape"]).copy()
         else:
             epsilon = float(fields["epsilon"])
-        return (_Static(epsilon), bool(fields["origin"]))
+        return (_Static(epsilon), bool(fields["origin"]), names, ())
 
-    register(
-        node_type,
-        serialized_name="s2nn_xp.S2NN",
-        serialize_auxdata=serialize,
-        deserialize_auxdata=deserialize,
-    )
+    ignored: tuple[type[Exception], ...] = ()
+    if node_type is S2NN:
+        name = "s2nn_xp.S2NN"
+    else:
+        # A subclass's name may be taken (a class made again, in a function):
+        # its objects then cannot be written.
+        name = f"{node_type.__module__}.{node_type.__qualname__}"
+        ignored = (ValueError,)
+    with contextlib.suppress(*ignored):
+        register(
+            node_type,
+            serialized_name=name,
+            serialize_auxdata=serialize,
+            deserialize_auxdata=deserialize,
+        )
 
 
 def register_when_jax_is_imported() -> None:

@@ -155,6 +155,33 @@ def test_brainstate_states_as_learnable_parameters():
     )
 
 
+def test_a_subclass_s_states_are_found_and_trained():
+    """A subclass was one opaque leaf: brainstate found none of its states."""
+    brainstate = pytest.importorskip("brainstate")
+
+    class Spike(s2nn_xp.S2NN):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.gain = brainstate.ParamState(jnp.ones(4))
+
+        def __call__(self, x):
+            return super().__call__(x) * self.gain.value
+
+    class Layer(brainstate.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.spk_fun = Spike(alpha=brainstate.ParamState(jnp.full(4, 4.0)))
+
+    layer = Layer()
+    states = layer.states(brainstate.ParamState)
+    assert sorted(states) == [("spk_fun", "alpha"), ("spk_fun", "gain")]
+    potential = jnp.linspace(-1.0, 1.0, 4)
+    grads = brainstate.transform.grad(lambda: layer.spk_fun(potential).sum(), states)()
+    np.testing.assert_array_equal(grads[("spk_fun", "gain")], s2nn_xp.s2nn(potential))
+    want = jax.grad(lambda a: s2nn_xp.origin(potential, a).sum())(jnp.full(4, 4.0))
+    np.testing.assert_allclose(grads[("spk_fun", "alpha")], want, rtol=1e-6)
+
+
 def test_brainstate_state_values_are_checked():
     brainstate = pytest.importorskip("brainstate")
     with pytest.raises(ValueError, match="alpha must be finite and > 0"):
@@ -224,6 +251,27 @@ def test_jax_export_serialises_an_s2nn_with_an_array_epsilon():
         grads = jax.grad(lambda s, f=restored.call, x=x: f(s, x).sum())(spike)
         want = jax.grad(lambda s, x=x: step(s, x).sum())(spike)
         np.testing.assert_array_equal(grads.alpha, want.alpha)
+
+
+def test_jax_export_serialises_a_subclass_and_refuses_its_settings():
+    pytest.importorskip("flatbuffers")  # jax.export's serialisation needs it
+
+    class Gained(s2nn_xp.S2NN):
+        def __init__(self, *args, gain, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.gain = gain
+
+        def __call__(self, x):
+            return super().__call__(x) * self.gain
+
+    step = jax.jit(lambda spike, x: spike(x))
+    x = jnp.array([-1.0, 0.0, 1.0])
+    spike = Gained(alpha=jnp.full(3, 4.0), gain=jnp.full(3, 2.0))
+    restored = jax.export.deserialize(jax.export.export(step)(spike, x).serialize())
+    np.testing.assert_array_equal(restored.call(spike, x), step(spike, x))
+    spike.gain = 2.0  # a number: static, with no format to be written in
+    with pytest.raises(TypeError, match=r"Gained with attributes .* \(gain\)"):
+        jax.export.export(step)(spike, x).serialize()
 
 
 def test_the_adapters_refuse_each_others_arrays():

@@ -238,8 +238,11 @@ def test_optax_updates_the_object():
     assert moved[np.asarray(X) < 0].all()  # alpha acts on x < 0 only
 
 
-def test_equinox_module_holding_the_object_trains_it():
+@pytest.mark.parametrize("spike_class", ["S2NN", "a subclass"])
+def test_equinox_module_holding_the_object_trains_it(spike_class):
+    # A subclass was one opaque leaf, which filter_grad left out: None, silently.
     eqx = pytest.importorskip("equinox")
+    spike_type = s2nn_xp.S2NN if spike_class == "S2NN" else _Rate
 
     class Layer(eqx.Module):
         weight: jax.Array
@@ -248,7 +251,7 @@ def test_equinox_module_holding_the_object_trains_it():
         def __call__(self, x):
             return self.spike(x * self.weight)
 
-    layer = Layer(jnp.ones(8), s2nn_xp.S2NN(alpha=ALPHA, beta=BETA))
+    layer = Layer(jnp.ones(8), spike_type(alpha=ALPHA, beta=BETA))
     grads = eqx.filter_grad(lambda m: m(X).sum())(layer)
     assert grads.spike.alpha.shape == ALPHA.shape
     np.testing.assert_allclose(grads.weight, X * s2nn_xp.gradient(X, ALPHA, BETA))
@@ -396,3 +399,128 @@ def test_equal_objects_share_one_compiled_function_as_static_arguments():
     for _ in range(3):
         compiled(X, s2nn_xp.S2NN(alpha=4.0))
     assert len(traces) == 1
+
+
+# --- subclasses -------------------------------------------------------------------
+
+
+class _Rate(s2nn_xp.S2NN):
+    """A subclass that adds a method only (the common kind)."""
+
+    def rate(self, x):
+        return self(x).mean()
+
+
+class _Gained(s2nn_xp.S2NN):
+    """A subclass with attributes of its own: an array and a setting."""
+
+    def __init__(self, *args, gain=None, name="lif", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gain = jnp.full(8, 2.0) if gain is None else gain
+        self.name = name
+
+    def __call__(self, x):
+        return super().__call__(x) * self.gain
+
+
+class _Slotted(s2nn_xp.S2NN):
+    __slots__ = ("__hidden", "scale")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.__hidden = 3
+        self.scale = jnp.ones(2)
+
+    def hidden(self):
+        return self.__hidden
+
+
+def test_a_subclass_is_a_pytree_as_s2nn_is():
+    """Its alpha and beta are leaves (it was one opaque leaf: not trained)."""
+    spike = _Rate(alpha=ALPHA, beta=BETA)
+    assert jax.tree.leaves(spike) == [ALPHA, BETA]
+    grads = jax.grad(lambda s: s.rate(X))(spike)
+    assert type(grads) is _Rate
+    want = jax.grad(lambda s: s(X).mean())(s2nn_xp.S2NN(alpha=ALPHA, beta=BETA))
+    np.testing.assert_array_equal(grads.alpha, want.alpha)
+    np.testing.assert_array_equal(grads.beta, want.beta)
+    assert jax.jit(lambda s: s.rate(X))(spike) == spike.rate(X)
+    batch = jax.vmap(lambda a: _Rate(alpha=a).rate(X))(jnp.stack([ALPHA, BETA]))
+    assert batch.shape == (2,)
+
+
+def test_a_subclass_s_own_arrays_are_leaves_and_the_rest_is_static():
+    spike = _Gained(alpha=2.0)
+    paths, treedef = jax.tree_util.tree_flatten_with_path(spike)
+    assert [jax.tree_util.keystr(p) for p, _ in paths] == [".alpha", ".beta", ".gain"]
+    grads = jax.grad(lambda s: s(X).sum())(spike)
+    np.testing.assert_array_equal(grads.gain, s2nn_xp.s2nn(X))  # the added one learns
+    assert grads.name == "lif" and type(grads) is _Gained
+    # JAX rebuilds the tree with placeholders in the leaves (lowering, eval_shape):
+    # the structure must not follow the leaves' values.
+    step = jax.jit(lambda s, x: s(x))
+    assert step.lower(spike, X).compile()(spike, X).shape == X.shape
+    assert jax.eval_shape(lambda s: s, spike).name == "lif"
+    rebuilt = jax.tree.map(lambda leaf: None, spike)
+    assert jax.tree.structure(rebuilt, is_leaf=lambda v: v is None) == treedef
+    # A setting that differs is another structure; assigned an array, a leaf.
+    assert jax.tree.structure(_Gained(alpha=2.0, name="alif")) != treedef
+    other = _Gained(alpha=2.0)
+    other.name = jnp.zeros(1)
+    assert len(jax.tree.leaves(other)) == 4
+    other.name = "lif"
+    assert jax.tree.structure(other) == treedef
+    del other.gain  # a subclass's own attribute may go, and its leaf with it
+    assert len(jax.tree.leaves(other)) == 2
+    with pytest.raises(AttributeError, match="cannot delete 'alpha'"):
+        del other.alpha
+
+
+def test_a_subclass_s_slots_are_its_state_too():
+    spike = _Slotted(alpha=2.0)
+    paths, _ = jax.tree_util.tree_flatten_with_path(spike)
+    assert [jax.tree_util.keystr(p) for p, _ in paths] == [".alpha", ".beta", ".scale"]
+    rebuilt = jax.tree.map(lambda leaf: leaf, spike)
+    assert rebuilt.hidden() == 3 and rebuilt.scale is spike.scale
+
+
+def _pickled(obj):
+    return pickle.loads(pickle.dumps(obj))
+
+
+@pytest.mark.parametrize("copier", [copy.copy, copy.deepcopy, _pickled])
+def test_a_copy_of_a_subclass_is_the_same_tree(copier):
+    spike = _Gained(alpha=2.0, gain=np.full(8, 3.0))
+    assert jax.tree.structure(copier(spike)) == jax.tree.structure(spike)
+
+
+def test_a_subclass_that_registers_itself_keeps_its_own_rules():
+    @jax.tree_util.register_pytree_node_class
+    class Own(s2nn_xp.S2NN):
+        def tree_flatten(self):
+            return (self.alpha,), None
+
+        @classmethod
+        def tree_unflatten(cls, aux, children):
+            return cls(alpha=children[0])
+
+    assert jax.tree.leaves(Own(alpha=3.0, beta=2.0)) == [3.0]
+
+
+@pytest.mark.parametrize("made", ["class", "object"])
+def test_a_subclass_made_before_jax_is_imported_is_a_pytree(made):
+    code = (
+        "import sys\n"
+        "import s2nn_xp\n"
+        "class Rate(s2nn_xp.S2NN):\n"
+        "    pass\n"
+        "class Deeper(Rate):\n"
+        "    pass\n"
+        + ("spike = Deeper(alpha=2.0)\n" if made == "object" else "")
+        + "assert 'jax' not in sys.modules\n"
+        "import jax\n"
+        "for cls in (Rate, Deeper):\n"
+        "    leaves = jax.tree.leaves(cls(alpha=2.0, beta=3.0))\n"
+        "    assert leaves == [2.0, 3.0], leaves\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
