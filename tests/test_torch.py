@@ -729,6 +729,30 @@ def test_fake_tensors_neither_take_nor_leave_kept_temporaries(small_blocks):
     assert_same_bits(s2nn_xp.torch.vjp(x, 2.5, 0.75)[1](cotangent), want)
 
 
+@pytest.mark.parametrize(
+    "function",
+    [
+        lambda v: s2nn_xp.torch.gradient(v),
+        lambda v: s2nn_xp.torch.origin(v),
+        lambda v: s2nn_xp.torch.s2nn(v, origin=True),
+        lambda v: s2nn_xp.torch.vjp(v)[1](v),
+    ],
+    ids=["gradient", "origin", "s2nn origin", "pullback"],
+)
+def test_a_make_fx_graph_holds_no_kept_temporaries(small_blocks, function):
+    # Traced after an eager call, the thread's kept temporaries were constants
+    # of the graph: every run of it, in any thread, shared them (wrong
+    # results where two ran at once).
+    make_fx = pytest.importorskip("torch.fx.experimental.proxy_tensor").make_fx
+    x = torch.randn(4 * 1024 + 5) * 3
+    function(x)
+    graph = make_fx(function)(x)
+    constants = [node.target for node in graph.graph.nodes if node.op == "get_attr"]
+    assert constants == []
+    other = torch.randn(x.shape) * 5
+    assert_same_bits(graph(other), function(other))
+
+
 @needs_cuda
 @pytest.mark.parametrize(
     "dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64]
