@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -428,8 +429,9 @@ class S2NN:
     ``jax.jit`` and ``jax.vmap`` over it, and models (equinox modules, flax
     parameter trees) that hold one as a field train its parameters. A
     subclass is a pytree too (unless it registers itself): its own
-    attributes assigned an array or a brainstate state are leaves after
-    ``beta``, the others static, compared as ``epsilon`` is.
+    attributes assigned an array, a brainstate state, an ``S2NN`` or an
+    unhashable value (a list or dict) are children after ``beta``, the
+    others static, compared as JAX compares static arguments.
 
     An object equals one of its class with the same values (array
     parameters: the same arrays) and hashes by them, so that equal
@@ -488,9 +490,9 @@ class S2NN:
 
     # __weakref__: jax.jit and jax.checkpoint of the object itself keep weak
     # references to the function they compile.
-    # _own_leaves: the names of a subclass's own attributes that are pytree
-    # leaves (see _own_state).
-    __slots__ = ("__weakref__", "_own_leaves", "alpha", "beta", "epsilon", "origin")
+    # _own_children: the names of a subclass's own attributes that are pytree
+    # children (see _own_state).
+    __slots__ = ("__weakref__", "_own_children", "alpha", "beta", "epsilon", "origin")
 
     def __new__(cls, *args: Any, **kwargs: Any) -> S2NN:
         """A new object; a subclass's first one makes the subclass a pytree.
@@ -503,7 +505,9 @@ class S2NN:
         """
         if cls is not S2NN:
             _jax_pytree.register_subclass(cls)
-        return super().__new__(cls)
+        new = super().__new__
+        # object's takes no arguments; a mixin's own __new__ gets them
+        return new(cls) if new is object.__new__ else new(cls, *args, **kwargs)
 
     def __init__(
         self,
@@ -521,33 +525,29 @@ class S2NN:
         """Every assignment is checked as the constructor checks its argument.
 
         A subclass's own attribute is not checked; whether it is a pytree
-        leaf is decided here, by the value assigned (:func:`_own_state`).
+        child is decided here, by the value assigned (:func:`_own_state`).
         """
-        own = name not in _PARAMETER_NAMES and name not in ("origin", "_own_leaves")
         if name == "origin":
             value = validate_flag(name, value)
-        elif not own and name != "_own_leaves":
+        elif name in _PARAMETER_NAMES:
             value = _checked_parameter(name, value)
         object.__setattr__(self, name, value)
-        if own:
-            leaves: frozenset[str] = getattr(self, "_own_leaves", frozenset())
-            if _compat.is_array_api_obj(value) or _is_state(value):
-                leaves = leaves | {name}
-            else:
-                leaves = leaves - {name}
-            object.__setattr__(self, "_own_leaves", leaves)
+        if name not in _NOT_OWN:
+            children = _own_children(self) - {name}
+            if _is_child(value):
+                children |= {name}
+            object.__setattr__(self, "_own_children", children)
 
     def __delattr__(self, name: str) -> None:
         """Refused: an object without a parameter would fail at every call.
 
         A subclass's own attributes may go (and leave the pytree's leaves).
         """
-        if name in _PARAMETER_NAMES or name in ("origin", "_own_leaves"):
+        if name in _NOT_OWN:
             msg = f"cannot delete {name!r} of S2NN; assign a new value instead"
             raise AttributeError(msg)
         object.__delattr__(self, name)
-        leaves: frozenset[str] = getattr(self, "_own_leaves", frozenset())
-        object.__setattr__(self, "_own_leaves", leaves - {name})
+        object.__setattr__(self, "_own_children", _own_children(self) - {name})
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         """Protocol 2's reduction for every protocol (a subclass's state too).
@@ -604,14 +604,14 @@ class S2NN:
         A parameter held in a brainstate state is a leaf too (the state
         itself), so that brainstate finds the state in a module that holds
         this object, as it finds the states of its own modules. A subclass's
-        own attributes follow (:func:`_own_state`): arrays and states as
-        leaves, after ``beta``; anything else static, compared as
-        ``epsilon`` is. The static part is ``(epsilon, origin, names of the
-        own leaves, ((name, static own value), ...))``.
+        own attributes follow (:func:`_own_state`): its children after
+        ``beta``, its static values in the static part, which is
+        ``(epsilon, origin, names of the own children, ((name, own static
+        value), ...))``.
         """
-        own_leaves, own_static = _own_state(self)
-        leaves = tuple((name, getattr(self, name)) for name in _LEAVES) + own_leaves
-        names = tuple(name for name, _ in own_leaves)
+        own_children, own_static = _own_state(self)
+        leaves = tuple((name, getattr(self, name)) for name in _LEAVES) + own_children
+        names = tuple(name for name, _ in own_children)
         static = (_Static(self.epsilon), self.origin, names, own_static)
         return leaves, static
 
@@ -629,9 +629,9 @@ class S2NN:
         object.__setattr__(obj, "epsilon", epsilon.value)
         object.__setattr__(obj, "origin", flag)
         if names or own_static:
-            object.__setattr__(obj, "_own_leaves", frozenset(names))
+            object.__setattr__(obj, "_own_children", frozenset(names))
         for name, value in own_static:
-            object.__setattr__(obj, name, value.value)
+            object.__setattr__(obj, name, value)
         return obj
 
     def __repr__(self) -> str:
@@ -668,18 +668,20 @@ _LEAVES = ("alpha", "beta")
 
 def _own_state(
     obj: S2NN,
-) -> tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, _Static], ...]]:
-    """A subclass's own attributes: ``((name, leaf), ...), ((name, static), ...)``.
+) -> tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]]:
+    """A subclass's own attributes: ``((name, child), ...), ((name, static), ...)``.
 
     Its instance ``__dict__`` and the slots of its classes below
     :class:`S2NN`, by name. Those assigned an array (of any library, JAX's
-    tracers too) or a brainstate state are leaves, which JAX's transforms
-    trace and differentiate (a parameter a subclass adds learns); anything
-    else (numbers, strings, settings) is static. Which are leaves is kept on
-    the object (``_own_leaves``), not read from the values at each
-    flattening: JAX rebuilds trees with placeholders in the leaves, and the
-    rebuilt object must flatten to the same structure. Empty for an
-    ``S2NN`` itself.
+    tracers too), a brainstate state, an ``S2NN`` or an unhashable value (a
+    list or dict, say, of arrays) are pytree children, which JAX flattens
+    and its transforms trace and differentiate (a parameter a subclass adds
+    learns); the others (numbers, strings, settings) are static, compared
+    as JAX compares static arguments (``==``, and hashed; keep them
+    immutable). Which are children is kept on the object
+    (``_own_children``), not read from the values at each flattening: JAX
+    rebuilds trees with placeholders in the leaves, and the rebuilt object
+    must flatten to the same structure. Empty for an ``S2NN`` itself.
     """
     if type(obj) is S2NN:
         return (), ()
@@ -691,16 +693,46 @@ def _own_state(
         for name in (slots,) if isinstance(slots, str) else slots:
             if name.startswith("__") and not name.endswith("__"):
                 name = f"_{klass.__name__.lstrip('_')}{name}"  # mangled
-            if name not in ("__dict__", "__weakref__") and hasattr(obj, name):
-                state[name] = getattr(obj, name)
-    leaf_names: frozenset[str] = getattr(obj, "_own_leaves", frozenset())
-    leaves, static = [], []
+            if name in ("__dict__", "__weakref__"):
+                continue
+            # The slot itself (a user's __getattr__ would answer for it);
+            # none where it is unset.
+            with contextlib.suppress(AttributeError):
+                state[name] = klass.__dict__[name].__get__(obj, klass)
+    children = _own_children(obj)
+    own_children, static = [], []
     for name in sorted(state):
-        if name in leaf_names:
-            leaves.append((name, state[name]))
+        if name in _NOT_OWN or name == "__orig_class__":  # typing's, for Generic
+            continue
+        if name in children:
+            own_children.append((name, state[name]))
         else:
-            static.append((name, _Static(state[name])))
-    return tuple(leaves), tuple(static)
+            static.append((name, state[name]))
+    return tuple(own_children), tuple(static)
+
+
+def _own_children(obj: S2NN) -> frozenset[str]:
+    """The names of ``obj``'s own pytree children, read from the slot itself."""
+    try:  # not getattr: a subclass's __getattr__ would answer for an unset slot
+        names: frozenset[str] = S2NN._own_children.__get__(obj, S2NN)  # type: ignore[attr-defined]
+    except AttributeError:
+        return frozenset()
+    return names
+
+
+def _is_child(value: Any) -> bool:
+    """Whether a subclass's own attribute of this value is a pytree child."""
+    if _compat.is_array_api_obj(value) or _is_state(value) or isinstance(value, S2NN):
+        return True
+    try:
+        hash(value)
+    except TypeError:  # a list, a dict: a tree of its own (of arrays, maybe)
+        return True
+    return False
+
+
+# S2NN's own attributes: a subclass's are all others.
+_NOT_OWN = frozenset(("alpha", "beta", "epsilon", "origin", "_own_children"))
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -463,8 +463,11 @@ def test_a_subclass_s_own_arrays_are_leaves_and_the_rest_is_static():
     assert jax.eval_shape(lambda s: s, spike).name == "lif"
     rebuilt = jax.tree.map(lambda leaf: None, spike)
     assert jax.tree.structure(rebuilt, is_leaf=lambda v: v is None) == treedef
-    # A setting that differs is another structure; assigned an array, a leaf.
+    # A static value compares by ==: an equal one, or a copy, is the same tree.
+    assert jax.tree.structure(_Gained(alpha=2.0, name="li" + "f")) == treedef
+    assert jax.tree.structure(copy.deepcopy(spike)) == treedef
     assert jax.tree.structure(_Gained(alpha=2.0, name="alif")) != treedef
+    # Assigned an array, a setting becomes a leaf; a setting again, static.
     other = _Gained(alpha=2.0)
     other.name = jnp.zeros(1)
     assert len(jax.tree.leaves(other)) == 4
@@ -474,6 +477,89 @@ def test_a_subclass_s_own_arrays_are_leaves_and_the_rest_is_static():
     assert len(jax.tree.leaves(other)) == 2
     with pytest.raises(AttributeError, match="cannot delete 'alpha'"):
         del other.alpha
+
+
+def test_a_subclass_s_lists_and_dicts_are_trees_of_their_own():
+    """Arrays in containers train; a change in place reaches jit (no stale trace)."""
+
+    class Weighted(s2nn_xp.S2NN):
+        def __init__(self):
+            super().__init__(alpha=ALPHA)
+            self.weights = [jnp.ones(8), {"scale": 2.0}]
+            self.inner = s2nn_xp.S2NN(alpha=BETA)
+
+        def __call__(self, x):
+            weight, settings = self.weights
+            return super().__call__(x) * weight * settings["scale"] + self.inner(x)
+
+    spike = Weighted()
+    paths = [
+        jax.tree_util.keystr(p)
+        for p, _ in jax.tree_util.tree_flatten_with_path(spike)[0]
+    ]
+    assert paths == [
+        ".alpha",
+        ".beta",
+        ".inner.alpha",
+        ".inner.beta",
+        ".weights[0]",
+        ".weights[1]['scale']",
+    ]
+    grads = jax.grad(lambda s: s(X).sum())(spike)
+    np.testing.assert_array_equal(grads.weights[0], 2.0 * s2nn_xp.s2nn(X))
+    want = jax.grad(lambda s: s(X).sum())(s2nn_xp.S2NN(alpha=BETA))
+    np.testing.assert_array_equal(grads.inner.alpha, want.alpha)
+    step = jax.jit(lambda s, x: s(x))
+    first = step(spike, X)
+    spike.weights[1]["scale"] = 3.0
+    np.testing.assert_array_equal(step(spike, X), spike(X))
+    assert not np.array_equal(step(spike, X), first)
+
+
+def test_a_subclass_s_attributes_named_as_the_parameters_are_the_parameters():
+    class Shadowed(s2nn_xp.S2NN):
+        alpha = 3.0  # a class attribute: the objects' alpha goes to __dict__
+
+    spike = Shadowed(alpha=ALPHA)
+    assert jax.tree.leaves(spike) == [ALPHA, 1.0]
+    grads = jax.grad(lambda s: s.surrogate_fun(X).sum())(spike)
+    want = jax.grad(lambda s: s.surrogate_fun(X).sum())(s2nn_xp.S2NN(alpha=ALPHA))
+    np.testing.assert_array_equal(grads.alpha, want.alpha)
+    assert jax.tree.map(lambda a: a * 10, Shadowed(alpha=5.0)).alpha == 50.0
+
+
+def test_subclasses_with_getattr_new_and_generic_bases():
+    import typing
+
+    class Lookup(s2nn_xp.S2NN):
+        def __init__(self, **settings):
+            super().__init__()
+            self.settings = settings
+
+        def __getattr__(self, name):  # answers for unset slots, unless read past
+            return self.settings[name]
+
+    assert Lookup(gain=2.0).gain == 2.0
+    assert len(jax.tree.leaves(Lookup(gain=jnp.ones(2)))) == 3
+
+    class Mixin:
+        def __new__(cls, *args, **kwargs):
+            obj = super().__new__(cls)
+            obj.made_with = args
+            return obj
+
+    class Mixed(s2nn_xp.S2NN, Mixin):
+        pass
+
+    assert Mixed(2.0).made_with == (2.0,)
+    T = typing.TypeVar("T")
+
+    class Typed(s2nn_xp.S2NN, typing.Generic[T]):
+        pass
+
+    assert jax.tree.structure(Typed[float](alpha=2.0)) == jax.tree.structure(
+        Typed(alpha=2.0)
+    )
 
 
 def test_a_subclass_s_slots_are_its_state_too():
