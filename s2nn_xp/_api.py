@@ -429,9 +429,8 @@ class S2NN:
     ``jax.jit`` and ``jax.vmap`` over it, and models (equinox modules, flax
     parameter trees) that hold one as a field train its parameters. A
     subclass is a pytree too (unless it registers itself): its own
-    attributes assigned an array, a brainstate state, an ``S2NN`` or an
-    unhashable value (a list or dict) are children after ``beta``, the
-    others static, compared as JAX compares static arguments.
+    attributes are children after ``beta``, as an equinox module's fields
+    are.
 
     An object equals one of its class with the same values (array
     parameters: the same arrays) and hashes by them, so that equal
@@ -490,9 +489,7 @@ class S2NN:
 
     # __weakref__: jax.jit and jax.checkpoint of the object itself keep weak
     # references to the function they compile.
-    # _own_children: the names of a subclass's own attributes that are pytree
-    # children (see _own_state).
-    __slots__ = ("__weakref__", "_own_children", "alpha", "beta", "epsilon", "origin")
+    __slots__ = ("__weakref__", "alpha", "beta", "epsilon", "origin")
 
     def __new__(cls, *args: Any, **kwargs: Any) -> S2NN:
         """A new object; a subclass's first one makes the subclass a pytree.
@@ -524,30 +521,23 @@ class S2NN:
     def __setattr__(self, name: str, value: Any) -> None:
         """Every assignment is checked as the constructor checks its argument.
 
-        A subclass's own attribute is not checked; whether it is a pytree
-        child is decided here, by the value assigned (:func:`_own_state`).
+        A subclass's own attributes are not checked.
         """
         if name == "origin":
             value = validate_flag(name, value)
         elif name in _PARAMETER_NAMES:
             value = _checked_parameter(name, value)
         object.__setattr__(self, name, value)
-        if name not in _NOT_OWN:
-            children = _own_children(self) - {name}
-            if _is_child(value):
-                children |= {name}
-            object.__setattr__(self, "_own_children", children)
 
     def __delattr__(self, name: str) -> None:
         """Refused: an object without a parameter would fail at every call.
 
-        A subclass's own attributes may go (and leave the pytree's leaves).
+        A subclass's own attributes may go (and leave the pytree).
         """
         if name in _NOT_OWN:
             msg = f"cannot delete {name!r} of S2NN; assign a new value instead"
             raise AttributeError(msg)
         object.__delattr__(self, name)
-        object.__setattr__(self, "_own_children", _own_children(self) - {name})
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         """Protocol 2's reduction for every protocol (a subclass's state too).
@@ -604,16 +594,15 @@ class S2NN:
         A parameter held in a brainstate state is a leaf too (the state
         itself), so that brainstate finds the state in a module that holds
         this object, as it finds the states of its own modules. A subclass's
-        own attributes follow (:func:`_own_state`): its children after
-        ``beta``, its static values in the static part, which is
-        ``(epsilon, origin, names of the own children, ((name, own static
-        value), ...))``.
+        own attributes (:func:`_own_state`) are children after ``beta``, and
+        their names a third item of the static part.
         """
-        own_children, own_static = _own_state(self)
-        leaves = tuple((name, getattr(self, name)) for name in _LEAVES) + own_children
-        names = tuple(name for name, _ in own_children)
-        static = (_Static(self.epsilon), self.origin, names, own_static)
-        return leaves, static
+        leaves = tuple((name, getattr(self, name)) for name in _LEAVES)
+        static: tuple[Any, ...] = (_Static(self.epsilon), self.origin)
+        if type(self) is S2NN:
+            return leaves, static
+        own = _own_state(self)
+        return leaves + own, (*static, tuple(name for name, _ in own))
 
     @classmethod
     def _tree_unflatten(cls, static: tuple[Any, ...], leaves: Iterable[Any]) -> S2NN:
@@ -622,16 +611,13 @@ class S2NN:
         JAX rebuilds pytrees with tracers, ``None`` and other placeholders as
         leaves; they are not parameter values to check.
         """
-        epsilon, flag, names, own_static = static
+        epsilon, flag, *own = static
         obj = object.__new__(cls)
-        for name, leaf in zip(_LEAVES + names, leaves, strict=True):
+        names = _LEAVES + (own[0] if own else ())
+        for name, leaf in zip(names, leaves, strict=True):
             object.__setattr__(obj, name, leaf)
         object.__setattr__(obj, "epsilon", epsilon.value)
         object.__setattr__(obj, "origin", flag)
-        if names or own_static:
-            object.__setattr__(obj, "_own_children", frozenset(names))
-        for name, value in own_static:
-            object.__setattr__(obj, name, value)
         return obj
 
     def __repr__(self) -> str:
@@ -666,25 +652,19 @@ _LEAVES = ("alpha", "beta")
 """The parameters that are pytree leaves (differentiable); epsilon is a constant."""
 
 
-def _own_state(
-    obj: S2NN,
-) -> tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]]:
-    """A subclass's own attributes: ``((name, child), ...), ((name, static), ...)``.
+def _own_state(obj: S2NN) -> tuple[tuple[str, Any], ...]:
+    """A subclass's own attributes, ``((name, value), ...)`` in name order.
 
     Its instance ``__dict__`` and the slots of its classes below
-    :class:`S2NN`, by name. Those assigned an array (of any library, JAX's
-    tracers too), a brainstate state, an ``S2NN`` or an unhashable value (a
-    list or dict, say, of arrays) are pytree children, which JAX flattens
-    and its transforms trace and differentiate (a parameter a subclass adds
-    learns); the others (numbers, strings, settings) are static, compared
-    as JAX compares static arguments (``==``, and hashed; keep them
-    immutable). Which are children is kept on the object
-    (``_own_children``), not read from the values at each flattening: JAX
-    rebuilds trees with placeholders in the leaves, and the rebuilt object
-    must flatten to the same structure. Empty for an ``S2NN`` itself.
+    :class:`S2NN` (read through the slots themselves: a ``__getattr__`` of
+    its own would answer for one unset). Every one is a pytree child, as an
+    equinox module's fields are, whatever its value: arrays (in lists,
+    tuples, dicts, other pytrees too) train; anything else is a leaf that
+    JAX's transforms refuse, as in any pytree. Deciding by the value
+    instead left arrays in hashable containers, or set without
+    ``__setattr__``, static and untrained, silently; and JAX rebuilds trees
+    with placeholders in the leaves, whose structure must not change.
     """
-    if type(obj) is S2NN:
-        return (), ()
     state = dict(getattr(obj, "__dict__", {}))
     for klass in type(obj).__mro__:
         if klass is S2NN:
@@ -695,44 +675,16 @@ def _own_state(
                 name = f"_{klass.__name__.lstrip('_')}{name}"  # mangled
             if name in ("__dict__", "__weakref__"):
                 continue
-            # The slot itself (a user's __getattr__ would answer for it);
-            # none where it is unset.
-            with contextlib.suppress(AttributeError):
+            with contextlib.suppress(AttributeError):  # unset
                 state[name] = klass.__dict__[name].__get__(obj, klass)
-    children = _own_children(obj)
-    own_children, static = [], []
-    for name in sorted(state):
-        if name in _NOT_OWN or name == "__orig_class__":  # typing's, for Generic
-            continue
-        if name in children:
-            own_children.append((name, state[name]))
-        else:
-            static.append((name, state[name]))
-    return tuple(own_children), tuple(static)
-
-
-def _own_children(obj: S2NN) -> frozenset[str]:
-    """The names of ``obj``'s own pytree children, read from the slot itself."""
-    try:  # not getattr: a subclass's __getattr__ would answer for an unset slot
-        names: frozenset[str] = S2NN._own_children.__get__(obj, S2NN)  # type: ignore[attr-defined]
-    except AttributeError:
-        return frozenset()
-    return names
-
-
-def _is_child(value: Any) -> bool:
-    """Whether a subclass's own attribute of this value is a pytree child."""
-    if _compat.is_array_api_obj(value) or _is_state(value) or isinstance(value, S2NN):
-        return True
-    try:
-        hash(value)
-    except TypeError:  # a list, a dict: a tree of its own (of arrays, maybe)
-        return True
-    return False
+    # S2NN's own names (a class attribute of one puts the value in __dict__),
+    # and typing.Generic's bookkeeping of a parametrised class
+    ignored = _NOT_OWN | {"__orig_class__"}
+    return tuple((name, state[name]) for name in sorted(state) if name not in ignored)
 
 
 # S2NN's own attributes: a subclass's are all others.
-_NOT_OWN = frozenset(("alpha", "beta", "epsilon", "origin", "_own_children"))
+_NOT_OWN = frozenset(("alpha", "beta", "epsilon", "origin"))
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -96,15 +96,13 @@ def _register_class(cls: type) -> None:
 def _register_serialization(node_type: type) -> None:
     """Let ``jax.export`` serialise functions whose arguments hold an S2NN.
 
-    The static part, ``epsilon`` and ``origin`` (and a subclass's own
-    static attributes and the names of its own children), is written as
-    JSON: a float (its repr round-trips exactly), or an array's dtype, shape
-    and bytes in native byte order (read back as a NumPy array, equal to the
-    original as static parts compare). A brainstate state as ``epsilon`` has
-    no value to write, nor have a subclass's own static attributes other
-    than strings, numbers, bools and None. A subclass is written under its
-    module and name (JAX refuses a second class of the same name: its
-    objects then cannot be written).
+    The static part, ``epsilon`` and ``origin`` (and the names of a
+    subclass's own attributes), is written as JSON: a float (its repr
+    round-trips exactly), or an array's dtype, shape and bytes in native
+    byte order (read back as a NumPy array, equal to the original as static
+    parts compare). A brainstate state as ``epsilon`` has no value to write.
+    A subclass is written under its module and name (JAX refuses a second
+    class of the same name: its objects then cannot be written).
     """
     import jax
 
@@ -117,21 +115,11 @@ def _register_serialization(node_type: type) -> None:
 
     def serialize(static: tuple[Any, ...]) -> bytes:
         """The static part's key, the one it compares by, as JSON."""
-        epsilon, origin, names, own_static = static
-        unwritable = [name for name, value in own_static if type(value) not in _JSON]
-        if unwritable:
-            msg = (
-                f"jax.export cannot serialise a {node_type.__name__} whose own "
-                f"attributes {', '.join(unwritable)} are static and no string, "
-                "number, bool or None: they have no format to be written in"
-            )
-            raise TypeError(msg)
+        epsilon, origin, *own = static
         key = epsilon.key()
-        fields: dict[str, Any] = {
-            "origin": origin,
-            "children": list(names),
-            "own": [list(item) for item in own_static],
-        }
+        fields: dict[str, Any] = {"origin": origin}
+        if own:  # a subclass's
+            fields["own"] = list(own[0])
         if isinstance(key, float):
             fields["epsilon"] = key
             return json.dumps(fields).encode()
@@ -152,8 +140,7 @@ def _register_serialization(node_type: type) -> None:
 
     def deserialize(data: bytes) -> tuple[Any, ...]:
         fields = json.loads(data)
-        names = tuple(fields.get("children", ()))
-        own_static = tuple((name, value) for name, value in fields.get("own", ()))
+        own = (tuple(fields["own"]),) if "own" in fields else ()
         epsilon: Any
         if "bytes" in fields:
             raw = base64.b64decode(fields["bytes"])
@@ -161,7 +148,7 @@ def _register_serialization(node_type: type) -> None:
             epsilon = values.reshape(fields["shape"]).copy()
         else:
             epsilon = float(fields["epsilon"])
-        return (_Static(epsilon), bool(fields["origin"]), names, own_static)
+        return (_Static(epsilon), bool(fields["origin"]), *own)
 
     ignored: tuple[type[Exception], ...] = ()
     if node_type is S2NN:
@@ -178,10 +165,6 @@ def _register_serialization(node_type: type) -> None:
             serialize_auxdata=serialize,
             deserialize_auxdata=deserialize,
         )
-
-
-# The types of a subclass's own static values that jax.export can write.
-_JSON = (str, int, float, bool, type(None))
 
 
 def register_when_jax_is_imported() -> None:

@@ -412,12 +412,13 @@ class _Rate(s2nn_xp.S2NN):
 
 
 class _Gained(s2nn_xp.S2NN):
-    """A subclass with attributes of its own: an array and a setting."""
+    """A subclass with an attribute of its own (and a setting on the class)."""
 
-    def __init__(self, *args, gain=None, name="lif", **kwargs):
+    name = "lif"
+
+    def __init__(self, *args, gain=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.gain = jnp.full(8, 2.0) if gain is None else gain
-        self.name = name
 
     def __call__(self, x):
         return super().__call__(x) * self.gain
@@ -449,32 +450,45 @@ def test_a_subclass_is_a_pytree_as_s2nn_is():
     assert batch.shape == (2,)
 
 
-def test_a_subclass_s_own_arrays_are_leaves_and_the_rest_is_static():
+def test_a_subclass_s_own_attributes_are_children():
     spike = _Gained(alpha=2.0)
     paths, treedef = jax.tree_util.tree_flatten_with_path(spike)
     assert [jax.tree_util.keystr(p) for p, _ in paths] == [".alpha", ".beta", ".gain"]
     grads = jax.grad(lambda s: s(X).sum())(spike)
     np.testing.assert_array_equal(grads.gain, s2nn_xp.s2nn(X))  # the added one learns
-    assert grads.name == "lif" and type(grads) is _Gained
+    assert type(grads) is _Gained
     # JAX rebuilds the tree with placeholders in the leaves (lowering, eval_shape):
     # the structure must not follow the leaves' values.
     step = jax.jit(lambda s, x: s(x))
     assert step.lower(spike, X).compile()(spike, X).shape == X.shape
-    assert jax.eval_shape(lambda s: s, spike).name == "lif"
+    assert type(jax.eval_shape(lambda s: s, spike)) is _Gained
     rebuilt = jax.tree.map(lambda leaf: None, spike)
     assert jax.tree.structure(rebuilt, is_leaf=lambda v: v is None) == treedef
-    # A static value compares by ==: an equal one, or a copy, is the same tree.
-    assert jax.tree.structure(_Gained(alpha=2.0, name="li" + "f")) == treedef
     assert jax.tree.structure(copy.deepcopy(spike)) == treedef
-    assert jax.tree.structure(_Gained(alpha=2.0, name="alif")) != treedef
-    # Assigned an array, a setting becomes a leaf; a setting again, static.
+    # Whatever the value and however it was set: a child (an array set
+    # without __setattr__, or in a hashable container, was static: untrained).
     other = _Gained(alpha=2.0)
-    other.name = jnp.zeros(1)
-    assert len(jax.tree.leaves(other)) == 4
-    other.name = "lif"
+    object.__setattr__(other, "shift", jnp.zeros(8))
+    other.__dict__.update(pair=(jnp.ones(8), s2nn_xp.S2NN(alpha=jnp.asarray(2.0))))
+    names = [
+        jax.tree_util.keystr(p)
+        for p, _ in jax.tree_util.tree_flatten_with_path(other)[0]
+    ]
+    assert names == [
+        ".alpha",
+        ".beta",
+        ".gain",
+        ".pair[0]",
+        ".pair[1].alpha",
+        ".pair[1].beta",
+        ".shift",
+    ]
+    # Anything else is a leaf too, which JAX's transforms refuse, loudly.
+    other.mode = "lif"
+    with pytest.raises(TypeError, match=r"at path s\.mode"):
+        step(other, X)
+    del other.mode, other.pair, other.shift  # own attributes may go
     assert jax.tree.structure(other) == treedef
-    del other.gain  # a subclass's own attribute may go, and its leaf with it
-    assert len(jax.tree.leaves(other)) == 2
     with pytest.raises(AttributeError, match="cannot delete 'alpha'"):
         del other.alpha
 
@@ -565,7 +579,8 @@ def test_subclasses_with_getattr_new_and_generic_bases():
 def test_a_subclass_s_slots_are_its_state_too():
     spike = _Slotted(alpha=2.0)
     paths, _ = jax.tree_util.tree_flatten_with_path(spike)
-    assert [jax.tree_util.keystr(p) for p, _ in paths] == [".alpha", ".beta", ".scale"]
+    keys = [jax.tree_util.keystr(p) for p, _ in paths]
+    assert keys == [".alpha", ".beta", "._Slotted__hidden", ".scale"]
     rebuilt = jax.tree.map(lambda leaf: leaf, spike)
     assert rebuilt.hidden() == 3 and rebuilt.scale is spike.scale
 
