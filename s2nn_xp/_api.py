@@ -665,7 +665,10 @@ def _own_state(obj: S2NN) -> tuple[tuple[str, Any], ...]:
     ``__setattr__``, static and untrained, silently; and JAX rebuilds trees
     with placeholders in the leaves, whose structure must not change.
     """
-    state = dict(getattr(obj, "__dict__", {}))
+    try:  # not getattr: a __getattr__ of its own would answer where none is
+        state = dict(object.__getattribute__(obj, "__dict__"))
+    except AttributeError:  # slots only
+        state = {}
     for klass in type(obj).__mro__:
         if klass is S2NN:
             break

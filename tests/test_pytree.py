@@ -12,6 +12,7 @@ import copy
 import pickle
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -555,6 +556,23 @@ def test_subclasses_with_getattr_new_and_generic_bases():
 
     assert Lookup(gain=2.0).gain == 2.0
     assert len(jax.tree.leaves(Lookup(gain=jnp.ones(2)))) == 3
+
+    class Delegating(s2nn_xp.S2NN):  # slots only, and a __getattr__ of its own
+        __slots__ = ("inner", "weight")
+
+        def __init__(self):
+            super().__init__()
+            self.weight = jnp.ones(2)
+            self.inner = types.SimpleNamespace(hidden=jnp.zeros(3))
+
+        def __getattr__(self, name):  # asked for __dict__ too, unless read past
+            return getattr(object.__getattribute__(self, "inner"), name)
+
+    spike = Delegating()
+    paths = jax.tree_util.tree_flatten_with_path(spike)[0]
+    keys = [jax.tree_util.keystr(p) for p, _ in paths]
+    assert keys == [".alpha", ".beta", ".inner", ".weight"]  # no .hidden of inner's
+    assert spike == spike and jax.tree.map(lambda v: v, spike).weight is spike.weight
 
     class Mixin:
         def __new__(cls, *args, **kwargs):
