@@ -513,6 +513,7 @@ class S2NN:
         epsilon: Parameter = EPSILON,
         origin: bool = False,
     ) -> None:
+        """Check and set the parameters (see the class's docstring)."""
         self.alpha = alpha
         self.beta = beta
         self.epsilon = epsilon
