@@ -632,8 +632,9 @@ class S2NN:
         if type(other) is not type(self) or not isinstance(other, S2NN):
             return NotImplemented
         mine, theirs = self._tree_flatten(), other._tree_flatten()
-        # The leaves as alpha and beta compare; the static part (epsilon, a
-        # subclass's own static attributes) by value, as JAX compares it.
+        # The leaves as alpha and beta compare (a subclass's attributes too);
+        # the static part (epsilon, origin, a subclass's attribute names) as
+        # JAX compares it: epsilon by value.
         same = len(mine[0]) == len(theirs[0]) and all(
             _same(a, b) for (_, a), (_, b) in zip(mine[0], theirs[0], strict=False)
         )

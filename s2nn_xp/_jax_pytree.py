@@ -11,6 +11,9 @@ such an object goes through brainstate's transforms, not as an argument of a
 plain ``jax.jit``, as any brainstate module does); ``epsilon`` and
 ``origin`` are the static part, ``epsilon`` compared by its value (a copy
 of an object has its tree structure), and serialised for ``jax.export``.
+A subclass is registered at its first object (:func:`register_subclass`),
+or with ``S2NN`` where it was made before JAX was imported; its own
+attributes are children after ``beta`` (``S2NN._tree_flatten``).
 """
 
 from __future__ import annotations
