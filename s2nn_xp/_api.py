@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import inspect
 import itertools
 import sys
 import threading
@@ -649,6 +650,13 @@ class S2NN:
         return hash((type(self), *keys, static))
 
 
+# inspect (help(), Sphinx, IDEs) takes a class's signature from a __new__ of
+# its own before its __init__: S2NN's (and a subclass's without an __init__)
+# is __init__'s.
+S2NN.__new__.__signature__ = inspect.signature(  # type: ignore[attr-defined]
+    S2NN.__init__
+).replace(return_annotation=inspect.Signature.empty)
+
 _PARAMETER_NAMES = ("alpha", "beta", "epsilon")
 _LEAVES = ("alpha", "beta")
 """The parameters that are pytree leaves (differentiable); epsilon is a constant."""
@@ -698,8 +706,16 @@ def _same(a: Any, b: Any) -> bool:
     Both must be floats to compare by value: a float against an array would
     compare elementwise (an array, whose truth NumPy refuses for more than
     one element, and a 0-d array equal to a float that hashes otherwise).
+    A subclass's own Python scalars and strings compare by value too, of
+    one type (``1`` and ``True`` are no equal settings).
     """
-    return a is b or (isinstance(a, float) and isinstance(b, float) and a == b)
+    if a is b or (isinstance(a, float) and isinstance(b, float) and a == b):
+        return True
+    return type(a) is type(b) and type(a) in _BY_VALUE and a == b
+
+
+# Types of a subclass's own attributes that compare and hash by value.
+_BY_VALUE = frozenset((int, bool, complex, str, bytes))
 
 
 def _hash_key(value: Any) -> Any:
@@ -712,7 +728,9 @@ def _hash_key(value: Any) -> Any:
     graph's computation) and changed with an update in place (a set lost
     the object).
     """
-    return value if isinstance(value, float) else _identity_token(value)
+    if isinstance(value, float) or type(value) in _BY_VALUE:
+        return value
+    return _identity_token(value)
 
 
 def _identity_token(value: Any) -> int:

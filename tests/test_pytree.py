@@ -643,3 +643,29 @@ def test_a_subclass_made_before_jax_is_imported_is_a_pytree(made):
         "    assert leaves == [2.0, 3.0], leaves\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_subclass_objects_with_equal_settings_are_equal():
+    """Equal objects share what JAX compiles: equal strings and ints, not 1 and True."""
+
+    class Setting(s2nn_xp.S2NN):
+        def __init__(self, setting):
+            super().__init__()
+            self.setting = setting
+
+    for make in (lambda: int("1000"), lambda: "".join(["l", "if"]), lambda: 2.5):
+        first, second = Setting(make()), Setting(make())
+        assert first == second and hash(first) == hash(second)
+        assert copy.deepcopy(first) == first
+    assert Setting(1) != Setting(True)
+    assert Setting(jnp.ones(2)) != Setting(jnp.ones(2))  # arrays: by identity
+
+
+def test_the_constructor_s_signature_is_init_s():
+    # S2NN has a __new__ of its own, which inspect (help(), Sphinx) reads first.
+    import inspect
+
+    names = ["alpha", "beta", "epsilon", "origin"]
+    assert list(inspect.signature(s2nn_xp.S2NN).parameters) == names
+    assert list(inspect.signature(_Rate).parameters) == names
+    assert list(inspect.signature(_Gained).parameters) == ["args", "gain", "kwargs"]
