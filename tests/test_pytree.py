@@ -405,6 +405,12 @@ def test_equal_objects_share_one_compiled_function_as_static_arguments():
 # --- subclasses -------------------------------------------------------------------
 
 
+def _key_paths(tree):
+    """The key paths of ``tree``'s leaves, as text (``".alpha"``, ...)."""
+    paths = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return [jax.tree_util.keystr(path) for path, _ in paths]
+
+
 class _Rate(s2nn_xp.S2NN):
     """A subclass that adds a method only (the common kind)."""
 
@@ -453,8 +459,8 @@ def test_a_subclass_is_a_pytree_as_s2nn_is():
 
 def test_a_subclass_s_own_attributes_are_children():
     spike = _Gained(alpha=2.0)
-    paths, treedef = jax.tree_util.tree_flatten_with_path(spike)
-    assert [jax.tree_util.keystr(p) for p, _ in paths] == [".alpha", ".beta", ".gain"]
+    treedef = jax.tree.structure(spike)
+    assert _key_paths(spike) == [".alpha", ".beta", ".gain"]
     grads = jax.grad(lambda s: s(X).sum())(spike)
     np.testing.assert_array_equal(grads.gain, s2nn_xp.s2nn(X))  # the added one learns
     assert type(grads) is _Gained
@@ -471,11 +477,7 @@ def test_a_subclass_s_own_attributes_are_children():
     other = _Gained(alpha=2.0)
     object.__setattr__(other, "shift", jnp.zeros(8))
     other.__dict__.update(pair=(jnp.ones(8), s2nn_xp.S2NN(alpha=jnp.asarray(2.0))))
-    names = [
-        jax.tree_util.keystr(p)
-        for p, _ in jax.tree_util.tree_flatten_with_path(other)[0]
-    ]
-    assert names == [
+    assert _key_paths(other) == [
         ".alpha",
         ".beta",
         ".gain",
@@ -508,11 +510,7 @@ def test_a_subclass_s_lists_and_dicts_are_trees_of_their_own():
             return super().__call__(x) * weight * settings["scale"] + self.inner(x)
 
     spike = Weighted()
-    paths = [
-        jax.tree_util.keystr(p)
-        for p, _ in jax.tree_util.tree_flatten_with_path(spike)[0]
-    ]
-    assert paths == [
+    assert _key_paths(spike) == [
         ".alpha",
         ".beta",
         ".inner.alpha",
@@ -569,9 +567,8 @@ def test_subclasses_with_getattr_new_and_generic_bases():
             return getattr(object.__getattribute__(self, "inner"), name)
 
     spike = Delegating()
-    paths = jax.tree_util.tree_flatten_with_path(spike)[0]
-    keys = [jax.tree_util.keystr(p) for p, _ in paths]
-    assert keys == [".alpha", ".beta", ".inner", ".weight"]  # no .hidden of inner's
+    # no .hidden of inner's
+    assert _key_paths(spike) == [".alpha", ".beta", ".inner", ".weight"]
     assert spike == spike and jax.tree.map(lambda v: v, spike).weight is spike.weight
 
     class Mixin:
@@ -596,9 +593,7 @@ def test_subclasses_with_getattr_new_and_generic_bases():
 
 def test_a_subclass_s_slots_are_its_state_too():
     spike = _Slotted(alpha=2.0)
-    paths, _ = jax.tree_util.tree_flatten_with_path(spike)
-    keys = [jax.tree_util.keystr(p) for p, _ in paths]
-    assert keys == [".alpha", ".beta", "._Slotted__hidden", ".scale"]
+    assert _key_paths(spike) == [".alpha", ".beta", "._Slotted__hidden", ".scale"]
     rebuilt = jax.tree.map(lambda leaf: leaf, spike)
     assert rebuilt.hidden() == 3 and rebuilt.scale is spike.scale
 
