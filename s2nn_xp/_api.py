@@ -690,14 +690,17 @@ def _own_state(obj: S2NN) -> tuple[tuple[str, Any], ...]:
                 continue
             with contextlib.suppress(AttributeError):  # unset
                 state[name] = klass.__dict__[name].__get__(obj, klass)
-    # S2NN's own names (a class attribute of one puts the value in __dict__),
-    # and typing.Generic's bookkeeping of a parametrised class
-    ignored = _NOT_OWN | {"__orig_class__"}
-    return tuple((name, state[name]) for name in sorted(state) if name not in ignored)
+    return tuple(
+        (name, state[name]) for name in sorted(state) if name not in _NOT_CHILDREN
+    )
 
 
 # S2NN's own attributes: a subclass's are all others.
 _NOT_OWN = frozenset(("alpha", "beta", "epsilon", "origin"))
+# Names in a subclass's state that are no children of its own: S2NN's (a class
+# attribute of one puts the value in __dict__), and typing.Generic's
+# bookkeeping of a parametrised class.
+_NOT_CHILDREN = _NOT_OWN | {"__orig_class__"}
 
 
 def _same(a: Any, b: Any) -> bool:
