@@ -105,9 +105,13 @@ def _numpy_copy(array: Any) -> np.ndarray:
 
 
 def _unreadable(array: Any, how: str) -> str:
+    # The type's module names the library (a new backend's contributor met
+    # "type Array", which names none).
+    kind = type(array)
     return (
-        f"NumPy cannot read an array of type {type(array).__name__} ({how}): "
-        "give its backend record an as_numpy that converts it"
+        f"NumPy cannot read an array of type {kind.__module__}.{kind.__qualname__} "
+        f"({how}): give the backend record of its library an as_numpy that "
+        "converts it"
     )
 
 
@@ -308,6 +312,16 @@ class Backend:
         if self.adapter_with_library and self.adapter is None:
             msg = f"backend {self.name!r} sets adapter_with_library without adapter"
             raise ValueError(msg)
+        if self.compile_function is not None and not _COMPILING_TRANSFORMS.intersection(
+            self.transforms
+        ):
+            # The compiled tests are chosen by the transforms: without one of
+            # them, none would run (silently).
+            msg = (
+                f"backend {self.name!r} sets compile_function without naming "
+                f"{' or '.join(sorted(_COMPILING_TRANSFORMS))} in transforms"
+            )
+            raise ValueError(msg)
 
     def _check_field(self, name: str, annotation: str) -> None:
         """Refuse a field that does not hold what its annotation declares.
@@ -351,7 +365,13 @@ class Backend:
 
     @property
     def capabilities(self) -> frozenset[Capability]:
-        """What the backend can do, derived from its transforms and dtypes."""
+        """What the backend can do: from its dtypes, values_on_host and transforms.
+
+        A compiled run (``Capability.JIT``) is one of ``transforms``, "jit" or
+        "compile"; ``compile_function`` only says how ``s2nn-xp bench``
+        compiles, and a record that sets it names one of them (checked when
+        it is made).
+        """
         found = {c for c in Capability if c.value in self.dtypes}
         if self.values_on_host:
             found.add(Capability.HOST_VALUES)

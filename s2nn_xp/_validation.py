@@ -317,7 +317,8 @@ def check_broadcast(
     """ValueError unless an array of ``shape`` broadcasts to the shape of ``x``.
 
     Where a size is not known yet (Dask's NaN after boolean indexing, the
-    None of a lazy library's data-dependent shape) on an axis the array does
+    None of a lazy library's data-dependent or symbolic size, as a model
+    input of ndonnx has) on an axis the array does
     not broadcast along (its size there is not 1), the rule cannot be
     checked, and Dask would pair the chunks one by one, broadcasting a chunk
     of 1 silently: refused, with the way to know them.
@@ -327,9 +328,9 @@ def check_broadcast(
         if n != 1 and (_unknown(n) or _unknown(m)):
             msg = (
                 f"{name} of shape {shape} against x of shape {x_shape}: sizes "
-                "not known yet cannot be checked; make them known first (Dask: "
-                "compute_chunk_sizes() on the arrays of unknown size), or pass a "
-                "number"
+                "not known yet (a lazy array's None or NaN) cannot be checked; "
+                "pass arrays whose sizes are known (make them known first, as "
+                "Dask's compute_chunk_sizes() does), or a number"
             )
             raise ValueError(msg)
     if not broadcasts_to(shape, x_shape):

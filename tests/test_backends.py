@@ -62,7 +62,9 @@ def test_capabilities_follow_transforms_and_dtypes():
     jax_entry = _backends.get("jax")
     every_but_host = set(_backends.Capability) - {_backends.Capability.HOST_VALUES}
     assert jax_entry.capabilities == every_but_host
-    eager = dataclasses.replace(jax_entry, transforms=("grad",), dtypes=("float32",))
+    eager = dataclasses.replace(
+        jax_entry, transforms=("grad",), dtypes=("float32",), compile_function=None
+    )
     assert eager.capabilities == {_backends.Capability.AUTODIFF}
     assert _backends.get("numpy").capabilities == {
         _backends.Capability.FLOAT16,
@@ -118,6 +120,14 @@ def test_the_entry_of_this_backend(xp):
     assert offered <= set(backend.dtypes), offered - set(backend.dtypes)
     x = backend.asarray(X)
     assert _backends.of_array(x) is backend
+    # A record that says its values sit on the host has arrays that can be
+    # read (by its default, a new record's: a lazy library's cannot, and
+    # its parameters' checks failed far from the record).
+    if backend.values_on_host:
+        assert not s2nn_xp._compat.is_lazy_array(x), (
+            f"{backend.name!r}: its arrays are lazy (array-api-compat's "
+            "is_lazy_array): its record needs values_on_host=False"
+        )
     np.testing.assert_array_equal(backend.to_numpy(x), X)
     grad = to_numpy(backend.autodiff_gradient(x, 4.0, 1.0))
     np.testing.assert_allclose(grad, s2nn_xp.gradient(X), rtol=1e-6)
@@ -282,6 +292,12 @@ def test_named_transforms_carry_the_surrogate_derivatives(xp):
         ({"name": "a,b"}, ValueError, r"not \['a,b'\]"),
         ({"device_kinds": ("CPU",)}, ValueError, r"device_kinds must be lowercase"),
         ({"array_modules": ("sparse.numba",)}, ValueError, "top-level module names"),
+        # Which tests run compiled is the transforms' say (none would, silently).
+        (
+            {"compile_function": lambda fn: fn},
+            ValueError,
+            r"compile_function without naming compile or jit in transforms",
+        ),
     ],
 )
 def test_a_malformed_entry_is_refused_naming_the_field(change, error, match):
@@ -407,6 +423,7 @@ def test_every_backends_session_installs_extras_that_exist_and_join_all():
     in_all = set(everything.group(1).split(","))
     tools = {"test", "plot", "docs", "examples"}
     for name, backend in _backends.BACKENDS.items():
+        assert name in sessions, f"backend {name!r} has no nox session"
         installed = {
             extra
             for group in re.findall(r'"-e", "\.\[([\w,-]+)\]"', sessions[name])
@@ -457,10 +474,11 @@ def test_the_default_as_numpy_refuses_what_numpy_cannot_read():
             raise RuntimeError(msg)
 
     entry = _backends.get("numpy")
-    with pytest.raises(TypeError, match="NumPy cannot read an array of type Opaque"):
+    unreadable = r"NumPy cannot read an array of type tests\.test_backends\..*Opaque"
+    with pytest.raises(TypeError, match=unreadable):
         entry.as_numpy(Opaque())
     with pytest.raises(
-        TypeError, match=r"type Refusing \(it raised RuntimeError.*as_numpy"
+        TypeError, match=r"\.Refusing \(it raised RuntimeError.*as_numpy"
     ) as refused:
         entry.as_numpy(Refusing())
     assert isinstance(refused.value.__cause__, RuntimeError)
