@@ -503,9 +503,22 @@ class S2NN:
         """
         if cls is not S2NN:
             _jax_pytree.register_subclass(cls)
-        new = super().__new__
-        # object's takes no arguments; a mixin's own __new__ gets them
-        return new(cls) if new is object.__new__ else new(cls, *args, **kwargs)
+        # object's takes no arguments; a mixin's own __new__ gets them. Told
+        # by a flag of the class, not by comparing the method with
+        # object.__new__ here: torch.compile's tracing of this method found
+        # them different and gave object.__new__ the keyword arguments
+        # (an AssertionError inside the compiler, no graph break).
+        if cls._next_new_takes_arguments:
+            return super().__new__(cls, *args, **kwargs)
+        return super().__new__(cls)
+
+    # Whether the __new__ after S2NN's in the class's method order is a
+    # mixin's own (it takes the constructor's arguments), not object's.
+    _next_new_takes_arguments = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._next_new_takes_arguments = super().__new__ is not object.__new__
 
     def __init__(
         self,
@@ -645,7 +658,12 @@ class S2NN:
         # Every value that equality compares (origin too): JAX's caches keep
         # the object itself, changed or not, under the hash of its first
         # use, and find that entry again only by an equal hash.
-        leaves, static = self._tree_flatten()
+        try:
+            leaves, static = self._tree_flatten()
+        except AttributeError:
+            # Not built yet, so equal to no object (torch.compile hashes it
+            # while it traces __init__, and crashed where this raised).
+            return object.__hash__(self)
         keys = (_hash_key(leaf) for _, leaf in leaves)
         return hash((type(self), *keys, static))
 
@@ -853,6 +871,10 @@ def _checked_parameter(name: str, value: Any) -> Any:
     now): a complex or bool array is refused here, not at the first call.
     """
     checked = validate_parameter(name, _read(value))
+    if isinstance(checked, float):
+        # A number: nothing for array-api-compat to tell (torch.compile warns
+        # about its cached helpers while it traces a constructor).
+        return value if _is_state(value) else checked
     if _compat.is_array_api_obj(checked):
         check_real_dtype(name, _compat.array_namespace(checked), checked.dtype)
     if name == "epsilon" and _compat.is_numpy_array(checked):

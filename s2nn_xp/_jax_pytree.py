@@ -59,11 +59,13 @@ def register_subclass(cls: type) -> None:
 
     Else :func:`register` does, when JAX is.
     """
-    if cls in _classes:  # every object of the class but its first
+    if cls in _classes or not _registered:  # every object but its first; no JAX
+        # (Read without the lock, which torch.compile cannot trace: register()
+        # sets _registered before it walks the subclasses that exist, this
+        # one among them.)
         return
     with _LOCK:
-        if _registered:
-            _register_class(cls)
+        _register_class(cls)
 
 
 def _register_class(cls: type) -> None:
