@@ -1259,6 +1259,11 @@ class S2NN(nn.Module):
     built on the meta device gets the constructor's values by
     :meth:`reset_parameters` after :meth:`~torch.nn.Module.to_empty` (as FSDP
     initialises each module), where they were numbers, lists or arrays.
+    FSDP (``FullyShardedDataParallel`` and ``fully_shard``) shards a
+    learnable module as any other: what it puts in place of the parameters
+    is stored as given (``fully_shard`` takes per-neuron parameters only: it
+    refuses 0-d ones); assignments and state dicts are checked as ever, a
+    sharded tensor's values on each process, its own shard.
     torch's hook-based wrappers (``spectral_norm``, the old ``weight_norm``,
     ``prune``) hold `alpha` or `beta` as they hold ``nn.Linear``'s weight:
     the value they compute before every call is theirs, unchecked.
@@ -1380,10 +1385,14 @@ class S2NN(nn.Module):
         parametrization's (``torch.nn.utils.parametrize``; the value goes
         to its ``right_inverse``), a data-parallel replica's (its
         parameters are tensors computed from the original ones, whose
-        gradients must reach them) and a hook-based wrapper's
-        (:meth:`_is_a_wrappers`).
+        gradients must reach them), FSDP's (:func:`_set_by_fsdp`) and a
+        hook-based wrapper's (:meth:`_is_a_wrappers`).
         """
-        if name not in _PARAMETER_NAMES or getattr(self, "_is_replica", False):
+        if (
+            name not in _PARAMETER_NAMES
+            or getattr(self, "_is_replica", False)
+            or _set_by_fsdp()
+        ):
             super().__setattr__(name, value)
         elif parametrize.is_parametrized(self, name):
             # The value it stands for: checked, and given to right_inverse as
@@ -1673,6 +1682,30 @@ _HOOK_WRAPPERS = (
 )
 
 
+def _set_by_fsdp() -> bool:
+    """Whether the caller of ``S2NN.__setattr__`` is torch's FSDP.
+
+    FSDP puts the parameters it shards back into the module by assignment
+    where a module has a ``__setattr__`` of its own: FSDP1 views of its flat
+    parameter (plain tensors, after deleting the parameter), FSDP2 its
+    sharded ``DTensor`` parameters and their gathered values, at every
+    step. They are the module's own values in another form, stored as
+    :class:`torch.nn.Module` stores them: checked, a view was copied into a
+    new parameter (FSDP1 then refused the module) and a ``DTensor``'s
+    values read (which it cannot give).
+    """
+    caller = sys._getframe(2)  # __setattr__'s; setattr() itself has no frame
+    return str(caller.f_globals.get("__name__", "")).startswith(_FSDP_MODULES)
+
+
+_FSDP_MODULES = "torch.distributed.fsdp."
+
+
+def _dtensor_type() -> Any:
+    """The ``DTensor`` class where torch has imported it (no import of ours)."""
+    return getattr(sys.modules.get("torch.distributed.tensor"), "DTensor", None)
+
+
 def _wrapper_of(module: nn.Module, name: str) -> Any:
     """The hook of a torch hook-based wrapper computing `name`, or None."""
     for hook in module._forward_pre_hooks.values():
@@ -1784,6 +1817,22 @@ def _like(
     constructor values) shares its memory and no two of its elements share
     one place (an optimizer's in-place step writes each).
     """
+    dtensor = _dtensor_type()
+    if dtensor is not None and isinstance(now, dtensor):
+        # Sharded (FSDP2): the whole value, which every process holds, laid
+        # out as now is: this process's part of it, with no communication.
+        from torch.distributed.tensor import Replicate
+
+        mesh = now.device_mesh
+        local = now.to_local()
+        whole = torch.empty(now.shape, dtype=now.dtype, device=local.device)
+        replicated = dtensor.from_local(
+            _like(name, value, whole, dtype),
+            mesh,
+            [Replicate()] * mesh.ndim,
+            run_check=False,
+        )
+        return replicated.redistribute(mesh, now.placements)
     if isinstance(value, float):
         value = torch.tensor(value, dtype=torch.float64)
     stored = _storable(name, _expanded(name, value, now), dtype or now.dtype)
@@ -1875,6 +1924,11 @@ def _host_values(value: torch.Tensor) -> Any:
         # torch.device("meta")``, and a fake one under FakeTensorMode.
         return np.ones((), dtype=numpy_dtype)
     value = value.detach()
+    dtensor = _dtensor_type()
+    if dtensor is not None and isinstance(value, dtensor):
+        # This process's shard (each process checks its own), with no
+        # communication: the whole tensor lives on no process.
+        value = value.to_local()
     if _is_wrapped(value):  # no storage of its own for .numpy() to read
         try:
             listed = value.resolve_conj().resolve_neg().tolist()

@@ -1012,3 +1012,106 @@ def test_a_parametrized_value_that_saturates_a_float8_conversion_is_refused():
     spike.alpha = torch.tensor([100.0, 4.0])
     spike.to(torch.float8_e4m3fn)  # within its range
     assert spike.alpha.dtype == torch.float8_e4m3fn
+
+
+@pytest.fixture
+def one_process_group(tmp_path):
+    """A process group of this process alone (gloo, CPU), as FSDP needs."""
+    dist = torch.distributed
+    if not dist.is_available():
+        pytest.skip("this torch has no torch.distributed")
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def _spiking_model(spike):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 6), spike, nn.Linear(6, 2))
+
+
+def _trained(model):
+    """The model after three SGD steps on fixed data."""
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(16, 5, generator=generator)
+    y = torch.randint(0, 2, (16,), generator=generator)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(3):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return model
+
+
+def _learnable_spike():
+    return S2NN(alpha=[4.0, 2.0, 8.0, 4.0, 3.0, 5.0], beta=[1.0] * 6, learnable=True)
+
+
+@pytest.mark.usefixtures("one_process_group")
+@pytest.mark.parametrize("use_orig_params", [False, True])
+def test_fsdp1_shards_and_trains_a_learnable_module(use_orig_params):
+    """FSDP1 puts views of its flat parameter back by assignment: they were
+    copied into new parameters, and FSDP refused the module ("Found an
+    unflattened parameter")."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    want = _trained(_spiking_model(_learnable_spike()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # FSDP1's deprecation
+        # one process: FSDP1 keeps the flat parameter whole (its views are
+        # assigned as ever)
+        warnings.filterwarnings("ignore", "FSDP is switching to use `NO_SHARD`")
+        sharded = FullyShardedDataParallel(
+            _spiking_model(_learnable_spike()),
+            device_id=torch.device("cpu"),
+            use_orig_params=use_orig_params,
+        )
+        _trained(sharded)
+        with FullyShardedDataParallel.summon_full_params(sharded):
+            got = [p.detach().clone() for p in sharded.parameters()]
+    for a, b in zip(got, want.parameters(), strict=True):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.usefixtures("one_process_group")
+def test_fsdp2_shards_trains_and_resets_a_learnable_module():
+    """FSDP2 assigns its DTensor parameters: their values were read on the
+    host (which a DTensor cannot give), and reset_parameters after to_empty
+    copied a whole tensor into a sharded one."""
+    from torch.distributed.fsdp import fully_shard
+
+    want = _trained(_spiking_model(_learnable_spike()))
+    model = _spiking_model(_learnable_spike())
+    fully_shard(model)
+    _trained(model)
+    for a, b in zip(model.parameters(), want.parameters(), strict=True):
+        torch.testing.assert_close(a.full_tensor(), b.detach(), rtol=1e-6, atol=1e-7)
+    # Checked as ever: a user's assignment, a state dict's values.
+    spike = model[1]
+    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+        spike.alpha = [1.0, -1.0, 1.0, 1.0, 1.0, 1.0]
+    spike.beta = 2.0
+    torch.testing.assert_close(spike.beta.full_tensor(), torch.full((6,), 2.0))
+    state = model.state_dict()
+    model.load_state_dict(state)
+    state["1.alpha"] = state["1.alpha"] * -1.0
+    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+        model.load_state_dict(state)
+    # Built on the meta device, given values after sharding (as torch's
+    # recipe for FSDP2 does).
+    with torch.device("meta"):
+        built = nn.Sequential(_learnable_spike())
+    fully_shard(built)
+    built.to_empty(device="cpu")
+    built[0].reset_parameters()
+    torch.testing.assert_close(
+        built[0].alpha.full_tensor(), torch.tensor([4.0, 2.0, 8.0, 4.0, 3.0, 5.0])
+    )
+    x = torch.linspace(-1.0, 1.0, 6, requires_grad=True)
+    built(x).sum().backward()
+    torch.testing.assert_close(
+        x.grad, s2nn_xp.torch.gradient(x.detach(), built[0].alpha.full_tensor())
+    )
