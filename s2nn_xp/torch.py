@@ -1255,7 +1255,9 @@ class S2NN(nn.Module):
     until it is given valid ones (an optimizer's steps are not checked at all:
     tensor values are not, at a call, as the docs' Definition page says under
     Parameters). A refused conversion leaves this module as it was; modules
-    that a model's ``.half()`` converted before it stay converted. A model
+    that a model's ``.half()`` converted before it stay converted; values
+    that are invalid already (an optimizer's steps) are converted as they
+    are, so that a model that diverged can still move to float64. A model
     built on the meta device gets the constructor's values by
     :meth:`reset_parameters` after :meth:`~torch.nn.Module.to_empty` (as FSDP
     initialises each module), where they were numbers, lists or arrays.
@@ -1518,37 +1520,49 @@ class S2NN(nn.Module):
         """
         assign = local_metadata.get("assign_to_params_buffers", False)
         for name in _PARAMETER_NAMES:
-            if parametrize.is_parametrized(self, name):
-                # Its originals, and the parametrization's own tensors, are
-                # loaded by it (a child module, after this one): the value
-                # they give together is checked.
-                own = f"{prefix}parametrizations.{name}."
-
-                def load(key: str, now: torch.Tensor, own: str = own) -> Any:
-                    value = state_dict.get(own + key)
-                    if not isinstance(value, torch.Tensor) or assign:
-                        return value
-                    return value.to(device=now.device, dtype=now.dtype)
-
-                _check_parametrized(self, name, load)
-            elif prefix + name in state_dict and (
-                name in self._parameters or name in self._buffers
-            ):
-                # (a name held as a number is loaded from nothing: torch
-                # reports the key as unexpected, or ignores it, strict=False)
-                given = state_dict[prefix + name]
-                value = _checked(name, given, copy=False)
-                current = getattr(self, name)
-                if isinstance(current, torch.Tensor) and not assign:
-                    _storable(name, value, current.dtype)
-                elif assign and value is not given:
-                    # Integers, made floating as the constructor makes them
-                    # (a learnable parameter could not hold them); the dict
-                    # is load_state_dict's own copy of the caller's.
-                    state_dict[prefix + name] = value
+            try:
+                self._check_loaded(name, state_dict, prefix, assign)
+            except (TypeError, ValueError) as exc:
+                # The key too: a model holds many of these modules, and
+                # torch names the key of each of its own refusals.
+                msg = f"{exc} (loading {prefix}{name})"
+                raise type(exc)(msg) from exc
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, *args, **kwargs
         )
+
+    def _check_loaded(
+        self, name: str, state_dict: dict[str, Any], prefix: str, assign: bool
+    ) -> None:
+        """Check the value that loading `state_dict` gives parameter `name`."""
+        if parametrize.is_parametrized(self, name):
+            # Its originals, and the parametrization's own tensors, are
+            # loaded by it (a child module, after this one): the value
+            # they give together is checked.
+            own = f"{prefix}parametrizations.{name}."
+
+            def load(key: str, now: torch.Tensor, own: str = own) -> Any:
+                value = state_dict.get(own + key)
+                if not isinstance(value, torch.Tensor) or assign:
+                    return value
+                return value.to(device=now.device, dtype=now.dtype)
+
+            _check_parametrized(self, name, load)
+        elif prefix + name in state_dict and (
+            name in self._parameters or name in self._buffers
+        ):
+            # (a name held as a number is loaded from nothing: torch
+            # reports the key as unexpected, or ignores it, strict=False)
+            given = state_dict[prefix + name]
+            value = _checked(name, given, copy=False)
+            current = getattr(self, name)
+            if isinstance(current, torch.Tensor) and not assign:
+                _storable(name, value, current.dtype)
+            elif assign and value is not given:
+                # Integers, made floating as the constructor makes them
+                # (a learnable parameter could not hold them); the dict
+                # is load_state_dict's own copy of the caller's.
+                state_dict[prefix + name] = value
 
     def _apply(
         self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any
@@ -1579,7 +1593,7 @@ class S2NN(nn.Module):
                         # the value now, in the dtype it will be in: torch
                         # saturates where a float8 format has no inf, and
                         # the value converted is then finite (1e5 -> 448)
-                        _storable(name, getattr(self, name), converted.dtype)
+                        _check_conversion(name, getattr(self, name), converted.dtype)
                 continue
             tensor = self._parameters.get(name, self._buffers.get(name))
             if tensor is None:
@@ -1587,7 +1601,7 @@ class S2NN(nn.Module):
             with torch.no_grad():
                 converted = fn(tensor)
             if converted.dtype != tensor.dtype:
-                _storable(name, tensor, converted.dtype)
+                _check_conversion(name, tensor, converted.dtype)
         return super()._apply(fn, *args, **kwargs)
 
     @property
@@ -1881,6 +1895,22 @@ def _storable(name: str, value: Any, dtype: torch.dtype) -> torch.Tensor:
         msg = f"{name} has values that are 0 in {dtype}, the dtype it is stored in"
         raise ValueError(msg)
     return stored
+
+
+def _check_conversion(name: str, value: torch.Tensor, dtype: torch.dtype) -> None:
+    """Refuse a conversion of ``value`` to ``dtype`` that breaks a valid value.
+
+    Values that are invalid already (NaN, inf, <= 0: an optimizer's steps are
+    not checked) are converted as they are: the conversion did not break
+    them, and a model that diverged must still move to float64 to be
+    examined (they were refused as overflowing, a NaN too; a negative one
+    passed).
+    """
+    values = _host_values(value)
+    valid = np.isfinite(values) & (values >= 0 if name == "epsilon" else values > 0)
+    if not valid.all():
+        value = torch.as_tensor(values[valid])
+    _storable(name, value, dtype)
 
 
 def _check_float32(name: str, values: Any) -> None:
