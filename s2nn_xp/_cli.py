@@ -904,7 +904,7 @@ def _write_replacing(path: Path, text: str) -> None:
     it: written in place, a write that failed (a full disk) left a truncated
     file where the last run's was. A named pipe or a device is written to.
     """
-    path = Path(os.path.realpath(path))  # through a link, not over it
+    path = _written_path(path)
     try:
         existing = path.stat().st_mode
     except FileNotFoundError:
@@ -1042,6 +1042,11 @@ def _output_path(text: str) -> Path:
     return STANDARD_OUTPUT if text == "-" else Path(text)
 
 
+def _written_path(path: Path) -> Path:
+    """The file that writing to `path` writes: through a link, not over it."""
+    return Path(os.path.realpath(path))
+
+
 def _check_writable(option: str, path: Path) -> None:
     """Fail (before any work) unless a file can be written at `path`.
 
@@ -1050,18 +1055,21 @@ def _check_writable(option: str, path: Path) -> None:
     (removed), so that permissions, read-only mounts, immutable files and
     pseudo-filesystems (/proc) are all found out before a long run, not
     after it. A named pipe is left alone (its reader would see the end).
+    The file checked is the one the write reaches (:func:`_written_path`):
+    through a link that points nowhere yet, the link's own folder was.
     """
-    folder = path.parent
+    target = _written_path(path)
+    folder = target.parent
     if not folder.is_dir():
         why = "is not a directory" if folder.exists() else "does not exist"
         _fail(f"{option}: cannot write {str(path)!r}: {str(folder)!r} {why}")
-    if path.is_dir():
+    if target.is_dir():
         _fail(f"{option}: cannot write {str(path)!r}: it is a directory")
     try:
-        if path.is_file():
-            with path.open("a"):
+        if target.is_file():
+            with target.open("a"):
                 pass
-        elif not path.exists():
+        elif not target.exists():
             tempfile.TemporaryFile(dir=folder).close()
         # else a pipe or a device: opening it would be a reader's end of file
     except OSError as exc:

@@ -359,6 +359,29 @@ def test_unwritable_outputs_fail_before_any_work(
     assert not (tmp_path / "missing").exists()
 
 
+@pytest.mark.parametrize("command", ["bench", "plot"])
+def test_an_output_through_a_link_is_checked_where_it_leads(
+    command, tmp_path, capsys, monkeypatch
+):
+    """The file written is the one the link leads to: a link into a folder
+    that does not exist passed the check (the link's own folder was) and
+    failed after the whole run."""
+    monkeypatch.setattr(_cli, "bench_records", no_work)
+    monkeypatch.setattr(_cli, "make_figure", no_work)
+    name = "bench.json" if command == "bench" else "figure.png"
+    option = "--json" if command == "bench" else "--out"
+    link = tmp_path / name
+    link.symlink_to(tmp_path / "missing" / name)
+    argv = ["--backend", "numpy"] if command == "bench" else []
+    err = usage_error(command, *argv, option, str(link), capsys=capsys)
+    assert f"{option}: cannot write {str(link)!r}: " in err
+    assert f"{str(tmp_path / 'missing')!r} does not exist" in err
+    link.unlink()
+    link.symlink_to(tmp_path)
+    err = usage_error(command, *argv, option, str(link), capsys=capsys)
+    assert "it is a directory" in err
+
+
 def test_plot_out_that_is_a_directory_fails_before_drawing(
     tmp_path, capsys, monkeypatch
 ):
