@@ -437,13 +437,16 @@ class S2NN:
     parameters: the same arrays) and hashes by them, so that equal
     objects share what JAX compiles for them (static fields of equinox
     modules, ``jax.tree_util.Partial``, static arguments). JAX's caches keep
-    a function or static argument as it is, the object itself: one changed
-    after JAX has used it (``jax.checkpoint(fn)``, a branch of ``lax.cond``,
-    ``jax.jit(fn)``, a static argument) is mostly traced again, but may meet
-    what was compiled for its old values (its own cache entry equals it).
-    To change values between transformed calls, pass the object as an
-    argument (a pytree: its values are traced, its static part compared as
-    it was), or make a new object.
+    a function or static argument as it is, the object itself, and compare
+    later ones with it: an object changed after JAX has used it
+    (``jax.jit(fn)``, ``jax.jit(fn.surrogate_grad)``, ``jax.checkpoint(fn)``,
+    a branch of ``lax.cond``, a static argument) is not traced again and
+    gives what was compiled for its old values, as a changed closure does;
+    as a static argument it also matches equal objects made later, which
+    then get the old values too. To change values between transformed
+    calls, pass the object as an argument (a pytree: its values are traced,
+    its static part compared as it was), or make a new object and leave
+    the old one as it is.
 
     Parameters
     ----------
@@ -455,7 +458,11 @@ class S2NN:
         holds when it is passed is checked as an array parameter is (its
         dtype and shape; its values where they sit in host memory, which a
         JAX array's do not). A NumPy `epsilon` (or a list) is kept as a
-        read-only copy: it is static where JAX compiles the object. Copies
+        read-only copy: it is static where JAX compiles the object, so an
+        object made inside a transformed function from a traced `epsilon`
+        (``jax.vmap`` over it) serves there but cannot be returned from it
+        (JAX's "leaked tracer" at its next call); make it from a concrete
+        one, or return the results, not the object. Copies
         (``copy``, ``pickle``) keep `alpha` and `beta` unchecked, as JAX's
         rebuilds of the pytree do: a tree of this structure may hold
         gradients or optax's labels there; a call checks them.
