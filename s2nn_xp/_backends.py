@@ -15,12 +15,14 @@ library when they are called.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import importlib
 import re
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from types import ModuleType
 from typing import Any, TypeVar
@@ -80,6 +82,10 @@ def _cpu_only() -> list[str]:
 
 def _nothing_to_enable() -> None:
     pass
+
+
+def _no_debug_checks() -> AbstractContextManager[Any]:
+    return contextlib.nullcontext()
 
 
 def _namespace_asarray(xp: Any, values: np.ndarray) -> Any:
@@ -195,6 +201,11 @@ class Backend:
         count them.
     enable_float64
         Makes float64 data stay float64 (JAX's ``jax_enable_x64``).
+    without_debug_checks
+        A context in which the library's debugging checks that a user may
+        have switched on do not stop the computation (JAX's ``debug_nans``,
+        ``debug_infs`` and ``transfer_guard``): ``s2nn-xp info`` feeds NaN
+        and infinities on purpose, and checks agreement, not those settings.
     from_numpy
         ``(namespace, values) -> array`` of the library.
     as_numpy
@@ -258,6 +269,7 @@ class Backend:
     load_module: Callable[[str], ModuleType] = importlib.import_module
     find_devices: Callable[[], list[str]] = _cpu_only
     enable_float64: Callable[[], None] = _nothing_to_enable
+    without_debug_checks: Callable[[], AbstractContextManager[Any]] = _no_debug_checks
     from_numpy: Callable[[Any, np.ndarray], Any] = _namespace_asarray
     as_numpy: Callable[[Any], np.ndarray] = _numpy_copy
     wait: Callable[[Any], None] = _nothing_to_wait_for
@@ -482,6 +494,16 @@ def _jax_enable_float64() -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
+
+
+def _jax_without_debug_checks() -> AbstractContextManager[Any]:
+    import jax
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(jax.debug_nans(False))
+    stack.enter_context(jax.debug_infs(False))
+    stack.enter_context(jax.transfer_guard("allow"))
+    return stack
 
 
 def _jax_devices() -> list[str]:
@@ -739,6 +761,7 @@ BACKENDS: dict[str, Backend] = _registry(
         places_arrays=True,
         find_devices=_jax_devices,
         enable_float64=_jax_enable_float64,
+        without_debug_checks=_jax_without_debug_checks,
         as_numpy=_jax_to_numpy,
         wait=_jax_wait,
         compile_function=_jax_jit,

@@ -116,6 +116,24 @@ def test_info_fails_when_a_backend_disagrees(capsys, monkeypatch):
     assert not _cli.check_backend(broken)["passed"]
 
 
+@pytest.mark.parametrize(
+    "setting", ["debug_nans", "debug_infs", "transfer_guard"], ids=str
+)
+def test_info_checks_jax_whatever_its_debugging_checks(setting):
+    """The agreement grid holds NaN and infinities on purpose: JAX_DEBUG_NANS
+    (or _INFS, or a transfer guard) made info report JAX as disagreeing."""
+    optional_backend("jax")
+    import jax
+
+    switched_on = (
+        jax.transfer_guard("disallow")
+        if setting == "transfer_guard"
+        else getattr(jax, setting)(True)
+    )
+    with switched_on:
+        assert _cli.check_backend(_backends.BACKENDS["jax"])["passed"]
+
+
 def test_info_skips_an_installed_backend_without_a_device(cupy_without_device, capsys):
     code, out, _ = run("info", capsys=capsys)
     assert code == 0
