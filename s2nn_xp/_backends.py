@@ -327,8 +327,9 @@ class Backend:
         if self.compile_function is not None and not _COMPILING_TRANSFORMS.intersection(
             self.transforms
         ):
-            # The compiled tests are chosen by the transforms: without one of
-            # them, none would run (silently).
+            # The jit capability (the requires_jit marker, the Backends
+            # table) comes from the transforms: a record that compiles
+            # without naming one would lack it, silently.
             msg = (
                 f"backend {self.name!r} sets compile_function without naming "
                 f"{' or '.join(sorted(_COMPILING_TRANSFORMS))} in transforms"
