@@ -510,22 +510,17 @@ class S2NN:
         """
         if cls is not S2NN:
             _jax_pytree.register_subclass(cls)
-        # object's takes no arguments; a mixin's own __new__ gets them. Told
-        # by a flag of the class, not by comparing the method with
-        # object.__new__ here: torch.compile's tracing of this method found
-        # them different and gave object.__new__ the keyword arguments
-        # (an AssertionError inside the compiler, no graph break).
-        if cls._next_new_takes_arguments:
-            return super().__new__(cls, *args, **kwargs)
-        return super().__new__(cls)
-
-    # Whether the __new__ after S2NN's in the class's method order is a
-    # mixin's own (it takes the constructor's arguments), not object's.
-    _next_new_takes_arguments = False
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._next_new_takes_arguments = super().__new__ is not object.__new__
+        # object's takes no arguments; a mixin's own __new__ (the next in
+        # the class's method order) gets them. Found by the class that
+        # defines it, at every object (a class may change): comparing the
+        # method with object.__new__ instead, torch.compile's tracing found
+        # them different and gave object.__new__ the keyword arguments (an
+        # AssertionError inside the compiler, no graph break).
+        order = cls.__mro__
+        after = order[order.index(S2NN) + 1 :]
+        if next(k for k in after if "__new__" in k.__dict__) is object:
+            return super().__new__(cls)
+        return super().__new__(cls, *args, **kwargs)
 
     def __init__(
         self,
@@ -652,7 +647,10 @@ class S2NN:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self) or not isinstance(other, S2NN):
             return NotImplemented
-        mine, theirs = self._tree_flatten(), other._tree_flatten()
+        try:
+            mine, theirs = self._tree_flatten(), other._tree_flatten()
+        except AttributeError:  # one not built yet: itself only (see __hash__)
+            return NotImplemented
         # The leaves as alpha and beta compare (a subclass's attributes too);
         # the static part (epsilon, origin, a subclass's attribute names) as
         # JAX compares it: epsilon by value.
@@ -668,8 +666,8 @@ class S2NN:
         try:
             leaves, static = self._tree_flatten()
         except AttributeError:
-            # Not built yet, so equal to no object (torch.compile hashes it
-            # while it traces __init__, and crashed where this raised).
+            # Not built yet, so equal to itself only (torch.compile hashes
+            # it while it traces __init__, and crashed where this raised).
             return object.__hash__(self)
         keys = (_hash_key(leaf) for _, leaf in leaves)
         return hash((type(self), *keys, static))

@@ -1243,32 +1243,33 @@ class S2NN(nn.Module):
     Parameters keep the constructor's rules after construction: assigning
     ``spike.alpha = value`` (as SpikingJelly's models do) and
     :meth:`~torch.nn.Module.load_state_dict` check the values as the constructor
-    does, and so does a conversion to another dtype (``.half()``, ``.to(dtype)``) in
-    the dtype it stores them in. A learnable parameter keeps its
+    does (a refused load is one of torch's loading errors, a RuntimeError naming
+    each refused key, after the other modules have loaded; the module refused loads
+    nothing), and so does a conversion to another dtype (``.half()``,
+    ``.to(dtype)``) in the dtype it stores them in. A learnable parameter keeps its
     :class:`~torch.nn.Parameter` (and an optimizer's hold on it): a number or tensor
     assigned to it is copied into it; an ``nn.Parameter`` assigned replaces it. A
     number assigned to a module that is not learnable is a constant again, a tensor
     a buffer. An in-place update of a parameter or buffer (``spike.alpha += step``;
-    for a learnable one under :func:`torch.no_grad`, as for any ``nn.Parameter``)
-    is checked after the update, which has changed the tensor already: a
-    ValueError says that its values broke the rules, and the tensor keeps them
-    until it is given valid ones (an optimizer's steps are not checked at all:
-    tensor values are not, at a call, as the docs' Definition page says under
-    Parameters). A refused conversion leaves this module as it was; modules
-    that a model's ``.half()`` converted before it stay converted; values
-    that are invalid already (an optimizer's steps) are converted as they
-    are, so that a model that diverged can still move to float64. A model
-    built on the meta device gets the constructor's values by
-    :meth:`reset_parameters` after :meth:`~torch.nn.Module.to_empty` (as FSDP
-    initialises each module), where they were numbers, lists or arrays.
-    FSDP (``FullyShardedDataParallel`` and ``fully_shard``) shards a
-    learnable module as any other: what it puts in place of the parameters
-    is stored as given (``fully_shard`` takes per-neuron parameters only: it
-    refuses 0-d ones); assignments and state dicts are checked as ever, a
-    sharded tensor's values on each process, its own shard.
-    torch's hook-based wrappers (``spectral_norm``, the old ``weight_norm``,
-    ``prune``) hold `alpha` or `beta` as they hold ``nn.Linear``'s weight:
-    the value they compute before every call is theirs, unchecked.
+    for a learnable one under :func:`torch.no_grad`, as for any ``nn.Parameter``) is
+    checked after the update, which has changed the tensor already: a ValueError
+    says that its values broke the rules, and the tensor keeps them until it is
+    given valid ones (an optimizer's steps are not checked at all: tensor values are
+    not, at a call, as the docs' Definition page says under Parameters). A refused
+    conversion leaves this module as it was; modules that a model's ``.half()``
+    converted before it stay converted; values that are invalid already (an
+    optimizer's steps) are converted as they are, so that a model that diverged can
+    still move to float64. A model built on the meta device gets the constructor's
+    values by :meth:`reset_parameters` after :meth:`~torch.nn.Module.to_empty` (as
+    FSDP initialises each module), where they were numbers, lists or arrays. FSDP
+    (``FullyShardedDataParallel`` and ``fully_shard``) shards a learnable module as
+    any other: what it puts in place of the parameters is stored as given
+    (``fully_shard`` takes per-neuron parameters only: it refuses 0-d ones);
+    assignments and state dicts are checked as ever, a sharded tensor's values on
+    each process, its own shard. torch's hook-based wrappers (``spectral_norm``, the
+    old ``weight_norm``, ``prune``) hold `alpha` or `beta` as they hold
+    ``nn.Linear``'s weight: the value they compute before every call is theirs,
+    unchecked.
 
     Examples
     --------
@@ -1458,6 +1459,17 @@ class S2NN(nn.Module):
 
     def _assign(self, name: str, value: Any) -> None:
         """Check `value` and store it as a constant, a buffer or a parameter."""
+        if _is_flat_parameter_view(self.__dict__.get(name)):
+            # FSDP1 (use_orig_params=False) holds it as a view of its flat
+            # parameter, and puts that back at the next call: a value
+            # stored here was lost, silently.
+            msg = (
+                f"{name} is a view of FSDP's flat parameter here (FSDP's "
+                "use_orig_params=False), which FSDP puts back at every call; "
+                "assign inside FullyShardedDataParallel.summon_full_params("
+                "model, writeback=True), or shard with use_orig_params=True"
+            )
+            raise RuntimeError(msg)
         learnable = self.learnable and name != "epsilon"
         if (
             not learnable
@@ -1509,27 +1521,54 @@ class S2NN(nn.Module):
         state_dict: dict[str, Any],
         prefix: str,
         local_metadata: dict[str, Any],
-        *args: Any,
-        **kwargs: Any,
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
     ) -> None:
         """Check the parameter values in `state_dict` before they are loaded.
 
         Loaded into the current tensor's dtype, they are checked in it; with
         ``load_state_dict(assign=True)`` the given tensors replace the
-        current ones, in their own dtype.
+        current ones, in their own dtype. A refusal is one of torch's
+        loading errors (``error_msgs``: ``load_state_dict`` raises them
+        together, naming each key, as a RuntimeError): raised here, it
+        skipped the hooks of the modules above (FSDP's, which left the
+        model unusable); this module then loads nothing, its
+        parametrizations' tensors neither.
         """
         assign = local_metadata.get("assign_to_params_buffers", False)
+        refused = []
         for name in _PARAMETER_NAMES:
             try:
                 self._check_loaded(name, state_dict, prefix, assign)
             except (TypeError, ValueError) as exc:
-                # The key too: a model holds many of these modules, and
-                # torch names the key of each of its own refusals.
-                msg = f"{exc} (loading {prefix}{name})"
-                raise type(exc)(msg) from exc
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, *args, **kwargs
-        )
+                key = prefix + name
+                if parametrize.is_parametrized(self, name):
+                    key = f"{prefix}parametrizations.{name}"
+                refused.append(f"refused {key}: {exc}")
+        if not refused:
+            super()._load_from_state_dict(
+                state_dict,
+                prefix,
+                local_metadata,
+                strict,
+                missing_keys,
+                unexpected_keys,
+                error_msgs,
+            )
+            return
+        error_msgs.extend(refused)
+        if isinstance(getattr(self, "parametrizations", None), nn.Module):
+            # Its tensors (a child module's, loaded after this one) are given
+            # their own values instead (taken out, they would be reported
+            # missing too), themselves: assign=True keeps them.
+            own = f"{prefix}parametrizations."
+            held = dict(self.parametrizations.named_parameters())
+            held.update(self.parametrizations.named_buffers())
+            for key, tensor in held.items():
+                if own + key in state_dict:  # the dict is load_state_dict's copy
+                    state_dict[own + key] = tensor
 
     def _check_loaded(
         self, name: str, state_dict: dict[str, Any], prefix: str, assign: bool
@@ -1588,12 +1627,15 @@ class S2NN(nn.Module):
                     return fn(now)
 
                 with torch.no_grad():
-                    converted = _check_parametrized(self, name, convert)
+                    converted = _check_parametrized(self, name, convert, check=False)
                     if converted is not None:  # a value with values
-                        # the value now, in the dtype it will be in: torch
+                        # the value now, in the dtype it will be in (torch
                         # saturates where a float8 format has no inf, and
-                        # the value converted is then finite (1e5 -> 448)
-                        _check_conversion(name, getattr(self, name), converted.dtype)
+                        # the value converted is then finite: 1e5 -> 448),
+                        # and the value the converted tensors give
+                        _check_conversion(
+                            name, getattr(self, name), converted.dtype, converted
+                        )
                 continue
             tensor = self._parameters.get(name, self._buffers.get(name))
             if tensor is None:
@@ -1708,11 +1750,23 @@ def _set_by_fsdp() -> bool:
     new parameter (FSDP1 then refused the module) and a ``DTensor``'s
     values read (which it cannot give).
     """
-    caller = sys._getframe(2)  # __setattr__'s; setattr() itself has no frame
-    return str(caller.f_globals.get("__name__", "")).startswith(_FSDP_MODULES)
+    # __setattr__'s caller (setattr() itself has no frame), past the
+    # __setattr__ of a subclass that calls this one
+    caller: Any = sys._getframe(2)
+    while caller is not None and caller.f_code.co_name == "__setattr__":
+        caller = caller.f_back
+    return caller is not None and str(caller.f_globals.get("__name__", "")).startswith(
+        _FSDP_MODULES
+    )
 
 
 _FSDP_MODULES = "torch.distributed.fsdp."
+
+
+def _is_flat_parameter_view(value: Any) -> bool:
+    """Whether ``value`` is a view of an FSDP1 flat parameter."""
+    base = getattr(value, "_base", None) if isinstance(value, torch.Tensor) else None
+    return bool(getattr(base, "_is_flat_param", False))
 
 
 def _dtensor_type() -> Any:
@@ -1767,7 +1821,11 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
 
 
 def _check_parametrized(
-    module: nn.Module, name: str, replacement: Callable[[str, torch.Tensor], Any]
+    module: nn.Module,
+    name: str,
+    replacement: Callable[[str, torch.Tensor], Any],
+    *,
+    check: bool = True,
 ) -> torch.Tensor | None:
     """Check the value the parametrization of ``name`` gives from new tensors.
 
@@ -1800,7 +1858,8 @@ def _check_parametrized(
         value.device.type == "meta" or _is_fake(value)
     ):
         return None
-    _checked(name, value, copy=False)
+    if check:
+        _checked(name, value, copy=False)
     return value
 
 
@@ -1897,20 +1956,33 @@ def _storable(name: str, value: Any, dtype: torch.dtype) -> torch.Tensor:
     return stored
 
 
-def _check_conversion(name: str, value: torch.Tensor, dtype: torch.dtype) -> None:
+def _check_conversion(
+    name: str,
+    value: torch.Tensor,
+    dtype: torch.dtype,
+    converted: torch.Tensor | None = None,
+) -> None:
     """Refuse a conversion of ``value`` to ``dtype`` that breaks a valid value.
 
-    Values that are invalid already (NaN, inf, <= 0: an optimizer's steps are
-    not checked) are converted as they are: the conversion did not break
-    them, and a model that diverged must still move to float64 to be
-    examined (they were refused as overflowing, a NaN too; a negative one
-    passed).
+    ``converted``: the value a parametrization gives from its converted
+    tensors (of ``value``'s shape), checked by the constructor's rules
+    where ``value`` was valid. Values that are invalid already (NaN, inf,
+    <= 0: an optimizer's steps are not checked) are converted as they are:
+    the conversion did not break them, and a model that diverged must
+    still move to float64 to be examined (they were refused as overflowing,
+    a NaN too; a negative one passed).
     """
     values = _host_values(value)
     valid = np.isfinite(values) & (values >= 0 if name == "epsilon" else values > 0)
-    if not valid.all():
-        value = torch.as_tensor(values[valid])
-    _storable(name, value, dtype)
+
+    def where_valid(tensor: torch.Tensor) -> torch.Tensor:
+        if valid.all():
+            return tensor
+        return torch.as_tensor(_host_values(tensor)[valid])  # value's shape
+
+    if converted is not None:
+        _checked(name, where_valid(converted), copy=False)
+    _storable(name, where_valid(value), dtype)
 
 
 def _check_float32(name: str, values: Any) -> None:

@@ -219,6 +219,7 @@ class TestS2NNObject:
         for cls in (s2nn_xp.S2NN, type("Sub", (s2nn_xp.S2NN,), {})):
             unbuilt = cls.__new__(cls)
             assert hash(unbuilt) == object.__hash__(unbuilt)
+            assert unbuilt == unbuilt and unbuilt != cls() and cls() != unbuilt
 
     def test_array_parameters_compare_by_identity_and_epsilon_by_value(self):
         """alpha and beta may be traced (leaves); epsilon is static, copied."""

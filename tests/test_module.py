@@ -121,11 +121,13 @@ def test_load_state_dict_checks_values(name, bad, learnable):
     state = module.state_dict()
     good = {k: v.clone() for k, v in state.items()}
     state[f"1.{name}"] = torch.full((2,), bad)
-    # the key too, as torch names its own refusals' (a model holds many)
-    refused = rf"{name} must be finite.* \(loading 1\.{name}\)$"
-    with pytest.raises(ValueError, match=refused):
+    # One of torch's loading errors, naming the key (a model holds many of
+    # these modules): raised inside the load, it skipped the hooks of the
+    # modules above (FSDP's).
+    refused = rf"Error\(s\) in loading.*\n\s*refused 1\.{name}: {name} must be finite"
+    with pytest.raises(RuntimeError, match=refused):
         module.load_state_dict(state)
-    with pytest.raises(ValueError, match=refused):
+    with pytest.raises(RuntimeError, match=refused):
         module.load_state_dict(state, assign=True)
     assert torch.equal(module[1].alpha.detach(), good["1.alpha"])
     good["1.alpha"] = torch.tensor([2.0, 2.5])
@@ -139,7 +141,7 @@ def test_load_state_dict_checks_values_in_the_dtype_they_are_stored_in(learnable
     module = S2NN(alpha=[4.0, 3.0], learnable=learnable).half()
     state = {"alpha": torch.tensor([1e5, 2.0]), "beta": torch.tensor(1.0)}
     with pytest.raises(
-        ValueError, match=r"alpha has values that overflow torch\.float16"
+        RuntimeError, match=r"alpha has values that overflow torch\.float16"
     ):
         module.load_state_dict(state, strict=False)
     assert module.alpha.tolist() == [4.0, 3.0]
@@ -395,7 +397,7 @@ def test_every_way_into_a_learnable_tensor_checks_its_dtype(value, match):
     with pytest.raises(ValueError, match=match):
         module.alpha = value
     state = {"alpha": torch.tensor([value, 1.0], dtype=torch.float64)}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(RuntimeError, match=match):
         module.load_state_dict({**module.state_dict(), **state})
     torch.testing.assert_close(module.alpha.detach(), torch.tensor([1.0, 2.0]))
 
@@ -548,9 +550,9 @@ def test_a_value_beyond_a_saturating_float8_is_refused():
     module = S2NN(learnable=True).to(f8)
     with pytest.raises(ValueError, match="overflow"):
         module.alpha = 1e5
-    with pytest.raises(ValueError, match="overflow"):
+    with pytest.raises(RuntimeError, match="overflow"):
         module.load_state_dict({"alpha": torch.tensor(1e5), "beta": torch.tensor(1.0)})
-    with pytest.raises(ValueError, match="overflow"):
+    with pytest.raises(RuntimeError, match="overflow"):
         S2NN(alpha=torch.tensor([4.0])).to(f8).load_state_dict(
             {"alpha": torch.tensor([464.0])}
         )
@@ -909,7 +911,7 @@ def test_values_loaded_or_converted_through_a_parametrization_are_checked(kind):
         state = copy.deepcopy(before)
         state[key] = raw
         for assign in (False, True):
-            with pytest.raises(ValueError, match="beta must be finite and > 0"):
+            with pytest.raises(RuntimeError, match="beta must be finite and > 0"):
                 spike.load_state_dict(state, assign=assign)
             for name, value in spike.state_dict().items():
                 torch.testing.assert_close(value, before[name], rtol=0, atol=0)
@@ -952,7 +954,7 @@ def test_a_parametrizations_own_tensors_load_and_convert_with_its_originals():
     state = spike.state_dict()
     for scale in (float("nan"), -1.0):
         bad = {**state, "parametrizations.alpha.0.scale": torch.full((2,), scale)}
-        with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+        with pytest.raises(RuntimeError, match="alpha must be finite and > 0"):
             spike.load_state_dict(bad)
     together = {
         **state,
@@ -995,7 +997,7 @@ def test_a_parametrization_that_cannot_be_copied_is_checked_too():
     parametrize.register_parametrization(spike, "alpha", Locked([1.0, 1.0]))
     state = spike.state_dict()
     state["parametrizations.alpha.original"] = torch.tensor([float("nan"), -1.0])
-    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+    with pytest.raises(RuntimeError, match="alpha must be finite and > 0"):
         spike.load_state_dict(state)
     with pytest.raises(ValueError, match="alpha"):
         spike.half()
@@ -1078,6 +1080,47 @@ def test_fsdp1_shards_and_trains_a_learnable_module(use_orig_params):
         torch.testing.assert_close(a, b.detach(), rtol=1e-6, atol=1e-7)
 
 
+class _Watched(S2NN):
+    """A subclass with a __setattr__ of its own, calling S2NN's."""
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+
+
+def _fsdp1(model):
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", "FSDP is switching to use `NO_SHARD`")
+        return FullyShardedDataParallel(model, device_id=torch.device("cpu"))
+
+
+# FSDP1 with one process keeps its parameters whole, and says so.
+@pytest.mark.filterwarnings("ignore:When using ``NO_SHARD``:UserWarning")
+@pytest.mark.usefixtures("one_process_group")
+def test_fsdp1_after_a_refused_load_and_assignment_is_still_fsdp():
+    """A refusal raised inside the load skipped FSDP's hook that closes what
+    its other hook opened: the model listed its original parameters, every
+    state_dict() failed, and the process aborted at exit. An assignment
+    between calls went into a new parameter that FSDP's view replaced at the
+    next call (silently); a subclass's own __setattr__ hid FSDP's."""
+    watched = _Watched(alpha=[4.0] * 6, beta=[1.0] * 6, learnable=True)
+    for spike in (_learnable_spike(), watched):
+        sharded = _fsdp1(_spiking_model(spike))
+        state = sharded.state_dict()
+        state[next(k for k in state if k.endswith("1.alpha"))] *= -1.0
+        with pytest.raises(RuntimeError, match=r"refused .*1\.alpha: alpha must be"):
+            sharded.load_state_dict(state)
+        assert [name for name, _ in sharded.named_parameters()] == [
+            "_fsdp_wrapped_module._flat_param"
+        ]
+        assert len(sharded.state_dict()) == len(state)
+        with pytest.raises(RuntimeError, match=r"alpha is a view of FSDP's flat"):
+            spike.alpha = 2.0
+        _trained(sharded)
+
+
 @pytest.mark.usefixtures("one_process_group")
 def test_fsdp2_shards_trains_and_resets_a_learnable_module():
     """FSDP2 assigns its DTensor parameters: their values were read on the
@@ -1100,7 +1143,7 @@ def test_fsdp2_shards_trains_and_resets_a_learnable_module():
     state = model.state_dict()
     model.load_state_dict(state)
     state["1.alpha"] = state["1.alpha"] * -1.0
-    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+    with pytest.raises(RuntimeError, match="alpha must be finite and > 0"):
         model.load_state_dict(state)
     # Built on the meta device, given values after sharding (as torch's
     # recipe for FSDP2 does).
@@ -1145,3 +1188,33 @@ def test_values_invalid_already_are_converted_as_they_are(dtype):
         constant.epsilon[0] = 0.0  # valid for epsilon, and kept
         constant.half()
         assert constant.epsilon.tolist() == [0.0, -1.0]
+
+
+def test_a_parametrized_value_invalid_already_is_converted_as_it_is():
+    """The parametrization's value was checked by the constructor's rules
+    after a conversion, which refused what an optimizer's steps had left."""
+    for bad in (float("nan"), -1.0):
+        spike = S2NN(alpha=[4.0, 4.0], learnable=True)
+        parametrize.register_parametrization(spike, "alpha", _Scale([1.0, 1.0]))
+        with torch.no_grad():
+            spike.parametrizations.alpha.original[1] = bad
+        spike.double()
+        np.testing.assert_array_equal(spike.alpha.detach().numpy(), [4.0, bad])
+        spike.parametrizations.alpha[0].scale[0] = 1e5  # 4e5 overflows float16
+        with pytest.raises(ValueError, match="alpha must be finite"):
+            spike.half()
+
+
+def test_a_refused_parametrized_value_loads_nothing_and_names_its_key():
+    spike = S2NN(alpha=[4.0, 4.0], learnable=True)
+    parametrize.register_parametrization(spike, "alpha", _Scale([1.0, 1.0]))
+    state = copy.deepcopy(spike.state_dict())
+    state["parametrizations.alpha.original"] = torch.tensor([1.0, -1.0])
+    state["parametrizations.alpha.0.scale"] = torch.tensor([2.0, 2.0])
+    with pytest.raises(RuntimeError) as refused:
+        spike.load_state_dict(state)
+    message = str(refused.value)
+    assert "refused parametrizations.alpha: alpha must be finite" in message
+    assert "Missing" not in message  # its tensors kept their own values
+    torch.testing.assert_close(spike.alpha, torch.tensor([4.0, 4.0]))
+    assert spike.parametrizations.alpha[0].scale.tolist() == [1.0, 1.0]

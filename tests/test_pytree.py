@@ -581,6 +581,36 @@ def test_subclasses_with_getattr_new_and_generic_bases():
         pass
 
     assert Mixed(2.0).made_with == (2.0,)
+
+    # The mixin's __new__ is found at every object: below a class whose
+    # __init_subclass__ does not call super's, and where one is given to a
+    # class after it was made (a flag set when the class was made missed
+    # both: no arguments, or object.__new__ given them).
+    class Registry(s2nn_xp.S2NN):
+        def __init_subclass__(cls, **kwargs):
+            pass
+
+    class Registered(Registry, Mixin):
+        pass
+
+    assert Registered(alpha=2.0).made_with == ()
+    assert Registered(3.0).made_with == (3.0,)
+
+    class Plain:
+        pass
+
+    class Later(s2nn_xp.S2NN, Plain):
+        pass
+
+    def recording_new(cls, *args, **kwargs):
+        obj = object.__new__(cls)
+        obj.made_with = args
+        return obj
+
+    Plain.__new__ = staticmethod(recording_new)
+    assert Later(4.0).made_with == (4.0,)
+    del Plain.__new__
+    assert Later(alpha=4.0).alpha == 4.0
     T = typing.TypeVar("T")
 
     class Typed(s2nn_xp.S2NN, typing.Generic[T]):
