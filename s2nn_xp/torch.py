@@ -66,6 +66,7 @@ import functools
 import inspect
 import sys
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, TypeAlias
@@ -1266,10 +1267,13 @@ class S2NN(nn.Module):
     any other: what it puts in place of the parameters is stored as given
     (``fully_shard`` takes per-neuron parameters only: it refuses 0-d ones);
     assignments and state dicts are checked as ever, a sharded tensor's values on
-    each process, its own shard. torch's hook-based wrappers (``spectral_norm``, the
-    old ``weight_norm``, ``prune``) hold `alpha` or `beta` as they hold
-    ``nn.Linear``'s weight: the value they compute before every call is theirs,
-    unchecked.
+    each process, its own shard (so one process may refuse what another takes); with
+    FSDP1's ``use_orig_params=False``, between calls, inside
+    ``summon_full_params(writeback=True)`` only. ``torch.distributed.checkpoint``'s
+    ``load`` writes into the tensors in place, unchecked, as an optimizer's steps
+    do. torch's hook-based wrappers (``spectral_norm``, the old ``weight_norm``,
+    ``prune``) hold `alpha` or `beta` as they hold ``nn.Linear``'s weight: the value
+    they compute before every call is theirs, unchecked.
 
     Examples
     --------
@@ -1466,8 +1470,9 @@ class S2NN(nn.Module):
             msg = (
                 f"{name} is a view of FSDP's flat parameter here (FSDP's "
                 "use_orig_params=False), which FSDP puts back at every call; "
-                "assign inside FullyShardedDataParallel.summon_full_params("
-                "model, writeback=True), or shard with use_orig_params=True"
+                "set it (assignment, reset_parameters) inside "
+                "FullyShardedDataParallel.summon_full_params(model, "
+                "writeback=True), or shard with use_orig_params=True"
             )
             raise RuntimeError(msg)
         learnable = self.learnable and name != "epsilon"
@@ -1530,24 +1535,40 @@ class S2NN(nn.Module):
 
         Loaded into the current tensor's dtype, they are checked in it; with
         ``load_state_dict(assign=True)`` the given tensors replace the
-        current ones, in their own dtype. A refusal is one of torch's
-        loading errors (``error_msgs``: ``load_state_dict`` raises them
-        together, naming each key, as a RuntimeError): raised here, it
+        current ones, in their own dtype. Checked as the last of this
+        module's load pre-hooks, so that the values checked are those its
+        hooks leave (a hook may rename or mend them). A refusal is one of
+        torch's loading errors (``error_msgs``: ``load_state_dict`` raises
+        them together, naming each key, as a RuntimeError): raised here, it
         skipped the hooks of the modules above (FSDP's, which left the
-        model unusable); this module then loads nothing, its
-        parametrizations' tensors neither.
+        model unusable). This module then loads none of its values, its
+        parametrizations' tensors neither; its other keys are reported as
+        torch reports them.
         """
         assign = local_metadata.get("assign_to_params_buffers", False)
-        refused = []
-        for name in _PARAMETER_NAMES:
-            try:
-                self._check_loaded(name, state_dict, prefix, assign)
-            except (TypeError, ValueError) as exc:
-                key = prefix + name
-                if parametrize.is_parametrized(self, name):
-                    key = f"{prefix}parametrizations.{name}"
-                refused.append(f"refused {key}: {exc}")
-        if not refused:
+        taken_out: list[str] = []
+
+        def check(*_: Any) -> None:
+            refused = []
+            for name in _PARAMETER_NAMES:
+                try:
+                    self._check_loaded(name, state_dict, prefix, assign)
+                except (TypeError, ValueError) as exc:
+                    key = prefix + name
+                    if parametrize.is_parametrized(self, name):
+                        key = f"{prefix}parametrizations.{name}"
+                    refused.append(f"refused {key}: {exc}")
+            if refused:
+                error_msgs.extend(refused)
+                taken_out.extend(self._keep_values(state_dict, prefix))
+
+        # (torch's base method runs them: for this load, check after them)
+        held = self.__dict__
+        hooks = held["_load_state_dict_pre_hooks"]
+        held["_load_state_dict_pre_hooks"] = OrderedDict(
+            [*hooks.items(), (check, check)]
+        )
+        try:
             super()._load_from_state_dict(
                 state_dict,
                 prefix,
@@ -1557,18 +1578,31 @@ class S2NN(nn.Module):
                 unexpected_keys,
                 error_msgs,
             )
-            return
-        error_msgs.extend(refused)
-        if isinstance(getattr(self, "parametrizations", None), nn.Module):
-            # Its tensors (a child module's, loaded after this one) are given
-            # their own values instead (taken out, they would be reported
-            # missing too), themselves: assign=True keeps them.
+        finally:
+            held["_load_state_dict_pre_hooks"] = hooks
+        missing_keys[:] = [key for key in missing_keys if key not in taken_out]
+
+    def _keep_values(self, state_dict: dict[str, Any], prefix: str) -> list[str]:
+        """Take this module's values out of a load (the dict is the load's copy).
+
+        Its own keys are taken out (the caller takes them off the missing
+        ones); its parametrizations' tensors (a child module's, loaded after
+        this one) are given themselves instead, which assign=True keeps, so
+        that they are not reported missing. Returns the keys taken out.
+        """
+        taken = [prefix + n for n in _PARAMETER_NAMES if prefix + n in state_dict]
+        for key in taken:
+            del state_dict[key]
+        chain = getattr(self, "parametrizations", None)
+        if isinstance(chain, nn.Module):
             own = f"{prefix}parametrizations."
-            held = dict(self.parametrizations.named_parameters())
-            held.update(self.parametrizations.named_buffers())
+            # every name of a tensor shared by two parametrizations
+            held = dict(chain.named_parameters(remove_duplicate=False))
+            held.update(chain.named_buffers(remove_duplicate=False))
             for key, tensor in held.items():
-                if own + key in state_dict:  # the dict is load_state_dict's copy
+                if own + key in state_dict:
                     state_dict[own + key] = tensor
+        return taken
 
     def _check_loaded(
         self, name: str, state_dict: dict[str, Any], prefix: str, assign: bool
@@ -1750,17 +1784,23 @@ def _set_by_fsdp() -> bool:
     new parameter (FSDP1 then refused the module) and a ``DTensor``'s
     values read (which it cannot give).
     """
-    # __setattr__'s caller (setattr() itself has no frame), past the
-    # __setattr__ of a subclass that calls this one
+    # The first frame of torch's or this package's own above __setattr__
+    # (setattr() itself has none), past a few of a subclass's own (its
+    # __setattr__, a helper, a decorator's wrapper): a user's assignment
+    # meets torch's module machinery (or none) first, even inside FSDP.
     caller: Any = sys._getframe(2)
-    while caller is not None and caller.f_code.co_name == "__setattr__":
+    for _ in range(_OWN_FRAMES_LOOKED_PAST + 1):
+        if caller is None:
+            return False
+        module = str(caller.f_globals.get("__name__", ""))
+        if module.partition(".")[0] in ("torch", __name__.partition(".")[0]):
+            return module.startswith(_FSDP_MODULES)
         caller = caller.f_back
-    return caller is not None and str(caller.f_globals.get("__name__", "")).startswith(
-        _FSDP_MODULES
-    )
+    return False
 
 
 _FSDP_MODULES = "torch.distributed.fsdp."
+_OWN_FRAMES_LOOKED_PAST = 4
 
 
 def _is_flat_parameter_view(value: Any) -> bool:

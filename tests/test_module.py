@@ -1081,9 +1081,12 @@ def test_fsdp1_shards_and_trains_a_learnable_module(use_orig_params):
 
 
 class _Watched(S2NN):
-    """A subclass with a __setattr__ of its own, calling S2NN's."""
+    """A subclass with a __setattr__ of its own, calling S2NN's by a helper."""
 
     def __setattr__(self, name, value):
+        self._store(name, value)
+
+    def _store(self, name, value):
         super().__setattr__(name, value)
 
 
@@ -1218,3 +1221,53 @@ def test_a_refused_parametrized_value_loads_nothing_and_names_its_key():
     assert "Missing" not in message  # its tensors kept their own values
     torch.testing.assert_close(spike.alpha, torch.tensor([4.0, 4.0]))
     assert spike.parametrizations.alpha[0].scale.tolist() == [1.0, 1.0]
+
+
+def test_a_load_is_checked_after_the_module_s_own_pre_hooks():
+    """They ran after the check (torch's base method runs them): a hook that
+    mends or renames a legacy value was refused before it ran, and one that
+    broke a value had it loaded unchecked."""
+    spike = S2NN(alpha=[4.0, 4.0], learnable=True)
+
+    def mend(module, state, prefix, *_):
+        state[prefix + "alpha"] = state.pop(prefix + "old_alpha").abs()
+
+    handle = spike.register_load_state_dict_pre_hook(mend)
+    spike.load_state_dict({"old_alpha": torch.tensor([-2.0, 3.0]), "beta": spike.beta})
+    assert spike.alpha.tolist() == [2.0, 3.0]
+    handle.remove()
+
+    def breaks(module, state, prefix, *_):
+        state[prefix + "alpha"] = torch.tensor([-1.0, 1.0])
+
+    spike.register_load_state_dict_pre_hook(breaks)
+    with pytest.raises(RuntimeError, match="refused alpha: alpha must be finite"):
+        spike.load_state_dict(spike.state_dict())
+    assert spike.alpha.tolist() == [2.0, 3.0]
+
+
+def test_a_refused_load_reports_the_module_s_other_keys_as_torch_does():
+    spike = S2NN(alpha=[4.0, 4.0], beta=[1.0, 1.0], learnable=True)
+    with pytest.raises(RuntimeError) as refused:
+        spike.load_state_dict({"alpha": torch.tensor([-1.0, 1.0]), "typo": 1.0})
+    message = str(refused.value)
+    assert 'Missing key(s) in state_dict: "beta"' in message
+    assert 'Unexpected key(s) in state_dict: "typo"' in message
+    assert "refused alpha: alpha must be finite" in message
+    assert 'alpha"' not in message  # taken out of the load, not missing
+
+
+def test_a_parametrization_shared_by_both_parameters_loads_nothing_refused():
+    """Its tensor is named once per parameter in the state dict: the second
+    name loaded the value refused."""
+    spike = S2NN(alpha=[4.0, 4.0], beta=[1.0, 1.0], learnable=True)
+    shared = _Scale([1.0, 1.0])
+    parametrize.register_parametrization(spike, "alpha", shared)
+    parametrize.register_parametrization(spike, "beta", shared)
+    state = copy.deepcopy(spike.state_dict())
+    for name in ("alpha", "beta"):
+        state[f"parametrizations.{name}.0.scale"] = torch.tensor([-1.0, -1.0])
+    with pytest.raises(RuntimeError, match=r"refused parametrizations\.alpha"):
+        spike.load_state_dict(state)
+    assert shared.scale.tolist() == [1.0, 1.0]
+    torch.testing.assert_close(spike.beta, torch.tensor([1.0, 1.0]))
