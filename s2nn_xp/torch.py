@@ -66,7 +66,6 @@ import functools
 import inspect
 import sys
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, TypeAlias
@@ -1399,6 +1398,7 @@ class S2NN(nn.Module):
             name not in _PARAMETER_NAMES
             or getattr(self, "_is_replica", False)
             or _set_by_fsdp()
+            or _is_flat_parameter_view(value)  # FSDP1's, past any subclass
         ):
             super().__setattr__(name, value)
         elif parametrize.is_parametrized(self, name):
@@ -1535,9 +1535,9 @@ class S2NN(nn.Module):
 
         Loaded into the current tensor's dtype, they are checked in it; with
         ``load_state_dict(assign=True)`` the given tensors replace the
-        current ones, in their own dtype. Checked as the last of this
-        module's load pre-hooks, so that the values checked are those its
-        hooks leave (a hook may rename or mend them). A refusal is one of
+        current ones, in their own dtype (before this module's own load
+        pre-hooks run, in torch's base method: a value that one of them
+        renames or mends is not seen as it loads). A refusal is one of
         torch's loading errors (``error_msgs``: ``load_state_dict`` raises
         them together, naming each key, as a RuntimeError): raised here, it
         skipped the hooks of the modules above (FSDP's, which left the
@@ -1546,40 +1546,28 @@ class S2NN(nn.Module):
         torch reports them.
         """
         assign = local_metadata.get("assign_to_params_buffers", False)
-        taken_out: list[str] = []
-
-        def check(*_: Any) -> None:
-            refused = []
-            for name in _PARAMETER_NAMES:
-                try:
-                    self._check_loaded(name, state_dict, prefix, assign)
-                except (TypeError, ValueError) as exc:
-                    key = prefix + name
-                    if parametrize.is_parametrized(self, name):
-                        key = f"{prefix}parametrizations.{name}"
-                    refused.append(f"refused {key}: {exc}")
-            if refused:
-                error_msgs.extend(refused)
-                taken_out.extend(self._keep_values(state_dict, prefix))
-
-        # (torch's base method runs them: for this load, check after them)
-        held = self.__dict__
-        hooks = held["_load_state_dict_pre_hooks"]
-        held["_load_state_dict_pre_hooks"] = OrderedDict(
-            [*hooks.items(), (check, check)]
+        refused = []
+        for name in _PARAMETER_NAMES:
+            try:
+                self._check_loaded(name, state_dict, prefix, assign)
+            except (TypeError, ValueError) as exc:
+                key = prefix + name
+                if parametrize.is_parametrized(self, name):
+                    key = f"{prefix}parametrizations.{name}"
+                refused.append(f"refused {key}: {exc}")
+        taken_out = []
+        if refused:
+            error_msgs.extend(refused)
+            taken_out = self._keep_values(state_dict, prefix)
+        super()._load_from_state_dict(
+            state_dict,
+            prefix,
+            local_metadata,
+            strict,
+            missing_keys,
+            unexpected_keys,
+            error_msgs,
         )
-        try:
-            super()._load_from_state_dict(
-                state_dict,
-                prefix,
-                local_metadata,
-                strict,
-                missing_keys,
-                unexpected_keys,
-                error_msgs,
-            )
-        finally:
-            held["_load_state_dict_pre_hooks"] = hooks
         missing_keys[:] = [key for key in missing_keys if key not in taken_out]
 
     def _keep_values(self, state_dict: dict[str, Any], prefix: str) -> list[str]:
@@ -1590,7 +1578,13 @@ class S2NN(nn.Module):
         this one) are given themselves instead, which assign=True keeps, so
         that they are not reported missing. Returns the keys taken out.
         """
-        taken = [prefix + n for n in _PARAMETER_NAMES if prefix + n in state_dict]
+        # (a name held as a number loads nothing: its key stays, unexpected)
+        held_as_tensors = [*self._parameters, *self._buffers]
+        taken = [
+            prefix + name
+            for name in _PARAMETER_NAMES
+            if prefix + name in state_dict and name in held_as_tensors
+        ]
         for key in taken:
             del state_dict[key]
         chain = getattr(self, "parametrizations", None)
@@ -1784,23 +1778,19 @@ def _set_by_fsdp() -> bool:
     new parameter (FSDP1 then refused the module) and a ``DTensor``'s
     values read (which it cannot give).
     """
-    # The first frame of torch's or this package's own above __setattr__
-    # (setattr() itself has none), past a few of a subclass's own (its
-    # __setattr__, a helper, a decorator's wrapper): a user's assignment
-    # meets torch's module machinery (or none) first, even inside FSDP.
+    # __setattr__'s caller (setattr() itself has no frame), past the
+    # __setattr__ of a subclass that calls this one; no further: FSDP calls
+    # users' own code (a param_init_fn, a forward method, reset_parameters),
+    # whose assignments are checked.
     caller: Any = sys._getframe(2)
-    for _ in range(_OWN_FRAMES_LOOKED_PAST + 1):
-        if caller is None:
-            return False
-        module = str(caller.f_globals.get("__name__", ""))
-        if module.partition(".")[0] in ("torch", __name__.partition(".")[0]):
-            return module.startswith(_FSDP_MODULES)
+    while caller is not None and caller.f_code.co_name == "__setattr__":
         caller = caller.f_back
-    return False
+    return caller is not None and str(caller.f_globals.get("__name__", "")).startswith(
+        _FSDP_MODULES
+    )
 
 
 _FSDP_MODULES = "torch.distributed.fsdp."
-_OWN_FRAMES_LOOKED_PAST = 4
 
 
 def _is_flat_parameter_view(value: Any) -> bool:

@@ -1125,6 +1125,56 @@ def test_fsdp1_after_a_refused_load_and_assignment_is_still_fsdp():
 
 
 @pytest.mark.usefixtures("one_process_group")
+def test_a_user_s_code_that_fsdp_calls_is_checked():
+    """FSDP calls a param_init_fn, a forward method and reset_parameters of
+    the user's own: looking past the user's frames for FSDP's stored what
+    they assigned unchecked."""
+    from torch.distributed.fsdp import (
+        FullyShardedDataParallel,
+        fully_shard,
+        register_fsdp_forward_method,
+    )
+
+    with torch.device("meta"):
+        model = nn.Sequential(_learnable_spike())
+
+    def init(module):
+        module.to_empty(device="cpu", recurse=False)
+        if isinstance(module, S2NN):
+            module.alpha = nn.Parameter(torch.full((6,), -1.0))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", "FSDP is switching to use `NO_SHARD`")
+        with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+            FullyShardedDataParallel(
+                model,
+                device_id=torch.device("cpu"),
+                param_init_fn=init,
+                use_orig_params=True,
+            )
+
+    class Annealed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.spike = S2NN(alpha=[4.0, 4.0])
+
+        def forward(self, x):
+            return self.spike(x)
+
+        def anneal(self, alpha):
+            self.spike.alpha = alpha
+
+    annealed = Annealed()
+    fully_shard(annealed)
+    register_fsdp_forward_method(annealed, "anneal")
+    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+        annealed.anneal(torch.tensor([-5.0, 1.0]))
+    annealed.anneal(torch.tensor([2.0, 1.0]))
+    assert annealed.spike.alpha.tolist() == [2.0, 1.0]
+
+
+@pytest.mark.usefixtures("one_process_group")
 def test_fsdp2_shards_trains_and_resets_a_learnable_module():
     """FSDP2 assigns its DTensor parameters: their values were read on the
     host (which a DTensor cannot give), and reset_parameters after to_empty
@@ -1223,29 +1273,6 @@ def test_a_refused_parametrized_value_loads_nothing_and_names_its_key():
     assert spike.parametrizations.alpha[0].scale.tolist() == [1.0, 1.0]
 
 
-def test_a_load_is_checked_after_the_module_s_own_pre_hooks():
-    """They ran after the check (torch's base method runs them): a hook that
-    mends or renames a legacy value was refused before it ran, and one that
-    broke a value had it loaded unchecked."""
-    spike = S2NN(alpha=[4.0, 4.0], learnable=True)
-
-    def mend(module, state, prefix, *_):
-        state[prefix + "alpha"] = state.pop(prefix + "old_alpha").abs()
-
-    handle = spike.register_load_state_dict_pre_hook(mend)
-    spike.load_state_dict({"old_alpha": torch.tensor([-2.0, 3.0]), "beta": spike.beta})
-    assert spike.alpha.tolist() == [2.0, 3.0]
-    handle.remove()
-
-    def breaks(module, state, prefix, *_):
-        state[prefix + "alpha"] = torch.tensor([-1.0, 1.0])
-
-    spike.register_load_state_dict_pre_hook(breaks)
-    with pytest.raises(RuntimeError, match="refused alpha: alpha must be finite"):
-        spike.load_state_dict(spike.state_dict())
-    assert spike.alpha.tolist() == [2.0, 3.0]
-
-
 def test_a_refused_load_reports_the_module_s_other_keys_as_torch_does():
     spike = S2NN(alpha=[4.0, 4.0], beta=[1.0, 1.0], learnable=True)
     with pytest.raises(RuntimeError) as refused:
@@ -1255,6 +1282,11 @@ def test_a_refused_load_reports_the_module_s_other_keys_as_torch_does():
     assert 'Unexpected key(s) in state_dict: "typo"' in message
     assert "refused alpha: alpha must be finite" in message
     assert 'alpha"' not in message  # taken out of the load, not missing
+    # a key for a value held as a number loads nothing: unexpected, as ever
+    constant = S2NN(alpha=4.0, beta=[1.0, 1.0])
+    with pytest.raises(RuntimeError) as refused:
+        constant.load_state_dict({"alpha": 2.0, "beta": torch.tensor([-1.0, 1.0])})
+    assert 'Unexpected key(s) in state_dict: "alpha"' in str(refused.value)
 
 
 def test_a_parametrization_shared_by_both_parameters_loads_nothing_refused():
