@@ -1535,9 +1535,9 @@ class S2NN(nn.Module):
 
         Loaded into the current tensor's dtype, they are checked in it; with
         ``load_state_dict(assign=True)`` the given tensors replace the
-        current ones, in their own dtype (before this module's own load
-        pre-hooks run, in torch's base method: a value that one of them
-        renames or mends is not seen as it loads). A refusal is one of
+        current ones, in their own dtype. Checked before this module's own
+        load pre-hooks run (torch's base method runs them): a value that one
+        of them renames or changes is not seen as it loads. A refusal is one of
         torch's loading errors (``error_msgs``: ``load_state_dict`` raises
         them together, naming each key, as a RuntimeError): raised here, it
         skipped the hooks of the modules above (FSDP's, which left the
