@@ -1054,6 +1054,18 @@ def _learnable_spike():
     return S2NN(alpha=[4.0, 2.0, 8.0, 4.0, 3.0, 5.0], beta=[1.0] * 6, learnable=True)
 
 
+def _fsdp1(model, **options):
+    """``model`` wrapped by FSDP1 on the CPU (``options`` are FSDP's)."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # FSDP1's deprecation
+        # one process: FSDP1 keeps the flat parameter whole (its views are
+        # assigned as ever)
+        warnings.filterwarnings("ignore", "FSDP is switching to use `NO_SHARD`")
+        return FullyShardedDataParallel(model, device_id=torch.device("cpu"), **options)
+
+
 @pytest.mark.usefixtures("one_process_group")
 @pytest.mark.parametrize("use_orig_params", [False, True])
 def test_fsdp1_shards_and_trains_a_learnable_module(use_orig_params):
@@ -1063,19 +1075,12 @@ def test_fsdp1_shards_and_trains_a_learnable_module(use_orig_params):
     from torch.distributed.fsdp import FullyShardedDataParallel
 
     want = _trained(_spiking_model(_learnable_spike()))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # FSDP1's deprecation
-        # one process: FSDP1 keeps the flat parameter whole (its views are
-        # assigned as ever)
-        warnings.filterwarnings("ignore", "FSDP is switching to use `NO_SHARD`")
-        sharded = FullyShardedDataParallel(
-            _spiking_model(_learnable_spike()),
-            device_id=torch.device("cpu"),
-            use_orig_params=use_orig_params,
-        )
-        _trained(sharded)
-        with FullyShardedDataParallel.summon_full_params(sharded):
-            got = [p.detach().clone() for p in sharded.parameters()]
+    sharded = _fsdp1(
+        _spiking_model(_learnable_spike()), use_orig_params=use_orig_params
+    )
+    _trained(sharded)
+    with FullyShardedDataParallel.summon_full_params(sharded):
+        got = [p.detach().clone() for p in sharded.parameters()]
     for a, b in zip(got, want.parameters(), strict=True):
         torch.testing.assert_close(a, b.detach(), rtol=1e-6, atol=1e-7)
 
@@ -1088,15 +1093,6 @@ class _Watched(S2NN):
 
     def _store(self, name, value):
         super().__setattr__(name, value)
-
-
-def _fsdp1(model):
-    from torch.distributed.fsdp import FullyShardedDataParallel
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.filterwarnings("ignore", "FSDP is switching to use `NO_SHARD`")
-        return FullyShardedDataParallel(model, device_id=torch.device("cpu"))
 
 
 # FSDP1 with one process keeps its parameters whole, and says so.
@@ -1126,14 +1122,10 @@ def test_fsdp1_after_a_refused_load_and_assignment_is_still_fsdp():
 
 @pytest.mark.usefixtures("one_process_group")
 def test_a_user_s_code_that_fsdp_calls_is_checked():
-    """FSDP calls a param_init_fn, a forward method and reset_parameters of
-    the user's own: looking past the user's frames for FSDP's stored what
+    """FSDP calls a user's own param_init_fn and forward methods (and
+    reset_parameters): looking past the user's frames for FSDP's stored what
     they assigned unchecked."""
-    from torch.distributed.fsdp import (
-        FullyShardedDataParallel,
-        fully_shard,
-        register_fsdp_forward_method,
-    )
+    from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 
     with torch.device("meta"):
         model = nn.Sequential(_learnable_spike())
@@ -1143,16 +1135,8 @@ def test_a_user_s_code_that_fsdp_calls_is_checked():
         if isinstance(module, S2NN):
             module.alpha = nn.Parameter(torch.full((6,), -1.0))
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.filterwarnings("ignore", "FSDP is switching to use `NO_SHARD`")
-        with pytest.raises(ValueError, match="alpha must be finite and > 0"):
-            FullyShardedDataParallel(
-                model,
-                device_id=torch.device("cpu"),
-                param_init_fn=init,
-                use_orig_params=True,
-            )
+    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+        _fsdp1(model, param_init_fn=init, use_orig_params=True)
 
     class Annealed(nn.Module):
         def __init__(self):
