@@ -27,13 +27,59 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["cotangents", "gradient", "origin", "spike", "workspace"]
+__all__ = ["cotangents", "gradient", "in_dispatch_mode", "origin", "spike", "workspace"]
 
 # The guard of _math's sigmoid branch: its input is clipped to
 # [max(-1000 / alpha, -largest), 0].
 _EXP_FLOOR = -1000.0
 # Largest finite value of each compute dtype (torch.finfo costs a call).
 _LARGEST = {dtype: torch.finfo(dtype).max for dtype in (torch.float32, torch.float64)}
+
+
+_DISPATCH_MODES = getattr(torch._C, "_len_torch_dispatch_stack", None)
+
+
+def in_dispatch_mode() -> bool:
+    """Whether a Python dispatch mode is on (make_fx's, FakeTensorMode, ...).
+
+    Under one, a tensor made before the call (a kept temporary or constant)
+    is what the mode sees as a constant (make_fx put the thread's
+    temporaries in its graph: every run of it, in any thread, shared them;
+    FakeTensorMode refuses a real tensor), and a fused kernel's launch is no
+    operation it sees at all. Where torch lacks the private function, a
+    mode counts as on: no kept tensor is ever used.
+    """
+    return _DISPATCH_MODES is None or _DISPATCH_MODES() > 0
+
+
+# A Python number as the operand of an operation on a CPU tensor is wrapped
+# in a 0-d tensor and converted to the operation's dtype at every call (an
+# aten::to of a microsecond or more: a backward had six, about a twentieth
+# of its cost at a layer's sizes); a 0-d tensor of that dtype is taken as it
+# is. So the kernels' constants are kept as such, per dtype.
+_NUMBERS = (0.0, 0.5, 1.0, 2.0)
+_KEPT_CONSTANTS: dict[torch.dtype, tuple[torch.Tensor, ...]] = {}
+
+
+def _constants(x: torch.Tensor) -> tuple[float | torch.Tensor, ...]:
+    """0, 0.5, 1 and 2 as operands of operations on ``x``.
+
+    Kept 0-d CPU tensors of ``x``'s dtype for a CPU ``x`` outside dispatch
+    modes (:func:`in_dispatch_mode`), else Python numbers; the same values
+    either way (exact in every dtype).
+    """
+    if not x.is_cpu or in_dispatch_mode():
+        return _NUMBERS
+    kept = _KEPT_CONSTANTS.get(x.dtype)
+    if kept is None:
+        # Normal tensors even inside inference_mode (an inference tensor
+        # could not take part in a later recorded call's operations).
+        with torch.inference_mode(False):
+            kept = tuple(
+                torch.tensor(value, dtype=x.dtype, device="cpu") for value in _NUMBERS
+            )
+        _KEPT_CONSTANTS[x.dtype] = kept
+    return kept
 
 
 def workspace(
@@ -103,14 +149,15 @@ def gradient(
     into it); ``scratch`` is a :func:`workspace` at least ``x``'s size.
     """
     e, denominator, tail = _temporaries(x, scratch, 3)
+    zero, _, one, two = _constants(x)
     lowest = max(_EXP_FLOOR / alpha, -_LARGEST[x.dtype])
     torch.clamp(x, lowest, 0.0, out=e).mul_(alpha).exp_()
-    torch.add(e, 2.0, out=denominator).mul_(e).add_(1.0)
+    torch.add(e, two, out=denominator).mul_(e).add_(one)
     bell = e.mul_(alpha).div_(denominator)
     # The tail's input clipped at 0, not _math's -0.5: the same values where
     # it is selected (x >= 0), and no overflow of beta / 0.5 for a beta near
     # the dtype's largest where it is not (lerp would carry inf * 0 = NaN).
-    torch.clamp(x, min=0.0, out=tail).add_(1.0)
+    torch.clamp(x, min=0.0, out=tail).add_(one)
     if beta != 1.0:
         torch.div(beta, tail, out=tail)
     else:
@@ -119,7 +166,7 @@ def gradient(
     # the blend of _math in one operation. The weight goes where the
     # denominator was (read for the last time above): one temporary fewer
     # to allocate at every call.
-    weight = _branch_weight(x, denominator)
+    weight = _branch_weight(x, zero, denominator)
     if out is not None and out.dtype == x.dtype:
         grad = torch.lerp(bell, tail, weight, out=out)
     else:
@@ -156,19 +203,20 @@ def cotangents(
     terms.
     """
     left, e, denominator, right, log = _temporaries(x, scratch, _TEMPORARIES)
+    zero, _, one, two = _constants(x)
     # _math clips the sigmoid input at -1000 / alpha: e is 0 from there down,
     # so clipping at the dtype's lowest value gives the same values (and a
     # finite x * e where x = -inf) with Python numbers as bounds.
     torch.clamp(x, -_LARGEST[x.dtype], 0.0, out=left)
     torch.mul(left, alpha, out=e).exp_()
-    torch.add(e, 2.0, out=denominator).mul_(e).add_(1.0)
+    torch.add(e, two, out=denominator).mul_(e).add_(one)
     # x s (1 - s); _math masks it by x < 0, where left is 0 (x >= 0) it is
     # 0 already, and NaN stays NaN.
     d_alpha = left.mul_(e).div_(denominator).mul_(cotangent) if with_alpha else None
     bell = e.mul_(alpha).div_(denominator)
     # The tail at max(x, 0), as in gradient() (no overflow of beta / 0.5).
     torch.clamp(x, min=0.0, out=right)
-    step = _branch_weight(x, denominator)  # read for the last time above
+    step = _branch_weight(x, zero, denominator)  # read for the last time above
     d_beta = None
     if with_beta:
         # _math's log1p(x + epsilon) masked by the step, in one operation
@@ -180,7 +228,7 @@ def cotangents(
         else:
             torch.add(right, step, alpha=epsilon, out=log)
         d_beta = log.log1p_().mul_(cotangent)
-    tail = right.add_(1.0)
+    tail = right.add_(one)
     if _is_one(beta):
         tail.reciprocal_()
     else:
@@ -205,13 +253,14 @@ def origin(
     instead of a fresh tensor. Arguments as for :func:`gradient`.
     """
     below, e, shifted, tail = _temporaries(x, scratch, 4)
+    _, half, one, _ = _constants(x)
     torch.clamp(x, -1.0, 0.0, out=below).floor_()
     lowest = max(_EXP_FLOOR / alpha, -_LARGEST[x.dtype])
     torch.clamp(x, lowest, 0.0, out=e).mul_(alpha).exp_()
-    sigmoid = e.div_(torch.add(e, 1.0, out=shifted))
+    sigmoid = e.div_(torch.add(e, one, out=shifted))
     torch.clamp(x, min=-0.5, out=tail).add_(epsilon).log1p_()
-    step = torch.add(below, 1.0, out=shifted)  # _math adds it twice: once here
-    tail.mul_(step).mul_(beta).add_(0.5)
+    step = torch.add(below, one, out=shifted)  # _math adds it twice: once here
+    tail.mul_(step).mul_(beta).add_(half)
     left = sigmoid.mul_(below)
     into = out if out is not None and out.dtype == x.dtype else tail
     result = torch.mul(step, tail, out=into).sub_(left)
@@ -220,13 +269,15 @@ def origin(
     return out.copy_(result)
 
 
-def _branch_weight(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+def _branch_weight(
+    x: torch.Tensor, zero: float | torch.Tensor, out: torch.Tensor
+) -> torch.Tensor:
     """1.0 where ``x >= 0`` (``-0.0`` too), else 0.0: the spike in one operation.
 
     0 for NaN, unlike the spike: the kernels need no NaN from it, since both
     branches, and each parameter term, are NaN there already.
     """
-    return torch.ge(x, 0.0, out=out)
+    return torch.ge(x, zero, out=out)
 
 
 def _is_one(value: float | torch.Tensor) -> bool:
@@ -235,4 +286,5 @@ def _is_one(value: float | torch.Tensor) -> bool:
 
 def spike(x: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
     """``_math.forward``: ``floor(clip(x, -1, 0)) + 1``, NaN for NaN."""
-    return torch.clamp(x, -1.0, 0.0, out=out).floor_().add_(1.0)
+    one = _constants(x)[2]
+    return torch.clamp(x, -1.0, 0.0, out=out).floor_().add_(one)

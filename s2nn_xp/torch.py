@@ -138,27 +138,15 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 # torch.func offers no public test of whether a tensor is one of its wrappers;
 # these private ones, the two autograd.Function.apply uses below and the
-# dispatch modes' stack are the only places the package reaches into
-# torch._C. If a later torch drops them, every tensor counts as wrapped,
-# every call goes through apply, a dispatch mode is always on: slower (no
-# in-place temporaries, no fast paths), never wrong.
+# dispatch modes' stack (_torch_eager.in_dispatch_mode) are the only places
+# the package reaches into torch._C. If a later torch drops them, every
+# tensor counts as wrapped, every call goes through apply, a dispatch mode is
+# always on: slower (no in-place temporaries, no fast paths), never wrong.
 _functorch_wrapped = getattr(
     getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None
 )
 _UNWRAP_IF_DEAD = getattr(getattr(torch._C, "_functorch", None), "unwrap_if_dead", None)
 _TRANSFORMS_ACTIVE = getattr(torch._C, "_are_functorch_transforms_active", None)
-_DISPATCH_MODES = getattr(torch._C, "_len_torch_dispatch_stack", None)
-
-
-def _in_dispatch_mode() -> bool:
-    """Whether a Python dispatch mode is on (make_fx's, FakeTensorMode, ...).
-
-    Under one, a tensor made before the call (a kept temporary) is what the
-    mode sees as a constant (make_fx put the thread's temporaries in its
-    graph: every run of it, in any thread, shared them), and a fused
-    kernel's launch is no operation it sees at all.
-    """
-    return _DISPATCH_MODES is None or _DISPATCH_MODES() > 0
 
 
 # The legacy vmap (torch._vmap_internals), which gradcheck's batched checks,
@@ -239,7 +227,9 @@ def _fused_kernels(
     """
     if x.device.type not in _FUSED_DEVICES or not _plain_eager(x, parameters, *others):
         return None
-    if _in_dispatch_mode() or not all(_plain_storage(t) for t in (x, *others)):
+    if _torch_eager.in_dispatch_mode() or not all(
+        _plain_storage(t) for t in (x, *others)
+    ):
         return None
     try:
         from . import _triton
@@ -287,13 +277,13 @@ def _workspace(
 
     This thread's kept one where every one of ``tensors`` (the kernel's
     inputs) is a plain tensor and no dispatch mode is on
-    (:func:`_in_dispatch_mode`); one made under a mode that makes no plain
+    (:func:`_torch_eager.in_dispatch_mode`); one made under a mode that makes no plain
     tensors is not kept. None where an input is a tensor subclass that
     dispatches in Python (a wrapper of several tensors would compute each
     of them into the same plain temporaries), or under a mode: the kernels
     then make theirs like the input (``empty_like``).
     """
-    if _in_dispatch_mode() or not all(_plain_storage(t) for t in tensors):
+    if _torch_eager.in_dispatch_mode() or not all(_plain_storage(t) for t in tensors):
         return contextlib.nullcontext()
 
     def make(elements: int) -> list[torch.Tensor]:

@@ -332,3 +332,56 @@ def test_the_adapter_computes_the_origin_by_the_kernel_where_nothing_records(
     assert calls["origin"] == 2
     assert recorded.requires_grad
     assert_same_bits(recorded.detach(), want)
+
+
+class _PassThroughMode(torch.utils._python_dispatch.TorchDispatchMode):
+    """A dispatch mode that runs every operation as it is (as loggers do)."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+def test_kernel_constants_are_kept_tensors_on_the_cpu_outside_modes(monkeypatch):
+    """Kept 0-d tensors save each operation the conversion of a Python number;
+    under a dispatch mode they would be a make_fx graph's constants (or refused
+    by FakeTensorMode), and off the CPU an operand on another device."""
+    monkeypatch.setattr(_torch_eager, "_KEPT_CONSTANTS", {})
+    for dtype in (torch.float32, torch.float64):
+        x = torch.zeros(3, dtype=dtype)
+        with torch.inference_mode():  # made first where inference tensors are
+            kept = _torch_eager._constants(x)
+        assert _torch_eager._constants(x) is kept  # made once per dtype
+        for constant, number in zip(kept, _torch_eager._NUMBERS, strict=True):
+            assert (constant.dtype, constant.device.type) == (dtype, "cpu")
+            assert constant.ndim == 0 and constant.item() == number
+            assert not constant.is_inference()  # usable by any later call
+    numbers = _torch_eager._NUMBERS
+    assert _torch_eager._constants(torch.zeros(3, device="meta")) is numbers
+    with _PassThroughMode():
+        assert _torch_eager._constants(torch.zeros(3)) is numbers
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernels_with_numbers_are_the_kernels_with_kept_constants(dtype):
+    """The two kinds of operands (numbers under a mode, kept tensors outside)
+    give the same bits, zeros' signs included."""
+    x = torch.asarray(np.resize(KERNEL_X, (3, KERNEL_X.size))).to(dtype)
+    alpha = torch.linspace(0.5, 8.0, x.shape[1], dtype=dtype)
+    cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=dtype).reshape(x.shape)
+
+    def run_every_kernel():
+        terms = _torch_eager.cotangents(
+            x, alpha, 1.5, 1e-8, cotangent, with_alpha=True, with_beta=True
+        )
+        return [
+            _torch_eager.gradient(x, 2.5, 0.75, cotangent),
+            _torch_eager.origin(x, 2.5, 0.75, 1e-8),
+            _torch_eager.spike(x),
+            *terms,
+        ]
+
+    kept = run_every_kernel()
+    with _PassThroughMode():
+        numbers = run_every_kernel()
+    for got, want in zip(numbers, kept, strict=True):
+        assert_same_bits(got, want)
