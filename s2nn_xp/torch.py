@@ -485,8 +485,9 @@ def _reduced(term: torch.Tensor, parameter: torch.Tensor) -> torch.Tensor:
     leading = term.ndim - parameter.ndim
     if leading and term.shape[leading:] == parameter.shape:
         # Per neuron over a batch: one sum over the leading axes, which costs
-        # half of sum_to_size's general one at a layer's sizes.
-        return term.sum(tuple(range(leading)))
+        # half of sum_to_size's general one at a layer's sizes (over one axis
+        # given as a number: a tuple cost another fifth).
+        return term.sum(0 if leading == 1 else tuple(range(leading)))
     return term.sum_to_size(parameter.shape)
 
 
