@@ -262,7 +262,9 @@ def clip(
         def as_tensor(bound: Any) -> Any:
             if isinstance(bound, torch.Tensor):
                 return bound
-            return torch.full((), bound, dtype=x.dtype, device=x.device)
+            # x's own factory: a tensor of x's kind (a FakeTensor's is fake,
+            # even outside the mode that made it, which refuses a real one).
+            return x.new_full((), bound)
 
         if high is not None:
             x = torch.minimum(x, as_tensor(high))

@@ -24,10 +24,19 @@ keeps for its next call (:mod:`s2nn_xp._temporaries`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-__all__ = ["cotangents", "gradient", "in_dispatch_mode", "origin", "spike", "workspace"]
+__all__ = [
+    "cotangents",
+    "gradient",
+    "origin",
+    "plain_storage",
+    "spike",
+    "takes_kept_tensors",
+    "workspace",
+]
 
 # The guard of _math's sigmoid branch: its input is clipped to
 # [max(-1000 / alpha, -largest), 0].
@@ -36,20 +45,52 @@ _EXP_FLOOR = -1000.0
 _LARGEST = {dtype: torch.finfo(dtype).max for dtype in (torch.float32, torch.float64)}
 
 
+# Private parts of torch (read with a default where a torch lacks them: then
+# a mode counts as always on and no tensor as plain, so no kept tensor is
+# ever used; slower, never wrong).
 _DISPATCH_MODES = getattr(torch._C, "_len_torch_dispatch_stack", None)
+try:
+    _PYTHON_DISPATCH: Any = torch._C._dispatch_key_parse("Python")
+    _DISPATCH_KEYS: Any = torch._C._dispatch_keys
+except (AttributeError, RuntimeError):  # pragma: no cover - depends on torch
+    _PYTHON_DISPATCH = _DISPATCH_KEYS = None
 
 
 def in_dispatch_mode() -> bool:
-    """Whether a Python dispatch mode is on (make_fx's, FakeTensorMode, ...).
-
-    Under one, a tensor made before the call (a kept temporary or constant)
-    is what the mode sees as a constant (make_fx put the thread's
-    temporaries in its graph: every run of it, in any thread, shared them;
-    FakeTensorMode refuses a real tensor), and a fused kernel's launch is no
-    operation it sees at all. Where torch lacks the private function, a
-    mode counts as on: no kept tensor is ever used.
-    """
+    """Whether a Python dispatch mode is on (make_fx's, FakeTensorMode, ...)."""
     return _DISPATCH_MODES is None or _DISPATCH_MODES() > 0
+
+
+def plain_storage(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor``'s memory is its own.
+
+    Not where it is a subclass that dispatches in Python (DTensor,
+    FakeTensor, any ``__torch_dispatch__`` wrapper).
+    """
+    if _PYTHON_DISPATCH is None:  # pragma: no cover - depends on torch
+        return False
+    return not _DISPATCH_KEYS(tensor).has(_PYTHON_DISPATCH)
+
+
+def takes_kept_tensors(*tensors: torch.Tensor) -> bool:
+    """Whether tensors made before the call may be operands beside these.
+
+    Not under a dispatch mode, nor beside a tensor that dispatches in Python
+    (whose every operation enters its own mode, even after the ``with``
+    block that made it: a FakeTensor's). There a kept tensor (a temporary,
+    a constant) is what the mode sees as a constant (make_fx put the
+    thread's temporaries in its graph: every run of it, in any thread,
+    shared them), FakeTensorMode refuses a real one, a wrapper of several
+    tensors would compute each of them into the same plain temporaries, and
+    a fused kernel's launch is no operation the mode sees at all.
+    """
+    if in_dispatch_mode():
+        return False
+    # A loop, not all() of a generator: this runs at every kernel call.
+    for tensor in tensors:  # noqa: SIM110
+        if not plain_storage(tensor):
+            return False
+    return True
 
 
 # A Python number as the operand of an operation on a CPU tensor is wrapped
@@ -64,11 +105,12 @@ _KEPT_CONSTANTS: dict[torch.dtype, tuple[torch.Tensor, ...]] = {}
 def _constants(x: torch.Tensor) -> tuple[float | torch.Tensor, ...]:
     """0, 0.5, 1 and 2 as operands of operations on ``x``.
 
-    Kept 0-d CPU tensors of ``x``'s dtype for a CPU ``x`` outside dispatch
-    modes (:func:`in_dispatch_mode`), else Python numbers; the same values
+    Kept 0-d CPU tensors of ``x``'s dtype for a CPU ``x`` that takes them
+    (:func:`takes_kept_tensors`), else Python numbers (off the CPU, where
+    the cost of a number was not measured, as before); the same values
     either way (exact in every dtype).
     """
-    if not x.is_cpu or in_dispatch_mode():
+    if not (x.is_cpu and takes_kept_tensors(x)):
         return _NUMBERS
     kept = _KEPT_CONSTANTS.get(x.dtype)
     if kept is None:

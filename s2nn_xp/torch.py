@@ -138,10 +138,11 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 # torch.func offers no public test of whether a tensor is one of its wrappers;
 # these private ones, the two autograd.Function.apply uses below and the
-# dispatch modes' stack (_torch_eager.in_dispatch_mode) are the only places
-# the package reaches into torch._C. If a later torch drops them, every
-# tensor counts as wrapped, every call goes through apply, a dispatch mode is
-# always on: slower (no in-place temporaries, no fast paths), never wrong.
+# dispatch modes' stack and dispatch keys (_torch_eager.takes_kept_tensors)
+# are the only places the package reaches into torch._C. If a later torch
+# drops them, every tensor counts as wrapped, every call goes through apply,
+# a dispatch mode is always on: slower (no in-place temporaries, no fast
+# paths), never wrong.
 _functorch_wrapped = getattr(
     getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None
 )
@@ -152,15 +153,11 @@ _TRANSFORMS_ACTIVE = getattr(torch._C, "_are_functorch_transforms_active", None)
 # The legacy vmap (torch._vmap_internals), which gradcheck's batched checks,
 # ``autograd.grad(is_grads_batched=True)`` and ``autograd.functional.jacobian
 # (vectorize=True)`` run the backward under, marks its tensors with this key.
-# Tensor subclasses that dispatch in Python (DTensor, FakeTensor, any
-# __torch_dispatch__ wrapper) carry this key; their data_ptr() may be 0,
-# which a fused kernel would read and write through.
 try:
     _legacy_batched: Any = torch._C._dispatch_key_parse("Batched")
-    _python_dispatch: Any = torch._C._dispatch_key_parse("Python")
     _dispatch_keys: Any = torch._C._dispatch_keys
 except (AttributeError, RuntimeError):  # pragma: no cover - depends on torch
-    _legacy_batched = _python_dispatch = None
+    _legacy_batched = None
 
 
 def _is_wrapped(tensor: torch.Tensor) -> bool:
@@ -227,26 +224,15 @@ def _fused_kernels(
     """
     if x.device.type not in _FUSED_DEVICES or not _plain_eager(x, parameters, *others):
         return None
-    if _torch_eager.in_dispatch_mode() or not all(
-        _plain_storage(t) for t in (x, *others)
-    ):
+    # A subclass that dispatches in Python may have a data_ptr() of 0, which
+    # a fused kernel would read and write through.
+    if not _torch_eager.takes_kept_tensors(x, *others):
         return None
     try:
         from . import _triton
     except ImportError:  # pragma: no cover - _triton itself guards the import
         return None
     return _triton if _triton.AVAILABLE and _triton.launchable(x) else None
-
-
-def _plain_storage(tensor: torch.Tensor) -> bool:
-    """Whether ``tensor``'s memory is its own: no Python-dispatching subclass.
-
-    Where torch lacks the private dispatch-key functions, no tensor counts
-    as plain: no fused kernel, never a wrong pointer.
-    """
-    if _python_dispatch is None:  # pragma: no cover - depends on torch
-        return False
-    return not _dispatch_keys(tensor).has(_python_dispatch)
 
 
 def _cpu_block(x: torch.Tensor, plain: bool, *others: Any) -> int:
@@ -275,15 +261,12 @@ def _workspace(
 ) -> contextlib.AbstractContextManager[list[torch.Tensor] | None]:
     """:func:`_torch_eager.workspace` for CPU pieces of ``elements`` values.
 
-    This thread's kept one where every one of ``tensors`` (the kernel's
-    inputs) is a plain tensor and no dispatch mode is on
-    (:func:`_torch_eager.in_dispatch_mode`); one made under a mode that makes no plain
-    tensors is not kept. None where an input is a tensor subclass that
-    dispatches in Python (a wrapper of several tensors would compute each
-    of them into the same plain temporaries), or under a mode: the kernels
-    then make theirs like the input (``empty_like``).
+    This thread's kept one where the kernel's inputs (``tensors``) take
+    kept tensors (:func:`_torch_eager.takes_kept_tensors`); one made under
+    a mode that makes no plain tensors is not kept. Elsewhere None: the
+    kernels then make theirs like the input (``empty_like``).
     """
-    if _torch_eager.in_dispatch_mode() or not all(_plain_storage(t) for t in tensors):
+    if not _torch_eager.takes_kept_tensors(*tensors):
         return contextlib.nullcontext()
 
     def make(elements: int) -> list[torch.Tensor]:
@@ -293,7 +276,10 @@ def _workspace(
             return _torch_eager.workspace(elements, dtype)
 
     return _KEPT.lend(
-        dtype, elements, make, keepable=lambda scratch: _plain_storage(scratch[0])
+        dtype,
+        elements,
+        make,
+        keepable=lambda scratch: _torch_eager.plain_storage(scratch[0]),
     )
 
 

@@ -344,7 +344,7 @@ class _PassThroughMode(torch.utils._python_dispatch.TorchDispatchMode):
 def test_kernel_constants_are_kept_tensors_on_the_cpu_outside_modes(monkeypatch):
     """Kept 0-d tensors save each operation the conversion of a Python number;
     under a dispatch mode they would be a make_fx graph's constants (or refused
-    by FakeTensorMode), and off the CPU an operand on another device."""
+    by FakeTensorMode); off the CPU (not measured there) numbers stay."""
     monkeypatch.setattr(_torch_eager, "_KEPT_CONSTANTS", {})
     for dtype in (torch.float32, torch.float64):
         x = torch.zeros(3, dtype=dtype)
@@ -359,6 +359,25 @@ def test_kernel_constants_are_kept_tensors_on_the_cpu_outside_modes(monkeypatch)
     assert _torch_eager._constants(torch.zeros(3, device="meta")) is numbers
     with _PassThroughMode():
         assert _torch_eager._constants(torch.zeros(3)) is numbers
+
+
+def test_fake_tensors_used_after_their_mode_take_no_kept_constants():
+    """A FakeTensor's operations enter its mode even after the ``with`` block
+    that made it: a kept (real) constant beside it was refused, and every
+    call on one failed where torch's own operations work."""
+    fake_tensor = pytest.importorskip("torch._subclasses.fake_tensor")
+    with fake_tensor.FakeTensorMode():
+        x = torch.randn(4, 16)
+        alpha = torch.full((16,), 2.0, requires_grad=True)
+    assert not _torch_eager.takes_kept_tensors(x)
+    assert s2nn_xp.torch.s2nn(x).shape == x.shape
+    assert s2nn_xp.torch.origin(x, 2.0, 0.75).shape == x.shape
+    assert s2nn_xp.torch.gradient(x).shape == x.shape
+    leaf = x.clone().requires_grad_(True)
+    grads = torch.autograd.grad(
+        s2nn_xp.torch.s2nn(leaf, alpha, origin=True).sum(), (leaf, alpha)
+    )
+    assert [g.shape for g in grads] == [x.shape, alpha.shape]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
