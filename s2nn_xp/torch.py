@@ -184,7 +184,12 @@ def _may_update(*values: Any) -> bool:
     """Whether the math may update its temporaries in place for these inputs.
 
     Not while compiling (functional code for Inductor to fuse), inside a
-    :mod:`torch.func` transform, or where autograd records the operations.
+    :mod:`torch.func` transform, where autograd records the operations, or
+    where the tensors are not all of one kind as to dispatching in Python
+    (a plain ``x`` with a wrapper subclass's cotangent or parameter: the
+    temporaries, made like ``x``, were plain, and an in-place operation on
+    one with a TwoTensor kept one of its two tensors' results, silently).
+    ``values`` are the call's ``x`` first, then its other inputs.
     """
     if torch.compiler.is_compiling() or _forward_ad_level() >= 0:
         # Inside a dual level any tensor may carry a tangent, which the
@@ -192,11 +197,16 @@ def _may_update(*values: Any) -> bool:
         return False
     # One loop, no generators: this runs at every call (per-call cost).
     records = torch.is_grad_enabled()
+    kind = None  # whether the first tensor (x) is of plain storage
     for value in values:
-        if isinstance(value, torch.Tensor) and (
-            (records and value.requires_grad) or _is_wrapped(value)
-        ):
-            return False
+        if isinstance(value, torch.Tensor):
+            if (records and value.requires_grad) or _is_wrapped(value):
+                return False
+            plain = _torch_eager.plain_storage(value)
+            if kind is None:
+                kind = plain
+            elif plain is not kind:
+                return False
     return True
 
 

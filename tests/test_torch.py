@@ -656,6 +656,39 @@ def test_wrapper_subclasses_compute_each_tensor_in_its_own_temporaries(size):
         assert_same_bits(getattr(origin, name), want)
 
 
+@pytest.mark.parametrize("size", [12, 3 << 17], ids=["small", "blocks"])
+@pytest.mark.parametrize("origin", [False, True], ids=["spike", "origin"])
+def test_a_wrapper_cotangent_or_parameter_beside_a_plain_x(size, origin):
+    """A plain x with a TwoTensor cotangent (or parameter): the kernels'
+    temporaries, made like x, were plain, and in-place operations on them
+    kept the second inner tensor's results only, silently."""
+    two_tensor = pytest.importorskip("torch.testing._internal.two_tensor")
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(size, generator=generator) * 3
+    a, b = (torch.rand(size, generator=generator) + 0.5 for _ in range(2))
+
+    def cotangent_of_x(alpha, cotangent):
+        leaf = x.clone().requires_grad_(True)
+        spike = s2nn(leaf, alpha, 0.75, origin=origin)
+        return torch.autograd.grad(spike, leaf, cotangent)[0]
+
+    def each(pair):
+        return [getattr(pair, name) for name in ("a", "b")]
+
+    wrapped = two_tensor.TwoTensor(a, b)
+    for alpha in (2.5, torch.full((size,), 2.5)):
+        got = cotangent_of_x(alpha, wrapped)
+        assert isinstance(got, two_tensor.TwoTensor)
+        for inner, inner_cotangent in zip(each(got), (a, b), strict=True):
+            assert_same_bits(inner, cotangent_of_x(alpha, inner_cotangent))
+    pulled = s2nn_xp.torch.vjp(x, 2.5, 0.75)[1](wrapped)
+    for inner, inner_cotangent in zip(each(pulled), (a, b), strict=True):
+        assert_same_bits(inner, s2nn_xp.torch.vjp(x, 2.5, 0.75)[1](inner_cotangent))
+    got = cotangent_of_x(wrapped, torch.ones(size))  # alpha wrapped
+    for inner, inner_alpha in zip(each(got), (a, b), strict=True):
+        assert_same_bits(inner, cotangent_of_x(inner_alpha, torch.ones(size)))
+
+
 def test_each_thread_computes_in_its_own_temporaries(small_blocks):
     """Two threads at once: neither writes into the other's temporaries."""
 
