@@ -68,7 +68,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import array_api_compat.torch as _xp
 import numpy as np
@@ -76,6 +76,7 @@ import torch
 import torch.autograd.forward_ad
 from torch import nn
 from torch.nn.utils import parametrize
+from torch.overrides import handle_torch_function, has_torch_function
 
 from . import _compat, _math, _torch_eager
 from ._api import ALPHA, BETA, EPSILON
@@ -183,17 +184,26 @@ def _forward_ad_level() -> int:
 def _may_update(*values: Any) -> bool:
     """Whether the math may update its temporaries in place for these inputs.
 
-    Not while compiling (functional code for Inductor to fuse), inside a
-    :mod:`torch.func` transform, where autograd records the operations, or
+    Not while compiling (functional code for Inductor to fuse), while a
+    graph is recorded for later runs (``torch.jit.trace``; a dispatch mode,
+    as ``make_fx``'s: the graph would keep the kernels' ``out=`` and
+    in-place operations, which a run with inputs that require grad refuses,
+    and the trace's check saw two graphs where it runs without grad), inside
+    a :mod:`torch.func` transform, where autograd records the operations, or
     where the tensors are not all of one kind as to dispatching in Python
     (a plain ``x`` with a wrapper subclass's cotangent or parameter: the
     temporaries, made like ``x``, were plain, and an in-place operation on
     one with a TwoTensor kept one of its two tensors' results, silently).
     ``values`` are the call's ``x`` first, then its other inputs.
     """
-    if torch.compiler.is_compiling() or _forward_ad_level() >= 0:
-        # Inside a dual level any tensor may carry a tangent, which the
-        # eager kernels' out= operations reject: the math computes it.
+    # Inside a dual level any tensor may carry a tangent, which the eager
+    # kernels' out= operations reject: the math computes it.
+    if (
+        torch.compiler.is_compiling()
+        or torch.jit.is_tracing()
+        or _torch_eager.in_dispatch_mode()
+        or _forward_ad_level() >= 0
+    ):
         return False
     # One loop, no generators: this runs at every call (per-call cost).
     records = torch.is_grad_enabled()
@@ -216,8 +226,6 @@ def _plain_eager(x: torch.Tensor, parameters: Sequence[Any], *others: Any) -> bo
     The fast paths take Python-number parameters only; tensor parameters (per
     neuron, learnable) take the general path.
     """
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
-        return False
     for parameter in parameters:
         if not isinstance(parameter, float):
             return False
@@ -1015,6 +1023,29 @@ def _prepare(x: Any, **parameters: Any) -> tuple[torch.Tensor, dict[str, Paramet
     return x, prepared
 
 
+_Public = TypeVar("_Public", bound=Callable[..., Any])
+
+
+def _torch_function_protocol(function: _Public) -> _Public:
+    """``function``, honouring ``__torch_function__`` as torch's own functions do.
+
+    An argument that overrides it (a ``torch.fx.Proxy`` while
+    :func:`torch.fx.symbolic_trace` traces a model, a tensor subclass), or
+    a torch-function mode, gets the call first, as for ``torch.nn.functional``;
+    ``symbolic_trace`` records the call as one node of its graph.
+    """
+
+    @functools.wraps(function)
+    def public(*args: Any, **kwargs: Any) -> Any:
+        relevant = (*args, *kwargs.values()) if kwargs else args
+        if has_torch_function(relevant):
+            return handle_torch_function(public, relevant, *args, **kwargs)
+        return function(*args, **kwargs)
+
+    return public  # type: ignore[return-value]
+
+
+@_torch_function_protocol
 def s2nn(
     x: torch.Tensor,
     alpha: Parameter = ALPHA,
@@ -1096,6 +1127,7 @@ def s2nn(
 # where autograd records, ordinary differentiable operations of _math.
 
 
+@_torch_function_protocol
 def forward(x: torch.Tensor) -> torch.Tensor:
     """:func:`s2nn_xp.forward` for tensors."""
     x, _ = _prepare(x)
@@ -1117,6 +1149,7 @@ def _scalar_as_vector(
     return function(x.reshape(1), *arguments).reshape(())
 
 
+@_torch_function_protocol
 def origin(
     x: torch.Tensor,
     alpha: Parameter = ALPHA,
@@ -1128,6 +1161,7 @@ def origin(
     return _scalar_as_vector(_primal, x, p["alpha"], p["beta"], p["epsilon"], True)
 
 
+@_torch_function_protocol
 def gradient(
     x: torch.Tensor, alpha: Parameter = ALPHA, beta: Parameter = BETA
 ) -> torch.Tensor:
@@ -1138,6 +1172,7 @@ def gradient(
     )
 
 
+@_torch_function_protocol
 def vjp(
     x: torch.Tensor,
     alpha: Parameter = ALPHA,
@@ -1298,7 +1333,7 @@ class S2NN(nn.Module):
         spiking: bool | None = None,
     ) -> None:
         super().__init__()
-        self.learnable = validate_flag("learnable", learnable)
+        self._learnable = validate_flag("learnable", learnable)
         # None: not given (False, or what spiking says)
         self.origin = False if origin is None else origin
         if spiking is not None:
@@ -1660,6 +1695,32 @@ class S2NN(nn.Module):
             if converted.dtype != tensor.dtype:
                 _check_conversion(name, tensor, converted.dtype)
         return super()._apply(fn, *args, **kwargs)
+
+    @property
+    def learnable(self) -> bool:
+        """Whether `alpha` and `beta` are stored as parameters that learn.
+
+        Fixed when the module is built: setting it would have changed how
+        later assignments are stored, not the values the module holds.
+        """
+        return self._learnable
+
+    @learnable.setter
+    def learnable(self, value: bool) -> None:
+        msg = (
+            "learnable is fixed when the module is built: build "
+            "S2NN(..., learnable=True) for alpha and beta to learn, or assign "
+            "them nn.Parameter values; to stop them learning, call "
+            "requires_grad_(False) on the module"
+        )
+        raise AttributeError(msg)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A module pickled when `learnable` was a plain attribute loads too."""
+        if "learnable" in state:
+            state = {**state, "_learnable": state["learnable"]}
+            del state["learnable"]
+        super().__setstate__(state)
 
     @property
     def origin(self) -> bool:

@@ -178,6 +178,32 @@ def test_spiking_mode_is_the_opposite_of_origin():
         S2NN(spiking="no")
 
 
+@pytest.mark.parametrize("value", [True, False, "no"])
+@pytest.mark.parametrize("learnable", [False, True])
+def test_learnable_is_fixed_when_the_module_is_built(learnable, value):
+    # A plain attribute before: set after the build, it changed how later
+    # assignments were stored (alpha a parameter, beta still a number) and
+    # took any value, silently.
+    spike = S2NN(alpha=[4.0, 2.0], learnable=learnable)
+    stored = dict(spike.named_parameters()), dict(spike.named_buffers())
+    with pytest.raises(AttributeError, match="learnable is fixed when the module"):
+        spike.learnable = value
+    assert spike.learnable is learnable
+    assert (dict(spike.named_parameters()), dict(spike.named_buffers())) == stored
+    spike.beta = 0.5
+    assert isinstance(spike.beta, nn.Parameter) is learnable
+
+
+def test_a_module_pickled_with_learnable_as_an_attribute_loads():
+    spike = S2NN(alpha=[4.0, 2.0], learnable=True)
+    state = dict(spike.__dict__)
+    state["learnable"] = state.pop("_learnable")  # as versions before kept it
+    loaded = S2NN.__new__(S2NN)
+    loaded.__setstate__(state)
+    assert loaded.learnable is True
+    assert copy.deepcopy(loaded).learnable is True
+
+
 def test_spiking_and_primitive_functions_as_spikingjelly_names_them():
     x = torch.linspace(-2.0, 2.0, 9, requires_grad=True)
     torch.testing.assert_close(S2NN.spiking_function(x, 2.0, 0.5), s2nn(x))

@@ -786,6 +786,166 @@ def test_a_make_fx_graph_holds_no_kept_temporaries(small_blocks, function):
     assert_same_bits(graph(other), function(other))
 
 
+def _make_fx_graph(function, x):
+    make_fx = pytest.importorskip("torch.fx.experimental.proxy_tensor").make_fx
+    return make_fx(function)(x)
+
+
+def _jit_trace_graph(function, x):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # torch's own deprecation of torch.jit.trace (2.14), not this package's
+        warnings.filterwarnings("ignore", r"`torch\.jit\.trace` is deprecated")
+        return torch.jit.trace(function, x)  # with its check: traced twice
+
+
+# Functions of ordinary differentiable operations; then the spike, whose
+# autograd.Function torch.jit.trace keeps (make_fx records its forward's
+# operations only, and so their derivatives).
+_RECORDED = [
+    lambda v: s2nn_xp.torch.gradient(v, 2.5, 0.75),
+    lambda v: s2nn_xp.torch.origin(v, 2.5, 0.75),
+    lambda v: s2nn_xp.torch.origin(v, torch.full(v.shape[-1:], 2.5), 0.75),
+    lambda v: s2nn_xp.torch.vjp(v, 2.5, 0.75)[1](v),
+]
+_RECORDED_IDS = ["gradient", "origin", "tensor alpha", "pullback"]
+_TRACED = [
+    *_RECORDED,
+    lambda v: s2nn_xp.torch.s2nn(v, 2.5, 0.75, origin=True),
+    lambda v: s2nn_xp.torch.s2nn(v, torch.full(v.shape[-1:], 2.5), 0.75, origin=True),
+]
+_TRACED_IDS = [*_RECORDED_IDS, "s2nn origin", "s2nn tensor alpha"]
+
+
+@pytest.mark.parametrize(
+    ("record", "function"),
+    [(_make_fx_graph, f) for f in _RECORDED] + [(_jit_trace_graph, f) for f in _TRACED],
+    ids=[f"make_fx-{i}" for i in _RECORDED_IDS]
+    + [f"jit.trace-{i}" for i in _TRACED_IDS],
+)
+@pytest.mark.parametrize("size", [7, 4 * 1024 + 5], ids=["small", "blocks"])
+def test_a_graph_recorded_without_grad_runs_and_trains_with_it(
+    small_blocks, function, size, record
+):
+    # Recorded where nothing required grad, the graphs held the eager kernels'
+    # out= and in-place operations: a run on an input that requires grad
+    # raised ("functions with out=... arguments don't support automatic
+    # differentiation"; "modified by an inplace operation").
+    graph = record(function, torch.randn(size) * 3)
+    x = (torch.randn(size) * 3).requires_grad_()
+    got = graph(x)
+    (got_grad,) = torch.autograd.grad(got.sum(), x)
+    want = function(x)
+    (want_grad,) = torch.autograd.grad(want.sum(), x)
+    assert_same_bits(got, want)
+    assert_same_bits(got_grad, want_grad)
+
+
+@pytest.mark.parametrize("function", _TRACED, ids=_TRACED_IDS)
+def test_jit_trace_checks_a_function_of_an_input_that_requires_grad(function):
+    # The trace's check runs the function again without grad, where the
+    # kernels' operations were chosen: "Graphs differed across invocations".
+    x = (torch.randn(6, 5) * 3).requires_grad_()
+    graph = _jit_trace_graph(function, x)
+    other = (torch.randn(6, 5) * 3).requires_grad_()
+    torch.testing.assert_close(graph(other), function(other))
+
+
+def test_a_make_fx_graph_of_a_learnable_backward_runs_with_grad():
+    # The backward of a learnable parameter was recorded as the eager
+    # kernel's out= operations, whose operand (alpha) requires grad.
+    alpha = torch.tensor([3.0, 2.0, 4.0], requires_grad=True)
+
+    def grads(x):
+        x = x.detach().requires_grad_()
+        return torch.autograd.grad(s2nn(x, alpha, 1.0).sum(), [x, alpha])
+
+    x = torch.tensor([[-0.5, 0.5, -1.0], [0.25, -2.0, 3.0]])
+    graph = _make_fx_graph(grads, x)
+    for got, want in zip(graph(x), grads(x), strict=True):
+        assert_same_bits(got.detach(), want)
+
+
+# --- torch's __torch_function__ protocol: torch.fx, subclasses, modes -------------
+
+
+def _call_targets(graph_module):
+    return [n.target for n in graph_module.graph.nodes if n.op == "call_function"]
+
+
+@pytest.mark.parametrize(
+    "make_spike",
+    [S2NN, lambda: S2NN(alpha=[3.0] * 4, beta=[0.5] * 4, learnable=True)],
+    ids=["numbers", "learnable"],
+)
+@pytest.mark.parametrize("origin", [False, True], ids=["spike", "origin"])
+def test_symbolic_trace_records_the_module_as_one_call(make_spike, origin):
+    # Traced, the functions got a torch.fx.Proxy: "array_namespace requires
+    # at least one non-scalar array input".
+    spike = make_spike()
+    spike.origin = origin
+    model = nn.Sequential(nn.Linear(3, 4), spike)
+    graph = torch.fx.symbolic_trace(model)
+    assert _call_targets(graph) == [s2nn_xp.torch.s2nn]
+    x = torch.randn(5, 3)
+    want = model(x)
+    want_grads = torch.autograd.grad(want.sum(), list(model.parameters()))
+    got = graph(x)
+    got_grads = torch.autograd.grad(got.sum(), list(model.parameters()))
+    assert_same_bits(got.detach(), want.detach())
+    for got_grad, want_grad in zip(got_grads, want_grads, strict=True):
+        assert_same_bits(got_grad, want_grad)
+
+
+@pytest.mark.parametrize(
+    ("call", "target"),
+    [
+        (lambda v: s2nn_xp.torch.forward(v), "forward"),
+        (lambda v: s2nn_xp.torch.origin(v, 2.0), "origin"),
+        (lambda v: s2nn_xp.torch.gradient(v, beta=0.5), "gradient"),
+        (lambda v: s2nn_xp.s2nn(v, 2.0), "s2nn"),
+        (lambda v: s2nn_xp.gradient(v, 2.0), "gradient"),
+        (lambda v: S2NN(alpha=2.0).surrogate_fun(v), "origin"),
+        (lambda v: S2NN(alpha=2.0).surrogate_grad(v), "gradient"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_symbolic_trace_records_each_public_function(call, target):
+    class Model(nn.Module):
+        def forward(self, x):
+            return call(x)
+
+    graph = torch.fx.symbolic_trace(Model())
+    assert _call_targets(graph) == [getattr(s2nn_xp.torch, target)]
+    x = torch.randn(4, 5) * 3
+    assert_same_bits(graph(x), call(x))
+
+
+def test_a_torch_function_mode_and_subclass_see_each_call():
+    from torch.overrides import TorchFunctionMode
+
+    seen = []
+
+    class Recording(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    class Answering(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            if func is s2nn_xp.torch.gradient:
+                return "answered"
+            return super().__torch_function__(func, types, args, kwargs)
+
+    x = torch.tensor([-1.0, 0.0, 2.0])
+    with Recording():
+        y = s2nn_xp.torch.s2nn(x, 2.0)
+    assert seen[0] is s2nn_xp.torch.s2nn
+    assert_same_bits(y, torch.tensor([0.0, 1.0, 1.0]))
+    assert s2nn_xp.torch.gradient(x.as_subclass(Answering)) == "answered"
+
+
 @needs_cuda
 @pytest.mark.parametrize(
     "dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64]
