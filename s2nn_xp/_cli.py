@@ -346,7 +346,9 @@ def parse_size(text: str) -> int:
     ASCII digits only; the range is checked before a power is computed, so
     that ``9^999999999`` is refused at once.
     """
-    match = _SIZE.fullmatch(text)
+    # A negative whole number is one, out of range (not malformed).
+    negative = text.startswith("-")
+    match = _SIZE.fullmatch(text[negative:])
     if match is None:
         msg = f"size must be a whole number such as 65536 or 2^16, not {_shown(text)!r}"
         raise argparse.ArgumentTypeError(msg)
@@ -359,7 +361,7 @@ def parse_size(text: str) -> int:
     exponent = int(digits[1] or "0") if match[2] is not None else 1
     base, exponent = (0, 0) if too_large else (int(digits[0] or "0"), exponent)
     too_large = too_large or (base > 1 and exponent >= MAX_SIZE.bit_length())
-    size: int = 0 if too_large or base == 0 else base**exponent
+    size: int = 0 if too_large or base == 0 or negative else base**exponent
     if not 1 <= size <= MAX_SIZE:
         msg = f"size must be between 1 and 2^31, not {_shown(text)}"
         raise argparse.ArgumentTypeError(msg)

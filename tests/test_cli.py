@@ -760,8 +760,10 @@ def test_parse_size_rejects(text):
         _cli.parse_size(text)
 
 
-@pytest.mark.parametrize("text", ["9" * 33, "2^" + "9" * 40, "1" * 5000])
-def test_a_long_numeral_is_out_of_range_not_no_number(text):
+@pytest.mark.parametrize(
+    "text", ["9" * 33, "2^" + "9" * 40, "1" * 5000, "0", "-4", "-2^2", "-0"]
+)
+def test_a_long_zero_or_negative_numeral_is_out_of_range_not_no_number(text):
     with pytest.raises(argparse.ArgumentTypeError, match="between 1 and 2") as error:
         _cli.parse_size(text)
     assert len(str(error.value)) < 100  # not thousands of digits
