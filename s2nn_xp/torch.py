@@ -835,6 +835,17 @@ def _apply_spike(
 def _prepare_x(x: Any) -> torch.Tensor:
     """``x`` as a dense real floating tensor (integers and bools promoted)."""
     if not isinstance(x, torch.Tensor):
+        if hasattr(type(x), "__torch_function__"):
+            # Only vjp gets here (the other functions pass such an x to
+            # its __torch_function__): a torch.fx.Proxy, while
+            # symbolic_trace runs.
+            msg = (
+                f"x is a {type(x).__name__} (a stand-in for a tensor, as "
+                "torch.fx.symbolic_trace passes), which vjp cannot take: its "
+                "pullback is a Python function that no graph holds; use s2nn "
+                "and autograd, or trace with make_fx"
+            )
+            raise TypeError(msg)
         x = _from_numpy(host_input(x, "torch"))
     _check_dense("x", x)
     if not x.is_floating_point():
@@ -1032,7 +1043,10 @@ def _torch_function_protocol(function: _Public) -> _Public:
     An argument that overrides it (a ``torch.fx.Proxy`` while
     :func:`torch.fx.symbolic_trace` traces a model, a tensor subclass), or
     a torch-function mode, gets the call first, as for ``torch.nn.functional``;
-    ``symbolic_trace`` records the call as one node of its graph.
+    ``symbolic_trace`` records the call as one node of its graph. For the
+    functions that return tensors: not :func:`vjp`, whose pullback a graph
+    node could not hold, and which, as :func:`torch.func.vjp`, is a
+    transform of the operations that do.
     """
 
     @functools.wraps(function)
@@ -1172,7 +1186,6 @@ def gradient(
     )
 
 
-@_torch_function_protocol
 def vjp(
     x: torch.Tensor,
     alpha: Parameter = ALPHA,

@@ -921,6 +921,15 @@ def test_symbolic_trace_records_each_public_function(call, target):
     assert_same_bits(graph(x), call(x))
 
 
+def test_symbolic_trace_of_vjp_says_what_to_trace_instead():
+    class Model(nn.Module):
+        def forward(self, x):
+            return s2nn_xp.vjp(x)[1](x)
+
+    with pytest.raises(TypeError, match=r"x is a Proxy .* which vjp cannot take"):
+        torch.fx.symbolic_trace(Model())
+
+
 def test_a_torch_function_mode_and_subclass_see_each_call():
     from torch.overrides import TorchFunctionMode
 
