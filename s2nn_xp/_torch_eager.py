@@ -33,6 +33,7 @@ __all__ = [
     "gradient",
     "origin",
     "plain_storage",
+    "records_graph",
     "spike",
     "takes_kept_tensors",
     "workspace",
@@ -54,11 +55,40 @@ try:
     _DISPATCH_KEYS: Any = torch._C._dispatch_keys
 except (AttributeError, RuntimeError):  # pragma: no cover - depends on torch
     _PYTHON_DISPATCH = _DISPATCH_KEYS = None
+# make_fx's mode, and what says that it traces before dispatch (as
+# torch.export's non-strict tracing does), where its mode is on no stack
+# that _DISPATCH_MODES counts.
+try:
+    _PROXY_MODE: Any = torch._C._TorchDispatchModeKey.PROXY
+    _MODE_OF_KEY: Any = torch._C._get_dispatch_mode
+    _PRE_DISPATCH: Any = torch._C.DispatchKey.PreDispatch
+    _KEY_INCLUDED: Any = torch._C._dispatch_tls_is_dispatch_key_included
+except AttributeError:  # pragma: no cover - depends on torch
+    _PROXY_MODE = _MODE_OF_KEY = _PRE_DISPATCH = _KEY_INCLUDED = None
+# torch.jit.is_tracing() without its two Python calls (it runs at every call).
+_JIT_TRACING = getattr(torch._C, "_is_tracing", torch.jit.is_tracing)
 
 
 def in_dispatch_mode() -> bool:
     """Whether a Python dispatch mode is on (make_fx's, FakeTensorMode, ...)."""
     return _DISPATCH_MODES is None or _DISPATCH_MODES() > 0
+
+
+def records_graph() -> bool:
+    """Whether the operations are recorded as a graph to run later.
+
+    Under ``torch.jit.trace`` and ``make_fx`` (at dispatch or before it).
+    Not under a dispatch mode that only looks (FlopCounterMode, DebugMode,
+    selective checkpointing's: common in eager training) or computes
+    (FakeTensorMode: :func:`takes_kept_tensors` says what it refuses).
+    """
+    if _JIT_TRACING():
+        return True
+    if _MODE_OF_KEY is None:  # pragma: no cover - depends on torch
+        return in_dispatch_mode()
+    if _KEY_INCLUDED(_PRE_DISPATCH):
+        return True
+    return in_dispatch_mode() and _MODE_OF_KEY(_PROXY_MODE) is not None
 
 
 def plain_storage(tensor: torch.Tensor) -> bool:

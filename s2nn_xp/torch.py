@@ -185,10 +185,10 @@ def _may_update(*values: Any) -> bool:
     """Whether the math may update its temporaries in place for these inputs.
 
     Not while compiling (functional code for Inductor to fuse), while a
-    graph is recorded for later runs (``torch.jit.trace``; a dispatch mode,
-    as ``make_fx``'s: the graph would keep the kernels' ``out=`` and
-    in-place operations, which a run with inputs that require grad refuses,
-    and the trace's check saw two graphs where it runs without grad), inside
+    graph is recorded for later runs (:func:`_torch_eager.records_graph`:
+    the graph would keep the kernels' ``out=`` and in-place operations,
+    which a run with inputs that require grad refuses, and
+    ``torch.jit.trace``'s check saw two graphs where it ran without grad), inside
     a :mod:`torch.func` transform, where autograd records the operations, or
     where the tensors are not all of one kind as to dispatching in Python
     (a plain ``x`` with a wrapper subclass's cotangent or parameter: the
@@ -196,12 +196,11 @@ def _may_update(*values: Any) -> bool:
     one with a TwoTensor kept one of its two tensors' results, silently).
     ``values`` are the call's ``x`` first, then its other inputs.
     """
-    # Inside a dual level any tensor may carry a tangent, which the eager
-    # kernels' out= operations reject: the math computes it.
     if (
         torch.compiler.is_compiling()
-        or torch.jit.is_tracing()
-        or _torch_eager.in_dispatch_mode()
+        or _torch_eager.records_graph()
+        # Inside a dual level any tensor may carry a tangent, which the eager
+        # kernels' out= operations reject: the math computes it.
         or _forward_ad_level() >= 0
     ):
         return False
@@ -836,14 +835,15 @@ def _prepare_x(x: Any) -> torch.Tensor:
     """``x`` as a dense real floating tensor (integers and bools promoted)."""
     if not isinstance(x, torch.Tensor):
         if hasattr(type(x), "__torch_function__"):
-            # Only vjp gets here (the other functions pass such an x to
-            # its __torch_function__): a torch.fx.Proxy, while
-            # symbolic_trace runs.
+            # A torch.fx.Proxy, while symbolic_trace runs: given to vjp (the
+            # other functions pass it to its __torch_function__, unless that
+            # is disabled).
             msg = (
-                f"x is a {type(x).__name__} (a stand-in for a tensor, as "
-                "torch.fx.symbolic_trace passes), which vjp cannot take: its "
-                "pullback is a Python function that no graph holds; use s2nn "
-                "and autograd, or trace with make_fx"
+                f"x is a {type(x).__name__}, a stand-in for a tensor (as "
+                "torch.fx.symbolic_trace passes), which only s2nn, forward, "
+                "origin and gradient take (by __torch_function__); not vjp, "
+                "whose pullback is a Python function that no graph holds: use "
+                "s2nn and autograd, or trace with make_fx"
             )
             raise TypeError(msg)
         x = _from_numpy(host_input(x, "torch"))
@@ -1035,28 +1035,51 @@ def _prepare(x: Any, **parameters: Any) -> tuple[torch.Tensor, dict[str, Paramet
 
 
 _Public = TypeVar("_Public", bound=Callable[..., Any])
+_NOT_OVERRIDDEN = torch._C._disabled_torch_function_impl
+_MODE_ON = getattr(torch._C, "_is_torch_function_mode_enabled", None)
 
 
 def _torch_function_protocol(function: _Public) -> _Public:
     """``function``, honouring ``__torch_function__`` as torch's own functions do.
 
     An argument that overrides it (a ``torch.fx.Proxy`` while
-    :func:`torch.fx.symbolic_trace` traces a model, a tensor subclass), or
-    a torch-function mode, gets the call first, as for ``torch.nn.functional``;
-    ``symbolic_trace`` records the call as one node of its graph. For the
-    functions that return tensors: not :func:`vjp`, whose pullback a graph
-    node could not hold, and which, as :func:`torch.func.vjp`, is a
-    transform of the operations that do.
+    :func:`torch.fx.symbolic_trace` traces a model, a tensor subclass) gets
+    the call, as for ``torch.nn.functional``; ``symbolic_trace`` records it
+    as one node of its graph. For the functions that return tensors: not
+    :func:`vjp`, whose pullback a graph node could not hold, and which, as
+    :func:`torch.func.vjp`, is a transform of the operations that do.
+    A torch-function mode alone does not get the call: it sees the
+    operations inside, as before (``handle_torch_function`` would take the
+    mode off for the call, and host data would no longer follow
+    ``torch.set_default_device``).
     """
 
     @functools.wraps(function)
     def public(*args: Any, **kwargs: Any) -> Any:
         relevant = (*args, *kwargs.values()) if kwargs else args
-        if has_torch_function(relevant):
+        if has_torch_function(relevant) and _overridden(relevant):
             return handle_torch_function(public, relevant, *args, **kwargs)
         return function(*args, **kwargs)
 
     return public  # type: ignore[return-value]
+
+
+def _overridden(values: tuple[Any, ...]) -> bool:
+    """Whether one of ``values`` overrides ``__torch_function__``.
+
+    ``has_torch_function``'s rule (a type other than ``torch.Tensor`` whose
+    ``__torch_function__`` is not the disabled one), asked where it was
+    true, without its answer for a torch-function mode, which is always yes.
+    """
+    if _MODE_ON is not None and not _MODE_ON():
+        return True  # has_torch_function said so of an argument
+    for value in values:
+        kind = type(value)
+        if kind is torch.Tensor:
+            continue
+        if getattr(kind, "__torch_function__", _NOT_OVERRIDDEN) is not _NOT_OVERRIDDEN:
+            return True
+    return False
 
 
 @_torch_function_protocol
@@ -1429,7 +1452,11 @@ class S2NN(nn.Module):
         gradients must reach them), FSDP's (:func:`_set_by_fsdp`) and a
         hook-based wrapper's (:meth:`_is_a_wrappers`).
         """
-        if (
+        if name == "learnable":
+            # To the property's setter, which refuses: nn.Module's own would
+            # store a parameter or a module value before it got there.
+            object.__setattr__(self, name, value)
+        elif (
             name not in _PARAMETER_NAMES
             or getattr(self, "_is_replica", False)
             or _set_by_fsdp()

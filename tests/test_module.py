@@ -178,7 +178,11 @@ def test_spiking_mode_is_the_opposite_of_origin():
         S2NN(spiking="no")
 
 
-@pytest.mark.parametrize("value", [True, False, "no"])
+@pytest.mark.parametrize(
+    "value",
+    [True, False, "no", nn.Parameter(torch.ones(())), nn.Identity()],
+    ids=["True", "False", "str", "Parameter", "Module"],
+)
 @pytest.mark.parametrize("learnable", [False, True])
 def test_learnable_is_fixed_when_the_module_is_built(learnable, value):
     # A plain attribute before: set after the build, it changed how later
@@ -190,6 +194,7 @@ def test_learnable_is_fixed_when_the_module_is_built(learnable, value):
         spike.learnable = value
     assert spike.learnable is learnable
     assert (dict(spike.named_parameters()), dict(spike.named_buffers())) == stored
+    assert dict(spike.named_children()) == {}
     spike.beta = 0.5
     assert isinstance(spike.beta, nn.Parameter) is learnable
 

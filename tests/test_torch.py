@@ -926,33 +926,97 @@ def test_symbolic_trace_of_vjp_says_what_to_trace_instead():
         def forward(self, x):
             return s2nn_xp.vjp(x)[1](x)
 
-    with pytest.raises(TypeError, match=r"x is a Proxy .* which vjp cannot take"):
+    with pytest.raises(TypeError, match=r"x is a Proxy, .* not vjp"):
         torch.fx.symbolic_trace(Model())
 
 
-def test_a_torch_function_mode_and_subclass_see_each_call():
-    from torch.overrides import TorchFunctionMode
+class _Answering(torch.Tensor):
+    """A subclass that answers the calls of gradient itself."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func is s2nn_xp.torch.gradient:
+            return "answered"
+        return super().__torch_function__(func, types, args, kwargs)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t, v: s2nn_xp.torch.gradient(t, v),
+        lambda t, v: s2nn_xp.torch.gradient(v, t),
+        lambda t, v: s2nn_xp.torch.gradient(v, beta=t),
+        lambda t, v: s2nn_xp.gradient(v, alpha=t),
+    ],
+    ids=["x", "alpha", "beta by keyword", "array-API alpha by keyword"],
+)
+def test_a_subclass_that_overrides_torch_function_gets_the_call(call):
+    x = torch.tensor([-1.0, 0.0, 2.0])
+    assert call(torch.tensor(2.0).as_subclass(_Answering), x) == "answered"
+
+
+class _Plain(torch.Tensor):
+    """A subclass with torch's default __torch_function__."""
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+def test_a_subclass_with_the_default_protocol_gets_the_plain_results(learnable):
+    # The default __torch_function__ runs the call with subclasses off and
+    # makes the results of the subclass: values and gradients unchanged.
+    values = torch.linspace(-3.0, 3.0, 13, dtype=torch.float64)
+    alpha = torch.full((13,), 2.5, dtype=torch.float64)
+    results = {}
+    for kind in (torch.Tensor, _Plain):
+        x = values.as_subclass(kind).requires_grad_()
+        a = alpha.as_subclass(kind).requires_grad_(learnable)
+        outputs = [
+            s2nn_xp.torch.s2nn(x, a, origin=True),
+            s2nn_xp.torch.gradient(x, a),
+            s2nn_xp.torch.origin(x, a),
+        ]
+        assert all(type(y) is kind for y in outputs)
+        wrt = [x, a] if learnable else [x]
+        grads = torch.autograd.grad(sum(y.sum() for y in outputs), wrt)
+        results[kind] = [
+            t.as_subclass(torch.Tensor).detach() for t in [*outputs, *grads]
+        ]
+    for got, want in zip(results[_Plain], results[torch.Tensor], strict=True):
+        assert_same_bits(got, want)
+
+
+def test_under_a_torch_function_mode_host_data_follows_the_default_device():
+    # The mode sees the operations inside, as before the functions took part
+    # in the protocol (handle_torch_function took it off for the call: host
+    # data was made on the CPU, vjp's on the default device).
+    with torch.device("meta"):
+        results = [
+            s2nn_xp.torch.s2nn([1.0, -1.0]),
+            s2nn_xp.torch.origin(1.0),
+            s2nn_xp.torch.gradient(np.ones(3)),
+            s2nn_xp.torch.forward([1.0]),
+            s2nn_xp.torch.vjp([1.0])[0],
+        ]
+    assert [y.device.type for y in results] == ["meta"] * 5
+
+
+def test_the_kernels_run_under_a_dispatch_mode_that_records_no_graph():
+    # FlopCounterMode, DebugMode, selective checkpointing: eager training
+    # under a mode that looks took the functional math, twice the operations.
+    from torch.utils._python_dispatch import TorchDispatchMode
 
     seen = []
 
-    class Recording(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
+    class Looking(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             seen.append(func)
             return func(*args, **(kwargs or {}))
 
-    class Answering(torch.Tensor):
-        @classmethod
-        def __torch_function__(cls, func, types, args=(), kwargs=None):
-            if func is s2nn_xp.torch.gradient:
-                return "answered"
-            return super().__torch_function__(func, types, args, kwargs)
-
-    x = torch.tensor([-1.0, 0.0, 2.0])
-    with Recording():
-        y = s2nn_xp.torch.s2nn(x, 2.0)
-    assert seen[0] is s2nn_xp.torch.s2nn
-    assert_same_bits(y, torch.tensor([0.0, 1.0, 1.0]))
-    assert s2nn_xp.torch.gradient(x.as_subclass(Answering)) == "answered"
+    x = torch.randn(64)
+    want = s2nn_xp.torch.gradient(x)
+    with Looking():
+        got = s2nn_xp.torch.gradient(x)
+    assert_same_bits(got, want)
+    assert torch.ops.aten.lerp.Tensor_out in seen  # the kernel's blend
 
 
 @needs_cuda
