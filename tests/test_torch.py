@@ -791,6 +791,13 @@ def _make_fx_graph(function, x):
     return make_fx(function)(x)
 
 
+def _pre_dispatch_graph(function, x):
+    # make_fx before dispatch, as torch.export's non-strict tracing: its mode
+    # is on no stack of the dispatch modes.
+    make_fx = pytest.importorskip("torch.fx.experimental.proxy_tensor").make_fx
+    return make_fx(function, pre_dispatch=True)(x)
+
+
 def _jit_trace_graph(function, x):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -819,8 +826,11 @@ _TRACED_IDS = [*_RECORDED_IDS, "s2nn origin", "s2nn tensor alpha"]
 
 @pytest.mark.parametrize(
     ("record", "function"),
-    [(_make_fx_graph, f) for f in _RECORDED] + [(_jit_trace_graph, f) for f in _TRACED],
+    [(_make_fx_graph, f) for f in _RECORDED]
+    + [(_pre_dispatch_graph, f) for f in _RECORDED]
+    + [(_jit_trace_graph, f) for f in _TRACED],
     ids=[f"make_fx-{i}" for i in _RECORDED_IDS]
+    + [f"pre-dispatch-{i}" for i in _RECORDED_IDS]
     + [f"jit.trace-{i}" for i in _TRACED_IDS],
 )
 @pytest.mark.parametrize("size", [7, 4 * 1024 + 5], ids=["small", "blocks"])
