@@ -138,12 +138,13 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 # torch.func offers no public test of whether a tensor is one of its wrappers;
-# these private ones, the two autograd.Function.apply uses below and the
-# dispatch modes' stack and dispatch keys (_torch_eager.takes_kept_tensors)
-# are the only places the package reaches into torch._C. If a later torch
-# drops them, every tensor counts as wrapped, every call goes through apply,
-# a dispatch mode is always on: slower (no in-place temporaries, no fast
-# paths), never wrong.
+# these private ones, the two autograd.Function.apply uses below, the
+# dispatch modes' stack, keys and tracing checks (_torch_eager's
+# takes_kept_tensors and records_graph) and the torch-function protocol's
+# (_overridden) are the only places the package reaches into torch._C. If
+# a later torch drops them, every tensor counts as wrapped, every call goes
+# through apply, a dispatch mode is always on and records: slower (no
+# in-place temporaries, no fast paths), never wrong.
 _functorch_wrapped = getattr(
     getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None
 )
@@ -1035,7 +1036,7 @@ def _prepare(x: Any, **parameters: Any) -> tuple[torch.Tensor, dict[str, Paramet
 
 
 _Public = TypeVar("_Public", bound=Callable[..., Any])
-_NOT_OVERRIDDEN = torch._C._disabled_torch_function_impl
+_NOT_OVERRIDDEN = getattr(torch._C, "_disabled_torch_function_impl", None)
 _MODE_ON = getattr(torch._C, "_is_torch_function_mode_enabled", None)
 
 
