@@ -33,9 +33,9 @@ __all__ = [
     "gradient",
     "origin",
     "plain_storage",
-    "records_graph",
     "spike",
     "takes_kept_tensors",
+    "traced_or_in_mode",
     "workspace",
 ]
 
@@ -55,16 +55,14 @@ try:
     _DISPATCH_KEYS: Any = torch._C._dispatch_keys
 except (AttributeError, RuntimeError):  # pragma: no cover - depends on torch
     _PYTHON_DISPATCH = _DISPATCH_KEYS = None
-# make_fx's mode, and what says that it traces before dispatch (as
-# torch.export's non-strict tracing does), where its mode is on no stack
-# that _DISPATCH_MODES counts.
+# What says that make_fx traces before dispatch (as torch.export's
+# non-strict tracing does), where its mode is on no stack that
+# _DISPATCH_MODES counts.
 try:
-    _PROXY_MODE: Any = torch._C._TorchDispatchModeKey.PROXY
-    _MODE_OF_KEY: Any = torch._C._get_dispatch_mode
     _PRE_DISPATCH: Any = torch._C.DispatchKey.PreDispatch
     _KEY_INCLUDED: Any = torch._C._dispatch_tls_is_dispatch_key_included
 except AttributeError:  # pragma: no cover - depends on torch
-    _PROXY_MODE = _MODE_OF_KEY = _PRE_DISPATCH = _KEY_INCLUDED = None
+    _PRE_DISPATCH = _KEY_INCLUDED = None
 # torch.jit.is_tracing() without its two Python calls (it runs at every call).
 _JIT_TRACING = getattr(torch._C, "_is_tracing", torch.jit.is_tracing)
 
@@ -74,21 +72,22 @@ def in_dispatch_mode() -> bool:
     return _DISPATCH_MODES is None or _DISPATCH_MODES() > 0
 
 
-def records_graph() -> bool:
-    """Whether the operations are recorded as a graph to run later.
+def traced_or_in_mode() -> bool:
+    """Whether something other than eager PyTorch sees the operations.
 
-    Under ``torch.jit.trace`` and ``make_fx`` (at dispatch or before it).
-    Not under a dispatch mode that only looks (FlopCounterMode, DebugMode,
-    selective checkpointing's: common in eager training) or computes
-    (FakeTensorMode: :func:`takes_kept_tensors` says what it refuses).
+    ``torch.jit.trace``, ``make_fx`` before dispatch, or any dispatch mode:
+    one may record them as a graph to run later (make_fx's), keep their
+    outputs to hand back later (selective activation checkpointing's cache),
+    or compute on stand-ins (FakeTensorMode). Where the kernels ran there,
+    the graph kept their ``out=`` and in-place operations (which a run with
+    inputs that require grad refuses) and the cache kept tensors they then
+    updated in place (an error, or, where the cache allows that, wrong
+    gradients). Modes that only look (FlopCounterMode, DebugMode) are not
+    told apart from those: there the math's ordinary operations run too.
     """
-    if _JIT_TRACING():
+    if _JIT_TRACING() or in_dispatch_mode():
         return True
-    if _MODE_OF_KEY is None:  # pragma: no cover - depends on torch
-        return in_dispatch_mode()
-    if _KEY_INCLUDED(_PRE_DISPATCH):
-        return True
-    return in_dispatch_mode() and _MODE_OF_KEY(_PROXY_MODE) is not None
+    return _KEY_INCLUDED is None or _KEY_INCLUDED(_PRE_DISPATCH)
 
 
 def plain_storage(tensor: torch.Tensor) -> bool:

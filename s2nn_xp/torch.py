@@ -140,7 +140,7 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 # torch.func offers no public test of whether a tensor is one of its wrappers;
 # these private ones, the two autograd.Function.apply uses below, the
 # dispatch modes' stack, keys and tracing checks (_torch_eager's
-# takes_kept_tensors and records_graph) and the torch-function protocol's
+# takes_kept_tensors and traced_or_in_mode) and the torch-function protocol's
 # (_overridden) are the only places the package reaches into torch._C. If
 # a later torch drops them, every tensor counts as wrapped, every call goes
 # through apply, a dispatch mode is always on and records: slower (no
@@ -185,10 +185,10 @@ def _forward_ad_level() -> int:
 def _may_update(*values: Any) -> bool:
     """Whether the math may update its temporaries in place for these inputs.
 
-    Not while compiling (functional code for Inductor to fuse), while a
-    graph is recorded for later runs (:func:`_torch_eager.records_graph`:
-    the graph would keep the kernels' ``out=`` and in-place operations,
-    which a run with inputs that require grad refuses, and
+    Not while compiling (functional code for Inductor to fuse), while
+    something else sees the operations (:func:`_torch_eager.traced_or_in_mode`:
+    a recorded graph would keep the kernels' ``out=`` and in-place
+    operations, selective checkpointing's cache tensors they update; and
     ``torch.jit.trace``'s check saw two graphs where it ran without grad), inside
     a :mod:`torch.func` transform, where autograd records the operations, or
     where the tensors are not all of one kind as to dispatching in Python
@@ -199,7 +199,7 @@ def _may_update(*values: Any) -> bool:
     """
     if (
         torch.compiler.is_compiling()
-        or _torch_eager.records_graph()
+        or _torch_eager.traced_or_in_mode()
         # Inside a dual level any tensor may carry a tangent, which the eager
         # kernels' out= operations reject: the math computes it.
         or _forward_ad_level() >= 0

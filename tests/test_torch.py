@@ -1009,24 +1009,40 @@ def test_under_a_torch_function_mode_host_data_follows_the_default_device():
     assert [y.device.type for y in results] == ["meta"] * 5
 
 
-def test_the_kernels_run_under_a_dispatch_mode_that_records_no_graph():
-    # FlopCounterMode, DebugMode, selective checkpointing: eager training
-    # under a mode that looks took the functional math, twice the operations.
-    from torch.utils._python_dispatch import TorchDispatchMode
+@pytest.mark.parametrize("saved", ["everything", "clamp", "floor", "exp"])
+@pytest.mark.parametrize("learnable", [False, True])
+@pytest.mark.parametrize("origin", [False, True], ids=["spike", "origin"])
+def test_selective_checkpointing_gives_the_eager_gradients(saved, learnable, origin):
+    # Its cache keeps the outputs of the operations the policy saves; the
+    # kernels then updated them in place: "Tensor cached during selective
+    # activation checkpoint has been mutated", or, where the cache allows
+    # that, wrong gradients (found by a probe).
+    from torch.utils.checkpoint import (
+        CheckpointPolicy,
+        checkpoint,
+        create_selective_checkpoint_contexts,
+    )
 
-    seen = []
+    aten = torch.ops.aten
+    kept = {"clamp": aten.clamp.default, "floor": aten.floor.default}
+    kept["exp"] = aten.exp.default
 
-    class Looking(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            seen.append(func)
-            return func(*args, **(kwargs or {}))
+    def policy(ctx, op, *args, **kwargs):
+        if saved == "everything" or op is kept[saved]:
+            return CheckpointPolicy.MUST_SAVE
+        return CheckpointPolicy.PREFER_RECOMPUTE
 
-    x = torch.randn(64)
-    want = s2nn_xp.torch.gradient(x)
-    with Looking():
-        got = s2nn_xp.torch.gradient(x)
-    assert_same_bits(got, want)
-    assert torch.ops.aten.lerp.Tensor_out in seen  # the kernel's blend
+    torch.manual_seed(0)
+    spike = S2NN(alpha=[3.0] * 32, learnable=True) if learnable else S2NN()
+    spike.origin = origin
+    model = nn.Sequential(nn.Linear(16, 32), spike, nn.Linear(32, 4)).double()
+    x = torch.randn(64, 16, dtype=torch.float64)
+    want = torch.autograd.grad(model(x).sum(), list(model.parameters()))
+    context = functools.partial(create_selective_checkpoint_contexts, policy)
+    y = checkpoint(model, x, use_reentrant=False, context_fn=context)
+    got = torch.autograd.grad(y.sum(), list(model.parameters()))
+    for got_grad, want_grad in zip(got, want, strict=True):
+        assert_same_bits(got_grad, want_grad)
 
 
 @needs_cuda
