@@ -776,26 +776,23 @@ def test_a_make_fx_graph_holds_no_kept_temporaries(small_blocks, function):
     # Traced after an eager call, the thread's kept temporaries were constants
     # of the graph: every run of it, in any thread, shared them (wrong
     # results where two ran at once).
-    make_fx = pytest.importorskip("torch.fx.experimental.proxy_tensor").make_fx
     x = torch.randn(4 * 1024 + 5) * 3
     function(x)
-    graph = make_fx(function)(x)
+    graph = _make_fx_graph(function, x)
     constants = [node.target for node in graph.graph.nodes if node.op == "get_attr"]
     assert constants == []
     other = torch.randn(x.shape) * 5
     assert_same_bits(graph(other), function(other))
 
 
-def _make_fx_graph(function, x):
+def _make_fx_graph(function, x, *, pre_dispatch=False):
+    # pre_dispatch, as torch.export's non-strict tracing: its mode is on no
+    # stack of the dispatch modes.
     make_fx = pytest.importorskip("torch.fx.experimental.proxy_tensor").make_fx
-    return make_fx(function)(x)
+    return make_fx(function, pre_dispatch=pre_dispatch)(x)
 
 
-def _pre_dispatch_graph(function, x):
-    # make_fx before dispatch, as torch.export's non-strict tracing: its mode
-    # is on no stack of the dispatch modes.
-    make_fx = pytest.importorskip("torch.fx.experimental.proxy_tensor").make_fx
-    return make_fx(function, pre_dispatch=True)(x)
+_pre_dispatch_graph = functools.partial(_make_fx_graph, pre_dispatch=True)
 
 
 def _jit_trace_graph(function, x):
