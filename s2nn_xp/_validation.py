@@ -52,6 +52,7 @@ __all__ = [
     "masked_host_data",
     "mixed_libraries",
     "ml_dtypes_kind",
+    "other_devices_error",
     "overflow_limit",
     "prepare",
     "prepare_cotangent",
@@ -366,6 +367,22 @@ def check_same_device(name: str, here: Any, there: Any) -> None:
     if here != there:
         msg = f"{name} is on device {here}, x on device {there}; move {name} to x's"
         raise ValueError(msg)
+
+
+def other_devices_error(names: Sequence[str]) -> ValueError:
+    """The error for arrays that the library underneath found on other devices.
+
+    For arrays whose devices cannot be read here (a JAX tracer of an eager
+    transform carries none), refused by the library underneath in words
+    naming its own function's arguments: ``names`` are the arrays that may be
+    the ones elsewhere.
+    """
+    which = " or ".join(names)
+    return ValueError(
+        f"{which} is on another device than x; move {which} to x's (its device "
+        "could not be read under the transform; JAX refused the arrays as on "
+        "incompatible devices)"
+    )
 
 
 def check_cotangent_shape(shape: tuple[Any, ...], x_shape: tuple[Any, ...]) -> None:

@@ -52,6 +52,7 @@ from ._validation import (
     check_arguments,
     host_input,
     ml_dtypes_kind,
+    other_devices_error,
     prepare_cotangent,
     validate_flag,
 )
@@ -244,7 +245,15 @@ def s2nn(
     """
     origin = validate_flag("origin", origin)
     x, compute_dtype, params = _arguments(x, alpha=alpha, beta=beta, epsilon=epsilon)
-    return _compiled(x, **params, with_origin=origin, compute_dtype=compute_dtype)
+    return _call(
+        _compiled,
+        x,
+        params,
+        x,
+        **params,
+        with_origin=origin,
+        compute_dtype=compute_dtype,
+    )
 
 
 def _arguments(x: ArrayLike, **params: Any) -> tuple[jax.Array, Any, dict[str, Any]]:
@@ -257,6 +266,45 @@ def _arguments(x: ArrayLike, **params: Any) -> tuple[jax.Array, Any, dict[str, A
     if x.dtype != result_dtype:  # integers and bools: promoted first
         x = x.astype(result_dtype)
     return x, compute_dtype, params
+
+
+def _call(
+    compiled: Callable[..., jax.Array],
+    x: jax.Array,
+    arrays: dict[str, Any],
+    *args: Any,
+    **kwargs: Any,
+) -> jax.Array:
+    """``compiled(*args, **kwargs)``; JAX's refusal of devices naming ``arrays``.
+
+    :func:`check_arguments` compares the devices of concrete arrays with
+    ``x``'s before a call; a tracer of a transform outside ``jit`` (``grad``,
+    ``jvp``, ``vmap``) shows none, and JAX's compiled function refuses the
+    arrays instead, naming that function's arguments and not the user's. The
+    arrays (by name) that may be elsewhere are those compared with ``x``
+    blind: tracers, or every array where ``x`` is one.
+    """
+    try:
+        return compiled(*args, **kwargs)
+    except ValueError as error:
+        if _DEVICES_REFUSED not in str(error):
+            raise
+        x_traced = _compat.is_jax_tracer(x)
+        names = [
+            name
+            for name, value in arrays.items()
+            if isinstance(value, jax.Array)
+            and (x_traced or _compat.is_jax_tracer(value))
+        ]
+        if not names:
+            raise
+        raise other_devices_error(names) from error
+
+
+# Words of JAX's error for a compiled function's arguments committed to
+# different devices (its "Received incompatible devices for jitted
+# computation").
+_DEVICES_REFUSED = "incompatible devices"
 
 
 def _from_numpy(values: Any) -> jax.Array:
@@ -324,7 +372,10 @@ def origin(
     epsilon = p["epsilon"]
     if isinstance(epsilon, jax.Array):
         epsilon = _compat.without_derivative(jnp, epsilon)
-    return _compiled_math(
+    return _call(
+        _compiled_math,
+        x,
+        p,
         x,
         p["alpha"],
         p["beta"],
@@ -337,8 +388,15 @@ def origin(
 def gradient(x: ArrayLike, alpha: Parameter = 4.0, beta: Parameter = 1.0) -> jax.Array:
     """:func:`s2nn_xp.gradient` for JAX arrays, compiled (and differentiable)."""
     x, compute_dtype, p = _arguments(x, alpha=alpha, beta=beta)
-    return _compiled_math(
-        x, p["alpha"], p["beta"], function="gradient", compute_dtype=compute_dtype
+    return _call(
+        _compiled_math,
+        x,
+        p,
+        x,
+        p["alpha"],
+        p["beta"],
+        function="gradient",
+        compute_dtype=compute_dtype,
     )
 
 
@@ -353,13 +411,22 @@ def vjp(
     """:func:`s2nn_xp.vjp` for JAX arrays: a compiled primal and pullback."""
     with_origin = validate_flag("origin", origin)
     x, compute_dtype, p = _arguments(x, alpha=alpha, beta=beta, epsilon=epsilon)
-    y = _compiled(x, **p, with_origin=with_origin, compute_dtype=compute_dtype)
+    y = _call(
+        _compiled, x, p, x, **p, with_origin=with_origin, compute_dtype=compute_dtype
+    )
     prepared = Prepared(xp=jnp, x=x, dtype=x.dtype, params=p)
 
     def pullback(cotangent: Any) -> jax.Array:
         cotangent = prepare_cotangent(prepared, cotangent)
-        return _compiled_pullback(
-            cotangent, x, p["alpha"], p["beta"], compute_dtype=compute_dtype
+        return _call(
+            _compiled_pullback,
+            x,
+            {"cotangent": cotangent, **p},
+            cotangent,
+            x,
+            p["alpha"],
+            p["beta"],
+            compute_dtype=compute_dtype,
         )
 
     return y, pullback

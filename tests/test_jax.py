@@ -547,8 +547,25 @@ _COMMITTED_SCRIPT = textwrap.dedent(
         "object": lambda: s2nn_xp.S2NN(alpha=elsewhere)(x),
         "pullback": lambda: s2nn_xp.vjp(x)[1](elsewhere),
     }
+    # under a transform outside jit, tracers show no device: JAX refuses
+    def grad_of(function):
+        return lambda: jax.grad(lambda v: function(v).sum())(elsewhere)
+
+    transformed = {
+        "grad in alpha": grad_of(lambda a: s2nn_xp.s2nn(x, alpha=a)),
+        "grad in beta, object": grad_of(lambda b: s2nn_xp.S2NN(beta=b)(x)),
+        "grad in alpha, gradient": grad_of(lambda a: s2nn_xp.jax.gradient(x, a)),
+        "grad in beta, origin": grad_of(lambda b: s2nn_xp.origin(x, beta=b)),
+        "grad in cotangent": grad_of(lambda c: s2nn_xp.vjp(x)[1](c)),
+        "vmap over alpha": lambda: jax.vmap(lambda a: s2nn_xp.s2nn(x, a))(
+            elsewhere[None]
+        ),
+        "jvp in x": lambda: jax.jvp(
+            lambda v: s2nn_xp.s2nn(v, alpha=elsewhere), (x,), (x,)
+        ),
+    }
     errors = {}
-    for name, call in calls.items():
+    for name, call in {**calls, **transformed}.items():
         try:
             call()
         except ValueError as exc:
@@ -575,11 +592,25 @@ def test_arrays_committed_to_other_devices_are_named():
         "object": "alpha",
         "pullback": "cotangent",
     }
-    assert set(result["errors"]) == set(names)
+    transformed = {
+        "grad in alpha": "alpha",
+        "grad in beta, object": "beta",
+        "grad in alpha, gradient": "alpha",
+        "grad in beta, origin": "beta",
+        "grad in cotangent": "cotangent",
+        "vmap over alpha": "alpha",
+        "jvp in x": "alpha",
+    }
+    assert set(result["errors"]) == set(names) | set(transformed)
     for call, name in names.items():
         assert result["errors"][call] == (
             f"{name} is on device cpu:1, x on device cpu:0; move {name} to x's"
         )
+    # not JAX's words, which name its compiled function's arguments
+    for call, name in transformed.items():
+        assert result["errors"][call].startswith(
+            f"{name} is on another device than x; move {name} to x's ("
+        ), (call, result["errors"][call])
     assert result["placed"] == ["cpu:0"]
     assert result["traced"] == 1
 
