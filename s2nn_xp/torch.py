@@ -1804,16 +1804,20 @@ class S2NN(nn.Module):
         return s2nn(x, self.alpha, self.beta, self.epsilon, origin=self.origin)
 
     def surrogate_fun(self, x: torch.Tensor) -> torch.Tensor:
-        """The smooth origin function (no surrogate derivative attached)."""
-        from . import _api
+        """:func:`origin` of `x` with the module's parameters, a tensor.
 
-        return _api.origin(x, self.alpha, self.beta, self.epsilon)
+        The smooth origin function, differentiable as ordinary operations (no
+        surrogate derivative attached); `x` as for :meth:`forward`.
+        """
+        return origin(x, self.alpha, self.beta, self.epsilon)
 
     def surrogate_grad(self, x: torch.Tensor) -> torch.Tensor:
-        """The surrogate gradient of `x`."""
-        from . import _api
+        """:func:`gradient` of `x` with the module's parameters, a tensor.
 
-        return _api.gradient(x, self.alpha, self.beta)
+        The surrogate gradient, differentiable as ordinary operations; `x` as
+        for :meth:`forward`.
+        """
+        return gradient(x, self.alpha, self.beta)
 
     def __prepare_scriptable__(self) -> S2NN:
         """Refuse ``torch.jit.script``, saying what works instead.

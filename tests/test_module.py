@@ -220,6 +220,37 @@ def test_spiking_and_primitive_functions_as_spikingjelly_names_them():
     torch.testing.assert_close(grad, origin_grad)
 
 
+@pytest.mark.parametrize("learnable", [False, True])
+@pytest.mark.parametrize(
+    "make_x",
+    [
+        lambda values: values.astype(np.float32),
+        lambda values: values.tolist(),
+        lambda values: torch.tensor(values, dtype=torch.float32),
+    ],
+    ids=["numpy", "list", "tensor"],
+)
+def test_surrogate_fun_and_grad_take_what_the_module_takes(make_x, learnable):
+    """Host data gave NumPy arrays (the core functions computed), or raised
+    mixing a NumPy x with the learnable module's parameters."""
+    values = np.array([[-2.0, -0.5, 0.0], [0.5, 1.0, np.nan]])
+    module = S2NN(alpha=[2.0, 3.0, 4.0], beta=0.5, epsilon=1e-5, learnable=learnable)
+    x = make_x(values)
+    called = module(x)
+    for got, want in [
+        (module.surrogate_fun(x), s2nn_xp.origin(values, [2.0, 3.0, 4.0], 0.5, 1e-5)),
+        (module.surrogate_grad(x), s2nn_xp.gradient(values, [2.0, 3.0, 4.0], 0.5)),
+    ]:
+        assert isinstance(got, torch.Tensor)
+        assert (got.dtype, got.shape) == (called.dtype, called.shape)
+        rtol = 1e-15 if got.dtype == torch.float64 else 1e-6
+        np.testing.assert_allclose(got.detach().numpy(), want, rtol=rtol)
+    if learnable:  # differentiable as ordinary operations, in the parameters too
+        (d_alpha,) = torch.autograd.grad(module.surrogate_fun(x).nansum(), module.alpha)
+        (want,) = torch.autograd.grad(module(x).nansum(), module.alpha)
+        torch.testing.assert_close(d_alpha, want, equal_nan=True)
+
+
 @pytest.mark.parametrize("origin", [False, True], ids=["spike", "origin"])
 @pytest.mark.parametrize("learnable", [False, True])
 def test_jit_trace_of_a_model_prints_no_tracer_warning(learnable, origin):

@@ -1575,22 +1575,44 @@ def test_dynamic_shapes_compile_graphs_with_several_spikes(parameters):
             torch.testing.assert_close(g, w, rtol=1e-14, atol=0)
 
 
+def _vjp_step(x, cotangent):
+    y, pullback = s2nn_xp.torch.vjp(x)
+    return y, pullback(cotangent)
+
+
+_COMPILED_CALLS = {
+    "s2nn": lambda x, _: s2nn(x),
+    "s2nn, tensor alpha": lambda x, _: s2nn(x, torch.full(x.shape, 3.0)),
+    "forward": lambda x, _: s2nn_xp.torch.forward(x),
+    "origin": lambda x, _: s2nn_xp.torch.origin(x),
+    "gradient": lambda x, _: s2nn_xp.torch.gradient(x),
+    "vjp and pullback": _vjp_step,
+    "module": lambda x, _: _FIXED(x),
+    "learnable module": lambda x, _: _LEARNABLE(x),
+    "surrogate_grad": lambda x, _: _FIXED.surrogate_grad(x),
+}
+_FIXED = S2NN()
+_LEARNABLE = S2NN(alpha=[4.0] * len(GRID), learnable=True)
+
+
 @pytest.mark.usefixtures("fresh_dynamo")
-def test_a_compiled_vjp_and_pullback_warn_of_nothing():
-    """The cotangent's checks called array-api-compat's cached functions, 18
-    "lru_cache-wrapped function" warnings of Dynamo per compile."""
-
-    def step(x, cotangent):
-        y, pullback = s2nn_xp.torch.vjp(x)
-        return y, pullback(cotangent)
-
-    compiled = torch.compile(step, backend="aot_eager", fullgraph=True)
-    x, cotangent = tensor(GRID), tensor(GRID[::-1].copy())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.bool])
+@pytest.mark.parametrize("call", list(_COMPILED_CALLS))
+def test_compiled_calls_warn_of_nothing(call, dtype):
+    """Checks that called array-api-compat's cached functions printed Dynamo's
+    "lru_cache-wrapped function" warnings at every compile: 18 for the
+    pullback's cotangent, 7 for integer or bool input (its promotion)."""
+    function = _COMPILED_CALLS[call]
+    compiled = torch.compile(function, backend="aot_eager", fullgraph=True)
+    x = tensor(GRID).to(dtype)
+    cotangent = tensor(GRID[::-1].copy())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         got = compiled(x, cotangent)
     assert not [str(w.message) for w in caught]
-    for g, w in zip(got, step(x, cotangent), strict=True):
+    want = function(x, cotangent)
+    got, want = (g if isinstance(g, tuple) else (g,) for g in (got, want))
+    for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-15, atol=0)
 
 
