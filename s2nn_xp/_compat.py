@@ -125,11 +125,15 @@ def _chunks_along(shape: tuple[int, ...], x: Any) -> tuple[tuple[int, ...], ...]
     """Chunks for an array of ``shape`` that broadcasts to Dask ``x``.
 
     ``x``'s along the axes where it has ``x``'s size (aligned on the last
-    axes, as it broadcasts), one chunk along the others.
+    axes, as it broadcasts), one chunk along the others, and along axes
+    ``x`` lacks (an array of more dimensions, which the caller's check of
+    its shape then refuses, naming it).
     """
     offset = x.ndim - len(shape)
     return tuple(
-        x.chunks[offset + axis] if size == x.shape[offset + axis] else (size,)
+        x.chunks[offset + axis]
+        if offset + axis >= 0 and size == x.shape[offset + axis]
+        else (size,)
         for axis, size in enumerate(shape)
     )
 

@@ -540,6 +540,21 @@ def test_host_cotangents_of_any_layout_work_with_every_library(xp, form):
     xp_assert_close(pullback(cotangent), want, xp=xp, rtol=1e-12)
 
 
+@pytest.mark.parametrize("x_shape", [(), (5,)])
+@pytest.mark.parametrize("form", ["numpy", "list", "native"])
+def test_cotangents_of_more_dimensions_than_x_are_named(xp, x_shape, form):
+    """Host data for a Dask x was chunked like x before its shape was checked:
+    IndexError "tuple index out of range"."""
+    x = _on(xp, np.resize(X, x_shape))
+    cotangent = np.ones((3, *x_shape))
+    cotangent = {"numpy": cotangent, "list": cotangent.tolist()}.get(
+        form, _on(xp, cotangent)
+    )
+    _, pullback = s2nn_xp.vjp(x)
+    with pytest.raises(ValueError, match=r"^cotangent of shape .* more dimensions"):
+        pullback(cotangent)
+
+
 def test_a_list_holding_arrays_of_a_library_is_refused(xp):
     """A list would pass them as plain numbers: no gradient, no device."""
     two = xp.asarray(2.0)
@@ -992,12 +1007,16 @@ def test_host_data_with_xp_is_that_librarys_input(xp, function):
 def test_casts_into_the_compute_dtype_are_quiet(xp):
     """Host parameters and cotangents beyond float32's range round there, as the
     math rounds, without warnings or errors under np.errstate(all="raise");
-    an alpha that rounds to 0 is refused by a ValueError, quietly too."""
+    an alpha that rounds to 0 is refused by a ValueError, quietly too. So do
+    float64 parameter arrays of x's own library (array-api-strict's and
+    marray's casts raised "underflow encountered in cast")."""
     x = _on(xp, X, "float32")
     tiny, huge = np.full(X.shape, 1e-50), np.full(X.shape, 1e300)
     with warnings.catch_warnings(), np.errstate(all="raise"):
         warnings.simplefilter("error")
         s2nn_xp.origin(x, epsilon=tiny)
+        s2nn_xp.origin(x, epsilon=_on(xp, tiny, "float64"))
+        s2nn_xp.gradient(x, beta=_on(xp, [1e-45, 1.0, 2.0, 3.0, 1.0], "float64"))
         with pytest.raises(ValueError, match="alpha has values that are 0 in"):
             s2nn_xp.gradient(x, tiny)
         _, pullback = s2nn_xp.vjp(x)
