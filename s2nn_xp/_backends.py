@@ -38,6 +38,7 @@ __all__ = [
     "available",
     "get",
     "jax_round_trip",
+    "not_installed",
     "torch_round_trip",
 ]
 
@@ -399,13 +400,14 @@ class Backend:
         return self.load_module(self.module)
 
     def is_installed(self) -> bool:
-        """Whether the backend's library is installed (absent: ImportError).
+        """Whether the backend's library is installed (:func:`not_installed`).
 
-        A library that is installed but fails to import otherwise (jax
-        raises RuntimeError for a jaxlib of another version) counts as
-        installed: :meth:`load_failure` says why it cannot be used.
+        A library that is installed but fails to import (jax raises
+        RuntimeError for a jaxlib of another version, ModuleNotFoundError
+        without jaxlib) counts as installed: :meth:`load_failure` says why
+        it cannot be used.
         """
-        return not isinstance(self.load_failure(), ImportError)
+        return not not_installed(self.load_failure(), self.module)
 
     def load_failure(self) -> Exception | None:
         """Why the backend's module does not import, or None where it does."""
@@ -834,6 +836,18 @@ BACKENDS: dict[str, Backend] = _registry(
     ),
     # [end of the marray record]
 )
+
+
+def not_installed(failure: BaseException | None, module: str) -> bool:
+    """Whether ``failure``, importing ``module``, says its library is absent.
+
+    Only a ModuleNotFoundError naming ``module`` or a package it is in does:
+    any other ImportError (a dependency missing, as jax's without jaxlib; a
+    compiled part that does not load) comes from an install that is there
+    but broken, which is reported, never hidden as absent.
+    """
+    missing = failure.name if isinstance(failure, ModuleNotFoundError) else None
+    return missing is not None and f"{module}.".startswith(f"{missing}.")
 
 
 def get(name: str) -> Backend:

@@ -36,6 +36,7 @@ from ._backends import (
     available,
     get,
     jax_round_trip,
+    not_installed,
     torch_round_trip,
 )
 from ._compat import array_namespace
@@ -132,7 +133,7 @@ def run_info(args: argparse.Namespace) -> int:
     failed = False
     for backend in BACKENDS.values():
         failure = backend.load_failure()
-        if isinstance(failure, ImportError):
+        if not_installed(failure, backend.module):
             rows.append((backend.name, "-", "-", backend.autodiff, "not installed"))
             continue
         if failure is not None:  # installed, but broken: report, never hide
@@ -514,10 +515,9 @@ def load_anchor(name: str) -> ModuleType | None:
     with _configuration_kept():
         try:
             return importlib.import_module(module)
-        except ImportError:
-            return None
         except Exception as exc:  # an anchor never costs us our own figures
-            _note(f"{name} failed to load ({_why(exc)}); skipped")
+            if not not_installed(exc, module):  # broken: said, never hidden
+                _note(f"{name} failed to load ({_why(exc)}); skipped")
             return None
 
 
@@ -776,7 +776,7 @@ def _bench_backends(names: Sequence[str] | None) -> list[Backend]:
         usable = [b for b in available() if usable_devices(b)]
         for backend in BACKENDS.values():
             failure = backend.load_failure()
-            if backend in usable or isinstance(failure, ImportError):
+            if backend in usable or not_installed(failure, backend.module):
                 continue
             if failure is not None:
                 _note(f"{backend.name} {_broken(failure)}; skipped")
@@ -790,7 +790,7 @@ def _bench_backends(names: Sequence[str] | None) -> list[Backend]:
         except ValueError as exc:
             _fail(str(exc))
         failure = backend.load_failure()
-        if isinstance(failure, ImportError):
+        if not_installed(failure, backend.module):
             _fail(f"backend {name!r} is not installed here")
         if failure is not None:
             _fail(f"backend {name!r} {_broken(failure)}")

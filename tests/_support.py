@@ -63,8 +63,7 @@ def load_backend(name: str) -> ModuleType:
         module = backend.load()
     except ImportError as exc:
         gpu_only = "cpu" not in backend.device_kinds
-        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
-        absent = missing is not None and f"{backend.module}.".startswith(f"{missing}.")
+        absent = _backends.not_installed(exc, backend.module)
         if _explicitly_selected(name) and (absent or not gpu_only):
             pytest.fail(f"backend {name!r} was selected but does not import: {exc}")
         pytest.skip(f"{name} is not installed")

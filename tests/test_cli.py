@@ -1029,6 +1029,33 @@ def test_bench_an_anchor_that_fails_is_a_note(tmp_path, capsys, monkeypatch):
     assert all("error" not in r for r in json.loads(out.read_text()))
 
 
+@pytest.mark.parametrize(
+    ("source", "note"),
+    [
+        ("", False),  # loads
+        ("import a_dependency_not_installed\n", True),  # broken: said
+    ],
+)
+def test_an_anchor_broken_by_a_missing_dependency_is_a_note(
+    source, note, tmp_path, capsys, monkeypatch
+):
+    module = f"anchorlib_s2nn_{tmp_path.name}"  # a name no test imported yet
+    (tmp_path / module).mkdir()
+    (tmp_path / module / "__init__.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    anchors = {
+        **_cli.ANCHORS,
+        "anchorlib": ("numpy", module),
+        "absentlib": ("numpy", "absentlib_s2nn.surrogate"),
+    }
+    monkeypatch.setattr(_cli, "ANCHORS", anchors)
+    assert (_cli.load_anchor("anchorlib") is None) is note
+    assert _cli.load_anchor("absentlib") is None  # not installed: no note
+    stderr = capsys.readouterr().err
+    assert ("note: anchorlib failed to load (ModuleNotFoundError" in stderr) is note
+    assert "absentlib" not in stderr
+
+
 @pytest.fixture
 def a_backend_whose_device_query_raises(monkeypatch):
     """As JAX with ``JAX_PLATFORMS=cuda`` on a machine without a GPU."""
@@ -1304,13 +1331,26 @@ def test_torch_saved_bytes_counts_each_storage_once():
     assert square == x.nbytes  # v is saved twice, one storage
 
 
-@pytest.fixture
-def numpy_that_fails_to_import(monkeypatch):
-    """The numpy record of a library installed but broken (jax with a jaxlib of
-    another version raises RuntimeError on import, not ImportError)."""
+_IMPORT_FAILURES = {
+    # jax with a jaxlib of another version
+    "RuntimeError": RuntimeError("jaxlib version 0.1 does not match"),
+    # jax without jaxlib: an ImportError, but of a dependency (it was shown
+    # as "not installed", info passing)
+    "ModuleNotFoundError": ModuleNotFoundError(
+        "jaxlib version 0.1 does not match: jax requires jaxlib"
+    ),
+    "ImportError": ImportError("jaxlib version 0.1 does not match: DLL load failed"),
+}
+
+
+@pytest.fixture(params=list(_IMPORT_FAILURES))
+def numpy_that_fails_to_import(monkeypatch, request):
+    """The numpy record of a library installed but broken: any exception of
+    its import but a ModuleNotFoundError naming the module itself."""
+    failure = _IMPORT_FAILURES[request.param]
 
     def broken(module):
-        raise RuntimeError("jaxlib version 0.1 does not match")
+        raise failure
 
     record = dataclasses.replace(_backends.BACKENDS["numpy"], load_module=broken)
     registry = {**_backends.BACKENDS, "numpy": record}
@@ -1327,9 +1367,33 @@ def test_a_backend_that_fails_to_import_is_reported_not_raised(
     code, out, _ = run("info", capsys=capsys)
     assert code == 1
     (row,) = [line for line in out.splitlines() if line.startswith("numpy ")]
-    assert "FAIL: installed, does not import (RuntimeError: jaxlib version" in row
+    assert "FAIL: installed, does not import (" in row and "jaxlib version" in row
     err = usage_error("bench", "--backend", "numpy", *TINY, capsys=capsys)
-    assert "backend 'numpy' is installed but fails to import (RuntimeError" in err
+    assert "backend 'numpy' is installed but fails to import (" in err
+
+
+@pytest.mark.parametrize(
+    ("module", "missing"), [("numpy", "numpy"), ("numpy.linalg", "numpy")]
+)
+def test_a_backend_whose_own_module_is_missing_is_not_installed(
+    module, missing, monkeypatch, capsys
+):
+    def absent(module):
+        raise ModuleNotFoundError(f"No module named {missing!r}", name=missing)
+
+    record = dataclasses.replace(
+        _backends.BACKENDS["numpy"], module=module, load_module=absent
+    )
+    assert not record.is_installed()
+    registry = {"numpy": record}
+    monkeypatch.setattr(_backends, "BACKENDS", registry)
+    monkeypatch.setattr(_cli, "BACKENDS", registry)
+    code, out, _ = run("info", capsys=capsys)
+    assert code == 0
+    (row,) = [line for line in out.splitlines() if line.startswith("numpy ")]
+    assert row.endswith("not installed")
+    err = usage_error("bench", "--backend", "numpy", *TINY, capsys=capsys)
+    assert "backend 'numpy' is not installed here" in err
 
 
 def test_bench_default_backends_skip_one_that_fails_to_import(
@@ -1339,7 +1403,7 @@ def test_bench_default_backends_skip_one_that_fails_to_import(
     monkeypatch.setattr(_backends, "BACKENDS", registry)
     monkeypatch.setattr(_cli, "BACKENDS", registry)
     err = usage_error("bench", *TINY, capsys=capsys)
-    assert "note: numpy is installed but fails to import (RuntimeError" in err
+    assert "note: numpy is installed but fails to import (" in err
     assert "nothing to run: no usable backend here" in err
 
 
