@@ -55,10 +55,9 @@ __all__ = ["main"]
 # One figure of ``s2nn-xp bench``: where and what was timed, and the figures.
 Record = dict[str, Any]
 
-# The seed documentation's figure: gradients for three (alpha, beta) pairs,
-# the origin function for the first two.
-GRADIENT_PAIRS = ((4.0, 1.0), (8.0, 2.0), (2.0, 0.5))
-ORIGIN_PAIRS = ((4.0, 1.0), (8.0, 2.0))
+# The docs' home-page figure (docs/_plots/surrogate_curves.py): gradients and
+# origin functions for three (alpha, beta) pairs, and the spike dashed.
+PLOT_PAIRS = ((4.0, 1.0), (8.0, 2.0), (2.0, 0.5))
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 PLOT_X = np.linspace(-3.0, 3.0, 1001)
 # The largest magnitude a curve may reach: matplotlib's axis margins and
@@ -203,26 +202,27 @@ def _print_table(
 # --- plot ----------------------------------------------------------------------
 
 
-def make_figure(
-    gradient_pairs: Sequence[tuple[float, float]] = GRADIENT_PAIRS,
-    origin_pairs: Sequence[tuple[float, float]] = ORIGIN_PAIRS,
-) -> Any:
-    """The surrogate gradients and origin functions over x in [-3, 3]."""
+def make_figure(pairs: Sequence[tuple[float, float]] = PLOT_PAIRS) -> Any:
+    """The surrogate gradients and origin functions over x in [-3, 3].
+
+    One curve for each (alpha, beta) pair on each side, and the spike itself
+    dashed beside the origin functions, as the docs' home-page figure.
+    """
     import matplotlib.pyplot as plt
 
     import s2nn_xp
 
     fig, (ax_grad, ax_origin) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, function, pairs in (
-        (ax_grad, s2nn_xp.gradient, gradient_pairs),
-        (ax_origin, s2nn_xp.origin, origin_pairs),
-    ):
+    for ax, function in ((ax_grad, s2nn_xp.gradient), (ax_origin, s2nn_xp.origin)):
         for alpha, beta in pairs:
             ax.plot(
                 PLOT_X,
                 function(PLOT_X, alpha, beta),
                 label=rf"$\alpha={alpha:g}, \beta={beta:g}$",
             )
+    ax_origin.plot(
+        PLOT_X, s2nn_xp.forward(PLOT_X), color="0.5", linestyle="--", label="the spike"
+    )
     for ax, title, ylabel in (
         (ax_grad, "S2NN surrogate gradients", "gradient"),
         (ax_origin, "S2NN original function", "origin"),
@@ -288,14 +288,17 @@ def run_plot(args: argparse.Namespace) -> int:
                 f"no display to show the figure on (matplotlib backend {backend!r});"
                 " pass --out FILE.png|.svg|.pdf"
             )
-    fig = make_figure(pairs or GRADIENT_PAIRS, pairs or ORIGIN_PAIRS)
+    fig = make_figure(pairs or PLOT_PAIRS)
     if args.out is None:
         plt.show()
         return 0
     try:
         fig.savefig(args.out)
     except OSError as exc:
-        _fail(f"--out: cannot write {str(args.out)!r}: {exc.strerror or exc}")
+        # After the work (the options were checked, --out's folder too): an
+        # error of the run (1), as bench's --json, not of the options (2).
+        _error(f"--out: cannot write {str(args.out)!r}: {exc.strerror or exc}", "plot")
+        return 1
     print(f"wrote {args.out}")
     return 0
 

@@ -109,9 +109,13 @@ def _register_serialization(node_type: type) -> None:
     A subclass is written under its module and name (JAX refuses a second
     class of the same name: its objects then cannot be written).
     """
-    import jax
-
-    register = getattr(jax.export, "register_pytree_node_serialization", None)
+    try:
+        # Imported, not read as jax's attribute: older JAX (0.4.35, the
+        # oldest the package takes) does not import jax.export with jax.
+        from jax import export
+    except ImportError:  # pragma: no cover - a JAX without it
+        return
+    register = getattr(export, "register_pytree_node_serialization", None)
     if register is None:  # pragma: no cover - a JAX without it
         return
     import numpy as np

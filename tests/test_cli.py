@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import errno
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -166,6 +168,34 @@ def test_plot_writes_a_valid_image(tmp_path, capsys, suffix, magic):
     assert code == 0
     assert out.read_bytes().startswith(magic)
     assert str(out) in stdout
+
+
+def test_plot_draws_the_curves_of_the_docs_figure():
+    """The home page says ``s2nn-xp plot`` draws its figure's curves too: the
+    CLI drew two of its three origin functions, and no dashed spike."""
+    plt = pytest.importorskip("matplotlib.pyplot")
+    import s2nn_xp
+
+    script = Path(__file__).parents[1] / "docs" / "_plots" / "surrogate_curves.py"
+    (pairs,) = re.findall(r"for alpha, beta in (\[.*\]):", script.read_text())
+    assert tuple(ast.literal_eval(pairs)) == _cli.PLOT_PAIRS
+    figure = _cli.make_figure()
+    gradients, origins = figure.axes
+    *curves, step = origins.lines
+    assert len(gradients.lines) == len(curves) == len(_cli.PLOT_PAIRS)
+    for (alpha, beta), gradient, origin in zip(
+        _cli.PLOT_PAIRS, gradients.lines, curves, strict=True
+    ):
+        x = _cli.PLOT_X
+        np.testing.assert_array_equal(
+            gradient.get_ydata(), s2nn_xp.gradient(x, alpha, beta)
+        )
+        np.testing.assert_array_equal(
+            origin.get_ydata(), s2nn_xp.origin(x, alpha, beta)
+        )
+    assert step.get_linestyle() == "--"
+    np.testing.assert_array_equal(step.get_ydata(), s2nn_xp.forward(_cli.PLOT_X))
+    plt.close(figure)
 
 
 @pytest.mark.parametrize(
@@ -473,15 +503,20 @@ def test_ctrl_c_keeps_the_figures_of_the_runs_that_finished(
 
 
 def test_a_failed_figure_write_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    """After the work, an error of the run (status 1), as a failed --json
+    write of bench; it was 2, the status of a mistake in the options."""
     figure = pytest.importorskip("matplotlib.figure")
 
     def refuse(self, *args, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(figure.Figure, "savefig", refuse)
-    err = usage_error("plot", "--out", str(tmp_path / "figure.png"), capsys=capsys)
-    assert "--out: cannot write" in err
+    code = _cli.main(["plot", "--out", str(tmp_path / "figure.png")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "s2nn-xp plot: error: --out: cannot write" in err
     assert "No space left on device" in err
+    assert "wrote" not in out and "Traceback" not in err
 
 
 def test_bench_default_backends_skip_one_without_a_device(

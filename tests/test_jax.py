@@ -31,7 +31,11 @@ import jax.numpy as jnp  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
-from jax.extend.core import subjaxprs  # noqa: E402
+
+try:
+    from jax.extend.core import subjaxprs
+except ImportError:  # older JAX (0.4.35, the oldest taken) has it in jax.core only
+    from jax.core import subjaxprs
 from jax.test_util import check_grads  # noqa: E402
 
 import s2nn_xp  # noqa: E402

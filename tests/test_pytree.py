@@ -49,6 +49,32 @@ def test_registered_whether_jax_is_imported_before_or_after(jax_first):
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.parametrize("subclass_first", [False, True])
+def test_registered_where_jax_has_not_imported_jax_export(subclass_first):
+    """JAX 0.4.35, the oldest the package takes, does not import jax.export
+    with jax: reading it as jax's attribute warned at every import and left
+    subclasses no pytrees (a single leaf, and jax.grad over one raised)."""
+    code = (
+        "import warnings\n"
+        "warnings.simplefilter('error')\n"
+        "import jax\n"
+        "del jax.export  # as import jax leaves it in JAX 0.4.35\n"
+        "import s2nn_xp\n"
+        "class Scaled(s2nn_xp.S2NN):\n"
+        "    def __init__(self, *args, gain, **kwargs):\n"
+        "        super().__init__(*args, **kwargs)\n"
+        "        self.gain = gain\n"
+        + ("Scaled(gain=1.0)\n" if subclass_first else "s2nn_xp.S2NN()\n")
+        + "scaled = Scaled(alpha=jax.numpy.ones(2), gain=jax.numpy.ones(2))\n"
+        "paths = jax.tree_util.tree_flatten_with_path(scaled)[0]\n"
+        "keys = [jax.tree_util.keystr(path) for path, _ in paths]\n"
+        "assert keys == ['.alpha', '.beta', '.gain'], keys\n"
+        "grad = jax.grad(lambda s: (s(jax.numpy.ones(2)) * s.gain).sum())(scaled)\n"
+        "assert grad.gain.tolist() == [1.0, 1.0], grad.gain\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_a_failing_registration_never_breaks_the_import_of_jax():
     code = (
         "import sys, warnings\n"
