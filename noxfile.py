@@ -26,6 +26,7 @@ nox.options.sessions = [
     "array_api_strict",
     "dask",
     "jax",
+    "jax_oldest",
     "torch",
     "clients",
     "cupy",
@@ -42,6 +43,8 @@ TORCH = os.environ.get("S2NN_XP_TORCH", "torch==2.13.0")
 TRITON = os.environ.get("S2NN_XP_TRITON", "triton==3.8.0")
 # The oldest NumPy that pyproject's dependencies allow.
 OLDEST_NUMPY = "numpy==1.26.4"
+# The oldest JAX that pyproject's jax extra allows, with its jaxlib.
+OLDEST_JAX = ("jax==0.4.35", "jaxlib==0.4.35")
 # Drives the system's Chromium; its own browser downloads are never used.
 PLAYWRIGHT = "playwright==1.65.2"
 # The framework-bound S2NNs that `s2nn-xp bench` times beside s2nn_xp, and
@@ -187,6 +190,18 @@ def dask(session: nox.Session) -> None:
 def jax(session: nox.Session) -> None:
     """JAX on the CPU: every transform, the adapter and its math."""
     session.install("-e", ".[test,jax]")
+    _pytest(session, "jax")
+
+
+@nox.session(name="jax_oldest")
+def jax_oldest(session: nox.Session) -> None:
+    """The JAX suite on the oldest JAX the package allows (pyproject's extra).
+
+    It has no batching or derivative rules for ``optimization_barrier`` and
+    does not import ``jax.export`` with ``jax``: this proves the adapter's
+    ways around them.
+    """
+    session.install("-e", ".[test]", *OLDEST_JAX)
     _pytest(session, "jax")
 
 

@@ -105,7 +105,8 @@ def _surrogate_jvp(
         # Computed once, not once per output: XLA would fuse the partials
         # into each consumer (the x term and each parameter's sum over the
         # broadcast axes), repeating exp and log1p in every one.
-        partials = jax.lax.optimization_barrier(partials)
+        if _barrier_transforms():
+            partials = jax.lax.optimization_barrier(partials)
         partial = dict(zip(("x", "alpha", "beta"), partials, strict=True))
         for name, dot in moving.items():
             terms.append(partial[name] * (dot if name == "x" else _spread(dot, x)))
@@ -115,6 +116,26 @@ def _surrogate_jvp(
 
 
 _surrogate.defjvp(_surrogate_jvp, symbolic_zeros=True)
+
+
+@functools.cache
+def _barrier_transforms() -> bool:
+    """Whether this JAX batches and differentiates ``optimization_barrier``.
+
+    Older JAX (0.4.35, the oldest the package takes) has no rules for it:
+    ``vmap`` and second derivatives of a call with moving parameters raised
+    NotImplementedError. There the partials go without the barrier (the same
+    values, computed again where XLA fuses them). Asked of JAX once, in a
+    trace of its own (the caller may be tracing).
+    """
+    probe = np.zeros(1, np.float32)
+    try:
+        jax.make_jaxpr(
+            lambda v: jax.jvp(jax.vmap(jax.lax.optimization_barrier), (v,), (v,))
+        )(probe)
+    except NotImplementedError:
+        return False
+    return True
 
 
 def _spread(tangent: jax.Array, x: jax.Array) -> jax.Array:
@@ -311,8 +332,9 @@ def _from_numpy(values: Any) -> jax.Array:
     """Host data as a JAX array; an ml_dtypes float XLA cannot hold, in float32.
 
     JAX names every ml_dtypes float, but XLA's CPU backend holds no float6
-    (an XLA error at transfer): those go through float32, which holds each
-    of their values, and stay float32, as in the PyTorch adapter.
+    (an XLA error at transfer), and older JAX (0.4.35) takes no float4 (a
+    TypeError): those go through float32, which holds each of their values,
+    and stay float32, as in the PyTorch adapter.
     """
     try:
         # Quietly, as for parameters: without x64 a float64 value beyond
@@ -320,7 +342,7 @@ def _from_numpy(values: Any) -> jax.Array:
         # warning or, under np.errstate(all="raise"), an error.
         with np.errstate(over="ignore", under="ignore"):
             return jnp.asarray(values)
-    except jax.errors.JaxRuntimeError:
+    except (jax.errors.JaxRuntimeError, TypeError):
         if ml_dtypes_kind(values.dtype) != "floating":
             raise
         return jnp.asarray(values.astype("float32"))
