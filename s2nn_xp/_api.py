@@ -799,8 +799,9 @@ class _Static:
     By value where it has concrete values (a float, an array), so that a
     copy (``copy.deepcopy``, a checkpoint read back, a ``jax.export``
     deserialised) has the same tree structure as the original, and equal
-    objects share one compiled function; a brainstate state, or anything
-    whose values cannot be read (a tracer), by identity.
+    objects share one compiled function; a brainstate state, anything whose
+    values cannot be read (a tracer), or a lazy array (a Dask array, whose
+    values a hash would compute, at every hash), by identity.
     """
 
     __slots__ = ("_key", "value")
@@ -829,7 +830,7 @@ class _Static:
             if isinstance(self.value, float):
                 self._key = self.value
             else:
-                values = None if _is_state(self.value) else _concrete(self.value)
+                values = None if _unread(self.value) else _concrete(self.value)
                 self._key = (
                     (None, id(self.value))
                     if values is None
@@ -839,6 +840,19 @@ class _Static:
 
     def __repr__(self) -> str:
         return repr(self.value)
+
+
+def _unread(value: Any) -> bool:
+    """Whether `value`, with values or not, is compared by identity.
+
+    A brainstate state, and a lazy array (array-api-compat's
+    ``is_lazy_array``: Dask's), whose values a hash would compute. JAX's
+    arrays count as lazy there too (they may be traced): a concrete one is
+    read, a tracer cannot be (:func:`_concrete`).
+    """
+    return _is_state(value) or (
+        not _compat.is_jax_array(value) and _compat.is_lazy_array(value)
+    )
 
 
 def _concrete(value: Any) -> Any:

@@ -36,6 +36,29 @@ def test_no_compute_while_building(name, fn):
     assert y.chunks == x.chunks
 
 
+def test_an_object_with_a_dask_epsilon_hashes_and_compares_without_compute():
+    """Its epsilon, compared by value, was computed at every hash and every
+    comparison with an object holding another array: by identity now, as a
+    tracer's."""
+    computed = []
+
+    class Counted(dask.callbacks.Callback):
+        def _start(self, dsk):
+            computed.append(dsk)
+
+    epsilon = da.full((1000,), 1e-8, chunks=100)
+    spike = s2nn_xp.S2NN(epsilon=epsilon)
+    with Counted():
+        assert hash(spike) == hash(s2nn_xp.S2NN(epsilon=epsilon))
+        assert spike == s2nn_xp.S2NN(epsilon=epsilon)
+        assert spike != s2nn_xp.S2NN(epsilon=da.full((1000,), 1e-8, chunks=100))
+        assert {spike: 1}[spike] == 1
+        y = spike(da.linspace(-3, 3, 1000, chunks=100))
+    assert not computed
+    want = s2nn_xp.forward(np.linspace(-3, 3, 1000))
+    np.testing.assert_array_equal(y.compute(), want)
+
+
 def test_chunks_agree_with_numpy():
     x_np = np.linspace(-5, 5, 2001)
     x = da.from_array(x_np, chunks=250)
