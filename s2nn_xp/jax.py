@@ -301,31 +301,49 @@ def _call(
     :func:`check_arguments` compares the devices of concrete arrays with
     ``x``'s before a call; a tracer of a transform outside ``jit`` (``grad``,
     ``jvp``, ``vmap``) shows none, and JAX's compiled function refuses the
-    arrays instead, naming that function's arguments and not the user's. The
-    arrays (by name) that may be elsewhere are those compared with ``x``
-    blind: tracers, or every array where ``x`` is one.
+    arrays instead, naming that function's arguments and not the user's.
+    ``arrays`` are the arrays it is given besides ``x``, by name; the error
+    names those of them that may be elsewhere (:func:`_may_be_elsewhere`),
+    and JAX's stands where none may be (a tangent of ``x`` elsewhere, a
+    context mesh of other devices).
     """
     try:
         return compiled(*args, **kwargs)
     except ValueError as error:
-        if _DEVICES_REFUSED not in str(error):
+        if _DEVICES_REFUSED not in str(error) or _CONTEXT_MESH in str(error):
             raise
-        x_traced = _compat.is_jax_tracer(x)
+        x_placed = _compat.committed_devices(x) is not None
         names = [
             name
             for name, value in arrays.items()
-            if isinstance(value, jax.Array)
-            and (x_traced or _compat.is_jax_tracer(value))
+            if _may_be_elsewhere(value, x_placed=x_placed)
         ]
         if not names:
             raise
         raise other_devices_error(names) from error
 
 
+def _may_be_elsewhere(value: Any, *, x_placed: bool) -> bool:
+    """Whether JAX may have refused ``value`` as on another device.
+
+    A tracer, whose device is not known here; or an array committed to a
+    device where ``x`` is not a concrete committed array (a tracer, or an
+    array that JAX moves): compared with a concrete committed ``x``, it was
+    checked already. Host data, numbers and uncommitted arrays JAX moves to
+    where they are needed: never.
+    """
+    if _compat.is_jax_tracer(value):
+        return True
+    return not x_placed and _compat.committed_devices(value) is not None
+
+
 # Words of JAX's error for a compiled function's arguments committed to
 # different devices (its "Received incompatible devices for jitted
 # computation").
 _DEVICES_REFUSED = "incompatible devices"
+# ... and of one about the devices of the caller's context mesh (set_mesh),
+# which no argument moved to x's device would satisfy.
+_CONTEXT_MESH = "context mesh"
 
 
 def _from_numpy(values: Any) -> jax.Array:
@@ -443,7 +461,7 @@ def vjp(
         return _call(
             _compiled_pullback,
             x,
-            {"cotangent": cotangent, **p},
+            {"cotangent": cotangent, "alpha": p["alpha"], "beta": p["beta"]},
             cotangent,
             x,
             p["alpha"],

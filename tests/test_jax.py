@@ -566,6 +566,7 @@ _COMMITTED_SCRIPT = textwrap.dedent(
     import json
     import jax
     import jax.numpy as jnp
+    import numpy as np
     import s2nn_xp
     import s2nn_xp.jax
 
@@ -595,9 +596,22 @@ _COMMITTED_SCRIPT = textwrap.dedent(
         "jvp in x": lambda: jax.jvp(
             lambda v: s2nn_xp.s2nn(v, alpha=elsewhere), (x,), (x,)
         ),
+        # host and uncommitted parameters JAX moves: never named
+        "grad in x, host beta": lambda: jax.grad(
+            lambda v: s2nn_xp.s2nn(v, alpha=elsewhere, beta=np.ones(4)).sum()
+        )(x),
+        "pullback under vmap": lambda: jax.vmap(
+            lambda v: s2nn_xp.vjp(v, epsilon=jnp.full(4, 1e-8))[1](elsewhere[0])
+        )(x[None]),
+    }
+    # no argument of the call elsewhere (a tangent of x): JAX's words stand
+    kept = {
+        "jvp, tangent elsewhere": lambda: jax.jvp(
+            lambda v: s2nn_xp.s2nn(v, alpha=jnp.full(4, 2.0)), (x,), (elsewhere,)
+        ),
     }
     errors = {}
-    for name, call in {**calls, **transformed}.items():
+    for name, call in {**calls, **transformed, **kept}.items():
         try:
             call()
         except ValueError as exc:
@@ -633,8 +647,12 @@ def test_arrays_committed_to_other_devices_are_named():
         "grad in cotangent": "cotangent",
         "vmap over alpha": "alpha",
         "jvp in x": "alpha",
+        "grad in x, host beta": "alpha",
+        "pullback under vmap": "cotangent",
     }
-    assert set(result["errors"]) == set(names) | set(transformed)
+    kept = "jvp, tangent elsewhere"
+    assert set(result["errors"]) == set(names) | set(transformed) | {kept}
+    assert "on another device than x" not in result["errors"][kept]
     first, second = result["names"]  # cpu:0, cpu:1 (older JAX: TFRT_CPU_0, ...)
     for call, name in names.items():
         assert result["errors"][call] == (
