@@ -105,21 +105,30 @@ def _numpy_copy(array: Any) -> np.ndarray:
     try:
         copy = np.asarray(array)
     except Exception as exc:
-        raise TypeError(_unreadable(array, f"it raised {exc!r}")) from exc
+        # Or computing a lazy array failed (a contributor adding cubed was
+        # sent to its record's as_numpy by a failure of cubed's own clip).
+        msg = (
+            f"NumPy could not read an array of type {_type_name(array)} (it "
+            f"raised {exc!r}): if NumPy cannot read the type, give the backend "
+            "record of its library an as_numpy that converts it; if the array "
+            "is lazy, that is the error of computing it"
+        )
+        raise TypeError(msg) from exc
     if copy.dtype == object and not isinstance(array, np.ndarray):
-        raise TypeError(_unreadable(array, "it made an object array"))
+        msg = (
+            f"NumPy cannot read an array of type {_type_name(array)} (it made an "
+            "object array): give the backend record of its library an as_numpy "
+            "that converts it"
+        )
+        raise TypeError(msg)
     return copy
 
 
-def _unreadable(array: Any, how: str) -> str:
+def _type_name(array: Any) -> str:
     # The type's module names the library (a new backend's contributor met
     # "type Array", which names none).
     kind = type(array)
-    return (
-        f"NumPy cannot read an array of type {kind.__module__}.{kind.__qualname__} "
-        f"({how}): give the backend record of its library an as_numpy that "
-        "converts it"
-    )
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _nothing_to_wait_for(result: Any) -> None:
@@ -225,7 +234,9 @@ class Backend:
         True by default, the safe side for a new CPU library (its lazy arrays,
         by array-api-compat's ``is_lazy_array``, are not read); False for
         libraries whose arrays live on a GPU, are traced, or are all lazy
-        (none could be read).
+        (none could be read), and for every lazy library array-api-compat
+        does not know (its ``is_lazy_array`` computes an element of those to
+        tell, and said cubed's were not lazy).
     places_arrays
         Whether the library itself moves arrays of different devices to
         where they meet (JAX's uncommitted arrays; those committed to
