@@ -852,13 +852,15 @@ BACKENDS: dict[str, Backend] = _registry(
 def not_installed(failure: BaseException | None, module: str) -> bool:
     """Whether ``failure``, importing ``module``, says its library is absent.
 
-    Only a ModuleNotFoundError naming ``module`` or a package it is in does:
-    any other ImportError (a dependency missing, as jax's without jaxlib; a
-    compiled part that does not load) comes from an install that is there
-    but broken, which is reported, never hidden as absent.
+    Only a ModuleNotFoundError naming the top-level package of ``module``
+    does: any other ImportError (a dependency missing, as jax's without
+    jaxlib; a part of the library missing, as an older layout without the
+    module named; a compiled part that does not load) comes from an install
+    that is there but broken or of another version, which is reported,
+    never hidden as absent.
     """
     missing = failure.name if isinstance(failure, ModuleNotFoundError) else None
-    return missing is not None and f"{module}.".startswith(f"{missing}.")
+    return missing is not None and missing == module.partition(".")[0]
 
 
 def get(name: str) -> Backend:

@@ -520,7 +520,7 @@ def load_anchor(name: str) -> ModuleType | None:
             return importlib.import_module(module)
         except Exception as exc:  # an anchor never costs us our own figures
             if not not_installed(exc, module):  # broken: said, never hidden
-                _note(f"{name} failed to load ({_why(exc)}); skipped")
+                _note_once(f"{name} failed to load ({_why(exc)}); skipped")
             return None
 
 
@@ -539,7 +539,7 @@ def _anchor_cases(
             with _configuration_kept():
                 spike = module.S2NN()
         except Exception as exc:  # an anchor never costs us our own figures
-            _note(f"{name} failed ({_why(exc)}); not compared")
+            _note_once(f"{name} failed ({_why(exc)}); not compared")
             continue
         if backend.name == "torch" and op == "forward+backward":
             anchors[name] = functools.partial(torch_round_trip, spike, x, cotangent)
@@ -690,6 +690,7 @@ def bench_records(
     place of its op's figures; the other runs go on.
     """
     plan = [(b, s, d) for b in backends for s in sizes for d in dtypes if d in b.dtypes]
+    _NOTES_SAID.clear()
     rng = np.random.default_rng(0)
     records: list[Record] = []
     for step, (backend, size, dtype) in enumerate(plan, start=1):
@@ -1009,6 +1010,21 @@ def _broken(failure: Exception) -> str:
 
 def _note(message: str) -> None:
     _progress(f"note: {message}")
+
+
+def _note_once(message: str) -> None:
+    """A note said once a bench run.
+
+    An anchor's: it is loaded and built again for every size and operation,
+    and said its failure each time.
+    """
+    if message not in _NOTES_SAID:
+        _NOTES_SAID.add(message)
+        _note(message)
+
+
+# The notes of :func:`_note_once` this bench run has said.
+_NOTES_SAID: set[str] = set()
 
 
 def _error(message: str, command: str) -> None:

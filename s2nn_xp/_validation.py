@@ -916,26 +916,13 @@ def check_namespace(xp: Any, x: Any) -> ModuleType:
     if not _compat.is_array_api_obj(x):
         return xp
     own = _compat.array_namespace(x)
-    if not _same_library(own, xp):
+    if _library(own) != _library(xp):
         msg = (
             f"xp={_library(xp)} does not match the library of x, {describe(x)}; "
             "leave xp out to use x's own"
         )
         raise TypeError(msg)
     return xp
-
-
-def _same_library(one: ModuleType, other: ModuleType) -> bool:
-    """Whether two namespace modules are of one library.
-
-    By the registry's records where either is known (a library may have
-    several namespace modules, as cubed has ``cubed`` and
-    ``cubed.array_api``), else by their modules' names.
-    """
-    mine, theirs = _backends.of_namespace(one), _backends.of_namespace(other)
-    if mine is not None or theirs is not None:
-        return mine is theirs
-    return _library(one) == _library(other)
 
 
 def host_input(x: Any, library: str, *, promote_integers: bool = False) -> Any:
