@@ -95,11 +95,17 @@ def device(x: Any) -> Any:
 def placement(x: Any) -> Any:
     """The device to make arrays for ``x`` on: ``x``'s own, or None.
 
-    None (the library's default placement) for an array spread over several
-    devices, a sharded JAX array: its "device" is its sharding, made for its
-    own rank, and an array of another shape committed to it fails; an
-    uncommitted array meets the sharded one wherever JAX moves it.
+    None (the library's default placement) for an uncommitted JAX ``x``,
+    and for an array spread over several devices, a sharded JAX array: its
+    "device" is its sharding, made for its own rank, and an array of another
+    shape committed to it fails; an uncommitted array meets the sharded one
+    wherever JAX moves it.
     """
+    if is_jax_array(x) and not is_jax_tracer(x) and committed_devices(x) is None:
+        # An uncommitted x: JAX moves it where it meets others, and an array
+        # made with a device is committed there, which a parameter
+        # committed elsewhere then meets as a refusal.
+        return None
     where = device(x)
     devices = getattr(where, "device_set", None)  # a JAX Sharding
     return None if devices is not None and len(devices) > 1 else where

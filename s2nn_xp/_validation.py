@@ -369,19 +369,26 @@ def check_same_device(name: str, here: Any, there: Any) -> None:
         raise ValueError(msg)
 
 
-def other_devices_error(names: Sequence[str]) -> ValueError:
+def other_devices_error(names: Sequence[str], *, traced: bool) -> ValueError:
     """The error for arrays that the library underneath found on other devices.
 
-    For arrays whose devices cannot be read here (a JAX tracer of an eager
-    transform carries none), refused by the library underneath in words
-    naming its own function's arguments: ``names`` are the arrays that may be
-    the ones elsewhere.
+    Refused by the library underneath (JAX) in words naming its own
+    function's arguments, where the devices were not compared before the
+    call: ``names`` are the arrays that may be the ones elsewhere. Under a
+    transform (``traced``) their devices cannot be read, and a tangent that
+    the transform carries with them, or with ``x``, may be the one instead.
     """
     which = " or ".join(names)
+    if traced:
+        return ValueError(
+            f"{which} is on another device than x, or a tangent of x or of "
+            f"{which} is; move it to x's (JAX refused the call's arrays as on "
+            "incompatible devices; under a transform their devices cannot be "
+            "read)"
+        )
     return ValueError(
-        f"{which} is on another device than x; move {which} to x's (its device "
-        "could not be read under the transform; JAX refused the arrays as on "
-        "incompatible devices)"
+        f"{which} is on another device than x; move {which} to x's (JAX "
+        "refused the call's arrays as on incompatible devices)"
     )
 
 

@@ -320,7 +320,10 @@ def _call(
         ]
         if not names:
             raise
-        raise other_devices_error(names) from error
+        traced = _compat.is_jax_tracer(x) or any(
+            _compat.is_jax_tracer(value) for value in arrays.values()
+        )
+        raise other_devices_error(names, traced=traced) from error
 
 
 def _may_be_elsewhere(value: Any, *, x_placed: bool) -> bool:

@@ -604,6 +604,13 @@ _COMMITTED_SCRIPT = textwrap.dedent(
             lambda v: s2nn_xp.vjp(v, epsilon=jnp.full(4, 1e-8))[1](elsewhere[0])
         )(x[None]),
     }
+    # an uncommitted x: JAX moves it, and host data made for it (which was
+    # committed to x's device, and refused beside beta elsewhere)
+    loose = jnp.linspace(-1.0, 1.0, 4)
+    host_beside = s2nn_xp.jax.s2nn(loose, alpha=np.full(4, 2.0), beta=elsewhere)
+    transformed["two committed, x not"] = lambda: s2nn_xp.jax.s2nn(
+        loose, alpha=jax.device_put(jnp.full(4, 2.0), first), beta=elsewhere
+    )
     # no argument of the call elsewhere (a tangent of x): JAX's words stand
     kept = {
         "jvp, tangent elsewhere": lambda: jax.jvp(
@@ -622,6 +629,7 @@ _COMMITTED_SCRIPT = textwrap.dedent(
     print(json.dumps({
         "errors": errors,
         "names": [str(first), str(second)],
+        "host_beside": np.asarray(host_beside).tolist(),
         "placed": [str(d) for d in placed.devices()],
         "traced": len(traced.devices()),
     }))
@@ -649,6 +657,7 @@ def test_arrays_committed_to_other_devices_are_named():
         "jvp in x": "alpha",
         "grad in x, host beta": "alpha",
         "pullback under vmap": "cotangent",
+        "two committed, x not": "alpha or beta",
     }
     kept = "jvp, tangent elsewhere"
     assert set(result["errors"]) == set(names) | set(transformed) | {kept}
@@ -660,9 +669,14 @@ def test_arrays_committed_to_other_devices_are_named():
         )
     # not JAX's words, which name its compiled function's arguments
     for call, name in transformed.items():
-        assert result["errors"][call].startswith(
-            f"{name} is on another device than x; move {name} to x's ("
-        ), (call, result["errors"][call])
+        want = (
+            f"{name} is on another device than x; move {name} to x's (JAX"
+            if call == "two committed, x not"  # nothing traced: no tangent
+            else f"{name} is on another device than x, or a tangent of x or of "
+            f"{name} is; move it to x's ("
+        )
+        assert result["errors"][call].startswith(want), (call, result["errors"][call])
+    assert result["host_beside"] == [0.0, 0.0, 1.0, 1.0]
     assert result["placed"] == [first]
     assert result["traced"] == 1
 
