@@ -41,8 +41,9 @@ nox.options.error_on_missing_interpreters = True
 TORCH = os.environ.get("S2NN_XP_TORCH", "torch==2.13.0")
 # Triton for its interpreter (TRITON_INTERPRET=1): the CUDA kernels' tests.
 TRITON = os.environ.get("S2NN_XP_TRITON", "triton==3.8.0")
-# The oldest NumPy that pyproject's dependencies allow.
+# The oldest NumPy and array-api-compat that pyproject's dependencies allow.
 OLDEST_NUMPY = "numpy==1.26.4"
+OLDEST_COMPAT = "array-api-compat==1.11"
 # The oldest JAX that pyproject's jax extra allows, with its jaxlib.
 OLDEST_JAX = ("jax==0.4.35", "jaxlib==0.4.35")
 # Drives the system's Chromium; its own browser downloads are never used.
@@ -149,12 +150,13 @@ def numpy(session: nox.Session) -> None:
 
 @nox.session(name="numpy_oldest")
 def numpy_oldest(session: nox.Session) -> None:
-    """The NumPy suite on the oldest NumPy the package allows (pyproject).
+    """The NumPy suite on the oldest NumPy and array-api-compat allowed.
 
     The NumPy block path's kernels call NumPy's ufuncs directly, where
-    ``_math`` goes through array-api-compat; this proves them on 1.x too.
+    ``_math`` goes through array-api-compat; this proves them on 1.x too,
+    and the package on the oldest array-api-compat (pyproject's bounds).
     """
-    session.install("-e", ".[test]", OLDEST_NUMPY)
+    session.install("-e", ".[test]", OLDEST_NUMPY, OLDEST_COMPAT)
     _pytest(session, "numpy", f"--ignore={CUPY_EMULATION}")
 
 

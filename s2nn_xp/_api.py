@@ -277,7 +277,9 @@ def _evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
         kernel = getattr(_numpy_kernels, name)
         out = np.empty(p.x.shape, dtype=p.dtype)
         flat_out = out.reshape(-1)
-        flat_inputs = [a.reshape(-1) for a in inputs]
+        # np.asarray: a subclass may reshape otherwise (np.matrix stays 2-d,
+        # where an older array-api-compat, 1.11, leaves it one)
+        flat_inputs = [np.asarray(a).reshape(-1) for a in inputs]
         make = functools.partial(_numpy_kernels.workspace, dtype=p.x.dtype)
         elements = min(block, p.x.size)
         with _KEPT.lend(p.x.dtype, elements, make) as scratch:
