@@ -924,9 +924,12 @@ def check_namespace(xp: Any, x: Any) -> ModuleType:
         return xp
     own = _compat.array_namespace(x)
     if _library(own) != _library(xp):
+        # The namespace's name as well as the type's: marray's array types
+        # are local classes (masked_namespace.<locals>.MArray), whichever
+        # library is under them.
         msg = (
-            f"xp={_library(xp)} does not match the library of x, {describe(x)}; "
-            "leave xp out to use x's own"
+            f"xp={_library(xp)} does not match the library of x, {_library(own)} "
+            f"(x is a {describe(x)}); leave xp out to use x's own"
         )
         raise TypeError(msg)
     return xp
