@@ -898,10 +898,24 @@ def _checked_parameter(name: str, value: Any) -> Any:
         return value if _is_state(value) else checked
     if _compat.is_array_api_obj(checked):
         check_real_dtype(name, _compat.array_namespace(checked), checked.dtype)
-    if name == "epsilon" and _compat.is_numpy_array(checked):
-        # A read-only copy: epsilon is static where JAX compiles the object
-        # (its values are in the compiled code, found again by value), so a
-        # change to the caller's array must not reach it unseen.
-        checked = checked.copy()
-        checked.setflags(write=False)
+    if name == "epsilon" and _mutable_array(checked):
+        # A copy (read-only for NumPy): epsilon is static where JAX compiles
+        # the object (its values are in the compiled code, found again by
+        # value) and the object is hashed by it, so a change to the caller's
+        # array must not reach it unseen (a tensor's did: its hash changed).
+        if _compat.is_torch_array(checked):
+            checked = checked.detach()
+        checked = _compat.array_namespace(checked).asarray(checked, copy=True)
+        if _compat.is_numpy_array(checked):
+            checked.setflags(write=False)
     return value if _is_state(value) else checked
+
+
+def _mutable_array(value: Any) -> bool:
+    """Whether ``value`` is an array whose values its owner may change in place.
+
+    JAX's and Dask's arrays cannot be changed.
+    """
+    return _compat.is_array_api_obj(value) and not (
+        _compat.is_jax_array(value) or _compat.is_dask_array(value)
+    )

@@ -1292,8 +1292,9 @@ class S2NN(nn.Module):
     Raises
     ------
     ValueError
-        A parameter out of its range (tensor values are checked here too), or
-        `spiking` and `origin` that contradict each other.
+        A parameter out of its range (tensor values are checked here too,
+        but for values batched by ``torch.func.vmap``, which cannot be read
+        there), or `spiking` and `origin` that contradict each other.
     TypeError
         A parameter that is no real number or array, or a non-bool flag.
 
@@ -1871,6 +1872,12 @@ def _set_by_fsdp() -> bool:
     new parameter (FSDP1 then refused the module) and a ``DTensor``'s
     values read (which it cannot give).
     """
+    if torch.compiler.is_compiling():
+        # Dynamo cannot trace sys._getframe (under fullgraph every assignment
+        # failed, a model's alpha in its forward, a module built there), and
+        # FSDP's hooks that assign run outside compiled code (Dynamo skips
+        # them by default).
+        return False
     # __setattr__'s caller (setattr() itself has no frame), past the
     # __setattr__ of a subclass that calls this one; no further: FSDP calls
     # users' own code (a param_init_fn, a forward method, reset_parameters),

@@ -251,6 +251,41 @@ def test_surrogate_fun_and_grad_take_what_the_module_takes(make_x, learnable):
         torch.testing.assert_close(d_alpha, want, equal_nan=True)
 
 
+def test_assigned_and_built_inside_fullgraph_compiled_code():
+    """The check for FSDP's assignments read the caller's frame, which Dynamo
+    cannot trace: every assignment under fullgraph failed (a model setting
+    its spike's alpha in forward, as SpikeDHS-style models do; a module built
+    in the compiled function), and strict torch.export of such a model."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.spike = S2NN()
+
+        def forward(self, x):
+            self.spike.alpha = 2.0
+            return self.spike(x)
+
+    torch._dynamo.reset()
+    try:
+        for function in (Net(), lambda v: S2NN(alpha=2.0)(v)):
+            x = torch.linspace(-2.0, 2.0, 9, requires_grad=True)
+            compiled = torch.compile(function, fullgraph=True, backend="aot_eager")
+            (got,) = torch.autograd.grad(compiled(x).sum(), x)
+            (want,) = torch.autograd.grad(s2nn(x, 2.0).sum(), x)
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+        class Build(nn.Module):
+            def forward(self, v):
+                return S2NN(alpha=2.0)(v)
+
+        x = torch.linspace(-2.0, 2.0, 9)
+        exported = torch.export.export(Build(), (x,), strict=True)
+        torch.testing.assert_close(exported.module()(x), s2nn(x))
+    finally:
+        torch._dynamo.reset()
+
+
 @pytest.mark.parametrize("origin", [False, True], ids=["spike", "origin"])
 @pytest.mark.parametrize("learnable", [False, True])
 def test_jit_trace_of_a_model_prints_no_tracer_warning(learnable, origin):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import s2nn_xp
-from tests._support import backend_name
+from tests._support import backend_name, to_numpy
 
 BAD_VALUES = [
     ("alpha", 0.0),
@@ -152,3 +152,18 @@ def test_a_subclass_keeps_its_own_state_through_pickle_and_copy(protocol):
         copy.deepcopy(spike),
     ):
         assert (type(copied), copied.tag, copied.alpha) == (_Subclass, "mine", 2.0)
+
+
+def test_an_array_epsilon_is_the_objects_own_copy(xp):
+    """The caller's tensor was kept: changed in place, it changed the object's
+    values and its hash (a set lost the object); a NumPy array was copied."""
+    if backend_name(xp) in ("jax", "dask"):
+        pytest.skip("its arrays cannot be changed in place")
+    epsilon = xp.asarray(np.array([1e-8, 1e-8]))
+    spike = s2nn_xp.S2NN(epsilon=epsilon)
+    seen = {spike}
+    want = to_numpy(spike.surrogate_fun(xp.asarray(np.array([0.0, 1.0]))))
+    epsilon[...] = 0.5
+    assert spike in seen
+    got = spike.surrogate_fun(xp.asarray(np.array([0.0, 1.0])))
+    np.testing.assert_array_equal(to_numpy(got), want)
