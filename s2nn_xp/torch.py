@@ -1480,8 +1480,24 @@ class S2NN(nn.Module):
             # No reference of ours to the parameter while it is replaced:
             # torch.utils.swap_tensors (swap_module_params_on_conversion)
             # refuses a tensor referred to from elsewhere.
-            del now, stored
+            del now
+            saved = stored.detach().clone()
+            del stored
             super().__setattr__(name, replacement)
+            try:
+                # What right_inverse stored, as the parametrization gives it
+                # back, is checked as load_state_dict checks it (a value it
+                # cannot invert, as one below a floor it adds, became NaN).
+                _checked(name, getattr(self, name), copy=False)
+            except (TypeError, ValueError) as exc:
+                with torch.no_grad():
+                    self.parametrizations[name].original.copy_(saved)
+                msg = (
+                    f"{name} assigned through its parametrization comes back "
+                    f"from it (right_inverse, then forward) refused: {exc}; "
+                    f"{name} is left as it was"
+                )
+                raise type(exc)(msg) from exc
         elif self._is_a_wrappers(name, value):
             # As nn.Module stores it: the wrapper's, unchecked (its values
             # follow the wrapper's parameters, as an optimizer's steps do).
