@@ -1480,9 +1480,13 @@ class S2NN(nn.Module):
             # No reference of ours to the parameter while it is replaced:
             # torch.utils.swap_tensors (swap_module_params_on_conversion)
             # refuses a tensor referred to from elsewhere.
-            del now
-            saved = stored.detach().clone()
-            del stored
+            del now, stored
+            # Its tensors as they are (original, or original0, original1, ...
+            # where right_inverse gives several), to put back if refused.
+            saved = {
+                key: tensor.detach().clone()
+                for key, tensor in _originals(self.parametrizations[name])
+            }
             super().__setattr__(name, replacement)
             try:
                 # What right_inverse stored, as the parametrization gives it
@@ -1491,7 +1495,8 @@ class S2NN(nn.Module):
                 _checked(name, getattr(self, name), copy=False)
             except (TypeError, ValueError) as exc:
                 with torch.no_grad():
-                    self.parametrizations[name].original.copy_(saved)
+                    for key, tensor in _originals(self.parametrizations[name]):
+                        tensor.copy_(saved[key])
                 msg = (
                     f"{name} assigned through its parametrization comes back "
                     f"from it (right_inverse, then forward) refused: {exc}; "
@@ -1874,6 +1879,15 @@ _HOOK_WRAPPERS = (
     ("torch.nn.utils.spectral_norm", "SpectralNorm", "name"),
     ("torch.nn.utils.weight_norm", "WeightNorm", "name"),
 )
+
+
+def _originals(parametrizations: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """The tensors a parametrization computes from, by name (``original*``)."""
+    own = [
+        *parametrizations.named_parameters(recurse=False),
+        *parametrizations.named_buffers(recurse=False),
+    ]
+    return [(key, tensor) for key, tensor in own if key.startswith("original")]
 
 
 def _set_by_fsdp() -> bool:

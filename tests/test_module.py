@@ -482,23 +482,34 @@ def test_assignment_through_a_parametrization_is_checked():
             module.alpha = torch.tensor(bad)
 
 
-def test_a_value_its_parametrization_cannot_invert_is_refused_and_undone():
+class _Positive(nn.Module):  # the integrations page's
+    floor = 1e-3
+
+    def forward(self, raw):
+        return nn.functional.softplus(raw) + self.floor
+
+    def right_inverse(self, value):
+        above = value - self.floor
+        return above + torch.log(-torch.expm1(-above))
+
+
+class _Split(nn.Module):  # two tensors (original0, original1); NaN below 1e-3
+    def forward(self, scale, raw):
+        return scale * raw
+
+    def right_inverse(self, value):
+        return torch.where(value < 1e-3, torch.nan, 1.0), value
+
+
+@pytest.mark.parametrize("parametrization", [_Positive, _Split])
+def test_a_value_its_parametrization_cannot_invert_is_refused_and_undone(
+    parametrization,
+):
     """The value assigned passed the check, and what right_inverse stored came
     back NaN (below the floor of the integrations page's Positive): stored,
     unchecked, and the module computed with NaN."""
-
-    class Positive(nn.Module):
-        floor = 1e-3
-
-        def forward(self, raw):
-            return nn.functional.softplus(raw) + self.floor
-
-        def right_inverse(self, value):
-            above = value - self.floor
-            return above + torch.log(-torch.expm1(-above))
-
     module = S2NN(alpha=[4.0, 4.0], learnable=True)
-    nn.utils.parametrize.register_parametrization(module, "alpha", Positive())
+    nn.utils.parametrize.register_parametrization(module, "alpha", parametrization())
     with pytest.raises(ValueError, match=r"^alpha assigned through its param.*> 0"):
         module.alpha = 0.0005
     torch.testing.assert_close(module.alpha.detach(), torch.full((2,), 4.0))
