@@ -107,28 +107,24 @@ def _numpy_copy(array: Any) -> np.ndarray:
     except Exception as exc:
         # Or computing a lazy array failed (a contributor adding cubed was
         # sent to its record's as_numpy by a failure of cubed's own clip).
-        msg = (
-            f"NumPy could not read an array of type {_type_name(array)} (it "
-            f"raised {exc!r}): if NumPy cannot read the type, give the backend "
-            "record of its library an as_numpy that converts it; if the array "
-            "is lazy, that is the error of computing it"
-        )
-        raise TypeError(msg) from exc
+        msg = _unreadable(array, "could not", f"it raised {exc!r}")
+        raise TypeError(
+            f"{msg}; if the array is lazy, that is the error of computing it"
+        ) from exc
     if copy.dtype == object and not isinstance(array, np.ndarray):
-        msg = (
-            f"NumPy cannot read an array of type {_type_name(array)} (it made an "
-            "object array): give the backend record of its library an as_numpy "
-            "that converts it"
-        )
-        raise TypeError(msg)
+        raise TypeError(_unreadable(array, "cannot", "it made an object array"))
     return copy
 
 
-def _type_name(array: Any) -> str:
+def _unreadable(array: Any, could: str, how: str) -> str:
     # The type's module names the library (a new backend's contributor met
     # "type Array", which names none).
     kind = type(array)
-    return f"{kind.__module__}.{kind.__qualname__}"
+    return (
+        f"NumPy {could} read an array of type {kind.__module__}.{kind.__qualname__} "
+        f"({how}): give the backend record of its library an as_numpy that "
+        "converts it"
+    )
 
 
 def _nothing_to_wait_for(result: Any) -> None:
