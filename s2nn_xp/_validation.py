@@ -610,15 +610,14 @@ def validate_parameter(name: str, value: Any) -> Any:
         return values if _is_numpy(value) else value
     if _may_be_array(value) and _compat.is_array_api_obj(value):
         if not _has_array_attributes(value):
-            raise _not_an_array(name, value, "a real number or an array")
+            raise _not_an_array(name, value)
         return value
     unwrapped = _compat.stood_for(value, name)  # a wrapper of a JAX array
     if unwrapped is not value:
         return unwrapped
     if _reads_as_array(value):  # host data as x takes it (NumPy reads it)
         return host_values(name, value)
-    msg = f"{name} must be a real number or an array, not {describe(value)}"
-    raise TypeError(msg)
+    raise wrong_type(name, value)
 
 
 def _reads_as_array(value: Any) -> bool:
@@ -690,28 +689,24 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
     """
     if _compat.is_array_api_obj(x):
         if not _has_array_attributes(x):
-            raise _not_an_array("x", x, "an array or a real number")
+            raise _not_an_array("x", x)
         return x
     unwrapped = _compat.stood_for(x)
     if unwrapped is not x:
         return unwrapped
     if x is None or isinstance(x, (*_TEXT, dict, set)):
-        raise _no_input(x)
-    host = _host_array("x", _python_number("x", x), None if xp is None else xp.asarray)
-    if (
-        getattr(getattr(host, "dtype", None), "kind", None) == "O"
-        and getattr(host, "ndim", None) == 0
-        and not isinstance(x, numbers.Number)
-    ):
-        # NumPy wraps an object it cannot read (one with __dlpack__ alone,
-        # or __index__) as itself: it is no array, not an array of objects
-        raise _no_input(x)
-    return host
+        raise wrong_type("x", x)
+    return _host_array("x", _python_number("x", x), None if xp is None else xp.asarray)
 
 
-def _no_input(x: Any) -> TypeError:
-    """The error for an ``x`` that is no array, number or list of numbers."""
-    return TypeError(f"x must be an array or a real number, not {describe(x)}")
+def wrong_type(name: str, value: Any) -> TypeError:
+    """The error for a value of ``name`` that is no array, number or list."""
+    return TypeError(f"{name} must be {_accepted(name)}, not {describe(value)}")
+
+
+def _accepted(name: str) -> str:
+    """What ``name`` takes, in the words of its errors (``x`` is the array)."""
+    return "an array or a real number" if name == "x" else "a real number or an array"
 
 
 def _has_array_attributes(value: Any) -> bool:
@@ -719,10 +714,10 @@ def _has_array_attributes(value: Any) -> bool:
     return hasattr(value, "dtype") and hasattr(value, "shape")
 
 
-def _not_an_array(name: str, value: Any, accepted: str) -> TypeError:
+def _not_an_array(name: str, value: Any) -> TypeError:
     """The error for an object that names a namespace but is no array."""
     msg = (
-        f"{name} must be {accepted}, not {describe(value)}, which has "
+        f"{name} must be {_accepted(name)}, not {describe(value)}, which has "
         "__array_namespace__ but no dtype or shape"
     )
     return TypeError(msg)
@@ -799,10 +794,26 @@ def _host_array(
         host = _read(name, np.asarray, values)
         if host.dtype == object:  # Python ints beyond int64, Fractions
             host = _real_numbers(name, host, np)
-            values = host if host.dtype != object else values
-        if asarray is None:
-            return host
-    return _read(name, np.asarray if asarray is None else asarray, values)
+            if host.dtype == object:
+                raise _holding(name, host)
+            values = host
+    else:
+        host = _read(name, np.asarray, values)
+        if host.dtype == object and not isinstance(values, np.ndarray):
+            # NumPy keeps an object it cannot read as itself (one with
+            # __dlpack__ alone), or reads one with a length as a sequence of
+            # objects (a JAX sparse array): no array, not one of objects
+            raise wrong_type(name, values)
+    if asarray is None:
+        return host
+    return _read(name, asarray, values)
+
+
+def _holding(name: str, host: Any) -> TypeError:
+    """The error for a list holding something other than real numbers."""
+    odd = [v for v in host.reshape(-1).tolist() if not _is_real_value(v)]
+    held = "no numbers" if not odd else "None" if odd[0] is None else describe(odd[0])
+    return TypeError(f"{name} is a list holding {held}; give real numbers")
 
 
 def _read(name: str, asarray: Callable[[Any], Any], values: Any) -> Any:
@@ -830,15 +841,20 @@ _TEXT = (str, bytes, bytearray, memoryview)
 def _real_numbers(name: str, array: Any, np: ModuleType) -> Any:
     """An object array of Python real numbers as float64; others unchanged."""
     flat = array.reshape(-1).tolist()
-    if not flat or not all(
-        isinstance(v, numbers.Real)
-        # NumPy calls timedelta64 Integral: a count of its units, no number
-        and not isinstance(v, (bool, np.timedelta64, np.datetime64))
-        for v in flat
-    ):
-        return array  # refused by the dtype check, naming its dtype
+    if not flat or not all(_is_real_value(v) for v in flat):
+        return array  # refused by the caller, naming what it holds
     floats = [_python_number(name, v) for v in flat]
     return np.asarray(floats, dtype=np.float64).reshape(array.shape)
+
+
+def _is_real_value(value: Any) -> bool:
+    """Whether a list's element is a real number (not a bool, time or text)."""
+    import numpy as np
+
+    # NumPy calls timedelta64 Integral: a count of its units, no number
+    return isinstance(value, numbers.Real) and not isinstance(
+        value, (bool, np.timedelta64, np.datetime64)
+    )
 
 
 def _list_contents(
@@ -1182,7 +1198,7 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     if not _compat.is_array_api_obj(cotangent):  # a wrapper of a JAX array?
         cotangent = _compat.stood_for(cotangent, "cotangent")
     elif not _has_array_attributes(cotangent):
-        raise _not_an_array("cotangent", cotangent, "a real number or an array")
+        raise _not_an_array("cotangent", cotangent)
     if _is_bool(cotangent) or not (
         isinstance(cotangent, numbers.Real)
         or _is_sequence(cotangent)
@@ -1190,8 +1206,7 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
         or _is_numpy(cotangent)  # subclasses too (np.matrix), as for x
         or _reads_as_array(cotangent)
     ):
-        msg = f"cotangent must be a real number or an array, not {describe(cotangent)}"
-        raise TypeError(msg)
+        raise wrong_type("cotangent", cotangent)
     numpy = sys.modules.get("numpy")
     if numpy is not None and isinstance(cotangent, numpy.ma.MaskedArray):
         if not _compat.is_numpy_namespace(xp):

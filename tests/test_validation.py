@@ -1261,3 +1261,42 @@ def test_x_that_numpy_reads_as_an_object_is_no_array(kind):
     """It said "x must have a real numeric dtype, not object": x is no array."""
     with pytest.raises(TypeError, match=r"^x must be an array or a real number, not"):
         s2nn_xp.gradient(kind())
+
+
+class _LengthOnly:
+    """Read by NumPy as a sequence of objects, as a JAX sparse array is."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        if index < 2:
+            return object()
+        raise IndexError(index)
+
+
+@pytest.mark.parametrize("name", ["x", "alpha", "cotangent"])
+def test_what_numpy_reads_as_objects_is_refused_naming_its_type(xp, name):
+    """x said "must have a real numeric dtype, not object" for an object
+    NumPy reads as a sequence of objects (a JAX BCOO of float32), and every
+    argument said so for a list holding None."""
+    x = _on(xp, [-0.5, 0.5], "float32")
+    accepted = (
+        "an array or a real number" if name == "x" else "a real number or an array"
+    )
+
+    def call(value):
+        if name == "x":
+            return s2nn_xp.gradient(value, xp=xp)
+        if name == "alpha":
+            return s2nn_xp.gradient(x, alpha=value)
+        return s2nn_xp.vjp(x)[1](value)
+
+    with pytest.raises(
+        TypeError, match=rf"^{name} must be {accepted}, not .*_LengthOnly"
+    ):
+        call(_LengthOnly())
+    with pytest.raises(TypeError, match=rf"^{name} is a list holding None; give real"):
+        call([None, 1.0])
+    with pytest.raises(TypeError, match=rf"^{name} is a list holding builtins.object"):
+        call([[1.0], [object()]])
