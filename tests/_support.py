@@ -183,23 +183,27 @@ def ref_forward(x: float) -> float:
     return 1.0 if x >= 0 else 0.0
 
 
-def ref_origin(x: float, alpha=4.0, beta=1.0, epsilon=1e-8) -> float:
-    if math.isnan(x):
-        return math.nan
+def _rounded(exact):
+    """A reference rounded to float64 from the unrounded ``exact``; NaN for NaN."""
+
+    def reference_value(x: float, *params, **named) -> float:
+        if math.isnan(x):
+            return math.nan  # mpmath's NaN converts with the sign bit set
+        return float(exact(x, *params, **named))
+
+    reference_value.__doc__ = exact.__doc__
+    return reference_value
+
+
+def exact_origin(x: float, alpha=4.0, beta=1.0, epsilon=1e-8) -> mpmath.mpf:
+    """The origin function, unrounded (to mpmath's working precision)."""
     if x < 0:
-        return float(_mp_sigmoid(mpmath.mpf(alpha) * mpmath.mpf(x)))
+        return _mp_sigmoid(mpmath.mpf(alpha) * mpmath.mpf(x))
     if math.isinf(x):
-        return math.inf
-    return float(
-        mpmath.mpf(beta) * mpmath.log1p(mpmath.mpf(x) + mpmath.mpf(epsilon))
-        + mpmath.mpf(0.5)
-    )
-
-
-def ref_gradient(x: float, alpha=4.0, beta=1.0) -> float:
-    if math.isnan(x):
-        return math.nan  # mpmath's NaN converts with the sign bit set
-    return float(exact_gradient(x, alpha, beta))
+        return mpmath.inf
+    return mpmath.mpf(beta) * mpmath.log1p(
+        mpmath.mpf(x) + mpmath.mpf(epsilon)
+    ) + mpmath.mpf(0.5)
 
 
 def exact_gradient(x: float, alpha=4.0, beta=1.0) -> mpmath.mpf:
@@ -214,55 +218,65 @@ def exact_gradient(x: float, alpha=4.0, beta=1.0) -> mpmath.mpf:
     return mpmath.mpf(beta) / (mpmath.mpf(x) + 1)
 
 
-def ref_dgradient_dx(x: float, alpha=4.0, beta=1.0) -> float:
+def exact_dgradient_dx(x: float, alpha=4.0, beta=1.0) -> mpmath.mpf:
     """Definition page: alpha^2 s (1-s)(1-2s) for x < 0, -beta/(x+1)^2 for x >= 0."""
-    if math.isnan(x):
-        return math.nan
     if math.isinf(x):
-        return 0.0
+        return mpmath.mpf(0)
     if x < 0:
         s = _mp_sigmoid(mpmath.mpf(alpha) * mpmath.mpf(x))
-        return float(mpmath.mpf(alpha) ** 2 * s * (1 - s) * (1 - 2 * s))
-    return float(-mpmath.mpf(beta) / (mpmath.mpf(x) + 1) ** 2)
+        return mpmath.mpf(alpha) ** 2 * s * (1 - s) * (1 - 2 * s)
+    return -mpmath.mpf(beta) / (mpmath.mpf(x) + 1) ** 2
 
 
-def ref_dorigin_dalpha(x: float, alpha=4.0) -> float:
+def exact_dorigin_dalpha(x: float, alpha=4.0) -> mpmath.mpf:
+    """d origin / d alpha = x s (1-s) for x < 0, else 0."""
     if x >= 0 or math.isinf(x):
-        return 0.0
+        return mpmath.mpf(0)
     s = _mp_sigmoid(mpmath.mpf(alpha) * mpmath.mpf(x))
-    return float(mpmath.mpf(x) * s * (1 - s))
+    return mpmath.mpf(x) * s * (1 - s)
 
 
-def ref_dorigin_dalpha2(x: float, alpha=4.0) -> float:
+def exact_dorigin_dalpha2(x: float, alpha=4.0) -> mpmath.mpf:
     """d^2 origin / d alpha^2 = x^2 s (1-s)(1-2s) for x < 0, else 0."""
     if x >= 0 or math.isinf(x):
-        return 0.0
+        return mpmath.mpf(0)
     s = _mp_sigmoid(mpmath.mpf(alpha) * mpmath.mpf(x))
-    return float(mpmath.mpf(x) ** 2 * s * (1 - s) * (1 - 2 * s))
+    return mpmath.mpf(x) ** 2 * s * (1 - s) * (1 - 2 * s)
 
 
-def ref_dorigin_dbeta(x: float, epsilon=1e-8) -> float:
+def exact_dorigin_dbeta(x: float, epsilon=1e-8) -> mpmath.mpf:
+    """d origin / d beta = log1p(x + epsilon) for x >= 0, else 0."""
     if x < 0:
-        return 0.0
+        return mpmath.mpf(0)
     if math.isinf(x):
-        return math.inf
-    return float(mpmath.log1p(mpmath.mpf(x) + mpmath.mpf(epsilon)))
+        return mpmath.inf
+    return mpmath.log1p(mpmath.mpf(x) + mpmath.mpf(epsilon))
 
 
-def ref_dgradient_dalpha(x: float, alpha=4.0) -> float:
+def exact_dgradient_dalpha(x: float, alpha=4.0) -> mpmath.mpf:
+    """d gradient / d alpha = s (1-s) (1 + alpha x (1 - 2s)) for x < 0, else 0."""
     if x >= 0 or math.isinf(x):
-        return 0.0
+        return mpmath.mpf(0)
     z = mpmath.mpf(alpha) * mpmath.mpf(x)
     s = _mp_sigmoid(z)
-    return float(s * (1 - s) * (1 + z * (1 - 2 * s)))
+    return s * (1 - s) * (1 + z * (1 - 2 * s))
 
 
-def ref_dgradient_dbeta(x: float) -> float:
-    if x < 0:
-        return 0.0
-    if math.isinf(x):
-        return 0.0
-    return float(1 / (mpmath.mpf(x) + 1))
+def exact_dgradient_dbeta(x: float) -> mpmath.mpf:
+    """d gradient / d beta = 1 / (x + 1) for x >= 0, else 0."""
+    if x < 0 or math.isinf(x):
+        return mpmath.mpf(0)
+    return 1 / (mpmath.mpf(x) + 1)
+
+
+ref_origin = _rounded(exact_origin)
+ref_gradient = _rounded(exact_gradient)
+ref_dgradient_dx = _rounded(exact_dgradient_dx)
+ref_dorigin_dalpha = _rounded(exact_dorigin_dalpha)
+ref_dorigin_dalpha2 = _rounded(exact_dorigin_dalpha2)
+ref_dorigin_dbeta = _rounded(exact_dorigin_dbeta)
+ref_dgradient_dalpha = _rounded(exact_dgradient_dalpha)
+ref_dgradient_dbeta = _rounded(exact_dgradient_dbeta)
 
 
 def reference(fn, x: np.ndarray, **params) -> np.ndarray:

@@ -4,9 +4,11 @@ Where ``exp(alpha * x)`` is normal, gradients are within ``2.5 + |alpha * x|``
 ulp (float64; float32: ``3.5 + |alpha * x|``) of the exact values for the
 parameters as rounded to the compute dtype (2.5 and 3.5 ulp where ``alpha * x``
 is exact); further left the absolute error is at
-most ``alpha * (1 + |alpha * x|)`` smallest subnormals. The references come from
-mpmath, unrounded: a reference rounded to the dtype would hide up to half an
-ulp.
+most ``alpha * (1 + |alpha * x|)`` smallest subnormals, that of ``origin``
+``1 + |alpha * x|``, that of ``d origin / d alpha`` ``|x|`` times that. Second
+derivatives are within a few ulp of a scale each (``alpha**2``, ``x**2``,
+``1 + |alpha * x|``). The references come from mpmath, unrounded: a reference
+rounded to the dtype would hide up to half an ulp.
 """
 
 from __future__ import annotations
@@ -16,8 +18,20 @@ import numpy as np
 import pytest
 
 import s2nn_xp
+from s2nn_xp import _math
 
-from ._support import exact_gradient, require
+from ._support import (
+    exact_dgradient_dalpha,
+    exact_dgradient_dx,
+    exact_dorigin_dalpha,
+    exact_dorigin_dalpha2,
+    exact_gradient,
+    exact_origin,
+    load_backend,
+    require,
+    selected_backends,
+    to_numpy,
+)
 
 require("numpy")
 
@@ -79,3 +93,227 @@ def test_the_hardest_values_found_are_within_the_bound(dtype):
     for alpha in (4.0, 8.0):
         _, normal, ulps, _ = _errors(alpha, dtype, x=x)
         assert ulps[normal].max() <= BOUND[dtype]
+
+
+# --- origin and d origin / d alpha where exp(alpha * x) is subnormal -----------
+
+
+def _far_left(alpha: float, dtype: type, n: int = 300):
+    """alpha as the math sees it, and x where ``exp(alpha * x)`` is subnormal
+    (and further left, to the guard's 0)."""
+    info = np.finfo(dtype)
+    alpha = float(dtype(alpha))
+    lowest = np.log(float(info.smallest_subnormal)) / alpha
+    x = np.linspace(lowest * 1.3, np.log(float(info.tiny)) / alpha, n)
+    return alpha, x[np.abs(x) < float(info.max)].astype(dtype)
+
+
+def _absolute_errors(got, exact) -> np.ndarray:
+    """|got - exact| for each value, ``exact`` unrounded (mpmath)."""
+    got = np.asarray(got, dtype=np.float64).ravel()
+    pairs = zip(got, exact, strict=True)
+    return np.array([float(abs(mpmath.mpf(g) - e)) for g, e in pairs])
+
+
+def _subnormals(got, exact, dtype) -> np.ndarray:
+    """|got - exact| in smallest subnormals of ``dtype``."""
+    return _absolute_errors(got, exact) / float(np.finfo(dtype).smallest_subnormal)
+
+
+def _half_ulps(exact, dtype) -> np.ndarray:
+    """Half an ulp of each exact value in ``dtype``, in smallest subnormals."""
+    values = np.abs(np.array([float(e) for e in exact])).astype(dtype)
+    ulps = np.spacing(values).astype(np.float64)
+    return ulps / 2 / float(np.finfo(dtype).smallest_subnormal)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("alpha", [1e-3, 0.7, 4.0, 1000.0])
+def test_origin_is_within_its_bound_where_exp_is_subnormal(alpha, dtype):
+    """Within 1 + |alpha x| smallest subnormals (no factor alpha, as gradient's)."""
+    alpha, x = _far_left(alpha, dtype)
+    exact = [exact_origin(float(v), alpha) for v in x]
+    errors = _subnormals(s2nn_xp.origin(x, alpha), exact, dtype)
+    assert (errors <= 1 + np.abs(alpha * x.astype(np.float64))).all()
+
+
+def _alpha_partials(x, alpha, dtype):
+    """d origin / d alpha at x as every path computes it: _math's (in place and
+    recorded) and, where selected, the PyTorch adapter's backward and double
+    backward (its kernel and _math's differentiable partials)."""
+    import array_api_compat.numpy as np_xp
+
+    paths = {
+        f"math in_place={in_place}": _math.partials(
+            np_xp, x, alpha, 1.0, 1e-8, in_place=in_place
+        )[1]
+        for in_place in (True, False)
+    }
+    if "torch" in selected_backends():
+        torch = pytest.importorskip("torch")
+        import s2nn_xp.torch
+
+        for create_graph in (False, True):
+            tensor = torch.full(x.shape, alpha, dtype=torch.from_numpy(x).dtype)
+            tensor.requires_grad_()
+            spike = s2nn_xp.torch.s2nn(torch.from_numpy(x), tensor)
+            (grad,) = torch.autograd.grad(
+                spike, tensor, torch.ones_like(tensor), create_graph=create_graph
+            )
+            paths[f"torch create_graph={create_graph}"] = grad.detach().numpy()
+    return paths
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("alpha", [1e-30, 1e-3, 0.7, 4.0, 1000.0])
+def test_alpha_partial_is_within_its_bound_where_exp_is_subnormal(alpha, dtype):
+    """x s (1 - s), computed as x times a subnormal e: within |x| (1 + |alpha
+    x|) smallest subnormals and half an ulp of the (maybe normal) result."""
+    alpha, x = _far_left(alpha, dtype)
+    if dtype == np.float64:  # below the guard, where e is 0: the bound holds
+        x = np.concatenate([x, [-1.5e3 / alpha, -1e300]]).astype(dtype)
+    exact = [exact_dorigin_dalpha(float(v), alpha) for v in x]
+    wide = np.abs(x.astype(np.float64))
+    with np.errstate(over="ignore"):  # no bound for the largest |x| (1e300)
+        bound = wide * (1 + alpha * wide) + _half_ulps(exact, dtype)
+    for path, got in _alpha_partials(x, alpha, dtype).items():
+        assert (_subnormals(got, exact, dtype) <= bound).all(), path
+
+
+def test_the_far_left_bounds_are_needed():
+    """The statement before: origin and d origin / d alpha within gradient's
+    alpha (1 + |alpha x|) + 1/2 smallest subnormals. Neither holds for alpha < 1."""
+    alpha, x = _far_left(1e-3, np.float64)
+    gradients_bound = alpha * (1 + np.abs(alpha * x)) + 0.5
+    exact = [exact_origin(float(v), alpha) for v in x]
+    origin = s2nn_xp.origin(x, alpha)
+    assert (_subnormals(origin, exact, np.float64) > gradients_bound).any()
+    exact = [exact_dorigin_dalpha(float(v), alpha) for v in x]
+    for got in _alpha_partials(x, alpha, np.float64).values():
+        assert (_subnormals(got, exact, np.float64) > gradients_bound).any()
+
+
+# --- second derivatives -------------------------------------------------------
+
+
+def _second_points(alpha: float, dtype: type):
+    """alpha as the math sees it; x over the sigmoid branch's range and the tail."""
+    rng = np.random.default_rng(11)
+    alpha = float(dtype(alpha))
+    left = -np.exp(rng.uniform(np.log(1e-6 / alpha), np.log(60 / alpha), 40))
+    right = np.exp(rng.uniform(-10.0, 30.0, 10))
+    return alpha, np.concatenate([left, [-1000.0], right]).astype(dtype)
+
+
+def _second_derivatives(x, alpha):
+    """{path: (d2/dx2, d2/dalpha2, d2/dx dalpha)} at each x, per-element alpha,
+    by every second-order transform of the selected frameworks (JAX in float64
+    only: it flushes subnormal results, the Definition's Subnormal section)."""
+    paths = {}
+    backends = selected_backends()
+    if "torch" in backends:
+        load_backend("torch")
+        import torch
+
+        import s2nn_xp.torch
+
+        xs = torch.from_numpy(x)
+        alphas = torch.full(x.shape, alpha, dtype=xs.dtype)
+        xs_, alphas_ = xs.clone().requires_grad_(), alphas.clone().requires_grad_()
+        spike = s2nn_xp.torch.s2nn(xs_, alphas_).sum()
+        gx, ga = torch.autograd.grad(spike, (xs_, alphas_), create_graph=True)
+        xx, xa = torch.autograd.grad(gx.sum(), (xs_, alphas_), retain_graph=True)
+        (aa,) = torch.autograd.grad(ga.sum(), alphas_)
+        paths["torch double backward"] = (xx, aa, xa)
+        hessian = torch.func.vmap(
+            torch.func.hessian(s2nn_xp.torch.s2nn, argnums=(0, 1))
+        )(xs, alphas)
+        paths["torch.func.hessian"] = (hessian[0][0], hessian[1][1], hessian[0][1])
+    if "jax" in backends and x.dtype == np.float64:
+        load_backend("jax")  # float64 on
+        import jax
+
+        import s2nn_xp.jax
+
+        xs, alphas = jax.numpy.asarray(x), jax.numpy.full(x.shape, alpha, x.dtype)
+        hessian = jax.vmap(jax.hessian(s2nn_xp.jax.s2nn, argnums=(0, 1)))(xs, alphas)
+        paths["jax.hessian"] = (hessian[0][0], hessian[1][1], hessian[0][1])
+        hessian = jax.vmap(
+            jax.jacrev(jax.grad(s2nn_xp.jax.s2nn, argnums=(0, 1)), argnums=(0, 1))
+        )(xs, alphas)
+        paths["jax.jacrev(jax.grad)"] = (hessian[0][0], hessian[1][1], hessian[0][1])
+    if not paths:
+        pytest.skip("no framework with second derivatives selected")
+    return {
+        path: [to_numpy(d).astype(np.float64) for d in ds] for path, ds in paths.items()
+    }
+
+
+def _ulps_of(scale, dtype) -> np.ndarray:
+    return np.spacing(np.abs(scale).astype(dtype)).astype(np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("alpha", [1e-17, 1e-3, 0.7, 4.0, 1e6])
+def test_second_derivatives_are_within_their_absolute_bounds(alpha, dtype):
+    """d2/dx2 within 3 ulp of alpha^2 (x < 0) or of its value (x >= 0);
+    d2/dalpha2 of x^2; d2/dx dalpha of 1 + |alpha x|."""
+    alpha, x = _second_points(alpha, dtype)
+    wide = x.astype(np.float64)
+    left = wide < 0
+    exact = {
+        "xx": [exact_dgradient_dx(v, alpha) for v in wide],
+        "aa": [exact_dorigin_dalpha2(v, alpha) for v in wide],
+        "xa": [exact_dgradient_dalpha(v, alpha) for v in wide],
+    }
+    xx_value = np.array([float(e) for e in exact["xx"]])
+    scale = {
+        "xx": np.where(left, alpha**2, xx_value),
+        "aa": np.where(left, wide**2, 1.0),
+        "xa": np.where(left, 1 + np.abs(alpha * wide), 1.0),
+    }
+    for path, got in _second_derivatives(x, alpha).items():
+        for (name, want), values in zip(exact.items(), got, strict=True):
+            ulps = _absolute_errors(values, want) / _ulps_of(scale[name], dtype)
+            assert ulps.max() <= 3, (path, name, ulps.max())
+
+
+def test_second_derivatives_in_alpha_are_not_within_ulps_of_alpha_squared():
+    """The statement before, "a few ulp of alpha^2" for every second
+    derivative: at alpha = 1e-17, d2/dalpha2 = x^2 s (1-s) (1-2s) is far off
+    it (its error scales with x^2), however computed."""
+    alpha, x = 1e-17, np.array([-1000.0, -3e5, -7e8])
+    exact = [exact_dorigin_dalpha2(v, alpha) for v in x]
+    for path, (_, aa, _) in _second_derivatives(x, alpha).items():
+        errors = _absolute_errors(aa, exact)
+        assert (errors > 3 * _ulps_of(np.float64(alpha**2), np.float64)).any(), path
+
+
+def test_jax_forward_mode_overflows_at_half_the_alpha_of_reverse_mode():
+    """The Definition's limit for second derivatives in float32: they may
+    overflow for alpha above about 1.8e19 (alpha^2 beyond the largest value);
+    in JAX's forward mode from about 9.2e18, where its division's tangent
+    holds 4 alpha^2 (the exact value here, alpha^3 x / 8, is far smaller)."""
+    if "jax" not in selected_backends():
+        pytest.skip("jax not selected")
+    load_backend("jax")
+    import jax
+
+    import s2nn_xp.jax
+
+    x = jax.numpy.float32(-1e-30)  # d2/dx2 = alpha^3 x / 8: 1.25e26 at 1e19
+    forward = jax.jacfwd(jax.grad(s2nn_xp.jax.s2nn))
+    reverse = jax.grad(jax.grad(s2nn_xp.jax.s2nn))
+    assert np.isfinite(forward(x, 9e18)) and np.isfinite(reverse(x, 9e18))
+    assert np.isinf(forward(x, 1e19)) and np.isfinite(reverse(x, 1e19))
+
+
+def test_origin_is_infinite_only_where_x_plus_epsilon_overflows():
+    """The Definition's one overflow of a finite origin: log1p(x + epsilon)
+    where the sum is beyond the largest value, though its logarithm is not."""
+    largest = float(np.finfo(np.float32).max)
+    x = np.array([largest / 2, largest], dtype=np.float32)
+    got = s2nn_xp.origin(x, epsilon=largest / 4)
+    assert np.isfinite(got[0]) and np.isinf(got[1])
+    want = exact_origin(largest / 2, epsilon=largest / 4)
+    assert abs(mpmath.mpf(float(got[0])) - want) < 1e-5 * want
