@@ -209,6 +209,45 @@ def test_a_module_pickled_with_learnable_as_an_attribute_loads():
     assert copy.deepcopy(loaded).learnable is True
 
 
+@pytest.mark.parametrize("learnable", [False, True])
+@pytest.mark.parametrize(
+    "alpha",
+    [[4.0, 2.0], np.array([4, 2]), np.array(4.0), 4.0, torch.tensor([4.0, 2.0])],
+    ids=["list", "numpy-int", "numpy-0d", "number", "tensor"],
+)
+def test_a_saved_module_loads_with_weights_only_and_resets(alpha, learnable):
+    """One built from a list or a NumPy array kept NumPy arrays for
+    reset_parameters: torch.load(weights_only=True) refused it even with the
+    class allow-listed (numpy._core.multiarray._reconstruct)."""
+    spike = S2NN(alpha=alpha, beta=[0.5, 0.25], learnable=learnable)
+    buffer = io.BytesIO()
+    torch.save(spike, buffer)
+    buffer.seek(0)
+    with torch.serialization.safe_globals([S2NN]):
+        loaded = torch.load(buffer, weights_only=True)
+    for name in ("alpha", "beta"):
+        value = getattr(spike, name)
+        other = 8.0 if isinstance(value, float) else torch.full_like(value, 8.0)
+        setattr(loaded, name, other)
+    loaded.reset_parameters()
+    for name in ("alpha", "beta", "epsilon"):
+        want, got = getattr(spike, name), getattr(loaded, name)
+        assert type(got) is type(want)
+        if isinstance(want, torch.Tensor):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+        else:
+            assert got == want
+
+
+def test_a_module_saved_with_numpy_constructor_values_still_resets():
+    """Modules saved before kept host values as float64 NumPy arrays."""
+    spike = S2NN(alpha=[4.0, 2.0])
+    spike._initial_values["alpha"] = np.array([4.0, 2.0])
+    spike.alpha = [8.0, 8.0]
+    spike.reset_parameters()
+    np.testing.assert_array_equal(spike.alpha.numpy(), [4.0, 2.0])
+
+
 def test_spiking_and_primitive_functions_as_spikingjelly_names_them():
     x = torch.linspace(-2.0, 2.0, 9, requires_grad=True)
     torch.testing.assert_close(S2NN.spiking_function(x, 2.0, 0.5), s2nn(x))
