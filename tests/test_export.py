@@ -93,6 +93,39 @@ def test_onnx_origin_keeps_the_special_values(dynamo, tmp_path):
     np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-6)
 
 
+# The exporter writes Python numbers as float32 constants: float64's lowest,
+# the sigmoid guard's floor for a tiny alpha, becomes -inf (the page says so).
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+@pytest.mark.parametrize("learnable", [False, True])
+def test_float64_onnx_export_of_origin_mode_runs_without_the_optimizer(
+    learnable, tmp_path
+):
+    """The integrations page: in float64, onnxscript 0.7's optimizer fuses the
+    Max/Min pairs of torch's clamps into Clips named after their input, and a
+    second pair on one input leaves a Clip whose bounds nothing gives
+    (onnxruntime refuses the model); with optimize=False the model runs. If
+    the optimizer is mended, this fails: then the page's note goes."""
+    torch, model = _torch_model(learnable, origin=True)
+    pytest.importorskip("onnxscript")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    origin_of = torch.nn.Sequential(*model[:2]).double().eval()
+    x = _inputs(torch).double()
+    for optimize in (True, False):
+        path = tmp_path / f"origin-{optimize}.onnx"
+        program = torch.onnx.export(
+            origin_of, (x,), dynamo=True, verbose=False, optimize=optimize
+        )
+        program.save(path)
+        if optimize:
+            with pytest.raises(Exception, match="is not a graph input, initializer"):
+                onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+            continue
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        (name,) = (i.name for i in session.get_inputs())
+        (got,) = session.run(None, {name: x.numpy()})
+        np.testing.assert_allclose(got, origin_of(x).detach().numpy(), rtol=1e-14)
+
+
 def test_legacy_onnx_export_prints_no_tracer_warning(tmp_path):
     torch, model = _torch_model(learnable=False)
     pytest.importorskip("onnx")
