@@ -795,25 +795,37 @@ def _host_array(
         if host.dtype == object:  # Python ints beyond int64, Fractions
             host = _real_numbers(name, host, np)
             if host.dtype == object:
-                raise _holding(name, host)
-            values = host
-    else:
+                _refuse_odd_items(name, host)
+            else:
+                values = host
+    elif asarray is None or not (
+        isinstance(values, numbers.Number) or _reads_as_array(values)
+    ):
         host = _read(name, np.asarray, values)
-        if host.dtype == object and not isinstance(values, np.ndarray):
+        if host.dtype == object and not _reads_as_array(values):
             # NumPy keeps an object it cannot read as itself (one with
             # __dlpack__ alone), or reads one with a length as a sequence of
-            # objects (a JAX sparse array): no array, not one of objects
+            # objects (a JAX sparse array): no array, not one of objects. (An
+            # object array by a protocol is refused by its dtype, later.)
             raise wrong_type(name, values)
     if asarray is None:
         return host
     return _read(name, asarray, values)
 
 
-def _holding(name: str, host: Any) -> TypeError:
-    """The error for a list holding something other than real numbers."""
-    odd = [v for v in host.reshape(-1).tolist() if not _is_real_value(v)]
-    held = "no numbers" if not odd else "None" if odd[0] is None else describe(odd[0])
-    return TypeError(f"{name} is a list holding {held}; give real numbers")
+def _refuse_odd_items(name: str, host: Any) -> None:
+    """TypeError naming an item of a list that is no number (None, an object).
+
+    Where every item is a number of some kind (bools beside Fractions, 0-d
+    object arrays), the dtype check refuses the object array instead.
+    """
+    import numpy as np
+
+    for item in host.reshape(-1).tolist():
+        if not isinstance(item, (numbers.Number, np.ndarray, np.generic)):
+            held = "None" if item is None else describe(item)
+            msg = f"{name} is a list holding {held}; give real numbers"
+            raise TypeError(msg)
 
 
 def _read(name: str, asarray: Callable[[Any], Any], values: Any) -> Any:

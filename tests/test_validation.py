@@ -1300,3 +1300,40 @@ def test_what_numpy_reads_as_objects_is_refused_naming_its_type(xp, name):
         call([None, 1.0])
     with pytest.raises(TypeError, match=rf"^{name} is a list holding builtins.object"):
         call([[1.0], [object()]])
+
+
+class _ObjectColumn:
+    """Host data of dtype object by ``__array__`` (a pandas column of strings)."""
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array(["1.5", 2.0], dtype=object)
+
+
+def test_an_array_of_objects_by_a_protocol_is_refused_by_its_dtype(xp):
+    """Not by its type, as an object NumPy cannot read is: the same object
+    holding floats is taken."""
+    x = _on(xp, [-0.5, 0.5], "float32")
+    # xp's asarray reads it: Dask and array-api-strict say so in their words
+    by_dtype = r"^x (must have a real numeric dtype|is no array of real numbers)"
+    with pytest.raises(TypeError, match=by_dtype):
+        s2nn_xp.gradient(_ObjectColumn(), xp=xp)
+    with pytest.raises(TypeError, match=r"^alpha must have a real numeric dtype"):
+        s2nn_xp.gradient(x, alpha=_ObjectColumn())
+    with pytest.raises(TypeError, match=by_dtype):
+        s2nn_xp.gradient([True, Fraction(1, 2)], xp=xp)  # numbers, of two kinds
+
+
+class _CountedReads(_ReadByNumPy):
+    reads = 0
+
+    def __array__(self, dtype=None, copy=None):
+        type(self).reads += 1
+        return super().__array__(dtype, copy)
+
+
+def test_host_data_is_read_once(xp):
+    """Read by NumPy first, then by xp's asarray: twice, for a lazy reader
+    (an h5py dataset) twice the input and output."""
+    _CountedReads.reads = 0
+    s2nn_xp.gradient(_CountedReads([-0.5, 0.5]), xp=xp)
+    assert _CountedReads.reads == 1
