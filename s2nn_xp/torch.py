@@ -1321,10 +1321,10 @@ class S2NN(nn.Module):
     optimizer's steps) are converted as they are, so that a model that diverged can
     still move to float64. A model built on the meta device gets the constructor's
     values by :meth:`reset_parameters` after :meth:`~torch.nn.Module.to_empty` (as
-    FSDP initialises each module), where they were numbers, lists or arrays; the
-    module keeps them as numbers and tensors, so that a whole model saved with
-    :func:`torch.save` loads with ``torch.load(..., weights_only=True)`` where
-    this class is allow-listed (:func:`torch.serialization.safe_globals`). FSDP
+    FSDP initialises each module), where they were numbers, lists or arrays; it
+    pickles them as tensors, so that a whole model saved with :func:`torch.save`
+    loads with ``torch.load(..., weights_only=True)`` where this class is
+    allow-listed (:func:`torch.serialization.safe_globals`). FSDP
     (``FullyShardedDataParallel`` and ``fully_shard``) shards a learnable module as
     any other: what it puts in place of the parameters is stored as given
     (``fully_shard`` takes per-neuron parameters only: it refuses 0-d ones);
@@ -1415,7 +1415,7 @@ class S2NN(nn.Module):
             )
             raise ValueError(msg)
         for name in _PARAMETER_NAMES:
-            value = _as_given(initial[name])
+            value = initial[name]
             if value is None:
                 msg = (
                     f"{name} has no constructor values to reset to (given as a "
@@ -1781,11 +1781,36 @@ class S2NN(nn.Module):
         )
         raise AttributeError(msg)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The module's state, the constructor's host values as CPU tensors.
+
+        ``torch.load(weights_only=True)`` reads tensors; a NumPy array needs
+        NumPy's internals allow-listed. Each in a 1-tuple, to tell it from a
+        tensor given (whose values reset in its own dtype).
+        """
+        state = dict(self.__dict__)
+        initial = state.get("_initial_values")
+        if initial is not None:
+            state["_initial_values"] = {
+                name: (torch.from_numpy(value),)
+                if isinstance(value, np.ndarray)
+                else value
+                for name, value in initial.items()
+            }
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """A module pickled when `learnable` was a plain attribute loads too."""
         if "learnable" in state:
             state = {**state, "_learnable": state["learnable"]}
             del state["learnable"]
+        initial = state.get("_initial_values")
+        if initial is not None:  # NumPy arrays again (as earlier versions pickled)
+            arrays = {
+                name: value[0].numpy() if isinstance(value, tuple) else value
+                for name, value in initial.items()
+            }
+            state = {**state, "_initial_values": arrays}
         super().__setstate__(state)
 
     @property
@@ -2078,38 +2103,20 @@ def _like(
 def _known_values(name: str, value: Any) -> Any:
     """A constructor argument's values to reset to, or None where it has none.
 
-    A float, a copy of host data as ``(shape, floats)`` (whatever the default
-    device: a module built on the meta device from numbers or lists keeps
-    them; :func:`_as_given` makes it an array again), or a CPU copy of a
-    tensor's; None for a tensor on the meta device, a fake one, or one
-    inside a :mod:`torch.func` transform.
+    A float, a NumPy copy of host data (whatever the default device: a
+    module built on the meta device from numbers or lists keeps them), or
+    a CPU copy of a tensor's; None for a tensor on the meta device, a fake
+    one, or one inside a :mod:`torch.func` transform.
     """
     if not isinstance(value, torch.Tensor):
         values = validate_parameter(name, value)  # checked by the assignment
-        if isinstance(values, float):
-            return values
-        # A copy (the caller's array may change after the constructor) as
-        # Python floats, which hold each value a parameter may have (checked
-        # so; integers are no integers to reset to), with the shape: what
-        # torch.load(weights_only=True) reads, where NumPy arrays need
-        # NumPy's internals allow-listed.
-        copy = np.asarray(values, np.float64)
-        return copy.shape, copy.ravel().tolist()
+        # a float64 copy: the caller's array may change after the constructor,
+        # and its integers are no integers to reset to (float64 holds each
+        # value a parameter may have: checked so)
+        return values if isinstance(values, float) else np.array(values, np.float64)
     if value.device.type == "meta" or _is_fake(value) or _is_wrapped(value):
         return None
     return value.detach().to("cpu", copy=True)
-
-
-def _as_given(known: Any) -> Any:
-    """A value :func:`_known_values` kept, as the constructor's argument again.
-
-    Host values as a float64 NumPy array (a module saved by an earlier
-    version kept them so), anything else as kept.
-    """
-    if isinstance(known, tuple):
-        shape, flat = known
-        return np.asarray(flat, np.float64).reshape(shape)
-    return known
 
 
 def _storable(name: str, value: Any, dtype: torch.dtype) -> torch.Tensor:

@@ -239,13 +239,20 @@ def test_a_saved_module_loads_with_weights_only_and_resets(alpha, learnable):
             assert got == want
 
 
-def test_a_module_saved_with_numpy_constructor_values_still_resets():
-    """Modules saved before kept host values as float64 NumPy arrays."""
+def test_a_module_pickled_with_numpy_constructor_values_loads_and_resets():
+    """Earlier versions pickled them as float64 NumPy arrays."""
     spike = S2NN(alpha=[4.0, 2.0])
-    spike._initial_values["alpha"] = np.array([4.0, 2.0])
-    spike.alpha = [8.0, 8.0]
-    spike.reset_parameters()
-    np.testing.assert_array_equal(spike.alpha.numpy(), [4.0, 2.0])
+    state = dict(spike.__dict__)
+    assert isinstance(state["_initial_values"]["alpha"], np.ndarray)
+    loaded = S2NN.__new__(S2NN)
+    loaded.__setstate__(state)
+    loaded.alpha = [8.0, 8.0]
+    loaded.reset_parameters()
+    np.testing.assert_array_equal(loaded.alpha.numpy(), [4.0, 2.0])
+    copied = copy.deepcopy(loaded)
+    copied.alpha = [8.0, 8.0]
+    copied.reset_parameters()
+    np.testing.assert_array_equal(copied.alpha.numpy(), [4.0, 2.0])
 
 
 def test_spiking_and_primitive_functions_as_spikingjelly_names_them():
