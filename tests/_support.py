@@ -162,11 +162,17 @@ def xp_assert_close(actual, desired, *, xp, rtol=1e-7, atol=0.0, dtype=None):
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
 
 
+def ulps(values, dtype) -> np.ndarray:
+    """The ulp of each of `values` (float64) in `dtype`, as float64."""
+    magnitudes = np.abs(np.asarray(values, dtype=np.float64))
+    with np.errstate(over="ignore"):  # beyond the dtype: inf, its ulp inf
+        return np.spacing(magnitudes.astype(dtype)).astype(np.float64)
+
+
 def ulp_error(actual: np.ndarray, desired: np.ndarray, dtype) -> np.ndarray:
     """|actual - desired| in units of the last place of `desired` in `dtype`."""
     desired = np.asarray(desired, dtype=np.float64)
-    spacing = np.spacing(np.abs(desired).astype(dtype)).astype(np.float64)
-    spacing = np.maximum(spacing, np.finfo(dtype).smallest_subnormal)
+    spacing = np.maximum(ulps(desired, dtype), np.finfo(dtype).smallest_subnormal)
     return np.abs(np.asarray(actual, dtype=np.float64) - desired) / spacing
 
 

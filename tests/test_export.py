@@ -94,26 +94,32 @@ def test_onnx_origin_keeps_the_special_values(dynamo, tmp_path):
 
 
 # The exporter writes Python numbers as float32 constants: float64's lowest,
-# the sigmoid guard's floor for a tiny alpha, becomes -inf (the page says so).
+# a bound of the sigmoid guard, overflows (the page says so).
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
-@pytest.mark.parametrize("learnable", [False, True])
+@pytest.mark.parametrize("as_tensors", [False, True], ids=["numbers", "tensors"])
 def test_float64_onnx_export_of_origin_mode_runs_without_the_optimizer(
-    learnable, tmp_path
+    as_tensors, tmp_path
 ):
     """The integrations page: in float64, onnxscript 0.7's optimizer fuses the
     Max/Min pairs of torch's clamps into Clips named after their input, and a
     second pair on one input leaves a Clip whose bounds nothing gives
-    (onnxruntime refuses the model); with optimize=False the model runs. If
-    the optimizer is mended, this fails: then the page's note goes."""
-    torch, model = _torch_model(learnable, origin=True)
+    (onnxruntime refuses the model); with optimize=False the model runs, with
+    the model's values where the parameters are tensors, and with them
+    rounded to float32 where they are numbers. If the exporter or its
+    optimizer is mended, this fails: then the page's note goes."""
+    torch = pytest.importorskip("torch")
     pytest.importorskip("onnxscript")
     onnxruntime = pytest.importorskip("onnxruntime")
-    origin_of = torch.nn.Sequential(*model[:2]).double().eval()
+    from s2nn_xp.torch import S2NN
+
+    alpha, beta = ([2.1], [0.3]) if as_tensors else (2.1, 0.3)  # inexact in float32
+    model = S2NN(alpha=alpha, beta=beta, origin=True).double().eval()
     x = _inputs(torch).double()
+    want = model(x).detach().numpy()
     for optimize in (True, False):
         path = tmp_path / f"origin-{optimize}.onnx"
         program = torch.onnx.export(
-            origin_of, (x,), dynamo=True, verbose=False, optimize=optimize
+            model, (x,), dynamo=True, verbose=False, optimize=optimize
         )
         program.save(path)
         if optimize:
@@ -123,7 +129,14 @@ def test_float64_onnx_export_of_origin_mode_runs_without_the_optimizer(
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
         (name,) = (i.name for i in session.get_inputs())
         (got,) = session.run(None, {name: x.numpy()})
-        np.testing.assert_allclose(got, origin_of(x).detach().numpy(), rtol=1e-14)
+        if as_tensors:
+            np.testing.assert_allclose(got, want, rtol=1e-14)
+            continue
+        rounded = S2NN(
+            *(float(np.float32(p)) for p in (alpha, beta, model.epsilon)), origin=True
+        )
+        np.testing.assert_allclose(got, rounded.double()(x).numpy(), rtol=1e-14)
+        assert not np.allclose(got, want, rtol=1e-12, atol=0)
 
 
 def test_legacy_onnx_export_prints_no_tracer_warning(tmp_path):
