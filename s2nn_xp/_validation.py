@@ -650,9 +650,13 @@ def _within_float64(name: str, value: Any) -> None:
 
 
 def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
-    """(compute dtype, result dtype) for ``x`` by the *Definition*'s dtype rules."""
-    dtype = x.dtype
-    ml_kind = ml_dtypes_kind(dtype)  # NumPy arrays of ml_dtypes' types
+    """(compute dtype, result dtype) for ``x`` by the *Definition*'s dtype rules.
+
+    A NumPy dtype of a non-native byte order (a Dask array's) gives native
+    ones, as NumPy input does (:func:`host_input`).
+    """
+    dtype = _native_order(x.dtype)
+    ml_kind = ml_dtypes_kind(dtype)  # arrays of ml_dtypes' types (NumPy's, Dask's)
     if ml_kind == "floating":  # all narrower than 32 bits
         return xp.float32, dtype
     try:
@@ -661,7 +665,9 @@ def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
         integral = integral and not _is_time_delta(dtype)
         complex_input = xp.isdtype(dtype, "complex floating")
     except (TypeError, ValueError):  # a dtype the namespace does not know
-        bits, integral, complex_input = 0, ml_kind == "integral", False
+        bits, integral, complex_input = 0, False, False
+    # One that it does not know, as False (Dask's isdtype), or as an error
+    integral = integral or ml_kind == "integral"
     if bits > 64:  # NumPy's longdouble where it is wider than float64
         msg = (
             f"x has dtype {dtype}, wider than float64, which s2nn_xp does not "
@@ -990,14 +996,20 @@ def host_input(x: Any, library: str, *, promote_integers: bool = False) -> Any:
     return x
 
 
+def _native_order(dtype: Any) -> Any:
+    """``dtype`` in native byte order (by NumPy's ``isnative``; others as given)."""
+    if getattr(dtype, "isnative", True) is False:
+        return dtype.newbyteorder("=")
+    return dtype
+
+
 def _native_byte_order(x: Any) -> Any:
     """NumPy arrays of a non-native byte order, converted (ufuncs reject them)."""
     numpy = sys.modules.get("numpy")
     if numpy is None or not isinstance(x, numpy.ndarray):
         return x
-    if x.dtype.byteorder not in "=|" and x.dtype.isnative is False:
-        return x.astype(x.dtype.newbyteorder("="))
-    return x
+    native = _native_order(x.dtype)
+    return x if native is x.dtype else x.astype(native)
 
 
 def _check_not_flushed(

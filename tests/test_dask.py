@@ -217,3 +217,35 @@ def test_host_parameters_and_cotangents_of_more_than_32_dimensions():
         pullback(da.ones(shape, chunks=3))
     with pytest.raises(ValueError, match=r"^alpha is chunked otherwise than x"):
         s2nn_xp.gradient(x, alpha=da.full(shape, 2.0, chunks=3))
+
+
+@pytest.mark.parametrize(("name", "fn"), [*FUNCTIONS, ("pullback", None)])
+@pytest.mark.parametrize("dtype", [">f8", ">f4", ">f2", ">i4"])
+def test_non_native_byte_order_gives_what_numpy_input_gives(name, fn, dtype):
+    """Native-order results, as for the same NumPy array (the Definition's
+    Dtypes); a big-endian Dask array gave big-endian ones."""
+    values = np.array([-1.5, -0.0, 0.0, 2.0, 7.0]).astype(dtype)
+
+    def call(x):
+        if fn is None:
+            return s2nn_xp.vjp(x)[1](np.ones(5))
+        return fn(x)
+
+    want = call(values)
+    got = call(da.from_array(values, chunks=2))
+    assert got.dtype == want.dtype and want.dtype.isnative
+    np.testing.assert_array_equal(got.compute(), want)
+    assert got.compute().dtype == want.dtype
+
+
+def test_ml_dtypes_integers_become_the_default_float_as_on_numpy():
+    """int4 and the other ml_dtypes integers: Dask refused them (its isdtype
+    says False for a dtype it does not know, where others raise)."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    kinds = [getattr(ml_dtypes, n, None) for n in ("int4", "uint4", "int2", "uint2")]
+    for kind in [k for k in kinds if k is not None]:
+        values = np.arange(-2, 2).astype(np.int64).astype(kind)
+        want = s2nn_xp.gradient(values)
+        got = s2nn_xp.gradient(da.from_array(values, chunks=2))
+        assert got.dtype == want.dtype == np.float64
+        np.testing.assert_array_equal(got.compute(), want)
