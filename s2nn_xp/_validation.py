@@ -767,6 +767,7 @@ def _host_array(
     """
     import numpy as np
 
+    _check_unnamed_dimensions(name, values)
     held, holds_bool = (
         _list_contents(name, values, np) if _is_sequence(values) else (None, False)
     )
@@ -817,6 +818,25 @@ def _host_array(
     if asarray is None:
         return host
     return _read(name, asarray, values)
+
+
+def _check_unnamed_dimensions(name: str, value: Any) -> None:
+    """TypeError for host data whose dimensions have names (xarray's arrays).
+
+    Read as an array it would lose its coordinates, broadcast against the
+    other arguments by position, not by name (a per-``time`` ``alpha`` put
+    along the neurons), and be computed where Dask holds it: silently
+    wrong where xarray's own broadcasting gives the right result.
+    """
+    dims = getattr(value, "dims", None)
+    if isinstance(dims, tuple) and dims and _reads_as_array(value):
+        msg = (
+            f"{name} has named dimensions {dims} ({describe(value)}), which "
+            "s2nn_xp would broadcast by position, dropping its coordinates; "
+            "apply the function with xarray.apply_ufunc (dask='parallelized' "
+            "for Dask-backed data), or give its .data"
+        )
+        raise TypeError(msg)
 
 
 def _refuse_odd_items(name: str, host: Any) -> None:

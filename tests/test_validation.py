@@ -1337,3 +1337,32 @@ def test_host_data_is_read_once(xp):
     _CountedReads.reads = 0
     s2nn_xp.gradient(_CountedReads([-0.5, 0.5]), xp=xp)
     assert _CountedReads.reads == 1
+
+
+class _NamedDimensions(_ReadByNumPy):
+    """Host data with named dimensions, as xarray's DataArray and Variable."""
+
+    def __init__(self, values, dims):
+        super().__init__(values)
+        self.dims = dims
+
+
+@pytest.mark.parametrize("name", ["x", "alpha", "cotangent"])
+def test_arrays_with_named_dimensions_are_refused(xp, name):
+    """A DataArray was read as NumPy data: its coordinates dropped, a
+    per-"time" alpha broadcast along the neurons (by position), and a
+    Dask-backed one computed in the call."""
+    x = _on(xp, [[-0.5, 0.5], [1.0, -1.0]], "float32")
+    named = _NamedDimensions([[1.0, 2.0], [3.0, 4.0]], ("time", "neuron"))
+    calls = {
+        "x": lambda: s2nn_xp.gradient(named, xp=xp),
+        "alpha": lambda: s2nn_xp.gradient(x, alpha=named),
+        "cotangent": lambda: s2nn_xp.vjp(x)[1](named),
+    }
+    with pytest.raises(TypeError, match=rf"^{name} has named dimensions \('time',"):
+        calls[name]()
+    unnamed = _NamedDimensions(2.0, ())  # 0-d: a number
+    np.testing.assert_array_equal(
+        to_numpy(s2nn_xp.gradient(x, alpha=unnamed)),
+        to_numpy(s2nn_xp.gradient(x, alpha=2.0)),
+    )
