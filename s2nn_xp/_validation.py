@@ -806,7 +806,7 @@ def _host_array(
             else:
                 values = host
     elif asarray is None or not (
-        isinstance(values, numbers.Number) or _reads_as_array(values)
+        isinstance(values, numbers.Real) or _reads_as_array(values)
     ):
         host = _read(name, np.asarray, values)
         if host.dtype == object and not _reads_as_array(values):
@@ -946,6 +946,7 @@ def _list_contents(
             # would read its values as numbers, as it would the array's
             return unwrapped, holds_bool
         elif hasattr(type(value), "__array__"):  # a pandas Series, say
+            _check_unnamed_dimensions(name, value)  # an xarray DataArray
             try:
                 holds_bool = holds_bool or np.asarray(value).dtype == np.bool_
             except Exception:  # the list's own read (NumPy's) names it

@@ -1788,7 +1788,7 @@ class S2NN(nn.Module):
         NumPy's internals allow-listed. Each in a 1-tuple, to tell it from a
         tensor given (whose values reset in its own dtype).
         """
-        state = dict(self.__dict__)
+        state = dict(super().__getstate__())  # without a compiled call
         initial = state.get("_initial_values")
         if initial is not None:
             state["_initial_values"] = {
@@ -1807,7 +1807,7 @@ class S2NN(nn.Module):
         initial = state.get("_initial_values")
         if initial is not None:  # NumPy arrays again (as earlier versions pickled)
             arrays = {
-                name: value[0].numpy() if isinstance(value, tuple) else value
+                name: value[0].numpy() if _pickled_host_values(value) else value
                 for name, value in initial.items()
             }
             state = {**state, "_initial_values": arrays}
@@ -2117,6 +2117,15 @@ def _known_values(name: str, value: Any) -> Any:
     if value.device.type == "meta" or _is_fake(value) or _is_wrapped(value):
         return None
     return value.detach().to("cpu", copy=True)
+
+
+def _pickled_host_values(value: Any) -> bool:
+    """Whether ``value`` is host values as :meth:`S2NN.__getstate__` pickles them."""
+    return (
+        isinstance(value, tuple)
+        and len(value) == 1
+        and isinstance(value[0], torch.Tensor)
+    )
 
 
 def _storable(name: str, value: Any, dtype: torch.dtype) -> torch.Tensor:

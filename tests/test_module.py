@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import io
+import pickle
 import threading
 import warnings
 
@@ -253,6 +254,19 @@ def test_a_module_pickled_with_numpy_constructor_values_loads_and_resets():
     copied.alpha = [8.0, 8.0]
     copied.reset_parameters()
     np.testing.assert_array_equal(copied.alpha.numpy(), [4.0, 2.0])
+
+
+def test_a_compiled_module_copies_and_pickles_as_nn_modules_do():
+    """S2NN's __getstate__ kept nn.Module.compile()'s bound call, which
+    nn.Module's drops: a deep copy ran the original's parameters, silently,
+    and pickling failed."""
+    spike = S2NN(alpha=[4.0, 2.0], origin=True)
+    spike.compile()
+    copied = copy.deepcopy(spike)
+    copied.alpha = [10.0, 10.0]
+    x = torch.tensor([-0.5, -0.5])
+    torch.testing.assert_close(copied(x), S2NN(alpha=[10.0, 10.0], origin=True)(x))
+    assert "_compiled_call_impl" not in pickle.loads(pickle.dumps(spike)).__dict__
 
 
 def test_spiking_and_primitive_functions_as_spikingjelly_names_them():

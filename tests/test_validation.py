@@ -9,6 +9,7 @@ from __future__ import annotations
 import array
 import collections
 import collections.abc
+import decimal
 import functools
 import importlib
 import math
@@ -1323,6 +1324,13 @@ def test_an_array_of_objects_by_a_protocol_is_refused_by_its_dtype(xp):
         s2nn_xp.gradient([True, Fraction(1, 2)], xp=xp)  # numbers, of two kinds
 
 
+def test_a_number_that_is_not_real_is_refused_by_its_type_whatever_xp(xp):
+    """A Decimal: refused by its type without xp, and by xp's dtype words
+    with it (the number skipped the check for objects NumPy cannot read)."""
+    with pytest.raises(TypeError, match=r"^x must be an array or a real number, not"):
+        s2nn_xp.gradient(decimal.Decimal("0.5"), xp=xp)
+
+
 class _CountedReads(_ReadByNumPy):
     reads = 0
 
@@ -1361,6 +1369,13 @@ def test_arrays_with_named_dimensions_are_refused(xp, name):
     }
     with pytest.raises(TypeError, match=rf"^{name} has named dimensions \('time',"):
         calls[name]()
+    in_a_list = {
+        "x": lambda: s2nn_xp.gradient([named, named], xp=xp),
+        "alpha": lambda: s2nn_xp.gradient(x, alpha=[named]),
+        "cotangent": lambda: s2nn_xp.vjp(x)[1]([named]),
+    }
+    with pytest.raises(TypeError, match=rf"^{name} has named dimensions"):
+        in_a_list[name]()
     unnamed = _NamedDimensions(2.0, ())  # 0-d: a number
     np.testing.assert_array_equal(
         to_numpy(s2nn_xp.gradient(x, alpha=unnamed)),
