@@ -259,6 +259,8 @@ def _evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
     """
     xp = p.xp
     inputs = inputs or (p.x,)
+    if _by_numpy_chunks(p, inputs):
+        return finish(_on_numpy_chunks(p, name, inputs, params), p)
     block = _block_size(p, inputs)
     with _compat.quiet_floating_point(xp):
         if not block:
@@ -292,6 +294,54 @@ def _evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
 
 # This thread's kept temporaries of the NumPy kernels (s2nn_xp._temporaries).
 _KEPT = Kept()
+
+
+def _by_numpy_chunks(p: Prepared, inputs: tuple[Array, ...]) -> bool:
+    """Whether a graph of one task a chunk computes the function on Dask.
+
+    Dask arrays of NumPy chunks, every input chunked as ``x`` is, and
+    Python-number parameters: each chunk runs the NumPy path (its kernels,
+    block by block), in NumPy's quiet floating-point state as NumPy input
+    does, one task where the math's operations were a task each (about
+    twenty a chunk, each a pass over it).
+    """
+    if not _compat.is_dask_namespace(p.xp) or p.mask is not None:
+        return False
+    import numpy as np
+
+    return (
+        all(isinstance(v, float) for v in p.params.values())
+        and type(getattr(p.x, "_meta", None)) is np.ndarray
+        and all(a.chunks == p.x.chunks for a in inputs)
+    )
+
+
+def _on_numpy_chunks(
+    p: Prepared, name: str, inputs: tuple[Array, ...], params: dict[str, Any]
+) -> Array:
+    """:func:`_evaluate` of each chunk of ``inputs``, as a lazy Dask array."""
+    import dask.array as da
+    import numpy as np
+
+    chunk = functools.partial(_evaluate_chunk, name, p.dtype, p.params, params)
+    meta = np.empty((0,) * p.x.ndim, dtype=p.dtype)
+    return da.map_blocks(chunk, *inputs, dtype=p.dtype, meta=meta)
+
+
+def _evaluate_chunk(
+    name: str,
+    dtype: Any,
+    parameters: dict[str, float],
+    params: dict[str, float],
+    *blocks: Any,
+) -> Any:
+    """The function ``name`` of NumPy ``blocks``: one Dask task.
+
+    A function of the module, which a worker process can unpickle.
+    """
+    xp = _compat.array_namespace(blocks[0])
+    chunk = Prepared(xp=xp, x=blocks[0], dtype=dtype, params=parameters)
+    return _evaluate(chunk, name, *blocks, **params)
 
 
 def _block_size(p: Prepared, inputs: tuple[Array, ...]) -> int:

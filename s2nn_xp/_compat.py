@@ -335,7 +335,8 @@ def quiet_floating_point(xp: ModuleType) -> contextlib.AbstractContextManager[An
     must not raise or warn under a caller's ``np.errstate(all="raise")``.
     Not NumPy's namespace alone: array-api-strict, marray and Dask's eager
     parts compute with NumPy underneath. (A Dask graph computed later, in
-    the caller's thread, runs under the caller's state.)
+    the caller's thread, runs under the caller's state, but for its tasks
+    that run the NumPy path on a chunk.)
     """
     if is_torch_namespace(xp) or is_jax_namespace(xp) or is_cupy_namespace(xp):
         return contextlib.nullcontext()  # no NumPy arithmetic underneath

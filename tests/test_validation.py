@@ -430,14 +430,10 @@ def test_valid_input_never_raises_under_errstate_raise(function):
     assert np.isnan(result[-1])
 
 
-@pytest.mark.skip_backends(
-    "dask",
-    reason="its graph runs NumPy when computed, under the error state of the "
-    "thread that computes it, after the package has returned (docs: Backends)",
-)
 @pytest.mark.parametrize("function", list(PUBLIC))
 def test_valid_input_never_raises_under_errstate_raise_on_any_backend(xp, function):
-    """array-api-strict and marray compute with NumPy underneath too."""
+    """array-api-strict and marray compute with NumPy underneath too, and
+    Dask's tasks a chunk, with number parameters (the user guide's Dask)."""
     x = _on(xp, [-np.inf, -1e300, -300.0, -1.0, 0.0, np.inf], "float64")
     with np.errstate(all="raise"):
         result = to_numpy(PUBLIC[function](x))
