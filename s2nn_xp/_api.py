@@ -309,10 +309,9 @@ def _by_numpy_chunks(p: Prepared, inputs: tuple[Array, ...]) -> bool:
         return False
     import numpy as np
 
-    return (
-        all(isinstance(v, float) for v in p.params.values())
-        and type(getattr(p.x, "_meta", None)) is np.ndarray
-        and all(a.chunks == p.x.chunks for a in inputs)
+    return all(isinstance(v, float) for v in p.params.values()) and all(
+        type(getattr(a, "_meta", None)) is np.ndarray and a.chunks == p.x.chunks
+        for a in inputs
     )
 
 
@@ -337,10 +336,22 @@ def _evaluate_chunk(
 ) -> Any:
     """The function ``name`` of NumPy ``blocks``: one Dask task.
 
-    A function of the module, which a worker process can unpickle.
+    A function of the module, which a worker process can unpickle. A chunk
+    may be a masked array whatever the Dask array's meta says (one made by
+    ``from_delayed``): its mask comes through as NumPy input's does (``x``'s
+    always, a cotangent's where it masks any element).
     """
+    import numpy as np
+
+    mask = None
+    for index, block in enumerate(blocks):
+        if isinstance(block, np.ma.MaskedArray):
+            masked = np.ma.getmaskarray(block)
+            if index == 0 or masked.any():
+                mask = masked if mask is None else mask | masked
+    blocks = tuple(np.ma.getdata(block) for block in blocks)
     xp = _compat.array_namespace(blocks[0])
-    chunk = Prepared(xp=xp, x=blocks[0], dtype=dtype, params=parameters)
+    chunk = Prepared(xp=xp, x=blocks[0], dtype=dtype, params=parameters, mask=mask)
     return _evaluate(chunk, name, *blocks, **params)
 
 

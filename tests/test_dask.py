@@ -280,3 +280,24 @@ def test_array_parameters_compute_under_the_callers_error_state():
         y.compute()
     with np.errstate(all="ignore"):
         np.testing.assert_array_equal(y.compute(), s2nn_xp.gradient(x.compute()))
+
+
+def test_masks_come_through_as_numpy_inputs_do():
+    """A masked cotangent chunked as x, and masked chunks under a NumPy meta
+    (from_delayed's), lost their masks to the one-task-a-chunk path: the
+    masked values were used, silently."""
+    values = np.array([-1.0, 0.0, 1.0, 2.0])
+    cotangent = np.ma.masked_array([9.0, 1.0, 1.0, 9.0], mask=[1, 0, 0, 1])
+    want = s2nn_xp.vjp(values)[1](cotangent)
+    _, pullback = s2nn_xp.vjp(da.from_array(values, chunks=2))
+    got = pullback(da.ma.masked_array(da.from_array(cotangent, chunks=2))).compute()
+    np.testing.assert_array_equal(np.ma.getmaskarray(got), np.ma.getmaskarray(want))
+    np.testing.assert_array_equal(got.compressed(), want.compressed())
+
+    masked = np.ma.masked_array(values, mask=[0, 1, 0, 0])
+    lazy = da.from_delayed(dask.delayed(lambda: masked)(), shape=(4,), dtype=float)
+    got = s2nn_xp.gradient(lazy).compute()
+    want = s2nn_xp.gradient(masked)
+    assert isinstance(got, np.ma.MaskedArray)
+    np.testing.assert_array_equal(np.ma.getmaskarray(got), np.ma.getmaskarray(want))
+    np.testing.assert_array_equal(got.compressed(), want.compressed())
