@@ -23,6 +23,7 @@ from ._validation import (
     known,
     prepare,
     prepare_cotangent,
+    unmasked,
     validate_flag,
     validate_parameter,
     with_cotangent_mask,
@@ -309,10 +310,15 @@ def _by_numpy_chunks(p: Prepared, inputs: tuple[Array, ...]) -> bool:
         return False
     import numpy as np
 
-    return all(isinstance(v, float) for v in p.params.values()) and all(
+    return _number_parameters(p) and all(
         type(getattr(a, "_meta", None)) is np.ndarray and a.chunks == p.x.chunks
         for a in inputs
     )
+
+
+def _number_parameters(p: Prepared) -> bool:
+    """Whether every parameter is a Python number (what the NumPy kernels take)."""
+    return all(isinstance(v, float) for v in p.params.values())
 
 
 def _on_numpy_chunks(
@@ -341,18 +347,14 @@ def _evaluate_chunk(
     ``from_delayed``): its mask comes through as NumPy input's does (``x``'s
     always, a cotangent's where it masks any element).
     """
-    import numpy as np
-
-    mask = None
-    for index, block in enumerate(blocks):
-        if isinstance(block, np.ma.MaskedArray):
-            masked = np.ma.getmaskarray(block)
-            if index == 0 or masked.any():
-                mask = masked if mask is None else mask | masked
-    blocks = tuple(np.ma.getdata(block) for block in blocks)
-    xp = _compat.array_namespace(blocks[0])
-    chunk = Prepared(xp=xp, x=blocks[0], dtype=dtype, params=parameters, mask=mask)
-    return _evaluate(chunk, name, *blocks, **params)
+    x, mask = unmasked(blocks[0])
+    xp = _compat.array_namespace(x)
+    chunk = Prepared(xp=xp, x=x, dtype=dtype, params=parameters, mask=mask)
+    others = []
+    for other in blocks[1:]:  # a cotangent
+        chunk = with_cotangent_mask(chunk, other)
+        others.append(unmasked(other)[0])
+    return _evaluate(chunk, name, x, *others, **params)
 
 
 def _block_size(p: Prepared, inputs: tuple[Array, ...]) -> int:
@@ -369,7 +371,7 @@ def _block_size(p: Prepared, inputs: tuple[Array, ...]) -> int:
     block = _BLOCK_BYTES // p.x.dtype.itemsize
     usable = (
         p.x.ndim > 0
-        and all(isinstance(v, float) for v in p.params.values())
+        and _number_parameters(p)
         and all(a.shape == p.x.shape and a.flags.c_contiguous for a in inputs)
     )
     return block if usable else 0

@@ -1169,12 +1169,7 @@ def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepar
         # math calls.
         check_namespace(xp, x)
         xp = None
-    x = _native_byte_order(x)
-    mask = None
-    numpy = sys.modules.get("numpy")
-    if numpy is not None and isinstance(x, numpy.ma.MaskedArray):
-        mask = numpy.ma.getmaskarray(x)
-        x = numpy.ma.getdata(x)
+    x, mask = unmasked(_native_byte_order(x))
     if xp is None:
         xp = _compat.array_namespace(x)
         check_standard_version(xp)
@@ -1279,6 +1274,14 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     # gradient of 0 is NaN (the Definition says so).
     with _compat.quiet_floating_point(xp):
         return xp.astype(cotangent, compute_dtype, copy=False)
+
+
+def unmasked(x: Any) -> tuple[Any, Any]:
+    """``(data, mask)`` of a NumPy masked array (mask an array), else ``(x, None)``."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None or not isinstance(x, numpy.ma.MaskedArray):
+        return x, None
+    return numpy.ma.getdata(x), numpy.ma.getmaskarray(x)
 
 
 def with_cotangent_mask(p: Prepared, cotangent: Any) -> Prepared:
