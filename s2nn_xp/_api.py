@@ -260,8 +260,9 @@ def _evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
     """
     xp = p.xp
     inputs = inputs or (p.x,)
-    if _by_numpy_chunks(p, inputs):
-        return finish(_on_numpy_chunks(p, name, inputs, params), p)
+    chunked = _in_numpy_chunks(p, inputs)
+    if chunked is not None:
+        return finish(_on_numpy_chunks(p, name, *chunked, params), p)
     block = _block_size(p, inputs)
     with _compat.quiet_floating_point(xp):
         if not block:
@@ -297,23 +298,46 @@ def _evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
 _KEPT = Kept()
 
 
-def _by_numpy_chunks(p: Prepared, inputs: tuple[Array, ...]) -> bool:
-    """Whether a graph of one task a chunk computes the function on Dask.
+def _in_numpy_chunks(
+    p: Prepared, inputs: tuple[Array, ...]
+) -> tuple[tuple[Array, ...], dict[str, Array]] | None:
+    """``inputs`` and array parameters in ``x``'s chunks, for one task a chunk.
 
-    Dask arrays of NumPy chunks, every input chunked as ``x`` is, and
-    Python-number parameters: each chunk runs the NumPy path (its kernels,
-    block by block), in NumPy's quiet floating-point state as NumPy input
-    does, one task where the math's operations were a task each (about
-    twenty a chunk, each a pass over it).
+    None where the function cannot be computed so on Dask: it can be for
+    Dask arrays of NumPy chunks, each chunk running the NumPy path (its
+    kernels, block by block, where the parameters are numbers) in NumPy's
+    quiet floating-point state as NumPy input does, one task where the
+    math's operations were a task each (about twenty a chunk, each a pass
+    over it). A cotangent of ``x``'s shape in other chunks (where its sizes
+    are known), and an array parameter (one chunk along the axes it
+    broadcasts), are rechunked as ``x`` is, where an operation with ``x``
+    would have rechunked them all to a common refinement.
     """
     if not _compat.is_dask_namespace(p.xp) or p.mask is not None:
-        return False
-    import numpy as np
-
-    return _number_parameters(p) and all(
-        type(getattr(a, "_meta", None)) is np.ndarray and a.chunks == p.x.chunks
+        return None
+    x = p.x
+    inputs = tuple(
+        a if a.chunks == x.chunks or not known(x.shape) else _compat.chunked_like(a, x)
         for a in inputs
     )
+    arrays = {
+        n: _compat.chunked_like(v, x)
+        for n, v in p.params.items()
+        if not isinstance(v, float)
+    }
+    chunked = (*inputs, *arrays.values())
+    if any(a is None or not _numpy_chunked(a) for a in chunked):
+        return None
+    if any(a.chunks != x.chunks for a in inputs):
+        return None
+    return inputs, arrays
+
+
+def _numpy_chunked(a: Array) -> bool:
+    """Whether ``a`` is a Dask array whose chunks are NumPy arrays."""
+    import numpy as np
+
+    return type(getattr(a, "_meta", None)) is np.ndarray
 
 
 def _number_parameters(p: Prepared) -> bool:
@@ -322,39 +346,79 @@ def _number_parameters(p: Prepared) -> bool:
 
 
 def _on_numpy_chunks(
-    p: Prepared, name: str, inputs: tuple[Array, ...], params: dict[str, Any]
+    p: Prepared,
+    name: str,
+    inputs: tuple[Array, ...],
+    arrays: dict[str, Array],
+    params: dict[str, Any],
 ) -> Array:
-    """:func:`_evaluate` of each chunk of ``inputs``, as a lazy Dask array."""
+    """:func:`_evaluate` of each chunk of ``inputs``, as a lazy Dask array.
+
+    ``arrays`` are the array parameters in ``x``'s chunks (the tasks get
+    their chunks); the numbers go into every task as they are.
+    """
     import dask.array as da
     import numpy as np
 
-    chunk = functools.partial(_evaluate_chunk, name, p.dtype, p.params, params)
+    numbers = {n: v for n, v in p.params.items() if n not in arrays}
+    layout = _ChunkLayout(
+        name, p.dtype, tuple(p.params), tuple(params), len(inputs), tuple(arrays)
+    )
+    chunk = functools.partial(_evaluate_chunk, layout, numbers)
     meta = np.empty((0,) * p.x.ndim, dtype=p.dtype)
-    return da.map_blocks(chunk, *inputs, dtype=p.dtype, meta=meta)
+    return da.map_blocks(chunk, *inputs, *arrays.values(), dtype=p.dtype, meta=meta)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ChunkLayout:
+    """What the blocks a task of :func:`_on_numpy_chunks` gets are.
+
+    Attributes
+    ----------
+    name
+        The function (one of ``_math``'s, or ``"pullback"``).
+    dtype
+        The dtype of the result.
+    parameters
+        The names of the prepared parameters, in their order.
+    wanted
+        The names of those the function takes.
+    inputs
+        How many blocks are inputs (``x`` and a cotangent); the others are
+        the array parameters named by ``arrays``, in that order.
+    arrays
+        The names of the array parameters.
+    """
+
+    name: str
+    dtype: Any
+    parameters: tuple[str, ...]
+    wanted: tuple[str, ...]
+    inputs: int
+    arrays: tuple[str, ...]
 
 
 def _evaluate_chunk(
-    name: str,
-    dtype: Any,
-    parameters: dict[str, float],
-    params: dict[str, float],
-    *blocks: Any,
+    layout: _ChunkLayout, numbers: dict[str, float], *blocks: Any
 ) -> Any:
-    """The function ``name`` of NumPy ``blocks``: one Dask task.
+    """The function of NumPy ``blocks``, as ``layout`` says: one Dask task.
 
     A function of the module, which a worker process can unpickle. A chunk
     may be a masked array whatever the Dask array's meta says (one made by
     ``from_delayed``): its mask comes through as NumPy input's does (``x``'s
     always, a cotangent's where it masks any element).
     """
+    given = dict(zip(layout.arrays, blocks[layout.inputs :], strict=True))
+    parameters = {n: given[n] if n in given else numbers[n] for n in layout.parameters}
     x, mask = unmasked(blocks[0])
     xp = _compat.array_namespace(x)
-    chunk = Prepared(xp=xp, x=x, dtype=dtype, params=parameters, mask=mask)
+    chunk = Prepared(xp=xp, x=x, dtype=layout.dtype, params=parameters, mask=mask)
     others = []
-    for other in blocks[1:]:  # a cotangent
+    for other in blocks[1 : layout.inputs]:  # a cotangent
         chunk = with_cotangent_mask(chunk, other)
         others.append(unmasked(other)[0])
-    return _evaluate(chunk, name, x, *others, **params)
+    params = {n: parameters[n] for n in layout.wanted}
+    return _evaluate(chunk, layout.name, x, *others, **params)
 
 
 def _block_size(p: Prepared, inputs: tuple[Array, ...]) -> int:

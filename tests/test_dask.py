@@ -271,15 +271,50 @@ def test_number_parameters_give_one_task_a_chunk_running_numpys_path(name, fn):
         np.testing.assert_array_equal(y.compute(), want)
 
 
-def test_array_parameters_compute_under_the_callers_error_state():
-    """The user guide's Dask: with array parameters the graph holds the math's
-    operations, which NumPy runs when computed, under the caller's state."""
-    x = da.from_array(np.array([-300.0, -1.0, 0.5], dtype=np.float32), chunks=2)
-    y = s2nn_xp.gradient(x, alpha=da.full(3, 4.0, dtype=np.float32, chunks=2))
-    with np.errstate(under="raise"), pytest.raises(FloatingPointError):
-        y.compute()
-    with np.errstate(all="ignore"):
-        np.testing.assert_array_equal(y.compute(), s2nn_xp.gradient(x.compute()))
+def _per_neuron_case(name, fn, chunks, parameter_chunks, cotangent_chunks):
+    """``(result, NumPy's)`` of ``name`` on a Dask 2-d ``x`` with Dask
+    per-neuron (last axis) alpha and beta, beta broadcast along the batch."""
+    values = np.linspace(-300.0, 3.0, 96).astype(np.float32).reshape(8, 12)
+    alpha = np.linspace(1.0, 6.0, 12).astype(np.float32)
+    beta = np.linspace(0.5, 2.0, 12).astype(np.float32).reshape(1, 12)
+    cotangent = np.linspace(-2.0, 2.0, 96).astype(np.float32).reshape(8, 12)
+    lazy = {
+        "alpha": da.from_array(alpha, chunks=parameter_chunks[-1:]),
+        "beta": da.from_array(beta, chunks=(1, *parameter_chunks[-1:])),
+    }
+    x = da.from_array(values, chunks=chunks)
+    if fn is None:
+        y = s2nn_xp.vjp(x, **lazy)[1](da.from_array(cotangent, chunks=cotangent_chunks))
+        return y, s2nn_xp.vjp(values, alpha=alpha, beta=beta)[1](cotangent)
+    if name == "forward":
+        return fn(x), fn(values)
+    return fn(x, **lazy), fn(values, alpha=alpha, beta=beta)
+
+
+@pytest.mark.parametrize(("name", "fn"), [*FUNCTIONS, ("pullback", None)])
+def test_array_parameters_give_one_task_a_chunk_running_numpys_path(name, fn):
+    """With array parameters each chunk was the math's operations, a task
+    each, computed under the caller's floating-point state (the underflow far
+    left raised under np.errstate(all="raise")): the NumPy path in one task."""
+    y, want = _per_neuron_case(name, fn, (4, 6), (4, 6), (4, 6))
+    # Only the parameters' and the cotangent's own tasks besides one a chunk.
+    assert len(y.dask.layers[y.name]) == y.npartitions == 4
+    assert all(len(y.dask.layers[key]) <= 4 for key in y.dask.dependencies[y.name])
+    with np.errstate(all="raise"):  # quiet, as for NumPy input
+        np.testing.assert_array_equal(y.compute(), want)
+
+
+@pytest.mark.parametrize(("name", "fn"), [*FUNCTIONS, ("pullback", None)])
+def test_arguments_in_other_chunks_give_results_in_xs(name, fn):
+    """Array parameters and a cotangent in chunks other than x's are
+    rechunked as x is: an operation with x rechunked all of them to a common
+    refinement, and the result was in neither x's chunks nor theirs."""
+    y, want = _per_neuron_case(name, fn, (4, 6), (5, 7), (3, 5))
+    x_chunks = ((4, 4), (6, 6))
+    assert y.chunks == x_chunks
+    assert len(y.dask.layers[y.name]) == 4
+    with np.errstate(all="raise"):
+        np.testing.assert_array_equal(y.compute(), want)
 
 
 def test_masks_come_through_as_numpy_inputs_do():
