@@ -162,6 +162,26 @@ def xp_assert_close(actual, desired, *, xp, rtol=1e-7, atol=0.0, dtype=None):
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
 
 
+# The Definition's Accuracy: ulp of the exact values within which gradient,
+# origin and d origin / d beta are where exp(alpha * x) is normal and alpha * x
+# exact; d origin / d alpha, x times a value within them, within half an ulp
+# more.
+ULP_BOUND = {np.float64: 2.5, np.float32: 3.5}
+ALPHA_PARTIAL_ULP_BOUND = {dtype: bound + 0.5 for dtype, bound in ULP_BOUND.items()}
+
+
+def ulps_off(got, exact, dtype) -> np.ndarray:
+    """|got - exact| in ulp of ``exact`` (mpmath values, unrounded) in ``dtype``.
+
+    A reference rounded to the dtype would hide up to half an ulp.
+    """
+    got = np.asarray(got, dtype=np.float64).ravel()
+    exact = list(exact)
+    errors = [float(abs(mpmath.mpf(g) - e)) for g, e in zip(got, exact, strict=True)]
+    spacing = np.maximum(ulps([float(e) for e in exact], dtype), 5e-324)
+    return np.asarray(errors) / spacing
+
+
 def ulps(values, dtype) -> np.ndarray:
     """The ulp of each of `values` (float64) in `dtype`, as float64."""
     magnitudes = np.abs(np.asarray(values, dtype=np.float64))
