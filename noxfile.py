@@ -213,9 +213,10 @@ def torch(session: nox.Session) -> None:
 
     Triton comes too (CPU builds of torch do not bring it), so that the fused
     CUDA kernels of the torch adapter run on the CPU in Triton's interpreter;
-    ml_dtypes too, whose NumPy arrays the adapter converts.
+    ml_dtypes (whose NumPy arrays the adapter converts) comes with the test
+    extra, as in every session.
     """
-    session.install(TORCH, TRITON, "ml_dtypes")
+    session.install(TORCH, TRITON)
     session.install("-e", ".[test]")
     _pytest(session, "torch")
 

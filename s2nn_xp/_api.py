@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
-from . import _compat, _dispatch, _jax_pytree, _math
+from . import _backends, _compat, _dispatch, _jax_pytree, _math
 from ._temporaries import Kept
 from ._validation import (
     Prepared,
@@ -308,29 +308,36 @@ def _in_numpy_chunks(
     kernels, block by block, where the parameters are numbers) in NumPy's
     quiet floating-point state as NumPy input does, one task where the
     math's operations were a task each (about twenty a chunk, each a pass
-    over it). A cotangent of ``x``'s shape in other chunks (where its sizes
-    are known), and an array parameter (one chunk along the axes it
-    broadcasts), are rechunked as ``x`` is, where an operation with ``x``
-    would have rechunked them all to a common refinement.
+    over it). A cotangent or an array parameter that broadcasts to ``x``
+    goes to the tasks as it is (Dask gives each the block of it that meets
+    ``x``'s); one chunked otherwise than ``x`` is rechunked as ``x`` is,
+    where an operation with ``x`` would have rechunked them all to a common
+    refinement.
     """
     if not _compat.is_dask_namespace(p.xp) or p.mask is not None:
         return None
     x = p.x
-    inputs = tuple(
-        a if a.chunks == x.chunks or not known(x.shape) else _compat.chunked_like(a, x)
-        for a in inputs
+    others = inputs[1:]
+    arrays = {n: v for n, v in p.params.items() if not isinstance(v, float)}
+    chunked = [_chunked_as(a, x) for a in (*others, *arrays.values())]
+    if not all(a is not None and _numpy_chunked(a) for a in (x, *chunked)):
+        return None
+    return (x, *chunked[: len(others)]), dict(
+        zip(arrays, chunked[len(others) :], strict=True)
     )
-    arrays = {
-        n: _compat.chunked_like(v, x)
-        for n, v in p.params.items()
-        if not isinstance(v, float)
-    }
-    chunked = (*inputs, *arrays.values())
-    if any(a is None or not _numpy_chunked(a) for a in chunked):
+
+
+def _chunked_as(a: Array, x: Array) -> Array | None:
+    """``a``, which broadcasts to Dask ``x``, chunked as ``x`` where it has its sizes.
+
+    None where that takes a rechunk Dask cannot do: of sizes it does not
+    know yet, or of more than 32 dimensions.
+    """
+    if a.chunks == x.chunks:
+        return a
+    if not known(a.shape):
         return None
-    if any(a.chunks != x.chunks for a in inputs):
-        return None
-    return inputs, arrays
+    return _compat.chunked_like(a, x)
 
 
 def _numpy_chunked(a: Array) -> bool:
@@ -930,7 +937,8 @@ class _Static:
     deserialised) has the same tree structure as the original, and equal
     objects share one compiled function; a brainstate state, anything whose
     values cannot be read (a tracer), or a lazy array (a Dask array, whose
-    values a hash would compute, at every hash), by identity.
+    values a hash would compute, at every hash), by identity, or by the
+    graph that a lazy array names (:func:`_graph_token`).
     """
 
     __slots__ = ("_key", "value")
@@ -948,7 +956,7 @@ class _Static:
         return hash(self.key())
 
     def key(self) -> Any:
-        """A float itself; an array's ``(dtype, shape, bytes)``; else ``(None, id)``.
+        """A float itself; an array's ``(dtype, shape, bytes)``; else ``(None, token)``.
 
         The bytes in native byte order, the dtype itself, not its ``str``:
         ml_dtypes' share codes (``'<V1'`` for most float8 formats), so equal
@@ -961,7 +969,7 @@ class _Static:
             else:
                 values = None if _unread(self.value) else _concrete(self.value)
                 self._key = (
-                    (None, id(self.value))
+                    (None, _graph_token(self.value))
                     if values is None
                     else (values.dtype, values.shape, values.tobytes())
                 )
@@ -971,17 +979,29 @@ class _Static:
         return repr(self.value)
 
 
+def _graph_token(value: Any) -> Any:
+    """What names the values of `value`, which cannot be read: its identity.
+
+    A lazy array that names its graph (Dask's ``__dask_tokenize__``, which
+    reads nothing) is named by it: the copy an object keeps of a Dask array
+    (:func:`_checked_parameter`) has its graph, so that two objects made
+    from one array are equal, and an assignment to the array gives it
+    another graph.
+    """
+    tokenize = getattr(value, "__dask_tokenize__", None)
+    if tokenize is not None and _backends.is_lazy(value):
+        return (type(value), tokenize())
+    return id(value)
+
+
 def _unread(value: Any) -> bool:
     """Whether `value`, with values or not, is compared by identity.
 
-    A brainstate state, and a lazy array (array-api-compat's
-    ``is_lazy_array``: Dask's), whose values a hash would compute. JAX's
-    arrays count as lazy there too (they may be traced): a concrete one is
-    read, a tracer cannot be (:func:`_concrete`).
+    A brainstate state, and a lazy array (its record's ``lazy``: Dask's),
+    whose values a hash would compute. A JAX array is read where it is
+    concrete; a tracer cannot be (:func:`_concrete`).
     """
-    return _is_state(value) or (
-        not _compat.is_jax_array(value) and _compat.is_lazy_array(value)
-    )
+    return _is_state(value) or _backends.is_lazy(value)
 
 
 def _concrete(value: Any) -> Any:
@@ -1041,8 +1061,10 @@ def _checked_parameter(name: str, value: Any) -> Any:
 def _mutable_array(value: Any) -> bool:
     """Whether ``value`` is an array whose values its owner may change in place.
 
-    JAX's and Dask's arrays cannot be changed.
+    Its record's ``mutable_arrays`` says (JAX's cannot be changed); an array
+    of no record may be.
     """
-    return _compat.is_array_api_obj(value) and not (
-        _compat.is_jax_array(value) or _compat.is_dask_array(value)
-    )
+    if not _compat.is_array_api_obj(value):
+        return False
+    backend = _backends.of_array(value)
+    return backend is None or backend.mutable_arrays

@@ -66,6 +66,8 @@ class Capability(enum.Enum):
     HOST_VALUES = "host_values"
     """Array values sit in host memory and are never traced: parameter
     arrays have their values checked like numbers."""
+    MUTABLE_ARRAYS = "mutable_arrays"
+    """Arrays can be changed in place (item assignment), after a call."""
 
 
 # The transforms that compile a function, as the backends name them.
@@ -227,12 +229,22 @@ class Backend:
     values_on_host
         Whether its arrays' values sit in host memory, never traced, so that
         parameter values are checked like numbers (read with ``as_numpy``).
-        True by default, the safe side for a new CPU library (its lazy arrays,
-        by array-api-compat's ``is_lazy_array``, are not read); False for
-        libraries whose arrays live on a GPU, are traced, or are all lazy
-        (none could be read), and for every lazy library array-api-compat
-        does not know (its ``is_lazy_array`` computes an element of those to
-        tell, and said cubed's were not lazy).
+        True by default, the safe side for a new CPU library (its arrays that
+        are ``lazy`` are not read); False for libraries whose arrays live on a
+        GPU or are traced.
+    lazy
+        Whether its arrays are graphs whose values are computed when asked
+        (Dask's): their values are never read at a call (a parameter's are
+        not checked; an ``S2NN`` object compares such an ``epsilon`` by
+        identity, not by values a hash would compute). Say so for every lazy
+        library: for arrays of no record array-api-compat's ``is_lazy_array``
+        decides, which computes an element of arrays of a library it does not
+        know to tell (and said cubed's were not lazy).
+    mutable_arrays
+        Whether its arrays can be changed in place (item assignment), after a
+        call: an ``S2NN`` object keeps its own copy of such an ``epsilon``
+        (hashed by its values, static where JAX compiles the object). JAX's
+        cannot; Dask's can (an assignment gives the array another graph).
     places_arrays
         Whether the library itself moves arrays of different devices to
         where they meet (JAX's uncommitted arrays; those committed to
@@ -272,6 +284,8 @@ class Backend:
     device_kinds: tuple[str, ...] = ("cpu",)
     flushes_subnormals: bool = False
     values_on_host: bool = True
+    lazy: bool = False
+    mutable_arrays: bool = True
     places_arrays: bool = False
     max_dimensions: int | None = None
     load_module: Callable[[str], ModuleType] = importlib.import_module
@@ -396,6 +410,8 @@ class Backend:
         found = {c for c in Capability if c.value in self.dtypes}
         if self.values_on_host:
             found.add(Capability.HOST_VALUES)
+        if self.mutable_arrays:
+            found.add(Capability.MUTABLE_ARRAYS)
         if self.transforms:
             found.add(Capability.AUTODIFF)
         if _COMPILING_TRANSFORMS.intersection(self.transforms):
@@ -739,6 +755,7 @@ BACKENDS: dict[str, Backend] = _registry(
         _compat.is_dask_namespace,
         is_array=_compat.is_dask_array,
         values_on_host=False,  # lazy: values exist once computed
+        lazy=True,
         from_numpy=_dask_from_numpy,
         as_numpy=_dask_to_numpy,
         wait=_dask_wait,
@@ -768,6 +785,7 @@ BACKENDS: dict[str, Backend] = _registry(
         device_kinds=("cpu", "gpu", "tpu"),
         flushes_subnormals=True,
         values_on_host=False,  # on a device, or traced
+        mutable_arrays=False,
         places_arrays=True,
         find_devices=_jax_devices,
         enable_float64=_jax_enable_float64,
@@ -879,6 +897,18 @@ def of_namespace(xp: ModuleType) -> Backend | None:
         if backend.is_namespace(xp):
             return backend
     return None
+
+
+def is_lazy(value: Any) -> bool:
+    """Whether ``value`` is an array whose values are computed when asked.
+
+    Its record's ``lazy`` says; for arrays of no record, array-api-compat's
+    ``is_lazy_array``.
+    """
+    backend = of_array(value)
+    if backend is not None:
+        return backend.lazy
+    return _compat.is_lazy_array(value)
 
 
 def of_array(x: Any) -> Backend | None:

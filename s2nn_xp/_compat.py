@@ -288,7 +288,10 @@ def clip(
                 return bound
             # x's own factory: a tensor of x's kind (a FakeTensor's is fake,
             # even outside the mode that made it, which refuses a real one).
-            return x.new_full((), bound)
+            # Of x's dimensions, each of size 1: under torch.func.vmap over
+            # an empty batch, a 0-d one with x of more broke minimum's
+            # batching rule (IndexError from select).
+            return x.new_full((1,) * x.ndim, bound)
 
         if high is not None:
             x = torch.minimum(x, as_tensor(high))

@@ -489,17 +489,14 @@ def _host_view(name: str, value: Any) -> Any:
     The registry says which libraries' values do (``values_on_host``): they
     can be checked
     without waiting for a device or meeting a tracer. A lazy array of such a
-    library (array-api-compat's ``is_lazy_array``: values not computed yet)
-    is not read.
+    library (its record's ``lazy``: values not computed yet) is not read.
     """
     if isinstance(value, numbers.Number) or _is_sequence(value):
         return None
     if not _may_be_array(value):
         return None
     backend = _backends.of_array(value)
-    if backend is None or not backend.values_on_host:
-        return None
-    if _compat.is_lazy_array(value):
+    if backend is None or not backend.values_on_host or backend.lazy:
         return None
     try:
         return backend.as_numpy(value)
@@ -1067,6 +1064,23 @@ def _check_not_flushed(
     raise ValueError(msg)
 
 
+def refuse_other_library(xp: ModuleType, name: str, value: Any, x: Any) -> None:
+    """Raise TypeError where ``value`` is an array of a library not ``xp``'s.
+
+    Before its values are read, so that the type of the error does not
+    depend on them; NumPy arrays are host data, which every library takes.
+    """
+    # _may_be_array first: a str needs no lookup (torch.compile cannot trace
+    # array-api-compat's cached checks); an object with a namespace but no
+    # dtype or shape is no array, which validate_parameter says.
+    if _is_numpy(value) or not _may_be_array(value):
+        return
+    if not (_compat.is_array_api_obj(value) and _has_array_attributes(value)):
+        return
+    if _library(_compat.array_namespace(value)) != _library(xp):
+        raise mixed_libraries(x, name, value)
+
+
 def check_parameter(
     xp: ModuleType,
     name: str,
@@ -1079,13 +1093,18 @@ def check_parameter(
 ) -> Any:
     """A validated parameter: a checked float, or an array of ``x``'s library.
 
-    ``value`` has been through :func:`validate_parameter`. Host values (NumPy)
-    are checked against the compute dtype and moved to ``x``'s library and
-    device in that dtype; arrays of ``x``'s library are checked for dtype and
-    shape (and returned in their own dtype: casting may be left to compiled
-    code); arrays of a third library are rejected. ``flushed_by`` as for
-    :func:`check_representable`.
+    ``value`` as given: an array of a third library is refused
+    (:func:`refuse_other_library`), then the value is validated
+    (:func:`validate_parameter`). Host values (NumPy) are checked against the
+    compute dtype and moved to ``x``'s library and device in that dtype;
+    arrays of ``x``'s library are checked for dtype and shape (and returned
+    in their own dtype: casting may be left to compiled code). ``flushed_by``
+    as for :func:`check_representable`.
     """
+    given = value
+    if not isinstance(value, float):
+        refuse_other_library(xp, name, value, x)
+    value = validate_parameter(name, value)
     if isinstance(value, float):
         return check_representable(
             name, value, compute_dtype, largest, flushed_by=flushed_by
@@ -1100,8 +1119,8 @@ def check_parameter(
             with numpy.errstate(over="ignore", under="ignore"):
                 return value.astype(compute_dtype, copy=False)
         return _from_host(xp, name, value, compute_dtype, x)
-    if _library(_compat.array_namespace(value)) != _library(xp):
-        raise mixed_libraries(x, name, value)
+    if value is not given:  # the array a wrapper stood for
+        refuse_other_library(xp, name, value, x)
     check_real_dtype(name, xp, value.dtype)
     check_broadcast(name, value.shape, x.shape)
     check_device(name, value, x)
@@ -1134,7 +1153,7 @@ def check_arguments(
         name: check_parameter(
             xp,
             name,
-            validate_parameter(name, value),
+            value,
             x,
             compute_dtype,
             largest,
@@ -1253,6 +1272,14 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
             raise masked_host_data("cotangent", _library(xp))
         # Its mask goes to the result (with_cotangent_mask), its data here.
         cotangent = numpy.ma.getdata(cotangent)
+    if (
+        numpy is not None
+        and _is_numpy(cotangent)
+        and type(cotangent) is not numpy.ndarray
+    ):
+        # A subclass's (or scalar's) own arithmetic is not the math's (an
+        # __array_ufunc__ of its own, np.matrix's product): its values.
+        cotangent = numpy.asarray(cotangent)
     host = not _compat.is_array_api_obj(cotangent)  # a number or a list
     if not host and _library(_compat.array_namespace(cotangent)) != _library(xp):
         if not _is_numpy(cotangent):  # NumPy arrays and scalars are host data

@@ -941,7 +941,7 @@ def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
     """A checked Python float, or a tensor in ``x``'s compute dtype and device."""
     compute_dtype = _compute_dtype(x.dtype)
     if type(value) in _PLAIN_TENSORS and _is_ready(value, x, compute_dtype):
-        return value.detach() if name == "epsilon" else value  # a constant
+        return _constant(value) if name == "epsilon" else value
     largest = _LARGEST[compute_dtype]
     if type(value) is float and not torch.compiler.is_compiling():
         # The common case, checked by the same rules without the general
@@ -987,13 +987,25 @@ def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
         else:
             check_broadcast(name, value.shape, x.shape)
     else:
-        value = check_parameter(
-            _xp, name, validate_parameter(name, value), x, compute_dtype, largest
-        )
+        value = check_parameter(_xp, name, value, x, compute_dtype, largest)
         if isinstance(value, float):
             return value
     value = value.to(device=x.device, dtype=compute_dtype)
-    return value.detach() if name == "epsilon" else value  # a constant
+    return _constant(value) if name == "epsilon" else value
+
+
+_EPSILON_IS_CONSTANT = "epsilon requires grad, but it is a constant: it gets none"
+
+
+def _constant(epsilon: torch.Tensor) -> torch.Tensor:
+    """``epsilon`` detached; told, where it requires grad, that it gets none.
+
+    Not under ``torch.compile``, whose graph would break at the warning.
+    """
+    if epsilon.requires_grad and not torch.compiler.is_compiling():
+        level = stacklevel_of_the_user((__name__.partition(".")[0], "torch"))
+        warnings.warn(_EPSILON_IS_CONSTANT, UserWarning, stacklevel=level)
+    return epsilon.detach()
 
 
 # Tensor types whose instances _is_ready may pass as they are: not a subclass
@@ -1571,7 +1583,7 @@ class S2NN(nn.Module):
             and (name == "epsilon" or not isinstance(value, nn.Parameter))
         ):
             if name == "epsilon":
-                msg = "epsilon requires grad, but it is a constant: it gets none"
+                msg = _EPSILON_IS_CONSTANT
             else:
                 msg = (
                     f"{name} requires grad, but this module keeps a copy of it "

@@ -8,8 +8,8 @@ a skip there, never a silent pass.
 A test that needs a capability says so with a marker generated from the
 registry's :class:`~s2nn_xp._backends.Capability` (``requires_autodiff``,
 ``requires_jit``, ``requires_float16``, ``requires_bfloat16``,
-``requires_host_values``); the ``xp``
-fixture skips the backends that lack it.
+``requires_host_values``, ``requires_mutable_arrays``); the ``xp`` fixture
+skips the backends that lack it.
 """
 
 from __future__ import annotations

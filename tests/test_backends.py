@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import s2nn_xp
-from s2nn_xp import _backends, _compat, _dispatch
+from s2nn_xp import _api, _backends, _compat, _dispatch
 from tests._support import (
     backend_of,
     load_backend,
@@ -60,20 +60,22 @@ def test_unknown_backend_names_the_known_ones():
 
 def test_capabilities_follow_transforms_and_dtypes():
     jax_entry = _backends.get("jax")
-    every_but_host = set(_backends.Capability) - {_backends.Capability.HOST_VALUES}
-    assert jax_entry.capabilities == every_but_host
+    capability = _backends.Capability
+    jax_lacks = {capability.HOST_VALUES, capability.MUTABLE_ARRAYS}
+    assert jax_entry.capabilities == set(capability) - jax_lacks
     eager = dataclasses.replace(
         jax_entry, transforms=("grad",), dtypes=("float32",), compile_function=None
     )
-    assert eager.capabilities == {_backends.Capability.AUTODIFF}
+    assert eager.capabilities == {capability.AUTODIFF}
     assert _backends.get("numpy").capabilities == {
-        _backends.Capability.FLOAT16,
-        _backends.Capability.HOST_VALUES,
+        capability.FLOAT16,
+        capability.HOST_VALUES,
+        capability.MUTABLE_ARRAYS,
     }
     # A new record's array parameter values are checked unless it says they
-    # cannot be read (the safe default).
+    # cannot be read (the safe default), and its arrays copied where kept.
     minimal = _backends.Backend("new", "new", ("new",), lambda xp: False)
-    assert _backends.Capability.HOST_VALUES in minimal.capabilities
+    assert {capability.HOST_VALUES, capability.MUTABLE_ARRAYS} <= minimal.capabilities
 
 
 def test_a_runtime_that_cannot_count_its_devices_has_none():
@@ -121,13 +123,31 @@ def test_the_entry_of_this_backend(xp):
     x = backend.asarray(X)
     assert _backends.of_array(x) is backend
     # A record that says its values sit on the host has arrays that can be
-    # read (by its default, a new record's: a lazy library's cannot, and
-    # its parameters' checks failed far from the record).
-    if backend.values_on_host:
-        assert not s2nn_xp._compat.is_lazy_array(x), (
+    # read, unless it says they are lazy (array-api-compat's is_lazy_array
+    # knows some libraries; JAX's arrays it counts as lazy, as they may be
+    # traced, which values_on_host=False covers).
+    if backend.values_on_host and s2nn_xp._compat.is_lazy_array(x):
+        assert backend.lazy, (
             f"{backend.name!r}: its arrays are lazy (array-api-compat's "
-            "is_lazy_array): its record needs values_on_host=False"
+            "is_lazy_array): its record needs lazy=True"
         )
+    # A record says whether its arrays can be changed in place: an S2NN
+    # object keeps its own copy of such an epsilon (an array of a record
+    # that said no was kept, and an assignment changed the object).
+    changed = backend.asarray(X)
+    try:
+        changed[...] = 0.5
+    except (TypeError, ValueError, NotImplementedError):
+        assert not backend.mutable_arrays, (
+            f"{backend.name!r}: its arrays refuse item assignment: its record "
+            "needs mutable_arrays=False"
+        )
+    else:
+        assert backend.mutable_arrays, (
+            f"{backend.name!r}: its arrays take item assignment: its record "
+            "needs mutable_arrays=True (the default)"
+        )
+        np.testing.assert_array_equal(backend.to_numpy(changed), np.full_like(X, 0.5))
     np.testing.assert_array_equal(backend.to_numpy(x), X)
     grad = to_numpy(backend.autodiff_gradient(x, 4.0, 1.0))
     np.testing.assert_allclose(grad, s2nn_xp.gradient(X), rtol=1e-6)
@@ -507,13 +527,23 @@ def test_an_array_its_record_cannot_read_is_named_with_the_record(error, monkeyp
 
 
 def test_lazy_arrays_of_a_host_backend_are_not_read(monkeypatch):
-    """values_on_host is per library; an array not computed yet has no values."""
+    """values_on_host is per library; an array not computed yet has no values.
+
+    Its record's ``lazy`` says so: array-api-compat's ``is_lazy_array``, which
+    decided before, computes an element of a library it does not know to
+    tell (and said cubed's arrays were not lazy: an S2NN object's epsilon was
+    computed at every hash, and array parameters at every call).
+    """
     x = np.array([-1.0, 1.0])
     bad = np.array([-2.0, 1.0])
     with pytest.raises(ValueError, match="alpha must be finite"):
         s2nn_xp.gradient(x, bad)
-    monkeypatch.setattr(_compat, "is_lazy_array", lambda value: value is bad)
+    assert _api._Static(np.array([1e-8])).key()[0] is not None  # by value
+    lazy = dataclasses.replace(_backends.get("numpy"), lazy=True)
+    monkeypatch.setitem(_backends.BACKENDS, "numpy", lazy)
+    monkeypatch.setattr(_compat, "is_lazy_array", lambda value: False)
     s2nn_xp.gradient(x, bad)  # not read: checked as arrays of GPU libraries are
+    assert _api._Static(np.array([1e-8])).key()[0] is None  # by identity
 
 
 def test_nox_sessions_are_found_however_they_are_declared():

@@ -38,8 +38,10 @@ def test_no_compute_while_building(name, fn):
 
 def test_an_object_with_a_dask_epsilon_hashes_and_compares_without_compute():
     """Its epsilon, compared by value, was computed at every hash and every
-    comparison with an object holding another array: by identity now, as a
-    tracer's."""
+    comparison with an object holding another array: by its graph now (Dask's
+    token, which reads nothing): one array's, or the same graph made again,
+    is equal; another, or the array after an assignment, is not, and the
+    object keeps the values it was made with."""
     computed = []
 
     class Counted(dask.callbacks.Callback):
@@ -51,12 +53,20 @@ def test_an_object_with_a_dask_epsilon_hashes_and_compares_without_compute():
     with Counted():
         assert hash(spike) == hash(s2nn_xp.S2NN(epsilon=epsilon))
         assert spike == s2nn_xp.S2NN(epsilon=epsilon)
-        assert spike != s2nn_xp.S2NN(epsilon=da.full((1000,), 1e-8, chunks=100))
+        assert spike == s2nn_xp.S2NN(epsilon=da.full((1000,), 1e-8, chunks=100))
+        assert spike != s2nn_xp.S2NN(epsilon=da.full((1000,), 2e-8, chunks=100))
         assert {spike: 1}[spike] == 1
         y = spike(da.linspace(-3, 3, 1000, chunks=100))
+        epsilon[...] = 0.5
+        assert spike != s2nn_xp.S2NN(epsilon=epsilon)
     assert not computed
     want = s2nn_xp.forward(np.linspace(-3, 3, 1000))
     np.testing.assert_array_equal(y.compute(), want)
+    x = np.linspace(0.0, 1.0, 1000)
+    np.testing.assert_array_equal(  # the values it was made with
+        spike.surrogate_fun(da.from_array(x, chunks=100)).compute(),
+        s2nn_xp.S2NN(epsilon=1e-8).surrogate_fun(x),
+    )
 
 
 def test_chunks_agree_with_numpy():
@@ -315,6 +325,25 @@ def test_arguments_in_other_chunks_give_results_in_xs(name, fn):
     assert len(y.dask.layers[y.name]) == 4
     with np.errstate(all="raise"):
         np.testing.assert_array_equal(y.compute(), want)
+
+
+@pytest.mark.parametrize("cotangent", [2.0, np.array([2.0]), "dask"])
+def test_a_broadcast_cotangent_of_sizes_not_known_yet_takes_one_task_a_chunk(
+    cotangent,
+):
+    """With x of sizes Dask does not know yet (after boolean indexing) a
+    cotangent that broadcasts stays as it is, and the pullback took the graph
+    of the math's operations: not quiet (the underflow far left raised under
+    np.errstate(all="raise"), where gradient() of the same x did not)."""
+    values = np.array([-300.0, -1.0, 0.5, 2.0])
+    x = da.from_array(values, chunks=2)
+    unknown = x[x < 10]
+    if isinstance(cotangent, str):
+        cotangent = da.from_array(np.array([2.0]), chunks=1)
+    got = s2nn_xp.vjp(unknown)[1](cotangent)
+    assert len(got.dask.layers[got.name]) == 2
+    with np.errstate(all="raise"):
+        np.testing.assert_array_equal(got.compute(), 2 * s2nn_xp.gradient(values))
 
 
 def test_masks_come_through_as_numpy_inputs_do():

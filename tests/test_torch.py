@@ -288,6 +288,48 @@ def test_vmap_over_per_sample_parameters():
         np.testing.assert_allclose(f64(d_beta[i]), want_beta, rtol=1e-12)
 
 
+@pytest.mark.parametrize("public", ["s2nn", "origin"])
+def test_an_epsilon_that_requires_grad_is_told_it_gets_none(public):
+    """As the module tells it: the functions left its grad None silently."""
+    x = torch.tensor([-1.0, 0.5], requires_grad=True)
+    epsilon = torch.tensor(1e-3, requires_grad=True)
+    call = getattr(s2nn_xp.torch, public)
+    with pytest.warns(UserWarning, match="epsilon requires grad, but it is") as record:
+        y = call(x, 4.0, 1.0, epsilon)
+    assert record[0].filename == __file__  # the user's line
+    y.sum().backward()
+    assert epsilon.grad is None and x.grad is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        call(x, 4.0, 1.0, epsilon.detach())
+
+
+@pytest.mark.parametrize("shape", [(0, 16), (0, 2, 16)])
+def test_vmap_over_an_empty_batch(shape):
+    """A batch of no samples (per-sample gradients of an empty batch): the
+    math's clip bound, a 0-d tensor made by x's factory, broke minimum's
+    batching rule there (IndexError from select). Samples that are 0-d are
+    torch's own failure: vmap(lambda v: v + 1.0)(torch.zeros(0)) raises it."""
+    func = torch.func
+    x = torch.zeros(shape, dtype=torch.float64)
+    alpha = torch.full(shape[-1:], 4.0, dtype=torch.float64)  # per neuron
+    learnable = S2NN(alpha=alpha, learnable=True).double()
+    calls = {
+        "s2nn": lambda v: s2nn(v, alpha),
+        "origin": lambda v: s2nn_xp.torch.origin(v, alpha, 1.0),
+        "gradient": s2nn_xp.torch.gradient,
+        "grad": func.grad(lambda v: s2nn(v, alpha).sum()),
+        "hessian": func.hessian(lambda v: s2nn(v, origin=True).sum()),
+        "jvp": lambda v: func.jvp(s2nn, (v,), (torch.ones_like(v),))[1],
+        "module": learnable,
+    }
+    for name, call in calls.items():
+        got = func.vmap(call)(x)
+        assert got.shape[0] == 0 and got.dtype == x.dtype, name
+    d_alpha = func.vmap(func.grad(lambda a, v: s2nn(v, a).sum()), in_dims=(None, 0))
+    assert d_alpha(alpha, x).shape == (0, *alpha.shape)
+
+
 @pytest.mark.parametrize(("in_dims", "out_dims"), [(0, 0), (1, 0), (1, 1)])
 def test_vmap_of_values_over_any_axis(in_dims, out_dims):
     x = tensor(GRID[:600].reshape(20, 30))
@@ -333,7 +375,8 @@ def test_python_numbers_and_epsilon_are_no_inputs_of_the_graph():
     assert len(s2nn(x, 4.0, 1.0).grad_fn.next_functions) == 1
     # epsilon is a constant even as a tensor that requires grad.
     epsilon = torch.tensor(1e-3, dtype=torch.float64, requires_grad=True)
-    assert not s2nn(x.detach(), epsilon=epsilon, origin=True).requires_grad
+    with pytest.warns(UserWarning, match="epsilon requires grad, but it is"):
+        assert not s2nn(x.detach(), epsilon=epsilon, origin=True).requires_grad
 
 
 def test_parameter_derivatives_only_where_needed(monkeypatch):
@@ -355,7 +398,8 @@ def test_ready_tensor_parameters_pass_unchecked_and_others_are_checked():
     per_neuron = nn.Parameter(torch.full((3,), 2.0))
     assert prepare("alpha", per_neuron, x) is per_neuron
     epsilon = torch.full((3,), 1e-3, requires_grad=True)
-    assert not prepare("epsilon", epsilon, x).requires_grad  # a constant
+    with pytest.warns(UserWarning, match="epsilon requires grad, but it is"):
+        assert not prepare("epsilon", epsilon, x).requires_grad  # a constant
     # Broadcasting shapes, other dtypes: the general path, same rules.
     column = torch.full((4, 1), 2.0, dtype=torch.float64)
     prepared = prepare("alpha", column, x)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import s2nn_xp
-from s2nn_xp import _validation
+from s2nn_xp import _compat, _validation
 from s2nn_xp._backends import Capability
 
 from ._support import backend_of, selected_backends, to_numpy, xp_assert_close
@@ -146,6 +146,27 @@ def test_numpy_subclass_cotangents_are_accepted():
     _, pullback = s2nn_xp.vjp(X)
     custom = np.full(X.shape, 2.0).view(type("Custom", (np.ndarray,), {}))
     np.testing.assert_array_equal(pullback(custom), 2 * s2nn_xp.gradient(X))
+
+
+class _OwnArithmetic(np.ndarray):
+    """A subclass whose arithmetic is its own (here: none)."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return NotImplemented
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+@pytest.mark.parametrize("alpha", [2.0, np.array([2.0, 4.0, 2.0, 4.0, 2.0])])
+@pytest.mark.parametrize("kind", [np.matrix, _OwnArithmetic])
+def test_a_subclass_cotangent_is_taken_by_its_values(kind, alpha):
+    """With array parameters a subclass cotangent met the math as itself:
+    NumPy's 'operand type(s) all returned NotImplemented', not naming it (the
+    NumPy kernels of number parameters read its values)."""
+    x = np.array([X])  # 2-d, as np.matrix always is
+    _, pullback = s2nn_xp.vjp(x, alpha)
+    got = pullback(np.full(x.shape, 2.0).view(kind))
+    assert type(got) is np.ndarray
+    np.testing.assert_array_equal(got, 2 * s2nn_xp.gradient(x, alpha))
 
 
 def test_python_int_cotangents_beyond_int64(xp):
@@ -583,6 +604,61 @@ def test_arrays_of_a_third_library_are_rejected_clearly():
     _, pullback = s2nn_xp.vjp(X)
     with pytest.raises(TypeError, match=r"different libraries.*cotangent"):
         pullback(strict.asarray(np.ones(5)))
+
+
+def test_a_chunked_librarys_results_are_in_xs_chunks(xp):
+    """Host data (a parameter, a cotangent) and a broadcast cotangent are
+    made in x's chunks (_compat's array_for, broadcast_to_x): a chunked
+    library added without its branches there made a number cotangent in
+    chunks of one value each (a pullback 200 times slower: a cubed trial)."""
+    backend = backend_of(xp)
+    x = backend.asarray(np.linspace(-3.0, 3.0, 64))
+    chunks = getattr(x, "chunks", None)
+    if chunks is None:
+        pytest.skip(f"{backend.name}'s arrays have no chunks")
+    assert len(chunks[0]) > 1  # the record's from_numpy makes several
+    alpha = np.linspace(1.0, 5.0, 64)
+    _, pullback = s2nn_xp.vjp(x, alpha=alpha)
+    results = {
+        "host alpha": s2nn_xp.gradient(x, alpha=alpha),
+        "number cotangent": pullback(2.0),
+        "host cotangent": pullback(np.full(64, 2.0)),
+        "one-value cotangent": pullback(np.array([2.0])),
+    }
+    # The helpers themselves, whose chunks an operation with x may hide.
+    ns = _compat.array_namespace(x)
+    results["array_for"] = _compat.array_for(ns, alpha, x.dtype, x)
+    results["broadcast_to_x"] = _compat.broadcast_to_x(ns, ns.asarray(2.0), x)
+    for name, result in results.items():
+        assert result.chunks == chunks, name
+
+
+def _third_library(xp):
+    """An installed library not ``xp``'s or NumPy's: array-api-strict first,
+    whose values sit on the host (the registry's ``values_on_host``), where
+    reading them came first."""
+    own = backend_of(xp).name
+    for name in ("array_api_strict", "torch", "dask"):
+        if name != own and importlib.util.find_spec(name) is not None:
+            return name
+    pytest.skip("no third library with host values is installed")
+
+
+@pytest.mark.parametrize("value", [2.0, 0.0, -1.0, float("nan")])
+def test_an_array_of_a_third_library_is_a_type_error_whatever_its_values(xp, value):
+    """Its values were checked first: a valid one raised TypeError (the
+    libraries), an invalid one ValueError (the values)."""
+    library = _third_library(xp)
+    if library == "dask":
+        import dask.array as da
+
+        alien = da.from_array(np.asarray(value))
+    else:
+        alien = importlib.import_module(library).asarray(value)
+    x = _on(xp, X)
+    for name in ("alpha", "beta", "epsilon"):
+        with pytest.raises(TypeError, match=rf"different libraries.*{name}"):
+            s2nn_xp.origin(x, **{name: alien})
 
 
 # --- item 12: messages that name the argument ---------------------------------------
@@ -1153,8 +1229,9 @@ def test_a_namespace_of_an_older_standard_is_refused_naming_the_minimum(xp):
             lambda: s2nn_xp.s2nn([0.5], xp=xs),
         ]
         # a parameter of that namespace with x of another library: its
-        # reading failed in array-api-strict's words (ValueError, __dlpack__)
-        with pytest.raises(TypeError, match=r"^alpha is an array of array_api_str"):
+        # reading failed in array-api-strict's words (ValueError, __dlpack__);
+        # it is refused as another library's, before it is read
+        with pytest.raises(TypeError, match=r"different libraries .* alpha: array_"):
             s2nn_xp.gradient(np.array([0.5, -0.5]), alpha=xs.asarray([2.0, 2.0]))
         for call in calls:
             with pytest.raises(
