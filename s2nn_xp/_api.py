@@ -21,6 +21,7 @@ from ._validation import (
     check_real_dtype,
     finish,
     known,
+    masked_parameter,
     prepare,
     prepare_cotangent,
     unmasked,
@@ -260,7 +261,7 @@ def _evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
     """
     xp = p.xp
     inputs = inputs or (p.x,)
-    chunked = _in_numpy_chunks(p, inputs)
+    chunked = _in_numpy_chunks(p, inputs, params)
     if chunked is not None:
         return finish(_on_numpy_chunks(p, name, *chunked, params), p)
     block = _block_size(p, inputs)
@@ -299,26 +300,27 @@ _KEPT = Kept()
 
 
 def _in_numpy_chunks(
-    p: Prepared, inputs: tuple[Array, ...]
+    p: Prepared, inputs: tuple[Array, ...], params: dict[str, Any]
 ) -> tuple[tuple[Array, ...], dict[str, Array]] | None:
-    """``inputs`` and array parameters in ``x``'s chunks, for one task a chunk.
+    """``inputs`` and the array ``params`` in ``x``'s chunks, for one task a chunk.
 
     None where the function cannot be computed so on Dask: it can be for
     Dask arrays of NumPy chunks, each chunk running the NumPy path (its
     kernels, block by block, where the parameters are numbers) in NumPy's
     quiet floating-point state as NumPy input does, one task where the
     math's operations were a task each (about twenty a chunk, each a pass
-    over it). A cotangent or an array parameter that broadcasts to ``x``
-    goes to the tasks as it is (Dask gives each the block of it that meets
-    ``x``'s); one chunked otherwise than ``x`` is rechunked as ``x`` is,
-    where an operation with ``x`` would have rechunked them all to a common
-    refinement.
+    over it). ``params`` are those the function takes (no other parameter's
+    graph joins the result's). A cotangent or an array parameter that
+    broadcasts to ``x`` goes to the tasks as it is (Dask gives each the
+    block of it that meets ``x``'s); one chunked otherwise than ``x`` is
+    rechunked as ``x`` is, where an operation with ``x`` would have
+    rechunked them all to a common refinement.
     """
     if not _compat.is_dask_namespace(p.xp) or p.mask is not None:
         return None
     x = p.x
     others = inputs[1:]
-    arrays = {n: v for n, v in p.params.items() if not isinstance(v, float)}
+    arrays = {n: v for n, v in params.items() if not isinstance(v, float)}
     chunked = [_chunked_as(a, x) for a in (*others, *arrays.values())]
     if not all(a is not None and _numpy_chunked(a) for a in (x, *chunked)):
         return None
@@ -361,16 +363,15 @@ def _on_numpy_chunks(
 ) -> Array:
     """:func:`_evaluate` of each chunk of ``inputs``, as a lazy Dask array.
 
-    ``arrays`` are the array parameters in ``x``'s chunks (the tasks get
-    their chunks); the numbers go into every task as they are.
+    ``params`` are the function's parameters; ``arrays`` those of them that
+    are arrays, in ``x``'s chunks (the tasks get their chunks); the numbers
+    go into every task as they are.
     """
     import dask.array as da
     import numpy as np
 
-    numbers = {n: v for n, v in p.params.items() if n not in arrays}
-    layout = _ChunkLayout(
-        name, p.dtype, tuple(p.params), tuple(params), len(inputs), tuple(arrays)
-    )
+    numbers = {n: v for n, v in params.items() if n not in arrays}
+    layout = _ChunkLayout(name, p.dtype, tuple(params), len(inputs), tuple(arrays))
     chunk = functools.partial(_evaluate_chunk, layout, numbers)
     meta = np.empty((0,) * p.x.ndim, dtype=p.dtype)
     return da.map_blocks(chunk, *inputs, *arrays.values(), dtype=p.dtype, meta=meta)
@@ -387,9 +388,7 @@ class _ChunkLayout:
     dtype
         The dtype of the result.
     parameters
-        The names of the prepared parameters, in their order.
-    wanted
-        The names of those the function takes.
+        The names of the parameters the function takes, in their order.
     inputs
         How many blocks are inputs (``x`` and a cotangent); the others are
         the array parameters named by ``arrays``, in that order.
@@ -400,7 +399,6 @@ class _ChunkLayout:
     name: str
     dtype: Any
     parameters: tuple[str, ...]
-    wanted: tuple[str, ...]
     inputs: int
     arrays: tuple[str, ...]
 
@@ -413,18 +411,21 @@ def _evaluate_chunk(
     A function of the module, which a worker process can unpickle. A chunk
     may be a masked array whatever the Dask array's meta says (one made by
     ``from_delayed``): its mask comes through as NumPy input's does (``x``'s
-    always, a cotangent's where it masks any element).
+    always, a cotangent's where it masks any element), and a parameter's is
+    refused as NumPy input's is.
     """
     given = dict(zip(layout.arrays, blocks[layout.inputs :], strict=True))
-    parameters = {n: given[n] if n in given else numbers[n] for n in layout.parameters}
+    for name, block in given.items():
+        if unmasked(block)[1] is not None:
+            raise masked_parameter(name)
+    params = {n: given[n] if n in given else numbers[n] for n in layout.parameters}
     x, mask = unmasked(blocks[0])
     xp = _compat.array_namespace(x)
-    chunk = Prepared(xp=xp, x=x, dtype=layout.dtype, params=parameters, mask=mask)
+    chunk = Prepared(xp=xp, x=x, dtype=layout.dtype, params=params, mask=mask)
     others = []
     for other in blocks[1 : layout.inputs]:  # a cotangent
         chunk = with_cotangent_mask(chunk, other)
         others.append(unmasked(other)[0])
-    params = {n: parameters[n] for n in layout.wanted}
     return _evaluate(chunk, layout.name, x, *others, **params)
 
 
@@ -995,11 +996,12 @@ def _graph_token(value: Any) -> Any:
 
 
 def _unread(value: Any) -> bool:
-    """Whether `value`, with values or not, is compared by identity.
+    """Whether `value`, with values or not, is compared without reading them.
 
-    A brainstate state, and a lazy array (its record's ``lazy``: Dask's),
-    whose values a hash would compute. A JAX array is read where it is
-    concrete; a tracer cannot be (:func:`_concrete`).
+    A brainstate state (by identity), and a lazy array (its record's
+    ``lazy``: Dask's), whose values a hash would compute (by the graph it
+    names, :func:`_graph_token`). A JAX array is read where it is concrete;
+    a tracer cannot be (:func:`_concrete`).
     """
     return _is_state(value) or _backends.is_lazy(value)
 

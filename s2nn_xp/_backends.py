@@ -235,16 +235,18 @@ class Backend:
     lazy
         Whether its arrays are graphs whose values are computed when asked
         (Dask's): their values are never read at a call (a parameter's are
-        not checked; an ``S2NN`` object compares such an ``epsilon`` by
-        identity, not by values a hash would compute). Say so for every lazy
+        not checked; an ``S2NN`` object compares such an ``epsilon`` by the
+        graph it names, Dask's token, or else by identity, not by values a
+        hash would compute). Say so for every lazy
         library: for arrays of no record array-api-compat's ``is_lazy_array``
         decides, which computes an element of arrays of a library it does not
         know to tell (and said cubed's were not lazy).
     mutable_arrays
         Whether its arrays can be changed in place (item assignment), after a
         call: an ``S2NN`` object keeps its own copy of such an ``epsilon``
-        (hashed by its values, static where JAX compiles the object). JAX's
-        cannot; Dask's can (an assignment gives the array another graph).
+        (hashed by its values, or a lazy one by its graph; static where JAX
+        compiles the object). JAX's cannot; Dask's can (an assignment gives
+        the array another graph).
     places_arrays
         Whether the library itself moves arrays of different devices to
         where they meet (JAX's uncommitted arrays; those committed to

@@ -50,6 +50,7 @@ __all__ = [
     "input_dtypes",
     "known",
     "masked_host_data",
+    "masked_parameter",
     "mixed_libraries",
     "ml_dtypes_kind",
     "other_devices_error",
@@ -57,6 +58,7 @@ __all__ = [
     "prepare",
     "prepare_cotangent",
     "real_dtype_error",
+    "refuse_other_library",
     "validate_flag",
     "validate_parameter",
     "with_cotangent_mask",
@@ -520,6 +522,14 @@ def _is_numpy(value: Any) -> bool:
     return numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic))
 
 
+def masked_parameter(name: str) -> TypeError:
+    """The error for a masked array as parameter ``name``."""
+    return TypeError(
+        f"{name} must not be a masked array: a parameter needs a value for "
+        "every neuron (pass its data, or a filled array)"
+    )
+
+
 def host_values(name: str, value: Any) -> Any:
     """The values of a list, tuple or array whose values sit in host memory, as NumPy.
 
@@ -533,11 +543,7 @@ def host_values(name: str, value: Any) -> Any:
     if isinstance(value, np.ma.MaskedArray) or (
         mask is not None and bool(np.any(np.asarray(mask)))
     ):
-        msg = (
-            f"{name} must not be a masked array: a parameter needs a value for "
-            "every neuron (pass its data, or a filled array)"
-        )
-        raise TypeError(msg)
+        raise masked_parameter(name)
     view = _host_view(name, value)
     values = _host_array(name, value if view is None else view)
     check_real_dtype(name, _compat.array_namespace(values), values.dtype)
@@ -1070,10 +1076,11 @@ def refuse_other_library(xp: ModuleType, name: str, value: Any, x: Any) -> None:
     Before its values are read, so that the type of the error does not
     depend on them; NumPy arrays are host data, which every library takes.
     """
-    # _may_be_array first: a str needs no lookup (torch.compile cannot trace
+    # An array of x's own type first (no lookup, at every call); then
+    # _may_be_array: a str needs no lookup (torch.compile cannot trace
     # array-api-compat's cached checks); an object with a namespace but no
     # dtype or shape is no array, which validate_parameter says.
-    if _is_numpy(value) or not _may_be_array(value):
+    if type(value) is type(x) or _is_numpy(value) or not _may_be_array(value):
         return
     if not (_compat.is_array_api_obj(value) and _has_array_attributes(value)):
         return

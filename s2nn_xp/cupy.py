@@ -199,7 +199,8 @@ def _parameter(name: str, value: Parameter, x: Any, compute: np.dtype) -> Any:
     largest = float(info.max)
     if type(value) is float and float(info.tiny) <= value <= largest:
         return compute.type(value)  # normal in the compute dtype: valid for all three
-    refuse_other_library(cupy, name, value, x)
+    if not isinstance(value, cupy.ndarray):  # no lookup at every call
+        refuse_other_library(cupy, name, value, x)
     value = validate_parameter(name, value)
     if isinstance(value, float):
         return compute.type(check_representable(name, value, compute, largest))

@@ -346,6 +346,38 @@ def test_a_broadcast_cotangent_of_sizes_not_known_yet_takes_one_task_a_chunk(
         np.testing.assert_array_equal(got.compute(), 2 * s2nn_xp.gradient(values))
 
 
+def test_a_function_computes_only_the_parameters_it_takes():
+    """The one-task-a-chunk path took every array parameter: the spike's
+    graph held alpha's (computed, and its failure the spike's), a pullback's
+    epsilon's."""
+
+    def failing():
+        raise RuntimeError("alpha's graph was computed")
+
+    alpha = da.from_delayed(dask.delayed(failing)(), shape=(4,), dtype=float)
+    epsilon = da.from_delayed(dask.delayed(failing)(), shape=(4,), dtype=float)
+    values = np.array([-1.0, 0.0, 0.5, 2.0])
+    x = da.from_array(values, chunks=2)
+    want = s2nn_xp.forward(values)
+    np.testing.assert_array_equal(s2nn_xp.s2nn(x, alpha=alpha).compute(), want)
+    spikes, pullback = s2nn_xp.vjp(x, alpha=2.0, epsilon=epsilon)
+    np.testing.assert_array_equal(spikes.compute(), want)
+    got = pullback(da.ones_like(x)).compute()
+    np.testing.assert_array_equal(got, s2nn_xp.gradient(values, alpha=2.0))
+
+
+def test_a_masked_parameter_chunk_is_refused_as_numpy_input_is():
+    """A masked alpha chunk under a NumPy meta (from_delayed's) was used, its
+    masked value too (a negative alpha: a negative gradient)."""
+    masked = np.ma.masked_array([2.0, -7.0, 4.0, 4.0], mask=[0, 1, 0, 0])
+    alpha = da.from_delayed(dask.delayed(lambda: masked)(), shape=(4,), dtype=float)
+    x = da.from_array(np.array([-1.0, -0.5, 0.5, 1.0]), chunks=4)
+    with pytest.raises(TypeError, match="alpha must not be a masked array"):
+        s2nn_xp.gradient(x, alpha=alpha).compute()
+    with pytest.raises(TypeError, match="alpha must not be a masked array"):
+        s2nn_xp.gradient(masked.data, alpha=masked)
+
+
 def test_masks_come_through_as_numpy_inputs_do():
     """A masked cotangent chunked as x, and masked chunks under a NumPy meta
     (from_delayed's), lost their masks to the one-task-a-chunk path: the
