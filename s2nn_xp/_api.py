@@ -9,14 +9,17 @@ import inspect
 import itertools
 import sys
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
 from . import _backends, _compat, _dispatch, _jax_pytree, _math
+from ._fused import stacklevel_of_the_user
 from ._temporaries import Kept
 from ._validation import (
+    EPSILON_IS_CONSTANT,
     Prepared,
     check_real_dtype,
     finish,
@@ -1053,6 +1056,9 @@ def _checked_parameter(name: str, value: Any) -> Any:
         # value) and the object is hashed by it, so a change to the caller's
         # array must not reach it unseen (a tensor's did: its hash changed).
         if _compat.is_torch_array(checked):
+            if checked.requires_grad:  # as the PyTorch functions say
+                level = stacklevel_of_the_user()
+                warnings.warn(EPSILON_IS_CONSTANT, UserWarning, stacklevel=level)
             checked = checked.detach()
         checked = _compat.array_namespace(checked).asarray(checked, copy=True)
         if _compat.is_numpy_array(checked):

@@ -31,6 +31,7 @@ from array_api_compat import device as _device_of
 __all__ = [
     "array_for",
     "array_namespace",
+    "astype_quietly",
     "clip",
     "committed_devices",
     "device",
@@ -346,3 +347,27 @@ def quiet_floating_point(xp: ModuleType) -> contextlib.AbstractContextManager[An
     import numpy as np
 
     return np.errstate(all="ignore")
+
+
+def astype_quietly(xp: ModuleType, a: Any, dtype: Any) -> Any:
+    """``xp.astype(a, dtype)``, a value beyond ``dtype``'s range quietly inf.
+
+    Under :func:`quiet_floating_point`; a Dask array's cast runs when the
+    graph is computed, under the computing thread's state, so it is a task
+    of its own that is quiet (a cotangent of 1e300 for float32 ``x`` raised
+    under ``np.errstate(all="raise")``).
+    """
+    if is_dask_array(a):
+        if a.dtype == dtype:
+            return a
+        return a.map_blocks(_cast_quietly, dtype=dtype, target=dtype)
+    with quiet_floating_point(xp):
+        return xp.astype(a, dtype, copy=False)
+
+
+def _cast_quietly(block: Any, target: Any) -> Any:
+    """A Dask chunk in ``target``'s dtype, quietly (a task of astype_quietly)."""
+    import numpy as np
+
+    with np.errstate(all="ignore"):
+        return block.astype(target, copy=False)

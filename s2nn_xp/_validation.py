@@ -28,6 +28,7 @@ from . import _backends, _compat
 
 __all__ = [
     "BOUNDS",
+    "EPSILON_IS_CONSTANT",
     "Prepared",
     "as_input",
     "bound_error",
@@ -63,6 +64,10 @@ __all__ = [
     "validate_parameter",
     "with_cotangent_mask",
 ]
+
+# What a PyTorch epsilon that requires grad is told (the functions, the
+# modules, the objects): it is a constant.
+EPSILON_IS_CONSTANT = "epsilon requires grad, but it is a constant: it gets none"
 
 # Parameter name -> (lower bound, whether the bound itself is allowed).
 BOUNDS: dict[str, tuple[float, bool]] = {
@@ -1306,8 +1311,7 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     # A cotangent beyond the compute dtype's range rounds to 0 or inf there,
     # quietly (np.errstate(all="raise") raised), as x does; then inf times a
     # gradient of 0 is NaN (the Definition says so).
-    with _compat.quiet_floating_point(xp):
-        return xp.astype(cotangent, compute_dtype, copy=False)
+    return _compat.astype_quietly(xp, cotangent, compute_dtype)
 
 
 def unmasked(x: Any) -> tuple[Any, Any]:

@@ -84,6 +84,7 @@ from ._fused import stacklevel_of_the_user
 from ._temporaries import Kept
 from ._validation import (
     BOUNDS,
+    EPSILON_IS_CONSTANT,
     Prepared,
     bound_error,
     check_broadcast,
@@ -994,9 +995,6 @@ def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
     return _constant(value) if name == "epsilon" else value
 
 
-_EPSILON_IS_CONSTANT = "epsilon requires grad, but it is a constant: it gets none"
-
-
 def _constant(epsilon: torch.Tensor) -> torch.Tensor:
     """``epsilon`` detached; told, where it requires grad, that it gets none.
 
@@ -1004,7 +1002,7 @@ def _constant(epsilon: torch.Tensor) -> torch.Tensor:
     """
     if epsilon.requires_grad and not torch.compiler.is_compiling():
         level = stacklevel_of_the_user((__name__.partition(".")[0], "torch"))
-        warnings.warn(_EPSILON_IS_CONSTANT, UserWarning, stacklevel=level)
+        warnings.warn(EPSILON_IS_CONSTANT, UserWarning, stacklevel=level)
     return epsilon.detach()
 
 
@@ -1583,7 +1581,7 @@ class S2NN(nn.Module):
             and (name == "epsilon" or not isinstance(value, nn.Parameter))
         ):
             if name == "epsilon":
-                msg = _EPSILON_IS_CONSTANT
+                msg = EPSILON_IS_CONSTANT
             else:
                 msg = (
                     f"{name} requires grad, but this module keeps a copy of it "

@@ -346,6 +346,19 @@ def test_a_broadcast_cotangent_of_sizes_not_known_yet_takes_one_task_a_chunk(
         np.testing.assert_array_equal(got.compute(), 2 * s2nn_xp.gradient(values))
 
 
+def test_a_cotangent_beyond_the_compute_dtype_is_cast_quietly():
+    """A float64 Dask cotangent of 1e300 for float32 x: its cast, a task of
+    its own, ran under the caller's state (overflow raised under
+    np.errstate(all="raise")); NumPy input's becomes inf quietly."""
+    values = np.array([-1.0, 0.5], dtype=np.float32)
+    cotangent = np.array([1e300, 1.0])
+    want = s2nn_xp.vjp(values)[1](cotangent)
+    got = s2nn_xp.vjp(da.from_array(values))[1](da.from_array(cotangent))
+    with np.errstate(all="raise"):
+        np.testing.assert_array_equal(got.compute(), want)
+    assert got.dtype == want.dtype == np.float32
+
+
 def test_a_function_computes_only_the_parameters_it_takes():
     """The one-task-a-chunk path took every array parameter: the spike's
     graph held alpha's (computed, and its failure the spike's), a pullback's

@@ -304,6 +304,20 @@ def test_an_epsilon_that_requires_grad_is_told_it_gets_none(public):
         call(x, 4.0, 1.0, epsilon.detach())
 
 
+def test_an_object_told_of_an_epsilon_that_requires_grad():
+    """s2nn_xp.S2NN kept a detached copy of it silently (the functions and
+    the module warn)."""
+    x = torch.tensor([-1.0, 0.5], requires_grad=True)
+    epsilon = torch.tensor(1e-3, requires_grad=True)
+    with pytest.warns(UserWarning, match="epsilon requires grad, but it is") as record:
+        spike = s2nn_xp.S2NN(epsilon=epsilon, origin=True)
+    assert record[0].filename == __file__  # the user's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once, where it was given
+        spike(x).sum().backward()
+    assert epsilon.grad is None and x.grad is not None
+
+
 @pytest.mark.parametrize("shape", [(0, 16), (0, 2, 16)])
 def test_vmap_over_an_empty_batch(shape):
     """A batch of no samples (per-sample gradients of an empty batch): the
