@@ -616,7 +616,10 @@ def test_a_chunked_librarys_results_are_in_xs_chunks(xp):
     chunks = getattr(x, "chunks", None)
     if chunks is None:
         pytest.skip(f"{backend.name}'s arrays have no chunks")
-    assert len(chunks[0]) > 1  # the record's from_numpy makes several
+    assert len(chunks[0]) > 1, (
+        f"{backend.name}'s record makes arrays of one chunk: its from_numpy "
+        "should make several (as Dask's), for this test to check anything"
+    )
     alpha = np.linspace(1.0, 5.0, 64)
     _, pullback = s2nn_xp.vjp(x, alpha=alpha)
     results = {
