@@ -1056,7 +1056,10 @@ def _checked_parameter(name: str, value: Any) -> Any:
         # value) and the object is hashed by it, so a change to the caller's
         # array must not reach it unseen (a tensor's did: its hash changed).
         if _compat.is_torch_array(checked):
-            if checked.requires_grad:  # as the PyTorch functions say
+            # As the PyTorch functions say; not under torch.compile, whose
+            # graph would break at the warning (fullgraph=True failed).
+            torch = sys.modules["torch"]
+            if checked.requires_grad and not torch.compiler.is_compiling():
                 level = stacklevel_of_the_user()
                 warnings.warn(EPSILON_IS_CONSTANT, UserWarning, stacklevel=level)
             checked = checked.detach()

@@ -527,6 +527,17 @@ def _is_numpy(value: Any) -> bool:
     return numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic))
 
 
+def _has_masked_chunks(value: Any) -> bool:
+    """Whether ``value`` is a lazy array of NumPy masked chunks.
+
+    Its ``_meta`` says so (Dask's ``da.ma``): masks unseen at the call, which
+    would mask results where NumPy input's masked parameter is refused.
+    """
+    numpy = sys.modules.get("numpy")
+    meta = getattr(value, "_meta", None)
+    return numpy is not None and isinstance(meta, numpy.ma.MaskedArray)
+
+
 def masked_parameter(name: str) -> TypeError:
     """The error for a masked array as parameter ``name``."""
     return TypeError(
@@ -619,6 +630,8 @@ def validate_parameter(name: str, value: Any) -> Any:
     if _may_be_array(value) and _compat.is_array_api_obj(value):
         if not _has_array_attributes(value):
             raise _not_an_array(name, value)
+        if _has_masked_chunks(value):
+            raise masked_parameter(name)
         return value
     unwrapped = _compat.stood_for(value, name)  # a wrapper of a JAX array
     if unwrapped is not value:

@@ -389,6 +389,14 @@ def test_a_masked_parameter_chunk_is_refused_as_numpy_input_is():
         s2nn_xp.gradient(x, alpha=alpha).compute()
     with pytest.raises(TypeError, match="alpha must not be a masked array"):
         s2nn_xp.gradient(masked.data, alpha=masked)
+    # Dask's masked arrays, refused at the call (their results were masked
+    # where the parameter was, with NumPy chunks or masked ones in x)
+    lazy = da.ma.masked_array(da.from_array(masked.data), mask=masked.mask)
+    for values in (x, da.ma.masked_array(x)):
+        with pytest.raises(TypeError, match="alpha must not be a masked array"):
+            s2nn_xp.gradient(values, alpha=lazy)
+    with pytest.raises(TypeError, match="epsilon must not be a masked array"):
+        s2nn_xp.S2NN(epsilon=da.ma.masked_array(da.from_array(masked.data) ** 2))
 
 
 def test_masks_come_through_as_numpy_inputs_do():

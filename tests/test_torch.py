@@ -316,6 +316,17 @@ def test_an_object_told_of_an_epsilon_that_requires_grad():
         warnings.simplefilter("error")  # once, where it was given
         spike(x).sum().backward()
     assert epsilon.grad is None and x.grad is not None
+    # Not under torch.compile, whose graph broke there (fullgraph=True failed)
+    compiled = torch.compile(
+        lambda v, e: s2nn_xp.S2NN(epsilon=e, origin=True)(v),
+        backend="eager",
+        fullgraph=True,
+    )
+    with warnings.catch_warnings():
+        # Dynamo's own note on array-api-compat's cached checks in the
+        # constructor (as before this warning)
+        warnings.filterwarnings("ignore", message="Dynamo detected a call")
+        torch.testing.assert_close(compiled(x, epsilon), spike(x))
 
 
 @pytest.mark.parametrize("shape", [(0, 16), (0, 2, 16)])
