@@ -9,17 +9,14 @@ import inspect
 import itertools
 import sys
 import threading
-import warnings
 import weakref
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
 from . import _backends, _compat, _dispatch, _jax_pytree, _math
-from ._fused import stacklevel_of_the_user
 from ._temporaries import Kept
 from ._validation import (
-    EPSILON_IS_CONSTANT,
     Prepared,
     check_real_dtype,
     finish,
@@ -27,6 +24,7 @@ from ._validation import (
     masked_parameter,
     prepare,
     prepare_cotangent,
+    tell_epsilon_is_constant,
     unmasked,
     validate_flag,
     validate_parameter,
@@ -1056,12 +1054,7 @@ def _checked_parameter(name: str, value: Any) -> Any:
         # value) and the object is hashed by it, so a change to the caller's
         # array must not reach it unseen (a tensor's did: its hash changed).
         if _compat.is_torch_array(checked):
-            # As the PyTorch functions say; not under torch.compile, whose
-            # graph would break at the warning (fullgraph=True failed).
-            torch = sys.modules["torch"]
-            if checked.requires_grad and not torch.compiler.is_compiling():
-                level = stacklevel_of_the_user()
-                warnings.warn(EPSILON_IS_CONSTANT, UserWarning, stacklevel=level)
+            tell_epsilon_is_constant(checked)  # as the PyTorch functions do
             checked = checked.detach()
         checked = _compat.array_namespace(checked).asarray(checked, copy=True)
         if _compat.is_numpy_array(checked):

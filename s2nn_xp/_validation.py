@@ -19,12 +19,14 @@ from __future__ import annotations
 import math
 import numbers
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
 from . import _backends, _compat
+from ._fused import stacklevel_of_the_user
 
 __all__ = [
     "BOUNDS",
@@ -60,14 +62,30 @@ __all__ = [
     "prepare_cotangent",
     "real_dtype_error",
     "refuse_other_library",
+    "tell_epsilon_is_constant",
     "validate_flag",
     "validate_parameter",
     "with_cotangent_mask",
 ]
 
+_PACKAGE = __name__.partition(".")[0]
+
 # What a PyTorch epsilon that requires grad is told (the functions, the
 # modules, the objects): it is a constant.
 EPSILON_IS_CONSTANT = "epsilon requires grad, but it is a constant: it gets none"
+
+
+def tell_epsilon_is_constant(epsilon: Any) -> None:
+    """Warn where ``epsilon``, a tensor, requires grad: it gets none.
+
+    At the user's line; not under ``torch.compile``, whose graph would break
+    at the warning (``fullgraph=True`` failed there).
+    """
+    if not epsilon.requires_grad or sys.modules["torch"].compiler.is_compiling():
+        return
+    level = stacklevel_of_the_user((_PACKAGE, "torch"))
+    warnings.warn(EPSILON_IS_CONSTANT, UserWarning, stacklevel=level)
+
 
 # Parameter name -> (lower bound, whether the bound itself is allowed).
 BOUNDS: dict[str, tuple[float, bool]] = {

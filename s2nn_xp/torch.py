@@ -100,6 +100,7 @@ from ._validation import (
     overflow_limit,
     prepare_cotangent,
     real_dtype_error,
+    tell_epsilon_is_constant,
     validate_flag,
     validate_parameter,
 )
@@ -996,13 +997,8 @@ def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
 
 
 def _constant(epsilon: torch.Tensor) -> torch.Tensor:
-    """``epsilon`` detached; told, where it requires grad, that it gets none.
-
-    Not under ``torch.compile``, whose graph would break at the warning.
-    """
-    if epsilon.requires_grad and not torch.compiler.is_compiling():
-        level = stacklevel_of_the_user((__name__.partition(".")[0], "torch"))
-        warnings.warn(EPSILON_IS_CONSTANT, UserWarning, stacklevel=level)
+    """``epsilon`` detached; told, where it requires grad, that it gets none."""
+    tell_epsilon_is_constant(epsilon)
     return epsilon.detach()
 
 

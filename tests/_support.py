@@ -170,16 +170,21 @@ ULP_BOUND = {np.float64: 2.5, np.float32: 3.5}
 ALPHA_PARTIAL_ULP_BOUND = {dtype: bound + 0.5 for dtype, bound in ULP_BOUND.items()}
 
 
+def absolute_errors(got, exact) -> np.ndarray:
+    """|got - exact| for each value, ``exact`` unrounded (mpmath)."""
+    got = np.asarray(got, dtype=np.float64).ravel()
+    pairs = zip(got, exact, strict=True)
+    return np.array([float(abs(mpmath.mpf(g) - e)) for g, e in pairs])
+
+
 def ulps_off(got, exact, dtype) -> np.ndarray:
     """|got - exact| in ulp of ``exact`` (mpmath values, unrounded) in ``dtype``.
 
     A reference rounded to the dtype would hide up to half an ulp.
     """
-    got = np.asarray(got, dtype=np.float64).ravel()
     exact = list(exact)
-    errors = [float(abs(mpmath.mpf(g) - e)) for g, e in zip(got, exact, strict=True)]
     spacing = np.maximum(ulps([float(e) for e in exact], dtype), 5e-324)
-    return np.asarray(errors) / spacing
+    return absolute_errors(got, exact) / spacing
 
 
 def ulps(values, dtype) -> np.ndarray:

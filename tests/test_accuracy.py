@@ -23,6 +23,7 @@ from s2nn_xp import _math
 
 from ._support import (
     ULP_BOUND,
+    absolute_errors,
     exact_dgradient_dalpha,
     exact_dgradient_dx,
     exact_dorigin_dalpha,
@@ -44,13 +45,6 @@ def _subnormal_below(alpha: float, dtype: type) -> float:
     return np.log(float(np.finfo(dtype).smallest_subnormal)) / alpha
 
 
-def _absolute_errors(got, exact) -> np.ndarray:
-    """|got - exact| for each value, ``exact`` unrounded (mpmath)."""
-    got = np.asarray(got, dtype=np.float64).ravel()
-    pairs = zip(got, exact, strict=True)
-    return np.array([float(abs(mpmath.mpf(g) - e)) for g, e in pairs])
-
-
 def _errors(alpha: float, dtype: type, n: int = 600, x=None):
     info = np.finfo(dtype)
     alpha = float(dtype(alpha))  # the parameter as the math sees it
@@ -60,7 +54,7 @@ def _errors(alpha: float, dtype: type, n: int = 600, x=None):
     exact = [exact_gradient(float(v), alpha) for v in x]
     z = np.abs(alpha * x.astype(np.float64))
     normal = alpha * x.astype(np.float64) >= np.log(float(info.tiny))
-    error = _absolute_errors(s2nn_xp.gradient(x, alpha), exact)
+    error = absolute_errors(s2nn_xp.gradient(x, alpha), exact)
     ulp = ulps([float(e) for e in exact], dtype)
     with np.errstate(over="ignore"):  # ulps of results far below normal
         return z, normal, error / ulp, error / float(info.smallest_subnormal)
@@ -118,7 +112,7 @@ def _far_left(alpha: float, dtype: type, n: int = 300):
 
 def _subnormals(got, exact, dtype) -> np.ndarray:
     """|got - exact| in smallest subnormals of ``dtype``."""
-    return _absolute_errors(got, exact) / float(np.finfo(dtype).smallest_subnormal)
+    return absolute_errors(got, exact) / float(np.finfo(dtype).smallest_subnormal)
 
 
 def _half_ulps(exact, dtype) -> np.ndarray:
@@ -280,7 +274,7 @@ def test_second_derivatives_are_within_their_absolute_bounds(alpha, dtype):
     }
     for path, got in _second_derivatives(x, alpha).items():
         for (name, want), values in zip(exact.items(), got, strict=True):
-            errors = _absolute_errors(values, want) / ulps(scale[name], dtype)
+            errors = absolute_errors(values, want) / ulps(scale[name], dtype)
             assert errors.max() <= 3, (path, name, errors.max())
 
 
