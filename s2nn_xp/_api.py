@@ -344,10 +344,16 @@ def _chunked_as(a: Array, x: Array) -> Array | None:
 
 
 def _numpy_chunked(a: Array) -> bool:
-    """Whether ``a`` is a Dask array whose chunks are NumPy arrays."""
+    """Whether ``a`` is a Dask array whose chunks are NumPy arrays, masked or not.
+
+    Masked ones (``da.ma``) too: their tasks take masks as NumPy input does
+    (:func:`_evaluate_chunk`), where the math's operations on masked chunks
+    computed float32 in float64 (NumPy's masked arithmetic with a number)
+    and masked a NaN result.
+    """
     import numpy as np
 
-    return type(getattr(a, "_meta", None)) is np.ndarray
+    return type(getattr(a, "_meta", None)) in (np.ndarray, np.ma.MaskedArray)
 
 
 def _number_parameters(p: Prepared) -> bool:
@@ -375,6 +381,8 @@ def _on_numpy_chunks(
     layout = _ChunkLayout(name, p.dtype, tuple(params), len(inputs), tuple(arrays))
     chunk = functools.partial(_evaluate_chunk, layout, numbers)
     meta = np.empty((0,) * p.x.ndim, dtype=p.dtype)
+    if any(isinstance(a._meta, np.ma.MaskedArray) for a in inputs):
+        meta = np.ma.MaskedArray(meta)  # a masked x or cotangent: masked results
     return da.map_blocks(chunk, *inputs, *arrays.values(), dtype=p.dtype, meta=meta)
 
 

@@ -1242,11 +1242,10 @@ def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepar
     # array of x's own library (array-api-strict, marray: NumPy underneath)
     # with a value beyond a float32 x's range rounds to 0 or inf there, as
     # the Definition says, and raised under np.errstate(all="raise").
-    arrays = [name for name, value in params.items() if not isinstance(value, float)]
-    if arrays:
-        with _compat.quiet_floating_point(xp):
-            for name in arrays:
-                params[name] = xp.astype(params[name], compute_dtype, copy=False)
+    # A Dask array's cast is a task of its own, quiet too (astype_quietly).
+    for name, value in params.items():
+        if not isinstance(value, float):
+            params[name] = _compat.astype_quietly(xp, value, compute_dtype)
     return Prepared(xp=xp, x=x, dtype=result_dtype, params=params, mask=mask)
 
 
@@ -1401,5 +1400,10 @@ def finish(result: Any, prepared: Prepared) -> Any:
         # A copy of the mask: MaskedArray would share it, and a change to the
         # result's mask would change x's (or another result's).
         mask = prepared.mask.copy()
-        result = numpy.ma.MaskedArray(result, mask=mask)  # type: ignore[union-attr]
+        # Its fill value set now, quietly: NumPy's default, 1e20, overflows a
+        # float16 result when first read (a warning; under
+        # np.errstate(all="raise") an error where Dask joins masked chunks).
+        with numpy.errstate(over="ignore"):  # type: ignore[union-attr]
+            result = numpy.ma.MaskedArray(result, mask=mask)  # type: ignore[union-attr]
+            result.fill_value = numpy.ma.default_fill_value(result)  # type: ignore[union-attr]
     return result

@@ -359,6 +359,59 @@ def test_a_cotangent_beyond_the_compute_dtype_is_cast_quietly():
     assert got.dtype == want.dtype == np.float32
 
 
+@pytest.mark.parametrize("name", ["alpha", "beta", "epsilon"])
+def test_a_parameter_beyond_the_compute_dtype_is_cast_quietly(name):
+    """A float64 Dask parameter of 1e-40 (it underflows in float32) for
+    float32 x: its cast ran under the caller's state (underflow raised under
+    np.errstate(all="raise")), where a NumPy parameter's is quiet."""
+    values = np.array([-1.0, 0.5], dtype=np.float32)
+    parameter = np.array([1e-40, 1e-40]) if name == "epsilon" else np.full(2, 3.0)
+    parameter[0] = 1e-40  # alpha, beta: subnormal in float32, valid
+    want = s2nn_xp.origin(values, **{name: parameter})
+    got = s2nn_xp.origin(da.from_array(values), **{name: da.from_array(parameter)})
+    with np.errstate(all="raise"):
+        np.testing.assert_array_equal(got.compute(), want)
+    assert got.dtype == want.dtype == np.float32
+
+
+@pytest.mark.parametrize(("name", "fn"), [*FUNCTIONS, ("pullback", None)])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_masked_chunks_of_x_give_what_numpy_masked_input_gives(name, fn, dtype):
+    """Dask masked arrays (da.ma) ran the math's operations on masked chunks:
+    NumPy's masked arithmetic with a number computed float32 in float64
+    (float16 rounded twice), a NaN came back masked, and parameters in other
+    chunks gave results in other chunks than x's. One task a chunk of the
+    NumPy path, with its masks, as for NumPy masked input."""
+    values = np.linspace(-30.0, 3.0, 96).astype(dtype).reshape(8, 12)
+    values[0, :3] = [np.nan, -np.inf, np.inf]
+    mask = np.zeros(values.shape, dtype=bool)
+    mask[1::3, 2::5] = True
+    masked = np.ma.masked_array(values, mask=mask)
+    alpha = np.linspace(1.0, 6.0, 12)
+    cotangent = np.ma.masked_array(np.linspace(-2.0, 2.0, 96).reshape(8, 12))
+    cotangent[3, 4] = np.ma.masked
+    x = da.ma.masked_array(da.from_array(values, chunks=(4, 6)), mask=mask)
+    if fn is None:
+        lazy_cotangent = da.ma.masked_array(
+            da.from_array(cotangent.data, chunks=(3, 5)), mask=cotangent.mask
+        )
+        got = s2nn_xp.vjp(x, alpha=da.from_array(alpha, chunks=5))[1](lazy_cotangent)
+        want = s2nn_xp.vjp(masked, alpha=alpha)[1](cotangent)
+    else:
+        params = {} if name == "forward" else {"alpha": da.from_array(alpha, chunks=5)}
+        got = fn(x, **params)
+        want = fn(masked, **{k: alpha for k in params})
+    assert got.chunks == x.chunks
+    assert len(got.dask.layers[got.name]) == x.npartitions
+    with np.errstate(all="raise"):
+        computed = got.compute()
+    assert isinstance(computed, np.ma.MaskedArray)
+    assert computed.dtype == want.dtype == dtype
+    kept = ~np.ma.getmaskarray(want)
+    np.testing.assert_array_equal(np.ma.getmaskarray(computed), ~kept)
+    np.testing.assert_array_equal(computed.data[kept], want.data[kept])
+
+
 def test_a_function_computes_only_the_parameters_it_takes():
     """The one-task-a-chunk path took every array parameter: the spike's
     graph held alpha's (computed, and its failure the spike's), a pullback's

@@ -248,6 +248,17 @@ def test_masked_x_keeps_its_mask(function):
 
 
 @pytest.mark.parametrize("function", list(PUBLIC))
+def test_a_float16_masked_results_fill_value_reads_quietly(function):
+    """NumPy's default fill value, 1e20, overflowed float16 when first read:
+    under np.errstate(all="raise") an error (Dask read it joining chunks)."""
+    x = np.ma.array(X.astype(np.float16), mask=[False, True, False, True, False])
+    result = PUBLIC[function](x)
+    with np.errstate(all="raise"):
+        assert result.fill_value == np.inf
+        np.ma.concatenate([result, result])
+
+
+@pytest.mark.parametrize("function", list(PUBLIC))
 def test_a_results_mask_is_its_own(function):
     """Changing a result's mask changes neither x's nor another result's."""
     mask = [False, True, False, True, False]
