@@ -193,13 +193,14 @@ def is_jax_tracer(value: Any) -> bool:
     return tracer is not None and isinstance(value, tracer)
 
 
-def committed_devices(x: Any) -> Any:
-    """The devices a concrete JAX array is committed to, else None.
+def committed_devices(x: Any) -> tuple[Any, ...] | None:
+    """The devices a concrete JAX array is committed to, in order, else None.
 
     JAX moves an uncommitted array to where it meets others; arrays committed
     (``jax.device_put`` to a device) to different devices it refuses, in
-    words naming its compiled function's arguments. A tracer has no devices
-    to compare.
+    words naming its compiled function's arguments, and so it does arrays
+    on the same devices in another order (meshes of them in other orders).
+    A tracer has no devices to compare.
     """
     if not is_jax_array(x) or is_jax_tracer(x):
         return None
@@ -207,7 +208,14 @@ def committed_devices(x: Any) -> Any:
         committed = x.committed
     except Exception:  # a tracer, where JAX's Tracer class has moved
         return None
-    return x.sharding.device_set if committed else None
+    if not committed:
+        return None
+    sharding = x.sharding
+    # The order JAX compares; a JAX without it, by ids (the set's order).
+    order = getattr(sharding, "_device_assignment", None)
+    if order is None:
+        order = sorted(sharding.device_set, key=lambda d: d.id)
+    return tuple(order)
 
 
 def readable_host_array(array: Any) -> Any:

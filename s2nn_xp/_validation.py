@@ -382,8 +382,8 @@ def check_device(name: str, value: Any, x: Any) -> None:
 
 
 def _device_names(devices: Any) -> str:
-    """A set of devices as one device's name, or the list of several."""
-    names = [str(device) for device in sorted(devices, key=lambda d: d.id)]
+    """Devices in order as one device's name, or the list of several."""
+    names = [str(device) for device in devices]
     return names[0] if len(names) == 1 else f"[{', '.join(names)}]"
 
 

@@ -38,6 +38,7 @@ This module is imported by :func:`s2nn_xp.s2nn` when a JAX array arrives;
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -75,8 +76,29 @@ def _surrogate(
 ) -> jax.Array:
     """The primal: the spike, or the origin function; all in the compute dtype."""
     if with_origin:
-        return _math.origin(jnp, x, alpha, beta, epsilon, in_place=False)
-    return _math.forward(jnp, x, in_place=False)
+        y = _math.origin(jnp, x, alpha, beta, epsilon, in_place=False)
+    else:
+        y = _math.forward(jnp, x, in_place=False)
+    return _typed_as_all(y, alpha, beta, epsilon)
+
+
+def _typed_as_all(y: jax.Array, *params: jax.Array) -> jax.Array:
+    """``y`` plus zeros of each parameter: typed as a function of them all.
+
+    Under explicit sharding, and inside ``shard_map``, JAX's type of an
+    array holds its sharding (or the mesh axes it varies along), and an
+    elementwise operation of two arrays takes both. The spike reads ``x``
+    alone, its tangent the parameters too (the origin function's reads
+    ``epsilon`` where the gradient does not), and JAX refuses a JVP rule
+    whose tangent's type is not its primal's: a per-neuron ``alpha`` split
+    over another mesh axis than ``x`` failed every derivative. The sum is
+    exact (no value of the spike, the origin function or a tangent
+    compiled here is changed by adding +0.0 but -0.0, and XLA folds the
+    additions of zeros away, so not even that).
+    """
+    for p in params:
+        y = y + jnp.zeros_like(p)
+    return y
 
 
 def _is_zero(tangent: Any) -> bool:
@@ -112,7 +134,9 @@ def _surrogate_jvp(
             terms.append(partial[name] * (dot if name == "x" else _spread(dot, x)))
     if not terms:
         return y, jnp.zeros_like(y)
-    return y, functools.reduce(jnp.add, terms)
+    # Typed as the value is (zeros of its type, folded away by XLA): a
+    # gradient reads no epsilon, which a value may be split along.
+    return y, functools.reduce(jnp.add, terms) + jnp.zeros_like(y)
 
 
 _surrogate.defjvp(_surrogate_jvp, symbolic_zeros=True)
@@ -237,7 +261,9 @@ def s2nn(
     -------
     jax.Array
         1 where ``x >= 0`` (``-0.0`` too), 0 where ``x < 0``, NaN for NaN (or
-        the origin function's values); `x`'s shape, dtype and sharding.
+        the origin function's values); `x`'s shape and dtype, and its
+        sharding where array parameters are replicated or split as `x` is
+        (else that of an elementwise operation of them all, as JAX gives).
 
     Raises
     ------
@@ -305,14 +331,20 @@ def _call(
     ``arrays`` are the arrays it is given besides ``x``, by name; the error
     names those of them that may be elsewhere (:func:`_may_be_elsewhere`),
     and JAX's stands where none may be (a tangent of ``x`` elsewhere, a
-    context mesh of other devices).
+    context mesh of other devices than ``x``'s).
     """
     try:
         return compiled(*args, **kwargs)
     except ValueError as error:
-        if _DEVICES_REFUSED not in str(error) or _CONTEXT_MESH in str(error):
+        message = str(error)
+        if _DEVICES_REFUSED not in message:
             raise
-        x_placed = _compat.committed_devices(x) is not None
+        x_devices = _compat.committed_devices(x)
+        if _CONTEXT_MESH in message and (
+            x_devices is None or {d.id for d in x_devices} != _mesh_ids(message)
+        ):
+            raise  # x itself may be off the mesh: no argument moved to x's helps
+        x_placed = x_devices is not None
         names = [
             name
             for name, value in arrays.items()
@@ -340,12 +372,25 @@ def _may_be_elsewhere(value: Any, *, x_placed: bool) -> bool:
     return not x_placed and _compat.committed_devices(value) is not None
 
 
+def _mesh_ids(message: str) -> set[int] | None:
+    """The ids of the context mesh's devices that JAX's refusal names, or None.
+
+    Read from its words: under a transform, where the call runs, JAX gives
+    no concrete context mesh (``jax.sharding.get_mesh`` raises there).
+    """
+    found = _MESH_IDS.search(message)
+    return None if found is None else {int(i) for i in found[1].split(",")}
+
+
+_MESH_IDS = re.compile(r"context mesh with device ids \[([\d, ]+)\]")
+
+
 # Words of JAX's error for a compiled function's arguments committed to
 # different devices (its "Received incompatible devices for jitted
 # computation").
 _DEVICES_REFUSED = "incompatible devices"
 # ... and of one about the devices of the caller's context mesh (set_mesh),
-# which no argument moved to x's device would satisfy.
+# which no argument moved to x's device satisfies unless x is on the mesh.
 _CONTEXT_MESH = "context mesh"
 
 

@@ -691,6 +691,125 @@ def test_arrays_committed_to_other_devices_are_named():
     assert result["traced"] == 1
 
 
+_MESH_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+    import s2nn_xp
+
+    devices = np.array(jax.devices())
+    x_np = np.linspace(-2.0, 2.0, 96, dtype=np.float32).reshape(8, 12)
+    alpha_np = np.linspace(2.0, 5.0, 12, dtype=np.float32)
+    beta_np = np.linspace(0.5, 2.0, 12, dtype=np.float32)
+
+    def derivatives(x, alpha, beta, epsilon=1e-8):
+        spike = lambda *a: s2nn_xp.s2nn(*a, epsilon).sum()
+        origin = lambda x: s2nn_xp.s2nn(x, alpha, beta, epsilon, origin=True).sum()
+        tangent = jax.jvp(lambda x: s2nn_xp.s2nn(x, alpha, beta), (x,), (x,))[1]
+        return [
+            np.asarray(a).tolist()
+            for a in (
+                *jax.grad(spike, argnums=(0, 1, 2))(x, alpha, beta),
+                jax.jit(jax.grad(spike))(x, alpha, beta),
+                jax.grad(origin)(x),
+                tangent,
+            )
+        ]
+
+    result = {"plain": derivatives(x_np, alpha_np, beta_np)}
+    # Explicit sharding: per-neuron parameters split over another mesh axis
+    # than x's (the spike's tangent took their sharding, its value x's)
+    if hasattr(jax.sharding, "AxisType") and hasattr(jax, "set_mesh"):
+        explicit = (jax.sharding.AxisType.Explicit,) * 2
+        mesh = jax.make_mesh((2, 2), ("batch", "neurons"), axis_types=explicit)
+        with jax.set_mesh(mesh):
+            x = jax.device_put(x_np, P("batch", None))
+            alpha = jax.device_put(alpha_np, P("neurons"))
+            beta = jax.device_put(beta_np, P("neurons"))
+            epsilon = jax.device_put(np.full(12, 1e-8, np.float32), P("neurons"))
+            result["explicit"] = derivatives(x, alpha, beta, epsilon)
+    # shard_map: one alpha a shard of the other axis (the tangent varied
+    # along both axes, the value along x's alone)
+    if hasattr(jax, "shard_map"):
+        auto = {}
+        if hasattr(jax.sharding, "AxisType"):
+            auto["axis_types"] = (jax.sharding.AxisType.Auto,) * 2
+        mesh = jax.make_mesh((2, 2), ("batch", "sweep"), **auto)
+        grad = jax.shard_map(
+            lambda x, a: jax.grad(lambda x: s2nn_xp.s2nn(x, a).sum())(x),
+            mesh=mesh,
+            in_specs=(P("batch", None), P("sweep")),
+            out_specs=P("batch", "sweep"),
+        )
+        result["shard_map"] = np.asarray(grad(x_np, np.array([3.0, 5.0]))).tolist()
+    # Devices: alpha on x's devices in another order, and a context mesh
+    # that x is on with alpha elsewhere (JAX's words named neither)
+    mesh = Mesh(devices, ("d",))
+    x = jax.device_put(x_np[0, :8], NamedSharding(mesh, P("d")))
+    reversed_mesh = Mesh(devices[::-1], ("d",))
+    alpha = jax.device_put(np.full(8, 3.0), NamedSharding(reversed_mesh, P("d")))
+    errors = {}
+    for name, call in {
+        "order": lambda: s2nn_xp.origin(x, alpha),
+        "order, gradient": lambda: s2nn_xp.gradient(x, beta=alpha),
+    }.items():
+        try:
+            call()
+        except ValueError as exc:
+            errors[name] = str(exc)
+    if hasattr(jax, "set_mesh"):
+        elsewhere = jax.device_put(np.full(8, 3.0), devices[0])
+        try:
+            with jax.set_mesh(mesh):
+                jax.grad(lambda a: s2nn_xp.s2nn(x, a, origin=True).sum())(elsewhere)
+        except ValueError as exc:
+            errors["context mesh"] = str(exc)
+    print(json.dumps({**result, "errors": errors}))
+    """
+)
+
+
+def test_parameters_split_otherwise_than_x_differentiate_and_are_named():
+    """Under explicit sharding and shard_map a per-neuron parameter split over
+    another mesh axis than x failed every derivative of the spike (JAX: "Custom
+    JVP rule must produce primal and tangent outputs with corresponding shapes
+    and dtypes"); a parameter on x's devices in another order, and one off a
+    context mesh that x is on, got JAX's words, naming our own function."""
+    result = _on_cpu_devices(_MESH_SCRIPT, 4)
+    if jax.__version_info__ >= (0, 7):  # explicit sharding, jax.shard_map
+        assert {"explicit", "shard_map", "context mesh"} <= set(result) | set(
+            result["errors"]
+        )
+    if "explicit" in result:
+        for got, want in zip(result["explicit"], result["plain"], strict=True):
+            np.testing.assert_array_equal(got, want)
+    if "shard_map" in result:
+        # x is the same along "sweep": its gradient sums the shards' (JAX's
+        # transpose of x's use in a function that varies along that axis)
+        x = np.linspace(-2.0, 2.0, 96).reshape(8, 12)
+        want = s2nn_xp.gradient(x, 3.0) + s2nn_xp.gradient(x, 5.0)
+        got = np.asarray(result["shard_map"])
+        for column in range(2):
+            block = got[:, 12 * column : 12 * column + 12]
+            np.testing.assert_allclose(block, want, rtol=4e-7)
+    errors = result["errors"]
+    ids = ", ".join(f"cpu:{i}" for i in range(4))
+    backwards = ", ".join(f"cpu:{i}" for i in reversed(range(4)))
+    for call, name in (("order", "alpha"), ("order, gradient", "beta")):
+        assert errors[call].replace("TFRT_CPU_", "cpu:") == (
+            f"{name} is on device [{backwards}], x on device [{ids}]; move {name} "
+            "to x's"
+        )
+    if "context mesh" in errors:
+        assert errors["context mesh"].startswith(
+            "alpha is on another device than x, or a tangent of x or of alpha is"
+        )
+
+
 # --- properties ----------------------------------------------------------------
 
 
