@@ -780,10 +780,10 @@ def test_parameters_split_otherwise_than_x_differentiate_and_are_named():
     and dtypes"); a parameter on x's devices in another order, and one off a
     context mesh that x is on, got JAX's words, naming our own function."""
     result = _on_cpu_devices(_MESH_SCRIPT, 4)
-    if jax.__version_info__ >= (0, 7):  # explicit sharding, jax.shard_map
-        assert {"explicit", "shard_map", "context mesh"} <= set(result) | set(
-            result["errors"]
-        )
+    # Where this JAX has them, each part ran
+    if hasattr(jax.sharding, "AxisType") and hasattr(jax, "set_mesh"):
+        assert "explicit" in result and "context mesh" in result["errors"]
+    assert ("shard_map" in result) == hasattr(jax, "shard_map")
     if "explicit" in result:
         for got, want in zip(result["explicit"], result["plain"], strict=True):
             np.testing.assert_array_equal(got, want)
