@@ -36,7 +36,7 @@ import torch
 import s2nn_xp
 import s2nn_xp.torch
 from s2nn_xp._backends import torch_round_trip
-from s2nn_xp._cli import LEARNABLE_BATCH
+from s2nn_xp._cli import learnable_batch
 from s2nn_xp._timing import ROUND_TRIP, floor_cases, floor_of, median_seconds
 
 try:
@@ -85,7 +85,7 @@ def cases(device: str, size: int, with_compile: bool) -> dict[str, Case]:
     if spikingjelly_surrogate is not None:
         spikes["spikingjelly"] = spikingjelly_surrogate.S2NN()
     # 64 samples of per-neuron parameters, as s2nn-xp bench's learnable rows.
-    samples = LEARNABLE_BATCH if size % LEARNABLE_BATCH == 0 else 1
+    samples = learnable_batch(size)
     per_neuron = torch.full((size // samples,), 4.0, device=device)
     learnable = s2nn_xp.torch.S2NN(
         alpha=per_neuron, beta=per_neuron / 4.0, learnable=True

@@ -202,17 +202,27 @@ def _print_table(
 # --- plot ----------------------------------------------------------------------
 
 
-def make_figure(pairs: Sequence[tuple[float, float]] = PLOT_PAIRS) -> Any:
+def make_figure(
+    pairs: Sequence[tuple[float, float]] = PLOT_PAIRS, *, shown: bool = True
+) -> Any:
     """The surrogate gradients and origin functions over x in [-3, 3].
 
     One curve for each (alpha, beta) pair on each side, and the spike itself
-    dashed beside the origin functions, as the docs' home-page figure.
+    dashed beside the origin functions, as the docs' home-page figure. With
+    ``shown=False`` a figure for a file alone, without pyplot and so without
+    the display backend (``MPLBACKEND``) that pyplot would start.
     """
-    import matplotlib.pyplot as plt
-
     import s2nn_xp
 
-    fig, (ax_grad, ax_origin) = plt.subplots(1, 2, figsize=(10, 4))
+    if shown:
+        import matplotlib.pyplot as plt
+
+        fig, (ax_grad, ax_origin) = plt.subplots(1, 2, figsize=(10, 4))
+    else:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(10, 4))
+        ax_grad, ax_origin = fig.subplots(1, 2)
     for ax, function in ((ax_grad, s2nn_xp.gradient), (ax_origin, s2nn_xp.origin)):
         for alpha, beta in pairs:
             ax.plot(
@@ -273,6 +283,12 @@ def run_plot(args: argparse.Namespace) -> int:
         _check_writable("--out", args.out)
     if importlib.util.find_spec("matplotlib") is None:
         _fail('plot needs matplotlib: python -m pip install "s2nn-xp[plot]"')
+    if args.out is not None and "matplotlib" not in sys.modules:
+        # A file needs no display backend: MPLBACKEND, which matplotlib
+        # checks when imported (a name it does not know raised there), is
+        # not read (this process's own environment; the figure is drawn
+        # without pyplot).
+        os.environ.pop("MPLBACKEND", None)
     if args.out is None:
         # pyplot first: importing it is when matplotlib falls back from a
         # window backend (TkAgg without a display) to one that draws files.
@@ -281,14 +297,17 @@ def run_plot(args: argparse.Namespace) -> int:
             import matplotlib.pyplot as plt
 
             backend = matplotlib.get_backend()
-        except (ImportError, ValueError) as exc:  # MPLBACKEND=nonsense
+            # Its module, started now (a name it cannot import is only
+            # imported at the first figure)
+            plt.close(plt.figure())
+        except (ImportError, ValueError, RuntimeError) as exc:  # MPLBACKEND=...
             _fail(f"matplotlib cannot start its backend: {exc}")
         if not _shows_windows(backend):
             _fail(
                 f"no display to show the figure on (matplotlib backend {backend!r});"
                 " pass --out FILE.png|.svg|.pdf"
             )
-    fig = make_figure(pairs or PLOT_PAIRS)
+    fig = make_figure(pairs or PLOT_PAIRS, shown=args.out is None)
     if args.out is None:
         plt.show()
         return 0
@@ -359,11 +378,14 @@ def parse_size(text: str) -> int:
     # Digits beyond 2^31's ten, and 2^32 and up, are out of range: no need
     # to read a thousand digits or compute 9^999999999. A base of 0 is no
     # size, even as 0^0.
-    digits = [part.lstrip("0") for part in match.groups("")]
-    too_large = len(digits[0]) > 10 or len(digits[1]) > 10
-    # int() of the digits without the leading zeros (it refuses thousands)
-    exponent = int(digits[1] or "0") if match[2] is not None else 1
-    base, exponent = (0, 0) if too_large else (int(digits[0] or "0"), exponent)
+    base_digits, exponent_digits = (part.lstrip("0") for part in match.groups(""))
+    too_large = len(base_digits) > 10
+    # int() of the digits without the leading zeros (it refuses thousands);
+    # an exponent of more than ten digits only as "large" (1^it is still 1)
+    base = 0 if too_large else int(base_digits or "0")
+    exponent = 1
+    if match[2] is not None:
+        exponent = int(exponent_digits or "0") if len(exponent_digits) <= 10 else 99
     too_large = too_large or (base > 1 and exponent >= MAX_SIZE.bit_length())
     size: int = 0 if too_large or base == 0 or negative else base**exponent
     if not 1 <= size <= MAX_SIZE:
@@ -447,6 +469,16 @@ class Inputs:
 LEARNABLE_BATCH = 64
 
 
+def learnable_batch(size: int) -> int:
+    """Samples of the learnable rows' batch at `size` values (the rest neurons).
+
+    :data:`LEARNABLE_BATCH` where it divides `size`, else 1: one sample of
+    `size` neurons, each with its own parameters (as much memory as ``x``
+    for each); the records say which (``learnable_batch``).
+    """
+    return LEARNABLE_BATCH if size % LEARNABLE_BATCH == 0 else 1
+
+
 def _learnable_round_trip(backend: Backend, inputs: Inputs) -> Callable[[], Any]:
     """Forward and backward with per-neuron alpha and beta that learn.
 
@@ -457,8 +489,7 @@ def _learnable_round_trip(backend: Backend, inputs: Inputs) -> Callable[[], Any]
     xp = array_namespace(inputs.x)
     # A batch of 64 samples of n / 64 neurons, each neuron with its own alpha
     # and beta (as a layer holds them), whose gradients sum over the batch.
-    size = math.prod(inputs.x.shape)
-    shape = (LEARNABLE_BATCH, -1) if size % LEARNABLE_BATCH == 0 else (1, -1)
+    shape = (learnable_batch(math.prod(inputs.x.shape)), -1)
     x = xp.reshape(inputs.x, shape)
     cotangent = xp.reshape(inputs.cotangent, shape)
     alpha, beta = xp.full_like(x[0], 4.0), xp.full_like(x[0], 1.0)
@@ -670,6 +701,8 @@ def _run_records(
             record.update(_memory_fields(backend, op, cases[op], x_bytes))
         except Exception as exc:  # torch.func refuses saved-tensor hooks
             _note(f"{backend.name} {op}: memory not measured ({_why(exc)})")
+        if op == "forward+backward learnable":
+            record["learnable_batch"] = learnable_batch(size)
         if op == "forward+backward learnable" and "forward+backward" in seconds:
             record["fixed_seconds"] = seconds["forward+backward"]
             record["ratio_to_fixed"] = seconds[op] / seconds["forward+backward"]
@@ -1081,20 +1114,25 @@ def _check_writable(option: str, path: Path) -> None:
     after it. A named pipe is left alone (its reader would see the end).
     The file checked is the one the write reaches (:func:`_written_path`):
     through a link that points nowhere yet, the link's own folder was.
+    Every error of the file system is the option's (a folder the user may
+    not enter, a name too long, a loop of links), not a traceback.
     """
-    target = _written_path(path)
-    folder = target.parent
-    if not folder.is_dir():
-        why = "is not a directory" if folder.exists() else "does not exist"
-        _fail(f"{option}: cannot write {str(path)!r}: {str(folder)!r} {why}")
-    if target.is_dir():
-        _fail(f"{option}: cannot write {str(path)!r}: it is a directory")
     try:
+        target = _written_path(path)
+        folder = target.parent
+        if not folder.is_dir():
+            why = "is not a directory" if folder.exists() else "does not exist"
+            _fail(f"{option}: cannot write {str(path)!r}: {str(folder)!r} {why}")
+        try:
+            os.stat(target)  # what is there: a loop or a name too long raises
+        except FileNotFoundError:
+            tempfile.TemporaryFile(dir=folder).close()  # a new file
+            return
+        if target.is_dir():
+            _fail(f"{option}: cannot write {str(path)!r}: it is a directory")
         if target.is_file():
             with target.open("a"):
                 pass
-        elif not target.exists():
-            tempfile.TemporaryFile(dir=folder).close()
         # else a pipe or a device: opening it would be a reader's end of file
     except OSError as exc:
         _fail(f"{option}: cannot write {str(path)!r}: {exc.strerror or exc}")

@@ -409,6 +409,37 @@ def test_unwritable_outputs_fail_before_any_work(
 
 
 @pytest.mark.parametrize("command", ["bench", "plot"])
+def test_every_file_system_error_of_an_output_is_the_options(
+    command, tmp_path, capsys, monkeypatch
+):
+    """A name too long and a loop of links passed the check or raised a
+    traceback (the loop failed after the whole run), and so did a folder the
+    user may not enter (pathlib's is_dir raises there)."""
+    monkeypatch.setattr(_cli, "bench_records", no_work)
+    monkeypatch.setattr(_cli, "make_figure", no_work)
+    option = "--json" if command == "bench" else "--out"
+    argv = ["--backend", "numpy"] if command == "bench" else []
+    suffix = ".json" if command == "bench" else ".png"
+    long = tmp_path / ("a" * 300 + suffix)
+    err = usage_error(command, *argv, option, str(long), capsys=capsys)
+    assert f"{option}: cannot write {str(long)!r}: File name too long" in err
+    loop = tmp_path / f"loop{suffix}"
+    other = tmp_path / f"other{suffix}"
+    loop.symlink_to(other)
+    other.symlink_to(loop)
+    err = usage_error(command, *argv, option, str(loop), capsys=capsys)
+    assert "Too many levels of symbolic links" in err
+
+    def refused(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(_cli.Path, "is_dir", refused)
+    denied = tmp_path / "x" / f"y{suffix}"
+    err = usage_error(command, *argv, option, str(denied), capsys=capsys)
+    assert err.endswith("Permission denied\n")
+
+
+@pytest.mark.parametrize("command", ["bench", "plot"])
 def test_an_output_through_a_link_is_checked_where_it_leads(
     command, tmp_path, capsys, monkeypatch
 ):
@@ -558,6 +589,25 @@ def test_module_and_console_script_run():
     script = shutil.which("s2nn-xp")
     if script is not None:  # installed (the nox sessions install the package)
         subprocess.run([script, "--help"], capture_output=True, check=True)
+
+
+@pytest.mark.parametrize("backend", ["nonsense", "module://no_such_backend"])
+def test_plot_to_a_file_needs_no_display_backend(backend, tmp_path):
+    """With --out the figure goes to a file: a bad MPLBACKEND raised a
+    traceback (matplotlib checks it when imported, pyplot starts it); without
+    --out it is a usage error (a module it cannot import was a traceback)."""
+    pytest.importorskip("matplotlib")
+    env = {**os.environ, "MPLBACKEND": backend}
+    out = tmp_path / "figure.png"
+    drawn = subprocess.run(
+        _command("plot", "--out", str(out)), capture_output=True, text=True, env=env
+    )
+    assert drawn.returncode == 0, drawn.stderr
+    assert out.read_bytes().startswith(b"\x89PNG")
+    shown = subprocess.run(_command("plot"), capture_output=True, text=True, env=env)
+    assert shown.returncode == 2
+    assert shown.stderr.startswith("s2nn-xp plot: error: matplotlib cannot start")
+    assert "Traceback" not in shown.stderr
 
 
 def test_plot_without_out_needs_a_display(monkeypatch, capsys):
@@ -829,6 +879,7 @@ def test_repeats_of_any_length_are_checked_by_the_option(text):
         ("0" * 5000 + "16", 16),  # int() refuses more than 4300 digits
         ("2^" + "0" * 5000 + "4", 16),
         ("2^0", 1),
+        ("1^99999999999", 1),  # an exponent of many digits, of 1: refused
     ],
 )
 def test_parse_size_accepts(text, size):
@@ -1206,6 +1257,10 @@ def test_bench_autodiff_backends_add_vjp_and_learnable_parameters(
         "forward+backward learnable",
     } <= by_op.keys()
     learnable = by_op["forward+backward learnable"]
+    # Which layout was timed: 64 samples where 64 divides the size, else one
+    # (the records said neither, and the two differ in time and memory)
+    assert learnable["learnable_batch"] == _cli.learnable_batch(learnable["size"])
+    assert [_cli.learnable_batch(n) for n in (8192, 64, 8193, 1000)] == [64, 64, 1, 1]
     assert learnable["fixed_seconds"] == by_op["forward+backward"]["seconds"]
     assert learnable["ratio_to_fixed"] == pytest.approx(
         learnable["seconds"] / learnable["fixed_seconds"]

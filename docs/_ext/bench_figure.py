@@ -250,16 +250,34 @@ def _grid(n_panels: int, height: float) -> tuple[Figure, list[Axes]]:
 
 
 def _legend(fig: Figure, handles: dict[tuple[str, str], Line2D]) -> None:
-    """One legend under the panels: s2nn_xp's lines, the anchors, the floors."""
+    """One legend under the panels: s2nn_xp's lines, the anchors, the floors.
+
+    In as many columns (up to 3) as fit the figure's width, the figure made
+    taller by the legend's height, so that the panels keep theirs: long
+    labels (several dtypes' lines) in 3 columns ran past both edges.
+
+    >>> fig, ax = plt.subplots(figsize=(4, 2), layout="constrained")
+    >>> label = "s2nn_xp forward+backward learnable (float{})"
+    >>> lines = {("ours", label.format(b)): ax.plot([0, 1])[0] for b in (32, 64)}
+    >>> _legend(fig, lines)
+    >>> bool(fig.legends[0].get_window_extent().width <= fig.bbox.width)
+    True
+    """
     keys = sorted(handles, key=lambda key: KIND_ORDER.index(key[0]))
-    fig.legend(
-        [handles[key] for key in keys],
-        [label for _, label in keys],
-        loc="outside lower center",
-        ncol=min(len(keys), 3),
-        frameon=False,
-        fontsize="small",
-    )
+    for columns in range(min(len(keys), 3), 0, -1):
+        legend = fig.legend(
+            [handles[key] for key in keys],
+            [label for _, label in keys],
+            loc="outside lower center",
+            ncol=columns,
+            frameon=False,
+            fontsize="small",
+        )
+        extent = legend.get_window_extent()
+        if columns == 1 or extent.width <= fig.bbox.width:
+            break
+        legend.remove()
+    fig.set_figheight(fig.get_figheight() + extent.height / fig.dpi)
 
 
 def _colors(records: Sequence[dict]) -> dict[str, str]:
