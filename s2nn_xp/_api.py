@@ -378,11 +378,15 @@ def _on_numpy_chunks(
     import numpy as np
 
     numbers = {n: v for n, v in params.items() if n not in arrays}
-    layout = _ChunkLayout(name, p.dtype, tuple(params), len(inputs), tuple(arrays))
+    # A masked x or cotangent (da.ma): masked results, every chunk's
+    masked = any(isinstance(a._meta, np.ma.MaskedArray) for a in inputs)
+    layout = _ChunkLayout(
+        name, p.dtype, tuple(params), len(inputs), tuple(arrays), masked
+    )
     chunk = functools.partial(_evaluate_chunk, layout, numbers)
     meta = np.empty((0,) * p.x.ndim, dtype=p.dtype)
-    if any(isinstance(a._meta, np.ma.MaskedArray) for a in inputs):
-        meta = np.ma.MaskedArray(meta)  # a masked x or cotangent: masked results
+    if masked:
+        meta = np.ma.MaskedArray(meta)
     return da.map_blocks(chunk, *inputs, *arrays.values(), dtype=p.dtype, meta=meta)
 
 
@@ -403,6 +407,9 @@ class _ChunkLayout:
         the array parameters named by ``arrays``, in that order.
     arrays
         The names of the array parameters.
+    masked
+        Whether the result is a masked array (its meta says so): a chunk's
+        is one even where no element of its inputs is masked.
     """
 
     name: str
@@ -410,6 +417,7 @@ class _ChunkLayout:
     parameters: tuple[str, ...]
     inputs: int
     arrays: tuple[str, ...]
+    masked: bool
 
 
 def _evaluate_chunk(
@@ -435,6 +443,10 @@ def _evaluate_chunk(
     for other in blocks[1 : layout.inputs]:  # a cotangent
         chunk = with_cotangent_mask(chunk, other)
         others.append(unmasked(other)[0])
+    if layout.masked and chunk.mask is None:
+        import numpy as np
+
+        chunk = dataclasses.replace(chunk, mask=np.zeros(x.shape, dtype=bool))
     return _evaluate(chunk, layout.name, x, *others, **params)
 
 
@@ -535,8 +547,13 @@ def vjp(
         cotangent = checked
         # Where x has sizes not known yet (Dask's NaN, which equals nothing,
         # not even itself), the cotangent's were checked to broadcast along
-        # them: the product broadcasts it, lazily.
-        if tuple(cotangent.shape) != tuple(p.x.shape) and known(p.x.shape):
+        # them: the product broadcasts it, lazily. So do Dask's tasks a chunk
+        # (a masked cotangent's chunks lost their masks to Dask's broadcast).
+        if (
+            tuple(cotangent.shape) != tuple(p.x.shape)
+            and known(p.x.shape)
+            and _in_numpy_chunks(p, (p.x, cotangent), {}) is None
+        ):
             cotangent = _compat.broadcast_to_x(p.xp, cotangent, p.x)
         alpha, beta = p.params["alpha"], p.params["beta"]
         return _evaluate(masked, "pullback", p.x, cotangent, alpha=alpha, beta=beta)

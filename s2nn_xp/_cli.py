@@ -284,11 +284,15 @@ def run_plot(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("matplotlib") is None:
         _fail('plot needs matplotlib: python -m pip install "s2nn-xp[plot]"')
     if args.out is not None and "matplotlib" not in sys.modules:
-        # A file needs no display backend: MPLBACKEND, which matplotlib
-        # checks when imported (a name it does not know raised there), is
-        # not read (this process's own environment; the figure is drawn
-        # without pyplot).
-        os.environ.pop("MPLBACKEND", None)
+        # A file needs no display backend: matplotlib is imported without
+        # MPLBACKEND, which it checks then (a name it does not know raised),
+        # and the figure is drawn without pyplot. The variable is put back.
+        display_backend = os.environ.pop("MPLBACKEND", None)
+        try:
+            import matplotlib
+        finally:
+            if display_backend is not None:
+                os.environ["MPLBACKEND"] = display_backend
     if args.out is None:
         # pyplot first: importing it is when matplotlib falls back from a
         # window backend (TkAgg without a display) to one that draws files.

@@ -1400,10 +1400,11 @@ def finish(result: Any, prepared: Prepared) -> Any:
         # A copy of the mask: MaskedArray would share it, and a change to the
         # result's mask would change x's (or another result's).
         mask = prepared.mask.copy()
-        # Its fill value set now, quietly: NumPy's default, 1e20, overflows a
-        # float16 result when first read (a warning; under
-        # np.errstate(all="raise") an error where Dask joins masked chunks).
-        with numpy.errstate(over="ignore"):  # type: ignore[union-attr]
-            result = numpy.ma.MaskedArray(result, mask=mask)  # type: ignore[union-attr]
-            result.fill_value = numpy.ma.default_fill_value(result)  # type: ignore[union-attr]
+        result = numpy.ma.MaskedArray(result, mask=mask)  # type: ignore[union-attr]
+        if result.dtype.kind == "f":  # NumPy's floats (ml_dtypes' have no number)
+            # Its fill value set now, quietly: NumPy's default, 1e20,
+            # overflows a float16 result when first read (a warning; under
+            # np.errstate(all="raise") an error where Dask joins chunks).
+            with numpy.errstate(over="ignore"):  # type: ignore[union-attr]
+                result.fill_value = numpy.ma.default_fill_value(result)  # type: ignore[union-attr]
     return result

@@ -37,6 +37,7 @@ This module is imported by :func:`s2nn_xp.s2nn` when a JAX array arrives;
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import Callable
@@ -91,14 +92,33 @@ def _typed_as_all(y: jax.Array, *params: jax.Array) -> jax.Array:
     alone, its tangent the parameters too (the origin function's reads
     ``epsilon`` where the gradient does not), and JAX refuses a JVP rule
     whose tangent's type is not its primal's: a per-neuron ``alpha`` split
-    over another mesh axis than ``x`` failed every derivative. The sum is
-    exact (no value of the spike, the origin function or a tangent
-    compiled here is changed by adding +0.0 but -0.0, and XLA folds the
-    additions of zeros away, so not even that).
+    over another mesh axis than ``x`` failed every derivative. A parameter
+    whose sharding cannot meet ``x``'s (split over a mesh axis that ``x``
+    uses for another dimension) is left out: the spike's value needs none
+    of its values, and computes as before; derivatives, which do, fail
+    there, as ``gradient`` does. The sum is exact: no value of the spike,
+    the origin function or a tangent is changed by adding +0.0 but -0.0,
+    and under ``jit`` (every call here is compiled) XLA folds the additions
+    of zeros away, so not even that; under ``jax.disable_jit()`` a tangent
+    of -0.0 comes out +0.0.
     """
     for p in params:
-        y = y + jnp.zeros_like(p)
+        with contextlib.suppress(*_SHARDING_TYPE_ERRORS):
+            y = y + jnp.zeros_like(p)
     return y
+
+
+# JAX's refusal of an operation of arrays whose shardings cannot meet (its
+# class is not public); none where a JAX has no sharding in its types.
+def _sharding_type_errors() -> tuple[type[Exception], ...]:
+    try:
+        from jax._src.core import ShardingTypeError
+    except ImportError:
+        return ()
+    return (ShardingTypeError,)
+
+
+_SHARDING_TYPE_ERRORS = _sharding_type_errors()
 
 
 def _is_zero(tangent: Any) -> bool:
@@ -341,9 +361,11 @@ def _call(
             raise
         x_devices = _compat.committed_devices(x)
         if _CONTEXT_MESH in message and (
-            x_devices is None or {d.id for d in x_devices} != _mesh_ids(message)
+            x_devices is None or [d.id for d in x_devices] != _mesh_ids(message)
         ):
-            raise  # x itself may be off the mesh: no argument moved to x's helps
+            # x itself may be off the mesh, or on its devices in another
+            # order: no argument moved to x's helps
+            raise
         x_placed = x_devices is not None
         names = [
             name
@@ -372,14 +394,16 @@ def _may_be_elsewhere(value: Any, *, x_placed: bool) -> bool:
     return not x_placed and _compat.committed_devices(value) is not None
 
 
-def _mesh_ids(message: str) -> set[int] | None:
+def _mesh_ids(message: str) -> list[int] | None:
     """The ids of the context mesh's devices that JAX's refusal names, or None.
 
-    Read from its words: under a transform, where the call runs, JAX gives
-    no concrete context mesh (``jax.sharding.get_mesh`` raises there).
+    In the mesh's order, which JAX compares (:func:`_compat.committed_devices`
+    gives ``x``'s so). Read from its words: under a transform, where the call
+    runs, JAX gives no concrete context mesh (``jax.sharding.get_mesh``
+    raises there).
     """
     found = _MESH_IDS.search(message)
-    return None if found is None else {int(i) for i in found[1].split(",")}
+    return None if found is None else [int(i) for i in found[1].split(",")]
 
 
 _MESH_IDS = re.compile(r"context mesh with device ids \[([\d, ]+)\]")

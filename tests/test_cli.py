@@ -604,6 +604,16 @@ def test_plot_to_a_file_needs_no_display_backend(backend, tmp_path):
     )
     assert drawn.returncode == 0, drawn.stderr
     assert out.read_bytes().startswith(b"\x89PNG")
+    # in a process of its own: the variable stays (it was removed for good)
+    code = (
+        "import os, sys; from s2nn_xp import _cli\n"
+        f"status = _cli.main(['plot', '--out', {str(out)!r}])\n"
+        "print(status, os.environ.get('MPLBACKEND'))"
+    )
+    kept = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+    )
+    assert kept.stdout.split()[-2:] == ["0", backend], kept.stderr
     shown = subprocess.run(_command("plot"), capture_output=True, text=True, env=env)
     assert shown.returncode == 2
     assert shown.stderr.startswith("s2nn-xp plot: error: matplotlib cannot start")

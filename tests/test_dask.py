@@ -412,6 +412,46 @@ def test_masked_chunks_of_x_give_what_numpy_masked_input_gives(name, fn, dtype):
     np.testing.assert_array_equal(computed.data[kept], want.data[kept])
 
 
+@pytest.mark.parametrize("chunks", [2, 6, (1, 6)])
+def test_a_masked_cotangent_that_broadcasts_keeps_its_mask(chunks):
+    """A da.ma cotangent of shape (1, 6) for x of (4, 6) was broadcast by
+    Dask, whose chunks lost their masks (np.broadcast_to): a plain result."""
+    values = np.linspace(-3.0, 3.0, 24, dtype=np.float32).reshape(4, 6)
+    mask = np.zeros((1, 6), dtype=bool)
+    mask[0, 0] = True
+    cotangent = np.ma.masked_array(np.linspace(-1.0, 1.0, 6).reshape(1, 6), mask=mask)
+    want = s2nn_xp.vjp(values)[1](cotangent)
+    lazy = da.ma.masked_array(da.from_array(cotangent.data, chunks=chunks), mask=mask)
+    x = da.from_array(values, chunks=2)
+    got = s2nn_xp.vjp(x)[1](lazy)
+    assert got.chunks == x.chunks
+    computed = got.compute()
+    assert isinstance(computed, np.ma.MaskedArray)
+    np.testing.assert_array_equal(
+        np.ma.getmaskarray(computed), np.ma.getmaskarray(want)
+    )
+    np.testing.assert_array_equal(computed.compressed(), want.compressed())
+
+
+def test_a_masked_result_is_masked_in_every_chunk():
+    """With a da.ma cotangent that masks nothing the result's meta said
+    masked and its chunks were plain arrays; chunks of both kinds where some
+    chunks masked an element."""
+    values = np.linspace(-3.0, 3.0, 24).reshape(4, 6)
+    mask = np.zeros((4, 6), dtype=bool)
+    for masked_elements in (mask, np.eye(4, 6, dtype=bool)):
+        cotangent = da.ma.masked_array(
+            da.from_array(np.ones((4, 6)), chunks=2), mask=masked_elements
+        )
+        got = s2nn_xp.vjp(da.from_array(values, chunks=2))[1](cotangent)
+        assert isinstance(got._meta, np.ma.MaskedArray)
+        blocks = [got.blocks[i, j].compute() for i in range(2) for j in range(3)]
+        assert all(isinstance(b, np.ma.MaskedArray) for b in blocks)
+        np.testing.assert_array_equal(
+            np.ma.getmaskarray(got.compute()), masked_elements
+        )
+
+
 def test_a_function_computes_only_the_parameters_it_takes():
     """The one-task-a-chunk path took every array parameter: the spike's
     graph held alpha's (computed, and its failure the spike's), a pullback's

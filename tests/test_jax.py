@@ -732,6 +732,12 @@ _MESH_SCRIPT = textwrap.dedent(
             beta = jax.device_put(beta_np, P("neurons"))
             epsilon = jax.device_put(np.full(12, 1e-8, np.float32), P("neurons"))
             result["explicit"] = derivatives(x, alpha, beta, epsilon)
+            # split where x's sharding cannot meet it (x's "neurons" axis on
+            # its neurons, alpha's on "batch"): the value, which reads none
+            # of alpha, computes (derivatives fail there, as gradient does)
+            x = jax.device_put(x_np, P(None, "neurons"))
+            alpha = jax.device_put(alpha_np, P("batch"))
+            result["unmet"] = np.asarray(s2nn_xp.s2nn(x, alpha)).tolist()
     # shard_map: one alpha a shard of the other axis (the tangent varied
     # along both axes, the value along x's alone)
     if hasattr(jax, "shard_map"):
@@ -768,6 +774,14 @@ _MESH_SCRIPT = textwrap.dedent(
                 jax.grad(lambda a: s2nn_xp.s2nn(x, a, origin=True).sum())(elsewhere)
         except ValueError as exc:
             errors["context mesh"] = str(exc)
+        # x on the mesh's devices in another order: x is the one JAX
+        # refuses, not alpha beside it (JAX's words stand)
+        x = jax.device_put(x_np[0, :8], NamedSharding(reversed_mesh, P("d")))
+        try:
+            with jax.set_mesh(mesh):
+                jax.grad(lambda a: s2nn_xp.s2nn(x, a, origin=True).sum())(alpha)
+        except ValueError as exc:
+            errors["context mesh, x in another order"] = str(exc)
     print(json.dumps({**result, "errors": errors}))
     """
 )
@@ -787,6 +801,8 @@ def test_parameters_split_otherwise_than_x_differentiate_and_are_named():
     if "explicit" in result:
         for got, want in zip(result["explicit"], result["plain"], strict=True):
             np.testing.assert_array_equal(got, want)
+        x = np.linspace(-2.0, 2.0, 96, dtype=np.float32).reshape(8, 12)
+        np.testing.assert_array_equal(result["unmet"], s2nn_xp.forward(x))
     if "shard_map" in result:
         # x is the same along "sweep": its gradient sums the shards' (JAX's
         # transpose of x's use in a function that varies along that axis)
@@ -808,6 +824,8 @@ def test_parameters_split_otherwise_than_x_differentiate_and_are_named():
         assert errors["context mesh"].startswith(
             "alpha is on another device than x, or a tangent of x or of alpha is"
         )
+        reordered = errors["context mesh, x in another order"]
+        assert "context mesh" in reordered and "alpha" not in reordered
 
 
 # --- properties ----------------------------------------------------------------
