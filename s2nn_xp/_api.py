@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import inspect
 import itertools
+import os
 import sys
 import threading
 import weakref
@@ -954,6 +955,21 @@ _TOKENS: dict[int, tuple[weakref.ref[Any], int]] = {}
 _COUNTER = itertools.count(1)
 # Reentrant: a weak reference's callback may run in the thread that holds it.
 _TOKENS_LOCK = threading.RLock()
+
+
+def _new_lock_in_child() -> None:
+    """A fork's child gets a lock of its own.
+
+    One that another thread held when the process forked stays held in the
+    child, where that thread does not run: the child's first hash of an
+    object with an array parameter waited for ever.
+    """
+    global _TOKENS_LOCK
+    _TOKENS_LOCK = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 class _Static:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import threading
 from typing import Any
 
@@ -34,6 +35,16 @@ _registered = False
 # objects at once.
 _classes: set[type] = set()
 _LOCK = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    """A fork's child gets a lock of its own (one held at the fork stays held)."""
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def register() -> None:

@@ -1795,12 +1795,23 @@ class S2NN(nn.Module):
         tensor given (whose values reset in its own dtype).
         """
         state = dict(super().__getstate__())  # without a compiled call
+        kept = state.pop(_PICKLED_HOST_VALUES, {})
         initial = state.get("_initial_values")
         if initial is not None:
+            # Each tensor kept with the module, made once: a pickler for
+            # another process (multiprocessing's spawn, a DataLoader's
+            # workers) moves a tensor to shared memory, which a temporary
+            # freed before the other process read it (it died unpickling).
+            tensors = {}
+            for name, value in initial.items():
+                if isinstance(value, np.ndarray):
+                    source, tensor = kept.get(name, (None, None))
+                    if source is not value:
+                        tensor = torch.from_numpy(value)
+                    tensors[name] = (value, tensor)
+            self.__dict__[_PICKLED_HOST_VALUES] = tensors
             state["_initial_values"] = {
-                name: (torch.from_numpy(value),)
-                if isinstance(value, np.ndarray)
-                else value
+                name: (tensors[name][1],) if name in tensors else value
                 for name, value in initial.items()
             }
         return state
@@ -1904,6 +1915,10 @@ class S2NN(nn.Module):
             parts.append("learnable=True")
         return ", ".join(parts)
 
+
+# The attribute keeping the tensors that S2NN.__getstate__ pickles for the
+# constructor's NumPy values, with those values: {name: (array, tensor)}.
+_PICKLED_HOST_VALUES = "_pickled_host_values"
 
 # torch's hook-based wrappers: (module, class of its hook, attribute naming
 # the tensor it computes). Found in sys.modules: a wrapper whose module is

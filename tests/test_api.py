@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import collections
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -203,6 +207,48 @@ class TestS2NNObject:
                 fn.origin = bad
         with pytest.raises(TypeError, match="origin must be a bool"):
             s2nn_xp.S2NN(origin="yes")
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+    def test_a_forked_child_hashes_while_another_thread_held_the_lock(self):
+        """A lock that a thread held when the process forked stays held in
+        the child, where that thread does not run: the child's first hash of
+        an object with an array parameter waited for ever (one in seven
+        forks beside a thread that hashed)."""
+        script = textwrap.dedent(
+            """
+            import faulthandler, os, threading
+            import numpy as np
+            import s2nn_xp
+            from s2nn_xp import _api, _jax_pytree
+
+            held, done = threading.Event(), threading.Event()
+
+            def hold():
+                with _api._TOKENS_LOCK, _jax_pytree._LOCK:
+                    held.set()
+                    done.wait()
+
+            threading.Thread(target=hold, daemon=True).start()
+            held.wait()
+            pid = os.fork()
+            if pid == 0:
+                faulthandler.dump_traceback_later(20, exit=True)  # stuck: 1
+                hash(s2nn_xp.S2NN(alpha=np.full(3, 2.0)))
+                assert _jax_pytree._LOCK.acquire(timeout=20)
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            done.set()
+            print(os.waitstatus_to_exitcode(status))
+            """
+        )
+        completed = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert completed.stdout.split() == ["0"], completed.stderr
 
     def test_equality_and_hash(self):
         a, b = s2nn_xp.S2NN(4.0, 1.0), s2nn_xp.S2NN(alpha=4, beta=1.0, epsilon=1e-8)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import io
+import multiprocessing
 import pickle
 import threading
 import warnings
@@ -208,6 +209,23 @@ def test_a_module_pickled_with_learnable_as_an_attribute_loads():
     loaded.__setstate__(state)
     assert loaded.learnable is True
     assert copy.deepcopy(loaded).learnable is True
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+def test_a_module_of_host_values_goes_to_a_spawned_process(learnable):
+    """Its pickled constructor values were temporary tensors, which a pickler
+    for another process moves to shared memory and which were freed before
+    the child read them: it died unpickling the module (a DataLoader's
+    workers, Hogwild training with multiprocessing's spawn)."""
+    module = S2NN(alpha=[3.0, 2.0], beta=np.array([1.0, 2.0]), learnable=learnable)
+    process = multiprocessing.get_context("spawn").Process(target=repr, args=(module,))
+    process.start()
+    process.join(timeout=300)
+    assert process.exitcode == 0
+    # pickled again (the tensors made once), its values come back
+    copied = pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(module))))
+    copied.reset_parameters()
+    np.testing.assert_array_equal(copied.beta.detach(), [1.0, 2.0])
 
 
 @pytest.mark.parametrize("learnable", [False, True])
