@@ -7,7 +7,6 @@ import dataclasses
 import functools
 import inspect
 import itertools
-import os
 import sys
 import threading
 import weakref
@@ -23,6 +22,7 @@ from ._validation import (
     finish,
     known,
     masked_parameter,
+    masked_result,
     prepare,
     prepare_cotangent,
     tell_epsilon_is_constant,
@@ -264,8 +264,20 @@ def _evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
     xp = p.xp
     inputs = inputs or (p.x,)
     chunked = _in_numpy_chunks(p, inputs, params)
-    if chunked is not None:
+    if chunked is not None:  # its tasks broadcast a cotangent, masks kept
         return finish(_on_numpy_chunks(p, name, *chunked, params), p)
+    # A cotangent broadcast to x first: for Dask in x's chunks (an operation
+    # with x would rechunk it in x's dimensions, which Dask refuses beyond
+    # 32). Where x has sizes not known yet (Dask's NaN, which equals
+    # nothing, not even itself), it was checked to broadcast along them: the
+    # product broadcasts it, lazily.
+    if known(p.x.shape):
+        inputs = tuple(
+            a
+            if i == 0 or tuple(a.shape) == tuple(p.x.shape)
+            else _compat.broadcast_to_x(xp, a, p.x)
+            for i, a in enumerate(inputs)
+        )
     block = _block_size(p, inputs)
     with _compat.quiet_floating_point(xp):
         if not block:
@@ -444,11 +456,12 @@ def _evaluate_chunk(
     for other in blocks[1 : layout.inputs]:  # a cotangent
         chunk = with_cotangent_mask(chunk, other)
         others.append(unmasked(other)[0])
-    if layout.masked and chunk.mask is None:
+    result = _evaluate(chunk, layout.name, x, *others, **params)
+    if layout.masked and chunk.mask is None:  # computed unmasked (the kernels)
         import numpy as np
 
-        chunk = dataclasses.replace(chunk, mask=np.zeros(x.shape, dtype=bool))
-    return _evaluate(chunk, layout.name, x, *others, **params)
+        return masked_result(result, np.ma.nomask)
+    return result
 
 
 def _block_size(p: Prepared, inputs: tuple[Array, ...]) -> int:
@@ -545,19 +558,8 @@ def vjp(
         # its mask is broadcast to x's shape.
         checked = prepare_cotangent(p, cotangent)
         masked = with_cotangent_mask(p, cotangent)
-        cotangent = checked
-        # Where x has sizes not known yet (Dask's NaN, which equals nothing,
-        # not even itself), the cotangent's were checked to broadcast along
-        # them: the product broadcasts it, lazily. So do Dask's tasks a chunk
-        # (a masked cotangent's chunks lost their masks to Dask's broadcast).
-        if (
-            tuple(cotangent.shape) != tuple(p.x.shape)
-            and known(p.x.shape)
-            and _in_numpy_chunks(p, (p.x, cotangent), {}) is None
-        ):
-            cotangent = _compat.broadcast_to_x(p.xp, cotangent, p.x)
         alpha, beta = p.params["alpha"], p.params["beta"]
-        return _evaluate(masked, "pullback", p.x, cotangent, alpha=alpha, beta=beta)
+        return _evaluate(masked, "pullback", p.x, checked, alpha=alpha, beta=beta)
 
     return y, pullback
 
@@ -957,19 +959,12 @@ _COUNTER = itertools.count(1)
 _TOKENS_LOCK = threading.RLock()
 
 
-def _new_lock_in_child() -> None:
-    """A fork's child gets a lock of its own.
-
-    One that another thread held when the process forked stays held in the
-    child, where that thread does not run: the child's first hash of an
-    object with an array parameter waited for ever.
-    """
+def _new_lock() -> None:
     global _TOKENS_LOCK
     _TOKENS_LOCK = threading.RLock()
 
 
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_new_lock_in_child)
+_compat.in_forked_child(_new_lock)
 
 
 class _Static:

@@ -7,7 +7,9 @@ from, so that no framework is imported before the caller's array needs it.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -191,6 +193,17 @@ def is_jax_tracer(value: Any) -> bool:
     jax_core = sys.modules.get("jax.core")
     tracer = getattr(jax_core, "Tracer", None)
     return tracer is not None and isinstance(value, tracer)
+
+
+def in_forked_child(renew: Callable[[], None]) -> None:
+    """Have a fork's child call `renew` (POSIX): a new lock for one of its own.
+
+    A lock that another thread held when the process forked stays held in
+    the child, where that thread does not run: its first use waited for
+    ever (a hash of an object with an array parameter).
+    """
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=renew)
 
 
 def committed_devices(x: Any) -> tuple[Any, ...] | None:

@@ -21,11 +21,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import threading
 from typing import Any
 
-from . import _after_import
+from . import _after_import, _compat
 
 __all__ = ["register", "register_subclass", "register_when_jax_is_imported"]
 
@@ -37,14 +36,12 @@ _classes: set[type] = set()
 _LOCK = threading.Lock()
 
 
-def _new_lock_in_child() -> None:
-    """A fork's child gets a lock of its own (one held at the fork stays held)."""
+def _new_lock() -> None:
     global _LOCK
     _LOCK = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_new_lock_in_child)
+_compat.in_forked_child(_new_lock)
 
 
 def register() -> None:

@@ -1399,12 +1399,19 @@ def finish(result: Any, prepared: Prepared) -> Any:
     if prepared.mask is not None:
         # A copy of the mask: MaskedArray would share it, and a change to the
         # result's mask would change x's (or another result's).
-        mask = prepared.mask.copy()
-        result = numpy.ma.MaskedArray(result, mask=mask)  # type: ignore[union-attr]
-        if result.dtype.kind == "f":  # NumPy's floats (ml_dtypes' have no number)
-            # Its fill value set now, quietly: NumPy's default, 1e20,
-            # overflows a float16 result when first read (a warning; under
-            # np.errstate(all="raise") an error where Dask joins chunks).
-            with numpy.errstate(over="ignore"):  # type: ignore[union-attr]
-                result.fill_value = numpy.ma.default_fill_value(result)  # type: ignore[union-attr]
+        result = masked_result(result, prepared.mask.copy())
+    return result
+
+
+def masked_result(result: Any, mask: Any) -> Any:
+    """NumPy ``result`` as a masked array of ``mask`` (taken as is; or nomask)."""
+    import numpy as np
+
+    result = np.ma.MaskedArray(result, mask=mask)
+    if result.dtype.kind == "f":  # NumPy's floats (ml_dtypes' have no number)
+        # Its fill value set now, quietly: NumPy's default, 1e20, overflows a
+        # float16 result when first read (a warning; under
+        # np.errstate(all="raise") an error where Dask joins chunks).
+        with np.errstate(over="ignore"):
+            result.fill_value = np.ma.default_fill_value(result)
     return result

@@ -1401,6 +1401,25 @@ class S2NN(nn.Module):
         self._initial_values = {
             name: _known_values(name, value) for name, value in given.items()
         }
+        self._keep_pickled_host_values()
+
+    def _keep_pickled_host_values(self) -> None:
+        """The tensors that pickling gives for the constructor's NumPy values.
+
+        Made once, here, and kept with the module (views of its arrays, no
+        copy): a pickler for another process (multiprocessing's spawn, a
+        DataLoader's workers) moves a tensor to shared memory, and one made
+        at each pickling was freed before the other process read it (it
+        died unpickling). Not where a mode makes stand-ins for tensors
+        (FakeTensorMode): pickling makes its own then, as before.
+        """
+        kept = {}
+        for name, value in (self.__dict__.get("_initial_values") or {}).items():
+            if isinstance(value, np.ndarray):
+                tensor = torch.from_numpy(value)
+                if type(tensor) is torch.Tensor:
+                    kept[name] = (value, tensor)
+        self.__dict__[_PICKLED_HOST_VALUES] = kept
 
     def reset_parameters(self) -> None:
         """Give `alpha`, `beta` and `epsilon` the constructor's values again.
@@ -1798,20 +1817,10 @@ class S2NN(nn.Module):
         kept = state.pop(_PICKLED_HOST_VALUES, {})
         initial = state.get("_initial_values")
         if initial is not None:
-            # Each tensor kept with the module, made once: a pickler for
-            # another process (multiprocessing's spawn, a DataLoader's
-            # workers) moves a tensor to shared memory, which a temporary
-            # freed before the other process read it (it died unpickling).
-            tensors = {}
-            for name, value in initial.items():
-                if isinstance(value, np.ndarray):
-                    source, tensor = kept.get(name, (None, None))
-                    if source is not value:
-                        tensor = torch.from_numpy(value)
-                    tensors[name] = (value, tensor)
-            self.__dict__[_PICKLED_HOST_VALUES] = tensors
             state["_initial_values"] = {
-                name: (tensors[name][1],) if name in tensors else value
+                name: (_kept_tensor(kept, name, value),)
+                if isinstance(value, np.ndarray)
+                else value
                 for name, value in initial.items()
             }
         return state
@@ -1823,12 +1832,16 @@ class S2NN(nn.Module):
             del state["learnable"]
         initial = state.get("_initial_values")
         if initial is not None:  # NumPy arrays again (as earlier versions pickled)
+            # Copies: the tensor may be another module's kept one (copy.copy
+            # pickles in memory), whose memory a pickler for another process
+            # moves to shared memory, freeing what a view of it would read.
             arrays = {
-                name: value[0].numpy() if _pickled_host_values(value) else value
+                name: value[0].numpy().copy() if _pickled_host_values(value) else value
                 for name, value in initial.items()
             }
             state = {**state, "_initial_values": arrays}
         super().__setstate__(state)
+        self._keep_pickled_host_values()
 
     @property
     def origin(self) -> bool:
@@ -1919,6 +1932,15 @@ class S2NN(nn.Module):
 # The attribute keeping the tensors that S2NN.__getstate__ pickles for the
 # constructor's NumPy values, with those values: {name: (array, tensor)}.
 _PICKLED_HOST_VALUES = "_pickled_host_values"
+
+
+def _kept_tensor(
+    kept: dict[str, tuple[np.ndarray, torch.Tensor]], name: str, value: np.ndarray
+) -> torch.Tensor:
+    """The tensor kept for `value`, else one made now (nothing kept for it)."""
+    source, tensor = kept.get(name, (None, None))
+    return tensor if source is value and tensor is not None else torch.from_numpy(value)
+
 
 # torch's hook-based wrappers: (module, class of its hook, attribute naming
 # the tensor it computes). Found in sys.modules: a wrapper whose module is

@@ -221,11 +221,34 @@ def test_a_module_of_host_values_goes_to_a_spawned_process(learnable):
     process = multiprocessing.get_context("spawn").Process(target=repr, args=(module,))
     process.start()
     process.join(timeout=300)
+    if process.is_alive():  # stuck: not left behind
+        process.kill()
     assert process.exitcode == 0
     # pickled again (the tensors made once), its values come back
     copied = pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(module))))
     copied.reset_parameters()
     np.testing.assert_array_equal(copied.beta.detach(), [1.0, 2.0])
+
+
+def test_a_copy_keeps_its_values_when_the_original_goes_to_another_process():
+    """copy.copy took the original's kept tensors as views; pickling the
+    original for another process moved their memory to shared memory, and
+    once the original was gone the copy read freed memory (junk, a crash)."""
+    import gc
+    from multiprocessing.reduction import ForkingPickler
+
+    import torch.multiprocessing  # noqa: F401 - torch's reductions for tensors
+
+    size = 1 << 20  # freed by munmap: reused at once
+    module = S2NN(alpha=np.full(size, 3.0), beta=np.full(size, 2.0))
+    twin = copy.copy(module)
+    ForkingPickler.dumps(module)  # what a spawned process's start() does
+    del module
+    gc.collect()
+    junk = [np.full(size, 5.0) for _ in range(4)]
+    twin.reset_parameters()
+    assert float(twin.beta.min()) == float(twin.beta.max()) == 2.0
+    del junk
 
 
 @pytest.mark.parametrize("learnable", [False, True])
