@@ -103,7 +103,8 @@ import pathlib, sys, tarfile
 names = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
 need = {"tests/conftest.py", "tests/_support.py", "tests/__init__.py",
         "CHANGELOG.md", "LICENSE", "noxfile.py", "docs/conf.py",
-        "examples/train_digits.py", "benchmarks/bench_core.py", "s2nn_xp/py.typed"}
+        "examples/train_digits.py", "benchmarks/bench_core.py", "s2nn_xp/py.typed",
+        ".ci/run", ".ci/gpu-check"}
 missing = sorted(need - names)
 assert not missing, f"sdist lacks {missing}"
 stray = sorted(n for n in names if "__pycache__" in n or n.startswith("docs/_build"))
