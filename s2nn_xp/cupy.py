@@ -92,8 +92,12 @@ from ._validation import (
 try:
     import cupy
 except ImportError as exc:
+    # Not installed, or installed and failing to load (a CUDA library of
+    # another version than its wheel's): the message says which.
+    missing = isinstance(exc, ModuleNotFoundError) and exc.name == "cupy"
+    why = "which is not installed" if missing else f"which does not import ({exc})"
     msg = (
-        "s2nn_xp.cupy needs CuPy, which is not installed. Install the CuPy wheel "
+        f"s2nn_xp.cupy needs CuPy, {why}. Install the CuPy wheel "
         'for your CUDA version: `pip install "s2nn-xp[cupy]"` (CUDA 12, the '
         "cupy-cuda12x wheel) or `pip install cupy-cuda13x` (CUDA 13)."
     )

@@ -144,3 +144,29 @@ def test_an_adapter_whose_framework_is_broken_is_no_attribute(adapter, tmp_path)
         "    assert isinstance(exc.__cause__, RuntimeError), exc.__cause__\n"
     )
     _run(code)
+
+
+@pytest.mark.parametrize(
+    ("package", "why"),
+    [
+        (None, "which is not installed"),
+        ("raise ImportError('libcudart.so.12: cannot open')", "which does not import"),
+    ],
+)
+def test_the_cupy_adapter_says_if_cupy_is_missing_or_broken(package, why, tmp_path):
+    """An installed CuPy that fails to load (a CUDA library of another
+    version) was said to be "not installed", the cause in the chain only."""
+    path = tmp_path / "cupy"
+    if package is not None:
+        path.mkdir()
+        (path / "__init__.py").write_text(package + "\n")
+    hide = "sys.modules['cupy'] = None\n" if package is None else ""
+    _run(
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n" + hide + "try:\n"
+        "    import s2nn_xp.cupy\n"
+        "except ImportError as exc:\n"
+        f"    assert 'needs CuPy, {why}' in str(exc), exc\n"
+        "    assert 'pip install' in str(exc), exc\n"
+        "else:\n"
+        "    raise AssertionError('imported')\n"
+    )
