@@ -20,6 +20,7 @@ from ._validation import (
     Prepared,
     check_real_dtype,
     finish,
+    has_masked_chunks,
     known,
     masked_parameter,
     masked_result,
@@ -274,9 +275,9 @@ def _evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
     if known(p.x.shape):
         inputs = tuple(
             a
-            if i == 0 or tuple(a.shape) == tuple(p.x.shape)
+            if tuple(a.shape) == tuple(p.x.shape)
             else _compat.broadcast_to_x(xp, a, p.x)
-            for i, a in enumerate(inputs)
+            for a in inputs
         )
     block = _block_size(p, inputs)
     with _compat.quiet_floating_point(xp):
@@ -392,7 +393,7 @@ def _on_numpy_chunks(
 
     numbers = {n: v for n, v in params.items() if n not in arrays}
     # A masked x or cotangent (da.ma): masked results, every chunk's
-    masked = any(isinstance(a._meta, np.ma.MaskedArray) for a in inputs)
+    masked = any(has_masked_chunks(a) for a in inputs)
     layout = _ChunkLayout(
         name, p.dtype, tuple(params), len(inputs), tuple(arrays), masked
     )

@@ -707,9 +707,9 @@ def _run_records(
             _note(f"{backend.name} {op}: memory not measured ({_why(exc)})")
         if op == "forward+backward learnable":
             record["learnable_batch"] = learnable_batch(size)
-        if op == "forward+backward learnable" and "forward+backward" in seconds:
-            record["fixed_seconds"] = seconds["forward+backward"]
-            record["ratio_to_fixed"] = seconds[op] / seconds["forward+backward"]
+            if "forward+backward" in seconds:
+                record["fixed_seconds"] = seconds["forward+backward"]
+                record["ratio_to_fixed"] = seconds[op] / seconds["forward+backward"]
         records.append(record)
     return records
 

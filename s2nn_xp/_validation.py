@@ -47,6 +47,7 @@ __all__ = [
     "check_same_device",
     "describe",
     "finish",
+    "has_masked_chunks",
     "host_floats",
     "host_input",
     "host_values",
@@ -545,7 +546,7 @@ def _is_numpy(value: Any) -> bool:
     return numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic))
 
 
-def _has_masked_chunks(value: Any) -> bool:
+def has_masked_chunks(value: Any) -> bool:
     """Whether ``value`` is a lazy array of NumPy masked chunks.
 
     Its ``_meta`` says so (Dask's ``da.ma``): masks unseen at the call, which
@@ -648,7 +649,7 @@ def validate_parameter(name: str, value: Any) -> Any:
     if _may_be_array(value) and _compat.is_array_api_obj(value):
         if not _has_array_attributes(value):
             raise _not_an_array(name, value)
-        if _has_masked_chunks(value):
+        if has_masked_chunks(value):
             raise masked_parameter(name)
         return value
     unwrapped = _compat.stood_for(value, name)  # a wrapper of a JAX array

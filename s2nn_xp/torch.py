@@ -1418,7 +1418,7 @@ class S2NN(nn.Module):
             if isinstance(value, np.ndarray):
                 tensor = torch.from_numpy(value)
                 if type(tensor) is torch.Tensor:
-                    kept[name] = (value, tensor)
+                    kept[name] = tensor
         self.__dict__[_PICKLED_HOST_VALUES] = kept
 
     def reset_parameters(self) -> None:
@@ -1818,7 +1818,7 @@ class S2NN(nn.Module):
         initial = state.get("_initial_values")
         if initial is not None:
             state["_initial_values"] = {
-                name: (_kept_tensor(kept, name, value),)
+                name: (kept[name] if name in kept else torch.from_numpy(value),)
                 if isinstance(value, np.ndarray)
                 else value
                 for name, value in initial.items()
@@ -1930,16 +1930,8 @@ class S2NN(nn.Module):
 
 
 # The attribute keeping the tensors that S2NN.__getstate__ pickles for the
-# constructor's NumPy values, with those values: {name: (array, tensor)}.
+# constructor's NumPy values (made where those are set): {name: tensor}.
 _PICKLED_HOST_VALUES = "_pickled_host_values"
-
-
-def _kept_tensor(
-    kept: dict[str, tuple[np.ndarray, torch.Tensor]], name: str, value: np.ndarray
-) -> torch.Tensor:
-    """The tensor kept for `value`, else one made now (nothing kept for it)."""
-    source, tensor = kept.get(name, (None, None))
-    return tensor if source is value and tensor is not None else torch.from_numpy(value)
 
 
 # torch's hook-based wrappers: (module, class of its hook, attribute naming

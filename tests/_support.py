@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -25,6 +27,22 @@ mpmath.mp.prec = 113  # quad precision, far beyond float64
 
 
 # --- the backends under test ----------------------------------------------------
+
+
+def python_script(script: str, **options: Any) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a fresh interpreter, its output captured as text.
+
+    ``options`` go to :func:`subprocess.run` (``env``, ``cwd``, ``timeout``:
+    300 seconds unless given); a failure is the caller's to judge.
+    """
+    options.setdefault("timeout", 300)
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        **options,
+    )
 
 
 def selected_backends() -> list[str]:

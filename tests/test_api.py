@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import collections
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
 import s2nn_xp
-from tests._support import ref_gradient, reference, require, selected_backends
+from tests._support import (
+    python_script,
+    ref_gradient,
+    reference,
+    require,
+    selected_backends,
+)
 
 require("numpy")
 
@@ -241,13 +245,7 @@ class TestS2NNObject:
             print(os.waitstatus_to_exitcode(status))
             """
         )
-        completed = subprocess.run(
-            [sys.executable, "-c", script],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        completed = python_script(script, timeout=120)
         assert completed.stdout.split() == ["0"], completed.stderr
 
     def test_equality_and_hash(self):

@@ -17,8 +17,6 @@ import functools
 import inspect
 import os
 import re
-import subprocess
-import sys
 import textwrap
 import warnings
 from pathlib import Path
@@ -48,6 +46,7 @@ from tests._support import (  # noqa: E402
     SPECIAL_X,
     assert_same_bits,
     count_calls,
+    python_script,
     ref_dgradient_dx,
     ref_dorigin_dalpha,
     ref_dorigin_dbeta,
@@ -1231,14 +1230,7 @@ def test_no_kernels_where_triton_is_missing():
 
 def _prints_ok(script: str, **options) -> None:
     """Run `script` in a fresh interpreter; it must print "ok" and exit 0."""
-    completed = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        **options,
-    )
+    completed = python_script(script, **options)
     assert completed.returncode == 0, completed.stderr[-4000:]
     assert completed.stdout.strip() == "ok"
 
