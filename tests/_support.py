@@ -186,6 +186,9 @@ def xp_assert_close(actual, desired, *, xp, rtol=1e-7, atol=0.0, dtype=None):
 # more.
 ULP_BOUND = {np.float64: 2.5, np.float32: 3.5}
 ALPHA_PARTIAL_ULP_BOUND = {dtype: bound + 0.5 for dtype, bound in ULP_BOUND.items()}
+# What the frameworks' autodiff of the plain origin (ordinary math: each
+# operation's derivative, rounded one after another) adds to those bounds.
+PLAIN_ORIGIN_ULP_EXCESS = 2.0
 
 
 def absolute_errors(got, exact) -> np.ndarray:

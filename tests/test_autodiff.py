@@ -32,6 +32,7 @@ from tests._support import (
     ALPHA_PARTIAL_ULP_BOUND,
     COTANGENT,
     GRID,
+    PLAIN_ORIGIN_ULP_EXCESS,
     SPECIAL_X,
     ULP_BOUND,
     exact_dorigin_dalpha,
@@ -100,19 +101,21 @@ class _JAX:
             fn = self.jax.grad(fn)
         return self.jax.jit(self.jax.vmap(fn))(x)
 
-    def all_derivatives(self, x, alpha=4.0, beta=1.0, orders=(1, 2, 3)):
+    def all_derivatives(self, x, alpha=4.0, beta=1.0, orders=(1, 2, 3), function=None):
         """Every derivative in (x, alpha, beta) of the given orders, elementwise.
 
         Keys name the variables in the order differentiated: ``"xa"`` is
-        ``d/d alpha (d s2nn / dx)``.
+        ``d/d alpha (d s2nn / dx)``. Of ``function(x, alpha, beta)``, the
+        spike (:func:`s2nn`) if not given.
         """
         jax = self.jax
+        function = function or self.s2nn
 
         def derivatives(x, alpha, beta):
             out = {}
             for order in orders:
                 for combo in itertools.product("xab", repeat=order):
-                    fn = self.s2nn
+                    fn = function
                     for variable in combo:
                         fn = jax.grad(fn, argnums="xab".index(variable))
                     out["".join(combo)] = jax.vmap(fn, (0, None, None))(x, alpha, beta)
@@ -164,15 +167,16 @@ class _Torch:
             (out,) = self.torch.autograd.grad(out.sum(), x, create_graph=True)
         return out.detach()
 
-    def all_derivatives(self, x, alpha=4.0, beta=1.0, orders=(1, 2, 3)):
+    def all_derivatives(self, x, alpha=4.0, beta=1.0, orders=(1, 2, 3), function=None):
         """As :meth:`_JAX.all_derivatives`, with per-element alpha and beta."""
         torch = self.torch
+        function = function or self.s2nn
         inputs = {
             "x": x.detach().clone().requires_grad_(True),
             "a": torch.full_like(x, alpha).requires_grad_(True),
             "b": torch.full_like(x, beta).requires_grad_(True),
         }
-        y = self.s2nn(inputs["x"], inputs["a"], inputs["b"])
+        y = function(inputs["x"], inputs["a"], inputs["b"])
         out = {}
         for order in orders:
             for combo in itertools.product("xab", repeat=order):
@@ -463,27 +467,53 @@ _HARDEST_X = [-2.6882074684175024, -1.2773406229981548, -0.8577506398552764]
 _HARDEST_X += [-1.3900713, -0.90520024, -3.7236419]
 
 
+def _plain_origin(x, alpha, beta):
+    """The plain function ``origin``, without epsilon (whose derivative in x
+    would not be the gradient's, the Definition's table)."""
+    return s2nn_xp.origin(x, alpha, beta, 0.0)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("alpha", [4.0, 16.0])
-def test_first_derivatives_are_within_the_definitions_ulp_bounds(fw, alpha, dtype):
+@pytest.mark.parametrize("function", ["spike", "plain origin"])
+def test_first_derivatives_are_within_the_definitions_ulp_bounds(
+    fw, function, alpha, dtype
+):
     """The Definition's Accuracy, through each framework's autodiff, where
-    exp(alpha * x) is normal and alpha * x exact: d/dx and d/d beta within the
-    gradient's bound, d/d alpha (x times a value within it) half an ulp more.
-    The page held d/d alpha to the gradient's 2.5 ulp (float64); JAX's came to
-    3.00 (mpmath, 40 digits)."""
+    exp(alpha * x) is normal and alpha * x exact: the spike's d/dx and d/d
+    beta within the gradient's bound, d/d alpha (x times a value within it)
+    half an ulp more. The page held d/d alpha to the gradient's 2.5 ulp
+    (float64); JAX's came to 3.00 (mpmath, 40 digits). The plain ``origin``,
+    which the framework differentiates as ordinary math, has its own wider
+    bounds: the spike's held it to theirs, and a user's audit found 4.17 ulp
+    (JAX, float64, d/dx)."""
     kind = np.dtype(dtype).type
     rng = np.random.default_rng(11)
     values = np.concatenate([_HARDEST_X, rng.uniform(-4.0, 0.0, 1500)])
     values = np.concatenate([values, rng.uniform(0.0, 8.0, 200)]).astype(kind)
-    found = fw.all_derivatives(fw.array(values, dtype), alpha=alpha, orders=(1,))
+    plain = function == "plain origin"
+    found = fw.all_derivatives(
+        fw.array(values, dtype),
+        alpha=alpha,
+        orders=(1,),
+        function=_plain_origin if plain else None,
+    )
     with mpmath.workdps(40):
         exact = {
             "x": [exact_gradient(float(v), alpha) for v in values],
             "a": [exact_dorigin_dalpha(float(v), alpha) for v in values],
-            "b": [exact_dorigin_dbeta(float(v)) for v in values],
+            "b": [
+                exact_dorigin_dbeta(float(v), epsilon=0.0 if plain else 1e-8)
+                for v in values
+            ],
         }
         off = {key: ulps_off(found[key], exact[key], kind) for key in exact}
     bounds = {"x": ULP_BOUND, "a": ALPHA_PARTIAL_ULP_BOUND, "b": ULP_BOUND}
+    if plain:
+        bounds = {
+            key: {kind: bound + PLAIN_ORIGIN_ULP_EXCESS for kind, bound in of.items()}
+            for key, of in bounds.items()
+        }
     for key, errors in off.items():
         assert errors.max() <= bounds[key][kind], (key, errors.max())
 
