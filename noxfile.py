@@ -44,6 +44,10 @@ TRITON = os.environ.get("S2NN_XP_TRITON", "triton==3.8.0")
 # The oldest NumPy and array-api-compat that pyproject's dependencies allow.
 OLDEST_NUMPY = "numpy==1.26.4"
 OLDEST_COMPAT = "array-api-compat==1.11"
+# What user code type checkers must accept and refuse (the lint session).
+TYPED_USER_CODE = "tests/typing_user_code.py"
+# The JAX whose types mypy checks the adapter against (pinned, as mypy is).
+LINT_JAX = "jax==0.10.2"
 # The oldest JAX that pyproject's jax extra allows, with its jaxlib.
 OLDEST_JAX = ("jax==0.4.35", "jaxlib==0.4.35")
 # Drives the system's Chromium; its own browser downloads are never used.
@@ -74,15 +78,22 @@ def _pytest(session: nox.Session, backend: str, *args: str) -> None:
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check, and mypy on the package (pyproject's settings).
 
-    mypy sees NumPy's and array-api-compat's types; the optional frameworks
-    are not installed here and count as untyped (``ignore_missing_imports``).
+    mypy sees the types of NumPy, array-api-compat and the two frameworks
+    whose adapters users type-check against (PyTorch, JAX: without them
+    the adapters' annotations went unchecked, and 33 errors stood in
+    ``torch.py``); the other optional libraries count as untyped
+    (``ignore_missing_imports``).
     """
     # pinned: new rules or checks must not fail CI; the package's own
     # requirements as pyproject.toml states them (one place)
     session.install("ruff==0.17.6", "mypy==1.19.1", *_requirements())
+    session.install(TORCH, LINT_JAX)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    # A user's code, strictly, against the package as installed (its own
+    # errors silenced, as a checker silences an installed package's).
+    session.run("mypy", "--strict", "--follow-imports=silent", TYPED_USER_CODE)
 
 
 def _requirements() -> list[str]:

@@ -14,10 +14,18 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from . import _backends, _dispatch, _jax_pytree
 from ._api import S2NN, forward, gradient, origin, s2nn, vjp
 from ._fused import FusedKernelWarning
+
+if TYPE_CHECKING:
+    # What __getattr__ gives, as type checkers can see it (it is hidden from
+    # them below, so that a misspelt attribute is an error there too).
+    from . import cupy as cupy
+    from . import jax as jax
+    from . import torch as torch
 
 __version__ = "0.1.0"
 
@@ -42,7 +50,7 @@ _dispatch.import_adapters_with_their_libraries()
 _ADAPTERS = frozenset(b.adapter for b in _backends.BACKENDS.values() if b.adapter)
 
 
-def __getattr__(name: str) -> ModuleType:
+def _import_adapter(name: str) -> ModuleType:
     """Import a framework adapter on first access (``s2nn_xp.torch``, ...).
 
     Where it cannot be imported (its framework is not installed, or fails
@@ -60,6 +68,10 @@ def __getattr__(name: str) -> ModuleType:
             raise AttributeError(msg) from exc
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)
+
+
+if not TYPE_CHECKING:
+    __getattr__ = _import_adapter
 
 
 def __dir__() -> list[str]:

@@ -12,7 +12,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _backends, _compat, _dispatch, _jax_pytree, _math
 from ._temporaries import Kept
@@ -40,6 +40,9 @@ ArrayLike = Any
 """Any array-API array, or a Python scalar or (nested) list of numbers."""
 Parameter = Any
 """A positive Python number, or an array broadcasting to ``x`` (per neuron)."""
+
+# S2NN or a subclass: what S2NN.__new__ makes (typing.Self is Python 3.11's).
+_S2NNType = TypeVar("_S2NNType", bound="S2NN")
 
 ALPHA = 4.0
 BETA = 1.0
@@ -666,7 +669,7 @@ class S2NN:
     # references to the function they compile.
     __slots__ = ("__weakref__", "alpha", "beta", "epsilon", "origin")
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> S2NN:
+    def __new__(cls: type[_S2NNType], *args: Any, **kwargs: Any) -> _S2NNType:
         """A new object; a subclass's first one makes the subclass a pytree.
 
         JAX's pytree registry holds classes, not their subclasses: a subclass

@@ -68,10 +68,11 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import array_api_compat.torch as _xp
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.autograd.forward_ad
 from torch import nn
@@ -109,6 +110,8 @@ __all__ = ["S2NN", "forward", "gradient", "origin", "s2nn", "vjp"]
 
 Parameter: TypeAlias = "float | torch.Tensor"
 """A positive Python number, or a tensor broadcasting to ``x`` (per neuron)."""
+TensorLike: TypeAlias = "torch.Tensor | npt.ArrayLike"
+"""A tensor, or host data (a Python number, a nested list, a NumPy array)."""
 
 _PARAMETER_NAMES = ("alpha", "beta", "epsilon")
 
@@ -484,17 +487,22 @@ def _partials(
     )
 
 
-def _reduced(term: torch.Tensor, parameter: torch.Tensor) -> torch.Tensor:
-    """``term`` summed over the axes ``parameter`` is broadcast along."""
-    if term.shape == parameter.shape:  # sum_to_size would still copy it
+def _reduced(term: torch.Tensor, parameter: Parameter) -> torch.Tensor:
+    """``term`` summed over the axes ``parameter`` is broadcast along.
+
+    A number (a parameter nothing differentiates, whose term no caller asks
+    for) takes the sum of all of it, as a 0-d tensor would.
+    """
+    shape = parameter.shape if isinstance(parameter, torch.Tensor) else ()
+    if term.shape == shape:  # sum_to_size would still copy it
         return term
-    leading = term.ndim - parameter.ndim
-    if leading and term.shape[leading:] == parameter.shape:
+    leading = term.ndim - len(shape)
+    if leading and term.shape[leading:] == shape:
         # Per neuron over a batch: one sum over the leading axes, which costs
         # half of sum_to_size's general one at a layer's sizes (over one axis
         # given as a number: a tuple cost another fifth).
         return term.sum(0 if leading == 1 else tuple(range(leading)))
-    return term.sum_to_size(parameter.shape)
+    return term.sum_to_size(shape)
 
 
 def _backward_with_parameters(
@@ -551,10 +559,12 @@ def _backward_with_parameters(
                 out.copy_(piece)
             for name, total in totals.items():
                 own = pieces_of[name][1]
+                term = terms[name]
+                assert term is not None  # asked for: totals has only those
                 if own:
-                    total[own] = terms[name]
+                    total[own] = term
                 else:
-                    total += terms[name]
+                    total += term
     return {"x": grad_x, "alpha": totals.get("alpha"), "beta": totals.get("beta")}
 
 
@@ -961,7 +971,7 @@ def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
         # it: one compile per value). A number it traces as a constant is
         # checked here; a graph input is checked by the graph at run time.
         if type(value) in (int, float):
-            check_number(name, value)
+            check_number(name, cast(float, value))
             check_representable(name, float(value), compute_dtype, largest)
         else:  # symbolic: checks that become guards only where they fail
             lower, inclusive = BOUNDS[name]
@@ -971,7 +981,8 @@ def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
             torch._check_value(value < limit, lambda: str(bound_error(name)))
         # one * number, not torch.full: a product is what Dynamo keeps a
         # tensor operation of a symbolic float (a fill value specializes it).
-        return torch.ones((), dtype=compute_dtype, device=x.device) * value
+        one = torch.ones((), dtype=compute_dtype, device=x.device)
+        return one * cast(float, value)  # torch's stubs take no SymFloat
     if isinstance(value, torch.Tensor):  # x's library: no namespace lookups
         _check_dense(name, value)
         _check_real(name, value.dtype)
@@ -1091,10 +1102,10 @@ def _overridden(values: tuple[Any, ...]) -> bool:
 
 @_torch_function_protocol
 def s2nn(
-    x: torch.Tensor,
-    alpha: Parameter = ALPHA,
-    beta: Parameter = BETA,
-    epsilon: Parameter = EPSILON,
+    x: TensorLike,
+    alpha: TensorLike = ALPHA,
+    beta: TensorLike = BETA,
+    epsilon: TensorLike = EPSILON,
     *,
     origin: bool = False,
 ) -> torch.Tensor:
@@ -1172,7 +1183,7 @@ def s2nn(
 
 
 @_torch_function_protocol
-def forward(x: torch.Tensor) -> torch.Tensor:
+def forward(x: TensorLike) -> torch.Tensor:
     """:func:`s2nn_xp.forward` for tensors."""
     x, _ = _prepare(x)
     return _scalar_as_vector(_primal, x, ALPHA, BETA, EPSILON, False)
@@ -1195,10 +1206,10 @@ def _scalar_as_vector(
 
 @_torch_function_protocol
 def origin(
-    x: torch.Tensor,
-    alpha: Parameter = ALPHA,
-    beta: Parameter = BETA,
-    epsilon: Parameter = EPSILON,
+    x: TensorLike,
+    alpha: TensorLike = ALPHA,
+    beta: TensorLike = BETA,
+    epsilon: TensorLike = EPSILON,
 ) -> torch.Tensor:
     """:func:`s2nn_xp.origin` for tensors (differentiable as ordinary operations)."""
     x, p = _prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
@@ -1207,7 +1218,7 @@ def origin(
 
 @_torch_function_protocol
 def gradient(
-    x: torch.Tensor, alpha: Parameter = ALPHA, beta: Parameter = BETA
+    x: TensorLike, alpha: TensorLike = ALPHA, beta: TensorLike = BETA
 ) -> torch.Tensor:
     """:func:`s2nn_xp.gradient` for tensors (differentiable as ordinary operations)."""
     x, p = _prepare(x, alpha=alpha, beta=beta)
@@ -1217,10 +1228,10 @@ def gradient(
 
 
 def vjp(
-    x: torch.Tensor,
-    alpha: Parameter = ALPHA,
-    beta: Parameter = BETA,
-    epsilon: Parameter = EPSILON,
+    x: TensorLike,
+    alpha: TensorLike = ALPHA,
+    beta: TensorLike = BETA,
+    epsilon: TensorLike = EPSILON,
     *,
     origin: bool = False,
 ) -> tuple[torch.Tensor, Callable[[Any], torch.Tensor]]:
@@ -1262,6 +1273,20 @@ def _prepare_cotangent(prepared: Prepared, cotangent: Any) -> torch.Tensor:
     check_same_device("cotangent", cotangent.device, x.device)
     check_cotangent_shape(tuple(cotangent.shape), tuple(x.shape))
     return cotangent.to(_compute_dtype(x.dtype))
+
+
+if TYPE_CHECKING:
+
+    class _ParameterAttribute:
+        """`alpha`, `beta` and `epsilon` of :class:`S2NN`, as type checkers see them.
+
+        Read as stored: a Python number (a constant) or a tensor (a
+        parameter or a buffer); assigned as the constructor takes them.
+        At run time :class:`torch.nn.Module` keeps them (no descriptor).
+        """
+
+        def __get__(self, module: S2NN, owner: type | None = None) -> Parameter: ...
+        def __set__(self, module: S2NN, value: TensorLike) -> None: ...
 
 
 class S2NN(nn.Module):
@@ -1369,11 +1394,16 @@ class S2NN(nn.Module):
     ValueError: alpha must be finite and > 0.0
     """
 
+    if TYPE_CHECKING:  # declared, so that pyright does not infer from __init__
+        alpha: _ParameterAttribute = _ParameterAttribute()
+        beta: _ParameterAttribute = _ParameterAttribute()
+        epsilon: _ParameterAttribute = _ParameterAttribute()
+
     def __init__(
         self,
-        alpha: Parameter | Sequence[float] = ALPHA,
-        beta: Parameter | Sequence[float] = BETA,
-        epsilon: Parameter | Sequence[float] = EPSILON,
+        alpha: TensorLike = ALPHA,
+        beta: TensorLike = BETA,
+        epsilon: TensorLike = EPSILON,
         origin: bool | None = None,
         learnable: bool = False,
         *,
@@ -1463,7 +1493,7 @@ class S2NN(nn.Module):
                 )
                 raise ValueError(msg)
             value = _checked(name, value, copy=True)  # as the constructor checks
-            current = self._parameters.get(name)
+            current: torch.Tensor | None = self._parameters.get(name)
             if current is None and not isinstance(value, float):
                 current = self._buffers.get(name)  # a number is a constant again
             if current is None:
@@ -1483,10 +1513,17 @@ class S2NN(nn.Module):
         hook-based wrapper's (:meth:`_is_a_wrappers`).
         """
         if name == "learnable":
-            # To the property's setter, which refuses: nn.Module's own would
-            # store a parameter or a module value before it got there.
-            object.__setattr__(self, name, value)
-        elif (
+            # Refused here (a read-only property, so that type checkers
+            # refuse it too): nn.Module's own would store a parameter or a
+            # module value before the property got it.
+            msg = (
+                "learnable is fixed when the module is built: build "
+                "S2NN(..., learnable=True) for alpha and beta to learn, or assign "
+                "them nn.Parameter values; to stop them learning, call "
+                "requires_grad_(False) on the module"
+            )
+            raise AttributeError(msg)
+        if (
             name not in _PARAMETER_NAMES
             or getattr(self, "_is_replica", False)
             or _set_by_fsdp()
@@ -1503,7 +1540,7 @@ class S2NN(nn.Module):
             now = getattr(self, name)
             # in the dtype of the tensor it stores (a parametrization may
             # give another: rounding through that would change the value)
-            stored = getattr(self.parametrizations[name], "original", now)
+            stored = getattr(_chain(self, name), "original", now)
             replacement = _like(name, checked, now, stored.dtype)
             # No reference of ours to the parameter while it is replaced:
             # torch.utils.swap_tensors (swap_module_params_on_conversion)
@@ -1513,7 +1550,7 @@ class S2NN(nn.Module):
             # where right_inverse gives several), to put back if refused.
             saved = {
                 key: tensor.detach().clone()
-                for key, tensor in _originals(self.parametrizations[name])
+                for key, tensor in _originals(_chain(self, name))
             }
             super().__setattr__(name, replacement)
             try:
@@ -1523,7 +1560,7 @@ class S2NN(nn.Module):
                 _checked(name, getattr(self, name), copy=False)
             except (TypeError, ValueError) as exc:
                 with torch.no_grad():
-                    for key, tensor in _originals(self.parametrizations[name]):
+                    for key, tensor in _originals(_chain(self, name)):
                         tensor.copy_(saved[key])
                 msg = (
                     f"{name} assigned through its parametrization comes back "
@@ -1630,7 +1667,8 @@ class S2NN(nn.Module):
             stored = _storable(name, value, torch.get_default_dtype())
             self.register_parameter(name, nn.Parameter(stored))
         elif isinstance(value, float):
-            super().__setattr__(name, value)
+            # stored as any attribute (torch's stubs name tensors and modules)
+            super().__setattr__(name, cast(Any, value))
         else:
             self.register_buffer(name, value)
 
@@ -1704,7 +1742,9 @@ class S2NN(nn.Module):
         if isinstance(chain, nn.Module):
             own = f"{prefix}parametrizations."
             # every name of a tensor shared by two parametrizations
-            held = dict(chain.named_parameters(remove_duplicate=False))
+            held: dict[str, torch.Tensor] = dict(
+                chain.named_parameters(remove_duplicate=False)
+            )
             held.update(chain.named_buffers(remove_duplicate=False))
             for key, tensor in held.items():
                 if own + key in state_dict:
@@ -1796,16 +1836,6 @@ class S2NN(nn.Module):
         """
         return self._learnable
 
-    @learnable.setter
-    def learnable(self, value: bool) -> None:
-        msg = (
-            "learnable is fixed when the module is built: build "
-            "S2NN(..., learnable=True) for alpha and beta to learn, or assign "
-            "them nn.Parameter values; to stop them learning, call "
-            "requires_grad_(False) on the module"
-        )
-        raise AttributeError(msg)
-
     def __getstate__(self) -> dict[str, Any]:
         """The module's state, the constructor's host values as CPU tensors.
 
@@ -1867,23 +1897,23 @@ class S2NN(nn.Module):
 
     @staticmethod
     def spiking_function(
-        x: torch.Tensor, alpha: Parameter = ALPHA, beta: Parameter = BETA
+        x: TensorLike, alpha: TensorLike = ALPHA, beta: TensorLike = BETA
     ) -> torch.Tensor:
         """SpikingJelly's ``spiking_function(x, alpha, beta)``: :func:`s2nn`."""
         return s2nn(x, alpha, beta)
 
     @staticmethod
     def primitive_function(
-        x: torch.Tensor, alpha: Parameter = ALPHA, beta: Parameter = BETA
+        x: TensorLike, alpha: TensorLike = ALPHA, beta: TensorLike = BETA
     ) -> torch.Tensor:
         """SpikingJelly's ``primitive_function(x, alpha, beta)``: the origin."""
         return s2nn(x, alpha, beta, origin=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: TensorLike) -> torch.Tensor:
         """``s2nn(x, alpha, beta, epsilon, origin=self.origin)``."""
         return s2nn(x, self.alpha, self.beta, self.epsilon, origin=self.origin)
 
-    def surrogate_fun(self, x: torch.Tensor) -> torch.Tensor:
+    def surrogate_fun(self, x: TensorLike) -> torch.Tensor:
         """:func:`origin` of `x` with the module's parameters, a tensor.
 
         The smooth origin function, differentiable as ordinary operations (no
@@ -1891,7 +1921,7 @@ class S2NN(nn.Module):
         """
         return origin(x, self.alpha, self.beta, self.epsilon)
 
-    def surrogate_grad(self, x: torch.Tensor) -> torch.Tensor:
+    def surrogate_grad(self, x: TensorLike) -> torch.Tensor:
         """:func:`gradient` of `x` with the module's parameters, a tensor.
 
         The surrogate gradient, differentiable as ordinary operations; `x` as
@@ -1942,6 +1972,13 @@ _HOOK_WRAPPERS = (
     ("torch.nn.utils.spectral_norm", "SpectralNorm", "name"),
     ("torch.nn.utils.weight_norm", "WeightNorm", "name"),
 )
+
+
+def _chain(module: nn.Module, name: str) -> nn.Module:
+    """The parametrizations of ``module``'s `name` (``torch.nn.utils.parametrize``)."""
+    chains = module.parametrizations
+    assert isinstance(chains, nn.ModuleDict)  # for type checkers: a Module
+    return chains[name]
 
 
 def _originals(parametrizations: nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -2063,7 +2100,7 @@ def _check_parametrized(
     wrong, or the value has none yet; a value without values (meta, fake)
     passes too. Returns the value checked, or None.
     """
-    chain = module.parametrizations[name]
+    chain = _chain(module, name)
     tensors = {**dict(chain.named_parameters()), **dict(chain.named_buffers())}
     changed = {}
     for key, now in tensors.items():

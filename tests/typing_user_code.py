@@ -1,0 +1,66 @@
+"""User code that type checkers must accept (and refuse) as the docs say.
+
+Not a test module (pytest collects ``test_*.py``): the lint session runs
+``mypy --strict`` on it with PyTorch and JAX installed, so that the
+package's annotations (it ships ``py.typed``) are checked against the uses
+the docs show. ``assert_type`` fails where a type is other than stated; a
+``type: ignore`` marks what must be refused, and fails (an unused ignore)
+where it is not.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+from typing_extensions import assert_type
+
+import s2nn_xp
+import s2nn_xp.jax
+import s2nn_xp.torch
+
+
+def adapters_are_attributes_of_the_package() -> None:
+    """``import s2nn_xp`` is enough; a misspelt name is no adapter."""
+    assert_type(s2nn_xp.torch.S2NN(), s2nn_xp.torch.S2NN)
+    assert_type(s2nn_xp.jax.s2nn(jnp.zeros(3)), jax.Array)
+    s2nn_xp.torhc  # type: ignore[attr-defined]  # noqa: B018
+
+
+def torch_parameters_are_read_as_stored_and_set_as_given() -> None:
+    spike = s2nn_xp.torch.S2NN(alpha=[4.0, 2.0], learnable=True)
+    assert_type(spike.alpha, float | torch.Tensor)
+    spike.alpha += 0.5  # as SpikeDHS does (docs: Integrations)
+    spike.alpha = np.full(2, 3.0)
+    spike.beta = [1.0, 2.0]
+    beta = spike.beta
+    if isinstance(beta, torch.Tensor):  # a number where not learnable
+        assert_type(beta.grad, torch.Tensor | None)
+    spike.learnable = False  # type: ignore[misc]  # fixed when built
+
+
+def torch_functions_take_host_data() -> None:
+    """Python numbers, lists and NumPy arrays are input, as the docs say."""
+    assert_type(s2nn_xp.torch.s2nn([-1.0, 1.0], np.array([4.0])), torch.Tensor)
+    assert_type(s2nn_xp.torch.gradient(0.5, beta=[1.0, 2.0]), torch.Tensor)
+    _spikes, pullback = s2nn_xp.torch.vjp(torch.zeros(3), alpha=2.0)
+    assert_type(pullback(torch.ones(3)), torch.Tensor)
+    s2nn_xp.torch.S2NN(alpha=np.full(3, 4.0), beta=[[1.0], [2.0]])
+
+
+class Scaled(s2nn_xp.S2NN):
+    """A subclass (docs: Integrations, "A subclass is a pytree too")."""
+
+    __slots__ = ("gain",)
+
+    def __init__(self, gain: float) -> None:
+        super().__init__(alpha=4.0)
+        self.gain = gain
+
+
+def subclasses_keep_their_type() -> None:
+    scaled = Scaled(2.0)
+    assert_type(scaled, Scaled)
+    assert_type(scaled.gain, float)
+    s2nn_xp.S2NN(alpa=4.0)  # type: ignore[call-arg]
