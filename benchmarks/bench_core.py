@@ -3,9 +3,10 @@
 Times, at each size and dtype, the median of repeated calls after warm-up,
 the cases taking turns (:mod:`s2nn_xp._timing`, as ``s2nn-xp bench``):
 
-* the floors, timed in the same run: ``copy`` (read one array, write one), the
-  floor of the one-array cases, and ``copy`` + ``x*g`` (read two, write one),
-  that of the ``vjp`` round trip;
+* the floors, timed in the same run (:data:`s2nn_xp._timing.FLOORS`): the
+  faster of ``copy`` and ``-x`` (read one array, write one), the floor of the
+  one-array cases, and of ``copy`` + ``x*g`` and the two in one call (read
+  two, write two), that of the ``vjp`` round trip;
 * ``naive``: the unguarded textbook formula
   ``where(x < 0, a*s*(1-s), b/(x+1))`` with ``s = 1/(1+exp(-a*x))`` (wrong at
   ``x <= -1`` only in untaken lanes, but NaN-unsafe and warning-prone);
@@ -25,9 +26,11 @@ from collections.abc import Callable
 import numpy as np
 
 import s2nn_xp
+from s2nn_xp._cli import parse_repeats, parse_size, size_label
 from s2nn_xp._timing import ONE_ARRAY, ROUND_TRIP, floor_cases, floor_of, median_seconds
 
 A, B = 4.0, 1.0
+DTYPES = ("float32", "float64")
 
 
 def naive(x):
@@ -62,16 +65,19 @@ def cases(x, g) -> dict[str, tuple[Callable[[], object], str]]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--log2-size", type=int, nargs="+", default=[22])
-    parser.add_argument("--dtype", nargs="+", default=["float32", "float64"])
-    parser.add_argument("--repeats", type=int, default=21)
+    # The options of s2nn-xp bench, by its rules (sizes as 8192 or 2^22).
+    parser.add_argument("--size", type=parse_size, nargs="+", default=[2**22])
+    parser.add_argument(
+        "--dtype", nargs="+", default=["float32", "float64"], choices=DTYPES
+    )
+    parser.add_argument("--repeats", type=parse_repeats, default=21)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     print(f"numpy {np.__version__}; medians of {args.repeats} runs after warm-up")
     print(f"{'dtype':8} {'size':>6} {'case':18} {'median ms':>10} {'x floor':>8}")
-    for log2 in args.log2_size:
+    for size in args.size:
         for dtype in args.dtype:
-            x = (rng.standard_normal(2**log2) * 3).astype(dtype)
+            x = (rng.standard_normal(size) * 3).astype(dtype)
             g = np.ones_like(x)
             timed = cases(x, g)
             calls = {name: call for name, (call, _) in timed.items()}
@@ -79,7 +85,8 @@ def main(argv=None) -> None:
                 seconds = median_seconds({**floor_cases(x, g), **calls}, args.repeats)
             for name, (_, floor) in timed.items():
                 print(
-                    f"{dtype:8} 2^{log2:<4} {name:18} {seconds[name] * 1e3:10.3f} "
+                    f"{dtype:8} {size_label(size):>6} {name:18} "
+                    f"{seconds[name] * 1e3:10.3f} "
                     f"{seconds[name] / floor_of(seconds, floor):8.2f}"
                 )
 

@@ -47,10 +47,12 @@ from cupyx.profiler import benchmark
 import s2nn_xp
 import s2nn_xp.cupy as s2nn_cupy
 from s2nn_xp import _math
+from s2nn_xp._cli import parse_repeats, parse_size, size_label, writable_file
 from s2nn_xp._fused import FusedKernelWarning
 from s2nn_xp._timing import median_seconds
 
 A, B, EPS = 4.0, 1.0, 1e-8
+DTYPES = ("float16", "float32", "float64")
 BURST = 200
 
 
@@ -126,8 +128,7 @@ def check_paths_agree(dtype: str) -> None:
         cupy.testing.assert_array_equal(fn(x), fn(strided))
 
 
-def run_size(exponent: int, dtype: str, repeat: int) -> list[dict[str, Any]]:
-    n = 2**exponent
+def run_size(n: int, dtype: str, repeat: int) -> list[dict[str, Any]]:
     rng = cupy.random.default_rng(0)
     x = (rng.standard_normal(n, dtype=cupy.float32) * 3).astype(dtype)
     g = rng.standard_normal(n, dtype=cupy.float32).astype(dtype)
@@ -138,12 +139,12 @@ def run_size(exponent: int, dtype: str, repeat: int) -> list[dict[str, Any]]:
             bandwidth[arrays] = nbytes / gpu
         rows.append(
             {
-                "size": f"2^{exponent}",
+                "size": size_label(n),
                 "dtype": dtype,
                 "case": name,
                 "gpu_us": gpu * 1e6,
                 "host_us": host * 1e6,
-                "burst_us": burst_seconds(fn) * 1e6 if exponent <= 20 else None,
+                "burst_us": burst_seconds(fn) * 1e6 if n <= 2**20 else None,
                 "GB/s": nbytes / gpu / 1e9,
                 "floor_x": gpu / (nbytes / bandwidth[arrays]),
             }
@@ -153,9 +154,8 @@ def run_size(exponent: int, dtype: str, repeat: int) -> list[dict[str, Any]]:
     return rows
 
 
-def sweep(exponent: int, repeat: int) -> list[dict[str, Any]]:
+def sweep(n: int, repeat: int) -> list[dict[str, Any]]:
     """Contiguous kernels (float32) under other launch configurations."""
-    n = 2**exponent
     rng = cupy.random.default_rng(0)
     x = rng.standard_normal(n, dtype=cupy.float32) * 3
     g = rng.standard_normal(n, dtype=cupy.float32)
@@ -213,11 +213,16 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 28])
-    parser.add_argument("--dtypes", nargs="+", default=["float32"])
-    parser.add_argument("--repeat", type=int, default=50)
+    # The options of s2nn-xp bench, by its rules (sizes as 8192 or 2^16).
+    parser.add_argument(
+        "--size", type=parse_size, nargs="+", default=[2**16, 2**28], metavar="N"
+    )
+    parser.add_argument(
+        "--dtype", nargs="+", default=["float32"], choices=DTYPES, metavar="D"
+    )
+    parser.add_argument("--repeats", type=parse_repeats, default=50)
     parser.add_argument("--sweep", action="store_true")
-    parser.add_argument("--json", help="save the rows to this file")
+    parser.add_argument("--json", type=writable_file, help="save the rows to this file")
     args = parser.parse_args(argv)
     # time kernels, never the array-API math that stands in for a failed one
     warnings.filterwarnings("error", category=FusedKernelWarning)
@@ -228,18 +233,18 @@ def main(argv: list[str] | None = None) -> None:
         f"CuPy {cupy.__version__}, CUDA runtime {cupy.cuda.runtime.runtimeGetVersion()}"
         f"; Python {sys.version.split()[0]}"
     )
-    for dtype in args.dtypes:
+    for dtype in args.dtype:
         check_paths_agree(dtype)
     rows = []
-    for dtype in args.dtypes:
-        for exponent in args.sizes:
-            rows += run_size(exponent, dtype, args.repeat)
+    for dtype in args.dtype:
+        for size in args.size:
+            rows += run_size(size, dtype, args.repeats)
     columns = ["size", "dtype", "case", "gpu_us", "host_us", "burst_us", "GB/s"]
     print_table(rows, [*columns, "floor_x"])
     result = {"rows": rows}
     if args.sweep:
-        sweep_rows = sweep(max(args.sizes), args.repeat)
-        print(f"\nlaunch configurations, float32, 2^{max(args.sizes)}:")
+        sweep_rows = sweep(max(args.size), args.repeats)
+        print(f"\nlaunch configurations, float32, {size_label(max(args.size))}:")
         print_table(
             sweep_rows, ["block", "chunks_per_thread", "case", "gpu_us", "floor_x"]
         )

@@ -4,8 +4,9 @@ Times, on the same tensors in the same run, the median of repeated calls after
 warm-up (CUDA calls are waited for with ``torch.cuda.synchronize``; the cases
 take turns within every repeat, so a noisy neighbour hurts them alike):
 
-* ``floor``: a copy of ``x`` plus ``x * g`` (each timed on its own, then
-  added; :mod:`s2nn_xp._timing`, as ``s2nn-xp bench``): the bytes a fused
+* ``floor``: the faster of a copy of ``x`` plus ``x * g`` (each timed on
+  its own, then added) and ``-x`` with ``x * g`` in one call
+  (:mod:`s2nn_xp._timing`, as ``s2nn-xp bench``): the bytes a fused
   forward and backward cannot avoid moving;
 * ``eager fwd+bwd``: the spike of ``x`` (a leaf that requires grad) and its
   input gradient for the cotangent ``g``, through ``torch.autograd.grad``;
@@ -36,7 +37,13 @@ import torch
 import s2nn_xp
 import s2nn_xp.torch
 from s2nn_xp._backends import torch_round_trip
-from s2nn_xp._cli import learnable_batch
+from s2nn_xp._cli import (
+    learnable_batch,
+    parse_repeats,
+    parse_size,
+    parse_warmup,
+    writable_file,
+)
 from s2nn_xp._timing import ROUND_TRIP, floor_cases, floor_of, median_seconds
 
 try:
@@ -140,12 +147,12 @@ def report(result: dict[str, float], size: int, device: str) -> dict[str, float]
     """Print the table; return the figures with the floor and the ratios."""
     floor = floor_of(result, ROUND_TRIP)
     figures = {f"floor: {ROUND_TRIP}": floor, **result}
-    print(f"{'case':36} {'median us':>11} {'x floor':>8} {'x spikingjelly':>15}")
+    print(f"{'case':36} {'median us':>11} {'x floor':>8} {'x compared':>15}")
     for name, seconds in list(figures.items()):
         other = name.replace("s2nn_xp", "spikingjelly")
         versus = ""
         if name.endswith("s2nn_xp") and other in result:
-            versus = f"{seconds / result[other]:15.2f}"
+            versus = f"{seconds / result[other]:15.2f} (x spikingjelly)"
             figures[f"{name} / spikingjelly"] = seconds / result[other]
         fixed = name.replace(" learnable", "")
         if fixed != name and fixed in result:
@@ -155,7 +162,7 @@ def report(result: dict[str, float], size: int, device: str) -> dict[str, float]
         print(f"{name:36} {seconds * 1e6:11.1f} {seconds / floor:8.2f} {versus}")
     gigabytes = 4 * size * 4 / 1e9  # read x and g, write y and dx (float32)
     rate = gigabytes / result["eager fwd+bwd s2nn_xp"]
-    print(f"eager fwd+bwd s2nn_xp moves {gigabytes:.3f} GB: {rate:.1f} GB/s")
+    print(f"eager fwd+bwd s2nn_xp moves {gigabytes:.3g} GB: {rate:.3g} GB/s")
     return figures
 
 
@@ -180,17 +187,21 @@ def run(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=2**22, help="CPU elements")
+    # The options of s2nn-xp bench, by its rules (sizes as 8192 or 2^22; a
+    # --json that cannot be written is refused before the run, not after).
+    parser.add_argument("--size", type=parse_size, default=2**22, help="CPU elements")
     parser.add_argument(
-        "--cuda-size", type=int, nargs="*", default=[2**16, 2**28], help="GPU"
+        "--cuda-size", type=parse_size, nargs="*", default=[2**16, 2**28], help="GPU"
     )
-    parser.add_argument("--repeats", type=int, default=21)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=parse_repeats, default=21)
+    parser.add_argument("--warmup", type=parse_warmup, default=3)
     parser.add_argument(
         "--compile", action="store_true", help="also torch.compile on the CPU"
     )
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU")
-    parser.add_argument("--json", help="write every figure to this file")
+    parser.add_argument(
+        "--json", type=writable_file, help="write every figure to this file"
+    )
     args = parser.parse_args(argv)
 
     results = {}

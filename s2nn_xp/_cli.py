@@ -398,16 +398,44 @@ def parse_size(text: str) -> int:
     return size
 
 
+def size_label(size: int) -> str:
+    """``2^k`` for a power of two, else the number: as :func:`parse_size` reads it.
+
+    Examples
+    --------
+    >>> size_label(8192), size_label(8200)
+    ('2^13', '8200')
+    """
+    return (
+        f"2^{size.bit_length() - 1}"
+        if size > 0 and size & (size - 1) == 0
+        else str(size)
+    )
+
+
 def parse_repeats(text: str) -> int:
     """``15`` -> 15, a count of timed runs from 1 to 1000 (argparse type)."""
+    return _count(text, 1)
+
+
+def parse_warmup(text: str) -> int:
+    """``3`` -> 3, a count of untimed calls from 0 to 1000 (argparse type)."""
+    return _count(text, 0)
+
+
+def _count(text: str, least: int) -> int:
+    """A whole number from `least` to :data:`MAX_REPEATS` (argparse's error)."""
     # Digits first: int() refuses thousands of digits in its own words.
     digits = text.lstrip("0")
     numeral = text.isascii() and text.isdigit() and len(digits) <= 4
-    repeats = int(digits or "0") if numeral else 0
-    if not 1 <= repeats <= MAX_REPEATS:
-        msg = f"must be a whole number from 1 to {MAX_REPEATS}, not {_shown(text)!r}"
+    count = int(digits or "0") if numeral else -1
+    if not least <= count <= MAX_REPEATS:
+        msg = (
+            f"must be a whole number from {least} to {MAX_REPEATS}, "
+            f"not {_shown(text)!r}"
+        )
         raise argparse.ArgumentTypeError(msg)
-    return repeats
+    return count
 
 
 def _shown(text: str) -> str:
@@ -554,7 +582,9 @@ def load_anchor(name: str) -> ModuleType | None:
         try:
             return importlib.import_module(module)
         except Exception as exc:  # an anchor never costs us our own figures
-            if not not_installed(exc, module):  # broken: said, never hidden
+            if not_installed(exc, module):  # said too: its column stays empty
+                _note_once(f"{name} is not installed; not compared")
+            else:  # broken: said, never hidden
                 _note_once(f"{name} failed to load ({_why(exc)}); skipped")
             return None
 
@@ -774,9 +804,14 @@ def bench_row(record: Record) -> tuple[str, ...]:
 
     ``memory / x`` holds NumPy's peak and what PyTorch saves for backward;
     ``x compared`` the ratios to the anchors (``ratio_to_spikingjelly``) and,
-    for learnable parameters, to the fixed-parameter call.
+    for learnable parameters, to the fixed-parameter call; their ``op`` says
+    the batch they ran as, samples x neurons (``learnable_batch``).
     """
-    head = (record["backend"], record["dtype"], str(record["size"]), record["op"])
+    op = record["op"]
+    batch = record.get("learnable_batch")
+    if batch:  # samples x neurons: the same size may be either (8192, 8200)
+        op = f"{op} ({batch} x {record['size'] // batch})"
+    head = (record["backend"], record["dtype"], str(record["size"]), op)
     if "error" in record:
         return (*head, "-", "-", "-", "-", f"FAIL: {record['error']}")
     memory = ", ".join(
@@ -938,7 +973,7 @@ def _bench_table(records: list[Record], repeats: int, file: TextIO | None) -> No
     print(
         f"medians of {repeats} run{'s' if repeats > 1 else ''} after "
         "warm-up, the cases taking turns; "
-        f"floors of the same bytes, same run ({floors})",
+        f"floors of the same bytes, same run, the fastest way ({floors})",
         file=file,
     )
 
@@ -1109,7 +1144,31 @@ def _written_path(path: Path) -> Path:
 
 
 def _check_writable(option: str, path: Path) -> None:
-    """Fail (before any work) unless a file can be written at `path`.
+    """Fail (before any work) unless a file can be written at `path`."""
+    why = _unwritable(path)
+    if why is not None:
+        _fail(f"{option}: {why}")
+
+
+def writable_file(text: str) -> Path:
+    """A file path that can be written, checked now (argparse type).
+
+    For the scripts in ``benchmarks/``, whose ``--json`` is written after
+    the whole run: checked as ``s2nn-xp bench`` checks its own, before any
+    work. A file name only (not ``-``).
+    """
+    path = _output_path(text)
+    if path is STANDARD_OUTPUT:
+        msg = "give a file name (- is not standard output here)"
+        raise argparse.ArgumentTypeError(msg)
+    why = _unwritable(path)
+    if why is not None:
+        raise argparse.ArgumentTypeError(why)
+    return path
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why no file can be written at `path`, or None where one can.
 
     By trying: an existing regular file is opened for appending (nothing
     written), a new one stands in as a temporary file in its folder
@@ -1118,28 +1177,29 @@ def _check_writable(option: str, path: Path) -> None:
     after it. A named pipe is left alone (its reader would see the end).
     The file checked is the one the write reaches (:func:`_written_path`):
     through a link that points nowhere yet, the link's own folder was.
-    Every error of the file system is the option's (a folder the user may
-    not enter, a name too long, a loop of links), not a traceback.
+    Every error of the file system is a reason (a folder the user may not
+    enter, a name too long, a loop of links), not a traceback.
     """
     try:
         target = _written_path(path)
         folder = target.parent
         if not folder.is_dir():
             why = "is not a directory" if folder.exists() else "does not exist"
-            _fail(f"{option}: cannot write {str(path)!r}: {str(folder)!r} {why}")
+            return f"cannot write {str(path)!r}: {str(folder)!r} {why}"
         try:
             os.stat(target)  # what is there: a loop or a name too long raises
         except FileNotFoundError:
             tempfile.TemporaryFile(dir=folder).close()  # a new file
-            return
+            return None
         if target.is_dir():
-            _fail(f"{option}: cannot write {str(path)!r}: it is a directory")
+            return f"cannot write {str(path)!r}: it is a directory"
         if target.is_file():
             with target.open("a"):
                 pass
         # else a pipe or a device: opening it would be a reader's end of file
     except OSError as exc:
-        _fail(f"{option}: cannot write {str(path)!r}: {exc.strerror or exc}")
+        return f"cannot write {str(path)!r}: {exc.strerror or exc}"
+    return None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -1234,7 +1294,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="extend",
         metavar="N",
         help="element counts from 1 to 2^31, e.g. 8192 or 2^24 (default: "
-        + " ".join(f"2^{size.bit_length() - 1}" for size in DEFAULT_SIZES)
+        + " ".join(size_label(size) for size in DEFAULT_SIZES)
         + ")",
     )
     bench.add_argument(

@@ -1146,11 +1146,14 @@ def test_an_anchor_broken_by_a_missing_dependency_is_a_note(
         "absentlib": ("numpy", "absentlib_s2nn.surrogate"),
     }
     monkeypatch.setattr(_cli, "ANCHORS", anchors)
+    monkeypatch.setattr(_cli, "_NOTES_SAID", set())  # as at a run's start
     assert (_cli.load_anchor("anchorlib") is None) is note
-    assert _cli.load_anchor("absentlib") is None  # not installed: no note
+    assert _cli.load_anchor("absentlib") is None
     stderr = capsys.readouterr().err
     assert ("note: anchorlib failed to load (ModuleNotFoundError" in stderr) is note
-    assert "absentlib" not in stderr
+    # not installed: said too (its column was empty without a word)
+    assert "note: absentlib is not installed; not compared" in stderr
+    assert "absentlib failed" not in stderr
     if note:  # said once a run, where it is loaded for every size and operation
         for _ in range(2):
             argv = ("bench", "--backend", "numpy", "--size", "64", "128")
@@ -1316,7 +1319,8 @@ def test_bench_jax_compiles_the_floors_and_forward_backward(monkeypatch):
     backend = _backends.get("jax")
     x = _cli.bench_input(backend, np.linspace(-3.0, 3.0, 1024), "float32")
     cases = _cli._our_cases(backend, _cli.Inputs(x, x * 0 + 2))
-    assert {"copy", "scale", "round_trip"} <= set(jitted)
+    floors = {"copy", "negative", "scale", "negative_and_scale"}
+    assert {*floors, "round_trip"} <= set(jitted)
     np.testing.assert_array_equal(np.asarray(cases["copy"]()), np.asarray(x))
     np.testing.assert_array_equal(np.asarray(cases["x*g"]()), 2 * np.asarray(x))
     assert cases["copy"]().unsafe_buffer_pointer() != x.unsafe_buffer_pointer()
@@ -1370,6 +1374,22 @@ def test_bench_row_reads_records_of_earlier_versions():
     }
     cells = _cli.bench_row(record)
     assert cells[-3:] == ("1.86", "-", "braintools 1.03x")
+
+
+@pytest.mark.parametrize(("size", "shown"), [(8192, "64 x 128"), (8200, "1 x 8200")])
+def test_bench_row_says_the_learnable_batch(size, shown):
+    """8192 values ran as 64 samples, 8200 as one: the table said neither."""
+    record = {
+        "backend": "torch",
+        "op": "forward+backward learnable",
+        "dtype": "float32",
+        "size": size,
+        "seconds": 2e-4,
+        "floor_seconds": 1e-5,
+        "ratio_to_floor": 20.0,
+        "learnable_batch": _cli.learnable_batch(size),
+    }
+    assert _cli.bench_row(record)[3] == f"forward+backward learnable ({shown})"
 
 
 def test_bench_a_failing_floor_fails_every_op_of_its_run(monkeypatch):

@@ -280,20 +280,31 @@ def _legend(fig: Figure, handles: dict[tuple[str, str], Line2D]) -> None:
     fig.set_figheight(fig.get_figheight() + extent.height / fig.dpi)
 
 
-def _colors(records: Sequence[dict]) -> dict[str, str]:
-    """One colour per s2nn_xp case, the same in every panel and figure."""
+# The markers of s2nn_xp's cases past the ten colours (a file of two dtypes
+# has more cases than that: two cases shared a colour and a marker).
+OURS_MARKERS = ("o", "P", "X", "*")
+
+
+def _colors(records: Sequence[dict]) -> dict[str, tuple[str, str]]:
+    """One look per s2nn_xp case, the same in every panel and figure.
+
+    ``(colour, marker)``: the ten colours, then again with the next marker.
+    """
     lines = [line for panel in panels(records).values() for line in panel.lines]
     cases = dict.fromkeys(line.label for line in lines if line.kind == "ours")
-    return {label: f"C{i % 10}" for i, label in enumerate(cases)}
+    return {
+        label: (f"C{i % 10}", OURS_MARKERS[i // 10 % len(OURS_MARKERS)])
+        for i, label in enumerate(cases)
+    }
 
 
-def _style(line: Series, colors: dict[str, str]) -> dict:
-    """How `line` is drawn: its kind's style, its case's colour."""
+def _style(line: Series, colors: dict[str, tuple[str, str]]) -> dict:
+    """How `line` is drawn: its kind's style, its case's colour (and marker)."""
     style = dict(STYLES[line.kind])
     if line.kind == "ours":
-        style["color"] = colors[line.label]
+        style["color"], style["marker"] = colors[line.label]
     if line.kind == "anchor":
-        style["color"] = colors[line.beside]
+        style["color"] = colors[line.beside][0]
         library = next(a for a in ANCHORS if line.label.startswith(a))
         style["marker"] = ANCHOR_MARKERS[list(ANCHORS).index(library) % 4]
     return style

@@ -18,7 +18,7 @@ from docutils import nodes
 from docutils.parsers.rst import Directive
 
 from s2nn_xp._backends import BACKENDS
-from s2nn_xp._cli import BENCH_HEADER, bench_row, build_parser
+from s2nn_xp._cli import BENCH_HEADER, bench_row, build_parser, size_label
 
 HEADER = (
     "backend",
@@ -131,13 +131,10 @@ class BenchCommand(Directive):
             Path(self.state.document.settings.env.srcdir).parent
         )
 
-        def size(n: int) -> str:
-            return f"2^{n.bit_length() - 1}" if n & (n - 1) == 0 else str(n)
-
         def listed(key: str) -> str:
             return " ".join(dict.fromkeys(str(r[key]) for r in records))
 
-        sizes = " ".join(size(n) for n in sorted({r["size"] for r in records}))
+        sizes = " ".join(size_label(n) for n in sorted({r["size"] for r in records}))
         # Files from before records said how many runs they took have no count.
         repeats = {r.get("repeats") for r in records} - {None}
         count = f" --repeats {repeats.pop()}" if len(repeats) == 1 else ""
