@@ -1409,10 +1409,11 @@ def masked_result(result: Any, mask: Any) -> Any:
     import numpy as np
 
     result = np.ma.MaskedArray(result, mask=mask)
-    if result.dtype.kind == "f":  # NumPy's floats (ml_dtypes' have no number)
-        # Its fill value set now, quietly: NumPy's default, 1e20, overflows a
-        # float16 result when first read (a warning; under
-        # np.errstate(all="raise") an error where Dask joins chunks).
-        with np.errstate(over="ignore"):
-            result.fill_value = np.ma.default_fill_value(result)
+    # Its fill value set now, quietly: NumPy's default for floats, 1e20,
+    # overflows a float16 result when first read (a warning; under
+    # np.errstate(all="raise") an error where Dask joins chunks). ml_dtypes'
+    # floats get the same number, where NumPy's default for them, b"???",
+    # cannot be cast to them when Dask joins chunks.
+    with np.errstate(over="ignore", invalid="ignore"):
+        result.fill_value = np.ma.default_fill_value(np.float64(0.0))
     return result
