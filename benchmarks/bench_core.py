@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 import s2nn_xp
-from s2nn_xp._cli import parse_repeats, parse_size, size_label
+from s2nn_xp._cli import script_arguments, size_label
 from s2nn_xp._timing import ONE_ARRAY, ROUND_TRIP, floor_cases, floor_of, median_seconds
 
 A, B = 4.0, 1.0
@@ -65,13 +65,10 @@ def cases(x, g) -> dict[str, tuple[Callable[[], object], str]]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # The options of s2nn-xp bench, by its rules (sizes as 8192 or 2^22).
-    parser.add_argument("--size", type=parse_size, nargs="+", default=[2**22])
-    parser.add_argument(
-        "--dtype", nargs="+", default=["float32", "float64"], choices=DTYPES
+    # s2nn-xp bench's options (sizes as 8192 or 2^22), by its rules
+    args = script_arguments(
+        parser, argv, [2**22], DTYPES, repeats=21, known_dtypes=DTYPES
     )
-    parser.add_argument("--repeats", type=parse_repeats, default=21)
-    args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     print(f"numpy {np.__version__}; medians of {args.repeats} runs after warm-up")
     print(f"{'dtype':8} {'size':>6} {'case':18} {'median ms':>10} {'x floor':>8}")

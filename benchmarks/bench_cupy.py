@@ -47,7 +47,7 @@ from cupyx.profiler import benchmark
 import s2nn_xp
 import s2nn_xp.cupy as s2nn_cupy
 from s2nn_xp import _math
-from s2nn_xp._cli import parse_repeats, parse_size, size_label, writable_file
+from s2nn_xp._cli import script_arguments, size_label, writable_file
 from s2nn_xp._fused import FusedKernelWarning
 from s2nn_xp._timing import median_seconds
 
@@ -213,17 +213,12 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # The options of s2nn-xp bench, by its rules (sizes as 8192 or 2^16).
-    parser.add_argument(
-        "--size", type=parse_size, nargs="+", default=[2**16, 2**28], metavar="N"
-    )
-    parser.add_argument(
-        "--dtype", nargs="+", default=["float32"], choices=DTYPES, metavar="D"
-    )
-    parser.add_argument("--repeats", type=parse_repeats, default=50)
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--json", type=writable_file, help="save the rows to this file")
-    args = parser.parse_args(argv)
+    # s2nn-xp bench's options (sizes as 8192 or 2^16), by its rules
+    args = script_arguments(
+        parser, argv, [2**16, 2**28], ["float32"], repeats=50, known_dtypes=DTYPES
+    )
     # time kernels, never the array-API math that stands in for a failed one
     warnings.filterwarnings("error", category=FusedKernelWarning)
 

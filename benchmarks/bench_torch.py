@@ -39,9 +39,9 @@ import s2nn_xp.torch
 from s2nn_xp._backends import torch_round_trip
 from s2nn_xp._cli import (
     learnable_batch,
-    parse_repeats,
     parse_size,
     parse_warmup,
+    script_arguments,
     writable_file,
 )
 from s2nn_xp._timing import ROUND_TRIP, floor_cases, floor_of, median_seconds
@@ -187,13 +187,15 @@ def run(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # The options of s2nn-xp bench, by its rules (sizes as 8192 or 2^22; a
-    # --json that cannot be written is refused before the run, not after).
-    parser.add_argument("--size", type=parse_size, default=2**22, help="CPU elements")
+    # s2nn-xp bench's options, by its rules (sizes as 8192 or 2^22; a --json
+    # that cannot be written is refused before the run, not after); float32.
     parser.add_argument(
-        "--cuda-size", type=parse_size, nargs="*", default=[2**16, 2**28], help="GPU"
+        "--cuda-size",
+        type=parse_size,
+        nargs="*",
+        default=[2**16, 2**28],
+        help="GPU element counts",
     )
-    parser.add_argument("--repeats", type=parse_repeats, default=21)
     parser.add_argument("--warmup", type=parse_warmup, default=3)
     parser.add_argument(
         "--compile", action="store_true", help="also torch.compile on the CPU"
@@ -202,12 +204,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--json", type=writable_file, help="write every figure to this file"
     )
-    args = parser.parse_args(argv)
+    args = script_arguments(parser, argv, [2**22], [], repeats=21)
 
     results = {}
-    if not args.no_cpu:
-        results[f"cpu {args.size}"] = run(
-            "cpu", args.size, args.repeats, args.warmup, args.compile
+    for size in [] if args.no_cpu else args.size:
+        results[f"cpu {size}"] = run(
+            "cpu", size, args.repeats, args.warmup, args.compile
         )
     if torch.cuda.is_available():
         for size in args.cuda_size:

@@ -398,6 +398,90 @@ def parse_size(text: str) -> int:
     return size
 
 
+def add_timing_options(
+    parser: argparse.ArgumentParser,
+    sizes: Sequence[int],
+    dtypes: Sequence[str],
+    *,
+    repeats: int,
+    known_dtypes: Sequence[str] = KNOWN_DTYPES,
+) -> None:
+    """``--size``, ``--dtype`` and ``--repeats``, as ``s2nn-xp bench`` takes them.
+
+    With the caller's defaults: a repeated option adds to its list
+    (``extend``); ``--size`` and ``--dtype`` are None where not given (the
+    caller fills in `sizes` and `dtypes`, which the help names); a dtype
+    outside `known_dtypes` is refused by the caller, which may say why.
+    No ``--dtype`` where `known_dtypes` is empty. The scripts in
+    ``benchmarks/`` take them through :func:`script_arguments`.
+    """
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        nargs="+",
+        action="extend",
+        metavar="N",
+        help="element counts from 1 to 2^31, e.g. 8192 or 2^24 (default: "
+        + " ".join(size_label(size) for size in sizes)
+        + ")",
+    )
+    if known_dtypes:
+        parser.add_argument(
+            "--dtype",
+            nargs="+",
+            action="extend",
+            metavar="D",
+            help=f"any of {', '.join(known_dtypes)} (default: {' '.join(dtypes)})",
+        )
+    parser.add_argument(
+        "--repeats",
+        type=parse_repeats,
+        default=repeats,
+        help=f"timed runs per case, 1 to {MAX_REPEATS} (default: %(default)s)",
+    )
+
+
+def script_arguments(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    sizes: Sequence[int],
+    dtypes: Sequence[str],
+    *,
+    repeats: int,
+    known_dtypes: Sequence[str] = (),
+) -> argparse.Namespace:
+    """A benchmark script's arguments, its timing options as the command's.
+
+    :func:`add_timing_options` added to `parser`, then `argv` parsed:
+    ``size`` and ``dtype`` (where `known_dtypes` gives the option) are lists
+    with the defaults filled in; an unknown dtype is the parser's error.
+    """
+    add_timing_options(
+        parser, sizes, dtypes, repeats=repeats, known_dtypes=known_dtypes
+    )
+    args = parser.parse_args(argv)
+    args.size = given_or_default(args.size, sizes)
+    if known_dtypes:
+        args.dtype = given_or_default(args.dtype, dtypes)
+        unknown = unknown_dtype(args.dtype, known_dtypes)
+        if unknown:
+            parser.error(unknown)
+    return args
+
+
+def given_or_default(given: Sequence[Any] | None, default: Sequence[Any]) -> list[Any]:
+    """An ``extend`` option's values, once each in order, or `default`'s."""
+    return list(dict.fromkeys(given or default))
+
+
+def unknown_dtype(dtypes: Sequence[str], known: Sequence[str]) -> str | None:
+    """What is wrong with the first of `dtypes` not in `known`, or None."""
+    for dtype in dtypes:
+        if dtype not in known:
+            return f"unknown dtype {dtype!r}; known: {', '.join(known)}"
+    return None
+
+
 def size_label(size: int) -> str:
     """``2^k`` for a power of two, else the number: as :func:`parse_size` reads it.
 
@@ -904,10 +988,10 @@ def run_bench(args: argparse.Namespace) -> int:
     json_to_stdout = args.json is STANDARD_OUTPUT
     if args.json is not None and not json_to_stdout:
         _check_writable("--json", args.json)
-    dtypes = list(dict.fromkeys(args.dtype or DEFAULT_DTYPES))
-    for dtype in dtypes:
-        if dtype not in KNOWN_DTYPES:
-            _fail(f"unknown dtype {dtype!r}; known: {', '.join(KNOWN_DTYPES)}")
+    dtypes = given_or_default(args.dtype, DEFAULT_DTYPES)
+    unknown = unknown_dtype(dtypes, KNOWN_DTYPES)
+    if unknown:
+        _fail(unknown)
     chosen = _bench_backends(args.backend)
     lacking = [
         f"{b.name} has no {d} (only {', '.join(b.dtypes)})"
@@ -917,7 +1001,7 @@ def run_bench(args: argparse.Namespace) -> int:
     ]
     if not chosen or len(lacking) == len(chosen) * len(dtypes):
         _fail("nothing to run: " + ("; ".join(lacking) or "no usable backend here"))
-    sizes = list(dict.fromkeys(args.size or DEFAULT_SIZES))
+    sizes = given_or_default(args.size, DEFAULT_SIZES)
     _check_memory(sizes, dtypes)
     for message in lacking:
         _note(f"{message}; skipped")
@@ -1285,31 +1369,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="B",
         help=f"any of {', '.join(BACKENDS)} (default: all installed with a device)",
     )
-    # extend, as --backend: a repeated option adds to the list (the defaults
-    # are filled in by run_bench where none is given).
-    bench.add_argument(
-        "--size",
-        type=parse_size,
-        nargs="+",
-        action="extend",
-        metavar="N",
-        help="element counts from 1 to 2^31, e.g. 8192 or 2^24 (default: "
-        + " ".join(size_label(size) for size in DEFAULT_SIZES)
-        + ")",
-    )
-    bench.add_argument(
-        "--dtype",
-        nargs="+",
-        action="extend",
-        metavar="D",
-        help=f"any of {', '.join(KNOWN_DTYPES)} (default: {' '.join(DEFAULT_DTYPES)})",
-    )
-    bench.add_argument(
-        "--repeats",
-        type=parse_repeats,
-        default=15,
-        help=f"timed runs per case, 1 to {MAX_REPEATS} (default: %(default)s)",
-    )
+    add_timing_options(bench, DEFAULT_SIZES, DEFAULT_DTYPES, repeats=15)
     bench.add_argument(
         "--json",
         type=_output_path,

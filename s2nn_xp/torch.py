@@ -72,7 +72,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import array_api_compat.torch as _xp
 import numpy as np
-import numpy.typing as npt
 import torch
 import torch.autograd.forward_ad
 from torch import nn
@@ -110,8 +109,13 @@ __all__ = ["S2NN", "forward", "gradient", "origin", "s2nn", "vjp"]
 
 Parameter: TypeAlias = "float | torch.Tensor"
 """A positive Python number, or a tensor broadcasting to ``x`` (per neuron)."""
-TensorLike: TypeAlias = "torch.Tensor | npt.ArrayLike"
-"""A tensor, or host data (a Python number, a nested list, a NumPy array)."""
+TensorLike: TypeAlias = (
+    "torch.Tensor | float | np.ndarray | np.number[Any] | list[Any] | tuple[Any, ...]"
+)
+"""A tensor, or host data (a Python number, a nested list, a NumPy array).
+
+Not NumPy's ``ArrayLike``, which takes strings, bytes and complex numbers:
+a type checker is to refuse what the functions refuse at run time."""
 
 _PARAMETER_NAMES = ("alpha", "beta", "epsilon")
 
@@ -1512,10 +1516,14 @@ class S2NN(nn.Module):
         gradients must reach them), FSDP's (:func:`_set_by_fsdp`) and a
         hook-based wrapper's (:meth:`_is_a_wrappers`).
         """
+        if name == "learnable" and _setter_of(type(self), name) is not None:
+            # A subclass's own setter (nn.Module's __setattr__ would store a
+            # parameter or a module value before the property got it).
+            object.__setattr__(self, name, value)
+            return
         if name == "learnable":
             # Refused here (a read-only property, so that type checkers
-            # refuse it too): nn.Module's own would store a parameter or a
-            # module value before the property got it.
+            # refuse it too), for the reason nn.Module's is passed by above.
             msg = (
                 "learnable is fixed when the module is built: build "
                 "S2NN(..., learnable=True) for alpha and beta to learn, or assign "
@@ -1897,23 +1905,25 @@ class S2NN(nn.Module):
 
     @staticmethod
     def spiking_function(
-        x: TensorLike, alpha: TensorLike = ALPHA, beta: TensorLike = BETA
+        x: torch.Tensor, alpha: Parameter = ALPHA, beta: Parameter = BETA
     ) -> torch.Tensor:
         """SpikingJelly's ``spiking_function(x, alpha, beta)``: :func:`s2nn`."""
         return s2nn(x, alpha, beta)
 
     @staticmethod
     def primitive_function(
-        x: TensorLike, alpha: TensorLike = ALPHA, beta: TensorLike = BETA
+        x: torch.Tensor, alpha: Parameter = ALPHA, beta: Parameter = BETA
     ) -> torch.Tensor:
         """SpikingJelly's ``primitive_function(x, alpha, beta)``: the origin."""
         return s2nn(x, alpha, beta, origin=True)
 
-    def forward(self, x: TensorLike) -> torch.Tensor:
+    # x: torch.Tensor, as nn.Module's forward and methods like it take: a
+    # subclass's override that says so is no error (host data works too).
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``s2nn(x, alpha, beta, epsilon, origin=self.origin)``."""
         return s2nn(x, self.alpha, self.beta, self.epsilon, origin=self.origin)
 
-    def surrogate_fun(self, x: TensorLike) -> torch.Tensor:
+    def surrogate_fun(self, x: torch.Tensor) -> torch.Tensor:
         """:func:`origin` of `x` with the module's parameters, a tensor.
 
         The smooth origin function, differentiable as ordinary operations (no
@@ -1921,7 +1931,7 @@ class S2NN(nn.Module):
         """
         return origin(x, self.alpha, self.beta, self.epsilon)
 
-    def surrogate_grad(self, x: TensorLike) -> torch.Tensor:
+    def surrogate_grad(self, x: torch.Tensor) -> torch.Tensor:
         """:func:`gradient` of `x` with the module's parameters, a tensor.
 
         The surrogate gradient, differentiable as ordinary operations; `x` as
@@ -1972,6 +1982,12 @@ _HOOK_WRAPPERS = (
     ("torch.nn.utils.spectral_norm", "SpectralNorm", "name"),
     ("torch.nn.utils.weight_norm", "WeightNorm", "name"),
 )
+
+
+def _setter_of(cls: type, name: str) -> Callable[..., None] | None:
+    """The setter of the property `name` of `cls`, if it has one."""
+    attribute = inspect.getattr_static(cls, name, None)
+    return attribute.fset if isinstance(attribute, property) else None
 
 
 def _chain(module: nn.Module, name: str) -> nn.Module:

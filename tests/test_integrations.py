@@ -75,3 +75,15 @@ def test_section_runs_as_written(title):
         runner.run(test, out=reports.append)
     assert runner.summarize(verbose=False).failed == 0, "".join(reports)
     assert test.examples
+
+
+def test_the_type_checked_user_code_runs_as_typed():
+    """``tests/typing_user_code.py``, which the lint session type-checks: the
+    uses its checker accepts run, and those it refuses raise."""
+    from tests import typing_user_code as code
+
+    for accepted in code.ACCEPTED:
+        accepted()
+    for refused, error in code.REFUSED.items():
+        with pytest.raises(error):
+            refused()

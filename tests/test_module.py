@@ -201,6 +201,25 @@ def test_learnable_is_fixed_when_the_module_is_built(learnable, value):
     assert isinstance(spike.beta, nn.Parameter) is learnable
 
 
+def test_a_subclass_setter_of_learnable_is_called():
+    """The refusal is the class's read-only property's: a subclass that gives
+    ``learnable`` a setter of its own has it called (as before the property
+    lost its refusing setter, for type checkers)."""
+
+    class Switchable(S2NN):
+        @property
+        def learnable(self) -> bool:
+            return self._learnable
+
+        @learnable.setter
+        def learnable(self, value: bool) -> None:
+            self._learnable = value
+
+    spike = Switchable()
+    spike.learnable = True
+    assert spike.learnable is True
+
+
 def test_a_module_pickled_with_learnable_as_an_attribute_loads():
     spike = S2NN(alpha=[4.0, 2.0], learnable=True)
     state = dict(spike.__dict__)

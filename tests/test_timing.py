@@ -146,7 +146,7 @@ def test_bench_torch_runs(tmp_path, capsys):
     [
         ("bench_core", ["--repeats", "0"], "--repeats: must be a whole number"),
         ("bench_core", ["--size", "-3"], "--size"),
-        ("bench_core", ["--dtype", "int32"], "--dtype: invalid choice"),
+        ("bench_core", ["--dtype", "int32"], "unknown dtype 'int32'"),
         ("bench_torch", ["--size", "0"], "--size: size must be between 1"),
         ("bench_torch", ["--warmup", "-1"], "--warmup: must be a whole number"),
         ("bench_torch", ["--json", "/nonexistent/x.json"], "does not exist"),
@@ -168,6 +168,17 @@ def test_benchmark_scripts_refuse_bad_options_before_any_work(
     err = capsys.readouterr().err
     assert said in err
     assert "Traceback" not in err
+
+
+def test_benchmark_scripts_extend_repeated_options_as_the_command(capsys):
+    """``--size 64 --size 128`` runs both, as ``s2nn-xp bench`` does (the
+    scripts ran the last)."""
+    if "numpy" not in selected_backends():
+        pytest.skip("backend 'numpy' not selected")
+    argv = ["--size", "64", "--size", "96", "--dtype", "float32", "--repeats", "1"]
+    run_script("bench_core", *argv)
+    sizes = {line.split()[1] for line in capsys.readouterr().out.splitlines()[2:]}
+    assert sizes == {"2^6", "96"}
 
 
 def test_peak_bytes_sees_numpy_allocations():

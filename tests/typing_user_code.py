@@ -5,7 +5,8 @@ Not a test module (pytest collects ``test_*.py``): the lint session runs
 package's annotations (it ships ``py.typed``) are checked against the uses
 the docs show. ``assert_type`` fails where a type is other than stated; a
 ``type: ignore`` marks what must be refused, and fails (an unused ignore)
-where it is not.
+where it is not. ``test_integrations.py`` runs the functions: what is
+accepted runs, what is refused raises.
 """
 
 from __future__ import annotations
@@ -22,31 +23,32 @@ import s2nn_xp.torch
 
 
 def adapters_are_attributes_of_the_package() -> None:
-    """``import s2nn_xp`` is enough; a misspelt name is no adapter."""
+    """``import s2nn_xp`` is enough."""
     assert_type(s2nn_xp.torch.S2NN(), s2nn_xp.torch.S2NN)
     assert_type(s2nn_xp.jax.s2nn(jnp.zeros(3)), jax.Array)
-    s2nn_xp.torhc  # type: ignore[attr-defined]  # noqa: B018
 
 
 def torch_parameters_are_read_as_stored_and_set_as_given() -> None:
-    spike = s2nn_xp.torch.S2NN(alpha=[4.0, 2.0], learnable=True)
+    spike = s2nn_xp.torch.S2NN(spiking=True)
     assert_type(spike.alpha, float | torch.Tensor)
     spike.alpha += 0.5  # as SpikeDHS does (docs: Integrations)
-    spike.alpha = np.full(2, 3.0)
-    spike.beta = [1.0, 2.0]
-    beta = spike.beta
+    learned = s2nn_xp.torch.S2NN(alpha=[4.0, 2.0], beta=[1.0, 1.0], learnable=True)
+    learned.alpha = np.full(2, 3.0)  # copied into the parameter
+    learned.beta = [1.0, 2.0]
+    learned(torch.linspace(-1.0, 1.0, 2)).sum().backward()
+    beta = learned.beta
     if isinstance(beta, torch.Tensor):  # a number where not learnable
         assert_type(beta.grad, torch.Tensor | None)
-    spike.learnable = False  # type: ignore[misc]  # fixed when built
 
 
 def torch_functions_take_host_data() -> None:
     """Python numbers, lists and NumPy arrays are input, as the docs say."""
     assert_type(s2nn_xp.torch.s2nn([-1.0, 1.0], np.array([4.0])), torch.Tensor)
-    assert_type(s2nn_xp.torch.gradient(0.5, beta=[1.0, 2.0]), torch.Tensor)
+    assert_type(s2nn_xp.torch.gradient([0.5, 1.0], beta=[1.0, 2.0]), torch.Tensor)
+    assert_type(s2nn_xp.torch.origin(0.5, np.float32(2.0)), torch.Tensor)
     _spikes, pullback = s2nn_xp.torch.vjp(torch.zeros(3), alpha=2.0)
     assert_type(pullback(torch.ones(3)), torch.Tensor)
-    s2nn_xp.torch.S2NN(alpha=np.full(3, 4.0), beta=[[1.0], [2.0]])
+    s2nn_xp.torch.S2NN(alpha=np.full(2, 4.0), beta=[[1.0], [2.0]])
 
 
 class Scaled(s2nn_xp.S2NN):
@@ -63,4 +65,58 @@ def subclasses_keep_their_type() -> None:
     scaled = Scaled(2.0)
     assert_type(scaled, Scaled)
     assert_type(scaled.gain, float)
+
+
+class Clamped(s2nn_xp.torch.S2NN):
+    """A module overriding forward as nn.Module subclasses do."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.clamp(-10.0, 10.0))
+
+
+def modules_can_be_subclassed() -> None:
+    assert_type(Clamped().forward(torch.zeros(2)), torch.Tensor)
+
+
+# Each of these must be refused by the checker and raise at run time.
+
+
+def misspelt_adapter() -> None:
+    s2nn_xp.torhc  # type: ignore[attr-defined]  # noqa: B018
+
+
+def misspelt_keyword() -> None:
     s2nn_xp.S2NN(alpa=4.0)  # type: ignore[call-arg]
+
+
+def learnable_set_after_construction() -> None:
+    s2nn_xp.torch.S2NN().learnable = True  # type: ignore[misc]
+
+
+def parameter_as_text() -> None:
+    s2nn_xp.torch.s2nn(torch.zeros(2), alpha="4.0")  # type: ignore[arg-type]
+
+
+def parameter_as_complex_number() -> None:
+    s2nn_xp.torch.S2NN(beta=1 + 2j)  # type: ignore[arg-type]
+
+
+def parameter_assigned_as_text() -> None:
+    s2nn_xp.torch.S2NN().alpha = "4.0"  # type: ignore[assignment]
+
+
+ACCEPTED = [
+    adapters_are_attributes_of_the_package,
+    torch_parameters_are_read_as_stored_and_set_as_given,
+    torch_functions_take_host_data,
+    subclasses_keep_their_type,
+    modules_can_be_subclassed,
+]
+REFUSED = {
+    misspelt_adapter: AttributeError,
+    misspelt_keyword: TypeError,
+    learnable_set_after_construction: AttributeError,
+    parameter_as_text: TypeError,
+    parameter_as_complex_number: TypeError,
+    parameter_assigned_as_text: TypeError,
+}
