@@ -193,8 +193,9 @@ def main(argv: list[str] | None = None) -> None:
         "--cuda-size",
         type=parse_size,
         nargs="*",
-        default=[2**16, 2**28],
-        help="GPU element counts",
+        action="extend",
+        metavar="N",
+        help="as --size, on a GPU (default: 2^16 2^28; none: no GPU run)",
     )
     parser.add_argument("--warmup", type=parse_warmup, default=3)
     parser.add_argument(
@@ -204,15 +205,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--json", type=writable_file, help="write every figure to this file"
     )
-    args = script_arguments(parser, argv, [2**22], [], repeats=21)
+    args = script_arguments(parser, argv, [2**22], ["float32"], repeats=21)
 
     results = {}
     for size in [] if args.no_cpu else args.size:
         results[f"cpu {size}"] = run(
             "cpu", size, args.repeats, args.warmup, args.compile
         )
+    cuda_sizes = [2**16, 2**28] if args.cuda_size is None else args.cuda_size
     if torch.cuda.is_available():
-        for size in args.cuda_size:
+        for size in dict.fromkeys(cuda_sizes):
             results[f"cuda {size}"] = run(
                 "cuda", size, args.repeats, args.warmup, with_compile=True
             )

@@ -393,7 +393,7 @@ def parse_size(text: str) -> int:
     too_large = too_large or (base > 1 and exponent >= MAX_SIZE.bit_length())
     size: int = 0 if too_large or base == 0 or negative else base**exponent
     if not 1 <= size <= MAX_SIZE:
-        msg = f"size must be between 1 and 2^31, not {_shown(text)}"
+        msg = f"size must be between 1 and {size_label(MAX_SIZE)}, not {_shown(text)}"
         raise argparse.ArgumentTypeError(msg)
     return size
 
@@ -421,9 +421,8 @@ def add_timing_options(
         nargs="+",
         action="extend",
         metavar="N",
-        help="element counts from 1 to 2^31, e.g. 8192 or 2^24 (default: "
-        + " ".join(size_label(size) for size in sizes)
-        + ")",
+        help=f"element counts from 1 to {size_label(MAX_SIZE)}, e.g. 8192 or 2^24 "
+        "(default: " + " ".join(size_label(size) for size in sizes) + ")",
     )
     if known_dtypes:
         parser.add_argument(
@@ -449,12 +448,15 @@ def script_arguments(
     *,
     repeats: int,
     known_dtypes: Sequence[str] = (),
+    host_memory: bool = True,
 ) -> argparse.Namespace:
     """A benchmark script's arguments, its timing options as the command's.
 
     :func:`add_timing_options` added to `parser`, then `argv` parsed:
     ``size`` and ``dtype`` (where `known_dtypes` gives the option) are lists
-    with the defaults filled in; an unknown dtype is the parser's error.
+    with the defaults filled in; an unknown dtype, and with `host_memory` a
+    size whose run does not fit in the memory here (as the command checks
+    it), are the parser's errors.
     """
     add_timing_options(
         parser, sizes, dtypes, repeats=repeats, known_dtypes=known_dtypes
@@ -466,6 +468,9 @@ def script_arguments(
         unknown = unknown_dtype(args.dtype, known_dtypes)
         if unknown:
             parser.error(unknown)
+    shortfall = memory_shortfall(args.size, args.dtype if known_dtypes else dtypes)
+    if host_memory and shortfall:
+        parser.error(shortfall)
     return args
 
 
@@ -962,17 +967,24 @@ def _bench_backends(names: Sequence[str] | None) -> list[Backend]:
 
 def _check_memory(sizes: Sequence[int], dtypes: Sequence[str]) -> None:
     """Fail unless the largest run fits in the memory available here."""
+    shortfall = memory_shortfall(sizes, dtypes)
+    if shortfall:
+        _fail(shortfall)
+
+
+def memory_shortfall(sizes: Sequence[int], dtypes: Sequence[str]) -> str | None:
+    """Why the largest run does not fit in the memory available here, or None."""
     size, dtype = max(
         ((s, d) for s in sizes for d in dtypes), key=lambda run: memory_needed(*run)
     )
     needed, available = memory_needed(size, dtype), available_memory()
-    if available is not None and needed > available:
-        _fail(
-            f"--size {size} needs about {needed / 2**30:.1f} GiB of memory for "
-            f"{dtype} ({WORKING_ARRAYS} arrays of {size} {COMPUTE_DTYPES[dtype]} "
-            "values); "
-            f"{available / 2**30:.1f} GiB is available"
-        )
+    if available is None or needed <= available:
+        return None
+    return (
+        f"--size {size} needs about {needed / 2**30:.1f} GiB of memory for "
+        f"{dtype} ({WORKING_ARRAYS} arrays of {size} {COMPUTE_DTYPES[dtype]} "
+        f"values); {available / 2**30:.1f} GiB is available"
+    )
 
 
 def run_bench(args: argparse.Namespace) -> int:

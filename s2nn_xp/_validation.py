@@ -1412,8 +1412,10 @@ def masked_result(result: Any, mask: Any) -> Any:
     # Its fill value set now, quietly: NumPy's default for floats, 1e20,
     # overflows a float16 result when first read (a warning; under
     # np.errstate(all="raise") an error where Dask joins chunks). ml_dtypes'
-    # floats get the same number, where NumPy's default for them, b"???",
-    # cannot be cast to them when Dask joins chunks.
+    # floats get 1e20 as they round it (bfloat16 9.97e19; the largest value
+    # of those without infinity, or NaN), where NumPy's default for them,
+    # b"???", cannot be cast to them when Dask joins chunks. Like float16's
+    # inf, such a fill value may equal a result's value: the mask says which.
     with np.errstate(over="ignore", invalid="ignore"):
         result.fill_value = np.ma.default_fill_value(np.float64(0.0))
     return result

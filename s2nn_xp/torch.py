@@ -68,7 +68,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, cast
 
 import array_api_compat.torch as _xp
 import numpy as np
@@ -110,12 +110,24 @@ __all__ = ["S2NN", "forward", "gradient", "origin", "s2nn", "vjp"]
 Parameter: TypeAlias = "float | torch.Tensor"
 """A positive Python number, or a tensor broadcasting to ``x`` (per neuron)."""
 TensorLike: TypeAlias = (
-    "torch.Tensor | float | np.ndarray | np.number[Any] | list[Any] | tuple[Any, ...]"
+    "torch.Tensor | float | np.floating[Any] | np.integer[Any] | _HostArray"
+    " | list[Any] | tuple[Any, ...] | range"
 )
-"""A tensor, or host data (a Python number, a nested list, a NumPy array).
+"""A tensor, or host data (a Python number, a nested list, an array).
 
 Not NumPy's ``ArrayLike``, which takes strings, bytes and complex numbers:
-a type checker is to refuse what the functions refuse at run time."""
+a type checker is to refuse what the functions refuse at run time, as far as
+types tell. Anything with ``__array__`` passes, so an array of another
+library (JAX's) and a complex NumPy array or scalar are refused at run time
+only (a dtype is no type to the checkers)."""
+
+if TYPE_CHECKING:
+
+    class _HostArray(Protocol):
+        """What NumPy makes an array of: an ndarray, a pandas Series, ..."""
+
+        def __array__(self) -> Any: ...
+
 
 _PARAMETER_NAMES = ("alpha", "beta", "epsilon")
 
@@ -1985,9 +1997,17 @@ _HOOK_WRAPPERS = (
 
 
 def _setter_of(cls: type, name: str) -> Callable[..., None] | None:
-    """The setter of the property `name` of `cls`, if it has one."""
+    """What sets `name` of `cls`'s objects, where it is a descriptor's.
+
+    A property's setter, or another data descriptor's ``__set__``; None for
+    a property without a setter (this module's ``learnable``) or no
+    descriptor.
+    """
     attribute = inspect.getattr_static(cls, name, None)
-    return attribute.fset if isinstance(attribute, property) else None
+    if isinstance(attribute, property):
+        return attribute.fset
+    setter: Callable[..., None] | None = getattr(type(attribute), "__set__", None)
+    return setter
 
 
 def _chain(module: nn.Module, name: str) -> nn.Module:

@@ -219,6 +219,20 @@ def test_a_subclass_setter_of_learnable_is_called():
     spike.learnable = True
     assert spike.learnable is True
 
+    class Flag:  # a data descriptor of another kind than a property
+        def __get__(self, module, owner=None):
+            return module.__dict__.get("flag", False)
+
+        def __set__(self, module, value):
+            module.__dict__["flag"] = value
+
+    class Flagged(S2NN):
+        learnable = Flag()
+
+    flagged = Flagged()
+    flagged.learnable = True
+    assert flagged.learnable is True
+
 
 def test_a_module_pickled_with_learnable_as_an_attribute_loads():
     spike = S2NN(alpha=[4.0, 2.0], learnable=True)

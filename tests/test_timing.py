@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s2nn_xp import _timing
+from s2nn_xp import _cli, _timing
 from tests._support import load_backend, selected_backends
 
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
@@ -168,6 +168,15 @@ def test_benchmark_scripts_refuse_bad_options_before_any_work(
     err = capsys.readouterr().err
     assert said in err
     assert "Traceback" not in err
+
+
+def test_benchmark_scripts_check_memory_before_any_work(monkeypatch, capsys):
+    """As the command does (the script ran out of memory in a traceback)."""
+    monkeypatch.setattr(_cli, "available_memory", lambda: 2**30)
+    with pytest.raises(SystemExit) as raised:
+        run_script("bench_core", "--size", "2^24", "--dtype", "float64")
+    assert raised.value.code == 2
+    assert "GiB of memory for float64" in capsys.readouterr().err
 
 
 def test_benchmark_scripts_extend_repeated_options_as_the_command(capsys):

@@ -46,9 +46,18 @@ def torch_functions_take_host_data() -> None:
     assert_type(s2nn_xp.torch.s2nn([-1.0, 1.0], np.array([4.0])), torch.Tensor)
     assert_type(s2nn_xp.torch.gradient([0.5, 1.0], beta=[1.0, 2.0]), torch.Tensor)
     assert_type(s2nn_xp.torch.origin(0.5, np.float32(2.0)), torch.Tensor)
+    assert_type(s2nn_xp.torch.forward(range(-2, 3)), torch.Tensor)
+    assert_type(s2nn_xp.torch.gradient(Readings(), np.int64(2)), torch.Tensor)
     _spikes, pullback = s2nn_xp.torch.vjp(torch.zeros(3), alpha=2.0)
     assert_type(pullback(torch.ones(3)), torch.Tensor)
     s2nn_xp.torch.S2NN(alpha=np.full(2, 4.0), beta=[[1.0], [2.0]])
+
+
+class Readings:
+    """Host data of a library of the user's: NumPy reads it (``__array__``)."""
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        return np.array([-0.5, 0.5])
 
 
 class Scaled(s2nn_xp.S2NN):
