@@ -82,18 +82,22 @@ def lint(session: nox.Session) -> None:
     whose adapters users type-check against (PyTorch, JAX: without them
     the adapters' annotations went unchecked, and 33 errors stood in
     ``torch.py``); the other optional libraries count as untyped
-    (``ignore_missing_imports``).
+    (``ignore_missing_imports``). Then a user's code, by mypy --strict and
+    by basedpyright.
     """
     # pinned: new rules or checks must not fail CI; the package's own
     # requirements as pyproject.toml states them (one place)
     session.install("ruff==0.17.6", "mypy==1.19.1", *_requirements())
-    session.install(TORCH, LINT_JAX)
+    session.install(TORCH, LINT_JAX, "basedpyright==1.40.2")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
     # A user's code, strictly, against the package as installed (its own
     # errors silenced, as a checker silences an installed package's).
     session.run("mypy", "--strict", "--follow-imports=silent", TYPED_USER_CODE)
+    # and by pyright, as users' projects run it too (pyproject's settings):
+    # it read a type alias mypy read, as no type at all.
+    session.run("basedpyright", TYPED_USER_CODE)
 
 
 def _requirements() -> list[str]:

@@ -109,9 +109,25 @@ __all__ = ["S2NN", "forward", "gradient", "origin", "s2nn", "vjp"]
 
 Parameter: TypeAlias = "float | torch.Tensor"
 """A positive Python number, or a tensor broadcasting to ``x`` (per neuron)."""
+
+
+class _HostArray(Protocol):
+    """What NumPy makes an array of: an ndarray, a pandas Series, ..."""
+
+    def __array__(self) -> Any: ...
+
+
+# An expression, not a string: pyright read the string split over lines as
+# no type at all (so it took anything).
 TensorLike: TypeAlias = (
-    "torch.Tensor | float | np.floating[Any] | np.integer[Any] | _HostArray"
-    " | list[Any] | tuple[Any, ...] | range"
+    torch.Tensor
+    | float
+    | np.floating[Any]
+    | np.integer[Any]
+    | _HostArray
+    | list[Any]
+    | tuple[Any, ...]
+    | range
 )
 """A tensor, or host data (a Python number, a nested list, an array).
 
@@ -120,14 +136,6 @@ a type checker is to refuse what the functions refuse at run time, as far as
 types tell. Anything with ``__array__`` passes, so an array of another
 library (JAX's) and a complex NumPy array or scalar are refused at run time
 only (a dtype is no type to the checkers)."""
-
-if TYPE_CHECKING:
-
-    class _HostArray(Protocol):
-        """What NumPy makes an array of: an ndarray, a pandas Series, ..."""
-
-        def __array__(self) -> Any: ...
-
 
 _PARAMETER_NAMES = ("alpha", "beta", "epsilon")
 
