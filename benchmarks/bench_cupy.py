@@ -46,13 +46,13 @@ from cupyx.profiler import benchmark
 
 import s2nn_xp
 import s2nn_xp.cupy as s2nn_cupy
-from s2nn_xp import _math
+from s2nn_xp import _backends, _math
 from s2nn_xp._cli import script_arguments, size_label, writable_file
 from s2nn_xp._fused import FusedKernelWarning
 from s2nn_xp._timing import median_seconds
 
 A, B, EPS = 4.0, 1.0, 1e-8
-DTYPES = ("float16", "float32", "float64")
+DTYPES = _backends.get("cupy").dtypes
 BURST = 200
 
 

@@ -468,9 +468,10 @@ def script_arguments(
         unknown = unknown_dtype(args.dtype, known_dtypes)
         if unknown:
             parser.error(unknown)
-    shortfall = memory_shortfall(args.size, args.dtype if known_dtypes else dtypes)
-    if host_memory and shortfall:
-        parser.error(shortfall)
+    if host_memory:
+        shortfall = memory_shortfall(args.size, args.dtype if known_dtypes else dtypes)
+        if shortfall:
+            parser.error(shortfall)
     return args
 
 

@@ -74,7 +74,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _compat, _cupy_kernels, _fused, _math
+from . import _backends, _compat, _cupy_kernels, _fused, _math
 from ._api import ALPHA, BETA, EPSILON
 from ._validation import (
     check_broadcast,
@@ -94,7 +94,7 @@ try:
 except ImportError as exc:
     # Not installed, or installed and failing to load (a CUDA library of
     # another version than its wheel's): the message says which.
-    missing = isinstance(exc, ModuleNotFoundError) and exc.name == "cupy"
+    missing = _backends.not_installed(exc, "cupy")
     why = "which is not installed" if missing else f"which does not import ({exc})"
     msg = (
         f"s2nn_xp.cupy needs CuPy, {why}. Install the CuPy wheel "

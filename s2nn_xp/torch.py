@@ -1536,14 +1536,14 @@ class S2NN(nn.Module):
         gradients must reach them), FSDP's (:func:`_set_by_fsdp`) and a
         hook-based wrapper's (:meth:`_is_a_wrappers`).
         """
-        if name == "learnable" and _setter_of(type(self), name) is not None:
-            # A subclass's own setter (nn.Module's __setattr__ would store a
-            # parameter or a module value before the property got it).
-            object.__setattr__(self, name, value)
-            return
         if name == "learnable":
+            if _setter_of(type(self), name) is not None:
+                # A subclass's own setter (nn.Module's __setattr__ would store
+                # a parameter or a module value before the property got it).
+                object.__setattr__(self, name, value)
+                return
             # Refused here (a read-only property, so that type checkers
-            # refuse it too), for the reason nn.Module's is passed by above.
+            # refuse it too).
             msg = (
                 "learnable is fixed when the module is built: build "
                 "S2NN(..., learnable=True) for alpha and beta to learn, or assign "
