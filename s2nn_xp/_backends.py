@@ -36,6 +36,7 @@ __all__ = [
     "Backend",
     "Capability",
     "available",
+    "framework_import_error",
     "get",
     "jax_round_trip",
     "not_installed",
@@ -877,6 +878,29 @@ def not_installed(failure: BaseException | None, module: str) -> bool:
     """
     missing = failure.name if isinstance(failure, ModuleNotFoundError) else None
     return missing is not None and missing == module.partition(".")[0]
+
+
+def framework_import_error(
+    name: str, library: str, failure: ImportError, install: str
+) -> ImportError:
+    """The error backend ``name``'s adapter raises where its framework fails to import.
+
+    ``failure`` is the framework's own ImportError; ``library`` names the
+    framework as its users know it, ``install`` says how to install it. Where
+    it is not installed (:func:`not_installed`), a ModuleNotFoundError with
+    ``failure``'s ``name``, as Python's own (so a caller that reads
+    ``exc.name`` still finds the library); where it is installed but does not
+    load (a dependency or CUDA library missing), an ImportError that says so
+    with ``failure``'s words, never "not installed". Raise it ``from failure``.
+    """
+    backend = get(name)
+    kind: type[ImportError]
+    if not_installed(failure, backend.module):
+        why, kind = "which is not installed", ModuleNotFoundError
+    else:
+        why, kind = f"which does not import ({failure})", ImportError
+    msg = f"{backend.adapter} needs {library}, {why}. {install}"
+    return kind(msg, name=failure.name, path=failure.path)
 
 
 def get(name: str) -> Backend:

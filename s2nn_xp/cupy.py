@@ -92,16 +92,13 @@ from ._validation import (
 try:
     import cupy
 except ImportError as exc:
-    # Not installed, or installed and failing to load (a CUDA library of
-    # another version than its wheel's): the message says which.
-    missing = _backends.not_installed(exc, "cupy")
-    why = "which is not installed" if missing else f"which does not import ({exc})"
-    msg = (
-        f"s2nn_xp.cupy needs CuPy, {why}. Install the CuPy wheel "
-        'for your CUDA version: `pip install "s2nn-xp[cupy]"` (CUDA 12, the '
-        "cupy-cuda12x wheel) or `pip install cupy-cuda13x` (CUDA 13)."
-    )
-    raise ImportError(msg) from exc
+    raise _backends.framework_import_error(
+        "cupy",
+        "CuPy",
+        exc,
+        'Install the CuPy wheel for your CUDA version: `pip install "s2nn-xp[cupy]"` '
+        "(CUDA 12, the cupy-cuda12x wheel) or `pip install cupy-cuda13x` (CUDA 13).",
+    ) from exc
 
 __all__ = [
     "forward",

@@ -43,7 +43,19 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import jax
+from . import _backends
+
+try:
+    import jax
+except ImportError as exc:
+    raise _backends.framework_import_error(
+        "jax",
+        "JAX",
+        exc,
+        'Install it: `pip install "s2nn-xp[jax]"` (CPU), or `pip install '
+        '"jax[cuda12]"` for NVIDIA GPUs (https://docs.jax.dev/en/latest/installation.html).',
+    ) from exc
+
 import jax.numpy as jnp
 import numpy as np
 from jax.custom_derivatives import SymbolicZero

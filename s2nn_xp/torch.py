@@ -70,9 +70,22 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, cast
 
+from . import _backends
+
+try:
+    import torch
+except ImportError as exc:
+    raise _backends.framework_import_error(
+        "torch",
+        "PyTorch",
+        exc,
+        'Install it: `pip install "s2nn-xp[torch]"`, or the build for your '
+        "platform (CPU or your CUDA version) that "
+        "https://pytorch.org/get-started/locally/ gives.",
+    ) from exc
+
 import array_api_compat.torch as _xp
 import numpy as np
-import torch
 import torch.autograd.forward_ad
 from torch import nn
 from torch.nn.utils import parametrize

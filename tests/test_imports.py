@@ -147,26 +147,46 @@ def test_an_adapter_whose_framework_is_broken_is_no_attribute(adapter, tmp_path)
 
 
 @pytest.mark.parametrize(
-    ("package", "why"),
+    ("package", "why", "error"),
     [
-        (None, "which is not installed"),
-        ("raise ImportError('libcudart.so.12: cannot open')", "which does not import"),
+        (None, "which is not installed", "ModuleNotFoundError"),
+        (
+            "raise ImportError('libcudart.so.12: cannot open')",
+            "which does not import (libcudart.so.12: cannot open)",
+            "ImportError",
+        ),
     ],
+    ids=["missing", "broken"],
 )
-def test_the_cupy_adapter_says_if_cupy_is_missing_or_broken(package, why, tmp_path):
-    """An installed CuPy that fails to load (a CUDA library of another
-    version) was said to be "not installed", the cause in the chain only."""
-    path = tmp_path / "cupy"
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_an_adapter_says_if_its_framework_is_missing_or_broken(
+    adapter, package, why, error, tmp_path
+):
+    """The adapter's ImportError says what is wrong and what to install.
+
+    PyTorch's and JAX's were Python's bare "No module named 'torch'"; an
+    installed CuPy that fails to load (a CUDA library of another version) was
+    said to be "not installed", the cause in the chain only. A missing
+    framework is a ModuleNotFoundError naming it, as Python's own.
+    """
+    backend = next(b for b in OPTIONAL.values() if b.adapter == adapter)
+    top_level = _top_level(backend)
+    path = tmp_path / top_level
     if package is not None:
         path.mkdir()
         (path / "__init__.py").write_text(package + "\n")
-    hide = "sys.modules['cupy'] = None\n" if package is None else ""
+    hide = f"sys.modules[{top_level!r}] = None\n" if package is None else ""
+    name = top_level if package is None else None
     _run(
         f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n" + hide + "try:\n"
-        "    import s2nn_xp.cupy\n"
+        f"    import {adapter}\n"
         "except ImportError as exc:\n"
-        f"    assert 'needs CuPy, {why}' in str(exc), exc\n"
+        f"    assert type(exc).__name__ == {error!r}, repr(exc)\n"
+        f"    assert exc.name == {name!r}, exc.name\n"
+        f"    assert str(exc).startswith('{adapter} needs '), exc\n"
+        f"    assert ', {why}. ' in str(exc), exc\n"
         "    assert 'pip install' in str(exc), exc\n"
+        "    assert isinstance(exc.__cause__, ImportError), exc.__cause__\n"
         "else:\n"
         "    raise AssertionError('imported')\n"
     )
