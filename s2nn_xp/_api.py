@@ -445,7 +445,7 @@ def _evaluate_chunk(
     A function of the module, which a worker process can unpickle. A chunk
     may be a masked array whatever the Dask array's meta says (one made by
     ``from_delayed``): its mask comes through as NumPy input's does (``x``'s
-    always, a cotangent's where it masks any element), and a parameter's is
+    and a cotangent's, whether or not they mask an element), and a parameter's is
     refused as NumPy input's is.
     """
     given = dict(zip(layout.arrays, blocks[layout.inputs :], strict=True))

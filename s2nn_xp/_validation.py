@@ -742,6 +742,13 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
         return unwrapped
     if x is None or isinstance(x, (*_TEXT, dict, set)):
         raise wrong_type("x", x)
+    if _compat.is_numpy_array(x):
+        # np.matrix, which array-api-compat counts as no array (deprecated):
+        # NumPy's array all the same, so x of NumPy, which a given xp of
+        # another library does not match (as host data it went to xp's
+        # library, silently); a plain ndarray (a matrix's * multiplies
+        # matrices).
+        return _host_array("x", x)
     return _host_array("x", _python_number("x", x), None if xp is None else xp.asarray)
 
 
@@ -1358,15 +1365,14 @@ def with_cotangent_mask(p: Prepared, cotangent: Any) -> Prepared:
 
     A masked element of the cotangent has no value: the gradient there has
     none either (NumPy masked arrays; marray's masks come through its own
-    arithmetic).
+    arithmetic). A masked cotangent gives a masked result even where it
+    masks no element, as a masked ``x`` does and NumPy's arithmetic does:
+    the result's type does not depend on the mask's values.
     """
     numpy = sys.modules.get("numpy")
     if numpy is None or not isinstance(cotangent, numpy.ma.MaskedArray):
         return p
-    mask = numpy.ma.getmaskarray(cotangent)
-    if not mask.any():
-        return p
-    mask = numpy.broadcast_to(mask, tuple(p.x.shape))
+    mask = numpy.broadcast_to(numpy.ma.getmaskarray(cotangent), tuple(p.x.shape))
     if p.mask is not None:
         mask = mask | p.mask
     return replace(p, mask=mask)

@@ -300,6 +300,28 @@ def test_a_masked_cotangent_masks_the_gradient(x_mask, shape):
     assert cotangent.mask.tolist() == mask.tolist()  # the input is unchanged
 
 
+@pytest.mark.parametrize("x_mask", [None, [False] * 5, [True] + [False] * 4])
+@pytest.mark.parametrize("cotangent_shape", [(5,), (1,), ()])
+@pytest.mark.parametrize("nothing", [False, np.ma.nomask], ids=["falses", "nomask"])
+def test_a_masked_cotangent_gives_a_masked_result_whatever_it_masks(
+    x_mask, cotangent_shape, nothing
+):
+    """The result was a plain array where the cotangent masked no element,
+    a masked one where it masked one: ``.mask`` and ``.filled()`` failed
+    by the data's values. NumPy's ``x * g`` is masked either way."""
+    x = X if x_mask is None else np.ma.array(X, mask=x_mask)
+    _, pullback = s2nn_xp.vjp(x)
+    cotangent = np.ma.array(np.full(cotangent_shape, 2.0), mask=nothing)
+    got = pullback(cotangent)
+    assert isinstance(got, np.ma.MaskedArray)
+    assert type(got) is type(np.ones(X.shape) * cotangent)
+    want_mask = np.ma.getmaskarray(np.ma.array(x))
+    np.testing.assert_array_equal(np.ma.getmaskarray(got), want_mask)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(pullback(2.0)))
+    if x_mask is not None:  # the result's mask is its own
+        assert not np.shares_memory(got.mask, x.mask)
+
+
 def test_a_masked_cotangent_for_another_library_is_a_type_error(xp):
     if backend_of(xp).name == "numpy":
         pytest.skip("NumPy's masked arrays carry the mask")
@@ -1067,6 +1089,36 @@ def test_a_wrong_xp_is_refused_on_every_backend(xp, function):
     for wrong, match in ((other, mismatch), ("numpy", "xp")):
         with pytest.raises(TypeError, match=match):
             getattr(s2nn_xp, function)(x, xp=wrong)
+
+
+NUMPY_KINDS = {
+    "ndarray": np.asarray,
+    "matrix": np.asmatrix,
+    "recarray": lambda values: values.view(np.recarray),
+    "masked": np.ma.asarray,
+}
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix
+@pytest.mark.parametrize("kind", sorted(NUMPY_KINDS))
+@pytest.mark.parametrize("function", ["forward", "origin", "gradient", "s2nn", "vjp"])
+def test_a_numpy_array_of_any_kind_is_no_host_data_for_xp(xp, function, kind):
+    """A NumPy array with another library's ``xp`` is refused, np.matrix too.
+
+    array-api-compat counts np.matrix as no array, so it went to ``xp``'s
+    library as host data (a list would), silently, where every other NumPy
+    array was refused; with NumPy's ``xp``, or none, it is NumPy input as a
+    plain 2-d array.
+    """
+    x = NUMPY_KINDS[kind](np.array([[-1.0, 0.0, 0.5]]))
+    if backend_of(xp).name == "numpy":
+        got = getattr(s2nn_xp, function)(x, xp=xp)
+        got = got[1](1.0) if function == "vjp" else got
+        assert got.shape == (1, 3)
+        assert not isinstance(got, np.matrix)
+        return
+    with pytest.raises(TypeError, match=r"does not match the library of x, numpy"):
+        getattr(s2nn_xp, function)(x, xp=xp)
 
 
 @pytest.mark.parametrize("function", ["forward", "origin", "gradient", "s2nn", "vjp"])
