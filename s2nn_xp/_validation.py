@@ -634,6 +634,12 @@ def validate_parameter(name: str, value: Any) -> Any:
         raise TypeError(msg)
     if _is_sequence(value):  # a list, tuple, range, deque, array.array, ...
         return host_values(name, value)
+    # A wrapper of a JAX array first, as for x: one that also passes on its
+    # value's __array_namespace__ (flax's nnx.Param) was taken as an array
+    # of no known library, its values unchecked (alpha = -4 was used).
+    unwrapped = _compat.stood_for(value, name)
+    if unwrapped is not value:
+        return unwrapped
     try:
         view = _host_view(name, value)
     except Exception:
@@ -652,9 +658,6 @@ def validate_parameter(name: str, value: Any) -> Any:
         if has_masked_chunks(value):
             raise masked_parameter(name)
         return value
-    unwrapped = _compat.stood_for(value, name)  # a wrapper of a JAX array
-    if unwrapped is not value:
-        return unwrapped
     if _reads_as_array(value):  # host data as x takes it (NumPy reads it)
         return host_values(name, value)
     raise wrong_type(name, value)
@@ -731,15 +734,16 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
     """``x`` as an array: arrays unchanged, numbers and lists as NumPy (or ``xp``).
 
     A wrapper of a JAX array (:func:`s2nn_xp._compat.stood_for`) is the JAX
-    array it wraps.
+    array it wraps, even where it also says it is an array of a library
+    (flax's ``nnx.Variable`` passes on its value's ``__array_namespace__``).
     """
+    unwrapped = _compat.stood_for(x)
+    if unwrapped is not x:
+        return unwrapped
     if _compat.is_array_api_obj(x):
         if not _has_array_attributes(x):
             raise _not_an_array("x", x)
         return x
-    unwrapped = _compat.stood_for(x)
-    if unwrapped is not x:
-        return unwrapped
     if x is None or isinstance(x, (*_TEXT, dict, set)):
         raise wrong_type("x", x)
     if _compat.is_numpy_array(x):
@@ -982,16 +986,16 @@ def _list_contents(
             if held is not None:
                 return held, holds_bool
             holds_bool = holds_bool or inner_bool
+        elif (unwrapped := _compat.stood_for(value, name)) is not value:
+            # a wrapper of a JAX array (brainpy's Array) in a list: the list
+            # would read its values as numbers, as it would the array's
+            return unwrapped, holds_bool
         elif isinstance(value, np.ma.MaskedArray) or (
             _compat.is_array_api_obj(value) and not _compat.is_numpy_array(value)
         ):
             return value, holds_bool
         elif isinstance(value, np.ndarray):
             holds_bool = holds_bool or value.dtype == np.bool_
-        elif (unwrapped := _compat.stood_for(value, name)) is not value:
-            # a wrapper of a JAX array (brainpy's Array) in a list: the list
-            # would read its values as numbers, as it would the array's
-            return unwrapped, holds_bool
         elif hasattr(type(value), "__array__"):  # a pandas Series, say
             _check_unnamed_dimensions(name, value)  # an xarray DataArray
             try:
@@ -1304,9 +1308,8 @@ def host_floats(name: str, values: Any) -> Any:
 def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     """The cotangent of a pullback in the compute dtype, checked against ``x``."""
     xp = p.xp
-    if not _compat.is_array_api_obj(cotangent):  # a wrapper of a JAX array?
-        cotangent = _compat.stood_for(cotangent, "cotangent")
-    elif not _has_array_attributes(cotangent):
+    cotangent = _compat.stood_for(cotangent, "cotangent")  # first, as for x
+    if _compat.is_array_api_obj(cotangent) and not _has_array_attributes(cotangent):
         raise _not_an_array("cotangent", cotangent)
     if _is_bool(cotangent) or not (
         isinstance(cotangent, numbers.Real)

@@ -341,10 +341,30 @@ def _arguments(x: ArrayLike, **params: Any) -> tuple[jax.Array, Any, dict[str, A
         x = host_input(x, "jax.numpy", promote_integers=True)
     if not isinstance(x, jax.Array):  # not a wrapper of one (brainpy's Array)
         x = _from_numpy(x)
+    if x.dtype.itemsize == 8:  # only 64-bit dtypes change (the test is a call)
+        _check_x64(x)
     compute_dtype, result_dtype, params = check_arguments(jnp, x, params)
     if x.dtype != result_dtype:  # integers and bools: promoted first
         x = x.astype(result_dtype)
     return x, compute_dtype, params
+
+
+def _check_x64(x: jax.Array) -> None:
+    """Refuse a 64-bit ``x`` made while ``jax_enable_x64`` was on, used with it off.
+
+    JAX computes such an array in 32 bits (with a warning of its own),
+    where the parameters were checked against its 64-bit dtype: a number
+    that overflows float32 gave NaN everywhere, one that is subnormal there
+    was flushed to 0, and the result was not of ``x``'s dtype.
+    """
+    canonical = jax.dtypes.canonicalize_dtype(x.dtype)
+    if canonical != x.dtype:
+        msg = (
+            f"x is a {x.dtype} JAX array, which JAX computes in {canonical} now "
+            "that jax_enable_x64 is off (it was made while it was on): cast it "
+            f"(x.astype(jnp.{canonical})) or turn jax_enable_x64 on"
+        )
+        raise TypeError(msg)
 
 
 def _call(

@@ -1056,6 +1056,54 @@ def test_a_wrapper_that_gives_no_jax_array_is_named():
             call()
 
 
+class ForwardingWrapper:
+    """As flax's ``nnx.Variable``: ``__jax_array__`` gives its value, and it
+    passes on the value's attributes, ``__array_namespace__`` too."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __jax_array__(self):
+        return self.value
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.value, dtype=dtype)
+
+    def __getattr__(self, name):
+        return getattr(self.value, name)
+
+
+def test_a_wrapper_that_passes_on_its_values_namespace_is_a_wrapper():
+    """It is unwrapped (or refused) before it is taken as an array.
+
+    Holding NumPy values it said it was an array of NumPy: as a parameter it
+    was taken with its values unchecked (``alpha = -4`` computed, and the
+    constructor of ``S2NN`` took it), as a cotangent its values were used,
+    where ``x`` was refused. Holding a JAX array it is that array.
+    """
+    negative = ForwardingWrapper(np.full(3, -4.0))
+    x = np.full(3, -1.0)
+    calls = {
+        "x": lambda: s2nn_xp.gradient(ForwardingWrapper(x)),
+        "alpha": lambda: s2nn_xp.gradient(x, alpha=negative),
+        "beta": lambda: s2nn_xp.S2NN(beta=negative),
+        "epsilon": lambda: s2nn_xp.origin(x, epsilon=[ForwardingWrapper(x)]),
+        "cotangent": lambda: s2nn_xp.vjp(x)[1](ForwardingWrapper(np.ones(3))),
+    }
+    for name, call in calls.items():
+        match = rf"{name} is a ForwardingWrapper, whose __jax_array__\(\) gave ndarray"
+        with pytest.raises(TypeError, match=match):
+            call()
+    values = jnp.array([-0.5, 0.0, 0.5], dtype=jnp.float32)
+    alpha = jnp.array([2.0, 3.0, 4.0], dtype=jnp.float32)
+    want = s2nn_xp.gradient(values, alpha=alpha)
+    got = s2nn_xp.gradient(ForwardingWrapper(values), alpha=ForwardingWrapper(alpha))
+    assert isinstance(got, jax.Array)
+    np.testing.assert_array_equal(got, want)
+    pullback = s2nn_xp.vjp(values)[1]
+    np.testing.assert_array_equal(pullback(ForwardingWrapper(alpha)), pullback(alpha))
+
+
 def test_float64_host_input_beyond_float32_is_quiet_without_x64():
     """It becomes inf in float32, as parameters and cotangents do, quietly.
 
@@ -1074,6 +1122,58 @@ def test_float64_host_input_beyond_float32_is_quiet_without_x64():
         want = s2nn_xp.jax.gradient(np.float32([-1.0, np.inf]))
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(same, want)
+        """
+    )
+    env = {**os.environ, "JAX_ENABLE_X64": "0"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+
+
+def test_a_64_bit_x_made_with_x64_is_refused_without_it():
+    """JAX computes it in 32 bits, where the parameters were checked in 64:
+    alpha=1e300 gave NaN everywhere, alpha=1e-39 was flushed to 0, and the
+    result was float32, silently but for JAX's warning. In a process of its
+    own: the suite runs JAX with x64."""
+    code = textwrap.dedent(
+        """
+        import warnings
+        import jax, jax.numpy as jnp, numpy as np
+        import s2nn_xp, s2nn_xp.jax
+        jax.config.update("jax_enable_x64", True)
+        stale = {
+            "float64": jnp.asarray([-1e38, -1.0, 1.0]),
+            "int64": jnp.asarray([-3, 0, 2]),
+        }
+        jax.config.update("jax_enable_x64", False)
+        calls = {
+            "s2nn": lambda x: s2nn_xp.s2nn(x, 1e300),
+            "S2NN": lambda x: s2nn_xp.S2NN(alpha=1e300)(x),
+            "origin": lambda x: s2nn_xp.origin(x),
+            "gradient": lambda x: s2nn_xp.jax.gradient(x, 1e-39),
+            "forward": lambda x: s2nn_xp.forward(x),
+            "vjp": lambda x: s2nn_xp.vjp(x),
+        }
+        for dtype, x in stale.items():
+            for name, call in calls.items():
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("error")  # JAX's truncation warning
+                        call(x)
+                except TypeError as exc:
+                    assert str(exc).startswith(f"x is a {dtype} JAX array"), exc
+                    assert "jax_enable_x64" in str(exc), exc
+                else:
+                    raise AssertionError(f"{name} took a stale {dtype} x")
+        # fresh arrays, and 64-bit host data, as before
+        assert s2nn_xp.s2nn(jnp.asarray([-1.0, 1.0])).dtype == jnp.float32
+        assert s2nn_xp.jax.gradient(np.array([-1.0, 1.0])).dtype == jnp.float32
+        try:  # the context of JAX 0.8 and later; before, the experimental one
+            from jax import enable_x64
+            on = enable_x64(True)
+        except ImportError:
+            from jax.experimental import enable_x64
+            on = enable_x64()
+        with on:
+            assert s2nn_xp.s2nn(stale["float64"]).dtype == jnp.float64
         """
     )
     env = {**os.environ, "JAX_ENABLE_X64": "0"}
