@@ -42,7 +42,7 @@ TORCH = os.environ.get("S2NN_XP_TORCH", "torch==2.13.0")
 # Triton for its interpreter (TRITON_INTERPRET=1): the CUDA kernels' tests.
 TRITON = os.environ.get("S2NN_XP_TRITON", "triton==3.8.0")
 # The oldest NumPy and array-api-compat that pyproject's dependencies allow.
-OLDEST_NUMPY = "numpy==1.26.4"
+OLDEST_NUMPY = "numpy==1.26.0"
 OLDEST_COMPAT = "array-api-compat==1.11"
 # What user code type checkers must accept and refuse (the lint session).
 TYPED_USER_CODE = "tests/typing_user_code.py"

@@ -36,6 +36,7 @@ __all__ = [
     "Backend",
     "Capability",
     "available",
+    "check_framework_version",
     "framework_import_error",
     "get",
     "jax_round_trip",
@@ -159,6 +160,14 @@ _NUMPY_DTYPES = ("float16", "float32", "float64")
 _EVERY_FUNCTION = ("forward", "origin", "gradient", "s2nn", "vjp")
 
 
+def _release(version: str) -> tuple[int, ...] | None:
+    """The release numbers a version starts with (``2.13.0+cpu``: 2, 13, 0)."""
+    numbers = re.match(r"\d+(?:\.\d+)*", version)
+    if numbers is None:
+        return None
+    return tuple(int(part) for part in numbers.group().split("."))
+
+
 @dataclass(frozen=True)
 class Backend:
     """One array library: what it is, how to use it, and what it can do.
@@ -194,6 +203,18 @@ class Backend:
         The public functions of :mod:`s2nn_xp` that `adapter` implements for
         the library's arrays (each an attribute of the adapter of the same
         name); every other public function runs the array-API math.
+    title
+        The library's name as its users write it (``PyTorch``), for messages.
+    install
+        How to install the library, in a sentence (``Install it: ...``),
+        for the message of an adapter whose library does not import.
+    oldest
+        The oldest version of the library supported: the lower bound of
+        its extra in ``pyproject.toml`` (a test keeps them equal). Its
+        adapter refuses an older one when it is imported (ImportError): the
+        transforms failed there in other words (``module 'torch.compiler'
+        has no attribute 'is_exporting'``; JAX 0.4.30's tracers called
+        arrays of another library).
     adapter_with_library
         Whether `adapter` is imported as soon as the library is, rather than
         when the first array of it arrives: where the library compiles
@@ -283,6 +304,9 @@ class Backend:
     fused: str = "no (the array-API math)"
     adapter: str | None = None
     implements: tuple[str, ...] = ()
+    title: str | None = None
+    install: str | None = None
+    oldest: str | None = None
     adapter_with_library: bool = False
     device_kinds: tuple[str, ...] = ("cpu",)
     flushes_subnormals: bool = False
@@ -345,6 +369,13 @@ class Backend:
             raise ValueError(msg)
         if self.implements and self.adapter is None:
             msg = f"backend {self.name!r} implements {self.implements} without adapter"
+            raise ValueError(msg)
+        if self.adapter is not None and None in (self.title, self.install):
+            # what the adapter's import errors say (framework_import_error)
+            msg = f"backend {self.name!r} has an adapter: give its title and install"
+            raise ValueError(msg)
+        if self.oldest is not None and _release(self.oldest) is None:
+            msg = f"backend {self.name!r}: oldest is no version: {self.oldest!r}"
             raise ValueError(msg)
         if self.adapter_with_library and self.adapter is None:
             msg = f"backend {self.name!r} sets adapter_with_library without adapter"
@@ -784,6 +815,13 @@ BACKENDS: dict[str, Backend] = _registry(
         dtypes=("float16", "bfloat16", "float32", "float64"),
         fused="no (XLA fuses the math under jit)",
         adapter="s2nn_xp.jax",
+        title="JAX",
+        install=(
+            'Install it: `pip install "s2nn-xp[jax]"` (CPU), or `pip install '
+            '"jax[cuda12]"` for NVIDIA GPUs '
+            "(https://docs.jax.dev/en/latest/installation.html)."
+        ),
+        oldest="0.4.35",
         implements=_EVERY_FUNCTION,
         device_kinds=("cpu", "gpu", "tpu"),
         flushes_subnormals=True,
@@ -822,6 +860,14 @@ BACKENDS: dict[str, Backend] = _registry(
         dtypes=("float16", "bfloat16", "float32", "float64"),
         fused="CUDA tensors in eager mode (Triton)",
         adapter="s2nn_xp.torch",
+        title="PyTorch",
+        install=(
+            "Install the build for your platform that "
+            "https://pytorch.org/get-started/locally/ gives (a CPU build: `pip "
+            "install torch --index-url https://download.pytorch.org/whl/cpu`; "
+            "from PyPI alone, `pip install torch` is a CUDA build of several GB)."
+        ),
+        oldest="2.13",
         implements=_EVERY_FUNCTION,
         adapter_with_library=True,  # torch.compile cannot import it
         values_on_host=False,  # on a device, or traced
@@ -842,6 +888,13 @@ BACKENDS: dict[str, Backend] = _registry(
         is_array=_compat.is_cupy_array,
         fused="always (CuPy kernels)",
         adapter="s2nn_xp.cupy",
+        title="CuPy",
+        install=(
+            "Install the CuPy wheel for your CUDA version: "
+            '`pip install "s2nn-xp[cupy]"` (CUDA 12, the cupy-cuda12x wheel) or '
+            "`pip install cupy-cuda13x` (CUDA 13)."
+        ),
+        oldest="13",
         values_on_host=False,  # on a GPU
         implements=_EVERY_FUNCTION,
         device_kinds=("cuda",),
@@ -880,18 +933,17 @@ def not_installed(failure: BaseException | None, module: str) -> bool:
     return missing is not None and missing == module.partition(".")[0]
 
 
-def framework_import_error(
-    name: str, library: str, failure: ImportError, install: str
-) -> ImportError:
+def framework_import_error(name: str, failure: ImportError) -> ImportError:
     """The error backend ``name``'s adapter raises where its framework fails to import.
 
-    ``failure`` is the framework's own ImportError; ``library`` names the
-    framework as its users know it, ``install`` says how to install it. Where
-    it is not installed (:func:`not_installed`), a ModuleNotFoundError with
-    ``failure``'s ``name``, as Python's own (so a caller that reads
-    ``exc.name`` still finds the library); where it is installed but does not
-    load (a dependency or CUDA library missing), an ImportError that says so
-    with ``failure``'s words, never "not installed". Raise it ``from failure``.
+    ``failure`` is the framework's own ImportError; the message names the
+    framework by the record's ``title`` and says how to install it
+    (``install``). Where it is not installed (:func:`not_installed`), a
+    ModuleNotFoundError with ``failure``'s ``name``, as Python's own (so a
+    caller that reads ``exc.name`` still finds the library); where it is
+    installed but does not load (a dependency or CUDA library missing), an
+    ImportError that says so with ``failure``'s words, never "not
+    installed". Raise it ``from failure``.
     """
     backend = get(name)
     kind: type[ImportError]
@@ -899,8 +951,31 @@ def framework_import_error(
         why, kind = "which is not installed", ModuleNotFoundError
     else:
         why, kind = f"which does not import ({failure})", ImportError
-    msg = f"{backend.adapter} needs {library}, {why}. {install}"
+    msg = f"{backend.adapter} needs {backend.title}, {why}. {backend.install}"
     return kind(msg, name=failure.name, path=failure.path)
+
+
+def check_framework_version(name: str) -> None:
+    """Refuse, by ImportError, a framework older than backend ``name``'s ``oldest``.
+
+    For its adapter, once the framework has imported. A version that does
+    not start with release numbers (a build of a checkout) is taken.
+    """
+    backend = get(name)
+    installed = backend.version()
+    found = _release(installed)
+    if backend.oldest is None or found is None:
+        return
+    oldest = _release(backend.oldest)
+    assert oldest is not None  # checked when the record was made
+    width = max(len(found), len(oldest))
+    if found + (0,) * (width - len(found)) >= oldest + (0,) * (width - len(oldest)):
+        return
+    msg = (
+        f"{backend.adapter} needs {backend.title} {backend.oldest} or later, not "
+        f"{installed}, whose transforms fail in other words. {backend.install}"
+    )
+    raise ImportError(msg, name=backend.module.partition(".")[0])
 
 
 def get(name: str) -> Backend:

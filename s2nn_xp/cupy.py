@@ -92,13 +92,9 @@ from ._validation import (
 try:
     import cupy
 except ImportError as exc:
-    raise _backends.framework_import_error(
-        "cupy",
-        "CuPy",
-        exc,
-        'Install the CuPy wheel for your CUDA version: `pip install "s2nn-xp[cupy]"` '
-        "(CUDA 12, the cupy-cuda12x wheel) or `pip install cupy-cuda13x` (CUDA 13).",
-    ) from exc
+    raise _backends.framework_import_error("cupy", exc) from exc
+else:  # too old a version is refused too
+    _backends.check_framework_version("cupy")
 
 __all__ = [
     "forward",

@@ -48,13 +48,9 @@ from . import _backends
 try:
     import jax
 except ImportError as exc:
-    raise _backends.framework_import_error(
-        "jax",
-        "JAX",
-        exc,
-        'Install it: `pip install "s2nn-xp[jax]"` (CPU), or `pip install '
-        '"jax[cuda12]"` for NVIDIA GPUs (https://docs.jax.dev/en/latest/installation.html).',
-    ) from exc
+    raise _backends.framework_import_error("jax", exc) from exc
+else:  # too old a version is refused too
+    _backends.check_framework_version("jax")
 
 import jax.numpy as jnp
 import numpy as np

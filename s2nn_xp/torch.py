@@ -75,14 +75,9 @@ from . import _backends
 try:
     import torch
 except ImportError as exc:
-    raise _backends.framework_import_error(
-        "torch",
-        "PyTorch",
-        exc,
-        'Install it: `pip install "s2nn-xp[torch]"`, or the build for your '
-        "platform (CPU or your CUDA version) that "
-        "https://pytorch.org/get-started/locally/ gives.",
-    ) from exc
+    raise _backends.framework_import_error("torch", exc) from exc
+else:  # too old a version is refused too
+    _backends.check_framework_version("torch")
 
 import array_api_compat.torch as _xp
 import numpy as np

@@ -472,6 +472,29 @@ def test_every_backends_session_installs_extras_that_exist_and_join_all():
             assert not outside, f"extras {outside} of {name!r} are not in all"
 
 
+def test_the_oldest_version_of_each_library_is_its_extras_lower_bound():
+    """An adapter refuses a framework older than its record's ``oldest``;
+    pyproject's extra installs no older one. A library with an adapter
+    names one (it had none: torch 2.4.1 was taken, its transforms failed)."""
+    repo = Path(__file__).resolve().parents[1]
+    pyproject = (repo / "pyproject.toml").read_text()
+    section = re.search(
+        r"^\[project\.optional-dependencies\]\n(.*?)^\[", pyproject, re.S | re.M
+    )
+    assert section is not None
+    for name, backend in _backends.BACKENDS.items():
+        if backend.adapter is not None:
+            assert backend.oldest is not None, f"backend {name!r} names no oldest"
+        if backend.oldest is None:
+            continue
+        extra = re.search(rf"^{name} = \[(.*)\]$", section.group(1), re.M)
+        assert extra is not None, f"pyproject.toml has no extra {name!r}"
+        top_level = backend.module.partition(".")[0]
+        requirement = rf'"{top_level}[\w-]*(?:\[\w+\])?>=([\d.]+)'
+        bounds = re.findall(requirement, extra.group(1))
+        assert bounds == [backend.oldest], (name, extra.group(1), backend.oldest)
+
+
 def _nox_sessions(source: str) -> dict[str, str]:
     """Each nox session of a noxfile's ``source``, by name: its function's code.
 

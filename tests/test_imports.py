@@ -146,6 +146,61 @@ def test_an_adapter_whose_framework_is_broken_is_no_attribute(adapter, tmp_path)
     _run(code)
 
 
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_an_adapter_refuses_a_framework_older_than_its_oldest(adapter, tmp_path):
+    """torch 2.4.1 and JAX 0.4.30 were taken without a word, and their
+    transforms failed in other words ("module 'torch.compiler' has no
+    attribute 'is_exporting'"; JAX's tracers "arrays from different
+    libraries"), and ``s2nn-xp info`` said "pass"."""
+    backend = next(b for b in OPTIONAL.values() if b.adapter == adapter)
+    framework = tmp_path / _top_level(backend)
+    framework.mkdir()
+    (framework / "__init__.py").write_text("__version__ = '0.0.1'\n")
+    _run(
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "try:\n"
+        f"    import {adapter}\n"
+        "except ImportError as exc:\n"
+        "    assert not isinstance(exc, ModuleNotFoundError), repr(exc)\n"
+        f"    assert exc.name == {_top_level(backend)!r}, exc.name\n"
+        f"    want = '{adapter} needs {backend.title} {backend.oldest} or later'\n"
+        "    assert str(exc).startswith(want + ', not 0.0.1'), exc\n"
+        "    assert 'install' in str(exc), exc\n"
+        "else:\n"
+        "    raise AssertionError('imported')\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("installed", "taken"),
+    [
+        ("2.13.0+cpu", True),
+        ("2.13", True),
+        ("2.14.1", True),
+        ("10.0", True),
+        ("2.13.0a0+git1234", True),  # a pre-release of the release itself
+        ("2.12.9", False),
+        ("2.4.1", False),
+        ("1.99", False),
+        ("unknown", True),  # no release numbers: a build of a checkout
+    ],
+)
+def test_a_framework_version_is_compared_by_its_release_numbers(
+    installed, taken, monkeypatch
+):
+    backend = _backends.Backend(
+        "fake", "fake", ("fake",), lambda xp: False,
+        adapter="s2nn_xp.fake", title="Fake", install="Install it.", oldest="2.13",
+    )  # fmt: skip
+    monkeypatch.setitem(_backends.BACKENDS, "fake", backend)
+    monkeypatch.setattr(_backends.Backend, "version", lambda self: installed)
+    if taken:
+        _backends.check_framework_version("fake")
+    else:
+        with pytest.raises(ImportError, match=rf"Fake 2\.13 or later, not {installed}"):
+            _backends.check_framework_version("fake")
+
+
 @pytest.mark.parametrize(
     ("package", "why", "error"),
     [
