@@ -891,20 +891,24 @@ def _prepare_x(x: Any) -> torch.Tensor:
                 "s2nn and autograd, or trace with make_fx"
             )
             raise TypeError(msg)
-        x = _from_numpy(host_input(x, "torch"))
+        x = _from_numpy(host_input(x, "torch"), device=None)
     _check_dense("x", x)
     if not x.is_floating_point():
         x = x.to(input_dtypes(_xp, x)[1])  # raises for complex input
     return x
 
 
-def _from_numpy(values: Any) -> torch.Tensor:
+def _from_numpy(values: Any, *, device: str | None) -> torch.Tensor:
     """A NumPy array (of host data) as a tensor, ml_dtypes' types included.
 
     torch cannot read ml_dtypes' types: their floats go through float32,
     which holds each of their values, into torch's dtype of the same name
     where it has one (bfloat16, the float8 formats), else stay float32; their
-    integers (int4, ...) become int64, promoted as integers are.
+    integers (int4, ...) become int64, promoted as integers are. On
+    ``device``, None for torch's default device (an ``x``, as
+    ``torch.tensor`` makes it); a module's values on the CPU, where they
+    are checked (on the meta device they have none) and copied into its
+    tensors from (:meth:`S2NN._assign`).
     """
     values = _compat.readable_host_array(np.asarray(values))  # NumPy scalars too
     if values.dtype.type is np.longdouble:
@@ -915,12 +919,13 @@ def _from_numpy(values: Any) -> torch.Tensor:
     if kind is None and values.dtype.kind == "u" and values.dtype.itemsize == 8:
         # torch reads no uint64 array; integers become the default float
         # anyway (through float64: above 2**53 rounded twice)
-        return torch.as_tensor(values.astype(np.float64)).to(torch.get_default_dtype())
+        as_float = torch.as_tensor(values.astype(np.float64), device=device)
+        return as_float.to(torch.get_default_dtype())
     if kind is None:
-        return torch.as_tensor(values)
+        return torch.as_tensor(values, device=device)
     if kind == "integral":
-        return torch.as_tensor(values.astype(np.int64))
-    tensor = torch.as_tensor(values.astype(np.float32))
+        return torch.as_tensor(values.astype(np.int64), device=device)
+    tensor = torch.as_tensor(values.astype(np.float32), device=device)
     same = getattr(torch, values.dtype.name, None)
     if isinstance(same, torch.dtype) and same.is_floating_point:
         try:
@@ -1680,13 +1685,18 @@ class S2NN(nn.Module):
             # torch's frames too: load_state_dict(assign=True) assigns
             level = stacklevel_of_the_user((__name__.partition(".")[0], "torch"))
             warnings.warn(msg, UserWarning, stacklevel=level)
+        # Host data (numbers, lists, arrays) becomes a tensor on the CPU, to
+        # be checked and copied from there; a new tensor of the module then
+        # goes where the tensor it replaces was, or to torch's default device
+        # (a module being built), as nn.Linear's parameters do.
+        from_host = not isinstance(value, torch.Tensor)
         value = _checked(name, value, copy=not isinstance(value, nn.Parameter))
         if learnable and isinstance(value, float):
             # Stored as a tensor, it must fit float32 as a list's values must;
             # in float64 (exact), so that it is rounded once, into the
             # parameter's dtype, not first into the default dtype.
             _check_float32(name, value)
-            value = torch.tensor(value, dtype=torch.float64)
+            value = torch.tensor(value, dtype=torch.float64, device="cpu")
         # Copied into a learnable module's own parameter (an optimizer holds
         # it); a parameter given to a module that is not learnable is the
         # caller's: replaced, not written into.
@@ -1695,18 +1705,29 @@ class S2NN(nn.Module):
             with torch.no_grad():
                 current.copy_(_like(name, value, current))
             return
+        # A new tensor from host data goes where the one it replaces was,
+        # else (built, or a number before) to the default device.
+        held: torch.Tensor | None = self._parameters.get(name)
+        if held is None:
+            held = self._buffers.get(name)
         for store in (self._parameters, self._buffers, self.__dict__):
             store.pop(name, None)
         if isinstance(value, nn.Parameter):
             self.register_parameter(name, value)
-        elif learnable:
-            stored = _storable(name, value, torch.get_default_dtype())
-            self.register_parameter(name, nn.Parameter(stored))
         elif isinstance(value, float):
             # stored as any attribute (torch's stubs name tensors and modules)
             super().__setattr__(name, cast(Any, value))
         else:
-            self.register_buffer(name, value)
+            if learnable:
+                value = _storable(name, value, torch.get_default_dtype())
+            if from_host:
+                value = value.to(
+                    torch.get_default_device() if held is None else held.device
+                )
+            if learnable:
+                self.register_parameter(name, nn.Parameter(value))
+            else:
+                self.register_buffer(name, value)
 
     def _load_from_state_dict(
         self,
@@ -2117,7 +2138,7 @@ def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:
             raise TypeError(msg)
         _check_float32(name, value)
         integers = value.dtype.kind in "iu"
-        value = _from_numpy(value)
+        value = _from_numpy(value, device="cpu")  # placed by the caller
         if integers and value.is_floating_point():
             # uint64, which _from_numpy takes to the default dtype itself:
             # checked there, as other integers are below
@@ -2218,8 +2239,8 @@ def _like(
             run_check=False,
         )
         return replicated.redistribute(mesh, now.placements)
-    if isinstance(value, float):
-        value = torch.tensor(value, dtype=torch.float64)
+    if isinstance(value, float):  # on the CPU whatever the default device
+        value = torch.tensor(value, dtype=torch.float64, device="cpu")
     stored = _storable(name, _expanded(name, value, now), dtype or now.dtype)
     return stored.to(now.device, copy=True, memory_format=torch.contiguous_format)
 
@@ -2259,7 +2280,11 @@ def _storable(name: str, value: Any, dtype: torch.dtype) -> torch.Tensor:
     to 0 (not > 0), a huge one to inf (alpha=1e39 in float32).
     """
     _check_real(name, dtype)  # a module converted to a complex dtype
-    source = torch.as_tensor(value)
+    source = (
+        value
+        if isinstance(value, torch.Tensor)
+        else torch.as_tensor(value, device="cpu")
+    )
     stored = source.to(dtype)
     values = _host_values(stored)
     # torch saturates where a float8 format has no inf (float8_e4m3fn: 1e5
@@ -2299,7 +2324,7 @@ def _check_conversion(
     def where_valid(tensor: torch.Tensor) -> torch.Tensor:
         if valid.all():
             return tensor
-        return torch.as_tensor(_host_values(tensor)[valid])  # value's shape
+        return torch.as_tensor(_host_values(tensor)[valid], device="cpu")
 
     if converted is not None:
         _checked(name, where_valid(converted), copy=False)

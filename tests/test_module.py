@@ -8,6 +8,7 @@ SpikingJelly's own objects are in ``test_clients_torch.py``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import multiprocessing
@@ -971,6 +972,64 @@ def test_reset_parameters_gives_a_module_built_on_meta_its_values(learnable):
     spike(x).sum().backward()
     torch.testing.assert_close(
         x.grad, s2nn_xp.torch.gradient(x.detach(), spike.alpha, 2.0)
+    )
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+@pytest.mark.parametrize("default", ["set_default_device", "with torch.device"])
+def test_host_values_reach_a_module_whatever_torchs_default_device(default, learnable):
+    """Values given as numbers, lists or arrays while the default device is
+    ``meta`` (FSDP's initialisation: a model built there, moved by
+    ``to_empty``, reset in the same context), into a module on the CPU:
+    they became meta tensors on their way, "Cannot copy out of meta tensor"
+    (``nn.Linear.reset_parameters`` works there). A module built in that
+    context still gets tensors on the default device, checked first."""
+
+    @contextlib.contextmanager
+    def on_meta():
+        if default == "with torch.device":
+            with torch.device("meta"):
+                yield
+            return
+        torch.set_default_device("meta")
+        try:
+            yield
+        finally:
+            torch.set_default_device("cpu")
+
+    with on_meta():
+        model = nn.Sequential(
+            nn.Linear(2, 3),
+            S2NN(alpha=[4.0, 2.0, 8.0], beta=2.0, epsilon=np.full(3, 0.5),
+                 learnable=learnable),
+        )  # fmt: skip
+        assert model[1].alpha.device.type == "meta"
+        assert model[1].epsilon.device.type == "meta"
+        with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+            S2NN(alpha=[1.0, -1.0], learnable=learnable)  # checked, on no device
+    model.to_empty(device="cpu")
+    spike = model[1]
+    with on_meta():
+        model[0].reset_parameters()
+        spike.reset_parameters()
+    torch.testing.assert_close(
+        spike.alpha.double(), torch.tensor([4.0, 2.0, 8.0]).double()
+    )
+    torch.testing.assert_close(spike.epsilon.double(), torch.full((3,), 0.5).double())
+    assert torch.as_tensor(spike.beta).item() == 2.0
+    with on_meta():
+        spike.alpha = [1.0, 3.0, 5.0]
+        spike.beta = 0.5
+        with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+            spike.alpha = np.array([1.0, 0.0, 1.0])
+    assert spike.alpha.device.type == "cpu"
+    torch.testing.assert_close(
+        spike.alpha.double(), torch.tensor([1.0, 3.0, 5.0]).double()
+    )
+    assert torch.as_tensor(spike.beta).item() == 0.5
+    x = torch.tensor([[-0.5, 0.5, 1.0]])
+    torch.testing.assert_close(
+        spike(x), s2nn_xp.torch.s2nn(x, spike.alpha.detach(), 0.5, spike.epsilon)
     )
 
 
