@@ -41,6 +41,7 @@ __all__ = [
     "get",
     "jax_round_trip",
     "not_installed",
+    "older_than_supported",
     "torch_round_trip",
 ]
 
@@ -958,24 +959,37 @@ def framework_import_error(name: str, failure: ImportError) -> ImportError:
 def check_framework_version(name: str) -> None:
     """Refuse, by ImportError, a framework older than backend ``name``'s ``oldest``.
 
-    For its adapter, once the framework has imported. A version that does
-    not start with release numbers (a build of a checkout) is taken.
+    For its adapter, once the framework has imported.
     """
+    installed = older_than_supported(name)
+    if installed is None:
+        return
     backend = get(name)
-    installed = backend.version()
-    found = _release(installed)
-    if backend.oldest is None or found is None:
-        return
-    oldest = _release(backend.oldest)
-    assert oldest is not None  # checked when the record was made
-    width = max(len(found), len(oldest))
-    if found + (0,) * (width - len(found)) >= oldest + (0,) * (width - len(oldest)):
-        return
     msg = (
         f"{backend.adapter} needs {backend.title} {backend.oldest} or later, not "
         f"{installed}, whose transforms fail in other words. {backend.install}"
     )
     raise ImportError(msg, name=backend.module.partition(".")[0])
+
+
+def older_than_supported(name: str) -> str | None:
+    """The installed version of backend ``name``'s library where it is too old.
+
+    Older than the record's ``oldest``; else None. The library must have
+    imported. A version that does not start with release numbers (a build
+    of a checkout) counts as supported.
+    """
+    backend = get(name)
+    if backend.oldest is None:
+        return None
+    installed = backend.version()
+    found, oldest = _release(installed), _release(backend.oldest)
+    if found is None or oldest is None:
+        return None
+    width = max(len(found), len(oldest))
+    if found + (0,) * (width - len(found)) >= oldest + (0,) * (width - len(oldest)):
+        return None
+    return installed
 
 
 def get(name: str) -> Backend:

@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from . import _after_import, _compat
-from ._backends import BACKENDS, of_array, of_namespace
+from ._backends import BACKENDS, of_array, of_namespace, older_than_supported
 from ._validation import check_namespace
 
 __all__ = ["adapter_for", "implementation", "import_adapters_with_their_libraries"]
@@ -48,9 +48,20 @@ def import_adapters_with_their_libraries() -> None:
         if backend.adapter is not None and backend.adapter_with_library:
             _after_import.when_imported(
                 backend.module.partition(".")[0],
-                functools.partial(_load, backend.adapter),
+                functools.partial(_load_supported, backend.name, backend.adapter),
                 f"import {backend.adapter}",
             )
+
+
+def _load_supported(name: str, adapter: str) -> None:
+    """Import ``adapter`` where backend ``name``'s library is a version it supports.
+
+    Where it is older, the user's import of the library (and of s2nn_xp,
+    after it) goes on without a word, as for a user who never gives it an
+    array: the adapter refuses it, saying why, when an array arrives.
+    """
+    if older_than_supported(name) is None:
+        _load(adapter)
 
 
 def adapter_for(x: Any) -> ModuleType | None:

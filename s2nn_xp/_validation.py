@@ -636,9 +636,11 @@ def validate_parameter(name: str, value: Any) -> Any:
         return host_values(name, value)
     # A wrapper of a JAX array first, as for x: one that also passes on its
     # value's __array_namespace__ (flax's nnx.Param) was taken as an array
-    # of no known library, its values unchecked (alpha = -4 was used).
+    # of no known library, its values unchecked (alpha = -4 was used). One
+    # that wraps a JAX array and is an array itself stays what it is: an
+    # S2NN object keeps it (flax finds an nnx.Param there, to train it).
     unwrapped = _compat.stood_for(value, name)
-    if unwrapped is not value:
+    if unwrapped is not value and not _compat.is_array_api_obj(value):
         return unwrapped
     try:
         view = _host_view(name, value)
@@ -752,6 +754,8 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
         # another library does not match (as host data it went to xp's
         # library, silently); a plain ndarray (a matrix's * multiplies
         # matrices).
+        if xp is not None:
+            check_namespace(xp, x)  # naming the matrix, not the array it becomes
         return _host_array("x", x)
     return _host_array("x", _python_number("x", x), None if xp is None else xp.asarray)
 
@@ -1026,15 +1030,16 @@ def check_namespace(xp: Any, x: Any) -> ModuleType:
             f"...), not {describe(xp)}"
         )
         raise TypeError(msg)
-    if not _compat.is_array_api_obj(x):
+    numpy_array = _compat.is_numpy_array(x)  # np.matrix too, which is no
+    if not (numpy_array or _compat.is_array_api_obj(x)):  # array-API object
         return xp
-    own = _compat.array_namespace(x)
-    if _library(own) != _library(xp):
+    own = "numpy" if numpy_array else _library(_compat.array_namespace(x))
+    if own != _library(xp):
         # The namespace's name as well as the type's: marray's array types
         # are local classes (masked_namespace.<locals>.MArray), whichever
         # library is under them.
         msg = (
-            f"xp={_library(xp)} does not match the library of x, {_library(own)} "
+            f"xp={_library(xp)} does not match the library of x, {own} "
             f"(x is a {describe(x)}); leave xp out to use x's own"
         )
         raise TypeError(msg)
@@ -1130,6 +1135,9 @@ def refuse_other_library(xp: ModuleType, name: str, value: Any, x: Any) -> None:
     # dtype or shape is no array, which validate_parameter says.
     if type(value) is type(x) or _is_numpy(value) or not _may_be_array(value):
         return
+    # A wrapper of a JAX array is that array (stood_for refuses one of
+    # anything else, naming it, where its namespace would say NumPy's).
+    value = _compat.stood_for(value, name)
     if not (_compat.is_array_api_obj(value) and _has_array_attributes(value)):
         return
     if _library(_compat.array_namespace(value)) != _library(xp):

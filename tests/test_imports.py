@@ -172,6 +172,38 @@ def test_an_adapter_refuses_a_framework_older_than_its_oldest(adapter, tmp_path)
 
 
 @pytest.mark.parametrize(
+    "library_first", [True, False], ids=["library-first", "s2nn-first"]
+)
+@pytest.mark.parametrize("name", WITH_LIBRARY)
+def test_a_too_old_library_of_an_adapter_with_library_imports_quietly(
+    name, library_first, tmp_path
+):
+    """Its adapter is not imported with it, and nothing warns: the hook that
+    imports it warned "could not import s2nn_xp.torch" at ``import torch``
+    (or at ``import s2nn_xp`` after it), an error where warnings are.
+    The adapter refuses it when it is imported."""
+    backend = OPTIONAL[name]
+    framework = tmp_path / _top_level(backend)
+    framework.mkdir()
+    (framework / "__init__.py").write_text("__version__ = '0.0.1'\n")
+    imports = [f"import {_top_level(backend)}", "import s2nn_xp"]
+    if not library_first:
+        imports.reverse()
+    _run(
+        f"import sys, warnings; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "warnings.simplefilter('error')\n"
+        + "\n".join(imports)
+        + f"\nassert {backend.adapter!r} not in sys.modules\n"
+        "try:\n"
+        f"    import {backend.adapter}\n"
+        "except ImportError as exc:\n"
+        "    assert 'or later, not 0.0.1' in str(exc), exc\n"
+        "else:\n"
+        "    raise AssertionError('imported')\n"
+    )
+
+
+@pytest.mark.parametrize(
     ("installed", "taken"),
     [
         ("2.13.0+cpu", True),

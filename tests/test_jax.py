@@ -1070,7 +1070,14 @@ class ForwardingWrapper:
         return np.asarray(self.value, dtype=dtype)
 
     def __getattr__(self, name):
+        if name == "value":  # not set yet (unpickling, copying)
+            raise AttributeError(name)
         return getattr(self.value, name)
+
+
+jax.tree_util.register_pytree_node(  # as flax's variables are
+    ForwardingWrapper, lambda w: ((w.value,), None), lambda _, c: ForwardingWrapper(*c)
+)
 
 
 def test_a_wrapper_that_passes_on_its_values_namespace_is_a_wrapper():
@@ -1086,11 +1093,15 @@ def test_a_wrapper_that_passes_on_its_values_namespace_is_a_wrapper():
     calls = {
         "x": lambda: s2nn_xp.gradient(ForwardingWrapper(x)),
         "alpha": lambda: s2nn_xp.gradient(x, alpha=negative),
+        # with a JAX x it was "arrays from different libraries", advising a
+        # NumPy array, which it held
+        "alpha ": lambda: s2nn_xp.gradient(jnp.asarray(x), alpha=negative),
         "beta": lambda: s2nn_xp.S2NN(beta=negative),
         "epsilon": lambda: s2nn_xp.origin(x, epsilon=[ForwardingWrapper(x)]),
         "cotangent": lambda: s2nn_xp.vjp(x)[1](ForwardingWrapper(np.ones(3))),
     }
     for name, call in calls.items():
+        name = name.strip()
         match = rf"{name} is a ForwardingWrapper, whose __jax_array__\(\) gave ndarray"
         with pytest.raises(TypeError, match=match):
             call()
@@ -1102,6 +1113,10 @@ def test_a_wrapper_that_passes_on_its_values_namespace_is_a_wrapper():
     np.testing.assert_array_equal(got, want)
     pullback = s2nn_xp.vjp(values)[1]
     np.testing.assert_array_equal(pullback(ForwardingWrapper(alpha)), pullback(alpha))
+    # An S2NN object keeps such a parameter as given: flax finds its
+    # nnx.Param there, to train it (unwrapped, nnx.grad gave none).
+    wrapped = ForwardingWrapper(alpha)
+    assert s2nn_xp.S2NN(alpha=wrapped).alpha is wrapped
 
 
 def test_float64_host_input_beyond_float32_is_quiet_without_x64():

@@ -1117,7 +1117,9 @@ def test_a_numpy_array_of_any_kind_is_no_host_data_for_xp(xp, function, kind):
         assert got.shape == (1, 3)
         assert not isinstance(got, np.matrix)
         return
-    with pytest.raises(TypeError, match=r"does not match the library of x, numpy"):
+    named = r"numpy\.matrix" if kind == "matrix" else r"numpy\."  # as given
+    match = rf"does not match the library of x, numpy \(x is a {named}"
+    with pytest.raises(TypeError, match=match):
         getattr(s2nn_xp, function)(x, xp=xp)
 
 
