@@ -1075,13 +1075,34 @@ def _read(value: Any) -> Any:
     return value.value if _is_state(value) else value
 
 
+def _is_array_like_variable(value: Any) -> bool:
+    """Whether `value`, a wrapper of a JAX array, is a framework's variable.
+
+    One that says it is an array (``__array_namespace__``) and that JAX
+    flattens into its array (a pytree node), as flax's ``nnx.Param``: kept,
+    flax trains it; ``jax.jit`` of the object sees its array. Other
+    wrappers (brainpy's ``Array``; one that is no pytree node, which
+    ``jax.jit`` would refuse as an argument) are kept as their array.
+    """
+    jax = sys.modules.get("jax")
+    if jax is None or not _compat.is_array_api_obj(value):
+        return False
+    structure = jax.tree_util.tree_structure(value)
+    return not jax.tree_util.treedef_is_leaf(structure)
+
+
 def _checked_parameter(name: str, value: Any) -> Any:
     """``validate_parameter`` of `value`, or of the value a state holds.
 
     An array's dtype is checked too (the calls check it, but it is known
     now): a complex or bool array is refused here, not at the first call.
     """
-    checked = validate_parameter(name, _read(value))
+    read = _read(value)
+    checked = validate_parameter(name, read)
+    if checked is not read and _is_array_like_variable(read):
+        # Kept as given, as a state is, for its framework to find it there
+        # and train it (the calls unwrap it, checking its value).
+        return value
     if isinstance(checked, float):
         # A number: nothing for array-api-compat to tell (torch.compile warns
         # about its cached helpers while it traces a constructor).

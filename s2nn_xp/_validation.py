@@ -636,11 +636,9 @@ def validate_parameter(name: str, value: Any) -> Any:
         return host_values(name, value)
     # A wrapper of a JAX array first, as for x: one that also passes on its
     # value's __array_namespace__ (flax's nnx.Param) was taken as an array
-    # of no known library, its values unchecked (alpha = -4 was used). One
-    # that wraps a JAX array and is an array itself stays what it is: an
-    # S2NN object keeps it (flax finds an nnx.Param there, to train it).
+    # of no known library, its values unchecked (alpha = -4 was used).
     unwrapped = _compat.stood_for(value, name)
-    if unwrapped is not value and not _compat.is_array_api_obj(value):
+    if unwrapped is not value:
         return unwrapped
     try:
         view = _host_view(name, value)

@@ -1117,6 +1117,23 @@ def test_a_wrapper_that_passes_on_its_values_namespace_is_a_wrapper():
     # nnx.Param there, to train it (unwrapped, nnx.grad gave none).
     wrapped = ForwardingWrapper(alpha)
     assert s2nn_xp.S2NN(alpha=wrapped).alpha is wrapped
+    # One that is no pytree node is its array there (jax.jit refuses it as
+    # an argument); the functions compute with the array either way.
+    loose = UnregisteredWrapper(alpha)
+    assert s2nn_xp.S2NN(alpha=loose).alpha is alpha
+    calls = (
+        lambda a: s2nn_xp.gradient(values, alpha=a),
+        lambda a: jax.grad(lambda x, a: s2nn_xp.s2nn(x, a).sum())(values, a),
+        lambda a: s2nn_xp.S2NN(alpha=a)(values),
+        lambda a: jax.jit(lambda spike: spike(values))(s2nn_xp.S2NN(alpha=a)),
+    )
+    for call in calls:
+        for wrapper in (wrapped, loose):
+            np.testing.assert_array_equal(call(wrapper), call(alpha))
+
+
+class UnregisteredWrapper(ForwardingWrapper):
+    """A ForwardingWrapper of a type JAX does not flatten (not registered)."""
 
 
 def test_float64_host_input_beyond_float32_is_quiet_without_x64():
