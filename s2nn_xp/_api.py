@@ -1099,16 +1099,17 @@ def _checked_parameter(name: str, value: Any) -> Any:
     """
     read = _read(value)
     checked = validate_parameter(name, read)
-    if checked is not read and _is_array_like_variable(read):
-        # Kept as given, as a state is, for its framework to find it there
-        # and train it (the calls unwrap it, checking its value).
-        return value
     if isinstance(checked, float):
         # A number: nothing for array-api-compat to tell (torch.compile warns
         # about its cached helpers while it traces a constructor).
         return value if _is_state(value) else checked
     if _compat.is_array_api_obj(checked):
         check_real_dtype(name, _compat.array_namespace(checked), checked.dtype)
+    if name != "epsilon" and checked is not read and _is_array_like_variable(read):
+        # Kept as given, as a state is, for its framework to find it there
+        # and train it (the calls unwrap it, checking its value); epsilon, a
+        # constant (static where JAX compiles the object), is its array.
+        return value
     if name == "epsilon" and _mutable_array(checked):
         # A copy (read-only for NumPy): epsilon is static where JAX compiles
         # the object (its values are in the compiled code, found again by

@@ -1117,6 +1117,14 @@ def test_a_wrapper_that_passes_on_its_values_namespace_is_a_wrapper():
     # nnx.Param there, to train it (unwrapped, nnx.grad gave none).
     wrapped = ForwardingWrapper(alpha)
     assert s2nn_xp.S2NN(alpha=wrapped).alpha is wrapped
+    # epsilon, a constant (static under jit, where a wrapper changed in
+    # place went unseen), is its array; a wrapper's dtype is checked as the
+    # array's is, when the object is built
+    constant = s2nn_xp.S2NN(epsilon=ForwardingWrapper(alpha)).epsilon
+    assert constant is alpha
+    for dtype in (jnp.complex64, jnp.bool_):
+        with pytest.raises(TypeError, match="alpha must have a real numeric dtype"):
+            s2nn_xp.S2NN(alpha=ForwardingWrapper(jnp.ones(3, dtype)))
     # One that is no pytree node is its array there (jax.jit refuses it as
     # an argument); the functions compute with the array either way.
     loose = UnregisteredWrapper(alpha)
