@@ -443,15 +443,9 @@ def test_every_backends_session_installs_extras_that_exist_and_join_all():
     the extras: a missing one failed only when the session installed it)."""
     repo = Path(__file__).resolve().parents[1]
     sessions = _nox_sessions((repo / "noxfile.py").read_text())
-    pyproject = (repo / "pyproject.toml").read_text()
-    section = re.search(
-        r"^\[project\.optional-dependencies\]\n(.*?)^\[", pyproject, re.S | re.M
-    )
-    assert section is not None
-    extras = set(re.findall(r"^([\w-]+) = ", section.group(1), re.M))
-    everything = re.search(
-        r'^all = \["s2nn-xp\[([\w,-]+)\]"\]$', section.group(1), re.M
-    )
+    section = _optional_dependencies()
+    extras = set(re.findall(r"^([\w-]+) = ", section, re.M))
+    everything = re.search(r'^all = \["s2nn-xp\[([\w,-]+)\]"\]$', section, re.M)
     assert everything is not None, 'pyproject.toml: all = ["s2nn-xp[...]"]'
     in_all = set(everything.group(1).split(","))
     tools = {"test", "plot", "docs", "examples"}
@@ -476,23 +470,28 @@ def test_the_oldest_version_of_each_library_is_its_extras_lower_bound():
     """An adapter refuses a framework older than its record's ``oldest``;
     pyproject's extra installs no older one. A library with an adapter
     names one (it had none: torch 2.4.1 was taken, its transforms failed)."""
-    repo = Path(__file__).resolve().parents[1]
-    pyproject = (repo / "pyproject.toml").read_text()
-    section = re.search(
-        r"^\[project\.optional-dependencies\]\n(.*?)^\[", pyproject, re.S | re.M
-    )
-    assert section is not None
+    section = _optional_dependencies()
     for name, backend in _backends.BACKENDS.items():
         if backend.adapter is not None:
             assert backend.oldest is not None, f"backend {name!r} names no oldest"
         if backend.oldest is None:
             continue
-        extra = re.search(rf"^{name} = \[(.*)\]$", section.group(1), re.M)
+        extra = re.search(rf"^{name} = \[(.*)\]$", section, re.M)
         assert extra is not None, f"pyproject.toml has no extra {name!r}"
         top_level = backend.module.partition(".")[0]
         requirement = rf'"{top_level}[\w-]*(?:\[\w+\])?>=([\d.]+)'
         bounds = re.findall(requirement, extra.group(1))
         assert bounds == [backend.oldest], (name, extra.group(1), backend.oldest)
+
+
+def _optional_dependencies() -> str:
+    """The text of ``pyproject.toml``'s ``[project.optional-dependencies]``."""
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    section = re.search(
+        r"^\[project\.optional-dependencies\]\n(.*?)^\[", pyproject, re.S | re.M
+    )
+    assert section is not None
+    return section.group(1)
 
 
 def _nox_sessions(source: str) -> dict[str, str]:

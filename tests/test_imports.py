@@ -30,6 +30,16 @@ def _run(code: str) -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def _stand_in(folder, backend: _backends.Backend, source: str) -> None:
+    """A package in `folder` named as `backend`'s library, of `source`.
+
+    Imported in its place by a process that puts `folder` first on its path.
+    """
+    package = folder / _top_level(backend)
+    package.mkdir()
+    (package / "__init__.py").write_text(source + "\n")
+
+
 def test_import_and_numpy_use_touch_no_framework():
     frameworks = sorted({_top_level(b) for b in OPTIONAL.values()})
     _run(
@@ -128,9 +138,7 @@ def test_an_adapter_that_cannot_be_imported_is_no_attribute(adapter):
 def test_an_adapter_whose_framework_is_broken_is_no_attribute(adapter, tmp_path):
     """A framework that fails to import (jaxlib of another version: RuntimeError)."""
     backend = next(b for b in OPTIONAL.values() if b.adapter == adapter)
-    framework = tmp_path / _top_level(backend)
-    framework.mkdir()
-    (framework / "__init__.py").write_text("raise RuntimeError('jaxlib too old')\n")
+    _stand_in(tmp_path, backend, "raise RuntimeError('jaxlib too old')")
     name = adapter.rpartition(".")[2]
     code = (
         f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
@@ -153,9 +161,7 @@ def test_an_adapter_refuses_a_framework_older_than_its_oldest(adapter, tmp_path)
     attribute 'is_exporting'"; JAX's tracers "arrays from different
     libraries"), and ``s2nn-xp info`` said "pass"."""
     backend = next(b for b in OPTIONAL.values() if b.adapter == adapter)
-    framework = tmp_path / _top_level(backend)
-    framework.mkdir()
-    (framework / "__init__.py").write_text("__version__ = '0.0.1'\n")
+    _stand_in(tmp_path, backend, "__version__ = '0.0.1'")
     _run(
         f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
         "try:\n"
@@ -183,9 +189,7 @@ def test_a_too_old_library_of_an_adapter_with_library_imports_quietly(
     (or at ``import s2nn_xp`` after it), an error where warnings are.
     The adapter refuses it when it is imported."""
     backend = OPTIONAL[name]
-    framework = tmp_path / _top_level(backend)
-    framework.mkdir()
-    (framework / "__init__.py").write_text("__version__ = '0.0.1'\n")
+    _stand_in(tmp_path, backend, "__version__ = '0.0.1'")
     imports = [f"import {_top_level(backend)}", "import s2nn_xp"]
     if not library_first:
         imports.reverse()
@@ -258,10 +262,8 @@ def test_an_adapter_says_if_its_framework_is_missing_or_broken(
     """
     backend = next(b for b in OPTIONAL.values() if b.adapter == adapter)
     top_level = _top_level(backend)
-    path = tmp_path / top_level
     if package is not None:
-        path.mkdir()
-        (path / "__init__.py").write_text(package + "\n")
+        _stand_in(tmp_path, backend, package)
     hide = f"sys.modules[{top_level!r}] = None\n" if package is None else ""
     name = top_level if package is None else None
     _run(
