@@ -47,7 +47,7 @@ from cupyx.profiler import benchmark
 import s2nn_xp
 import s2nn_xp.cupy as s2nn_cupy
 from s2nn_xp import _backends, _math
-from s2nn_xp._cli import script_arguments, size_label, writable_file
+from s2nn_xp._cli import script_arguments, size_label, writable_file, write_output
 from s2nn_xp._fused import FusedKernelWarning
 from s2nn_xp._timing import median_seconds
 
@@ -251,8 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         result["sweep"] = sweep_rows
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        write_output(args.json, json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

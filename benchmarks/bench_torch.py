@@ -43,6 +43,7 @@ from s2nn_xp._cli import (
     parse_warmup,
     script_arguments,
     writable_file,
+    write_output,
 )
 from s2nn_xp._timing import ROUND_TRIP, floor_cases, floor_of, median_seconds
 
@@ -221,8 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print("\nno CUDA device: no GPU figures")
     if args.json:
-        with open(args.json, "w") as file:
-            json.dump(results, file, indent=2)
+        write_output(args.json, json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

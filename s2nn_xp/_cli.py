@@ -283,13 +283,15 @@ def run_plot(args: argparse.Namespace) -> int:
         _check_writable("--out", args.out)
     if importlib.util.find_spec("matplotlib") is None:
         _fail('plot needs matplotlib: python -m pip install "s2nn-xp[plot]"')
-    if args.out is not None and "matplotlib" not in sys.modules:
+    if args.out is not None:
         # A file needs no display backend: matplotlib is imported without
         # MPLBACKEND, which it checks then (a name it does not know raised),
         # and the figure is drawn without pyplot. The variable is put back.
         display_backend = os.environ.pop("MPLBACKEND", None)
         try:
-            import matplotlib
+            import matplotlib.figure  # what make_figure draws with
+        except ImportError as exc:  # installed, and broken (a library missing)
+            _fail(f"matplotlib cannot be imported: {exc}")
         finally:
             if display_backend is not None:
                 os.environ["MPLBACKEND"] = display_backend
@@ -315,8 +317,10 @@ def run_plot(args: argparse.Namespace) -> int:
     if args.out is None:
         plt.show()
         return 0
+    drawn = io.BytesIO()
+    fig.savefig(drawn, format=args.out.suffix.lower().removeprefix("."))
     try:
-        fig.savefig(args.out)
+        write_output(args.out, drawn.getvalue())  # the last figure kept if not
     except OSError as exc:
         # After the work (the options were checked, --out's folder too): an
         # error of the run (1), as bench's --json, not of the options (2).
@@ -851,8 +855,10 @@ def bench_records(
     rng = np.random.default_rng(0)
     records: list[Record] = []
     for step, (backend, size, dtype) in enumerate(plan, start=1):
-        progress(f"[{step}/{len(plan)}] {backend.name} {dtype} n={size}")
         try:
+            # Inside: a Ctrl-C while the progress line is written (a slow
+            # terminal) lost the figures of the runs that finished.
+            progress(f"[{step}/{len(plan)}] {backend.name} {dtype} n={size}")
             found = _run_records(backend, size, dtype, repeats, rng)
         except Exception as exc:  # one failing run never loses the others
             error = _why(exc)
@@ -1033,7 +1039,7 @@ def run_bench(args: argparse.Namespace) -> int:
             print(json.dumps(records, indent=2), flush=True)
         elif args.json is not None:
             try:
-                _write_replacing(args.json, json.dumps(records, indent=2) + "\n")
+                write_output(args.json, json.dumps(records, indent=2) + "\n")
             except OSError as exc:
                 # After the work: an error of the run (1), not of the options
                 # (2); the table is still printed.
@@ -1075,20 +1081,30 @@ def _bench_table(records: list[Record], repeats: int, file: TextIO | None) -> No
     )
 
 
-def _write_replacing(path: Path, text: str) -> None:
-    """``text`` into the file at ``path``, whole or not at all.
+def write_output(path: Path, data: str | bytes) -> None:
+    """``data`` into the file at ``path``, whole or not at all where it can be.
 
     A regular file (or none yet) is replaced by a complete one written beside
     it: written in place, a write that failed (a full disk) left a truncated
-    file where the last run's was. A named pipe or a device is written to.
+    file where the last run's was. Where no file can be made beside it or
+    moved over it (a folder the user may not write, a name too long for the
+    one beside it, a file mounted on its own) it is written in place, as
+    :func:`_unwritable` found it can be before the work. A named pipe or a
+    device is written to; a descriptor of this process named as a file
+    (:func:`_named_descriptor`), through that descriptor.
     """
+    raw = data.encode() if isinstance(data, str) else data
+    descriptor = _named_descriptor(path)
+    if descriptor is not None:
+        _write_descriptor(descriptor, raw)
+        return
     path = _written_path(path)
     try:
         existing = path.stat().st_mode
     except FileNotFoundError:
         existing = None
     if existing is not None and not stat.S_ISREG(existing):
-        path.write_text(text)
+        path.write_bytes(raw)
         return
     if existing is not None:
         mode = stat.S_IMODE(existing)
@@ -1096,16 +1112,83 @@ def _write_replacing(path: Path, text: str) -> None:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        if exc.errno not in _IN_PLACE_AFTER:
+            raise
+        path.write_bytes(raw)
+        return
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(raw)
         os.chmod(temporary, mode)
-        os.replace(temporary, path)
+        try:
+            os.replace(temporary, path)
+        except OSError as exc:
+            if exc.errno not in _IN_PLACE_AFTER:
+                raise
+            os.unlink(temporary)
+            path.write_bytes(raw)  # the whole of it was written: disk enough
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+# Errors of making a file beside the output or moving it over the output
+# after which the output is written in place: the user may not write the
+# folder (but may the file), the name is too long for the file beside it,
+# the output is a mount point of its own, or on another file system. Not a
+# full disk, where writing in place would truncate the last file.
+_IN_PLACE_AFTER = frozenset(
+    {errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.EBUSY, errno.EXDEV}
+)
+
+
+def _named_descriptor(path: Path) -> int | None:
+    """The descriptor of this process that ``path`` names, else None.
+
+    ``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N``, ``/proc/self/fd/N`` (a
+    shell's ``>(...)``). Opened by name, each is a new opening of what the
+    descriptor reaches: a file redirected with ``>>`` was truncated, or
+    replaced while the descriptor went on writing to the one removed (the
+    table and the earlier contents lost); a pipe's name does not exist.
+    """
+    text = str(path)
+    standard = {"/dev/stdout": 1, "/dev/stderr": 2}
+    if text in standard:
+        return standard[text]
+    for folder in ("/dev/fd/", "/proc/self/fd/", f"/proc/{os.getpid()}/fd/"):
+        number = text.removeprefix(folder)
+        if number != text and number.isdigit() and number.isascii():
+            return int(number)
+    return None
+
+
+def _write_descriptor(descriptor: int, raw: bytes) -> None:
+    """``raw`` written through an open descriptor, after Python's buffered output."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    view = memoryview(raw)
+    while view:
+        view = view[os.write(descriptor, view) :]
+
+
+def _descriptor_unwritable(descriptor: int) -> str | None:
+    """Why nothing can be written through ``descriptor``, or None where it can."""
+    try:
+        import fcntl
+
+        flags = fcntl.fcntl(descriptor, fcntl.F_GETFL)
+    except OSError:
+        return "no such descriptor is open"
+    except ImportError:  # pragma: no cover - no such names outside POSIX
+        return None
+    if flags & os.O_ACCMODE == os.O_RDONLY:
+        return "it is open for reading only"
+    return None
 
 
 class _Deferred:
@@ -1273,10 +1356,15 @@ def _unwritable(path: Path) -> str | None:
     pseudo-filesystems (/proc) are all found out before a long run, not
     after it. A named pipe is left alone (its reader would see the end).
     The file checked is the one the write reaches (:func:`_written_path`):
-    through a link that points nowhere yet, the link's own folder was.
-    Every error of the file system is a reason (a folder the user may not
-    enter, a name too long, a loop of links), not a traceback.
+    through a link that points nowhere yet, the link's own folder was; a
+    descriptor named as a file (:func:`_named_descriptor`) is checked open
+    for writing. Every error of the file system is a reason (a folder the
+    user may not enter, a name too long, a loop of links), not a traceback.
     """
+    descriptor = _named_descriptor(path)
+    if descriptor is not None:
+        why = _descriptor_unwritable(descriptor)
+        return None if why is None else f"cannot write {str(path)!r}: {why}"
     try:
         target = _written_path(path)
         folder = target.parent

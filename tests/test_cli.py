@@ -479,7 +479,7 @@ def test_a_failed_json_write_is_a_clear_error(tmp_path, capsys, monkeypatch):
     def refuse(path, text):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(_cli, "_write_replacing", refuse)
+    monkeypatch.setattr(_cli, "write_output", refuse)
     code = _cli.main(
         ["bench", "--backend", "numpy", *TINY, "--json", str(tmp_path / "b.json")]
     )
@@ -502,10 +502,10 @@ def test_a_json_write_that_fails_leaves_the_last_file_whole(tmp_path, monkeypatc
 
     monkeypatch.setattr(_cli.os, "replace", full)
     with pytest.raises(OSError, match="No space"):
-        _cli._write_replacing(path, "[1]\n")
+        _cli.write_output(path, "[1]\n")
     assert path.read_text() == "[]\n" and os.listdir(tmp_path) == ["bench.json"]
     monkeypatch.undo()
-    _cli._write_replacing(path, "[1]\n")
+    _cli.write_output(path, "[1]\n")
     assert path.read_text() == "[1]\n" and path.stat().st_mode & 0o777 == 0o640
 
 
@@ -536,19 +536,121 @@ def test_ctrl_c_keeps_the_figures_of_the_runs_that_finished(
 
 def test_a_failed_figure_write_is_a_clear_error(tmp_path, capsys, monkeypatch):
     """After the work, an error of the run (status 1), as a failed --json
-    write of bench; it was 2, the status of a mistake in the options."""
-    figure = pytest.importorskip("matplotlib.figure")
+    write of bench; it was 2, the status of a mistake in the options. The
+    last figure stays whole (savefig wrote in place: a full disk truncated it)."""
+    pytest.importorskip("matplotlib.figure")
+    path = tmp_path / "figure.png"
+    path.write_bytes(b"the last figure")
 
-    def refuse(self, *args, **kwargs):
-        raise OSError(28, "No space left on device")
+    def full(source, target):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(figure.Figure, "savefig", refuse)
-    code = _cli.main(["plot", "--out", str(tmp_path / "figure.png")])
+    monkeypatch.setattr(_cli.os, "replace", full)
+    code = _cli.main(["plot", "--out", str(path)])
     out, err = capsys.readouterr()
     assert code == 1
     assert "s2nn-xp plot: error: --out: cannot write" in err
     assert "No space left on device" in err
     assert "wrote" not in out and "Traceback" not in err
+    assert path.read_bytes() == b"the last figure"
+    assert os.listdir(tmp_path) == ["figure.png"]
+
+
+def test_plot_to_a_file_with_a_broken_matplotlib_says_so(tmp_path):
+    """An installed matplotlib that fails to import (a library of its own
+    missing): ``plot --out`` gave a traceback, where ``plot`` says so."""
+    package = tmp_path / "stand_in" / "matplotlib"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('raise ImportError("libfreetype.so.6")\n')
+    paths = [str(package.parent), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+    for argv in (["plot", "--out", str(tmp_path / "figure.png")], ["plot"]):
+        completed = subprocess.run(
+            _command(*argv), capture_output=True, text=True, env=env
+        )
+        assert completed.returncode == 2, completed.stderr
+        assert "s2nn-xp plot: error: matplotlib cannot" in completed.stderr
+        assert "libfreetype.so.6" in completed.stderr
+        assert "Traceback" not in completed.stderr
+
+
+def test_a_json_file_that_cannot_be_replaced_is_written_in_place(tmp_path, monkeypatch):
+    """The check before the work finds a file writable that the write then
+    could not replace (exit 1 after the whole run): a file mounted on its own
+    (EBUSY), a folder the user may not write (EACCES), a name too long for
+    the file made beside it."""
+    path = tmp_path / "bench.json"
+    path.write_text("[]\n")
+
+    def busy(source, target):
+        raise OSError(errno.EBUSY, "Device or resource busy")
+
+    monkeypatch.setattr(_cli.os, "replace", busy)
+    _cli.write_output(path, "[1]\n")
+    assert path.read_text() == "[1]\n" and os.listdir(tmp_path) == ["bench.json"]
+    monkeypatch.undo()
+
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(_cli.tempfile, "mkstemp", refused)
+    _cli.write_output(path, "[2]\n")
+    assert path.read_text() == "[2]\n"
+    monkeypatch.undo()
+    longest = tmp_path / ("b" * (255 - len(".json")) + ".json")
+    assert _cli._unwritable(longest) is None
+    _cli.write_output(longest, "[3]\n")
+    assert longest.read_text() == "[3]\n"
+    assert sorted(os.listdir(tmp_path)) == sorted(["bench.json", longest.name])
+
+
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="no /dev/fd here")
+def test_json_to_a_descriptor_named_as_a_file_writes_through_it(tmp_path):
+    """``--json /dev/stdout >> log`` replaced log by the JSON alone (its
+    earlier lines and the table lost, status 0); to a pipe (``>(jq .)``,
+    ``/dev/stdout | cat``) it was refused: "No such file or directory"."""
+    tiny = ("bench", "--backend", "numpy", *TINY)
+    log = tmp_path / "log.txt"
+    log.write_text("earlier line\n")
+    completed = _shell(f">> '{log}'", *tiny, "--json", "/dev/stdout")
+    assert completed.returncode == 0, completed.stderr
+    written = log.read_text()
+    assert written.startswith("earlier line\n[")
+    assert " 1024 " in written.split("]\n", 1)[1]  # the table after the JSON
+    piped = subprocess.run(
+        _command(*tiny, "--json", "/dev/stdout"), capture_output=True, text=True
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout[: piped.stdout.index("]\n") + 1])
+    through = _shell("3>&1 >/dev/null", *tiny, "--json", "/dev/fd/3")
+    assert {r["backend"] for r in json.loads(through.stdout)} == {"numpy"}
+    closed = _shell("", *tiny, "--json", "/dev/fd/9")
+    assert closed.returncode == 2
+    assert "cannot write '/dev/fd/9': no such descriptor is open" in closed.stderr
+    reading = _shell("9</dev/null", *tiny, "--json", "/dev/fd/9")
+    assert reading.returncode == 2 and "open for reading only" in reading.stderr
+
+
+def test_ctrl_c_while_progress_is_written_keeps_the_finished_figures(
+    tmp_path, capsys, monkeypatch
+):
+    """The progress line was written outside the handling of Ctrl-C: a slow
+    terminal (or a supervisor that interrupts at a progress line) lost the
+    figures of the runs that finished."""
+    said = _cli._progress
+
+    def interrupted_at_the_second_run(message):
+        if message.startswith("[2/"):
+            raise KeyboardInterrupt
+        said(message)
+
+    monkeypatch.setattr(_cli, "_progress", interrupted_at_the_second_run)
+    path = tmp_path / "partial.json"
+    argv = ["bench", "--backend", "numpy", "--size", "1024", "2048", "--repeats", "1"]
+    code = _cli.main([*argv, "--json", str(path)])
+    assert code == 130
+    assert {r["size"] for r in json.loads(path.read_text())} == {1024}
+    assert "the figures of the 1 of 2 runs" in capsys.readouterr().err
 
 
 def test_bench_default_backends_skip_one_without_a_device(
@@ -1634,7 +1736,7 @@ def test_json_through_a_link_and_option_mistakes_with_stderr_full(tmp_path):
     target.write_text("old\n")
     link = tmp_path / "link.json"
     link.symlink_to(target)
-    _cli._write_replacing(link, "[]\n")
+    _cli.write_output(link, "[]\n")
     assert link.is_symlink() and target.read_text() == "[]\n"
     if Path("/dev/full").exists():
         completed = _shell("2>/dev/full", "bench", "--size", "0")
