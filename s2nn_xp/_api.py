@@ -66,7 +66,10 @@ def forward(x: ArrayLike, *, xp: ModuleType | None = None) -> Array:
     -------
     array
         1 where ``x >= 0`` (``-0.0`` included), 0 where ``x < 0``, NaN where
-        `x` is NaN; same library, device, shape and dtype as `x`.
+        `x` is NaN; same library, device, shape and dtype as `x`. Its
+        derivative, where autodiff records it, is the step's, 0 (as
+        ``torch.floor``'s); :func:`s2nn` is the spike with the surrogate
+        gradient.
 
     Examples
     --------
@@ -537,7 +540,9 @@ def vjp(
         NumPy array) with `x` of any library. It keeps copies
         of `x` and of array parameters, so that it differentiates at the
         values of this call even where they are changed in place before it
-        is called (``v *= decay`` in a training loop).
+        is called (``v *= decay`` in a training loop). (JAX arrays cannot
+        change and are kept as they are: memory a JAX array shares through
+        DLPack, changed in place, is undefined behaviour in JAX.)
 
     Examples
     --------
@@ -632,7 +637,10 @@ class S2NN:
         object made inside a transformed function from a traced `epsilon`
         (``jax.vmap`` over it) serves there but cannot be returned from it
         (JAX's "leaked tracer" at its next call); make it from a concrete
-        one, or return the results, not the object. Copies
+        one, or return the results, not the object. A JAX `epsilon` is
+        static too: ``jax.device_put`` and ``jax.device_get`` of the object
+        leave it where it is, and a call on `x` elsewhere (or on host data)
+        uses its values, as a compiled call does. Copies
         (``copy``, ``pickle``) keep `alpha` and `beta` unchecked, as JAX's
         rebuilds of the pytree do: a tree of this structure may hold
         gradients or optax's labels there; a call checks them.
@@ -752,26 +760,30 @@ class S2NN:
                 else:
                     setattr(self, name, value)
 
-    def _values(self) -> tuple[Any, ...]:
-        """(alpha, beta, epsilon) as they are now: states are read."""
-        return tuple(_read(getattr(self, name)) for name in _PARAMETER_NAMES)
+    def _values(self, x: Any) -> tuple[Any, Any, Any]:
+        """(alpha, beta, epsilon) as they are now for a call on ``x``.
+
+        States are read; ``epsilon`` as :func:`_static_for` gives it.
+        """
+        alpha, beta, epsilon = (_read(getattr(self, n)) for n in _PARAMETER_NAMES)
+        return alpha, beta, _static_for(epsilon, x)
 
     def __call__(self, x: ArrayLike) -> Array:
         """``s2nn(x, alpha, beta, epsilon, origin=self.origin)``."""
-        return s2nn(x, *self._values(), origin=self.origin)
+        return s2nn(x, *self._values(x), origin=self.origin)
 
     def surrogate_fun(self, x: ArrayLike) -> Array:
         """The smooth original function, :func:`origin`."""
-        return origin(x, *self._values())
+        return origin(x, *self._values(x))
 
     def surrogate_grad(self, x: ArrayLike) -> Array:
         """The surrogate gradient, :func:`gradient`."""
-        alpha, beta, _ = self._values()
+        alpha, beta, _ = self._values(x)
         return gradient(x, alpha, beta)
 
     def vjp(self, x: ArrayLike) -> tuple[Array, Callable[[ArrayLike], Array]]:
         """:func:`vjp` with this object's parameters."""
-        return vjp(x, *self._values(), origin=self.origin)
+        return vjp(x, *self._values(x), origin=self.origin)
 
     # --- JAX pytree: see s2nn_xp._jax_pytree, which registers these ----------
 
@@ -969,6 +981,35 @@ def _new_lock() -> None:
 
 
 _compat.in_forked_child(_new_lock)
+
+
+def _static_for(epsilon: Any, x: Any) -> Any:
+    """An object's ``epsilon`` for a call on ``x``: a JAX array's values if elsewhere.
+
+    ``epsilon`` is static in the pytree: ``jax.device_put`` and
+    ``jax.device_get`` of the object move ``alpha`` and ``beta``, not it, and
+    a compiled call takes it as a constant wherever ``x`` is. So does an
+    eager call, where a concrete JAX ``epsilon`` is committed to other
+    devices than a JAX ``x``'s, or ``x`` is host data (the object brought
+    to the host): its values, which go where ``x`` is. (They were refused:
+    "move epsilon to x's", which the object's own move had not done.) With
+    another library's ``x``, it is refused as any JAX array is.
+    """
+    if not _compat.is_jax_array(epsilon) or _compat.is_jax_tracer(epsilon):
+        return epsilon
+    x = _compat.stood_for(x)
+    if _compat.is_jax_array(x):
+        committed = _compat.committed_devices(epsilon)
+        if _compat.is_jax_tracer(x) or committed in (
+            None,
+            _compat.committed_devices(x),
+        ):
+            return epsilon
+    elif _compat.is_array_api_obj(x) and not _compat.is_numpy_array(x):
+        return epsilon
+    import numpy as np
+
+    return np.asarray(epsilon)
 
 
 class _Static:

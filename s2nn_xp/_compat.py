@@ -52,6 +52,7 @@ __all__ = [
     "is_torch_array",
     "is_torch_namespace",
     "placement",
+    "private_host_array",
     "quiet_floating_point",
     "readable_host_array",
     "stood_for",
@@ -234,15 +235,34 @@ def committed_devices(x: Any) -> tuple[Any, ...] | None:
 def readable_host_array(array: Any) -> Any:
     """A NumPy array as every library's ``asarray`` reads it without complaint.
 
-    PyTorch refuses negative strides (``a[::-1]``) and a non-native byte
-    order, and warns at a read-only array (a tensor would share memory it
-    may not write): those are copied, in native byte order.
+    PyTorch refuses negative strides (``a[::-1]``), strides that are no
+    multiple of the item size (a field of a structured array) and a
+    non-native byte order, and warns at a read-only array (a tensor would
+    share memory it may not write): those are copied, in native byte order.
     """
     if not array.dtype.isnative:
         return array.astype(array.dtype.newbyteorder("="))
-    if array.flags.writeable and all(stride >= 0 for stride in array.strides):
+    itemsize = array.dtype.itemsize
+    if array.flags.writeable and all(
+        stride >= 0 and stride % itemsize == 0 for stride in array.strides
+    ):
         return array
     return array.copy()
+
+
+def private_host_array(array: Any, given: Any) -> Any:
+    """NumPy ``array``, made from the caller's ``given``, as memory of its own.
+
+    Another library's array made from it may share its memory
+    (``torch.as_tensor``, ``array_api_strict``, Dask's graph) and outlive
+    the call (saved for backward, kept by a pullback or a graph), where a
+    later in-place change of ``given`` (invisible to that library) would
+    change what it computes: ``array`` is copied unless it is an array
+    made here, from other values (a cast, a list).
+    """
+    if array is given or not array.flags.owndata:
+        return array.copy()
+    return array
 
 
 def is_torch_namespace(xp: ModuleType) -> bool:

@@ -1398,6 +1398,7 @@ def _from_host(xp: ModuleType, name: str, values: Any, dtype: Any, x: Any) -> An
 
     with np.errstate(over="ignore", under="ignore"):
         host = _compat.readable_host_array(host_floats(name, values))
+        host = _compat.private_host_array(host, values)
         return _compat.array_for(xp, host, dtype, x)
 
 

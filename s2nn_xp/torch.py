@@ -910,6 +910,7 @@ def _from_numpy(values: Any, *, device: str | None) -> torch.Tensor:
     are checked (on the meta device they have none) and copied into its
     tensors from (:meth:`S2NN._assign`).
     """
+    given = values
     values = _compat.readable_host_array(np.asarray(values))  # NumPy scalars too
     if values.dtype.type is np.longdouble:
         # torch reads no long double; a parameter of one is checked to hold
@@ -922,6 +923,10 @@ def _from_numpy(values: Any, *, device: str | None) -> torch.Tensor:
         as_float = torch.as_tensor(values.astype(np.float64), device=device)
         return as_float.to(torch.get_default_dtype())
     if kind is None:
+        # Not the caller's memory: autograd may keep the tensor for backward
+        # (x of learnable parameters), and torch would not see a later
+        # in-place change of the caller's array there
+        values = _compat.private_host_array(values, given)
         return torch.as_tensor(values, device=device)
     if kind == "integral":
         return torch.as_tensor(values.astype(np.int64), device=device)

@@ -300,6 +300,37 @@ def test_forward_and_reverse_mode_of_the_plain_functions_agree(fw, function):
     assert not np.isnan(f64(pushed)[~np.isnan(SPECIAL_X)]).any()
 
 
+def test_the_spike_alone_differentiates_to_zero_in_every_transform(fw):
+    """``forward`` is the step: where autodiff records it, its derivative is 0.
+
+    PyTorch's eager autograd got a result that required no grad, and
+    ``backward`` raised ("element 0 of tensors does not require grad"),
+    where ``torch.func``, JAX, and ``torch.floor`` itself give 0.
+    """
+    x = fw.array(SPECIAL_X)
+    ones = fw.array(np.ones_like(SPECIAL_X))
+    infinite = fw.array(np.full_like(SPECIAL_X, np.inf))
+
+    def total(v):
+        return s2nn_xp.forward(v).sum()
+
+    found = {
+        "eager": fw.derivative(s2nn_xp.forward, x),
+        "grad": fw.grad(total)(x),
+        "compiled": fw.compiled_grad(total, x),
+        "vjp": fw.vjp(s2nn_xp.forward, x, ones)[1],
+        "jvp": fw.jvp(s2nn_xp.forward, (x,), (infinite,))[1],  # not 0 * inf
+        "vmap": fw.vmap(fw.grad(s2nn_xp.forward))(x),
+        "hessian": fw.hessian(total)(x[:3]),
+    }
+    for transform, derivative in found.items():
+        zeros = np.zeros(tuple(derivative.shape))
+        np.testing.assert_array_equal(f64(derivative), zeros, err_msg=transform)
+    np.testing.assert_array_equal(
+        f64(s2nn_xp.forward(x)), reference(ref_forward, SPECIAL_X), strict=True
+    )
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("params", [(4.0, 1.0), (8.0, 2.0), (0.5, 1.7)])
 def test_grad_is_the_surrogate_gradient(fw, dtype, params):

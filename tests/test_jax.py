@@ -644,6 +644,50 @@ _COMMITTED_SCRIPT = textwrap.dedent(
 )
 
 
+_MOVED_OBJECT_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import s2nn_xp
+
+    first, second = jax.devices()
+    epsilon = jax.device_put(jnp.asarray([1e-8, 1e-5]), first)
+    spike = s2nn_xp.S2NN(alpha=jnp.full(2, 4.0), epsilon=epsilon, origin=True)
+    moved = jax.device_put(spike, second)  # alpha and beta move; epsilon is static
+    x = jax.device_put(jnp.asarray([-1.0, 0.5]), second)
+    host = jax.device_get(spike)  # alpha to NumPy, epsilon as it was
+    host_x = np.asarray([-1.0, 0.5], dtype=np.float32)
+    print(json.dumps({
+        "eager": np.asarray(moved(x)).tolist(),
+        "on": [str(d) for d in moved(x).devices()],
+        "jit": np.asarray(jax.jit(lambda s, v: s(v))(moved, x)).tolist(),
+        "fun": np.asarray(moved.surrogate_fun(x)).tolist(),
+        "pulled": np.asarray(moved.vjp(x)[1](jnp.ones(2))).tolist(),
+        "host": host(host_x).tolist(),
+        "host_library": type(host(host_x)).__module__,
+        "want": s2nn_xp.origin(host_x, 4.0, 1.0, np.asarray(epsilon)).tolist(),
+        "second": str(second),
+    }))
+    """
+)
+
+
+def test_an_object_moved_by_jax_computes_where_its_input_is():
+    """epsilon, static, stays where it was when JAX moves the object's leaves:
+    an eager call refused it ("move epsilon to x's"), where a jitted one of
+    the same object computed, and the object brought to the host refused
+    NumPy x ("arrays from different libraries cannot be mixed")."""
+    result = _on_cpu_devices(_MOVED_OBJECT_SCRIPT, 2)
+    want = result["want"]
+    for how in ("eager", "jit", "fun", "host"):
+        np.testing.assert_allclose(result[how], want, rtol=1e-6, err_msg=how)
+    assert result["on"] == [result["second"]]
+    assert result["host_library"] == "numpy"
+    np.testing.assert_allclose(result["pulled"], [0.0706508, 2.0 / 3.0], rtol=1e-6)
+
+
 def test_arrays_committed_to_other_devices_are_named():
     """JAX refuses them naming its compiled function's arguments (params[0])."""
     result = _on_cpu_devices(_COMMITTED_SCRIPT, 2)

@@ -533,6 +533,37 @@ def test_forward_computes_no_gradient(monkeypatch):
     assert calls() == 1
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "view"])
+def test_numpy_data_changed_before_backward_changes_no_gradient(layout):
+    """NumPy x and parameters become tensors of their own, not of the caller's memory.
+
+    ``torch.as_tensor`` shared it: autograd kept them for backward, and an
+    in-place change of the caller's array there (a decay step ``v *= 0.5``),
+    unseen by torch's version counter, silently changed the gradients.
+    """
+    values = np.array([-1.0, -0.5, 0.5, 2.0], dtype=np.float32)
+
+    def host(array):  # the caller's array, or a view of it
+        return array if layout == "contiguous" else array[:]
+
+    def gradients(v, alpha):
+        x = torch.zeros(4, requires_grad=True)
+        module = S2NN(alpha=torch.full((4,), 4.0), beta=0.5, learnable=True)
+        y = s2nn(x + torch.as_tensor(values), alpha) + module(v)
+        return y, x, module
+
+    want_y, want_x, want_module = gradients(values.copy(), values.copy() + 4.0)
+    want_y.sum().backward()
+    v, alpha = values.copy(), values.copy() + 4.0
+    y, x, module = gradients(host(v), host(alpha))
+    v *= 0.5
+    alpha *= 2.0
+    y.sum().backward()
+    assert_same_bits(x.grad, want_x.grad)
+    assert_same_bits(module.alpha.grad, want_module.alpha.grad)
+    assert_same_bits(module.beta.grad, want_module.beta.grad)
+
+
 def test_an_eager_call_binds_no_signature(monkeypatch):
     # autograd.Function.apply binds its arguments with inspect at every call
     # (a tenth of the call's cost at 10^4 values); eager calls skip it, and

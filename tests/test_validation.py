@@ -373,6 +373,28 @@ def test_the_pullback_differentiates_at_the_values_of_the_call(xp):
     np.testing.assert_array_equal(to_numpy(pullback(1.0)), want)
 
 
+def test_numpy_values_changed_after_the_call_change_nothing_it_made(xp):
+    """A NumPy parameter or cotangent given with another library's x is copied.
+
+    PyTorch's ``as_tensor`` (array-api-strict's, Dask's ``from_array``)
+    shared its memory: where that library keeps it beyond the call (autograd
+    for backward, a Dask graph until computed), a later in-place change of
+    the caller's array, unseen by the library, changed what the call gave.
+    """
+    x = xp.asarray(X)
+    # in x's dtype: no cast, which would copy anyway
+    alpha = np.full(X.shape, 2.0, dtype=np.dtype(str(x.dtype).rpartition(".")[2]))
+    cotangent = np.linspace(1.0, 2.0, X.size, dtype=alpha.dtype)
+    want = to_numpy(s2nn_xp.gradient(x, alpha.copy(), 0.5))
+    gradient = s2nn_xp.gradient(x, alpha, 0.5)
+    _, pullback = s2nn_xp.vjp(x, alpha, 0.5)
+    pulled = pullback(cotangent)
+    alpha *= 3.0
+    cotangent *= 0.0
+    np.testing.assert_array_equal(to_numpy(gradient), want)
+    np.testing.assert_array_equal(to_numpy(pulled), want * np.linspace(1.0, 2.0, 5))
+
+
 def test_an_x_beyond_the_librarys_dimensions_is_refused_naming_the_limit(xp):
     """marray's functions stop at 32 dimensions (NumPy's, broadcasting masks):
     a bare RuntimeError naming no argument, where NumPy computes."""
@@ -566,6 +588,10 @@ def _host_form(values, form):
         host.flags.writeable = False
     if form == "big-endian":  # PyTorch refuses a non-native byte order
         host = host.astype(host.dtype.newbyteorder("S"))
+    if form == "field":  # strides no multiple of 8 bytes (PyTorch refuses them)
+        record = np.zeros(host.shape, dtype=[("value", "f8"), ("flag", "i4")])
+        record["value"] = host
+        host = record["value"]
     return host
 
 
@@ -577,6 +603,7 @@ HOST_FORMS = [
     "reversed",
     "read-only",
     "big-endian",
+    "field",
 ]
 
 
@@ -845,7 +872,7 @@ def test_adapters_take_numpy_data_as_the_numpy_path_does(adapter):
     np.testing.assert_allclose(  # XLA's exp is not NumPy's: a few ulp
         to_numpy(module.s2nn(swapped, origin=True)), s2nn_xp.origin(X), rtol=1e-6
     )
-    for form in ("reversed", "read-only", "big-endian"):
+    for form in ("reversed", "read-only", "big-endian", "field"):
         x = _host_form(X, form)
         np.testing.assert_array_equal(
             to_numpy(module.gradient(x)), to_numpy(module.gradient(X.copy()))
