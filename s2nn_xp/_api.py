@@ -988,22 +988,28 @@ def _static_for(epsilon: Any, x: Any) -> Any:
 
     ``epsilon`` is static in the pytree: ``jax.device_put`` and
     ``jax.device_get`` of the object move ``alpha`` and ``beta``, not it, and
-    a compiled call takes it as a constant wherever ``x`` is. So does an
-    eager call, where a concrete JAX ``epsilon`` is committed to other
-    devices than a JAX ``x``'s, or ``x`` is host data (the object brought
-    to the host): its values, which go where ``x`` is. (They were refused:
+    a compiled call takes it as a constant wherever ``x`` is. So does every
+    other call, where a concrete JAX ``epsilon`` is committed to other
+    devices than a JAX ``x``'s (or to any, where ``x`` is a tracer, which
+    shows none), or ``x`` is host data (the object brought to the host):
+    its values, which go where ``x`` is. (They were refused:
     "move epsilon to x's", which the object's own move had not done.) With
     another library's ``x``, it is refused as any JAX array is.
     """
-    if not _compat.is_jax_array(epsilon) or _compat.is_jax_tracer(epsilon):
+    # Not array-api-compat's is_jax_array, whose cache torch.compile warns
+    # about where it traces a call of the object.
+    jax = sys.modules.get("jax")
+    if jax is None or not isinstance(epsilon, jax.Array):
+        return epsilon
+    if _compat.is_jax_tracer(epsilon):
         return epsilon
     x = _compat.stood_for(x)
     if _compat.is_jax_array(x):
         committed = _compat.committed_devices(epsilon)
-        if _compat.is_jax_tracer(x) or committed in (
-            None,
-            _compat.committed_devices(x),
-        ):
+        if committed is None:  # JAX moves it where x is
+            return epsilon
+        # A tracer (grad, vmap outside jit) shows no device to compare.
+        if not _compat.is_jax_tracer(x) and committed == _compat.committed_devices(x):
             return epsilon
     elif _compat.is_array_api_obj(x) and not _compat.is_numpy_array(x):
         return epsilon

@@ -321,6 +321,8 @@ def run_plot(args: argparse.Namespace) -> int:
     fig.savefig(drawn, format=args.out.suffix.lower().removeprefix("."))
     try:
         write_output(args.out, drawn.getvalue())  # the last figure kept if not
+    except BrokenPipeError:  # a link to a stream whose reader went away
+        raise
     except OSError as exc:
         # After the work (the options were checked, --out's folder too): an
         # error of the run (1), as bench's --json, not of the options (2).
@@ -1036,10 +1038,12 @@ def run_bench(args: argparse.Namespace) -> int:
     with _interrupts_deferred() as deferred:
         # The figures first (a file, or standard output), then the table.
         if json_to_stdout:
-            print(json.dumps(records, indent=2), flush=True)
+            _write_standard_output(json.dumps(records, indent=2) + "\n")
         elif args.json is not None:
             try:
                 write_output(args.json, json.dumps(records, indent=2) + "\n")
+            except BrokenPipeError:  # the reader of a stream named: as for "-"
+                raise
             except OSError as exc:
                 # After the work: an error of the run (1), not of the options
                 # (2); the table is still printed.
@@ -1089,8 +1093,9 @@ def write_output(path: Path, data: str | bytes) -> None:
     file where the last run's was. Where no file can be made beside it or
     moved over it (a folder the user may not write, a name too long for the
     one beside it, a file mounted on its own) it is written in place, as
-    :func:`_unwritable` found it can be before the work. A named pipe or a
-    device is written to; a descriptor of this process named as a file
+    :func:`_unwritable` found it can be before the work, where its file
+    system has room for all of it (:func:`_write_in_place`). A named pipe or
+    a device is written to; a descriptor of this process named as a file
     (:func:`_named_descriptor`), through that descriptor.
     """
     raw = data.encode() if isinstance(data, str) else data
@@ -1117,7 +1122,7 @@ def write_output(path: Path, data: str | bytes) -> None:
     except OSError as exc:
         if exc.errno not in _IN_PLACE_AFTER:
             raise
-        path.write_bytes(raw)
+        _write_in_place(path, raw)
         return
     try:
         with os.fdopen(handle, "wb") as file:
@@ -1129,7 +1134,7 @@ def write_output(path: Path, data: str | bytes) -> None:
             if exc.errno not in _IN_PLACE_AFTER:
                 raise
             os.unlink(temporary)
-            path.write_bytes(raw)  # the whole of it was written: disk enough
+            _write_in_place(path, raw)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
@@ -1139,23 +1144,77 @@ def write_output(path: Path, data: str | bytes) -> None:
 # Errors of making a file beside the output or moving it over the output
 # after which the output is written in place: the user may not write the
 # folder (but may the file), the name is too long for the file beside it,
-# the output is a mount point of its own, or on another file system. Not a
-# full disk, where writing in place would truncate the last file.
+# the output is a mount point of its own, or on another file system.
 _IN_PLACE_AFTER = frozenset(
     {errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.EBUSY, errno.EXDEV}
 )
+
+
+def _write_in_place(path: Path, raw: bytes) -> None:
+    """``raw`` over the file at ``path``, where its file system has room for it.
+
+    Writing in place truncates the file first: on a full disk the last
+    file would be lost with the new one unwritten. The room is asked of the
+    file's own file system (a file mounted on its own is on another than
+    its folder's), or of its folder's for a new file; where the system
+    cannot say (no ``statvfs``), written.
+    """
+    statvfs = getattr(os, "statvfs", None)
+    if statvfs is not None:
+        try:
+            room = statvfs(path)
+        except FileNotFoundError:  # a new file, in its folder's
+            room = statvfs(path.parent)
+        if room.f_bavail * room.f_frsize < len(raw) + room.f_frsize:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    path.write_bytes(raw)
 
 
 def _named_descriptor(path: Path) -> int | None:
     """The descriptor of this process that ``path`` names, else None.
 
     ``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N``, ``/proc/self/fd/N`` (a
-    shell's ``>(...)``). Opened by name, each is a new opening of what the
-    descriptor reaches: a file redirected with ``>>`` was truncated, or
-    replaced while the descriptor went on writing to the one removed (the
-    table and the earlier contents lost); a pipe's name does not exist.
+    shell's ``>(...)``), spelled any way (``//dev/stdout``, through links
+    to them), and any other name of the file or pipe standard output or
+    error is (``--json log.txt >> log.txt``). Opened by name, each is a new
+    opening of what the descriptor reaches: a file redirected with ``>>``
+    was truncated, or replaced while the descriptor went on writing to the
+    one removed (the table and the earlier contents lost); a pipe's name
+    does not exist.
     """
     text = str(path)
+    for _ in range(_LINKS_FOLLOWED):
+        text = os.path.normpath(text)
+        if text.startswith("//"):  # POSIX leaves two slashes alone; Linux not
+            text = "/" + text.lstrip("/")
+        descriptor = _descriptor_of_name(text)
+        if descriptor is not None:
+            return descriptor
+        try:
+            target = os.readlink(text)
+        except (OSError, ValueError):  # no link (any more)
+            break
+        text = os.path.join(os.path.dirname(text), target)
+    try:
+        reached = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    for descriptor in (1, 2):
+        try:
+            stream = os.fstat(descriptor)
+        except OSError:
+            continue
+        if (reached.st_dev, reached.st_ino) == (stream.st_dev, stream.st_ino):
+            return descriptor
+    return None
+
+
+# Links followed by name (as the system's own limit, 40 on Linux).
+_LINKS_FOLLOWED = 40
+
+
+def _descriptor_of_name(text: str) -> int | None:
+    """The descriptor that the normalised absolute name ``text`` names, else None."""
     standard = {"/dev/stdout": 1, "/dev/stderr": 2}
     if text in standard:
         return standard[text]
@@ -1167,13 +1226,37 @@ def _named_descriptor(path: Path) -> int | None:
 
 
 def _write_descriptor(descriptor: int, raw: bytes) -> None:
-    """``raw`` written through an open descriptor, after Python's buffered output."""
+    """``raw`` written through an open descriptor, after Python's buffered output.
+
+    All of it: a pipe made non-blocking by another process (``EAGAIN``
+    when its reader is slow) is waited for, not left with part of it.
+    """
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             stream.flush()
     view = memoryview(raw)
     while view:
-        view = view[os.write(descriptor, view) :]
+        try:
+            view = view[os.write(descriptor, view) :]
+        except BlockingIOError:
+            import select
+
+            select.select([], [descriptor], [])
+
+
+def _write_standard_output(text: str) -> None:
+    """``text`` on standard output, all of it (:func:`_write_descriptor`).
+
+    Through its descriptor where it has one; else (a stand-in: a test's
+    capture, a closed stream) by its own ``write``.
+    """
+    try:
+        descriptor = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    _write_descriptor(descriptor, text.encode(sys.stdout.encoding or "utf-8"))
 
 
 def _descriptor_unwritable(descriptor: int) -> str | None:
@@ -1484,9 +1567,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # The exit status of a process that SIGPIPE ends: 128 + 13.
 _BROKEN_PIPE = 141
-# The errors of writing to standard output that are the output's, not ours.
+# The errors of writing to standard output that are the output's, not ours
+# (EAGAIN: a pipe that another process made non-blocking, full).
 _OUTPUT_ERRORS = frozenset(
-    {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF}
+    {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF, errno.EAGAIN}
 )
 
 

@@ -79,9 +79,7 @@ def _is_one(value: Parameter) -> bool:
     return isinstance(value, float) and value == 1.0
 
 
-def _step_below(
-    xp: ModuleType, x: Array, in_place: bool, *, derivative: bool = False
-) -> Array:
+def _step_below(xp: ModuleType, x: Array, in_place: bool) -> Array:
     """The spike minus one: -1 where ``x < 0``, 0 where ``x >= 0``, NaN for NaN.
 
     ``floor(clip(x, -1, 0))``, which propagates NaN without a ``where``:
@@ -91,23 +89,16 @@ def _step_below(
     Its derivative is 0 wherever it has one; where autodiff records, it gets
     none at all, so that a branch that is infinite where it is selected
     (``origin`` at ``x = +inf``) is not multiplied by a tangent of zeros
-    (PyTorch's forward mode materialises ``floor``'s: ``0 * inf = NaN``);
-    with ``derivative``, ``floor``'s own zeros.
+    (PyTorch's forward mode materialises ``floor``'s: ``0 * inf = NaN``).
     """
-    if not (in_place or derivative):
+    if not in_place:
         x = _compat.without_derivative(xp, x)
     return xp.floor(_compat.clip(xp, x, -1.0, 0.0, recorded=not in_place))
 
 
 def _step(xp: ModuleType, x: Array, in_place: bool) -> Array:
-    """The spike: 1 where ``x >= 0`` (``-0.0`` too), 0 where ``x < 0``, NaN for NaN.
-
-    Where autodiff records, with ``floor``'s derivative, 0 (the step's
-    wherever it has one): a result of the spikes alone differentiates to 0
-    in every transform, PyTorch's eager autograd too (as ``torch.floor``
-    does), not to an error that ``x`` has no part in it.
-    """
-    return _add(_step_below(xp, x, in_place, derivative=True), 1.0, in_place)
+    """The spike: 1 where ``x >= 0`` (``-0.0`` too), 0 where ``x < 0``, NaN for NaN."""
+    return _add(_step_below(xp, x, in_place), 1.0, in_place)
 
 
 def _sigmoid_input(xp: ModuleType, x: Array, alpha: Parameter, in_place: bool) -> Array:

@@ -876,8 +876,12 @@ def _apply_spike(
 # --- Public API -------------------------------------------------------------
 
 
-def _prepare_x(x: Any) -> torch.Tensor:
-    """``x`` as a dense real floating tensor (integers and bools promoted)."""
+def _prepare_x(x: Any, *, kept: bool) -> torch.Tensor:
+    """``x`` as a dense real floating tensor (integers and bools promoted).
+
+    Host data as a tensor of its own where autograd may keep it for backward
+    (``kept``), else over the caller's memory where torch can read it.
+    """
     if not isinstance(x, torch.Tensor):
         if hasattr(type(x), "__torch_function__"):
             # A torch.fx.Proxy, while symbolic_trace runs: given to vjp (the
@@ -891,14 +895,16 @@ def _prepare_x(x: Any) -> torch.Tensor:
                 "s2nn and autograd, or trace with make_fx"
             )
             raise TypeError(msg)
-        x = _from_numpy(host_input(x, "torch"), device=None)
+        x = _from_numpy(host_input(x, "torch"), device=None, private=kept)
     _check_dense("x", x)
     if not x.is_floating_point():
         x = x.to(input_dtypes(_xp, x)[1])  # raises for complex input
     return x
 
 
-def _from_numpy(values: Any, *, device: str | None) -> torch.Tensor:
+def _from_numpy(
+    values: Any, *, device: str | None, private: bool = True
+) -> torch.Tensor:
     """A NumPy array (of host data) as a tensor, ml_dtypes' types included.
 
     torch cannot read ml_dtypes' types: their floats go through float32,
@@ -908,7 +914,8 @@ def _from_numpy(values: Any, *, device: str | None) -> torch.Tensor:
     ``device``, None for torch's default device (an ``x``, as
     ``torch.tensor`` makes it); a module's values on the CPU, where they
     are checked (on the meta device they have none) and copied into its
-    tensors from (:meth:`S2NN._assign`).
+    tensors from (:meth:`S2NN._assign`). ``private``: never over the
+    caller's memory (:func:`_compat.private_host_array`).
     """
     given = values
     values = _compat.readable_host_array(np.asarray(values))  # NumPy scalars too
@@ -923,10 +930,11 @@ def _from_numpy(values: Any, *, device: str | None) -> torch.Tensor:
         as_float = torch.as_tensor(values.astype(np.float64), device=device)
         return as_float.to(torch.get_default_dtype())
     if kind is None:
-        # Not the caller's memory: autograd may keep the tensor for backward
-        # (x of learnable parameters), and torch would not see a later
-        # in-place change of the caller's array there
-        values = _compat.private_host_array(values, given)
+        if private:
+            # Autograd may keep the tensor for backward (the x of learnable
+            # parameters): a later in-place change of the caller's array,
+            # which torch cannot see, would change the gradients.
+            values = _compat.private_host_array(values, given)
         return torch.as_tensor(values, device=device)
     if kind == "integral":
         return torch.as_tensor(values.astype(np.int64), device=device)
@@ -1085,7 +1093,12 @@ def _is_ready(value: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> bool:
 
 def _prepare(x: Any, **parameters: Any) -> tuple[torch.Tensor, dict[str, Parameter]]:
     """``x`` and its parameters checked and converted for the math."""
-    x = _prepare_x(x)
+    # Autograd keeps x where a parameter requires grad (learnable ones).
+    kept = False
+    if torch.is_grad_enabled():
+        for value in parameters.values():
+            kept = kept or (isinstance(value, torch.Tensor) and value.requires_grad)
+    x = _prepare_x(x, kept=kept)
     # A loop, not a comprehension: a comprehension would close over x, and
     # Dynamo trips over a traced tensor held in a closure cell.
     prepared = {}
@@ -1228,7 +1241,34 @@ def s2nn(
 def forward(x: TensorLike) -> torch.Tensor:
     """:func:`s2nn_xp.forward` for tensors."""
     x, _ = _prepare(x)
+    if x.requires_grad and torch.is_grad_enabled() and not _in_transform():
+        return _Step.apply(x)
     return _scalar_as_vector(_primal, x, ALPHA, BETA, EPSILON, False)
+
+
+def _in_transform() -> bool:
+    """Whether a :mod:`torch.func` transform is active (unknown: as if one were)."""
+    return _TRANSFORMS_ACTIVE is None or bool(_TRANSFORMS_ACTIVE())
+
+
+class _Step(torch.autograd.Function):
+    """The spike in eager autograd, with the step's derivative, 0; nothing saved.
+
+    Computed where autograd records nothing (as every spike is), it required
+    no grad, and ``backward`` of a result of spikes alone raised ("element 0
+    of tensors does not require grad") where ``torch.func`` gives 0, as
+    ``torch.floor`` does. ``floor`` of the math's ``clip`` kept ``x`` for
+    that 0. (``torch.func`` transforms differentiate the plain call: a
+    result that does not depend on the input is 0 there.)
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return _scalar_as_vector(_primal, x, ALPHA, BETA, EPSILON, False)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(grad)
 
 
 def _scalar_as_vector(

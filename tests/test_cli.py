@@ -597,6 +597,15 @@ def test_a_json_file_that_cannot_be_replaced_is_written_in_place(tmp_path, monke
     _cli.write_output(path, "[2]\n")
     assert path.read_text() == "[2]\n"
     monkeypatch.undo()
+    # written in place only where its file system has room for all of it:
+    # the last file is not truncated on a full disk
+    full = os.statvfs_result((4096, 4096, 100, 0, 0, 100, 0, 0, 0, 255))
+    monkeypatch.setattr(_cli.tempfile, "mkstemp", refused)
+    monkeypatch.setattr(_cli.os, "statvfs", lambda path: full)
+    with pytest.raises(OSError, match="No space left"):
+        _cli.write_output(path, "[4]\n")
+    assert path.read_text() == "[2]\n"
+    monkeypatch.undo()
     longest = tmp_path / ("b" * (255 - len(".json")) + ".json")
     assert _cli._unwritable(longest) is None
     _cli.write_output(longest, "[3]\n")
@@ -624,11 +633,69 @@ def test_json_to_a_descriptor_named_as_a_file_writes_through_it(tmp_path):
     assert json.loads(piped.stdout[: piped.stdout.index("]\n") + 1])
     through = _shell("3>&1 >/dev/null", *tiny, "--json", "/dev/fd/3")
     assert {r["backend"] for r in json.loads(through.stdout)} == {"numpy"}
+    # other names of the same streams: through a link, spelled otherwise,
+    # the file standard output is
+    link = tmp_path / "link.json"
+    link.symlink_to("/dev/stdout")
+    for name in (str(link), "//dev/stdout", "/dev/fd/../fd/1", str(log)):
+        log.write_text("earlier line\n")
+        completed = _shell(f">> '{log}'", *tiny, "--json", name)
+        assert completed.returncode == 0, (name, completed.stderr)
+        assert log.read_text().startswith("earlier line\n["), name
+        if name == str(log):  # a file of its own where stdout is not it
+            continue
+        piped = subprocess.run(
+            _command(*tiny, "--json", name), capture_output=True, text=True
+        )
+        assert piped.returncode == 0 and piped.stdout.startswith("["), name
+    # a reader that goes away: quietly, as for "-"
+    reader = subprocess.Popen(
+        ["head", "-c", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
+    gone = subprocess.run(
+        _command(*tiny, "--size", "2048", "4096", "--json", "/dev/stdout"),
+        stdout=reader.stdin,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    reader.stdin.close()
+    reader.wait()
+    assert gone.returncode == 141, gone.stderr
+    assert "error" not in gone.stderr and "Traceback" not in gone.stderr
     closed = _shell("", *tiny, "--json", "/dev/fd/9")
     assert closed.returncode == 2
     assert "cannot write '/dev/fd/9': no such descriptor is open" in closed.stderr
     reading = _shell("9</dev/null", *tiny, "--json", "/dev/fd/9")
     assert reading.returncode == 2 and "open for reading only" in reading.stderr
+
+
+def test_a_descriptor_made_non_blocking_gets_all_of_the_output():
+    """A pipe that another process made non-blocking, its reader slow: the
+    write stopped at EAGAIN with part of the JSON written."""
+    import fcntl
+    import threading
+    import time
+
+    reading, writing = os.pipe()
+    flags = fcntl.fcntl(writing, fcntl.F_GETFL)
+    fcntl.fcntl(writing, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+    received = bytearray()
+
+    def slow_reader():
+        time.sleep(0.5)  # the pipe fills first
+        while chunk := os.read(reading, 65536):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    data = bytes(range(256)) * 4096  # 1 MiB, far beyond a pipe's buffer
+    try:
+        _cli._write_descriptor(writing, data)
+    finally:
+        os.close(writing)
+        reader.join()
+        os.close(reading)
+    assert bytes(received) == data
 
 
 def test_ctrl_c_while_progress_is_written_keeps_the_finished_figures(

@@ -665,6 +665,10 @@ _MOVED_OBJECT_SCRIPT = textwrap.dedent(
         "jit": np.asarray(jax.jit(lambda s, v: s(v))(moved, x)).tolist(),
         "fun": np.asarray(moved.surrogate_fun(x)).tolist(),
         "pulled": np.asarray(moved.vjp(x)[1](jnp.ones(2))).tolist(),
+        # transforms outside jit: x a tracer, which shows no device
+        "grad": np.asarray(jax.grad(lambda v: moved(v).sum())(x)).tolist(),
+        "vjp": np.asarray(jax.vjp(moved, x)[1](jnp.ones(2))[0]).tolist(),
+        "vmap": np.asarray(jax.vmap(moved)(x[None])[0]).tolist(),
         "host": host(host_x).tolist(),
         "host_library": type(host(host_x)).__module__,
         "want": s2nn_xp.origin(host_x, 4.0, 1.0, np.asarray(epsilon)).tolist(),
@@ -676,16 +680,18 @@ _MOVED_OBJECT_SCRIPT = textwrap.dedent(
 
 def test_an_object_moved_by_jax_computes_where_its_input_is():
     """epsilon, static, stays where it was when JAX moves the object's leaves:
-    an eager call refused it ("move epsilon to x's"), where a jitted one of
-    the same object computed, and the object brought to the host refused
-    NumPy x ("arrays from different libraries cannot be mixed")."""
+    an eager call (and grad, vjp, vmap outside jit) refused it ("move epsilon
+    to x's"), where a jitted one of the same object computed, and the object
+    brought to the host refused NumPy x ("arrays from different libraries
+    cannot be mixed")."""
     result = _on_cpu_devices(_MOVED_OBJECT_SCRIPT, 2)
     want = result["want"]
-    for how in ("eager", "jit", "fun", "host"):
+    for how in ("eager", "jit", "fun", "host", "vmap"):
         np.testing.assert_allclose(result[how], want, rtol=1e-6, err_msg=how)
     assert result["on"] == [result["second"]]
     assert result["host_library"] == "numpy"
-    np.testing.assert_allclose(result["pulled"], [0.0706508, 2.0 / 3.0], rtol=1e-6)
+    for how in ("pulled", "grad", "vjp"):
+        np.testing.assert_allclose(result[how], [0.0706508, 2 / 3], rtol=1e-6)
 
 
 def test_arrays_committed_to_other_devices_are_named():

@@ -564,6 +564,36 @@ def test_numpy_data_changed_before_backward_changes_no_gradient(layout):
     assert_same_bits(module.beta.grad, want_module.beta.grad)
 
 
+def test_numpy_x_is_copied_only_where_autograd_keeps_it(monkeypatch):
+    """A copy of a large x nothing keeps doubled the memory of a call."""
+    copies = count_calls(monkeypatch, s2nn_xp._compat, ("private_host_array",))
+    values = np.linspace(-2.0, 2.0, 12, dtype=np.float32)
+    S2NN()(values)
+    s2nn_xp.torch.forward(values)
+    learnable = S2NN(alpha=torch.full((12,), 4.0), learnable=True)
+    with torch.no_grad():
+        learnable(values)
+    assert copies["private_host_array"] == 0
+    learnable(values).sum().backward()
+    assert copies["private_host_array"] == 1
+
+
+def test_the_spike_of_an_x_that_requires_grad_saves_nothing():
+    """Its derivative is 0: ``floor`` of the math's ``clip`` kept x for it."""
+    x = torch.randn(64, requires_grad=True)
+    packed = []
+
+    def pack(tensor):
+        packed.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = s2nn_xp.forward(x * 2.0)
+    assert y.requires_grad and packed == []
+    y.sum().backward()
+    assert_same_bits(x.grad, torch.zeros(64))
+
+
 def test_an_eager_call_binds_no_signature(monkeypatch):
     # autograd.Function.apply binds its arguments with inspect at every call
     # (a tenth of the call's cost at 10^4 values); eager calls skip it, and
