@@ -1093,8 +1093,8 @@ def write_output(path: Path, data: str | bytes) -> None:
     file where the last run's was. Where no file can be made beside it or
     moved over it (a folder the user may not write, a name too long for the
     one beside it, a file mounted on its own) it is written in place, as
-    :func:`_unwritable` found it can be before the work, where its file
-    system has room for all of it (:func:`_write_in_place`). A named pipe or
+    :func:`_unwritable` found it can be before the work, its room reserved
+    before the last file is touched (:func:`_write_in_place`). A named pipe or
     a device is written to; a descriptor of this process named as a file
     (:func:`_named_descriptor`), through that descriptor.
     """
@@ -1151,61 +1151,66 @@ _IN_PLACE_AFTER = frozenset(
 
 
 def _write_in_place(path: Path, raw: bytes) -> None:
-    """``raw`` over the file at ``path``, where its file system has room for it.
+    """``raw`` over the file at ``path``, its room reserved before it is touched.
 
-    Writing in place truncates the file first: on a full disk the last
-    file would be lost with the new one unwritten. The room is asked of the
-    file's own file system (a file mounted on its own is on another than
-    its folder's), or of its folder's for a new file; where the system
-    cannot say (no ``statvfs``), written.
+    Written as ``open(path, "w")`` writes, the file was cut to nothing
+    first: a full disk, a file-size limit or a quota then lost the last
+    file with the new one unwritten. Room for all of ``raw`` is reserved
+    first (``posix_fallocate``, which fails leaving the file as it was;
+    blocks the file has count, and root's reserved ones), then ``raw`` is
+    written over it from the start and the rest cut off. Where the system
+    cannot reserve (no ``posix_fallocate``, a file system without it), it
+    is written all the same.
     """
-    statvfs = getattr(os, "statvfs", None)
-    if statvfs is not None:
-        try:
-            room = statvfs(path)
-        except FileNotFoundError:  # a new file, in its folder's
-            room = statvfs(path.parent)
-        if room.f_bavail * room.f_frsize < len(raw) + room.f_frsize:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-    path.write_bytes(raw)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+    with os.fdopen(descriptor, "wb") as file:
+        reserve = getattr(os, "posix_fallocate", None)
+        if reserve is not None and raw:
+            try:
+                reserve(descriptor, 0, len(raw))
+            except OSError as exc:
+                if exc.errno not in _NO_RESERVING:
+                    raise
+        file.write(raw)
+        file.truncate(len(raw))
+
+
+# posix_fallocate's errors where the file system cannot reserve room at all.
+_NO_RESERVING = frozenset(
+    getattr(errno, name)
+    for name in ("EOPNOTSUPP", "ENOTSUP", "EINVAL", "ENOSYS", "ENODEV", "ESPIPE")
+    if hasattr(errno, name)
+)
 
 
 def _named_descriptor(path: Path) -> int | None:
     """The descriptor of this process that ``path`` names, else None.
 
     ``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N``, ``/proc/self/fd/N`` (a
-    shell's ``>(...)``), spelled any way (``//dev/stdout``, through links
-    to them), and any other name of the file or pipe standard output or
-    error is (``--json log.txt >> log.txt``). Opened by name, each is a new
-    opening of what the descriptor reaches: a file redirected with ``>>``
-    was truncated, or replaced while the descriptor went on writing to the
-    one removed (the table and the earlier contents lost); a pipe's name
-    does not exist.
+    shell's ``>(...)``), spelled any way (``//dev/stdout``, ``..``, links
+    to them: each folder resolved as the system resolves it). Opened by
+    name, each is a new opening of what the descriptor reaches: a file
+    redirected with ``>>`` was truncated, or replaced while the descriptor
+    went on writing to the one removed (the table and the earlier contents
+    lost); a pipe's name does not exist. (Another name of the file that
+    standard output is, ``--json out.json > out.json``, is that file: the
+    JSON alone goes into it.)
     """
     text = str(path)
     for _ in range(_LINKS_FOLLOWED):
-        text = os.path.normpath(text)
-        if text.startswith("//"):  # POSIX leaves two slashes alone; Linux not
-            text = "/" + text.lstrip("/")
+        folder, name = os.path.split(text)
+        folder = os.path.realpath(folder or os.curdir)
+        if folder.startswith("//"):  # POSIX leaves two slashes alone
+            folder = "/" + folder.lstrip("/")
+        text = os.path.join(folder, name)
         descriptor = _descriptor_of_name(text)
         if descriptor is not None:
             return descriptor
         try:
             target = os.readlink(text)
-        except (OSError, ValueError):  # no link (any more)
-            break
-        text = os.path.join(os.path.dirname(text), target)
-    try:
-        reached = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    for descriptor in (1, 2):
-        try:
-            stream = os.fstat(descriptor)
-        except OSError:
-            continue
-        if (reached.st_dev, reached.st_ino) == (stream.st_dev, stream.st_ino):
-            return descriptor
+        except (OSError, ValueError):  # no link
+            return None
+        text = os.path.join(folder, target)
     return None
 
 
@@ -1214,7 +1219,7 @@ _LINKS_FOLLOWED = 40
 
 
 def _descriptor_of_name(text: str) -> int | None:
-    """The descriptor that the normalised absolute name ``text`` names, else None."""
+    """The descriptor that ``text`` names (its folder resolved), else None."""
     standard = {"/dev/stdout": 1, "/dev/stderr": 2}
     if text in standard:
         return standard[text]
@@ -1239,9 +1244,19 @@ def _write_descriptor(descriptor: int, raw: bytes) -> None:
         try:
             view = view[os.write(descriptor, view) :]
         except BlockingIOError:
-            import select
+            _wait_writable(descriptor)
 
-            select.select([], [descriptor], [])
+
+def _wait_writable(descriptor: int) -> None:
+    """Wait until ``descriptor`` takes more (``poll``: no limit on its number)."""
+    import select
+
+    if hasattr(select, "poll"):
+        waiting = select.poll()
+        waiting.register(descriptor, select.POLLOUT)
+        waiting.poll()
+    else:  # pragma: no cover - systems without poll
+        select.select([], [descriptor], [])
 
 
 def _write_standard_output(text: str) -> None:

@@ -1241,7 +1241,12 @@ def s2nn(
 def forward(x: TensorLike) -> torch.Tensor:
     """:func:`s2nn_xp.forward` for tensors."""
     x, _ = _prepare(x)
-    if x.requires_grad and torch.is_grad_enabled() and not _in_transform():
+    # Under a torch.func transform a tensor shows no requires_grad (vmap's
+    # batched one, of a tensor that requires it): there too.
+    recorded = x.requires_grad and torch.is_grad_enabled()
+    if torch.compiler.is_compiling():  # Dynamo refuses a custom jvp
+        return _StepTraceable.apply(x) if recorded else _Step.forward(x)
+    if recorded or _forward_ad_level() >= 0 or _in_transform():
         return _Step.apply(x)
     return _scalar_as_vector(_primal, x, ALPHA, BETA, EPSILON, False)
 
@@ -1251,24 +1256,38 @@ def _in_transform() -> bool:
     return _TRANSFORMS_ACTIVE is None or bool(_TRANSFORMS_ACTIVE())
 
 
-class _Step(torch.autograd.Function):
-    """The spike in eager autograd, with the step's derivative, 0; nothing saved.
+class _StepTraceable(torch.autograd.Function):
+    """The spike where autodiff records it: the step's derivative, 0; nothing saved.
 
     Computed where autograd records nothing (as every spike is), it required
     no grad, and ``backward`` of a result of spikes alone raised ("element 0
-    of tensors does not require grad") where ``torch.func`` gives 0, as
-    ``torch.floor`` does. ``floor`` of the math's ``clip`` kept ``x`` for
-    that 0. (``torch.func`` transforms differentiate the plain call: a
-    result that does not depend on the input is 0 there.)
+    of tensors does not require grad"), under ``torch.vmap`` too, where
+    ``torch.floor`` gives 0; a dual tensor's tangent was lost. ``floor`` of
+    the math's ``clip`` kept ``x`` for that 0. Without a forward-mode rule,
+    which ``torch.compile`` refuses (:class:`_Step` has one).
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+    def forward(x: torch.Tensor) -> torch.Tensor:
         return _scalar_as_vector(_primal, x, ALPHA, BETA, EPSILON, False)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        pass  # nothing to keep: the derivative is 0
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(grad)
+
+
+class _Step(_StepTraceable):
+    """:class:`_StepTraceable` with a forward-mode rule: zeros as well."""
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(tangent)
 
 
 def _scalar_as_vector(

@@ -574,6 +574,10 @@ def test_plot_to_a_file_with_a_broken_matplotlib_says_so(tmp_path):
         assert "Traceback" not in completed.stderr
 
 
+def refused_reserving(descriptor, offset, length):
+    raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+
 def test_a_json_file_that_cannot_be_replaced_is_written_in_place(tmp_path, monkeypatch):
     """The check before the work finds a file writable that the write then
     could not replace (exit 1 after the whole run): a file mounted on its own
@@ -597,14 +601,24 @@ def test_a_json_file_that_cannot_be_replaced_is_written_in_place(tmp_path, monke
     _cli.write_output(path, "[2]\n")
     assert path.read_text() == "[2]\n"
     monkeypatch.undo()
-    # written in place only where its file system has room for all of it:
-    # the last file is not truncated on a full disk
-    full = os.statvfs_result((4096, 4096, 100, 0, 0, 100, 0, 0, 0, 255))
+    # written in place with its room reserved first: the last file is left
+    # as it was where there is none (a full disk, a size limit, a quota)
     monkeypatch.setattr(_cli.tempfile, "mkstemp", refused)
-    monkeypatch.setattr(_cli.os, "statvfs", lambda path: full)
-    with pytest.raises(OSError, match="No space left"):
-        _cli.write_output(path, "[4]\n")
-    assert path.read_text() == "[2]\n"
+    if hasattr(os, "posix_fallocate"):
+
+        def full(descriptor, offset, length):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(_cli.os, "posix_fallocate", full)
+        with pytest.raises(OSError, match="No space left"):
+            _cli.write_output(path, "[4, 5, 6]\n")
+        assert path.read_text() == "[2]\n"
+        monkeypatch.setattr(_cli.os, "posix_fallocate", refused_reserving)
+        _cli.write_output(path, "[4]\n")  # a file system that cannot reserve
+        assert path.read_text() == "[4]\n"
+    path.write_text("[1, 2, 3, 4]\n")  # longer: the rest is cut off
+    _cli.write_output(path, "[5]\n")
+    assert path.read_text() == "[5]\n"
     monkeypatch.undo()
     longest = tmp_path / ("b" * (255 - len(".json")) + ".json")
     assert _cli._unwritable(longest) is None
@@ -633,33 +647,44 @@ def test_json_to_a_descriptor_named_as_a_file_writes_through_it(tmp_path):
     assert json.loads(piped.stdout[: piped.stdout.index("]\n") + 1])
     through = _shell("3>&1 >/dev/null", *tiny, "--json", "/dev/fd/3")
     assert {r["backend"] for r in json.loads(through.stdout)} == {"numpy"}
-    # other names of the same streams: through a link, spelled otherwise,
-    # the file standard output is
+    # other names of the same streams: through a link, spelled otherwise
     link = tmp_path / "link.json"
     link.symlink_to("/dev/stdout")
-    for name in (str(link), "//dev/stdout", "/dev/fd/../fd/1", str(log)):
+    for name in (str(link), "//dev/stdout", "/dev/fd/../fd/1", "/dev/./stdout"):
         log.write_text("earlier line\n")
         completed = _shell(f">> '{log}'", *tiny, "--json", name)
         assert completed.returncode == 0, (name, completed.stderr)
         assert log.read_text().startswith("earlier line\n["), name
-        if name == str(log):  # a file of its own where stdout is not it
-            continue
         piped = subprocess.run(
             _command(*tiny, "--json", name), capture_output=True, text=True
         )
         assert piped.returncode == 0 and piped.stdout.startswith("["), name
-    # a reader that goes away: quietly, as for "-"
-    reader = subprocess.Popen(
-        ["head", "-c", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
-    )
-    gone = subprocess.run(
-        _command(*tiny, "--size", "2048", "4096", "--json", "/dev/stdout"),
-        stdout=reader.stdin,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    reader.stdin.close()
-    reader.wait()
+    # ".." after a link is the link's target's parent, as the system has it:
+    # a file there, not standard output
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "hop").symlink_to(tmp_path / "a" / "b")
+    beside = tmp_path / "hop" / ".." / ".." / "dev" / "stdout"
+    assert _cli._named_descriptor(beside) is None
+    _cli.write_output(beside, "[]\n")
+    assert (tmp_path / "dev" / "stdout").read_text() == "[]\n"
+    # the file standard output is, named: that file, the JSON alone in it
+    own = tmp_path / "own.json"
+    completed = _shell(f"> '{own}'", *tiny, "--json", str(own))
+    assert completed.returncode == 0, completed.stderr
+    assert {r["backend"] for r in json.loads(own.read_text())} == {"numpy"}
+    # a reader that went away: quietly, as for "-"
+    reading, writing = os.pipe()
+    os.close(reading)
+    try:
+        gone = subprocess.run(
+            _command(*tiny, "--json", "/dev/stdout"),
+            stdout=writing,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(writing)
     assert gone.returncode == 141, gone.stderr
     assert "error" not in gone.stderr and "Traceback" not in gone.stderr
     closed = _shell("", *tiny, "--json", "/dev/fd/9")
@@ -676,7 +701,9 @@ def test_a_descriptor_made_non_blocking_gets_all_of_the_output():
     import threading
     import time
 
-    reading, writing = os.pipe()
+    reading, low = os.pipe()
+    writing = os.dup2(low, 1500)  # beyond select()'s limit of 1024
+    os.close(low)
     flags = fcntl.fcntl(writing, fcntl.F_GETFL)
     fcntl.fcntl(writing, fcntl.F_SETFL, flags | os.O_NONBLOCK)
     received = bytearray()

@@ -594,6 +594,40 @@ def test_the_spike_of_an_x_that_requires_grad_saves_nothing():
     assert_same_bits(x.grad, torch.zeros(64))
 
 
+@pytest.mark.parametrize(
+    "how", ["vmap", "dual", "compiled", "compiled, no grad", "func.jvp"]
+)
+def test_the_spike_differentiates_to_zero_however_it_is_recorded(how):
+    """Under torch.vmap the result required no grad (eager backward raised,
+    where torch.floor's does); a dual tensor that also requires grad raised
+    "You must implement the jvp function"; Dynamo refuses a custom jvp."""
+    x = torch.linspace(-2.0, 2.0, 6, requires_grad=True)
+    want = s2nn_xp.forward(x.detach())
+    if how == "vmap":
+        y = torch.vmap(s2nn_xp.forward)(x.view(3, 2)).reshape(6)
+    elif how == "dual":
+        with forward_ad.dual_level():
+            dual = forward_ad.make_dual(x * 1.0, torch.ones(6))
+            y = s2nn_xp.forward(dual)
+            assert_same_bits(forward_ad.unpack_dual(y).tangent, torch.zeros(6))
+    elif how == "func.jvp":
+        y, tangent = torch.func.jvp(s2nn_xp.forward, (x,), (torch.ones(6),))
+        assert_same_bits(tangent, torch.zeros(6))
+    else:
+        compiled = torch.compile(s2nn_xp.forward, backend="eager", fullgraph=True)
+        if how == "compiled, no grad":
+            with torch.no_grad():
+                y = compiled(x)
+            assert not y.requires_grad
+            assert_same_bits(y, want)
+            return
+        y = compiled(x)
+    assert_same_bits(y.detach(), want)
+    assert y.requires_grad
+    y.sum().backward()
+    assert_same_bits(x.grad, torch.zeros(6))
+
+
 def test_an_eager_call_binds_no_signature(monkeypatch):
     # autograd.Function.apply binds its arguments with inspect at every call
     # (a tenth of the call's cost at 10^4 values); eager calls skip it, and
