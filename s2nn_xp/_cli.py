@@ -1093,8 +1093,8 @@ def write_output(path: Path, data: str | bytes) -> None:
     file where the last run's was. Where no file can be made beside it or
     moved over it (a folder the user may not write, a name too long for the
     one beside it, a file mounted on its own) it is written in place, as
-    :func:`_unwritable` found it can be before the work, its room reserved
-    before the last file is touched (:func:`_write_in_place`). A named pipe or
+    :func:`_unwritable` found it can be before the work (where a full disk
+    may leave it cut short, as the error then says). A named pipe or
     a device is written to; a descriptor of this process named as a file
     (:func:`_named_descriptor`), through that descriptor.
     """
@@ -1151,36 +1151,18 @@ _IN_PLACE_AFTER = frozenset(
 
 
 def _write_in_place(path: Path, raw: bytes) -> None:
-    """``raw`` over the file at ``path``, its room reserved before it is touched.
+    """``raw`` over the file at ``path``, as ``open(path, "w")`` writes it.
 
-    Written as ``open(path, "w")`` writes, the file was cut to nothing
-    first: a full disk, a file-size limit or a quota then lost the last
-    file with the new one unwritten. Room for all of ``raw`` is reserved
-    first (``posix_fallocate``, which fails leaving the file as it was;
-    blocks the file has count, and root's reserved ones), then ``raw`` is
-    written over it from the start and the rest cut off. Where the system
-    cannot reserve (no ``posix_fallocate``, a file system without it), it
-    is written all the same.
+    The last file is cut to nothing first: a write that then fails (a full
+    disk, a size limit) leaves it short, which the error says. (Room
+    reserved first with ``posix_fallocate`` is no remedy: where it fails
+    on ext4 it keeps what it got, and glibc's stand-in writes zeros.)
     """
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
-    with os.fdopen(descriptor, "wb") as file:
-        reserve = getattr(os, "posix_fallocate", None)
-        if reserve is not None and raw:
-            try:
-                reserve(descriptor, 0, len(raw))
-            except OSError as exc:
-                if exc.errno not in _NO_RESERVING:
-                    raise
-        file.write(raw)
-        file.truncate(len(raw))
-
-
-# posix_fallocate's errors where the file system cannot reserve room at all.
-_NO_RESERVING = frozenset(
-    getattr(errno, name)
-    for name in ("EOPNOTSUPP", "ENOTSUP", "EINVAL", "ENOSYS", "ENODEV", "ESPIPE")
-    if hasattr(errno, name)
-)
+    try:
+        path.write_bytes(raw)
+    except OSError as exc:
+        why = f"{exc.strerror or exc} (written in place, the file may be cut short)"
+        raise OSError(exc.errno, why, str(path)) from exc
 
 
 def _named_descriptor(path: Path) -> int | None:
@@ -1198,6 +1180,11 @@ def _named_descriptor(path: Path) -> int | None:
     """
     text = str(path)
     for _ in range(_LINKS_FOLLOWED):
+        # As written first (/proc of another PID namespace resolves /dev/fd
+        # to a number that is not this process's)
+        descriptor = _descriptor_of_name(_without_dots(text))
+        if descriptor is not None:
+            return descriptor
         folder, name = os.path.split(text)
         folder = os.path.realpath(folder or os.curdir)
         if folder.startswith("//"):  # POSIX leaves two slashes alone
@@ -1218,12 +1205,25 @@ def _named_descriptor(path: Path) -> int | None:
 _LINKS_FOLLOWED = 40
 
 
+def _without_dots(text: str) -> str:
+    """``text`` without repeated separators and ``.`` (``..`` kept: a link's)."""
+    parts = [part for part in text.split("/") if part not in ("", ".")]
+    return ("/" if text.startswith("/") else "") + "/".join(parts)
+
+
 def _descriptor_of_name(text: str) -> int | None:
-    """The descriptor that ``text`` names (its folder resolved), else None."""
+    """The descriptor that ``text`` names, else None."""
     standard = {"/dev/stdout": 1, "/dev/stderr": 2}
     if text in standard:
         return standard[text]
-    for folder in ("/dev/fd/", "/proc/self/fd/", f"/proc/{os.getpid()}/fd/"):
+    # /proc/self resolved: this process's number as its /proc numbers it
+    own = os.path.realpath("/proc/self")
+    for folder in (
+        "/dev/fd/",
+        "/proc/self/fd/",
+        f"/proc/{os.getpid()}/fd/",
+        f"{own}/fd/",
+    ):
         number = text.removeprefix(folder)
         if number != text and number.isdigit() and number.isascii():
             return int(number)

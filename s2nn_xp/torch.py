@@ -1243,9 +1243,10 @@ def forward(x: TensorLike) -> torch.Tensor:
     x, _ = _prepare(x)
     # Under a torch.func transform a tensor shows no requires_grad (vmap's
     # batched one, of a tensor that requires it): there too.
+    if torch.compiler.is_compiling():
+        # Dynamo refuses a custom jvp; and a vmap it traces shows no transform
+        return _StepTraceable.apply(x)
     recorded = x.requires_grad and torch.is_grad_enabled()
-    if torch.compiler.is_compiling():  # Dynamo refuses a custom jvp
-        return _StepTraceable.apply(x) if recorded else _Step.forward(x)
     if recorded or _forward_ad_level() >= 0 or _in_transform():
         return _Step.apply(x)
     return _scalar_as_vector(_primal, x, ALPHA, BETA, EPSILON, False)

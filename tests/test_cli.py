@@ -574,10 +574,6 @@ def test_plot_to_a_file_with_a_broken_matplotlib_says_so(tmp_path):
         assert "Traceback" not in completed.stderr
 
 
-def refused_reserving(descriptor, offset, length):
-    raise OSError(errno.EOPNOTSUPP, "Operation not supported")
-
-
 def test_a_json_file_that_cannot_be_replaced_is_written_in_place(tmp_path, monkeypatch):
     """The check before the work finds a file writable that the write then
     could not replace (exit 1 after the whole run): a file mounted on its own
@@ -601,24 +597,15 @@ def test_a_json_file_that_cannot_be_replaced_is_written_in_place(tmp_path, monke
     _cli.write_output(path, "[2]\n")
     assert path.read_text() == "[2]\n"
     monkeypatch.undo()
-    # written in place with its room reserved first: the last file is left
-    # as it was where there is none (a full disk, a size limit, a quota)
+    # written in place, a failure says that the file may be cut short
     monkeypatch.setattr(_cli.tempfile, "mkstemp", refused)
-    if hasattr(os, "posix_fallocate"):
 
-        def full(descriptor, offset, length):
-            raise OSError(errno.ENOSPC, "No space left on device")
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(_cli.os, "posix_fallocate", full)
-        with pytest.raises(OSError, match="No space left"):
-            _cli.write_output(path, "[4, 5, 6]\n")
-        assert path.read_text() == "[2]\n"
-        monkeypatch.setattr(_cli.os, "posix_fallocate", refused_reserving)
-        _cli.write_output(path, "[4]\n")  # a file system that cannot reserve
-        assert path.read_text() == "[4]\n"
-    path.write_text("[1, 2, 3, 4]\n")  # longer: the rest is cut off
-    _cli.write_output(path, "[5]\n")
-    assert path.read_text() == "[5]\n"
+    monkeypatch.setattr(_cli.Path, "write_bytes", full)
+    with pytest.raises(OSError, match="written in place, the file may be cut short"):
+        _cli.write_output(path, "[4]\n")
     monkeypatch.undo()
     longest = tmp_path / ("b" * (255 - len(".json")) + ".json")
     assert _cli._unwritable(longest) is None
@@ -660,7 +647,7 @@ def test_json_to_a_descriptor_named_as_a_file_writes_through_it(tmp_path):
         )
         assert piped.returncode == 0 and piped.stdout.startswith("["), name
     # ".." after a link is the link's target's parent, as the system has it:
-    # a file there, not standard output
+    # a file there, not standard output (read as text, "/dev/stdout")
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "dev").mkdir()
     (tmp_path / "hop").symlink_to(tmp_path / "a" / "b")
@@ -668,6 +655,10 @@ def test_json_to_a_descriptor_named_as_a_file_writes_through_it(tmp_path):
     assert _cli._named_descriptor(beside) is None
     _cli.write_output(beside, "[]\n")
     assert (tmp_path / "dev" / "stdout").read_text() == "[]\n"
+    depth = len(tmp_path.parts)  # up to "/" as text, not as the system has it
+    up = tmp_path / "hop" / Path(*[".."] * depth) / "dev" / "stdout"
+    assert os.path.normpath(up) == "/dev/stdout"
+    assert _cli._named_descriptor(up) is None
     # the file standard output is, named: that file, the JSON alone in it
     own = tmp_path / "own.json"
     completed = _shell(f"> '{own}'", *tiny, "--json", str(own))
@@ -692,6 +683,18 @@ def test_json_to_a_descriptor_named_as_a_file_writes_through_it(tmp_path):
     assert "cannot write '/dev/fd/9': no such descriptor is open" in closed.stderr
     reading = _shell("9</dev/null", *tiny, "--json", "/dev/fd/9")
     assert reading.returncode == 2 and "open for reading only" in reading.stderr
+
+
+def test_a_descriptor_is_known_by_the_number_its_proc_gives(monkeypatch):
+    """In a PID namespace whose /proc is another's (``unshare --pid`` without
+    ``--mount-proc``), /dev/fd resolves to /proc/<a number not os.getpid()>:
+    ``--json /dev/fd/1`` was refused, "No such file or directory"."""
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("no /proc here")
+    own = os.path.realpath("/proc/self")
+    monkeypatch.setattr(_cli.os, "getpid", lambda: 999_999_999)
+    assert _cli._descriptor_of_name(f"{own}/fd/1") == 1
+    assert _cli._named_descriptor(Path("/dev/fd/1")) == 1
 
 
 def test_a_descriptor_made_non_blocking_gets_all_of_the_output():

@@ -594,8 +594,26 @@ def test_the_spike_of_an_x_that_requires_grad_saves_nothing():
     assert_same_bits(x.grad, torch.zeros(64))
 
 
+_COMPILED_VMAP = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "torch.compile of torch.vmap of an autograd.Function: the result requires "
+        "no grad (torch 2.13, any Function; torch.floor's does); in the CHANGELOG. "
+        "When this passes, drop the note."
+    ),
+)
+
+
 @pytest.mark.parametrize(
-    "how", ["vmap", "dual", "compiled", "compiled, no grad", "func.jvp"]
+    "how",
+    [
+        "vmap",
+        "dual",
+        "compiled",
+        "compiled, no grad",
+        pytest.param("compiled vmap", marks=_COMPILED_VMAP),
+        "func.jvp",
+    ],
 )
 def test_the_spike_differentiates_to_zero_however_it_is_recorded(how):
     """Under torch.vmap the result required no grad (eager backward raised,
@@ -613,6 +631,14 @@ def test_the_spike_differentiates_to_zero_however_it_is_recorded(how):
     elif how == "func.jvp":
         y, tangent = torch.func.jvp(s2nn_xp.forward, (x,), (torch.ones(6),))
         assert_same_bits(tangent, torch.zeros(6))
+    elif how == "compiled vmap":  # on a leaf of its own (Dynamo warns of a view)
+        rows = x.detach().view(3, 2).requires_grad_()
+        y = torch.compile(torch.vmap(s2nn_xp.forward), backend="aot_eager")(rows)
+        assert y.requires_grad
+        y.sum().backward()
+        assert_same_bits(y.detach().reshape(6), want)
+        assert_same_bits(rows.grad, torch.zeros(3, 2))
+        return
     else:
         compiled = torch.compile(s2nn_xp.forward, backend="eager", fullgraph=True)
         if how == "compiled, no grad":
