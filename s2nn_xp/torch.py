@@ -1241,12 +1241,12 @@ def s2nn(
 def forward(x: TensorLike) -> torch.Tensor:
     """:func:`s2nn_xp.forward` for tensors."""
     x, _ = _prepare(x)
-    # Under a torch.func transform a tensor shows no requires_grad (vmap's
-    # batched one, of a tensor that requires it): there too.
     if torch.compiler.is_compiling():
         # Dynamo refuses a custom jvp; and a vmap it traces shows no transform
         return _StepTraceable.apply(x)
     recorded = x.requires_grad and torch.is_grad_enabled()
+    # Under a torch.func transform a tensor shows no requires_grad (vmap's
+    # batched one, of a tensor that requires it): there too.
     if recorded or _forward_ad_level() >= 0 or _in_transform():
         return _Step.apply(x)
     return _scalar_as_vector(_primal, x, ALPHA, BETA, EPSILON, False)
