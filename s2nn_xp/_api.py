@@ -1004,7 +1004,7 @@ def _static_for(epsilon: Any, x: Any) -> Any:
     if _compat.is_jax_tracer(epsilon):
         return epsilon
     x = _compat.stood_for(x)
-    if _compat.is_jax_array(x):
+    if isinstance(x, jax.Array):
         committed = _compat.committed_devices(epsilon)
         if committed is None:  # JAX moves it where x is
             return epsilon

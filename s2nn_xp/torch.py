@@ -208,6 +208,11 @@ def _is_wrapped(tensor: torch.Tensor) -> bool:
     )
 
 
+def _in_transform() -> bool:
+    """Whether a :mod:`torch.func` transform is active (unknown: as if one were)."""
+    return _TRANSFORMS_ACTIVE is None or bool(_TRANSFORMS_ACTIVE())
+
+
 def _forward_ad_level() -> int:
     """The innermost ``torch.autograd.forward_ad.dual_level``, -1 outside one.
 
@@ -861,7 +866,7 @@ def _apply_spike(
     binding; inside one (or where this torch lacks the private functions),
     ``apply`` itself.
     """
-    if _UNWRAP_IF_DEAD is None or _TRANSFORMS_ACTIVE is None or _TRANSFORMS_ACTIVE():
+    if _UNWRAP_IF_DEAD is None or _in_transform():
         return _Spike.apply(x, alpha, beta, epsilon, with_origin)
     unwrap = _UNWRAP_IF_DEAD
     return _C_APPLY(
@@ -1250,11 +1255,6 @@ def forward(x: TensorLike) -> torch.Tensor:
     if recorded or _forward_ad_level() >= 0 or _in_transform():
         return _Step.apply(x)
     return _scalar_as_vector(_primal, x, ALPHA, BETA, EPSILON, False)
-
-
-def _in_transform() -> bool:
-    """Whether a :mod:`torch.func` transform is active (unknown: as if one were)."""
-    return _TRANSFORMS_ACTIVE is None or bool(_TRANSFORMS_ACTIVE())
 
 
 class _StepTraceable(torch.autograd.Function):
