@@ -39,15 +39,26 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import array_api_compat.cupy as cupy_namespace
-import cupy
 import numpy as np
-from cupyx.profiler import benchmark
 
 import s2nn_xp
-import s2nn_xp.cupy as s2nn_cupy
 from s2nn_xp import _backends, _math
-from s2nn_xp._cli import script_arguments, size_label, writable_file, write_output
+from s2nn_xp._cli import (
+    script_arguments,
+    script_needs,
+    size_label,
+    writable_file,
+    write_output,
+)
+
+try:
+    import array_api_compat.cupy as cupy_namespace
+    import cupy
+    from cupyx.profiler import benchmark
+
+    import s2nn_xp.cupy as s2nn_cupy
+except ImportError as exc:  # --help included: one line, not a traceback
+    script_needs("CuPy", exc)
 from s2nn_xp._fused import FusedKernelWarning
 from s2nn_xp._timing import median_seconds
 

@@ -32,20 +32,25 @@ import functools
 import json
 from collections.abc import Callable
 
-import torch
-
 import s2nn_xp
-import s2nn_xp.torch
-from s2nn_xp._backends import torch_round_trip
 from s2nn_xp._cli import (
     learnable_batch,
     parse_size,
     parse_warmup,
     script_arguments,
+    script_needs,
     writable_file,
     write_output,
 )
 from s2nn_xp._timing import ROUND_TRIP, floor_cases, floor_of, median_seconds
+
+try:
+    import torch
+
+    import s2nn_xp.torch
+    from s2nn_xp._backends import torch_round_trip
+except ImportError as exc:  # --help included: one line, not a traceback
+    script_needs("PyTorch", exc)
 
 try:
     from spikingjelly.activation_based import surrogate as spikingjelly_surrogate

@@ -1152,6 +1152,12 @@ def _checked_parameter(name: str, value: Any) -> Any:
         return value if _is_state(value) else checked
     if _compat.is_array_api_obj(checked):
         check_real_dtype(name, _compat.array_namespace(checked), checked.dtype)
+    made_here = getattr(read, "dtype", None) is None and _compat.is_numpy_array(checked)
+    if made_here and checked.dtype.kind in "iu":
+        # Host data (a list of ints) made into an array here: of floats, as
+        # an int becomes one (an int64 leaf, which jax.grad of the object
+        # refused; the PyTorch module makes such a list its default float).
+        checked = checked.astype(float)
     if name != "epsilon" and checked is not read and _is_array_like_variable(read):
         # Kept as given, as a state is, for its framework to find it there
         # and train it (the calls unwrap it, checking its value); epsilon, a

@@ -481,6 +481,20 @@ def script_arguments(
     return args
 
 
+def script_needs(library: str, error: ImportError) -> NoReturn:
+    """Exit as the command does for a missing library: 2, and one line saying so.
+
+    For a benchmark script whose library (`library`, as users install it)
+    failed to import with `error`; called before its options are parsed,
+    so ``--help`` says it too, not a traceback.
+    """
+    prog = Path(sys.argv[0]).name
+    sys.stderr.write(
+        f"{prog}: error: needs {library}, which cannot be imported here: {error}\n"
+    )
+    raise SystemExit(2)
+
+
 def given_or_default(given: Sequence[Any] | None, default: Sequence[Any]) -> list[Any]:
     """An ``extend`` option's values, once each in order, or `default`'s."""
     return list(dict.fromkeys(given or default))

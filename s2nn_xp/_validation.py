@@ -305,8 +305,15 @@ def check_real_dtype(name: str, xp: ModuleType, dtype: Any) -> None:
 
 def _is_real_number(xp: ModuleType, dtype: Any) -> bool:
     try:
-        return bool(xp.isdtype(dtype, ("real floating", "integral")))
-    except TypeError:  # a dtype isdtype refuses to judge (NumPy's StringDType)
+        if xp.isdtype(dtype, "real floating"):
+            # a float that holds no value an element (torch's packed
+            # float4_e2m1fn_x2) has no largest value, and converts to no other
+            # dtype
+            xp.finfo(dtype).max  # noqa: B018 (the question asked of xp)
+            return True
+        return bool(xp.isdtype(dtype, "integral"))
+    except (TypeError, NotImplementedError):
+        # a dtype isdtype refuses to judge (NumPy's StringDType)
         return False
 
 
@@ -627,7 +634,7 @@ def validate_parameter(name: str, value: Any) -> Any:
         try:
             number = float(value)
         except OverflowError:  # an int beyond float64
-            number = _INF
+            raise _beyond_float64(name, value) from None
         return check_number(name, number)
     if isinstance(value, numbers.Complex):
         msg = f"{name} must be real, not complex ({value!r})"
@@ -799,9 +806,24 @@ def _python_number(name: str, value: Any) -> Any:
     try:
         return float(value)
     except OverflowError:
-        digits = len(str(abs(int(value))))
-        msg = f"{name} is a number of {digits} digits, beyond the range of float64"
-        raise ValueError(msg) from None
+        raise _beyond_float64(name, value) from None
+
+
+def _beyond_float64(name: str, value: Any) -> ValueError:
+    """The error for a Python number (an int) beyond float64's range.
+
+    Its digits counted, not printed (there may be thousands); by its
+    logarithm beyond the digits Python turns into text
+    (``sys.get_int_max_str_digits``), where ``str`` raises.
+    """
+    whole = abs(int(value))
+    try:
+        digits = len(str(whole))
+    except ValueError:
+        digits = math.floor(math.log10(whole)) + 1
+    return ValueError(
+        f"{name} is a number of {digits} digits, beyond the range of float64"
+    )
 
 
 def _host_array(

@@ -201,7 +201,15 @@ def _spread(tangent: jax.Array, x: jax.Array) -> jax.Array:
     array at 2^24 values. Other broadcasts (a size-1 axis inside) are left
     to broadcasting. ``HIGHEST`` keeps the sum in the full dtype on
     accelerators that would round a dot's inputs (TPUs, TF32 on GPUs).
+
+    Not on a mesh with explicit axes: there the ones, which JAX types
+    unsharded, made the product (and its transpose's input) unsharded, so
+    the cotangent of a batch-sharded ``x`` was gathered whole onto every
+    device, where broadcasting sums each device's share and then the
+    parameter's few values across devices.
     """
+    if _explicitly_sharded(x) or _explicitly_sharded(tangent):
+        return tangent
     core = tangent.shape
     while core and core[0] == 1:
         core = core[1:]
@@ -212,6 +220,15 @@ def _spread(tangent: jax.Array, x: jax.Array) -> jax.Array:
     return jnp.tensordot(
         ones, tangent.reshape(core), axes=0, precision=jax.lax.Precision.HIGHEST
     )
+
+
+def _explicitly_sharded(a: jax.Array) -> bool:
+    """Whether ``a``'s type names a mesh with an explicit axis (JAX 0.7 and up)."""
+    explicit = getattr(getattr(jax.sharding, "AxisType", None), "Explicit", None)
+    if explicit is None or not hasattr(jax, "typeof"):
+        return False
+    mesh = getattr(getattr(jax.typeof(a), "sharding", None), "mesh", None)
+    return explicit in getattr(mesh, "axis_types", ())
 
 
 def _parameter(value: Any, x: jax.Array, compute_dtype: Any) -> jax.Array:
@@ -337,7 +354,9 @@ def _arguments(x: ArrayLike, **params: Any) -> tuple[jax.Array, Any, dict[str, A
         x = host_input(x, "jax.numpy", promote_integers=True)
     if not isinstance(x, jax.Array):  # not a wrapper of one (brainpy's Array)
         x = _from_numpy(x)
-    if x.dtype.itemsize == 8:  # only 64-bit dtypes change (the test is a call)
+    # Only 64-bit dtypes change (the test is a call); JAX's extended dtypes
+    # (PRNG keys), no NumPy dtypes, are refused by check_arguments.
+    if isinstance(x.dtype, np.dtype) and x.dtype.itemsize == 8:
         _check_x64(x)
     compute_dtype, result_dtype, params = check_arguments(jnp, x, params)
     if x.dtype != result_dtype:  # integers and bools: promoted first
@@ -375,7 +394,8 @@ def _call(
     :func:`check_arguments` compares the devices of concrete arrays with
     ``x``'s before a call; a tracer of a transform outside ``jit`` (``grad``,
     ``jvp``, ``vmap``) shows none, and JAX's compiled function refuses the
-    arrays instead, naming that function's arguments and not the user's.
+    arrays instead (or, on meshes with explicit axes, their meshes), naming
+    that function's arguments, or none, and not the user's.
     ``arrays`` are the arrays it is given besides ``x``, by name; the error
     names those of them that may be elsewhere (:func:`_may_be_elsewhere`),
     and JAX's stands where none may be (a tangent of ``x`` elsewhere, a
@@ -385,7 +405,7 @@ def _call(
         return compiled(*args, **kwargs)
     except ValueError as error:
         message = str(error)
-        if _DEVICES_REFUSED not in message:
+        if _DEVICES_REFUSED not in message and _MESHES_REFUSED not in message:
             raise
         x_devices = _compat.committed_devices(x)
         if _CONTEXT_MESH in message and (
@@ -441,6 +461,9 @@ _MESH_IDS = re.compile(r"context mesh with device ids \[([\d, ]+)\]")
 # different devices (its "Received incompatible devices for jitted
 # computation").
 _DEVICES_REFUSED = "incompatible devices"
+# ... and of its refusal, under a transform, of arrays typed with other meshes
+# (explicit sharding: a parameter on a mesh of other devices than x's).
+_MESHES_REFUSED = "Mesh for all inputs should be equal"
 # ... and of one about the devices of the caller's context mesh (set_mesh),
 # which no argument moved to x's device satisfies unless x is on the mesh.
 _CONTEXT_MESH = "context mesh"

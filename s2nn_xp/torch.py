@@ -79,7 +79,6 @@ except ImportError as exc:
 else:  # too old a version is refused too
     _backends.check_framework_version("torch")
 
-import array_api_compat.torch as _xp
 import numpy as np
 import torch.autograd.forward_ad
 from torch import nn
@@ -114,6 +113,9 @@ from ._validation import (
 )
 
 __all__ = ["S2NN", "forward", "gradient", "origin", "s2nn", "vjp"]
+
+# array-api-compat's namespace of tensors, for the shared checks.
+_xp = _compat.array_namespace(torch.empty(0))
 
 Parameter: TypeAlias = "float | torch.Tensor"
 """A positive Python number, or a tensor broadcasting to ``x`` (per neuron)."""
@@ -904,6 +906,8 @@ def _prepare_x(x: Any, *, kept: bool) -> torch.Tensor:
     _check_dense("x", x)
     if not x.is_floating_point():
         x = x.to(input_dtypes(_xp, x)[1])  # raises for complex input
+    else:
+        _check_real("x", x.dtype)  # a packed float
     return x
 
 
@@ -961,8 +965,28 @@ def _check_real(name: str, dtype: torch.dtype) -> None:
     is a dict that changes, and a compiled graph guarded on it recompiled
     whenever any call added a dtype to it.
     """
-    if not (dtype.is_floating_point or dtype in _INTEGER_DTYPES):
+    if dtype in _PACKED_FLOATS or not (
+        dtype.is_floating_point or dtype in _INTEGER_DTYPES
+    ):
         raise real_dtype_error(name, dtype)
+
+
+def _packed(dtype: torch.dtype) -> bool:
+    """Whether ``dtype`` is a float torch holds packed, no value an element."""
+    try:
+        torch.finfo(dtype).max  # noqa: B018 (the question asked of torch)
+    except (TypeError, NotImplementedError):
+        return True
+    return False
+
+
+# torch's floating dtypes that pack several values in an element
+# (float4_e2m1fn_x2): torch converts them to no other dtype.
+_PACKED_FLOATS = frozenset(
+    dtype
+    for dtype in vars(torch).values()
+    if isinstance(dtype, torch.dtype) and dtype.is_floating_point and _packed(dtype)
+)
 
 
 # torch's integer dtypes (its unsigned ones beyond uint8 are recent).

@@ -14,6 +14,8 @@ reference rounded to the dtype would hide up to half an ulp.
 
 from __future__ import annotations
 
+import functools
+
 import mpmath
 import numpy as np
 import pytest
@@ -310,3 +312,34 @@ def test_origin_is_infinite_only_where_x_plus_epsilon_overflows():
     assert np.isfinite(got[0]) and np.isinf(got[1])
     want = exact_origin(largest / 2, epsilon=largest / 4)
     assert abs(mpmath.mpf(float(got[0])) - want) < 1e-5 * want
+
+
+@functools.cache
+def _every_float16_exact() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every finite float16 value, and origin and gradient of each (mpmath)."""
+    x = np.arange(2**16, dtype=np.uint16).view(np.float16)
+    x = x[np.isfinite(x)]
+    values = [float(v) for v in x]
+    exact = {
+        "origin": np.array([float(exact_origin(v)) for v in values]),
+        "gradient": np.array([float(exact_gradient(v)) for v in values]),
+    }
+    return x, exact
+
+
+@pytest.mark.parametrize("function", ["origin", "gradient"])
+def test_16_bit_results_are_within_an_ulp_of_their_dtype(xp, function):
+    """The Definition: rounded once from float32 values within their bound,
+    every float16 result is within 1 float16 ulp of the exact value. (The
+    references rounded to float64 hide 2^-53 of a value: nothing of a
+    float16 ulp.)"""
+    from ._support import backend_of
+
+    if "float16" not in backend_of(xp).dtypes:
+        pytest.skip(f"{backend_of(xp).name} computes no float16")
+    x, exact = _every_float16_exact()
+    result = to_numpy(getattr(s2nn_xp, function)(xp.asarray(x)))
+    assert result.dtype == np.float16
+    spacing = np.maximum(ulps(exact[function], np.float16), 2.0**-24)
+    error = np.abs(result.astype(np.float64) - exact[function]) / spacing
+    assert error.max() <= 1.0, x[error.argmax()]

@@ -173,3 +173,70 @@ def test_jax_export_keeps_the_surrogate_gradient():
     np.testing.assert_allclose(
         got[0], jnp.arange(9.0) * s2nn_xp.gradient(x, alpha, 0.5), rtol=1e-6
     )
+
+
+# Where onnxscript 0.7's optimizer breaks the model (the integrations page):
+# two clamps of one input that it fuses, float64's and origin mode's.
+_BROKEN_BY_THE_OPTIMIZER = {
+    ("float64", "origin", "once"),
+    ("float64", "origin", "twice"),
+    ("float64", "origin", "two modules"),
+    ("float64", "spike", "twice"),
+    ("float64", "spike", "two modules"),
+    ("float32", "origin", "twice"),
+    ("float32", "origin", "two modules"),
+}
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+@pytest.mark.parametrize("calls", ["once", "twice", "two modules"])
+@pytest.mark.parametrize("mode", ["spike", "origin"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_onnx_export_without_the_optimizer_runs_every_model(dtype, mode, calls):
+    """The page's advice, optimize=False, and the cases it names: S2NN twice
+    on one input (one module or two) in origin mode or float64, a float64 model
+    in origin mode (found by a deployment trial: the page said float32 models
+    needed nothing). If onnxscript mends its optimizer, the expected failures
+    fail: then the page's note goes."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from s2nn_xp.torch import S2NN
+
+    class Calls(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first = S2NN(origin=mode == "origin")
+            self.second = (
+                S2NN(alpha=2.0, origin=mode == "origin")
+                if calls == "two modules"
+                else self.first
+            )
+
+        def forward(self, x):
+            y = self.first(x)
+            return y if calls == "once" else y + self.second(x)
+
+    model = Calls().to(getattr(torch, dtype)).eval()
+    x = (_inputs(torch) / 2).to(getattr(torch, dtype))
+    want = model(x).numpy()
+    for optimize in (True, False):
+        program = torch.onnx.export(
+            model, (x,), dynamo=True, verbose=False, optimize=optimize
+        )
+        model_bytes = program.model_proto.SerializeToString()
+        if optimize and (dtype, mode, calls) in _BROKEN_BY_THE_OPTIMIZER:
+            with pytest.raises(Exception, match="is not a graph input, initializer"):
+                onnxruntime.InferenceSession(
+                    model_bytes, providers=["CPUExecutionProvider"]
+                )
+            continue
+        session = onnxruntime.InferenceSession(
+            model_bytes, providers=["CPUExecutionProvider"]
+        )
+        (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        if mode == "spike":
+            np.testing.assert_array_equal(got, want)
+        else:  # onnxruntime's exp and log round as they do; 16 bits: once more
+            tolerance = {"float16": 2e-3, "float32": 1e-6, "float64": 1e-14}[dtype]
+            np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)

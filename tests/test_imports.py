@@ -7,8 +7,10 @@ frameworks and their adapters are the backend registry's.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -279,3 +281,21 @@ def test_an_adapter_says_if_its_framework_is_missing_or_broken(
         "else:\n"
         "    raise AssertionError('imported')\n"
     )
+
+
+def test_array_api_compat_is_imported_by_compat_alone():
+    """One module imports it (docs/contributing.rst): the PyTorch adapter
+    imported array_api_compat.torch of its own."""
+    package = Path(_backends.__file__).parent
+    importers = set()
+    for source in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            if any(n.partition(".")[0] == "array_api_compat" for n in names):
+                importers.add(source.name)
+    assert importers == {"_compat.py"}

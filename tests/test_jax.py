@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -206,6 +207,19 @@ def test_host_x_of_no_supported_dtype_names_x(x, function):
         pytest.skip("longdouble is float64 here")
     with pytest.raises(TypeError, match=r"^x (must|has)"):
         getattr(s2nn_xp.jax, function)(x)
+
+
+@pytest.mark.parametrize("function", ["s2nn", "forward", "origin", "gradient"])
+def test_x_of_prng_keys_is_refused_naming_x(function):
+    """A typed key array (an extended dtype) met the x64 check, inside JAX:
+    "ValueError: Internal: canonicalize_dtype called on extended dtype"."""
+    keys = jax.random.split(jax.random.key(0), 2)
+    message = r"^x must have a real numeric dtype, not key<fry>"
+    for module in (s2nn_xp, s2nn_xp.jax):
+        with pytest.raises(TypeError, match=message):
+            getattr(module, function)(keys)
+    with pytest.raises(TypeError, match=message):
+        jax.jit(getattr(s2nn_xp, function))(keys)
 
 
 def test_pullback_exports_with_a_symbolic_batch():
@@ -744,6 +758,7 @@ def test_arrays_committed_to_other_devices_are_named():
 _MESH_SCRIPT = textwrap.dedent(
     """
     import json
+    import re
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -785,9 +800,29 @@ _MESH_SCRIPT = textwrap.dedent(
             # split where x's sharding cannot meet it (x's "neurons" axis on
             # its neurons, alpha's on "batch"): the value, which reads none
             # of alpha, computes (derivatives fail there, as gradient does)
+            # the parameters' cotangents of a batch-split x: each device's
+            # share summed, then the few sums across devices (x's whole
+            # cotangent was gathered onto every device)
+            loss = lambda a, b: s2nn_xp.s2nn(x, a, b).sum()
+            compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(
+                jax.device_put(alpha_np, P()), jax.device_put(beta_np, P())
+            ).compile()
+            result["collectives"] = [
+                found[1]  # the types of what crosses devices
+                for line in compiled.as_text().splitlines()
+                if (found := re.search("= (.+) (all-[a-z-]+|reduce-scatter)[(]", line))
+            ]
             x = jax.device_put(x_np, P(None, "neurons"))
             alpha = jax.device_put(alpha_np, P("batch"))
             result["unmet"] = np.asarray(s2nn_xp.s2nn(x, alpha)).tolist()
+        # a parameter on a mesh of other devices, under a transform: JAX
+        # refuses the meshes, naming neither array
+        one = Mesh(devices[:1], ("batch",))
+        elsewhere = jax.device_put(alpha_np, NamedSharding(one, P()))
+        try:
+            jax.grad(lambda x: s2nn_xp.s2nn(x, elsewhere).sum())(x)
+        except ValueError as exc:
+            result["other mesh"] = str(exc)
     # shard_map: one alpha a shard of the other axis (the tangent varied
     # along both axes, the value along x's alone)
     if hasattr(jax, "shard_map"):
@@ -841,8 +876,10 @@ def test_parameters_split_otherwise_than_x_differentiate_and_are_named():
     """Under explicit sharding and shard_map a per-neuron parameter split over
     another mesh axis than x failed every derivative of the spike (JAX: "Custom
     JVP rule must produce primal and tangent outputs with corresponding shapes
-    and dtypes"); a parameter on x's devices in another order, and one off a
-    context mesh that x is on, got JAX's words, naming our own function."""
+    and dtypes"); a parameter on x's devices in another order, one off a
+    context mesh that x is on, and (under a transform) one on another mesh,
+    got JAX's words, naming our own function or no argument; a replicated
+    parameter's cotangent gathered x's whole cotangent onto every device."""
     result = _on_cpu_devices(_MESH_SCRIPT, 4)
     # Where this JAX has them, each part ran
     if hasattr(jax.sharding, "AxisType") and hasattr(jax, "set_mesh"):
@@ -853,6 +890,13 @@ def test_parameters_split_otherwise_than_x_differentiate_and_are_named():
             np.testing.assert_array_equal(got, want)
         x = np.linspace(-2.0, 2.0, 96, dtype=np.float32).reshape(8, 12)
         np.testing.assert_array_equal(result["unmet"], s2nn_xp.forward(x))
+        assert result["collectives"], "the sums cross devices"
+        for collective in result["collectives"]:
+            shapes = re.findall(r"[a-z]+\d*\[[\d,]*\]", collective)
+            assert shapes and set(shapes) == {"f32[12]"}, result["collectives"]
+        assert result["other mesh"].startswith(
+            "alpha is on another device than x, or a tangent of x or of alpha is"
+        )
     if "shard_map" in result:
         # x is the same along "sweep": its gradient sums the shards' (JAX's
         # transpose of x's use in a function that varies along that axis)

@@ -221,6 +221,19 @@ def test_grad_of_a_loss_in_the_object_is_the_parameter_gradient():
     np.testing.assert_allclose(grads.beta, want_beta, rtol=1e-12)
 
 
+def test_a_list_of_integers_becomes_a_float_leaf_that_trains():
+    """As an int becomes a float: the list's array is the library's making
+    (int64 before, which jax.grad refused: "grad requires real- or
+    complex-valued inputs")."""
+    spike = s2nn_xp.S2NN(alpha=[2, 3, 4], beta=(1, 2, 3))
+    assert spike.alpha.dtype == np.float64 and spike.beta.dtype == np.float64
+    assert repr(spike) == repr(s2nn_xp.S2NN(alpha=[2.0, 3.0, 4.0], beta=[1.0, 2, 3]))
+    x = jnp.asarray([-1.0, 0.5, 2.0])
+    grads = jax.grad(lambda fn: fn(x).sum())(spike)
+    want = jax.grad(lambda a: s2nn_xp.s2nn(x, a).sum())(jnp.asarray([2.0, 3.0, 4.0]))
+    np.testing.assert_allclose(grads.alpha, want, rtol=1e-6)
+
+
 def test_jit_over_the_object_traces_once_for_new_values():
     traces = []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -167,6 +168,24 @@ def test_benchmark_scripts_refuse_bad_options_before_any_work(
     assert raised.value.code == 2
     err = capsys.readouterr().err
     assert said in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("script", "library", "said"),
+    [("bench_cupy", "cupy", "needs CuPy"), ("bench_torch", "torch", "needs PyTorch")],
+)
+def test_benchmark_scripts_name_a_missing_library(
+    script, library, said, monkeypatch, capsys
+):
+    """As the command says a backend is not installed: exit 2, one line (a
+    ModuleNotFoundError traceback, even for --help)."""
+    monkeypatch.setitem(sys.modules, library, None)  # import raises ImportError
+    with pytest.raises(SystemExit) as raised:
+        run_script(script, "--help")
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert f": error: {said}, which cannot be imported here" in err
     assert "Traceback" not in err
 
 

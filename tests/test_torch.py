@@ -1859,6 +1859,47 @@ def test_the_tensor_dtype_check_is_the_validation_layers():
                 s2nn_xp.torch._check_real("alpha", dtype)
 
 
+def _tensors_of_every_dtype() -> list:
+    """An uninitialised tensor of each dtype torch makes tensors of."""
+    tensors = []
+    for dtype in sorted(
+        {d for d in vars(torch).values() if isinstance(d, torch.dtype)}, key=str
+    ):
+        try:
+            with warnings.catch_warnings():  # experimental, deprecated dtypes
+                warnings.simplefilter("ignore")
+                tensors.append(torch.empty(4, dtype=dtype))
+        except (RuntimeError, TypeError, NotImplementedError):
+            pass  # torch makes no such tensor
+    return tensors
+
+
+_AS_EVERY_ARGUMENT = {
+    "x": lambda v: s2nn_xp.torch.s2nn(v),
+    "x, top level": lambda v: s2nn_xp.gradient(v),
+    "alpha": lambda v: s2nn_xp.torch.s2nn(torch.zeros(4), alpha=v),
+    "alpha, module": lambda v: s2nn_xp.torch.S2NN(alpha=v),
+    "cotangent": lambda v: s2nn_xp.torch.vjp(torch.zeros(4))[1](v),
+}
+
+
+@pytest.mark.parametrize("argument", list(_AS_EVERY_ARGUMENT))
+def test_every_torch_dtype_computes_or_is_refused_naming_the_argument(argument):
+    """A packed float (float4_e2m1fn_x2, two values a byte) reached torch's copy
+    kernel: its NotImplementedError, naming no argument."""
+    tensors = _tensors_of_every_dtype()
+    assert len(tensors) > 20
+    name = argument.split(",")[0]
+    for values in tensors:
+        try:
+            _AS_EVERY_ARGUMENT[argument](values)
+        except (TypeError, ValueError) as exc:  # values unset: either
+            refused = str(exc)
+        else:
+            continue
+        assert refused.startswith(name), (values.dtype, refused)
+
+
 def test_the_math_has_no_float_constants():
     """A module-level float is a graph input under dynamic shapes (above)."""
     floats = {

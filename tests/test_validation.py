@@ -735,6 +735,20 @@ def test_python_numbers_numpy_cannot_hold_are_floats(function):
         )
     with pytest.raises(ValueError, match=r"x is a number of 401 digits, beyond"):
         PUBLIC[function](10**400)
+    # more digits than Python turns into text (its ValueError said so)
+    with pytest.raises(ValueError, match=r"x is a number of 5001 digits, beyond"):
+        PUBLIC[function](-(10**5000))
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta", "epsilon"])
+def test_a_parameter_int_beyond_float64_is_said_so(name):
+    """As for x: it said "must be finite and > 0" of a finite, positive int."""
+    for number, digits in ((10**400, 401), (2 * 10**308, 309), (10**5000, 5001)):
+        want = rf"^{name} is a number of {digits} digits, beyond the range of float64$"
+        with pytest.raises(ValueError, match=want):
+            s2nn_xp.origin(np.ones(2), **{name: number})
+        with pytest.raises(ValueError, match=want):
+            s2nn_xp.S2NN(**{name: number})
 
 
 def test_lists_of_python_numbers_numpy_cannot_hold_are_floats_everywhere(xp):
