@@ -24,6 +24,7 @@ from ._validation import (
     known,
     masked_parameter,
     masked_result,
+    ml_dtypes_kind,
     prepare,
     prepare_cotangent,
     tell_epsilon_is_constant,
@@ -1153,7 +1154,10 @@ def _checked_parameter(name: str, value: Any) -> Any:
     if _compat.is_array_api_obj(checked):
         check_real_dtype(name, _compat.array_namespace(checked), checked.dtype)
     made_here = getattr(read, "dtype", None) is None and _compat.is_numpy_array(checked)
-    if made_here and checked.dtype.kind in "iu":
+    integral = made_here and (
+        checked.dtype.kind in "iu" or ml_dtypes_kind(checked.dtype) == "integral"
+    )
+    if integral:
         # Host data (a list of ints) made into an array here: of floats, as
         # an int becomes one (an int64 leaf, which jax.grad of the object
         # refused; the PyTorch module makes such a list its default float).

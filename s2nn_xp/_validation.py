@@ -402,7 +402,9 @@ def check_same_device(name: str, here: Any, there: Any) -> None:
         raise ValueError(msg)
 
 
-def other_devices_error(names: Sequence[str], *, traced: bool) -> ValueError:
+def other_devices_error(
+    names: Sequence[str], *, traced: bool, meshes: bool = False
+) -> ValueError:
     """The error for arrays that the library underneath found on other devices.
 
     Refused by the library underneath (JAX) in words naming its own
@@ -410,18 +412,21 @@ def other_devices_error(names: Sequence[str], *, traced: bool) -> ValueError:
     call: ``names`` are the arrays that may be the ones elsewhere. Under a
     transform (``traced``) their devices cannot be read, and a tangent that
     the transform carries with them, or with ``x``, may be the one instead.
+    ``meshes``: refused as typed with meshes of other numbers of devices.
     """
     which = " or ".join(names)
+    refused = (
+        "meshes of different numbers of devices" if meshes else "incompatible devices"
+    )
     if traced:
         return ValueError(
             f"{which} is on another device than x, or a tangent of x or of "
             f"{which} is; move it to x's (JAX refused the call's arrays as on "
-            "incompatible devices; under a transform their devices cannot be "
-            "read)"
+            f"{refused}; under a transform their devices cannot be read)"
         )
     return ValueError(
         f"{which} is on another device than x; move {which} to x's (JAX "
-        "refused the call's arrays as on incompatible devices)"
+        f"refused the call's arrays as on {refused})"
     )
 
 
@@ -820,7 +825,10 @@ def _beyond_float64(name: str, value: Any) -> ValueError:
     try:
         digits = len(str(whole))
     except ValueError:
+        # log10 rounds 10**k - 1 up to k: the estimate mended by comparison
         digits = math.floor(math.log10(whole)) + 1
+        if whole < 10 ** (digits - 1):
+            digits -= 1
     return ValueError(
         f"{name} is a number of {digits} digits, beyond the range of float64"
     )

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -223,12 +224,43 @@ def _spread(tangent: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def _explicitly_sharded(a: jax.Array) -> bool:
-    """Whether ``a``'s type names a mesh with an explicit axis (JAX 0.7 and up)."""
+    """Whether ``a``'s type splits it along an explicit mesh axis of 2 or more.
+
+    Sharding in types (JAX 0.7 and up); an array on such a mesh but whole on
+    each device (replicated, or a mesh of one device) is not split.
+    """
     explicit = getattr(getattr(jax.sharding, "AxisType", None), "Explicit", None)
     if explicit is None or not hasattr(jax, "typeof"):
         return False
-    mesh = getattr(getattr(jax.typeof(a), "sharding", None), "mesh", None)
-    return explicit in getattr(mesh, "axis_types", ())
+    sharding = getattr(jax.typeof(a), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    spec = getattr(sharding, "spec", None)
+    if mesh is None or spec is None:
+        return False
+    splitting = {
+        name
+        for name, kind, size in zip(
+            mesh.axis_names, mesh.axis_types, mesh.axis_sizes, strict=True
+        )
+        if kind == explicit and size > 1
+    }
+    for entry in spec:
+        names = entry if isinstance(entry, tuple) else (entry,)
+        if splitting.intersection(names):
+            return True
+    return False
+
+
+def _mesh_size(a: Any) -> int | None:
+    """The number of devices of the mesh ``a``'s type names; None for none."""
+    if not hasattr(jax, "typeof"):
+        return None
+    try:
+        mesh = jax.typeof(a).sharding.mesh
+    except (AttributeError, TypeError):
+        return None
+    sizes = getattr(mesh, "axis_sizes", ())
+    return math.prod(sizes) if sizes else None
 
 
 def _parameter(value: Any, x: jax.Array, compute_dtype: Any) -> jax.Array:
@@ -420,12 +452,24 @@ def _call(
             for name, value in arrays.items()
             if _may_be_elsewhere(value, x_placed=x_placed)
         ]
+        meshes = _DEVICES_REFUSED not in message
+        if meshes:
+            # Meshes differ: on other devices only where their numbers of
+            # devices differ (JAX's words stand for other names or axis
+            # types of the same devices, which no move to x's mends)
+            x_size = _mesh_size(x)
+            names = [
+                name
+                for name in names
+                if None not in (x_size, _mesh_size(arrays[name]))
+                and _mesh_size(arrays[name]) != x_size
+            ]
         if not names:
             raise
         traced = _compat.is_jax_tracer(x) or any(
             _compat.is_jax_tracer(value) for value in arrays.values()
         )
-        raise other_devices_error(names, traced=traced) from error
+        raise other_devices_error(names, traced=traced, meshes=meshes) from error
 
 
 def _may_be_elsewhere(value: Any, *, x_placed: bool) -> bool:

@@ -19,7 +19,9 @@ Every term comes from :mod:`s2nn_xp._math`; no formula is written here:
   operations, whose guards are exact (``create_graph=True``, ``hessian``).
 
 The function supports ``backward()``, :func:`torch.autograd.grad` (double
-backward included), :func:`torch.autograd.gradcheck`, and the
+backward included), :func:`torch.autograd.gradcheck` in origin mode (the
+spike's finite differences are 0 where its surrogate gradient is not: a
+surrogate fails gradcheck by design), and the
 :mod:`torch.func` transforms ``grad``, ``vjp``, ``jvp``, ``vmap``, ``jacrev``,
 ``jacfwd`` and ``hessian``; not forward mode nested in forward mode
 (``jacfwd(jacfwd(f))``), whose second and higher derivatives PyTorch gives
@@ -114,8 +116,9 @@ from ._validation import (
 
 __all__ = ["S2NN", "forward", "gradient", "origin", "s2nn", "vjp"]
 
-# array-api-compat's namespace of tensors, for the shared checks.
-_xp = _compat.array_namespace(torch.empty(0))
+# array-api-compat's namespace of tensors, for the shared checks (of a meta
+# tensor: torch's default device, which may be a GPU, is not touched).
+_xp = _compat.array_namespace(torch.empty(0, device="meta"))
 
 Parameter: TypeAlias = "float | torch.Tensor"
 """A positive Python number, or a tensor broadcasting to ``x`` (per neuron)."""
@@ -1256,9 +1259,18 @@ def s2nn(
     """
     origin = validate_flag("origin", origin)
     x, p = _prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
+    return _spike_of_prepared(x, p, origin)
+
+
+def _spike_of_prepared(
+    x: torch.Tensor, p: dict[str, Any], with_origin: bool
+) -> torch.Tensor:
+    """:func:`s2nn` of prepared arguments: its value and its surrogate rule."""
     if torch.compiler.is_compiling():
-        return _SpikeTraceable.apply(x, p["alpha"], p["beta"], p["epsilon"], origin)
-    return _apply_spike(x, p["alpha"], p["beta"], p["epsilon"], origin)
+        return _SpikeTraceable.apply(
+            x, p["alpha"], p["beta"], p["epsilon"], with_origin
+        )
+    return _apply_spike(x, p["alpha"], p["beta"], p["epsilon"], with_origin)
 
 
 # The public functions of s2nn_xp for tensors: the same paths as the
@@ -1364,7 +1376,10 @@ def vjp(
     """:func:`s2nn_xp.vjp` for tensors; the pullback works under torch.func too."""
     with_origin = validate_flag("origin", origin)
     x, p = _prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
-    y = _scalar_as_vector(_primal, x, p["alpha"], p["beta"], p["epsilon"], with_origin)
+    # s2nn's value with its derivative (the surrogate rule, as JAX's vjp
+    # gives): it had none (torch.func.grad of it was 0, backward() raised),
+    # or in origin mode origin's own.
+    y = _spike_of_prepared(x, p, with_origin)
     # The pullback differentiates at this call's values: copies (autograd
     # still sees through them), since a training loop may update x or a
     # parameter in place before it calls the pullback.
@@ -1467,8 +1482,13 @@ class S2NN(nn.Module):
     :class:`~torch.nn.Parameter` (and an optimizer's hold on it): a number or tensor
     assigned to it is copied into it; an ``nn.Parameter`` assigned replaces it. A
     number assigned to a module that is not learnable is a constant again, a tensor
-    a buffer. An in-place update of a parameter or buffer (``spike.alpha += step``;
-    for a learnable one under :func:`torch.no_grad`, as for any ``nn.Parameter``) is
+    a buffer. After ``del spike.alpha``, a tensor that autograd or forward mode
+    differentiates (a hypernetwork's output, a dual tensor as in PyTorch's
+    forward-mode AD of modules) is checked and kept as given, as
+    :class:`torch.nn.Module` keeps any tensor there, so that its derivatives
+    reach it (and it is in no state dict). An in-place update of a parameter or
+    buffer (``spike.alpha += step``; for a learnable one under
+    :func:`torch.no_grad`, as for any ``nn.Parameter``) is
     checked after the update, which has changed the tensor already: a ValueError
     says that its values broke the rules, and the tensor keeps them until it is
     given valid ones (an optimizer's steps are not checked at all: tensor values are
@@ -1755,6 +1775,15 @@ class S2NN(nn.Module):
                 "writeback=True), or shard with use_orig_params=True"
             )
             raise RuntimeError(msg)
+        if self._deleted(name) and _differentiated(value):
+            # Deleted, then given a tensor that autograd or forward mode sees
+            # through (PyTorch's forward-mode AD of modules: del, then a dual
+            # tensor; a hypernetwork's output): kept as given, as nn.Module
+            # keeps any tensor there. A copy into a parameter or buffer lost
+            # its derivatives, silently.
+            _checked(name, value, copy=False)
+            super().__setattr__(name, value)
+            return
         learnable = self.learnable and name != "epsilon"
         if (
             not learnable
@@ -1817,6 +1846,14 @@ class S2NN(nn.Module):
                 self.register_parameter(name, nn.Parameter(value))
             else:
                 self.register_buffer(name, value)
+
+    def _deleted(self, name: str) -> bool:
+        """Whether `name` of this built module was deleted (``del module.alpha``)."""
+        built = "_initial_values" in self.__dict__
+        return built and all(
+            name not in store
+            for store in (self._parameters, self._buffers, self.__dict__)
+        )
 
     def _load_from_state_dict(
         self,
@@ -2205,6 +2242,20 @@ def _wrapper_of(module: nn.Module, name: str) -> Any:
             if ours and getattr(hook, attribute, None) == name:
                 return hook
     return None
+
+
+def _differentiated(value: Any) -> bool:
+    """Whether `value` is a tensor whose derivatives autograd or forward mode takes."""
+    if not isinstance(value, torch.Tensor) or isinstance(value, nn.Parameter):
+        return False
+    return value.requires_grad or _has_tangent(value)
+
+
+def _has_tangent(value: torch.Tensor) -> bool:
+    """Whether `value` is a dual tensor of the forward-mode level open now."""
+    if _forward_ad_level() < 0:
+        return False
+    return torch.autograd.forward_ad.unpack_dual(value).tangent is not None
 
 
 def _checked(name: str, value: Any, *, copy: bool) -> float | torch.Tensor:

@@ -299,3 +299,17 @@ def test_array_api_compat_is_imported_by_compat_alone():
             if any(n.partition(".")[0] == "array_api_compat" for n in names):
                 importers.add(source.name)
     assert importers == {"_compat.py"}
+
+
+def test_the_torch_adapter_imports_without_touching_the_default_device():
+    """It made a tensor there at import: with a CUDA default device, torch
+    without CUDA refused the import, and with CUDA it was started."""
+    pytest.importorskip("torch")
+    _run(
+        "import torch\n"
+        "torch.set_default_device('cuda')\n"
+        "import s2nn_xp.torch\n"
+        "assert not torch.cuda.is_initialized()\n"
+        "x = torch.ones(3, device='cpu')\n"
+        "assert s2nn_xp.torch.s2nn(x).tolist() == [1.0, 1.0, 1.0]\n"
+    )

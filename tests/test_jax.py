@@ -823,6 +823,22 @@ _MESH_SCRIPT = textwrap.dedent(
             jax.grad(lambda x: s2nn_xp.s2nn(x, elsewhere).sum())(x)
         except ValueError as exc:
             result["other mesh"] = str(exc)
+        # ... and one on x's devices in a mesh of other axes: JAX's words
+        # stand (no move to x's devices mends it)
+        renamed = Mesh(devices.reshape(2, 2), ("rows", "columns"))
+        beside = jax.device_put(alpha_np, NamedSharding(renamed, P()))
+        try:
+            jax.grad(lambda x: s2nn_xp.s2nn(x, beside).sum())(x)
+        except ValueError as exc:
+            result["renamed mesh"] = str(exc)
+        # x whole on every device of an explicit mesh: the parameter's
+        # tangent stays a product with ones (a matrix-vector product)
+        with jax.set_mesh(mesh):
+            whole = jax.device_put(x_np, P())
+            jaxpr = jax.make_jaxpr(
+                jax.grad(lambda a: s2nn_xp.s2nn(whole, a).sum())
+            )(jax.device_put(alpha_np, P()))
+            result["whole x dot"] = "dot_general" in str(jaxpr)
     # shard_map: one alpha a shard of the other axis (the tangent varied
     # along both axes, the value along x's alone)
     if hasattr(jax, "shard_map"):
@@ -897,6 +913,10 @@ def test_parameters_split_otherwise_than_x_differentiate_and_are_named():
         assert result["other mesh"].startswith(
             "alpha is on another device than x, or a tangent of x or of alpha is"
         )
+        assert "meshes of different numbers of devices" in result["other mesh"]
+        assert "alpha" not in result["renamed mesh"], result["renamed mesh"]
+        assert "Mesh for all inputs should be equal" in result["renamed mesh"]
+        assert result["whole x dot"]
     if "shard_map" in result:
         # x is the same along "sweep": its gradient sums the shards' (JAX's
         # transpose of x's use in a function that varies along that axis)

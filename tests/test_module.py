@@ -1612,3 +1612,34 @@ def test_a_parametrization_shared_by_both_parameters_loads_nothing_refused():
         spike.load_state_dict(state)
     assert shared.scale.tolist() == [1.0, 1.0]
     torch.testing.assert_close(spike.beta, torch.tensor([1.0, 1.0]))
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+def test_a_deleted_parameter_takes_a_tensor_with_derivatives_as_given(learnable):
+    """PyTorch's forward-mode AD of modules (del, then a dual tensor) and a
+    hypernetwork's output: copied into a parameter or buffer, they lost their
+    derivatives, silently. As nn.Linear keeps its weight after the same."""
+    from torch.autograd import forward_ad
+
+    x = torch.tensor([[-0.5, -0.25, 0.5, 1.0]])
+    want = torch.func.grad(lambda a: s2nn_xp.torch.s2nn(x, a).sum())(
+        torch.full((4,), 4.0)
+    )
+    spike = S2NN(alpha=torch.full((4,), 4.0), learnable=learnable)
+    raw = torch.zeros(4, requires_grad=True)
+    del spike.alpha
+    spike.alpha = 4.0 + raw
+    spike(x).sum().backward()
+    torch.testing.assert_close(raw.grad, want)
+    assert "alpha" not in spike.state_dict()  # nn.Module's, as for nn.Linear
+    spike = S2NN(alpha=torch.full((4,), 4.0), learnable=learnable)
+    with forward_ad.dual_level():
+        del spike.alpha
+        spike.alpha = forward_ad.make_dual(torch.full((4,), 4.0), torch.ones(4))
+        tangent = forward_ad.unpack_dual(spike(x)).tangent
+    torch.testing.assert_close(tangent.sum(0), want)
+    # still checked: a value out of range is refused, naming it
+    spike = S2NN(learnable=learnable)
+    del spike.alpha
+    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+        spike.alpha = -1.0 + raw

@@ -227,6 +227,10 @@ def test_a_list_of_integers_becomes_a_float_leaf_that_trains():
     complex-valued inputs")."""
     spike = s2nn_xp.S2NN(alpha=[2, 3, 4], beta=(1, 2, 3))
     assert spike.alpha.dtype == np.float64 and spike.beta.dtype == np.float64
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    for kind in ("int4", "uint4"):  # no NumPy kind "i" or "u"
+        numbers = [getattr(ml_dtypes, kind)(n) for n in (2, 3, 4)]
+        assert s2nn_xp.S2NN(alpha=numbers).alpha.dtype == np.float64
     assert repr(spike) == repr(s2nn_xp.S2NN(alpha=[2.0, 3.0, 4.0], beta=[1.0, 2, 3]))
     x = jnp.asarray([-1.0, 0.5, 2.0])
     grads = jax.grad(lambda fn: fn(x).sum())(spike)

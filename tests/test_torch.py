@@ -152,6 +152,40 @@ def test_vjp_with_any_cotangent_and_retain_graph():
     np.testing.assert_allclose(f64(x.grad), 2 * want, rtol=1e-15)
 
 
+@pytest.mark.parametrize("origin", [False, True], ids=["spike", "origin"])
+def test_the_spikes_vjp_gives_have_the_surrogate_derivative(origin):
+    """As s2nn's and as JAX's vjp's: they had none (backward raised "does not
+    require grad", torch.func.grad gave 0, silently), or in origin mode
+    origin's own (beta / (x + 1 + epsilon) right of 0)."""
+    x = torch.linspace(-2.0, 2.0, 41, dtype=torch.float64)
+    alpha = torch.full((41,), 3.0, dtype=torch.float64)
+    epsilon = 0.1  # origin's own derivative is visibly not the surrogate's
+    want_x = s2nn_xp.torch.gradient(x, 3.0)
+    want_alpha = torch.func.grad(
+        lambda a: s2nn(x, a, epsilon=epsilon, origin=origin).sum()
+    )(alpha)
+
+    def spikes(x, alpha):
+        return s2nn_xp.torch.vjp(x, alpha, epsilon=epsilon, origin=origin)[0]
+
+    torch.testing.assert_close(
+        torch.func.grad(lambda v: spikes(v, alpha).sum())(x), want_x
+    )
+    torch.testing.assert_close(
+        torch.func.grad(lambda a: spikes(x, a).sum())(alpha), want_alpha
+    )
+    leaf = x.clone().requires_grad_()
+    spikes(leaf, alpha).sum().backward()
+    torch.testing.assert_close(leaf.grad, want_x)
+    _, tangent = torch.func.jvp(lambda v: spikes(v, alpha), (x,), (torch.ones_like(x),))
+    torch.testing.assert_close(tangent, want_x)
+    # the top-level function gives the same
+    torch.testing.assert_close(
+        torch.func.grad(lambda v: s2nn_xp.vjp(v, alpha, origin=origin)[0].sum())(x),
+        want_x,
+    )
+
+
 # --- derivatives of higher order -------------------------------------------------
 
 
@@ -217,6 +251,12 @@ def test_gradcheck_and_gradgradcheck_of_the_origin_model():
     assert torch.autograd.gradgradcheck(
         model, (x, alpha, beta), check_fwd_over_rev=True, check_batched_grad=True
     )
+
+
+def test_gradcheck_of_the_spike_fails_as_the_module_docstring_says():
+    """Its finite differences are 0, its surrogate gradient is not."""
+    x = tensor(_away_from_the_kink(8), requires_grad=True)
+    assert not torch.autograd.gradcheck(lambda t: s2nn(t), (x,), raise_exception=False)
 
 
 def test_gradcheck_of_the_spike_uses_the_surrogate_derivatives():
