@@ -36,6 +36,7 @@ __all__ = [
     "astype_quietly",
     "clip",
     "committed_devices",
+    "compat_namespace",
     "device",
     "is_array_api_obj",
     "is_array_api_strict_namespace",
@@ -58,6 +59,19 @@ __all__ = [
     "stood_for",
     "without_derivative",
 ]
+
+
+def compat_namespace(library: str) -> ModuleType:
+    """array-api-compat's namespace of `library` (``"torch"``), imported now.
+
+    For an adapter, whose library is imported already: by name, not from an
+    array (``array_namespace`` of one tests its type against every library's
+    that is in ``sys.modules``, a stand-in too, such as a documentation
+    build's mock of CuPy, which it cannot test against).
+    """
+    import importlib
+
+    return importlib.import_module(f"array_api_compat.{library}")
 
 
 def stood_for(x: Any, name: str = "x") -> Any:

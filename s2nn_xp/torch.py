@@ -116,9 +116,8 @@ from ._validation import (
 
 __all__ = ["S2NN", "forward", "gradient", "origin", "s2nn", "vjp"]
 
-# array-api-compat's namespace of tensors, for the shared checks (of a meta
-# tensor: torch's default device, which may be a GPU, is not touched).
-_xp = _compat.array_namespace(torch.empty(0, device="meta"))
+# array-api-compat's namespace of tensors, for the shared checks.
+_xp = _compat.compat_namespace("torch")
 
 Parameter: TypeAlias = "float | torch.Tensor"
 """A positive Python number, or a tensor broadcasting to ``x`` (per neuron)."""

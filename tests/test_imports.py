@@ -303,9 +303,14 @@ def test_array_api_compat_is_imported_by_compat_alone():
 
 def test_the_torch_adapter_imports_without_touching_the_default_device():
     """It made a tensor there at import: with a CUDA default device, torch
-    without CUDA refused the import, and with CUDA it was started."""
+    without CUDA refused the import, and with CUDA it was started; and asked
+    array-api-compat its namespace, which tests the tensor against a stand-in
+    of another library (Sphinx's mock of CuPy: the docs' build failed)."""
     pytest.importorskip("torch")
     _run(
+        "import sys, types\n"
+        "sys.modules['cupy'] = stand_in = types.ModuleType('cupy')\n"
+        "stand_in.ndarray = object()  # no class, as a mock's attribute\n"
         "import torch\n"
         "torch.set_default_device('cuda')\n"
         "import s2nn_xp.torch\n"
