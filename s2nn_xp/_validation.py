@@ -412,21 +412,25 @@ def other_devices_error(
     call: ``names`` are the arrays that may be the ones elsewhere. Under a
     transform (``traced``) their devices cannot be read, and a tangent that
     the transform carries with them, or with ``x``, may be the one instead.
-    ``meshes``: refused as typed with meshes of other numbers of devices.
+    ``meshes``: refused as typed with different meshes (explicit sharding:
+    other devices, axis names or axis types), which putting the array on
+    ``x``'s mesh mends.
     """
     which = " or ".join(names)
-    refused = (
-        "meshes of different numbers of devices" if meshes else "incompatible devices"
+    where, remedy, refused = (
+        ("mesh", "put {} on x's mesh", "typed with different meshes")
+        if meshes
+        else ("device", "move {} to x's", "on incompatible devices")
     )
     if traced:
         return ValueError(
-            f"{which} is on another device than x, or a tangent of x or of "
-            f"{which} is; move it to x's (JAX refused the call's arrays as on "
-            f"{refused}; under a transform their devices cannot be read)"
+            f"{which} is on another {where} than x, or a tangent of x or of "
+            f"{which} is; {remedy.format('it')} (JAX refused the call's arrays "
+            f"as {refused}; under a transform their {where}s cannot be read)"
         )
     return ValueError(
-        f"{which} is on another device than x; move {which} to x's (JAX "
-        f"refused the call's arrays as on {refused})"
+        f"{which} is on another {where} than x; {remedy.format(which)} (JAX "
+        f"refused the call's arrays as {refused})"
     )
 
 

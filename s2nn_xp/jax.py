@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -224,43 +223,21 @@ def _spread(tangent: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def _explicitly_sharded(a: jax.Array) -> bool:
-    """Whether ``a``'s type splits it along an explicit mesh axis of 2 or more.
+    """Whether ``a``'s type names a mesh with an explicit axis of 2 or more.
 
-    Sharding in types (JAX 0.7 and up); an array on such a mesh but whole on
-    each device (replicated, or a mesh of one device) is not split.
+    Sharding in types (JAX 0.7 and up). The mesh, not ``a``'s split along
+    it: under ``vmap`` a split batch axis is not in the type of what the
+    function sees. A mesh of one device splits nothing.
     """
     explicit = getattr(getattr(jax.sharding, "AxisType", None), "Explicit", None)
     if explicit is None or not hasattr(jax, "typeof"):
         return False
-    sharding = getattr(jax.typeof(a), "sharding", None)
-    mesh = getattr(sharding, "mesh", None)
-    spec = getattr(sharding, "spec", None)
-    if mesh is None or spec is None:
-        return False
-    splitting = {
-        name
-        for name, kind, size in zip(
-            mesh.axis_names, mesh.axis_types, mesh.axis_sizes, strict=True
-        )
-        if kind == explicit and size > 1
-    }
-    for entry in spec:
-        names = entry if isinstance(entry, tuple) else (entry,)
-        if splitting.intersection(names):
-            return True
-    return False
-
-
-def _mesh_size(a: Any) -> int | None:
-    """The number of devices of the mesh ``a``'s type names; None for none."""
-    if not hasattr(jax, "typeof"):
-        return None
-    try:
-        mesh = jax.typeof(a).sharding.mesh
-    except (AttributeError, TypeError):
-        return None
+    mesh = getattr(getattr(jax.typeof(a), "sharding", None), "mesh", None)
+    kinds = getattr(mesh, "axis_types", ())
     sizes = getattr(mesh, "axis_sizes", ())
-    return math.prod(sizes) if sizes else None
+    return any(
+        kind == explicit and size > 1 for kind, size in zip(kinds, sizes, strict=True)
+    )
 
 
 def _parameter(value: Any, x: jax.Array, compute_dtype: Any) -> jax.Array:
@@ -452,18 +429,9 @@ def _call(
             for name, value in arrays.items()
             if _may_be_elsewhere(value, x_placed=x_placed)
         ]
+        # Refused as typed with other meshes (other devices, axis names or
+        # types), not as on other devices
         meshes = _DEVICES_REFUSED not in message
-        if meshes:
-            # Meshes differ: on other devices only where their numbers of
-            # devices differ (JAX's words stand for other names or axis
-            # types of the same devices, which no move to x's mends)
-            x_size = _mesh_size(x)
-            names = [
-                name
-                for name in names
-                if None not in (x_size, _mesh_size(arrays[name]))
-                and _mesh_size(arrays[name]) != x_size
-            ]
         if not names:
             raise
         traced = _compat.is_jax_tracer(x) or any(

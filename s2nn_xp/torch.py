@@ -1264,12 +1264,19 @@ def s2nn(
 def _spike_of_prepared(
     x: torch.Tensor, p: dict[str, Any], with_origin: bool
 ) -> torch.Tensor:
-    """:func:`s2nn` of prepared arguments: its value and its surrogate rule."""
+    """:func:`s2nn` of prepared arguments: its value and its surrogate rule.
+
+    Through the autograd Function where autodiff may differentiate it, else
+    its value alone (the Function's forward, without its machinery).
+    """
+    alpha, beta, epsilon = p["alpha"], p["beta"], p["epsilon"]
     if torch.compiler.is_compiling():
-        return _SpikeTraceable.apply(
-            x, p["alpha"], p["beta"], p["epsilon"], with_origin
-        )
-    return _apply_spike(x, p["alpha"], p["beta"], p["epsilon"], with_origin)
+        return _SpikeTraceable.apply(x, alpha, beta, epsilon, with_origin)
+    # Traced or seen by a mode, the Function too: a graph recorded without
+    # grad (torch.jit.trace) keeps the surrogate rule for runs with it.
+    if _differentiates(x, alpha, beta, epsilon) or _torch_eager.traced_or_in_mode():
+        return _apply_spike(x, alpha, beta, epsilon, with_origin)
+    return _primal(x, alpha, beta, epsilon, with_origin)
 
 
 # The public functions of s2nn_xp for tensors: the same paths as the
@@ -1284,12 +1291,23 @@ def forward(x: TensorLike) -> torch.Tensor:
     if torch.compiler.is_compiling():
         # Dynamo refuses a custom jvp; and a vmap it traces shows no transform
         return _StepTraceable.apply(x)
-    recorded = x.requires_grad and torch.is_grad_enabled()
-    # Under a torch.func transform a tensor shows no requires_grad (vmap's
-    # batched one, of a tensor that requires it): there too.
-    if recorded or _forward_ad_level() >= 0 or _in_transform():
+    if _differentiates(x):
         return _Step.apply(x)
     return _scalar_as_vector(_primal, x, ALPHA, BETA, EPSILON, False)
+
+
+def _differentiates(*values: Any) -> bool:
+    """Whether autodiff may take derivatives of a function of `values` now.
+
+    Autograd records (grad mode, a tensor that requires grad), a forward-mode
+    level is open, or a :mod:`torch.func` transform is active (under which a
+    tensor shows no requires_grad: vmap's batched one, of a tensor that
+    requires it).
+    """
+    recorded = torch.is_grad_enabled() and any(
+        isinstance(v, torch.Tensor) and v.requires_grad for v in values
+    )
+    return recorded or _forward_ad_level() >= 0 or _in_transform()
 
 
 class _StepTraceable(torch.autograd.Function):
@@ -1375,15 +1393,16 @@ def vjp(
     """:func:`s2nn_xp.vjp` for tensors; the pullback works under torch.func too."""
     with_origin = validate_flag("origin", origin)
     x, p = _prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
-    # s2nn's value with its derivative (the surrogate rule, as JAX's vjp
-    # gives): it had none (torch.func.grad of it was 0, backward() raised),
-    # or in origin mode origin's own.
-    y = _spike_of_prepared(x, p, with_origin)
     # The pullback differentiates at this call's values: copies (autograd
     # still sees through them), since a training loop may update x or a
     # parameter in place before it calls the pullback.
     x = x.clone()
     p = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in p.items()}
+    # s2nn's value with its derivative (the surrogate rule, as JAX's vjp
+    # gives): it had none (torch.func.grad of it was 0, backward() raised),
+    # or in origin mode origin's own. Of the copies: what its backward saves
+    # is what the pullback holds, once.
+    y = _spike_of_prepared(x, p, with_origin)
     # The cotangent is checked against x and cast to x's dtype.
     prepared = Prepared(xp=_xp, x=x, dtype=x.dtype, params=p)
 
@@ -1481,11 +1500,12 @@ class S2NN(nn.Module):
     :class:`~torch.nn.Parameter` (and an optimizer's hold on it): a number or tensor
     assigned to it is copied into it; an ``nn.Parameter`` assigned replaces it. A
     number assigned to a module that is not learnable is a constant again, a tensor
-    a buffer. After ``del spike.alpha``, a tensor that autograd or forward mode
-    differentiates (a hypernetwork's output, a dual tensor as in PyTorch's
-    forward-mode AD of modules) is checked and kept as given, as
-    :class:`torch.nn.Module` keeps any tensor there, so that its derivatives
-    reach it (and it is in no state dict). An in-place update of a parameter or
+    a buffer. After ``del spike.alpha`` (or ``beta``), a tensor that autograd
+    or forward mode differentiates (a hypernetwork's output, a dual tensor as
+    in PyTorch's forward-mode AD of modules), at that assignment and every
+    later one, is checked and kept as given, as :class:`torch.nn.Module` keeps
+    any tensor there, so that its derivatives reach it (and it is in no state
+    dict). An in-place update of a parameter or
     buffer (``spike.alpha += step``; for a learnable one under
     :func:`torch.no_grad`, as for any ``nn.Parameter``) is
     checked after the update, which has changed the tensor already: a ValueError
@@ -1774,12 +1794,13 @@ class S2NN(nn.Module):
                 "writeback=True), or shard with use_orig_params=True"
             )
             raise RuntimeError(msg)
-        if self._deleted(name) and _differentiated(value):
-            # Deleted, then given a tensor that autograd or forward mode sees
-            # through (PyTorch's forward-mode AD of modules: del, then a dual
-            # tensor; a hypernetwork's output): kept as given, as nn.Module
-            # keeps any tensor there. A copy into a parameter or buffer lost
-            # its derivatives, silently.
+        if name != "epsilon" and self._held_plainly(name) and _differentiated(value):
+            # Deleted (or holding such a tensor already), then given a tensor
+            # that autograd or forward mode sees through (PyTorch's
+            # forward-mode AD of modules: del, then a dual tensor; a
+            # hypernetwork's output at every step; functional_call's swap
+            # of one): kept as given, as nn.Module keeps any tensor there. A
+            # copy into a parameter or buffer lost its derivatives, silently.
             _checked(name, value, copy=False)
             super().__setattr__(name, value)
             return
@@ -1846,13 +1867,16 @@ class S2NN(nn.Module):
             else:
                 self.register_buffer(name, value)
 
-    def _deleted(self, name: str) -> bool:
-        """Whether `name` of this built module was deleted (``del module.alpha``)."""
+    def _held_plainly(self, name: str) -> bool:
+        """Whether `name` of this built module is no parameter, buffer or number.
+
+        Deleted (``del module.alpha``), or a tensor kept as given after that.
+        """
         built = "_initial_values" in self.__dict__
-        return built and all(
-            name not in store
-            for store in (self._parameters, self._buffers, self.__dict__)
-        )
+        if not built or name in self._parameters or name in self._buffers:
+            return False
+        held = self.__dict__.get(name)
+        return held is None or isinstance(held, torch.Tensor)
 
     def _load_from_state_dict(
         self,

@@ -831,14 +831,35 @@ _MESH_SCRIPT = textwrap.dedent(
             jax.grad(lambda x: s2nn_xp.s2nn(x, beside).sum())(x)
         except ValueError as exc:
             result["renamed mesh"] = str(exc)
-        # x whole on every device of an explicit mesh: the parameter's
-        # tangent stays a product with ones (a matrix-vector product)
-        with jax.set_mesh(mesh):
-            whole = jax.device_put(x_np, P())
+        # an explicit mesh of one device: the parameter's tangent stays a
+        # product with ones (a matrix-vector product)
+        alone = jax.make_mesh(
+            (1,), ("batch",), axis_types=explicit[:1], devices=devices[:1]
+        )
+        with jax.set_mesh(alone):
+            whole = jax.device_put(x_np, P("batch", None))
             jaxpr = jax.make_jaxpr(
                 jax.grad(lambda a: s2nn_xp.s2nn(whole, a).sum())
             )(jax.device_put(alpha_np, P()))
-            result["whole x dot"] = "dot_general" in str(jaxpr)
+            result["one device dot"] = "dot_general" in str(jaxpr)
+        # vmap over a split x (per-example gradients): inside, the split
+        # is not in x's type; the sums still cross devices at the
+        # parameter's size (they were the product with ones, T x N)
+        with jax.set_mesh(mesh):
+            batches = jax.device_put(x_np.reshape(4, 2, 12), P("batch", None, None))
+
+            def per_batch(a):
+                spikes = jax.vmap(lambda b: s2nn_xp.s2nn(b, a).sum())(batches)
+                return spikes.sum()
+
+            compiled = jax.jit(jax.grad(per_batch)).lower(
+                jax.device_put(alpha_np, P())
+            ).compile()
+            result["vmap collectives"] = [
+                found[1]
+                for line in compiled.as_text().splitlines()
+                if (found := re.search("= (.+) (all-[a-z-]+|reduce-scatter)[(]", line))
+            ]
     # shard_map: one alpha a shard of the other axis (the tangent varied
     # along both axes, the value along x's alone)
     if hasattr(jax, "shard_map"):
@@ -906,17 +927,19 @@ def test_parameters_split_otherwise_than_x_differentiate_and_are_named():
             np.testing.assert_array_equal(got, want)
         x = np.linspace(-2.0, 2.0, 96, dtype=np.float32).reshape(8, 12)
         np.testing.assert_array_equal(result["unmet"], s2nn_xp.forward(x))
-        assert result["collectives"], "the sums cross devices"
-        for collective in result["collectives"]:
-            shapes = re.findall(r"[a-z]+\d*\[[\d,]*\]", collective)
-            assert shapes and set(shapes) == {"f32[12]"}, result["collectives"]
-        assert result["other mesh"].startswith(
-            "alpha is on another device than x, or a tangent of x or of alpha is"
-        )
-        assert "meshes of different numbers of devices" in result["other mesh"]
-        assert "alpha" not in result["renamed mesh"], result["renamed mesh"]
-        assert "Mesh for all inputs should be equal" in result["renamed mesh"]
-        assert result["whole x dot"]
+        for collectives in (result["collectives"], result["vmap collectives"]):
+            assert collectives, "the sums cross devices"
+            for collective in collectives:
+                shapes = re.findall(r"[a-z]+\d*\[[\d,]*\]", collective)
+                assert shapes and set(shapes) == {"f32[12]"}, collectives
+        # other devices, or x's devices with other axes: put on x's mesh
+        for case in ("other mesh", "renamed mesh"):
+            assert result[case].startswith(
+                "alpha is on another mesh than x, or a tangent of x or of alpha "
+                "is; put it on x's mesh (JAX refused the call's arrays as typed "
+                "with different meshes"
+            ), result[case]
+        assert result["one device dot"]
     if "shard_map" in result:
         # x is the same along "sweep": its gradient sums the shards' (JAX's
         # transpose of x's use in a function that varies along that axis)

@@ -1643,3 +1643,31 @@ def test_a_deleted_parameter_takes_a_tensor_with_derivatives_as_given(learnable)
     del spike.alpha
     with pytest.raises(ValueError, match="alpha must be finite and > 0"):
         spike.alpha = -1.0 + raw
+    # at every step of a hypernetwork's loop, not the first alone (the
+    # second was copied: its gradient 0), and through functional_call's swap
+    spike = S2NN(alpha=torch.full((4,), 4.0), learnable=learnable)
+    del spike.alpha
+    for _ in range(3):
+        raw = torch.zeros(4, requires_grad=True)
+        spike.alpha = 4.0 + raw
+        spike(x).sum().backward()
+        torch.testing.assert_close(raw.grad, want)
+    swapped = torch.func.grad(
+        lambda a: torch.func.functional_call(spike, {"alpha": a}, (x,)).sum()
+    )(torch.full((4,), 4.0))
+    torch.testing.assert_close(swapped, want)
+    assert spike.alpha.grad_fn is not None  # put back as it was
+
+
+def test_a_deleted_epsilon_stays_a_constant():
+    """epsilon takes no derivatives: a tensor that requires grad assigned
+    after del is copied and warns once, as before del (it was kept as given,
+    and warned at every call)."""
+    spike = S2NN()
+    del spike.epsilon
+    with pytest.warns(UserWarning, match="epsilon requires grad"):
+        spike.epsilon = torch.tensor(1e-3, requires_grad=True)
+    assert not spike.epsilon.requires_grad
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spike(torch.tensor([0.5]))

@@ -186,6 +186,45 @@ def test_the_spikes_vjp_gives_have_the_surrogate_derivative(origin):
     )
 
 
+def test_vjp_keeps_one_copy_of_x_for_both_its_derivatives():
+    """y's backward saves the copy the pullback holds (it saved the caller's
+    x beside it: two x-sized buffers, and an in-place change of x before
+    y's backward raised, which the pullback takes)."""
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor)
+        return tensor
+
+    x = torch.linspace(-2.0, 2.0, 16, requires_grad=True)
+    v = x * 1.0
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y, pullback = s2nn_xp.torch.vjp(v, 3.0)
+    assert saved and all(t.data_ptr() != v.data_ptr() for t in saved)
+    with torch.no_grad():
+        v *= 0.5  # a training loop's decay between the call and backward
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, s2nn_xp.torch.gradient(x.detach() * 1.0, 3.0))
+    torch.testing.assert_close(pullback(1.0), x.grad)
+
+
+@pytest.mark.parametrize("origin", [False, True], ids=["spike", "origin"])
+def test_the_spike_is_one_value_whether_or_not_autodiff_records(origin):
+    """Where nothing differentiates, s2nn and vjp give the Function's forward
+    without its machinery: the same bits, and no graph."""
+    x = torch.tensor(np.concatenate([GRID, SPECIAL_X]), dtype=torch.float32)
+    alpha = torch.full_like(x, 3.0)
+    recorded = s2nn(x.clone().requires_grad_(), alpha, origin=origin)
+    for plain in (
+        s2nn(x, alpha, origin=origin),
+        s2nn_xp.torch.vjp(x, alpha, origin=origin)[0],
+    ):
+        assert plain.grad_fn is None and not plain.requires_grad
+        assert_same_bits(plain, recorded.detach())
+    with torch.no_grad():
+        assert s2nn(x.clone().requires_grad_(), alpha).grad_fn is None
+
+
 # --- derivatives of higher order -------------------------------------------------
 
 
