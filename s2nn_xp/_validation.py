@@ -417,16 +417,16 @@ def other_devices_error(
     ``x``'s mesh mends.
     """
     which = " or ".join(names)
-    where, remedy, refused = (
-        ("mesh", "put {} on x's mesh", "typed with different meshes")
+    where, wheres, remedy, refused = (
+        ("mesh", "meshes", "put {} on x's mesh", "typed with different meshes")
         if meshes
-        else ("device", "move {} to x's", "on incompatible devices")
+        else ("device", "devices", "move {} to x's", "on incompatible devices")
     )
     if traced:
         return ValueError(
             f"{which} is on another {where} than x, or a tangent of x or of "
             f"{which} is; {remedy.format('it')} (JAX refused the call's arrays "
-            f"as {refused}; under a transform their {where}s cannot be read)"
+            f"as {refused}; under a transform their {wheres} cannot be read)"
         )
     return ValueError(
         f"{which} is on another {where} than x; {remedy.format(which)} (JAX "

@@ -1505,9 +1505,10 @@ class S2NN(nn.Module):
     in PyTorch's forward-mode AD of modules), at that assignment and every
     later one, is checked and kept as given, as :class:`torch.nn.Module` keeps
     any tensor there, so that its derivatives reach it (and it is in no state
-    dict). An in-place update of a parameter or
-    buffer (``spike.alpha += step``; for a learnable one under
-    :func:`torch.no_grad`, as for any ``nn.Parameter``) is
+    dict); a value without derivatives is registered by the constructor's
+    rules again (a tensor one copied into a parameter then warns). An
+    in-place update of a parameter or buffer (``spike.alpha += step``; for a
+    learnable one under :func:`torch.no_grad`, as for any ``nn.Parameter``) is
     checked after the update, which has changed the tensor already: a ValueError
     says that its values broke the rules, and the tensor keeps them until it is
     given valid ones (an optimizer's steps are not checked at all: tensor values are
@@ -1828,6 +1829,7 @@ class S2NN(nn.Module):
         # goes where the tensor it replaces was, or to torch's default device
         # (a module being built), as nn.Linear's parameters do.
         from_host = not isinstance(value, torch.Tensor)
+        differentiated = _differentiated(value)
         value = _checked(name, value, copy=not isinstance(value, nn.Parameter))
         if learnable and isinstance(value, float):
             # Stored as a tensor, it must fit float32 as a list's values must;
@@ -1840,6 +1842,19 @@ class S2NN(nn.Module):
         # caller's: replaced, not written into.
         current = self._parameters.get(name) if learnable else None
         if current is not None and not isinstance(value, nn.Parameter):
+            if differentiated:
+                # A hypernetwork's output assigned at every step, after one
+                # that registered a parameter again: its gradient is lost
+                msg = (
+                    f"{name} has derivatives (it requires grad, or is a dual "
+                    "tensor), which this module's own parameter, that it is "
+                    "copied into, does not pass on; to differentiate through "
+                    f"the value, delete {name} first (del module.{name}: a "
+                    "tensor with derivatives is then kept as given) or pass it "
+                    "with torch.func.functional_call"
+                )
+                level = stacklevel_of_the_user((__name__.partition(".")[0], "torch"))
+                warnings.warn(msg, UserWarning, stacklevel=level)
             with torch.no_grad():
                 current.copy_(_like(name, value, current))
             return

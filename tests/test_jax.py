@@ -937,7 +937,8 @@ def test_parameters_split_otherwise_than_x_differentiate_and_are_named():
             assert result[case].startswith(
                 "alpha is on another mesh than x, or a tangent of x or of alpha "
                 "is; put it on x's mesh (JAX refused the call's arrays as typed "
-                "with different meshes"
+                "with different meshes; under a transform their meshes cannot be "
+                "read)"
             ), result[case]
         assert result["one device dot"]
     if "shard_map" in result:

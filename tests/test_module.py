@@ -1657,6 +1657,13 @@ def test_a_deleted_parameter_takes_a_tensor_with_derivatives_as_given(learnable)
     )(torch.full((4,), 4.0))
     torch.testing.assert_close(swapped, want)
     assert spike.alpha.grad_fn is not None  # put back as it was
+    # a plain tensor between (an evaluation step under no_grad) is registered
+    # by the constructor's rules again: a tensor with derivatives copied into
+    # a parameter then says so (silent before), into a buffer as before
+    spike.alpha = torch.full((4,), 4.0)
+    assert "alpha" in spike.state_dict()
+    with pytest.warns(UserWarning, match="alpha (has derivatives|requires grad)"):
+        spike.alpha = 4.0 + torch.zeros(4, requires_grad=True)
 
 
 def test_a_deleted_epsilon_stays_a_constant():
