@@ -1795,7 +1795,8 @@ class S2NN(nn.Module):
                 "writeback=True), or shard with use_orig_params=True"
             )
             raise RuntimeError(msg)
-        if name != "epsilon" and self._held_plainly(name) and _differentiated(value):
+        differentiated = _differentiated(value)
+        if name != "epsilon" and differentiated and self._held_plainly(name):
             # Deleted (or holding such a tensor already), then given a tensor
             # that autograd or forward mode sees through (PyTorch's
             # forward-mode AD of modules: del, then a dual tensor; a
@@ -1829,7 +1830,6 @@ class S2NN(nn.Module):
         # goes where the tensor it replaces was, or to torch's default device
         # (a module being built), as nn.Linear's parameters do.
         from_host = not isinstance(value, torch.Tensor)
-        differentiated = _differentiated(value)
         value = _checked(name, value, copy=not isinstance(value, nn.Parameter))
         if learnable and isinstance(value, float):
             # Stored as a tensor, it must fit float32 as a list's values must;
