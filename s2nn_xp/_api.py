@@ -7,12 +7,13 @@ import dataclasses
 import functools
 import inspect
 import itertools
-import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
+
+import numpy as np
 
 from . import _backends, _compat, _dispatch, _jax_pytree, _math
 from ._temporaries import Kept
@@ -41,6 +42,21 @@ ArrayLike = Any
 """Any array-API array, or a Python scalar or (nested) list of numbers."""
 Parameter = Any
 """A positive Python number, or an array broadcasting to ``x`` (per neuron)."""
+Flag: TypeAlias = "bool | np.bool_"
+"""A flag (``origin``, ...): Python's or NumPy's bool, as ``validate_flag`` takes."""
+
+_Result_co = TypeVar("_Result_co", covariant=True)
+
+
+class Pullback(Protocol[_Result_co]):
+    """What a ``vjp`` returns beside the spike (this package's and its adapters').
+
+    Called with a cotangent, positionally or as ``cotangent=``: the cotangent
+    times the surrogate gradient, of the library and dtype of ``x``.
+    """
+
+    def __call__(self, cotangent: Any) -> _Result_co: ...
+
 
 # S2NN or a subclass: what S2NN.__new__ makes (typing.Self is Python 3.11's).
 _S2NNType = TypeVar("_S2NNType", bound="S2NN")
@@ -61,7 +77,8 @@ def forward(x: ArrayLike, *, xp: ModuleType | None = None) -> Array:
         to the default real floating dtype; complex input raises.
     xp : namespace, optional
         The array-API namespace; by default the one `x` comes from. Python
-        scalars and lists given with it are input of its library.
+        and NumPy scalars and lists given with it are input of its library
+        (a NumPy array is refused: it is NumPy's).
 
     Returns
     -------
@@ -112,7 +129,8 @@ def origin(
         Offset inside the logarithm; finite and >= 0.
     xp : namespace, optional
         The array-API namespace; by default the one `x` comes from. Python
-        scalars and lists given with it are input of its library.
+        and NumPy scalars and lists given with it are input of its library
+        (a NumPy array is refused: it is NumPy's).
 
     Returns
     -------
@@ -167,14 +185,17 @@ def gradient(
         As for :func:`origin`.
     xp : namespace, optional
         The array-API namespace; by default the one `x` comes from. Python
-        scalars and lists given with it are input of its library.
+        and NumPy scalars and lists given with it are input of its library
+        (a NumPy array is refused: it is NumPy's).
 
     Returns
     -------
     array
         Same library, device, shape and dtype as `x`; finite and >= 0 for
         finite `x` (also at and below ``x = -1``; 0 where the sigmoid branch
-        underflows), 0 at ``+-inf``, NaN for NaN.
+        underflows), 0 at ``+-inf``, NaN for NaN; a 16- or 8-bit result is
+        computed in float32 and rounded once, so that a value beyond its
+        dtype's range is inf there (NaN in a format without inf).
 
     Examples
     --------
@@ -196,7 +217,7 @@ def s2nn(
     beta: Parameter = BETA,
     epsilon: Parameter = EPSILON,
     *,
-    origin: bool = False,
+    origin: Flag = False,
     xp: ModuleType | None = None,
 ) -> Array:
     """The spike function with the S2NN surrogate gradient attached.
@@ -218,7 +239,8 @@ def s2nn(
         derivatives stay the surrogate's).
     xp : namespace, optional
         The array-API namespace; by default the one `x` comes from. Python
-        scalars and lists given with it are input of its library.
+        and NumPy scalars and lists given with it are input of its library
+        (a NumPy array is refused: it is NumPy's).
 
     Returns
     -------
@@ -513,9 +535,9 @@ def vjp(
     beta: Parameter = BETA,
     epsilon: Parameter = EPSILON,
     *,
-    origin: bool = False,
+    origin: Flag = False,
     xp: ModuleType | None = None,
-) -> tuple[Array, Callable[[ArrayLike], Array]]:
+) -> tuple[Array, Pullback[Array]]:
     """The spike and its pullback, for training without an autodiff system.
 
     Parameters
@@ -528,7 +550,8 @@ def vjp(
         Return :func:`origin` values instead of spikes.
     xp : namespace, optional
         The array-API namespace; by default the one `x` comes from. Python
-        scalars and lists given with it are input of its library.
+        and NumPy scalars and lists given with it are input of its library
+        (a NumPy array is refused: it is NumPy's).
 
     Returns
     -------
@@ -706,7 +729,7 @@ class S2NN:
         alpha: Parameter = ALPHA,
         beta: Parameter = BETA,
         epsilon: Parameter = EPSILON,
-        origin: bool = False,
+        origin: Flag = False,
     ) -> None:
         """Check and set the parameters (see the class's docstring)."""
         self.alpha = alpha
@@ -714,16 +737,18 @@ class S2NN:
         self.epsilon = epsilon
         self.origin = origin
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        """Every assignment is checked as the constructor checks its argument.
+    if not TYPE_CHECKING:  # which would then take any name (``fn.orgin = True``)
 
-        A subclass's own attributes are not checked.
-        """
-        if name == "origin":
-            value = validate_flag(name, value)
-        elif name in _PARAMETER_NAMES:
-            value = _checked_parameter(name, value)
-        object.__setattr__(self, name, value)
+        def __setattr__(self, name: str, value: Any) -> None:
+            """Every assignment is checked as the constructor checks its argument.
+
+            A subclass's own attributes are not checked.
+            """
+            if name == "origin":
+                value = validate_flag(name, value)
+            elif name in _PARAMETER_NAMES:
+                value = _checked_parameter(name, value)
+            object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
         """Refused: an object without a parameter would fail at every call.
@@ -782,7 +807,7 @@ class S2NN:
         alpha, beta, _ = self._values(x)
         return gradient(x, alpha, beta)
 
-    def vjp(self, x: ArrayLike) -> tuple[Array, Callable[[ArrayLike], Array]]:
+    def vjp(self, x: ArrayLike) -> tuple[Array, Pullback[Array]]:
         """:func:`vjp` with this object's parameters."""
         return vjp(x, *self._values(x), origin=self.origin)
 
@@ -821,10 +846,17 @@ class S2NN:
         return obj
 
     def __repr__(self) -> str:
+        # A subclass's own attributes too: equality compares them, and two
+        # unequal objects printed alike (a puzzle where a JAX cache missed).
+        own = (
+            ""
+            if type(self) is S2NN
+            else "".join(f", {name}={value!r}" for name, value in _own_state(self))
+        )
         flag = ", origin=True" if self.origin else ""
         return (
             f"{type(self).__name__}(alpha={self.alpha!r}, beta={self.beta!r}, "
-            f"epsilon={self.epsilon!r}{flag})"
+            f"epsilon={self.epsilon!r}{flag}{own})"
         )
 
     def __eq__(self, other: object) -> bool:
@@ -999,7 +1031,7 @@ def _static_for(epsilon: Any, x: Any) -> Any:
     """
     # Not array-api-compat's is_jax_array, whose cache torch.compile warns
     # about where it traces a call of the object.
-    jax = sys.modules.get("jax")
+    jax = _compat.imported("jax")
     if jax is None or not isinstance(epsilon, jax.Array):
         return epsilon
     if _compat.is_jax_tracer(epsilon):
@@ -1114,7 +1146,7 @@ def _concrete(value: Any) -> Any:
 
 def _is_state(value: Any) -> bool:
     """Whether `value` is a brainstate state (brainstate is never imported here)."""
-    brainstate = sys.modules.get("brainstate")
+    brainstate = _compat.imported("brainstate")
     return brainstate is not None and isinstance(value, brainstate.State)
 
 
@@ -1132,7 +1164,7 @@ def _is_array_like_variable(value: Any) -> bool:
     wrappers (brainpy's ``Array``; one that is no pytree node, which
     ``jax.jit`` would refuse as an argument) are kept as their array.
     """
-    jax = sys.modules.get("jax")
+    jax = _compat.imported("jax")
     if jax is None or not _compat.is_array_api_obj(value):
         return False
     structure = jax.tree_util.tree_structure(value)

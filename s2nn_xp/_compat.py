@@ -7,28 +7,79 @@ from, so that no framework is imported before the caller's array needs it.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import os
 import sys
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
-from array_api_compat import (
-    array_namespace,
-    is_array_api_obj,
-    is_array_api_strict_namespace,
-    is_cupy_array,
-    is_cupy_namespace,
-    is_dask_array,
-    is_dask_namespace,
-    is_jax_array,
-    is_jax_namespace,
-    is_lazy_array,
-    is_numpy_array,
-    is_numpy_namespace,
-    is_torch_array,
-)
-from array_api_compat import device as _device_of
+import array_api_compat
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def imported(name: str) -> ModuleType | None:
+    """Module `name` where it is imported (finished), else None.
+
+    Where another thread is importing it, once that import has finished: a
+    module still being imported is in ``sys.modules``
+    already, without the names it has not yet defined: reading one raised
+    AttributeError ("partially initialized module 'jax' has no attribute
+    'Array'") from calls on NumPy data while another thread imported JAX.
+    ``import_module`` waits on the module's import lock (in the importing
+    thread itself, a circular import, it returns the module as it is).
+    """
+    module = sys.modules.get(name)
+    if module is not None and _initializing(module):
+        return importlib.import_module(name)
+    return module
+
+
+def _initializing(module: ModuleType) -> bool:
+    """Whether `module` is being imported (its code has not finished)."""
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
+def _after_concurrent_imports(function: _Function) -> _Function:
+    """array-api-compat's `function`, asked again after imports it met half done.
+
+    It reads each library's array type from ``sys.modules`` (see
+    :func:`imported`), where a library another thread is importing may not
+    have it yet: AttributeError, which names the module (``obj``).
+    """
+
+    @functools.wraps(function)
+    def after_imports(*args: Any, **kwargs: Any) -> Any:
+        while True:
+            try:
+                return function(*args, **kwargs)
+            except AttributeError as exc:
+                module = getattr(exc, "obj", None)
+                if not (isinstance(module, ModuleType) and _initializing(module)):
+                    raise
+                importlib.import_module(module.__name__)  # waits for it
+                if _initializing(module):  # this thread's own import
+                    raise
+
+    return after_imports  # type: ignore[return-value]
+
+
+array_namespace = _after_concurrent_imports(array_api_compat.array_namespace)
+is_array_api_obj = _after_concurrent_imports(array_api_compat.is_array_api_obj)
+is_array_api_strict_namespace = array_api_compat.is_array_api_strict_namespace
+is_cupy_array = _after_concurrent_imports(array_api_compat.is_cupy_array)
+is_cupy_namespace = array_api_compat.is_cupy_namespace
+is_dask_array = _after_concurrent_imports(array_api_compat.is_dask_array)
+is_dask_namespace = array_api_compat.is_dask_namespace
+is_jax_array = _after_concurrent_imports(array_api_compat.is_jax_array)
+is_jax_namespace = array_api_compat.is_jax_namespace
+is_lazy_array = _after_concurrent_imports(array_api_compat.is_lazy_array)
+is_numpy_array = _after_concurrent_imports(array_api_compat.is_numpy_array)
+is_numpy_namespace = array_api_compat.is_numpy_namespace
+is_torch_array = _after_concurrent_imports(array_api_compat.is_torch_array)
+_device_of = _after_concurrent_imports(array_api_compat.device)
 
 __all__ = [
     "array_for",
@@ -38,6 +89,7 @@ __all__ = [
     "committed_devices",
     "compat_namespace",
     "device",
+    "imported",
     "is_array_api_obj",
     "is_array_api_strict_namespace",
     "is_cupy_array",
@@ -104,7 +156,7 @@ def device(x: Any) -> Any:
     into, warning at each of them (seven warnings a compile of a call with
     integer input, whose promotion asks for the device).
     """
-    torch = sys.modules.get("torch")
+    torch = imported("torch")
     if torch is not None and isinstance(x, torch.Tensor):
         return x.device
     return _device_of(x)

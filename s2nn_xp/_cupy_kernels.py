@@ -20,8 +20,10 @@ two: an untaken branch is never evaluated into the result, so ``x <= -1`` and
 ``exp`` overflow need no guard, and NaN goes to the ``x >= 0`` branch, which
 propagates it. (``_math`` also clips the exponent at -1000, for its
 derivatives in ``alpha``; ``exp`` is 0 there in every dtype, so no value
-differs.) 16-bit input is read as binary16, computed in float32 and
-rounded once when stored.
+differs; but the clip stays within the dtype, which the kernels' does too:
+``x = -inf`` is the lowest finite value, whose sigmoid is not 0 for an
+``alpha`` below 1000 over the largest.) 16-bit input is read as binary16,
+computed in float32 and rounded once when stored.
 
 The source also compiles as host C++ (``__CUDACC__`` undefined) with a small
 prelude that provides the thread indices and the binary16 conversions; the
@@ -97,6 +99,18 @@ S2NN_DEVICE C s2nn_forward_value(C x) {
     return x < C(0) ? C(0) : (x >= C(0) ? C(1) : x);
 }
 
+// exp(alpha * x) for x < 0 (the sigmoid branch), with -inf taken as the
+// lowest finite value, as _math's clip takes it: for an alpha below
+// 1000 / (the largest finite value) the sigmoid at -inf is that of
+// alpha * lowest, not 0. x < 0 only.
+S2NN_DEVICE float s2nn_lowest(float) { return -3.40282346638528859812e+38f; }
+S2NN_DEVICE double s2nn_lowest(double) { return -1.79769313486231570815e+308; }
+template <typename C>
+S2NN_DEVICE C s2nn_sigmoid_exp(C x, C alpha) {
+    const C lowest = s2nn_lowest(x);
+    return s2nn_exp((x < lowest ? lowest : x) * alpha);
+}
+
 // sigmoid(alpha * x) = e / (e + 1), e = exp(alpha * x) in [0, 1]: x < 0 only.
 template <typename C>
 S2NN_DEVICE C s2nn_sigmoid_branch(C e) {
@@ -119,7 +133,7 @@ S2NN_DEVICE C s2nn_log_branch(C x, C beta, C epsilon) {
 template <typename C>
 S2NN_DEVICE C s2nn_origin_value(C x, C alpha, C beta, C epsilon) {
     if (x < C(0)) {
-        return s2nn_sigmoid_branch(s2nn_exp(x * alpha));
+        return s2nn_sigmoid_branch(s2nn_sigmoid_exp(x, alpha));
     }
     return s2nn_log_branch(x, beta, epsilon);
 }
@@ -127,7 +141,7 @@ S2NN_DEVICE C s2nn_origin_value(C x, C alpha, C beta, C epsilon) {
 template <typename C>
 S2NN_DEVICE C s2nn_gradient_value(C x, C alpha, C beta) {
     if (x < C(0)) {
-        return s2nn_bell_branch(s2nn_exp(x * alpha), alpha);
+        return s2nn_bell_branch(s2nn_sigmoid_exp(x, alpha), alpha);
     }
     return beta / (x + C(1));  // x >= 0 or NaN
 }
@@ -137,7 +151,7 @@ template <typename C>
 S2NN_DEVICE void s2nn_origin_and_gradient_value(
         C x, C alpha, C beta, C epsilon, C& origin, C& gradient) {
     if (x < C(0)) {
-        const C e = s2nn_exp(x * alpha);
+        const C e = s2nn_sigmoid_exp(x, alpha);
         origin = s2nn_sigmoid_branch(e);
         gradient = s2nn_bell_branch(e, alpha);
     } else {

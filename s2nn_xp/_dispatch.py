@@ -21,7 +21,7 @@ from typing import Any
 
 from . import _after_import, _compat
 from ._backends import BACKENDS, of_array, of_namespace, older_than_supported
-from ._validation import check_namespace
+from ._validation import check_namespace, is_host_data
 
 __all__ = ["adapter_for", "implementation", "import_adapters_with_their_libraries"]
 
@@ -89,7 +89,7 @@ def implementation(
         if unwrapped is not x:
             x = unwrapped
             backend = of_array(x)
-    host = backend is None and xp is not None and not _compat.is_array_api_obj(x)
+    host = xp is not None and is_host_data(x)
     if host:
         backend = of_namespace(check_namespace(xp, x))
     if backend is None or backend.adapter is None or name not in backend.implements:

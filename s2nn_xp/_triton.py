@@ -10,7 +10,8 @@ These kernels are the one place outside ``_math`` where the S2NN formulas are
 written, as a fused kernel must; the tests check them against ``_math`` (also
 on the CPU, through Triton's interpreter, ``TRITON_INTERPRET=1``). The
 numerics follow ``_math``: both branch inputs are guarded before use (the
-sigmoid branch sees ``min(x, 0)``, the ``x >= 0`` branch ``max(x, -0.5)``), the
+sigmoid branch sees ``min(x, 0)``, and ``-inf`` as the lowest float32, the
+``x >= 0`` branch ``max(x, -0.5)``), the
 sigmoid is ``e / (1 + e)`` with ``e = exp(alpha * min(x, 0)) <= 1``,
 ``(1 + e)**2`` is ``(e + 2) * e + 1`` (within 1.25 ulp), NaN input
 gives NaN, and 16-bit inputs are computed in float32 and rounded once.
@@ -102,6 +103,17 @@ if AVAILABLE:
             return tl.where(finite, result, wide).to(t.dtype)
 
     @triton.jit
+    def _sigmoid_exp(x, alpha, use_libdevice: tl.constexpr):
+        """``exp(alpha * min(x, 0))``, ``x = -inf`` as the lowest float32.
+
+        As ``_math``'s clip (at -1000 / alpha, within the dtype) takes it:
+        for an ``alpha`` below 1000 over the largest float32 the sigmoid at
+        ``-inf`` is that of ``alpha`` times the lowest, not 0.
+        """
+        guarded = tl.minimum(tl.maximum(x, -3.4028234663852886e38), 0.0)
+        return _exp(guarded * alpha, use_libdevice)
+
+    @triton.jit
     def _load_float32(pointer, offsets, mask):
         return tl.load(pointer + offsets, mask=mask, other=0.0).to(tl.float32)
 
@@ -127,7 +139,7 @@ if AVAILABLE:
         offsets, mask = _offsets(n, block)
         x = _load_float32(x_ptr, offsets, mask)
         if with_origin:
-            e = _exp(tl.minimum(x, 0.0) * alpha, use_libdevice)
+            e = _sigmoid_exp(x, alpha, use_libdevice)
             sigmoid = tl.div_rn(e, e + 1.0)
             tail = _log1p(tl.maximum(x, -0.5) + epsilon, use_libdevice) * beta + 0.5
             y = tl.where(x >= 0.0, tail, sigmoid)
@@ -151,7 +163,7 @@ if AVAILABLE:
         offsets, mask = _offsets(n, block)
         x = _load_float32(x_ptr, offsets, mask)
         cotangent = _load_float32(cotangent_ptr, offsets, mask)
-        e = _exp(tl.minimum(x, 0.0) * alpha, use_libdevice)
+        e = _sigmoid_exp(x, alpha, use_libdevice)
         bell = tl.div_rn(e * alpha, (e + 2.0) * e + 1.0)  # (1 + e)**2
         tail = tl.div_rn(beta + tl.zeros_like(x), tl.maximum(x, -0.5) + 1.0)
         grad = tl.where(x >= 0.0, tail, bell)

@@ -52,6 +52,7 @@ __all__ = [
     "host_input",
     "host_values",
     "input_dtypes",
+    "is_host_data",
     "known",
     "masked_host_data",
     "masked_parameter",
@@ -601,8 +602,15 @@ def host_values(name: str, value: Any) -> Any:
     lower, inclusive = BOUNDS[name]
     with np.errstate(invalid="ignore"):
         in_range = values >= lower if inclusive else values > lower
-        if not bool(np.all(np.isfinite(values) & in_range)):
-            raise bound_error(name)
+        outside = ~(np.isfinite(values) & in_range)
+    if outside.any():
+        # Which of how many: a tensor given where a number was meant (a
+        # membrane potential, as a class given for an instance gets) shows.
+        msg = (
+            f"{_BOUND_MESSAGES[name]}; {int(outside.sum())} of its "
+            f"{values.size} values (shape {values.shape}) are not"
+        )
+        raise ValueError(msg)
     _within_float64(name, values)  # longdouble: 1e400 is finite there
     return values
 
@@ -756,6 +764,8 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
     unwrapped = _compat.stood_for(x)
     if unwrapped is not x:
         return unwrapped
+    if xp is not None and _numpy_number(x):
+        return _host_array("x", x, xp.asarray)
     if _compat.is_array_api_obj(x):
         if not _has_array_attributes(x):
             raise _not_an_array("x", x)
@@ -1051,6 +1061,30 @@ def _library(xp: ModuleType) -> str:
     return name.removeprefix("array_api_compat.")
 
 
+def _numpy_number(value: Any) -> bool:
+    """Whether ``value`` is a NumPy scalar of a bool, integer or float dtype.
+
+    Such a scalar is the number it holds (``numpy.float64`` is a ``float``;
+    indexing a NumPy array gives one), so given with ``xp`` it is host data,
+    input of ``xp``'s library, as a Python number or a list of them is.
+    """
+    np = sys.modules.get("numpy")
+    if np is None or not isinstance(value, np.generic):
+        return False
+    return value.dtype.kind in "biuf"
+
+
+def is_host_data(x: Any) -> bool:
+    """Whether ``x`` is host data, which goes to a given ``xp``'s library.
+
+    Numbers, lists and NumPy's scalars of numbers are; arrays (NumPy's
+    too) are of their own library, which a given ``xp`` must match.
+    """
+    return _numpy_number(x) or not (
+        _compat.is_numpy_array(x) or _compat.is_array_api_obj(x)
+    )
+
+
 def check_namespace(xp: Any, x: Any) -> ModuleType:
     """``xp`` checked to be a namespace module of ``x``'s library.
 
@@ -1062,17 +1096,17 @@ def check_namespace(xp: Any, x: Any) -> ModuleType:
             f"...), not {describe(xp)}"
         )
         raise TypeError(msg)
-    numpy_array = _compat.is_numpy_array(x)  # np.matrix too, which is no
-    if not (numpy_array or _compat.is_array_api_obj(x)):  # array-API object
+    if is_host_data(x):  # np.matrix is not, though no array-API object
         return xp
-    own = "numpy" if numpy_array else _library(_compat.array_namespace(x))
+    own = "numpy" if _compat.is_numpy_array(x) else _library(_compat.array_namespace(x))
     if own != _library(xp):
         # The namespace's name as well as the type's: marray's array types
         # are local classes (masked_namespace.<locals>.MArray), whichever
         # library is under them.
         msg = (
             f"xp={_library(xp)} does not match the library of x, {own} "
-            f"(x is a {describe(x)}); leave xp out to use x's own"
+            f"(x is a {describe(x)}); leave xp out to compute in {own}, or "
+            f"convert x to {_library(xp)} first"
         )
         raise TypeError(msg)
     return xp

@@ -550,7 +550,8 @@ def gradient(
     cupy.ndarray
         `x`'s shape and dtype; finite and >= 0 for finite `x` (also at and
         below ``x = -1``; 0 where the sigmoid branch underflows), 0 at
-        ``+-inf``, NaN for NaN.
+        ``+-inf``, NaN for NaN; a float16 result is computed in float32 and
+        rounded once, so that a value beyond float16's range is inf.
 
     Raises
     ------

@@ -57,6 +57,7 @@ import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from . import _compat, _math
+from ._api import Flag, Pullback
 from ._validation import (
     Prepared,
     check_arguments,
@@ -279,7 +280,7 @@ def s2nn(
     beta: Parameter = 1.0,
     epsilon: Parameter = 1e-8,
     *,
-    origin: bool = False,
+    origin: Flag = False,
 ) -> jax.Array:
     """The S2NN spike function for JAX, differentiable by its surrogate model.
 
@@ -581,8 +582,8 @@ def vjp(
     beta: Parameter = 1.0,
     epsilon: Parameter = 1e-8,
     *,
-    origin: bool = False,
-) -> tuple[jax.Array, Callable[[Any], jax.Array]]:
+    origin: Flag = False,
+) -> tuple[jax.Array, Pullback[jax.Array]]:
     """:func:`s2nn_xp.vjp` for JAX arrays: a compiled primal and pullback."""
     with_origin = validate_flag("origin", origin)
     x, compute_dtype, p = _arguments(x, alpha=alpha, beta=beta, epsilon=epsilon)

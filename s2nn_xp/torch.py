@@ -88,7 +88,7 @@ from torch.nn.utils import parametrize
 from torch.overrides import handle_torch_function, has_torch_function
 
 from . import _compat, _math, _torch_eager
-from ._api import ALPHA, BETA, EPSILON
+from ._api import ALPHA, BETA, EPSILON, Flag, Pullback
 from ._fused import stacklevel_of_the_user
 from ._temporaries import Kept
 from ._validation import (
@@ -1193,7 +1193,7 @@ def s2nn(
     beta: TensorLike = BETA,
     epsilon: TensorLike = EPSILON,
     *,
-    origin: bool = False,
+    origin: Flag = False,
 ) -> torch.Tensor:
     """The S2NN spike with its surrogate derivatives, for PyTorch.
 
@@ -1388,8 +1388,8 @@ def vjp(
     beta: TensorLike = BETA,
     epsilon: TensorLike = EPSILON,
     *,
-    origin: bool = False,
-) -> tuple[torch.Tensor, Callable[[Any], torch.Tensor]]:
+    origin: Flag = False,
+) -> tuple[torch.Tensor, Pullback[torch.Tensor]]:
     """:func:`s2nn_xp.vjp` for tensors; the pullback works under torch.func too."""
     with_origin = validate_flag("origin", origin)
     x, p = _prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
@@ -1570,10 +1570,10 @@ class S2NN(nn.Module):
         alpha: TensorLike = ALPHA,
         beta: TensorLike = BETA,
         epsilon: TensorLike = EPSILON,
-        origin: bool | None = None,
-        learnable: bool = False,
+        origin: Flag | None = None,
+        learnable: Flag = False,
         *,
-        spiking: bool | None = None,
+        spiking: Flag | None = None,
     ) -> None:
         super().__init__()
         self._learnable = validate_flag("learnable", learnable)
@@ -2083,13 +2083,7 @@ class S2NN(nn.Module):
             del state["learnable"]
         initial = state.get("_initial_values")
         if initial is not None:  # NumPy arrays again (as earlier versions pickled)
-            # Copies: the tensor may be another module's kept one (copy.copy
-            # pickles in memory), whose memory a pickler for another process
-            # moves to shared memory, freeing what a view of it would read.
-            arrays = {
-                name: value[0].numpy().copy() if _pickled_host_values(value) else value
-                for name, value in initial.items()
-            }
+            arrays = {name: _unpickled_initial(v) for name, v in initial.items()}
             state = {**state, "_initial_values": arrays}
         super().__setstate__(state)
         self._keep_pickled_host_values()
@@ -2100,7 +2094,7 @@ class S2NN(nn.Module):
         return self._origin
 
     @origin.setter
-    def origin(self, value: bool) -> None:
+    def origin(self, value: Flag) -> None:
         self._origin = validate_flag("origin", value)
 
     @property
@@ -2109,10 +2103,10 @@ class S2NN(nn.Module):
         return not self.origin
 
     @spiking.setter
-    def spiking(self, value: bool) -> None:
+    def spiking(self, value: Flag) -> None:
         self.origin = not validate_flag("spiking", value)
 
-    def set_spiking_mode(self, spiking: bool) -> None:
+    def set_spiking_mode(self, spiking: Flag) -> None:
         """SpikingJelly's switch: the spike (True) or the origin function (False)."""
         self.spiking = spiking
 
@@ -2440,6 +2434,26 @@ def _known_values(name: str, value: Any) -> Any:
     if value.device.type == "meta" or _is_fake(value) or _is_wrapped(value):
         return None
     return value.detach().to("cpu", copy=True)
+
+
+def _unpickled_initial(value: Any) -> Any:
+    """A kept constructor value as unpickled: host values as NumPy again.
+
+    None where ``torch.load`` gave the tensor no values
+    (``map_location="meta"``, to inspect a checkpoint or fill it with
+    ``to_empty``): none to reset to, as for a tensor given on the meta device.
+    Host values are copied to the CPU (``map_location="cuda"`` moved them):
+    the tensor may be another module's kept one (``copy.copy`` pickles in
+    memory), whose memory a pickler for another process moves to shared
+    memory, freeing what a view of it would read.
+    """
+    host = _pickled_host_values(value)
+    tensor = value[0] if host else value
+    if not isinstance(tensor, torch.Tensor):
+        return value
+    if tensor.device.type == "meta" or _is_fake(tensor):
+        return None
+    return tensor.detach().cpu().numpy().copy() if host else value
 
 
 def _pickled_host_values(value: Any) -> bool:

@@ -840,6 +840,33 @@ class TestEmulatedKernels:
             tolerance = tolerance if name == "forward" else tolerance[dtype]
         assert max_ulp(got, want, np.dtype(dtype)) <= tolerance
 
+    @pytest.mark.parametrize("name", ["origin", "gradient"])
+    @pytest.mark.parametrize("dtype", FLOATS)
+    @pytest.mark.parametrize("layout", ["contiguous", "strided"])
+    def test_a_tiny_alpha_at_minus_infinity_is_the_maths(
+        self, fake, name, dtype, layout
+    ):
+        """The kernels gave 0 at ``x = -inf`` where the math (and the
+        Definition) gives the sigmoid of ``alpha`` times the lowest value of
+        the compute dtype, for an ``alpha`` below 1000 over the largest."""
+        compute = np.float64 if dtype == "float64" else np.float32
+        params = {
+            "alpha": 4 * float(np.finfo(compute).tiny),
+            "beta": 1.0,
+            "epsilon": 0.0,
+        }
+        x_np = np.array([-np.inf, -1.0, -0.0, 2.0], dtype)
+        x = (
+            fake.array(x_np)
+            if layout == "contiguous"
+            else fake.array(np.repeat(x_np, 2))[::2]
+        )
+        got = call(fake, name, x, params).get()
+        want = core_values(name, x_np, params)
+        if name == "origin":
+            assert want[0] > 0  # sigmoid(-16)
+        assert max_ulp(got, want, np.dtype(dtype)) <= (1 if dtype == "float16" else 4)
+
     LAYOUTS: ClassVar = {
         "0-d": (lambda f, v: f.array(v[0]), "raw"),
         "1-d tail": (lambda f, v: f.array(v[:37]), "raw"),

@@ -8,6 +8,7 @@ frameworks and their adapters are the backend registry's.
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -317,4 +318,60 @@ def test_the_torch_adapter_imports_without_touching_the_default_device():
         "assert not torch.cuda.is_initialized()\n"
         "x = torch.ones(3, device='cpu')\n"
         "assert s2nn_xp.torch.s2nn(x).tolist() == [1.0, 1.0, 1.0]\n"
+    )
+
+
+_WHILE_ANOTHER_THREAD_IMPORTS = """
+import sys, threading, time
+import numpy as np
+import s2nn_xp
+
+spike = s2nn_xp.S2NN()
+importer = threading.Thread(target=__import__, args=(sys.argv[1],))
+importer.start()
+while sys.argv[1] not in sys.modules:  # until its import has begun
+    time.sleep(0.001)
+x = np.array([-1.0, 0.5])
+calls = {
+    "object": lambda: spike(x),
+    "object of a list": lambda: spike.surrogate_grad([0.5, -1.0]),
+    "constructor": lambda: s2nn_xp.S2NN(alpha=np.array([2.0, 4.0])),
+    "host data": lambda: s2nn_xp.gradient([1.0, -2.0]),
+    "pullback": lambda: s2nn_xp.vjp(x)[1](1.0),
+}
+failed = {}
+for name, call in calls.items():
+    try:
+        call()
+    except Exception as exc:
+        failed[name] = repr(exc)
+importer.join()
+assert not failed, failed
+"""
+
+
+@pytest.mark.parametrize(
+    ("library", "defines"), [("brainstate", "State"), ("dask.array", "Array")]
+)
+def test_a_library_another_thread_is_importing_is_waited_for(
+    tmp_path, library, defines
+):
+    """A module another thread is still importing is in ``sys.modules``
+    without the names it has yet to define: calls on NumPy data (the
+    object's, array-api-compat's checks of host data) raised AttributeError
+    ("partially initialized module") for as long as the import lasted."""
+    package = tmp_path.joinpath(*library.split("."))
+    package.mkdir(parents=True)
+    for folder in [package, *package.parents][: library.count(".") + 1]:
+        folder.joinpath("__init__.py").touch()
+    package.joinpath("__init__.py").write_text(
+        f"import time\ntime.sleep(1.0)\nclass {defines}:\n    pass\n"
+    )
+    path = [str(tmp_path), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+    subprocess.run(
+        [sys.executable, "-c", _WHILE_ANOTHER_THREAD_IMPORTS, library],
+        check=True,
+        env=env,
+        timeout=60,
     )

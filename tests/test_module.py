@@ -315,6 +315,33 @@ def test_a_saved_module_loads_with_weights_only_and_resets(alpha, learnable):
             assert got == want
 
 
+@pytest.mark.parametrize("learnable", [False, True])
+@pytest.mark.parametrize(
+    "alpha",
+    [[4.0, 2.0], np.array([4, 2]), torch.tensor([4.0, 2.0])],
+    ids=["list", "numpy-int", "tensor"],
+)
+def test_a_saved_model_loads_on_the_meta_device(alpha, learnable):
+    """``torch.load(map_location="meta")`` (to inspect a checkpoint, or to
+    fill it after ``to_empty``) failed unpickling the kept constructor values
+    of lists and arrays (no values to read), and reset_parameters raised
+    torch's "Cannot copy out of meta tensor" for a tensor's: none are left to
+    reset to, which reset_parameters says, as for a tensor given on meta."""
+    model = nn.Sequential(nn.Linear(2, 2), S2NN(alpha=alpha, learnable=learnable))
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    with torch.serialization.safe_globals([S2NN, nn.Linear, nn.Sequential]):
+        loaded = torch.load(buffer, map_location="meta", weights_only=True)
+    assert loaded[1].alpha.device.type == "meta"
+    loaded.to_empty(device="cpu")
+    with pytest.raises(ValueError, match="alpha has no constructor values to reset"):
+        loaded[1].reset_parameters()
+    loaded[1].alpha = [4.0, 2.0]  # assigned, as the error says
+    want = model[1].alpha
+    torch.testing.assert_close(loaded[1].alpha, want, rtol=0, atol=0, check_dtype=False)
+
+
 def test_a_module_pickled_with_numpy_constructor_values_loads_and_resets():
     """Earlier versions pickled them as float64 NumPy arrays."""
     spike = S2NN(alpha=[4.0, 2.0])
@@ -455,6 +482,31 @@ def test_data_parallel_replicas_pass_gradients_to_the_original_parameters():
     want = torch.autograd.grad(module(x).sum(), (module.alpha, module.beta))
     torch.testing.assert_close((module.alpha.grad, module.beta.grad), want)
     assert not list(replica.parameters())  # the originals' alone
+
+
+def test_per_sample_parameter_gradients_through_functional_call():
+    """The user guide's ``vmap(grad(...))`` of ``functional_call``: each
+    sample's gradients in alpha and beta are those of a backward pass of that
+    sample alone, and the module's own parameters get none."""
+    module = S2NN(alpha=torch.full((3,), 4.0), beta=[1.0, 2.0, 0.5], learnable=True)
+    params = dict(module.named_parameters())
+    samples = torch.tensor([[-0.5, 0.0, 1.0], [-2.0, -0.25, 3.0], [0.5, -1.5, -1.0]])
+    weights = torch.tensor([0.5, -2.0, 3.0])
+
+    def loss(params, x):
+        return (torch.func.functional_call(module, params, (x,)) * weights).sum()
+
+    per_sample = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))(
+        params, samples
+    )
+    for i, x in enumerate(samples):
+        total = (module(x) * weights).sum()
+        want = torch.autograd.grad(total, (module.alpha, module.beta))
+        torch.testing.assert_close(
+            (per_sample["alpha"][i], per_sample["beta"][i]), want
+        )
+    assert per_sample["alpha"].abs().sum() > 0 and per_sample["beta"].abs().sum() > 0
+    assert module.alpha.grad is None and module.beta.grad is None
 
 
 @pytest.mark.parametrize("wrapper", ["spectral_norm", "weight_norm", "prune"])

@@ -154,6 +154,40 @@ def test_a_subclass_keeps_its_own_state_through_pickle_and_copy(protocol):
         assert (type(copied), copied.tag, copied.alpha) == (_Subclass, "mine", 2.0)
 
 
+def test_a_subclass_prints_its_own_state_as_it_compares_it():
+    """Two unequal objects of a subclass printed alike (its attributes left
+    out), which puzzles whoever looks for a JAX cache miss."""
+    mine, yours = _Subclass("mine"), _Subclass("yours")
+    assert mine != yours and repr(mine) != repr(yours)
+    assert repr(mine) == "_Subclass(alpha=2.0, beta=1.0, epsilon=1e-08, tag='mine')"
+    assert repr(s2nn_xp.S2NN(origin=True)) == (
+        "S2NN(alpha=4.0, beta=1.0, epsilon=1e-08, origin=True)"
+    )
+
+
+def test_public_objects_are_the_packages_in_help_and_pickles():
+    """They said they were ``s2nn_xp._api``'s (``_fused``'s): help() showed the
+    private path, and every pickle of an object named it, so that moving the
+    code broke saved objects. Pickles that name it still load."""
+    public = {name: getattr(s2nn_xp, name) for name in s2nn_xp.__all__}
+    del public["__version__"]
+    assert {name: value.__module__ for name, value in public.items()} == dict.fromkeys(
+        public, "s2nn_xp"
+    )
+    saved = pickle.dumps(s2nn_xp.S2NN(alpha=2.0), protocol=4)
+    assert b"s2nn_xp._api" not in saved and pickle.loads(saved).alpha == 2.0
+    old = saved.replace(b"\x8c\x07s2nn_xp\x94", b"\x8c\x0cs2nn_xp._api\x94")
+    assert old != saved and pickle.loads(old) == s2nn_xp.S2NN(alpha=2.0)
+    for function in ("s2nn", "vjp"):
+        assert pickle.loads(pickle.dumps(public[function])) is public[function]
+
+
+def test_the_package_lists_its_public_names_and_adapters():
+    """dir() (tab completion) listed its imports too: ModuleType, importlib,
+    TYPE_CHECKING, annotations."""
+    assert dir(s2nn_xp) == sorted({*s2nn_xp.__all__, "cupy", "jax", "torch"})
+
+
 @pytest.mark.requires_mutable_arrays
 def test_an_array_epsilon_is_the_objects_own_copy(xp):
     """The caller's tensor was kept: changed in place, it changed the object's

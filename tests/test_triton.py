@@ -40,6 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 ALPHAS = (4.0, 2.0, 1.0, 0.5)  # powers of two: alpha * x is exact in float32
 BETAS = (1.0, 0.75)
+# Below 1000 / the largest float32 (about 2.9e-36), normal float32 numbers.
+TINY_ALPHAS = (2e-38, 1e-37)
 
 # Run under the interpreter: every kernel output the tests below look at,
 # saved to an .npz file (16-bit results widened to float32 without rounding).
@@ -55,6 +57,7 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
 
     out, alphas, betas = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
     special = np.array([float(v) for v in json.loads(sys.argv[4])])
+    TINY_ALPHAS = json.loads(sys.argv[5])
     results = {}
     def seeded(seed):
         return torch.Generator().manual_seed(seed)
@@ -92,6 +95,14 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     keep("special_math_grad", math_gradient(xp, x, 4.0, 1.0))
     keep("special_math_origin", math_origin(xp, x, 4.0, 1.0, 1e-8))
     keep("special_math_forward", math_forward(xp, x))
+    # an alpha below 1000 / the largest float32: the sigmoid at -inf is that
+    # of the lowest float32 (the math's clip), not 0
+    for a in TINY_ALPHAS:
+        y = _triton.spike(x, a, 1.0, 1e-8, origin=True)
+        keep(f"tiny_kernel_origin_{a}", y)
+        keep(f"tiny_kernel_grad_{a}", _triton.spike_vjp(torch.ones_like(x), x, a, 1.0))
+        keep(f"tiny_math_origin_{a}", math_origin(xp, x, a, 1.0, 1e-8))
+        keep(f"tiny_math_grad_{a}", math_gradient(xp, x, a, 1.0))
 
     # 16-bit: computed in float32, rounded once, like the math
     for dtype in (torch.float16, torch.bfloat16):
@@ -186,6 +197,7 @@ def interpreted(tmp_path_factory):
         json.dumps(ALPHAS),
         json.dumps(BETAS),
         json.dumps([v if np.isfinite(v) else str(v) for v in SPECIAL_X.tolist()]),
+        json.dumps(TINY_ALPHAS),
     )
     with np.load(out) as data:
         return dict(data)
@@ -228,6 +240,21 @@ def test_special_values_exact(interpreted):
         np.testing.assert_array_equal(got[exact], want[exact])
         assert np.isfinite(got[np.isfinite(x)]).all()  # -1 and below included
         assert ulp_error(got[~exact], want[~exact], np.float32).max() <= 4.0
+
+
+@pytest.mark.parametrize("alpha", TINY_ALPHAS)
+def test_a_tiny_alpha_at_minus_infinity_is_the_maths(interpreted, alpha):
+    """The kernels gave 0 at ``x = -inf`` where the math (and the Definition)
+    gives the sigmoid of ``alpha`` times the lowest float32."""
+    x = interpreted["special_x"]
+    for name in ("origin", "grad"):
+        got = interpreted[f"tiny_kernel_{name}_{alpha}"]
+        want = interpreted[f"tiny_math_{name}_{alpha}"]
+        if name == "origin":  # the gradient, alpha times it, may underflow
+            assert want[x == -np.inf].min() > 0
+        exact = ~np.isfinite(want)  # NaN, and origin's inf at +inf
+        np.testing.assert_array_equal(got[exact], want[exact])
+        assert ulp_error(got[~exact], want[~exact], np.float32).max() <= 4.0, name
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

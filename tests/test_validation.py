@@ -137,6 +137,22 @@ def test_numpy_subclass_parameters_are_checked(value):
         s2nn_xp.gradient(X, value)
 
 
+@pytest.mark.parametrize(
+    ("value", "tail"),
+    [
+        ([4.0, -1.0, np.nan], "2 of its 3 values (shape (3,)) are not"),
+        (np.full((2, 3), -0.5), "6 of its 6 values (shape (2, 3)) are not"),
+    ],
+)
+def test_an_array_parameter_out_of_range_says_how_many_values_are(value, tail):
+    """An array given where a number was meant (a membrane potential, where a
+    class was given for an instance and called with it) read as a number's
+    error; how many of which shape point at it."""
+    with pytest.raises(ValueError, match="alpha must be finite and > 0") as info:
+        s2nn_xp.S2NN(alpha=value)
+    assert str(info.value).endswith(tail)
+
+
 @pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 def test_numpy_subclass_cotangents_are_accepted():
     """np.matrix or any subclass, accepted as x and as a parameter, is a cotangent."""
@@ -1171,6 +1187,24 @@ def test_host_data_with_xp_is_that_librarys_input(xp, function):
     # -2**40 + 1 < 0: no spike, and its gradient is 0
     spike = s2nn_xp.forward([-(2**40) + 1], xp=xp)
     assert backend.as_numpy(spike).tolist() == [0.0]
+
+
+@pytest.mark.parametrize("function", ["forward", "origin", "gradient", "s2nn", "vjp"])
+def test_numpy_scalars_with_xp_are_host_data(xp, function):
+    """A NumPy scalar (``numpy.float64`` is a float; indexing gives one) is
+    the number it holds: with ``xp`` it is that library's input, as the same
+    scalar in a list is (it was refused as a NumPy array, advising to leave
+    ``xp`` out, which gave a NumPy result)."""
+    backend = backend_of(xp)
+    for host in (np.float64(0.25), np.float32(-0.5), np.int64(-3), np.bool_(True)):
+        got = getattr(s2nn_xp, function)(host, xp=xp)
+        want = getattr(s2nn_xp, function)([host], xp=xp)
+        if function == "vjp":
+            (got, got_pullback), (want, want_pullback) = got, want
+            got, want = got_pullback(1.0), want_pullback(1.0)
+        assert backend_of(array_api_compat.array_namespace(got)) is backend
+        assert got.shape == () and got.dtype == want.dtype
+        np.testing.assert_array_equal(backend.as_numpy(got), backend.as_numpy(want)[0])
 
 
 def test_casts_into_the_compute_dtype_are_quiet(xp):

@@ -53,6 +53,26 @@ def torch_functions_take_host_data() -> None:
     s2nn_xp.torch.S2NN(alpha=np.full(2, 4.0), beta=[[1.0], [2.0]])
 
 
+def pullbacks_take_the_cotangent_by_name() -> None:
+    """``pullback(cotangent)``, as the docs name it, on every library."""
+    _spikes, pullback = s2nn_xp.vjp(np.zeros(3))
+    pullback(cotangent=np.ones(3))
+    _tensor_spikes, tensor_pullback = s2nn_xp.torch.vjp(torch.zeros(3))
+    assert_type(tensor_pullback(cotangent=torch.ones(3)), torch.Tensor)
+    _jax_spikes, jax_pullback = s2nn_xp.jax.vjp(jnp.zeros(3))
+    assert_type(jax_pullback(cotangent=jnp.ones(3)), jax.Array)
+
+
+def flags_may_be_numpy_bools() -> None:
+    """``origin``, ``learnable`` and ``spiking`` take NumPy's bools too."""
+    s2nn_xp.S2NN(origin=np.bool_(True)).origin = np.bool_(False)
+    s2nn_xp.s2nn(np.zeros(2), origin=np.bool_(True))
+    module = s2nn_xp.torch.S2NN(learnable=np.bool_(True), origin=np.bool_(False))
+    module.spiking = np.bool_(True)
+    module.set_spiking_mode(np.bool_(False))
+    s2nn_xp.jax.vjp(jnp.zeros(2), origin=np.bool_(True))
+
+
 class Readings:
     """Host data of a library of the user's: NumPy reads it (``__array__``)."""
 
@@ -98,6 +118,10 @@ def misspelt_keyword() -> None:
     s2nn_xp.S2NN(alpa=4.0)  # type: ignore[call-arg]
 
 
+def misspelt_attribute_assigned() -> None:
+    s2nn_xp.S2NN().orgin = True  # type: ignore[attr-defined]
+
+
 def learnable_set_after_construction() -> None:
     s2nn_xp.torch.S2NN().learnable = True  # type: ignore[misc]
 
@@ -120,10 +144,13 @@ ACCEPTED = [
     torch_functions_take_host_data,
     subclasses_keep_their_type,
     modules_can_be_subclassed,
+    pullbacks_take_the_cotangent_by_name,
+    flags_may_be_numpy_bools,
 ]
 REFUSED = {
     misspelt_adapter: AttributeError,
     misspelt_keyword: TypeError,
+    misspelt_attribute_assigned: AttributeError,
     learnable_set_after_construction: AttributeError,
     parameter_as_text: TypeError,
     parameter_as_complex_number: TypeError,
