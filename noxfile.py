@@ -249,8 +249,9 @@ def clients(session: nox.Session) -> None:
     code imports; norse likewise, plus nir and nirtorch (its NIR export).
 
     JAX: braintools' S2NN (the anchor) side by side, brainstate and brainpy
-    neurons with ``s2nn_xp.S2NN`` as ``spk_fun``, its pytree with optax and
-    equinox. Deployment: torch.export, ONNX in onnxruntime and jax.export.
+    neurons with ``s2nn_xp.S2NN`` as ``spk_fun``, its pytree with optax,
+    equinox and flax (nnx modules, ``flax.serialization``). Deployment:
+    torch.export, ONNX in onnxruntime and jax.export.
     The snippets of the docs' "Use with your SNN library" page run here.
     """
     session.install(TORCH)
@@ -260,7 +261,7 @@ def clients(session: nox.Session) -> None:
     session.install("--no-deps", *torch_clients, "nirtorch==2.6")
     session.install(*spikingjelly_needs, "tqdm", "h5py==3.16.0", "nir==1.0.8")
     session.install(*JAX_ANCHOR, "brainpy==2.8.2")
-    session.install("optax==0.2.8", "equinox==0.13.8")
+    session.install("optax==0.2.8", "equinox==0.13.8", "flax==0.12.8")
     session.install("onnx==1.23.2", "onnxscript==0.7.2", "onnxruntime==1.32.0")
     session.install("flatbuffers>=24")  # jax.export's serialisation
     session.run(

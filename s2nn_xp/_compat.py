@@ -110,6 +110,7 @@ __all__ = [
     "readable_host_array",
     "stood_for",
     "without_derivative",
+    "wrapped_value",
 ]
 
 
@@ -132,13 +133,18 @@ def stood_for(x: Any, name: str = "x") -> Any:
     Objects that wrap a JAX array say so with ``__jax_array__`` (brainpy's
     ``Array`` and ``Variable``, pytrees whose leaf is the array): read as
     host data, they would leave JAX, silently in eager code, and with an
-    error about tracers under a transform. TypeError, naming ``name``, where
-    ``__jax_array__`` gives anything but a JAX array.
+    error about tracers under a transform. Where it gives a number or a NumPy
+    array (flax's ``nnx.Param(4.0)`` gives its value as it holds it, which
+    ``nnx.jit`` makes a JAX array), the JAX array of it, as JAX's own
+    operations take it. TypeError, naming ``name``, where it gives anything
+    else.
     """
-    unwrap = getattr(type(x), "__jax_array__", None)
-    if not callable(unwrap):  # none, or a tracer's property
+    array = wrapped_value(x)
+    if array is x:
         return x
-    array = unwrap(x)
+    jax = imported("jax")
+    if jax is not None and (isinstance(array, int | float) or is_numpy_array(array)):
+        array = jax.numpy.asarray(array)
     if not is_jax_array(array):
         msg = (
             f"{name} is a {type(x).__name__}, whose __jax_array__() gave "
@@ -146,6 +152,14 @@ def stood_for(x: Any, name: str = "x") -> Any:
         )
         raise TypeError(msg)
     return array
+
+
+def wrapped_value(x: Any) -> Any:
+    """What ``x.__jax_array__()`` gives, where ``x`` has one; else ``x``."""
+    unwrap = getattr(type(x), "__jax_array__", None)
+    if not callable(unwrap):  # none, or a tracer's property
+        return x
+    return unwrap(x)
 
 
 def device(x: Any) -> Any:

@@ -21,12 +21,18 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import sys
 import threading
 from typing import Any
 
 from . import _after_import, _compat
 
-__all__ = ["register", "register_subclass", "register_when_jax_is_imported"]
+__all__ = [
+    "register",
+    "register_subclass",
+    "register_when_jax_is_imported",
+    "register_with_flax",
+]
 
 _registered = False
 # The classes registered (S2NN and its subclasses), or found registered by
@@ -104,6 +110,52 @@ def _register_class(cls: type) -> None:
     else:
         _register_serialization(cls)
     _classes.add(cls)
+    if "flax.serialization" in sys.modules:
+        _register_flax_state(cls)
+
+
+def register_with_flax() -> None:
+    """Register every class registered with JAX with ``flax.serialization`` too.
+
+    Subclasses registered later are, at their registration (flax looks its
+    handlers up by the exact type).
+    """
+    with _LOCK:
+        for cls in list(_classes):
+            _register_flax_state(cls)
+
+
+def _register_flax_state(cls: type) -> None:
+    """Let flax's ``to_state_dict``, ``to_bytes`` and ``from_bytes`` take ``cls``.
+
+    Its state dict is its pytree children by name (``alpha``, ``beta``, a
+    subclass's own attributes), each as flax writes it; the static part
+    comes from the target that ``from_state_dict`` restores into, as for
+    the pytree. A handler of the user's own for the class stands.
+    """
+    from flax import serialization
+
+    def to_state_dict(obj: Any) -> dict[str, Any]:
+        leaves, _ = obj._tree_flatten()
+        return {name: serialization.to_state_dict(leaf) for name, leaf in leaves}
+
+    def from_state_dict(target: Any, state: dict[str, Any]) -> Any:
+        leaves, static = target._tree_flatten()
+        names = [name for name, _ in leaves]
+        if sorted(state) != sorted(names):
+            msg = (
+                f"the state dict of a {type(target).__name__} holds "
+                f"{sorted(state)}, not its fields {names}"
+            )
+            raise ValueError(msg)
+        restored = [
+            serialization.from_state_dict(leaf, state[name], name=name)
+            for name, leaf in leaves
+        ]
+        return type(target)._tree_unflatten(static, restored)
+
+    with contextlib.suppress(ValueError):  # "already registered": theirs
+        serialization.register_serialization_state(cls, to_state_dict, from_state_dict)
 
 
 def _register_serialization(node_type: type) -> None:
@@ -185,11 +237,17 @@ def _register_serialization(node_type: type) -> None:
 
 
 def register_when_jax_is_imported() -> None:
-    """Register now if JAX is imported, else right after it is."""
+    """Register now if JAX is imported, else right after it is; with flax too."""
     # register is looked up at the call: the tests replace it.
     _after_import.when_imported(
         "jax",
         lambda: register(),
         "register s2nn_xp.S2NN as a JAX pytree (it still works as a function "
         "of arrays)",
+    )
+    _after_import.when_imported(
+        "flax",
+        lambda: register_with_flax(),
+        "register s2nn_xp.S2NN with flax.serialization (flax's to_bytes cannot "
+        "write it)",
     )

@@ -10,6 +10,9 @@ are skipped where it is not installed (``nox -s clients`` installs them).
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -286,3 +289,86 @@ def test_the_adapters_refuse_each_others_arrays():
         jax.jit(s2nn_xp.torch.s2nn)(jnp.ones(2))
     with pytest.raises(TypeError, match=r"x is torch.Tensor, not an array of jax"):
         s2nn_xp.jax.s2nn(torch.ones(2, requires_grad=True))
+
+
+def test_flax_serialization_writes_and_restores_objects_and_subclasses():
+    """flax's ``to_bytes`` raised "can not serialize 'S2NN' object" for a
+    parameter tree holding one (the integrations page trains them in such
+    trees); ``from_bytes`` restores its children into the target, whose
+    static part (epsilon, origin) stands."""
+    serialization = pytest.importorskip("flax.serialization")
+    params = {
+        "w": jnp.ones(3),
+        "spike": s2nn_xp.S2NN(alpha=jnp.full(3, 2.0), beta=0.5, epsilon=1e-5),
+        "gained": _Gained(jnp.asarray(3.0), alpha=8.0),
+    }
+    target = {
+        "w": jnp.zeros(3),
+        "spike": s2nn_xp.S2NN(alpha=jnp.ones(3), epsilon=1e-5),
+        "gained": _Gained(jnp.asarray(0.0)),
+    }
+    restored = serialization.from_bytes(target, serialization.to_bytes(params))
+    assert serialization.to_state_dict(params["spike"]) == {
+        "alpha": params["spike"].alpha,
+        "beta": 0.5,
+    }
+    assert restored["spike"] == s2nn_xp.S2NN(
+        alpha=restored["spike"].alpha, beta=0.5, epsilon=1e-5
+    )
+    np.testing.assert_array_equal(restored["spike"].alpha, [2.0, 2.0, 2.0])
+    assert type(restored["gained"]) is _Gained
+    assert (float(restored["gained"].gain), restored["gained"].alpha) == (3.0, 8.0)
+    with pytest.raises(ValueError, match=r"holds \['alpha'\], not its fields"):
+        serialization.from_state_dict(s2nn_xp.S2NN(), {"alpha": 1.0})
+    # flax imported before s2nn_xp too
+    code = (
+        "from flax import serialization\n"
+        "import s2nn_xp\n"
+        "saved = serialization.to_bytes([s2nn_xp.S2NN(alpha=2.0)])\n"
+        "assert serialization.from_bytes([s2nn_xp.S2NN()], saved)[0].alpha == 2.0\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+class _Gained(s2nn_xp.S2NN):
+    __slots__ = ("gain",)
+
+    def __init__(self, gain, **parameters):
+        super().__init__(**parameters)
+        self.gain = gain
+
+
+def test_flax_nnx_params_train_whatever_they_hold():
+    """An ``nnx.Param`` holding a number or a NumPy array (as flax keeps what
+    it is given) was refused eagerly ("gave float, not a JAX array"), though
+    ``nnx.jit`` took it; its values are checked as host data's, and one in an
+    object is kept there for flax to train."""
+    nnx = pytest.importorskip("flax.nnx")
+    x = jnp.array([-0.5, 0.0, 1.0])
+
+    class Layer(nnx.Module):
+        def __init__(self):
+            alpha, beta = nnx.Param(4.0), nnx.Param(np.full(3, 2.0))
+            self.spike = nnx.data(s2nn_xp.S2NN(alpha=alpha, beta=beta))
+
+        def __call__(self, x):
+            return self.spike(x)
+
+    layer = Layer()
+    assert isinstance(layer.spike.alpha, nnx.Param)
+    eager = nnx.grad(lambda layer: layer(x).sum())(layer)
+    compiled = nnx.jit(nnx.grad(lambda layer: layer(x).sum()))(layer)
+    want = jax.grad(lambda a, b: s2nn_xp.s2nn(x, a, b).sum(), argnums=(0, 1))(
+        jnp.float32(4.0), jnp.full(3, 2.0)
+    )
+    for got in (eager, compiled):
+        np.testing.assert_allclose(
+            got["spike"]["alpha"].get_value(), want[0], rtol=1e-6
+        )
+        np.testing.assert_allclose(got["spike"]["beta"].get_value(), want[1], rtol=1e-6)
+    np.testing.assert_array_equal(s2nn_xp.s2nn(x, nnx.Param(4.0)), [0.0, 1.0, 1.0])
+    for bad in (-1.0, np.array([4.0, -1.0, 2.0])):
+        with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+            s2nn_xp.S2NN(alpha=nnx.Param(bad))
+        with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+            s2nn_xp.s2nn(x, nnx.Param(bad))
