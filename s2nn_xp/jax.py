@@ -41,7 +41,7 @@ import contextlib
 import functools
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _backends
 
@@ -76,7 +76,25 @@ Parameter = Any
 """A positive Python number, or an array broadcasting to ``x`` (per neuron)."""
 
 
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def _shown_as(name: str) -> Callable[[_Function], _Function]:
+    """Give a function the name JAX shows for it (jaxprs, HLO, profiles).
+
+    Its own name is private (``_compiled``), which says nothing in a
+    user's profile or ``jax.make_jaxpr``; this says it is s2nn_xp's.
+    """
+
+    def rename(function: _Function) -> _Function:
+        function.__name__ = function.__qualname__ = name
+        return function
+
+    return rename
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+@_shown_as("s2nn_xp_surrogate")
 def _surrogate(
     x: jax.Array,
     alpha: jax.Array,
@@ -256,6 +274,7 @@ def _parameter(value: Any, x: jax.Array, compute_dtype: Any) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("with_origin", "compute_dtype"))
+@_shown_as("s2nn_xp_s2nn")
 def _compiled(
     x: jax.Array,
     alpha: Any,
@@ -507,6 +526,7 @@ def _from_numpy(values: Any) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("function", "compute_dtype"))
+@_shown_as("s2nn_xp_math")
 def _compiled_math(
     x: jax.Array, *params: Any, function: str, compute_dtype: Any
 ) -> jax.Array:
@@ -518,6 +538,7 @@ def _compiled_math(
 
 
 @functools.partial(jax.jit, static_argnames=("compute_dtype",))
+@_shown_as("s2nn_xp_pullback")
 def _compiled_pullback(
     cotangent: jax.Array, x: jax.Array, alpha: Any, beta: Any, *, compute_dtype: Any
 ) -> jax.Array:

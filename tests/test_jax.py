@@ -88,6 +88,22 @@ def test_module_contract():
     assert s2nn_xp.jax.__all__ == ["forward", "gradient", "origin", "s2nn", "vjp"]
 
 
+def test_jaxprs_and_profiles_name_the_package():
+    """``jax.make_jaxpr`` (and profiles, HLO) showed the private names
+    ``_compiled`` and ``_surrogate``, which say nothing of s2nn_xp."""
+    x = jnp.ones(3)
+    names = {
+        # (and its custom_jvp_call, where JAX shows that one's: not 0.4.35)
+        "s2nn": (lambda v: s2nn_xp.s2nn(v), {"s2nn_xp_s2nn"}),
+        "gradient": (lambda v: s2nn_xp.gradient(v), {"s2nn_xp_math"}),
+        "pullback": (lambda v: s2nn_xp.vjp(v)[1](v), {"s2nn_xp_pullback"}),
+    }
+    for function, (call, shown) in names.items():
+        jaxpr = str(jax.make_jaxpr(call)(x))
+        assert all(f"name={name}" in jaxpr for name in shown), function
+        assert "name=_" not in jaxpr, function
+
+
 def test_public_functions_are_compiled_once_for_every_number(monkeypatch):
     """forward, origin, gradient and vjp run compiled; new numbers reuse it."""
     traces = count_calls(monkeypatch, s2nn_xp._math, ("forward", "origin", "gradient"))
