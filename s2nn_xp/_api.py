@@ -89,6 +89,12 @@ def forward(x: ArrayLike, *, xp: ModuleType | None = None) -> Array:
         ``torch.floor``'s); :func:`s2nn` is the spike with the surrogate
         gradient.
 
+    Raises
+    ------
+    TypeError
+        Complex input, an object that is no array or number, or an `xp`
+        that is not `x`'s library.
+
     Examples
     --------
     >>> import numpy as np
@@ -197,6 +203,11 @@ def gradient(
         computed in float32 and rounded once, so that a value beyond its
         dtype's range is inf there (NaN in a format without inf).
 
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`origin`.
+
     Examples
     --------
     >>> import numpy as np
@@ -246,6 +257,11 @@ def s2nn(
     -------
     array
         ``forward(x)``, or ``origin(x, ...)`` when `origin` is true.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`origin`; TypeError for an `origin` that is no bool.
 
     Examples
     --------
@@ -567,6 +583,12 @@ def vjp(
         is called (``v *= decay`` in a training loop). (JAX arrays cannot
         change and are kept as they are: memory a JAX array shares through
         DLPack, changed in place, is undefined behaviour in JAX.)
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`origin`; the pullback's name the cotangent (a shape
+        that does not broadcast to `x`, another library's array).
 
     Examples
     --------
