@@ -40,12 +40,6 @@ __all__ = [
     "vjp",
 ]
 
-# Public objects name the module users take them from (help(), Sphinx,
-# pickles of functions), not the private one that defines them, as NumPy's do.
-for _public in (S2NN, FusedKernelWarning, forward, gradient, origin, s2nn, vjp):
-    _public.__module__ = __name__
-del _public
-
 # s2nn_xp.S2NN becomes a JAX pytree as soon as JAX is imported, before or
 # after this package.
 _jax_pytree.register_when_jax_is_imported()

@@ -42,7 +42,7 @@ ArrayLike = Any
 """Any array-API array, or a Python scalar or (nested) list of numbers."""
 Parameter = Any
 """A positive Python number, or an array broadcasting to ``x`` (per neuron)."""
-Flag: TypeAlias = "bool | np.bool_"
+Flag: TypeAlias = bool | np.bool_
 """A flag (``origin``, ...): Python's or NumPy's bool, as ``validate_flag`` takes."""
 
 _Result_co = TypeVar("_Result_co", covariant=True)
@@ -587,8 +587,8 @@ def vjp(
     Raises
     ------
     ValueError, TypeError
-        As for :func:`origin`; the pullback's name the cotangent (a shape
-        that does not broadcast to `x`, another library's array).
+        As for :func:`origin`; the pullback's name the cotangent (of a shape
+        that `x`'s cannot take, or of another library).
 
     Examples
     --------
@@ -636,6 +636,15 @@ def _kept(p: Prepared) -> Prepared:
     mask = None if p.mask is None else p.mask.copy()
     x = p.xp.asarray(p.x, copy=True)
     return dataclasses.replace(p, x=x, params=params, mask=mask)
+
+
+if TYPE_CHECKING:
+
+    class _FlagAttribute:
+        """A flag attribute as type checkers see it: a bool, set as validated."""
+
+        def __get__(self, obj: object, owner: type | None = None) -> bool: ...
+        def __set__(self, obj: object, value: Flag) -> None: ...
 
 
 class S2NN:
@@ -721,7 +730,11 @@ class S2NN:
 
     # __weakref__: jax.jit and jax.checkpoint of the object itself keep weak
     # references to the function they compile.
-    __slots__ = ("__weakref__", "alpha", "beta", "epsilon", "origin")
+    if TYPE_CHECKING:  # origin read as a bool, assigned as validate_flag takes it
+        __slots__ = ("__weakref__", "alpha", "beta", "epsilon")
+        origin: _FlagAttribute = _FlagAttribute()
+    else:
+        __slots__ = ("__weakref__", "alpha", "beta", "epsilon", "origin")
 
     def __new__(cls: type[_S2NNType], *args: Any, **kwargs: Any) -> _S2NNType:
         """A new object; a subclass's first one makes the subclass a pytree.

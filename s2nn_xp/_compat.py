@@ -23,18 +23,19 @@ _Function = TypeVar("_Function", bound=Callable[..., Any])
 def imported(name: str) -> ModuleType | None:
     """Module `name` where it is imported (finished), else None.
 
-    Where another thread is importing it, once that import has finished: a
-    module still being imported is in ``sys.modules``
+    A module that another thread is still importing is in ``sys.modules``
     already, without the names it has not yet defined: reading one raised
     AttributeError ("partially initialized module 'jax' has no attribute
     'Array'") from calls on NumPy data while another thread imported JAX.
-    ``import_module`` waits on the module's import lock (in the importing
-    thread itself, a circular import, it returns the module as it is).
+    Such an import is waited for (:func:`_wait_for_import`); where it failed,
+    or is this thread's own (a circular import), the module is not there.
     """
     module = sys.modules.get(name)
-    if module is not None and _initializing(module):
-        return importlib.import_module(name)
-    return module
+    if module is None or not _initializing(module):
+        return module
+    _wait_for_import(name)
+    module = sys.modules.get(name)
+    return None if module is None or _initializing(module) else module
 
 
 def _initializing(module: ModuleType) -> bool:
@@ -42,12 +43,28 @@ def _initializing(module: ModuleType) -> bool:
     return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
+def _wait_for_import(name: str) -> None:
+    """Return once another thread's import of `name` has ended, without importing.
+
+    The import system's own wait, by which a second ``import`` of a module
+    waits for the first (its module lock; in the importing thread itself it
+    returns at once). ``importlib.import_module`` would also import the
+    module again where the other thread's import failed, in this thread,
+    and raise its error from a call on NumPy data.
+    """
+    wait = getattr(importlib._bootstrap, "_lock_unlock_module", None)
+    if wait is not None:
+        wait(name)
+
+
 def _after_concurrent_imports(function: _Function) -> _Function:
     """array-api-compat's `function`, asked again after imports it met half done.
 
     It reads each library's array type from ``sys.modules`` (see
     :func:`imported`), where a library another thread is importing may not
-    have it yet: AttributeError, which names the module (``obj``).
+    have it yet: AttributeError, which names the module (``obj``). Asked
+    again once that import has ended (where it failed, the library is gone
+    from ``sys.modules`` and not asked about).
     """
 
     @functools.wraps(function)
@@ -59,7 +76,7 @@ def _after_concurrent_imports(function: _Function) -> _Function:
                 module = getattr(exc, "obj", None)
                 if not (isinstance(module, ModuleType) and _initializing(module)):
                     raise
-                importlib.import_module(module.__name__)  # waits for it
+                _wait_for_import(module.__name__)
                 if _initializing(module):  # this thread's own import
                     raise
 

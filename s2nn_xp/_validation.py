@@ -606,10 +606,14 @@ def host_values(name: str, value: Any) -> Any:
     if outside.any():
         # Which of how many: a tensor given where a number was meant (a
         # membrane potential, as a class given for an instance gets) shows.
-        msg = (
-            f"{_BOUND_MESSAGES[name]}; {int(outside.sum())} of its "
-            f"{values.size} values (shape {values.shape}) are not"
+        count = int(outside.sum())
+        which = (
+            f"its one value (shape {values.shape}) is not"
+            if values.size == 1
+            else f"{count} of its {values.size} values (shape {values.shape}) "
+            + ("is not" if count == 1 else "are not")
         )
+        msg = f"{_BOUND_MESSAGES[name]}; {which}"
         raise ValueError(msg)
     _within_float64(name, values)  # longdouble: 1e400 is finite there
     return values
@@ -1067,16 +1071,15 @@ def _library(xp: ModuleType) -> str:
 
 
 def _numpy_number(value: Any) -> bool:
-    """Whether ``value`` is a NumPy scalar of a bool, integer or float dtype.
+    """Whether ``value`` is a NumPy scalar (ml_dtypes' too: ``bfloat16(0.5)``).
 
-    Such a scalar is the number it holds (``numpy.float64`` is a ``float``;
+    Such a scalar is the value it holds (``numpy.float64`` is a ``float``;
     indexing a NumPy array gives one), so given with ``xp`` it is host data,
-    input of ``xp``'s library, as a Python number or a list of them is.
+    input of ``xp``'s library (and refused there by the rules of host data,
+    a complex one as complex), as a Python number or a list of them is.
     """
     np = sys.modules.get("numpy")
-    if np is None or not isinstance(value, np.generic):
-        return False
-    return value.dtype.kind in "biuf"
+    return np is not None and isinstance(value, np.generic)
 
 
 def is_host_data(x: Any) -> bool:

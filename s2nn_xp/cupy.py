@@ -75,7 +75,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _backends, _compat, _cupy_kernels, _fused, _math
-from ._api import ALPHA, BETA, EPSILON
+from ._api import ALPHA, BETA, EPSILON, Flag
 from ._validation import (
     check_broadcast,
     check_cotangent_shape,
@@ -618,7 +618,7 @@ def s2nn(
     beta: Parameter = BETA,
     epsilon: Parameter = EPSILON,
     *,
-    origin: bool = False,
+    origin: Flag = False,
     out: Any | None = None,
 ) -> Any:
     """The spike function: :func:`forward`, or :func:`origin` when `origin`.
@@ -686,7 +686,7 @@ class _Pullback:
             raise ValueError(msg)
         return cotangent
 
-    def __call__(self, cotangent: ArrayLike, /, *, out: Any | None = None) -> Any:
+    def __call__(self, cotangent: ArrayLike, *, out: Any | None = None) -> Any:
         """``cotangent * gradient(x, alpha, beta)`` in `x`'s dtype and shape.
 
         Parameters
@@ -711,7 +711,7 @@ def vjp(
     beta: Parameter = BETA,
     epsilon: Parameter = EPSILON,
     *,
-    origin: bool = False,
+    origin: Flag = False,
 ) -> tuple[Any, Any]:
     """The spike and its pullback: one launch now, one per pullback call.
 

@@ -1750,9 +1750,10 @@ class S2NN(nn.Module):
                 msg = (
                     f"{name} has no constructor values to reset to (given as a "
                     "tensor without values here: on the meta device, fake, or "
-                    f"inside a torch.func transform); assign them (module.{name} "
-                    "= ...), or build the module from numbers or lists, whose "
-                    "values it keeps"
+                    "inside a torch.func transform; or loaded by torch.load "
+                    "to the meta device, which keeps no values); assign them "
+                    f"(module.{name} = ...), or build the module from numbers "
+                    "or lists, whose values it keeps"
                 )
                 raise ValueError(msg)
             if parametrize.is_parametrized(self, name):

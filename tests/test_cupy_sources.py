@@ -865,6 +865,9 @@ class TestEmulatedKernels:
         want = core_values(name, x_np, params)
         if name == "origin":
             assert want[0] > 0  # sigmoid(-16)
+        # a subnormal gradient too (within a few of the smallest subnormal
+        # ulps, which 0 is: the sign of the value tells)
+        assert (got[0] > 0) == (want[0] > 0)
         assert max_ulp(got, want, np.dtype(dtype)) <= (1 if dtype == "float16" else 4)
 
     LAYOUTS: ClassVar = {
@@ -1097,6 +1100,8 @@ class TestVJP:
             got = pullback(cotangent)
             assert got.dtype == np.float16
             np.testing.assert_array_equal(got.get(), want.astype(np.float16))
+        # by name too, as every library's pullback (the Pullback protocol)
+        np.testing.assert_array_equal(pullback(cotangent=2).get(), np.full((2, 3), 2.0))
         assert set(fake.kinds()[1:]) == {"elementwise"}
 
     def test_pullback_out_and_in_place(self, fake):

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Module -> the backend whose session runs its examples.
 DOCSTRING_MODULES = {
-    "s2nn_xp": "numpy",  # _api's public objects say they are its (__module__)
+    "s2nn_xp._api": "numpy",
     "s2nn_xp._cli": "numpy",
     "s2nn_xp._cupy_kernels": "numpy",
     "s2nn_xp._fused": "numpy",
@@ -97,7 +97,7 @@ def test_every_module_with_examples_has_them_run():
     """A module whose docstrings hold examples is in DOCSTRING_MODULES (the
     examples of the private ones ran nowhere)."""
     with_examples = {
-        "s2nn_xp" if path.stem == "_api" else f"s2nn_xp.{path.stem}"
+        f"s2nn_xp.{path.stem}"
         for path in (ROOT / "s2nn_xp").glob("*.py")
         if ">>>" in path.read_text()
     }

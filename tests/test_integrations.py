@@ -92,3 +92,31 @@ def test_the_type_checked_user_code_runs_as_typed():
     for refused, error in code.REFUSED.items():
         with pytest.raises(error):
             refused()
+
+
+def test_public_annotations_resolve_at_run_time():
+    """Tools that read annotations at run time (``typing.get_type_hints``:
+    jsonargparse, LightningCLI, pydantic) got "unsupported operand type(s)
+    for |: 'str' and 'NoneType'" from a type alias that was a string at run
+    time."""
+    import importlib
+    import inspect
+    import typing
+
+    for framework in ("torch", "jax"):
+        if framework not in selected_backends():
+            pytest.skip(f"backend {framework!r} not selected")
+        load_backend(framework)
+    for name in ("s2nn_xp", "s2nn_xp.torch", "s2nn_xp.jax"):
+        module = importlib.import_module(name)
+        for public in module.__all__:
+            value = getattr(module, public)
+            members = [value]
+            if inspect.isclass(value):
+                members += [m for _, m in inspect.getmembers(value, inspect.isfunction)]
+            for member in members:
+                if callable(member):
+                    typing.get_type_hints(member)
+            warning = inspect.isclass(value) and issubclass(value, Warning)
+            if callable(value) and not warning:  # a warning has no signature
+                inspect.signature(value, eval_str=True)

@@ -165,23 +165,6 @@ def test_a_subclass_prints_its_own_state_as_it_compares_it():
     )
 
 
-def test_public_objects_are_the_packages_in_help_and_pickles():
-    """They said they were ``s2nn_xp._api``'s (``_fused``'s): help() showed the
-    private path, and every pickle of an object named it, so that moving the
-    code broke saved objects. Pickles that name it still load."""
-    public = {name: getattr(s2nn_xp, name) for name in s2nn_xp.__all__}
-    del public["__version__"]
-    assert {name: value.__module__ for name, value in public.items()} == dict.fromkeys(
-        public, "s2nn_xp"
-    )
-    saved = pickle.dumps(s2nn_xp.S2NN(alpha=2.0), protocol=4)
-    assert b"s2nn_xp._api" not in saved and pickle.loads(saved).alpha == 2.0
-    old = saved.replace(b"\x8c\x07s2nn_xp\x94", b"\x8c\x0cs2nn_xp._api\x94")
-    assert old != saved and pickle.loads(old) == s2nn_xp.S2NN(alpha=2.0)
-    for function in ("s2nn", "vjp"):
-        assert pickle.loads(pickle.dumps(public[function])) is public[function]
-
-
 def test_the_package_lists_its_public_names_and_adapters():
     """dir() (tab completion) listed its imports too: ModuleType, importlib,
     TYPE_CHECKING, annotations."""

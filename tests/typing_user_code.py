@@ -65,7 +65,9 @@ def pullbacks_take_the_cotangent_by_name() -> None:
 
 def flags_may_be_numpy_bools() -> None:
     """``origin``, ``learnable`` and ``spiking`` take NumPy's bools too."""
-    s2nn_xp.S2NN(origin=np.bool_(True)).origin = np.bool_(False)
+    flagged = s2nn_xp.S2NN(origin=np.bool_(True))
+    flagged.origin = np.bool_(False)
+    assert_type(flagged.origin, bool)  # as stored
     s2nn_xp.s2nn(np.zeros(2), origin=np.bool_(True))
     module = s2nn_xp.torch.S2NN(learnable=np.bool_(True), origin=np.bool_(False))
     module.spiking = np.bool_(True)
