@@ -1200,12 +1200,7 @@ def _is_array_like_variable(value: Any) -> bool:
     ``jax.jit`` would refuse as an argument) are kept as their array.
     """
     jax = _compat.imported("jax")
-    held = _compat.wrapped_value(value)
-    if jax is None or held is value:
-        return False
-    # One holding a number (nnx.Param(4.0)) passes on no namespace, but is
-    # a variable as much as one holding an array.
-    if not (_compat.is_array_api_obj(value) or not _compat.is_jax_array(held)):
+    if jax is None or not _compat.is_array_api_obj(value):
         return False
     structure = jax.tree_util.tree_structure(value)
     return not jax.tree_util.treedef_is_leaf(structure)

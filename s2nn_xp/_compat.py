@@ -31,14 +31,14 @@ def imported(name: str) -> ModuleType | None:
     or is this thread's own (a circular import), the module is not there.
     """
     module = sys.modules.get(name)
-    if module is None or not _initializing(module):
+    if module is None or not initializing(module):
         return module
     _wait_for_import(name)
     module = sys.modules.get(name)
-    return None if module is None or _initializing(module) else module
+    return None if module is None or initializing(module) else module
 
 
-def _initializing(module: ModuleType) -> bool:
+def initializing(module: ModuleType) -> bool:
     """Whether `module` is being imported (its code has not finished)."""
     return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
@@ -74,10 +74,10 @@ def _after_concurrent_imports(function: _Function) -> _Function:
                 return function(*args, **kwargs)
             except AttributeError as exc:
                 module = getattr(exc, "obj", None)
-                if not (isinstance(module, ModuleType) and _initializing(module)):
+                if not (isinstance(module, ModuleType) and initializing(module)):
                     raise
                 _wait_for_import(module.__name__)
-                if _initializing(module):  # this thread's own import
+                if initializing(module):  # this thread's own import
                     raise
 
     return after_imports  # type: ignore[return-value]
@@ -107,6 +107,7 @@ __all__ = [
     "compat_namespace",
     "device",
     "imported",
+    "initializing",
     "is_array_api_obj",
     "is_array_api_strict_namespace",
     "is_cupy_array",
@@ -127,7 +128,6 @@ __all__ = [
     "readable_host_array",
     "stood_for",
     "without_derivative",
-    "wrapped_value",
 ]
 
 
@@ -150,33 +150,23 @@ def stood_for(x: Any, name: str = "x") -> Any:
     Objects that wrap a JAX array say so with ``__jax_array__`` (brainpy's
     ``Array`` and ``Variable``, pytrees whose leaf is the array): read as
     host data, they would leave JAX, silently in eager code, and with an
-    error about tracers under a transform. Where it gives a number or a NumPy
-    array (flax's ``nnx.Param(4.0)`` gives its value as it holds it, which
-    ``nnx.jit`` makes a JAX array), the JAX array of it, as JAX's own
-    operations take it. TypeError, naming ``name``, where it gives anything
-    else.
+    error about tracers under a transform. TypeError, naming ``name``, where
+    ``__jax_array__`` gives anything but a JAX array: flax's ``nnx.Param``
+    gives what it holds, a number as a number, which ``nnx.jit`` makes a JAX
+    array but an eager call has not (the message says to give it one).
     """
-    array = wrapped_value(x)
-    if array is x:
-        return x
-    jax = imported("jax")
-    if jax is not None and (isinstance(array, int | float) or is_numpy_array(array)):
-        array = jax.numpy.asarray(array)
-    if not is_jax_array(array):
-        msg = (
-            f"{name} is a {type(x).__name__}, whose __jax_array__() gave "
-            f"{type(array).__name__}, not a JAX array"
-        )
-        raise TypeError(msg)
-    return array
-
-
-def wrapped_value(x: Any) -> Any:
-    """What ``x.__jax_array__()`` gives, where ``x`` has one; else ``x``."""
     unwrap = getattr(type(x), "__jax_array__", None)
     if not callable(unwrap):  # none, or a tracer's property
         return x
-    return unwrap(x)
+    array = unwrap(x)
+    if not is_jax_array(array):
+        msg = (
+            f"{name} is a {type(x).__name__}, whose __jax_array__() gave "
+            f"{type(array).__name__}, not a JAX array; give it a JAX array "
+            f"({type(x).__name__}(jnp.asarray(...)))"
+        )
+        raise TypeError(msg)
+    return array
 
 
 def device(x: Any) -> Any:

@@ -110,30 +110,50 @@ def _register_class(cls: type) -> None:
     else:
         _register_serialization(cls)
     _classes.add(cls)
-    if "flax.serialization" in sys.modules:
-        _register_flax_state(cls)
+    serialization = _flax_serialization()
+    if serialization is not None:
+        _register_flax_state(cls, serialization)
+
+
+def _flax_serialization() -> Any:
+    """``flax.serialization`` where it is imported, and finished, else None.
+
+    Read, never imported, under the lock: while another thread imports
+    flax, an import here would wait for that thread, which waits for the
+    lock to run :func:`register_with_flax` (a deadlock). Where it is not
+    finished, that hook has yet to run, and registers the class then.
+    """
+    serialization = sys.modules.get("flax.serialization")
+    if serialization is None or _compat.initializing(serialization):
+        return None
+    return serialization
 
 
 def register_with_flax() -> None:
     """Register every class registered with JAX with ``flax.serialization`` too.
 
-    Subclasses registered later are, at their registration (flax looks its
-    handlers up by the exact type).
+    Run right after flax is imported, in the importing thread; subclasses
+    registered later are at their registration (flax looks its handlers up
+    by the exact type).
     """
+    import importlib
+
+    serialization = importlib.import_module("flax.serialization")  # before the lock
     with _LOCK:
         for cls in list(_classes):
-            _register_flax_state(cls)
+            _register_flax_state(cls, serialization)
 
 
-def _register_flax_state(cls: type) -> None:
+def _register_flax_state(cls: type, serialization: Any) -> None:
     """Let flax's ``to_state_dict``, ``to_bytes`` and ``from_bytes`` take ``cls``.
 
     Its state dict is its pytree children by name (``alpha``, ``beta``, a
     subclass's own attributes), each as flax writes it; the static part
     comes from the target that ``from_state_dict`` restores into, as for
-    the pytree. A handler of the user's own for the class stands.
+    the pytree. A handler of the user's own for the class stands. Restored
+    values are not checked, as JAX's rebuilds of the pytree and copies are
+    not: a tree of this structure may hold an optimizer's moments.
     """
-    from flax import serialization
 
     def to_state_dict(obj: Any) -> dict[str, Any]:
         leaves, _ = obj._tree_flatten()

@@ -667,11 +667,6 @@ def validate_parameter(name: str, value: Any) -> Any:
     # of no known library, its values unchecked (alpha = -4 was used).
     unwrapped = _compat.stood_for(value, name)
     if unwrapped is not value:
-        held = _compat.wrapped_value(value)
-        if not _compat.is_jax_array(held):
-            # A number or NumPy array (flax's nnx.Param(4.0) holds what it
-            # was given), made a JAX array there: its values checked here.
-            validate_parameter(name, held)
         return unwrapped
     try:
         view = _host_view(name, value)
