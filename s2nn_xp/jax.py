@@ -57,6 +57,7 @@ import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from . import _compat, _math
+from ._adapter_docs import documented
 from ._api import Flag, Pullback
 from ._validation import (
     Prepared,
@@ -551,70 +552,37 @@ def _compiled_pullback(
     return (grad * cotangent).astype(x.dtype)
 
 
-def forward(x: ArrayLike) -> jax.Array:
-    """The spike of a JAX array, compiled: :func:`s2nn_xp.forward` (no `xp` here).
-
-    Parameters
-    ----------
-    x : jax.Array or array_like
-        As for :func:`s2nn`.
-
-    Returns
-    -------
-    jax.Array
-        1 where ``x >= 0`` (``-0.0`` too), 0 where ``x < 0``, NaN where `x`
-        is NaN; `x`'s shape, sharding and floating dtype. Its derivative is
-        the step's, 0: :func:`s2nn` is the spike with the surrogate gradient.
-
-    Raises
-    ------
-    TypeError
-        Complex input, or an array of another library.
-
-    Examples
-    --------
+_FORWARD_EXAMPLES = """\
     >>> import jax.numpy as jnp
     >>> import s2nn_xp.jax
     >>> s2nn_xp.jax.forward(jnp.array([-1.0, -0.0, 2.0]))
     Array([0., 1., 1.], dtype=float32)
-    """
+"""
+
+
+@documented("jax.Array", _FORWARD_EXAMPLES)
+def forward(x: ArrayLike) -> jax.Array:
+    """Documented by :func:`~s2nn_xp._adapter_docs.documented`."""
     x, compute_dtype, _ = _arguments(x)
     return _compiled_math(x, function="forward", compute_dtype=compute_dtype)
 
 
+_ORIGIN_EXAMPLES = """\
+    >>> import jax.numpy as jnp
+    >>> import s2nn_xp.jax
+    >>> s2nn_xp.jax.origin(jnp.array([-1.0, 0.0, 1.0]))
+    Array([0.01798621, 0.5       , 1.1931472 ], dtype=float32)
+"""
+
+
+@documented("jax.Array", _ORIGIN_EXAMPLES)
 def origin(
     x: ArrayLike,
     alpha: Parameter = 4.0,
     beta: Parameter = 1.0,
     epsilon: Parameter = 1e-8,
 ) -> jax.Array:
-    """The smooth origin function of a JAX array, compiled: :func:`s2nn_xp.origin`.
-
-    Parameters
-    ----------
-    x, alpha, beta, epsilon : jax.Array, float or array_like
-        As for :func:`s2nn`.
-
-    Returns
-    -------
-    jax.Array
-        ``sigmoid(alpha * x)`` where ``x < 0``, ``beta * log(1 + x +
-        epsilon) + 0.5`` where ``x >= 0``; `x`'s shape and floating dtype.
-        Differentiable as ordinary operations, in `x`, `alpha` and `beta`
-        (`epsilon` a constant).
-
-    Raises
-    ------
-    ValueError, TypeError
-        As for :func:`s2nn`.
-
-    Examples
-    --------
-    >>> import jax.numpy as jnp
-    >>> import s2nn_xp.jax
-    >>> s2nn_xp.jax.origin(jnp.array([-1.0, 0.0, 1.0]))
-    Array([0.01798621, 0.5       , 1.1931472 ], dtype=float32)
-    """
+    """Documented by :func:`~s2nn_xp._adapter_docs.documented`."""
     x, compute_dtype, p = _arguments(x, alpha=alpha, beta=beta, epsilon=epsilon)
     # epsilon is a constant (the Definition), as in s2nn and in PyTorch
     epsilon = p["epsilon"]
@@ -633,34 +601,17 @@ def origin(
     )
 
 
-def gradient(x: ArrayLike, alpha: Parameter = 4.0, beta: Parameter = 1.0) -> jax.Array:
-    """The surrogate gradient of a JAX array, compiled: :func:`s2nn_xp.gradient`.
-
-    Parameters
-    ----------
-    x, alpha, beta : jax.Array, float or array_like
-        As for :func:`s2nn`.
-
-    Returns
-    -------
-    jax.Array
-        ``alpha * s * (1 - s)`` with ``s = sigmoid(alpha * x)`` where ``x <
-        0``, ``beta / (x + 1)`` where ``x >= 0``; `x`'s shape and floating
-        dtype. Differentiable as ordinary operations (its derivative in `x`
-        is the spike's second derivative).
-
-    Raises
-    ------
-    ValueError, TypeError
-        As for :func:`s2nn`.
-
-    Examples
-    --------
+_GRADIENT_EXAMPLES = """\
     >>> import jax.numpy as jnp
     >>> import s2nn_xp.jax
     >>> s2nn_xp.jax.gradient(jnp.array([-1.0, 0.0, 1.0]))
     Array([0.07065083, 1.        , 0.5       ], dtype=float32)
-    """
+"""
+
+
+@documented("jax.Array", _GRADIENT_EXAMPLES)
+def gradient(x: ArrayLike, alpha: Parameter = 4.0, beta: Parameter = 1.0) -> jax.Array:
+    """Documented by :func:`~s2nn_xp._adapter_docs.documented`."""
     x, compute_dtype, p = _arguments(x, alpha=alpha, beta=beta)
     return _call(
         _compiled_math,
@@ -674,6 +625,20 @@ def gradient(x: ArrayLike, alpha: Parameter = 4.0, beta: Parameter = 1.0) -> jax
     )
 
 
+# The end of vjp's note on its pullback.
+_PULLBACK = """traceable by JAX's transforms."""
+_VJP_EXAMPLES = """\
+    >>> import jax.numpy as jnp
+    >>> import s2nn_xp.jax
+    >>> y, pullback = s2nn_xp.jax.vjp(jnp.array([-1.0, 0.0, 1.0]))
+    >>> y
+    Array([0., 1., 1.], dtype=float32)
+    >>> pullback(jnp.array([1.0, 2.0, 2.0]))
+    Array([0.07065083, 2.        , 1.        ], dtype=float32)
+"""
+
+
+@documented("jax.Array", _VJP_EXAMPLES, _PULLBACK)
 def vjp(
     x: ArrayLike,
     alpha: Parameter = 4.0,
@@ -682,38 +647,7 @@ def vjp(
     *,
     origin: Flag = False,
 ) -> tuple[jax.Array, Pullback[jax.Array]]:
-    """The spike and its pullback, compiled: :func:`s2nn_xp.vjp`.
-
-    Parameters
-    ----------
-    x, alpha, beta, epsilon, origin
-        As for :func:`s2nn`.
-
-    Returns
-    -------
-    y : jax.Array
-        ``s2nn(x, alpha, beta, epsilon, origin=origin)``, with its
-        derivatives.
-    pullback : callable
-        ``pullback(cotangent)``: the cotangent (an array or host data that
-        broadcasts to `x`) times the surrogate gradient at this call's
-        values, in `x`'s dtype; traceable by JAX's transforms.
-
-    Raises
-    ------
-    ValueError, TypeError
-        As for :func:`s2nn`; the pullback's, naming the cotangent.
-
-    Examples
-    --------
-    >>> import jax.numpy as jnp
-    >>> import s2nn_xp.jax
-    >>> y, pullback = s2nn_xp.jax.vjp(jnp.array([-1.0, 0.0, 1.0]))
-    >>> y
-    Array([0., 1., 1.], dtype=float32)
-    >>> pullback(jnp.array([1.0, 2.0, 2.0]))
-    Array([0.07065083, 2.        , 1.        ], dtype=float32)
-    """
+    """Documented by :func:`~s2nn_xp._adapter_docs.documented`."""
     with_origin = validate_flag("origin", origin)
     x, compute_dtype, p = _arguments(x, alpha=alpha, beta=beta, epsilon=epsilon)
     y = _call(

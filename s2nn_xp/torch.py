@@ -88,6 +88,7 @@ from torch.nn.utils import parametrize
 from torch.overrides import handle_torch_function, has_torch_function
 
 from . import _compat, _math, _torch_eager
+from ._adapter_docs import documented
 from ._api import ALPHA, BETA, EPSILON, Flag, Pullback
 from ._fused import stacklevel_of_the_user
 from ._temporaries import Kept
@@ -1284,34 +1285,18 @@ def _spike_of_prepared(
 # where autograd records, ordinary differentiable operations of _math.
 
 
-@_torch_function_protocol
-def forward(x: TensorLike) -> torch.Tensor:
-    """The spike of a tensor: :func:`s2nn_xp.forward` (which takes no `xp` here).
-
-    Parameters
-    ----------
-    x : torch.Tensor or array_like
-        As for :func:`s2nn`.
-
-    Returns
-    -------
-    torch.Tensor
-        1 where ``x >= 0`` (``-0.0`` too), 0 where ``x < 0``, NaN where `x`
-        is NaN; `x`'s shape, device and floating dtype. Its derivative is
-        the step's, 0: :func:`s2nn` is the spike with the surrogate gradient.
-
-    Raises
-    ------
-    TypeError
-        Complex input, or an array of another library.
-
-    Examples
-    --------
+_FORWARD_EXAMPLES = """\
     >>> import torch
     >>> import s2nn_xp.torch
     >>> s2nn_xp.torch.forward(torch.tensor([-1.0, -0.0, 2.0]))
     tensor([0., 1., 1.])
-    """
+"""
+
+
+@_torch_function_protocol
+@documented("torch.Tensor", _FORWARD_EXAMPLES)
+def forward(x: TensorLike) -> torch.Tensor:
+    """Documented by :func:`~s2nn_xp._adapter_docs.documented`."""
     x, _ = _prepare(x)
     if torch.compiler.is_compiling():
         # Dynamo refuses a custom jvp; and a vmap it traces shows no transform
@@ -1384,81 +1369,62 @@ def _scalar_as_vector(
     return function(x.reshape(1), *arguments).reshape(())
 
 
+_ORIGIN_EXAMPLES = """\
+    >>> import torch
+    >>> import s2nn_xp.torch
+    >>> s2nn_xp.torch.origin(torch.tensor([-1.0, 0.0, 1.0]))
+    tensor([0.0180, 0.5000, 1.1931])
+"""
+
+
 @_torch_function_protocol
+@documented("torch.Tensor", _ORIGIN_EXAMPLES)
 def origin(
     x: TensorLike,
     alpha: TensorLike = ALPHA,
     beta: TensorLike = BETA,
     epsilon: TensorLike = EPSILON,
 ) -> torch.Tensor:
-    """The smooth origin function of a tensor: :func:`s2nn_xp.origin`.
-
-    Parameters
-    ----------
-    x, alpha, beta, epsilon : torch.Tensor, float or array_like
-        As for :func:`s2nn`.
-
-    Returns
-    -------
-    torch.Tensor
-        ``sigmoid(alpha * x)`` where ``x < 0``, ``beta * log(1 + x +
-        epsilon) + 0.5`` where ``x >= 0``; `x`'s shape, device and floating
-        dtype. Differentiable as ordinary operations, in `x` and in tensor
-        parameters (`epsilon` a constant).
-
-    Raises
-    ------
-    ValueError, TypeError
-        As for :func:`s2nn`.
-
-    Examples
-    --------
-    >>> import torch
-    >>> import s2nn_xp.torch
-    >>> s2nn_xp.torch.origin(torch.tensor([-1.0, 0.0, 1.0]))
-    tensor([0.0180, 0.5000, 1.1931])
-    """
+    """Documented by :func:`~s2nn_xp._adapter_docs.documented`."""
     x, p = _prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
     return _scalar_as_vector(_primal, x, p["alpha"], p["beta"], p["epsilon"], True)
 
 
-@_torch_function_protocol
-def gradient(
-    x: TensorLike, alpha: TensorLike = ALPHA, beta: TensorLike = BETA
-) -> torch.Tensor:
-    """The surrogate gradient of a tensor: :func:`s2nn_xp.gradient`.
-
-    Parameters
-    ----------
-    x, alpha, beta : torch.Tensor, float or array_like
-        As for :func:`s2nn`.
-
-    Returns
-    -------
-    torch.Tensor
-        ``alpha * s * (1 - s)`` with ``s = sigmoid(alpha * x)`` where ``x <
-        0``, ``beta / (x + 1)`` where ``x >= 0``; `x`'s shape, device and
-        floating dtype. Differentiable as ordinary operations (its
-        derivative in `x` is the spike's second derivative).
-
-    Raises
-    ------
-    ValueError, TypeError
-        As for :func:`s2nn`.
-
-    Examples
-    --------
+_GRADIENT_EXAMPLES = """\
     >>> import torch
     >>> import s2nn_xp.torch
     >>> s2nn_xp.torch.gradient(torch.tensor([-1.0, 0.0, 1.0]))
     tensor([0.0707, 1.0000, 0.5000])
-    """
+"""
+
+
+@_torch_function_protocol
+@documented("torch.Tensor", _GRADIENT_EXAMPLES)
+def gradient(
+    x: TensorLike, alpha: TensorLike = ALPHA, beta: TensorLike = BETA
+) -> torch.Tensor:
+    """Documented by :func:`~s2nn_xp._adapter_docs.documented`."""
     x, p = _prepare(x, alpha=alpha, beta=beta)
     return _scalar_as_vector(
         functools.partial(_gradient_vjp, None), x, p["alpha"], p["beta"]
     )
 
 
+# The end of vjp's note on its pullback.
+_PULLBACK = """a later in-place change of `x` or a
+        parameter does not reach it, and it works under :mod:`torch.func` too."""
+_VJP_EXAMPLES = """\
+    >>> import torch
+    >>> import s2nn_xp.torch
+    >>> y, pullback = s2nn_xp.torch.vjp(torch.tensor([-1.0, 0.0, 1.0]))
+    >>> y
+    tensor([0., 1., 1.])
+    >>> pullback(torch.tensor([1.0, 2.0, 2.0]))
+    tensor([0.0707, 2.0000, 1.0000])
+"""
+
+
+@documented("torch.Tensor", _VJP_EXAMPLES, _PULLBACK)
 def vjp(
     x: TensorLike,
     alpha: TensorLike = ALPHA,
@@ -1467,39 +1433,7 @@ def vjp(
     *,
     origin: Flag = False,
 ) -> tuple[torch.Tensor, Pullback[torch.Tensor]]:
-    """The spike and its pullback: :func:`s2nn_xp.vjp`.
-
-    Parameters
-    ----------
-    x, alpha, beta, epsilon, origin
-        As for :func:`s2nn`.
-
-    Returns
-    -------
-    y : torch.Tensor
-        ``s2nn(x, alpha, beta, epsilon, origin=origin)``, with its
-        derivatives.
-    pullback : callable
-        ``pullback(cotangent)``: the cotangent (a tensor or host data that
-        broadcasts to `x`) times the surrogate gradient at this call's
-        values (a later in-place change of `x` or a parameter does not
-        reach it), in `x`'s dtype; it works under :mod:`torch.func` too.
-
-    Raises
-    ------
-    ValueError, TypeError
-        As for :func:`s2nn`; the pullback's, naming the cotangent.
-
-    Examples
-    --------
-    >>> import torch
-    >>> import s2nn_xp.torch
-    >>> y, pullback = s2nn_xp.torch.vjp(torch.tensor([-1.0, 0.0, 1.0]))
-    >>> y
-    tensor([0., 1., 1.])
-    >>> pullback(torch.tensor([1.0, 2.0, 2.0]))
-    tensor([0.0707, 2.0000, 1.0000])
-    """
+    """Documented by :func:`~s2nn_xp._adapter_docs.documented`."""
     with_origin = validate_flag("origin", origin)
     x, p = _prepare(x, alpha=alpha, beta=beta, epsilon=epsilon)
     # The pullback differentiates at this call's values: copies (autograd

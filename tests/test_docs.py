@@ -131,3 +131,19 @@ def test_the_api_reference_lists_every_public_name():
     for module, names in listed.items():
         public = _public_names(module) - {"__version__"}
         assert names == public, module
+
+
+@pytest.mark.parametrize("adapter", ["torch", "jax"])
+def test_the_adapters_functions_have_whole_docstrings(adapter):
+    """They had one line each, pointing at the core function's, whose `xp`
+    they do not take; numpydoc sections and examples, as the core's."""
+    if adapter not in selected_backends():
+        pytest.skip(f"{adapter} not selected")
+    module = load_backend(adapter) and importlib.import_module(f"s2nn_xp.{adapter}")
+    for name in module.__all__:
+        value = getattr(module, name)
+        doc = value.__doc__ or ""
+        returns = () if isinstance(value, type) else ("Returns",)
+        for section in ("Parameters", *returns, "Raises", "Examples"):
+            assert f"\n    {section}\n    ---" in doc, (name, section)
+        assert "xp :" not in doc and "Documented by" not in doc, name
