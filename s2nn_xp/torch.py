@@ -1680,14 +1680,21 @@ class S2NN(nn.Module):
             raise ValueError(msg)
         for name in _PARAMETER_NAMES:
             value = initial[name]
+            if isinstance(value, str) and value == _LOADED_WITHOUT_VALUES:
+                msg = (
+                    f"{name}'s constructor values were not loaded (torch.load "
+                    "to the meta device keeps none); load to a device with "
+                    f"values (map_location='cpu'), or assign them (module.{name} "
+                    "= ...)"
+                )
+                raise ValueError(msg)
             if value is None:
                 msg = (
                     f"{name} has no constructor values to reset to (given as a "
                     "tensor without values here: on the meta device, fake, or "
-                    "inside a torch.func transform; or loaded by torch.load "
-                    "to the meta device, which keeps no values); assign them "
-                    f"(module.{name} = ...), or build the module from numbers "
-                    "or lists, whose values it keeps"
+                    f"inside a torch.func transform); assign them (module.{name} "
+                    "= ...), or build the module from numbers or lists, whose "
+                    "values it keeps"
                 )
                 raise ValueError(msg)
             if parametrize.is_parametrized(self, name):
@@ -2496,8 +2503,13 @@ def _unpickled_initial(value: Any) -> Any:
     if not isinstance(tensor, torch.Tensor):
         return value
     if tensor.device.type == "meta" or _is_fake(tensor):
-        return None
+        return _LOADED_WITHOUT_VALUES
     return tensor.detach().cpu().numpy().copy() if host else value
+
+
+# What a kept constructor value is where torch.load gave it none (the meta
+# device): a string, which pickles (weights_only too) if the model is saved again.
+_LOADED_WITHOUT_VALUES = "loaded without values"
 
 
 def _pickled_host_values(value: Any) -> bool:

@@ -335,8 +335,15 @@ def test_a_saved_model_loads_on_the_meta_device(alpha, learnable):
         loaded = torch.load(buffer, map_location="meta", weights_only=True)
     assert loaded[1].alpha.device.type == "meta"
     loaded.to_empty(device="cpu")
-    with pytest.raises(ValueError, match="alpha has no constructor values to reset"):
+    with pytest.raises(ValueError, match=r"alpha's constructor values were not loaded"):
         loaded[1].reset_parameters()
+    buffer = io.BytesIO()  # saved again, loaded where values are: none still
+    torch.save(loaded, buffer)
+    buffer.seek(0)
+    with torch.serialization.safe_globals([S2NN, nn.Linear, nn.Sequential]):
+        again = torch.load(buffer, weights_only=True)
+    with pytest.raises(ValueError, match="map_location='cpu'"):
+        again[1].reset_parameters()
     loaded[1].alpha = [4.0, 2.0]  # assigned, as the error says
     want = model[1].alpha
     torch.testing.assert_close(loaded[1].alpha, want, rtol=0, atol=0, check_dtype=False)
