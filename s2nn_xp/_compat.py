@@ -38,6 +38,12 @@ def imported(name: str) -> ModuleType | None:
     return None if module is None or initializing(module) else module
 
 
+def _being_imported(name: str) -> bool:
+    """Whether module `name` is in ``sys.modules`` and still being imported."""
+    module = sys.modules.get(name)
+    return module is not None and initializing(module)
+
+
 def initializing(module: ModuleType) -> bool:
     """Whether `module` is being imported (its code has not finished)."""
     return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
@@ -69,16 +75,26 @@ def _after_concurrent_imports(function: _Function) -> _Function:
 
     @functools.wraps(function)
     def after_imports(*args: Any, **kwargs: Any) -> Any:
+        ended = False
         while True:
             try:
                 return function(*args, **kwargs)
             except AttributeError as exc:
                 module = getattr(exc, "obj", None)
-                if not (isinstance(module, ModuleType) and initializing(module)):
+                if not isinstance(module, ModuleType):
                     raise
-                _wait_for_import(module.__name__)
-                if initializing(module):  # this thread's own import
-                    raise
+                # The module, or its submodule the attribute names (a package
+                # whose submodule another thread imports, or failed to).
+                names = (module.__name__, f"{module.__name__}.{exc.name}")
+                pending = [n for n in names if _being_imported(n)]
+                for name in pending:
+                    _wait_for_import(name)
+                if any(_being_imported(name) for name in pending):
+                    raise  # this thread's own import
+                if not pending:
+                    if ended:
+                        raise
+                    ended = True  # one that ended (failed) while it asked
 
     return after_imports  # type: ignore[return-value]
 
