@@ -16,7 +16,7 @@ __all__ = ["documented"]
 _Function = TypeVar("_Function", bound=Callable[..., Any])
 
 _TEMPLATES = {
-    "forward": """The spike of {a} {array}: :func:`s2nn_xp.forward` (no `xp` here).
+    "forward": """The spike of a {array}: :func:`s2nn_xp.forward` (no `xp` here).
 
     Parameters
     ----------
@@ -35,7 +35,7 @@ _TEMPLATES = {
     TypeError
         Complex input, or an array of another library.
 """,
-    "origin": """The smooth origin function of {a} {array}: :func:`s2nn_xp.origin`.
+    "origin": """The smooth origin function of a {array}: :func:`s2nn_xp.origin`.
 
     Parameters
     ----------
@@ -55,7 +55,7 @@ _TEMPLATES = {
     ValueError, TypeError
         As for :func:`s2nn`.
 """,
-    "gradient": """The surrogate gradient of {a} {array}: :func:`s2nn_xp.gradient`.
+    "gradient": """The surrogate gradient of a {array}: :func:`s2nn_xp.gradient`.
 
     Parameters
     ----------
@@ -111,10 +111,7 @@ def documented(
     """
 
     def document(function: _Function) -> _Function:
-        article = "an" if array[0].lower() in "aeiou" else "a"
-        text = _TEMPLATES[function.__name__].format(
-            a=article, array=array, pullback=pullback
-        )
+        text = _TEMPLATES[function.__name__].format(array=array, pullback=pullback)
         function.__doc__ = f"{text}\n    Examples\n    --------\n{examples}    "
         return function
 

@@ -30,22 +30,27 @@ def imported(name: str) -> ModuleType | None:
     Such an import is waited for (:func:`_wait_for_import`); where it failed,
     or is this thread's own (a circular import), the module is not there.
     """
+    module = finished(name)
+    if module is None and name in sys.modules:  # being imported
+        _wait_for_import(name)
+        module = finished(name)
+    return module
+
+
+def finished(name: str) -> ModuleType | None:
+    """Module `name` where its import has finished, else None; never waits."""
     module = sys.modules.get(name)
-    if module is None or not initializing(module):
-        return module
-    _wait_for_import(name)
-    module = sys.modules.get(name)
-    return None if module is None or initializing(module) else module
+    return None if module is None or _initializing(module) else module
 
 
 def _being_imported(name: str) -> bool:
-    """Whether module `name` is in ``sys.modules`` and still being imported."""
+    """Whether module `name` is in ``sys.modules`` and its code has not finished."""
     module = sys.modules.get(name)
-    return module is not None and initializing(module)
+    return module is not None and _initializing(module)
 
 
-def initializing(module: ModuleType) -> bool:
-    """Whether `module` is being imported (its code has not finished)."""
+def _initializing(module: ModuleType) -> bool:
+    """Whether `module`'s code has not finished (its import is under way)."""
     return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
@@ -122,8 +127,8 @@ __all__ = [
     "committed_devices",
     "compat_namespace",
     "device",
+    "finished",
     "imported",
-    "initializing",
     "is_array_api_obj",
     "is_array_api_strict_namespace",
     "is_cupy_array",

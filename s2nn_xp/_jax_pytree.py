@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import sys
 import threading
 from typing import Any
 
@@ -123,10 +122,7 @@ def _flax_serialization() -> Any:
     lock to run :func:`register_with_flax` (a deadlock). Where it is not
     finished, that hook has yet to run, and registers the class then.
     """
-    serialization = sys.modules.get("flax.serialization")
-    if serialization is None or _compat.initializing(serialization):
-        return None
-    return serialization
+    return _compat.finished("flax.serialization")
 
 
 def register_with_flax() -> None:

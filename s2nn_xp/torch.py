@@ -2490,9 +2490,9 @@ def _known_values(name: str, value: Any) -> Any:
 def _unpickled_initial(value: Any) -> Any:
     """A kept constructor value as unpickled: host values as NumPy again.
 
-    None where ``torch.load`` gave the tensor no values
+    ``_LOADED_WITHOUT_VALUES`` where ``torch.load`` gave the tensor no values
     (``map_location="meta"``, to inspect a checkpoint or fill it with
-    ``to_empty``): none to reset to, as for a tensor given on the meta device.
+    ``to_empty``): none to reset to, which :meth:`S2NN.reset_parameters` says.
     Host values are copied to the CPU (``map_location="cuda"`` moved them):
     the tensor may be another module's kept one (``copy.copy`` pickles in
     memory), whose memory a pickler for another process moves to shared
