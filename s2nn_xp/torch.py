@@ -70,7 +70,17 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    Literal,
+    Protocol,
+    TypeAlias,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from . import _backends
 
@@ -86,6 +96,7 @@ import torch.autograd.forward_ad
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.overrides import handle_torch_function, has_torch_function
+from typing_extensions import TypeVar as TypeVar_
 
 from . import _compat, _math, _torch_eager
 from ._adapter_docs import documented
@@ -1487,11 +1498,30 @@ if TYPE_CHECKING:
         At run time :class:`torch.nn.Module` keeps them (no descriptor).
         """
 
-        def __get__(self, module: S2NN, owner: type | None = None) -> Parameter: ...
-        def __set__(self, module: S2NN, value: TensorLike) -> None: ...
+        def __get__(
+            self, module: S2NN[_Stored], owner: type | None = None
+        ) -> _Stored: ...
+        def __set__(self, module: S2NN[Any], value: TensorLike) -> None: ...
+
+    class _EpsilonAttribute:
+        """`epsilon` of :class:`S2NN`: a number or a buffer, learnable or not."""
+
+        def __get__(
+            self, module: S2NN[Any], owner: type | None = None
+        ) -> Parameter: ...
+        def __set__(self, module: S2NN[Any], value: TensorLike) -> None: ...
 
 
-class S2NN(nn.Module):
+# How S2NN stores alpha and beta, for type checkers: a number or a tensor;
+# always a tensor (an nn.Parameter) where built with learnable=True.
+# Covariant: a learnable module is a module (an annotation S2NN takes it).
+# typing_extensions' TypeVar for the default (PEP 696; in typing from
+# Python 3.13), so that S2NN alone means S2NN[float | Tensor]; torch
+# requires typing_extensions.
+_Stored = TypeVar_("_Stored", bound=Parameter, covariant=True, default=Parameter)
+
+
+class S2NN(nn.Module, Generic[_Stored]):
     """The S2NN spike function as a :class:`torch.nn.Module`.
 
     A drop-in surrogate spike function for spiking-network libraries: use it
@@ -1517,7 +1547,10 @@ class S2NN(nn.Module):
         trains them. Otherwise Python numbers stay constants and tensors are
         buffers (they follow :meth:`~torch.nn.Module.to`): copies, so that a
         tensor that requires grad warns (its copy learns nothing; an
-        ``nn.Parameter`` given is shared and learns).
+        ``nn.Parameter`` given is shared and learns). For type checkers,
+        ``learnable=True`` builds an ``S2NN[torch.Tensor]``, whose `alpha`
+        and `beta` read as tensors; other modules are ``S2NN[float |
+        torch.Tensor]``, what ``S2NN`` alone means.
     spiking : bool, optional
         SpikingJelly's name for ``not origin`` (``spiking=False`` is
         ``origin=True``); give one of the two.
@@ -1606,8 +1639,41 @@ class S2NN(nn.Module):
     if TYPE_CHECKING:  # declared, so that pyright does not infer from __init__
         alpha: _ParameterAttribute = _ParameterAttribute()
         beta: _ParameterAttribute = _ParameterAttribute()
-        epsilon: _ParameterAttribute = _ParameterAttribute()
+        epsilon: _EpsilonAttribute = _EpsilonAttribute()
 
+    @overload
+    def __init__(
+        self: S2NN[torch.Tensor],
+        alpha: TensorLike = ...,
+        beta: TensorLike = ...,
+        epsilon: TensorLike = ...,
+        origin: Flag | None = ...,
+        *,
+        learnable: Literal[True],
+        spiking: Flag | None = ...,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: S2NN[torch.Tensor],
+        alpha: TensorLike,
+        beta: TensorLike,
+        epsilon: TensorLike,
+        origin: Flag | None,
+        learnable: Literal[True],
+        *,
+        spiking: Flag | None = ...,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: S2NN[Parameter],
+        alpha: TensorLike = ...,
+        beta: TensorLike = ...,
+        epsilon: TensorLike = ...,
+        origin: Flag | None = ...,
+        learnable: Flag = ...,
+        *,
+        spiking: Flag | None = ...,
+    ) -> None: ...
     def __init__(
         self,
         alpha: TensorLike = ALPHA,

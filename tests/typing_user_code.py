@@ -36,9 +36,29 @@ def torch_parameters_are_read_as_stored_and_set_as_given() -> None:
     learned.alpha = np.full(2, 3.0)  # copied into the parameter
     learned.beta = [1.0, 2.0]
     learned(torch.linspace(-1.0, 1.0, 2)).sum().backward()
-    beta = learned.beta
-    if isinstance(beta, torch.Tensor):  # a number where not learnable
-        assert_type(beta.grad, torch.Tensor | None)
+    assert_type(learned.beta.grad, torch.Tensor | None)  # the README's use
+    assert_type(learned.epsilon, float | torch.Tensor)  # a constant, learnable or not
+    positional = s2nn_xp.torch.S2NN(4.0, 1.0, 1e-8, None, True)
+    assert_type(positional.alpha, torch.Tensor)
+    assert_type(s2nn_xp.torch.S2NN(learnable=False).alpha, float | torch.Tensor)
+    flagged = s2nn_xp.torch.S2NN(learnable=np.bool_(True))  # not known to be True
+    assert_type(flagged.alpha, float | torch.Tensor)
+    takes_any_module(learned)
+    takes_any_module(spike)
+    assert_type(Learned().alpha, torch.Tensor)
+    assert_type(Clamped().alpha, float | torch.Tensor)
+
+
+def takes_any_module(spike: s2nn_xp.torch.S2NN) -> s2nn_xp.torch.S2NN:
+    """An annotation without a type argument takes learnable modules too."""
+    return spike
+
+
+class Learned(s2nn_xp.torch.S2NN[torch.Tensor]):
+    """A subclass that always learns: its parameters read as tensors."""
+
+    def __init__(self) -> None:
+        super().__init__(alpha=[4.0, 2.0], learnable=True)
 
 
 def torch_functions_take_host_data() -> None:
@@ -133,11 +153,16 @@ def parameter_as_text() -> None:
 
 
 def parameter_as_complex_number() -> None:
-    s2nn_xp.torch.S2NN(beta=1 + 2j)  # type: ignore[arg-type]
+    s2nn_xp.torch.S2NN(beta=1 + 2j)  # type: ignore[call-overload]
 
 
 def parameter_assigned_as_text() -> None:
     s2nn_xp.torch.S2NN().alpha = "4.0"  # type: ignore[assignment]
+
+
+def fixed_module_read_as_tensor() -> None:
+    """A module that does not learn may hold a number: no ``.grad``."""
+    s2nn_xp.torch.S2NN().beta.grad  # type: ignore[union-attr]  # noqa: B018
 
 
 ACCEPTED = [
@@ -157,4 +182,5 @@ REFUSED = {
     parameter_as_text: TypeError,
     parameter_as_complex_number: TypeError,
     parameter_assigned_as_text: TypeError,
+    fixed_module_read_as_tensor: AttributeError,
 }
