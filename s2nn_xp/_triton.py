@@ -177,7 +177,10 @@ def _dense(x: torch.Tensor) -> torch.Tensor:
 
     The kernels run over memory, flat; a result made with
     :func:`torch.empty_like` has the same layout (row-major, channels-last).
+    A view with the negative bit (``-t`` in ``t``'s memory: ``z.conj().imag``)
+    is copied with its values: the kernels read memory, not the bit.
     """
+    x = x.resolve_neg()
     if (
         x.is_contiguous()
         or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))
@@ -287,6 +290,7 @@ def spike_vjp(
         the kernel cannot run, as for :func:`spike`.
     """
     x = _dense(x)
+    cotangent = cotangent.resolve_neg()  # as x's, for the kernel
     if cotangent.shape != x.shape or cotangent.stride() != x.stride():
         # An expanded or differently laid out cotangent (``y.sum()`` gives a
         # broadcast one): copy it into x's layout so that both run flat.

@@ -132,6 +132,22 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     results["empty_shape"] = np.array(_triton.spike(torch.empty(0, 3), 4.0, 1.0, 0.0,
                                                     origin=False).shape)
 
+    # views with the negative bit (-t in t's memory, as z.conj().imag of a
+    # complex 0-d z gives): the kernels read memory, the values are negated
+    base = torch.linspace(-3.0, 3.0, 64)
+    negated = base.neg()
+    for origin in (False, True):
+        keep(f"neg_kernel_{origin}",
+             _triton.spike(torch._neg_view(base), 4.0, 1.0, 1e-8, origin=origin))
+    keep("neg_math_True", math_origin(xp, negated, 4.0, 1.0, 1e-8))
+    keep("neg_math_False", math_forward(xp, negated))
+    keep("neg_kernel_grad_x", _triton.spike_vjp(torch.ones(64), torch._neg_view(base),
+                                                4.0, 1.0))
+    keep("neg_kernel_grad_cotangent",
+         _triton.spike_vjp(torch._neg_view(torch.ones(64)), base, 4.0, 1.0))
+    keep("neg_math_grad_x", math_gradient(xp, negated, 4.0, 1.0))
+    keep("neg_math_grad_cotangent", -math_gradient(xp, base, 4.0, 1.0))
+
     # the adapter's eager path, routed through the kernels
     calls = {"spike": 0, "spike_vjp": 0}
     for name in calls:
@@ -275,6 +291,16 @@ def test_16_bit_is_computed_in_float32_and_rounded_once(interpreted, dtype):
         if dtype == "float16":  # the interpreter rounds to bfloat16 by its own
             # emulation (half up, no ties-to-even); to float16 by NumPy's.
             assert np.mean(kernel == math) > 0.99, name
+
+
+def test_views_with_the_negative_bit_are_their_values(interpreted):
+    """A contiguous view with torch's negative bit went to the kernels as
+    its memory: spikes of -x, and gradients of the wrong sign."""
+    for name in ("True", "False", "grad_x", "grad_cotangent"):
+        got = interpreted[f"neg_kernel_{name}"]
+        want = interpreted[f"neg_math_{name}"]
+        np.testing.assert_array_equal(np.sign(got), np.sign(want))
+        assert ulp_error(got, want, np.float32).max() <= 4.0, name
 
 
 def test_layouts_and_empty_input(interpreted):
