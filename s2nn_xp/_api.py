@@ -1117,23 +1117,47 @@ class _Static:
 
         The bytes in native byte order, the dtype itself, not its ``str``:
         ml_dtypes' share codes (``'<V1'`` for most float8 formats), so equal
-        bytes of two of them would compare equal. Computed once (an epsilon
-        may be large); ``jax.export`` writes it (``_jax_pytree``).
+        bytes of two of them would compare equal. Computed once for each
+        value object (an epsilon may be large, and a jitted function
+        flattens its arguments at every call: a device's array was copied
+        to the host and hashed at every training step); ``jax.export``
+        writes it (``_jax_pytree``). The values an object keeps do not
+        change: its own copies, read-only where NumPy's.
         """
         if self._key is None:
             if isinstance(self.value, float):
                 self._key = self.value
             else:
-                values = None if _unread(self.value) else _concrete(self.value)
-                self._key = (
-                    (None, _graph_token(self.value))
-                    if values is None
-                    else (values.dtype, values.shape, values.tobytes())
-                )
+                self._key = _key_of_value(self.value)
         return self._key
 
     def __repr__(self) -> str:
         return repr(self.value)
+
+
+def _key_of_value(value: Any) -> Any:
+    """:meth:`_Static.key` of an array, kept while the array lives."""
+    kept = _KEYS.get(id(value))
+    if kept is not None and kept[0]() is value:
+        return kept[1]
+    values = None if _unread(value) else _concrete(value)
+    key = (
+        (None, _graph_token(value))
+        if values is None
+        else (values.dtype, values.shape, values.tobytes())
+    )
+    identity = id(value)
+    try:
+        # The entry leaves with the value (before its id can be reused).
+        reference = weakref.ref(value, lambda _: _KEYS.pop(identity, None))
+    except TypeError:  # no weak references to it: computed at each flatten
+        return key
+    _KEYS[identity] = (reference, key)
+    return key
+
+
+# _key_of_value's keys, by the id of the value they are of.
+_KEYS: dict[int, tuple[weakref.ref[Any], Any]] = {}
 
 
 def _graph_token(value: Any) -> Any:
@@ -1166,12 +1190,21 @@ def _concrete(value: Any) -> Any:
     """``value``'s values as a NumPy array in native byte order, or None.
 
     None where they cannot be read. Native byte order, as pickling gives
-    back and a ``jax.export`` round trip writes: one value, one key.
+    back and a ``jax.export`` round trip writes: one value, one key. Read
+    as its backend record reads values on the host (``as_numpy``: a
+    library NumPy cannot read, as pydata/sparse, compared by identity
+    before), else by NumPy.
     """
     import numpy as np
 
+    backend = _backends.of_array(value)
+    read = (
+        backend.as_numpy
+        if backend is not None and backend.values_on_host and not backend.lazy
+        else np.asarray
+    )
     try:
-        values = np.asarray(value)
+        values = read(value)
     except Exception:  # a tracer, a CuPy array or CUDA tensor: no host values
         return None
     if not values.dtype.isnative:

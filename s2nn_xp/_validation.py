@@ -295,13 +295,13 @@ def _is_time_delta(dtype: Any) -> bool:
 def check_real_dtype(name: str, xp: ModuleType, dtype: Any) -> None:
     """TypeError unless ``dtype`` is a real floating or integer dtype of ``xp``."""
     key = (xp.__name__, dtype)
-    real = _REAL_DTYPES.get(key)
-    if real is None:
-        real = _REAL_DTYPES[key] = ml_dtypes_kind(dtype) is not None or (
-            not _is_time_delta(dtype) and _is_real_number(xp, dtype)
-        )
-    if not real:
+    if key in _REAL_DTYPES:
+        return
+    if ml_dtypes_kind(dtype) is None and (
+        _is_time_delta(dtype) or not _is_real_number(xp, dtype)
+    ):
         raise real_dtype_error(name, dtype)
+    _REAL_DTYPES.add(key)
 
 
 def _is_real_number(xp: ModuleType, dtype: Any) -> bool:
@@ -323,10 +323,11 @@ def real_dtype_error(name: str, dtype: Any) -> TypeError:
     return TypeError(f"{name} must have a real numeric dtype, not {dtype}")
 
 
-# check_real_dtype's answers: xp.isdtype costs microseconds a call, which a
-# module paid at every call for each tensor parameter (a dict, not
-# functools.lru_cache, which torch.compile warns about).
-_REAL_DTYPES: dict[tuple[str, Any], bool] = {}
+# The dtypes check_real_dtype took: xp.isdtype costs microseconds a call,
+# which a module paid at every call for each tensor parameter (a set, not
+# functools.lru_cache, which torch.compile warns about). Not those refused,
+# which have no bound (a string dtype of each length).
+_REAL_DTYPES: set[tuple[str, Any]] = set()
 
 
 def broadcasts_to(shape: tuple[Any, ...], target: tuple[Any, ...]) -> bool:
@@ -543,6 +544,8 @@ def _host_view(name: str, value: Any) -> Any:
         return None
     try:
         return backend.as_numpy(value)
+    except MemoryError:
+        raise  # too large to read whole (a huge sparse array): no user's mistake
     except Exception as exc:  # the record's as_numpy cannot read it
         msg = f"{name} could not be read by backend record {backend.name!r}: {exc}"
         raise TypeError(msg) from exc
@@ -907,7 +910,9 @@ def _host_array(
             else:
                 values = host
     elif asarray is None or not (
-        isinstance(values, numbers.Real) or _reads_as_array(values)
+        isinstance(values, numbers.Real)
+        # CUDA memory (a Numba device array): for CuPy's asarray to take as it is
+        or hasattr(values, "__cuda_array_interface__")
     ):
         host = _read(name, np.asarray, values)
         if host.dtype == object and not _reads_as_array(values):
@@ -916,6 +921,10 @@ def _host_array(
             # objects (a JAX sparse array): no array, not one of objects. (An
             # object array by a protocol is refused by its dtype, later.)
             raise wrong_type(name, values)
+        if asarray is not None:
+            # Read once, by NumPy: the standard's asarray need not take an
+            # object by NumPy's protocols (pydata/sparse's refuses them).
+            values = host
     if asarray is None:
         return host
     return _read(name, asarray, values)

@@ -561,6 +561,36 @@ def test_an_array_its_record_cannot_read_is_named_with_the_record(error, monkeyp
         s2nn_xp.gradient(np.ones(3), alpha=np.full(3, 2.0))
 
 
+def test_an_array_too_large_to_read_raises_the_memory_error(monkeypatch):
+    """Came as a TypeError, as if the argument's type were wrong (a huge
+    sparse parameter, which densifies to more than memory holds)."""
+
+    def too_large(array):
+        raise MemoryError("Unable to allocate 74.5 GiB")
+
+    standin = dataclasses.replace(_backends.get("numpy"), as_numpy=too_large)
+    monkeypatch.setitem(_backends.BACKENDS, "numpy", standin)
+    with pytest.raises(MemoryError, match=r"74\.5 GiB"):
+        s2nn_xp.gradient(np.ones(3), alpha=np.full(3, 2.0))
+
+
+def test_objects_compare_epsilon_values_as_their_record_reads_them(monkeypatch):
+    """By NumPy's asarray, which a library may refuse (pydata/sparse): an
+    object and its copy were then compared by identity, unequal."""
+    reads = []
+    record = _backends.get("numpy")
+
+    def as_numpy(array):
+        reads.append(array)
+        return record.as_numpy(array)
+
+    standin = dataclasses.replace(record, as_numpy=as_numpy)
+    monkeypatch.setitem(_backends.BACKENDS, "numpy", standin)
+    epsilon = np.full(3, 1e-8)
+    assert _api._Static(epsilon).key()[0] == epsilon.dtype
+    assert reads and reads[-1] is epsilon
+
+
 def test_lazy_arrays_of_a_host_backend_are_not_read(monkeypatch):
     """values_on_host is per library; an array not computed yet has no values.
 

@@ -171,6 +171,30 @@ def test_the_package_lists_its_public_names_and_adapters():
     assert dir(s2nn_xp) == sorted({*s2nn_xp.__all__, "cupy", "jax", "torch"})
 
 
+def test_an_array_epsilon_is_read_once_for_every_flattening(xp, monkeypatch):
+    """A jitted function flattens its pytree arguments at every call: an
+    array epsilon was read (a device's copied to the host) and its bytes
+    hashed at each, a training step's cost. Now once for the array; its key
+    leaves with it."""
+    import gc
+
+    from s2nn_xp import _api
+
+    reads = []
+    read = _api._concrete
+    monkeypatch.setattr(_api, "_concrete", lambda value: reads.append(1) or read(value))
+    spike = s2nn_xp.S2NN(epsilon=xp.asarray(np.full(1000, 1e-8)))
+    statics = [spike._tree_flatten()[1] for _ in range(5)]
+    assert len({hash(static) for static in statics}) == 1
+    assert len(reads) <= 1  # none where the values are not read (lazy)
+    assert copy.deepcopy(spike) == spike  # the copy's own array: read once
+    assert len(reads) <= 2
+    identity = id(spike.epsilon)
+    del spike, statics
+    gc.collect()
+    assert identity not in _api._KEYS
+
+
 @pytest.mark.requires_mutable_arrays
 def test_an_array_epsilon_is_the_objects_own_copy(xp):
     """The caller's tensor was kept: changed in place, it changed the object's

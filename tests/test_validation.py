@@ -1559,6 +1559,44 @@ def test_host_data_is_read_once(xp):
     assert _CountedReads.reads == 1
 
 
+def test_refused_dtypes_are_not_remembered():
+    """Every dtype asked about was kept, those refused too: a string dtype
+    of each length, without bound."""
+    from s2nn_xp import _validation
+
+    s2nn_xp.gradient(np.zeros(2))
+    remembered = len(_validation._REAL_DTYPES)
+    for length in range(1, 20):
+        for refused in (
+            np.array(["a" * length]),
+            np.zeros(1, f"V{length}"),
+            np.zeros(1, [(f"f{length}", "f4")]),
+        ):
+            with pytest.raises(TypeError, match="alpha must have a real numeric"):
+                s2nn_xp.gradient(np.zeros(2), alpha=refused)
+    assert len(_validation._REAL_DTYPES) == remembered
+
+
+def test_host_data_reaches_an_asarray_that_reads_no_protocols(xp, monkeypatch):
+    """The standard's asarray need not read ``__array__`` (pydata/sparse's
+    does not): given the object, it refused it, and the error said that x
+    was "no rectangular array of numbers"."""
+    if xp is np:
+        pytest.skip("NumPy's asarray is the one that reads host data")
+    library_asarray = xp.asarray
+
+    def asarray(obj, *args, **kwargs):
+        if isinstance(obj, _ReadByNumPy):
+            raise ValueError(f"{type(obj)} not supported.")
+        return library_asarray(obj, *args, **kwargs)
+
+    monkeypatch.setattr(xp, "asarray", asarray)
+    got = s2nn_xp.gradient(_ReadByNumPy([-0.5, 0.5]), xp=xp)
+    want = s2nn_xp.gradient(library_asarray(np.array([-0.5, 0.5])))
+    assert type(got) is type(want)
+    np.testing.assert_array_equal(to_numpy(got), to_numpy(want))
+
+
 class _NamedDimensions(_ReadByNumPy):
     """Host data with named dimensions, as xarray's DataArray and Variable."""
 
