@@ -9,7 +9,7 @@ import inspect
 import itertools
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
@@ -1012,28 +1012,40 @@ def _hash_key(value: Any) -> Any:
 def _identity_token(value: Any) -> int:
     """A number for ``value`` that no other object alive now or before had.
 
-    Kept beside a weak reference to the object, so that it goes with it;
-    objects that take no weak reference get their ``id``.
+    Kept while the object lives (:func:`_per_object`); objects that take no
+    weak reference get their ``id``.
+    """
+    token = _per_object(_TOKENS, value, lambda _: next(_COUNTER))
+    return id(value) if token is None else token
+
+
+def _per_object(table: dict[int, Any], value: Any, make: Callable[[Any], Any]) -> Any:
+    """``make(value)``, made once for each object while it lives; or None.
+
+    Kept in ``table`` by the object's ``id`` beside a weak reference to it,
+    which takes the entry out when the object goes (CPython gives a new
+    object the id of a freed one); None for an object that takes no weak
+    reference.
     """
     key = id(value)
     with _TOKENS_LOCK:  # two threads would each make one, and one be lost
-        held = _TOKENS.get(key)
+        held = table.get(key)
         if held is not None and held[0]() is value:
             return held[1]
         try:
-            reference = weakref.ref(value, functools.partial(_forget, key))
+            reference = weakref.ref(value, functools.partial(_forget, table, key))
         except TypeError:  # no weak references to it
-            return key
-        token = next(_COUNTER)  # small: no id (an address) of an object alive
-        _TOKENS[key] = (reference, token)
-        return token
+            return None
+        made = make(value)
+        table[key] = (reference, made)
+        return made
 
 
-def _forget(key: int, _: Any = None) -> None:
+def _forget(table: dict[int, Any], key: int, _: Any = None) -> None:
     with _TOKENS_LOCK:
-        held = _TOKENS.get(key)
+        held = table.get(key)
         if held is not None and held[0]() is None:  # not a newer object's entry
-            del _TOKENS[key]
+            del table[key]
 
 
 # id of an array parameter -> (weak reference to it, its token)
@@ -1137,26 +1149,18 @@ class _Static:
 
 def _key_of_value(value: Any) -> Any:
     """:meth:`_Static.key` of an array, kept while the array lives."""
-    kept = _KEYS.get(id(value))
-    if kept is not None and kept[0]() is value:
-        return kept[1]
+    key = _per_object(_KEYS, value, _values_key)
+    return _values_key(value) if key is None else key
+
+
+def _values_key(value: Any) -> Any:
     values = None if _unread(value) else _concrete(value)
-    key = (
-        (None, _graph_token(value))
-        if values is None
-        else (values.dtype, values.shape, values.tobytes())
-    )
-    identity = id(value)
-    try:
-        # The entry leaves with the value (before its id can be reused).
-        reference = weakref.ref(value, lambda _: _KEYS.pop(identity, None))
-    except TypeError:  # no weak references to it: computed at each flatten
-        return key
-    _KEYS[identity] = (reference, key)
-    return key
+    if values is None:
+        return (None, _graph_token(value))
+    return (values.dtype, values.shape, values.tobytes())
 
 
-# _key_of_value's keys, by the id of the value they are of.
+# id of an epsilon array -> (weak reference to it, its key)
 _KEYS: dict[int, tuple[weakref.ref[Any], Any]] = {}
 
 
