@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -367,6 +368,7 @@ def s2nn(
     """
     origin = validate_flag("origin", origin)
     x, compute_dtype, params = _arguments(x, alpha=alpha, beta=beta, epsilon=epsilon)
+    _refuse_taylor_mode(x, params)
     return _call(
         _compiled,
         x,
@@ -376,6 +378,28 @@ def s2nn(
         with_origin=origin,
         compute_dtype=compute_dtype,
     )
+
+
+def _refuse_taylor_mode(x: jax.Array, params: dict[str, Any]) -> None:
+    """NotImplementedError where ``jax.experimental.jet`` traces the spike.
+
+    Taylor mode takes no ``custom_jvp`` rule: JAX 0.4.35's differentiates
+    the step itself, whose every coefficient is 0 (silently), JAX 0.10's
+    raises an UnexpectedTracerError that names no cause. A jet of a
+    function that compiles the spike inside (``jet(jit(f))``) reaches here
+    with jit's tracers, and is not told.
+    """
+    jet = sys.modules.get("jax.experimental.jet")
+    tracer = getattr(jet, "JetTracer", None)
+    if tracer is None:
+        return
+    if isinstance(x, tracer) or any(isinstance(v, tracer) for v in params.values()):
+        msg = (
+            "jax.experimental.jet (Taylor mode) takes no custom_jvp rule, so "
+            "it cannot see the surrogate derivatives (it would differentiate "
+            "the step: zeros); nest jax.jvp or jax.jacfwd for higher orders"
+        )
+        raise NotImplementedError(msg)
 
 
 def _arguments(x: ArrayLike, **params: Any) -> tuple[jax.Array, Any, dict[str, Any]]:
@@ -650,6 +674,7 @@ def vjp(
     """Documented by :func:`~s2nn_xp._adapter_docs.documented`."""
     with_origin = validate_flag("origin", origin)
     x, compute_dtype, p = _arguments(x, alpha=alpha, beta=beta, epsilon=epsilon)
+    _refuse_taylor_mode(x, p)
     y = _call(
         _compiled, x, p, x, **p, with_origin=with_origin, compute_dtype=compute_dtype
     )

@@ -133,6 +133,29 @@ def test_linearize_agrees_with_the_reference():
     np.testing.assert_allclose(linear(cotangent), cotangent * derivative, 1e-15)
 
 
+def test_taylor_mode_is_refused_where_it_would_differentiate_the_step():
+    """jax.experimental.jet takes no custom_jvp rule: JAX 0.4.35's gave
+    every coefficient 0 silently, JAX 0.10's an UnexpectedTracerError."""
+    from jax.experimental import jet
+
+    x = jnp.array([-2.0, -0.5, 0.0, 0.5, 3.0])
+    alpha = jnp.full(5, 4.0)
+    series = ((jnp.ones(5), jnp.zeros(5)),)
+    calls = {
+        "s2nn": lambda x: s2nn_xp.s2nn(x),
+        "object": lambda x: s2nn_xp.S2NN(beta=2.0)(x * 2.0),
+        "adapter": lambda x: s2nn(x, origin=True),
+        "vjp": lambda x: s2nn_xp.jax.vjp(x)[0],
+        "alpha": lambda alpha: s2nn(jnp.ones(5), alpha),
+    }
+    for name, call in calls.items():
+        primal = alpha if name == "alpha" else x
+        with pytest.raises(NotImplementedError, match=r"^jax\.experimental\.jet"):
+            jet.jet(call, (primal,), series)
+        # the same calls outside jet are untouched
+        assert call(primal).shape == (5,), name
+
+
 def test_jit_checkpoint_and_value_and_grad():
     x = jnp.asarray(GRID)
     derivative = reference(ref_gradient, GRID)
