@@ -292,7 +292,32 @@ def _compiled(
         _parameter(p, x, compute_dtype) for p in (alpha, beta, epsilon)
     )
     result = _surrogate(x.astype(compute_dtype), alpha, beta, epsilon, with_origin)
-    return result.astype(result_dtype)
+    return _typed_as(result, x, result_dtype)
+
+
+def _typed_as(result: jax.Array, x: jax.Array, dtype: Any) -> jax.Array:
+    """``result`` in ``dtype``, weakly typed where ``x`` is, as JAX's own are.
+
+    A weakly typed ``x`` (a Python number traced by ``jit``,
+    ``jnp.asarray(0.5)``) gives ``jnp.tanh`` a weakly typed result, which
+    takes the dtype of an array it meets (bfloat16 stays bfloat16); a
+    strongly typed one made it float32. JAX's cast that keeps the weak
+    type is private: without it (another JAX), results are strong.
+    """
+    if _weak_cast is not None and x.weak_type:
+        return _weak_cast(result, dtype, weak_type=True)
+    return result.astype(dtype)
+
+
+def _weak_cast_of_jax() -> Callable[..., jax.Array] | None:
+    try:
+        from jax._src.lax.lax import _convert_element_type
+    except ImportError:  # pragma: no cover - a JAX without it: strong results
+        return None
+    return _convert_element_type
+
+
+_weak_cast = _weak_cast_of_jax()
 
 
 def s2nn(
@@ -404,10 +429,14 @@ def _refuse_taylor_mode(x: jax.Array, params: dict[str, Any]) -> None:
 
 def _arguments(x: ArrayLike, **params: Any) -> tuple[jax.Array, Any, dict[str, Any]]:
     """``x`` (promoted) and its parameters checked, outside the compiled code."""
+    # A Python number is weakly typed, as JAX's functions take it (_typed_as).
+    weak = type(x) in (int, float)
     if not isinstance(x, jax.Array):
         x = host_input(x, "jax.numpy", promote_integers=True)
     if not isinstance(x, jax.Array):  # not a wrapper of one (brainpy's Array)
         x = _from_numpy(x)
+        if weak and _weak_cast is not None:
+            x = _weak_cast(x, x.dtype, weak_type=True)
     # Only 64-bit dtypes change (the test is a call); JAX's extended dtypes
     # (PRNG keys), no NumPy dtypes, are refused by check_arguments.
     if isinstance(x.dtype, np.dtype) and x.dtype.itemsize == 8:
@@ -559,7 +588,7 @@ def _compiled_math(
     params = tuple(_parameter(p, x, compute_dtype) for p in params)
     compute = getattr(_math, function)
     result = compute(jnp, x.astype(compute_dtype), *params, in_place=False)
-    return result.astype(x.dtype)
+    return _typed_as(result, x, x.dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("compute_dtype",))
@@ -573,7 +602,7 @@ def _compiled_pullback(
     # Broadcast explicitly: a user's numpy_rank_promotion("raise") refuses
     # an implicit (3,) against (4, 3).
     cotangent = jnp.broadcast_to(cotangent.astype(compute_dtype), x.shape)
-    return (grad * cotangent).astype(x.dtype)
+    return _typed_as(grad * cotangent, x, x.dtype)
 
 
 _FORWARD_EXAMPLES = """\

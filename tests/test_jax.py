@@ -156,6 +156,36 @@ def test_taylor_mode_is_refused_where_it_would_differentiate_the_step():
         assert call(primal).shape == (5,), name
 
 
+def test_weakly_typed_input_gives_weakly_typed_results():
+    """As JAX's own functions: a Python number, or jnp.asarray of one, gave a
+    strongly typed float32 result, which made the bfloat16 arrays it met
+    float32 (jnp.tanh's result takes their dtype)."""
+    half = jnp.ones(2, jnp.bfloat16)
+    calls = {
+        "s2nn": s2nn,
+        "forward": s2nn_xp.jax.forward,
+        "origin": s2nn_xp.jax.origin,
+        "gradient": s2nn_xp.jax.gradient,
+        "vjp": lambda x: s2nn_xp.jax.vjp(x)[0],
+        "pullback": lambda x: s2nn_xp.jax.vjp(x)[1](jnp.ones_like(x)),
+        "core": s2nn_xp.s2nn,
+        "object": s2nn_xp.S2NN(),
+    }
+    for name, call in calls.items():
+        # (the core's functions compute host data in NumPy)
+        host = name not in ("core", "object")
+        for weak in ((-0.5, 2) if host else ()) + (jnp.asarray(-0.5),):
+            assert call(weak).weak_type, name
+            assert (call(weak) * half).dtype == jnp.bfloat16, name
+        assert jax.jit(lambda x, call=call: call(x) * half)(0.5).dtype == jnp.bfloat16
+        for strong in ((np.float32(0.5),) if host else ()) + (jnp.ones(2),):
+            result = call(strong)
+            assert not result.weak_type, name
+            assert (result * half).dtype == result.dtype, name
+    # the derivative of a weakly typed number is, as JAX's are
+    assert jax.grad(s2nn)(0.5).weak_type == jax.grad(jnp.tanh)(0.5).weak_type
+
+
 def test_jit_checkpoint_and_value_and_grad():
     x = jnp.asarray(GRID)
     derivative = reference(ref_gradient, GRID)
