@@ -1130,11 +1130,10 @@ class _Static:
         The bytes in native byte order, the dtype itself, not its ``str``:
         ml_dtypes' share codes (``'<V1'`` for most float8 formats), so equal
         bytes of two of them would compare equal. Computed once for each
-        value object (an epsilon may be large, and a jitted function
-        flattens its arguments at every call: a device's array was copied
-        to the host and hashed at every training step); ``jax.export``
-        writes it (``_jax_pytree``). The values an object keeps do not
-        change: its own copies, read-only where NumPy's.
+        array whose values cannot change (:func:`_key_of_value`: an epsilon
+        may be large, and a jitted function flattens its arguments at every
+        call, which read a device's array and hashed it at every training
+        step); ``jax.export`` writes it (``_jax_pytree``).
         """
         if self._key is None:
             if isinstance(self.value, float):
@@ -1148,8 +1147,21 @@ class _Static:
 
 
 def _key_of_value(value: Any) -> Any:
-    """:meth:`_Static.key` of an array, kept while the array lives."""
-    key = _per_object(_KEYS, value, _values_key)
+    """:meth:`_Static.key` of an array; kept while it lives where it cannot change.
+
+    An array of a library whose arrays are immutable (JAX's, a tracer), or
+    a read-only NumPy array (an object's own copy). Others, which can be
+    changed in place (a tensor's ``fill_``, a Dask array's assignment, which
+    gives it another graph), are keyed again at each flattening, as
+    ``jax.jit`` finds their objects then.
+    """
+    backend = _backends.of_array(value)
+    unchanging = (
+        not value.flags.writeable
+        if isinstance(value, np.ndarray)
+        else backend is not None and not backend.mutable_arrays and not backend.lazy
+    )
+    key = _per_object(_KEYS, value, _values_key) if unchanging else None
     return _values_key(value) if key is None else key
 
 

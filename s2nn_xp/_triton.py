@@ -177,10 +177,8 @@ def _dense(x: torch.Tensor) -> torch.Tensor:
 
     The kernels run over memory, flat; a result made with
     :func:`torch.empty_like` has the same layout (row-major, channels-last).
-    A view with the negative bit (``-t`` in ``t``'s memory: ``z.conj().imag``)
-    is copied with its values: the kernels read memory, not the bit.
     """
-    x = x.resolve_neg()
+    x = _readable(x)
     if (
         x.is_contiguous()
         or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))
@@ -188,6 +186,18 @@ def _dense(x: torch.Tensor) -> torch.Tensor:
     ):
         return x
     return x.contiguous()
+
+
+def _readable(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` with its values in its memory, where the kernels read them.
+
+    A view with the negative bit (``-t`` in ``t``'s memory:
+    ``z.conj().imag``) is copied with its values, and a zero tensor (no
+    memory, a pointer of 0: torch's in some derivative formulas) made zeros.
+    """
+    if tensor._is_zerotensor():
+        return torch.zeros(tensor.shape, dtype=tensor.dtype, device=tensor.device)
+    return tensor.resolve_neg()
 
 
 def launchable(x: torch.Tensor) -> bool:
@@ -290,7 +300,7 @@ def spike_vjp(
         the kernel cannot run, as for :func:`spike`.
     """
     x = _dense(x)
-    cotangent = cotangent.resolve_neg()  # as x's, for the kernel
+    cotangent = _readable(cotangent)
     if cotangent.shape != x.shape or cotangent.stride() != x.stride():
         # An expanded or differently laid out cotangent (``y.sum()`` gives a
         # broadcast one): copy it into x's layout so that both run flat.

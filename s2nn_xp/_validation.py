@@ -911,8 +911,9 @@ def _host_array(
                 values = host
     elif asarray is None or not (
         isinstance(values, numbers.Real)
-        # CUDA memory (a Numba device array): for CuPy's asarray to take as it is
-        or hasattr(values, "__cuda_array_interface__")
+        # CUDA memory NumPy can copy (a Numba device array): for xp's asarray
+        # to take as it is (CuPy's, without a copy through the host)
+        or (_reads_as_array(values) and hasattr(values, "__cuda_array_interface__"))
     ):
         host = _read(name, np.asarray, values)
         if host.dtype == object and not _reads_as_array(values):

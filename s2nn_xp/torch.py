@@ -1491,11 +1491,12 @@ def _prepare_cotangent(prepared: Prepared, cotangent: Any) -> torch.Tensor:
 if TYPE_CHECKING:
 
     class _ParameterAttribute:
-        """`alpha`, `beta` and `epsilon` of :class:`S2NN`, as type checkers see them.
+        """`alpha` and `beta` of :class:`S2NN`, as type checkers see them.
 
-        Read as stored: a Python number (a constant) or a tensor (a
-        parameter or a buffer); assigned as the constructor takes them.
-        At run time :class:`torch.nn.Module` keeps them (no descriptor).
+        Read as the module's type argument says it stores them: a Python
+        number (a constant) or a tensor (a parameter or a buffer), a tensor
+        where learnable; assigned as the constructor takes them. At run
+        time :class:`torch.nn.Module` keeps them (no descriptor).
         """
 
         def __get__(
@@ -1608,7 +1609,10 @@ class S2NN(nn.Module, Generic[_Stored]):
     ``load`` writes into the tensors in place, unchecked, as an optimizer's steps
     do. torch's hook-based wrappers (``spectral_norm``, the old ``weight_norm``,
     ``prune``) hold `alpha` or `beta` as they hold ``nn.Linear``'s weight: the value
-    they compute before every call is theirs, unchecked.
+    they compute before every call is theirs, unchecked; so is the value a
+    parametrization (:mod:`torch.nn.utils.parametrize`) computes at each call
+    (a value assigned through it is checked; choose one whose values are
+    positive, such as softplus).
 
     Examples
     --------
@@ -2183,6 +2187,9 @@ class S2NN(nn.Module, Generic[_Stored]):
         """
         state = dict(super().__getstate__())  # without a compiled call
         kept = state.pop(_PICKLED_HOST_VALUES, {})
+        # Set by a call of S2NN[torch.Tensor](...): a typing alias, which
+        # torch.load(weights_only=True) would refuse (operator.getitem).
+        state.pop("__orig_class__", None)
         initial = state.get("_initial_values")
         if initial is not None:
             state["_initial_values"] = {

@@ -285,6 +285,19 @@ def test_a_copy_keeps_its_values_when_the_original_goes_to_another_process():
     del junk
 
 
+def test_a_module_built_through_its_type_argument_loads_with_weights_only():
+    """S2NN[torch.Tensor](...) keeps the typing alias it was called as
+    (__orig_class__), which torch.load(weights_only=True) refused
+    (operator.getitem) with the class allow-listed."""
+    spike = S2NN[torch.Tensor](alpha=[4.0, 2.0], learnable=True)
+    buffer = io.BytesIO()
+    torch.save(spike, buffer)
+    buffer.seek(0)
+    with torch.serialization.safe_globals([S2NN]):
+        loaded = torch.load(buffer, weights_only=True)
+    assert torch.equal(loaded.alpha, spike.alpha)
+
+
 @pytest.mark.parametrize("learnable", [False, True])
 @pytest.mark.parametrize(
     "alpha",

@@ -171,11 +171,13 @@ def test_the_package_lists_its_public_names_and_adapters():
     assert dir(s2nn_xp) == sorted({*s2nn_xp.__all__, "cupy", "jax", "torch"})
 
 
+@pytest.mark.backends("numpy", "jax")
 def test_an_array_epsilon_is_read_once_for_every_flattening(xp, monkeypatch):
     """A jitted function flattens its pytree arguments at every call: an
     array epsilon was read (a device's copied to the host) and its bytes
-    hashed at each, a training step's cost. Now once for the array; its key
-    leaves with it."""
+    hashed at each, a training step's cost. Now once for an array that
+    cannot change (JAX's, an object's read-only NumPy copy); its key leaves
+    with it."""
     import gc
 
     from s2nn_xp import _api
@@ -193,6 +195,23 @@ def test_an_array_epsilon_is_read_once_for_every_flattening(xp, monkeypatch):
     del spike, statics
     gc.collect()
     assert identity not in _api._KEYS
+
+
+@pytest.mark.requires_mutable_arrays
+def test_an_epsilon_changed_in_place_is_keyed_by_its_new_values(xp):
+    """The key kept for an array (the commit before this test) stayed the
+    first one where the object's own copy can be changed in place (a
+    tensor's, a Dask array's): equal to an object of the old values."""
+    spike = s2nn_xp.S2NN(epsilon=xp.asarray(np.full(3, 1e-8)))
+    twin = s2nn_xp.S2NN(epsilon=xp.asarray(np.full(3, 1e-8)))
+    assert spike._tree_flatten()[1] == twin._tree_flatten()[1]
+    try:
+        spike.epsilon[...] = 0.5
+    except ValueError:  # NumPy's copy is read-only: it cannot change
+        assert not spike.epsilon.flags.writeable
+        return
+    assert spike._tree_flatten()[1] != twin._tree_flatten()[1]
+    assert spike != twin
 
 
 @pytest.mark.requires_mutable_arrays

@@ -147,6 +147,18 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
          _triton.spike_vjp(torch._neg_view(torch.ones(64)), base, 4.0, 1.0))
     keep("neg_math_grad_x", math_gradient(xp, negated, 4.0, 1.0))
     keep("neg_math_grad_cotangent", -math_gradient(xp, base, 4.0, 1.0))
+    # a zero tensor (no memory, a pointer of 0: torch's in some derivative
+    # formulas): its values are zeros
+    zero = torch._efficientzerotensor(64)
+    for origin in (False, True):
+        keep(f"zero_kernel_{origin}",
+             _triton.spike(zero, 4.0, 1.0, 1e-8, origin=origin))
+    keep("zero_math_True", math_origin(xp, torch.zeros(64), 4.0, 1.0, 1e-8))
+    keep("zero_math_False", math_forward(xp, torch.zeros(64)))
+    keep("zero_kernel_grad_x", _triton.spike_vjp(torch.ones(64), zero, 4.0, 1.0))
+    keep("zero_math_grad_x", math_gradient(xp, torch.zeros(64), 4.0, 1.0))
+    keep("zero_kernel_grad_cotangent", _triton.spike_vjp(zero, base, 4.0, 1.0))
+    keep("zero_math_grad_cotangent", torch.zeros(64))
 
     # the adapter's eager path, routed through the kernels
     calls = {"spike": 0, "spike_vjp": 0}
@@ -293,12 +305,17 @@ def test_16_bit_is_computed_in_float32_and_rounded_once(interpreted, dtype):
             assert np.mean(kernel == math) > 0.99, name
 
 
-def test_views_with_the_negative_bit_are_their_values(interpreted):
+@pytest.mark.parametrize("kind", ["neg", "zero"])
+def test_views_with_the_negative_bit_and_zero_tensors_are_their_values(
+    interpreted, kind
+):
     """A contiguous view with torch's negative bit went to the kernels as
-    its memory: spikes of -x, and gradients of the wrong sign."""
+    its memory: spikes of -x, and gradients of the wrong sign; a zero
+    tensor as a pointer of 0, whose launch failed (and turned the kernel
+    off for the process)."""
     for name in ("True", "False", "grad_x", "grad_cotangent"):
-        got = interpreted[f"neg_kernel_{name}"]
-        want = interpreted[f"neg_math_{name}"]
+        got = interpreted[f"{kind}_kernel_{name}"]
+        want = interpreted[f"{kind}_math_{name}"]
         np.testing.assert_array_equal(np.sign(got), np.sign(want))
         assert ulp_error(got, want, np.float32).max() <= 4.0, name
 
