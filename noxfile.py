@@ -1,10 +1,11 @@
 """Test matrix: one session per array backend, plus lint.
 
 ``nox`` runs every default session; ``nox -s jax`` runs one. Arguments after
-``--`` go to pytest. The torch session installs the version named by the
-environment variable ``S2NN_XP_TORCH`` (default ``torch==2.13.0``, which is a
-CPU build on the project's CI machines; an unpinned torch from PyPI is a
-multi-GB CUDA build).
+``--`` go to pytest. The sessions that need PyTorch install what the
+environment variable ``S2NN_XP_TORCH`` names (default ``torch==2.13.0``; a
+wheel's path or URL too), which is a CPU build on the project's CI machines
+and from PyPI, pinned or not, a multi-GB CUDA build: the README says how to
+have pip take PyTorch's CPU index first.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ hidden neuron and reports what they became.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 from dataclasses import dataclass, field
 
@@ -217,6 +218,12 @@ def train_jax(config: Config, data) -> Result:
 
 
 TRAINERS = {"torch": train_torch, "jax": train_jax}
+# What each needed library is installed with (the README's words).
+INSTALL = {
+    "sklearn": 'python -m pip install "s2nn-xp[examples]"',
+    "jax": 'python -m pip install "s2nn-xp[jax]"',
+    "torch": "install PyTorch as https://pytorch.org/get-started/locally/ says",
+}
 
 
 def report(result: Result) -> str:
@@ -252,8 +259,12 @@ def main(argv=None) -> list[Result]:
     config = Config(
         hidden=args.hidden, epochs=args.epochs, seed=args.seed, learnable=args.learnable
     )
-    data = load_data(config.seed)
     frameworks = list(TRAINERS) if args.framework == "both" else [args.framework]
+    # Asked before any training: a missing one failed after the other's run.
+    for module in ("sklearn", *frameworks):
+        if importlib.util.find_spec(module) is None:
+            parser.error(f"{module} is not installed: {INSTALL[module]}")
+    data = load_data(config.seed)
     results = []
     for framework in frameworks:
         result = TRAINERS[framework](config, data)

@@ -129,6 +129,7 @@ def run_info(args: argparse.Namespace) -> int:
     """Print installed backends and the cross-backend agreement table."""
     print(f"s2nn_xp {__version__}, Python {sys.version.split()[0]}")
     rows = []
+    details: list[str] = []
     failed = False
     for backend in BACKENDS.values():
         failure = backend.load_failure()
@@ -136,7 +137,8 @@ def run_info(args: argparse.Namespace) -> int:
             rows.append((backend.name, "-", "-", backend.autodiff, "not installed"))
             continue
         if failure is not None:  # installed, but broken: report, never hide
-            verdict = f"FAIL: installed, does not import ({_why(failure)})"
+            why = _first_line(backend.name, _why(failure), details)
+            verdict = f"FAIL: installed, does not import ({why})"
             rows.append((backend.name, "-", "-", backend.autodiff, verdict))
             failed = True
             continue
@@ -161,7 +163,7 @@ def run_info(args: argparse.Namespace) -> int:
                     backend.version(),
                     ", ".join(devices),
                     backend.autodiff,
-                    f"FAIL: {_why(exc)}",
+                    f"FAIL: {_first_line(backend.name, _why(exc), details)}",
                 )
             )
             failed = True
@@ -184,7 +186,22 @@ def run_info(args: argparse.Namespace) -> int:
         f"{agreement_grid().size} points (x in [-3, 3], -1, +-0, +-inf, NaN) against "
         "the float64 NumPy reference"
     )
+    for detail in details:
+        print(detail)
     return 1 if failed else 0
+
+
+def _first_line(name: str, message: str, details: list[str]) -> str:
+    """``message``'s first line, for a cell of the table.
+
+    A message of several lines (NumPy's deprecation notices) broke the
+    table: its whole is added to ``details``, printed under the table.
+    """
+    first, newline, _ = message.partition("\n")
+    if not newline:
+        return message
+    details.append(f"{name}: {message}")
+    return f"{first} [whole message below]"
 
 
 def _print_table(

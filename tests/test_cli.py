@@ -1700,6 +1700,30 @@ def test_a_backend_that_fails_to_import_is_reported_not_raised(
     assert "backend 'numpy' is installed but fails to import (" in err
 
 
+def test_a_failure_of_several_lines_keeps_the_table_whole(monkeypatch, capsys):
+    """marray on NumPy 1.26 fails with NumPy's three-line notice, which was
+    pasted into its cell: the separator as wide as the notice, its lines
+    out of the table."""
+    notice = "module 'numpy' has no attribute 'bool'.\n`np.bool` was an\nalias"
+
+    def broken(module):
+        raise AttributeError(notice)
+
+    record = dataclasses.replace(_backends.BACKENDS["numpy"], load_module=broken)
+    registry = {**_backends.BACKENDS, "numpy": record}
+    monkeypatch.setattr(_backends, "BACKENDS", registry)
+    monkeypatch.setattr(_cli, "BACKENDS", registry)
+    code, out, _ = run("info", capsys=capsys)
+    assert code == 1
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("backend "))
+    table = lines[header : header + 2 + len(registry)]
+    assert all(len(line) <= len(table[1]) for line in table)
+    (row,) = [line for line in table if line.startswith("numpy ")]
+    assert "AttributeError: module 'numpy' has no attribute 'bool'." in row
+    assert f"numpy: AttributeError: {notice}" in out  # whole, under the table
+
+
 def test_a_library_missing_a_module_of_its_own_is_installed_but_broken():
     """A package present in an older layout (spikingjelly without
     activation_based) was hidden as not installed."""

@@ -47,6 +47,27 @@ def test_short_training_learns(framework, learnable):
         assert result.alpha is None
 
 
+def test_a_missing_library_is_said_before_any_training(monkeypatch, capsys):
+    """With torch but no JAX, --framework both trained PyTorch's network,
+    then failed with JAX's ModuleNotFoundError."""
+    example = _load_example()
+    trained = []
+    monkeypatch.setattr(example, "load_data", lambda seed: trained.append(seed))
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "jax" else find_spec(name, *args),
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        example.main(["--framework", "both", "--epochs", "1"])
+    assert exit_info.value.code == 2
+    assert not trained
+    assert 'jax is not installed: python -m pip install "s2nn-xp[jax]"' in (
+        capsys.readouterr().err
+    )
+
+
 def test_frameworks_agree():
     """Same data, initial weights, batches and Adam: nearly the same run."""
     if len(FRAMEWORKS) < 2:
