@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from . import _backends, _dispatch, _jax_pytree
-from ._api import S2NN, forward, gradient, origin, s2nn, vjp
+from ._api import S2NN, Pullback, forward, gradient, origin, s2nn, vjp
 from ._fused import FusedKernelWarning
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "S2NN",
     "FusedKernelWarning",
+    "Pullback",
     "__version__",
     "forward",
     "gradient",

@@ -52,7 +52,19 @@ class Pullback(Protocol[_Result_co]):
     """What a ``vjp`` returns beside the spike (this package's and its adapters').
 
     Called with a cotangent, positionally or as ``cotangent=``: the cotangent
-    times the surrogate gradient, of the library and dtype of ``x``.
+    times the surrogate gradient, of the library and dtype of ``x``. For
+    annotations: ``Pullback[numpy.ndarray]``, ``Pullback[torch.Tensor]``,
+    ``Pullback[jax.Array]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import s2nn_xp
+    >>> def backward(pullback: s2nn_xp.Pullback[np.ndarray]) -> np.ndarray:
+    ...     return pullback(cotangent=np.ones(2))
+    >>> spikes, pullback = s2nn_xp.vjp(np.array([-1.0, 1.0]))
+    >>> backward(pullback)
+    array([0.07065082, 0.5       ])
     """
 
     def __call__(self, cotangent: Any) -> _Result_co: ...

@@ -77,10 +77,16 @@ def pullbacks_take_the_cotangent_by_name() -> None:
     """``pullback(cotangent)``, as the docs name it, on every library."""
     _spikes, pullback = s2nn_xp.vjp(np.zeros(3))
     pullback(cotangent=np.ones(3))
+    assert_type(backward(s2nn_xp.torch.vjp(torch.zeros(3))[1]), torch.Tensor)
     _tensor_spikes, tensor_pullback = s2nn_xp.torch.vjp(torch.zeros(3))
     assert_type(tensor_pullback(cotangent=torch.ones(3)), torch.Tensor)
     _jax_spikes, jax_pullback = s2nn_xp.jax.vjp(jnp.zeros(3))
     assert_type(jax_pullback(cotangent=jnp.ones(3)), jax.Array)
+
+
+def backward(pullback: s2nn_xp.Pullback[torch.Tensor]) -> torch.Tensor:
+    """A pullback named in an annotation (``s2nn_xp.Pullback``)."""
+    return pullback(cotangent=torch.ones(3))
 
 
 def flags_may_be_numpy_bools() -> None:
