@@ -700,7 +700,9 @@ class S2NN:
         holds when it is passed is checked as an array parameter is (its
         dtype and shape; its values where they sit in host memory, which a
         JAX array's do not). A NumPy `epsilon` (or a list) is kept as a
-        read-only copy: it is static where JAX compiles the object, so an
+        read-only copy (made writeable and changed, it is not seen by a
+        function JAX compiled with it: assign a new `epsilon` instead): it
+        is static where JAX compiles the object, so an
         object made inside a transformed function from a traced `epsilon`
         (``jax.vmap`` over it) serves there but cannot be returned from it
         (JAX's "leaked tracer" at its next call); make it from a concrete
@@ -1037,33 +1039,46 @@ def _per_object(table: dict[int, Any], value: Any, make: Callable[[Any], Any]) -
     Kept in ``table`` by the object's ``id`` beside a weak reference to it,
     which takes the entry out when the object goes (CPython gives a new
     object the id of a freed one); None for an object that takes no weak
-    reference.
+    reference. ``make`` runs without the lock: reading an array may wait
+    for another thread (its import of brainstate, a device), whose garbage
+    collection may take an entry out meanwhile; where two threads make one
+    for the same object, the first kept is the one both return.
     """
     key = id(value)
-    with _TOKENS_LOCK:  # two threads would each make one, and one be lost
+    held = table.get(key)
+    if held is not None and held[0]() is value:
+        return held[1]
+    try:
+        reference = weakref.ref(value, functools.partial(_forget, table, key))
+    except TypeError:  # no weak references to it
+        return None
+    made = make(value)
+    with _TOKENS_LOCK:  # between the look and the keeping: one for both threads
         held = table.get(key)
         if held is not None and held[0]() is value:
             return held[1]
-        try:
-            reference = weakref.ref(value, functools.partial(_forget, table, key))
-        except TypeError:  # no weak references to it
-            return None
-        made = make(value)
         table[key] = (reference, made)
-        return made
+    return made
 
 
 def _forget(table: dict[int, Any], key: int, _: Any = None) -> None:
-    with _TOKENS_LOCK:
-        held = table.get(key)
-        if held is not None and held[0]() is None:  # not a newer object's entry
-            del table[key]
+    """Take out the entry of an object that goes (its weak reference's callback).
+
+    Without the lock: a callback runs in whichever thread frees the object,
+    where it may hold what the lock's holder waits for. No new object has
+    the id until the callback has returned (the memory is freed after), so
+    an entry whose reference is dead is the one to take out.
+    """
+    held = table.get(key)
+    if held is not None and held[0]() is None:  # not a newer object's entry
+        table.pop(key, None)
 
 
 # id of an array parameter -> (weak reference to it, its token)
 _TOKENS: dict[int, tuple[weakref.ref[Any], int]] = {}
 _COUNTER = itertools.count(1)
-# Reentrant: a weak reference's callback may run in the thread that holds it.
+# Held for the dictionaries' look and keeping alone (_per_object); never
+# while anything waits.
 _TOKENS_LOCK = threading.RLock()
 
 
@@ -1178,6 +1193,7 @@ def _key_of_value(value: Any) -> Any:
 
 
 def _values_key(value: Any) -> Any:
+    """``value``'s ``(dtype, shape, bytes)``, or ``(None, token)`` unread."""
     values = None if _unread(value) else _concrete(value)
     if values is None:
         return (None, _graph_token(value))

@@ -310,6 +310,7 @@ def _typed_as(result: jax.Array, x: jax.Array, dtype: Any) -> jax.Array:
 
 
 def _weak_cast_of_jax() -> Callable[..., jax.Array] | None:
+    """JAX's cast that can keep a weak type (private), or None without it."""
     try:
         from jax._src.lax.lax import _convert_element_type
     except ImportError:  # pragma: no cover - a JAX without it: strong results
@@ -418,13 +419,31 @@ def _refuse_taylor_mode(x: jax.Array, params: dict[str, Any]) -> None:
     tracer = getattr(jet, "JetTracer", None)
     if tracer is None:
         return
-    if isinstance(x, tracer) or any(isinstance(v, tracer) for v in params.values()):
+    if any(_traced_by(tracer, v) for v in (x, *params.values())):
         msg = (
             "jax.experimental.jet (Taylor mode) takes no custom_jvp rule, so "
             "it cannot see the surrogate derivatives (it would differentiate "
             "the step: zeros); nest jax.jvp or jax.jacfwd for higher orders"
         )
         raise NotImplementedError(msg)
+
+
+def _traced_by(tracer: type, value: Any) -> bool:
+    """Whether ``value`` is a ``tracer``, or holds one inside other tracers.
+
+    The tracers of transforms within the tracer's (``jet(vmap(f))``: a
+    batch tracer of a jet tracer).
+    """
+    for _ in range(64):  # a chain of nested transforms, never a cycle
+        if isinstance(value, tracer):
+            return True
+        inner = getattr(value, "val", None)  # vmap's
+        if inner is None:
+            inner = getattr(value, "primal", None)  # jvp's, linearize's
+        if inner is None or not isinstance(inner, jax.core.Tracer):
+            return False
+        value = inner
+    return False
 
 
 def _arguments(x: ArrayLike, **params: Any) -> tuple[jax.Array, Any, dict[str, Any]]:
@@ -443,7 +462,7 @@ def _arguments(x: ArrayLike, **params: Any) -> tuple[jax.Array, Any, dict[str, A
         _check_x64(x)
     compute_dtype, result_dtype, params = check_arguments(jnp, x, params)
     if x.dtype != result_dtype:  # integers and bools: promoted first
-        x = x.astype(result_dtype)
+        x = _typed_as(x, x, result_dtype)
     return x, compute_dtype, params
 
 

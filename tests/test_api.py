@@ -212,6 +212,32 @@ class TestS2NNObject:
         with pytest.raises(TypeError, match="origin must be a bool"):
             s2nn_xp.S2NN(origin="yes")
 
+    def test_keys_are_read_without_the_lock_a_weak_reference_waits_for(self):
+        """An epsilon's key was read under the tokens' lock: where the read
+        waited for another thread's import (brainstate's, in _is_state) and
+        that thread's garbage collection freed an array with a token (a
+        weak reference's callback took the lock), both waited for ever."""
+        import threading
+
+        from s2nn_xp import _api
+
+        taken = []
+
+        def take_the_lock():
+            taken.append(_api._TOKENS_LOCK.acquire(timeout=2))
+            if taken[-1]:
+                _api._TOKENS_LOCK.release()
+
+        def read(value):  # another thread wants the lock meanwhile
+            thread = threading.Thread(target=take_the_lock)
+            thread.start()
+            thread.join()
+            return ("key", value.shape)
+
+        value = np.ones(2)
+        assert _api._per_object({}, value, read) == ("key", (2,))
+        assert taken == [True]
+
     @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
     def test_a_forked_child_hashes_while_another_thread_held_the_lock(self):
         """A lock that a thread held when the process forked stays held in

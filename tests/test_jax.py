@@ -147,6 +147,7 @@ def test_taylor_mode_is_refused_where_it_would_differentiate_the_step():
         "adapter": lambda x: s2nn(x, origin=True),
         "vjp": lambda x: s2nn_xp.jax.vjp(x)[0],
         "alpha": lambda alpha: s2nn(jnp.ones(5), alpha),
+        "vmap": jax.vmap(s2nn),  # a batch tracer of a jet tracer
     }
     for name, call in calls.items():
         primal = alpha if name == "alpha" else x
@@ -174,10 +175,12 @@ def test_weakly_typed_input_gives_weakly_typed_results():
     for name, call in calls.items():
         # (the core's functions compute host data in NumPy)
         host = name not in ("core", "object")
-        for weak in ((-0.5, 2) if host else ()) + (jnp.asarray(-0.5),):
+        for weak in ((-0.5, 2) if host else ()) + (jnp.asarray(-0.5), jnp.asarray(2)):
             assert call(weak).weak_type, name
             assert (call(weak) * half).dtype == jnp.bfloat16, name
-        assert jax.jit(lambda x, call=call: call(x) * half)(0.5).dtype == jnp.bfloat16
+        for number in (0.5, 2):  # traced by jit: weakly typed
+            jitted = jax.jit(lambda x, call=call: call(x) * half)
+            assert jitted(number).dtype == jnp.bfloat16, name
         for strong in ((np.float32(0.5),) if host else ()) + (jnp.ones(2),):
             result = call(strong)
             assert not result.weak_type, name

@@ -1577,6 +1577,23 @@ def test_refused_dtypes_are_not_remembered():
     assert len(_validation._REAL_DTYPES) == remembered
 
 
+@pytest.mark.skip_backends("cupy", reason="CuPy's asarray reads CUDA memory")
+def test_an_object_of_cuda_memory_alone_is_refused_by_its_type(xp):
+    """Read by NumPy, which keeps it as an object: no array (for one NumPy
+    can also copy, xp's asarray is given it, as CuPy's reads it in place)."""
+
+    class DeviceOnly:
+        __cuda_array_interface__ = {  # noqa: RUF012
+            "shape": (2,),
+            "typestr": "<f4",
+            "data": (0, False),
+            "version": 3,
+        }
+
+    with pytest.raises(TypeError, match=r"^x must be an array or a real number"):
+        s2nn_xp.gradient(DeviceOnly(), xp=xp)
+
+
 def test_host_data_reaches_an_asarray_that_reads_no_protocols(xp, monkeypatch):
     """The standard's asarray need not read ``__array__`` (pydata/sparse's
     does not): given the object, it refused it, and the error said that x
