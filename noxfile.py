@@ -4,8 +4,8 @@
 ``--`` go to pytest. The sessions that need PyTorch install what the
 environment variable ``S2NN_XP_TORCH`` names (default ``torch==2.13.0``; a
 wheel's path or URL too), which is a CPU build on the project's CI machines
-and from PyPI, pinned or not, a multi-GB CUDA build: the README says how to
-have pip take PyTorch's CPU index first.
+and from PyPI, pinned or not, a multi-GB CUDA build: the README says how
+pip takes PyTorch's CPU build instead.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ hidden neuron and reports what they became.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import time
 from dataclasses import dataclass, field
 
@@ -260,10 +260,16 @@ def main(argv=None) -> list[Result]:
         hidden=args.hidden, epochs=args.epochs, seed=args.seed, learnable=args.learnable
     )
     frameworks = list(TRAINERS) if args.framework == "both" else [args.framework]
-    # Asked before any training: a missing one failed after the other's run.
+    # Imported before any training: a missing one (or JAX without its
+    # jaxlib) failed after the other's run.
+    missing = []
     for module in ("sklearn", *frameworks):
-        if importlib.util.find_spec(module) is None:
-            parser.error(f"{module} is not installed: {INSTALL[module]}")
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            missing.append(f"{module} does not import ({exc}): {INSTALL[module]}")
+    if missing:
+        parser.error("; ".join(missing))
     data = load_data(config.seed)
     results = []
     for framework in frameworks:

@@ -701,7 +701,8 @@ class S2NN:
         dtype and shape; its values where they sit in host memory, which a
         JAX array's do not). A NumPy `epsilon` (or a list) is kept as a
         read-only copy (made writeable and changed, it is not seen by a
-        function JAX compiled with it: assign a new `epsilon` instead): it
+        function JAX compiled with it, and the object keeps comparing as
+        made: assign a new `epsilon` instead): it
         is static where JAX compiles the object, so an
         object made inside a transformed function from a traced `epsilon`
         (``jax.vmap`` over it) serves there but cannot be returned from it
@@ -1188,7 +1189,11 @@ def _key_of_value(value: Any) -> Any:
         if isinstance(value, np.ndarray)
         else backend is not None and not backend.mutable_arrays and not backend.lazy
     )
-    key = _per_object(_KEYS, value, _values_key) if unchanging else None
+    # One keyed once keeps its key (a NumPy copy made writeable and changed
+    # would otherwise equal new objects of its new values, which then took
+    # the function JAX compiled with its old ones).
+    kept = unchanging or id(value) in _KEYS
+    key = _per_object(_KEYS, value, _values_key) if kept else None
     return _values_key(value) if key is None else key
 
 

@@ -197,11 +197,11 @@ def _first_line(name: str, message: str, details: list[str]) -> str:
     A message of several lines (NumPy's deprecation notices) broke the
     table: its whole is added to ``details``, printed under the table.
     """
-    first, newline, _ = message.partition("\n")
-    if not newline:
-        return message
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else message.strip()
     details.append(f"{name}: {message}")
-    return f"{first} [whole message below]"
+    return f"{lines[0]} [whole message below]"
 
 
 def _print_table(

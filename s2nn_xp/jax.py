@@ -180,10 +180,10 @@ def _surrogate_jvp(
             partials = jax.lax.optimization_barrier(partials)
         partial = dict(zip(("x", "alpha", "beta"), partials, strict=True))
         for name, dot in moving.items():
-            # A parameter's tangent broadcasts over x (its transpose, the
-            # cotangent, sums over the batch by XLA's reduction: a product
-            # with ones, faster on JAX 0.10's CPU, summed in order, 250 ulp
-            # off in float32 over 2^20 rows, where PyTorch's is within 2)
+            # A parameter's tangent broadcasts over x, so that its transpose
+            # (the cotangent) sums over the batch by XLA's reduction, to a
+            # few ulp; not as a product with ones, faster on JAX 0.10's CPU
+            # but summed in order there: float32 250 ulp off over 2^20 rows.
             terms.append(partial[name] * dot)
     if not terms:
         return y, jnp.zeros_like(y)
@@ -391,12 +391,18 @@ def _traced_by(tracer: type, value: Any) -> bool:
     for _ in range(64):  # a chain of nested transforms, never a cycle
         if isinstance(value, tracer):
             return True
-        inner = getattr(value, "val", None)  # vmap's
-        if inner is None:
-            inner = getattr(value, "primal", None)  # jvp's, linearize's
-        if inner is None or not isinstance(inner, jax.core.Tracer):
+        # jvp's and linearize's tracers hold a primal, vmap's a val. Each
+        # asked, taken where it is a tracer: JAX 0.4.35's tracers answer
+        # any attribute from their abstract value (a jvp tracer's "val"
+        # is an array there).
+        inner = [
+            held
+            for held in (getattr(value, "primal", None), getattr(value, "val", None))
+            if isinstance(held, jax.core.Tracer)
+        ]
+        if not inner:
             return False
-        value = inner
+        value = inner[0]
     return False
 
 

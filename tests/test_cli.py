@@ -1722,6 +1722,12 @@ def test_a_failure_of_several_lines_keeps_the_table_whole(monkeypatch, capsys):
     (row,) = [line for line in table if line.startswith("numpy ")]
     assert "AttributeError: module 'numpy' has no attribute 'bool'." in row
     assert f"numpy: AttributeError: {notice}" in out  # whole, under the table
+    # Windows line ends, a leading or trailing line break: one clean line
+    details: list[str] = []
+    assert _cli._first_line("n", "a\r\nb", details) == "a [whole message below]"
+    assert _cli._first_line("n", "\nonly", details) == "only"
+    assert _cli._first_line("n", "only\n", details) == "only"
+    assert details == ["n: a\r\nb"]
 
 
 def test_a_library_missing_a_module_of_its_own_is_installed_but_broken():

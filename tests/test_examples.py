@@ -53,19 +53,22 @@ def test_a_missing_library_is_said_before_any_training(monkeypatch, capsys):
     example = _load_example()
     trained = []
     monkeypatch.setattr(example, "load_data", lambda seed: trained.append(seed))
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *args: None if name == "jax" else find_spec(name, *args),
-    )
+    import_module = importlib.import_module
+
+    def without_jaxlib(name, *args):
+        if name == "jax":  # installed, its jaxlib not: an ImportError of its own
+            raise ImportError("jax requires jaxlib to be installed")
+        return import_module(name, *args)
+
+    monkeypatch.setattr(example.importlib, "import_module", without_jaxlib)
     with pytest.raises(SystemExit) as exit_info:
         example.main(["--framework", "both", "--epochs", "1"])
     assert exit_info.value.code == 2
     assert not trained
-    assert 'jax is not installed: python -m pip install "s2nn-xp[jax]"' in (
-        capsys.readouterr().err
-    )
+    assert (
+        "jax does not import (jax requires jaxlib to be installed): python -m pip "
+        'install "s2nn-xp[jax]"'
+    ) in capsys.readouterr().err
 
 
 def test_frameworks_agree():

@@ -149,6 +149,8 @@ def test_taylor_mode_is_refused_where_it_would_differentiate_the_step():
         "vjp": lambda x: s2nn_xp.jax.vjp(x)[0],
         "alpha": lambda alpha: s2nn(jnp.ones(5), alpha),
         "vmap": jax.vmap(s2nn),  # a batch tracer of a jet tracer
+        "jvp": lambda x: jax.jvp(s2nn, (x,), (jnp.ones(5),))[0],
+        "linearize": lambda x: jax.linearize(s2nn, x)[0],
     }
     for name, call in calls.items():
         primal = alpha if name == "alpha" else x

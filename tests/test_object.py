@@ -197,6 +197,19 @@ def test_an_array_epsilon_is_read_once_for_every_flattening(xp, monkeypatch):
     assert identity not in _api._KEYS
 
 
+def test_a_numpy_epsilon_made_writeable_keeps_its_key():
+    """Changed after it was keyed, the object's copy was keyed again by its
+    new values: it equalled a new object of them, which then took the
+    function JAX had compiled with the old ones (a review)."""
+    spike = s2nn_xp.S2NN(epsilon=np.array([1e-8, 1e-8]), origin=True)
+    first = hash(spike._tree_flatten()[1])
+    spike.epsilon.flags.writeable = True
+    spike.epsilon[:] = 1.0
+    fresh = s2nn_xp.S2NN(epsilon=np.array([1.0, 1.0]), origin=True)
+    assert hash(spike._tree_flatten()[1]) == first
+    assert spike._tree_flatten()[1] != fresh._tree_flatten()[1]
+
+
 @pytest.mark.requires_mutable_arrays
 def test_an_epsilon_changed_in_place_is_keyed_by_its_new_values(xp):
     """The key kept for an array (the commit before this test) stayed the
