@@ -1183,18 +1183,21 @@ def _key_of_value(value: Any) -> Any:
     gives it another graph), are keyed again at each flattening, as
     ``jax.jit`` finds their objects then.
     """
-    backend = _backends.of_array(value)
-    unchanging = (
-        not value.flags.writeable
-        if isinstance(value, np.ndarray)
-        else backend is not None and not backend.mutable_arrays and not backend.lazy
-    )
     # One keyed once keeps its key (a NumPy copy made writeable and changed
     # would otherwise equal new objects of its new values, which then took
-    # the function JAX compiled with its old ones).
-    kept = unchanging or id(value) in _KEYS
+    # the function JAX compiled with its old ones); asked first, so that a
+    # kept key costs no registry lookup at each flattening.
+    kept = id(value) in _KEYS or _unchanging(value)
     key = _per_object(_KEYS, value, _values_key) if kept else None
     return _values_key(value) if key is None else key
+
+
+def _unchanging(value: Any) -> bool:
+    """Whether `value`'s values cannot change: see :func:`_key_of_value`."""
+    if isinstance(value, np.ndarray):
+        return not value.flags.writeable
+    backend = _backends.of_array(value)
+    return backend is not None and not backend.mutable_arrays and not backend.lazy
 
 
 def _values_key(value: Any) -> Any:
