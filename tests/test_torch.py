@@ -13,12 +13,14 @@ the adapter.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
 import re
 import textwrap
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +98,19 @@ def derivative(fn, x: torch.Tensor, order: int = 1) -> torch.Tensor:
     for _ in range(order):
         (out,) = torch.autograd.grad(out.sum(), x, create_graph=True)
     return out.detach()
+
+
+@contextlib.contextmanager
+def saved_for_backward() -> Iterator[list[torch.Tensor]]:
+    """The tensors autograd saves for backward within the block, in order."""
+    saved: list[torch.Tensor] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        yield saved
 
 
 # --- the module -----------------------------------------------------------------
@@ -190,15 +205,9 @@ def test_vjp_keeps_one_copy_of_x_for_both_its_derivatives():
     """y's backward saves the copy the pullback holds (it saved the caller's
     x beside it: two x-sized buffers, and an in-place change of x before
     y's backward raised, which the pullback takes)."""
-    saved = []
-
-    def pack(tensor):
-        saved.append(tensor)
-        return tensor
-
     x = torch.linspace(-2.0, 2.0, 16, requires_grad=True)
     v = x * 1.0
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with saved_for_backward() as saved:
         y, pullback = s2nn_xp.torch.vjp(v, 3.0)
     assert saved and all(t.data_ptr() != v.data_ptr() for t in saved)
     with torch.no_grad():
@@ -571,13 +580,7 @@ def test_numpy_arrays_of_ml_dtypes_as_x_and_module_parameters(name):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
 def test_backward_saves_exactly_x(dtype):
     x = torch.randn(64, 32, dtype=dtype, requires_grad=True)
-    packed = []
-
-    def pack(t):
-        packed.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with saved_for_backward() as packed:
         y = s2nn(x, 3.0, 0.5)
     assert len(packed) == 1
     assert packed[0].dtype == dtype and packed[0].shape == x.shape
@@ -586,8 +589,7 @@ def test_backward_saves_exactly_x(dtype):
     assert saved.data_ptr() == x.data_ptr()
     # Per-neuron parameters add only themselves.
     alpha = torch.full((32,), 4.0, requires_grad=True)
-    packed.clear()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with saved_for_backward() as packed:
         s2nn(x, alpha)
     assert [tuple(t.shape) for t in packed] == [(64, 32), (32,)]
 
@@ -660,13 +662,7 @@ def test_numpy_x_is_copied_only_where_autograd_keeps_it(monkeypatch):
 def test_the_spike_of_an_x_that_requires_grad_saves_nothing():
     """Its derivative is 0: ``floor`` of the math's ``clip`` kept x for it."""
     x = torch.randn(64, requires_grad=True)
-    packed = []
-
-    def pack(tensor):
-        packed.append(tensor)
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with saved_for_backward() as packed:
         y = s2nn_xp.forward(x * 2.0)
     assert y.requires_grad and packed == []
     y.sum().backward()
