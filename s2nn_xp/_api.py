@@ -212,8 +212,9 @@ def gradient(
         Same library, device, shape and dtype as `x`; finite and >= 0 for
         finite `x` (also at and below ``x = -1``; 0 where the sigmoid branch
         underflows), 0 at ``+-inf``, NaN for NaN; a 16- or 8-bit result is
-        computed in float32 and rounded once, so that a value beyond its
-        dtype's range is inf there (NaN in a format without inf).
+        computed in float32 and rounded once by the library's conversion, so
+        that a value beyond its dtype's range is inf there (in a format
+        without inf, NaN; PyTorch saturates: the docs' Definition page, Dtypes).
 
     Raises
     ------

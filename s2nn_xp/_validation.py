@@ -218,9 +218,10 @@ def check_representable(
     vanishing = _FLOAT32_VANISHING if narrow else 0.0
     # Values up to half an ulp beyond the largest round to it, not to inf.
     limit = overflow_limit(largest, 2.0**-23 if narrow else 2.0**-52)
-    if isinstance(value, float):
-        too_large = not (-limit < value < limit)
-        too_small = name != "epsilon" and abs(value) <= vanishing
+    if isinstance(value, numbers.Real):  # a float, or a Fraction float64 rounds
+        number = float(value)
+        too_large = not (-limit < number < limit)
+        too_small = name != "epsilon" and abs(number) <= vanishing
     else:
         import numpy as np
 
@@ -238,12 +239,22 @@ def check_representable(
             # epsilon may be 0: a tiny one acts as 0, as one that rounds to 0
             _check_not_flushed(name, value, narrow, dtype, flushed_by)
         return value
-    if isinstance(value, float):
-        what = f"{name}={value!r} " + ("overflows" if too_large else "is 0 in")
+    if isinstance(value, numbers.Real):
+        what = _named_number(name, value) + (" overflows" if too_large else " is 0 in")
     else:
         what = f"{name} has values that " + ("overflow" if too_large else "are 0 in")
     msg = f"{what} {_dtype_name(dtype)}, {why}"
     raise ValueError(msg)
+
+
+def _named_number(name: str, value: numbers.Real) -> str:
+    """``alpha=1e-300``; a long Fraction by its type and magnitude."""
+    text = repr(value)
+    if len(text) <= 40 or not isinstance(value, numbers.Rational):
+        return f"{name}={text}"
+    numerator, denominator = abs(value.numerator), value.denominator
+    exponent = math.floor(math.log10(numerator) - math.log10(denominator))
+    return f"{name} (a {type(value).__name__} of about 1e{exponent})"
 
 
 def overflow_limit(largest: float, eps: float) -> float:
@@ -261,6 +272,9 @@ def overflow_limit(largest: float, eps: float) -> float:
 # float32's smallest subnormal, halved: the largest value that rounds to 0.
 _FLOAT32_VANISHING = 2.0**-150
 _FLOAT64_LARGEST = 1.7976931348623157e308
+_INT64_LARGEST = 2**63 - 1
+# What float64 is, where a value beyond it is refused whatever x's dtype.
+_WIDEST_COMPUTED = "the widest dtype computed in"
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -659,6 +673,15 @@ def validate_parameter(name: str, value: Any) -> Any:
             number = float(value)
         except OverflowError:  # an int beyond float64
             raise _beyond_float64(name, value) from None
+        # A positive Fraction below float64's range (a float's 0 is 0)
+        if (
+            number == 0
+            and isinstance(value, numbers.Rational)
+            and int(value.numerator) > 0
+        ):
+            check_representable(
+                name, value, "float64", _FLOAT64_LARGEST, _WIDEST_COMPUTED
+            )
         return check_number(name, number)
     if isinstance(value, numbers.Complex):
         msg = f"{name} must be real, not complex ({value!r})"
@@ -718,9 +741,7 @@ def _within_float64(name: str, value: Any) -> None:
     import numpy as np
 
     finite = np.asarray(value)[np.isfinite(value)]  # others: the range check's
-    check_representable(
-        name, finite, np.float64, _FLOAT64_LARGEST, "the widest dtype computed in"
-    )
+    check_representable(name, finite, np.float64, _FLOAT64_LARGEST, _WIDEST_COMPUTED)
 
 
 def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
@@ -909,6 +930,10 @@ def _host_array(
                 _refuse_odd_items(name, host)
             else:
                 values = host
+        elif host.dtype == np.uint64 and _holds_int_beyond_int64(values):
+            # NumPy reads ints up to 2**64 - 1 as uint64, and larger ones as
+            # objects: a float first, as on their own and beyond uint64
+            host = values = host.astype(np.float64)
     elif asarray is None or not (
         isinstance(values, numbers.Real)
         # CUDA memory NumPy can copy (a Numba device array): for xp's asarray
@@ -985,6 +1010,16 @@ def _is_sequence(values: Any) -> bool:
 # Sequences that are text or bytes: no numbers (a bytearray or memoryview
 # would be read as uint8 data).
 _TEXT = (str, bytes, bytearray, memoryview)
+
+
+def _holds_int_beyond_int64(values: Sequence[Any]) -> bool:
+    """Whether a (nested) sequence holds a Python int beyond int64."""
+    return any(
+        _holds_int_beyond_int64(item)
+        if _is_sequence(item)
+        else isinstance(item, int) and item > _INT64_LARGEST
+        for item in values
+    )
 
 
 def _real_numbers(name: str, array: Any, np: ModuleType) -> Any:

@@ -770,6 +770,21 @@ def test_a_parameter_int_beyond_float64_is_said_so(name):
             s2nn_xp.S2NN(**{name: number})
 
 
+@pytest.mark.parametrize("name", ["alpha", "beta"])
+def test_a_parameter_fraction_below_float64_is_said_so(name):
+    """It said "must be finite and > 0" of a positive number that rounds to 0."""
+    want = rf"^{name} \(a Fraction of about 1e-400\) is 0 in float64, the widest"
+    with pytest.raises(ValueError, match=want):
+        s2nn_xp.origin(np.ones(2), **{name: Fraction(1, 10**400)})
+    with pytest.raises(ValueError, match=rf"^{name} must be finite and > 0"):
+        s2nn_xp.origin(np.ones(2), **{name: -Fraction(1, 10**400)})
+    # epsilon may be 0: one that rounds to it is 0
+    np.testing.assert_array_equal(
+        s2nn_xp.origin(np.ones(2), epsilon=Fraction(1, 10**400)),
+        s2nn_xp.origin(np.ones(2), epsilon=0.0),
+    )
+
+
 def test_lists_of_python_numbers_numpy_cannot_hold_are_floats_everywhere(xp):
     """In a list as on their own: as x (with xp= too), parameter and cotangent."""
     numbers = [10**30, Fraction(1, 3), -(2**70), 0.5, 2]
@@ -786,6 +801,30 @@ def test_lists_of_python_numbers_numpy_cannot_hold_are_floats_everywhere(xp):
         np.testing.assert_array_equal(to_numpy(got), to_numpy(want))
     with pytest.raises(ValueError, match=r"x is a number of 401 digits"):
         s2nn_xp.forward([[1.0, 10**400]], xp=xp)
+
+
+def test_lists_of_ints_numpy_reads_as_uint64_are_floats_too(xp):
+    """Ints from 2**63 to 2**64 - 1, which NumPy reads as uint64: not integer
+    input (PyTorch computed [2**63] in float32, and 2**63 in float64)."""
+    ints = [[2**63, 2**63 + 4096], [2**64 - 1, 2**64 - 2]]  # (2**63, 1): float64
+    floats = [[float(n) for n in row] for row in ints]
+    for got, want in (
+        (s2nn_xp.origin(ints, xp=xp), s2nn_xp.origin(floats, xp=xp)),
+        (s2nn_xp.gradient(tuple(ints[0]), xp=xp), s2nn_xp.gradient(floats[0], xp=xp)),
+        (
+            s2nn_xp.vjp(_on(xp, X[:2]))[1](ints[0]),
+            s2nn_xp.vjp(_on(xp, X[:2]))[1](floats[0]),
+        ),
+        (
+            s2nn_xp.gradient(_on(xp, X[:2]), alpha=[2**63, 4]),
+            s2nn_xp.gradient(_on(xp, X[:2]), alpha=[2.0**63, 4.0]),
+        ),
+    ):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(to_numpy(got), to_numpy(want))
+    # numbers NumPy reads as uint64 otherwise stay integer input
+    unsigned = s2nn_xp.gradient([np.uint64(2**63)], xp=xp)
+    assert unsigned.dtype == s2nn_xp.gradient([1], xp=xp).dtype
 
 
 @pytest.mark.parametrize(
