@@ -33,7 +33,6 @@ from ._backends import (
     BACKENDS,
     Backend,
     Capability,
-    available,
     get,
     jax_round_trip,
     not_installed,
@@ -330,12 +329,17 @@ def run_plot(args: argparse.Namespace) -> int:
                 f"no display to show the figure on (matplotlib backend {backend!r});"
                 " pass --out FILE.png|.svg|.pdf"
             )
-    fig = make_figure(pairs or PLOT_PAIRS, shown=args.out is None)
+    try:
+        fig = make_figure(pairs or PLOT_PAIRS, shown=args.out is None)
+        if args.out is not None:
+            drawn = io.BytesIO()
+            fig.savefig(drawn, format=args.out.suffix.lower().removeprefix("."))
+    except Exception as exc:  # a matplotlibrc's usetex without LaTeX, a huge dpi
+        _error(f"matplotlib cannot draw the figure: {_why(exc)}", "plot")
+        return 1
     if args.out is None:
         plt.show()
         return 0
-    drawn = io.BytesIO()
-    fig.savefig(drawn, format=args.out.suffix.lower().removeprefix("."))
     try:
         write_output(args.out, drawn.getvalue())  # the last figure kept if not
     except BrokenPipeError:  # a link to a stream whose reader went away
@@ -345,7 +349,7 @@ def run_plot(args: argparse.Namespace) -> int:
         # error of the run (1), as bench's --json, not of the options (2).
         _error(f"--out: cannot write {str(args.out)!r}: {exc.strerror or exc}", "plot")
         return 1
-    print(f"wrote {args.out}")
+    _said(f"wrote {args.out}", _is_standard_output_file(args.out))
     return 0
 
 
@@ -586,7 +590,9 @@ def memory_needed(size: int, dtype: str) -> int:
 def available_memory() -> int | None:
     """Bytes of memory available to a new allocation here, or None if unknown."""
     try:
-        with open("/proc/meminfo") as meminfo:  # Linux: counts reclaimable caches
+        with open(
+            "/proc/meminfo", encoding="ascii"
+        ) as meminfo:  # Linux: counts reclaimable caches
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
@@ -892,7 +898,12 @@ def bench_records(
             # Inside: a Ctrl-C while the progress line is written (a slow
             # terminal) lost the figures of the runs that finished.
             progress(f"[{step}/{len(plan)}] {backend.name} {dtype} n={size}")
-            found = _run_records(backend, size, dtype, repeats, rng)
+            failure = backend.load_failure()
+            if failure is not None:  # installed, and broken
+                error = f"{backend.name} {_broken(failure)}"
+                found = [_record(backend, "(setup)", dtype, size, error=error)]
+            else:
+                found = _run_records(backend, size, dtype, repeats, rng)
         except Exception as exc:  # one failing run never loses the others
             error = _why(exc)
             found = [_record(backend, "(setup)", dtype, size, error=error)]
@@ -928,13 +939,15 @@ BENCH_HEADER = (
 )
 
 
-def bench_row(record: Record) -> tuple[str, ...]:
+def bench_row(record: Record, details: list[str] | None = None) -> tuple[str, ...]:
     """One record of :func:`bench_records` as the text cells of the table.
 
     ``memory / x`` holds NumPy's peak and what PyTorch saves for backward;
     ``x compared`` the ratios to the anchors (``ratio_to_spikingjelly``) and,
     for learnable parameters, to the fixed-parameter call; their ``op`` says
-    the batch they ran as, samples x neurons (``learnable_batch``).
+    the batch they ran as, samples x neurons (``learnable_batch``). A failure
+    of several lines shows its first, and is added whole to ``details``
+    (printed under the table).
     """
     op = record["op"]
     batch = record.get("learnable_batch")
@@ -942,7 +955,9 @@ def bench_row(record: Record) -> tuple[str, ...]:
         op = f"{op} ({batch} x {record['size'] // batch})"
     head = (record["backend"], record["dtype"], str(record["size"]), op)
     if "error" in record:
-        return (*head, "-", "-", "-", "-", f"FAIL: {record['error']}")
+        where = " ".join(head)
+        error = _first_line(where, record["error"], [] if details is None else details)
+        return (*head, "-", "-", "-", "-", f"FAIL: {error}")
     memory = ", ".join(
         f"{label} {record[key]:.2f}"
         for key, label in MEMORY_FIGURES.items()
@@ -976,18 +991,22 @@ def usable_devices(backend: Backend) -> list[str]:
 
 
 def _bench_backends(names: Sequence[str] | None) -> list[Backend]:
-    """The backends named (each installed with a device), or all usable ones."""
+    """The backends named (each installed with a device), or all usable ones.
+
+    All of them: those installed that fail to import too (each run of theirs
+    a failed row, as ``info`` counts them failures).
+    """
     if not names:
-        usable = [b for b in available() if usable_devices(b)]
+        chosen = []
         for backend in BACKENDS.values():
             failure = backend.load_failure()
-            if backend in usable or not_installed(failure, backend.module):
+            if not_installed(failure, backend.module):
                 continue
-            if failure is not None:
-                _note(f"{backend.name} {_broken(failure)}; skipped")
+            if failure is not None or usable_devices(backend):
+                chosen.append(backend)
             else:
                 _note(f"{backend.name} is installed but has no device; skipped")
-        return usable
+        return chosen
     chosen = []
     for name in dict.fromkeys(names):
         try:
@@ -1036,10 +1055,13 @@ def run_bench(args: argparse.Namespace) -> int:
     figure the project tracks at 2^13, 2^20, 2^22 and 2^24 values; the
     performance page shows the command behind its own file.
     """
-    # "--json -": the JSON alone on standard output, the table on standard error.
+    # "--json -": the JSON alone on standard output, the table on standard
+    # error; so for a name of standard output's file (/dev/stdout, a link to
+    # it, the file it is redirected to), written as that file.
     json_to_stdout = args.json is STANDARD_OUTPUT
     if args.json is not None and not json_to_stdout:
         _check_writable("--json", args.json)
+    table_to_stderr = json_to_stdout or _is_standard_output_file(args.json)
     dtypes = given_or_default(args.dtype, DEFAULT_DTYPES)
     unknown = unknown_dtype(dtypes, KNOWN_DTYPES)
     if unknown:
@@ -1060,8 +1082,12 @@ def run_bench(args: argparse.Namespace) -> int:
 
     interrupted = None
     json_failed = False
+    # What a library prints while it runs goes where the table goes, not
+    # into the JSON.
+    printed = contextlib.redirect_stdout(sys.stderr) if table_to_stderr else None
     try:
-        records = bench_records(chosen, sizes, dtypes, args.repeats, _progress)
+        with printed or contextlib.nullcontext():
+            records = bench_records(chosen, sizes, dtypes, args.repeats, _progress)
     except BenchInterrupted as stop:  # the figures of the runs that finished
         records, interrupted = stop.records, stop
         if not records:
@@ -1082,12 +1108,12 @@ def run_bench(args: argparse.Namespace) -> int:
                 _error(f"--json: cannot write {str(args.json)!r}: {why}", "bench")
                 json_failed = True
         try:
-            _bench_table(records, args.repeats, sys.stderr if json_to_stdout else None)
+            _bench_table(records, args.repeats, sys.stderr if table_to_stderr else None)
         except OSError:
-            if not json_to_stdout:  # the output itself; on stderr a diagnostic
+            if not table_to_stderr:  # the output itself; on stderr a diagnostic
                 raise
         if args.json is not None and not json_to_stdout and not json_failed:
-            print(f"wrote {args.json}")
+            _said(f"wrote {args.json}", table_to_stderr)
     if interrupted is not None or deferred.count:
         message = "interrupted"
         if interrupted is not None:
@@ -1106,7 +1132,10 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _bench_table(records: list[Record], repeats: int, file: TextIO | None) -> None:
-    _print_table(BENCH_HEADER, [bench_row(r) for r in records], file=file)
+    details: list[str] = []
+    _print_table(BENCH_HEADER, [bench_row(r, details) for r in records], file=file)
+    for detail in details:
+        print(detail, file=file)
     floors = "; ".join(f"{name}: {what}" for name, what in FLOORS.items())
     print(
         f"medians of {repeats} run{'s' if repeats > 1 else ''} after "
@@ -1432,6 +1461,30 @@ def _shows_windows(backend: str) -> bool:
 STANDARD_OUTPUT = Path("-")
 
 
+def _is_standard_output_file(path: Path | None) -> bool:
+    """Whether ``path`` names the file standard output writes to.
+
+    ``/dev/stdout``, a link to it, or the file standard output is redirected
+    to (``--json out.json > out.json``): what is printed there follows the
+    figures written there, which then no longer parse.
+    """
+    if path is None or path is STANDARD_OUTPUT:
+        return path is STANDARD_OUTPUT
+    try:
+        named, written = os.stat(path), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # none there yet; no stdout
+        return False
+    return (named.st_dev, named.st_ino) == (written.st_dev, written.st_ino)
+
+
+def _said(message: str, to_stderr: bool) -> None:
+    """``message`` on standard output, or standard error where it is the output."""
+    if to_stderr:
+        _progress(message)
+    else:
+        print(message)
+
+
 def _output_path(text: str) -> Path:
     """A path to write to (argparse type); an empty one would be the folder.
 
@@ -1508,7 +1561,7 @@ def _unwritable(path: Path) -> str | None:
         if target.is_dir():
             return f"cannot write {str(path)!r}: it is a directory"
         if target.is_file():
-            with target.open("a"):
+            with target.open("ab"):
                 pass
         # else a pipe or a device: opening it would be a reader's end of file
     except OSError as exc:

@@ -6,6 +6,7 @@ import argparse
 import ast
 import dataclasses
 import errno
+import importlib.util
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import sys
 import tracemalloc
 import types
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -626,12 +628,14 @@ def test_json_to_a_descriptor_named_as_a_file_writes_through_it(tmp_path):
     assert completed.returncode == 0, completed.stderr
     written = log.read_text()
     assert written.startswith("earlier line\n[")
-    assert " 1024 " in written.split("]\n", 1)[1]  # the table after the JSON
+    # the JSON alone, as for "-": the table and "wrote" on standard error
+    assert json.loads(written.split("\n", 1)[1])[0]["backend"] == "numpy"
+    assert " 1024 " in completed.stderr and "wrote /dev/stdout" in completed.stderr
     piped = subprocess.run(
         _command(*tiny, "--json", "/dev/stdout"), capture_output=True, text=True
     )
     assert piped.returncode == 0, piped.stderr
-    assert json.loads(piped.stdout[: piped.stdout.index("]\n") + 1])
+    assert json.loads(piped.stdout)[0]["backend"] == "numpy"  # | jq .
     through = _shell("3>&1 >/dev/null", *tiny, "--json", "/dev/fd/3")
     assert {r["backend"] for r in json.loads(through.stdout)} == {"numpy"}
     # other names of the same streams: through a link, spelled otherwise
@@ -645,7 +649,8 @@ def test_json_to_a_descriptor_named_as_a_file_writes_through_it(tmp_path):
         piped = subprocess.run(
             _command(*tiny, "--json", name), capture_output=True, text=True
         )
-        assert piped.returncode == 0 and piped.stdout.startswith("["), name
+        assert piped.returncode == 0, name
+        assert json.loads(piped.stdout)[0]["backend"] == "numpy", name
     # ".." after a link is the link's target's parent, as the system has it:
     # a file there, not standard output (read as text, "/dev/stdout")
     (tmp_path / "a" / "b").mkdir(parents=True)
@@ -1765,15 +1770,23 @@ def test_a_backend_whose_own_module_is_missing_is_not_installed(
     assert "backend 'numpy' is not installed here" in err
 
 
-def test_bench_default_backends_skip_one_that_fails_to_import(
-    numpy_that_fails_to_import, capsys, monkeypatch
+def test_bench_default_backends_fail_one_that_fails_to_import(
+    numpy_that_fails_to_import, tmp_path, capsys, monkeypatch
 ):
+    """As ``info`` counts it: a failure. It was a note on standard error,
+    status 0, and nothing of it in the JSON: a CI job lost a backend."""
     registry = {"numpy": numpy_that_fails_to_import}
     monkeypatch.setattr(_backends, "BACKENDS", registry)
     monkeypatch.setattr(_cli, "BACKENDS", registry)
-    err = usage_error("bench", *TINY, capsys=capsys)
-    assert "note: numpy is installed but fails to import (" in err
-    assert "nothing to run: no usable backend here" in err
+    path = tmp_path / "bench.json"
+    code, out, err = run("bench", *TINY, "--json", str(path), capsys=capsys)
+    assert code == 1
+    (row,) = [line for line in out.splitlines() if line.startswith("numpy ")]
+    assert "FAIL: numpy is installed but fails to import (" in row
+    (record,) = json.loads(path.read_text())
+    assert record["op"] == "(setup)" and record["size"] == 1024
+    assert record["error"].startswith("numpy is installed but fails to import (")
+    assert "1 row failed" in err
 
 
 def test_paths_the_terminal_cannot_encode_are_printed_escaped(tmp_path):
@@ -1807,6 +1820,103 @@ def test_bench_measures_memory_without_nbytes(capsys, monkeypatch):
     assert code == 0
     assert "memory not measured" not in stderr
     assert "nbytes" not in stderr
+
+
+def test_outputs_to_the_file_standard_output_writes_hold_only_the_output(tmp_path):
+    """``--json out.json > out.json`` and a figure through a link to
+    standard output: the table and "wrote" followed the figures into the
+    file, which then did not parse."""
+    out = tmp_path / "out.json"
+    out.write_text("")
+    completed = _shell(
+        f"> '{out}'", "bench", "--backend", "numpy", *TINY, "--json", str(out)
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(out.read_text())[0]["backend"] == "numpy"
+    assert " 1024 " in completed.stderr and f"wrote {out}" in completed.stderr
+    if importlib.util.find_spec("matplotlib") is None:
+        return
+    link = tmp_path / "figure.svg"
+    link.symlink_to("/dev/stdout")
+    drawn = subprocess.run(_command("plot", "--out", str(link)), capture_output=True)
+    assert drawn.returncode == 0, drawn.stderr
+    ElementTree.fromstring(drawn.stdout)  # the SVG alone
+    assert f"wrote {link}".encode() in drawn.stderr
+
+
+def test_what_a_library_prints_during_bench_stays_out_of_the_json(capsys, monkeypatch):
+    """``--json -``: a library's print (an anchor's banner at import) went
+    into the JSON on standard output."""
+    measure = _cli._run_records
+
+    def chatty(*args, **kwargs):
+        print("a library's banner")
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(_cli, "_run_records", chatty)
+    code, stdout, stderr = run(
+        "bench", "--backend", "numpy", *TINY, "--json", "-", capsys=capsys
+    )
+    assert code == 0
+    assert json.loads(stdout)[0]["backend"] == "numpy"
+    assert "a library's banner" in stderr
+
+
+def test_a_failure_of_several_lines_keeps_the_bench_table_whole(capsys, monkeypatch):
+    """As ``info``'s: the first line in the cell, the whole under the table
+    (a compiler's message spilled into the first column)."""
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("first line\nsecond line\nthird line")
+
+    monkeypatch.setattr(_cli, "_run_records", failing)
+    code, out, _ = run("bench", "--backend", "numpy", *TINY, capsys=capsys)
+    assert code == 1
+    lines = out.splitlines()
+    separator, row = lines[1:3]  # one run, one row
+    assert row.endswith("FAIL: RuntimeError: first line [whole message below]")
+    assert len(row) <= len(separator)
+    assert "numpy float32 1024 (setup): RuntimeError: first line\nsecond line" in out
+    details: list[str] = []
+    record = {"backend": "b", "dtype": "d", "size": 1, "op": "o", "error": "x\ny"}
+    assert _cli.bench_row(record, details)[-1] == "FAIL: x [whole message below]"
+    assert details == ["b d 1 o: x\ny"]
+
+
+def test_a_figure_matplotlib_cannot_draw_is_a_one_line_error(
+    tmp_path, capsys, monkeypatch
+):
+    """A matplotlibrc's ``text.usetex: True`` without LaTeX, or a huge
+    ``savefig.dpi``, ended in a traceback; nothing is written."""
+    figure = pytest.importorskip("matplotlib.figure")
+
+    def no_latex(self, *args, **kwargs):
+        raise RuntimeError(
+            "Failed to process string with tex because latex could not be found"
+        )
+
+    monkeypatch.setattr(figure.Figure, "savefig", no_latex)
+    path = tmp_path / "figure.png"
+    code = _cli.main(["plot", "--out", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert err.startswith("s2nn-xp plot: error: matplotlib cannot draw the figure: ")
+    assert "latex could not be found" in err and "Traceback" not in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_no_file_is_opened_in_the_locale_encoding(tmp_path):
+    """``-X warn_default_encoding -W error``: an EncodingWarning ended the run."""
+    out = tmp_path / "out.json"
+    out.write_text("")  # an existing file is tried for writing first
+    bench = _command("bench", "--backend", "numpy", *TINY, "--json", str(out))
+    completed = subprocess.run(
+        [bench[0], "-X", "warn_default_encoding", "-W", "error", *bench[1:]],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(out.read_text())[0]["backend"] == "numpy"
 
 
 def test_bench_json_to_standard_output(tmp_path, capsys, monkeypatch):
