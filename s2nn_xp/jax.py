@@ -28,8 +28,10 @@ under the caller's ``jit``) reuses the compiled code instead of compiling
 again, and the dtype of ``x`` decides the dtype of the computation, as a Python
 number would. Array parameters (per-neuron values, learnable ones) may be
 tracers and are differentiable; their derivatives are summed over the axes
-they are broadcast along. Their values are not checked (they may be tracers):
-keep ``alpha``, ``beta > 0``. ``epsilon`` is a constant: its derivative is 0.
+they are broadcast along. Their values are not checked before the call (they
+may be tracers): out of range (an optimizer's step to ``alpha <= 0``) the
+values and derivatives they enter are NaN, which ``jax_debug_nans`` and
+checkify's float checks find. ``epsilon`` is a constant: its derivative is 0.
 
 This module is imported by :func:`s2nn_xp.s2nn` when a JAX array arrives;
 ``s2nn_xp.s2nn`` and :class:`s2nn_xp.S2NN` on JAX arrays call :func:`s2nn`.
@@ -61,6 +63,7 @@ from . import _compat, _math
 from ._adapter_docs import documented
 from ._api import Flag, Pullback
 from ._validation import (
+    BOUNDS,
     Prepared,
     check_arguments,
     host_input,
@@ -71,6 +74,9 @@ from ._validation import (
 )
 
 __all__ = ["forward", "gradient", "origin", "s2nn", "vjp"]
+
+# The parameters in the order the compiled functions take them.
+_PARAMETERS = tuple(BOUNDS)  # alpha, beta, epsilon
 
 ArrayLike = Any
 """A JAX or NumPy array, or a Python number or (nested) list of numbers."""
@@ -215,15 +221,28 @@ def _barrier_transforms() -> bool:
     return True
 
 
-def _parameter(value: Any, x: jax.Array, compute_dtype: Any) -> jax.Array:
-    """A parameter in the compute dtype, with as many axes as ``x``.
+def _parameter(name: str, value: Any, x: jax.Array, compute_dtype: Any) -> jax.Array:
+    """A parameter in the compute dtype, with as many axes as ``x``; NaN out of range.
 
     Leading axes of size 1, so that the math broadcasts arrays of one rank:
     under ``jax.numpy_rank_promotion("raise")`` (a user's setting) JAX
     refuses to broadcast ``(3,)`` against ``(4, 3)``, and under ``"warn"``
-    it warns.
+    it warns. A JAX array's values are not checked before the call (they
+    may be traced; so are an object's numbers that ``jit`` traces): out of
+    the parameter's range (an optimizer's step to ``alpha <= 0``) the math
+    gave finite values of no formula (``alpha <= 0`` breaks the sigmoid
+    branch's guard: a constant gradient ``alpha / 4``), silently. NaN
+    instead, which ``jax_debug_nans`` and checkify's float checks find: a
+    comparison and a select of each parameter's values, computed with the
+    rest (values in range and their derivatives unchanged).
     """
     value = jnp.asarray(value, dtype=compute_dtype)
+    lower, inclusive = BOUNDS[name]
+    above = (value >= lower if inclusive else value > lower) & (value < jnp.inf)
+    # A factor, not a select, whose transpose gave the values out of range
+    # a gradient of 0: their own gradients are NaN too (beta's partial,
+    # log1p(x + epsilon), does not read beta). Times 1 is exact.
+    value = value * jnp.where(above, 1.0, jnp.nan).astype(compute_dtype)
     if 0 < value.ndim < x.ndim:
         value = value.reshape((1,) * (x.ndim - value.ndim) + value.shape)
     return value
@@ -243,7 +262,8 @@ def _compiled(
     """Casts to the compute dtype, the custom-JVP call and the rounding, as one."""
     result_dtype = x.dtype
     alpha, beta, epsilon = (
-        _parameter(p, x, compute_dtype) for p in (alpha, beta, epsilon)
+        _parameter(name, p, x, compute_dtype)
+        for name, p in zip(_PARAMETERS, (alpha, beta, epsilon), strict=True)
     )
     result = _surrogate(x.astype(compute_dtype), alpha, beta, epsilon, with_origin)
     return _typed_as(result, x, result_dtype)
@@ -564,7 +584,11 @@ def _compiled_math(
     x: jax.Array, *params: Any, function: str, compute_dtype: Any
 ) -> jax.Array:
     """``_math.<function>`` of ``x`` in the compute dtype, rounded once."""
-    params = tuple(_parameter(p, x, compute_dtype) for p in params)
+    # alpha and beta (gradient), and epsilon (origin), in that order
+    params = tuple(
+        _parameter(name, p, x, compute_dtype)
+        for name, p in zip(_PARAMETERS, params, strict=False)
+    )
     compute = getattr(_math, function)
     result = compute(jnp, x.astype(compute_dtype), *params, in_place=False)
     return _typed_as(result, x, x.dtype)
@@ -576,7 +600,8 @@ def _compiled_pullback(
     cotangent: jax.Array, x: jax.Array, alpha: Any, beta: Any, *, compute_dtype: Any
 ) -> jax.Array:
     """``cotangent * gradient(x)`` in the compute dtype, rounded once."""
-    alpha, beta = (_parameter(p, x, compute_dtype) for p in (alpha, beta))
+    alpha = _parameter("alpha", alpha, x, compute_dtype)
+    beta = _parameter("beta", beta, x, compute_dtype)
     grad = _math.gradient(jnp, x.astype(compute_dtype), alpha, beta, in_place=False)
     # Broadcast explicitly: a user's numpy_rank_promotion("raise") refuses
     # an implicit (3,) against (4, 3).

@@ -1577,7 +1577,11 @@ class S2NN(nn.Module, Generic[_Stored]):
     :class:`~torch.nn.Parameter` (and an optimizer's hold on it): a number or tensor
     assigned to it is copied into it; an ``nn.Parameter`` assigned replaces it. A
     number assigned to a module that is not learnable is a constant again, a tensor
-    a buffer. After ``del spike.alpha`` (or ``beta``), a tensor that autograd
+    a buffer; a constant is in no state dict (as SpikingJelly's numbers are
+    not): a number changed after construction (``spike.alpha += 0.2``) is
+    kept by pickling the whole module, not by ``state_dict``, and loading a
+    state dict gives such a module the values it was built with. After
+    ``del spike.alpha`` (or ``beta``), a tensor that autograd
     or forward mode differentiates (a hypernetwork's output, a dual tensor as
     in PyTorch's forward-mode AD of modules), at that assignment and every
     later one, is checked and kept as given, as :class:`torch.nn.Module` keeps
@@ -1603,7 +1607,9 @@ class S2NN(nn.Module, Generic[_Stored]):
     any other: what it puts in place of the parameters is stored as given
     (``fully_shard`` takes per-neuron parameters only: it refuses 0-d ones);
     assignments and state dicts are checked as ever, a sharded tensor's values on
-    each process, its own shard (so one process may refuse what another takes); with
+    each process, its own shard (so one process may refuse what another takes:
+    let the error end every process, since one that catches it waits at the
+    next collective for the others); with
     FSDP1's ``use_orig_params=False``, between calls, inside
     ``summon_full_params(writeback=True)`` only. ``torch.distributed.checkpoint``'s
     ``load`` writes into the tensors in place, unchecked, as an optimizer's steps

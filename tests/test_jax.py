@@ -47,6 +47,7 @@ from tests._support import (  # noqa: E402
     COTANGENT,
     GRID,
     assert_adapter_refuses_foreign_x,
+    assert_same_bits,
     count_calls,
     ref_dorigin_dalpha,
     ref_dorigin_dbeta,
@@ -404,6 +405,51 @@ def test_differentiating_x_alone_computes_no_parameter_derivative():
     assert "log1p" not in primitives(only_x)
     assert "log1p" in primitives(grad_jaxpr((0, 2)))
     assert len(str(only_x)) < len(str(grad_jaxpr((0, 1))))
+
+
+# Values outside each parameter's range (the Definition's), and a valid one.
+_IN_RANGE = {"alpha": 4.0, "beta": 1.0, "epsilon": 1e-8}
+_OUT_OF_RANGE = [
+    *[("alpha", bad) for bad in (0.0, -4.0, np.inf, -np.inf, np.nan)],
+    *[("beta", bad) for bad in (0.0, -1.0, np.inf, np.nan)],
+    *[("epsilon", bad) for bad in (-1e-3, np.inf, np.nan)],
+]
+
+
+@pytest.mark.parametrize(("name", "bad"), _OUT_OF_RANGE)
+def test_parameters_out_of_range_give_nan_where_they_are_not_checked(name, bad):
+    """A JAX array's values (an optimizer's step to alpha <= 0), or an
+    object's numbers that jit traces, are not checked before the call: out
+    of range the math gave finite values of no formula (alpha <= 0: a
+    gradient of alpha / 4 at every x < 0; beta < 0: of the wrong sign),
+    silently, where no tool (jax_debug_nans, checkify) saw it. NaN now
+    wherever the value enters; the spike stays the step."""
+    x = jnp.array([-3.0, -0.5, -0.0, 0.0, 0.5, 2.0])
+    used = np.asarray(x < 0) if name == "alpha" else np.asarray(x >= 0)
+    values = jnp.full(x.shape, bad)  # per neuron
+    assert np.isnan(s2nn_xp.origin(x, **{name: values})[used]).all()
+    spikes = s2nn(x, **{name: values})  # the spike needs no parameter
+    assert_same_bits(spikes, s2nn_xp.forward(x))
+    derivatives = []
+    if name != "epsilon":  # (a constant, whose derivative is 0; no gradient's)
+        loss = jax.grad(lambda v: s2nn(x, **{name: v}, origin=True).sum())
+        # an object's number that jit traces (rebuilt unchecked by JAX)
+        obj = jax.tree.map(lambda _: bad, s2nn_xp.S2NN(**{name: _IN_RANGE[name]}))
+        derivatives += [
+            jax.jit(loss)(values),  # the parameter's own gradient
+            s2nn_xp.gradient(x, **{name: values}),
+            jax.grad(lambda x: s2nn(x, **{name: values}).sum())(x),
+            s2nn_xp.vjp(x, **{name: values})[1](1.0),
+            jax.jit(lambda s, x: jax.grad(lambda x: s(x).sum())(x))(obj, x),
+        ]
+    for derivative in derivatives:
+        assert np.isnan(np.asarray(derivative)[used]).all(), derivative
+    # values in range: as before, to the bit (times 1 is exact)
+    good = _IN_RANGE[name]
+    assert_same_bits(
+        s2nn_xp.origin(x, **{name: jnp.full(x.shape, good)}),
+        s2nn_xp.origin(x, **{name: good}),
+    )
 
 
 def test_per_neuron_parameter_gradients_are_summed_to_a_few_ulp():
