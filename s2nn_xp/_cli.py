@@ -28,7 +28,7 @@ from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
-from . import __version__
+from . import __version__, _compat
 from ._backends import (
     BACKENDS,
     Backend,
@@ -856,6 +856,7 @@ def _run_records(
             ratio_to_floor=seconds[op] / floor_of(seconds, floor),
             floor=floor,
             version=backend.version(),
+            device=str(_compat.device(x)),
         )
         for name in compared[op]:
             case = f"{op} {name}"
@@ -1453,7 +1454,10 @@ def _shows_windows(backend: str) -> bool:
         files_only = list(getattr(rcsetup, "non_interactive_bk", ()))
     else:
         files_only = backend_registry.list_builtin(BackendFilter.NON_INTERACTIVE)
-    return backend.lower() not in {name.lower() for name in files_only}
+    # Its module named as a module (MPLBACKEND=module://...backend_agg) is
+    # the builtin backend itself
+    name = backend.lower().removeprefix("module://matplotlib.backends.backend_")
+    return name not in {builtin.lower() for builtin in files_only}
 
 
 # The --json path that stands for standard output: "-" as given, found by

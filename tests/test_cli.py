@@ -279,9 +279,12 @@ def test_bench_json_schema(tmp_path, capsys):
         "floor_seconds",
         "ratio_to_floor",
         "repeats",
+        "version",
+        "device",
     }
     for record in records:
         assert keys <= record.keys()
+        assert record["device"] == "cpu"  # where it ran (a GPU's is cuda:0)
         assert record["repeats"] == 2
         assert record["backend"] == "numpy"
         assert record["op"] in _cli.OPS
@@ -832,9 +835,12 @@ def test_plot_without_out_needs_a_display(monkeypatch, capsys):
     assert "no display to show the figure on" in usage_error("plot", capsys=capsys)
 
 
-@pytest.mark.parametrize("backend", ["pdf", "svg", "Agg", "cairo"])
+@pytest.mark.parametrize(
+    "backend", ["pdf", "svg", "Agg", "cairo", "module://matplotlib.backends.backend_agg"]
+)
 def test_plot_without_out_needs_a_backend_that_shows(backend, monkeypatch, capsys):
-    """Every backend that only writes files, not only agg, is refused before work."""
+    """Every backend that only writes files, not only agg, is refused before
+    work; one named by its module too (it showed nothing, status 0)."""
     pytest.importorskip("matplotlib")
     import matplotlib
 
