@@ -242,7 +242,9 @@ def _parameter(name: str, value: Any, x: jax.Array, compute_dtype: Any) -> jax.A
     # A factor, not a select, whose transpose gave the values out of range
     # a gradient of 0: their own gradients are NaN too (beta's partial,
     # log1p(x + epsilon), does not read beta). Times 1 is exact.
-    value = value * jnp.where(above, 1.0, jnp.nan).astype(compute_dtype)
+    # lax's select: jnp.where shows in jaxprs as a function of its own
+    factor = jax.lax.select(above, jnp.ones_like(value), jnp.full_like(value, jnp.nan))
+    value = value * factor
     if 0 < value.ndim < x.ndim:
         value = value.reshape((1,) * (x.ndim - value.ndim) + value.shape)
     return value
