@@ -229,21 +229,30 @@ def _parameter(name: str, value: Any, x: jax.Array, compute_dtype: Any) -> jax.A
     refuses to broadcast ``(3,)`` against ``(4, 3)``, and under ``"warn"``
     it warns. A JAX array's values are not checked before the call (they
     may be traced; so are an object's numbers that ``jit`` traces): out of
-    the parameter's range (an optimizer's step to ``alpha <= 0``) the math
-    gave finite values of no formula (``alpha <= 0`` breaks the sigmoid
-    branch's guard: a constant gradient ``alpha / 4``), silently. NaN
-    instead, which ``jax_debug_nans`` and checkify's float checks find: a
-    comparison and a select of each parameter's values, computed with the
-    rest (values in range and their derivatives unchanged).
+    the parameter's range in the compute dtype (an optimizer's step to
+    ``alpha <= 0``) the math gave finite values of no formula (``alpha <=
+    0`` breaks the sigmoid branch's guard: a constant gradient ``alpha /
+    4``), silently. NaN instead, which ``jax_debug_nans`` and checkify's
+    float checks find: a few operations on each parameter's values,
+    computed with the rest; values in range come through unchanged (times
+    1).
     """
     value = jnp.asarray(value, dtype=compute_dtype)
     lower, inclusive = BOUNDS[name]
-    above = (value >= lower if inclusive else value > lower) & (value < jnp.inf)
-    # A factor, not a select, whose transpose gave the values out of range
-    # a gradient of 0: their own gradients are NaN too (beta's partial,
-    # log1p(x + epsilon), does not read beta). Times 1 is exact.
-    # lax's select: jnp.where shows in jaxprs as a function of its own
-    factor = jax.lax.select(above, jnp.ones_like(value), jnp.full_like(value, jnp.nan))
+    # alpha and beta: subnormal values too, which XLA computes as 0 (a
+    # number is refused there, as the Definition says)
+    least = lower if inclusive else jnp.finfo(compute_dtype).tiny
+    above = value >= least
+    in_range = above & jnp.isfinite(value)
+    # 1, or the square root of -1: no NaN or inf written as a constant,
+    # which jax_debug_nans and jax_debug_infs, run op by op
+    # (jax.disable_jit), took for a NaN of every call. A factor, not a
+    # select, whose transpose gave the values out of range a gradient of 0:
+    # alpha's and beta's own gradients are NaN too (beta's partial,
+    # log1p(x + epsilon), does not read beta). lax's select: jnp.where
+    # shows in jaxprs as a function of its own.
+    ones = jnp.ones_like(value)
+    factor = jnp.sqrt(jax.lax.select(in_range, ones, -ones))
     value = value * factor
     if 0 < value.ndim < x.ndim:
         value = value.reshape((1,) * (x.ndim - value.ndim) + value.shape)

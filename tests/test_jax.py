@@ -410,8 +410,9 @@ def test_differentiating_x_alone_computes_no_parameter_derivative():
 # Values outside each parameter's range (the Definition's), and a valid one.
 _IN_RANGE = {"alpha": 4.0, "beta": 1.0, "epsilon": 1e-8}
 _OUT_OF_RANGE = [
-    *[("alpha", bad) for bad in (0.0, -4.0, np.inf, -np.inf, np.nan)],
-    *[("beta", bad) for bad in (0.0, -1.0, np.inf, np.nan)],
+    # subnormal (in float64 too): XLA computes it as 0
+    *[("alpha", bad) for bad in (0.0, -4.0, np.inf, -np.inf, np.nan, 1e-310)],
+    *[("beta", bad) for bad in (0.0, -1.0, np.inf, np.nan, 1e-310)],
     *[("epsilon", bad) for bad in (-1e-3, np.inf, np.nan)],
 ]
 
@@ -444,12 +445,40 @@ def test_parameters_out_of_range_give_nan_where_they_are_not_checked(name, bad):
         ]
     for derivative in derivatives:
         assert np.isnan(np.asarray(derivative)[used]).all(), derivative
+    # run op by op under jax_debug_nans, the NaN is said where it is made
+    with (
+        jax.debug_nans(True),
+        jax.disable_jit(),
+        pytest.raises(FloatingPointError, match="invalid value"),
+    ):
+        s2nn_xp.origin(x, **{name: values})
     # values in range: as before, to the bit (times 1 is exact)
     good = _IN_RANGE[name]
     assert_same_bits(
         s2nn_xp.origin(x, **{name: jnp.full(x.shape, good)}),
         s2nn_xp.origin(x, **{name: good}),
     )
+
+
+@pytest.mark.parametrize("flag", ["debug_nans", "debug_infs"])
+def test_valid_calls_run_op_by_op_under_jax_debug_checks(flag):
+    """The range check wrote NaN and inf as constants, which
+    jax_debug_nans and jax_debug_infs, run op by op (jax.disable_jit, as
+    one finds a NaN), took for invalid values in every call."""
+    x = jnp.linspace(-2.0, 2.0, 5)
+    want = [
+        s2nn(x, 2.0, origin=True),
+        s2nn_xp.gradient(x, jnp.full(5, 3.0)),
+        jax.grad(lambda x: s2nn(x).sum())(x),
+    ]
+    with getattr(jax, flag)(True), jax.disable_jit():
+        got = [
+            s2nn(x, 2.0, origin=True),
+            s2nn_xp.gradient(x, jnp.full(5, 3.0)),
+            jax.grad(lambda x: s2nn(x).sum())(x),
+        ]
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
 def test_per_neuron_parameter_gradients_are_summed_to_a_few_ulp():
