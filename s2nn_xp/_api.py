@@ -842,7 +842,9 @@ class S2NN:
 
         States are read; ``epsilon`` as :func:`_static_for` gives it.
         """
-        alpha, beta, epsilon = (_read(getattr(self, n)) for n in _PARAMETER_NAMES)
+        alpha, beta, epsilon = (
+            _read_for(getattr(self, n), x) for n in _PARAMETER_NAMES
+        )
         return alpha, beta, _static_for(epsilon, x)
 
     def __call__(self, x: ArrayLike) -> Array:
@@ -1274,6 +1276,26 @@ def _is_state(value: Any) -> bool:
 def _read(value: Any) -> Any:
     """A parameter's value now: a state's current value, anything else itself."""
     return value.value if _is_state(value) else value
+
+
+def _read_for(value: Any, x: Any) -> Any:
+    """:func:`_read` of a parameter for a call on ``x``.
+
+    A state's NumPy value with a JAX ``x`` is JAX data, unchecked as a JAX
+    array's values are (the adapter makes those out of range NaN):
+    brainstate's ``vmap`` over states runs the function once with NumPy
+    zeros in place of each batched state's values (its probe of the states
+    the function touches), which a check of host values refused, so that
+    a per-lane ``alpha`` never ran.
+    """
+    held = _read(value)
+    if held is value or not _compat.is_jax_array(x):
+        return held
+    if isinstance(held, np.ndarray):
+        import jax.numpy as jnp
+
+        return jnp.asarray(held)
+    return held
 
 
 def _is_array_like_variable(value: Any) -> bool:

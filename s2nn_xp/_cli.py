@@ -335,7 +335,7 @@ def run_plot(args: argparse.Namespace) -> int:
             drawn = io.BytesIO()
             fig.savefig(drawn, format=args.out.suffix.lower().removeprefix("."))
     except Exception as exc:  # a matplotlibrc's usetex without LaTeX, a huge dpi
-        _error(f"matplotlib cannot draw the figure: {_why(exc)}", "plot")
+        _error(f"the figure cannot be drawn: {_why(exc)}", "plot")
         return 1
     if args.out is None:
         plt.show()
@@ -892,6 +892,7 @@ def bench_records(
     """
     plan = [(b, s, d) for b in backends for s in sizes for d in dtypes if d in b.dtypes]
     _NOTES_SAID.clear()
+    failed_imports: set[str] = set()
     rng = np.random.default_rng(0)
     records: list[Record] = []
     for step, (backend, size, dtype) in enumerate(plan, start=1):
@@ -900,9 +901,15 @@ def bench_records(
             # terminal) lost the figures of the runs that finished.
             progress(f"[{step}/{len(plan)}] {backend.name} {dtype} n={size}")
             failure = backend.load_failure()
-            if failure is not None:  # installed, and broken
+            if failure is not None:  # installed, and broken: said once
                 error = f"{backend.name} {_broken(failure)}"
-                found = [_record(backend, "(setup)", dtype, size, error=error)]
+                broken = backend.name in failed_imports
+                failed_imports.add(backend.name)
+                found = (
+                    []
+                    if broken
+                    else [_record(backend, "(setup)", dtype, size, error=error)]
+                )
             else:
                 found = _run_records(backend, size, dtype, repeats, rng)
         except Exception as exc:  # one failing run never loses the others
@@ -1063,36 +1070,15 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.json is not None and not json_to_stdout:
         _check_writable("--json", args.json)
     table_to_stderr = json_to_stdout or _is_standard_output_file(args.json)
-    dtypes = given_or_default(args.dtype, DEFAULT_DTYPES)
-    unknown = unknown_dtype(dtypes, KNOWN_DTYPES)
-    if unknown:
-        _fail(unknown)
-    chosen = _bench_backends(args.backend)
-    lacking = [
-        f"{b.name} has no {d} (only {', '.join(b.dtypes)})"
-        for b in chosen
-        for d in dtypes
-        if d not in b.dtypes
-    ]
-    if not chosen or len(lacking) == len(chosen) * len(dtypes):
-        _fail("nothing to run: " + ("; ".join(lacking) or "no usable backend here"))
-    sizes = given_or_default(args.size, DEFAULT_SIZES)
-    _check_memory(sizes, dtypes)
-    for message in lacking:
-        _note(f"{message}; skipped")
-
-    interrupted = None
+    # What a library prints while it is imported and runs goes where the
+    # table goes, not into the JSON.
+    with (
+        contextlib.redirect_stdout(sys.stderr)
+        if table_to_stderr
+        else contextlib.nullcontext()
+    ):
+        records, interrupted = _measured(args)
     json_failed = False
-    # What a library prints while it runs goes where the table goes, not
-    # into the JSON.
-    printed = contextlib.redirect_stdout(sys.stderr) if table_to_stderr else None
-    try:
-        with printed or contextlib.nullcontext():
-            records = bench_records(chosen, sizes, dtypes, args.repeats, _progress)
-    except BenchInterrupted as stop:  # the figures of the runs that finished
-        records, interrupted = stop.records, stop
-        if not records:
-            raise
     with _interrupts_deferred() as deferred:
         # The figures first (a file, or standard output), then the table.
         if json_to_stdout:
@@ -1130,6 +1116,35 @@ def run_bench(args: argparse.Namespace) -> int:
     if failed:
         _note(f"{failed} row{'s' if failed > 1 else ''} failed (FAIL above)")
     return 1 if failed else 0
+
+
+def _measured(
+    args: argparse.Namespace,
+) -> tuple[list[Record], BenchInterrupted | None]:
+    """The records of the runs ``args`` asks for; the Ctrl-C that stopped them."""
+    dtypes = given_or_default(args.dtype, DEFAULT_DTYPES)
+    unknown = unknown_dtype(dtypes, KNOWN_DTYPES)
+    if unknown:
+        _fail(unknown)
+    chosen = _bench_backends(args.backend)
+    lacking = [
+        f"{b.name} has no {d} (only {', '.join(b.dtypes)})"
+        for b in chosen
+        for d in dtypes
+        if d not in b.dtypes
+    ]
+    if not chosen or len(lacking) == len(chosen) * len(dtypes):
+        _fail("nothing to run: " + ("; ".join(lacking) or "no usable backend here"))
+    sizes = given_or_default(args.size, DEFAULT_SIZES)
+    _check_memory(sizes, dtypes)
+    for message in lacking:
+        _note(f"{message}; skipped")
+    try:
+        return bench_records(chosen, sizes, dtypes, args.repeats, _progress), None
+    except BenchInterrupted as stop:  # the figures of the runs that finished
+        if not stop.records:
+            raise
+        return stop.records, stop
 
 
 def _bench_table(records: list[Record], repeats: int, file: TextIO | None) -> None:
@@ -1470,7 +1485,8 @@ def _is_standard_output_file(path: Path | None) -> bool:
 
     ``/dev/stdout``, a link to it, or the file standard output is redirected
     to (``--json out.json > out.json``): what is printed there follows the
-    figures written there, which then no longer parse.
+    figures written there, which then no longer parse. Not a character
+    device (a terminal, ``/dev/null``), which keeps nothing to parse.
     """
     if path is None or path is STANDARD_OUTPUT:
         return path is STANDARD_OUTPUT
@@ -1478,7 +1494,8 @@ def _is_standard_output_file(path: Path | None) -> bool:
         named, written = os.stat(path), os.fstat(sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):  # none there yet; no stdout
         return False
-    return (named.st_dev, named.st_ino) == (written.st_dev, written.st_ino)
+    same = (named.st_dev, named.st_ino) == (written.st_dev, written.st_ino)
+    return same and not stat.S_ISCHR(named.st_mode)
 
 
 def _said(message: str, to_stderr: bool) -> None:

@@ -176,6 +176,9 @@ def stood_for(x: Any, name: str = "x") -> Any:
     gives what it holds, a number as a number, which ``nnx.jit`` makes a JAX
     array but an eager call has not (the message says to give it one).
     """
+    mantissa = _unitless_mantissa(x)
+    if mantissa is not None:
+        return mantissa
     unwrap = getattr(type(x), "__jax_array__", None)
     if not callable(unwrap):  # none, or a tracer's property
         return x
@@ -188,6 +191,23 @@ def stood_for(x: Any, name: str = "x") -> Any:
         )
         raise TypeError(msg)
     return array
+
+
+def _unitless_mantissa(x: Any) -> Any:
+    """The JAX array a dimensionless brainunit ``Quantity`` holds, else None.
+
+    A quantity has no ``__jax_array__``: read by its ``__array__`` it left
+    JAX (a NumPy result of a JAX membrane potential, silently; under a
+    transform, an error about a traced array). One with a unit is refused
+    by its own ``__array__``, saying so.
+    """
+    if not type(x).__module__.startswith(("brainunit", "saiunit")):
+        return None
+    unit = getattr(x, "unit", None)
+    mantissa = getattr(x, "mantissa", None)
+    if getattr(unit, "is_unitless", False) and is_jax_array(mantissa):
+        return mantissa
+    return None
 
 
 def device(x: Any) -> Any:

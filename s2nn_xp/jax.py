@@ -30,8 +30,10 @@ number would. Array parameters (per-neuron values, learnable ones) may be
 tracers and are differentiable; their derivatives are summed over the axes
 they are broadcast along. Their values are not checked before the call (they
 may be tracers): out of range (an optimizer's step to ``alpha <= 0``) the
-values and derivatives they enter are NaN, which ``jax_debug_nans`` and
-checkify's float checks find. ``epsilon`` is a constant: its derivative is 0.
+origin function and the derivatives in ``x`` and in the parameter are NaN at
+every element it broadcasts to (the spike stays the step), which
+``jax_debug_nans`` and checkify's float checks find. ``epsilon`` is a
+constant: its derivative is 0.
 
 This module is imported by :func:`s2nn_xp.s2nn` when a JAX array arrives;
 ``s2nn_xp.s2nn`` and :class:`s2nn_xp.S2NN` on JAX arrays call :func:`s2nn`.

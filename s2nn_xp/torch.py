@@ -1579,8 +1579,8 @@ class S2NN(nn.Module, Generic[_Stored]):
     number assigned to a module that is not learnable is a constant again, a tensor
     a buffer; a constant is in no state dict (as SpikingJelly's numbers are
     not): a number changed after construction (``spike.alpha += 0.2``) is
-    kept by pickling the whole module, not by ``state_dict``, and loading a
-    state dict gives such a module the values it was built with. After
+    kept by pickling the whole module, not by ``state_dict``: a module built
+    anew and loaded from the state dict has its constructor's values. After
     ``del spike.alpha`` (or ``beta``), a tensor that autograd
     or forward mode differentiates (a hypernetwork's output, a dual tensor as
     in PyTorch's forward-mode AD of modules), at that assignment and every

@@ -836,7 +836,8 @@ def test_plot_without_out_needs_a_display(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize(
-    "backend", ["pdf", "svg", "Agg", "cairo", "module://matplotlib.backends.backend_agg"]
+    "backend",
+    ["pdf", "svg", "Agg", "cairo", "module://matplotlib.backends.backend_agg"],
 )
 def test_plot_without_out_needs_a_backend_that_shows(backend, monkeypatch, capsys):
     """Every backend that only writes files, not only agg, is refused before
@@ -1785,8 +1786,11 @@ def test_bench_default_backends_fail_one_that_fails_to_import(
     monkeypatch.setattr(_backends, "BACKENDS", registry)
     monkeypatch.setattr(_cli, "BACKENDS", registry)
     path = tmp_path / "bench.json"
-    code, out, err = run("bench", *TINY, "--json", str(path), capsys=capsys)
-    assert code == 1
+    sizes = ("--size", "1024", "2048", "--dtype", "float32", "float64")
+    code, out, err = run(
+        "bench", *sizes, "--repeats", "1", "--json", str(path), capsys=capsys
+    )
+    assert code == 1  # one row, not one a run
     (row,) = [line for line in out.splitlines() if line.startswith("numpy ")]
     assert "FAIL: numpy is installed but fails to import (" in row
     (record,) = json.loads(path.read_text())
@@ -1840,6 +1844,11 @@ def test_outputs_to_the_file_standard_output_writes_hold_only_the_output(tmp_pat
     assert completed.returncode == 0, completed.stderr
     assert json.loads(out.read_text())[0]["backend"] == "numpy"
     assert " 1024 " in completed.stderr and f"wrote {out}" in completed.stderr
+    # a character device keeps nothing to parse: the table stays on stdout
+    quiet = _shell(
+        "> /dev/null", "bench", "--backend", "numpy", *TINY, "--json", "/dev/null"
+    )
+    assert quiet.returncode == 0 and " 1024 " not in quiet.stderr
     if importlib.util.find_spec("matplotlib") is None:
         return
     link = tmp_path / "figure.svg"
@@ -1853,19 +1862,24 @@ def test_outputs_to_the_file_standard_output_writes_hold_only_the_output(tmp_pat
 def test_what_a_library_prints_during_bench_stays_out_of_the_json(capsys, monkeypatch):
     """``--json -``: a library's print (an anchor's banner at import) went
     into the JSON on standard output."""
-    measure = _cli._run_records
+    measure, choose = _cli._run_records, _cli._bench_backends
 
     def chatty(*args, **kwargs):
         print("a library's banner")
         return measure(*args, **kwargs)
 
+    def imported_chatty(*args, **kwargs):  # at its import, as backends load
+        print("an import's banner")
+        return choose(*args, **kwargs)
+
     monkeypatch.setattr(_cli, "_run_records", chatty)
+    monkeypatch.setattr(_cli, "_bench_backends", imported_chatty)
     code, stdout, stderr = run(
         "bench", "--backend", "numpy", *TINY, "--json", "-", capsys=capsys
     )
     assert code == 0
     assert json.loads(stdout)[0]["backend"] == "numpy"
-    assert "a library's banner" in stderr
+    assert "a library's banner" in stderr and "an import's banner" in stderr
 
 
 def test_a_failure_of_several_lines_keeps_the_bench_table_whole(capsys, monkeypatch):
@@ -1906,7 +1920,7 @@ def test_a_figure_matplotlib_cannot_draw_is_a_one_line_error(
     code = _cli.main(["plot", "--out", str(path)])
     out, err = capsys.readouterr()
     assert code == 1 and out == ""
-    assert err.startswith("s2nn-xp plot: error: matplotlib cannot draw the figure: ")
+    assert err.startswith("s2nn-xp plot: error: the figure cannot be drawn: ")
     assert "latex could not be found" in err and "Traceback" not in err
     assert os.listdir(tmp_path) == []
 

@@ -158,6 +158,49 @@ def test_brainstate_states_as_learnable_parameters():
     )
 
 
+def test_a_state_batched_by_brainstate_vmap_is_one_parameter_a_lane():
+    """An ensemble of alphas (vmap over the state): brainstate probes the
+    function with NumPy zeros in place of a batched state's values, which
+    were checked as host values and refused (alpha must be > 0)."""
+    brainstate = pytest.importorskip("brainstate")
+    x = jnp.linspace(-2.0, 2.0, 5)
+    lanes = jnp.array([1.0, 2.0, 4.0])
+    alphas = brainstate.ParamState(lanes)
+    spike = s2nn_xp.S2NN(alpha=alphas)
+    vmap = brainstate.transform.vmap
+    slopes = vmap(lambda: spike.surrogate_grad(x), in_states=alphas)()
+    want = jnp.stack([s2nn_xp.gradient(x, a) for a in lanes.tolist()])
+    np.testing.assert_allclose(slopes, want, rtol=1e-6)
+    np.testing.assert_array_equal(
+        vmap(lambda: spike(x), in_states=alphas)(),
+        jnp.broadcast_to(s2nn_xp.forward(x), (3, 5)),
+    )
+
+    def loss():
+        return vmap(lambda: spike.surrogate_fun(x).sum(), in_states=alphas)().sum()
+
+    grads = brainstate.transform.grad(loss, alphas)()
+    want = jax.vmap(jax.grad(lambda a: s2nn_xp.origin(x, a).sum()))(lanes)
+    np.testing.assert_allclose(grads, want, rtol=1e-6)
+
+
+def test_a_dimensionless_quantity_of_a_jax_array_stays_in_jax():
+    """brainunit's Quantity has no __jax_array__: read by __array__, a JAX
+    membrane potential gave a NumPy result, and under jax.grad an error
+    about a traced array. One with a unit is refused, naming x."""
+    u = pytest.importorskip("brainunit")
+    v = jnp.array([-1.0, 0.0, 2.0])
+    spikes = s2nn_xp.S2NN()(u.Quantity(v))
+    assert isinstance(spikes, jax.Array)
+    np.testing.assert_array_equal(spikes, s2nn_xp.forward(v))
+    grad = jax.grad(lambda v: s2nn_xp.S2NN()(u.Quantity(v)).sum())(v)
+    np.testing.assert_array_equal(grad, s2nn_xp.gradient(v))
+    slope = s2nn_xp.gradient(v, u.Quantity(jnp.asarray(2.0)))
+    np.testing.assert_array_equal(slope, s2nn_xp.gradient(v, 2.0))
+    with pytest.raises(TypeError, match=r"^x .*dimensionless"):
+        s2nn_xp.S2NN()(v * u.mV)
+
+
 def test_a_subclass_s_states_are_found_and_trained():
     """A subclass was one opaque leaf: brainstate found none of its states."""
     brainstate = pytest.importorskip("brainstate")
