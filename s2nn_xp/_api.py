@@ -843,7 +843,7 @@ class S2NN:
         States are read; ``epsilon`` as :func:`_static_for` gives it.
         """
         alpha, beta, epsilon = (
-            _read_for(getattr(self, n), x) for n in _PARAMETER_NAMES
+            _read_for(n, getattr(self, n), x) for n in _PARAMETER_NAMES
         )
         return alpha, beta, _static_for(epsilon, x)
 
@@ -1278,20 +1278,26 @@ def _read(value: Any) -> Any:
     return value.value if _is_state(value) else value
 
 
-def _read_for(value: Any, x: Any) -> Any:
-    """:func:`_read` of a parameter for a call on ``x``.
+def _read_for(name: str, value: Any, x: Any) -> Any:
+    """:func:`_read` of parameter ``name`` for a call on ``x``.
 
-    A state's NumPy value with a JAX ``x`` is JAX data, unchecked as a JAX
-    array's values are (the adapter makes those out of range NaN):
     brainstate's ``vmap`` over states runs the function once with NumPy
     zeros in place of each batched state's values (its probe of the states
-    the function touches), which a check of host values refused, so that
-    a per-lane ``alpha`` never ran.
+    the function touches), which a check of host values refused as an
+    ``alpha`` or ``beta`` of 0, so that a per-lane ``alpha`` never ran. A
+    state's NumPy zeros for those, with a JAX ``x``, are taken as the JAX
+    array they stand for (whose values the adapter makes NaN, as any out of
+    range); any other NumPy value of a state is checked as host values are.
     """
     held = _read(value)
-    if held is value or not _compat.is_jax_array(x):
+    if held is value or name == "epsilon":  # epsilon may be 0
         return held
-    if isinstance(held, np.ndarray):
+    if (
+        isinstance(held, np.ndarray)
+        and held.dtype.kind == "f"
+        and not held.any()
+        and _compat.is_jax_array(_compat.stood_for(x))
+    ):
         import jax.numpy as jnp
 
         return jnp.asarray(held)

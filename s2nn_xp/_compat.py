@@ -193,21 +193,30 @@ def stood_for(x: Any, name: str = "x") -> Any:
     return array
 
 
+# The libraries whose Quantity may hold a JAX array (never imported here).
+_UNITS = ("saiunit", "brainunit")
+
+
 def _unitless_mantissa(x: Any) -> Any:
-    """The JAX array a dimensionless brainunit ``Quantity`` holds, else None.
+    """The JAX array of a dimensionless brainunit ``Quantity``'s value, else None.
 
     A quantity has no ``__jax_array__``: read by its ``__array__`` it left
     JAX (a NumPy result of a JAX membrane potential, silently; under a
     transform, an error about a traced array). One with a unit is refused
     by its own ``__array__``, saying so.
     """
-    if not type(x).__module__.startswith(("brainunit", "saiunit")):
+    # brainunit's Quantity is saiunit's; isinstance, which torch.compile
+    # traces (it refused the text of a type's module)
+    quantities = (getattr(imported(name), "Quantity", None) for name in _UNITS)
+    if not any(kind is not None and isinstance(x, kind) for kind in quantities):
         return None
-    unit = getattr(x, "unit", None)
-    mantissa = getattr(x, "mantissa", None)
-    if getattr(unit, "is_unitless", False) and is_jax_array(mantissa):
-        return mantissa
-    return None
+    dimension = getattr(x, "dim", None)
+    if not getattr(dimension, "is_dimensionless", False):
+        return None  # refused by its own __array__, naming its unit
+    if not is_jax_array(getattr(x, "mantissa", None)):
+        return None  # host data: NumPy reads it, as any
+    # Its value: the mantissa times a dimensionless unit's scale (mV / V)
+    return x.to_decimal()
 
 
 def device(x: Any) -> Any:

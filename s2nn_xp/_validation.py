@@ -239,7 +239,9 @@ def check_representable(
             # epsilon may be 0: a tiny one acts as 0, as one that rounds to 0
             _check_not_flushed(name, value, narrow, dtype, flushed_by)
         return value
-    if isinstance(value, numbers.Real):
+    if isinstance(value, float):  # an f-string, which torch.compile traces
+        what = f"{name}={value!r} " + ("overflows" if too_large else "is 0 in")
+    elif isinstance(value, numbers.Real):
         what = _named_number(name, value) + (" overflows" if too_large else " is 0 in")
     else:
         what = f"{name} has values that " + ("overflow" if too_large else "are 0 in")
@@ -248,7 +250,7 @@ def check_representable(
 
 
 def _named_number(name: str, value: numbers.Real) -> str:
-    """``alpha=1e-300``; a long Fraction by its type and magnitude."""
+    """``alpha=Fraction(1, 3)``; a long one by its type and magnitude."""
     text = repr(value)
     if len(text) <= 40 or not isinstance(value, numbers.Rational):
         return f"{name}={text}"

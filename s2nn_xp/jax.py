@@ -30,8 +30,9 @@ number would. Array parameters (per-neuron values, learnable ones) may be
 tracers and are differentiable; their derivatives are summed over the axes
 they are broadcast along. Their values are not checked before the call (they
 may be tracers): out of range (an optimizer's step to ``alpha <= 0``) the
-origin function and the derivatives in ``x`` and in the parameter are NaN at
-every element it broadcasts to (the spike stays the step), which
+values they enter are NaN at every element the parameter broadcasts to: the
+origin function for each, the surrogate gradient and the parameter's own
+gradient for ``alpha`` and ``beta`` (the spike stays the step), which
 ``jax_debug_nans`` and checkify's float checks find. ``epsilon`` is a
 constant: its derivative is 0.
 

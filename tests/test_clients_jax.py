@@ -182,6 +182,19 @@ def test_a_state_batched_by_brainstate_vmap_is_one_parameter_a_lane():
     grads = brainstate.transform.grad(loss, alphas)()
     want = jax.vmap(jax.grad(lambda a: s2nn_xp.origin(x, a).sum()))(lanes)
     np.testing.assert_allclose(grads, want, rtol=1e-6)
+    u = pytest.importorskip("brainunit")  # x a dimensionless quantity too
+    quantity = vmap(lambda: spike.surrogate_grad(u.Quantity(x)), in_states=alphas)()
+    np.testing.assert_allclose(quantity, slopes, rtol=1e-6)
+    # Only those zeros: a state's other NumPy values are checked, as ever
+    # (they were taken unchecked as JAX data, a 2**32 + 2 wrapped to 2).
+    beta = brainstate.ParamState(np.array([2.0, 2.0]))
+    other = s2nn_xp.S2NN(beta=beta)
+    pair = jnp.array([-1.0, 1.0])
+    beta.value = np.array([2.0**32 + 2] * 2)
+    np.testing.assert_array_equal(other.surrogate_grad(pair)[1], (2.0**32 + 2) / 2)
+    beta.value = np.array([-1.0, 2.0])
+    with pytest.raises(ValueError, match="beta must be finite and > 0"):
+        other.surrogate_fun(pair)
 
 
 def test_a_dimensionless_quantity_of_a_jax_array_stays_in_jax():
@@ -199,6 +212,14 @@ def test_a_dimensionless_quantity_of_a_jax_array_stays_in_jax():
     np.testing.assert_array_equal(slope, s2nn_xp.gradient(v, 2.0))
     with pytest.raises(TypeError, match=r"^x .*dimensionless"):
         s2nn_xp.S2NN()(v * u.mV)
+    # a dimensionless unit's scale (mV / V), and a subclass: their values
+    scaled = u.Quantity(v, unit=u.mV / u.volt)
+    np.testing.assert_array_equal(s2nn_xp.gradient(scaled), s2nn_xp.gradient(v / 1000))
+
+    class Potential(u.Quantity):
+        pass
+
+    assert isinstance(s2nn_xp.S2NN()(Potential(v)), jax.Array)
 
 
 def test_a_subclass_s_states_are_found_and_trained():
