@@ -896,20 +896,17 @@ def bench_records(
     rng = np.random.default_rng(0)
     records: list[Record] = []
     for step, (backend, size, dtype) in enumerate(plan, start=1):
+        if backend.name in failed_imports:  # installed and broken: said once
+            continue
         try:
             # Inside: a Ctrl-C while the progress line is written (a slow
             # terminal) lost the figures of the runs that finished.
             progress(f"[{step}/{len(plan)}] {backend.name} {dtype} n={size}")
             failure = backend.load_failure()
-            if failure is not None:  # installed, and broken: said once
-                error = f"{backend.name} {_broken(failure)}"
-                broken = backend.name in failed_imports
+            if failure is not None:
                 failed_imports.add(backend.name)
-                found = (
-                    []
-                    if broken
-                    else [_record(backend, "(setup)", dtype, size, error=error)]
-                )
+                error = f"{backend.name} {_broken(failure)}"
+                found = [_record(backend, "(setup)", dtype, size, error=error)]
             else:
                 found = _run_records(backend, size, dtype, repeats, rng)
         except Exception as exc:  # one failing run never loses the others

@@ -1797,6 +1797,7 @@ def test_bench_default_backends_fail_one_that_fails_to_import(
     assert record["op"] == "(setup)" and record["size"] == 1024
     assert record["error"].startswith("numpy is installed but fails to import (")
     assert "1 row failed" in err
+    assert "[1/4] numpy float32 n=1024" in err and "[2/4]" not in err  # said once
 
 
 def test_paths_the_terminal_cannot_encode_are_printed_escaped(tmp_path):
