@@ -205,6 +205,10 @@ def _unitless_mantissa(x: Any) -> Any:
     transform, an error about a traced array). One with a unit is refused
     by its own ``__array__``, saying so.
     """
+    # Every call asks: first whether either is loaded at all, cheaply (a
+    # microsecond a call, on every call, otherwise)
+    if not any(name in sys.modules for name in _UNITS):
+        return None
     # brainunit's Quantity is saiunit's; isinstance, which torch.compile
     # traces (it refused the text of a type's module)
     quantities = (getattr(imported(name), "Quantity", None) for name in _UNITS)
