@@ -1294,9 +1294,10 @@ def _read_for(name: str, value: Any, x: Any) -> Any:
         return held
     if (
         isinstance(held, np.ndarray)
-        and held.dtype.kind == "f"
-        and not held.any()
         and _compat.is_jax_array(_compat.stood_for(x))
+        # of the state's dtype: integers, ml_dtypes' bfloat16 too
+        and (held.dtype.kind in "iuf" or ml_dtypes_kind(held.dtype) is not None)
+        and not held.any()
     ):
         import jax.numpy as jnp
 

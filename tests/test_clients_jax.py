@@ -182,6 +182,16 @@ def test_a_state_batched_by_brainstate_vmap_is_one_parameter_a_lane():
     grads = brainstate.transform.grad(loss, alphas)()
     want = jax.vmap(jax.grad(lambda a: s2nn_xp.origin(x, a).sum()))(lanes)
     np.testing.assert_allclose(grads, want, rtol=1e-6)
+    # The probe's zeros are of the state's dtype: integers, bfloat16 too
+    for values, potential in (
+        (jnp.array([1, 2, 4]), x),
+        (lanes.astype(jnp.bfloat16), x.astype(jnp.bfloat16)),
+    ):
+        state = brainstate.ParamState(values)
+        typed = s2nn_xp.S2NN(alpha=state)
+        got = vmap(lambda: typed.surrogate_grad(potential), in_states=state)()  # noqa: B023
+        assert got.shape == (3, 5)
+        assert np.isfinite(np.asarray(got, dtype=np.float32)).all()
     u = pytest.importorskip("brainunit")  # x a dimensionless quantity too
     quantity = vmap(lambda: spike.surrogate_grad(u.Quantity(x)), in_states=alphas)()
     np.testing.assert_allclose(quantity, slopes, rtol=1e-6)
