@@ -774,7 +774,7 @@ BACKENDS: dict[str, Backend] = _registry(
         ("numpy",),
         _compat.is_numpy_namespace,
         is_array=_compat.is_numpy_array,  # subclasses defined elsewhere too
-        fused="NumPy kernels, block by block (number parameters)",
+        fused="NumPy kernels (number parameters)",
     ),
     Backend(
         "array_api_strict",
@@ -790,7 +790,7 @@ BACKENDS: dict[str, Backend] = _registry(
         ("dask",),
         _compat.is_dask_namespace,
         is_array=_compat.is_dask_array,
-        fused="NumPy's kernels, a task a chunk",
+        fused="NumPy's, a task a chunk",
         values_on_host=False,  # lazy: values exist once computed
         lazy=True,
         from_numpy=_dask_from_numpy,
@@ -861,7 +861,7 @@ BACKENDS: dict[str, Backend] = _registry(
             "compile",
         ),
         dtypes=("float16", "bfloat16", "float32", "float64"),
-        fused="eager: CPU kernels; CUDA with number parameters: Triton",
+        fused="eager: CPU kernels; CUDA: Triton",
         adapter="s2nn_xp.torch",
         title="PyTorch",
         install=(
