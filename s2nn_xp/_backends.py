@@ -774,7 +774,7 @@ BACKENDS: dict[str, Backend] = _registry(
         ("numpy",),
         _compat.is_numpy_namespace,
         is_array=_compat.is_numpy_array,  # subclasses defined elsewhere too
-        fused="NumPy kernels (number parameters)",
+        fused="NumPy kernels, in blocks",
     ),
     Backend(
         "array_api_strict",
