@@ -590,9 +590,8 @@ def memory_needed(size: int, dtype: str) -> int:
 def available_memory() -> int | None:
     """Bytes of memory available to a new allocation here, or None if unknown."""
     try:
-        with open(
-            "/proc/meminfo", encoding="ascii"
-        ) as meminfo:  # Linux: counts reclaimable caches
+        # Linux: counts reclaimable caches
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
