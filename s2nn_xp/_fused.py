@@ -11,12 +11,18 @@ which device, and why. The failure is remembered for that kernel and device,
 for the rest of the process: later calls go to the math at once, without a
 second attempt or a second warning.
 
-Two kinds of error are not the kernel's and are not caught: running out of
+Some errors are not the kernel's, and the math could not serve either: they
+are raised as they are, not remembered, with no warning. Running out of
 memory (a :class:`MemoryError`, as CuPy's is; PyTorch's ``OutOfMemoryError``;
 a driver's "out of memory"), since the math needs more memory, not less, and
-the next call may have it; and an error that a launched kernel meets while it
-runs (an illegal address), which CUDA reports later, at some synchronisation,
-where no caller can tell it from its own work.
+the next call may have it. Any error while the device cannot run the math
+(the caller's ``device_usable`` says so): while the stream captures a CUDA
+graph (a first compile loads a module, which CUDA forbids there, and the
+capture is lost whatever runs next; warm up before capturing), or once the
+device holds an error of earlier work (an illegal address in another kernel,
+which CUDA reports at the next call into the driver: often this launch). An
+error that a launched kernel meets while it runs is reported later, at some
+synchronisation, where no caller can tell it from its own work.
 
 The warning is issued before the failure is remembered: where warnings are
 errors (``-W error``, pytest's ``filterwarnings = error``), every call raises
@@ -81,7 +87,12 @@ def stacklevel_of_the_user(libraries: tuple[str, ...] = (_PACKAGE,)) -> int:
 
 
 def launched(
-    kernel: str, device: str, launch: Callable[[], object], *, framework: str = ""
+    kernel: str,
+    device: str,
+    launch: Callable[[], object],
+    *,
+    framework: str = "",
+    device_usable: Callable[[], bool] = lambda: True,
 ) -> bool:
     """Call ``launch`` (compile and launch ``kernel``) unless it failed before.
 
@@ -98,6 +109,10 @@ def launched(
     framework : str, optional
         The library (``"torch"``) whose functions call the adapter: the
         warning points past them, at the user's line.
+    device_usable : callable, optional
+        Asked after a failure: whether the device can run the math now (no
+        graph capture on the stream, no error of earlier work). Where it
+        cannot, the error is raised as it is (see above).
 
     Returns
     -------
@@ -112,7 +127,7 @@ def launched(
     try:
         launch()
     except Exception as exc:  # any compiler's or driver's error
-        if _out_of_memory(exc):
+        if _out_of_memory(exc) or not device_usable():
             raise
         msg = (
             f"s2nn_xp: the fused {kernel} failed on {device} ({_cause(exc)}); "

@@ -13,7 +13,8 @@ numerics follow ``_math``: both branch inputs are guarded before use (the
 sigmoid branch sees ``min(x, 0)``, and ``-inf`` as the lowest float32, the
 ``x >= 0`` branch ``max(x, -0.5)``), the
 sigmoid is ``e / (1 + e)`` with ``e = exp(alpha * min(x, 0)) <= 1``,
-``(1 + e)**2`` is ``(e + 2) * e + 1`` (within 1.25 ulp), NaN input
+``(1 + e)**2`` is ``(e + 2) * e + 1`` (within 1.25 ulp; no multiply-add
+is fused, see :data:`COMPILE_OPTIONS`), NaN input
 gives NaN, and 16-bit inputs are computed in float32 and rounded once.
 On a GPU, ``exp`` and ``log1p`` are libdevice's accurate versions and the
 divisions are correctly rounded, not the fast approximations Triton uses by
@@ -68,7 +69,17 @@ INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 _BLOCK = 1024
 """Elements per program: 8 per thread with 4 warps."""
 
-_WARPS = 4
+COMPILE_OPTIONS: dict[str, Any] = {"num_warps": 4, "enable_fp_fusion": False}
+"""How every kernel is compiled: 4 warps, and no multiply-add fused.
+
+Triton has fused ``a * b + c`` into one ``fma`` by default, which 3.10 is
+to change (3.9 warns of it at every first compile where no option is
+given): rounded once where ``_math`` rounds twice, so ``(e + 2) * e + 1``
+and ``log1p * beta + 0.5`` would change by up to an ulp with the version.
+Fusion off gives ``_math``'s roundings on every version, as the CuPy
+kernels' ``--fmad=false`` does (the same warning, raised where warnings are
+errors, made every call fall back to the math).
+"""
 
 if AVAILABLE:
     try:
@@ -244,11 +255,37 @@ def _launched(
                 **constants,
                 use_libdevice=not INTERPRETED,
                 block=_BLOCK,
-                num_warps=_WARPS,
+                **COMPILE_OPTIONS,
             )
 
     name = f"Triton kernel {kernel.__name__} for {out.dtype}"
-    return _fused.launched(name, str(out.device), launch, framework="torch")
+    return _fused.launched(
+        name,
+        str(out.device),
+        launch,
+        framework="torch",
+        device_usable=lambda: _device_usable(out.device),
+    )
+
+
+def _device_usable(device: torch.device) -> bool:
+    """Whether the math can run on ``device`` after a kernel failed there.
+
+    Not while its current stream captures a CUDA graph, nor once the device
+    holds an error of earlier work, which synchronising the stream reports
+    (see :mod:`s2nn_xp._fused`). The stream's, not the device's: that would
+    be invalid while another stream captures.
+    """
+    if device.type != "cuda":
+        return True  # the interpreter: CPU tensors
+    with torch.cuda.device(device):
+        if torch.cuda.is_current_stream_capturing():
+            return False
+        try:
+            torch.cuda.current_stream(device).synchronize()
+        except Exception:  # CUDA's error of earlier work, whichever type
+            return False
+    return True
 
 
 def spike(

@@ -183,7 +183,8 @@ def _input(x: ArrayLike) -> tuple[Any, np.dtype, np.dtype]:
     if compute is not None:  # float16 is read as is and widened in the kernel
         return x, compute, x.dtype
     compute, result = input_dtypes(_compat.array_namespace(x), x)  # raises
-    return x.astype(compute), np.dtype(compute), np.dtype(result)
+    with x.device:  # CuPy allocates on the current device, not x's
+        return x.astype(compute), np.dtype(compute), np.dtype(result)
 
 
 def _same_device(a: Any, x: Any) -> bool:
@@ -224,6 +225,29 @@ def _same_memory(a: Any, b: Any) -> bool:
     )
 
 
+def _overlaps_itself(a: Any) -> bool:
+    """Whether elements of ``a`` may share memory (a stride of 0, say).
+
+    Sorted by stride, each axis must step past the span of the axes before
+    it; some exotic layouts that do not overlap fail this too, and are
+    refused with the rest.
+    """
+    if a.size == 0:
+        return False
+    span = a.dtype.itemsize
+    for size, stride in sorted(zip(a.shape, a.strides, strict=True), key=_stride):
+        if size == 1:
+            continue
+        if abs(stride) < span:
+            return True
+        span += abs(stride) * (size - 1)
+    return False
+
+
+def _stride(axis: tuple[int, int]) -> int:
+    return abs(axis[1])
+
+
 def _output(
     name: str, out: Any, like: Any, dtype: np.dtype, inputs: Sequence[Any]
 ) -> Any:
@@ -245,6 +269,13 @@ def _output(
         raise TypeError(msg)
     if not _same_device(out, like):
         msg = f"{name} is on device {out.device.id}, x on device {like.device.id}"
+        raise ValueError(msg)
+    if _overlaps_itself(out):
+        msg = (
+            f"{name} has elements that share memory (a broadcast view?): GPU "
+            "threads would write them at once; pass an array whose elements "
+            "are all its own"
+        )
         raise ValueError(msg)
     for array in inputs:
         if (
@@ -378,6 +409,24 @@ def _kernel_launch(
     return f"CUDA elementwise kernel {operation} ({compute})", launch_elementwise
 
 
+def _device_usable() -> bool:
+    """Whether the math can run on the current device after a kernel failed.
+
+    Not while the current stream captures a CUDA graph, nor once the device
+    holds an error of earlier work, which synchronising the stream reports
+    (see :mod:`s2nn_xp._fused`).
+    """
+    stream = cupy.cuda.get_current_stream()
+    capturing = getattr(stream, "is_capturing", lambda: False)  # CuPy >= 9
+    try:
+        if capturing():
+            return False
+        stream.synchronize()
+    except Exception:  # CUDA's error of earlier work, whichever type
+        return False
+    return True
+
+
 def _launch(
     operation: str,
     inputs: Sequence[Any],
@@ -396,7 +445,7 @@ def _launch(
         return
     kernel, launch = _kernel_launch(operation, inputs, parameters, outputs, compute)
     device = f"CUDA device {outputs[0].device.id}"
-    if _fused.launched(kernel, device, launch):
+    if _fused.launched(kernel, device, launch, device_usable=_device_usable):
         return
     xp = _compat.array_namespace(outputs[0])
     values = [
@@ -468,7 +517,8 @@ def forward(x: ArrayLike, *, out: Any | None = None) -> Any:
         Input that is no CuPy array or number, complex input, or `out` of
         another type or dtype.
     ValueError
-        `out` of another shape or device, or partly overlapping `x`.
+        `out` of another shape or device, partly overlapping `x`, or with
+        elements that share memory (a broadcast view).
 
     Examples
     --------

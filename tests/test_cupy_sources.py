@@ -497,13 +497,37 @@ def _ctype_argument(value):
 
 
 class FakeDevice:
-    id = 0
+    """A device of a :class:`FakeCuPy`: ``with`` makes it the current one."""
+
+    def __init__(self, fake: FakeCuPy, device_id: int) -> None:
+        self.fake, self.id = fake, device_id
+        self.entered: list[int] = []
 
     def __enter__(self):
+        self.entered.append(self.fake.current_device)
+        self.fake.current_device = self.id
         return self
 
     def __exit__(self, *exc):
+        self.fake.current_device = self.entered.pop()
         return False
+
+
+class FakeStream:
+    """The current stream: capturing a graph, or holding an error of earlier work."""
+
+    def __init__(self) -> None:
+        self.capturing = False
+        self.error: Exception | None = None
+
+    def is_capturing(self) -> bool:
+        return self.capturing
+
+    def synchronize(self) -> None:
+        if self.capturing:
+            raise AssertionError("synchronised while capturing")
+        if self.error is not None:
+            raise self.error
 
 
 class FakeCuPy:
@@ -515,12 +539,27 @@ class FakeCuPy:
     def __init__(self, compiler: HostCompiler) -> None:
         self.compiler = compiler
         self.launches: list[tuple[str, str, tuple, tuple]] = []
+        self.current_device = 0  # where CuPy allocates
+        self.stream = FakeStream()
         fake = self
 
         class ndarray(np.ndarray):  # noqa: N801 - the name CuPy's type has
+            device_id = 0
+
+            def __array_finalize__(self, obj):  # views and results: obj's device
+                self.device_id = getattr(obj, "device_id", fake.current_device)
+
             @property
             def device(self):
-                return FakeDevice()
+                return FakeDevice(fake, self.device_id)
+
+            def astype(self, dtype, *args, **kwargs):
+                """A copy on the current device, as CuPy allocates (a view if
+                ``copy=False`` and nothing changes)."""
+                result = super().astype(dtype, *args, **kwargs)
+                if result is not self:
+                    result.device_id = fake.current_device
+                return result
 
             @property
             def data(self):
@@ -606,12 +645,17 @@ class FakeCuPy:
                 for out, buffer in zip(args[n_in:], buffers[n_in:], strict=True):
                     np.asarray(out)[...] = buffer
 
+        def on_current_device(a: np.ndarray) -> ndarray:
+            result = a.view(ndarray)
+            result.device_id = fake.current_device
+            return result
+
         def asarray(a, dtype=None):
-            return np.array(a, dtype=dtype).view(ndarray)
+            return on_current_device(np.array(a, dtype=dtype))
 
         def empty_like(a, dtype=None):
             order = "F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C"
-            return aligned_array(a.shape, dtype or a.dtype, order).view(ndarray)
+            return on_current_device(aligned_array(a.shape, dtype or a.dtype, order))
 
         module = types.ModuleType("cupy")
         module.ndarray = ndarray
@@ -620,13 +664,15 @@ class FakeCuPy:
         module.may_share_memory = np.may_share_memory
         module.RawModule = RawModule
         module.ElementwiseKernel = ElementwiseKernel
+        module.cuda = types.SimpleNamespace(get_current_stream=lambda: fake.stream)
         for name in ("float16", "float32", "float64", "int64", "nan"):
             setattr(module, name, getattr(np, name))
         self.module = module
         self.ndarray = ndarray
 
-    def array(self, values, dtype=None, order="C", offset_bytes=0):
-        """A fake CuPy array; its data 64-byte aligned plus ``offset_bytes``."""
+    def array(self, values, dtype=None, order="C", offset_bytes=0, device=0):
+        """A fake CuPy array on ``device``; its data 64-byte aligned plus
+        ``offset_bytes``."""
         values = np.asarray(values, dtype=dtype)
         extra = -(-offset_bytes // values.dtype.itemsize) if offset_bytes else 0
         flat = aligned_array((values.size + extra,), values.dtype, "C")
@@ -634,7 +680,9 @@ class FakeCuPy:
         view = flat[start : start + values.size]
         view = view.reshape(values.shape, order=order)
         view[...] = values
-        return view.view(self.ndarray)
+        view = view.view(self.ndarray)
+        view.device_id = device
+        return view
 
     def kinds(self) -> list[str]:
         return [kind for kind, *_ in self.launches]
@@ -1030,6 +1078,29 @@ class TestOut:
         with pytest.raises(error, match=match):
             fake.adapter.gradient(x, out=make_out(fake, x))
 
+    @pytest.mark.parametrize("in_place", [False, True])
+    def test_out_whose_elements_share_memory_is_refused(self, fake, in_place):
+        """GPU threads would write one element at once, some reading it
+        written: ``forward`` of a broadcast -1 could come back 1."""
+        base = fake.array(np.full(1, -1.0))
+        shared = np.lib.stride_tricks.as_strided(
+            base, shape=(2, 3), strides=(0, 0), subok=True, writeable=True
+        )
+        x = shared if in_place else fake.array(np.full((2, 3), -1.0))
+        for name in FUNCTIONS:
+            with pytest.raises(ValueError, match="out has elements that share memory"):
+                call(fake, name, x, out=shared)
+        assert fake.launches == [] and base.get()[0] == -1.0
+
+    def test_out_of_any_layout_whose_elements_are_its_own_is_taken(self, fake):
+        x = fake.array(np.linspace(-2, 2, 12).reshape(3, 4))
+        want = s2nn_xp.gradient(x.get())
+        buffer = fake.array(np.zeros((4, 3, 2)))
+        # padded, transposed, reversed: no element shared
+        for out in (buffer[:, :, 0].T, buffer[::-1, :, 1].T[::-1]):
+            assert fake.adapter.gradient(x, out=out) is out
+            np.testing.assert_array_equal(out.get(), want)
+
     def test_bad_out_pairs(self, fake):
         x = fake.array(np.linspace(-1, 1, 4))
         buffer = fake.array(np.zeros(4))
@@ -1336,6 +1407,59 @@ class TestFallback:
             strided = fake.adapter.gradient(x[::2])  # the elementwise kernel runs
         assert fake.kinds() == ["elementwise"]
         np.testing.assert_array_equal(strided.get(), s2nn_xp.gradient(x.get()[::2]))
+
+    def test_a_failure_while_a_graph_is_captured_is_raised_each_time(
+        self, broken_build
+    ):
+        """CUDA loses the capture whatever runs next: the math cannot serve,
+        and the kernel may run once the user warms up before capturing."""
+        fake = broken_build
+        x = fake.array(np.linspace(-2.0, 2.0, 16))
+        fake.stream.capturing = True
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no FusedKernelWarning either
+            for _ in range(2):
+                with pytest.raises(Exception, match=FORCED_FAILURE) as raised:
+                    fake.adapter.gradient(x)
+                assert not isinstance(raised.value, Warning)  # the compiler's
+        assert len(fake.builds) == 2  # not remembered
+        fake.stream.capturing = False
+        with pytest.warns(_fused.FusedKernelWarning, match=FORCED_FAILURE):
+            got = fake.adapter.gradient(x)
+        np.testing.assert_array_equal(got.get(), s2nn_xp.gradient(x.get()))
+
+    def test_an_error_of_earlier_work_is_raised_not_blamed_on_the_kernel(self, fake):
+        """An illegal address in another kernel, which CUDA reports at this
+        launch: the user's bug, not one to report here, nor a reason to turn
+        the kernel off."""
+        fake.adapter._LAUNCH = fake.adapter._LaunchConfiguration(2048, 4)
+        x = fake.array(np.linspace(-2.0, 2.0, 64))
+        fake.stream.error = RuntimeError("CUDA_ERROR_ILLEGAL_ADDRESS")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(RuntimeError, match="CUDA_ERROR_INVALID_VALUE"):
+                fake.adapter.gradient(x)
+        assert not _fused._failed  # not turned off
+        fake.stream.error = None
+        with pytest.warns(_fused.FusedKernelWarning, match="CUDA_ERROR_INVALID_VALUE"):
+            got = fake.adapter.gradient(x)
+        np.testing.assert_array_equal(got.get(), s2nn_xp.gradient(x.get()))
+
+
+class TestDevices:
+    """Work and results on ``x``'s device, whichever device is current."""
+
+    @pytest.mark.parametrize("dtype", ["int64", "bool", "float32", "float16"])
+    @pytest.mark.parametrize("name", FUNCTIONS)
+    def test_results_are_on_the_device_of_x(self, fake, name, dtype):
+        values = np.array([-2, 0, 1, 3]).astype(dtype)
+        x = fake.array(values, device=1)
+        assert fake.current_device == 0
+        result = call(fake, name, x)
+        assert result.device.id == 1  # integers were cast on device 0
+        assert fake.current_device == 0
+        want = call(fake, name, fake.array(values))
+        np.testing.assert_array_equal(result.get(), want.get())
 
 
 class TestFusedHelper:

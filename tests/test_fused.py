@@ -78,6 +78,39 @@ def test_running_out_of_memory_is_raised_and_not_remembered(error):
     assert _fused.launched("kernel k", "cuda:0", lambda: None)
 
 
+def test_a_failure_where_the_device_cannot_run_the_math_is_raised_each_time():
+    """A graph capture, or an error of earlier work: the math would fail too,
+    and the kernel is not to blame (nor turned off)."""
+    error = RuntimeError("Triton Error [CUDA]: operation not permitted when capturing")
+    launch, calls = _failing(error)
+    asked = []
+
+    def device_unusable() -> bool:
+        asked.append(1)
+        return False
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning either
+        for _ in range(2):
+            with pytest.raises(RuntimeError, match="capturing"):
+                _fused.launched(
+                    "kernel k", "cuda:0", launch, device_usable=device_unusable
+                )
+    assert len(calls) == len(asked) == 2
+
+
+def test_the_device_is_asked_about_only_after_a_failure():
+    def never() -> bool:
+        raise AssertionError("asked")
+
+    assert _fused.launched("kernel k", "cuda:0", lambda: None, device_usable=never)
+    launch, _ = _failing(RuntimeError("no kernel image"))
+    with pytest.warns(s2nn_xp.FusedKernelWarning, match="no kernel image"):
+        assert not _fused.launched(
+            "kernel k", "cuda:0", launch, device_usable=lambda: True
+        )
+
+
 def test_the_warning_names_the_root_cause_and_the_end_of_a_long_log():
     """Triton's CompilationError says where; the exception under it says why."""
     try:

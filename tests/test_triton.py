@@ -11,12 +11,15 @@ division) is compiled to PTX here, which needs no GPU; on a machine with one,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -414,6 +417,21 @@ _FALLBACK_SCRIPT = textwrap.dedent(
     results["first"] = run(torch.float32, origin=False)
     results["again"] = run(torch.float32, origin=True)
     results["float16"] = run(torch.float16, origin=True)
+
+    # Where the device cannot run the math either (a graph capture, an error
+    # of earlier work), the kernel's error is raised, each time.
+    _triton._device_usable = lambda device: False
+    outcomes = []
+    for _ in range(2):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                adapter.s2nn(torch.ones(8, dtype=torch.bfloat16), origin=True)
+                outcomes.append("no error")
+            except Exception as exc:
+                outcomes.append(str(exc))
+        outcomes.append(len(caught))
+    results["unusable"] = {"outcomes": outcomes, "launches": spike.launches}
     print(json.dumps(results))
     """
 )
@@ -461,6 +479,50 @@ def test_each_dtype_is_its_own_kernel(broken_kernels):
     assert float16["y_error"] <= 1e-3 and float16["grad_error"] <= 1e-2
 
 
+def test_a_failure_where_the_device_cannot_run_the_math_is_raised_each_time(
+    broken_kernels,
+):
+    unusable = broken_kernels["unusable"]
+    first, warned_first, again, warned_again = unusable["outcomes"]
+    assert "forced_build_failure" in first and "forced_build_failure" in again
+    assert warned_first == warned_again == 0  # raised, not warned about
+    assert unusable["launches"] == 4  # tried again: not remembered
+
+
+class _Stream:
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+    def synchronize(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+@pytest.mark.parametrize(
+    ("capturing", "error", "usable"),
+    [
+        (False, None, True),
+        (True, None, False),  # a CUDA graph capture: no synchronisation either
+        (False, RuntimeError("CUDA error: an illegal memory access"), False),
+    ],
+)
+def test_a_cuda_device_is_usable_unless_capturing_or_failed(
+    monkeypatch, capturing, error, usable
+):
+    stream = _Stream(error)
+    if capturing:
+        stream.error = AssertionError("synchronised while capturing")
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: capturing)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: stream)
+    assert s2nn_xp._triton._device_usable(torch.device("cuda:1")) is usable
+    assert s2nn_xp._triton._device_usable(torch.device("cpu"))  # the interpreter
+
+
+def _ptx(source: Any, target: Any, options: dict[str, Any]) -> str:
+    return triton.compile(source, target=target, options=options).asm["ptx"]
+
+
 def test_gpu_branch_compiles_with_accurate_math():
     """Compile both kernels for sm_80 and sm_90 (no GPU needed) and look at the PTX."""
     from triton.backends.compiler import GPUTarget
@@ -497,8 +559,15 @@ def test_gpu_branch_compiles_with_accurate_math():
                 signature=signature,
                 constexprs={(names.index(k),): v for k, v in constants.items()},
             )
-            ptx = triton.compile(source, target=GPUTarget("cuda", capability, 32)).asm[
-                "ptx"
-            ]
+            target = GPUTarget("cuda", capability, 32)
+            with warnings.catch_warnings():
+                # Triton 3.9 warns where no option says whether to fuse
+                warnings.simplefilter("error")
+                ptx = _ptx(source, target, kernels.COMPILE_OPTIONS)
+            # No multiply-add fused (the fma left are libdevice's own)
+            fused = _ptx(
+                source, target, {**kernels.COMPILE_OPTIONS, "enable_fp_fusion": True}
+            )
+            assert ptx.count("fma.rn.f32") < fused.count("fma.rn.f32")
             assert "div.rn.f32" in ptx  # correctly rounded division
             assert "div.full.f32" not in ptx and "div.approx.f32" not in ptx
