@@ -106,6 +106,9 @@ def forward(x: ArrayLike, *, xp: ModuleType | None = None) -> Array:
     TypeError
         Complex input, an object that is no array or number, or an `xp`
         that is not `x`'s library.
+    ValueError
+        A list NumPy cannot read as an array (rows of different lengths),
+        or a Python number beyond float64's range (``10**400``).
 
     Examples
     --------

@@ -250,11 +250,19 @@ def check_representable(
 
 
 def _named_number(name: str, value: numbers.Real) -> str:
-    """``alpha=Fraction(1, 3)``; a long one by its type and magnitude."""
-    text = repr(value)
-    if len(text) <= 40 or not isinstance(value, numbers.Rational):
-        return f"{name}={text}"
-    numerator, denominator = abs(value.numerator), value.denominator
+    """``alpha=Fraction(1, 3)``; a long one by its type and magnitude.
+
+    Long: more than 40 characters, or terms of more than 128 bits, whose
+    text is not made (beyond ``sys.get_int_max_str_digits`` digits, ``repr``
+    raises).
+    """
+    if not isinstance(value, numbers.Rational):
+        return f"{name}={value!r}"
+    numerator, denominator = abs(int(value.numerator)), int(value.denominator)
+    if max(numerator.bit_length(), denominator.bit_length()) <= 128:
+        text = repr(value)
+        if len(text) <= 40:
+            return f"{name}={text}"
     exponent = math.floor(math.log10(numerator) - math.log10(denominator))
     return f"{name} (a {type(value).__name__} of about 1e{exponent})"
 
@@ -619,9 +627,13 @@ def host_values(name: str, value: Any) -> Any:
     values = _host_array(name, value if view is None else view)
     check_real_dtype(name, _compat.array_namespace(values), values.dtype)
     lower, inclusive = BOUNDS[name]
+    # ml_dtypes' formats compared in float64, which holds all their values:
+    # in their own dtype the bound may not exist (float8_e8m0fnu has no 0,
+    # which became NaN there, and every value was refused).
+    compared = values if ml_dtypes_kind(values.dtype) is None else values.astype(float)
     with np.errstate(invalid="ignore"):
-        in_range = values >= lower if inclusive else values > lower
-        outside = ~(np.isfinite(values) & in_range)
+        in_range = compared >= lower if inclusive else compared > lower
+        outside = ~(np.isfinite(compared) & in_range)
     if outside.any():
         # Which of how many: a tensor given where a number was meant (a
         # membrane potential, as a class given for an instance gets) shows.
@@ -675,15 +687,7 @@ def validate_parameter(name: str, value: Any) -> Any:
             number = float(value)
         except OverflowError:  # an int beyond float64
             raise _beyond_float64(name, value) from None
-        # A positive Fraction below float64's range (a float's 0 is 0)
-        if (
-            number == 0
-            and isinstance(value, numbers.Rational)
-            and int(value.numerator) > 0
-        ):
-            check_representable(
-                name, value, "float64", _FLOAT64_LARGEST, _WIDEST_COMPUTED
-            )
+        _check_not_vanished(name, value, number)
         return check_number(name, number)
     if isinstance(value, numbers.Complex):
         msg = f"{name} must be real, not complex ({value!r})"
@@ -728,6 +732,16 @@ def _reads_as_array(value: Any) -> bool:
         hasattr(value, protocol)
         for protocol in ("__array__", "__array_interface__", "__array_struct__")
     )
+
+
+def _check_not_vanished(name: str, value: numbers.Real, number: float) -> None:
+    """ValueError for a positive ``alpha`` or ``beta`` that ``float`` made 0.
+
+    A Fraction below float64's range: said so, not "must be > 0" of a
+    positive number (a float's 0 is 0; a tiny ``epsilon`` may be 0).
+    """
+    if number == 0 and isinstance(value, numbers.Rational) and int(value.numerator) > 0:
+        check_representable(name, value, "float64", _FLOAT64_LARGEST, _WIDEST_COMPUTED)
 
 
 def _within_float64(name: str, value: Any) -> None:
@@ -853,9 +867,12 @@ def _python_number(name: str, value: Any) -> Any:
     if isinstance(value, float) or _compat.is_array_api_obj(value):
         return value  # NumPy scalars keep their dtype
     try:
-        return float(value)
+        number = float(value)
     except OverflowError:
         raise _beyond_float64(name, value) from None
+    if name in BOUNDS:  # a parameter's list: as for the number alone
+        _check_not_vanished(name, value, number)
+    return number
 
 
 def _beyond_float64(name: str, value: Any) -> ValueError:
@@ -1009,8 +1026,9 @@ def _is_sequence(values: Any) -> bool:
     return isinstance(values, Sequence) and not isinstance(values, _TEXT)
 
 
-# Sequences that are text or bytes: no numbers (a bytearray or memoryview
-# would be read as uint8 data).
+# Sequences that are text or bytes: no numbers. A bytearray would be read
+# as uint8 data; a memoryview by its format, which a bytes object's says
+# bytes too: refused with them, as no list of numbers.
 _TEXT = (str, bytes, bytearray, memoryview)
 
 
@@ -1025,9 +1043,16 @@ def _holds_int_beyond_int64(values: Sequence[Any]) -> bool:
 
 
 def _real_numbers(name: str, array: Any, np: ModuleType) -> Any:
-    """An object array of Python real numbers as float64; others unchanged."""
+    """An object array of Python real numbers as float64; others unchanged.
+
+    Bools too in ``x`` (0 and 1, as NumPy reads them in a list of numbers
+    it can type); a parameter's or a cotangent's list refuses them.
+    """
     flat = array.reshape(-1).tolist()
-    if not flat or not all(_is_real_value(v) for v in flat):
+    takes_bools = name == "x"
+    if not flat or not all(
+        _is_real_value(v) or (takes_bools and isinstance(v, bool)) for v in flat
+    ):
         return array  # refused by the caller, naming what it holds
     floats = [_python_number(name, v) for v in flat]
     return np.asarray(floats, dtype=np.float64).reshape(array.shape)

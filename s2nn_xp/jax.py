@@ -196,9 +196,11 @@ def _surrogate_jvp(
             terms.append(partial[name] * dot)
     if not terms:
         return y, jnp.zeros_like(y)
-    # Typed as the value is (zeros of its type, folded away by XLA): a
-    # gradient reads no epsilon, which a value may be split along.
-    return y, functools.reduce(jnp.add, terms) + jnp.zeros_like(y)
+    # Typed as the value is, by zeros of each parameter (a gradient reads no
+    # epsilon, which a value may be split along); not zeros of the value's
+    # shape, which a linearization kept as a residual as large as x (a pass
+    # over it too) wherever the backward was not compiled with the forward.
+    return y, _typed_as_all(functools.reduce(jnp.add, terms), alpha, beta, epsilon)
 
 
 _surrogate.defjvp(_surrogate_jvp, symbolic_zeros=True)

@@ -336,6 +336,22 @@ def test_nan_in_gives_nan_out_in_forward_mode_under_jit():
 # --- learnable parameters ----------------------------------------------------
 
 
+@pytest.mark.parametrize("origin", [False, True])
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_a_linearization_keeps_one_array_of_x_size(origin, per_neuron):
+    """The tangent's residuals: the gradient, and parameter-sized arrays; no
+    zeros of x's size (added for sharding types, they were kept by every
+    pullback whose backward was not compiled with its forward)."""
+    x = jnp.linspace(-3.0, 3.0, 64 * 32).reshape(64, 32)
+    alpha = jnp.full((32,), 4.0) if per_neuron else 4.0
+    for linear in (
+        jax.linearize(lambda v: s2nn_xp.jax.s2nn(v, alpha, origin=origin), x)[1],
+        jax.vjp(jax.jit(lambda v: s2nn_xp.jax.s2nn(v, alpha, origin=origin)), x)[1],
+    ):
+        sizes = sorted(leaf.size for leaf in jax.tree.leaves(linear))
+        assert sizes[-1] == x.size and sum(sizes[:-1]) <= 32
+
+
 def test_no_recompilation_when_parameter_values_change(monkeypatch):
     traces = count_calls(
         monkeypatch, s2nn_xp._math, ("forward", "gradient", "partials")

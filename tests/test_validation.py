@@ -783,6 +783,64 @@ def test_a_parameter_fraction_below_float64_is_said_so(name):
         s2nn_xp.origin(np.ones(2), epsilon=Fraction(1, 10**400)),
         s2nn_xp.origin(np.ones(2), epsilon=0.0),
     )
+    # in a list, as alone (it said "its one value is not" of a positive one)
+    with pytest.raises(ValueError, match=want):
+        s2nn_xp.origin(np.ones(2), **{name: [0.5, Fraction(1, 10**400)]})
+    np.testing.assert_array_equal(
+        s2nn_xp.origin(np.ones(2), epsilon=[Fraction(1, 10**400)] * 2),
+        s2nn_xp.origin(np.ones(2), epsilon=0.0),
+    )
+    # terms beyond the digits Python turns into text (repr raised its
+    # ValueError about the digit limit, which named no parameter)
+    beyond = rf"^{name} \(a Fraction of about 1e-5000\) is 0 in float64"
+    for value in (Fraction(1, 10**5000), [Fraction(1, 10**5000)]):
+        with pytest.raises(ValueError, match=beyond):
+            s2nn_xp.origin(np.ones(2), **{name: value})
+
+
+def test_parameters_of_every_ml_dtypes_float_format_are_compared_in_float64():
+    """float8_e8m0fnu holds no 0: the bound, compared in that dtype, was NaN
+    there, and every value was refused."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    powers = np.array([0.5, 1.0, 2.0, 4.0])  # exact in every format
+    x = np.linspace(-2.0, 2.0, 4)
+    tested = []
+    for format_name in dir(ml_dtypes):
+        dtype = getattr(ml_dtypes, format_name)
+        if "float" not in format_name or not isinstance(dtype, type):
+            continue
+        held = powers.astype(dtype)
+        for name in ("alpha", "beta", "epsilon"):
+            np.testing.assert_array_equal(
+                s2nn_xp.origin(x, **{name: held}), s2nn_xp.origin(x, **{name: powers})
+            )
+        # out of range still refused (e8m0 has no negatives: it holds NaN)
+        negative = (-powers).astype(dtype)
+        with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+            s2nn_xp.origin(x, alpha=negative)
+        tested.append(format_name)
+    assert "bfloat16" in tested
+    if hasattr(ml_dtypes, "float8_e8m0fnu"):
+        assert "float8_e8m0fnu" in tested
+
+
+def test_a_list_x_of_bools_and_ints_beyond_int64_is_floats(xp):
+    """Each alone was taken; together NumPy makes an object array, which
+    refused the bool (a rule of parameters' lists)."""
+    values, floats = [True, 2**70, False], [1.0, 2.0**70, 0.0]
+    for function in (s2nn_xp.forward, s2nn_xp.origin, s2nn_xp.gradient):
+        np.testing.assert_array_equal(
+            to_numpy(function(values, xp=xp)), to_numpy(function(floats, xp=xp))
+        )
+        np.testing.assert_array_equal(  # as [True, 0.5] is
+            to_numpy(function([True, Fraction(1, 2)], xp=xp)),
+            to_numpy(function([1.0, 0.5], xp=xp)),
+        )
+    # parameters and cotangents take no bool, in any company
+    with pytest.raises(TypeError, match="alpha"):
+        s2nn_xp.gradient(_on(xp, X[:3]), alpha=values)
+    with pytest.raises(TypeError, match="cotangent is a list holding a bool"):
+        s2nn_xp.vjp(_on(xp, X[:3]))[1](values)
 
 
 def test_lists_of_python_numbers_numpy_cannot_hold_are_floats_everywhere(xp):
@@ -1571,8 +1629,6 @@ def test_an_array_of_objects_by_a_protocol_is_refused_by_its_dtype(xp):
         s2nn_xp.gradient(_ObjectColumn(), xp=xp)
     with pytest.raises(TypeError, match=r"^alpha must have a real numeric dtype"):
         s2nn_xp.gradient(x, alpha=_ObjectColumn())
-    with pytest.raises(TypeError, match=by_dtype):
-        s2nn_xp.gradient([True, Fraction(1, 2)], xp=xp)  # numbers, of two kinds
 
 
 def test_a_number_that_is_not_real_is_refused_by_its_type_whatever_xp(xp):
