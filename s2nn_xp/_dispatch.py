@@ -13,8 +13,10 @@ arrives, or, where the registry says so, as soon as its library is imported
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import importlib._bootstrap
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -53,15 +55,27 @@ def import_adapters_with_their_libraries() -> None:
             )
 
 
+# Python's error for an import that would wait for a thread waiting for it
+# (a private class; none where an interpreter has no such error).
+_IMPORT_DEADLOCK: tuple[type[BaseException], ...] = tuple(
+    filter(None, [getattr(importlib._bootstrap, "_DeadlockError", None)])
+)
+
+
 def _load_supported(name: str, adapter: str) -> None:
     """Import ``adapter`` where backend ``name``'s library is a version it supports.
 
     Where it is older, the user's import of the library (and of s2nn_xp,
     after it) goes on without a word, as for a user who never gives it an
-    array: the adapter refuses it, saying why, when an array arrives.
+    array: the adapter refuses it, saying why, when an array arrives. Where
+    another thread is importing the adapter, waiting for the library's
+    import that runs this, Python refuses the import here: that thread
+    completes it, so nothing is said (it was a warning, which
+    ``-W error`` raised in the user's ``import torch``).
     """
     if older_than_supported(name) is None:
-        _load(adapter)
+        with contextlib.suppress(*_IMPORT_DEADLOCK):
+            _load(adapter)
 
 
 def adapter_for(x: Any) -> ModuleType | None:

@@ -11,6 +11,7 @@ import ast
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -319,6 +320,71 @@ def test_the_torch_adapter_imports_without_touching_the_default_device():
         "x = torch.ones(3, device='cpu')\n"
         "assert s2nn_xp.torch.s2nn(x).tolist() == [1.0, 1.0, 1.0]\n"
     )
+
+
+_ADAPTER_AND_LIBRARY_RACE = """
+import sys, threading, time, warnings
+warnings.simplefilter("error")
+import s2nn_xp
+
+errors = []
+def imports(name):
+    try:
+        __import__(name)
+    except BaseException as exc:
+        errors.append(f"{name}: {exc!r}")
+
+library = threading.Thread(target=imports, args=(sys.argv[1],))
+library.start()
+while sys.argv[1] not in sys.modules:  # until its import has begun
+    time.sleep(0.0005)
+adapter = threading.Thread(target=imports, args=(sys.argv[2],))
+adapter.start()
+library.join()
+adapter.join()
+assert not errors, errors
+assert sys.argv[2] in sys.modules
+"""
+
+
+@pytest.mark.parametrize("name", WITH_LIBRARY)
+def test_an_adapter_imported_while_its_library_imports_in_another_thread(name):
+    """The adapter's thread waits for the library, whose import (in the other
+    thread) then imports the adapter: Python refuses that import as a
+    deadlock. It said so in a warning, raised by ``-W error`` in the user's
+    ``import torch``, which left torch half-imported for good; the adapter's
+    own import completes it, without a word."""
+    backend = OPTIONAL[name]
+    if not backend.is_installed():
+        pytest.skip(f"{name} is not installed here")
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _ADAPTER_AND_LIBRARY_RACE,
+            _top_level(backend),
+            str(backend.adapter),
+        ],
+        check=True,
+        timeout=120,
+    )
+
+
+def test_an_import_deadlock_of_an_adapter_with_its_library_is_no_error(monkeypatch):
+    """Where the race above is not met, the rule itself."""
+    from s2nn_xp import _dispatch
+
+    def refused(module):
+        raise _dispatch._IMPORT_DEADLOCK[0](f"deadlock detected by {module}")
+
+    monkeypatch.setattr(_dispatch, "older_than_supported", lambda name: None)
+    monkeypatch.setattr(_dispatch, "_load", refused)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _dispatch._load_supported("torch", "s2nn_xp.torch")
+    monkeypatch.setattr(_dispatch, "_load", lambda module: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # other errors are the caller's
+        _dispatch._load_supported("torch", "s2nn_xp.torch")
 
 
 _WHILE_ANOTHER_THREAD_IMPORTS = """
