@@ -13,10 +13,10 @@ arrives, or, where the registry says so, as soon as its library is imported
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import importlib._bootstrap
+import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -74,8 +74,11 @@ def _load_supported(name: str, adapter: str) -> None:
     ``-W error`` raised in the user's ``import torch``).
     """
     if older_than_supported(name) is None:
-        with contextlib.suppress(*_IMPORT_DEADLOCK):
+        try:
             _load(adapter)
+        except _IMPORT_DEADLOCK:
+            if adapter not in sys.modules:  # no other thread is importing it
+                raise
 
 
 def adapter_for(x: Any) -> ModuleType | None:

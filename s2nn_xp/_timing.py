@@ -3,7 +3,8 @@
 A figure is the **median** wall time of repeated calls after warm-up, each
 call waited for (a device synchronised, a lazy array computed), the cases
 **taking turns** in every repeat so that a burst of load on a shared machine
-slows them all alike rather than one case's whole run. Each is shown next to
+slows them all alike rather than one case's whole run (in an order shuffled
+anew every repeat, so that no case always follows the same one). Each is shown next to
 a **memory floor** timed in the same run on the same arrays: the faster of a
 copy of ``x`` and ``-x`` (read one array, write one), and of ``x * g`` beside
 either (read two, write two), each compiled as the cases are.
@@ -22,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 import tracemalloc
@@ -95,8 +97,14 @@ def median_seconds(
         for _ in range(warmup):
             synchronize(call())
     times: dict[str, list[float]] = {name: [] for name in cases}
+    # In a new order every repeat (the same orders every run): a case slows
+    # the one after it (caches, the allocator, CPU frequency), and a fixed
+    # order gave one case the same neighbour every time (spikingjelly's S2NN,
+    # after the learnable case, took 13% longer than alone).
+    order, shuffle = list(cases.items()), random.Random(0).shuffle
     for _ in range(repeats):
-        for name, call in cases.items():
+        shuffle(order)
+        for name, call in order:
             start = time.perf_counter()
             synchronize(call())
             times[name].append(time.perf_counter() - start)

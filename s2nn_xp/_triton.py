@@ -77,8 +77,9 @@ to change (3.9 warns of it at every first compile where no option is
 given): rounded once where ``_math`` rounds twice, so ``(e + 2) * e + 1``
 and ``log1p * beta + 0.5`` would change by up to an ulp with the version.
 Fusion off gives ``_math``'s roundings on every version, as the CuPy
-kernels' ``--fmad=false`` does (the same warning, raised where warnings are
-errors, made every call fall back to the math).
+kernels' ``--fmad=false`` does; and no warning (where warnings are errors,
+Triton's was raised at the launch, which made every call warn of a failed
+kernel: with that warning raised too, every eager CUDA call failed).
 """
 
 if AVAILABLE:
@@ -272,19 +273,21 @@ def _device_usable(device: torch.device) -> bool:
     """Whether the math can run on ``device`` after a kernel failed there.
 
     Not while its current stream captures a CUDA graph, nor once the device
-    holds an error of earlier work, which synchronising the stream reports
-    (see :mod:`s2nn_xp._fused`). The stream's, not the device's: that would
-    be invalid while another stream captures.
+    holds an error of earlier work, which the first call into CUDA here
+    reports (the capture query, or synchronising the stream); any error of
+    this probe means no (see :mod:`s2nn_xp._fused`). The stream, not the
+    device, is synchronised: that would be invalid while another stream
+    captures.
     """
     if device.type != "cuda":
         return True  # the interpreter: CPU tensors
-    with torch.cuda.device(device):
-        if torch.cuda.is_current_stream_capturing():
-            return False
-        try:
+    try:
+        with torch.cuda.device(device):
+            if torch.cuda.is_current_stream_capturing():
+                return False
             torch.cuda.current_stream(device).synchronize()
-        except Exception:  # CUDA's error of earlier work, whichever type
-            return False
+    except Exception:  # CUDA's error of earlier work, whichever type
+        return False
     return True
 
 

@@ -1051,7 +1051,8 @@ def _real_numbers(name: str, array: Any, np: ModuleType) -> Any:
     flat = array.reshape(-1).tolist()
     takes_bools = name == "x"
     if not flat or not all(
-        _is_real_value(v) or (takes_bools and isinstance(v, bool)) for v in flat
+        _is_real_value(v) or (takes_bools and isinstance(v, (bool, np.bool_)))
+        for v in flat
     ):
         return array  # refused by the caller, naming what it holds
     floats = [_python_number(name, v) for v in flat]

@@ -417,9 +417,8 @@ def _device_usable() -> bool:
     (see :mod:`s2nn_xp._fused`).
     """
     stream = cupy.cuda.get_current_stream()
-    capturing = getattr(stream, "is_capturing", lambda: False)  # CuPy >= 9
     try:
-        if capturing():
+        if stream.is_capturing():  # raises for a capture CUDA invalidated
             return False
         stream.synchronize()
     except Exception:  # CUDA's error of earlier work, whichever type

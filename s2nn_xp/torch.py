@@ -814,7 +814,16 @@ class _SpikeTraceable(torch.autograd.Function):
             grad_x = None
             if needs_x:
                 alpha, beta = parameters["alpha"], parameters["beta"]
-                grad_x = _gradient_vjp(cotangent, x, alpha, beta)
+                numbers = isinstance(alpha, float) and isinstance(beta, float)
+                if numbers or not _may_update(x, alpha, beta, cotangent):
+                    grad_x = _gradient_vjp(cotangent, x, alpha, beta)
+                else:
+                    # Tensors that need no gradient (per-neuron, fixed): the
+                    # learnable path's eager kernel, for x's term alone (the
+                    # math took twice as long at 2^20 values).
+                    needs = {"x": True, "alpha": False, "beta": False}
+                    grads = _backward_with_parameters(cotangent, x, parameters, needs)
+                    grad_x = grads["x"]
             return grad_x, None, None, None, None
         needs = {"x": needs_x, "alpha": needs_alpha, "beta": needs_beta}
         grads = _backward_with_parameters(cotangent, x, parameters, needs)

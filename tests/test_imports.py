@@ -11,6 +11,7 @@ import ast
 import os
 import subprocess
 import sys
+import types
 import warnings
 from pathlib import Path
 
@@ -379,8 +380,14 @@ def test_an_import_deadlock_of_an_adapter_with_its_library_is_no_error(monkeypat
 
     monkeypatch.setattr(_dispatch, "older_than_supported", lambda name: None)
     monkeypatch.setattr(_dispatch, "_load", refused)
+    importing = types.ModuleType("s2nn_xp.torch")  # another thread's import
+    monkeypatch.setitem(sys.modules, "s2nn_xp.torch", importing)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        _dispatch._load_supported("torch", "s2nn_xp.torch")
+    # with no import of the adapter under way, the deadlock is not that one
+    monkeypatch.delitem(sys.modules, "s2nn_xp.torch")
+    with pytest.raises(_dispatch._IMPORT_DEADLOCK[0]):
         _dispatch._load_supported("torch", "s2nn_xp.torch")
     monkeypatch.setattr(_dispatch, "_load", lambda module: 1 / 0)
     with pytest.raises(ZeroDivisionError):  # other errors are the caller's

@@ -21,9 +21,28 @@ def test_cases_take_turns_after_their_warmup():
     calls = []
     cases = {name: (lambda name=name: calls.append(name)) for name in "abc"}
     seconds = _timing.median_seconds(cases, repeats=3, warmup=2)
-    assert calls == ["a", "a", "b", "b", "c", "c", *3 * ["a", "b", "c"]]
+    assert calls[:6] == ["a", "a", "b", "b", "c", "c"]
+    for turn in range(3):  # each case once a turn
+        assert sorted(calls[6 + 3 * turn : 9 + 3 * turn]) == ["a", "b", "c"]
     assert list(seconds) == ["a", "b", "c"]
     assert all(value >= 0 for value in seconds.values())
+
+
+def test_no_case_always_follows_the_same_one():
+    """A fixed order gave a case the same neighbour, which slowed it
+    (spikingjelly's S2NN after the learnable case: 13%)."""
+    calls = []
+    cases = {name: (lambda name=name: calls.append(name)) for name in "abcd"}
+    _timing.median_seconds(cases, repeats=40, warmup=0)
+    for name in "abcd":
+        before = {
+            calls[i - 1] for i, called in enumerate(calls) if i and called == name
+        }
+        assert len(before) >= 3  # the others, and itself across turns
+    again = []
+    cases = {name: (lambda name=name: again.append(name)) for name in "abcd"}
+    _timing.median_seconds(cases, repeats=40, warmup=0)
+    assert again == calls  # the same orders every run
 
 
 def test_every_result_is_waited_for():
@@ -34,7 +53,7 @@ def test_every_result_is_waited_for():
         synchronize=waited.append,
         warmup=1,
     )
-    assert waited == [1, 2, 1, 2, 1, 2]
+    assert waited[:2] == [1, 2] and sorted(waited[2:]) == [1, 1, 2, 2]
 
 
 def test_the_median_is_taken(monkeypatch):

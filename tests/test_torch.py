@@ -147,6 +147,36 @@ def test_eager_gradient_is_the_math_bit_for_bit(dtype, params):
         assert ulp_error(f64(grad), want, np.float64).max() <= 2.0
 
 
+@pytest.mark.parametrize("parameter_shape", ["neurons", "0-d", "rows"])
+@pytest.mark.parametrize("x_shape", [(4096, 64), (64, 4096), (5, 7)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fixed_tensor_parameters_take_the_eager_kernel(
+    monkeypatch, dtype, x_shape, parameter_shape
+):
+    """Tensors that need no gradient (fixed per-neuron parameters): the
+    learnable path's eager kernel (the general path's math took twice the
+    time), the same bits as numbers give, large inputs piece by piece."""
+    rows, neurons = x_shape
+    x = torch.linspace(-4.0, 4.0, rows * neurons, dtype=dtype).reshape(x_shape)
+    x[0, :5] = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0])
+    x.requires_grad_()
+    cotangent = torch.linspace(-1.0, 1.0, x.numel(), dtype=dtype).reshape(x_shape)
+    shape = {"neurons": (neurons,), "0-d": (), "rows": (rows, 1)}[parameter_shape]
+    alpha = torch.full(shape, 2.5, dtype=dtype)
+    beta = torch.full(shape, 0.75, dtype=dtype)
+    calls = []
+    kernel = s2nn_xp._torch_eager.cotangents
+    monkeypatch.setattr(
+        s2nn_xp._torch_eager,
+        "cotangents",
+        lambda *a, **k: calls.append(k) or kernel(*a, **k),
+    )
+    (got,) = torch.autograd.grad(s2nn(x, alpha, beta), x, cotangent)
+    assert calls and not any(k["with_alpha"] or k["with_beta"] for k in calls)
+    (want,) = torch.autograd.grad(s2nn(x, 2.5, 0.75), x, cotangent)
+    torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
+
+
 def test_float32_gradient_within_4_ulp_where_alpha_x_is_exact():
     """|alpha * x| <= 20 with alpha a power of two (so alpha * x is exact)."""
     for alpha in (4.0, 1.0, 0.5):
@@ -493,14 +523,24 @@ def test_python_numbers_and_epsilon_are_no_inputs_of_the_graph():
 
 def test_parameter_derivatives_only_where_needed(monkeypatch):
     """Constant parameters (numbers, tensors without grad) cost no derivative."""
-    calls = count_calls(monkeypatch, s2nn_xp.torch, ("_backward_with_parameters",))
+    asked = []
+    kernel = s2nn_xp._torch_eager.cotangents
+
+    def recorded(*args, with_alpha, with_beta, **kwargs):
+        asked.append((with_alpha, with_beta))
+        return kernel(*args, with_alpha=with_alpha, with_beta=with_beta, **kwargs)
+
+    monkeypatch.setattr(s2nn_xp._torch_eager, "cotangents", recorded)
+    partials = count_calls(monkeypatch, s2nn_xp.torch, ("_partials",))
     x = tensor(GRID, requires_grad=True)
     for alpha in (4.0, torch.tensor(4.0, dtype=torch.float64)):
         torch.autograd.grad(s2nn(x, alpha).sum(), x)
-    assert calls["_backward_with_parameters"] == 0
+    # a number: the gradient's kernel; a tensor: the partials' kernel, for
+    # x's term alone
+    assert asked == [(False, False)] and partials["_partials"] == 0
     alpha = torch.tensor(4.0, dtype=torch.float64, requires_grad=True)
     torch.autograd.grad(s2nn(x.detach(), alpha).sum(), alpha)
-    assert calls["_backward_with_parameters"] == 1
+    assert asked[1:] == [(True, False)]
 
 
 def test_ready_tensor_parameters_pass_unchecked_and_others_are_checked():

@@ -498,25 +498,54 @@ class _Stream:
             raise self.error
 
 
+_ILLEGAL_ADDRESS = RuntimeError("CUDA error: an illegal memory access")
+
+
 @pytest.mark.parametrize(
     ("capturing", "error", "usable"),
     [
         (False, None, True),
         (True, None, False),  # a CUDA graph capture: no synchronisation either
-        (False, RuntimeError("CUDA error: an illegal memory access"), False),
+        (False, _ILLEGAL_ADDRESS, False),
+        (_ILLEGAL_ADDRESS, None, False),  # the first call into CUDA reports it
     ],
+    ids=["healthy", "capturing", "error-at-synchronise", "error-at-capture-query"],
 )
 def test_a_cuda_device_is_usable_unless_capturing_or_failed(
     monkeypatch, capturing, error, usable
 ):
     stream = _Stream(error)
-    if capturing:
+    if capturing is True:
         stream.error = AssertionError("synchronised while capturing")
+
+    def is_capturing() -> bool:
+        if isinstance(capturing, Exception):
+            raise capturing
+        return capturing
+
     monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
-    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: capturing)
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", is_capturing)
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device: stream)
     assert s2nn_xp._triton._device_usable(torch.device("cuda:1")) is usable
     assert s2nn_xp._triton._device_usable(torch.device("cpu"))  # the interpreter
+
+
+def test_every_launch_passes_the_compile_options():
+    """The interpreter ignores launch options it does not know: the PTX
+    test alone could not see them dropped from the launch."""
+    launches = []
+
+    class Recorded:
+        __name__ = "recorded"
+
+        def __getitem__(self, grid):
+            return lambda *args, **options: launches.append(options)
+
+    x = torch.ones(5)
+    assert s2nn_xp._triton._launched(Recorded(), (x, torch.empty_like(x)), 1.0)
+    (options,) = launches
+    assert options.items() >= s2nn_xp._triton.COMPILE_OPTIONS.items()
+    assert options["enable_fp_fusion"] is False
 
 
 def _ptx(source: Any, target: Any, options: dict[str, Any]) -> str:

@@ -836,6 +836,10 @@ def test_a_list_x_of_bools_and_ints_beyond_int64_is_floats(xp):
             to_numpy(function([True, Fraction(1, 2)], xp=xp)),
             to_numpy(function([1.0, 0.5], xp=xp)),
         )
+        np.testing.assert_array_equal(  # NumPy's bool too
+            to_numpy(function([np.True_, 2**70], xp=xp)),
+            to_numpy(function([1.0, 2.0**70], xp=xp)),
+        )
     # parameters and cotangents take no bool, in any company
     with pytest.raises(TypeError, match="alpha"):
         s2nn_xp.gradient(_on(xp, X[:3]), alpha=values)
