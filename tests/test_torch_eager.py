@@ -404,3 +404,90 @@ def test_kernels_with_numbers_are_the_kernels_with_kept_constants(dtype):
         numbers = run_every_kernel()
     for got, want in zip(numbers, kept, strict=True):
         assert_same_bits(got, want)
+
+
+class _VectorMathSizes(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the sizes each of exp, log1p and floor is computed over at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if name in ("exp_", "log1p_", "floor_"):
+            self.sizes.append(args[0].numel())
+        elif name in ("_foreach_exp_", "_foreach_log1p_", "_foreach_floor_"):
+            self.sizes.extend(piece.numel() for piece in args[0])
+        return func(*args, **(kwargs or {}))
+
+
+def _every_kernel(x):
+    cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=x.dtype).reshape(x.shape)
+    alpha = torch.full(x.shape[-1:], 2.5, dtype=x.dtype)
+    return {
+        "spike": _torch_eager.spike(x),
+        "gradient": _torch_eager.gradient(x, 2.5, 0.75, cotangent),
+        "origin": _torch_eager.origin(x, 2.5, 0.75, 1e-8),
+        "cotangents": _torch_eager.cotangents(
+            x, alpha, 0.75, 1e-8, cotangent, with_alpha=True, with_beta=True
+        ),
+    }
+
+
+@pytest.fixture
+def two_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("two_threads")
+@pytest.mark.parametrize(
+    ("shape", "pieces"),
+    [
+        ((2048,), False),  # in one thread as it is
+        ((2049,), True),
+        ((8, 2048), True),
+        ((32768,), True),
+        ((32769,), False),  # every operation shared out by torch
+    ],
+)
+def test_vector_math_stays_in_the_calling_thread_up_to_torchs_grain(shape, pieces):
+    """exp, log1p and floor in pieces of one thread where the rest runs in one.
+
+    torch shares them out from 2,048 values, its other operations from
+    32,768: a parallel region that waited for busy cores (a call of 0.2 ms
+    took 14 ms with a test suite running beside it).
+    """
+    x = torch.asarray(np.resize(KERNEL_X, shape))
+    with _VectorMathSizes() as mode:
+        _every_kernel(x)
+    # spike 1, gradient 1, origin 3, cotangents 2 operations, each once whole
+    assert len(mode.sizes) == (7 if not pieces else 7 * -(-x.numel() // 2048))
+    assert max(mode.sizes) == (2048 if pieces else x.numel())
+
+
+@pytest.mark.usefixtures("two_threads")
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "transposed"])
+def test_kernels_in_pieces_are_the_math_bit_for_bit(layout):
+    base = torch.asarray(np.resize(KERNEL_X, (2, 5, 33, 31)))
+    x = {
+        "contiguous": base,
+        "channels_last": base.contiguous(memory_format=torch.channels_last),
+        "transposed": base.transpose(1, 3),  # left whole to torch
+    }[layout]
+    got = _every_kernel(x)
+    cotangent = torch.linspace(-3.0, 3.0, x.numel(), dtype=x.dtype).reshape(x.shape)
+    alpha = torch.full(x.shape[-1:], 2.5, dtype=x.dtype)
+    assert_same_bits(got["spike"], _math.forward(xp, x, in_place=False))
+    assert_same_bits(
+        got["gradient"], _math.gradient(xp, x, 2.5, 0.75, in_place=False) * cotangent
+    )
+    assert_same_bits(
+        got["origin"], _math.origin(xp, x, 2.5, 0.75, 1e-8, in_place=False)
+    )
+    expected = _partials_times(x, alpha, 0.75, 1e-8, cotangent)
+    for term, wanted in zip(got["cotangents"], expected, strict=True):
+        assert_same_bits(term.abs(), wanted.abs())  # the sign of a zero may differ
