@@ -330,12 +330,16 @@ def _evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
     chunked = _in_numpy_chunks(p, inputs, params)
     if chunked is not None:  # its tasks broadcast a cotangent, masks kept
         return finish(_on_numpy_chunks(p, name, *chunked, params), p)
-    # A cotangent broadcast to x first: for Dask in x's chunks (an operation
-    # with x would rechunk it in x's dimensions, which Dask refuses beyond
-    # 32). Where x has sizes not known yet (Dask's NaN, which equals
-    # nothing, not even itself), it was checked to broadcast along them: the
+    # A cotangent of another shape than x's is broadcast by the product
+    # that takes it, except on Dask, where it is broadcast to x first, in
+    # x's chunks (an operation with x would rechunk it in x's dimensions,
+    # which Dask refuses beyond 32). Broadcast first elsewhere, a number's
+    # strided view took NumPy's general path (3 times the time, 4 times
+    # the memory) and pydata/sparse stored every coordinate of x's shape.
+    # Where x has sizes not known yet (Dask's NaN, which equals nothing,
+    # not even itself), it was checked to broadcast along them: the
     # product broadcasts it, lazily.
-    if known(p.x.shape):
+    if _compat.is_dask_namespace(xp) and known(p.x.shape):
         inputs = tuple(
             a
             if tuple(a.shape) == tuple(p.x.shape)
@@ -369,13 +373,16 @@ def _evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
         flat_out = out.reshape(-1, order=order)
         # np.asarray: a subclass may reshape otherwise (np.matrix stays 2-d,
         # where an older array-api-compat, 1.11, leaves it one)
-        flat_inputs = [np.asarray(a).reshape(-1, order=order) for a in inputs]
+        flat_inputs = [
+            np.asarray(a).reshape(-1 if a.shape == p.x.shape else (), order=order)
+            for a in inputs
+        ]
         make = functools.partial(_numpy_kernels.workspace, dtype=p.x.dtype)
         elements = min(block, p.x.size)
         with _KEPT.lend(p.x.dtype, elements, make) as scratch:
             for start in range(0, flat_out.size, block):
                 part = slice(start, start + block)
-                blocks = [a[part] for a in flat_inputs]
+                blocks = [a[part] if a.ndim else a for a in flat_inputs]
                 kernel(*blocks, **params, out=flat_out[part], scratch=scratch)
         return finish(out, p)
 
@@ -541,7 +548,8 @@ def _block_size(p: Prepared, inputs: tuple[Array, ...]) -> int:
     Unmasked NumPy arrays of any size but 0-d (which NumPy 1.x computes in
     float64 with Python numbers), with Python-number parameters and every
     input of ``x``'s shape and contiguous in one order (C's, or every one
-    Fortran's). The kernels are faster than
+    Fortran's), or of one element (a cotangent that broadcasts: each block
+    takes it whole). The kernels are faster than
     ``_math`` at every size: fewer passes, and kept temporaries instead of
     fresh ones.
     """
@@ -551,7 +559,7 @@ def _block_size(p: Prepared, inputs: tuple[Array, ...]) -> int:
     usable = (
         p.x.ndim > 0
         and _number_parameters(p)
-        and all(a.shape == p.x.shape for a in inputs)
+        and all(a.shape == p.x.shape or a.size == 1 for a in inputs)
         and (
             all(a.flags.c_contiguous for a in inputs)
             or all(a.flags.f_contiguous for a in inputs)

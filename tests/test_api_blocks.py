@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tracemalloc
 
 import numpy as np
@@ -23,9 +24,9 @@ FUNCTIONS = {
 }
 
 
-def _large(dtype) -> np.ndarray:
-    """Three and a half blocks, with every special value in the last one."""
-    size = 7 * (_api._BLOCK_BYTES // np.dtype(dtype).itemsize) // 2
+def _large(dtype, blocks: float = 3.5) -> np.ndarray:
+    """``blocks`` blocks, with every special value in the last one."""
+    size = int(blocks * (_api._BLOCK_BYTES // np.dtype(dtype).itemsize))
     x = np.random.default_rng(0).normal(scale=3.0, size=size)
     x[-SPECIAL_X.size :] = SPECIAL_X
     with np.errstate(over="ignore"):  # +-1e300 become +-inf in float16
@@ -43,13 +44,20 @@ def test_blocks_give_the_whole_array_bits(monkeypatch, dtype, name):
     np.testing.assert_array_equal(blocked, whole)
 
 
-@pytest.mark.parametrize("name", ["forward", "origin", "gradient"])
+@pytest.mark.parametrize(
+    "name", ["forward", "origin", "gradient", "pullback of a number"]
+)
 def test_peak_memory_is_the_output_and_cache_sized_blocks(name):
-    x = _large(np.float32)
-    FUNCTIONS[name](x)  # warm up
+    x = _large(np.float32, blocks=64)  # 16 MiB: beyond the allowance of blocks
+    function = FUNCTIONS.get(name) or s2nn_xp.vjp(x)[1]
+    if name == "pullback of a number":  # it was broadcast to x: 4 times x's
+        function = functools.partial(function, 1.0)
+    else:
+        function = functools.partial(function, x)
+    function()  # warm up
     tracemalloc.start()
     try:
-        FUNCTIONS[name](x)
+        function()
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -88,3 +96,36 @@ def test_array_parameters_and_masks_take_the_whole_array_path():
     np.testing.assert_array_equal(got[:, 3], s2nn_xp.gradient(x[:, 3], alpha[3]))
     masked = np.ma.array(x, mask=x > 2.0)
     assert (np.ma.getmaskarray(s2nn_xp.gradient(masked)) == (x > 2.0)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize(
+    "cotangent",
+    [1.7, np.float64(-0.3), np.array(2.5), np.full((1, 1), 1.7), [[-np.inf]]],
+    ids=["number", "numpy scalar", "0-d", "(1, 1)", "list"],
+)
+def test_a_cotangent_of_one_element_is_taken_by_the_kernels(
+    monkeypatch, dtype, cotangent
+):
+    """Broadcast to x first, its strided view took the general path."""
+    x = _large(dtype).reshape(-1, 8)
+    _, pullback = s2nn_xp.vjp(x, 2.5)
+    want = pullback(np.full(x.shape, np.asarray(cotangent).item()))
+    kernels = []
+    original = _api._block_size
+    monkeypatch.setattr(
+        _api, "_block_size", lambda *a: kernels.append(original(*a)) or kernels[-1]
+    )
+    got = pullback(cotangent)
+    assert kernels and all(kernels)  # the kernels, not the math
+    assert got.dtype == want.dtype and got.shape == x.shape
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_cotangent_that_broadcasts_along_some_axes_is_its_broadcast():
+    x = _large(np.float32)[: 64 * 1024].reshape(64, 1024)
+    cotangent = np.linspace(-2.0, 2.0, 1024)
+    _, pullback = s2nn_xp.vjp(x, 2.5)
+    want = pullback(np.broadcast_to(cotangent, x.shape).copy())
+    np.testing.assert_array_equal(pullback(cotangent), want)
+    np.testing.assert_array_equal(pullback(cotangent[None]), want)
