@@ -616,9 +616,12 @@ def host_values(name: str, value: Any) -> Any:
     """
     import numpy as np
 
+    check_plain_values(name, value)  # before its attributes are read as data
     # NumPy's masked arrays, and marray's (every marray array has a mask;
-    # one with a masked element).
+    # one with a masked element); a method called mask is none.
     mask = None if _is_numpy(value) else getattr(value, "mask", None)
+    if callable(mask):
+        mask = None
     if isinstance(value, np.ma.MaskedArray) or (
         mask is not None and bool(np.any(np.asarray(mask)))
     ):
@@ -813,6 +816,8 @@ def as_input(x: Any, xp: ModuleType | None = None) -> Any:
     if _compat.is_array_api_obj(x):
         if not _has_array_attributes(x):
             raise _not_an_array("x", x)
+        if _is_numpy(x):  # a subclass of ndarray: astropy's Quantity, say
+            check_plain_values("x", x)
         return x
     if x is None or isinstance(x, (*_TEXT, dict, set)):
         raise wrong_type("x", x)
@@ -911,7 +916,7 @@ def _host_array(
     """
     import numpy as np
 
-    _check_unnamed_dimensions(name, values)
+    check_plain_values(name, values)
     held, holds_bool = (
         _list_contents(name, values, np) if _is_sequence(values) else (None, False)
     )
@@ -975,16 +980,23 @@ def _host_array(
     return _read(name, asarray, values)
 
 
-def _check_unnamed_dimensions(name: str, value: Any) -> None:
-    """TypeError for host data whose dimensions have names (xarray's arrays).
+def check_plain_values(name: str, value: Any) -> None:
+    """TypeError for host data that means more than its values.
 
-    Read as an array it would lose its coordinates, broadcast against the
-    other arguments by position, not by name (a per-``time`` ``alpha`` put
-    along the neurons), and be computed where Dask holds it: silently
-    wrong where xarray's own broadcasting gives the right result.
+    Labelled data (xarray's named dimensions, pandas' index) read as an
+    array would lose its labels and broadcast against the other arguments
+    by position, not by label (a per-``time`` ``alpha`` put along the
+    neurons, a cotangent paired with the wrong neuron), and a Dask-backed
+    one would be computed where Dask holds it; a quantity with units
+    (astropy's, pint's, unyt's) would lose them (a percent read as its
+    number: 100 times the value meant, silently, where NumPy's own ``exp``
+    converts it, and a voltage where ``exp`` raises).
     """
+    kind = type(value)
+    if kind in _PLAIN_TYPES or kind.__module__ == "numpy" or not _reads_as_array(value):
+        return
     dims = getattr(value, "dims", None)
-    if isinstance(dims, tuple) and dims and _reads_as_array(value):
+    if isinstance(dims, tuple) and dims:
         msg = (
             f"{name} has named dimensions {dims} ({describe(value)}), which "
             "s2nn_xp would broadcast by position, dropping its coordinates; "
@@ -992,6 +1004,29 @@ def _check_unnamed_dimensions(name: str, value: Any) -> None:
             "for Dask-backed data), or give its .data"
         )
         raise TypeError(msg)
+    if hasattr(value, "index") and hasattr(value, "loc"):
+        msg = (
+            f"{name} is labelled data ({describe(value)}), whose index "
+            "s2nn_xp would drop, pairing its values with the other arguments "
+            "by position; align it first and give its values (.to_numpy())"
+        )
+        raise TypeError(msg)
+    units = getattr(value, "unit", None)
+    if units is None:
+        units = getattr(value, "units", None)
+    if units is not None:
+        msg = (
+            f"{name} is a quantity ({describe(value)}, in "
+            f"{str(units) or 'dimensionless units'}), whose units s2nn_xp "
+            "would drop; give its values in the unit meant "
+            "(astropy: .to_value(unit), pint: .m_as(unit), unyt: .to_value(unit))"
+        )
+        raise TypeError(msg)
+
+
+# Types whose values are all they mean (a call's common host data): no
+# attribute of theirs need be read.
+_PLAIN_TYPES: frozenset[type] = frozenset({list, tuple, int, float})
 
 
 def _refuse_odd_items(name: str, host: Any) -> None:
@@ -1118,9 +1153,10 @@ def _list_contents(
         ):
             return value, holds_bool
         elif isinstance(value, np.ndarray):
+            check_plain_values(name, value)  # a subclass: astropy's Quantity
             holds_bool = holds_bool or value.dtype == np.bool_
-        elif hasattr(type(value), "__array__"):  # a pandas Series, say
-            _check_unnamed_dimensions(name, value)  # an xarray DataArray
+        elif hasattr(type(value), "__array__"):
+            check_plain_values(name, value)  # an xarray DataArray, a pandas Series
             try:
                 holds_bool = holds_bool or np.asarray(value).dtype == np.bool_
             except Exception:  # the list's own read (NumPy's) names it
@@ -1482,6 +1518,7 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
     ):
         # A subclass's (or scalar's) own arithmetic is not the math's (an
         # __array_ufunc__ of its own, np.matrix's product): its values.
+        check_plain_values("cotangent", cotangent)
         cotangent = numpy.asarray(cotangent)
     host = not _compat.is_array_api_obj(cotangent)  # a number or a list
     if not host and _library(_compat.array_namespace(cotangent)) != _library(xp):

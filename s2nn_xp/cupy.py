@@ -82,11 +82,14 @@ from ._validation import (
     check_real_dtype,
     check_representable,
     describe,
+    host_floats,
     input_dtypes,
+    masked_host_data,
     mixed_libraries,
     refuse_other_library,
     validate_flag,
     validate_parameter,
+    wrong_type,
 )
 
 try:
@@ -717,14 +720,23 @@ class _Pullback:
     def _cotangent(self, cotangent: ArrayLike) -> Any:
         """A Python number as a compute-dtype scalar, or the checked array."""
         grad = self._gradient
-        if isinstance(cotangent, numbers.Real) and not isinstance(
-            cotangent, bool | np.bool_
-        ):
+        if type(cotangent) is float:  # the common case: no more lookups
             return grad.dtype.type(cotangent)
-        if isinstance(cotangent, list | tuple | numbers.Number | np.ndarray):
-            cotangent = cupy.asarray(cotangent)
-        elif not isinstance(cotangent, cupy.ndarray):
-            raise mixed_libraries(grad, "cotangent", cotangent)
+        if not isinstance(cotangent, cupy.ndarray):
+            if isinstance(cotangent, np.ma.MaskedArray):  # its mask, dropped
+                raise masked_host_data("cotangent", "cupy")
+            if not isinstance(
+                cotangent, list | tuple | numbers.Number | np.ndarray | np.generic
+            ):
+                if _compat.is_array_api_obj(cotangent):
+                    raise mixed_libraries(grad, "cotangent", cotangent)
+                raise wrong_type("cotangent", cotangent)
+            # Checked as every library's host data is (a real dtype, no units
+            # or labels, ints beyond int64 as floats), in float64 at most.
+            host = host_floats("cotangent", cotangent)
+            if host.ndim == 0:
+                return grad.dtype.type(host[()])
+            cotangent = cupy.asarray(host)
         check_real_dtype("cotangent", np, cotangent.dtype)
         check_cotangent_shape(cotangent.shape, grad.shape)
         if not _same_device(cotangent, grad):

@@ -1721,27 +1721,93 @@ class _NamedDimensions(_ReadByNumPy):
         self.dims = dims
 
 
+class _Labelled(_ReadByNumPy):
+    """Host data with an index, as pandas' Series and DataFrame."""
+
+    def __init__(self, values):
+        super().__init__(values)
+        self.index = range(len(self.values))
+        self.loc = None
+
+    def mask(self, condition):  # pandas' method: no mask of a masked array
+        return self
+
+
+class _WithUnits(_ReadByNumPy):
+    """Host data with units, as pint's Quantity."""
+
+    def __init__(self, values, units):
+        super().__init__(values)
+        self.units = units
+
+
+class _Quantity(np.ndarray):
+    """A NumPy array with a unit, as astropy's Quantity (percent: 1/100)."""
+
+    def __new__(cls, values, unit):
+        quantity = np.asarray(values, dtype=np.float64).view(cls)
+        quantity.unit = unit
+        return quantity
+
+    def __array_finalize__(self, obj):
+        self.unit = getattr(obj, "unit", None)
+
+
+# Host data that means more than its values, and the start of the error.
+_MORE_THAN_VALUES = {
+    "named dimensions": (
+        lambda values: _NamedDimensions(values, ("time", "neuron")),
+        r"has named dimensions \('time',",
+    ),
+    "an index": (_Labelled, "is labelled data"),
+    "units": (lambda values: _WithUnits(values, "millivolt"), "is a quantity"),
+    "an ndarray's unit": (lambda values: _Quantity(values, "%"), "is a quantity"),
+}
+
+
+@pytest.mark.parametrize("kind", list(_MORE_THAN_VALUES))
 @pytest.mark.parametrize("name", ["x", "alpha", "cotangent"])
-def test_arrays_with_named_dimensions_are_refused(xp, name):
+def test_arrays_that_mean_more_than_their_values_are_refused(xp, name, kind):
     """A DataArray was read as NumPy data: its coordinates dropped, a
     per-"time" alpha broadcast along the neurons (by position), and a
-    Dask-backed one computed in the call."""
+    Dask-backed one computed in the call; a pandas Series likewise (its
+    index dropped), and refused as a parameter as a masked array (its
+    method mask read as one); a quantity's units dropped (a percent read as
+    its number)."""
+    make, error = _MORE_THAN_VALUES[kind]
     x = _on(xp, [[-0.5, 0.5], [1.0, -1.0]], "float32")
-    named = _NamedDimensions([[1.0, 2.0], [3.0, 4.0]], ("time", "neuron"))
+    named = make([[1.0, 2.0], [3.0, 4.0]])
     calls = {
         "x": lambda: s2nn_xp.gradient(named, xp=xp),
         "alpha": lambda: s2nn_xp.gradient(x, alpha=named),
         "cotangent": lambda: s2nn_xp.vjp(x)[1](named),
     }
-    with pytest.raises(TypeError, match=rf"^{name} has named dimensions \('time',"):
+    with pytest.raises(TypeError, match=rf"^{name} {error}"):
         calls[name]()
     in_a_list = {
         "x": lambda: s2nn_xp.gradient([named, named], xp=xp),
         "alpha": lambda: s2nn_xp.gradient(x, alpha=[named]),
         "cotangent": lambda: s2nn_xp.vjp(x)[1]([named]),
     }
-    with pytest.raises(TypeError, match=rf"^{name} has named dimensions"):
+    with pytest.raises(TypeError, match=rf"^{name} {error}"):
         in_a_list[name]()
+
+
+class _WithMaskMethod(_ReadByNumPy):
+    def mask(self, condition):
+        return self
+
+
+def test_a_method_called_mask_is_no_mask(xp):
+    """A parameter with a method mask (pandas') was refused as masked."""
+    x = _on(xp, [-0.5, 0.5], "float32")
+    got = s2nn_xp.gradient(x, alpha=_WithMaskMethod([2.0, 4.0]))
+    want = s2nn_xp.gradient(x, alpha=np.array([2.0, 4.0]))
+    np.testing.assert_array_equal(to_numpy(got), to_numpy(want))
+
+
+def test_a_named_array_of_no_dimensions_is_a_number(xp):
+    x = _on(xp, [[-0.5, 0.5], [1.0, -1.0]], "float32")
     unnamed = _NamedDimensions(2.0, ())  # 0-d: a number
     np.testing.assert_array_equal(
         to_numpy(s2nn_xp.gradient(x, alpha=unnamed)),
