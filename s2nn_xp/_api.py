@@ -219,7 +219,9 @@ def gradient(
         underflows), 0 at ``+-inf``, NaN for NaN; a 16- or 8-bit result is
         computed in float32 and rounded once by the library's conversion, so
         that a value beyond its dtype's range is inf there (in a format
-        without inf, NaN; PyTorch saturates: the docs' Definition page, Dtypes).
+        without inf, NaN, and the largest value in one without NaN either,
+        ml_dtypes' float4 and float6; PyTorch saturates: the docs'
+        Definition page, Dtypes).
 
     Raises
     ------

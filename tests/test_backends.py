@@ -466,6 +466,28 @@ def test_every_backends_session_installs_extras_that_exist_and_join_all():
             assert not outside, f"extras {outside} of {name!r} are not in all"
 
 
+def test_the_readme_names_every_extra_and_what_all_holds():
+    """The README's install section names each extra of ``pyproject.toml``
+    (a command ``s2nn-xp[name]``, or its list of the others) and what
+    ``all`` installs (a new backend's extra left it stale, and nothing
+    said so)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = _optional_dependencies()
+    extras = set(re.findall(r"^([\w-]+) = ", section, re.M))
+    others = re.search(r"The other extras:(.*?)\n\n", readme, re.S)
+    assert others is not None, "README: no paragraph 'The other extras: ...'"
+    named = set(re.findall(r"s2nn-xp\[([\w-]+)\]", readme))
+    named |= set(re.findall(r"`([\w-]+)`", others.group(1)))
+    missing = sorted(extras - named)
+    assert not missing, f"the README names no extra {missing}"
+    everything = re.search(r'^all = \["s2nn-xp\[([\w,-]+)\]"\]$', section, re.M)
+    said = re.search(r"`all` \(([^)]*)\)", others.group(1))
+    assert everything is not None and said is not None
+    assert sorted(re.split(r",\s*", said.group(1))) == sorted(
+        everything.group(1).split(",")
+    ), "the README's `all (...)` and pyproject's all differ"
+
+
 def test_the_oldest_version_of_each_library_is_its_extras_lower_bound():
     """An adapter refuses a framework older than its record's ``oldest``;
     pyproject's extra installs no older one. A library with an adapter
