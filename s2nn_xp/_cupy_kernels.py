@@ -11,8 +11,9 @@
   per-neuron parameters, broadcast cotangents, misaligned data), with CuPy's
   indexing.
 
-Both evaluate the device functions of :data:`DEVICE_MATH`, the only place
-outside :mod:`s2nn_xp._math` where the S2NN formulas are written. They follow
+Both evaluate the device functions of :data:`DEVICE_MATH`, CuPy's one copy
+of the S2NN formulas (the Triton, NumPy and eager PyTorch kernels have
+theirs; nothing else outside :mod:`s2nn_xp._math` writes them). They follow
 ``_math`` operation by operation (the same ``(e + 2) * e + 1`` denominator, the
 same order of roundings; kernels are compiled with ``--fmad=false`` so no rounding is
 fused away), but select the branch with a conditional instead of blending the

@@ -17,7 +17,8 @@ by one comparison, the spike as one comparison) a kernel takes them, and
 says why the values are the same. So the results are bit for bit
 ``_math``'s; the tests check that over the special values in every dtype.
 
-For C-contiguous inputs (whole, or block by block) in the compute dtype
+For inputs contiguous in one order, C's or Fortran's, read flat (whole,
+or block by block), in the compute dtype
 (float32 or float64) and Python-number parameters; ``out`` may be of a
 narrower dtype (rounded once, as ``_math``'s result would be).
 """

@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from . import _math
+
 __all__ = [
     "cotangents",
     "gradient",
@@ -40,8 +42,9 @@ __all__ = [
 ]
 
 # The guard of _math's sigmoid branch: its input is clipped to
-# [max(-1000 / alpha, -largest), 0].
-_EXP_FLOOR = -1000.0
+# [max(_EXP_FLOOR / alpha, -largest), 0] (_math._exp_floor, without its
+# finfo call at every kernel call).
+_EXP_FLOOR = _math._EXP_FLOOR
 # Largest finite value of each compute dtype (torch.finfo costs a call).
 _LARGEST = {dtype: torch.finfo(dtype).max for dtype in (torch.float32, torch.float64)}
 

@@ -6,8 +6,9 @@ parameters are Python numbers; everything else takes the pure torch path
 (the array-API math of :mod:`s2nn_xp._math`), and so does all of
 :func:`torch.compile`, whose Inductor fuses that path by itself.
 
-These kernels are the one place outside ``_math`` where the S2NN formulas are
-written, as a fused kernel must; the tests check them against ``_math`` (also
+These kernels write the S2NN formulas again, as a fused kernel must (as do
+the CuPy, NumPy and eager PyTorch kernels, the only other places outside
+``_math``); the tests check them against ``_math`` (also
 on the CPU, through Triton's interpreter, ``TRITON_INTERPRET=1``). The
 numerics follow ``_math``: both branch inputs are guarded before use (the
 sigmoid branch sees ``min(x, 0)``, and ``-inf`` as the lowest float32, the

@@ -64,7 +64,7 @@ from jax.custom_derivatives import SymbolicZero
 
 from . import _compat, _math
 from ._adapter_docs import documented
-from ._api import Flag, Pullback
+from ._api import ALPHA, BETA, EPSILON, Flag, Pullback
 from ._validation import (
     BOUNDS,
     Prepared,
@@ -313,9 +313,9 @@ _weak_cast = _weak_cast_of_jax()
 
 def s2nn(
     x: ArrayLike,
-    alpha: Parameter = 4.0,
-    beta: Parameter = 1.0,
-    epsilon: Parameter = 1e-8,
+    alpha: Parameter = ALPHA,
+    beta: Parameter = BETA,
+    epsilon: Parameter = EPSILON,
     *,
     origin: Flag = False,
 ) -> jax.Array:
@@ -651,9 +651,9 @@ _ORIGIN_EXAMPLES = """\
 @documented("jax.Array", _ORIGIN_EXAMPLES)
 def origin(
     x: ArrayLike,
-    alpha: Parameter = 4.0,
-    beta: Parameter = 1.0,
-    epsilon: Parameter = 1e-8,
+    alpha: Parameter = ALPHA,
+    beta: Parameter = BETA,
+    epsilon: Parameter = EPSILON,
 ) -> jax.Array:
     """Documented by :func:`~s2nn_xp._adapter_docs.documented`."""
     x, compute_dtype, p = _arguments(x, alpha=alpha, beta=beta, epsilon=epsilon)
@@ -683,7 +683,9 @@ _GRADIENT_EXAMPLES = """\
 
 
 @documented("jax.Array", _GRADIENT_EXAMPLES)
-def gradient(x: ArrayLike, alpha: Parameter = 4.0, beta: Parameter = 1.0) -> jax.Array:
+def gradient(
+    x: ArrayLike, alpha: Parameter = ALPHA, beta: Parameter = BETA
+) -> jax.Array:
     """Documented by :func:`~s2nn_xp._adapter_docs.documented`."""
     x, compute_dtype, p = _arguments(x, alpha=alpha, beta=beta)
     return _call(
@@ -714,9 +716,9 @@ _VJP_EXAMPLES = """\
 @documented("jax.Array", _VJP_EXAMPLES, _PULLBACK)
 def vjp(
     x: ArrayLike,
-    alpha: Parameter = 4.0,
-    beta: Parameter = 1.0,
-    epsilon: Parameter = 1e-8,
+    alpha: Parameter = ALPHA,
+    beta: Parameter = BETA,
+    epsilon: Parameter = EPSILON,
     *,
     origin: Flag = False,
 ) -> tuple[jax.Array, Pullback[jax.Array]]:
