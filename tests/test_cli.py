@@ -121,6 +121,24 @@ def test_info_fails_when_a_backend_disagrees(capsys, monkeypatch):
     assert not _cli.check_backend(broken)["passed"]
 
 
+def test_info_checks_numpys_kernels_against_the_math(monkeypatch):
+    """The reference was NumPy's own functions: its row could not fail."""
+    from s2nn_xp import _numpy_kernels
+
+    numpy_backend = _backends.BACKENDS["numpy"]
+    assert _cli.check_backend(numpy_backend)["passed"]
+    right = _numpy_kernels.gradient
+
+    def off(x, *args, out, **kwargs):  # beyond info's tolerance, 1e-12
+        right(x, *args, out=out, **kwargs)
+        out *= 1 + 1e-9
+
+    monkeypatch.setattr(_numpy_kernels, "gradient", off)
+    report = _cli.check_backend(numpy_backend)
+    assert not report["passed"]
+    assert report["gradient"] > 0
+
+
 @pytest.mark.parametrize(
     "setting", ["debug_nans", "debug_infs", "transfer_guard"], ids=str
 )
