@@ -680,8 +680,7 @@ def validate_parameter(name: str, value: Any) -> Any:
         For a value outside the parameter's range, or not finite.
     """
     if _is_bool(value):
-        msg = f"{name} must be a real number or array, not a bool"
-        raise TypeError(msg)
+        raise TypeError(f"{name} must be {_accepted(name)}, not a bool")
     if _is_time_delta(getattr(value, "dtype", None)):  # NumPy calls it Integral
         raise real_dtype_error(name, value.dtype)
     if isinstance(value, numbers.Real):

@@ -1405,6 +1405,21 @@ class _BoolsByArray:
 
 
 @pytest.mark.parametrize("name", ["alpha", "beta", "epsilon"])
+def test_a_bool_parameter_is_refused_in_the_words_of_any_wrong_type(xp, name):
+    """It said "a real number or array", other wrong types "or an array"."""
+    x = xp.asarray([-1.0, 0.0, 1.0])
+    for value in (True, np.bool_(False)):
+        with pytest.raises(
+            TypeError, match=rf"^{name} must be a real number or an array, not a bool$"
+        ):
+            s2nn_xp.origin(x, **{name: value})
+    with pytest.raises(
+        TypeError, match=rf"^{name} must be a real number or an array, not "
+    ):
+        s2nn_xp.origin(x, **{name: "2.0"})
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta", "epsilon"])
 def test_a_bool_in_a_parameter_list_is_refused_everywhere(xp, name):
     """NumPy reads [True, 2.0] as [1.0, 2.0]; a bool parameter is refused."""
     x = xp.asarray([-1.0, 0.0, 1.0])
