@@ -83,6 +83,7 @@ from ._validation import (
     check_representable,
     describe,
     host_floats,
+    host_input,
     input_dtypes,
     masked_host_data,
     mixed_libraries,
@@ -181,7 +182,9 @@ def _input(x: ArrayLike) -> tuple[Any, np.dtype, np.dtype]:
                 "the GPU with cupy.asarray)"
             )
             raise TypeError(msg)
-        x = cupy.asarray(x)
+        # Read and checked as every adapter's host data is (ragged lists,
+        # ints beyond int64, odd items: errors naming x).
+        x = cupy.asarray(host_input(x, "cupy"))
     compute = _FLOAT_COMPUTE.get(x.dtype)
     if compute is not None:  # float16 is read as is and widened in the kernel
         return x, compute, x.dtype
