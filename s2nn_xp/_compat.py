@@ -131,6 +131,7 @@ __all__ = [
     "imported",
     "is_array_api_obj",
     "is_array_api_strict_namespace",
+    "is_brainunit_quantity",
     "is_cupy_array",
     "is_cupy_namespace",
     "is_dask_array",
@@ -197,6 +198,23 @@ def stood_for(x: Any, name: str = "x") -> Any:
 _UNITS = ("saiunit", "brainunit")
 
 
+def is_brainunit_quantity(x: Any) -> bool:
+    """Whether ``x`` is a brainunit (saiunit) ``Quantity``.
+
+    Its ``__array__`` reads it in no unit: a dimensionless one's value
+    (its unit's scale applied, mV / V), and refuses one with a unit, naming
+    it; NumPy may read it as it reads any host data.
+    """
+    # Every call asks: first whether either is loaded at all, cheaply (a
+    # microsecond a call, on every call, otherwise)
+    if not any(name in sys.modules for name in _UNITS):
+        return False
+    # brainunit's Quantity is saiunit's; isinstance, which torch.compile
+    # traces (it refused the text of a type's module)
+    quantities = (getattr(imported(name), "Quantity", None) for name in _UNITS)
+    return any(kind is not None and isinstance(x, kind) for kind in quantities)
+
+
 def _unitless_mantissa(x: Any) -> Any:
     """The JAX array of a dimensionless brainunit ``Quantity``'s value, else None.
 
@@ -205,14 +223,7 @@ def _unitless_mantissa(x: Any) -> Any:
     transform, an error about a traced array). One with a unit is refused
     by its own ``__array__``, saying so.
     """
-    # Every call asks: first whether either is loaded at all, cheaply (a
-    # microsecond a call, on every call, otherwise)
-    if not any(name in sys.modules for name in _UNITS):
-        return None
-    # brainunit's Quantity is saiunit's; isinstance, which torch.compile
-    # traces (it refused the text of a type's module)
-    quantities = (getattr(imported(name), "Quantity", None) for name in _UNITS)
-    if not any(kind is not None and isinstance(x, kind) for kind in quantities):
+    if not is_brainunit_quantity(x):
         return None
     dimension = getattr(x, "dim", None)
     if not getattr(dimension, "is_dimensionless", False):

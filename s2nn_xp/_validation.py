@@ -989,7 +989,8 @@ def check_plain_values(name: str, value: Any) -> None:
     one would be computed where Dask holds it; a quantity with units
     (astropy's, pint's, unyt's) would lose them (a percent read as its
     number: 100 times the value meant, silently, where NumPy's own ``exp``
-    converts it, and a voltage where ``exp`` raises).
+    converts it, and a voltage where ``exp`` raises). brainunit's reads
+    itself in no unit, refusing one with a unit in its own words.
     """
     kind = type(value)
     if kind in _PLAIN_TYPES or kind.__module__ == "numpy" or not _reads_as_array(value):
@@ -1013,7 +1014,7 @@ def check_plain_values(name: str, value: Any) -> None:
     units = getattr(value, "unit", None)
     if units is None:
         units = getattr(value, "units", None)
-    if units is not None:
+    if units is not None and not _compat.is_brainunit_quantity(value):
         msg = (
             f"{name} is a quantity ({describe(value)}, in "
             f"{str(units) or 'dimensionless units'}), whose units s2nn_xp "
