@@ -378,6 +378,16 @@ class Backend:
         if self.oldest is not None and _release(self.oldest) is None:
             msg = f"backend {self.name!r}: oldest is no version: {self.oldest!r}"
             raise ValueError(msg)
+        if self.transforms and "s2nn" not in self.implements:
+            # A library with autodiff reaches the array-API path otherwise,
+            # which updates temporaries in place (no autodiff is assumed
+            # there) and attaches no surrogate: its gradients would be the
+            # step's, 0, silently.
+            msg = (
+                f"backend {self.name!r} names transforms {self.transforms} but "
+                "no adapter that implements s2nn"
+            )
+            raise ValueError(msg)
         if self.adapter_with_library and self.adapter is None:
             msg = f"backend {self.name!r} sets adapter_with_library without adapter"
             raise ValueError(msg)

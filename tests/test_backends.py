@@ -325,6 +325,12 @@ def test_named_transforms_carry_the_surrogate_derivatives(xp):
         ({"name": "a,b"}, ValueError, r"not \['a,b'\]"),
         ({"device_kinds": ("CPU",)}, ValueError, r"device_kinds must be lowercase"),
         ({"array_modules": ("sparse.numba",)}, ValueError, "top-level module names"),
+        # Autodiff without an adapter: in-place math, the step's gradient 0.
+        (
+            {"transforms": ("grad",)},
+            ValueError,
+            r"names transforms \('grad',\) but no adapter that implements s2nn",
+        ),
         # Which tests run compiled is the transforms' say (none would, silently).
         (
             {"compile_function": lambda fn: fn},
