@@ -23,7 +23,7 @@ keeps for its next call (:mod:`s2nn_xp._temporaries`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -156,52 +156,6 @@ def _constants(x: torch.Tensor) -> tuple[float | torch.Tensor, ...]:
     return kept
 
 
-# torch computes exp, log1p and floor on the CPU with MKL's vector math, in
-# OpenMP threads from 2,048 values on, where its other elementwise operations
-# stay in the calling thread up to 32,768 (at::internal::GRAIN_SIZE). A
-# parallel region waits for every thread of its team, and when other
-# processes keep the cores busy, for their time slices: a forward and
-# backward of 16,384 values, all its other operations in one thread, took
-# 14 ms where it takes 0.2 ms (two cores, a test suite running beside it).
-# Up to that grain these three run in pieces of 2,048 values, in the calling
-# thread: the same values, bit for bit; larger inputs are torch's to share
-# out, as every operation on them is.
-_VECTOR_MATH_GRAIN = 2048
-_SERIAL_GRAIN = 32768
-_IN_PIECES: dict[Callable[..., torch.Tensor], Callable[..., Any] | None] = {
-    method: getattr(torch, "_foreach_" + method.__name__, None)
-    for method in (torch.Tensor.exp_, torch.Tensor.log1p_, torch.Tensor.floor_)
-}
-
-
-def _in_calling_thread(
-    method: Callable[..., torch.Tensor], tensor: torch.Tensor
-) -> torch.Tensor:
-    """``method(tensor)`` in this thread, where the kernels' other operations run.
-
-    ``method`` is ``exp_``, ``log1p_`` or ``floor_`` of :class:`torch.Tensor`;
-    ``tensor``, a temporary of the kernels: row-major or channels-last
-    where it is dense (one of another layout is left to torch).
-    """
-    in_pieces = _IN_PIECES[method]
-    size = tensor.numel()
-    if (
-        in_pieces is not None
-        and _VECTOR_MATH_GRAIN < size <= _SERIAL_GRAIN
-        and tensor.is_cpu
-        and torch.get_num_threads() > 1
-    ):
-        if tensor.is_contiguous():
-            flat = tensor.view(-1)
-        elif _channels_last(tensor):
-            flat = tensor.as_strided((size,), (1,))
-        else:
-            return method(tensor)
-        in_pieces(flat.split(_VECTOR_MATH_GRAIN))
-        return tensor
-    return method(tensor)
-
-
 def workspace(
     elements: int, dtype: torch.dtype, device: torch.device | str = "cpu"
 ) -> list[torch.Tensor]:
@@ -271,7 +225,7 @@ def gradient(
     e, denominator, tail = _temporaries(x, scratch, 3)
     zero, _, one, two = _constants(x)
     lowest = max(_EXP_FLOOR / alpha, -_LARGEST[x.dtype])
-    _exp(torch.clamp(x, lowest, 0.0, out=e).mul_(alpha))
+    torch.clamp(x, lowest, 0.0, out=e).mul_(alpha).exp_()
     torch.add(e, two, out=denominator).mul_(e).add_(one)
     bell = e.mul_(alpha).div_(denominator)
     # The tail's input clipped at 0, not _math's -0.5: the same values where
@@ -328,7 +282,7 @@ def cotangents(
     # so clipping at the dtype's lowest value gives the same values (and a
     # finite x * e where x = -inf) with Python numbers as bounds.
     torch.clamp(x, -_LARGEST[x.dtype], 0.0, out=left)
-    _exp(torch.mul(left, alpha, out=e))
+    torch.mul(left, alpha, out=e).exp_()
     torch.add(e, two, out=denominator).mul_(e).add_(one)
     # x s (1 - s); _math masks it by x < 0, where left is 0 (x >= 0) it is
     # 0 already, and NaN stays NaN.
@@ -347,7 +301,7 @@ def cotangents(
             torch.addcmul(right, step, epsilon, out=log)
         else:
             torch.add(right, step, alpha=epsilon, out=log)
-        d_beta = _log1p(log).mul_(cotangent)
+        d_beta = log.log1p_().mul_(cotangent)
     tail = right.add_(one)
     if _is_one(beta):
         tail.reciprocal_()
@@ -374,11 +328,11 @@ def origin(
     """
     below, e, shifted, tail = _temporaries(x, scratch, 4)
     _, half, one, _ = _constants(x)
-    _floor(torch.clamp(x, -1.0, 0.0, out=below))
+    torch.clamp(x, -1.0, 0.0, out=below).floor_()
     lowest = max(_EXP_FLOOR / alpha, -_LARGEST[x.dtype])
-    _exp(torch.clamp(x, lowest, 0.0, out=e).mul_(alpha))
+    torch.clamp(x, lowest, 0.0, out=e).mul_(alpha).exp_()
     sigmoid = e.div_(torch.add(e, one, out=shifted))
-    _log1p(torch.clamp(x, min=-0.5, out=tail).add_(epsilon))
+    torch.clamp(x, min=-0.5, out=tail).add_(epsilon).log1p_()
     step = torch.add(below, one, out=shifted)  # _math adds it twice: once here
     tail.mul_(step).mul_(beta).add_(half)
     left = sigmoid.mul_(below)
@@ -387,18 +341,6 @@ def origin(
     if out is None or result is out:
         return result
     return out.copy_(result)
-
-
-def _exp(tensor: torch.Tensor) -> torch.Tensor:
-    return _in_calling_thread(torch.Tensor.exp_, tensor)
-
-
-def _log1p(tensor: torch.Tensor) -> torch.Tensor:
-    return _in_calling_thread(torch.Tensor.log1p_, tensor)
-
-
-def _floor(tensor: torch.Tensor) -> torch.Tensor:
-    return _in_calling_thread(torch.Tensor.floor_, tensor)
 
 
 def _branch_weight(
@@ -419,4 +361,4 @@ def _is_one(value: float | torch.Tensor) -> bool:
 def spike(x: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
     """``_math.forward``: ``floor(clip(x, -1, 0)) + 1``, NaN for NaN."""
     one = _constants(x)[2]
-    return _floor(torch.clamp(x, -1.0, 0.0, out=out)).add_(one)
+    return torch.clamp(x, -1.0, 0.0, out=out).floor_().add_(one)
