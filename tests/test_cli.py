@@ -330,7 +330,13 @@ def test_an_autodiff_backend_without_a_learnable_case_has_no_learnable_row(
 ):
     """A contributor's new autodiff backend: bench must not assume PyTorch."""
     numpy_entry = _backends.get("numpy")
-    with_autodiff = dataclasses.replace(numpy_entry, transforms=("grad",))
+    # A stand-in: a real record with transforms needs an adapter (NumPy's
+    # arrays would go to it)
+    with_autodiff = BackendStandIn(
+        numpy_entry,
+        transforms=("grad",),
+        capabilities=numpy_entry.capabilities | {Capability.AUTODIFF},
+    )
     monkeypatch.setitem(_backends.BACKENDS, "numpy", with_autodiff)
     code, stdout, _ = run("bench", "--backend", "numpy", *TINY, capsys=capsys)
     assert code == 0
