@@ -154,8 +154,25 @@ def _vjp_round_trip() -> Callable[[Any, Any], Any]:
 
 
 _PULLBACK = "s2nn_xp.vjp (explicit pullback)"
-# The floating dtypes the math knows (16-bit ones computed in float32).
-_FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+# The floating dtypes the math knows, by their bits.
+FLOAT_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
+_FLOAT_DTYPES = tuple(FLOAT_BITS)
+
+
+def computes_in_float32(bits: int) -> bool:
+    """Whether a float of ``bits`` bits is computed in float32 (and rounded once).
+
+    Those narrower than float32 are (the Definition's Dtypes); the others
+    are computed in their own dtype.
+    """
+    return bits < 32
+
+
+# Each floating dtype's name -> the name of the dtype it is computed in.
+COMPUTE_DTYPES = {
+    name: "float32" if computes_in_float32(bits) else name
+    for name, bits in FLOAT_BITS.items()
+}
 _NUMPY_DTYPES = ("float16", "float32", "float64")
 # The public functions an adapter implements when it implements them all.
 _EVERY_FUNCTION = ("forward", "origin", "gradient", "s2nn", "vjp")

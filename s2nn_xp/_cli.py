@@ -28,7 +28,7 @@ from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
-from . import __version__, _compat, _math
+from . import __version__, _backends, _compat, _math
 from ._api import ALPHA, BETA, EPSILON
 from ._backends import (
     BACKENDS,
@@ -368,12 +368,7 @@ DEFAULT_SIZES = (2**13, 2**20, 2**22, 2**24)
 DEFAULT_DTYPES = ("float32",)
 # dtype -> the dtype the math computes it in (16-bit: float32), which is
 # also the dtype the NumPy values of the inputs are drawn in.
-COMPUTE_DTYPES = {
-    "float16": "float32",
-    "bfloat16": "float32",
-    "float32": "float32",
-    "float64": "float64",
-}
+COMPUTE_DTYPES = _backends.COMPUTE_DTYPES
 KNOWN_DTYPES = tuple(COMPUTE_DTYPES)
 # The most full-size arrays a run holds at once: the NumPy values the inputs
 # are drawn from, x, the cotangent, the floors' and the results' outputs, the

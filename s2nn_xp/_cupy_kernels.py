@@ -45,6 +45,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from . import _backends
+
 __all__ = [
     "COMPILE_OPTIONS",
     "DEVICE_MATH",
@@ -75,7 +77,7 @@ _TYPES: dict[str, tuple[str, str, str]] = {
     "float64": ("f64", "double", "double"),
 }
 _ITEMSIZE = {"float16": 2, "float32": 4, "float64": 8}
-_COMPUTE_DTYPE = {"float16": "float32", "float32": "float32", "float64": "float64"}
+_COMPUTE_DTYPE = {name: _backends.COMPUTE_DTYPES[name] for name in _TYPES}
 
 DEVICE_MATH = r"""
 // ---- S2NN values in the compute type C (float or double) -------------------

@@ -788,7 +788,7 @@ def input_dtypes(xp: ModuleType, x: Any) -> tuple[Any, Any]:
         )
         raise TypeError(msg)
     if bits:
-        return (xp.float32 if bits < 32 else dtype), dtype
+        return (xp.float32 if _backends.computes_in_float32(bits) else dtype), dtype
     if integral:
         info = xp.__array_namespace_info__()
         default = info.default_dtypes(device=_compat.device(x))["real floating"]

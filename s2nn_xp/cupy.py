@@ -130,10 +130,10 @@ class _LaunchConfiguration(NamedTuple):
 _LAUNCH = _LaunchConfiguration(block_size=256, chunks_per_thread=4)
 
 _ALIGNMENT = _cupy_kernels.CHUNK_BYTES
+# The floats CuPy has (NumPy's) -> the dtype each is computed in.
 _FLOAT_COMPUTE: dict[np.dtype[Any], np.dtype[Any]] = {
-    np.dtype(np.float16): np.dtype(np.float32),
-    np.dtype(np.float32): np.dtype(np.float32),
-    np.dtype(np.float64): np.dtype(np.float64),
+    np.dtype(name): np.dtype(_backends.COMPUTE_DTYPES[name])
+    for name in ("float16", "float32", "float64")
 }
 
 # (operation, dtypes of the arrays, inputs first) -> (contiguous kernel, chunk);

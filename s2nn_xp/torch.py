@@ -187,7 +187,7 @@ _LARGEST = {dtype: torch.finfo(dtype).max for dtype in (torch.float32, torch.flo
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """float32 for 16-bit (and narrower) floats, the dtype itself otherwise."""
-    return torch.float32 if dtype.itemsize < 4 else dtype
+    return torch.float32 if _backends.computes_in_float32(8 * dtype.itemsize) else dtype
 
 
 # torch.func offers no public test of whether a tensor is one of its wrappers;
