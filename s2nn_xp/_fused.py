@@ -65,7 +65,21 @@ _failed: set[tuple[str, str]] = set()
 class FusedKernelWarning(RuntimeWarning):
     """A fused kernel failed to compile or launch; the array-API math serves.
 
-    Issued once per kernel and device; the results are still correct.
+    Issued once per kernel and device (at every call where warnings are
+    errors: the kernel is tried again); the results are still correct.
+
+    Examples
+    --------
+    Silenced (or kept from turning into errors under ``-W error``) as any
+    warning category is:
+
+    >>> import warnings
+    >>> import s2nn_xp
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", s2nn_xp.FusedKernelWarning)
+    ...     spikes = s2nn_xp.forward([0.5, -0.5])
+    >>> spikes
+    array([1., 0.])
     """
 
 
