@@ -395,14 +395,17 @@ class Backend:
         if self.oldest is not None and _release(self.oldest) is None:
             msg = f"backend {self.name!r}: oldest is no version: {self.oldest!r}"
             raise ValueError(msg)
-        if self.transforms and "s2nn" not in self.implements:
+        missing = [f for f in _EVERY_FUNCTION if f not in self.implements]
+        if self.transforms and missing:
             # A library with autodiff reaches the array-API path otherwise,
             # which updates temporaries in place (no autodiff is assumed
             # there) and attaches no surrogate: its gradients would be the
-            # step's, 0, silently.
+            # step's, 0, silently (or its autodiff refuse the in-place
+            # operations).
             msg = (
-                f"backend {self.name!r} names transforms {self.transforms} but "
-                "no adapter that implements s2nn"
+                f"backend {self.name!r} names transforms {self.transforms}, so "
+                f"its adapter must implement every public function; it lacks "
+                f"{', '.join(missing)}"
             )
             raise ValueError(msg)
         if self.adapter_with_library and self.adapter is None:

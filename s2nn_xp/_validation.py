@@ -996,32 +996,60 @@ def check_plain_values(name: str, value: Any) -> None:
     if kind in _PLAIN_TYPES or kind.__module__ == "numpy" or not _reads_as_array(value):
         return
     dims = getattr(value, "dims", None)
-    if isinstance(dims, tuple) and dims:
-        msg = (
-            f"{name} has named dimensions {dims} ({describe(value)}), which "
-            "s2nn_xp would broadcast by position, dropping its coordinates; "
-            "apply the function with xarray.apply_ufunc (dask='parallelized' "
-            "for Dask-backed data), or give its .data"
-        )
-        raise TypeError(msg)
-    if hasattr(value, "index") and hasattr(value, "loc"):
+    if isinstance(dims, tuple):  # xarray's: its attributes are its coordinates
+        if dims:
+            msg = (
+                f"{name} has named dimensions {dims} ({describe(value)}), which "
+                "s2nn_xp would broadcast by position, dropping its coordinates; "
+                "apply the function with xarray.apply_ufunc (dask='parallelized' "
+                "for Dask-backed data), or give its .data"
+            )
+            raise TypeError(msg)
+        return  # 0-d: a number, whatever its coordinates and attributes
+    index = getattr(value, "index", None)  # not a sequence's method index
+    if index is not None and not callable(index) and hasattr(value, "loc"):
         msg = (
             f"{name} is labelled data ({describe(value)}), whose index "
             "s2nn_xp would drop, pairing its values with the other arguments "
             "by position; align it first and give its values (.to_numpy())"
         )
         raise TypeError(msg)
-    units = getattr(value, "unit", None)
-    if units is None:
-        units = getattr(value, "units", None)
-    if units is not None and not _compat.is_brainunit_quantity(value):
+    units = _unit_of(value)
+    if units is not None:
         msg = (
-            f"{name} is a quantity ({describe(value)}, in "
-            f"{str(units) or 'dimensionless units'}), whose units s2nn_xp "
-            "would drop; give its values in the unit meant "
+            f"{name} is a quantity ({describe(value)}, in {units}), whose units "
+            "s2nn_xp would drop; give its values in the unit meant "
             "(astropy: .to_value(unit), pint: .m_as(unit), unyt: .to_value(unit))"
         )
         raise TypeError(msg)
+
+
+def _unit_of(value: Any) -> str | None:
+    """The unit a quantity's values are in, as text; None for no quantity.
+
+    astropy's ``unit``, pint's and unyt's ``units``; not a time resolution
+    (pandas' ``unit``, a string), a record array's field, or a unit that
+    changes no value (dimensionless and unscaled: nothing is lost), nor
+    brainunit's quantities, which read themselves in no unit (refusing one
+    with a unit, in their own words).
+    """
+    units = getattr(value, "unit", None)
+    if units is None:
+        units = getattr(value, "units", None)
+    if (
+        units is None
+        or callable(units)  # a method of that name
+        or isinstance(units, str)
+        or hasattr(units, "shape")  # an array: a record array's field
+        or _compat.is_brainunit_quantity(value)
+    ):
+        return None
+    text = str(units)
+    return None if text in _NO_UNIT else text
+
+
+# How astropy (""), pint and unyt write a dimensionless, unscaled unit.
+_NO_UNIT = frozenset({"", "dimensionless"})
 
 
 # Types whose values are all they mean (a call's common host data): no

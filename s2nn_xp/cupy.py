@@ -79,6 +79,7 @@ from ._api import ALPHA, BETA, EPSILON, Flag
 from ._validation import (
     check_broadcast,
     check_cotangent_shape,
+    check_plain_values,
     check_real_dtype,
     check_representable,
     describe,
@@ -177,6 +178,7 @@ def _input(x: ArrayLike) -> tuple[Any, np.dtype, np.dtype]:
     """``x`` as the CuPy array the kernels read, its compute and result dtypes."""
     if not isinstance(x, cupy.ndarray):
         if not isinstance(x, numbers.Number | list | tuple):
+            check_plain_values("x", x)  # moved as the message says, it lost them
             msg = (
                 f"x must be a CuPy array, not {describe(x)} (move host data to "
                 "the GPU with cupy.asarray)"
@@ -191,6 +193,17 @@ def _input(x: ArrayLike) -> tuple[Any, np.dtype, np.dtype]:
     compute, result = input_dtypes(_compat.array_namespace(x), x)  # raises
     with x.device:  # CuPy allocates on the current device, not x's
         return x.astype(compute), np.dtype(compute), np.dtype(result)
+
+
+def _quietly_as(dtype: np.dtype[Any], number: Any) -> Any:
+    """``number`` as a scalar of ``dtype``: 0 or inf beyond its range, quietly.
+
+    As NumPy's and the other libraries' pullbacks take a cotangent
+    (``_validation.prepare_cotangent``); NumPy's cast warned (1e300 for
+    float32), and raised under ``np.errstate(all="raise")``.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        return dtype.type(number)
 
 
 def _same_device(a: Any, x: Any) -> bool:
@@ -724,7 +737,7 @@ class _Pullback:
         """A Python number as a compute-dtype scalar, or the checked array."""
         grad = self._gradient
         if type(cotangent) is float:  # the common case: no more lookups
-            return grad.dtype.type(cotangent)
+            return _quietly_as(grad.dtype, cotangent)
         if not isinstance(cotangent, cupy.ndarray):
             if isinstance(cotangent, np.ma.MaskedArray):  # its mask, dropped
                 raise masked_host_data("cotangent", "cupy")
@@ -733,12 +746,13 @@ class _Pullback:
             ):
                 if _compat.is_array_api_obj(cotangent):
                     raise mixed_libraries(grad, "cotangent", cotangent)
+                check_plain_values("cotangent", cotangent)
                 raise wrong_type("cotangent", cotangent)
             # Checked as every library's host data is (a real dtype, no units
             # or labels, ints beyond int64 as floats), in float64 at most.
             host = host_floats("cotangent", cotangent)
             if host.ndim == 0:
-                return grad.dtype.type(host[()])
+                return _quietly_as(grad.dtype, host[()])
             cotangent = cupy.asarray(host)
         check_real_dtype("cotangent", np, cotangent.dtype)
         check_cotangent_shape(cotangent.shape, grad.shape)

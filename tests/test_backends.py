@@ -329,7 +329,8 @@ def test_named_transforms_carry_the_surrogate_derivatives(xp):
         (
             {"transforms": ("grad",)},
             ValueError,
-            r"names transforms \('grad',\) but no adapter that implements s2nn",
+            r"names transforms \('grad',\), so its adapter must implement every "
+            r"public function; it lacks forward, origin, gradient, s2nn, vjp",
         ),
         # Which tests run compiled is the transforms' say (none would, silently).
         (

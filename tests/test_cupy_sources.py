@@ -749,6 +749,22 @@ def core_values(name: str, x: np.ndarray, params=PARAMS) -> np.ndarray:
     return s2nn_xp.gradient(x, params["alpha"], params["beta"])
 
 
+class _Percent:
+    """A unit, as astropy's (a string would be pandas' time resolution)."""
+
+    def __str__(self):
+        return "%"
+
+
+class _InPercent(np.ndarray):
+    """A NumPy array with a unit, as astropy's Quantity: its values are 1/100."""
+
+    unit = _Percent()
+
+    def __new__(cls, values):
+        return np.asarray(values, dtype=np.float64).view(cls)
+
+
 def call(fake, name: str, x, params=PARAMS, **kwargs):
     adapter = fake.adapter
     if name == "forward":
@@ -1190,6 +1206,16 @@ class TestVJP:
             (True, TypeError, "cotangent must have a real numeric dtype"),
             (1j, TypeError, "cotangent must have a real numeric dtype"),
             ("2", TypeError, "cotangent"),
+            # the shared rules of host data (its mask, a unit, digits) were not
+            # the CuPy pullback's: the mask and the unit were dropped silently
+            (
+                np.ma.array([1.0, 2.0], mask=[False, True]),
+                TypeError,
+                "^cotangent is a masked NumPy array",
+            ),
+            (_InPercent([1.0, 2.0]), TypeError, "^cotangent is a quantity"),
+            ([_InPercent([1.0, 2.0])], TypeError, "^cotangent is a quantity"),
+            (10**400, ValueError, "^cotangent is a number of 401 digits"),
         ],
     )
     def test_bad_cotangents(self, fake, cotangent, error, match):
@@ -1197,6 +1223,17 @@ class TestVJP:
         _, pullback = fake.adapter.vjp(fake.array([-1.0, 1.0]))
         with pytest.raises(error, match=match):
             pullback(cotangent)
+
+    @pytest.mark.parametrize("cotangent", [1e300, np.array(1e300), [1e300, -1e300]])
+    def test_a_cotangent_beyond_the_dtype_is_inf_quietly(self, fake, cotangent):
+        """As NumPy's pullback: a 0-d one warned in NumPy's cast (an error
+        under np.errstate(all="raise"))."""
+        _, pullback = fake.adapter.vjp(fake.array(np.float32([-0.5, 0.5])))
+        with np.errstate(all="raise"):
+            got = pullback(cotangent).get()
+        want = s2nn_xp.vjp(np.float32([-0.5, 0.5]))[1](cotangent)
+        np.testing.assert_array_equal(got, want)
+        assert np.isinf(got).all()
 
     def test_bad_cotangent_shapes(self, fake):
         _, pullback = fake.adapter.vjp(fake.array(np.zeros((2, 3))))
@@ -1208,6 +1245,20 @@ class TestVJP:
 
 class TestArguments:
     """Errors name the offending argument, as in the core."""
+
+    @pytest.mark.parametrize(
+        ("x", "error", "match"),
+        [
+            ([[1.0], [1.0, 2.0]], ValueError, "^x is no rectangular array"),
+            ([1.0, "2"], TypeError, "^x "),
+            (_InPercent([50.0]), TypeError, "^x is a quantity"),
+        ],
+    )
+    def test_host_x_is_checked_as_every_adapter_checks_it(self, fake, x, error, match):
+        """A ragged list raised NumPy's error (not naming x); a quantity was
+        told to move to the GPU with cupy.asarray, which drops its unit."""
+        with pytest.raises(error, match=match):
+            fake.adapter.forward(x)
 
     @pytest.mark.parametrize(
         ("name", "value"),

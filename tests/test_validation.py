@@ -1748,6 +1748,16 @@ class _Labelled(_ReadByNumPy):
         return self
 
 
+class _Unit:
+    """A unit, as astropy's and pint's are (objects, not strings)."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __str__(self):
+        return self.text
+
+
 class _WithUnits(_ReadByNumPy):
     """Host data with units, as pint's Quantity."""
 
@@ -1775,8 +1785,11 @@ _MORE_THAN_VALUES = {
         r"has named dimensions \('time',",
     ),
     "an index": (_Labelled, "is labelled data"),
-    "units": (lambda values: _WithUnits(values, "millivolt"), "is a quantity"),
-    "an ndarray's unit": (lambda values: _Quantity(values, "%"), "is a quantity"),
+    "units": (lambda values: _WithUnits(values, _Unit("millivolt")), "is a quantity"),
+    "an ndarray's unit": (
+        lambda values: _Quantity(values, _Unit("%")),
+        "is a quantity",
+    ),
 }
 
 
@@ -1822,9 +1835,40 @@ def test_a_method_called_mask_is_no_mask(xp):
 
 
 def test_a_named_array_of_no_dimensions_is_a_number(xp):
+    """Whatever xarray shows as its attributes: its coordinates (one named
+    index, from a pandas Series) and attributes (CF's units) were read as a
+    pandas index and a quantity's unit."""
     x = _on(xp, [[-0.5, 0.5], [1.0, -1.0]], "float32")
     unnamed = _NamedDimensions(2.0, ())  # 0-d: a number
+    unnamed.index, unnamed.loc, unnamed.units = 0, object(), _Unit("1/mV")
     np.testing.assert_array_equal(
         to_numpy(s2nn_xp.gradient(x, alpha=unnamed)),
         to_numpy(s2nn_xp.gradient(x, alpha=2.0)),
+    )
+
+
+class _NotAQuantity(_ReadByNumPy):
+    def __init__(self, values, **attributes):
+        super().__init__(values)
+        vars(self).update(attributes)
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"unit": "s"},  # pandas' time resolution (its dtype is refused, as such)
+        {"unit": np.array([0.5, -0.5])},  # a record array's field called unit
+        {"units": lambda: "m"},  # a method
+        {"unit": _Unit("")},  # astropy's dimensionless, unscaled
+        {"units": _Unit("dimensionless")},  # pint's, unyt's
+        {"index": lambda value: 0, "loc": None},  # a sequence's method index
+    ],
+    ids=["resolution", "field", "method", "astropy's 1", "pint's 1", "list-like"],
+)
+def test_attributes_of_those_names_that_mean_no_label_or_unit(xp, attributes):
+    x = _on(xp, [-0.5, 0.5], "float32")
+    plain = _NotAQuantity([2.0, 4.0], **attributes)
+    np.testing.assert_array_equal(
+        to_numpy(s2nn_xp.gradient(x, alpha=plain)),
+        to_numpy(s2nn_xp.gradient(x, alpha=np.array([2.0, 4.0]))),
     )
