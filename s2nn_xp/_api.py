@@ -879,16 +879,43 @@ class S2NN:
         return s2nn(x, *self._values(x), origin=self.origin)
 
     def surrogate_fun(self, x: ArrayLike) -> Array:
-        """The smooth original function, :func:`origin`."""
+        """The smooth original function, :func:`origin`, with these parameters.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from s2nn_xp import S2NN
+        >>> S2NN(alpha=2.0).surrogate_fun(np.array([-1.0, 0.0, 1.0]))
+        array([0.11920292, 0.50000001, 1.19314719])
+        """
         return origin(x, *self._values(x))
 
     def surrogate_grad(self, x: ArrayLike) -> Array:
-        """The surrogate gradient, :func:`gradient`."""
+        """The surrogate gradient, :func:`gradient`, with these parameters.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from s2nn_xp import S2NN
+        >>> S2NN(alpha=2.0).surrogate_grad(np.array([-1.0, 0.0, 1.0]))
+        array([0.20998717, 1.        , 0.5       ])
+        """
         alpha, beta, _ = self._values(x)
         return gradient(x, alpha, beta)
 
     def vjp(self, x: ArrayLike) -> tuple[Array, Pullback[Array]]:
-        """:func:`vjp` with this object's parameters."""
+        """:func:`vjp` with this object's parameters (and its ``origin``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from s2nn_xp import S2NN
+        >>> spikes, pullback = S2NN(alpha=2.0).vjp(np.array([-1.0, 0.0, 1.0]))
+        >>> spikes
+        array([0., 1., 1.])
+        >>> pullback(np.array([1.0, 1.0, 2.0]))
+        array([0.20998717, 1.        , 1.        ])
+        """
         return vjp(x, *self._values(x), origin=self.origin)
 
     # --- JAX pytree: see s2nn_xp._jax_pytree, which registers these ----------

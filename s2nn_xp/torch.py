@@ -2242,21 +2242,47 @@ class S2NN(nn.Module, Generic[_Stored]):
         self.origin = not validate_flag("spiking", value)
 
     def set_spiking_mode(self, spiking: Flag) -> None:
-        """SpikingJelly's switch: the spike (True) or the origin function (False)."""
+        """SpikingJelly's switch: the spike (True) or the origin function (False).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from s2nn_xp.torch import S2NN
+        >>> spike = S2NN()
+        >>> spike.set_spiking_mode(False)
+        >>> spike(torch.tensor([-1.0, 1.0]))
+        tensor([0.0180, 1.1931])
+        """
         self.spiking = spiking
 
     @staticmethod
     def spiking_function(
         x: torch.Tensor, alpha: Parameter = ALPHA, beta: Parameter = BETA
     ) -> torch.Tensor:
-        """SpikingJelly's ``spiking_function(x, alpha, beta)``: :func:`s2nn`."""
+        """SpikingJelly's ``spiking_function(x, alpha, beta)``: :func:`s2nn`.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from s2nn_xp.torch import S2NN
+        >>> S2NN.spiking_function(torch.tensor([-1.0, 1.0]), 2.0)
+        tensor([0., 1.])
+        """
         return s2nn(x, alpha, beta)
 
     @staticmethod
     def primitive_function(
         x: torch.Tensor, alpha: Parameter = ALPHA, beta: Parameter = BETA
     ) -> torch.Tensor:
-        """SpikingJelly's ``primitive_function(x, alpha, beta)``: the origin."""
+        """SpikingJelly's ``primitive_function(x, alpha, beta)``: the origin.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from s2nn_xp.torch import S2NN
+        >>> S2NN.primitive_function(torch.tensor([-1.0, 1.0]), 2.0)
+        tensor([0.1192, 1.1931])
+        """
         return s2nn(x, alpha, beta, origin=True)
 
     # x: torch.Tensor, as nn.Module's forward and methods like it take: a
@@ -2270,6 +2296,13 @@ class S2NN(nn.Module, Generic[_Stored]):
 
         The smooth origin function, differentiable as ordinary operations (no
         surrogate derivative attached); `x` as for :meth:`forward`.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from s2nn_xp.torch import S2NN
+        >>> S2NN(alpha=2.0).surrogate_fun(torch.tensor([-1.0, 1.0]))
+        tensor([0.1192, 1.1931])
         """
         return origin(x, self.alpha, self.beta, self.epsilon)
 
@@ -2278,6 +2311,13 @@ class S2NN(nn.Module, Generic[_Stored]):
 
         The surrogate gradient, differentiable as ordinary operations; `x` as
         for :meth:`forward`.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from s2nn_xp.torch import S2NN
+        >>> S2NN(alpha=2.0).surrogate_grad(torch.tensor([-1.0, 1.0]))
+        tensor([0.2100, 0.5000])
         """
         return gradient(x, self.alpha, self.beta)
 
