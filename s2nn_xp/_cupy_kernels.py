@@ -76,7 +76,7 @@ _TYPES: dict[str, tuple[str, str, str]] = {
     "float32": ("f32", "float", "float"),
     "float64": ("f64", "double", "double"),
 }
-_ITEMSIZE = {"float16": 2, "float32": 4, "float64": 8}
+_ITEMSIZE = {name: _backends.FLOAT_BITS[name] // 8 for name in _TYPES}
 _COMPUTE_DTYPE = {name: _backends.COMPUTE_DTYPES[name] for name in _TYPES}
 
 DEVICE_MATH = r"""

@@ -131,10 +131,11 @@ class _LaunchConfiguration(NamedTuple):
 _LAUNCH = _LaunchConfiguration(block_size=256, chunks_per_thread=4)
 
 _ALIGNMENT = _cupy_kernels.CHUNK_BYTES
-# The floats CuPy has (NumPy's) -> the dtype each is computed in.
+# The floats CuPy computes (its registry record's) -> the dtype each is
+# computed in.
 _FLOAT_COMPUTE: dict[np.dtype[Any], np.dtype[Any]] = {
     np.dtype(name): np.dtype(_backends.COMPUTE_DTYPES[name])
-    for name in ("float16", "float32", "float64")
+    for name in _backends.get("cupy").dtypes
 }
 
 # (operation, dtypes of the arrays, inputs first) -> (contiguous kernel, chunk);
