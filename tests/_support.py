@@ -463,6 +463,29 @@ def count_calls(monkeypatch, module, names) -> dict[str, int]:
     return counts
 
 
+class Unit:
+    """A unit, as astropy's and pint's are (objects, not strings: a string
+    would be pandas' time resolution)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Quantity(np.ndarray):
+    """A NumPy array with a unit, as astropy's Quantity (percent: 1/100)."""
+
+    def __new__(cls, values: Any, unit: Unit) -> Quantity:
+        quantity = np.asarray(values, dtype=np.float64).view(cls)
+        quantity.unit = unit
+        return quantity
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.unit = getattr(obj, "unit", None)
+
+
 class ForeignArray:
     """An array of a library no backend knows: an array-API object over NumPy.
 

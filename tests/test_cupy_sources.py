@@ -53,6 +53,8 @@ from s2nn_xp import _cupy_kernels as kernels
 from tests._support import (
     PUBLIC_CALLS,
     SPECIAL_X,
+    Quantity,
+    Unit,
     grid,
     ref_forward,
     ref_gradient,
@@ -749,22 +751,6 @@ def core_values(name: str, x: np.ndarray, params=PARAMS) -> np.ndarray:
     return s2nn_xp.gradient(x, params["alpha"], params["beta"])
 
 
-class _Percent:
-    """A unit, as astropy's (a string would be pandas' time resolution)."""
-
-    def __str__(self):
-        return "%"
-
-
-class _InPercent(np.ndarray):
-    """A NumPy array with a unit, as astropy's Quantity: its values are 1/100."""
-
-    unit = _Percent()
-
-    def __new__(cls, values):
-        return np.asarray(values, dtype=np.float64).view(cls)
-
-
 def call(fake, name: str, x, params=PARAMS, **kwargs):
     adapter = fake.adapter
     if name == "forward":
@@ -1213,8 +1199,8 @@ class TestVJP:
                 TypeError,
                 "^cotangent is a masked NumPy array",
             ),
-            (_InPercent([1.0, 2.0]), TypeError, "^cotangent is a quantity"),
-            ([_InPercent([1.0, 2.0])], TypeError, "^cotangent is a quantity"),
+            (Quantity([1.0, 2.0], Unit("%")), TypeError, "^cotangent is a quantity"),
+            ([Quantity([1.0, 2.0], Unit("%"))], TypeError, "^cotangent is a quantity"),
             (10**400, ValueError, "^cotangent is a number of 401 digits"),
         ],
     )
@@ -1251,7 +1237,7 @@ class TestArguments:
         [
             ([[1.0], [1.0, 2.0]], ValueError, "^x is no rectangular array"),
             ([1.0, "2"], TypeError, "^x "),
-            (_InPercent([50.0]), TypeError, "^x is a quantity"),
+            (Quantity([50.0], Unit("%")), TypeError, "^x is a quantity"),
         ],
     )
     def test_host_x_is_checked_as_every_adapter_checks_it(self, fake, x, error, match):

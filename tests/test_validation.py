@@ -27,7 +27,14 @@ import s2nn_xp
 from s2nn_xp import _compat, _validation
 from s2nn_xp._backends import Capability
 
-from ._support import backend_of, selected_backends, to_numpy, xp_assert_close
+from ._support import (
+    Quantity,
+    Unit,
+    backend_of,
+    selected_backends,
+    to_numpy,
+    xp_assert_close,
+)
 
 X = np.array([-3.0, -1.0, -0.0, 0.5, 2.0])
 PUBLIC = {
@@ -1748,34 +1755,12 @@ class _Labelled(_ReadByNumPy):
         return self
 
 
-class _Unit:
-    """A unit, as astropy's and pint's are (objects, not strings)."""
-
-    def __init__(self, text):
-        self.text = text
-
-    def __str__(self):
-        return self.text
-
-
 class _WithUnits(_ReadByNumPy):
     """Host data with units, as pint's Quantity."""
 
     def __init__(self, values, units):
         super().__init__(values)
         self.units = units
-
-
-class _Quantity(np.ndarray):
-    """A NumPy array with a unit, as astropy's Quantity (percent: 1/100)."""
-
-    def __new__(cls, values, unit):
-        quantity = np.asarray(values, dtype=np.float64).view(cls)
-        quantity.unit = unit
-        return quantity
-
-    def __array_finalize__(self, obj):
-        self.unit = getattr(obj, "unit", None)
 
 
 # Host data that means more than its values, and the start of the error.
@@ -1785,9 +1770,9 @@ _MORE_THAN_VALUES = {
         r"has named dimensions \('time',",
     ),
     "an index": (_Labelled, "is labelled data"),
-    "units": (lambda values: _WithUnits(values, _Unit("millivolt")), "is a quantity"),
+    "units": (lambda values: _WithUnits(values, Unit("millivolt")), "is a quantity"),
     "an ndarray's unit": (
-        lambda values: _Quantity(values, _Unit("%")),
+        lambda values: Quantity(values, Unit("%")),
         "is a quantity",
     ),
 }
@@ -1840,7 +1825,7 @@ def test_a_named_array_of_no_dimensions_is_a_number(xp):
     pandas index and a quantity's unit."""
     x = _on(xp, [[-0.5, 0.5], [1.0, -1.0]], "float32")
     unnamed = _NamedDimensions(2.0, ())  # 0-d: a number
-    unnamed.index, unnamed.loc, unnamed.units = 0, object(), _Unit("1/mV")
+    unnamed.index, unnamed.loc, unnamed.units = 0, object(), Unit("1/mV")
     np.testing.assert_array_equal(
         to_numpy(s2nn_xp.gradient(x, alpha=unnamed)),
         to_numpy(s2nn_xp.gradient(x, alpha=2.0)),
@@ -1859,8 +1844,8 @@ class _NotAQuantity(_ReadByNumPy):
         {"unit": "s"},  # pandas' time resolution (its dtype is refused, as such)
         {"unit": np.array([0.5, -0.5])},  # a record array's field called unit
         {"units": lambda: "m"},  # a method
-        {"unit": _Unit("")},  # astropy's dimensionless, unscaled
-        {"units": _Unit("dimensionless")},  # pint's, unyt's
+        {"unit": Unit("")},  # astropy's dimensionless, unscaled
+        {"units": Unit("dimensionless")},  # pint's, unyt's
         {"index": lambda value: 0, "loc": None},  # a sequence's method index
     ],
     ids=["resolution", "field", "method", "astropy's 1", "pint's 1", "list-like"],
