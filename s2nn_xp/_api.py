@@ -1300,7 +1300,7 @@ def _concrete(value: Any) -> Any:
 
     None where they cannot be read. Native byte order, as pickling gives
     back and a ``jax.export`` round trip writes: one value, one key. Read
-    as its backend record reads values on the host (``as_numpy``: a
+    as its backend record reads values on the host (``to_numpy``: a
     library NumPy cannot read, as pydata/sparse, compared by identity
     before), else by NumPy.
     """
@@ -1308,7 +1308,7 @@ def _concrete(value: Any) -> Any:
 
     backend = _backends.of_array(value)
     read = (
-        backend.as_numpy
+        backend.to_numpy
         if backend is not None and backend.values_on_host and not backend.lazy
         else np.asarray
     )

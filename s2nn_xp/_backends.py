@@ -25,7 +25,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -44,8 +44,6 @@ __all__ = [
     "older_than_supported",
     "torch_round_trip",
 ]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Capability(enum.Enum):
@@ -105,13 +103,13 @@ def _numpy_copy(array: Any) -> np.ndarray:
     library that refuses to be made dense implicitly, as pydata/sparse), or,
     for an object with no ``__array__`` and no buffer, it makes an object
     array holding it, silently. Either way a record of such a library needs
-    an ``as_numpy`` of its own, and the error says so.
+    an ``to_numpy`` of its own, and the error says so.
     """
     try:
         copy = np.asarray(array)
     except Exception as exc:
         # Or computing a lazy array failed (a contributor adding cubed was
-        # sent to its record's as_numpy by a failure of cubed's own clip).
+        # sent to its record's to_numpy by a failure of cubed's own clip).
         msg = _unreadable(array, "could not", f"it raised {exc!r}")
         raise TypeError(
             f"{msg}; if the array is lazy, that is the error of computing it"
@@ -127,9 +125,13 @@ def _unreadable(array: Any, could: str, how: str) -> str:
     kind = type(array)
     return (
         f"NumPy {could} read an array of type {kind.__module__}.{kind.__qualname__} "
-        f"({how}): give the backend record of its library an as_numpy that "
+        f"({how}): give the backend record of its library an to_numpy that "
         "converts it"
     )
+
+
+def _run_eagerly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return fn
 
 
 def _nothing_to_wait_for(result: Any) -> None:
@@ -239,12 +241,12 @@ class Backend:
         functions by tracing their bytecode, which cannot import a module
         (``torch.compile``).
     device_kinds
-        The kinds of device its arrays can live on (what :meth:`devices` lists
-        here is checked against them).
+        The kinds of device its arrays can live on (what `devices` lists here
+        is checked against them).
     load_module
         Imports and returns `module`, where ``importlib.import_module`` alone
         does not (marray builds its namespaces on attribute access).
-    find_devices
+    devices
         Lists the devices found here; may raise where the runtime cannot even
         count them.
     enable_float64
@@ -256,19 +258,21 @@ class Backend:
         and infinities on purpose, and checks agreement, not those settings.
     from_numpy
         ``(namespace, values) -> array`` of the library.
-    as_numpy
-        A NumPy copy of one of its arrays (for the CLI's checks and the tests).
-    wait
+    to_numpy
+        A NumPy copy of one of its arrays, computing a lazy one (for the
+        CLI's checks and the tests).
+    synchronize
         Blocks until a result (an array or tuple of arrays) is computed.
-    compile_function
-        Compiles a function the way the library's users run it (``jax.jit``),
-        or None where the functions run eagerly.
+    jit
+        `fn` compiled the way the library's users run it (``jax.jit``); by
+        default `fn` itself, for the libraries that run eagerly. A record
+        that compiles names "jit" or "compile" in `transforms` (checked).
     flushes_subnormals
         Whether the library computes subnormal numbers as zero (XLA does), so
         that a negative subnormal ``x`` spikes (the docs' Definition page).
     values_on_host
         Whether its arrays' values sit in host memory, never traced, so that
-        parameter values are checked like numbers (read with ``as_numpy``).
+        parameter values are checked like numbers (read with ``to_numpy``).
         True by default, the safe side for a new CPU library (its arrays that
         are ``lazy`` are not read); False for libraries whose arrays live on a
         GPU or are traced.
@@ -298,11 +302,12 @@ class Backend:
         The most dimensions the library computes with, or None for any; an
         ``x`` with more is refused, naming the limit, where the library
         would fail in its own words.
-    take_gradient
+    autodiff_gradient
         The gradient of ``sum(s2nn(x, alpha, beta))`` by the library's own
         autodiff, ``(x, alpha, beta) -> gradient``.
-    make_round_trip
-        Builds ``(x, cotangent) -> (spike, input gradient)``.
+    forward_and_backward
+        Builds ``(x, cotangent) -> (spike, input gradient)``, compiled where
+        the library's users compile (JAX).
     make_learnable_case
         ``(x, cotangent, alpha, beta) -> case``, where ``case()`` runs the
         forward and backward pass with per-neuron `alpha` and `beta` that
@@ -334,15 +339,15 @@ class Backend:
     places_arrays: bool = False
     max_dimensions: int | None = None
     load_module: Callable[[str], ModuleType] = importlib.import_module
-    find_devices: Callable[[], list[str]] = _cpu_only
+    devices: Callable[[], list[str]] = _cpu_only
     enable_float64: Callable[[], None] = _nothing_to_enable
     without_debug_checks: Callable[[], AbstractContextManager[Any]] = _no_debug_checks
     from_numpy: Callable[[Any, np.ndarray], Any] = _namespace_asarray
-    as_numpy: Callable[[Any], np.ndarray] = _numpy_copy
-    wait: Callable[[Any], None] = _nothing_to_wait_for
-    compile_function: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
-    take_gradient: Callable[[Any, float, float], Any] = _pullback_gradient
-    make_round_trip: Callable[[], Callable[[Any, Any], Any]] = _vjp_round_trip
+    to_numpy: Callable[[Any], np.ndarray] = _numpy_copy
+    synchronize: Callable[[Any], None] = _nothing_to_wait_for
+    jit: Callable[[Callable[..., Any]], Callable[..., Any]] = _run_eagerly
+    autodiff_gradient: Callable[[Any, float, float], Any] = _pullback_gradient
+    forward_and_backward: Callable[[], Callable[[Any, Any], Any]] = _vjp_round_trip
     make_learnable_case: Callable[[Any, Any, Any, Any], Callable[[], Any]] | None = None
 
     def __post_init__(self) -> None:
@@ -411,14 +416,14 @@ class Backend:
         if self.adapter_with_library and self.adapter is None:
             msg = f"backend {self.name!r} sets adapter_with_library without adapter"
             raise ValueError(msg)
-        if self.compile_function is not None and not _COMPILING_TRANSFORMS.intersection(
+        if self.jit is not _run_eagerly and not _COMPILING_TRANSFORMS.intersection(
             self.transforms
         ):
             # The jit capability (the requires_jit marker, the Backends
             # table) comes from the transforms: a record that compiles
             # without naming one would lack it, silently.
             msg = (
-                f"backend {self.name!r} sets compile_function without naming "
+                f"backend {self.name!r} sets jit without naming "
                 f"{' or '.join(sorted(_COMPILING_TRANSFORMS))} in transforms"
             )
             raise ValueError(msg)
@@ -468,7 +473,7 @@ class Backend:
         """What the backend can do: from its dtypes, values_on_host and transforms.
 
         A compiled run (``Capability.JIT``) is one of ``transforms``, "jit" or
-        "compile"; ``compile_function`` only says how ``s2nn-xp bench``
+        "compile"; the field ``jit`` only says how ``s2nn-xp bench``
         compiles, and a record that sets it names one of them (checked when
         it is made).
         """
@@ -522,10 +527,6 @@ class Backend:
         top_level = importlib.import_module(self.module.partition(".")[0])
         return str(getattr(top_level, "__version__", "unknown"))
 
-    def devices(self) -> list[str]:
-        """The devices arrays of this backend can live on here."""
-        return self.find_devices()
-
     def asarray(self, values: np.ndarray, dtype: str | None = None) -> Any:
         """A backend array holding `values` (optionally cast to `dtype`)."""
         if dtype is not None:
@@ -533,31 +534,6 @@ class Backend:
         xp = self.load()
         self.enable_float64()
         return self.from_numpy(xp, values)
-
-    def to_numpy(self, array: Any) -> np.ndarray:
-        """A NumPy copy of a backend array (computing lazy arrays)."""
-        return self.as_numpy(array)
-
-    def synchronize(self, result: Any) -> None:
-        """Wait until `result` (an array or tuple of arrays) is computed."""
-        self.wait(result)
-
-    def autodiff_gradient(self, x: Any, alpha: float, beta: float) -> Any:
-        """Gradient of ``sum(s2nn(x))`` with the library's own autodiff."""
-        return self.take_gradient(x, alpha, beta)
-
-    def forward_and_backward(self) -> Callable[[Any, Any], Any]:
-        """``(x, cotangent) -> (spike, input gradient)``, jitted for JAX."""
-        return self.make_round_trip()
-
-    def jit(self, fn: F) -> F:
-        """`fn` compiled the way the library's users run it.
-
-        ``jax.jit`` for JAX; `fn` itself for the libraries that run eagerly.
-        """
-        if self.compile_function is None:
-            return fn
-        return self.compile_function(fn)  # type: ignore[return-value]
 
 
 # --- per-library functions ------------------------------------------------------
@@ -812,7 +788,7 @@ BACKENDS: dict[str, Backend] = _registry(
         ("array_api_strict",),
         _compat.is_array_api_strict_namespace,
         dtypes=("float32", "float64"),
-        as_numpy=_strict_to_numpy,
+        to_numpy=_strict_to_numpy,
     ),
     Backend(
         "dask",
@@ -824,8 +800,8 @@ BACKENDS: dict[str, Backend] = _registry(
         values_on_host=False,  # lazy: values exist once computed
         lazy=True,
         from_numpy=_dask_from_numpy,
-        as_numpy=_dask_to_numpy,
-        wait=_dask_wait,
+        to_numpy=_dask_to_numpy,
+        synchronize=_dask_wait,
     ),
     Backend(
         "jax",
@@ -861,14 +837,14 @@ BACKENDS: dict[str, Backend] = _registry(
         values_on_host=False,  # on a device, or traced
         mutable_arrays=False,
         places_arrays=True,
-        find_devices=_jax_devices,
+        devices=_jax_devices,
         enable_float64=_jax_enable_float64,
         without_debug_checks=_jax_without_debug_checks,
-        as_numpy=_jax_to_numpy,
-        wait=_jax_wait,
-        compile_function=_jax_jit,
-        take_gradient=_jax_gradient,
-        make_round_trip=_jax_round_trip,
+        to_numpy=_jax_to_numpy,
+        synchronize=_jax_wait,
+        jit=_jax_jit,
+        autodiff_gradient=_jax_gradient,
+        forward_and_backward=_jax_round_trip,
         make_learnable_case=_jax_learnable_case,
     ),
     Backend(
@@ -905,12 +881,12 @@ BACKENDS: dict[str, Backend] = _registry(
         adapter_with_library=True,  # torch.compile cannot import it
         values_on_host=False,  # on a device, or traced
         device_kinds=("cpu", "cuda"),
-        find_devices=_torch_devices,
+        devices=_torch_devices,
         from_numpy=_torch_from_numpy,
-        as_numpy=_torch_to_numpy,
-        wait=_torch_wait,
-        take_gradient=_torch_gradient,
-        make_round_trip=_torch_round_trip,
+        to_numpy=_torch_to_numpy,
+        synchronize=_torch_wait,
+        autodiff_gradient=_torch_gradient,
+        forward_and_backward=_torch_round_trip,
         make_learnable_case=_torch_learnable_case,
     ),
     Backend(
@@ -931,9 +907,9 @@ BACKENDS: dict[str, Backend] = _registry(
         values_on_host=False,  # on a GPU
         implements=_EVERY_FUNCTION,
         device_kinds=("cuda",),
-        find_devices=_cupy_devices,
-        as_numpy=_cupy_to_numpy,
-        wait=_cupy_wait,
+        devices=_cupy_devices,
+        to_numpy=_cupy_to_numpy,
+        synchronize=_cupy_wait,
     ),
     # [marray record: shown whole by docs/contributing.rst]
     Backend(
@@ -944,7 +920,7 @@ BACKENDS: dict[str, Backend] = _registry(
         # marray.numpy's data is NumPy's: parameter values are checked as
         # NumPy arrays are (values_on_host), and a masked element refused.
         load_module=_marray_load,  # marray builds namespaces on access
-        as_numpy=_marray_to_numpy,  # the data, for s2nn-xp info's check
+        to_numpy=_marray_to_numpy,  # the data, for s2nn-xp info's check
         # Its functions broadcast the masks with NumPy's, which stop at 32.
         max_dimensions=32,
     ),

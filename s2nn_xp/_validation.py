@@ -567,10 +567,10 @@ def _host_view(name: str, value: Any) -> Any:
     if backend is None or not backend.values_on_host or backend.lazy:
         return None
     try:
-        return backend.as_numpy(value)
+        return backend.to_numpy(value)
     except MemoryError:
         raise  # too large to read whole (a huge sparse array): no user's mistake
-    except Exception as exc:  # the record's as_numpy cannot read it
+    except Exception as exc:  # the record's to_numpy cannot read it
         msg = f"{name} could not be read by backend record {backend.name!r}: {exc}"
         raise TypeError(msg) from exc
 

@@ -100,9 +100,9 @@ def load_backend(name: str) -> ModuleType:
 
 def _why_no_device(backend: _backends.Backend) -> str:
     try:
-        return f"its find_devices() gave {backend.devices()!r}"
+        return f"its devices() gave {backend.devices()!r}"
     except Exception as exc:  # what has_device() swallowed
-        return f"its find_devices() raised {exc!r}"
+        return f"its devices() raised {exc!r}"
 
 
 def float8_dtypes(torch: ModuleType) -> list[Any]:

@@ -63,8 +63,9 @@ def test_capabilities_follow_transforms_and_dtypes():
     capability = _backends.Capability
     jax_lacks = {capability.HOST_VALUES, capability.MUTABLE_ARRAYS}
     assert jax_entry.capabilities == set(capability) - jax_lacks
+    runs_eagerly = _backends.get("numpy").jit  # the default
     eager = dataclasses.replace(
-        jax_entry, transforms=("grad",), dtypes=("float32",), compile_function=None
+        jax_entry, transforms=("grad",), dtypes=("float32",), jit=runs_eagerly
     )
     assert eager.capabilities == {capability.AUTODIFF}
     assert _backends.get("numpy").capabilities == {
@@ -84,9 +85,9 @@ def test_a_runtime_that_cannot_count_its_devices_has_none():
         raise RuntimeError(msg)
 
     for name in ("jax", "cupy", "numpy"):
-        entry = dataclasses.replace(_backends.get(name), find_devices=raising)
+        entry = dataclasses.replace(_backends.get(name), devices=raising)
         assert not entry.has_device()
-    nothing = dataclasses.replace(_backends.get("numpy"), find_devices=list)
+    nothing = dataclasses.replace(_backends.get("numpy"), devices=list)
     assert not nothing.has_device()
     assert _backends.get("numpy").has_device()
 
@@ -317,7 +318,7 @@ def test_named_transforms_carry_the_surrogate_derivatives(xp):
         ({"fused": None}, TypeError, "fused must be a str"),
         ({"adapter": 3}, TypeError, "adapter must be a str or None"),
         ({"is_namespace": None}, TypeError, "is_namespace must be a callable"),
-        ({"find_devices": ["cpu"]}, TypeError, "find_devices must be a callable"),
+        ({"devices": ["cpu"]}, TypeError, "devices must be a callable"),
         ({"is_array": "x"}, TypeError, "is_array must be a callable or None"),
         ({"dtypes": ("float32", "float32")}, ValueError, "dtypes names a value twice"),
         # Selected in text (S2NN_XP_BACKENDS, nox, "cpu"), found by top level.
@@ -334,9 +335,9 @@ def test_named_transforms_carry_the_surrogate_derivatives(xp):
         ),
         # Which tests run compiled is the transforms' say (none would, silently).
         (
-            {"compile_function": lambda fn: fn},
+            {"jit": lambda fn: fn},
             ValueError,
-            r"compile_function without naming compile or jit in transforms",
+            r"jit without naming compile or jit in transforms",
         ),
     ],
 )
@@ -392,13 +393,13 @@ def test_a_selected_backend_that_is_not_installed_fails(monkeypatch, device_kind
 
 
 @pytest.mark.parametrize(
-    "find_devices",
+    "devices",
     [lambda: 1 / 0, lambda: [], lambda: None],
     ids=["raises", "[]", "None"],
 )
-def test_a_selected_cpu_backend_that_finds_no_device_fails(monkeypatch, find_devices):
+def test_a_selected_cpu_backend_that_finds_no_device_fails(monkeypatch, devices):
     """A broken device lister would skip every test: its session passed empty."""
-    broken = dataclasses.replace(_backends.get("numpy"), find_devices=find_devices)
+    broken = dataclasses.replace(_backends.get("numpy"), devices=devices)
     monkeypatch.setitem(_backends.BACKENDS, "numpy", broken)
     monkeypatch.setenv("S2NN_XP_BACKENDS", "numpy")
     with pytest.raises(pytest.fail.Exception, match="runs on CPUs, but finds no"):
@@ -560,29 +561,29 @@ def test_the_default_as_numpy_refuses_what_numpy_cannot_read():
     entry = _backends.get("numpy")
     unreadable = r"NumPy cannot read an array of type tests\.test_backends\..*Opaque"
     with pytest.raises(TypeError, match=unreadable):
-        entry.as_numpy(Opaque())
+        entry.to_numpy(Opaque())
     with pytest.raises(
-        TypeError, match=r"\.Refusing \(it raised RuntimeError.*as_numpy.*lazy"
+        TypeError, match=r"\.Refusing \(it raised RuntimeError.*to_numpy.*lazy"
     ) as refused:
-        entry.as_numpy(Refusing())
+        entry.to_numpy(Refusing())
     assert isinstance(refused.value.__cause__, RuntimeError)
-    np.testing.assert_array_equal(entry.as_numpy([1.0, 2.0]), [1.0, 2.0])
+    np.testing.assert_array_equal(entry.to_numpy([1.0, 2.0]), [1.0, 2.0])
     # A NumPy object array is NumPy's own: its dtype is judged where it is used.
     objects = np.array([1.0, 2.0], dtype=object)
-    assert entry.as_numpy(objects) is objects
+    assert entry.to_numpy(objects) is objects
     with pytest.raises(TypeError, match="alpha must have a real numeric dtype"):
         s2nn_xp.S2NN(alpha=objects)
 
 
 @pytest.mark.parametrize("error", [TypeError, ValueError, RuntimeError])
 def test_an_array_its_record_cannot_read_is_named_with_the_record(error, monkeypatch):
-    """The default as_numpy's refusal reached users naming neither (a record's
+    """The default to_numpy's refusal reached users naming neither (a record's
     own, array-api-strict's from_dlpack, may raise any error)."""
 
     def unreadable(array):
         raise error("NumPy cannot read an array of type ndarray")
 
-    standin = dataclasses.replace(_backends.get("numpy"), as_numpy=unreadable)
+    standin = dataclasses.replace(_backends.get("numpy"), to_numpy=unreadable)
     monkeypatch.setitem(_backends.BACKENDS, "numpy", standin)
     with pytest.raises(
         TypeError, match=r"^alpha could not be read by backend record 'numpy': NumPy"
@@ -597,7 +598,7 @@ def test_an_array_too_large_to_read_raises_the_memory_error(monkeypatch):
     def too_large(array):
         raise MemoryError("Unable to allocate 74.5 GiB")
 
-    standin = dataclasses.replace(_backends.get("numpy"), as_numpy=too_large)
+    standin = dataclasses.replace(_backends.get("numpy"), to_numpy=too_large)
     monkeypatch.setitem(_backends.BACKENDS, "numpy", standin)
     with pytest.raises(MemoryError, match=r"74\.5 GiB"):
         s2nn_xp.gradient(np.ones(3), alpha=np.full(3, 2.0))
@@ -609,11 +610,11 @@ def test_objects_compare_epsilon_values_as_their_record_reads_them(monkeypatch):
     reads = []
     record = _backends.get("numpy")
 
-    def as_numpy(array):
+    def to_numpy(array):
         reads.append(array)
-        return record.as_numpy(array)
+        return record.to_numpy(array)
 
-    standin = dataclasses.replace(record, as_numpy=as_numpy)
+    standin = dataclasses.replace(record, to_numpy=to_numpy)
     monkeypatch.setitem(_backends.BACKENDS, "numpy", standin)
     epsilon = np.full(3, 1e-8)
     assert _api._Static(epsilon).key()[0] == epsilon.dtype

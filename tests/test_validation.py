@@ -1293,10 +1293,10 @@ def test_host_data_with_xp_is_that_librarys_input(xp, function):
             got, want = got_pullback(1.0), want_pullback(1.0)
         assert backend_of(array_api_compat.array_namespace(got)) is backend
         assert got.dtype == want.dtype
-        np.testing.assert_array_equal(backend.as_numpy(got), backend.as_numpy(want))
+        np.testing.assert_array_equal(backend.to_numpy(got), backend.to_numpy(want))
     # -2**40 + 1 < 0: no spike, and its gradient is 0
     spike = s2nn_xp.forward([-(2**40) + 1], xp=xp)
-    assert backend.as_numpy(spike).tolist() == [0.0]
+    assert backend.to_numpy(spike).tolist() == [0.0]
 
 
 @pytest.mark.parametrize("function", ["forward", "origin", "gradient", "s2nn", "vjp"])
@@ -1322,7 +1322,7 @@ def test_numpy_scalars_with_xp_are_host_data(xp, function):
             got, want = got_pullback(1.0), want_pullback(1.0)
         assert backend_of(array_api_compat.array_namespace(got)) is backend
         assert got.shape == () and got.dtype == want.dtype
-        np.testing.assert_array_equal(backend.as_numpy(got), backend.as_numpy(want)[0])
+        np.testing.assert_array_equal(backend.to_numpy(got), backend.to_numpy(want)[0])
 
 
 def test_casts_into_the_compute_dtype_are_quiet(xp):
