@@ -17,8 +17,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from . import _backends, _dispatch, _jax_pytree
-from ._api import S2NN, Pullback, forward, gradient, origin, s2nn, vjp
+from ._api import Pullback, forward, gradient, origin, s2nn, vjp
 from ._fused import FusedKernelWarning
+from ._object import S2NN
 
 if TYPE_CHECKING:
     # What __getattr__ gives, as type checkers can see it (it is hidden from

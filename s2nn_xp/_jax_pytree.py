@@ -52,7 +52,7 @@ _compat.in_forked_child(_new_lock)
 def register() -> None:
     """Register :class:`s2nn_xp.S2NN` and its subclasses with ``jax.tree_util``."""
     global _registered
-    from ._api import S2NN
+    from ._object import S2NN
 
     with _LOCK:
         if _registered:
@@ -196,7 +196,7 @@ def _register_serialization(node_type: type) -> None:
         return
     import numpy as np
 
-    from ._api import S2NN, _Static
+    from ._object import S2NN, _Static
 
     def serialize(static: tuple[Any, ...]) -> bytes:
         """The static part's key, the one it compares by, as JSON."""

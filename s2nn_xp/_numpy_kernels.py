@@ -1,7 +1,7 @@
 """NumPy kernels: ``_math``'s operations with reused temporaries.
 
 ``_math`` is written in array-API operations, most of which return a fresh
-array. On NumPy (:func:`s2nn_xp._api._evaluate`) a fresh array of a
+array. On NumPy (:func:`s2nn_xp._evaluation.evaluate`) a fresh array of a
 block's size is fresh memory: glibc serves allocations of this size by
 mapping pages and unmaps them when they are freed, so every block faulted
 its temporaries' pages in again, which at 2^24 values cost more than the

@@ -219,14 +219,14 @@ class TestS2NNObject:
         weak reference's callback took the lock), both waited for ever."""
         import threading
 
-        from s2nn_xp import _api
+        from s2nn_xp import _object
 
         taken = []
 
         def take_the_lock():
-            taken.append(_api._TOKENS_LOCK.acquire(timeout=2))
+            taken.append(_object._TOKENS_LOCK.acquire(timeout=2))
             if taken[-1]:
-                _api._TOKENS_LOCK.release()
+                _object._TOKENS_LOCK.release()
 
         def read(value):  # another thread wants the lock meanwhile
             thread = threading.Thread(target=take_the_lock)
@@ -235,7 +235,7 @@ class TestS2NNObject:
             return ("key", value.shape)
 
         value = np.ones(2)
-        assert _api._per_object({}, value, read) == ("key", (2,))
+        assert _object._per_object({}, value, read) == ("key", (2,))
         assert taken == [True]
 
     @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
@@ -249,12 +249,12 @@ class TestS2NNObject:
             import faulthandler, os, threading
             import numpy as np
             import s2nn_xp
-            from s2nn_xp import _api, _jax_pytree
+            from s2nn_xp import _jax_pytree, _object
 
             held, done = threading.Event(), threading.Event()
 
             def hold():
-                with _api._TOKENS_LOCK, _jax_pytree._LOCK:
+                with _object._TOKENS_LOCK, _jax_pytree._LOCK:
                     held.set()
                     done.wait()
 

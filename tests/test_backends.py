@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import s2nn_xp
-from s2nn_xp import _api, _backends, _compat, _dispatch
+from s2nn_xp import _backends, _compat, _dispatch, _object
 from tests._support import (
     backend_of,
     load_backend,
@@ -617,7 +617,7 @@ def test_objects_compare_epsilon_values_as_their_record_reads_them(monkeypatch):
     standin = dataclasses.replace(record, to_numpy=to_numpy)
     monkeypatch.setitem(_backends.BACKENDS, "numpy", standin)
     epsilon = np.full(3, 1e-8)
-    assert _api._Static(epsilon).key()[0] == epsilon.dtype
+    assert _object._Static(epsilon).key()[0] == epsilon.dtype
     assert reads and reads[-1] is epsilon
 
 
@@ -633,12 +633,12 @@ def test_lazy_arrays_of_a_host_backend_are_not_read(monkeypatch):
     bad = np.array([-2.0, 1.0])
     with pytest.raises(ValueError, match="alpha must be finite"):
         s2nn_xp.gradient(x, bad)
-    assert _api._Static(np.array([1e-8])).key()[0] is not None  # by value
+    assert _object._Static(np.array([1e-8])).key()[0] is not None  # by value
     lazy = dataclasses.replace(_backends.get("numpy"), lazy=True)
     monkeypatch.setitem(_backends.BACKENDS, "numpy", lazy)
     monkeypatch.setattr(_compat, "is_lazy_array", lambda value: False)
     s2nn_xp.gradient(x, bad)  # not read: checked as arrays of GPU libraries are
-    assert _api._Static(np.array([1e-8])).key()[0] is None  # by identity
+    assert _object._Static(np.array([1e-8])).key()[0] is None  # by identity
 
 
 def test_nox_sessions_are_found_however_they_are_declared():

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Module -> the backend whose session runs its examples.
 DOCSTRING_MODULES = {
     "s2nn_xp._api": "numpy",
+    "s2nn_xp._object": "numpy",
     "s2nn_xp._cli": "numpy",
     "s2nn_xp._cupy_kernels": "numpy",
     "s2nn_xp._fused": "numpy",

@@ -23,7 +23,7 @@ require("numpy")
 import array_api_compat.numpy as xp  # noqa: E402
 
 import s2nn_xp  # noqa: E402
-from s2nn_xp import _api, _math, _numpy_kernels  # noqa: E402
+from s2nn_xp import _evaluation, _math, _numpy_kernels  # noqa: E402
 
 PARAMETERS = [
     (4.0, 1.0, 1e-8),
@@ -129,7 +129,7 @@ def test_a_narrower_output_is_the_math_rounded_once():
 def test_the_block_path_runs_the_kernels(monkeypatch):
     names = ("forward", "origin", "gradient", "pullback")
     calls = count_calls(monkeypatch, _numpy_kernels, names)
-    x = np.linspace(-3.0, 3.0, 4 * _api._BLOCK_BYTES // 8)
+    x = np.linspace(-3.0, 3.0, 4 * _evaluation._BLOCK_BYTES // 8)
     s2nn_xp.forward(x)
     s2nn_xp.origin(x)
     s2nn_xp.gradient(x)

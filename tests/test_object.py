@@ -180,11 +180,13 @@ def test_an_array_epsilon_is_read_once_for_every_flattening(xp, monkeypatch):
     with it."""
     import gc
 
-    from s2nn_xp import _api
+    from s2nn_xp import _object
 
     reads = []
-    read = _api._concrete
-    monkeypatch.setattr(_api, "_concrete", lambda value: reads.append(1) or read(value))
+    read = _object._concrete
+    monkeypatch.setattr(
+        _object, "_concrete", lambda value: reads.append(1) or read(value)
+    )
     spike = s2nn_xp.S2NN(epsilon=xp.asarray(np.full(1000, 1e-8)))
     statics = [spike._tree_flatten()[1] for _ in range(5)]
     assert len({hash(static) for static in statics}) == 1
@@ -194,7 +196,7 @@ def test_an_array_epsilon_is_read_once_for_every_flattening(xp, monkeypatch):
     identity = id(spike.epsilon)
     del spike, statics
     gc.collect()
-    assert identity not in _api._KEYS
+    assert identity not in _object._KEYS
 
 
 def test_a_numpy_epsilon_made_writeable_keeps_its_key():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import s2nn_xp
-from s2nn_xp import _api, _numpy_kernels
+from s2nn_xp import _evaluation, _numpy_kernels
 from s2nn_xp._temporaries import Kept
 
 from ._support import (
@@ -113,7 +113,7 @@ def test_numpy_inputs_of_any_size_but_0_d_run_the_kernels(monkeypatch):
 def test_numpy_threads_compute_in_their_own_temporaries(monkeypatch):
     """Two threads at once (NumPy's loops release the GIL): neither writes
     into the other's temporaries."""
-    monkeypatch.setattr(_api, "_KEPT", Kept())
+    monkeypatch.setattr(_evaluation, "_KEPT", Kept())
     rng = np.random.default_rng(0)
     inputs = [rng.normal(scale=3.0, size=1 << 16) for _ in range(2)]
     wants = [s2nn_xp.gradient(x, 2.5, 0.75) for x in inputs]

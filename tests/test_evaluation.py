@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import s2nn_xp
-from s2nn_xp import _api
+from s2nn_xp import _evaluation
 
 from ._support import SPECIAL_X, require
 
@@ -26,7 +26,7 @@ FUNCTIONS = {
 
 def _large(dtype, blocks: float = 3.5) -> np.ndarray:
     """``blocks`` blocks, with every special value in the last one."""
-    size = int(blocks * (_api._BLOCK_BYTES // np.dtype(dtype).itemsize))
+    size = int(blocks * (_evaluation._BLOCK_BYTES // np.dtype(dtype).itemsize))
     x = np.random.default_rng(0).normal(scale=3.0, size=size)
     x[-SPECIAL_X.size :] = SPECIAL_X
     with np.errstate(over="ignore"):  # +-1e300 become +-inf in float16
@@ -38,7 +38,7 @@ def _large(dtype, blocks: float = 3.5) -> np.ndarray:
 def test_blocks_give_the_whole_array_bits(monkeypatch, dtype, name):
     x = _large(dtype)
     blocked = FUNCTIONS[name](x)
-    monkeypatch.setattr(_api, "_BLOCK_BYTES", 1 << 62)  # one piece
+    monkeypatch.setattr(_evaluation, "_BLOCK_BYTES", 1 << 62)  # one piece
     whole = FUNCTIONS[name](x)
     assert blocked.dtype == whole.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(blocked, whole)
@@ -61,7 +61,7 @@ def test_peak_memory_is_the_output_and_cache_sized_blocks(name):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak <= 1.25 * x.nbytes + 16 * _api._BLOCK_BYTES
+    assert peak <= 1.25 * x.nbytes + 16 * _evaluation._BLOCK_BYTES
 
 
 @pytest.mark.parametrize("name", list(FUNCTIONS))
@@ -78,9 +78,11 @@ def test_fortran_order_is_computed_by_the_kernels_in_its_order(monkeypatch, name
         got = pullback(cotangent)
     else:
         kernels = []
-        original = _api._block_size
+        original = _evaluation._block_size
         monkeypatch.setattr(
-            _api, "_block_size", lambda *a: kernels.append(original(*a)) or kernels[-1]
+            _evaluation,
+            "_block_size",
+            lambda *a: kernels.append(original(*a)) or kernels[-1],
         )
         got = FUNCTIONS[name](x.T)
         assert kernels and all(kernels)  # the kernels, not the math
@@ -112,9 +114,11 @@ def test_a_cotangent_of_one_element_is_taken_by_the_kernels(
     _, pullback = s2nn_xp.vjp(x, 2.5)
     want = pullback(np.full(x.shape, np.asarray(cotangent).item()))
     kernels = []
-    original = _api._block_size
+    original = _evaluation._block_size
     monkeypatch.setattr(
-        _api, "_block_size", lambda *a: kernels.append(original(*a)) or kernels[-1]
+        _evaluation,
+        "_block_size",
+        lambda *a: kernels.append(original(*a)) or kernels[-1],
     )
     got = pullback(cotangent)
     assert kernels and all(kernels)  # the kernels, not the math
