@@ -82,6 +82,7 @@ from ._validation import (
     check_plain_values,
     check_real_dtype,
     check_representable,
+    check_same_device,
     describe,
     host_floats,
     host_input,
@@ -207,10 +208,6 @@ def _quietly_as(dtype: np.dtype[Any], number: Any) -> Any:
         return dtype.type(number)
 
 
-def _same_device(a: Any, x: Any) -> bool:
-    return bool(a.device.id == x.device.id)
-
-
 def _parameter(name: str, value: Parameter, x: Any, compute: np.dtype) -> Any:
     """A Python number as a scalar of the compute dtype; arrays checked and cast."""
     info = np.finfo(compute)
@@ -225,13 +222,11 @@ def _parameter(name: str, value: Parameter, x: Any, compute: np.dtype) -> Any:
     if not isinstance(value, (np.ndarray, cupy.ndarray)):
         raise mixed_libraries(x, name, value)
     check_real_dtype(name, np, value.dtype)
-    if isinstance(value, np.ndarray):  # host values (lists too), checked
+    if not isinstance(value, cupy.ndarray):  # host values (lists too), checked
         check_representable(name, value, compute, largest)
         value = cupy.asarray(value)
     check_broadcast(name, value.shape, x.shape)
-    if not _same_device(value, x):
-        msg = f"{name} is on device {value.device.id}, x on device {x.device.id}"
-        raise ValueError(msg)
+    check_same_device(name, value.device.id, x.device.id)
     return value.astype(compute, copy=False)
 
 
@@ -287,9 +282,7 @@ def _output(
     if out.dtype != dtype:
         msg = f"{name} has dtype {out.dtype}; the result has dtype {dtype}"
         raise TypeError(msg)
-    if not _same_device(out, like):
-        msg = f"{name} is on device {out.device.id}, x on device {like.device.id}"
-        raise ValueError(msg)
+    check_same_device(name, out.device.id, like.device.id)
     if _overlaps_itself(out):
         msg = (
             f"{name} has elements that share memory (a broadcast view?): GPU "
@@ -757,12 +750,7 @@ class _Pullback:
             cotangent = cupy.asarray(host)
         check_real_dtype("cotangent", np, cotangent.dtype)
         check_cotangent_shape(cotangent.shape, grad.shape)
-        if not _same_device(cotangent, grad):
-            msg = (
-                f"cotangent is on device {cotangent.device.id}, x on device "
-                f"{grad.device.id}"
-            )
-            raise ValueError(msg)
+        check_same_device("cotangent", cotangent.device.id, grad.device.id)
         return cotangent
 
     def __call__(self, cotangent: ArrayLike, *, out: Any | None = None) -> Any:

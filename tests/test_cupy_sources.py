@@ -1486,6 +1486,21 @@ class TestFallback:
 class TestDevices:
     """Work and results on ``x``'s device, whichever device is current."""
 
+    def test_arrays_on_another_device_are_refused_in_the_shared_words(self, fake):
+        """A parameter, an ``out`` or a cotangent on another device than x:
+        the adapter wrote its own message, without the remedy every other
+        backend's gives (_validation.check_same_device)."""
+        x = fake.array([0.5, -0.5])
+        elsewhere = fake.array([1.0, 1.0], device=1)
+        said = "{0} is on device 1, x on device 0; move {0} to x's"
+        with pytest.raises(ValueError, match="^" + said.format("alpha")):
+            fake.adapter.origin(x, alpha=elsewhere)
+        with pytest.raises(ValueError, match="^" + said.format("out")):
+            fake.adapter.forward(x, out=elsewhere)
+        _, pullback = fake.adapter.vjp(x)
+        with pytest.raises(ValueError, match="^" + said.format("cotangent")):
+            pullback(elsewhere)
+
     @pytest.mark.parametrize("dtype", ["int64", "bool", "float32", "float16"])
     @pytest.mark.parametrize("name", FUNCTIONS)
     def test_results_are_on_the_device_of_x(self, fake, name, dtype):
