@@ -2,8 +2,8 @@
 
 CuPy has no autodiff: CuPy users run the forward and the backward pass
 themselves. This module gives them each step as one kernel launch instead of a
-chain of ufuncs (a chain for the gradient costs about 20 times the memory
-traffic floor on an H200):
+chain of ufuncs (the array-API math's gradient is about fifteen, each a
+launch and a pass over the array's memory):
 
 * :func:`forward`, :func:`origin` and :func:`gradient`: one launch each;
 * :func:`forward_and_gradient`: the spike and the surrogate gradient in one
