@@ -36,6 +36,7 @@ from ._api import (
 )
 from ._validation import (
     check_real_dtype,
+    may_be_zero,
     ml_dtypes_kind,
     tell_epsilon_is_constant,
     validate_flag,
@@ -713,7 +714,7 @@ def _read_for(name: str, value: Any, x: Any) -> Any:
     range); any other NumPy value of a state is checked as host values are.
     """
     held = _read(value)
-    if held is value or name == "epsilon":  # epsilon may be 0
+    if held is value or may_be_zero(name):
         return held
     if (
         isinstance(held, np.ndarray)

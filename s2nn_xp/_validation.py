@@ -32,6 +32,7 @@ __all__ = [
     "BOUNDS",
     "EPSILON_IS_CONSTANT",
     "Prepared",
+    "above_lower_bound",
     "as_input",
     "bound_error",
     "broadcasts_to",
@@ -56,6 +57,7 @@ __all__ = [
     "known",
     "masked_host_data",
     "masked_parameter",
+    "may_be_zero",
     "mixed_libraries",
     "ml_dtypes_kind",
     "other_devices_error",
@@ -83,7 +85,7 @@ def tell_epsilon_is_constant(epsilon: Any) -> None:
     At the user's line; not under ``torch.compile``, whose graph would break
     at the warning (``fullgraph=True`` failed there).
     """
-    if not epsilon.requires_grad or sys.modules["torch"].compiler.is_compiling():
+    if not epsilon.requires_grad or _torch_compiling():
         return
     level = stacklevel_of_the_user((_PACKAGE, "torch"))
     warnings.warn(EPSILON_IS_CONSTANT, UserWarning, stacklevel=level)
@@ -173,6 +175,22 @@ def _bound_message(name: str) -> str:
 _BOUND_MESSAGES = {name: _bound_message(name) for name in BOUNDS}
 
 
+def above_lower_bound(name: str, value: Any) -> Any:
+    """Whether ``value`` is above parameter ``name``'s lower bound (elementwise).
+
+    ``value`` is a number, an array or a value a compiler traces: the
+    comparison alone, of its kind (False for NaN). The upper bound, finite,
+    is checked with the dtype (:func:`check_representable`).
+    """
+    lower, inclusive = BOUNDS[name]
+    return value >= lower if inclusive else value > lower
+
+
+def may_be_zero(name: str) -> bool:
+    """Whether 0 is a valid value of parameter ``name`` (epsilon's is)."""
+    return bool(above_lower_bound(name, 0.0))
+
+
 def check_number(name: str, value: float) -> float:
     """Raise ValueError unless the number ``value`` is in ``name``'s range.
 
@@ -184,9 +202,7 @@ def check_number(name: str, value: float) -> float:
     """
     if value != value:
         raise bound_error(name)
-    lower, inclusive = BOUNDS[name]
-    above = lower <= value if inclusive else lower < value
-    if not (above and value < _INF):
+    if not (above_lower_bound(name, value) and value < _INF):
         raise bound_error(name)
     return value
 
@@ -221,7 +237,7 @@ def check_representable(
     if isinstance(value, numbers.Real):  # a float, or a Fraction float64 rounds
         number = float(value)
         too_large = not (-limit < number < limit)
-        too_small = name != "epsilon" and abs(number) <= vanishing
+        too_small = not may_be_zero(name) and abs(number) <= vanishing
     else:
         import numpy as np
 
@@ -233,10 +249,10 @@ def check_representable(
         with np.errstate(over="ignore", under="ignore"):  # longdouble: inf, 0
             magnitude = np.abs(np.asarray(value, dtype=np.float64))
         too_large = bool(np.any(magnitude >= limit))
-        too_small = name != "epsilon" and bool(np.any(magnitude <= vanishing))
+        too_small = not may_be_zero(name) and bool(np.any(magnitude <= vanishing))
     if not (too_large or too_small):
-        if flushed_by is not None and name != "epsilon":
-            # epsilon may be 0: a tiny one acts as 0, as one that rounds to 0
+        if flushed_by is not None and not may_be_zero(name):
+            # (epsilon may be 0: a tiny one acts as 0, as one that rounds to 0)
             _check_not_flushed(name, value, narrow, dtype, flushed_by)
         return value
     if isinstance(value, float):  # an f-string, which torch.compile traces
@@ -318,14 +334,25 @@ def _is_time_delta(dtype: Any) -> bool:
 
 def check_real_dtype(name: str, xp: ModuleType, dtype: Any) -> None:
     """TypeError unless ``dtype`` is a real floating or integer dtype of ``xp``."""
+    # Not while torch.compile traces: Dynamo would have to compare the
+    # dtypes of every library in the set with this one, and cannot compare
+    # ml_dtypes' NumPy dtypes (Unsupported, which fullgraph=True raised).
+    compiling = _torch_compiling()
     key = (xp.__name__, dtype)
-    if key in _REAL_DTYPES:
+    if not compiling and key in _REAL_DTYPES:
         return
     if ml_dtypes_kind(dtype) is None and (
         _is_time_delta(dtype) or not _is_real_number(xp, dtype)
     ):
         raise real_dtype_error(name, dtype)
-    _REAL_DTYPES.add(key)
+    if not compiling:
+        _REAL_DTYPES.add(key)
+
+
+def _torch_compiling() -> bool:
+    """Whether torch.compile traces this call (False where torch is not imported)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and bool(torch.compiler.is_compiling())
 
 
 def _is_real_number(xp: ModuleType, dtype: Any) -> bool:
@@ -629,13 +656,12 @@ def host_values(name: str, value: Any) -> Any:
     view = _host_view(name, value)
     values = _host_array(name, value if view is None else view)
     check_real_dtype(name, _compat.array_namespace(values), values.dtype)
-    lower, inclusive = BOUNDS[name]
     # ml_dtypes' formats compared in float64, which holds all their values:
     # in their own dtype the bound may not exist (float8_e8m0fnu has no 0,
     # which became NaN there, and every value was refused).
     compared = values if ml_dtypes_kind(values.dtype) is None else values.astype(float)
     with np.errstate(invalid="ignore"):
-        in_range = compared >= lower if inclusive else compared > lower
+        in_range = above_lower_bound(name, compared)
         outside = ~(np.isfinite(compared) & in_range)
     if outside.any():
         # Which of how many: a tensor given where a number was meant (a

@@ -104,9 +104,9 @@ from ._api import ALPHA, BETA, EPSILON, Flag, Pullback
 from ._fused import stacklevel_of_the_user
 from ._temporaries import Kept
 from ._validation import (
-    BOUNDS,
     EPSILON_IS_CONSTANT,
     Prepared,
+    above_lower_bound,
     bound_error,
     check_broadcast,
     check_cotangent_shape,
@@ -117,6 +117,7 @@ from ._validation import (
     describe,
     host_input,
     input_dtypes,
+    may_be_zero,
     ml_dtypes_kind,
     overflow_limit,
     prepare_cotangent,
@@ -1072,8 +1073,7 @@ def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
             check_number(name, cast(float, value))
             check_representable(name, float(value), compute_dtype, largest)
         else:  # symbolic: checks that become guards only where they fail
-            lower, inclusive = BOUNDS[name]
-            above = value >= lower if inclusive else value > lower
+            above = above_lower_bound(name, value)
             torch._check_value(above, lambda: str(bound_error(name)))
             limit = overflow_limit(largest, torch.finfo(compute_dtype).eps)
             torch._check_value(value < limit, lambda: str(bound_error(name)))
@@ -2668,7 +2668,7 @@ def _storable(name: str, value: Any, dtype: torch.dtype) -> torch.Tensor:
     ):
         msg = f"{name} has values that overflow {dtype}, the dtype it is stored in"
         raise ValueError(msg)
-    if name != "epsilon" and (values == 0).any():  # epsilon may be 0
+    if not may_be_zero(name) and (values == 0).any():
         msg = f"{name} has values that are 0 in {dtype}, the dtype it is stored in"
         raise ValueError(msg)
     return stored
@@ -2691,7 +2691,7 @@ def _check_conversion(
     a NaN too; a negative one passed).
     """
     values = _host_values(value)
-    valid = np.isfinite(values) & (values >= 0 if name == "epsilon" else values > 0)
+    valid = np.isfinite(values) & above_lower_bound(name, values)
 
     def where_valid(tensor: torch.Tensor) -> torch.Tensor:
         if valid.all():

@@ -446,6 +446,30 @@ def test_an_object_told_of_an_epsilon_that_requires_grad():
         torch.testing.assert_close(compiled(x, epsilon), spike(x))
 
 
+def test_a_compiled_constructor_after_a_parameter_of_ml_dtypes():
+    """The dtypes known to be real were one set for every library: after a
+    NumPy call with a parameter of an ml_dtypes format, Dynamo, tracing the
+    set's membership test in an S2NN built inside a compiled function,
+    could not compare a torch dtype with that NumPy one (Unsupported, with
+    fullgraph=True)."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    for format_name in dir(ml_dtypes):
+        dtype = getattr(ml_dtypes, format_name)
+        if "float" in format_name and isinstance(dtype, type):
+            alpha = np.array([4.0, 2.0]).astype(dtype)  # exact in every format
+            s2nn_xp.gradient(np.array([0.5, -0.5]), alpha=alpha)
+    compiled = torch.compile(
+        lambda v, e: s2nn_xp.S2NN(epsilon=e, origin=True)(v),
+        backend="eager",
+        fullgraph=True,
+    )
+    x, epsilon = torch.tensor([-1.0, 0.5]), torch.tensor(1e-3)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Dynamo detected a call")
+        got = compiled(x, epsilon)
+    torch.testing.assert_close(got, s2nn_xp.S2NN(epsilon=epsilon, origin=True)(x))
+
+
 @pytest.mark.parametrize("shape", [(0, 16), (0, 2, 16)])
 def test_vmap_over_an_empty_batch(shape):
     """A batch of no samples (per-sample gradients of an empty batch): the
