@@ -68,9 +68,11 @@ def register() -> None:
 
 
 def register_subclass(cls: type) -> None:
-    """Register a subclass of :class:`s2nn_xp.S2NN` if JAX is imported (once).
+    """Register :class:`s2nn_xp.S2NN` or a subclass if JAX is imported (once).
 
-    Else :func:`register` does, when JAX is.
+    Else :func:`register` does, when JAX is. ``S2NN`` itself comes here too:
+    a module that defines it again (``importlib.reload``) makes another
+    class, which :func:`register` had not seen.
     """
     if cls in _classes or not _registered:  # every object but its first; no JAX
         # (Read without the lock, which torch.compile cannot trace: register()
@@ -235,15 +237,16 @@ def _register_serialization(node_type: type) -> None:
             epsilon = float(fields["epsilon"])
         return (_Static(epsilon), bool(fields["origin"]), *own)
 
-    ignored: tuple[type[Exception], ...] = ()
     if node_type is S2NN:
         name = "s2nn_xp.S2NN"
     else:
-        # A subclass's name may be taken (a class made again, in a function):
-        # its objects then cannot be written.
         name = f"{node_type.__module__}.{node_type.__qualname__}"
-        ignored = (ValueError,)
-    with contextlib.suppress(*ignored):
+    # The name may be taken by an earlier class of the same name (a subclass
+    # made again, in a function; s2nn_xp imported again, as a notebook's
+    # reload does): the objects of this one then cannot be written, and the
+    # class is still a pytree (the refusal ended its registration, and a
+    # subclass's, silently).
+    with contextlib.suppress(ValueError):
         register(
             node_type,
             serialized_name=name,

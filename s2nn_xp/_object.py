@@ -150,7 +150,7 @@ class S2NN:
         __slots__ = ("__weakref__", "alpha", "beta", "epsilon", "origin")
 
     def __new__(cls: type[_S2NNType], *args: Any, **kwargs: Any) -> _S2NNType:
-        """A new object; a subclass's first one makes the subclass a pytree.
+        """A new object; a class's first one makes the class a pytree.
 
         JAX's pytree registry holds classes, not their subclasses: a subclass
         was one opaque leaf, whose parameters equinox and brainstate then
@@ -158,8 +158,7 @@ class S2NN:
         after any registration of its own (a decorator) has run, which
         stands.
         """
-        if cls is not S2NN:
-            _jax_pytree.register_subclass(cls)
+        _jax_pytree.register_subclass(cls)
         # object's takes no arguments; a mixin's own __new__ (the next in
         # the class's method order) gets them. Found by the class that
         # defines it, at every object (a class may change): comparing the

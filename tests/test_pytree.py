@@ -92,6 +92,46 @@ def test_a_failing_registration_never_breaks_the_import_of_jax():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.parametrize("how", ["import again", "reload _object"])
+def test_classes_made_again_are_pytrees(how):
+    """A notebook's hard reload (s2nn_xp's modules dropped from sys.modules,
+    then imported again) ended the registration at the serialisation name
+    that the first S2NN held: a warning that S2NN was no pytree (it was) and
+    subclasses left opaque leaves, whose parameters trained nothing; after
+    importlib.reload of the module that defines S2NN, its objects were
+    opaque leaves."""
+    again = {
+        "import again": (
+            "for name in [n for n in sys.modules if n.split('.')[0] == 's2nn_xp']:\n"
+            "    del sys.modules[name]\n"
+            "import s2nn_xp"
+        ),
+        "reload _object": "importlib.reload(s2nn_xp._object)",
+    }[how]
+    code = f"""
+import importlib, sys, warnings
+warnings.simplefilter("error")
+import jax, jax.numpy as jnp
+import s2nn_xp
+s2nn_xp.S2NN()
+{again}
+S2NN = (s2nn_xp._object if {how == "reload _object"} else s2nn_xp).S2NN
+class Sub(S2NN):
+    __slots__ = ("gain",)
+    def __init__(self, gain=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.gain = gain
+alpha = jnp.array([4.0, 2.0])
+for obj in (S2NN(alpha=alpha), Sub(alpha=alpha)):
+    leaves = jax.tree_util.tree_leaves(obj)
+    children = 3 if type(obj) is Sub else 2  # alpha, beta and gain
+    assert leaves[0] is alpha and len(leaves) == children, leaves
+grad = jax.grad(lambda o: o(jnp.array([-1.0, 0.5])).sum())(Sub(alpha=alpha))
+assert grad.alpha.shape == (2,)
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_leaves_key_paths_and_static_part():
     epsilon = np.array([1e-8])
     spike = s2nn_xp.S2NN(alpha=ALPHA, beta=2.0, epsilon=epsilon, origin=True)
