@@ -13,6 +13,7 @@ attributes of the package, each imported (with its framework) on first use;
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -76,7 +77,26 @@ if not TYPE_CHECKING:
     __getattr__ = _import_adapter
 
 
+# Each adapter's attribute name -> the top-level module of its framework.
+_FRAMEWORK_OF_ADAPTER = {
+    b.adapter.rpartition(".")[2]: b.module.partition(".")[0]
+    for b in _backends.BACKENDS.values()
+    if b.adapter
+}
+
+
 def __dir__() -> list[str]:
-    """The public names and the adapters (tab completion offers no imports)."""
-    adapters = [module.rpartition(".")[2] for module in _ADAPTERS]
-    return sorted({*__all__, *adapters})
+    """The public names, and the adapters whose framework is imported.
+
+    Tab completion offers no imports. ``help()`` and ``inspect.getmembers``
+    get every name listed: an adapter of a framework not imported would
+    import it (``help(s2nn_xp)`` imported PyTorch and JAX, seconds, and
+    listed CuPy's adapter where CuPy is not installed). The others are
+    attributes all the same (``s2nn_xp.torch``, ``import s2nn_xp.torch``).
+    """
+    imported = [
+        name
+        for name, framework in _FRAMEWORK_OF_ADAPTER.items()
+        if framework in sys.modules
+    ]
+    return sorted({*__all__, *imported})

@@ -1,19 +1,36 @@
-"""The docstrings of the framework adapters' functions, written once.
+"""What the framework adapters show their users, written once.
 
 :mod:`s2nn_xp.torch` and :mod:`s2nn_xp.jax` each have ``forward``,
 ``origin``, ``gradient`` and ``vjp``, which differ from the core functions
 (no ``xp``) and from each other only in their array type, a note on the
-pullback, and their examples: :func:`documented` fills these in.
+pullback, and their examples: :func:`documented` fills these in. Every
+adapter lists its public names alone (:func:`listing`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["documented"]
+__all__ = ["documented", "listing"]
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def listing(names: Sequence[str]) -> Callable[[], list[str]]:
+    """A module's ``__dir__`` that lists ``names`` (its ``__all__``) alone.
+
+    Tab completion (``dir``, IPython's) offered an adapter's imports beside
+    its functions: ``np``, ``torch``, ``nn``, ``sys``, ``Prepared``, the
+    validation helpers, sixty names for six.
+    """
+    public = sorted(names)
+
+    def public_names() -> list[str]:
+        return list(public)
+
+    return public_names
+
 
 _TEMPLATES = {
     "forward": """The spike of a {array}: :func:`s2nn_xp.forward` (no `xp` here).

@@ -75,6 +75,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _backends, _compat, _cupy_kernels, _fused, _math
+from ._adapter_docs import listing
 from ._api import ALPHA, BETA, EPSILON, Flag
 from ._validation import (
     check_broadcast,
@@ -110,6 +111,7 @@ __all__ = [
     "s2nn",
     "vjp",
 ]
+__dir__ = listing(__all__)
 
 ArrayLike = Any
 """A CuPy array, or a Python number or (nested) list of numbers."""

@@ -63,7 +63,7 @@ import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from . import _compat, _math
-from ._adapter_docs import documented
+from ._adapter_docs import documented, listing
 from ._api import ALPHA, BETA, EPSILON, Flag, Pullback
 from ._validation import (
     BOUNDS,
@@ -77,6 +77,7 @@ from ._validation import (
 )
 
 __all__ = ["forward", "gradient", "origin", "s2nn", "vjp"]
+__dir__ = listing(__all__)
 
 # The parameters in the order the compiled functions take them.
 _PARAMETERS = tuple(BOUNDS)  # alpha, beta, epsilon

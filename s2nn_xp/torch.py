@@ -99,7 +99,7 @@ from torch.overrides import handle_torch_function, has_torch_function
 from typing_extensions import TypeVar as TypeVar_
 
 from . import _compat, _math, _torch_eager
-from ._adapter_docs import documented
+from ._adapter_docs import documented, listing
 from ._api import ALPHA, BETA, EPSILON, Flag, Pullback
 from ._fused import stacklevel_of_the_user
 from ._temporaries import Kept
@@ -128,6 +128,7 @@ from ._validation import (
 )
 
 __all__ = ["S2NN", "forward", "gradient", "origin", "s2nn", "vjp"]
+__dir__ = listing(__all__)
 
 # array-api-compat's namespace of tensors, for the shared checks.
 _xp = _compat.compat_namespace("torch")

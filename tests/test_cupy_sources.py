@@ -772,6 +772,10 @@ class TestDispatch:
 
     IMPLEMENTED = _backends.get("cupy").implements
 
+    def test_the_adapter_lists_its_public_names_alone(self, fake):
+        """Tab completion offered its imports too (np, numbers, ...)."""
+        assert dir(fake.adapter) == sorted(fake.adapter.__all__)
+
     def test_import_without_cupy_says_how_to_install(self):
         code = (
             "import sys\n"

@@ -88,6 +88,8 @@ def f64(a) -> np.ndarray:
 
 def test_module_contract():
     assert s2nn_xp.jax.__all__ == ["forward", "gradient", "origin", "s2nn", "vjp"]
+    # tab completion offered its imports too (jax, jnp, np, re, sys, ...)
+    assert dir(s2nn_xp.jax) == s2nn_xp.jax.__all__
 
 
 def test_jaxprs_and_profiles_name_the_package():

@@ -125,6 +125,8 @@ def test_module_contract():
         "s2nn",
         "vjp",
     ]
+    # tab completion offered its imports too (np, torch, nn, sys, ...)
+    assert dir(s2nn_xp.torch) == sorted(s2nn_xp.torch.__all__)
 
 
 # --- values and first derivatives ----------------------------------------------
