@@ -66,6 +66,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import numbers
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -148,12 +149,13 @@ class _HostArray(Protocol):
 TensorLike: TypeAlias = (
     torch.Tensor
     | float
+    | numbers.Real
     | np.floating[Any]
     | np.integer[Any]
     | _HostArray
     | list[Any]
     | tuple[Any, ...]
-    | range
+    | Sequence[float]
 )
 """A tensor, or host data (a Python number, a nested list, an array).
 
@@ -161,7 +163,10 @@ Not NumPy's ``ArrayLike``, which takes strings, bytes and complex numbers:
 a type checker is to refuse what the functions refuse at run time, as far as
 types tell. Anything with ``__array__`` passes, so an array of another
 library (JAX's) and a complex NumPy array or scalar are refused at run time
-only (a dtype is no type to the checkers)."""
+only (a dtype is no type to the checkers). Any real number (a ``Fraction``)
+and any sequence of numbers (``range``, ``array.array``, a ``deque``) are
+taken, as the Definition page says; text is no sequence of numbers (bytes
+are, to the checkers: refused at run time only)."""
 
 _PARAMETER_NAMES = ("alpha", "beta", "epsilon")
 

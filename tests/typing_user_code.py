@@ -11,6 +11,10 @@ accepted runs, what is refused raises.
 
 from __future__ import annotations
 
+import array
+import collections
+from fractions import Fraction
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -71,6 +75,21 @@ def torch_functions_take_host_data() -> None:
     _spikes, pullback = s2nn_xp.torch.vjp(torch.zeros(3), alpha=2.0)
     assert_type(pullback(torch.ones(3)), torch.Tensor)
     s2nn_xp.torch.S2NN(alpha=np.full(2, 4.0), beta=[[1.0], [2.0]])
+
+
+def torch_takes_any_sequence_and_real_number() -> None:
+    """Any sequence of numbers and any real number, as the Definition says
+    (they were refused). A call of the module is Any to the checkers, as
+    every torch module's is (nn.Module's __call__): no-untyped-call on a
+    ``.backward()`` of its result would follow from a Tensor there."""
+    t = torch.zeros(2)
+    doubles, queue = array.array("d", [4.0, 2.0]), collections.deque([4.0, 2.0])
+    assert_type(s2nn_xp.torch.s2nn(t, alpha=doubles), torch.Tensor)
+    assert_type(s2nn_xp.torch.gradient(t, beta=queue), torch.Tensor)
+    assert_type(s2nn_xp.torch.gradient(Fraction(1, 2)), torch.Tensor)
+    assert_type(s2nn_xp.torch.s2nn(t, alpha=Fraction(4)), torch.Tensor)
+    learned = s2nn_xp.torch.S2NN(alpha=array.array("d", [4.0, 2.0]), learnable=True)
+    assert_type(learned.forward(t), torch.Tensor)
 
 
 def pullbacks_take_the_cotangent_by_name() -> None:
@@ -158,6 +177,10 @@ def parameter_as_text() -> None:
     s2nn_xp.torch.s2nn(torch.zeros(2), alpha="4.0")  # type: ignore[arg-type]
 
 
+def parameter_as_text_in_a_module() -> None:
+    s2nn_xp.torch.S2NN(alpha="4.0")  # type: ignore[arg-type]
+
+
 def parameter_as_complex_number() -> None:
     s2nn_xp.torch.S2NN(beta=1 + 2j)  # type: ignore[call-overload]
 
@@ -175,6 +198,7 @@ ACCEPTED = [
     adapters_are_attributes_of_the_package,
     torch_parameters_are_read_as_stored_and_set_as_given,
     torch_functions_take_host_data,
+    torch_takes_any_sequence_and_real_number,
     subclasses_keep_their_type,
     modules_can_be_subclassed,
     pullbacks_take_the_cotangent_by_name,
@@ -186,6 +210,7 @@ REFUSED = {
     misspelt_attribute_assigned: AttributeError,
     learnable_set_after_construction: AttributeError,
     parameter_as_text: TypeError,
+    parameter_as_text_in_a_module: TypeError,
     parameter_as_complex_number: TypeError,
     parameter_assigned_as_text: TypeError,
     fixed_module_read_as_tensor: AttributeError,
