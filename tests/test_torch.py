@@ -448,6 +448,59 @@ def test_an_object_told_of_an_epsilon_that_requires_grad():
         torch.testing.assert_close(compiled(x, epsilon), spike(x))
 
 
+def _checkpointed_time_steps(spike):
+    """Backpropagation through time, each step in a checkpoint region."""
+    from torch.utils.checkpoint import checkpoint
+
+    def run(current):
+        v, out = torch.zeros(current.shape[1:]), []
+        for step in current:
+            s = checkpoint(
+                lambda v, x: spike(0.8 * v + x - 1.0), v, step, use_reentrant=False
+            )
+            v = 0.8 * v + step - s
+            out.append(s)
+        return torch.stack(out)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("parameters", "dynamic"),
+    [
+        pytest.param(
+            "numbers",
+            True,
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=AssertionError,
+                reason="pytorch/pytorch#193194 (the user guide's workarounds below)",
+            ),
+        ),
+        ("numbers", None),
+        ("tensors", True),
+    ],
+)
+def test_checkpointed_time_steps_compile_as_the_user_guide_says(parameters, dynamic):
+    """A Python float traced symbolically in one checkpoint region and used
+    in another crashes Dynamo (a PyTorch bug the user guide names): without
+    dynamic=True, or with tensor parameters, the steps compile."""
+    if parameters == "numbers":
+        spike = S2NN()
+    else:
+        spike = S2NN(
+            alpha=torch.tensor(4.0), beta=torch.tensor(1.0), epsilon=torch.tensor(1e-8)
+        )
+    run = _checkpointed_time_steps(spike)
+    compiled = torch.compile(run, backend="eager", dynamic=dynamic)
+    for batch in (3, 5):
+        current = torch.randn(4, batch, 5, dtype=torch.float64, requires_grad=True)
+        copy = current.detach().clone().requires_grad_()
+        compiled(current).sum().backward()
+        run(copy).sum().backward()
+        torch.testing.assert_close(current.grad, copy.grad)
+
+
 def test_a_compiled_constructor_after_a_parameter_of_ml_dtypes():
     """The dtypes known to be real were one set for every library: after a
     NumPy call with a parameter of an ml_dtypes format, Dynamo, tracing the
