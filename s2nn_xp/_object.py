@@ -77,16 +77,20 @@ class S2NN:
     parameters: the same arrays) and hashes by them, so that equal
     objects share what JAX compiles for them (static fields of equinox
     modules, ``jax.tree_util.Partial``, static arguments). JAX's caches keep
-    a function or static argument as it is, the object itself, and compare
-    later ones with it: an object changed after JAX has used it
-    (``jax.jit(fn)``, ``jax.jit(fn.surrogate_grad)``, ``jax.checkpoint(fn)``,
-    a branch of ``lax.cond``, a static argument) is not traced again and
-    gives what was compiled for its old values, as a changed closure does;
-    as a static argument it also matches equal objects made later, which
-    then get the old values too. To change values between transformed
-    calls, pass the object as an argument (a pytree: its values are traced,
-    its static part compared as it was), or make a new object and leave
-    the old one as it is.
+    a function or static argument as it is, the object itself, so an object
+    changed after JAX has used it (``jax.jit(fn)``,
+    ``jax.jit(fn.surrogate_grad)``, a branch of ``lax.cond``, a static
+    argument) may or may not be traced again: a call of ``jax.jit(fn)``
+    gives what was compiled for the old values, as a changed closure does,
+    while a transform of that compiled function (``jax.grad``,
+    ``jax.jvp``) traces it again and gets the new ones, so that a training
+    step can run its forward pass with the old values and its backward
+    pass with the new. As a static argument it also matches equal objects
+    made later, which then get the old values too. So never change an
+    object that a compiled or transformed function holds: pass the object
+    as an argument (a pytree: its values are traced, its static part
+    compared as it was), or make a new object and leave the old one as it
+    is.
 
     Parameters
     ----------

@@ -447,6 +447,22 @@ def test_threads_hashing_one_object_get_one_hash():
         sys.setswitchinterval(interval)
 
 
+def test_a_changed_object_that_jit_holds_is_read_as_the_docstring_warns():
+    """The docstring said a changed object held by jax.jit gave its old
+    values, as a closure does: its plain calls do, but a transform of the
+    compiled function traces it again and reads the new ones (a forward
+    pass with the old alpha, a backward pass with the new)."""
+    x = jnp.array([-1.0, 0.0, 1.0])
+    fn = s2nn_xp.S2NN(origin=True)
+    compiled = jax.jit(fn)
+    old = compiled(x)
+    fn.alpha = 8.0
+    np.testing.assert_array_equal(compiled(x), old)  # what was compiled
+    tangent = jax.jvp(compiled, (x,), (jnp.ones(3),))[0]
+    np.testing.assert_array_equal(tangent, fn(x))  # traced again: the new alpha
+    assert not np.array_equal(tangent, old)
+
+
 @pytest.mark.parametrize("kind", ["float", "numpy", "jax", "origin"])
 def test_a_changed_object_passed_as_an_argument_reaches_every_transform(kind):
     """The way the docstring gives to change values between transformed calls."""
