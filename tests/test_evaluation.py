@@ -77,18 +77,24 @@ def test_fortran_order_is_computed_by_the_kernels_in_its_order(monkeypatch, name
         )
         got = pullback(cotangent)
     else:
-        kernels = []
-        original = _evaluation._block_size
-        monkeypatch.setattr(
-            _evaluation,
-            "_block_size",
-            lambda *a: kernels.append(original(*a)) or kernels[-1],
-        )
+        kernels = _block_sizes_chosen(monkeypatch)
         got = FUNCTIONS[name](x.T)
         assert kernels and all(kernels)  # the kernels, not the math
         want = FUNCTIONS[name](np.ascontiguousarray(x.T))
     np.testing.assert_array_equal(got, want)
     assert got.flags.f_contiguous
+
+
+def _block_sizes_chosen(monkeypatch) -> list[int]:
+    """The block sizes the calls from now on choose (0: the math, not the kernels)."""
+    chosen: list[int] = []
+    original = _evaluation._block_size
+    monkeypatch.setattr(
+        _evaluation,
+        "_block_size",
+        lambda *a: chosen.append(original(*a)) or chosen[-1],
+    )
+    return chosen
 
 
 def test_array_parameters_and_masks_take_the_whole_array_path():
@@ -113,13 +119,7 @@ def test_a_cotangent_of_one_element_is_taken_by_the_kernels(
     x = _large(dtype).reshape(-1, 8)
     _, pullback = s2nn_xp.vjp(x, 2.5)
     want = pullback(np.full(x.shape, np.asarray(cotangent).item()))
-    kernels = []
-    original = _evaluation._block_size
-    monkeypatch.setattr(
-        _evaluation,
-        "_block_size",
-        lambda *a: kernels.append(original(*a)) or kernels[-1],
-    )
+    kernels = _block_sizes_chosen(monkeypatch)
     got = pullback(cotangent)
     assert kernels and all(kernels)  # the kernels, not the math
     assert got.dtype == want.dtype and got.shape == x.shape
