@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -191,10 +192,11 @@ def _surrogate_jvp(
         partial = dict(zip(("x", "alpha", "beta"), partials, strict=True))
         for name, dot in moving.items():
             # A parameter's tangent broadcasts over x, so that its transpose
-            # (the cotangent) sums over the batch by XLA's reduction, to a
-            # few ulp; not as a product with ones, faster on JAX 0.10's CPU
-            # but summed in order there: float32 250 ulp off over 2^20 rows.
-            terms.append(partial[name] * dot)
+            # (the cotangent) sums over the batch, pairwise or by XLA's
+            # reduction (_spread), to a few ulp; not as a product with ones,
+            # faster on JAX 0.10's CPU but summed in order there: float32
+            # 250 ulp off over 2^20 rows.
+            terms.append(partial[name] * _spread(dot, x.shape))
     if not terms:
         return y, jnp.zeros_like(y)
     # Typed as the value is, by zeros of each parameter (a gradient reads no
@@ -205,6 +207,77 @@ def _surrogate_jvp(
 
 
 _surrogate.defjvp(_surrogate_jvp, symbolic_zeros=True)
+
+
+# Where a parameter's cotangent is summed pairwise (_spread): batches of 2 to
+# this many rows of at least _PAIRWISE_KEPT values each; outside, where
+# XLA's reduction was as fast (or the pairwise sum slower: 4,096 rows and
+# more), XLA's reduction. Measured, not derived.
+_PAIRWISE_ROWS = 2048
+_PAIRWISE_KEPT = 1024
+# Rows summed in one stage of the pairwise sum: a fusion XLA keeps whole.
+_STAGE_ROWS = 16
+
+
+def _spread(tangent: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """A parameter's ``tangent``, repeated along ``shape``'s leading batch axes.
+
+    The leading axes where the parameter has size 1 (its neurons being the
+    rest) repeated by concatenation, so that the transpose, the sum of the
+    cotangent over the batch, is a pairwise sum of slices, which XLA fuses
+    with the partials that it sums. XLA's CPU reduction over a leading axis
+    computing those in it took 2-40 times as long as the slices at 8 to
+    2,048 rows of 4,096 to 2^17 values (JAX 0.10 and 0.4.35), the whole
+    backward of 64 x 2^18 values 430 ms against 160 ms. Only on a single
+    CPU device: a batch split over devices would have its slices cross
+    them (XLA's reduction sums each device's share first), and other
+    devices' reductions were not measured so. Elsewhere the tangent as it
+    is, broadcast, summed by XLA's reduction; the values to a few ulp
+    either way (tested against float64 sums).
+    """
+    if tangent.ndim != len(shape) or not _sums_pairwise():
+        return tangent  # a number's (0-d): XLA's reduction of all of it
+    leading = 0
+    while leading < len(shape) - 1 and tangent.shape[leading] == 1:
+        leading += 1
+    rows = math.prod(shape[:leading])
+    kept = math.prod(tangent.shape[leading:])
+    if not 1 < rows <= _PAIRWISE_ROWS or kept < _PAIRWISE_KEPT:
+        return tangent
+    tiled = _tiled(tangent.reshape((1, kept)), rows)
+    return tiled.reshape(shape[:leading] + tangent.shape[leading:])
+
+
+def _sums_pairwise() -> bool:
+    """Whether this JAX computes on one CPU device (:func:`_spread`)."""
+    return jax.default_backend() == "cpu" and jax.device_count() == 1
+
+
+def _tiled(row: jax.Array, rows: int) -> jax.Array:
+    """``row`` (of shape ``(1, n)``) ``rows`` times: ``(rows, n)``.
+
+    By doubling concatenations, whose transpose adds halves: in stages of
+    up to :data:`_STAGE_ROWS` rows, each summing groups of the one before.
+    """
+    if rows <= _STAGE_ROWS:
+        return _doubled(row, rows, 0)
+    groups, rest = divmod(rows, _STAGE_ROWS)
+    grouped = _doubled(_tiled(row, groups).reshape((groups, 1, -1)), _STAGE_ROWS, 1)
+    tiled = grouped.reshape((groups * _STAGE_ROWS, -1))
+    return jnp.concatenate([tiled, _doubled(row, rest, 0)]) if rest else tiled
+
+
+def _doubled(block: jax.Array, times: int, axis: int) -> jax.Array:
+    """``block`` (of size 1 along ``axis``) ``times`` times along ``axis``."""
+    pieces = []
+    while True:
+        if times & 1:
+            pieces.append(block)
+        times >>= 1
+        if not times:
+            break
+        block = jnp.concatenate([block, block], axis=axis)
+    return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces[::-1], axis=axis)
 
 
 @functools.cache

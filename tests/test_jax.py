@@ -511,15 +511,33 @@ def test_per_neuron_parameter_gradients_are_summed_to_a_few_ulp():
     assert ulp_error(np.asarray(got), exact, np.float32).max() <= 4.0
 
 
+@pytest.fixture(params=["pairwise", "by XLA"])
+def batch_sums(request, monkeypatch):
+    """Parameters' cotangents summed over the batch either way, at any size.
+
+    Pairwise (by the transpose of ``_spread``'s concatenations) for every
+    parameter of at least one value, or by XLA's reduction everywhere.
+    """
+    if request.param == "pairwise":
+        monkeypatch.setattr(s2nn_xp.jax, "_PAIRWISE_KEPT", 1)
+        monkeypatch.setattr(s2nn_xp.jax, "_sums_pairwise", lambda: True)
+    else:
+        monkeypatch.setattr(s2nn_xp.jax, "_sums_pairwise", lambda: False)
+    jax.clear_caches()  # no trace made with the other answer
+    yield request.param
+    jax.clear_caches()
+
+
 @pytest.mark.parametrize(
     "shape",
     [(5,), (1, 5), (4, 5), (), (1,), (4, 1), (3, 4, 5), (1, 1, 5), (3, 1, 1)],
 )
-def test_parameter_cotangents_sum_the_partials_over_every_broadcast(shape):
+def test_parameter_cotangents_sum_the_partials_over_every_broadcast(shape, batch_sums):
     """d/d alpha, d/d beta of every shape = the mpmath partials, summed.
 
-    Summed by broadcasting's own transpose, over leading (batch) axes and
-    size-1 axes inside; both modes.
+    Summed by broadcasting's own transpose (or pairwise, the batch's
+    leading axes), over leading (batch) axes and size-1 axes inside; both
+    modes.
     """
     rng = np.random.default_rng(3)
     x = rng.uniform(-3.0, 3.0, (3, 4, 5)).astype(np.float32)
@@ -547,6 +565,54 @@ def test_parameter_cotangents_sum_the_partials_over_every_broadcast(shape):
     )
     want = reference(ref_dorigin_dalpha, x, alpha=2.5)
     np.testing.assert_allclose(tangent, want, rtol=2e-5, atol=1e-6)
+
+
+def _float64_partial_sums(x, alpha, cotangent):
+    """d/d alpha and d/d beta of ``sum(origin(x) * cotangent)`` in float64."""
+    x = x.astype(np.float64)
+    sigmoid = 1.0 / (1.0 + np.exp(-np.float64(alpha) * np.minimum(x, 0.0)))
+    d_alpha = np.where(x < 0, x * sigmoid * (1.0 - sigmoid), 0.0)
+    d_beta = np.where(x >= 0, np.log1p(np.maximum(x, 0.0) + np.float64(1e-8)), 0.0)
+    return (d_alpha * cotangent).sum(0), (d_beta * cotangent).sum(0)
+
+
+@pytest.mark.parametrize("rows", [2, 15, 16, 17, 33, 64, 100, 257])
+@pytest.mark.parametrize("devices", [1, 2])
+def test_a_layers_parameter_cotangents_are_summed_pairwise_on_one_cpu(
+    rows, devices, monkeypatch
+):
+    """A batch of per-neuron values, summed to a few ulp of float64 sums.
+
+    On one CPU device by slices added pairwise (no reduction in the
+    program: XLA's CPU reduction over the batch took 2-40 times as long);
+    with more devices (a batch that may be split over them) by XLA's.
+    """
+    if jax.default_backend() != "cpu":
+        pytest.skip("the pairwise sums are a CPU path")
+    monkeypatch.setattr(jax, "device_count", lambda *_: devices)
+    jax.clear_caches()
+    rng = np.random.default_rng(rows)
+    neurons = s2nn_xp.jax._PAIRWISE_KEPT
+    x = rng.uniform(-3.0, 3.0, (rows, neurons)).astype(np.float32)
+    # One sign for every term, so that an ulp of the sum means something.
+    cotangent = rng.uniform(0.5, 2.0, x.shape).astype(np.float32)
+    alpha = jnp.full(neurons, 2.5, jnp.float32)
+    beta = jnp.full(neurons, 0.75, jnp.float32)
+
+    def pulled(alpha, beta, cotangent):
+        return jax.vjp(lambda a, b: s2nn(jnp.asarray(x), a, b), alpha, beta)[1](
+            cotangent
+        )
+
+    program = jax.jit(pulled).lower(alpha, beta, cotangent).as_text()
+    assert ("stablehlo.reduce" in program) == (devices > 1)
+    d_alpha, d_beta = jax.jit(pulled)(alpha, beta, cotangent)
+    want_alpha, want_beta = _float64_partial_sums(x, 2.5, cotangent)
+    # The float32 partials' own errors (5.6 ulp at two rows on JAX 0.4.35,
+    # either way of summing) and the sum's: within 3 ulp from 17 rows on.
+    assert ulp_error(np.asarray(d_alpha), want_alpha, np.float32).max() <= 8.0
+    assert ulp_error(np.asarray(d_beta), want_beta, np.float32).max() <= 8.0
+    jax.clear_caches()
 
 
 def test_parameter_derivatives_without_the_barrier(monkeypatch):
