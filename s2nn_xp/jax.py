@@ -237,6 +237,8 @@ def _spread(tangent: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """
     if tangent.ndim != len(shape) or not _sums_pairwise():
         return tangent  # a number's (0-d): XLA's reduction of all of it
+    if not all(isinstance(size, int) for size in (*shape, *tangent.shape)):
+        return tangent  # a symbolic size (jax.export): no count to repeat
     leading = 0
     while leading < len(shape) - 1 and tangent.shape[leading] == 1:
         leading += 1

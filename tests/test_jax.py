@@ -318,6 +318,37 @@ def test_pullback_exports_with_a_symbolic_batch():
     )
 
 
+@pytest.mark.parametrize("sizes", ["b, 1024", "b, n", "2, n", "b, 3, n"])
+def test_parameter_cotangents_export_with_symbolic_sizes(sizes, batch_sums):
+    """Per-neuron parameters' cotangents of a symbolic batch or layer.
+
+    Either way of summing over the batch: the pairwise sum needs the count
+    of rows, which a symbolic size is not (comparing one raised JAX's
+    InconclusiveDimensionOperation); there XLA's reduction sums.
+    """
+    export = pytest.importorskip("jax.export")
+    shape = export.symbolic_shape(sizes)
+
+    def pulled(x, alpha, beta, cotangent):
+        return jax.vjp(lambda a, b: s2nn(x, a, b), alpha, beta)[1](cotangent)
+
+    x_spec = jax.ShapeDtypeStruct(shape, jnp.float32)
+    neurons = jax.ShapeDtypeStruct(shape[-1:], jnp.float32)
+    exported = export.export(jax.jit(pulled))(x_spec, neurons, neurons, x_spec)
+    concrete = [
+        2 if size == "b" else 4 if size == "n" else int(size)
+        for size in sizes.split(", ")
+    ]
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.uniform(-3.0, 3.0, concrete).astype(np.float32))
+    alpha = jnp.full(concrete[-1], 2.5, jnp.float32)
+    beta = jnp.full(concrete[-1], 0.75, jnp.float32)
+    got = exported.call(x, alpha, beta, jnp.ones_like(x))
+    want = jax.jit(pulled)(x, alpha, beta, jnp.ones_like(x))
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
 def test_nan_in_gives_nan_out_in_forward_mode_under_jit():
     """XLA may rewrite a blend into a select that drops NaN: not here."""
 
