@@ -218,9 +218,11 @@ def gradient(
     """``gradient(x, alpha, beta)`` (times ``cotangent``) in ``x``'s dtype.
 
     ``x`` is in its compute dtype (float32 or float64), of any layout;
-    ``cotangent``, if given, has ``x``'s shape and dtype; ``out`` receives
-    the result (it may be of a narrower dtype: the result is rounded once,
-    into it); ``scratch`` is a :func:`workspace` at least ``x``'s size.
+    ``cotangent``, if given, has ``x``'s dtype and shape, or is 0-d (a
+    broadcast one: ``.sum()``'s, or a number given to a pullback); ``out``
+    receives the result (it may be of a narrower dtype: the result is
+    rounded once, into it); ``scratch`` is a :func:`workspace` at least
+    ``x``'s size.
     """
     e, denominator, tail = _temporaries(x, scratch, 3)
     zero, _, one, two = _constants(x)
