@@ -103,7 +103,7 @@ def _numpy_copy(array: Any) -> np.ndarray:
     library that refuses to be made dense implicitly, as pydata/sparse), or,
     for an object with no ``__array__`` and no buffer, it makes an object
     array holding it, silently. Either way a record of such a library needs
-    an ``to_numpy`` of its own, and the error says so.
+    a ``to_numpy`` of its own, and the error says so.
     """
     try:
         copy = np.asarray(array)
@@ -125,7 +125,7 @@ def _unreadable(array: Any, could: str, how: str) -> str:
     kind = type(array)
     return (
         f"NumPy {could} read an array of type {kind.__module__}.{kind.__qualname__} "
-        f"({how}): give the backend record of its library an to_numpy that "
+        f"({how}): give the backend record of its library a to_numpy that "
         "converts it"
     )
 

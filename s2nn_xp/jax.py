@@ -209,8 +209,9 @@ def _surrogate_jvp(
 _surrogate.defjvp(_surrogate_jvp, symbolic_zeros=True)
 
 
-# Where a parameter's cotangent is summed pairwise (_spread): batches of 2 to
-# this many rows of at least _PAIRWISE_KEPT values each; outside, where
+# Where a parameter's cotangent is summed pairwise (_spread): a parameter of
+# at least _PAIRWISE_KEPT values (its size, not a row's: a per-channel one
+# of fewer channels is not) over a batch of 2 to this many rows; outside, where
 # XLA's reduction was as fast (or the pairwise sum slower: 4,096 rows and
 # more), XLA's reduction. Measured, not derived.
 _PAIRWISE_ROWS = 2048
