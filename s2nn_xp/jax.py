@@ -218,6 +218,11 @@ _PAIRWISE_ROWS = 2048
 _PAIRWISE_KEPT = 1024
 # Rows summed in one stage of the pairwise sum: a fusion XLA keeps whole.
 _STAGE_ROWS = 16
+# Batches of these rows are repeated to a stage's rows and sliced (whose
+# transpose pads the cotangent with rows of zeros): as pieces of 8 and 4
+# rows and more they took 4-7 times as long as 16 rows on JAX 0.10's CPU
+# (longer than XLA's reduction; 9 to 11 rows did not). Measured.
+_PADDED_ROWS = range(12, _STAGE_ROWS)
 
 
 def _spread(tangent: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -262,6 +267,8 @@ def _tiled(row: jax.Array, rows: int) -> jax.Array:
     By doubling concatenations, whose transpose adds halves: in stages of
     up to :data:`_STAGE_ROWS` rows, each summing groups of the one before.
     """
+    if rows in _PADDED_ROWS:
+        return _doubled(row, _STAGE_ROWS, 0)[:rows]
     if rows <= _STAGE_ROWS:
         return _doubled(row, rows, 0)
     groups, rest = divmod(rows, _STAGE_ROWS)
