@@ -326,7 +326,7 @@ def _cpu_block(x: torch.Tensor, plain: bool, *others: Any) -> int:
     """
     if not (x.is_cpu and plain):
         return 0
-    block = _block_elements(x)
+    block = _block_elements(_compute_dtype(x.dtype))
     usable = (
         x.numel() > block
         and x.is_contiguous()
@@ -337,9 +337,9 @@ def _cpu_block(x: torch.Tensor, plain: bool, *others: Any) -> int:
     return block if usable else 0
 
 
-def _block_elements(x: torch.Tensor) -> int:
-    """Values of ``x`` in a CPU block (of ``x``'s compute dtype)."""
-    return _CPU_BLOCK_BYTES // _compute_dtype(x.dtype).itemsize
+def _block_elements(compute_dtype: torch.dtype) -> int:
+    """Values of ``compute_dtype`` in a CPU block."""
+    return _CPU_BLOCK_BYTES // compute_dtype.itemsize
 
 
 # This thread's kept temporaries of the CPU kernels (s2nn_xp._temporaries).
@@ -392,27 +392,24 @@ def _piecewise(
     """
     block = _cpu_block(x, plain, *others)
     dtype = _compute_dtype(x.dtype)
+    inputs, order = (x, *others), None
+    if not block and plain and x.is_cpu and x.numel() > _block_elements(dtype):
+        in_memory_order = _in_memory_order(x, others)
+        if in_memory_order is not None:  # the same values, by blocks
+            order, x_in_order, others_in_order = in_memory_order
+            inputs = (x_in_order, *others_in_order)
+            block = _cpu_block(x_in_order, plain, *others_in_order)
     if block:
-        with _workspace(block, dtype, x, *others) as scratch:
+        # The result of x's layout (empty_like keeps a dense x's strides),
+        # filled through its view in x's memory order where the inputs are
+        # taken so: a permuted view returned instead could not be changed
+        # in place (y += residual) where autograd records the call.
+        result = torch.empty_like(x)
+        out = result if order is None else result.permute(order)
+        with _workspace(block, dtype, *inputs) as scratch:
             blocks = functools.partial(compute, scratch=scratch)
-            return _blockwise(blocks, block, torch.empty_like(x), x, *others)
-    larger_than_a_block = plain and x.is_cpu and x.numel() > _block_elements(x)
-    in_memory_order = _in_memory_order(x, others) if larger_than_a_block else None
-    if in_memory_order is not None:  # the same values, by blocks
-        order, x_in_order, others_in_order = in_memory_order
-        block = _cpu_block(x_in_order, plain, *others_in_order)
-        if block:
-            # The result of x's layout (empty_like keeps a dense x's
-            # strides), filled through its view in x's memory order: a
-            # permuted view returned instead could not be changed in place
-            # (y += residual) where autograd records the call.
-            result = torch.empty_like(x)
-            with _workspace(block, dtype, x_in_order, *others_in_order) as scratch:
-                blocks = functools.partial(compute, scratch=scratch)
-                _blockwise(
-                    blocks, block, result.permute(order), x_in_order, *others_in_order
-                )
-            return result
+            _blockwise(blocks, block, out, *inputs)
+        return result
     if plain and x.is_cpu:
         size = x.numel() * dtype.itemsize
         if _KEPT_FROM_BYTES <= size <= _CPU_BLOCK_BYTES:
@@ -696,7 +693,7 @@ def _pieces(x: torch.Tensor, cotangent: torch.Tensor) -> tuple[int, int] | None:
     shape: pieces of a few rows (first axis) where a row fits in a block,
     else of a few columns (last axis) where a column does.
     """
-    block = _block_elements(x)
+    block = _block_elements(_compute_dtype(x.dtype))
     if x.numel() <= block or not x.is_cpu or cotangent.shape != x.shape:
         return None
     for axis in (0, x.ndim - 1):

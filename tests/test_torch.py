@@ -973,6 +973,16 @@ def _blocks_counted(monkeypatch) -> list[int]:
     return sizes
 
 
+def _three_blocks_in(layout: str) -> torch.Tensor:
+    """Three of ``small_blocks``'s blocks of values, in ``layout``."""
+    values = torch.linspace(-3.0, 3.0, 6 * 8 * 9 * 7).reshape(6, 8, 9, 7)
+    return {
+        "channels_last": values.contiguous(memory_format=torch.channels_last),
+        "transposed": values.transpose(1, 3),
+        "contiguous": values,
+    }[layout]
+
+
 @pytest.mark.parametrize("layout", ["channels_last", "transposed", "contiguous"])
 @pytest.mark.parametrize("cotangent", ["full", "of .sum()", "number"])
 def test_inputs_in_another_memory_order_or_broadcast_go_by_blocks(
@@ -982,12 +992,7 @@ def test_inputs_in_another_memory_order_or_broadcast_go_by_blocks(
     strides 0) and a number given to a pullback took the whole-array path,
     whose temporaries were full-size (more memory and time: the
     CHANGELOG's figures): the same bits now, by blocks, in x's layout."""
-    values = torch.linspace(-3.0, 3.0, 6 * 8 * 9 * 7).reshape(6, 8, 9, 7)  # 3 blocks
-    x = {
-        "channels_last": values.contiguous(memory_format=torch.channels_last),
-        "transposed": values.transpose(1, 3),
-        "contiguous": values,
-    }[layout]
+    x = _three_blocks_in(layout)
     dense = x.contiguous()
     g = {"full": torch.full(x.shape, 0.5), "of .sum()": torch.ones(1).expand(x.shape)}
     blocks = _blocks_counted(monkeypatch)
@@ -1018,11 +1023,7 @@ def test_results_by_blocks_in_memory_order_can_be_changed_in_place(
     """A permuted view returned from the blocks of a channels-last x could
     not be changed in place where autograd recorded the call (y += residual
     after a channels-last convolution raised); the result is x's own."""
-    values = torch.linspace(-3.0, 3.0, 6 * 8 * 9 * 7).reshape(6, 8, 9, 7)
-    x = {
-        "channels_last": values.contiguous(memory_format=torch.channels_last),
-        "transposed": values.transpose(1, 3),
-    }[layout]
+    x = _three_blocks_in(layout)
     leaf = x.detach().clone(memory_format=torch.preserve_format).requires_grad_()
     spike = s2nn_xp.torch.S2NN(2.5, origin=origin)
     y = spike(leaf * 1.0)
