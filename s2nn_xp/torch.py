@@ -1443,7 +1443,17 @@ def _scalar_as_vector(
     """
     if x.ndim:
         return function(x, *arguments)
-    return function(x.reshape(1), *arguments).reshape(())
+    return _own_scalar(function(x.reshape(1), *arguments))
+
+
+def _own_scalar(row: torch.Tensor) -> torch.Tensor:
+    """The one value of `row` as a 0-d tensor of its own, not a view of `row`.
+
+    A view made inside an autograd.Function (``forward`` of a 0-d ``x``
+    that required grad) cannot be changed in place: ``y.add_(1)`` raised
+    "Output 0 of _Step is a view".
+    """
+    return row.reshape(()).clone()
 
 
 _ORIGIN_EXAMPLES = """\
@@ -1532,7 +1542,7 @@ def vjp(
             return _gradient_vjp(cotangent, x, p["alpha"], p["beta"])
         # as _scalar_as_vector, with the cotangent a 1-d tensor too
         row = _gradient_vjp(cotangent.reshape(1), x.reshape(1), p["alpha"], p["beta"])
-        return row.reshape(())
+        return _own_scalar(row)
 
     return y, pullback
 

@@ -1041,6 +1041,37 @@ def test_results_by_blocks_in_memory_order_can_be_changed_in_place(
     assert s2nn_xp.torch.vjp(x, 2.5)[1](0.5)._base is None
 
 
+_PUBLIC_FUNCTIONS_OF_X = {
+    "forward": s2nn_xp.torch.forward,
+    "origin": s2nn_xp.torch.origin,
+    "gradient": s2nn_xp.torch.gradient,
+    "s2nn": s2nn_xp.torch.s2nn,
+    "vjp's value": lambda x: s2nn_xp.torch.vjp(x)[0],
+    "pullback": lambda x: s2nn_xp.torch.vjp(x)[1](0.5),
+    "S2NN()": s2nn_xp.torch.S2NN(),
+}
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("name", list(_PUBLIC_FUNCTIONS_OF_X))
+def test_results_of_a_0d_tensor_are_tensors_of_their_own(name, requires_grad):
+    """A 0-d x is computed as one value of a 1-d tensor; the result was a
+    view of it, and forward's, made inside the autograd.Function of a
+    tensor that required grad, could not be changed in place ("Output 0 of
+    _Step is a view and is being modified inplace")."""
+    leaf = torch.tensor(-0.3, requires_grad=requires_grad)
+    y = _PUBLIC_FUNCTIONS_OF_X[name](leaf)
+    assert y.shape == ()
+    assert y._base is None
+    want = y.detach().clone()
+    y.add_(1.0)
+    assert_same_bits(y.detach(), want + 1.0)
+    assert_same_bits(leaf.detach(), torch.tensor(-0.3))
+    if y.requires_grad:
+        y.backward()
+        assert leaf.grad is not None
+
+
 def _unblocked_gradient(x, cotangent):
     import array_api_compat.torch as torch_xp
 
