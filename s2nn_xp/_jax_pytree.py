@@ -22,6 +22,7 @@ import base64
 import contextlib
 import json
 import threading
+import warnings
 from typing import Any
 
 from . import _after_import, _compat
@@ -184,8 +185,8 @@ def _register_serialization(node_type: type) -> None:
     round-trips exactly), or an array's dtype, shape and bytes in native
     byte order (read back as a NumPy array, equal to the original as static
     parts compare). A brainstate state as ``epsilon`` has no value to write.
-    A subclass is written under its module and name (JAX refuses a second
-    class of the same name: its objects then cannot be written).
+    A subclass is written under its module and name; a class made again
+    takes the name from its earlier definition.
     """
     try:
         # Imported, not read as jax's attribute: older JAX (0.4.35, the
@@ -241,18 +242,53 @@ def _register_serialization(node_type: type) -> None:
         name = "s2nn_xp.S2NN"
     else:
         name = f"{node_type.__module__}.{node_type.__qualname__}"
-    # The name may be taken by an earlier class of the same name (a subclass
-    # made again, in a function; s2nn_xp imported again, as a notebook's
-    # reload does): the objects of this one then cannot be written, and the
-    # class is still a pytree (the refusal ended its registration, and a
-    # subclass's, silently).
-    with contextlib.suppress(ValueError):
+    _take_name_from_an_earlier_definition(node_type, name)
+    try:
         register(
             node_type,
             serialized_name=name,
             serialize_auxdata=serialize,
             deserialize_auxdata=deserialize,
         )
+    except ValueError as error:  # the name another class's: still a pytree
+        msg = (
+            f"jax.export cannot serialise objects of {name} defined here: "
+            f"{error} Give the class another name to export its objects."
+        )
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+
+
+def _take_name_from_an_earlier_definition(node_type: type, name: str) -> None:
+    """Let ``node_type`` have ``name`` where an earlier definition of it holds it.
+
+    A class made again (a subclass defined in a function, or in a notebook
+    cell run again; ``importlib.reload`` of s2nn_xp, or a notebook's hard
+    reload) has its earlier definition's name, which JAX refuses to give a
+    second class: the new class's objects could not be serialised. JAX
+    offers no way to drop a registration; its private registry is read
+    where it is the one ``register_pytree_node_serialization`` keeps (JAX
+    0.4.35 to 0.10): the name then reads back as the newest class, and
+    objects of the earlier one are still written under it.
+    """
+    registry = _private_deserialization_registry()
+    if registry is None or name not in registry:
+        return
+    earlier = registry[name][0]
+    if isinstance(earlier, type) and (earlier.__module__, earlier.__qualname__) == (
+        node_type.__module__,
+        node_type.__qualname__,
+    ):
+        del registry[name]
+
+
+def _private_deserialization_registry() -> dict[str, Any] | None:
+    """JAX's private registry of serialised names, or None where it differs."""
+    try:
+        from jax._src.export import _export
+    except ImportError:  # pragma: no cover - a JAX that moved it
+        return None
+    registry = getattr(_export, "deserialization_registry", None)
+    return registry if isinstance(registry, dict) else None
 
 
 def register_when_jax_is_imported() -> None:

@@ -352,6 +352,78 @@ def test_jax_export_serialises_a_subclass():
     np.testing.assert_array_equal(grads.gain, s2nn_xp.s2nn(x))
 
 
+@pytest.mark.parametrize(
+    "how", ["subclass made again", "reload _object", "import again"]
+)
+def test_jax_export_serialises_objects_of_classes_made_again(how):
+    """A class made again (a subclass defined in a function called twice, or
+    a notebook cell run again; S2NN after a reload) held no serialisation
+    name, its earlier definition's: jax.export raised "Cannot serialize
+    PyTreeDef containing an unregistered type". The newest class reads back;
+    the earlier one's objects are still written."""
+    pytest.importorskip("flatbuffers")  # jax.export's serialisation needs it
+    again = {
+        "subclass made again": "",
+        "reload _object": "importlib.reload(s2nn_xp._object)",
+        "import again": (
+            "for name in [n for n in sys.modules if n.split('.')[0] == 's2nn_xp']:\n"
+            "    del sys.modules[name]\n"
+            "import s2nn_xp"
+        ),
+    }[how]
+    code = f"""
+import importlib, sys, warnings
+warnings.simplefilter("error")
+import jax, jax.numpy as jnp, numpy as np
+import s2nn_xp, s2nn_xp._object
+
+def define():
+    class Gained(s2nn_xp._object.S2NN):
+        def __call__(self, x):
+            return super().__call__(x) * 2.0
+    return Gained
+
+def written_and_read(spike):
+    step = jax.jit(lambda spike, x: spike(x).sum())
+    x = jnp.array([-1.0, 0.0, 1.0])
+    blob = jax.export.export(step)(spike, x).serialize(vjp_order=1)
+    restored = jax.export.deserialize(blob)
+    assert restored.in_tree == jax.tree.structure(((spike, x), {{}}))
+    assert float(restored.call(spike, x)) == float(step(spike, x))
+    return restored
+
+earlier = [s2nn_xp._object.S2NN(alpha=jnp.full(3, 4.0)), define()(alpha=4.0)]
+for spike in earlier:
+    written_and_read(spike)
+{again}
+for spike in [s2nn_xp._object.S2NN(alpha=jnp.full(3, 4.0)), define()(alpha=4.0)]:
+    written_and_read(spike)
+for spike in earlier:  # written still; read back as the newest class
+    jax.export.export(jax.jit(spike))(jnp.ones(3)).serialize()
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_class_that_cannot_take_its_name_says_so(monkeypatch):
+    """Where JAX's private registry is not found, a class made again cannot
+    take its earlier definition's name: a warning says that its objects
+    cannot be serialised (it is still a pytree)."""
+    from s2nn_xp import _jax_pytree
+
+    monkeypatch.setattr(_jax_pytree, "_private_deserialization_registry", lambda: None)
+
+    def define():
+        class Twice(s2nn_xp.S2NN):
+            pass
+
+        return Twice
+
+    define()()
+    with pytest.warns(RuntimeWarning, match=r"cannot serialise objects of .*Twice"):
+        spike = define()(alpha=jnp.full(2, 3.0))
+    assert jax.tree_util.tree_leaves(spike)[0].shape == (2,)
+
+
 def test_the_adapters_refuse_each_others_arrays():
     """A JAX array was copied to the host into a tensor (under jit, JAX's
     tracer error); a tensor that requires grad raised torch's own error."""
