@@ -186,7 +186,7 @@ def stood_for(x: Any, name: str = "x") -> Any:
     array = unwrap(x)
     if not is_jax_array(array):
         msg = (
-            f"{name} is a {type(x).__name__}, whose __jax_array__() gave "
+            f"{name} is of type {type(x).__name__}, whose __jax_array__() gave "
             f"{type(array).__name__}, not a JAX array; give it a JAX array "
             f"({type(x).__name__}(jnp.asarray(...)))"
         )

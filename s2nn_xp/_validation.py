@@ -1271,7 +1271,7 @@ def check_namespace(xp: Any, x: Any) -> ModuleType:
         # library is under them.
         msg = (
             f"xp={_library(xp)} does not match the library of x, {own} "
-            f"(x is a {describe(x)}); leave xp out to compute in {own}, or "
+            f"(x is of type {describe(x)}); leave xp out to compute in {own}, or "
             f"convert x to {_library(xp)} first"
         )
         raise TypeError(msg)

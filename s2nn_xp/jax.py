@@ -557,7 +557,7 @@ def _check_x64(x: jax.Array) -> None:
     canonical = jax.dtypes.canonicalize_dtype(x.dtype)
     if canonical != x.dtype:
         msg = (
-            f"x is a {x.dtype} JAX array, which JAX computes in {canonical} now "
+            f"x is a JAX array of {x.dtype}, which JAX computes in {canonical} now "
             "that jax_enable_x64 is off (it was made while it was on): cast it "
             f"(x.astype(jnp.{canonical})) or turn jax_enable_x64 on"
         )

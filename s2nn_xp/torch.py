@@ -976,7 +976,7 @@ def _prepare_x(x: Any, *, kept: bool) -> torch.Tensor:
             # other functions pass it to its __torch_function__, unless that
             # is disabled).
             msg = (
-                f"x is a {type(x).__name__}, a stand-in for a tensor (as "
+                f"x is of type {type(x).__name__}, a stand-in for a tensor (as "
                 "torch.fx.symbolic_trace passes), which only s2nn, forward, "
                 "origin and gradient take (by __torch_function__); not vjp, "
                 "whose pullback is a Python function that no graph holds: use "

@@ -31,6 +31,7 @@ from s2nn_xp import _backends
 from tests._support import (
     ALPHA_PARTIAL_ULP_BOUND,
     COTANGENT,
+    EXP_ULP_EXCESS,
     GRID,
     PLAIN_ORIGIN_ULP_EXCESS,
     SPECIAL_X,
@@ -38,6 +39,7 @@ from tests._support import (
     exact_dorigin_dalpha,
     exact_dorigin_dbeta,
     exact_gradient,
+    exact_origin,
     load_backend,
     ref_dgradient_dalpha,
     ref_dgradient_dbeta,
@@ -493,9 +495,13 @@ def test_alpha_derivatives_at_minus_infinity_are_zero(fw):
 
 
 # Where reviews measured the most ulp: d/d alpha, JAX float64 (3.00 and 2.69
-# ulp; its exp is less accurate than NumPy's), and gradient's hardest values.
+# ulp; its exp is less accurate than NumPy's), and gradient's hardest values;
+# then JAX 0.10's float64 (2.75 and 2.67 ulp d/dx, 3.41 d/d alpha, 2.57
+# origin: its exp is less accurate still).
 _HARDEST_X = [-2.6882074684175024, -1.2773406229981548, -0.8577506398552764]
 _HARDEST_X += [-1.3900713, -0.90520024, -3.7236419]
+_HARDEST_X += [-9.088459169886471, -7.008469892793352, -0.7903493346184973]
+_HARDEST_X += [-1.2854362279766267, -1.2706344548899058, -2.337512421188181]
 
 
 # Where a review's search (16 million x near 0-, alpha = 4) found the plain
@@ -550,14 +556,17 @@ def test_first_derivatives_are_within_the_definitions_ulp_bounds(
             ],
         }
         off = {key: ulps_off(found[key], exact[key], kind) for key in exact}
+        if not plain:  # the spike's origin mode: its values, as gradient's
+            origin = f64(fw.s2nn(fw.array(values, dtype), alpha=alpha, origin=True))
+            exact["origin"] = [exact_origin(float(v), alpha) for v in values]
+            off["origin"] = ulps_off(origin, exact["origin"], kind)
     bounds = {"x": ULP_BOUND, "a": ALPHA_PARTIAL_ULP_BOUND, "b": ULP_BOUND}
+    bounds["origin"] = ULP_BOUND
+    excess = EXP_ULP_EXCESS.get((fw.name, kind), 0.0)
     if plain:
-        bounds = {
-            key: {kind: bound + PLAIN_ORIGIN_ULP_EXCESS for kind, bound in of.items()}
-            for key, of in bounds.items()
-        }
+        excess = PLAIN_ORIGIN_ULP_EXCESS
     for key, errors in off.items():
-        assert errors.max() <= bounds[key][kind], (key, errors.max())
+        assert errors.max() <= bounds[key][kind] + excess, (key, errors.max())
 
 
 def test_second_parameter_derivatives_are_the_definition(fw):

@@ -1415,9 +1415,9 @@ def test_a_list_of_wrappers_of_jax_arrays_is_refused_as_one_of_jax_arrays():
     with pytest.raises(TypeError, match="alpha is a list holding jax arrays"):
         s2nn_xp.origin(jnp.ones(2), alpha=[wrapped])
     # one that gives no JAX array is named where it is, not as x
-    with pytest.raises(TypeError, match="alpha is a NotAJaxArray, whose"):
+    with pytest.raises(TypeError, match="alpha is of type NotAJaxArray, whose"):
         s2nn_xp.gradient(jnp.ones(2), alpha=[NotAJaxArray()])
-    with pytest.raises(TypeError, match="cotangent is a NotAJaxArray, whose"):
+    with pytest.raises(TypeError, match="cotangent is of type NotAJaxArray, whose"):
         s2nn_xp.vjp(jnp.ones(2))[1]([NotAJaxArray()] * 2)
 
 
@@ -1459,7 +1459,7 @@ def test_a_wrapper_that_gives_no_jax_array_is_named():
         "cotangent": lambda: s2nn_xp.vjp(x)[1](NotAJaxArray()),
     }
     for name, call in calls.items():
-        match = rf"{name} is a NotAJaxArray, whose __jax_array__\(\) gave list"
+        match = rf"{name} is of type NotAJaxArray, whose __jax_array__\(\) gave list"
         with pytest.raises(TypeError, match=match):
             call()
 
@@ -1510,7 +1510,8 @@ def test_a_wrapper_that_passes_on_its_values_namespace_is_a_wrapper():
     }
     for name, call in calls.items():
         name = name.strip()
-        match = rf"{name} is a ForwardingWrapper, whose __jax_array__\(\) gave ndarray"
+        match = rf"{name} is of type ForwardingWrapper, whose __jax_array__\(\) gave "
+        match += "ndarray"
         with pytest.raises(TypeError, match=match):
             call()
     values = jnp.array([-0.5, 0.0, 0.5], dtype=jnp.float32)
@@ -1607,7 +1608,7 @@ def test_a_64_bit_x_made_with_x64_is_refused_without_it():
                         warnings.simplefilter("error")  # JAX's truncation warning
                         call(x)
                 except TypeError as exc:
-                    assert str(exc).startswith(f"x is a {dtype} JAX array"), exc
+                    assert str(exc).startswith(f"x is a JAX array of {dtype}"), exc
                     assert "jax_enable_x64" in str(exc), exc
                 else:
                     raise AssertionError(f"{name} took a stale {dtype} x")

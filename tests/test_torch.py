@@ -1428,7 +1428,7 @@ def test_symbolic_trace_of_vjp_says_what_to_trace_instead():
         def forward(self, x):
             return s2nn_xp.vjp(x)[1](x)
 
-    with pytest.raises(TypeError, match=r"x is a Proxy, .* not vjp"):
+    with pytest.raises(TypeError, match=r"x is of type Proxy, .* not vjp"):
         torch.fx.symbolic_trace(Model())
 
 

@@ -1232,7 +1232,7 @@ def test_a_wrong_xp_is_refused_on_every_backend(xp, function):
     x = _on(xp, X, "float32")
     other = types.ModuleType("another_library")
     other.asarray = lambda values, **kwargs: values
-    mismatch = r"does not match the library of x, \S+ \(x is a "  # both named
+    mismatch = r"does not match the library of x, \S+ \(x is of type "  # both named
     for wrong, match in ((other, mismatch), ("numpy", "xp")):
         with pytest.raises(TypeError, match=match):
             getattr(s2nn_xp, function)(x, xp=wrong)
@@ -1265,7 +1265,7 @@ def test_a_numpy_array_of_any_kind_is_no_host_data_for_xp(xp, function, kind):
         assert not isinstance(got, np.matrix)
         return
     named = r"numpy\.matrix" if kind == "matrix" else r"numpy\."  # as given
-    match = rf"does not match the library of x, numpy \(x is a {named}"
+    match = rf"does not match the library of x, numpy \(x is of type {named}"
     with pytest.raises(TypeError, match=match):
         getattr(s2nn_xp, function)(x, xp=xp)
 
