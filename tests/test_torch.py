@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import math
 import os
 import re
 import textwrap
@@ -1960,6 +1961,32 @@ def _causes(error: BaseException | None):
     while error is not None:
         yield error
         error = error.__cause__ or error.__context__
+
+
+def test_numbers_found_valid_are_checked_again_for_another_dtype():
+    """Python-number parameters are checked once for each compute dtype (the
+    module's come again at every call): one valid in float64 still overflows
+    float32, or is 0 in it; valid ones are returned as given (-0.0 too),
+    and the record of them stays bounded."""
+    x64 = torch.tensor([-1.0, 0.5], dtype=torch.float64)
+    x32 = x64.float()
+    for huge, tiny in [(1e39, 1e-46), (3e38 * 1.5, 7e-46)]:
+        for _ in range(2):  # found valid in float64 the second time
+            s2nn_xp.torch.s2nn(x64, huge, tiny)
+        with pytest.raises(ValueError, match="overflows float32"):
+            s2nn_xp.torch.s2nn(x32, huge)
+        with pytest.raises(ValueError, match="is 0 in float32"):
+            s2nn_xp.torch.gradient(x32, 4.0, tiny)
+    prepare = s2nn_xp.torch._prepare_parameter
+    for value in (0.0, -0.0, 0.0, -0.0):
+        assert math.copysign(1.0, prepare("epsilon", value, x32)) == math.copysign(
+            1.0, value
+        )
+    for step in range(3 * s2nn_xp.torch._CHECKED_NUMBERS_KEPT):  # annealed
+        assert prepare("alpha", 1.0 + step / 64, x32) == 1.0 + step / 64
+    assert len(s2nn_xp.torch._CHECKED_NUMBERS) <= s2nn_xp.torch._CHECKED_NUMBERS_KEPT
+    with pytest.raises(ValueError, match=r"alpha must be finite and > 0\.0"):
+        prepare("alpha", -1.0, x32)
 
 
 @pytest.mark.usefixtures("fresh_dynamo")
