@@ -21,11 +21,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import sys
 import threading
 import warnings
 from typing import Any
 
-from . import _after_import, _compat
+from . import _after_import, _compat, _fused
 
 __all__ = [
     "register",
@@ -109,12 +110,16 @@ def _register_class(cls: type) -> None:
         if "Duplicate" not in str(error):
             raise
         # A subclass that registered itself (a decorator): its rules stand.
+        refusal = None
     else:
-        _register_serialization(cls)
+        refusal = _register_serialization(cls)
     _classes.add(cls)
     serialization = _flax_serialization()
     if serialization is not None:
         _register_flax_state(cls, serialization)
+    if refusal is not None:  # last: the class is registered, even if it raises
+        level = _fused.stacklevel_of_the_user()
+        warnings.warn(refusal, RuntimeWarning, stacklevel=level)
 
 
 def _flax_serialization() -> Any:
@@ -177,7 +182,7 @@ def _register_flax_state(cls: type, serialization: Any) -> None:
         serialization.register_serialization_state(cls, to_state_dict, from_state_dict)
 
 
-def _register_serialization(node_type: type) -> None:
+def _register_serialization(node_type: type) -> str | None:
     """Let ``jax.export`` serialise functions whose arguments hold an S2NN.
 
     The static part, ``epsilon`` and ``origin`` (and the names of a
@@ -185,18 +190,19 @@ def _register_serialization(node_type: type) -> None:
     round-trips exactly), or an array's dtype, shape and bytes in native
     byte order (read back as a NumPy array, equal to the original as static
     parts compare). A brainstate state as ``epsilon`` has no value to write.
-    A subclass is written under its module and name; a class made again
-    takes the name from its earlier definition.
+    A subclass is written under its module and name; a class defined again
+    takes the name from its earlier definition. Returns why the class
+    cannot be written where JAX refuses it the name, else None.
     """
     try:
         # Imported, not read as jax's attribute: older JAX (0.4.35, the
         # oldest the package takes) does not import jax.export with jax.
         from jax import export
     except ImportError:  # pragma: no cover - a JAX without it
-        return
+        return None
     register = getattr(export, "register_pytree_node_serialization", None)
     if register is None:  # pragma: no cover - a JAX without it
-        return
+        return None
     import numpy as np
 
     from ._object import S2NN, _Static
@@ -242,7 +248,7 @@ def _register_serialization(node_type: type) -> None:
         name = "s2nn_xp.S2NN"
     else:
         name = f"{node_type.__module__}.{node_type.__qualname__}"
-    _take_name_from_an_earlier_definition(node_type, name)
+    _take_name_from_a_replaced_definition(node_type, name)
     try:
         register(
             node_type,
@@ -250,35 +256,53 @@ def _register_serialization(node_type: type) -> None:
             serialize_auxdata=serialize,
             deserialize_auxdata=deserialize,
         )
-    except ValueError as error:  # the name another class's: still a pytree
-        msg = (
-            f"jax.export cannot serialise objects of {name} defined here: "
-            f"{error} Give the class another name to export its objects."
+    except ValueError:  # the name another class's: still a pytree
+        return (
+            f"jax.export cannot serialise objects of this {name}: another "
+            "class holds the name it is written under (of classes made in a "
+            "function, the first one made; else an earlier definition, in "
+            "this Python process); define the class once, at a module's top "
+            "level, to export its objects"
         )
-        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+    return None
 
 
-def _take_name_from_an_earlier_definition(node_type: type, name: str) -> None:
-    """Let ``node_type`` have ``name`` where an earlier definition of it holds it.
+def _take_name_from_a_replaced_definition(node_type: type, name: str) -> None:
+    """Let ``node_type`` have ``name`` where a definition it replaced holds it.
 
-    A class made again (a subclass defined in a function, or in a notebook
-    cell run again; ``importlib.reload`` of s2nn_xp, or a notebook's hard
-    reload) has its earlier definition's name, which JAX refuses to give a
-    second class: the new class's objects could not be serialised. JAX
-    offers no way to drop a registration; its private registry is read
-    where it is the one ``register_pytree_node_serialization`` keeps (JAX
-    0.4.35 to 0.10): the name then reads back as the newest class, and
-    objects of the earlier one are still written under it.
+    A class defined again (a notebook cell run again; ``importlib.reload``
+    of s2nn_xp, or a notebook's hard reload) has the name of its earlier
+    definition, which JAX refuses to give a second class: the new class's
+    objects could not be serialised. The earlier one is replaced where its
+    module now holds ``node_type`` under its name; it keeps writing its
+    objects under the name, which reads back as ``node_type``. Classes
+    made in a function (``<locals>``) may live side by side, differing
+    (a closure's values): there the first keeps the name, and its blobs
+    stay readable. JAX offers no way to drop a registration; its private
+    registry is read where it is the one that
+    ``register_pytree_node_serialization`` keeps (JAX 0.4.35 to 0.10).
     """
     registry = _private_deserialization_registry()
     if registry is None or name not in registry:
         return
     earlier = registry[name][0]
-    if isinstance(earlier, type) and (earlier.__module__, earlier.__qualname__) == (
-        node_type.__module__,
-        node_type.__qualname__,
+    if (
+        isinstance(earlier, type)
+        and earlier is not node_type
+        and (earlier.__module__, earlier.__qualname__)
+        == (node_type.__module__, node_type.__qualname__)
+        and _defined_at_top(node_type) is node_type
     ):
         del registry[name]
+
+
+def _defined_at_top(cls: type) -> Any:
+    """What ``cls``'s module holds under its qualified name now (None if nothing)."""
+    module = sys.modules.get(cls.__module__)
+    value: Any = module
+    for part in cls.__qualname__.split("."):
+        value = getattr(value, part, None)  # '<locals>' finds nothing
+    return value
 
 
 def _private_deserialization_registry() -> dict[str, Any] | None:

@@ -188,7 +188,8 @@ ULP_BOUND = {np.float64: 2.5, np.float32: 3.5}
 ALPHA_PARTIAL_ULP_BOUND = {dtype: bound + 0.5 for dtype, bound in ULP_BOUND.items()}
 # What a framework's less accurate exp adds to those bounds: JAX 0.10's
 # float64 exp on the CPU is up to 1.6 ulp off (NumPy's, and JAX 0.4.35's,
-# 0.5), and its results up to 2 ulp further off than NumPy's.
+# 0.5), which moves its results up to 2 ulp from NumPy's, and up to 0.41
+# ulp past the bounds (Definition page): float32's bounds hold for them.
 EXP_ULP_EXCESS = {("jax", np.float64): 1.0}
 # What the frameworks' autodiff of the plain origin (ordinary math: each
 # operation's derivative, rounded one after another) adds to those bounds.

@@ -352,18 +352,16 @@ def test_jax_export_serialises_a_subclass():
     np.testing.assert_array_equal(grads.gain, s2nn_xp.s2nn(x))
 
 
-@pytest.mark.parametrize(
-    "how", ["subclass made again", "reload _object", "import again"]
-)
-def test_jax_export_serialises_objects_of_classes_made_again(how):
-    """A class made again (a subclass defined in a function called twice, or
-    a notebook cell run again; S2NN after a reload) held no serialisation
-    name, its earlier definition's: jax.export raised "Cannot serialize
-    PyTreeDef containing an unregistered type". The newest class reads back;
-    the earlier one's objects are still written."""
+@pytest.mark.parametrize("how", ["cell run again", "reload _object", "import again"])
+def test_jax_export_serialises_objects_of_classes_defined_again(how):
+    """A class defined again (a notebook cell run again; S2NN after a
+    reload) held no serialisation name, its earlier definition's: jax.export
+    raised "Cannot serialize PyTreeDef containing an unregistered type". The
+    newest definition reads back; the earlier one's objects are still
+    written."""
     pytest.importorskip("flatbuffers")  # jax.export's serialisation needs it
     again = {
-        "subclass made again": "",
+        "cell run again": "",
         "reload _object": "importlib.reload(s2nn_xp._object)",
         "import again": (
             "for name in [n for n in sys.modules if n.split('.')[0] == 's2nn_xp']:\n"
@@ -371,17 +369,16 @@ def test_jax_export_serialises_objects_of_classes_made_again(how):
             "import s2nn_xp"
         ),
     }[how]
+    cell = (
+        "class Gained(s2nn_xp._object.S2NN):\n"
+        "    def __call__(self, x):\n"
+        "        return super().__call__(x) * 2.0\n"
+    )
     code = f"""
 import importlib, sys, warnings
 warnings.simplefilter("error")
 import jax, jax.numpy as jnp, numpy as np
 import s2nn_xp, s2nn_xp._object
-
-def define():
-    class Gained(s2nn_xp._object.S2NN):
-        def __call__(self, x):
-            return super().__call__(x) * 2.0
-    return Gained
 
 def written_and_read(spike):
     step = jax.jit(lambda spike, x: spike(x).sum())
@@ -390,13 +387,14 @@ def written_and_read(spike):
     restored = jax.export.deserialize(blob)
     assert restored.in_tree == jax.tree.structure(((spike, x), {{}}))
     assert float(restored.call(spike, x)) == float(step(spike, x))
-    return restored
 
-earlier = [s2nn_xp._object.S2NN(alpha=jnp.full(3, 4.0)), define()(alpha=4.0)]
+{cell}
+earlier = [s2nn_xp._object.S2NN(alpha=jnp.full(3, 4.0)), Gained(alpha=4.0)]
 for spike in earlier:
     written_and_read(spike)
 {again}
-for spike in [s2nn_xp._object.S2NN(alpha=jnp.full(3, 4.0)), define()(alpha=4.0)]:
+{cell}
+for spike in [s2nn_xp._object.S2NN(alpha=jnp.full(3, 4.0)), Gained(alpha=4.0)]:
     written_and_read(spike)
 for spike in earlier:  # written still; read back as the newest class
     jax.export.export(jax.jit(spike))(jnp.ones(3)).serialize()
@@ -404,23 +402,59 @@ for spike in earlier:  # written still; read back as the newest class
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_a_class_that_cannot_take_its_name_says_so(monkeypatch):
-    """Where JAX's private registry is not found, a class made again cannot
-    take its earlier definition's name: a warning says that its objects
-    cannot be serialised (it is still a pytree)."""
+def test_jax_export_keeps_the_first_of_classes_made_in_a_function():
+    """Classes made by calling one function twice live side by side and may
+    differ (a closure's values): the first keeps the serialisation name, and
+    its exported blobs read back as it; the second says, once, that its
+    objects cannot be serialised (still a pytree)."""
+    pytest.importorskip("flatbuffers")  # jax.export's serialisation needs it
+
+    def make(gain):
+        class Gained(s2nn_xp.S2NN):
+            def __call__(self, x):
+                return super().__call__(x) * gain
+
+        return Gained
+
+    step = jax.jit(lambda spike, x: spike(x).sum())
+    x = jnp.array([-1.0, 0.0, 1.0])
+    first = make(2.0)(alpha=4.0)
+    blob = jax.export.export(step)(first, x).serialize()
+    with pytest.warns(RuntimeWarning, match=r"cannot serialise objects of this "):
+        second = make(3.0)(alpha=4.0)
+    assert float(step(second, x)) == 6.0
+    restored = jax.export.deserialize(blob)
+    assert float(restored.call(first, x)) == 4.0
+    with pytest.warns(RuntimeWarning, match="define the class once") as caught:
+        make(4.0)(alpha=4.0)  # each class made again: warned at its first object
+    assert caught[0].filename == __file__  # the user's line, not the package's
+
+
+@pytest.mark.parametrize("registry", ["read", "not found"])
+def test_a_class_defined_again_takes_its_name_or_says_it_cannot(monkeypatch, registry):
+    """A class defined again at a module's top level takes the name its
+    earlier definition held, in JAX's private registry; where that is not
+    found, a warning says that its objects cannot be serialised (it is
+    still a pytree)."""
+    import types
+
     from s2nn_xp import _jax_pytree
 
-    monkeypatch.setattr(_jax_pytree, "_private_deserialization_registry", lambda: None)
-
-    def define():
-        class Twice(s2nn_xp.S2NN):
-            pass
-
-        return Twice
-
-    define()()
-    with pytest.warns(RuntimeWarning, match=r"cannot serialise objects of .*Twice"):
-        spike = define()(alpha=jnp.full(2, 3.0))
+    if registry == "not found":
+        monkeypatch.setattr(
+            _jax_pytree, "_private_deserialization_registry", lambda: None
+        )
+    cells = types.ModuleType(f"s2nn_xp_test_cells_{registry.replace(' ', '_')}")
+    monkeypatch.setitem(sys.modules, cells.__name__, cells)
+    cell = "import s2nn_xp\nclass Twice(s2nn_xp.S2NN):\n    pass\n"
+    exec(compile(cell, "<cell>", "exec"), cells.__dict__)
+    cells.Twice()
+    exec(compile(cell, "<cell>", "exec"), cells.__dict__)  # run again
+    if registry == "read":
+        spike = cells.Twice(alpha=jnp.full(2, 3.0))  # no warning
+    else:
+        with pytest.warns(RuntimeWarning, match=r"cannot serialise .*\.Twice"):
+            spike = cells.Twice(alpha=jnp.full(2, 3.0))
     assert jax.tree_util.tree_leaves(spike)[0].shape == (2,)
 
 
