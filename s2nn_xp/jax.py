@@ -33,7 +33,8 @@ may be tracers): out of range (an optimizer's step to ``alpha <= 0``) the
 values they enter are NaN at every element the parameter broadcasts to: the
 origin function for each, the surrogate gradient and the parameter's own
 gradient for ``alpha`` and ``beta`` (the spike stays the step), which
-``jax_debug_nans`` and checkify's float checks find. ``epsilon`` is a
+checkify's float checks and ``jax.debug_nans`` find (the user guide says
+how, on each JAX). ``epsilon`` is a
 constant: its derivative is 0.
 
 This module is imported by :func:`s2nn_xp.s2nn` when a JAX array arrives;
@@ -321,8 +322,8 @@ def _parameter(name: str, value: Any, x: jax.Array, compute_dtype: Any) -> jax.A
     the parameter's range in the compute dtype (an optimizer's step to
     ``alpha <= 0``) the math gave finite values of no formula (``alpha <=
     0`` breaks the sigmoid branch's guard: a constant gradient ``alpha /
-    4``), silently. NaN instead, which ``jax_debug_nans`` and checkify's
-    float checks find: a few operations on each parameter's values,
+    4``), silently. NaN instead, which checkify's float checks and
+    ``jax.debug_nans`` find: a few operations on each parameter's values,
     computed with the rest; values in range come through unchanged (times
     1).
     """

@@ -509,6 +509,59 @@ def test_parameters_out_of_range_give_nan_where_they_are_not_checked(name, bad):
     )
 
 
+def _nan_found(compute, alpha):
+    """Whether ``compute(alpha)`` raised FloatingPointError (JAX's NaN check)."""
+    try:
+        compute(alpha)
+    except FloatingPointError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("how", ["context", "global setting"])
+def test_a_step_out_of_range_is_found_after_steps_in_range(how):
+    """The user guide's tools for an optimizer's step out of range, taken
+    after steps in range (compiled code reused): checkify's float checks
+    and ``with jax.debug_nans(True)`` find its NaN gradient. The global
+    setting (jax.config.update, JAX_DEBUG_NANS) missed NaNs made by a
+    custom derivative rule, JAX's own too, after a function's first call
+    on JAX 0.10 (the user guide says so): there it finds what it finds of
+    such a rule."""
+    from jax.experimental import checkify
+
+    x = jnp.array([-1.0, -0.0, 0.5])
+    good, bad = jnp.full(3, 4.0), jnp.full(3, -4.0)
+    step = jax.grad(lambda alpha: s2nn(x, alpha).sum())
+    checked = jax.jit(checkify.checkify(step, errors=checkify.float_checks))
+    assert checked(good)[0].get() is None
+    assert "nan generated" in checked(bad)[0].get()
+
+    @jax.custom_jvp
+    def rule(alpha):
+        return jnp.sin(alpha)
+
+    @rule.defjvp
+    def _(primals, tangents):
+        (alpha,), (tangent,) = primals, tangents
+        return rule(alpha), tangent * jnp.sqrt(alpha)  # NaN where alpha < 0
+
+    jax_own = jax.grad(lambda alpha: rule(alpha).sum())
+    if how == "context":
+        with jax.debug_nans(True):
+            found = [_nan_found(step, a) for a in (good, bad)]
+        assert found == [False, True]
+        return
+    setting = jax.config.jax_debug_nans
+    jax.config.update("jax_debug_nans", True)
+    try:
+        found = [_nan_found(step, a) for a in (good, bad)]
+        found_jax_own = [_nan_found(jax_own, a) for a in (good, bad)]
+    finally:
+        jax.config.update("jax_debug_nans", setting)
+    assert found == found_jax_own
+    assert not found[0]
+
+
 @pytest.mark.parametrize("flag", ["debug_nans", "debug_infs"])
 def test_valid_calls_run_op_by_op_under_jax_debug_checks(flag):
     """The range check wrote NaN and inf as constants, which
