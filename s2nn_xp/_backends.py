@@ -268,8 +268,11 @@ class Backend:
         default `fn` itself, for the libraries that run eagerly. A record
         that compiles names "jit" or "compile" in `transforms` (checked).
     flushes_subnormals
-        Whether the library computes subnormal numbers as zero (XLA does), so
-        that a negative subnormal ``x`` spikes (the docs' Definition page).
+        Given an array ``x`` and the dtype it is computed in, whether the
+        library computes subnormal numbers as zero there, so that a negative
+        subnormal ``x`` spikes (the docs' Definition page): XLA on the CPU
+        (JAX), CuPy in float32 (it compiles every kernel with ``-ftz=true``).
+        None: never.
     values_on_host
         Whether its arrays' values sit in host memory, never traced, so that
         parameter values are checked like numbers (read with ``to_numpy``).
@@ -332,7 +335,7 @@ class Backend:
     oldest: str | None = None
     adapter_with_library: bool = False
     device_kinds: tuple[str, ...] = ("cpu",)
-    flushes_subnormals: bool = False
+    flushes_subnormals: Callable[[Any, Any], bool] | None = None
     values_on_host: bool = True
     lazy: bool = False
     mutable_arrays: bool = True
@@ -468,6 +471,10 @@ class Backend:
             msg = f"backend {self.name!r}: {name} names a value twice: {value!r}"
             raise ValueError(msg)
 
+    def flushes(self, x: Any, dtype: Any) -> bool:
+        """Whether subnormals are computed as zero for ``x`` in ``dtype``."""
+        return self.flushes_subnormals is not None and self.flushes_subnormals(x, dtype)
+
     @property
     def capabilities(self) -> frozenset[Capability]:
         """What the backend can do: from its dtypes, values_on_host and transforms.
@@ -577,6 +584,21 @@ def _jax_devices() -> list[str]:
     import jax
 
     return [str(d) for d in jax.devices()]
+
+
+def _jax_flushes(x: Any, dtype: Any) -> bool:
+    """XLA's CPU flushes subnormals, its NVIDIA GPU does not (an H200, JAX 0.11).
+
+    By the platform of ``x``'s devices; a traced ``x`` has none: JAX's
+    default backend's.
+    """
+    import jax
+
+    try:
+        platforms = {device.platform for device in x.devices()}
+    except Exception:  # a tracer (ConcretizationTypeError), or no array
+        platforms = {jax.default_backend()}
+    return "cpu" in platforms
 
 
 def _jax_to_numpy(array: Any) -> np.ndarray:
@@ -720,6 +742,11 @@ def _cupy_devices() -> list[str]:
     return [f"cuda:{i}" for i in range(cupy.cuda.runtime.getDeviceCount())]
 
 
+def _cupy_flushes(x: Any, dtype: Any) -> bool:
+    """CuPy compiles its kernels and ufuncs with ``-ftz=true``: float32 flushes."""
+    return np.dtype(dtype) == np.float32
+
+
 def _cupy_to_numpy(array: Any) -> np.ndarray:
     copy: np.ndarray = array.get()
     return copy
@@ -832,8 +859,9 @@ BACKENDS: dict[str, Backend] = _registry(
         ),
         oldest="0.4.35",
         implements=_EVERY_FUNCTION,
-        device_kinds=("cpu", "gpu", "tpu"),
-        flushes_subnormals=True,
+        # the kinds of JAX's device names ("cuda:0"), not its platforms ("gpu")
+        device_kinds=("cpu", "cuda", "rocm", "tpu"),
+        flushes_subnormals=_jax_flushes,
         values_on_host=False,  # on a device, or traced
         mutable_arrays=False,
         places_arrays=True,
@@ -904,6 +932,7 @@ BACKENDS: dict[str, Backend] = _registry(
             "`pip install cupy-cuda13x` (CUDA 13)."
         ),
         oldest="13",
+        flushes_subnormals=_cupy_flushes,
         values_on_host=False,  # on a GPU
         implements=_EVERY_FUNCTION,
         device_kinds=("cuda",),

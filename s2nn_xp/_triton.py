@@ -169,19 +169,22 @@ if AVAILABLE:
         n,
         alpha,
         beta,
+        with_cotangent: tl.constexpr,
         use_libdevice: tl.constexpr,
         block: tl.constexpr,
     ):
-        """Write cotangent * gradient(x) to out."""
+        """Write cotangent * gradient(x) to out (gradient(x) without a cotangent)."""
         offsets, mask = _offsets(n, block)
         x = _load_float32(x_ptr, offsets, mask)
-        cotangent = _load_float32(cotangent_ptr, offsets, mask)
         e = _sigmoid_exp(x, alpha, use_libdevice)
         bell = tl.div_rn(e * alpha, (e + 2.0) * e + 1.0)  # (1 + e)**2
         tail = tl.div_rn(beta + tl.zeros_like(x), tl.maximum(x, -0.5) + 1.0)
         grad = tl.where(x >= 0.0, tail, bell)
         grad = tl.where(x != x, x, grad)  # NaN stays NaN
-        result = grad * cotangent
+        if with_cotangent:
+            result = grad * _load_float32(cotangent_ptr, offsets, mask)
+        else:
+            result = grad
         tl.store(out_ptr + offsets, result.to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -321,14 +324,15 @@ def spike(
 
 
 def spike_vjp(
-    cotangent: torch.Tensor, x: torch.Tensor, alpha: float, beta: float
+    cotangent: torch.Tensor | None, x: torch.Tensor, alpha: float, beta: float
 ) -> torch.Tensor | None:
     """``cotangent * gradient(x, alpha, beta)`` in one kernel, in ``x``'s dtype.
 
     Parameters
     ----------
-    cotangent : torch.Tensor
-        The incoming gradient; it must broadcast to ``x``.
+    cotangent : torch.Tensor or None
+        The incoming gradient; it must broadcast to ``x``. None: the gradient
+        itself (``s2nn_xp.gradient``), no cotangent read.
     x : torch.Tensor
         The saved input (a real floating CUDA tensor).
     alpha, beta : float
@@ -341,12 +345,18 @@ def spike_vjp(
         the kernel cannot run, as for :func:`spike`.
     """
     x = _dense(x)
-    cotangent = _readable(cotangent)
-    if cotangent.shape != x.shape or cotangent.stride() != x.stride():
-        # An expanded or differently laid out cotangent (``y.sum()`` gives a
-        # broadcast one): copy it into x's layout so that both run flat.
-        cotangent = torch.empty_like(x, dtype=cotangent.dtype).copy_(cotangent)
+    if cotangent is None:
+        read = x  # a pointer for the argument, never read
+    else:
+        read = _readable(cotangent)
+        if read.shape != x.shape or read.stride() != x.stride():
+            # An expanded or differently laid out cotangent (``y.sum()`` gives
+            # a broadcast one): copy it into x's layout so that both run flat.
+            read = torch.empty_like(x, dtype=read.dtype).copy_(read)
     out = torch.empty_like(x)
-    if _launched(_spike_vjp_kernel, (cotangent, x, out), alpha, beta):
+    with_cotangent = cotangent is not None
+    if _launched(
+        _spike_vjp_kernel, (read, x, out), alpha, beta, with_cotangent=with_cotangent
+    ):
         return out
     return None

@@ -1443,7 +1443,7 @@ def check_arguments(
             f"most {limit}; reshape x to fewer (the spike acts value by value)"
         )
         raise ValueError(msg)
-    flushed_by = backend.name if backend and backend.flushes_subnormals else None
+    flushed_by = backend.name if backend and backend.flushes(x, compute_dtype) else None
     checked = {
         name: check_parameter(
             xp,
@@ -1545,9 +1545,13 @@ def host_floats(name: str, values: Any) -> Any:
     return array.astype(np.float64)
 
 
-def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
-    """The cotangent of a pullback in the compute dtype, checked against ``x``."""
-    xp = p.xp
+def cotangent_of_a_kind(cotangent: Any) -> Any:
+    """``cotangent`` (the array a wrapper stands for) if a cotangent may be one.
+
+    A number, host data (sequences, NumPy's arrays and scalars, what NumPy
+    reads) or an array; TypeError naming the cotangent otherwise. Which
+    library's array, and its values, the caller judges.
+    """
     cotangent = _compat.stood_for(cotangent, "cotangent")  # first, as for x
     if _compat.is_array_api_obj(cotangent) and not _has_array_attributes(cotangent):
         raise _not_an_array("cotangent", cotangent)
@@ -1559,6 +1563,13 @@ def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
         or _reads_as_array(cotangent)
     ):
         raise wrong_type("cotangent", cotangent)
+    return cotangent
+
+
+def prepare_cotangent(p: Prepared, cotangent: Any) -> Any:
+    """The cotangent of a pullback in the compute dtype, checked against ``x``."""
+    xp = p.xp
+    cotangent = cotangent_of_a_kind(cotangent)
     numpy = sys.modules.get("numpy")
     if numpy is not None and isinstance(cotangent, numpy.ma.MaskedArray):
         if not _compat.is_numpy_namespace(xp):

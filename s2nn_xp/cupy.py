@@ -68,7 +68,6 @@ True
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -84,6 +83,7 @@ from ._validation import (
     check_real_dtype,
     check_representable,
     check_same_device,
+    cotangent_of_a_kind,
     describe,
     host_floats,
     host_input,
@@ -93,7 +93,6 @@ from ._validation import (
     refuse_other_library,
     validate_flag,
     validate_parameter,
-    wrong_type,
 )
 
 try:
@@ -114,7 +113,7 @@ __all__ = [
 __dir__ = listing(__all__)
 
 ArrayLike = Any
-"""A CuPy array, or a Python number or (nested) list of numbers."""
+"""A CuPy array, or host data but a NumPy array: numbers, NumPy scalars, lists."""
 Parameter = Any
 """A positive Python number, or a CuPy array broadcasting to ``x`` (per neuron)."""
 
@@ -134,11 +133,11 @@ class _LaunchConfiguration(NamedTuple):
 _LAUNCH = _LaunchConfiguration(block_size=256, chunks_per_thread=4)
 
 _ALIGNMENT = _cupy_kernels.CHUNK_BYTES
+_RECORD = _backends.get("cupy")
 # The floats CuPy computes (its registry record's) -> the dtype each is
 # computed in.
 _FLOAT_COMPUTE: dict[np.dtype[Any], np.dtype[Any]] = {
-    np.dtype(name): np.dtype(_backends.COMPUTE_DTYPES[name])
-    for name in _backends.get("cupy").dtypes
+    np.dtype(name): np.dtype(_backends.COMPUTE_DTYPES[name]) for name in _RECORD.dtypes
 }
 
 # (operation, dtypes of the arrays, inputs first) -> (contiguous kernel, chunk);
@@ -181,15 +180,18 @@ _ARRAY_API_MATH: dict[str, Callable[..., tuple[Any, ...]]] = {
 def _input(x: ArrayLike) -> tuple[Any, np.dtype, np.dtype]:
     """``x`` as the CuPy array the kernels read, its compute and result dtypes."""
     if not isinstance(x, cupy.ndarray):
-        if not isinstance(x, numbers.Number | list | tuple):
+        if isinstance(x, np.ndarray):  # an array on the host, not a NumPy scalar
+            if isinstance(x, np.ma.MaskedArray):  # its mask would be dropped
+                raise masked_host_data("x", "cupy")
             check_plain_values("x", x)  # moved as the message says, it lost them
             msg = (
                 f"x must be a CuPy array, not {describe(x)} (move host data to "
                 "the GPU with cupy.asarray)"
             )
             raise TypeError(msg)
-        # Read and checked as every adapter's host data is (ragged lists,
-        # ints beyond int64, odd items: errors naming x).
+        # Numbers, lists, NumPy scalars and what NumPy reads: read and checked
+        # as every adapter's host data is (ragged lists, ints beyond int64,
+        # odd items, other libraries' arrays: errors naming x).
         x = cupy.asarray(host_input(x, "cupy"))
     compute = _FLOAT_COMPUTE.get(x.dtype)
     if compute is not None:  # float16 is read as is and widened in the kernel
@@ -219,14 +221,20 @@ def _parameter(name: str, value: Parameter, x: Any, compute: np.dtype) -> Any:
     if not isinstance(value, cupy.ndarray):  # no lookup at every call
         refuse_other_library(cupy, name, value, x)
     value = validate_parameter(name, value)
+    # a subnormal alpha or beta would act as 0 where CuPy flushes them
+    flushed_by = "cupy" if _RECORD.flushes(x, compute) else None
     if isinstance(value, float):
-        return compute.type(check_representable(name, value, compute, largest))
+        return compute.type(
+            check_representable(name, value, compute, largest, flushed_by=flushed_by)
+        )
     if not isinstance(value, (np.ndarray, cupy.ndarray)):
         raise mixed_libraries(x, name, value)
     check_real_dtype(name, np, value.dtype)
     if not isinstance(value, cupy.ndarray):  # host values (lists too), checked
-        check_representable(name, value, compute, largest)
-        value = cupy.asarray(value)
+        check_representable(name, value, compute, largest, flushed_by=flushed_by)
+        # in the compute dtype on the host: CuPy reads no ml_dtypes (float8)
+        with np.errstate(over="ignore", under="ignore"):  # judged above
+            value = cupy.asarray(value.astype(compute))
     check_broadcast(name, value.shape, x.shape)
     check_same_device(name, value.device.id, x.device.id)
     return value.astype(compute, copy=False)
@@ -466,8 +474,12 @@ def _launch(
         a.astype(compute, copy=False) if isinstance(a, cupy.ndarray) else a
         for a in inputs
     ]
+    # The kernels' scalars (NumPy's, in the compute dtype) as Python numbers,
+    # the same values: the math takes a NumPy scalar for an array otherwise,
+    # which CuPy's functions refuse.
+    scalars = [p.item() if isinstance(p, np.generic) else p for p in parameters]
     with _compat.quiet_floating_point(xp):
-        results = _ARRAY_API_MATH[operation](xp, *values, *parameters)
+        results = _ARRAY_API_MATH[operation](xp, *values, *scalars)
     for out, result in zip(outputs, results, strict=True):
         out[...] = result
 
@@ -735,15 +747,15 @@ class _Pullback:
         if type(cotangent) is float:  # the common case: no more lookups
             return _quietly_as(grad.dtype, cotangent)
         if not isinstance(cotangent, cupy.ndarray):
+            # of a kind a cotangent may be, as every adapter's pullback takes
+            cotangent = cotangent_of_a_kind(cotangent)
+        if not isinstance(cotangent, cupy.ndarray):
             if isinstance(cotangent, np.ma.MaskedArray):  # its mask, dropped
                 raise masked_host_data("cotangent", "cupy")
-            if not isinstance(
-                cotangent, list | tuple | numbers.Number | np.ndarray | np.generic
+            if _compat.is_array_api_obj(cotangent) and not _compat.is_numpy_array(
+                cotangent
             ):
-                if _compat.is_array_api_obj(cotangent):
-                    raise mixed_libraries(grad, "cotangent", cotangent)
-                check_plain_values("cotangent", cotangent)
-                raise wrong_type("cotangent", cotangent)
+                raise mixed_libraries(grad, "cotangent", cotangent)
             # Checked as every library's host data is (a real dtype, no units
             # or labels, ints beyond int64 as floats), in float64 at most.
             host = host_floats("cotangent", cotangent)

@@ -459,7 +459,7 @@ def s2nn(
     >>> s2nn(x)
     Array([0., 1., 1.], dtype=float32)
     >>> jax.grad(lambda x: s2nn(x).sum())(x)
-    Array([0.07065083, 1.        , 0.5       ], dtype=float32)
+    Array([0.0706508..., 1.        , 0.5       ], dtype=float32)
 
     A learnable, per-neuron ``beta``:
 
@@ -659,10 +659,14 @@ def _from_numpy(values: Any) -> jax.Array:
     """Host data as a JAX array; an ml_dtypes float XLA cannot hold, in float32.
 
     JAX names every ml_dtypes float, but XLA's CPU backend holds no float6
-    (an XLA error at transfer), and older JAX (0.4.35) takes no float4 (a
-    TypeError): those go through float32, which holds each of their values,
-    and stay float32, as in the PyTorch adapter.
+    (an XLA error at transfer) and its GPU backend compiles no cast of one
+    (an XLA error at the call, on an H200 with JAX 0.11), and older JAX
+    (0.4.35) takes no float4 (a TypeError): those go through float32, which
+    holds each of their values, and stay float32, as in the PyTorch adapter.
     """
+    float6 = values.dtype.name.startswith("float6")  # on every device alike
+    if float6 and ml_dtypes_kind(values.dtype) == "floating":
+        return jnp.asarray(values.astype("float32"))
     try:
         # Quietly, as for parameters: without x64 a float64 value beyond
         # float32's range becomes inf there, as the math rounds, not a
@@ -763,7 +767,7 @@ _GRADIENT_EXAMPLES = """\
     >>> import jax.numpy as jnp
     >>> import s2nn_xp.jax
     >>> s2nn_xp.jax.gradient(jnp.array([-1.0, 0.0, 1.0]))
-    Array([0.07065083, 1.        , 0.5       ], dtype=float32)
+    Array([0.0706508..., 1.        , 0.5       ], dtype=float32)
 """
 
 
@@ -794,7 +798,7 @@ _VJP_EXAMPLES = """\
     >>> y
     Array([0., 1., 1.], dtype=float32)
     >>> pullback(jnp.array([1.0, 2.0, 2.0]))
-    Array([0.07065083, 2.        , 1.        ], dtype=float32)
+    Array([0.0706508..., 2.        , 1.        ], dtype=float32)
 """
 
 

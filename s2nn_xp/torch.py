@@ -540,7 +540,7 @@ def _gradient_vjp(
     """
     parameters = (alpha, beta)
     others = () if cotangent is None else (cotangent,)
-    kernels = _fused_kernels(x, parameters, *others) if others else None
+    kernels = _fused_kernels(x, parameters, *others)
     if kernels is not None:
         fused = kernels.spike_vjp(cotangent, x, alpha, beta)
         if fused is not None:  # None where the kernel cannot run (warned once)

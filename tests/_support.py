@@ -12,6 +12,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -24,6 +25,9 @@ import s2nn_xp._compat as compat
 from s2nn_xp import _backends
 
 mpmath.mp.prec = 113  # quad precision, far beyond float64
+
+# The checkout under test, for children that import it.
+REPO = Path(__file__).resolve().parents[1]
 
 
 # --- the backends under test ----------------------------------------------------
@@ -43,6 +47,24 @@ def python_script(script: str, **options: Any) -> subprocess.CompletedProcess[st
         check=False,
         **options,
     )
+
+
+def env_with_repo(**variables: str) -> dict[str, str]:
+    """This process's environment for a child that imports this checkout.
+
+    The repository goes first on ``PYTHONPATH``, before what it held (where
+    the packages a machine without network was given may lie), and
+    ``variables`` are set.
+    """
+    env = {**os.environ, **variables}
+    path = [str(REPO), os.environ.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, path))
+    return env
+
+
+def normal_or_zero(values: np.ndarray) -> np.ndarray:
+    """``values`` less its subnormal numbers (which a flushing library zeroes)."""
+    return values[(values == 0) | (np.abs(values) >= np.finfo(values.dtype).tiny)]
 
 
 def selected_backends() -> list[str]:

@@ -18,7 +18,6 @@ import re
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,9 +45,11 @@ from s2nn_xp.jax import s2nn  # noqa: E402
 from tests._support import (  # noqa: E402
     COTANGENT,
     GRID,
+    REPO,
     assert_adapter_refuses_foreign_x,
     assert_same_bits,
     count_calls,
+    env_with_repo,
     ref_dorigin_dalpha,
     ref_dorigin_dbeta,
     ref_forward,
@@ -57,8 +58,6 @@ from tests._support import (  # noqa: E402
     reference,
     ulp_error,
 )
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def grad_x(fn, order=1):
@@ -862,12 +861,11 @@ _SHARDING_SCRIPT = textwrap.dedent(
 
 def _on_cpu_devices(script: str, count: int) -> dict:
     """The JSON that ``script`` prints last, run where JAX has ``count`` CPUs."""
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={count}"
+    flags = os.environ.get("XLA_FLAGS", "")
+    env = env_with_repo(
+        XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count={count}",
+        JAX_PLATFORMS="cpu",
     )
-    env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     completed = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,

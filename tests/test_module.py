@@ -1429,6 +1429,14 @@ def one_process_group(tmp_path):
         dist.destroy_process_group()
 
 
+def _cpu_mesh():
+    """FSDP2's mesh of this process, on the CPU: its default is a CUDA device
+    where one exists (with a warning that no device was chosen)."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    return init_device_mesh("cpu", (1,))
+
+
 def _spiking_model(spike):
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(5, 6), spike, nn.Linear(6, 2))
@@ -1547,7 +1555,7 @@ def test_a_user_s_code_that_fsdp_calls_is_checked():
             self.spike.alpha = alpha
 
     annealed = Annealed()
-    fully_shard(annealed)
+    fully_shard(annealed, mesh=_cpu_mesh())
     register_fsdp_forward_method(annealed, "anneal")
     with pytest.raises(ValueError, match="alpha must be finite and > 0"):
         annealed.anneal(torch.tensor([-5.0, 1.0]))
@@ -1564,7 +1572,7 @@ def test_fsdp2_shards_trains_and_resets_a_learnable_module():
 
     want = _trained(_spiking_model(_learnable_spike()))
     model = _spiking_model(_learnable_spike())
-    fully_shard(model)
+    fully_shard(model, mesh=_cpu_mesh())
     _trained(model)
     for a, b in zip(model.parameters(), want.parameters(), strict=True):
         torch.testing.assert_close(a.full_tensor(), b.detach(), rtol=1e-6, atol=1e-7)
@@ -1583,7 +1591,7 @@ def test_fsdp2_shards_trains_and_resets_a_learnable_module():
     # recipe for FSDP2 does).
     with torch.device("meta"):
         built = nn.Sequential(_learnable_spike())
-    fully_shard(built)
+    fully_shard(built, mesh=_cpu_mesh())
     built.to_empty(device="cpu")
     built[0].reset_parameters()
     torch.testing.assert_close(

@@ -220,6 +220,9 @@ def test_a_numpy_epsilon_made_writeable_keeps_its_key():
 
 
 @pytest.mark.requires_mutable_arrays
+@pytest.mark.skip_backends(
+    "cupy", reason="values on a GPU are not read for a key: keyed by identity"
+)
 def test_an_epsilon_changed_in_place_is_keyed_by_its_new_values(xp):
     """The key kept for an array (the commit before this test) stayed the
     first one where the object's own copy can be changed in place (a

@@ -17,12 +17,10 @@ import contextlib
 import functools
 import inspect
 import math
-import os
 import re
 import textwrap
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,9 +44,11 @@ from s2nn_xp._backends import torch_round_trip  # noqa: E402
 from s2nn_xp.torch import S2NN, s2nn  # noqa: E402
 from tests._support import (  # noqa: E402
     GRID,
+    REPO,
     SPECIAL_X,
     assert_same_bits,
     count_calls,
+    env_with_repo,
     python_script,
     ref_dgradient_dx,
     ref_dorigin_dalpha,
@@ -77,7 +77,6 @@ pytestmark = [
     ),
 ]
 
-REPO = Path(__file__).resolve().parents[1]
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device")
 
@@ -1607,7 +1606,10 @@ def test_cuda_eager_runs_one_fused_kernel_each_way(monkeypatch):
     torch.testing.assert_close(x.grad.cpu(), want, rtol=4 * 2.0**-23, atol=1e-30)
 
 
+# Inductor suggests TF32 for the float32 matrix product of the Linear layer
+# (a performance hint of torch's, on GPUs with TF32 tensor cores).
 @needs_cuda
+@pytest.mark.filterwarnings("ignore:TensorFloat32 tensor cores:UserWarning")
 def test_cuda_autocast_and_compile():
     torch.manual_seed(0)
     layer = nn.Linear(16, 8).cuda()
@@ -1653,7 +1655,7 @@ def test_no_kernels_where_triton_is_missing():
         print("ok")
         """
     )
-    _prints_ok(script, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    _prints_ok(script, env=env_with_repo(), cwd=REPO)
 
 
 def _prints_ok(script: str, **options) -> None:

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import textwrap
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,14 +30,14 @@ triton = pytest.importorskip("triton", reason="Triton is not installed")
 import s2nn_xp._triton  # noqa: E402
 import s2nn_xp.torch  # noqa: E402
 from tests._support import (  # noqa: E402
+    REPO,
     SPECIAL_X,
+    env_with_repo,
     ref_gradient,
     ref_origin,
     reference,
     ulp_error,
 )
-
-REPO = Path(__file__).resolve().parents[1]
 
 ALPHAS = (4.0, 2.0, 1.0, 0.5)  # powers of two: alpha * x is exact in float32
 BETAS = (1.0, 0.75)
@@ -77,13 +75,13 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
         for b in betas:
             x = torch.linspace(-20 / a, 20 / a, 4001, dtype=torch.float32)
             keep(f"origin_{a}_{b}", _triton.spike(x, a, b, 1e-8, origin=True))
-            keep(f"grad_{a}_{b}", _triton.spike_vjp(torch.ones_like(x), x, a, b))
+            keep(f"grad_{a}_{b}", _triton.spike_vjp(None, x, a, b))
             keep(f"x_{a}_{b}", x)
 
     # alpha * x rounded: against the float32 math itself
     x = torch.linspace(-8.0, 8.0, 4001, dtype=torch.float32)
     for a in (2.5, 0.3):
-        keep(f"kernel_grad_{a}", _triton.spike_vjp(torch.ones_like(x), x, a, 1.0))
+        keep(f"kernel_grad_{a}", _triton.spike_vjp(None, x, a, 1.0))
         keep(f"math_grad_{a}", math_gradient(xp, x, a, 1.0))
         keep(f"kernel_origin_{a}", _triton.spike(x, a, 1.0, 1e-8, origin=True))
         keep(f"math_origin_{a}", math_origin(xp, x, a, 1.0, 1e-8))
@@ -94,7 +92,7 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     for origin in (False, True):
         y = _triton.spike(x, 4.0, 1.0, 1e-8, origin=origin)
         keep(f"special_kernel_{origin}", y)
-    keep("special_kernel_grad", _triton.spike_vjp(torch.ones_like(x), x, 4.0, 1.0))
+    keep("special_kernel_grad", _triton.spike_vjp(None, x, 4.0, 1.0))
     keep("special_math_grad", math_gradient(xp, x, 4.0, 1.0))
     keep("special_math_origin", math_origin(xp, x, 4.0, 1.0, 1e-8))
     keep("special_math_forward", math_forward(xp, x))
@@ -195,6 +193,10 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     keep("compiled_y_error", y_compiled - math_forward(xp, x.detach()))
     keep("compiled_grad_error",
          x_compiled.grad - math_gradient(xp, x.detach(), 2.5, 0.75) * g)
+    # the public gradient: the kernel without a cotangent
+    public = adapter.gradient(x.detach(), 2.5, 0.75)
+    results["calls_after_gradient"] = np.array([calls["spike"], calls["spike_vjp"]])
+    keep("public_grad_error", public - math_gradient(xp, x.detach(), 2.5, 0.75))
     np.savez(out, **results)
     print("done")
     """
@@ -203,7 +205,7 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
 
 def run_interpreted(script: str, *args: str) -> str:
     """Run ``script`` under Triton's interpreter; its standard output."""
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(REPO)}
+    env = env_with_repo(TRITON_INTERPRET="1")
     env.pop("PYTHONWARNINGS", None)
     completed = subprocess.run(
         [sys.executable, "-c", script, *args],
@@ -348,6 +350,12 @@ def test_no_kernel_under_torch_compile(interpreted):
     assert np.abs(interpreted["compiled_grad_error"]).max() <= 1e-6
 
 
+def test_public_gradient_runs_the_kernel_without_a_cotangent(interpreted):
+    """s2nn_xp.gradient of a CUDA tensor: one kernel, no cotangent read."""
+    assert interpreted["calls_after_gradient"].tolist() == [3, 2]
+    assert np.abs(interpreted["public_grad_error"]).max() <= 1e-6
+
+
 # A kernel that fails to build: the adapter's calls fall back to the torch path.
 _FALLBACK_SCRIPT = textwrap.dedent(
     """
@@ -369,6 +377,7 @@ _FALLBACK_SCRIPT = textwrap.dedent(
 
     @triton.jit
     def _broken_spike_vjp(cotangent_ptr, x_ptr, out_ptr, n, alpha, beta,
+                          with_cotangent: tl.constexpr,
                           use_libdevice: tl.constexpr, block: tl.constexpr):
         offsets = tl.arange(0, block)
         tl.store(out_ptr + offsets, tl.forced_build_failure(offsets),
@@ -572,7 +581,7 @@ def test_gpu_branch_compiles_with_accurate_math():
                 "out_ptr": "*fp32",
                 "n": "i32",
             },
-            {},
+            {"with_cotangent": True},
         ),
     ]
     for capability in (80, 90):
