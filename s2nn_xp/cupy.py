@@ -222,7 +222,7 @@ def _parameter(name: str, value: Parameter, x: Any, compute: np.dtype) -> Any:
         refuse_other_library(cupy, name, value, x)
     value = validate_parameter(name, value)
     # a subnormal alpha or beta would act as 0 where CuPy flushes them
-    flushed_by = "cupy" if _RECORD.flushes(x, compute) else None
+    flushed_by = _RECORD.name if _RECORD.flushes(x, compute) else None
     if isinstance(value, float):
         return compute.type(
             check_representable(name, value, compute, largest, flushed_by=flushed_by)
@@ -748,6 +748,7 @@ class _Pullback:
             return _quietly_as(grad.dtype, cotangent)
         if not isinstance(cotangent, cupy.ndarray):
             # of a kind a cotangent may be, as every adapter's pullback takes
+            # (a wrapper gives the array it stands for: asked again below)
             cotangent = cotangent_of_a_kind(cotangent)
         if not isinstance(cotangent, cupy.ndarray):
             if isinstance(cotangent, np.ma.MaskedArray):  # its mask, dropped
