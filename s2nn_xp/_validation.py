@@ -207,6 +207,43 @@ def check_number(name: str, value: float) -> float:
     return value
 
 
+def checked_number(
+    name: str,
+    value: float,
+    dtype: Any,
+    largest: float,
+    *,
+    flushed_by: str | None = None,
+) -> float:
+    """A Python float parameter checked once for each value and dtype.
+
+    By :func:`check_number`, then :func:`check_representable` in ``dtype``.
+    A module's numbers come again at every call, where their checks were a
+    tenth of a call's cost at 8,192 values: those found valid are kept (a
+    bounded record, cleared when full: an annealed one) and returned as
+    given (``-0.0`` too). A NaN is never valid, nor equal to one kept.
+    """
+    # the dtype's type before it: a library's dtype may warn when compared
+    # with another's (array-api-strict's with NumPy's, of the same hash)
+    key = (name, value, type(dtype), dtype, flushed_by)
+    if key in _VALID_NUMBERS:
+        return value
+    check_number(name, value)
+    checked: float = check_representable(
+        name, value, dtype, largest, flushed_by=flushed_by
+    )
+    if len(_VALID_NUMBERS) >= VALID_NUMBERS_KEPT:
+        _VALID_NUMBERS.clear()
+    _VALID_NUMBERS.add(key)
+    return checked
+
+
+# Python-number parameters found valid: (name, value, the compute dtype's
+# type, the compute dtype, the library that flushes subnormals there or None).
+_VALID_NUMBERS: set[tuple[str, float, type, Any, str | None]] = set()
+VALID_NUMBERS_KEPT = 256
+
+
 def check_representable(
     name: str,
     value: Any,
@@ -1396,6 +1433,10 @@ def check_parameter(
     in their own dtype: casting may be left to compiled code). ``flushed_by``
     as for :func:`check_representable`.
     """
+    if type(value) is float:  # the common case, once for each number and dtype
+        return checked_number(
+            name, value, compute_dtype, largest, flushed_by=flushed_by
+        )
     given = value
     if not isinstance(value, float):
         refuse_other_library(xp, name, value, x)
@@ -1425,6 +1466,32 @@ def check_parameter(
     return _in_chunks_of_x(name, value, x)
 
 
+def _float_input(xp: ModuleType, x: Any) -> tuple[Any, Any, float]:
+    """:func:`input_dtypes` of ``x`` and the compute dtype's largest value.
+
+    Kept for floating ``x`` (its result dtype its own), whose answer its
+    dtype alone decides: asked at every call, where a call's cost counts.
+    """
+    dtype = x.dtype
+    try:
+        known = _FLOAT_INPUTS.get((xp, dtype))
+    except TypeError:  # a dtype that cannot be hashed
+        known, dtype = None, None
+    if known is not None:
+        return known
+    compute_dtype, result_dtype = input_dtypes(xp, x)
+    known = (compute_dtype, result_dtype, float(xp.finfo(compute_dtype).max))
+    # x's own dtype object as the result (compared by identity: a library's
+    # dtype may warn when compared with another's)
+    if dtype is not None and result_dtype is dtype and len(_FLOAT_INPUTS) < 64:
+        _FLOAT_INPUTS[(xp, dtype)] = known
+    return known
+
+
+# (namespace, floating dtype) -> (compute dtype, result dtype, largest)
+_FLOAT_INPUTS: dict[tuple[ModuleType, Any], tuple[Any, Any, float]] = {}
+
+
 def check_arguments(
     xp: ModuleType, x: Any, params: dict[str, Any]
 ) -> tuple[Any, Any, dict[str, Any]]:
@@ -1433,8 +1500,7 @@ def check_arguments(
     Nothing of ``x``'s size is computed: adapters that compile call this
     before their compiled function, which casts.
     """
-    compute_dtype, result_dtype = input_dtypes(xp, x)
-    largest = float(xp.finfo(compute_dtype).max)
+    compute_dtype, result_dtype, largest = _float_input(xp, x)
     backend = _backends.of_array(x)
     limit = None if backend is None else backend.max_dimensions
     if backend is not None and limit is not None and x.ndim > limit:

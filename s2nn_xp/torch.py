@@ -115,6 +115,7 @@ from ._validation import (
     check_parameter,
     check_representable,
     check_same_device,
+    checked_number,
     describe,
     host_input,
     input_dtypes,
@@ -1118,17 +1119,8 @@ def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
     if type(value) is float and not torch.compiler.is_compiling():
         # The common case, checked by the same rules without the general
         # dispatch on the value's type (a call's cost counts at 10^4 values),
-        # once for each number and dtype: a module's numbers come again at
-        # every call (their checks were a tenth of its overhead at 8,192).
-        key = (name, value, compute_dtype)
-        if key in _CHECKED_NUMBERS:  # valid: the same for 0.0 and -0.0
-            return value
-        check_number(name, value)
-        checked = check_representable(name, value, compute_dtype, largest)
-        if len(_CHECKED_NUMBERS) >= _CHECKED_NUMBERS_KEPT:  # an annealed one
-            _CHECKED_NUMBERS.clear()
-        _CHECKED_NUMBERS.add(key)
-        return checked
+        # once for each number and dtype.
+        return checked_number(name, value, compute_dtype, largest)
     numbers = (int, float, torch.SymInt, torch.SymFloat)
     if (
         torch.compiler.is_compiling()
@@ -1173,12 +1165,6 @@ def _prepare_parameter(name: str, value: Any, x: torch.Tensor) -> Parameter:
             return value
     value = value.to(device=x.device, dtype=compute_dtype)
     return _constant(value) if name == "epsilon" else value
-
-
-# Python-number parameters found valid, with the compute dtype they were
-# checked for: (name, value, dtype). A NaN is never found (nor valid).
-_CHECKED_NUMBERS: set[tuple[str, float, torch.dtype]] = set()
-_CHECKED_NUMBERS_KEPT = 256
 
 
 def _constant(epsilon: torch.Tensor) -> torch.Tensor:

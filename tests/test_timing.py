@@ -139,6 +139,15 @@ def run_script(name: str, *argv: str) -> None:
     module.main(list(argv))
 
 
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_profile_call_runs(capsys, framework):
+    if framework not in selected_backends():
+        pytest.skip(f"backend {framework!r} not selected")
+    run_script("profile_call", "--size", "64", "--calls", "5", "--framework", framework)
+    out = capsys.readouterr().out
+    assert "us a call" in out and "cumulative" in out
+
+
 def test_bench_core_runs(capsys):
     if "numpy" not in selected_backends():
         pytest.skip("backend 'numpy' not selected")

@@ -39,6 +39,7 @@ import s2nn_xp  # noqa: E402
 import s2nn_xp._math  # noqa: E402
 import s2nn_xp._temporaries  # noqa: E402
 import s2nn_xp._triton  # noqa: E402
+import s2nn_xp._validation  # noqa: E402
 import s2nn_xp.torch  # noqa: E402
 from s2nn_xp._backends import torch_round_trip  # noqa: E402
 from s2nn_xp.torch import S2NN, s2nn  # noqa: E402
@@ -1984,9 +1985,10 @@ def test_numbers_found_valid_are_checked_again_for_another_dtype():
         assert math.copysign(1.0, prepare("epsilon", value, x32)) == math.copysign(
             1.0, value
         )
-    for step in range(3 * s2nn_xp.torch._CHECKED_NUMBERS_KEPT):  # annealed
+    kept = s2nn_xp._validation.VALID_NUMBERS_KEPT
+    for step in range(3 * kept):  # annealed
         assert prepare("alpha", 1.0 + step / 64, x32) == 1.0 + step / 64
-    assert len(s2nn_xp.torch._CHECKED_NUMBERS) <= s2nn_xp.torch._CHECKED_NUMBERS_KEPT
+    assert len(s2nn_xp._validation._VALID_NUMBERS) <= kept
     with pytest.raises(ValueError, match=r"alpha must be finite and > 0\.0"):
         prepare("alpha", -1.0, x32)
 

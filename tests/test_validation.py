@@ -92,6 +92,19 @@ def test_a_parameter_that_is_0_in_the_compute_dtype_is_a_value_error(
     call(_on(xp, X, "float64"))
 
 
+def test_numbers_found_valid_are_checked_again_in_another_dtype(xp):
+    """Python-number parameters are checked once for each value and compute
+    dtype (a call's cost): one found valid with float64 x, twice, still
+    overflows float32 or is 0 there, on every backend."""
+    for huge, tiny in [(1e39, 1e-46), (3e38 * 1.5, 7e-46)]:
+        for _ in range(2):
+            s2nn_xp.origin(_on(xp, X, "float64"), huge, tiny)
+        with pytest.raises(ValueError, match=r"alpha=.* overflows float32"):
+            s2nn_xp.origin(_on(xp, X, "float32"), huge)
+        with pytest.raises(ValueError, match=r"beta=.* is 0 in float32"):
+            s2nn_xp.gradient(_on(xp, X, "float32"), 4.0, tiny)
+
+
 @pytest.mark.parametrize("x_dtype", ["float32", "float64"])
 @pytest.mark.parametrize("parameter_dtype", ["float16", "float32"])
 @pytest.mark.parametrize("function", PARAMETRISED)

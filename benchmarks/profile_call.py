@@ -1,0 +1,93 @@
+"""Where the host time of one eager call goes: cProfile of repeated calls.
+
+Per-call cost is the figure that decides small layers (2**16 values on a GPU
+took 681 us for an eager PyTorch forward+backward on an H200, against a
+54 us floor). This profiles, for each framework installed, repeated calls
+at one size on its first GPU (else the CPU) and prints the functions that
+take the most cumulative time:
+
+* PyTorch: ``s2nn_xp.torch.s2nn`` forward and backward (``y.backward(g)``);
+* JAX: ``s2nn_xp.jax.gradient`` (an eager public function), waited for.
+
+``.ci/gpu-check`` runs it on the GPU machine. Run
+``python benchmarks/profile_call.py --help`` for options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import importlib.util
+import io
+import pstats
+from collections.abc import Callable
+
+
+def _torch_call(size: int) -> tuple[str, Callable[[], object]]:
+    import torch
+
+    import s2nn_xp.torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    x = torch.randn(size, device=device, requires_grad=True)
+    g = torch.randn(size, device=device)
+
+    def call() -> object:
+        s2nn_xp.torch.s2nn(x).backward(g)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return x.grad
+
+    return f"torch forward+backward on {device}", call
+
+
+def _jax_call(size: int) -> tuple[str, Callable[[], object]]:
+    import jax
+    import jax.numpy as jnp
+
+    import s2nn_xp.jax
+
+    x = jax.device_put(jnp.linspace(-3.0, 3.0, size), jax.devices()[0])
+
+    def call() -> object:
+        return s2nn_xp.jax.gradient(x).block_until_ready()
+
+    return f"jax gradient on {jax.devices()[0]}", call
+
+
+_CALLS = {"torch": _torch_call, "jax": _jax_call}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=2**16, help="values per call")
+    parser.add_argument("--calls", type=int, default=300, help="calls profiled")
+    parser.add_argument("--top", type=int, default=25, help="functions listed")
+    parser.add_argument(
+        "--framework", nargs="+", choices=sorted(_CALLS), default=sorted(_CALLS)
+    )
+    arguments = parser.parse_args(argv)
+    for module in arguments.framework:
+        make = _CALLS[module]
+        if importlib.util.find_spec(module) is None:
+            print(f"{module}: not installed")
+            continue
+        title, call = make(arguments.size)
+        for _ in range(20):  # compiled, cached, warm
+            call()
+        profile = cProfile.Profile()
+        profile.enable()
+        for _ in range(arguments.calls):
+            call()
+        profile.disable()
+        report = io.StringIO()
+        stats = pstats.Stats(profile, stream=report).sort_stats("cumulative")
+        stats.print_stats(arguments.top)
+        per_call = stats.total_tt / arguments.calls * 1e6  # type: ignore[attr-defined]
+        print(f"== {title}, {arguments.size} values: {per_call:.1f} us a call")
+        print("(under the profiler, which slows Python calls)")
+        print(report.getvalue())
+
+
+if __name__ == "__main__":
+    main()
