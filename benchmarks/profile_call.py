@@ -6,7 +6,8 @@ took 681 us for an eager PyTorch forward+backward on an H200, against a
 at one size on its first GPU (else the CPU) and prints the functions that
 take the most cumulative time:
 
-* PyTorch: ``s2nn_xp.torch.s2nn`` forward and backward (``y.backward(g)``);
+* PyTorch: ``s2nn_xp.torch.s2nn`` forward and backward (``y.backward(g)``),
+  and the same through a module with learnable per-neuron parameters;
 * JAX: ``s2nn_xp.jax.gradient`` (an eager public function), waited for.
 
 ``.ci/gpu-check`` runs it on the GPU machine. Run
@@ -21,6 +22,8 @@ import importlib.util
 import io
 import pstats
 from collections.abc import Callable
+
+from s2nn_xp._timing import median_seconds
 
 
 def _torch_call(size: int) -> tuple[str, Callable[[], object]]:
@@ -41,6 +44,29 @@ def _torch_call(size: int) -> tuple[str, Callable[[], object]]:
     return f"torch forward+backward on {device}", call
 
 
+def _torch_learnable_call(size: int) -> tuple[str, Callable[[], object]]:
+    import torch
+
+    import s2nn_xp.torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    x = torch.randn(size, device=device, requires_grad=True)
+    g = torch.randn(size, device=device)
+    module = s2nn_xp.torch.S2NN(
+        alpha=torch.full((size,), 4.0, device=device),
+        beta=torch.full((size,), 1.0, device=device),
+        learnable=True,
+    )
+
+    def call() -> object:
+        module(x).backward(g)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return x.grad
+
+    return f"torch learnable forward+backward on {device}", call
+
+
 def _jax_call(size: int) -> tuple[str, Callable[[], object]]:
     import jax
     import jax.numpy as jnp
@@ -55,7 +81,11 @@ def _jax_call(size: int) -> tuple[str, Callable[[], object]]:
     return f"jax gradient on {jax.devices()[0]}", call
 
 
-_CALLS = {"torch": _torch_call, "jax": _jax_call}
+_CALLS = {
+    "torch": _torch_call,
+    "torch-learnable": _torch_learnable_call,
+    "jax": _jax_call,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,12 +99,13 @@ def main(argv: list[str] | None = None) -> None:
     arguments = parser.parse_args(argv)
     for module in arguments.framework:
         make = _CALLS[module]
-        if importlib.util.find_spec(module) is None:
-            print(f"{module}: not installed")
+        library = module.split("-")[0]
+        if importlib.util.find_spec(library) is None:
+            print(f"{library}: not installed")
             continue
         title, call = make(arguments.size)
-        for _ in range(20):  # compiled, cached, warm
-            call()
+        # compiled, cached, warm; then the median call, unprofiled
+        unprofiled = median_seconds({title: call}, arguments.calls, warmup=20)
         profile = cProfile.Profile()
         profile.enable()
         for _ in range(arguments.calls):
@@ -84,8 +115,11 @@ def main(argv: list[str] | None = None) -> None:
         stats = pstats.Stats(profile, stream=report).sort_stats("cumulative")
         stats.print_stats(arguments.top)
         per_call = stats.total_tt / arguments.calls * 1e6  # type: ignore[attr-defined]
-        print(f"== {title}, {arguments.size} values: {per_call:.1f} us a call")
-        print("(under the profiler, which slows Python calls)")
+        print(
+            f"== {title}, {arguments.size} values: {unprofiled[title] * 1e6:.1f} us"
+            " a call (median),"
+            f" {per_call:.1f} us under the profiler (which slows Python calls)"
+        )
         print(report.getvalue())
 
 

@@ -269,10 +269,15 @@ class Backend:
         that compiles names "jit" or "compile" in `transforms` (checked).
     flushes_subnormals
         Given an array ``x`` and the dtype it is computed in, whether the
-        library computes subnormal numbers as zero there, so that a negative
-        subnormal ``x`` spikes (the docs' Definition page): XLA on the CPU
-        (JAX), CuPy in float32 (it compiles every kernel with ``-ftz=true``).
-        None: never.
+        library's arithmetic takes and gives subnormal numbers as zero there,
+        so that a subnormal parameter acts as 0 and is refused (the docs'
+        Definition page): XLA on the CPU, JAX's float32 on a GPU, CuPy in
+        float32 (it compiles every kernel with ``-ftz=true``). None: never.
+    flushes_subnormal_input
+        The same for comparisons of ``x``, so that a negative subnormal
+        ``x`` spikes: XLA on the CPU and CuPy in float32, not JAX on an
+        NVIDIA GPU (whose arithmetic flushes float32). None: as
+        ``flushes_subnormals``.
     values_on_host
         Whether its arrays' values sit in host memory, never traced, so that
         parameter values are checked like numbers (read with ``to_numpy``).
@@ -336,6 +341,7 @@ class Backend:
     adapter_with_library: bool = False
     device_kinds: tuple[str, ...] = ("cpu",)
     flushes_subnormals: Callable[[Any, Any], bool] | None = None
+    flushes_subnormal_input: Callable[[Any, Any], bool] | None = None
     values_on_host: bool = True
     lazy: bool = False
     mutable_arrays: bool = True
@@ -472,8 +478,14 @@ class Backend:
             raise ValueError(msg)
 
     def flushes(self, x: Any, dtype: Any) -> bool:
-        """Whether subnormals are computed as zero for ``x`` in ``dtype``."""
+        """Whether arithmetic takes subnormals as zero for ``x`` in ``dtype``."""
         return self.flushes_subnormals is not None and self.flushes_subnormals(x, dtype)
+
+    def flushes_input(self, x: Any, dtype: Any) -> bool:
+        """Whether a negative subnormal ``x`` in ``dtype`` compares as zero (spikes)."""
+        if self.flushes_subnormal_input is not None:
+            return self.flushes_subnormal_input(x, dtype)
+        return self.flushes(x, dtype)
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -586,19 +598,33 @@ def _jax_devices() -> list[str]:
     return [str(d) for d in jax.devices()]
 
 
-def _jax_flushes(x: Any, dtype: Any) -> bool:
-    """XLA's CPU flushes subnormals, its NVIDIA GPU does not (an H200, JAX 0.11).
-
-    By the platform of ``x``'s devices; a traced ``x`` has none: JAX's
-    default backend's.
-    """
+def _jax_platforms(x: Any) -> set[str]:
+    """The platforms of ``x``'s devices; a traced ``x`` has none: JAX's default."""
     import jax
 
     try:
-        platforms = {device.platform for device in x.devices()}
+        return {device.platform for device in x.devices()}
     except Exception:  # a tracer (ConcretizationTypeError), or no array
-        platforms = {jax.default_backend()}
-    return "cpu" in platforms
+        return {jax.default_backend()}
+
+
+# TPUs have no subnormal numbers; XLA's CPU flushes them (every dtype).
+_JAX_FLUSHING_PLATFORMS = frozenset({"cpu", "tpu"})
+
+
+def _jax_flushes(x: Any, dtype: Any) -> bool:
+    """XLA's CPU flushes subnormals; its GPU compiles float32 arithmetic so.
+
+    On an H200 (JAX 0.11.2) a subnormal float32 ``alpha`` or ``beta`` made
+    every result NaN, where NumPy computes with its value.
+    """
+    platforms = _jax_platforms(x)
+    return bool(platforms & _JAX_FLUSHING_PLATFORMS) or np.dtype(dtype) == np.float32
+
+
+def _jax_flushes_input(x: Any, dtype: Any) -> bool:
+    """A GPU compares a negative subnormal ``x`` as such (an H200, JAX 0.11)."""
+    return bool(_jax_platforms(x) & _JAX_FLUSHING_PLATFORMS)
 
 
 def _jax_to_numpy(array: Any) -> np.ndarray:
@@ -862,6 +888,7 @@ BACKENDS: dict[str, Backend] = _registry(
         # the kinds of JAX's device names ("cuda:0"), not its platforms ("gpu")
         device_kinds=("cpu", "cuda", "rocm", "tpu"),
         flushes_subnormals=_jax_flushes,
+        flushes_subnormal_input=_jax_flushes_input,
         values_on_host=False,  # on a device, or traced
         mutable_arrays=False,
         places_arrays=True,

@@ -30,7 +30,7 @@ import tracemalloc
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._compat import array_namespace
+from ._compat import array_namespace, is_cupy_namespace
 
 __all__ = [
     "ONE_ARRAY",
@@ -164,6 +164,16 @@ def floor_cases(
 
     def copy(v: Any) -> Any:
         return xp.asarray(v, copy=True)
+
+    if is_cupy_namespace(xp):
+        # A device-to-device memcpy: CuPy's own copy is an elementwise
+        # kernel, which moved 1.6 TB/s on an H200 where the project's CuPy
+        # kernels moved 3.5, so that they came out at half their "floor".
+
+        def copy(v: Any) -> Any:
+            result = xp.empty_like(v)
+            result.data.copy_from_device_async(v.data, v.nbytes)
+            return result
 
     def negative(v: Any) -> Any:
         return -v

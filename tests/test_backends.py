@@ -92,6 +92,47 @@ def test_a_runtime_that_cannot_count_its_devices_has_none():
     assert _backends.get("numpy").has_device()
 
 
+class _OnPlatform:
+    """Stands for an array on one device of a JAX platform."""
+
+    def __init__(self, platform: str) -> None:
+        self.platform = platform
+
+    def devices(self) -> set[object]:
+        return {self}
+
+
+@pytest.mark.parametrize(
+    ("platform", "dtype", "arithmetic", "comparisons"),
+    [
+        ("cpu", np.float32, True, True),
+        ("cpu", np.float64, True, True),
+        # measured on an H200 (JAX 0.11.2): float32 arithmetic flushes (a
+        # subnormal alpha gave NaN), a negative subnormal x does not spike
+        ("cuda", np.float32, True, False),
+        ("cuda", np.float64, False, False),
+        ("tpu", np.float32, True, True),
+    ],
+)
+def test_jax_flushes_subnormals_by_platform_and_dtype(
+    platform, dtype, arithmetic, comparisons
+):
+    """Subnormal parameters are refused where arithmetic flushes them; a
+    negative subnormal x spikes where comparisons do."""
+    jax = _backends.get("jax")
+    x = _OnPlatform(platform)
+    assert jax.flushes(x, dtype) is arithmetic
+    assert jax.flushes_input(x, dtype) is comparisons
+
+
+def test_input_flushes_as_arithmetic_unless_a_record_says_otherwise():
+    cupy = _backends.get("cupy")
+    assert cupy.flushes_subnormal_input is None
+    for dtype in (np.float32, np.float64):
+        assert cupy.flushes_input(None, dtype) is cupy.flushes(None, dtype)
+    assert _backends.get("numpy").flushes_input(None, np.float32) is False
+
+
 @pytest.mark.skipif("jax" not in selected_backends(), reason="jax not selected")
 def test_jax_asked_for_a_platform_it_lacks_has_no_device():
     pytest.importorskip("jax")
