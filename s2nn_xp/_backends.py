@@ -477,6 +477,19 @@ class Backend:
             msg = f"backend {self.name!r}: {name} names a value twice: {value!r}"
             raise ValueError(msg)
 
+    def device_name(self, x: Any) -> str:
+        """``x``'s device as :attr:`devices` names it (``cpu``, ``cuda:0``).
+
+        A library of one device names it so; others as
+        :func:`s2nn_xp._compat.device_name` (array-api-strict's device
+        prints as ``array_api_strict.Device('CPU_DEVICE')``, CuPy's as
+        ``<CUDA Device 0>``).
+        """
+        names = self.devices()
+        if len(names) == 1:
+            return names[0]
+        return _compat.device_name(x)
+
     def flushes(self, x: Any, dtype: Any) -> bool:
         """Whether arithmetic takes subnormals as zero for ``x`` in ``dtype``."""
         return self.flushes_subnormals is not None and self.flushes_subnormals(x, dtype)
@@ -600,11 +613,11 @@ def _jax_devices() -> list[str]:
 
 def _jax_platforms(x: Any) -> set[str]:
     """The platforms of ``x``'s devices; a traced ``x`` has none: JAX's default."""
-    import jax
-
     try:
         return {device.platform for device in x.devices()}
     except Exception:  # a tracer (ConcretizationTypeError), or no array
+        import jax
+
         return {jax.default_backend()}
 
 

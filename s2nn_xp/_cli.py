@@ -857,7 +857,7 @@ def _run_records(
             ratio_to_floor=seconds[op] / floor_of(seconds, floor),
             floor=floor,
             version=backend.version(),
-            device=str(_compat.device(x)),
+            device=backend.device_name(x),
         )
         for name in compared[op]:
             case = f"{op} {name}"

@@ -127,6 +127,7 @@ __all__ = [
     "committed_devices",
     "compat_namespace",
     "device",
+    "device_name",
     "finished",
     "imported",
     "is_array_api_obj",
@@ -246,6 +247,18 @@ def device(x: Any) -> Any:
     if torch is not None and isinstance(x, torch.Tensor):
         return x.device
     return _device_of(x)
+
+
+def device_name(x: Any) -> str:
+    """``x``'s device as the registry's ``devices`` name it (``cpu``, ``cuda:0``).
+
+    A CuPy device prints as ``<CUDA Device 0>``; the registry, as PyTorch's
+    and JAX's do, names it ``cuda:0``.
+    """
+    found = device(x)
+    if is_cupy_array(x):
+        return f"cuda:{found.id}"
+    return str(found)
 
 
 def placement(x: Any) -> Any:

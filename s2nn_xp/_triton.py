@@ -59,7 +59,7 @@ except Exception as exc:  # a broken install (two clashing triton packages)
     triton = None
     tl = None
 
-__all__ = ["AVAILABLE", "INTERPRETED", "launchable", "spike", "spike_vjp"]
+__all__ = ["AVAILABLE", "INTERPRETED", "cotangents", "launchable", "spike", "spike_vjp"]
 
 AVAILABLE = triton is not None
 """Whether Triton imports, so that the kernels below exist."""
@@ -187,6 +187,166 @@ if AVAILABLE:
             result = grad
         tl.store(out_ptr + offsets, result.to(out_ptr.dtype.element_ty), mask=mask)
 
+    @triton.jit
+    def _parameter(pointer, value, column, mask, period, is_tensor: tl.constexpr):
+        """A parameter's value for each column: its tensor's, or the number."""
+        if is_tensor:
+            return tl.load(pointer + column % period, mask=mask, other=1.0).to(
+                tl.float32
+            )
+        else:
+            return tl.zeros(column.shape, tl.float32) + value
+
+    @triton.jit
+    def _cotangents_tile(
+        row,
+        column,
+        column_mask,
+        rows,
+        columns,
+        cotangent_ptr,
+        x_ptr,
+        grad_ptr,
+        a,
+        b,
+        eps,
+        with_x: tl.constexpr,
+        with_alpha: tl.constexpr,
+        with_beta: tl.constexpr,
+        use_libdevice: tl.constexpr,
+    ):
+        """One tile of :func:`_cotangents_kernel`.
+
+        Writes x's cotangent; returns the column sums of the parameters'
+        terms (0 where not asked for).
+        """
+        mask = (row < rows)[:, None] & column_mask[None, :]
+        offsets = row[:, None] * columns + column[None, :]
+        x = tl.load(x_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+        g = tl.load(cotangent_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+        left = tl.minimum(tl.maximum(x, -3.4028234663852886e38), 0.0)
+        e = _exp(left * a, use_libdevice)
+        denominator = (e + 2.0) * e + 1.0  # (1 + e)**2
+        below = x < 0.0
+        nan = x != x
+        if with_x:
+            bell = tl.div_rn(e * a, denominator)
+            tail = tl.div_rn(b + tl.zeros_like(x), tl.maximum(x, -0.5) + 1.0)
+            grad = tl.where(x >= 0.0, tail, bell)
+            grad = tl.where(nan, x, grad) * g  # NaN stays NaN
+            tl.store(grad_ptr + offsets, grad.to(grad_ptr.dtype.element_ty), mask=mask)
+        alpha_part = tl.zeros(column.shape, tl.float32)
+        beta_part = tl.zeros(column.shape, tl.float32)
+        if with_alpha:
+            # x s (1 - s) where x < 0, else 0; NaN stays NaN
+            d_alpha = tl.where(below, tl.div_rn(left * e, denominator), 0.0)
+            d_alpha = tl.where(nan, x, d_alpha) * g
+            alpha_part = tl.sum(tl.where(mask, d_alpha, 0.0), axis=0)
+        if with_beta:
+            # log1p(x + epsilon) where x >= 0, else 0; NaN stays NaN
+            log = _log1p(tl.maximum(x, -0.5) + eps, use_libdevice)
+            d_beta = tl.where(nan, x, tl.where(below, 0.0, log)) * g
+            beta_part = tl.sum(tl.where(mask, d_beta, 0.0), axis=0)
+        return alpha_part, beta_part
+
+    @triton.jit
+    def _cotangents_kernel(
+        cotangent_ptr,
+        x_ptr,
+        grad_ptr,
+        alpha_sums_ptr,
+        beta_sums_ptr,
+        alpha_ptr,
+        beta_ptr,
+        epsilon_ptr,
+        alpha,
+        beta,
+        epsilon,
+        alpha_period,
+        beta_period,
+        epsilon_period,
+        rows,
+        columns,
+        rows_per_program,
+        alpha_is_tensor: tl.constexpr,
+        beta_is_tensor: tl.constexpr,
+        epsilon_is_tensor: tl.constexpr,
+        with_x: tl.constexpr,
+        with_alpha: tl.constexpr,
+        with_beta: tl.constexpr,
+        use_libdevice: tl.constexpr,
+        block_rows: tl.constexpr,
+        block_columns: tl.constexpr,
+    ):
+        """Cotangents of x, alpha and beta from one pass over x as rows x columns.
+
+        A tensor parameter repeats every ``period`` columns (it is aligned
+        with x's last axes). Writes ``cotangent * gradient`` to grad and, for
+        each row block of programs, the column sums of ``cotangent * d origin
+        / d alpha`` (``beta``) to ``alpha_sums`` (``beta_sums``), a row per
+        program along axis 1.
+        """
+        column = tl.program_id(0) * block_columns + tl.arange(0, block_columns)
+        column_mask = column < columns
+        a = _parameter(
+            alpha_ptr, alpha, column, column_mask, alpha_period, alpha_is_tensor
+        )[None, :]
+        b = _parameter(beta_ptr, beta, column, column_mask, beta_period, beta_is_tensor)
+        b = b[None, :]
+        eps = _parameter(
+            epsilon_ptr, epsilon, column, column_mask, epsilon_period, epsilon_is_tensor
+        )[None, :]
+        alpha_sum = tl.zeros([block_columns], tl.float32)
+        beta_sum = tl.zeros([block_columns], tl.float32)
+        first = tl.program_id(1).to(tl.int64) * rows_per_program
+        if use_libdevice:  # compiled: the program's row blocks in turn
+            for start in range(0, rows_per_program, block_rows):
+                alpha_part, beta_part = _cotangents_tile(
+                    first + start + tl.arange(0, block_rows),
+                    column,
+                    column_mask,
+                    rows,
+                    columns,
+                    cotangent_ptr,
+                    x_ptr,
+                    grad_ptr,
+                    a,
+                    b,
+                    eps,
+                    with_x,
+                    with_alpha,
+                    with_beta,
+                    use_libdevice,
+                )
+                alpha_sum += alpha_part
+                beta_sum += beta_part
+        else:
+            # The interpreter: one row block a program (rows_per_program is
+            # block_rows), since Triton 3.6's takes no argument as a bound
+            # of range() (a 1-element array, which NumPy 2 makes no int of)
+            alpha_sum, beta_sum = _cotangents_tile(
+                first + tl.arange(0, block_rows),
+                column,
+                column_mask,
+                rows,
+                columns,
+                cotangent_ptr,
+                x_ptr,
+                grad_ptr,
+                a,
+                b,
+                eps,
+                with_x,
+                with_alpha,
+                with_beta,
+                use_libdevice,
+            )
+        sums = tl.program_id(1).to(tl.int64) * columns + column
+        if with_alpha:
+            tl.store(alpha_sums_ptr + sums, alpha_sum, mask=column_mask)
+        if with_beta:
+            tl.store(beta_sums_ptr + sums, beta_sum, mask=column_mask)
+
 
 def _dense(x: torch.Tensor) -> torch.Tensor:
     """``x`` itself where its elements fill its memory in some order, else a copy.
@@ -231,10 +391,14 @@ def _grid(n: int) -> tuple[int]:
 
 
 def _device_guard(x: torch.Tensor) -> Any:
-    """Launch on ``x``'s GPU (Triton uses the current device and stream)."""
-    if x.device.type == "cuda":
+    """Launch on ``x``'s GPU (Triton uses the current device and stream).
+
+    No guard where it is the current device already: entering one cost
+    about 20 us a launch on an H200's host, a tenth of a call at 2^16.
+    """
+    if x.device.type == "cuda" and x.device.index != torch.cuda.current_device():
         return torch.cuda.device(x.device)
-    return contextlib.nullcontext()  # the interpreter: CPU tensors
+    return contextlib.nullcontext()  # the current device, or the interpreter
 
 
 def _launched(
@@ -250,16 +414,26 @@ def _launched(
     n = out.numel()
     if not n:
         return True
+    return _run(
+        kernel, out, _grid(n), (*arrays, n, *parameters), {**constants, "block": _BLOCK}
+    )
+
+
+def _run(
+    kernel: Any,
+    out: torch.Tensor,
+    grid: tuple[int, ...],
+    arguments: tuple[Any, ...],
+    constants: dict[str, Any],
+) -> bool:
+    """Launch ``kernel`` on ``grid`` on ``out``'s device, as :func:`_launched` says."""
 
     def launch() -> None:
         with _device_guard(out):
-            kernel[_grid(n)](
-                *arrays,
-                n,
-                *parameters,
+            kernel[grid](
+                *arguments,
                 **constants,
                 use_libdevice=not INTERPRETED,
-                block=_BLOCK,
                 **COMPILE_OPTIONS,
             )
 
@@ -360,3 +534,156 @@ def spike_vjp(
     ):
         return out
     return None
+
+
+# Programs along the rows at most, so that the column sums each leaves are few
+# (summed by torch after the kernel) while the GPU still has work for every
+# multiprocessor where the columns alone give few programs.
+_ROW_PROGRAMS = 1024
+_BLOCK_COLUMNS = 128
+
+
+def _period(x: torch.Tensor, parameter: float | torch.Tensor) -> int | None:
+    """Columns after which a tensor parameter repeats over ``x``, flat; else None.
+
+    1 for a number or a tensor of one element; the parameter's size where
+    it is a dense tensor whose shape, leading 1s aside, is that of ``x``'s
+    last axes (per neuron); None for any other layout (the caller then
+    computes with the eager kernel).
+    """
+    if not isinstance(parameter, torch.Tensor):
+        return 1
+    if parameter.device != x.device:  # a CPU 0-d tensor, which torch's ops take
+        return None
+    if parameter.numel() == 1:
+        return 1
+    shape = list(parameter.shape)
+    while shape and shape[0] == 1:
+        del shape[0]
+    if (
+        len(shape) > x.dim()
+        or tuple(x.shape[x.dim() - len(shape) :]) != tuple(shape)
+        or not parameter.is_contiguous()
+    ):
+        return None
+    return parameter.numel()
+
+
+def cotangents(
+    cotangent: torch.Tensor,
+    x: torch.Tensor,
+    alpha: float | torch.Tensor,
+    beta: float | torch.Tensor,
+    epsilon: float | torch.Tensor,
+    *,
+    with_x: bool,
+    with_alpha: bool,
+    with_beta: bool,
+) -> dict[str, torch.Tensor | None] | None:
+    """The cotangents of ``x``, ``alpha`` and ``beta`` in one kernel.
+
+    ``cotangent * gradient(x)`` in ``x``'s dtype, and ``cotangent * d
+    origin / d alpha`` (``beta``) summed to the parameter's shape, in its
+    dtype, each where asked for (else None); the values of
+    ``_math.partials``, the sums in float32 in another order than torch's.
+
+    Parameters
+    ----------
+    cotangent : torch.Tensor
+        The incoming gradient, of ``x``'s shape.
+    x : torch.Tensor
+        The saved input: a float16, bfloat16 or float32 CUDA tensor (a CPU
+        tensor under the interpreter).
+    alpha, beta, epsilon : float or torch.Tensor
+        Checked parameters: numbers, or tensors aligned with ``x``'s last
+        axes (per neuron) or of one element.
+    with_x, with_alpha, with_beta : bool
+        Which cotangents to compute (a parameter's only where it is a tensor).
+
+    Returns
+    -------
+    dict or None
+        ``{"x": ..., "alpha": ..., "beta": ...}``; None where a parameter's
+        layout is not one the kernel reads, ``x`` is empty, or the kernel
+        cannot run (warned once, as for :func:`spike`): the caller computes
+        with the eager kernel.
+    """
+    found = [_period(x, value) for value in (alpha, beta, epsilon)]
+    if None in found or not x.numel() or cotangent.shape != x.shape:
+        return None
+    periods = [period for period in found if period is not None]
+    x = x.contiguous()
+    cotangent = _readable(cotangent).contiguous()
+    columns = max(periods)
+    rows = x.numel() // columns
+    block_columns = min(_BLOCK_COLUMNS, triton.next_power_of_2(columns))
+    block_rows = min(max(_BLOCK // block_columns, 1), triton.next_power_of_2(rows))
+    column_programs = triton.cdiv(columns, block_columns)
+    row_blocks = triton.cdiv(rows, block_rows)
+    row_programs = min(row_blocks, max(1, _ROW_PROGRAMS // column_programs))
+    if INTERPRETED:  # one row block a program (see the kernel)
+        row_programs = row_blocks
+    rows_per_program = triton.cdiv(row_blocks, row_programs) * block_rows
+    row_programs = triton.cdiv(rows, rows_per_program)
+    grad = torch.empty_like(x) if with_x else x  # x: a pointer, never written
+
+    def sums(wanted: bool) -> torch.Tensor:
+        if not wanted:
+            return x  # a pointer, never written
+        return torch.empty(
+            (row_programs, columns), dtype=torch.float32, device=x.device
+        )
+
+    alpha_sums, beta_sums = sums(with_alpha), sums(with_beta)
+    tensors = [
+        _readable(v) if isinstance(v, torch.Tensor) else x
+        for v in (alpha, beta, epsilon)
+    ]
+    numbers = [
+        0.0 if isinstance(v, torch.Tensor) else v for v in (alpha, beta, epsilon)
+    ]
+    launched = _run(
+        _cotangents_kernel,
+        x,
+        (column_programs, row_programs),
+        (
+            cotangent,
+            x,
+            grad,
+            alpha_sums,
+            beta_sums,
+            *tensors,
+            *numbers,
+            *periods,
+            rows,
+            columns,
+            rows_per_program,
+        ),
+        {
+            "alpha_is_tensor": isinstance(alpha, torch.Tensor),
+            "beta_is_tensor": isinstance(beta, torch.Tensor),
+            "epsilon_is_tensor": isinstance(epsilon, torch.Tensor),
+            "with_x": with_x,
+            "with_alpha": with_alpha,
+            "with_beta": with_beta,
+            "block_rows": block_rows,
+            "block_columns": block_columns,
+        },
+    )
+    if not launched:
+        return None
+
+    def reduced(
+        column_sums: torch.Tensor, parameter: float | torch.Tensor, period: int
+    ) -> torch.Tensor:
+        assert isinstance(parameter, torch.Tensor)  # asked for: a tensor
+        total = column_sums.sum(0)
+        if period != columns:
+            total = total.view(-1, period).sum(0)
+        return total.view(parameter.shape).to(parameter.dtype)
+
+    return {
+        "x": grad if with_x else None,
+        "alpha": reduced(alpha_sums, alpha, periods[0]) if with_alpha else None,
+        "beta": reduced(beta_sums, beta, periods[1]) if with_beta else None,
+    }

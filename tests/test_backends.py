@@ -92,6 +92,13 @@ def test_a_runtime_that_cannot_count_its_devices_has_none():
     assert _backends.get("numpy").has_device()
 
 
+def test_an_arrays_device_is_named_as_its_record_names_devices(xp):
+    """``s2nn-xp bench`` records the device as ``s2nn-xp info`` lists it
+    (a CuPy device prints as ``<CUDA Device 0>``: recorded as ``cuda:0``)."""
+    x = xp.asarray([1.0, 2.0])
+    assert backend_of(xp).device_name(x) in backend_of(xp).devices()
+
+
 class _OnPlatform:
     """Stands for an array on one device of a JAX platform."""
 

@@ -1573,8 +1573,17 @@ def test_cuda_double_backward_and_learnable_parameters():
 
 @needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
-def test_cuda_learnable_first_order_backward_is_the_math(dtype):
-    """The eager cotangents kernel on CUDA = the differentiable _math path."""
+def test_cuda_learnable_first_order_backward_is_the_math(dtype, monkeypatch):
+    """The eager backward on CUDA = the differentiable _math path.
+
+    Bit for bit where the eager kernel runs (float64, or without Triton);
+    where the fused cotangents kernel does (float16, float32), x's within
+    4 ulp (one float16 ulp) and the parameters' within float32 rounding of
+    their sums, taken in another order.
+    """
+    kernels = pytest.importorskip("s2nn_xp._triton")
+    fused = kernels.AVAILABLE and kernels.launchable(torch.empty(0, dtype=dtype))
+    calls = count_calls(monkeypatch, kernels, ("cotangents",))
     x = (torch.randn(64, 300, device="cuda") * 3).to(dtype)
     cotangent = torch.randn(x.shape, device="cuda").to(dtype)
     alpha = torch.linspace(1.0, 6.0, 300, device="cuda")
@@ -1587,8 +1596,59 @@ def test_cuda_learnable_first_order_backward_is_the_math(dtype):
         got = torch.autograd.grad(y, (leaf, a, b), cotangent, create_graph=create_graph)
         return [g.detach() for g in got]
 
-    for eager, differentiable in zip(grads(False), grads(True), strict=True):
-        torch.testing.assert_close(eager, differentiable, rtol=0, atol=0)
+    eager_grads = grads(False)
+    assert calls == {"cotangents": 1 if fused else 0}
+    if not fused:
+        for eager, differentiable in zip(eager_grads, grads(True), strict=True):
+            torch.testing.assert_close(eager, differentiable, rtol=0, atol=0)
+        return
+    (x_grad, *parameter_grads), (x_want, *parameter_wants) = eager_grads, grads(True)
+    rtol = 2.0**-10 if dtype == torch.float16 else 4 * 2.0**-23
+    torch.testing.assert_close(x_grad, x_want, rtol=rtol, atol=1e-30)
+    for got, want in zip(parameter_grads, parameter_wants, strict=True):
+        scale = want.abs().max().item()
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * scale)
+
+
+@needs_cuda
+@pytest.mark.parametrize(
+    ("shape", "parameter_shape"),
+    [((16, 2**18), (2**18,)), ((2**22,), ()), ((3, 5, 7), (5, 7))],
+)
+def test_cuda_learnable_cotangents_of_any_size_are_the_maths(shape, parameter_shape):
+    """Per-neuron and one-element learnable parameters on CUDA, in float32
+    (the first two give each program of the fused kernel several row
+    blocks): x's cotangent within 4 ulp of the differentiable float32 math,
+    the parameters' within float32 rounding of the sizes summed, of float64.
+    """
+    x = torch.randn(shape, device="cuda") * 3
+    cotangent = torch.randn(shape, device="cuda")
+
+    def grads(dtype, cotangent, create_graph=False):
+        leaf = x.to(dtype).requires_grad_(True)
+        alpha, beta = (
+            torch.full(
+                parameter_shape, value, device="cuda", dtype=dtype
+            ).requires_grad_(True)
+            for value in (2.5, 0.75)
+        )
+        y = s2nn(leaf, alpha, beta)
+        got = torch.autograd.grad(
+            y, (leaf, alpha, beta), cotangent.to(dtype), create_graph=create_graph
+        )
+        return [g.detach() for g in got]
+
+    got = grads(torch.float32, cotangent)
+    math = grads(torch.float32, cotangent, create_graph=True)
+    torch.testing.assert_close(got[0], math[0], rtol=4 * 2.0**-23, atol=1e-30)
+    want = grads(torch.float64, cotangent)
+    # d origin / d alpha <= 0 <= d origin / d beta: |cotangent| sums the sizes
+    sizes = grads(torch.float64, cotangent.abs())
+    pairs = zip(("alpha", "beta"), got[1:], want[1:], sizes[1:], strict=True)
+    for name, g, w, size in pairs:
+        assert g.shape == parameter_shape
+        error = (g.double() - w).abs()
+        assert (error <= 1e-5 * size.abs() + 1e-30).all(), name
 
 
 @needs_cuda

@@ -197,6 +197,78 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     public = adapter.gradient(x.detach(), 2.5, 0.75)
     results["calls_after_gradient"] = np.array([calls["spike"], calls["spike_vjp"]])
     keep("public_grad_error", public - math_gradient(xp, x.detach(), 2.5, 0.75))
+
+    # learnable parameters: the cotangents kernel against _math.partials in
+    # float64, for parameters per neuron (over one or two last axes, with
+    # leading 1s), of one element, and numbers; special values included
+    layouts = [((64, 100), (100,), (100,)), ((3, 4, 50), (4, 50), (1, 50)),
+               ((7, 33), (), (1,)), ((5, 300), (300,), None)]
+    for case, (shape, alpha_shape, beta_shape) in enumerate(layouts):
+        x = torch.randn(shape, generator=seeded(10 + case)) * 3
+        x.view(-1)[:special.size] = torch.tensor(special, dtype=torch.float32)
+        g = torch.randn(shape, generator=seeded(20 + case))
+        a = torch.rand(alpha_shape, generator=seeded(30 + case)) * 3 + 0.5
+        b = 0.75 if beta_shape is None else (
+            torch.rand(beta_shape, generator=seeded(40 + case)) + 0.5)
+        got = _triton.cotangents(g, x, a, b, 1e-8, with_x=True, with_alpha=True,
+                                 with_beta=beta_shape is not None)
+        wide = [v.double() if isinstance(v, torch.Tensor) else v for v in (a, b)]
+        grad, d_alpha, d_beta = _math.partials(xp, x.double(), *wide, 1e-8,
+                                               in_place=False)
+        g64 = g.double()
+        results[f"cot{case}_x"] = got["x"].numpy()
+        # alpha * x rounded in float32 (random alphas): the float32 math's
+        # gradient, times the cotangent once rounded
+        grad32 = _math.partials(xp, x, a, b, 1e-8, in_place=False)[0]
+        results[f"cot{case}_x_want"] = (grad32.double() * g64).numpy()
+        # the sums, and the sums of the terms' sizes (how far rounding reaches)
+        for name, term, value in (("alpha", d_alpha, a), ("beta", d_beta, b)):
+            if got[name] is None:
+                continue
+            results[f"cot{case}_{name}"] = got[name].numpy()
+            results[f"cot{case}_{name}_want"] = (term * g64).sum_to_size(
+                value.shape).numpy()
+            results[f"cot{case}_{name}_size"] = (term * g64).abs().nan_to_num(
+                posinf=0.0).sum_to_size(value.shape).numpy()
+            results[f"cot{case}_{name}_shape"] = np.array(got[name].shape)
+    # a layout it does not read (a parameter per row): None, for the caller
+    x = torch.randn(6, 5)
+    results["cot_per_row"] = np.array(_triton.cotangents(
+        torch.ones(6, 5), x, torch.ones(6, 1), 1.0, 1e-8,
+        with_x=True, with_alpha=True, with_beta=False) is None)
+
+    # the adapter's learnable backward: one kernel, the eager kernel's values
+    counted = {"cotangents": 0}
+    original_cotangents = _triton.cotangents
+    def counting_cotangents(*args, **kwargs):
+        counted["cotangents"] += 1
+        return original_cotangents(*args, **kwargs)
+    _triton.cotangents = counting_cotangents
+    def learnable_grads(dtype, alpha_shape):
+        x = (torch.randn(64, 100, generator=seeded(50)) * 3).to(dtype)
+        x.requires_grad_()
+        g = torch.randn(64, 100, generator=seeded(51)).to(dtype)
+        module = adapter.S2NN(alpha=torch.full(alpha_shape, 2.5),
+                              beta=torch.full(alpha_shape, 0.75), learnable=True)
+        module(x).backward(g)
+        return [x.grad.float(), module.alpha.grad, module.beta.grad]
+    for dtype in (torch.float32, torch.bfloat16):
+        name = str(dtype).split(".")[1]
+        adapter._FUSED_DEVICES = ("cpu",)
+        before = counted["cotangents"]
+        fused = learnable_grads(dtype, (100,))
+        results[f"learnable_{name}_calls"] = np.array(counted["cotangents"] - before)
+        adapter._FUSED_DEVICES = ()
+        eager = learnable_grads(dtype, (100,))
+        for label, got, want in zip(("x", "alpha", "beta"), fused, eager):
+            keep(f"learnable_{name}_{label}", got)
+            keep(f"learnable_{name}_{label}_eager", want)
+    adapter._FUSED_DEVICES = ("cpu",)
+    per_row = learnable_grads(torch.float32, (64, 1))
+    adapter._FUSED_DEVICES = ()
+    per_row_eager = learnable_grads(torch.float32, (64, 1))
+    results["per_row_equal"] = np.array(
+        all(torch.equal(a, b) for a, b in zip(per_row, per_row_eager)))
     np.savez(out, **results)
     print("done")
     """
@@ -336,24 +408,70 @@ def test_adapter_eager_path_runs_one_kernel_each_way(interpreted):
     assert interpreted["adapter_calls"].tolist() == [1, 1]
     assert not interpreted["adapter_y_error"].any()
     assert np.abs(interpreted["adapter_grad_error"]).max() <= 1e-6
-    # The backward of create_graph, tensor parameters and torch.func took the
-    # torch path. Forwards run the kernel wherever nothing records them: also
-    # under create_graph and torch.func.grad (which runs the forward on plain
-    # tensors), not with a tensor parameter.
-    assert interpreted["calls_after_other_paths"].tolist() == [3, 1]
+    # The backward of create_graph and torch.func took the torch path, that
+    # of a tensor parameter the cotangents kernel. Forwards run the kernel
+    # wherever nothing records them: also under create_graph and
+    # torch.func.grad (which runs the forward on plain tensors), and with a
+    # tensor parameter (the spike reads none).
+    assert interpreted["calls_after_other_paths"].tolist() == [4, 1]
 
 
 def test_no_kernel_under_torch_compile(interpreted):
     """torch.compile traces the torch path (Inductor fuses it); same values."""
-    assert interpreted["calls_after_compile"].tolist() == [3, 1]
+    assert interpreted["calls_after_compile"].tolist() == [4, 1]
     assert not interpreted["compiled_y_error"].any()
     assert np.abs(interpreted["compiled_grad_error"]).max() <= 1e-6
 
 
 def test_public_gradient_runs_the_kernel_without_a_cotangent(interpreted):
     """s2nn_xp.gradient of a CUDA tensor: one kernel, no cotangent read."""
-    assert interpreted["calls_after_gradient"].tolist() == [3, 2]
+    assert interpreted["calls_after_gradient"].tolist() == [4, 2]
     assert np.abs(interpreted["public_grad_error"]).max() <= 1e-6
+
+
+def test_learnable_cotangents_in_one_kernel_are_the_maths(interpreted):
+    """x's cotangent within 4.5 ulp of the float32 math's gradient times the
+    cotangent, NaN where it is NaN; the parameters' sums within float32
+    rounding of the sizes summed (against _math.partials in float64), each
+    of the parameter's shape."""
+    for case in range(4):
+        got, want = interpreted[f"cot{case}_x"], interpreted[f"cot{case}_x_want"]
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        finite = np.isfinite(want)
+        # 4 ulp, as the fixed parameters' kernel, and the product's rounding
+        assert ulp_error(got[finite], want[finite], np.float32).max() <= 4.5
+        for name in ("alpha", "beta"):
+            if f"cot{case}_{name}" not in interpreted:
+                continue
+            got = interpreted[f"cot{case}_{name}"]
+            want = interpreted[f"cot{case}_{name}_want"]
+            size = interpreted[f"cot{case}_{name}_size"]
+            assert got.shape == want.shape
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+            known = np.isfinite(want)
+            bound = 1e-5 * size[known] + 1e-30
+            assert (np.abs(got[known] - want[known]) <= bound).all(), (case, name)
+    assert interpreted["cot_per_row"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_adapter_learnable_backward_runs_the_kernel(interpreted, dtype):
+    """Per-neuron learnable parameters: one kernel, the eager kernel's values
+    (parameters' sums to float32 rounding); per-row parameters, a layout the
+    kernel does not read, take the eager kernel."""
+    assert interpreted[f"learnable_{dtype}_calls"] == 1
+    for name in ("x", "alpha", "beta"):
+        got = interpreted[f"learnable_{dtype}_{name}"]
+        want = interpreted[f"learnable_{dtype}_{name}_eager"]
+        if name == "x" and dtype == "bfloat16":
+            # one bfloat16 ulp: the interpreter rounds to it half up by its
+            # own emulation (as test_16_bit_is_computed_in_float32... says)
+            spacing = np.maximum(np.abs(want) * 2.0**-7, 2.0**-24)
+            assert (np.abs(got - want) <= spacing).all()
+            continue
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * scale)
+    assert interpreted["per_row_equal"]
 
 
 # A kernel that fails to build: the adapter's calls fall back to the torch path.
@@ -427,6 +545,46 @@ _FALLBACK_SCRIPT = textwrap.dedent(
     results["again"] = run(torch.float32, origin=True)
     results["float16"] = run(torch.float16, origin=True)
 
+    @triton.jit
+    def _broken_cotangents(
+        cotangent_ptr, x_ptr, grad_ptr, alpha_sums_ptr, beta_sums_ptr, alpha_ptr,
+        beta_ptr, epsilon_ptr, alpha, beta, epsilon, alpha_period, beta_period,
+        epsilon_period, rows, columns, rows_per_program,
+        alpha_is_tensor: tl.constexpr, beta_is_tensor: tl.constexpr,
+        epsilon_is_tensor: tl.constexpr, with_x: tl.constexpr,
+        with_alpha: tl.constexpr, with_beta: tl.constexpr,
+        use_libdevice: tl.constexpr, block_rows: tl.constexpr,
+        block_columns: tl.constexpr):
+        offsets = tl.arange(0, block_columns)
+        tl.store(grad_ptr + offsets, tl.forced_build_failure(offsets),
+                 mask=offsets < columns)
+
+    cotangents = _triton._cotangents_kernel = Counted(_broken_cotangents)
+
+    def learnable(fused):
+        # per-neuron learnable parameters: the eager kernel's values either way
+        adapter._FUSED_DEVICES = ("cpu",) if fused else ()
+        x = torch.randn(64, 100, generator=torch.Generator().manual_seed(4)) * 3
+        x.requires_grad_()
+        module = adapter.S2NN(alpha=torch.full((100,), 2.5),
+                              beta=torch.full((100,), 0.75), learnable=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module(x).sum().backward()
+        adapter._FUSED_DEVICES = ("cpu",)
+        grads = [x.grad, module.alpha.grad, module.beta.grad]
+        return [str(w.message) for w in caught], grads
+
+    learnable_warnings, fused_grads = learnable(True)
+    again_warnings, _ = learnable(True)
+    _, eager_grads = learnable(False)
+    results["learnable"] = {
+        "warnings": learnable_warnings,
+        "again": again_warnings,
+        "launches": cotangents.launches,
+        "equal": all(torch.equal(a, b) for a, b in zip(fused_grads, eager_grads)),
+    }
+
     # Where the device cannot run the math either (a graph capture, an error
     # of earlier work), the kernel's error is raised, each time.
     _triton._device_usable = lambda device: False
@@ -469,6 +627,18 @@ def test_failed_build_warns_once_per_kernel_and_gives_the_torch_values(
     assert [filename for _, _, filename in first["warnings"]] == ["<string>"] * 2
     assert first["y_error"] == 0.0
     assert first["grad_error"] <= 1e-6
+
+
+def test_a_failed_learnable_kernel_warns_once_and_gives_the_eager_values(
+    broken_kernels,
+):
+    learnable = broken_kernels["learnable"]
+    # one warning: the forward's kernel failed for float32 before ("first")
+    (message,) = learnable["warnings"]
+    assert "Triton kernel _broken_cotangents for torch.float32 failed" in message
+    assert learnable["again"] == []
+    assert learnable["launches"] == 1
+    assert learnable["equal"]
 
 
 def test_failed_kernel_is_not_tried_again(broken_kernels):
@@ -562,7 +732,7 @@ def _ptx(source: Any, target: Any, options: dict[str, Any]) -> str:
 
 
 def test_gpu_branch_compiles_with_accurate_math():
-    """Compile both kernels for sm_80 and sm_90 (no GPU needed) and look at the PTX."""
+    """Compile the kernels for sm_80 and sm_90 (no GPU needed) and look at the PTX."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
@@ -571,7 +741,7 @@ def test_gpu_branch_compiles_with_accurate_math():
         (
             kernels._spike_kernel,
             {"x_ptr": "*bf16", "y_ptr": "*bf16", "n": "i64"},
-            {"with_origin": True},
+            {"with_origin": True, "block": 1024},
         ),
         (
             kernels._spike_vjp_kernel,
@@ -581,13 +751,38 @@ def test_gpu_branch_compiles_with_accurate_math():
                 "out_ptr": "*fp32",
                 "n": "i32",
             },
-            {"with_cotangent": True},
+            {"with_cotangent": True, "block": 1024},
+        ),
+        (
+            kernels._cotangents_kernel,
+            {
+                **{
+                    name: "*fp32"
+                    for name in kernels._cotangents_kernel.arg_names
+                    if name.endswith("_ptr")
+                },
+                **{
+                    name: "i32"
+                    for name in kernels._cotangents_kernel.arg_names
+                    if name.endswith(("_period", "rows", "columns", "per_program"))
+                },
+            },
+            {
+                "alpha_is_tensor": True,
+                "beta_is_tensor": True,
+                "epsilon_is_tensor": False,
+                "with_x": True,
+                "with_alpha": True,
+                "with_beta": True,
+                "block_rows": 8,
+                "block_columns": 128,
+            },
         ),
     ]
     for capability in (80, 90):
         for kernel, pointers, extra in signatures:
             names = kernel.arg_names
-            constants = {"use_libdevice": True, "block": 1024, **extra}
+            constants = {"use_libdevice": True, **extra}
             signature = {
                 name: pointers.get(name, "constexpr" if name in constants else "fp32")
                 for name in names
