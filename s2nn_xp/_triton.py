@@ -321,9 +321,10 @@ if AVAILABLE:
                 alpha_sum += alpha_part
                 beta_sum += beta_part
         else:
-            # The interpreter: one row block a program (rows_per_program is
-            # block_rows), since Triton 3.6's takes no argument as a bound
-            # of range() (a 1-element array, which NumPy 2 makes no int of)
+            # The interpreter: one row block a program (the host makes
+            # rows_per_program block_rows). Triton 3.6's takes no bound of a
+            # loop but literals: it makes a tensor of every other value, a
+            # 1-element array, of which NumPy 2 makes no int.
             alpha_sum, beta_sum = _cotangents_tile(
                 first + tl.arange(0, block_rows),
                 column,
