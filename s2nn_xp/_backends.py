@@ -480,14 +480,14 @@ class Backend:
     def device_name(self, x: Any) -> str:
         """``x``'s device as :attr:`devices` names it (``cpu``, ``cuda:0``).
 
-        A library of one device names it so; others as
+        A CPU-only library names its one device so; others as
         :func:`s2nn_xp._compat.device_name` (array-api-strict's device
         prints as ``array_api_strict.Device('CPU_DEVICE')``, CuPy's as
-        ``<CUDA Device 0>``).
+        ``<CUDA Device 0>``; JAX lists its default platform's devices only,
+        so an array on its CPU beside a GPU is not the one listed).
         """
-        names = self.devices()
-        if len(names) == 1:
-            return names[0]
+        if self.device_kinds == ("cpu",):  # the one device CPU libraries list
+            return self.devices()[0]
         return _compat.device_name(x)
 
     def flushes(self, x: Any, dtype: Any) -> bool:

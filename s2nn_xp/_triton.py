@@ -1,10 +1,14 @@
 """Fused Triton kernels for CUDA tensors: the forward and the backward in one pass each.
 
-:mod:`s2nn_xp.torch` calls :func:`spike` and :func:`spike_vjp` for CUDA
-tensors in eager mode where no autodiff system records the operations and the
-parameters are Python numbers; everything else takes the pure torch path
-(the array-API math of :mod:`s2nn_xp._math`), and so does all of
-:func:`torch.compile`, whose Inductor fuses that path by itself.
+:mod:`s2nn_xp.torch` calls them for CUDA tensors in eager mode where no
+autodiff system records the operations: :func:`spike` for the spike (any
+parameters: it reads none) and the origin function (Python-number
+parameters), :func:`spike_vjp` for the backward with Python-number
+parameters, and :func:`cotangents` for the backward with tensor parameters
+per neuron or of one element (the gradient in ``x`` and the learning
+parameters' terms, summed over the batch). Everything else takes the eager
+or pure torch path (the array-API math of :mod:`s2nn_xp._math`), and so does
+all of :func:`torch.compile`, whose Inductor fuses that path by itself.
 
 These kernels write the S2NN formulas again, as a fused kernel must (as do
 the CuPy, NumPy and eager PyTorch kernels, the only other places outside
@@ -558,6 +562,8 @@ def _period(x: torch.Tensor, parameter: float | torch.Tensor) -> int | None:
         return None
     if parameter.numel() == 1:
         return 1
+    if parameter.numel() >= 2**31:  # the kernel's columns are int32
+        return None
     shape = list(parameter.shape)
     while shape and shape[0] == 1:
         del shape[0]
@@ -613,7 +619,7 @@ def cotangents(
     if None in found or not x.numel() or cotangent.shape != x.shape:
         return None
     periods = [period for period in found if period is not None]
-    x = x.contiguous()
+    x = _readable(x).contiguous()
     cotangent = _readable(cotangent).contiguous()
     columns = max(periods)
     rows = x.numel() // columns

@@ -41,11 +41,13 @@ backward, so a call that is not differentiated computes the forward alone.
 Fast paths, used only where no autodiff system records the operations (a
 plain forward, a first-order backward):
 
-* CUDA tensors in eager mode with Python-number parameters run the forward
-  and the backward as one fused Triton kernel each (:mod:`s2nn_xp._triton`)
-  where Triton is installed; under :func:`torch.compile` the pure torch
-  operations are traced instead, so that Inductor fuses them with their
-  neighbours.
+* CUDA tensors in eager mode run the forward and the backward as one fused
+  Triton kernel each (:mod:`s2nn_xp._triton`) where Triton is installed:
+  with Python-number parameters, and with tensor parameters per neuron or
+  of one element (the spike, and the backward's three cotangents; the
+  origin function with tensor parameters takes the torch path); under
+  :func:`torch.compile` the pure torch operations are traced instead, so
+  that Inductor fuses them with their neighbours.
 * Elsewhere the eager kernels of :mod:`s2nn_xp._torch_eager` (``_math``'s
   values in fewer operations or fewer fresh tensors, tested against it)
   compute the gradient and the origin function, and with tensor parameters

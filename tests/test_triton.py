@@ -205,7 +205,8 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
                ((7, 33), (), (1,)), ((5, 300), (300,), None)]
     for case, (shape, alpha_shape, beta_shape) in enumerate(layouts):
         x = torch.randn(shape, generator=seeded(10 + case)) * 3
-        x.view(-1)[:special.size] = torch.tensor(special, dtype=torch.float32)
+        if alpha_shape:  # not where every value joins one sum (then NaN)
+            x.view(-1)[:special.size] = torch.tensor(special, dtype=torch.float32)
         g = torch.randn(shape, generator=seeded(20 + case))
         a = torch.rand(alpha_shape, generator=seeded(30 + case)) * 3 + 0.5
         b = 0.75 if beta_shape is None else (
@@ -241,8 +242,9 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     counted = {"cotangents": 0}
     original_cotangents = _triton.cotangents
     def counting_cotangents(*args, **kwargs):
-        counted["cotangents"] += 1
-        return original_cotangents(*args, **kwargs)
+        result = original_cotangents(*args, **kwargs)
+        counted["cotangents"] += result is not None  # the kernel's results
+        return result
     _triton.cotangents = counting_cotangents
     def learnable_grads(dtype, alpha_shape):
         x = (torch.randn(64, 100, generator=seeded(50)) * 3).to(dtype)
@@ -263,6 +265,35 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
         for label, got, want in zip(("x", "alpha", "beta"), fused, eager):
             keep(f"learnable_{name}_{label}", got)
             keep(f"learnable_{name}_{label}_eager", want)
+    # which cotangents are asked for, and layouts: the eager kernel's values
+    def variant_grads(x_grad, alpha_grad, beta_grad, parameter_shape, transpose):
+        # x of shape (24, 40) either way, transposed: not contiguous
+        base = torch.randn((40, 24) if transpose else (24, 40), generator=seeded(60))
+        x = (base.t() if transpose else base).mul(3).requires_grad_(x_grad)
+        g = torch.randn(x.shape, generator=seeded(61))
+        alpha = torch.full(parameter_shape, 2.5).requires_grad_(alpha_grad)
+        beta = torch.full(parameter_shape, 0.75).requires_grad_(beta_grad)
+        asked = [v for v in (x, alpha, beta) if v.requires_grad]
+        return torch.autograd.grad(adapter.s2nn(x, alpha, beta), asked, g)
+    variants = {
+        "fixed": (True, False, False, (40,), False),
+        "beta_only": (True, False, True, (40,), False),
+        "parameters_only": (False, True, True, (40,), False),
+        "full_shape": (True, True, True, (24, 40), True),
+        "transposed": (True, True, True, (40,), True),
+        "one_element": (True, True, True, (1, 1), False),
+    }
+    for name, variant in variants.items():
+        adapter._FUSED_DEVICES = ("cpu",)
+        before = counted["cotangents"]
+        fused = variant_grads(*variant)
+        results[f"variant_{name}_calls"] = np.array(counted["cotangents"] - before)
+        adapter._FUSED_DEVICES = ()
+        eager = variant_grads(*variant)
+        results[f"variant_{name}_count"] = np.array(len(fused))
+        for i, (got, want) in enumerate(zip(fused, eager)):
+            keep(f"variant_{name}_{i}", got)
+            keep(f"variant_{name}_{i}_eager", want)
     adapter._FUSED_DEVICES = ("cpu",)
     per_row = learnable_grads(torch.float32, (64, 1))
     adapter._FUSED_DEVICES = ()
@@ -472,6 +503,32 @@ def test_adapter_learnable_backward_runs_the_kernel(interpreted, dtype):
         scale = np.abs(want).max()
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * scale)
     assert interpreted["per_row_equal"]
+
+
+@pytest.mark.parametrize(
+    ("variant", "count"),
+    [
+        ("fixed", 1),
+        ("beta_only", 2),
+        ("parameters_only", 2),
+        ("full_shape", 3),
+        ("transposed", 3),
+        ("one_element", 3),
+    ],
+)
+def test_the_kernel_gives_the_cotangents_asked_for_in_any_layout(
+    interpreted, variant, count
+):
+    """Fixed tensor parameters, one learning, x not asked for, a parameter of
+    x's whole shape, a transposed x, one-element parameters: the kernel runs
+    (once, with a result) and gives the eager kernel's values."""
+    assert interpreted[f"variant_{variant}_calls"] == 1
+    assert interpreted[f"variant_{variant}_count"] == count
+    for i in range(count):
+        got = interpreted[f"variant_{variant}_{i}"]
+        want = interpreted[f"variant_{variant}_{i}_eager"]
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * scale)
 
 
 # A kernel that fails to build: the adapter's calls fall back to the torch path.
