@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import importlib.util
 import io
 import pstats
@@ -26,7 +27,9 @@ from collections.abc import Callable
 from s2nn_xp._timing import median_seconds
 
 
-def _torch_call(size: int) -> tuple[str, Callable[[], object]]:
+def _torch_call(
+    size: int, *, learnable: bool = False
+) -> tuple[str, Callable[[], object]]:
     import torch
 
     import s2nn_xp.torch
@@ -34,37 +37,22 @@ def _torch_call(size: int) -> tuple[str, Callable[[], object]]:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     x = torch.randn(size, device=device, requires_grad=True)
     g = torch.randn(size, device=device)
+    spike: Callable[[torch.Tensor], torch.Tensor] = s2nn_xp.torch.s2nn
+    if learnable:
+        spike = s2nn_xp.torch.S2NN(
+            alpha=torch.full((size,), 4.0, device=device),
+            beta=torch.full((size,), 1.0, device=device),
+            learnable=True,
+        )
 
     def call() -> object:
-        s2nn_xp.torch.s2nn(x).backward(g)
+        spike(x).backward(g)
         if device == "cuda":
             torch.cuda.synchronize()
         return x.grad
 
-    return f"torch forward+backward on {device}", call
-
-
-def _torch_learnable_call(size: int) -> tuple[str, Callable[[], object]]:
-    import torch
-
-    import s2nn_xp.torch
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    x = torch.randn(size, device=device, requires_grad=True)
-    g = torch.randn(size, device=device)
-    module = s2nn_xp.torch.S2NN(
-        alpha=torch.full((size,), 4.0, device=device),
-        beta=torch.full((size,), 1.0, device=device),
-        learnable=True,
-    )
-
-    def call() -> object:
-        module(x).backward(g)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return x.grad
-
-    return f"torch learnable forward+backward on {device}", call
+    kind = "learnable forward+backward" if learnable else "forward+backward"
+    return f"torch {kind} on {device}", call
 
 
 def _jax_call(size: int) -> tuple[str, Callable[[], object]]:
@@ -81,9 +69,9 @@ def _jax_call(size: int) -> tuple[str, Callable[[], object]]:
     return f"jax gradient on {jax.devices()[0]}", call
 
 
-_CALLS = {
+_CALLS: dict[str, Callable[[int], tuple[str, Callable[[], object]]]] = {
     "torch": _torch_call,
-    "torch-learnable": _torch_learnable_call,
+    "torch-learnable": functools.partial(_torch_call, learnable=True),
     "jax": _jax_call,
 }
 
