@@ -789,7 +789,12 @@ def _ptx(source: Any, target: Any, options: dict[str, Any]) -> str:
 
 
 def test_gpu_branch_compiles_with_accurate_math():
-    """Compile the kernels for sm_80 and sm_90 (no GPU needed) and look at the PTX."""
+    """Compile the kernels for sm_80 and sm_90 (no GPU needed) and look at the PTX.
+
+    Each division is correctly rounded, and there are no more of them than
+    the values need: the gradient divides once (in the branch ``x``
+    selects), ``d origin / d alpha`` once, the sigmoid once.
+    """
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
@@ -799,6 +804,7 @@ def test_gpu_branch_compiles_with_accurate_math():
             kernels._spike_kernel,
             {"x_ptr": "*bf16", "y_ptr": "*bf16", "n": "i64"},
             {"with_origin": True, "block": 1024},
+            1,
         ),
         (
             kernels._spike_vjp_kernel,
@@ -809,6 +815,7 @@ def test_gpu_branch_compiles_with_accurate_math():
                 "n": "i32",
             },
             {"with_cotangent": True, "block": 1024},
+            1,
         ),
         (
             kernels._cotangents_kernel,
@@ -834,10 +841,13 @@ def test_gpu_branch_compiles_with_accurate_math():
                 "block_rows": 8,
                 "block_columns": 128,
             },
+            2,
         ),
     ]
+    # Every kernel computes 1024 values a program (a block, or 8 rows x 128).
+    per_thread = 1024 // (32 * kernels.COMPILE_OPTIONS["num_warps"])
     for capability in (80, 90):
-        for kernel, pointers, extra in signatures:
+        for kernel, pointers, extra, divisions in signatures:
             names = kernel.arg_names
             constants = {"use_libdevice": True, **extra}
             signature = {
@@ -859,5 +869,5 @@ def test_gpu_branch_compiles_with_accurate_math():
                 source, target, {**kernels.COMPILE_OPTIONS, "enable_fp_fusion": True}
             )
             assert ptx.count("fma.rn.f32") < fused.count("fma.rn.f32")
-            assert "div.rn.f32" in ptx  # correctly rounded division
+            assert ptx.count("div.rn.f32") == divisions * per_thread, kernel
             assert "div.full.f32" not in ptx and "div.approx.f32" not in ptx
