@@ -310,20 +310,35 @@ def _fused_kernels(
     """
     if x.device.type not in _FUSED_DEVICES or not _plain_eager(x, parameters, *others):
         return None
-    return _kernels_taking(x, *others)
+    return _kernels_for(x)
 
 
-def _kernels_taking(x: torch.Tensor, *others: torch.Tensor) -> ModuleType | None:
-    """The Triton kernels module where its kernels may read these tensors."""
-    # A subclass that dispatches in Python may have a data_ptr() of 0, which
-    # a fused kernel would read and write through.
-    if not _torch_eager.takes_kept_tensors(x, *others):
+def _kernels_for(x: torch.Tensor) -> ModuleType | None:
+    """The Triton kernels module where its kernels may read ``x``, else None.
+
+    For a call that :func:`_may_update` passed: no dispatch mode is on, and
+    its other tensors are of ``x``'s kind, so that ``x`` alone says whether
+    the kernels may read them all (not a subclass that dispatches in Python,
+    whose data_ptr() may be 0, which a kernel would read and write through).
+    This runs twice in every eager CUDA forward+backward: one check, where
+    asking every tensor again cost a tenth of the host's work of a call.
+    """
+    if not _torch_eager.plain_storage(x):
         return None
+    kernels = _triton_module()
+    if kernels is None or not kernels.AVAILABLE:
+        return None
+    return kernels if kernels.launchable(x) else None
+
+
+@functools.cache
+def _triton_module() -> ModuleType | None:
+    """:mod:`s2nn_xp._triton`, imported on first use (it imports Triton)."""
     try:
         from . import _triton
     except ImportError:  # pragma: no cover - _triton itself guards the import
         return None
-    return _triton if _triton.AVAILABLE and _triton.launchable(x) else None
+    return _triton
 
 
 def _cpu_block(x: torch.Tensor, plain: bool, *others: Any) -> int:
@@ -777,6 +792,8 @@ def _fused_cotangents(
 ) -> dict[str, torch.Tensor | None] | None:
     """:func:`_eager_cotangents` by one Triton kernel on CUDA, else None.
 
+    For a call that :func:`_may_update` passed (its caller's check).
+
     Where the parameters are per neuron (aligned with ``x``'s last axes) or
     single values: the eager kernel's dozen passes over the data, and their
     reductions, took 9 to 12 times the fixed parameters' forward+backward at
@@ -784,8 +801,7 @@ def _fused_cotangents(
     """
     if x.device.type not in _FUSED_DEVICES:
         return None
-    tensors = [v for v in parameters.values() if isinstance(v, torch.Tensor)]
-    kernels = _kernels_taking(x, cotangent, *tensors)
+    kernels = _kernels_for(x)  # after _may_update of them all (the caller's)
     if kernels is None:
         return None
     result: dict[str, torch.Tensor | None] | None = kernels.cotangents(
