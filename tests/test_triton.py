@@ -871,3 +871,30 @@ def test_gpu_branch_compiles_with_accurate_math():
             assert ptx.count("fma.rn.f32") < fused.count("fma.rn.f32")
             assert ptx.count("div.rn.f32") == divisions * per_thread, kernel
             assert "div.full.f32" not in ptx and "div.approx.f32" not in ptx
+
+
+def test_kernel_configs_times_every_case_under_the_interpreter():
+    """benchmarks/kernel_configs.py, which ``.ci/gpu-check`` runs on a GPU:
+    its launches, at a small size on the CPU, with a ratio for every case."""
+    arguments = ["--size", "2^12", "--rows", "4", "--layers", "2^10"]
+    arguments += ["--blocks", "512", "1024", "--warps", "4", "--repeats", "1"]
+    script = (
+        f"import runpy, sys; sys.argv[1:] = {arguments!r}; "
+        "runpy.run_path('benchmarks/kernel_configs.py', run_name='__main__')"
+    )
+    out = run_interpreted(script)
+    assert "Triton kernels on cpu, 4096 float32 values" in out
+    lines = out.splitlines()
+    kernels = ("forward", "origin", "backward")
+    rows = [line.split() for line in lines[2:] if line.startswith(kernels)]
+    timed = {" ".join(row[:-2]): row[-2:] for row in rows}
+    for block in (512, 1024):
+        for kernel in kernels:
+            assert f"{kernel}, block {block}, 4 warps" in timed
+    learnable = ("learnable", "learnable, one row program", "learnable, x's term only")
+    for shape in ("4 x 1024", "4 x 256"):
+        for case in ("fixed", *learnable):
+            assert f"backward {shape}, {case}" in timed
+    assert all(float(value) > 0 for values in timed.values() for value in values)
+    (host,) = [line for line in lines if line.startswith("host: one backward launch")]
+    assert float(host.split()[-1]) > 0
