@@ -321,7 +321,8 @@ def _kernels_for(x: torch.Tensor) -> ModuleType | None:
     the kernels may read them all (not a subclass that dispatches in Python,
     whose data_ptr() may be 0, which a kernel would read and write through).
     This runs twice in every eager CUDA forward+backward: one check, where
-    asking every tensor again cost a tenth of the host's work of a call.
+    asking every tensor again (and importing the module at every call) was
+    about 7 % of the instructions of the host's work of a fixed call.
     """
     if not _torch_eager.plain_storage(x):
         return None
