@@ -26,13 +26,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from s2nn_xp._cli import LEARNABLE_BATCH, parse_repeats, parse_size
 from s2nn_xp._timing import ONE_ARRAY, floor_cases, floor_of, median_seconds
-
-
-def _size(text: str) -> int:
-    """A count of values: ``65536`` or ``2^16``."""
-    base, _, exponent = text.partition("^")
-    return int(base) ** int(exponent) if exponent else int(base)
 
 
 def _inputs(size: int, device: str) -> tuple[Any, Any]:
@@ -145,13 +140,12 @@ def _layer_cases(
     return cases, dict.fromkeys(list(cases)[1:], floor)
 
 
-def _host_launch() -> dict[str, float]:
+def _host_launch(device: str) -> dict[str, float]:
     """Median host seconds of one backward launch of 1,024 values, not waited for."""
     import torch
 
     from s2nn_xp import _triton
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     x = torch.randn(1024, device=device)
     g = torch.randn_like(x)
     name = "host: one backward launch (1,024 values, not waited for)"
@@ -166,21 +160,26 @@ def _host_launch() -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--size", type=_size, default=2**28, help="values (default 2^28)"
+        "--size", type=parse_size, default=2**28, help="values (default 2^28)"
     )
     parser.add_argument(
-        "--rows", type=int, default=64, help="rows of the learnable batch"
+        "--rows",
+        type=int,
+        default=LEARNABLE_BATCH,
+        help=f"rows of the learnable batch (default {LEARNABLE_BATCH}, as the bench's)",
     )
     parser.add_argument(
         "--layers",
-        type=_size,
+        type=parse_size,
         nargs="*",
         default=[2**16, 2**20],
         help="sizes of the learnable backward's host-bound rows (default 2^16 2^20)",
     )
     parser.add_argument("--blocks", type=int, nargs="+", default=[1024, 2048, 4096])
     parser.add_argument("--warps", type=int, nargs="+", default=[4, 8])
-    parser.add_argument("--repeats", type=int, default=9, help="timed calls a case")
+    parser.add_argument(
+        "--repeats", type=parse_repeats, default=9, help="timed calls a case"
+    )
     arguments = parser.parse_args(argv)
     from s2nn_xp import _triton
 
@@ -211,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, floor in floors.items():
         ratio = seconds[name] / floor_of(seconds, floor)
         print(f"{name:52s} {seconds[name] * 1e6:10.1f} {ratio:8.2f}")
-    for name, value in _host_launch().items():
+    for name, value in _host_launch(device).items():
         print(f"{name:52s} {value * 1e6:10.1f}")
     print(f"floors: one array {ONE_ARRAY}; backward x*g (of the layer's shape)")
 

@@ -33,6 +33,7 @@ from . import _math
 __all__ = [
     "cotangents",
     "gradient",
+    "in_dtype",
     "origin",
     "plain_storage",
     "spike",
@@ -68,6 +69,11 @@ except AttributeError:  # pragma: no cover - depends on torch
     _PRE_DISPATCH = _KEY_INCLUDED = None
 # torch.jit.is_tracing() without its two Python calls (it runs at every call).
 _JIT_TRACING = getattr(torch._C, "_is_tracing", torch.jit.is_tracing)
+
+
+def in_dtype(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``tensor.to(dtype)``, without the call's microsecond where it is one."""
+    return tensor if tensor.dtype is dtype else tensor.to(dtype)
 
 
 def in_dispatch_mode() -> bool:

@@ -106,6 +106,7 @@ from ._adapter_docs import documented, listing
 from ._api import ALPHA, BETA, EPSILON, Flag, Pullback
 from ._fused import stacklevel_of_the_user
 from ._temporaries import Kept
+from ._torch_eager import in_dtype as _in_dtype
 from ._validation import (
     EPSILON_IS_CONSTANT,
     Prepared,
@@ -816,11 +817,6 @@ def _fused_cotangents(
         with_beta=needs["beta"],
     )
     return result
-
-
-def _in_dtype(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``tensor.to(dtype)``, without the call's microsecond where it is one."""
-    return tensor if tensor.dtype is dtype else tensor.to(dtype)
 
 
 def _cotangents(
