@@ -99,6 +99,7 @@ import torch.autograd.forward_ad
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.overrides import handle_torch_function, has_torch_function
+from typing_extensions import Self
 from typing_extensions import TypeVar as TypeVar_
 
 from . import _compat, _math, _torch_eager
@@ -2058,6 +2059,8 @@ class S2NN(nn.Module, Generic[_Stored]):
             )
             raise RuntimeError(msg)
         differentiated = _differentiated(value)
+        # computed from tensors that take its derivatives: not a leaf, or dual
+        computed = differentiated and (value.grad_fn is not None or _has_tangent(value))
         if name != "epsilon" and differentiated and self._held_plainly(name):
             # Deleted (or holding such a tensor already), then given a tensor
             # that autograd or forward mode sees through (PyTorch's
@@ -2099,24 +2102,32 @@ class S2NN(nn.Module, Generic[_Stored]):
             # parameter's dtype, not first into the default dtype.
             _check_float32(name, value)
             value = torch.tensor(value, dtype=torch.float64, device="cpu")
+        current = self._parameters.get(name) if learnable else None
+        if (
+            differentiated
+            and learnable
+            and not isinstance(value, nn.Parameter)
+            and (current is not None or computed)
+        ):
+            # A hypernetwork's output, given to the constructor or assigned at
+            # every step: copied into the module's own parameter (below), it
+            # loses its derivatives, and what produced it learns nothing. (A
+            # leaf that requires grad, given to the constructor, says the
+            # value is to learn: the module's parameter learns it.)
+            msg = (
+                f"{name} has derivatives (it requires grad, or is a dual "
+                "tensor), which this module's own parameter, that it is "
+                "copied into, does not pass on; to differentiate through "
+                f"the value, delete {name} first (del module.{name}: a "
+                "tensor with derivatives is then kept as given) or pass it "
+                "with torch.func.functional_call"
+            )
+            level = stacklevel_of_the_user((__name__.partition(".")[0], "torch"))
+            warnings.warn(msg, UserWarning, stacklevel=level)
         # Copied into a learnable module's own parameter (an optimizer holds
         # it); a parameter given to a module that is not learnable is the
         # caller's: replaced, not written into.
-        current = self._parameters.get(name) if learnable else None
         if current is not None and not isinstance(value, nn.Parameter):
-            if differentiated:
-                # A hypernetwork's output assigned at every step, after one
-                # that registered a parameter again: its gradient is lost
-                msg = (
-                    f"{name} has derivatives (it requires grad, or is a dual "
-                    "tensor), which this module's own parameter, that it is "
-                    "copied into, does not pass on; to differentiate through "
-                    f"the value, delete {name} first (del module.{name}: a "
-                    "tensor with derivatives is then kept as given) or pass it "
-                    "with torch.func.functional_call"
-                )
-                level = stacklevel_of_the_user((__name__.partition(".")[0], "torch"))
-                warnings.warn(msg, UserWarning, stacklevel=level)
             with torch.no_grad():
                 current.copy_(_like(name, value, current))
             return
@@ -2318,6 +2329,20 @@ class S2NN(nn.Module, Generic[_Stored]):
         later assignments are stored, not the values the module holds.
         """
         return self._learnable
+
+    def __copy__(self) -> Self:
+        """A shallow copy: the same tensors, in stores of its own.
+
+        ``copy.copy``'s default shares the original's ``_parameters`` and
+        ``_buffers`` (nn.Module's dicts), from which assigning a number to
+        the copy's `alpha` (a constant, held in neither) took the original's
+        away. The tensors themselves stay shared, as a shallow copy's are.
+        """
+        copied = type(self).__new__(type(self))
+        copied.__setstate__(self.__getstate__())
+        for store in ("_parameters", "_buffers", "_non_persistent_buffers_set"):
+            object.__setattr__(copied, store, getattr(self, store).copy())
+        return copied
 
     def __getstate__(self) -> dict[str, Any]:
         """The module's state, the constructor's host values as CPU tensors.

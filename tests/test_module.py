@@ -285,6 +285,29 @@ def test_a_copy_keeps_its_values_when_the_original_goes_to_another_process():
     del junk
 
 
+@pytest.mark.parametrize("learnable", [False, True])
+def test_a_shallow_copy_holds_the_same_tensors_in_stores_of_its_own(learnable):
+    """copy.copy shared nn.Module's dicts with the original: a number
+    assigned to the copy (a constant, in neither dict) or a parameter
+    deleted from it took the original's out of them too."""
+    module = S2NN(alpha=torch.full((3,), 4.0), learnable=learnable)
+    twin = copy.copy(module)
+    assert twin.alpha is module.alpha  # shallow: the same tensor
+    twin.alpha = 2.0
+    if learnable:  # copied into the parameter both hold
+        assert torch.equal(module.alpha, torch.full((3,), 2.0))
+    else:  # the copy's constant; the original keeps its buffer
+        assert twin.alpha == 2.0
+        assert torch.equal(module.alpha, torch.full((3,), 4.0))
+        assert list(module.state_dict()) == ["alpha"]
+    del twin.beta
+    assert module.beta == 1.0
+    assert [name for name, _ in module.named_parameters()] == (
+        ["alpha", "beta"] if learnable else []
+    )
+    module(torch.tensor([[-0.5, 0.0, 0.5]]))  # it has its alpha and beta
+
+
 def test_a_module_built_through_its_type_argument_loads_with_weights_only():
     """S2NN[torch.Tensor](...) keeps the typing alias it was called as
     (__orig_class__), which torch.load(weights_only=True) refused
@@ -1744,6 +1767,9 @@ def test_a_deleted_parameter_takes_a_tensor_with_derivatives_as_given(learnable)
     assert "alpha" in spike.state_dict()
     with pytest.warns(UserWarning, match="alpha (has derivatives|requires grad)"):
         spike.alpha = 4.0 + torch.zeros(4, requires_grad=True)
+    # and so does the constructor, given one (a hypernetwork's output)
+    with pytest.warns(UserWarning, match="alpha (has derivatives|requires grad)"):
+        S2NN(alpha=4.0 + torch.zeros(4, requires_grad=True), learnable=learnable)
 
 
 def test_a_deleted_epsilon_stays_a_constant():
