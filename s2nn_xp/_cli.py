@@ -290,6 +290,24 @@ def _check_drawable(alpha: float, beta: float) -> None:
         )
 
 
+def parse_parameter(text: str) -> float:
+    """``4``, ``0.5``, ``inf`` -> a float (argparse type); its range is the library's.
+
+    Text of a finite number beyond float64 (``1e400``), which ``float``
+    makes infinite, is refused here in the user's own words: the library
+    would judge the infinity (``--alpha inf: ... must be finite``).
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        msg = f"{text!r} is not a number"
+        raise argparse.ArgumentTypeError(msg) from None
+    if math.isinf(value) and "inf" not in text.lower():
+        msg = f"{text} is beyond the range of float64"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def run_plot(args: argparse.Namespace) -> int:
     """Draw the figure into --out or show it."""
     if len(args.alpha or ()) != len(args.beta or ()):
@@ -1647,13 +1665,13 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", type=_output_path, help="PNG, SVG or PDF file to write")
     plot.add_argument(
         "--alpha",
-        type=float,
+        type=parse_parameter,
         action="append",
         help="alpha of one curve (repeat, with --beta, for more)",
     )
     plot.add_argument(
         "--beta",
-        type=float,
+        type=parse_parameter,
         action="append",
         help="beta of one curve (as many as --alpha)",
     )

@@ -673,10 +673,14 @@ def masked_parameter(name: str) -> TypeError:
     )
 
 
-def host_values(name: str, value: Any) -> Any:
+def host_values(name: str, value: Any, x_shape: tuple[Any, ...] | None = None) -> Any:
     """The values of a list, tuple or array whose values sit in host memory, as NumPy.
 
-    Checked: real numeric dtype, not masked, inside the parameter's range.
+    Checked: real numeric dtype, not masked, broadcasting to ``x_shape``
+    (where given), inside the parameter's range: the shape before the
+    values, which a wrong shape makes no sense of (and a broadcast view of
+    a few bytes, of a shape that does not fit, would have them compared in
+    full).
     """
     import numpy as np
 
@@ -693,6 +697,8 @@ def host_values(name: str, value: Any) -> Any:
     view = _host_view(name, value)
     values = _host_array(name, value if view is None else view)
     check_real_dtype(name, _compat.array_namespace(values), values.dtype)
+    if x_shape is not None:
+        check_broadcast(name, values.shape, x_shape)
     # ml_dtypes' formats compared in float64, which holds all their values:
     # in their own dtype the bound may not exist (float8_e8m0fnu has no 0,
     # which became NaN there, and every value was refused).
@@ -716,7 +722,9 @@ def host_values(name: str, value: Any) -> Any:
     return values
 
 
-def validate_parameter(name: str, value: Any) -> Any:
+def validate_parameter(
+    name: str, value: Any, x_shape: tuple[Any, ...] | None = None
+) -> Any:
     """Check a parameter as far as its own value allows.
 
     Parameters
@@ -725,6 +733,9 @@ def validate_parameter(name: str, value: Any) -> Any:
         ``"alpha"``, ``"beta"`` or ``"epsilon"``.
     value
         A real Python or NumPy number, a list or tuple of them, or an array.
+    x_shape
+        The shape of the ``x`` it goes with, if known: host values must
+        broadcast to it, checked before their values (:func:`host_values`).
 
     Returns
     -------
@@ -758,7 +769,7 @@ def validate_parameter(name: str, value: Any) -> Any:
         msg = f"{name} must be real, not complex ({value!r})"
         raise TypeError(msg)
     if _is_sequence(value):  # a list, tuple, range, deque, array.array, ...
-        return host_values(name, value)
+        return host_values(name, value, x_shape)
     # A wrapper of a JAX array first, as for x: one that also passes on its
     # value's __array_namespace__ (flax's nnx.Param) was taken as an array
     # of no known library, its values unchecked (alpha = -4 was used).
@@ -774,7 +785,7 @@ def validate_parameter(name: str, value: Any) -> Any:
             check_standard_version(_compat.array_namespace(value), name)
         raise
     if view is not None:
-        values = host_values(name, value)
+        values = host_values(name, value, x_shape)
         # NumPy data goes to x's library; other libraries' arrays stay theirs.
         return values if _is_numpy(value) else value
     if _may_be_array(value) and _compat.is_array_api_obj(value):
@@ -784,7 +795,7 @@ def validate_parameter(name: str, value: Any) -> Any:
             raise masked_parameter(name)
         return value
     if _reads_as_array(value):  # host data as x takes it (NumPy reads it)
-        return host_values(name, value)
+        return host_values(name, value, x_shape)
     raise wrong_type(name, value)
 
 
@@ -919,13 +930,14 @@ def _not_an_array(name: str, value: Any) -> TypeError:
     return TypeError(msg)
 
 
-def _python_number(name: str, value: Any) -> Any:
+def _python_number(name: str, value: Any, *, element: bool = False) -> Any:
     """A Python number as NumPy reads it as a real number; anything else as is.
 
     NumPy makes an object array of an int beyond int64 and of other
     ``numbers.Real`` types (``Fraction``), which parameters accept as
     numbers: those become floats. ValueError beyond float64's range (the
-    digits are not printed: there may be hundreds).
+    digits are not printed: there may be hundreds), saying that `name`
+    holds it where it is an `element` of a list.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return value
@@ -936,13 +948,13 @@ def _python_number(name: str, value: Any) -> Any:
     try:
         number = float(value)
     except OverflowError:
-        raise _beyond_float64(name, value) from None
+        raise _beyond_float64(name, value, element=element) from None
     if name in BOUNDS:  # a parameter's list: as for the number alone
         _check_not_vanished(name, value, number)
     return number
 
 
-def _beyond_float64(name: str, value: Any) -> ValueError:
+def _beyond_float64(name: str, value: Any, *, element: bool = False) -> ValueError:
     """The error for a Python number (an int) beyond float64's range.
 
     Its digits counted, not printed (there may be thousands); by its
@@ -957,8 +969,9 @@ def _beyond_float64(name: str, value: Any) -> ValueError:
         digits = math.floor(math.log10(whole)) + 1
         if whole < 10 ** (digits - 1):
             digits -= 1
+    what = "holds" if element else "is"
     return ValueError(
-        f"{name} is a number of {digits} digits, beyond the range of float64"
+        f"{name} {what} a number of {digits} digits, beyond the range of float64"
     )
 
 
@@ -1139,9 +1152,14 @@ def _read(name: str, asarray: Callable[[Any], Any], values: Any) -> Any:
     """``asarray(values)``; its errors named as :func:`_host_array` says."""
     try:
         return asarray(values)
-    except ValueError as exc:  # ragged nested lists
-        msg = f"{name} is no rectangular array of numbers: {exc}"
-        raise ValueError(msg) from exc
+    except ValueError as exc:
+        if _is_sequence(values):  # ragged nested lists: a shape, not a kind
+            msg = f"{name} is no rectangular array of numbers: {exc}"
+            raise ValueError(msg) from exc
+        # An array-like object a library reads no numbers from (ndonnx's
+        # asarray of object data says ValueError): of a kind, as others say.
+        msg = f"{name} is no array of real numbers: {exc}"
+        raise TypeError(msg) from exc
     except (TypeError, NotImplementedError) as exc:  # odd objects (Dask: dtype)
         msg = f"{name} is no array of real numbers: {exc}"
         raise TypeError(msg) from exc
@@ -1181,7 +1199,7 @@ def _real_numbers(name: str, array: Any, np: ModuleType) -> Any:
         for v in flat
     ):
         return array  # refused by the caller, naming what it holds
-    floats = [_python_number(name, v) for v in flat]
+    floats = [_python_number(name, v, element=True) for v in flat]
     return np.asarray(floats, dtype=np.float64).reshape(array.shape)
 
 
@@ -1440,7 +1458,7 @@ def check_parameter(
     given = value
     if not isinstance(value, float):
         refuse_other_library(xp, name, value, x)
-    value = validate_parameter(name, value)
+    value = validate_parameter(name, value, tuple(x.shape))
     if isinstance(value, float):
         return check_representable(
             name, value, compute_dtype, largest, flushed_by=flushed_by
@@ -1448,7 +1466,6 @@ def check_parameter(
     numpy = sys.modules.get("numpy")
     if numpy is not None and isinstance(value, numpy.ndarray):
         check_representable(name, value, compute_dtype, largest, flushed_by=flushed_by)
-        check_broadcast(name, value.shape, x.shape)
         # A value that rounds to 0 or inf in the compute dtype was judged
         # above, as numbers are: the cast itself is quiet.
         if _compat.is_numpy_namespace(xp):

@@ -220,7 +220,7 @@ def _parameter(name: str, value: Parameter, x: Any, compute: np.dtype) -> Any:
         return compute.type(value)  # normal in the compute dtype: valid for all three
     if not isinstance(value, cupy.ndarray):  # no lookup at every call
         refuse_other_library(cupy, name, value, x)
-    value = validate_parameter(name, value)
+    value = validate_parameter(name, value, x.shape)
     # a subnormal alpha or beta would act as 0 where CuPy flushes them
     flushed_by = _RECORD.name if _RECORD.flushes(x, compute) else None
     if isinstance(value, float):

@@ -247,6 +247,14 @@ def test_plot_custom_pairs(alpha, beta, tmp_path, capsys):
             ["plot", "--out", "f.png", "--alpha", "2", "--beta", "nan"],
             "--alpha 2 --beta nan: beta must be finite and > 0",
         ),
+        (  # in the words typed: float() made it inf ("must be finite")
+            ["plot", "--out", "f.png", "--alpha", "1e400", "--beta", "1"],
+            "argument --alpha: 1e400 is beyond the range of float64",
+        ),
+        (
+            ["plot", "--out", "f.png", "--alpha", "2", "--beta", "one"],
+            "argument --beta: 'one' is not a number",
+        ),
         (["bench", "--backend", "nope"], "unknown backend 'nope'"),
         (
             ["bench", "--backend", "numpy", "--dtype", "float8"],

@@ -175,6 +175,27 @@ def test_an_array_parameter_out_of_range_says_how_many_values_are(value, tail):
     assert str(info.value).endswith(tail)
 
 
+@pytest.mark.parametrize("function", PARAMETRISED)
+def test_a_parameters_shape_is_checked_before_its_values(xp, function):
+    """Host values out of range in a shape that does not fit x were refused
+    for their values, which the shape makes no sense of; and a broadcast
+    view of a few bytes in a huge shape had every value compared (48 GiB: a
+    MemoryError)."""
+    x = _on(xp, X, "float32")
+    call = functools.partial(getattr(s2nn_xp, function), x)
+    names = (
+        ["alpha", "beta"] if function == "gradient" else ["alpha", "beta", "epsilon"]
+    )
+    for name in names:
+        for value in (
+            [-1.0, -1.0],
+            np.broadcast_to(-1.0, (1000, 5)),
+            np.broadcast_to(1.0, (2**34, 5)),
+        ):
+            with pytest.raises(ValueError, match=rf"{name} of shape .* does not"):
+                call(**{name: value})
+
+
 @pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 def test_numpy_subclass_cotangents_are_accepted():
     """np.matrix or any subclass, accepted as x and as a parameter, is a cotangent."""
@@ -790,6 +811,9 @@ def test_a_parameter_int_beyond_float64_is_said_so(name):
             s2nn_xp.origin(np.ones(2), **{name: number})
         with pytest.raises(ValueError, match=want):
             s2nn_xp.S2NN(**{name: number})
+        # in a list it is one of the values, not the parameter
+        with pytest.raises(ValueError, match=want.replace(" is a ", " holds a ")):
+            s2nn_xp.origin(np.ones(2), **{name: [1.0, number]})
 
 
 @pytest.mark.parametrize("name", ["alpha", "beta"])
@@ -883,7 +907,7 @@ def test_lists_of_python_numbers_numpy_cannot_hold_are_floats_everywhere(xp):
         (s2nn_xp.vjp(_on(xp, X))[1](numbers), s2nn_xp.vjp(_on(xp, X))[1](floats)),
     ):
         np.testing.assert_array_equal(to_numpy(got), to_numpy(want))
-    with pytest.raises(ValueError, match=r"x is a number of 401 digits"):
+    with pytest.raises(ValueError, match=r"x holds a number of 401 digits"):
         s2nn_xp.forward([[1.0, 10**400]], xp=xp)
 
 
@@ -1671,6 +1695,27 @@ def test_an_array_of_objects_by_a_protocol_is_refused_by_its_dtype(xp):
         s2nn_xp.gradient(_ObjectColumn(), xp=xp)
     with pytest.raises(TypeError, match=r"^alpha must have a real numeric dtype"):
         s2nn_xp.gradient(x, alpha=_ObjectColumn())
+
+
+def test_objects_a_library_reads_no_numbers_from_are_refused_by_their_kind(
+    xp, monkeypatch
+):
+    """A library whose asarray says ValueError of object data (ndonnx's)
+    made that a ValueError ("no rectangular array"), where the others say
+    TypeError; a ragged list is still a ValueError of its shape."""
+    library_asarray = xp.asarray
+
+    def asarray(obj, *args, **kwargs):
+        if isinstance(obj, _ObjectColumn):
+            raise ValueError("object data is not supported")
+        return library_asarray(obj, *args, **kwargs)
+
+    monkeypatch.setattr(xp, "asarray", asarray)
+    by_kind = r"^x (must have a real numeric dtype|is no array of real numbers)"
+    with pytest.raises(TypeError, match=by_kind):
+        s2nn_xp.gradient(_ObjectColumn(), xp=xp)
+    with pytest.raises(ValueError, match=r"^x is no rectangular array"):
+        s2nn_xp.gradient([[0.5], [0.5, 1.0]], xp=xp)
 
 
 def test_a_number_that_is_not_real_is_refused_by_its_type_whatever_xp(xp):
