@@ -13,7 +13,9 @@ run (``s2nn_xp._timing``):
   along the rows, which leaves no column sums to reduce (learnable / fixed
   forward+backward was 2.3x at 2^28 values on an H200 and about 1.55x at
   2^16 and 2^20, where the host's launches decide);
-* the host's time of one launch, not waited for (per-call cost).
+* the host's time of one launch, not waited for (per-call cost): the
+  package's (a kernel compiled before is called directly) beside Triton's
+  own launch of the same kernel.
 
 ``.ci/gpu-check`` runs it. Without a GPU it times nothing, unless Triton's
 interpreter is on (``TRITON_INTERPRET=1``, on the CPU: the tests' dry run, at
@@ -141,16 +143,36 @@ def _layer_cases(
 
 
 def _host_launch(device: str) -> dict[str, float]:
-    """Median host seconds of one backward launch of 1,024 values, not waited for."""
+    """Median host seconds of one backward launch of 1,024 values, not waited for.
+
+    The package's launch (the compiled kernel called directly where
+    ``_triton.DIRECT_LAUNCH``), and the same through Triton's own launch
+    (``JITFunction.run``), taking turns.
+    """
     import torch
 
     from s2nn_xp import _triton
 
     x = torch.randn(1024, device=device)
     g = torch.randn_like(x)
-    name = "host: one backward launch (1,024 values, not waited for)"
+    direct = _triton.DIRECT_LAUNCH
+
+    def through_triton() -> Any:
+        _triton.DIRECT_LAUNCH = False
+        try:
+            return _triton.spike_vjp(g, x, 4.0, 1.0)
+        finally:
+            _triton.DIRECT_LAUNCH = direct
+
     seconds = median_seconds(
-        {name: lambda: _triton.spike_vjp(g, x, 4.0, 1.0)}, repeats=200, warmup=20
+        {
+            "host: one backward launch of 1,024 values": lambda: _triton.spike_vjp(
+                g, x, 4.0, 1.0
+            ),
+            "host: the same through Triton's launch": through_triton,
+        },
+        repeats=200,
+        warmup=20,
     )
     if device == "cuda":
         torch.cuda.synchronize()

@@ -34,6 +34,12 @@ kernel that fails to compile or launch on a GPU (these have not run on every
 GPU and Triton version) returns None, and the caller computes the same values
 with the pure torch path; one warning names the cause, and the kernel is not
 tried again on that device for that dtype (see :mod:`s2nn_xp._fused`).
+
+A kernel is compiled by Triton at its first launch, and launched directly
+after that, for arguments that Triton would compile no other way
+(:data:`DIRECT_LAUNCH`): Triton's own launch binds and specialises every
+argument again, about 10 us of host time on the project's CPU against 2-4 us
+for a call of the compiled kernel, which counts at small layers.
 """
 
 from __future__ import annotations
@@ -425,9 +431,12 @@ def _device_guard(x: torch.Tensor) -> Any:
     No guard where it is the current device already: entering one cost
     about 20 us a launch on an H200's host, a tenth of a call at 2^16.
     """
-    if x.device.type == "cuda" and x.device.index != torch.cuda.current_device():
+    if x.is_cuda and x.get_device() != torch.cuda.current_device():
         return torch.cuda.device(x.device)
-    return contextlib.nullcontext()  # the current device, or the interpreter
+    return _NO_GUARD  # the current device, or the interpreter
+
+
+_NO_GUARD = contextlib.nullcontext()  # stateless: one serves every launch
 
 
 def _launched(
@@ -456,15 +465,18 @@ def _run(
     constants: dict[str, Any],
 ) -> bool:
     """Launch ``kernel`` on ``grid`` on ``out``'s device, as :func:`_launched` says."""
+    constexprs = {**constants, "use_libdevice": not INTERPRETED}
 
     def launch() -> None:
         with _device_guard(out):
-            kernel[grid](
-                *arguments,
-                **constants,
-                use_libdevice=not INTERPRETED,
-                **COMPILE_OPTIONS,
-            )
+            key = _specialisation(kernel, out, arguments, constexprs)
+            cached = _compiled.get(key) if key is not None else None
+            if cached is not None and not kernel.pre_run_hooks:
+                compiled, constexpr_values = cached
+                compiled[(*grid, 1, 1)[:3]](*arguments, *constexpr_values)
+                return
+            launched = kernel[grid](*arguments, **constexprs, **COMPILE_OPTIONS)
+            _remember(kernel, key, launched, len(arguments), constexprs)
 
     name = f"Triton kernel {kernel.__name__} for {out.dtype}"
     return _fused.launched(
@@ -474,6 +486,92 @@ def _run(
         framework="torch",
         device_usable=lambda: _device_usable(out.device),
     )
+
+
+# Triton's own launch (``kernel[grid](...)``, ``JITFunction.run``) binds and
+# specialises every argument, and builds its cache key, at every launch: about
+# 10 us of host time a launch on the project's CPU, where a call of the
+# compiled kernel (``CompiledKernel[grid](...)``, as Triton's maintainers
+# advise for launch-bound code) takes 2-4 us. So each kernel compiled by a
+# first launch is kept under a key at least as fine as Triton's
+# specialisation (:func:`_specialisation`), and later launches of the same
+# key call it directly. Only for the Triton versions whose calling convention
+# the tests check (every parameter, constexprs included, in the signature's
+# order); any other version launches through Triton each time.
+_DIRECT_LAUNCH_VERSIONS = ("3.6.", "3.9.")
+DIRECT_LAUNCH = (
+    AVAILABLE
+    and not INTERPRETED
+    and triton.__version__.startswith(_DIRECT_LAUNCH_VERSIONS)
+)
+"""Whether a kernel compiled before is launched without ``JITFunction.run``."""
+
+_MOST_COMPILED = 256  # keys kept: kernels x dtypes x alignments x devices
+_compiled: dict[tuple[Any, ...], tuple[Any, tuple[Any, ...]]] = {}
+
+
+def _specialisation(
+    kernel: Any,
+    out: torch.Tensor,
+    arguments: tuple[Any, ...],
+    constexprs: dict[str, Any],
+) -> tuple[Any, ...] | None:
+    """The compiled kernel's key: None where launches go through Triton.
+
+    Triton compiles a kernel anew for each of these (its
+    ``native_specialize_impl``; the tests compare): a tensor's dtype and
+    whether its address is a multiple of 16 bytes; an int's type (32 or 64
+    bits), whether it is a multiple of 16, whether it is 1 (then a
+    constant); the constexprs; the options (``COMPILE_OPTIONS``, Triton's
+    debug and instrumentation settings); the device. A float is an ``fp32``
+    whatever its value.
+    """
+    if not DIRECT_LAUNCH:
+        return None
+    key: list[Any] = [
+        id(kernel),  # a module's kernel, alive for good (its own hash takes a lock)
+        out.get_device(),
+        *constexprs.items(),
+        *COMPILE_OPTIONS.items(),
+        triton.knobs.runtime.debug,
+        triton.knobs.compilation.instrumentation_mode,
+    ]
+    for argument in arguments:
+        kind = type(argument)
+        if kind is float:
+            key.append(float)
+        elif kind is int:
+            key.append(
+                (
+                    argument == 1,
+                    argument % 16 == 0,
+                    -(2**31) <= argument < 2**31,
+                    -(2**63) <= argument < 2**63,
+                )
+            )
+        elif isinstance(argument, torch.Tensor):
+            key.append((argument.dtype, argument.data_ptr() % 16 == 0))
+        else:
+            return None  # a subclass, or an argument the kernels do not take
+    return tuple(key)
+
+
+def _remember(
+    kernel: Any,
+    key: tuple[Any, ...] | None,
+    launched: Any,
+    positional: int,
+    constexprs: dict[str, Any],
+) -> None:
+    """Keep the kernel that Triton compiled and launched, for ``key``."""
+    if key is None or len(_compiled) >= _MOST_COMPILED:
+        return
+    if not isinstance(launched, triton.compiler.CompiledKernel):
+        return  # an asynchronous compile, or an unknown Triton: no shortcut
+    names = kernel.arg_names[positional:]
+    if sorted(names) != sorted(constexprs):
+        return  # a default or a keyword the call left to Triton
+    _compiled[key] = (launched, tuple(constexprs[name] for name in names))
 
 
 def _device_usable(device: torch.device) -> bool:

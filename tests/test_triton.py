@@ -5,8 +5,10 @@ on CPU tensors) in a subprocess, since the variable must be set before Triton
 is imported; the adapter is pointed at them by adding "cpu" to its fused
 devices, so the whole eager path (autograd, dtypes, layouts) runs through
 them. The kernels' GPU branch (libdevice ``exp``/``log1p``, correctly rounded
-division) is compiled to PTX here, which needs no GPU; on a machine with one,
-``tests/test_torch.py`` compares CUDA results with the CPU's.
+division) is compiled to PTX here, which needs no GPU, and the launches of
+the compiled kernels are checked against Triton's own through a driver that
+records what would go to CUDA; on a machine with one, ``tests/test_torch.py``
+compares CUDA results with the CPU's.
 """
 
 from __future__ import annotations
@@ -308,7 +310,12 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
 
 def run_interpreted(script: str, *args: str) -> str:
     """Run ``script`` under Triton's interpreter; its standard output."""
-    env = env_with_repo(TRITON_INTERPRET="1")
+    return run_script(script, *args, TRITON_INTERPRET="1")
+
+
+def run_script(script: str, *args: str, **variables: str) -> str:
+    """Run ``script`` with environment ``variables`` set; its standard output."""
+    env = env_with_repo(**variables)
     env.pop("PYTHONWARNINGS", None)
     completed = subprocess.run(
         [sys.executable, "-c", script, *args],
@@ -896,5 +903,194 @@ def test_kernel_configs_times_every_case_under_the_interpreter():
         for case in ("fixed", *learnable):
             assert f"backward {shape}, {case}" in timed
     assert all(float(value) > 0 for values in timed.values() for value in values)
-    (host,) = [line for line in lines if line.startswith("host: one backward launch")]
-    assert float(host.split()[-1]) > 0
+    hosts = [line for line in lines if line.startswith("host: ")]
+    assert [line[:40] for line in hosts] == [
+        "host: one backward launch of 1,024 value",
+        "host: the same through Triton's launch  ",
+    ]
+    assert all(float(line.split()[-1]) > 0 for line in hosts)
+
+
+def test_the_launch_key_is_at_least_as_fine_as_tritons_specialisation():
+    """Arguments that share a key compile to one kernel in Triton: a key as
+    coarse as Triton's would launch a kernel compiled for other arguments
+    (an aligned pointer assumed where it is not, an int taken for 1)."""
+    if not s2nn_xp._triton.DIRECT_LAUNCH:
+        pytest.skip(f"Triton {triton.__version__} launches through JITFunction.run")
+    from triton._C.libtriton import native_specialize_impl
+    from triton.backends.nvidia.compiler import CUDABackend
+
+    ints = [0, 1, 2, 15, 16, 17, 32, -1, -16, -17, 2**31 - 16, 2**31 - 1]
+    ints += [2**31, 2**31 + 1, 2**32, 2**63 - 16, 2**63 - 1, -(2**31), -(2**31) - 1]
+    floats = [0.0, 1.0, 16.0, -2.5, float("nan"), float("inf")]
+    tensors = [
+        torch.zeros(64, dtype=dtype)[start:]
+        for dtype in (torch.float16, torch.bfloat16, torch.float32)
+        for start in range(9)
+    ]
+    tensors.append(torch.nn.Parameter(torch.zeros(8)))
+    out = torch.zeros(1)
+    specialisations: dict[Any, Any] = {}
+    for argument in [*ints, *floats, *tensors]:
+        key = s2nn_xp._triton._specialisation("kernel", out, (argument,), {})
+        assert key is not None, argument
+        triton_key = native_specialize_impl(CUDABackend, argument, False, True, True)
+        assert specialisations.setdefault(key[-1], triton_key) == triton_key, argument
+    # what the kernels are never given is left to Triton
+    assert s2nn_xp._triton._specialisation("kernel", out, (None,), {}) is None
+
+
+# Compiles the kernels for sm_90 (no GPU needed) and launches them through a
+# driver that records the launcher's arguments instead of calling CUDA: the
+# kernels' launches through Triton, and the direct ones after them.
+_DIRECT_LAUNCH_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import torch, triton
+    from triton.backends.compiler import GPUTarget
+    from triton.runtime import driver
+    from triton.runtime.jit import JITFunction
+
+    class Utils:
+        def load_binary(self, name, kernel, shared, device):
+            return 1, 1, 32, 0, 1024  # module, function, registers, spills, threads
+
+        def get_device_properties(self, device):
+            return {"max_shared_mem": 232448, "multiprocessor_count": 132}
+
+    launches, through_triton = [], []
+
+    class RecordingDriver:
+        utils = Utils()
+        def is_active(self): return True
+        def get_current_device(self): return 0
+        def get_current_stream(self, device=None): return 7
+        def get_current_target(self): return GPUTarget("cuda", 90, 32)
+        def get_device_interface(self): return torch.cuda
+        def get_active_torch_device(self): return torch.device("cpu")
+        def launcher_cls(self, src, metadata):
+            return lambda *arguments: launches.append(arguments)
+
+    driver.set_active(RecordingDriver())
+    run = JITFunction.run
+    def counted(self, *args, **kwargs):
+        through_triton.append(self.__name__)
+        return run(self, *args, **kwargs)
+    JITFunction.run = counted
+
+    from s2nn_xp import _triton
+    assert _triton.DIRECT_LAUNCH and not _triton.INTERPRETED
+
+    def comparable(value):
+        if isinstance(value, torch.Tensor):
+            return ["tensor", str(value.dtype), value.data_ptr() % 16 == 0]
+        if isinstance(value, (bool, int, float)) or value is None:
+            return value
+        return type(value).__name__
+
+    def record(call):
+        first, before = len(launches), len(through_triton)
+        call()
+        return {
+            "through_triton": through_triton[before:],
+            "launches": [
+                # grid, stream, the function and its packed metadata, the
+                # kernel's parameters
+                [*launch[:4], id(launch[4]), repr(launch[5]),
+                 [comparable(v) for v in launch[9:]]]
+                for launch in launches[first:]
+            ],
+        }
+
+    x, g = torch.randn(4097), torch.randn(4097)
+    alpha = torch.nn.Parameter(torch.full((4,), 4.0))
+    beta = torch.nn.Parameter(torch.ones(4))
+    vjp = lambda x, g: _triton.spike_vjp(g, x, 4.0, 1.0)
+    learnable = lambda: _triton.cotangents(
+        g[:4096].view(1024, 4), x[:4096].view(1024, 4), alpha, beta, 1e-8,
+        with_x=True, with_alpha=True, with_beta=True)
+    results = {}
+    for name, call in [
+        ("first", lambda: vjp(x[:4096], g[:4096])),
+        ("again", lambda: vjp(x[:4096], g[:4096])),
+        ("other values", lambda: vjp(torch.randn(4096), torch.randn(4096))),
+        ("unaligned", lambda: vjp(x[1:], g[1:])),
+        ("unaligned again", lambda: vjp(x[1:], g[1:])),
+        ("one value", lambda: vjp(x[:1], g[:1])),
+        ("forward", lambda: _triton.spike(x, 4.0, 1.0, 1e-8, origin=False)),
+        ("forward again", lambda: _triton.spike(x, 4.0, 1.0, 1e-8, origin=False)),
+        ("learnable", learnable),
+        ("learnable again", learnable),
+    ]:
+        results[name] = record(call)
+    _triton._spike_vjp_kernel.pre_run_hooks.append(lambda *args, **kwargs: None)
+    results["hooked"] = record(lambda: vjp(x[:4096], g[:4096]))
+    _triton._spike_vjp_kernel.pre_run_hooks.clear()
+    _triton.DIRECT_LAUNCH = False
+    results["off"] = record(lambda: vjp(x[:4096], g[:4096]))
+    print(json.dumps(results))
+    """
+)
+
+
+def test_a_compiled_kernel_is_launched_again_with_tritons_own_arguments():
+    if not s2nn_xp._triton.DIRECT_LAUNCH:
+        pytest.skip(f"Triton {triton.__version__} launches through JITFunction.run")
+    results = json.loads(run_script(_DIRECT_LAUNCH_SCRIPT).splitlines()[-1])
+    vjp, cotangents = "_spike_vjp_kernel", "_cotangents_kernel"
+    through = {name: result["through_triton"] for name, result in results.items()}
+    assert through == {
+        "first": [vjp],  # compiled and launched by Triton
+        "again": [],  # the compiled kernel itself
+        "other values": [],
+        "unaligned": [vjp],  # another specialisation: Triton's
+        "unaligned again": [],
+        "one value": [vjp],  # n == 1 is a constant for Triton
+        "forward": ["_spike_kernel"],
+        "forward again": [],
+        "learnable": [cotangents],
+        "learnable again": [],
+        "hooked": [vjp],  # Triton runs the kernel's hooks
+        "off": [vjp],
+    }
+    assert all(len(result["launches"]) == 1 for result in results.values())
+    # The direct launch hands CUDA what Triton's own launch did.
+    for first, again in [
+        ("first", "again"),
+        ("first", "other values"),
+        ("unaligned", "unaligned again"),
+        ("forward", "forward again"),
+        ("learnable", "learnable again"),
+        ("first", "off"),
+    ]:
+        assert results[first]["launches"] == results[again]["launches"], again
+    assert results["first"]["launches"] != results["unaligned"]["launches"]
+    (launch,) = results["first"]["launches"]
+    assert launch[:4] == [4, 1, 1, 7]  # 4,096 values, on the current stream
+
+
+class _OnGpu:
+    """A tensor's device as the guard reads it."""
+
+    is_cuda = True
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.device = f"cuda:{index}"
+
+    def get_device(self) -> int:
+        return self.index
+
+
+def test_a_launch_enters_the_tensors_device_only_where_it_is_not_current(
+    monkeypatch,
+):
+    """Triton launches on the current device: another one is entered (a
+    kernel on the wrong GPU read memory it cannot), the current one not
+    (about 20 us a launch on an H200's host)."""
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: ("entered", device))
+    guard = s2nn_xp._triton._device_guard
+    assert guard(_OnGpu(0)) == ("entered", "cuda:0")
+    assert isinstance(guard(_OnGpu(1)), contextlib.nullcontext)
+    assert isinstance(guard(torch.ones(1)), contextlib.nullcontext)  # interpreter
