@@ -293,17 +293,23 @@ def _check_drawable(alpha: float, beta: float) -> None:
 def parse_parameter(text: str) -> float:
     """``4``, ``0.5``, ``inf`` -> a float (argparse type); its range is the library's.
 
-    Text of a finite number beyond float64 (``1e400``), which ``float``
-    makes infinite, is refused here in the user's own words: the library
-    would judge the infinity (``--alpha inf: ... must be finite``).
+    Text of a number that float64 cannot hold (``1e400``, ``1e-400``), which
+    ``float`` makes infinite or 0, is refused here in the user's own words:
+    the library would judge the infinity or the 0 (``--alpha inf: ... must
+    be finite``).
     """
     try:
         value = float(text)
     except ValueError:
-        msg = f"{text!r} is not a number"
+        msg = f"{_shown(text)!r} is not a number"
         raise argparse.ArgumentTypeError(msg) from None
     if math.isinf(value) and "inf" not in text.lower():
-        msg = f"{text} is beyond the range of float64"
+        msg = f"{_shown(text)} is too large for float64"
+        raise argparse.ArgumentTypeError(msg)
+    if value == 0 and any(
+        digit in text.lower().partition("e")[0] for digit in "123456789"
+    ):
+        msg = f"{_shown(text)} is too small for float64 (it rounds to 0)"
         raise argparse.ArgumentTypeError(msg)
     return value
 

@@ -506,7 +506,9 @@ DIRECT_LAUNCH = (
 )
 """Whether a kernel compiled before is launched without ``JITFunction.run``."""
 
-_MOST_COMPILED = 256  # keys kept: kernels x dtypes x alignments x devices
+# Keys kept: kernels x dtypes x alignments x the ints' classes x the
+# learnable kernel's blocks x devices; later ones launch through Triton.
+_MOST_COMPILED = 256
 _compiled: dict[tuple[Any, ...], tuple[Any, tuple[Any, ...]]] = {}
 
 
@@ -522,19 +524,26 @@ def _specialisation(
     ``native_specialize_impl``; the tests compare): a tensor's dtype and
     whether its address is a multiple of 16 bytes; an int's type (32 or 64
     bits), whether it is a multiple of 16, whether it is 1 (then a
-    constant); the constexprs; the options (``COMPILE_OPTIONS``, Triton's
-    debug and instrumentation settings); the device. A float is an ``fp32``
-    whatever its value.
+    constant); the constexprs; the options (``COMPILE_OPTIONS``, and the
+    settings Triton's launch reads: debug, instrumentation, 3.9's
+    floating-point sanitizer); the device. A float is an ``fp32`` whatever
+    its value. None (Triton's launch) while a stages-inspection hook is set,
+    whose pipeline 3.9 keys its kernels by.
     """
     if not DIRECT_LAUNCH:
         return None
+    runtime, compilation = triton.knobs.runtime, triton.knobs.compilation
+    if runtime.add_stages_inspection_hook is not None:
+        return None  # 3.9 keys its kernels by the hook's pipeline too
     key: list[Any] = [
         id(kernel),  # a module's kernel, alive for good (its own hash takes a lock)
         out.get_device(),
         *constexprs.items(),
         *COMPILE_OPTIONS.items(),
-        triton.knobs.runtime.debug,
-        triton.knobs.compilation.instrumentation_mode,
+        # the settings Triton's launch adds to the options (3.9: the last)
+        runtime.debug,
+        compilation.instrumentation_mode,
+        getattr(compilation, "fpsan_homomorphic_casts", None),
     ]
     for argument in arguments:
         kind = type(argument)

@@ -1152,15 +1152,14 @@ def _read(name: str, asarray: Callable[[Any], Any], values: Any) -> Any:
     """``asarray(values)``; its errors named as :func:`_host_array` says."""
     try:
         return asarray(values)
-    except ValueError as exc:
-        if _is_sequence(values):  # ragged nested lists: a shape, not a kind
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        if isinstance(exc, ValueError) and _is_sequence(values):
+            # ragged nested lists: a shape, not a kind
             msg = f"{name} is no rectangular array of numbers: {exc}"
             raise ValueError(msg) from exc
-        # An array-like object a library reads no numbers from (ndonnx's
-        # asarray of object data says ValueError): of a kind, as others say.
-        msg = f"{name} is no array of real numbers: {exc}"
-        raise TypeError(msg) from exc
-    except (TypeError, NotImplementedError) as exc:  # odd objects (Dask: dtype)
+        # Odd objects (Dask: their dtype), and an array-like object that a
+        # library reads no numbers from, whatever it raises (ndonnx's
+        # asarray of object data: ValueError): of a kind, as others say.
         msg = f"{name} is no array of real numbers: {exc}"
         raise TypeError(msg) from exc
 

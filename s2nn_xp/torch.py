@@ -2103,12 +2103,7 @@ class S2NN(nn.Module, Generic[_Stored]):
             _check_float32(name, value)
             value = torch.tensor(value, dtype=torch.float64, device="cpu")
         current = self._parameters.get(name) if learnable else None
-        if (
-            differentiated
-            and learnable
-            and not isinstance(value, nn.Parameter)
-            and (current is not None or computed)
-        ):
+        if differentiated and learnable and (current is not None or computed):
             # A hypernetwork's output, given to the constructor or assigned at
             # every step: copied into the module's own parameter (below), it
             # loses its derivatives, and what produced it learns nothing. (A
@@ -2118,9 +2113,9 @@ class S2NN(nn.Module, Generic[_Stored]):
                 f"{name} has derivatives (it requires grad, or is a dual "
                 "tensor), which this module's own parameter, that it is "
                 "copied into, does not pass on; to differentiate through "
-                f"the value, delete {name} first (del module.{name}: a "
-                "tensor with derivatives is then kept as given) or pass it "
-                "with torch.func.functional_call"
+                f"the value, assign it after deleting the module's {name} "
+                f"(del module.{name}: a tensor with derivatives is then kept "
+                "as given), or pass it with torch.func.functional_call"
             )
             level = stacklevel_of_the_user((__name__.partition(".")[0], "torch"))
             warnings.warn(msg, UserWarning, stacklevel=level)
@@ -2331,17 +2326,20 @@ class S2NN(nn.Module, Generic[_Stored]):
         return self._learnable
 
     def __copy__(self) -> Self:
-        """A shallow copy: the same tensors, in stores of its own.
+        """A shallow copy: the same tensors, in containers of its own.
 
-        ``copy.copy``'s default shares the original's ``_parameters`` and
-        ``_buffers`` (nn.Module's dicts), from which assigning a number to
-        the copy's `alpha` (a constant, held in neither) took the original's
-        away. The tensors themselves stay shared, as a shallow copy's are.
+        ``copy.copy``'s default shares nn.Module's dicts and sets (its
+        parameters, buffers, submodules, hooks) with the original: assigning
+        a number to the copy's `alpha` (a constant, held in none) took the
+        original's away, and pruning the copy's (a hook, and tensors of its
+        own) left the original's hook without them. The tensors, submodules
+        and hook functions themselves stay shared, as a shallow copy's are.
         """
         copied = type(self).__new__(type(self))
         copied.__setstate__(self.__getstate__())
-        for store in ("_parameters", "_buffers", "_non_persistent_buffers_set"):
-            object.__setattr__(copied, store, getattr(self, store).copy())
+        for name, held in vars(copied).items():
+            if isinstance(held, (dict, set)):
+                vars(copied)[name] = held.copy()
         return copied
 
     def __getstate__(self) -> dict[str, Any]:

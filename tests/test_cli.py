@@ -249,7 +249,15 @@ def test_plot_custom_pairs(alpha, beta, tmp_path, capsys):
         ),
         (  # in the words typed: float() made it inf ("must be finite")
             ["plot", "--out", "f.png", "--alpha", "1e400", "--beta", "1"],
-            "argument --alpha: 1e400 is beyond the range of float64",
+            "argument --alpha: 1e400 is too large for float64",
+        ),
+        (  # and 0 ("--alpha 0 ... must be > 0")
+            ["plot", "--out", "f.png", "--alpha", "1", "--beta", "2.5e-400"],
+            "argument --beta: 2.5e-400 is too small for float64 (it rounds to 0)",
+        ),
+        (
+            ["plot", "--out", "f.png", "--alpha", "1" + "0" * 400, "--beta", "1"],
+            "argument --alpha: 10000000000000000000...0000000000 is too large",
         ),
         (
             ["plot", "--out", "f.png", "--alpha", "2", "--beta", "one"],

@@ -306,6 +306,18 @@ def test_a_shallow_copy_holds_the_same_tensors_in_stores_of_its_own(learnable):
         ["alpha", "beta"] if learnable else []
     )
     module(torch.tensor([[-0.5, 0.0, 0.5]]))  # it has its alpha and beta
+    # nor do the copy's hooks and submodules reach the original: pruning the
+    # copy (a hook, and tensors of its own) broke the original's calls
+    twin = copy.copy(module)
+    calls = []
+    twin.register_forward_hook(lambda *args: calls.append("twin"))
+    twin.extra = nn.Identity()
+    if learnable:
+        prune.l1_unstructured(twin, "alpha", amount=1)
+    module(torch.tensor([[-0.5, 0.0, 0.5]]))
+    assert calls == [] and "extra" not in dict(module.named_children())
+    twin(torch.tensor([[-0.5, 0.0, 0.5]]))
+    assert calls == ["twin"]
 
 
 def test_a_module_built_through_its_type_argument_loads_with_weights_only():

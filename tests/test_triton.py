@@ -14,6 +14,7 @@ compares CUDA results with the CPU's.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import subprocess
 import sys
@@ -940,20 +941,43 @@ def test_the_launch_key_is_at_least_as_fine_as_tritons_specialisation():
     assert s2nn_xp._triton._specialisation("kernel", out, (None,), {}) is None
 
 
+def test_the_launch_key_holds_the_device_the_constants_and_tritons_settings(
+    monkeypatch,
+):
+    """Triton compiles for each device (loaded in its context) and keys its
+    kernels by the constexprs and the settings its launch reads."""
+    key = functools.partial(s2nn_xp._triton._specialisation, "kernel")
+    if key(_OnGpu(0), (), {}) is None:
+        pytest.skip(f"Triton {triton.__version__} launches through JITFunction.run")
+    assert key(_OnGpu(0), (), {}) != key(_OnGpu(1), (), {})
+    assert key(_OnGpu(0), (), {"with_origin": True}) != key(
+        _OnGpu(0), (), {"with_origin": False}
+    )
+    plain = key(_OnGpu(0), (), {})
+    monkeypatch.setattr(triton.knobs.runtime, "debug", True)
+    assert key(_OnGpu(0), (), {}) != plain
+    monkeypatch.setattr(triton.knobs.runtime, "add_stages_inspection_hook", object())
+    assert key(_OnGpu(0), (), {}) is None  # Triton 3.9 keys by its pipeline
+
+
 # Compiles the kernels for sm_90 (no GPU needed) and launches them through a
-# driver that records the launcher's arguments instead of calling CUDA: the
-# kernels' launches through Triton, and the direct ones after them.
+# driver that records what would go to CUDA instead of calling it (each
+# compiled kernel its own function handle): the kernels' launches through
+# Triton, and the direct ones after them.
 _DIRECT_LAUNCH_SCRIPT = textwrap.dedent(
     """
-    import json
+    import itertools, json
     import torch, triton
     from triton.backends.compiler import GPUTarget
     from triton.runtime import driver
     from triton.runtime.jit import JITFunction
 
+    handles = itertools.count(1)
+
     class Utils:
         def load_binary(self, name, kernel, shared, device):
-            return 1, 1, 32, 0, 1024  # module, function, registers, spills, threads
+            # module, function, registers, spills, threads
+            return 0, next(handles), 32, 0, 1024
 
         def get_device_properties(self, device):
             return {"max_shared_mem": 232448, "multiprocessor_count": 132}
@@ -981,9 +1005,18 @@ _DIRECT_LAUNCH_SCRIPT = textwrap.dedent(
     from s2nn_xp import _triton
     assert _triton.DIRECT_LAUNCH and not _triton.INTERPRETED
 
+    x, g = torch.randn(4097), torch.randn(4097)
+    alpha = torch.nn.Parameter(torch.full((4,), 4.0))
+    beta = torch.nn.Parameter(torch.ones(4))
+    # the inputs by name; a result made by the call is "new"
+    names = {}
+    for name, tensor in [("x", x), ("g", g), ("alpha", alpha), ("beta", beta)]:
+        names[tensor.data_ptr()] = name
+        names[tensor.data_ptr() + 4] = name + "[1:]"
+
     def comparable(value):
         if isinstance(value, torch.Tensor):
-            return ["tensor", str(value.dtype), value.data_ptr() % 16 == 0]
+            return [str(value.dtype), names.get(value.data_ptr(), "new")]
         if isinstance(value, (bool, int, float)) or value is None:
             return value
         return type(value).__name__
@@ -996,31 +1029,37 @@ _DIRECT_LAUNCH_SCRIPT = textwrap.dedent(
             "launches": [
                 # grid, stream, the function and its packed metadata, the
                 # kernel's parameters
-                [*launch[:4], id(launch[4]), repr(launch[5]),
-                 [comparable(v) for v in launch[9:]]]
+                [*launch[:5], repr(launch[5]), [comparable(v) for v in launch[9:]]]
                 for launch in launches[first:]
             ],
         }
 
-    x, g = torch.randn(4097), torch.randn(4097)
-    alpha = torch.nn.Parameter(torch.full((4,), 4.0))
-    beta = torch.nn.Parameter(torch.ones(4))
     vjp = lambda x, g: _triton.spike_vjp(g, x, 4.0, 1.0)
-    learnable = lambda: _triton.cotangents(
-        g[:4096].view(1024, 4), x[:4096].view(1024, 4), alpha, beta, 1e-8,
-        with_x=True, with_alpha=True, with_beta=True)
+    def learnable(**asked):
+        return lambda: _triton.cotangents(
+            g[:4096].view(1024, 4), x[:4096].view(1024, 4), alpha, beta, 1e-8,
+            with_x=True, **asked)
+    both = learnable(with_alpha=True, with_beta=True)
+    alpha_only = learnable(with_alpha=True, with_beta=False)
+    forward = lambda origin: _triton.spike(x, 4.0, 1.0, 1e-8, origin=origin)
     results = {}
     for name, call in [
         ("first", lambda: vjp(x[:4096], g[:4096])),
         ("again", lambda: vjp(x[:4096], g[:4096])),
         ("other values", lambda: vjp(torch.randn(4096), torch.randn(4096))),
+        ("no cotangent", lambda: vjp(x[:4096], None)),
+        ("no cotangent again", lambda: vjp(x[:4096], None)),
         ("unaligned", lambda: vjp(x[1:], g[1:])),
         ("unaligned again", lambda: vjp(x[1:], g[1:])),
         ("one value", lambda: vjp(x[:1], g[:1])),
-        ("forward", lambda: _triton.spike(x, 4.0, 1.0, 1e-8, origin=False)),
-        ("forward again", lambda: _triton.spike(x, 4.0, 1.0, 1e-8, origin=False)),
-        ("learnable", learnable),
-        ("learnable again", learnable),
+        ("forward", lambda: forward(False)),
+        ("forward again", lambda: forward(False)),
+        ("origin", lambda: forward(True)),
+        ("origin again", lambda: forward(True)),
+        ("learnable", both),
+        ("learnable again", both),
+        ("alpha only", alpha_only),
+        ("alpha only again", alpha_only),
     ]:
         results[name] = record(call)
     _triton._spike_vjp_kernel.pre_run_hooks.append(lambda *args, **kwargs: None)
@@ -1037,36 +1076,58 @@ def test_a_compiled_kernel_is_launched_again_with_tritons_own_arguments():
     if not s2nn_xp._triton.DIRECT_LAUNCH:
         pytest.skip(f"Triton {triton.__version__} launches through JITFunction.run")
     results = json.loads(run_script(_DIRECT_LAUNCH_SCRIPT).splitlines()[-1])
-    vjp, cotangents = "_spike_vjp_kernel", "_cotangents_kernel"
+    vjp, spike, cotangents = "_spike_vjp_kernel", "_spike_kernel", "_cotangents_kernel"
     through = {name: result["through_triton"] for name, result in results.items()}
+    # Each specialisation compiled and launched by Triton, then its kernel itself.
     assert through == {
-        "first": [vjp],  # compiled and launched by Triton
-        "again": [],  # the compiled kernel itself
+        "first": [vjp],
+        "again": [],
         "other values": [],
-        "unaligned": [vjp],  # another specialisation: Triton's
+        "no cotangent": [vjp],  # another constexpr
+        "no cotangent again": [],
+        "unaligned": [vjp],  # another alignment
         "unaligned again": [],
         "one value": [vjp],  # n == 1 is a constant for Triton
-        "forward": ["_spike_kernel"],
+        "forward": [spike],
         "forward again": [],
+        "origin": [spike],
+        "origin again": [],
         "learnable": [cotangents],
         "learnable again": [],
+        "alpha only": [cotangents],
+        "alpha only again": [],
         "hooked": [vjp],  # Triton runs the kernel's hooks
         "off": [vjp],
     }
-    assert all(len(result["launches"]) == 1 for result in results.values())
-    # The direct launch hands CUDA what Triton's own launch did.
-    for first, again in [
-        ("first", "again"),
-        ("first", "other values"),
-        ("unaligned", "unaligned again"),
-        ("forward", "forward again"),
-        ("learnable", "learnable again"),
-        ("first", "off"),
+    launched = {name: result["launches"] for name, result in results.items()}
+    assert all(len(launches) == 1 for launches in launched.values())
+    # The direct launch hands CUDA what Triton's own launch did: the same
+    # compiled function, grid, stream, metadata and parameters, in order.
+    # (The last: with direct launches off, Triton's own again.)
+    for direct, by_triton in [
+        ("again", "first"),
+        ("no cotangent again", "no cotangent"),
+        ("unaligned again", "unaligned"),
+        ("forward again", "forward"),
+        ("origin again", "origin"),
+        ("learnable again", "learnable"),
+        ("alpha only again", "alpha only"),
+        ("off", "first"),
     ]:
-        assert results[first]["launches"] == results[again]["launches"], again
-    assert results["first"]["launches"] != results["unaligned"]["launches"]
-    (launch,) = results["first"]["launches"]
-    assert launch[:4] == [4, 1, 1, 7]  # 4,096 values, on the current stream
+        assert launched[direct] == launched[by_triton], direct
+    (first,) = launched["first"]
+    assert first[:4] == [4, 1, 1, 7]  # 4,096 values, on the current stream
+    assert first[-1][:3] == [
+        ["torch.float32", "g"],
+        ["torch.float32", "x"],
+        ["torch.float32", "new"],
+    ]
+    (other,) = launched["other values"]
+    assert other[4] == first[4] and other[-1][0] == ["torch.float32", "new"]
+    # every specialisation its own compiled function
+    kinds = ("first", "no cotangent", "unaligned", "forward", "origin")
+    functions = [launched[name][0][4] for name in (*kinds, "learnable", "alpha only")]
+    assert len(set(functions)) == len(functions)
 
 
 class _OnGpu:
