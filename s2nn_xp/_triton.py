@@ -561,7 +561,7 @@ def _specialisation(
         elif isinstance(argument, torch.Tensor):
             key.append((argument.dtype, argument.data_ptr() % 16 == 0))
         else:
-            return None  # a subclass, or an argument the kernels do not take
+            return None  # of a kind the kernels are not given (None, a bool)
     return tuple(key)
 
 
