@@ -316,8 +316,14 @@ def _named_number(name: str, value: numbers.Real) -> str:
         text = repr(value)
         if len(text) <= 40:
             return f"{name}={text}"
+    return f"{name} ({_magnitude(value)})"
+
+
+def _magnitude(value: numbers.Rational) -> str:
+    """``a Fraction of about 1e-400``: a long number by its type and size."""
+    numerator, denominator = abs(int(value.numerator)), int(value.denominator)
     exponent = math.floor(math.log10(numerator) - math.log10(denominator))
-    return f"{name} (a {type(value).__name__} of about 1e{exponent})"
+    return f"a {type(value).__name__} of about 1e{exponent}"
 
 
 def overflow_limit(largest: float, eps: float) -> float:
@@ -810,14 +816,23 @@ def _reads_as_array(value: Any) -> bool:
     )
 
 
-def _check_not_vanished(name: str, value: numbers.Real, number: float) -> None:
+def _check_not_vanished(
+    name: str, value: numbers.Real, number: float, *, element: bool = False
+) -> None:
     """ValueError for a positive ``alpha`` or ``beta`` that ``float`` made 0.
 
     A Fraction below float64's range: said so, not "must be > 0" of a
-    positive number (a float's 0 is 0; a tiny ``epsilon`` may be 0).
+    positive number (a float's 0 is 0; a tiny ``epsilon`` may be 0); as
+    what `name` holds where it is an `element` of a list.
     """
-    if number == 0 and isinstance(value, numbers.Rational) and int(value.numerator) > 0:
-        check_representable(name, value, "float64", _FLOAT64_LARGEST, _WIDEST_COMPUTED)
+    if number != 0 or not isinstance(value, numbers.Rational):
+        return
+    if int(value.numerator) <= 0 or may_be_zero(name):
+        return
+    if element:
+        msg = f"{name} holds {_magnitude(value)}, 0 in float64, {_WIDEST_COMPUTED}"
+        raise ValueError(msg)
+    check_representable(name, value, "float64", _FLOAT64_LARGEST, _WIDEST_COMPUTED)
 
 
 def _within_float64(name: str, value: Any) -> None:
@@ -950,7 +965,7 @@ def _python_number(name: str, value: Any, *, element: bool = False) -> Any:
     except OverflowError:
         raise _beyond_float64(name, value, element=element) from None
     if name in BOUNDS:  # a parameter's list: as for the number alone
-        _check_not_vanished(name, value, number)
+        _check_not_vanished(name, value, number, element=element)
     return number
 
 
