@@ -177,12 +177,21 @@ def stood_for(x: Any, name: str = "x") -> Any:
     ``__jax_array__`` gives anything but a JAX array: flax's ``nnx.Param``
     gives what it holds, a number as a number, which ``nnx.jit`` makes a JAX
     array but an eager call has not (the message says to give it one).
+    TypeError too for a JAX reference (``jax.new_ref``), a mutable box that
+    ``jax.numpy`` refuses as well (read as host data, it failed inside
+    NumPy eagerly and inside array-api-compat under ``jax.jit``).
     """
     mantissa = _unitless_mantissa(x)
     if mantissa is not None:
         return mantissa
     unwrap = getattr(type(x), "__jax_array__", None)
     if not callable(unwrap):  # none, or a tracer's property
+        if _is_jax_reference(x, tracer=unwrap is not None):
+            msg = (
+                f"{name} is a JAX reference (jax.new_ref), not an array; give "
+                f"the array it holds ({name}[...])"
+            )
+            raise TypeError(msg)
         return x
     array = unwrap(x)
     if not is_jax_array(array):
@@ -193,6 +202,18 @@ def stood_for(x: Any, name: str = "x") -> Any:
         )
         raise TypeError(msg)
     return array
+
+
+def _is_jax_reference(x: Any, *, tracer: bool) -> bool:
+    """Whether ``x`` is a ``jax.Ref``, or a `tracer` of one under a transform.
+
+    By names, at the cost of a string comparison a call: ``isinstance(x,
+    jax.Ref)`` imports a module at each check (two microseconds).
+    """
+    if tracer:
+        return type(getattr(x, "aval", None)).__name__ == "AbstractRef"
+    kind = type(x)
+    return kind.__name__ == "Ref" and kind.__module__.startswith("jax.")
 
 
 # The libraries whose Quantity may hold a JAX array (never imported here).

@@ -101,7 +101,11 @@ class S2NN:
         ``brainstate.transform.grad`` over the state trains it; the value it
         holds when it is passed is checked as an array parameter is (its
         dtype and shape; its values where they sit in host memory, which a
-        JAX array's do not). A NumPy `epsilon` (or a list) is kept as a
+        JAX array's do not). An array `alpha` or `beta` is held as given,
+        not copied, for its framework to train it there (a tensor, a flax
+        variable) and for a NumPy loop to update it in place: such an
+        update changes the object, which a function JAX compiled with the
+        object may not see (above). A NumPy `epsilon` (or a list) is kept as a
         read-only copy (made writeable and changed, it is not seen by a
         function JAX compiled with it, and the object keeps comparing as
         made: assign a new `epsilon` instead): it

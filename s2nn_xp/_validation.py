@@ -1333,6 +1333,7 @@ def check_namespace(xp: Any, x: Any) -> ModuleType:
         raise TypeError(msg)
     if is_host_data(x):  # np.matrix is not, though no array-API object
         return xp
+    _compat.stood_for(x)  # a JAX reference, which has no namespace, is refused
     own = "numpy" if _compat.is_numpy_array(x) else _library(_compat.array_namespace(x))
     if own != _library(xp):
         # The namespace's name as well as the type's: marray's array types

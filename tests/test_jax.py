@@ -1515,6 +1515,36 @@ def test_a_wrapper_that_gives_no_jax_array_is_named():
             call()
 
 
+@pytest.mark.skipif(not hasattr(jax, "new_ref"), reason="no jax.new_ref (JAX < 0.7)")
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize(
+    "name",
+    ["x", "alpha", "beta", "epsilon", "forward", "cotangent", "object alpha", "xp"],
+)
+def test_a_jax_reference_is_refused_naming_the_argument(name, compiled):
+    """A ``jax.new_ref`` box (which jax.numpy refuses too) is no array.
+
+    It was read as host data: "x is no array of real numbers: Out of bound
+    indexer" eagerly, an AttributeError from array-api-compat under jit.
+    """
+    x = jnp.array([-0.5, 0.5])
+    calls = {
+        "x": lambda r: s2nn_xp.gradient(r),
+        "alpha": lambda r: s2nn_xp.s2nn(x, alpha=r),
+        "beta": lambda r: s2nn_xp.origin(x, beta=r),
+        "epsilon": lambda r: s2nn_xp.s2nn(x, epsilon=r),
+        "forward": lambda r: s2nn_xp.forward(r),
+        "cotangent": lambda r: s2nn_xp.vjp(x)[1](r),
+        "object alpha": lambda r: s2nn_xp.S2NN(alpha=r),
+        "xp": lambda r: s2nn_xp.s2nn(r, xp=jnp),
+    }
+    call = jax.jit(calls[name]) if compiled else calls[name]
+    argument = "x" if name in ("xp", "forward") else name.rpartition(" ")[2]
+    match = rf"{argument} is a JAX reference \(jax.new_ref\), not an array; give"
+    with pytest.raises(TypeError, match=match):
+        call(jax.new_ref(jnp.array([0.5, 1.0])))
+
+
 class ForwardingWrapper:
     """As flax's ``nnx.Variable``: ``__jax_array__`` gives its value, and it
     passes on the value's attributes, ``__array_namespace__`` too."""
