@@ -150,14 +150,11 @@ def run_info(args: argparse.Namespace) -> int:
             continue
         devices = usable_devices(backend)
         if not devices:
+            cause = _no_device_cause(backend)
+            why = f": {_first_line(backend.name, cause, details)}" if cause else ""
+            verdict = f"installed, no device (skipped){why}"
             rows.append(
-                (
-                    backend.name,
-                    backend.version(),
-                    "none",
-                    backend.autodiff,
-                    "installed, no device (skipped)",
-                )
+                (backend.name, backend.version(), "none", backend.autodiff, verdict)
             )
             continue
         try:
@@ -1020,6 +1017,30 @@ def usable_devices(backend: Backend) -> list[str]:
         return []
 
 
+def _no_device_cause(backend: Backend) -> str:
+    """What the device query of `backend`, which found no device, raised; or ''.
+
+    Shown beside "no device": a misspelt ``JAX_PLATFORMS`` and a platform
+    this machine lacks both leave JAX without a device, and only JAX's
+    message tells them apart.
+    """
+    try:
+        backend.devices()
+    except Exception as exc:  # the cause, reported (usable_devices hid it)
+        return _why(exc)
+    return ""
+
+
+def _no_device(backend: Backend) -> str:
+    """``has no device here``, with the cause's first line where the query raised."""
+    cause = _no_device_cause(backend)
+    return (
+        f"has no device here ({cause.splitlines()[0]})"
+        if cause
+        else "has no device here"
+    )
+
+
 def _bench_backends(names: Sequence[str] | None) -> list[Backend]:
     """The backends named (each installed with a device), or all usable ones.
 
@@ -1035,7 +1056,7 @@ def _bench_backends(names: Sequence[str] | None) -> list[Backend]:
             if failure is not None or usable_devices(backend):
                 chosen.append(backend)
             else:
-                _note(f"{backend.name} is installed but has no device; skipped")
+                _note(f"{backend.name} is installed but {_no_device(backend)}; skipped")
         return chosen
     chosen = []
     for name in dict.fromkeys(names):
@@ -1049,7 +1070,7 @@ def _bench_backends(names: Sequence[str] | None) -> list[Backend]:
         if failure is not None:
             _fail(f"backend {name!r} {_broken(failure)}")
         if not usable_devices(backend):
-            _fail(f"backend {name!r} is installed but has no device here")
+            _fail(f"backend {name!r} is installed but {_no_device(backend)}")
         chosen.append(backend)
     return chosen
 
@@ -1447,8 +1468,13 @@ def _silence_standard_error() -> None:
 
 
 def _why(exc: BaseException) -> str:
-    """``RuntimeError: message``: an exception as a failed row reports it."""
-    return f"{type(exc).__name__}: {exc}"
+    """``RuntimeError: message``: an exception as a failed row reports it.
+
+    Its type alone where it says nothing (JAX's bare AssertionError for a
+    platform it cannot start).
+    """
+    message = str(exc).strip()
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _broken(failure: Exception) -> str:

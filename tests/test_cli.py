@@ -79,6 +79,7 @@ def cupy_without_device(request, monkeypatch):
         )
     )
     monkeypatch.setitem(sys.modules, "cupy", cupy)
+    cupy.query_raises = request.param == "raises"  # for the tests, not the library
     return cupy
 
 
@@ -162,6 +163,9 @@ def test_info_skips_an_installed_backend_without_a_device(cupy_without_device, c
     assert code == 0
     (row,) = [line for line in out.splitlines() if line.startswith("cupy ")]
     assert "installed, no device (skipped)" in row
+    # what the device query raised, if it did, is shown, not hidden
+    cause = ": CUDARuntimeError: cudaErrorNoDevice: no CUDA-capable device"
+    assert (cause in row) == cupy_without_device.query_raises, row
     assert "FAIL" not in out
     assert not _backends.get("cupy").has_device()
     assert "cupy" not in [b.name for b in _backends.available()]
@@ -806,7 +810,10 @@ def test_bench_default_backends_skip_one_without_a_device(
     monkeypatch.setattr(_cli, "BACKENDS", registry)
     code, stdout, stderr = run("bench", *TINY, capsys=capsys)
     assert code == 0
-    assert "note: cupy is installed but has no device; skipped" in stderr
+    note = "note: cupy is installed but has no device here"
+    assert note in stderr
+    cause = "(CUDARuntimeError: cudaErrorNoDevice: no CUDA-capable device is detected)"
+    assert (cause in stderr) == cupy_without_device.query_raises, stderr
     table = stdout.split("----", 1)[-1]
     assert "numpy" in table
     assert "cupy" not in table
@@ -1429,7 +1436,7 @@ def test_info_skips_a_backend_whose_device_query_raises(
 ):
     code, out, _ = run("info", capsys=capsys)
     (row,) = [line for line in out.splitlines() if line.startswith("numpy ")]
-    assert "installed, no device (skipped)" in row
+    assert "installed, no device (skipped): RuntimeError: Unable to initialize" in row
     assert "FAIL" not in row
     assert code == 0
 
@@ -1438,7 +1445,8 @@ def test_bench_skips_a_backend_whose_device_query_raises(
     a_backend_whose_device_query_raises, capsys
 ):
     err = usage_error("bench", "--backend", "numpy", *TINY, capsys=capsys)
-    assert "backend 'numpy' is installed but has no device here" in err
+    cause = "(RuntimeError: Unable to initialize backend 'cuda')"
+    assert f"backend 'numpy' is installed but has no device here {cause}" in err
 
 
 def test_jax_without_its_platform_is_installed_without_a_device():
@@ -1464,7 +1472,32 @@ def test_jax_without_its_platform_is_installed_without_a_device():
     )
     assert "Traceback" not in bench.stderr
     assert bench.returncode == 0, bench.stderr
-    assert "note: jax is installed but has no device; skipped" in bench.stderr
+    assert "note: jax is installed but has no device here" in bench.stderr
+
+
+def test_a_misspelt_jax_platform_is_shown_in_jaxs_words():
+    """``JAX_PLATFORMS=bogus`` read as "no device", JAX's message hidden."""
+    optional_backend("jax")
+    env = {**os.environ, "JAX_PLATFORMS": "bogus", "S2NN_XP_BACKENDS": "numpy,jax"}
+    command = [sys.executable, "-m", "s2nn_xp"]
+    info = subprocess.run(
+        [*command, "info"], capture_output=True, text=True, env=env, timeout=300
+    )
+    (row,) = [line for line in info.stdout.splitlines() if line.startswith("jax ")]
+    assert (
+        "no device (skipped): RuntimeError: Unable to initialize backend 'bogus'" in row
+    )
+    bench = subprocess.run(
+        [*command, "bench", "--backend", "jax", *TINY],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert bench.returncode == 2
+    assert "has no device here (RuntimeError: Unable to initialize backend 'bogus'" in (
+        bench.stderr
+    )
 
 
 # --- what bench covers (issue 13) -------------------------------------------------
