@@ -322,6 +322,38 @@ def test_optax_updates_the_object():
     assert moved[np.asarray(X) < 0].all()  # alpha acts on x < 0 only
 
 
+# optax's optimizers that read each leaf's shape, dtype or ndim: they fail on
+# a Python number's leaf (S2NN()'s, as on {"alpha": 4.0}), which the docs say.
+LEAF_READING_OPTIMIZERS = ["adafactor", "lamb", "lars", "muon", "schedule_free"]
+
+
+@pytest.mark.parametrize("name", LEAF_READING_OPTIMIZERS)
+def test_optimizers_that_read_leaves_train_typed_array_parameters(name):
+    """The docs' advice for them: give alpha and beta as arrays with a dtype."""
+    optax = pytest.importorskip("optax")
+    if name == "schedule_free":
+        optimizer = optax.contrib.schedule_free_adamw(1e-1)
+    else:  # muon is in contrib in optax 0.2.8
+        optimizer = getattr(optax, name, None) or getattr(optax.contrib, name)
+        optimizer = optimizer(1e-1)
+    x = jnp.asarray(X - 0.5, dtype=jnp.float32)  # both sides: alpha and beta act
+
+    def step(spike):
+        state = optimizer.init(spike)
+        grads = jax.grad(lambda fn: fn(x).sum())(spike)
+        updates, state = optimizer.update(grads, state, spike)
+        return optax.apply_updates(spike, updates)
+
+    with pytest.raises(AttributeError, match="'float' object has no attribute"):
+        step(s2nn_xp.S2NN(origin=True))  # optax's limitation, which the docs name
+    # one value each, as a 0-d array
+    trained = step(
+        s2nn_xp.S2NN(alpha=jnp.float32(4.0), beta=jnp.float32(1.0), origin=True)
+    )
+    assert isinstance(trained, s2nn_xp.S2NN) and trained.origin is True
+    assert float(trained.alpha) != 4.0 and float(trained.beta) != 1.0
+
+
 @pytest.mark.parametrize("spike_class", ["S2NN", "a subclass"])
 def test_equinox_module_holding_the_object_trains_it(spike_class):
     # A subclass was one opaque leaf, which filter_grad left out: None, silently.

@@ -2255,6 +2255,28 @@ def test_a_compiled_module_with_tensor_parameters_compiles_once():
             compiled(x).sum().backward()
 
 
+@pytest.mark.usefixtures("fresh_dynamo")
+@pytest.mark.parametrize("update", ["fill_", "assign a tensor"])
+def test_an_annealed_tensor_alpha_compiles_once_without_dynamic_shapes(update):
+    """The user guide's advice under dynamic=False, where each new Python
+    number compiles again."""
+    spike = S2NN(alpha=torch.tensor(4.0), origin=True)  # a value that shows alpha
+    compiled = torch.compile(spike, backend="aot_eager", dynamic=False)
+    x = torch.linspace(-1.0, 1.0, 9)
+    compiled(x)
+    with dynamo.config.patch(error_on_recompile=True):
+        for step in range(1, 4):
+            value = 4.0 - step / 4
+            if update == "fill_":
+                with torch.no_grad():
+                    spike.alpha.fill_(value)
+            else:
+                spike.alpha = torch.tensor(value)
+            got = compiled(x - 0.25 * step)
+            want = s2nn(x - 0.25 * step, value, origin=True)
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
 def test_the_tensor_dtype_check_is_the_validation_layers():
     """s2nn_xp.torch checks a tensor's dtype from its attributes (constants for
     Dynamo), by check_real_dtype's rule."""
@@ -2697,6 +2719,48 @@ def _per_sample_gradients(weights, samples):
     return torch.func.vmap(
         torch.func.grad(lambda w, x: s2nn(x @ w).sum()), in_dims=(None, 0)
     )(weights, samples)
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_compiled_torch_func_grad_in_x_has_epsilon_only_alone():
+    """As the user guide says: compiled, grad in x alone is origin's own
+    derivative, beta / (x + 1 + epsilon) on x >= 0; with alpha or beta
+    differentiated too, the published beta / (x + 1)."""
+    x = torch.tensor([0.0, 0.5, 1.0, 3.0], dtype=torch.float64)
+    alpha, beta = torch.tensor(4.0, dtype=x.dtype), torch.tensor(0.5, dtype=x.dtype)
+    epsilon = 0.25  # visible at any precision
+
+    def total(x, alpha, beta):
+        return s2nn(x, alpha, beta, epsilon).sum()
+
+    published, own = beta / (x + 1), beta / (x + 1 + epsilon)
+    for argnums, want in ((0, own), ((0, 1), published), ((0, 2), published)):
+        compiled = torch.compile(torch.func.grad(total, argnums), fullgraph=True)
+        got = compiled(x, alpha, beta)
+        torch.testing.assert_close(got if argnums == 0 else got[0], want, msg=argnums)
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+@pytest.mark.xfail(
+    strict=True,
+    raises=torch._dynamo.exc.InternalTorchDynamoError,
+    reason=(
+        "Compiled, vmap of grad raises inside Dynamo where a parameter is the "
+        "variable differentiated ('You tried to vmap over ApplyTemplate'); "
+        "documented on the Definition page and in the user guide. When this "
+        "passes, drop the notes."
+    ),
+)
+def test_compiled_per_sample_gradients_in_alpha_are_the_eager_ones():
+    samples = torch.linspace(-1.0, 1.0, 12).reshape(4, 3)
+    per_sample = torch.func.vmap(
+        torch.func.grad(lambda x, a: s2nn(x, a).sum(), argnums=1), in_dims=(0, None)
+    )
+    alpha = torch.tensor(4.0)
+    torch.testing.assert_close(
+        torch.compile(per_sample, backend="aot_eager")(samples, alpha),
+        per_sample(samples, alpha),
+    )
 
 
 @pytest.mark.usefixtures("fresh_dynamo")
