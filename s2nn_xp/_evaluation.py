@@ -76,7 +76,8 @@ def evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
             else _compat.broadcast_to_x(xp, a, p.x)
             for a in inputs
         )
-    block = _block_size(p, inputs)
+    params = _one_values_as_numbers(p, params)
+    block = _block_size(p, inputs, params)
     with _compat.quiet_floating_point(xp):
         if not block:
             function = _pullback if name == "pullback" else getattr(_math, name)
@@ -175,9 +176,25 @@ def _numpy_chunked(a: Array) -> bool:
     return type(getattr(a, "_meta", None)) in (np.ndarray, np.ma.MaskedArray)
 
 
-def _number_parameters(p: Prepared) -> bool:
-    """Whether every parameter is a Python number (what the NumPy kernels take)."""
-    return all(isinstance(v, float) for v in p.params.values())
+def _one_values_as_numbers(p: Prepared, params: dict[str, Any]) -> dict[str, Any]:
+    """``params``, each NumPy array of one value as its number.
+
+    The NumPy kernels take Python numbers; such an array (``np.array(4.0)``,
+    ``[4.0]``) took the math on the whole array instead, at four times the
+    memory. Each was cast to the compute dtype (``prepare``), and a Python
+    number computes in it as the array did: the same bits. Its shape
+    broadcasts to x's (checked), so the result's shape is x's either way.
+    """
+    if not _compat.is_numpy_namespace(p.xp) or p.mask is not None or p.x.ndim == 0:
+        return params
+    return {
+        name: (
+            float(value.reshape(()))
+            if type(value) is np.ndarray and value.size == 1
+            else value
+        )
+        for name, value in params.items()
+    }
 
 
 def _on_numpy_chunks(
@@ -269,11 +286,12 @@ def _evaluate_chunk(
     return result
 
 
-def _block_size(p: Prepared, inputs: tuple[Array, ...]) -> int:
+def _block_size(p: Prepared, inputs: tuple[Array, ...], params: dict[str, Any]) -> int:
     """Elements per block where the NumPy kernels apply, else 0.
 
     Unmasked NumPy arrays of any size but 0-d (which NumPy 1.x computes in
-    float64 with Python numbers), with Python-number parameters and every
+    float64 with Python numbers), with Python-number parameters (`params`,
+    the function's) and every
     input of ``x``'s shape and contiguous in one order (C's, or every one
     Fortran's), or of one element (a cotangent that broadcasts: each block
     takes it whole). The kernels are faster than
@@ -285,7 +303,7 @@ def _block_size(p: Prepared, inputs: tuple[Array, ...]) -> int:
     block = _BLOCK_BYTES // p.x.dtype.itemsize
     usable = (
         p.x.ndim > 0
-        and _number_parameters(p)
+        and all(isinstance(v, float) for v in params.values())
         and all(a.shape == p.x.shape or a.size == 1 for a in inputs)
         and (
             all(a.flags.c_contiguous for a in inputs)

@@ -117,6 +117,9 @@ class Prepared:
         Parameter name -> Python float or array in the compute dtype.
     mask
         The mask of a NumPy masked-array ``x`` (results carry it), else None.
+    mask_settings
+        Such an ``x``'s fill value (None where it has NumPy's default) and
+        ``hard_mask``, which results keep, as NumPy's ufuncs' do.
     """
 
     xp: ModuleType
@@ -124,6 +127,7 @@ class Prepared:
     dtype: Any
     params: dict[str, Any]
     mask: Any = None
+    mask_settings: tuple[Any, bool] | None = None
 
 
 def describe(value: Any) -> str:
@@ -1581,6 +1585,7 @@ def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepar
         # math calls.
         check_namespace(xp, x)
         xp = None
+    settings = _mask_settings(x)
     x, mask = unmasked(_native_byte_order(x))
     if xp is None:
         xp = _compat.array_namespace(x)
@@ -1596,7 +1601,14 @@ def prepare(x: Any, /, *, xp: ModuleType | None = None, **params: Any) -> Prepar
     for name, value in params.items():
         if not isinstance(value, float):
             params[name] = _compat.astype_quietly(xp, value, compute_dtype)
-    return Prepared(xp=xp, x=x, dtype=result_dtype, params=params, mask=mask)
+    return Prepared(
+        xp=xp,
+        x=x,
+        dtype=result_dtype,
+        params=params,
+        mask=mask,
+        mask_settings=settings,
+    )
 
 
 # The array API standard the math needs: clip (2023.12) and the namespace's
@@ -1713,6 +1725,15 @@ def unmasked(x: Any) -> tuple[Any, Any]:
     return numpy.ma.getdata(x), numpy.ma.getmaskarray(x)
 
 
+def _mask_settings(x: Any) -> tuple[Any, bool] | None:
+    """A NumPy masked array's fill value (None: the default) and ``hard_mask``."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None or not isinstance(x, numpy.ma.MaskedArray):
+        return None
+    # _fill_value: None until one is set (fill_value would make NumPy's own)
+    return x._fill_value, bool(x.hardmask)
+
+
 def with_cotangent_mask(p: Prepared, cotangent: Any) -> Prepared:
     """``p``, whose results are also masked where a masked cotangent is.
 
@@ -1760,15 +1781,22 @@ def finish(result: Any, prepared: Prepared) -> Any:
     if prepared.mask is not None:
         # A copy of the mask: MaskedArray would share it, and a change to the
         # result's mask would change x's (or another result's).
-        result = masked_result(result, prepared.mask.copy())
+        result = masked_result(result, prepared.mask.copy(), prepared.mask_settings)
     return result
 
 
-def masked_result(result: Any, mask: Any) -> Any:
-    """NumPy ``result`` as a masked array of ``mask`` (taken as is; or nomask)."""
+def masked_result(
+    result: Any, mask: Any, settings: tuple[Any, bool] | None = None
+) -> Any:
+    """NumPy ``result`` as a masked array of ``mask`` (taken as is; or nomask).
+
+    With ``x``'s fill value and ``hard_mask`` (`settings`, from
+    :func:`_mask_settings`), as NumPy's ufuncs keep them.
+    """
     import numpy as np
 
-    result = np.ma.MaskedArray(result, mask=mask)
+    fill_value, hard_mask = settings or (None, False)
+    result = np.ma.MaskedArray(result, mask=mask, hard_mask=hard_mask)
     # Its fill value set now, quietly: NumPy's default for floats, 1e20,
     # overflows a float16 result when first read (a warning; under
     # np.errstate(all="raise") an error where Dask joins chunks). ml_dtypes'
@@ -1777,5 +1805,7 @@ def masked_result(result: Any, mask: Any) -> Any:
     # b"???", cannot be cast to them when Dask joins chunks. Like float16's
     # inf, such a fill value may equal a result's value: the mask says which.
     with np.errstate(over="ignore", invalid="ignore"):
-        result.fill_value = np.ma.default_fill_value(np.float64(0.0))
+        if fill_value is None:
+            fill_value = np.ma.default_fill_value(np.float64(0.0))
+        result.fill_value = fill_value
     return result

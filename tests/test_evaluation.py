@@ -45,13 +45,16 @@ def test_blocks_give_the_whole_array_bits(monkeypatch, dtype, name):
 
 
 @pytest.mark.parametrize(
-    "name", ["forward", "origin", "gradient", "pullback of a number"]
+    "name",
+    ["forward", "origin", "gradient", "pullback of a number", "gradient, 0-d alpha"],
 )
 def test_peak_memory_is_the_output_and_cache_sized_blocks(name):
     x = _large(np.float32, blocks=64)  # 16 MiB: beyond the allowance of blocks
     function = FUNCTIONS.get(name) or s2nn_xp.vjp(x)[1]
     if name == "pullback of a number":  # it was broadcast to x: 4 times x's
         function = functools.partial(function, 1.0)
+    elif name == "gradient, 0-d alpha":  # the math on the whole array: 4 times
+        function = functools.partial(s2nn_xp.gradient, x, np.array(2.5))
     else:
         function = functools.partial(function, x)
     function()  # warm up
@@ -95,6 +98,32 @@ def _block_sizes_chosen(monkeypatch) -> list[int]:
         lambda *a: chosen.append(original(*a)) or chosen[-1],
     )
     return chosen
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize(
+    "one_value",
+    [np.array(2.5), np.array([2.5]), np.full((1, 1), 2.5, np.float32), [2.5]],
+    ids=["0-d", "(1,)", "(1, 1) float32", "list"],
+)
+@pytest.mark.parametrize("name", ["origin", "gradient", "pullback"])
+def test_a_parameter_array_of_one_value_is_taken_by_the_kernels(
+    monkeypatch, dtype, one_value, name
+):
+    """As its number is: it took the math on the whole array (4 times the memory)."""
+    x = _large(dtype).reshape(-1, 8)
+
+    def call(alpha):
+        if name == "pullback":
+            return s2nn_xp.vjp(x, alpha, 0.75)[1](1.0)
+        return getattr(s2nn_xp, name)(x, alpha, 0.75)
+
+    want = call(2.5)
+    kernels = _block_sizes_chosen(monkeypatch)
+    got = call(one_value)
+    assert kernels and all(kernels)  # the kernels, not the math
+    assert got.dtype == want.dtype and got.shape == x.shape
+    np.testing.assert_array_equal(got, want)
 
 
 def test_array_parameters_and_masks_take_the_whole_array_path():

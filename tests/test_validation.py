@@ -306,6 +306,23 @@ def test_masked_x_keeps_its_mask(function):
     assert x.mask.tolist() == mask  # the input is unchanged
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float64])
+@pytest.mark.parametrize("function", list(PUBLIC))
+def test_a_masked_x_s_fill_value_and_hard_mask_are_the_results(function, dtype):
+    """As NumPy's ufuncs keep them (they were dropped: 1e20 and a soft mask)."""
+    mask = [False, True, False, True, False]
+    x = np.ma.array(X.astype(dtype), mask=mask, fill_value=-1.0, hard_mask=True)
+    results = [PUBLIC[function](x)]
+    y, pullback = s2nn_xp.vjp(x)
+    results += [y, pullback(1.0)]
+    for result in results:
+        assert result.fill_value == -1.0 and result.hardmask
+        assert result.filled().tolist()[1::2] == [-1.0, -1.0]
+    plain = PUBLIC[function](np.ma.array(X, mask=mask))  # NumPy's defaults
+    assert plain.fill_value == 1e20 and not plain.hardmask
+    assert x.fill_value == -1.0 and x.hardmask  # the input is unchanged
+
+
 @pytest.mark.parametrize("function", list(PUBLIC))
 def test_a_float16_masked_results_fill_value_reads_quietly(function):
     """NumPy's default fill value, 1e20, overflowed float16 when first read:
