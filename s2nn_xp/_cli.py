@@ -287,19 +287,26 @@ def _check_drawable(alpha: float, beta: float) -> None:
         )
 
 
+_NUMBER = re.compile(
+    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?|inf(?:inity)?|nan)",
+    re.ASCII | re.IGNORECASE,
+)
+
+
 def parse_parameter(text: str) -> float:
     """``4``, ``0.5``, ``inf`` -> a float (argparse type); its range is the library's.
 
     Text of a number that float64 cannot hold (``1e400``, ``1e-400``), which
     ``float`` makes infinite or 0, is refused here in the user's own words:
     the library would judge the infinity or the 0 (``--alpha inf: ... must
-    be finite``).
+    be finite``). Written as the decimal or exponent notation of ASCII
+    digits, as ``--size`` is: what ``float`` also reads (spaces around it,
+    ``4_0``, other scripts' digits) is refused.
     """
-    try:
-        value = float(text)
-    except ValueError:
+    if _NUMBER.fullmatch(text) is None:
         msg = f"{_shown(text)!r} is not a number"
-        raise argparse.ArgumentTypeError(msg) from None
+        raise argparse.ArgumentTypeError(msg)
+    value = float(text)
     if math.isinf(value) and "inf" not in text.lower():
         msg = f"{_shown(text)} is too large for float64"
         raise argparse.ArgumentTypeError(msg)
@@ -1558,12 +1565,15 @@ def _output_path(text: str) -> Path:
     """A path to write to (argparse type); an empty one would be the folder.
 
     One that ends with a separator names a folder, which ``Path`` would drop
-    (``out/`` wrote a file named ``out``).
+    (``out/`` wrote a file named ``out``), as ``.``, ``..`` and an existing
+    folder do.
     """
     if not text:
         msg = "an empty path"
         raise argparse.ArgumentTypeError(msg)
-    if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)):
+    folder = text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep))
+    if folder or Path(text).name in ("", ".", "..") or Path(text).is_dir():
+        # "." and "..", whose suffix was then said to be '', and a folder
         msg = f"{text!r} names a folder; give a file name"
         raise argparse.ArgumentTypeError(msg)
     return STANDARD_OUTPUT if text == "-" else Path(text)

@@ -267,6 +267,19 @@ def test_plot_custom_pairs(alpha, beta, tmp_path, capsys):
             ["plot", "--out", "f.png", "--alpha", "2", "--beta", "one"],
             "argument --beta: 'one' is not a number",
         ),
+        # what float() reads besides numbers' notation, as --size refuses it
+        (
+            ["plot", "--out", "f.png", "--alpha", " 4", "--beta", "1"],
+            "argument --alpha: ' 4' is not a number",
+        ),
+        (
+            ["plot", "--out", "f.png", "--alpha", "4_0", "--beta", "1"],
+            "argument --alpha: '4_0' is not a number",
+        ),
+        (
+            ["plot", "--out", "f.png", "--alpha", "\u0664", "--beta", "1"],
+            "argument --alpha: '\u0664' is not a number",
+        ),
         (["bench", "--backend", "nope"], "unknown backend 'nope'"),
         (
             ["bench", "--backend", "numpy", "--dtype", "float8"],
@@ -972,13 +985,16 @@ def test_json_where_no_file_can_be_made_fails_before_any_work(capsys, monkeypatc
 
 @pytest.mark.parametrize("command", ["bench", "plot"])
 def test_an_output_path_naming_a_folder_fails(tmp_path, capsys, monkeypatch, command):
-    """``out/`` wrote a file named ``out`` (Path drops the separator)."""
+    """``out/`` wrote a file named ``out`` (Path drops the separator); ``.``
+    was said to end in '' rather than to be a folder."""
     monkeypatch.setattr(_cli, "bench_records", _forbidden_work)
-    folder = f"{tmp_path / 'new'}{os.sep}"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "old").mkdir()
     option = "--json" if command == "bench" else "--out"
     extra = ("--backend", "numpy", *TINY) if command == "bench" else ()
-    error = usage_error(command, *extra, option, folder, capsys=capsys)
-    assert "names a folder; give a file name" in error
+    for folder in (f"{tmp_path / 'new'}{os.sep}", ".", "..", "old", "new/.."):
+        error = usage_error(command, *extra, option, folder, capsys=capsys)
+        assert f"{folder!r} names a folder; give a file name" in error
     assert not (tmp_path / "new").exists()
 
 
