@@ -1565,15 +1565,15 @@ def _output_path(text: str) -> Path:
     """A path to write to (argparse type); an empty one would be the folder.
 
     One that ends with a separator names a folder, which ``Path`` would drop
-    (``out/`` wrote a file named ``out``), as ``.``, ``..`` and an existing
-    folder do.
+    (``out/`` wrote a file named ``out``), as ``.`` and ``..`` do.
     """
     if not text:
         msg = "an empty path"
         raise argparse.ArgumentTypeError(msg)
     folder = text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep))
-    if folder or Path(text).name in ("", ".", "..") or Path(text).is_dir():
-        # "." and "..", whose suffix was then said to be '', and a folder
+    if folder or Path(text).name in ("", ".", ".."):
+        # "." and "..", whose suffix was then said to be '' (an existing
+        # folder of another name is refused as a file that cannot be written)
         msg = f"{text!r} names a folder; give a file name"
         raise argparse.ArgumentTypeError(msg)
     return STANDARD_OUTPUT if text == "-" else Path(text)

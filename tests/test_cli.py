@@ -989,10 +989,9 @@ def test_an_output_path_naming_a_folder_fails(tmp_path, capsys, monkeypatch, com
     was said to end in '' rather than to be a folder."""
     monkeypatch.setattr(_cli, "bench_records", _forbidden_work)
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "old").mkdir()
     option = "--json" if command == "bench" else "--out"
     extra = ("--backend", "numpy", *TINY) if command == "bench" else ()
-    for folder in (f"{tmp_path / 'new'}{os.sep}", ".", "..", "old", "new/.."):
+    for folder in (f"{tmp_path / 'new'}{os.sep}", ".", "..", "new/.."):
         error = usage_error(command, *extra, option, folder, capsys=capsys)
         assert f"{folder!r} names a folder; give a file name" in error
     assert not (tmp_path / "new").exists()
