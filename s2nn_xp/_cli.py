@@ -1039,13 +1039,9 @@ def _no_device_cause(backend: Backend) -> str:
 
 
 def _no_device(backend: Backend) -> str:
-    """``has no device here``, with the cause's first line where the query raised."""
+    """``has no device here``, with the cause where the query raised."""
     cause = _no_device_cause(backend)
-    return (
-        f"has no device here ({cause.splitlines()[0]})"
-        if cause
-        else "has no device here"
-    )
+    return f"has no device here ({cause})" if cause else "has no device here"
 
 
 def _bench_backends(names: Sequence[str] | None) -> list[Backend]:
@@ -1571,9 +1567,10 @@ def _output_path(text: str) -> Path:
         msg = "an empty path"
         raise argparse.ArgumentTypeError(msg)
     folder = text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep))
-    if folder or Path(text).name in ("", ".", ".."):
-        # "." and "..", whose suffix was then said to be '' (an existing
-        # folder of another name is refused as a file that cannot be written)
+    if folder or os.path.basename(text) in (".", ".."):
+        # "." and ".." (also at the end of a longer path, which Path drops:
+        # "x.png/." is "x.png"), whose suffix was then said to be ''; an
+        # existing folder of another name is a file that cannot be written
         msg = f"{text!r} names a folder; give a file name"
         raise argparse.ArgumentTypeError(msg)
     return STANDARD_OUTPUT if text == "-" else Path(text)

@@ -167,7 +167,7 @@ def compat_namespace(library: str) -> ModuleType:
     return importlib.import_module(f"array_api_compat.{library}")
 
 
-def stood_for(x: Any, name: str = "x") -> Any:
+def stood_for(x: Any, name: str = "x", *, held: bool = False) -> Any:
     """The JAX array that ``x`` stands for, where it is a wrapper of one; else x.
 
     Objects that wrap a JAX array say so with ``__jax_array__`` (brainpy's
@@ -179,7 +179,8 @@ def stood_for(x: Any, name: str = "x") -> Any:
     array but an eager call has not (the message says to give it one).
     TypeError too for a JAX reference (``jax.new_ref``), a mutable box that
     ``jax.numpy`` refuses as well (read as host data, it failed inside
-    NumPy eagerly and inside array-api-compat under ``jax.jit``).
+    NumPy eagerly and inside array-api-compat under ``jax.jit``); one
+    `held` in `name`'s list is said to be.
     """
     mantissa = _unitless_mantissa(x)
     if mantissa is not None:
@@ -188,8 +189,11 @@ def stood_for(x: Any, name: str = "x") -> Any:
     if not callable(unwrap):  # none, or a tracer's property
         if _is_jax_reference(x, tracer=unwrap is not None):
             msg = (
-                f"{name} is a JAX reference (jax.new_ref), not an array; give "
-                f"the array it holds ({name}[...])"
+                f"{name} is a list holding a JAX reference (jax.new_ref); give "
+                "one array, or numbers"
+                if held
+                else f"{name} is a JAX reference (jax.new_ref), not an array; "
+                f"give the array it holds ({name}[...])"
             )
             raise TypeError(msg)
         return x

@@ -256,6 +256,7 @@ def check_representable(
     why: str = "the dtype x is computed in",
     *,
     flushed_by: str | None = None,
+    element: bool = False,
 ) -> Any:
     """Raise ValueError unless ``value`` is finite in ``dtype``.
 
@@ -268,6 +269,7 @@ def check_representable(
     subnormal ``alpha`` or ``beta`` is refused too (it would act as 0:
     ``alpha=1e-38`` gave ``sigmoid(0)`` for every ``x``, silently); a tiny
     ``epsilon`` acts as 0, which it may be, as one that rounds to 0 does.
+    A number that is an `element` of `name`'s list is said to be held by it.
     """
     # Half the smallest subnormal rounds to 0 (alpha > 0 and beta > 0 would
     # not hold; epsilon may be 0). Only float32 has one above float64's.
@@ -299,7 +301,12 @@ def check_representable(
     if isinstance(value, float):  # an f-string, which torch.compile traces
         what = f"{name}={value!r} " + ("overflows" if too_large else "is 0 in")
     elif isinstance(value, numbers.Real):
-        what = _named_number(name, value) + (" overflows" if too_large else " is 0 in")
+        subject = (
+            f"{name} holds {_number_text(value)}, which"
+            if element
+            else _named_number(name, value)
+        )
+        what = subject + (" overflows" if too_large else " is 0 in")
     else:
         what = f"{name} has values that " + ("overflow" if too_large else "are 0 in")
     msg = f"{what} {_dtype_name(dtype)}, {why}"
@@ -307,20 +314,26 @@ def check_representable(
 
 
 def _named_number(name: str, value: numbers.Real) -> str:
-    """``alpha=Fraction(1, 3)``; a long one by its type and magnitude.
+    """``alpha=Fraction(1, 3)``; a long one by its type and magnitude."""
+    text = _number_text(value)
+    return f"{name} ({text})" if text.startswith("a ") else f"{name}={text}"
+
+
+def _number_text(value: numbers.Real) -> str:
+    """``Fraction(1, 3)``; a long one ``a Fraction of about 1e-400``.
 
     Long: more than 40 characters, or terms of more than 128 bits, whose
     text is not made (beyond ``sys.get_int_max_str_digits`` digits, ``repr``
     raises).
     """
     if not isinstance(value, numbers.Rational):
-        return f"{name}={value!r}"
+        return repr(value)
     numerator, denominator = abs(int(value.numerator)), int(value.denominator)
     if max(numerator.bit_length(), denominator.bit_length()) <= 128:
         text = repr(value)
         if len(text) <= 40:
-            return f"{name}={text}"
-    return f"{name} ({_magnitude(value)})"
+            return text
+    return _magnitude(value)
 
 
 def _magnitude(value: numbers.Rational) -> str:
@@ -833,10 +846,9 @@ def _check_not_vanished(
         return
     if int(value.numerator) <= 0 or may_be_zero(name):
         return
-    if element:
-        msg = f"{name} holds {_magnitude(value)}, 0 in float64, {_WIDEST_COMPUTED}"
-        raise ValueError(msg)
-    check_representable(name, value, "float64", _FLOAT64_LARGEST, _WIDEST_COMPUTED)
+    check_representable(
+        name, value, "float64", _FLOAT64_LARGEST, _WIDEST_COMPUTED, element=element
+    )
 
 
 def _within_float64(name: str, value: Any) -> None:
@@ -1271,7 +1283,7 @@ def _list_contents(
             if held is not None:
                 return held, holds_bool
             holds_bool = holds_bool or inner_bool
-        elif (unwrapped := _compat.stood_for(value, name)) is not value:
+        elif (unwrapped := _compat.stood_for(value, name, held=True)) is not value:
             # a wrapper of a JAX array (brainpy's Array) in a list: the list
             # would read its values as numbers, as it would the array's
             return unwrapped, holds_bool

@@ -991,7 +991,7 @@ def test_an_output_path_naming_a_folder_fails(tmp_path, capsys, monkeypatch, com
     monkeypatch.chdir(tmp_path)
     option = "--json" if command == "bench" else "--out"
     extra = ("--backend", "numpy", *TINY) if command == "bench" else ()
-    for folder in (f"{tmp_path / 'new'}{os.sep}", ".", "..", "new/.."):
+    for folder in (f"{tmp_path / 'new'}{os.sep}", ".", "..", "new/..", "new.png/."):
         error = usage_error(command, *extra, option, folder, capsys=capsys)
         assert f"{folder!r} names a folder; give a file name" in error
     assert not (tmp_path / "new").exists()

@@ -1543,6 +1543,10 @@ def test_a_jax_reference_is_refused_naming_the_argument(name, compiled):
     match = rf"{argument} is a JAX reference \(jax.new_ref\), not an array; give"
     with pytest.raises(TypeError, match=match):
         call(jax.new_ref(jnp.array([0.5, 1.0])))
+    if name in ("x", "alpha", "cotangent"):  # in a list, it is not the argument
+        held = rf"^{argument} is a list holding a JAX reference \(jax.new_ref\); give"
+        with pytest.raises(TypeError, match=held):
+            call([jax.new_ref(jnp.array(0.5)), jax.new_ref(jnp.array(1.0))])
 
 
 class ForwardingWrapper:

@@ -848,7 +848,7 @@ def test_a_parameter_fraction_below_float64_is_said_so(name):
     )
     # in a list, one of its values (it said "its one value is not" of a
     # positive one, then that the parameter was the Fraction)
-    held = rf"^{name} holds a Fraction of about 1e-400, 0 in float64, the widest"
+    held = rf"^{name} holds a Fraction of about 1e-400, which is 0 in float64, the"
     with pytest.raises(ValueError, match=held):
         s2nn_xp.origin(np.ones(2), **{name: [0.5, Fraction(1, 10**400)]})
     np.testing.assert_array_equal(
