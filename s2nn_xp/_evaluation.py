@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -93,29 +94,53 @@ def evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
         from . import _numpy_kernels
 
         kernel = getattr(_numpy_kernels, name)
-        # Elementwise: arrays of one memory order are read flat in it (a
-        # transposed x, Fortran's order, took the general path, at 2-10
-        # times the time), and the result has x's order, as NumPy's ufuncs
-        # give.
-        order: Literal["C", "F"] = (
-            "C" if all(a.flags.c_contiguous for a in inputs) else "F"
-        )
-        out = np.empty(p.x.shape, dtype=p.dtype, order=order)
-        flat_out = out.reshape(-1, order=order)
         # np.asarray: a subclass may reshape otherwise (np.matrix stays 2-d,
         # where an older array-api-compat, 1.11, leaves it one)
-        flat_inputs = [
-            np.asarray(a).reshape(-1 if a.shape == p.x.shape else (), order=order)
-            for a in inputs
-        ]
+        arrays = [np.asarray(a) for a in inputs]
+        whole = [a for a in arrays if a.shape == p.x.shape]
+        # Elementwise, in the order of x's memory, and the result in it, as
+        # NumPy's ufuncs give (a transposed x took the math on the whole
+        # array, at 2-10 times the time, as reversed and strided views did).
+        out = np.empty_like(arrays[0], dtype=p.dtype, order="K")
         make = functools.partial(_numpy_kernels.workspace, dtype=p.x.dtype)
         elements = min(block, p.x.size)
         with _KEPT.lend(p.x.dtype, elements, make) as scratch:
-            for start in range(0, flat_out.size, block):
-                part = slice(start, start + block)
-                blocks = [a[part] if a.ndim else a for a in flat_inputs]
-                kernel(*blocks, **params, out=flat_out[part], scratch=scratch)
+            for *parts, out_part in _pieces(whole, out, elements):
+                taken = iter(parts)
+                blocks = [
+                    next(taken) if a.shape == p.x.shape else a.reshape(())
+                    for a in arrays
+                ]
+                kernel(*blocks, **params, out=out_part, scratch=scratch)
         return finish(out, p)
+
+
+def _pieces(whole: list[Array], out: Array, size: int) -> Iterator[list[Array]]:
+    """Pieces of ``size`` elements of the arrays `whole` and `out`, alike in shape.
+
+    Contiguous arrays of one order are sliced flat in it (views); any other
+    layout (a reversed or strided view, a slice of a batch's neurons, orders
+    that differ) through ``np.nditer``, which copies each piece where the
+    memory is not contiguous and writes `out`'s back (about 1.5 us a call
+    more, which the contiguous case does not pay). Pieces of `whole` are
+    read only.
+    """
+    arrays = (*whole, out)
+    for order in ("C", "F"):
+        if all(a.flags[f"{order}_CONTIGUOUS"] for a in arrays):
+            flat = [a.reshape(-1, order=order) for a in arrays]
+            for start in range(0, out.size, size):
+                yield [a[start : start + size] for a in flat]
+            return
+    options: dict[str, Any] = {  # a dict: NumPy's stubs want literal types
+        "flags": ["external_loop", "buffered", "zerosize_ok"],
+        "op_flags": [["readonly"]] * len(whole) + [["writeonly"]],
+        "order": "K",
+        "buffersize": max(1, size),
+    }
+    pieces = np.nditer(list(arrays), **options)
+    with pieces:
+        yield from (list(piece) for piece in pieces)
 
 
 # This thread's kept temporaries of the NumPy kernels (s2nn_xp._temporaries).
@@ -289,11 +314,10 @@ def _evaluate_chunk(
 def _block_size(p: Prepared, inputs: tuple[Array, ...], params: dict[str, Any]) -> int:
     """Elements per block where the NumPy kernels apply, else 0.
 
-    Unmasked NumPy arrays of any size but 0-d (which NumPy 1.x computes in
-    float64 with Python numbers), with Python-number parameters (`params`,
-    the function's) and every
-    input of ``x``'s shape and contiguous in one order (C's, or every one
-    Fortran's), or of one element (a cotangent that broadcasts: each block
+    Unmasked NumPy arrays of any size and memory layout but 0-d (which
+    NumPy 1.x computes in float64 with Python numbers), with Python-number
+    parameters (`params`, the function's) and every input of ``x``'s
+    shape, or of one element (a cotangent that broadcasts: each block
     takes it whole). The kernels are faster than
     ``_math`` at every size: fewer passes, and kept temporaries instead of
     fresh ones.
@@ -305,10 +329,6 @@ def _block_size(p: Prepared, inputs: tuple[Array, ...], params: dict[str, Any]) 
         p.x.ndim > 0
         and all(isinstance(v, float) for v in params.values())
         and all(a.shape == p.x.shape or a.size == 1 for a in inputs)
-        and (
-            all(a.flags.c_contiguous for a in inputs)
-            or all(a.flags.f_contiguous for a in inputs)
-        )
     )
     return block if usable else 0
 
