@@ -105,7 +105,7 @@ def evaluate(p: Prepared, name: str, *inputs: Array, **params: Any) -> Array:
         make = functools.partial(_numpy_kernels.workspace, dtype=p.x.dtype)
         elements = min(block, p.x.size)
         with _KEPT.lend(p.x.dtype, elements, make) as scratch:
-            for *parts, out_part in _pieces(whole, out, elements):
+            for *parts, out_part in _pieces(whole, out, block):
                 taken = iter(parts)
                 blocks = [
                     next(taken) if a.shape == p.x.shape else a.reshape(())
@@ -136,7 +136,7 @@ def _pieces(whole: list[Array], out: Array, size: int) -> Iterator[list[Array]]:
         "flags": ["external_loop", "buffered", "zerosize_ok"],
         "op_flags": [["readonly"]] * len(whole) + [["writeonly"]],
         "order": "K",
-        "buffersize": max(1, size),
+        "buffersize": max(1, min(size, out.size)),  # a C int; 0 is refused
     }
     pieces = np.nditer(list(arrays), **options)
     with pieces:

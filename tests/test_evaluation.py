@@ -124,6 +124,15 @@ def test_views_of_any_layout_are_computed_by_the_kernels(
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("shape", [(0,), (0, 4), (3, 0)])
+def test_empty_views_of_any_layout_are_empty_results(shape):
+    x = np.zeros(shape, dtype=np.float32)
+    for view in (x, x.T, x[..., ::2], x[::-1]):
+        for name, function in FUNCTIONS.items():
+            got = function(view)
+            assert got.shape == view.shape and got.dtype == np.float32, name
+
+
 def test_a_cotangent_of_another_layout_than_x_is_read_in_its_own():
     x = _large(np.float32).reshape(-1, 64)
     cotangent = np.asfortranarray(np.linspace(-2.0, 2.0, x.size).reshape(x.shape))
