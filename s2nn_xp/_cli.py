@@ -148,9 +148,8 @@ def run_info(args: argparse.Namespace) -> int:
             rows.append((backend.name, "-", "-", backend.autodiff, verdict))
             failed = True
             continue
-        devices = usable_devices(backend)
+        devices, cause = usable_devices(backend)
         if not devices:
-            cause = _no_device_cause(backend)
             why = f": {_first_line(backend.name, cause, details)}" if cause else ""
             verdict = f"installed, no device (skipped){why}"
             rows.append(
@@ -1012,35 +1011,23 @@ def bench_row(record: Record, details: list[str] | None = None) -> tuple[str, ..
     )
 
 
-def usable_devices(backend: Backend) -> list[str]:
-    """The devices `backend` finds here; none where it cannot even tell.
+def usable_devices(backend: Backend) -> tuple[list[str], str]:
+    """The devices `backend` finds here, and what its query raised, or ''.
 
-    Any exception of the library's device query (JAX asked for a platform it
-    does not have, CUDA without a GPU) means "no device", never a failure.
+    Asked once. Any exception of the library's device query (JAX asked for
+    a platform it does not have, CUDA without a GPU) means "no device",
+    never a failure; it is shown beside it (:func:`_no_device`): a misspelt
+    ``JAX_PLATFORMS`` and a platform this machine lacks both leave JAX
+    without a device, and only JAX's message tells them apart.
     """
     try:
-        return list(backend.devices()) if backend.has_device() else []
-    except Exception:
-        return []
+        return list(backend.devices()), ""
+    except Exception as exc:  # the cause, reported
+        return [], _why(exc)
 
 
-def _no_device_cause(backend: Backend) -> str:
-    """What the device query of `backend`, which found no device, raised; or ''.
-
-    Shown beside "no device": a misspelt ``JAX_PLATFORMS`` and a platform
-    this machine lacks both leave JAX without a device, and only JAX's
-    message tells them apart.
-    """
-    try:
-        backend.devices()
-    except Exception as exc:  # the cause, reported (usable_devices hid it)
-        return _why(exc)
-    return ""
-
-
-def _no_device(backend: Backend) -> str:
-    """``has no device here``, with the cause where the query raised."""
-    cause = _no_device_cause(backend)
+def _no_device(cause: str) -> str:
+    """``has no device here``, with the `cause` where the query raised."""
     return f"has no device here ({cause})" if cause else "has no device here"
 
 
@@ -1056,10 +1043,14 @@ def _bench_backends(names: Sequence[str] | None) -> list[Backend]:
             failure = backend.load_failure()
             if not_installed(failure, backend.module):
                 continue
-            if failure is not None or usable_devices(backend):
+            if failure is not None:  # its runs are failed rows
+                chosen.append(backend)
+                continue
+            devices, cause = usable_devices(backend)
+            if devices:
                 chosen.append(backend)
             else:
-                _note(f"{backend.name} is installed but {_no_device(backend)}; skipped")
+                _note(f"{backend.name} is installed but {_no_device(cause)}; skipped")
         return chosen
     chosen = []
     for name in dict.fromkeys(names):
@@ -1072,8 +1063,9 @@ def _bench_backends(names: Sequence[str] | None) -> list[Backend]:
             _fail(f"backend {name!r} is not installed here")
         if failure is not None:
             _fail(f"backend {name!r} {_broken(failure)}")
-        if not usable_devices(backend):
-            _fail(f"backend {name!r} is installed but {_no_device(backend)}")
+        devices, cause = usable_devices(backend)
+        if not devices:
+            _fail(f"backend {name!r} is installed but {_no_device(cause)}")
         chosen.append(backend)
     return chosen
 
